@@ -1,0 +1,1 @@
+"""Users, the organisation tree, roles, scoping and the activity log."""

@@ -1,0 +1,120 @@
+"""Reading and checking configuration from the environment, with one-line errors."""
+
+from __future__ import annotations
+
+import socket
+import warnings
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+env = environ.Env()
+
+SUPPORTED_DB_SCHEMES = ("postgres", "postgresql", "pgsql", "postgis", "sqlite")
+
+
+def database_from_env(default_sqlite_path: str) -> dict:
+    """The default database: DATABASE_URL if set, else the embedded SQLite file (WAL mode)."""
+    url = env.str("DATABASE_URL", default="")
+    if not url:
+        return sqlite_database(default_sqlite_path)
+    scheme = urlsplit(url).scheme
+    if scheme not in SUPPORTED_DB_SCHEMES:
+        raise ImproperlyConfigured(
+            f"DATABASE_URL must start with postgres:// or sqlite:/// (got {redact(url)!r})"
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            config = environ.Env.db_url_config(url)
+    except Exception as exc:  # django-environ raises several types for bad URLs
+        raise ImproperlyConfigured(f"DATABASE_URL cannot be parsed ({exc})") from None
+    engine = config.get("ENGINE", "")
+    if not config.get("NAME"):
+        raise ImproperlyConfigured(f"DATABASE_URL has no database name: {redact(url)}")
+    if engine.endswith("sqlite3"):
+        return sqlite_database(config["NAME"])
+    if engine.endswith(("postgresql", "postgresql_psycopg2", "postgis")):
+        config["ENGINE"] = "django.db.backends.postgresql"
+        config["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
+        # A restarted database must not kill long-lived workers: check before reuse.
+        config["CONN_HEALTH_CHECKS"] = True
+        config.setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+        return config
+    raise AssertionError(f"unhandled engine {engine}")  # the scheme check above excludes this
+
+
+def sqlite_database(path: str) -> dict:
+    """SQLite in WAL mode with immediate transactions, so web and workers can share it."""
+    if path and not path.startswith(("file:", ":memory:")):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": path,
+        "OPTIONS": {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+        },
+    }
+
+
+def redis_url_from_env() -> str:
+    """REDIS_URL (used for the Celery broker, the channel layer and the cache); may be empty."""
+    url = env.str("REDIS_URL", default="")
+    if url:
+        parts = urlsplit(url)
+        if parts.scheme not in ("redis", "rediss", "unix") or (
+            parts.scheme != "unix" and not parts.hostname
+        ):
+            raise ImproperlyConfigured(f"REDIS_URL is not a redis:// URL: {redact(url)}")
+    return url
+
+
+def check_redis_reachable(url: str, timeout: float = 3.0) -> None:
+    """Raise ImproperlyConfigured naming REDIS_URL when nothing answers PING there."""
+    parts = urlsplit(url)
+    try:
+        if parts.scheme == "unix":
+            sock = socket.socket(socket.AF_UNIX)
+            sock.settimeout(timeout)
+            sock.connect(parts.path)
+        else:
+            sock = socket.create_connection((parts.hostname, parts.port or 6379), timeout=timeout)
+        with sock:
+            sock.settimeout(timeout)
+            if parts.password:
+                user = parts.username or "default"
+                sock.sendall(f"AUTH {user} {parts.password}\r\n".encode())
+                sock.recv(64)
+            sock.sendall(b"PING\r\n")
+            answer = sock.recv(64)
+    except OSError as exc:
+        raise ImproperlyConfigured(
+            f"REDIS_URL cannot be reached at {redact(url)} ({exc})"
+        ) from None
+    if not answer.startswith(b"+PONG"):
+        raise ImproperlyConfigured(f"REDIS_URL at {redact(url)} did not answer PING: {answer!r}")
+
+
+def check_database_reachable(alias: str = "default") -> None:
+    """Raise ImproperlyConfigured naming DATABASE_URL when the database cannot be opened."""
+    from django.db import connections
+    from django.db.utils import OperationalError
+
+    try:
+        connections[alias].ensure_connection()
+    except OperationalError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ImproperlyConfigured(f"DATABASE_URL cannot be reached ({first})") from None
+
+
+def redact(url: str) -> str:
+    """The URL with its password replaced, safe to print."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return parts._replace(netloc=netloc).geturl()
+    return url

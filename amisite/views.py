@@ -1,0 +1,19 @@
+"""Project-level views that belong to no app."""
+
+from django.contrib.auth.decorators import login_required
+from django.db import connection
+from django.http import JsonResponse
+from django.shortcuts import render
+
+
+def healthz(request):
+    """Liveness for load balancers: answers 200 when the database answers."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return JsonResponse({"status": "ok"})
+
+
+@login_required
+def home(request):
+    """The operator's home: fleet health at a glance, updated live over the status websocket."""
+    return render(request, "home.html", {})

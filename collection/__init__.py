@@ -1,0 +1,1 @@
+"""Reading meters: protocol adapters, transports, simulators, read jobs, ingest."""

@@ -1,0 +1,1 @@
+"""Connect/disconnect commands, load-control schedules and limits."""

@@ -1,0 +1,1 @@
+"""The grid model, meters, concentrators, meter models, customers and the measurement store."""

@@ -1,0 +1,19 @@
+"""Load the demo utility into an empty database and print the demo logins."""
+
+from django.core.management.base import BaseCommand
+
+from meters.demo import DEMO_LOGINS, demo_loaded, load_demo
+
+
+class Command(BaseCommand):
+    help = "Load the demo (organisations, users, grid, simulated meters) if the database is empty."
+
+    def handle(self, *args, **options):
+        if demo_loaded():
+            self.stdout.write("[ami] database already has data: demo not reloaded")
+        else:
+            load_demo()
+            self.stdout.write("[ami] demo loaded")
+        self.stdout.write("[ami] demo logins (user / password):")
+        for login in DEMO_LOGINS:
+            self.stdout.write(f"[ami]   {login.username:16} {login.password:20} {login.what}")

@@ -1,0 +1,1 @@
+"""Report definitions, the engine, exporters and scheduled delivery."""

@@ -1,0 +1,1 @@
+"""STS prepaid vending: token engine, accounts, tariffs, stations, sales, receipts."""

@@ -3,11 +3,12 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
+from .admin_base import ScopedModelAdmin
 from .models import ActivityLog, Organisation, User
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(ScopedModelAdmin, DjangoUserAdmin):
     fieldsets = (
         *DjangoUserAdmin.fieldsets,
         ("Organisation", {"fields": ("organisation", "phone")}),
@@ -17,13 +18,15 @@ class UserAdmin(DjangoUserAdmin):
 
 
 @admin.register(Organisation)
-class OrganisationAdmin(admin.ModelAdmin):
+class OrganisationAdmin(ScopedModelAdmin):
     list_display = ("name", "code", "parent")
     search_fields = ("name", "code")
 
 
 @admin.register(ActivityLog)
 class ActivityLogAdmin(admin.ModelAdmin):
+    """Read-only for everybody, superusers included: the log is evidence."""
+
     list_display = (
         "at",
         "username",
@@ -35,6 +38,9 @@ class ActivityLogAdmin(admin.ModelAdmin):
     )
     list_filter = ("action", "outcome")
     search_fields = ("username", "object_repr", "detail")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).restrict(request.user, "view")
 
     def has_add_permission(self, request):
         return False

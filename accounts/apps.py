@@ -1,6 +1,14 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class AccountsConfig(AppConfig):
     name = "accounts"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from . import audit, roles
+
+        # Roles need every app's permissions, which exist only after migrate.
+        post_migrate.connect(roles.sync_roles, dispatch_uid="ami-sync-roles")
+        audit.connect_auth_signals()

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import AbstractUser, UserManager
 from django.db import models
 
 from amisite.tree import TreeNode
 
 from .choices import Outcome
+from .scoping import ScopedQuerySet
 
 
 class Organisation(TreeNode):
@@ -16,11 +17,22 @@ class Organisation(TreeNode):
     name = models.CharField(max_length=200)
     code = models.SlugField(max_length=50, unique=True)
 
+    objects = ScopedQuerySet.as_manager()
+    scope_field = ""  # an organisation is scoped by its own path
+
     class Meta:
         ordering = ["path"]
+        permissions = [
+            ("access_organisation", "Can see this organisation's subtree (granted per user)"),
+            ("operate_organisation", "Can change this organisation's subtree (granted per user)"),
+        ]
 
     def __str__(self) -> str:
         return self.name
+
+
+class ScopedUserManager(UserManager.from_queryset(ScopedQuerySet)):
+    """Django's user manager with `restrict()`."""
 
 
 class User(AbstractUser):
@@ -30,6 +42,9 @@ class User(AbstractUser):
         Organisation, null=True, blank=True, on_delete=models.PROTECT, related_name="users"
     )
     phone = models.CharField(max_length=32, blank=True)
+
+    objects = ScopedUserManager()
+    scope_field = "organisation"
 
 
 class ActivityLog(models.Model):
@@ -49,6 +64,9 @@ class ActivityLog(models.Model):
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.SUCCESS)
     detail = models.TextField(blank=True)
+
+    objects = ScopedQuerySet.as_manager()
+    scope_field = "organisation"
 
     class Meta:
         ordering = ["-at", "-id"]

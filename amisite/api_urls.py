@@ -1,7 +1,10 @@
 """The REST API: every app's router under /api/."""
 
 from django.urls import include, path
+from rest_framework.authtoken.views import obtain_auth_token
 
 urlpatterns = [
+    path("token/", obtain_auth_token, name="api-token"),
+    path("", include("accounts.api.urls")),
     path("", include("meters.api.urls")),
 ]

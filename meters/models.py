@@ -1,1 +1,324 @@
-"""Models of the meters app."""
+"""The grid, meters, data concentrators, meter models with their channels, and customers."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+from accounts.models import Organisation
+from accounts.scoping import CatalogueQuerySet, ScopedQuerySet
+from amisite.encryption import EncryptedTextField
+from amisite.tree import TreeNode
+
+from .choices import (
+    PARENT_KIND,
+    ChannelKind,
+    DlmsInterface,
+    MeterStatus,
+    NodeKind,
+    Parity,
+    Protocol,
+    Security,
+    Transport,
+)
+from .obis import normalise as normalise_obis
+from .obis import validate as validate_obis
+
+LATITUDE = [MinValueValidator(-90), MaxValueValidator(90)]
+LONGITUDE = [MinValueValidator(-180), MaxValueValidator(180)]
+
+
+class GridNode(TreeNode):
+    """A place in the power grid: region, substation, feeder, transformer or service point."""
+
+    kind = models.CharField(max_length=16, choices=NodeKind.choices, db_index=True)
+    name = models.CharField(max_length=200)
+    code = models.CharField(max_length=64, unique=True)
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+")
+    voltage_kv = models.DecimalField(
+        "voltage (kV)", max_digits=7, decimal_places=3, null=True, blank=True
+    )
+    rated_kva = models.DecimalField(
+        "rating (kVA)", max_digits=10, decimal_places=2, null=True, blank=True
+    )
+    latitude = models.DecimalField(
+        max_digits=9, decimal_places=6, null=True, blank=True, validators=LATITUDE
+    )
+    longitude = models.DecimalField(
+        max_digits=9, decimal_places=6, null=True, blank=True, validators=LONGITUDE
+    )
+    address = models.CharField(max_length=300, blank=True)
+
+    objects = ScopedQuerySet.as_manager()
+    scope_field = "organisation"
+
+    class Meta:
+        ordering = ["path"]
+        indexes = [models.Index(fields=["organisation", "kind"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.code} {self.name}"
+
+    def clean(self):
+        super().clean()
+        expected = PARENT_KIND.get(self.kind)
+        parent_kind = self.parent.kind if self.parent_id else None
+        if self.kind and parent_kind != expected:
+            where = f"below a {NodeKind(expected).label.lower()}" if expected else "at the top"
+            raise ValidationError({"parent": f"A {self.get_kind_display().lower()} goes {where}."})
+
+
+class MeterModel(models.Model):
+    """A type of meter (manufacturer and model) and the channels every such meter has."""
+
+    manufacturer = models.CharField(max_length=100)
+    name = models.CharField(max_length=100)
+    protocol = models.CharField(max_length=16, choices=Protocol.choices, default=Protocol.DLMS)
+    description = models.TextField(blank=True)
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+")
+
+    objects = CatalogueQuerySet.as_manager()
+    scope_field = "organisation"
+
+    class Meta:
+        ordering = ["manufacturer", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["manufacturer", "name"], name="meter_model_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.manufacturer} {self.name}"
+
+
+class Channel(models.Model):
+    """One measured quantity of a meter model: OBIS code, unit, scaler, where it is read."""
+
+    meter_model = models.ForeignKey(MeterModel, on_delete=models.CASCADE, related_name="channels")
+    obis = models.CharField("OBIS code", max_length=32, validators=[validate_obis])
+    name = models.CharField(max_length=100)
+    unit = models.CharField(max_length=16, blank=True)
+    scaler = models.SmallIntegerField(
+        default=0, validators=[MinValueValidator(-9), MaxValueValidator(9)],
+        help_text="power of ten applied to the raw value",
+    )  # fmt: skip
+    kind = models.CharField(max_length=16, choices=ChannelKind.choices)
+    profile_obis = models.CharField(
+        max_length=32, blank=True, validators=[validate_obis],
+        help_text="for profile columns and event logs: the profile object holding them",
+    )  # fmt: skip
+
+    objects = ScopedQuerySet.as_manager()
+    scope_field = "meter_model__organisation"
+
+    class Meta:
+        ordering = ["meter_model", "kind", "obis"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["meter_model", "kind", "obis"], name="channel_unique_per_model"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.obis} {self.name}"
+
+    def save(self, *args, **kwargs):
+        self.obis = normalise_obis(self.obis)
+        if self.profile_obis:
+            self.profile_obis = normalise_obis(self.profile_obis)
+        super().save(*args, **kwargs)
+
+
+class CommSettings(models.Model):
+    """How to reach a meter or concentrator: protocol, transport, addresses, security."""
+
+    protocol = models.CharField(max_length=16, choices=Protocol.choices, default=Protocol.DLMS)
+    transport = models.CharField(max_length=16, choices=Transport.choices, default=Transport.TCP)
+    host = models.CharField(max_length=255, blank=True)
+    port = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(65535)]
+    )
+    serial_url = models.CharField(
+        max_length=255,
+        blank=True,
+        help_text="pyserial URL, e.g. rfc2217://host:port or /dev/ttyUSB0",
+    )
+    baud_rate = models.PositiveIntegerField(default=9600)
+    data_bits = models.PositiveSmallIntegerField(default=8, choices=[(7, "7"), (8, "8")])
+    parity = models.CharField(max_length=1, choices=Parity.choices, default=Parity.NONE)
+    stop_bits = models.PositiveSmallIntegerField(default=1, choices=[(1, "1"), (2, "2")])
+    dlms_interface = models.CharField(
+        max_length=8, choices=DlmsInterface.choices, default=DlmsInterface.WRAPPER
+    )
+    dlms_client_address = models.PositiveSmallIntegerField(default=16)
+    dlms_server_address = models.PositiveSmallIntegerField(
+        default=1, help_text="logical device (1 = management)"
+    )
+    dlms_physical_address = models.PositiveSmallIntegerField(null=True, blank=True)
+    modbus_unit_id = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MaxValueValidator(247)]
+    )
+    iec21_address = models.CharField("IEC 62056-21 device address", max_length=32, blank=True)
+    iec102_link_address = models.PositiveIntegerField(null=True, blank=True)
+    iec102_measuring_point = models.PositiveIntegerField(null=True, blank=True)
+    security = models.CharField(max_length=8, choices=Security.choices, default=Security.NONE)
+    password = EncryptedTextField(blank=True)
+    auth_key = EncryptedTextField(blank=True, help_text="hex, 16 bytes")
+    block_key = EncryptedTextField(blank=True, help_text="hex, 16 bytes")
+    system_title = models.CharField(max_length=16, blank=True, help_text="hex, 8 bytes")
+    timeout_s = models.PositiveSmallIntegerField(
+        default=30, validators=[MinValueValidator(1), MaxValueValidator(600)]
+    )
+    retries = models.PositiveSmallIntegerField(default=2, validators=[MaxValueValidator(10)])
+
+    SECRET_FIELDS = ("password", "auth_key", "block_key")
+
+    class Meta:
+        abstract = True
+
+    def clean(self):
+        super().clean()
+        errors = {}
+        if self.transport == Transport.TCP and (not self.host or not self.port):
+            errors["host"] = "A TCP connection needs a host and a port."
+        if self.transport == Transport.SERIAL and not self.serial_url:
+            errors["serial_url"] = "A serial connection needs a serial-line URL."
+        if self.security == Security.LOW and not self.password:
+            errors["password"] = "Low security needs a password."
+        if self.security == Security.HIGH:
+            for field in ("auth_key", "block_key"):
+                if not _is_hex(getattr(self, field), 16):
+                    errors[field] = "High security needs a 16-byte key in hex."
+            if not _is_hex(self.system_title, 8):
+                errors["system_title"] = "High security needs an 8-byte system title in hex."
+        if errors:
+            raise ValidationError(errors)
+
+
+def _is_hex(value: str, size: int) -> bool:
+    try:
+        return len(bytes.fromhex(value or "")) == size
+    except ValueError:
+        return False
+
+
+class DataConcentrator(CommSettings):
+    """A data concentrator: addressable itself, it reads the meters below it."""
+
+    serial = models.CharField(max_length=64, unique=True)
+    name = models.CharField(max_length=200, blank=True)
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+")
+    grid_node = models.ForeignKey(
+        GridNode, null=True, blank=True, on_delete=models.PROTECT, related_name="concentrators"
+    )
+    latitude = models.DecimalField(
+        max_digits=9, decimal_places=6, null=True, blank=True, validators=LATITUDE
+    )
+    longitude = models.DecimalField(
+        max_digits=9, decimal_places=6, null=True, blank=True, validators=LONGITUDE
+    )
+
+    objects = ScopedQuerySet.as_manager()
+    scope_field = "organisation"
+
+    class Meta:
+        ordering = ["serial"]
+
+    def __str__(self) -> str:
+        return self.serial
+
+
+class Meter(CommSettings):
+    """An electricity meter: what it is, where it serves, and how it is read."""
+
+    serial = models.CharField(max_length=64, unique=True)
+    meter_model = models.ForeignKey(MeterModel, on_delete=models.PROTECT, related_name="meters")
+    firmware = models.CharField(max_length=64, blank=True)
+    phases = models.PositiveSmallIntegerField(choices=[(1, "1"), (3, "3")], default=1)
+    ct_ratio = models.DecimalField(
+        "CT ratio", max_digits=10, decimal_places=3, default=1,
+        validators=[MinValueValidator(Decimal("0.001"))],
+    )  # fmt: skip
+    vt_ratio = models.DecimalField(
+        "VT ratio", max_digits=10, decimal_places=3, default=1,
+        validators=[MinValueValidator(Decimal("0.001"))],
+    )  # fmt: skip
+    install_date = models.DateField(null=True, blank=True)
+    status = models.CharField(
+        max_length=16, choices=MeterStatus.choices, default=MeterStatus.IN_STOCK, db_index=True
+    )
+    service_point = models.ForeignKey(
+        GridNode, null=True, blank=True, on_delete=models.PROTECT, related_name="meters",
+        limit_choices_to={"kind": NodeKind.SERVICE_POINT},
+    )  # fmt: skip
+    concentrator = models.ForeignKey(
+        DataConcentrator, null=True, blank=True, on_delete=models.PROTECT, related_name="meters"
+    )
+    # Denormalised from the service point (or set for meters in stock): scoping is one filter.
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+")
+    latitude = models.DecimalField(
+        max_digits=9, decimal_places=6, null=True, blank=True, validators=LATITUDE
+    )
+    longitude = models.DecimalField(
+        max_digits=9, decimal_places=6, null=True, blank=True, validators=LONGITUDE
+    )
+
+    objects = ScopedQuerySet.as_manager()
+    scope_field = "organisation"
+
+    class Meta:
+        ordering = ["serial"]
+        indexes = [models.Index(fields=["organisation", "status"])]
+
+    def __str__(self) -> str:
+        return self.serial
+
+    def clean(self):
+        super().clean()
+        if self.service_point_id and self.service_point.kind != NodeKind.SERVICE_POINT:
+            raise ValidationError({"service_point": "A meter serves a service point."})
+        if self.transport == Transport.CONCENTRATOR and not self.concentrator_id:
+            raise ValidationError({"concentrator": "Reading through a concentrator needs one."})
+
+    def save(self, *args, **kwargs):
+        if self.service_point_id:
+            self.organisation_id = self.service_point.organisation_id
+        super().save(*args, **kwargs)
+
+
+class Customer(models.Model):
+    """A customer supplied at a service point: billing, vending and the portal hang on it."""
+
+    account_number = models.CharField(max_length=32, unique=True)
+    name = models.CharField(max_length=200)
+    email = models.EmailField(blank=True)
+    phone = models.CharField(max_length=32, blank=True)
+    tariff_code = models.CharField(max_length=32, blank=True)
+    service_point = models.ForeignKey(
+        GridNode, on_delete=models.PROTECT, related_name="customers",
+        limit_choices_to={"kind": NodeKind.SERVICE_POINT},
+    )  # fmt: skip
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+")
+    portal_user = models.OneToOneField(
+        "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="customer"
+    )
+
+    objects = ScopedQuerySet.as_manager()
+    scope_field = "organisation"
+
+    class Meta:
+        ordering = ["account_number"]
+
+    def __str__(self) -> str:
+        return f"{self.account_number} {self.name}"
+
+    def clean(self):
+        super().clean()
+        if self.service_point_id and self.service_point.kind != NodeKind.SERVICE_POINT:
+            raise ValidationError({"service_point": "A customer is supplied at a service point."})
+
+    def save(self, *args, **kwargs):
+        self.organisation_id = self.service_point.organisation_id
+        super().save(*args, **kwargs)

@@ -94,3 +94,11 @@ def asgi_server(transactional_db):
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)
+
+
+@pytest.fixture
+def world(db):
+    """Two organisations with grids and the users of STYLE.md (see tests/factories.py)."""
+    from tests.factories import make_world
+
+    return make_world()

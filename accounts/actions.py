@@ -1,0 +1,69 @@
+"""Scoped writes shared by every door: save or delete one object, re-check scope, audit it."""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+from django.db import models, transaction
+
+from . import audit
+from .choices import Outcome
+from .scoping import org_within_scope
+
+
+class OutOfScope(PermissionDenied):
+    """The write would put the object outside what the user may change."""
+
+
+def ensure_in_scope(obj: models.Model, user, action: str) -> None:
+    """Re-check after a write: the object must still be within the user's scope for `action`."""
+    model = type(obj)
+    if not model.objects.restrict(user, action).filter(pk=obj.pk).exists():
+        raise OutOfScope(f"{model._meta.verbose_name} would be outside your organisation's scope")
+
+
+def save_object(obj: models.Model, *, acting_user, before: dict | None = None) -> models.Model:
+    """Create or update `obj` atomically, re-check its scope, and write one audit row.
+
+    `before` is `audit.snapshot(obj)` taken before the caller changed it (None: a new object).
+    """
+    action = "add" if obj.pk is None or before is None else "change"
+    with transaction.atomic():
+        obj.save()
+        ensure_in_scope(obj, acting_user, action)
+        audit.record(
+            "create" if action == "add" else "update",
+            user=acting_user,
+            obj=obj,
+            changes=audit.diff(before, audit.snapshot(obj)),
+        )
+    return obj
+
+
+def delete_object(obj: models.Model, *, acting_user) -> None:
+    with transaction.atomic():
+        ensure_in_scope(obj, acting_user, "delete")
+        audit.record("delete", user=acting_user, obj=obj, changes=audit.snapshot(obj))
+        obj.delete()
+
+
+def record_denied(user, action: str, obj: models.Model | None = None, detail: str = "") -> None:
+    """Log a refused attempt (permission denied) outside any transaction that will roll back."""
+    audit.record(action, user=user, obj=obj, outcome=Outcome.DENIED, detail=detail)
+
+
+def grant_organisation(user, organisation, *, write: bool, acting_user) -> None:
+    """Give one user access to another organisation's subtree (a guardian grant, audited)."""
+    from guardian.shortcuts import assign_perm
+
+    if not org_within_scope(acting_user, organisation, "change"):
+        raise OutOfScope("you can only grant access within your own scope")
+    with transaction.atomic():
+        assign_perm("accounts.access_organisation", user, organisation)
+        if write:
+            assign_perm("accounts.operate_organisation", user, organisation)
+        audit.record(
+            "grant",
+            user=acting_user,
+            obj=organisation,
+            changes={"user": user.username, "write": write},
+        )

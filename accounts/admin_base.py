@@ -1,0 +1,71 @@
+"""The admin base class: the same scoping, re-check and audit as every other door."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db import transaction
+
+from . import actions, audit
+from .scoping import ScopedQuerySet
+
+
+class ScopedModelAdmin(admin.ModelAdmin):
+    """Lists, forms and foreign-key choices restricted to the user's scope; writes audited."""
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).restrict(request.user, "view")
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        related = db_field.remote_field.model
+        if isinstance(related._default_manager.all(), ScopedQuerySet):
+            base = kwargs.get("queryset", related._default_manager.all())
+            kwargs["queryset"] = base.restrict(request.user, "view")
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and self._in_scope(
+            request, obj, "change"
+        )
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and self._in_scope(
+            request, obj, "delete"
+        )
+
+    def _in_scope(self, request, obj, action):
+        if obj is None:
+            return True
+        return type(obj).objects.restrict(request.user, action).filter(pk=obj.pk).exists()
+
+    def save_model(self, request, obj, form, change):
+        before = None
+        if change and obj.pk:
+            before = audit.snapshot(type(obj).objects.get(pk=obj.pk))
+        try:
+            with transaction.atomic():
+                actions.save_object(obj, acting_user=request.user, before=before)
+        except actions.OutOfScope as exc:
+            # Roll back and say why; the admin then shows the changelist unchanged.
+            messages.error(request, str(exc))
+            raise
+
+    def delete_model(self, request, obj):
+        actions.delete_object(obj, acting_user=request.user)
+
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic():
+            for obj in queryset.restrict(request.user, "delete"):
+                actions.delete_object(obj, acting_user=request.user)
+
+    # Django's own LogEntry rows are replaced by the activity log written above.
+    def log_addition(self, request, obj, message):
+        return None
+
+    def log_change(self, request, obj, message):
+        return None
+
+    def log_deletion(self, request, obj, object_repr):
+        return None
+
+    def log_deletions(self, request, queryset):
+        return None

@@ -1,0 +1,66 @@
+"""Serializers for organisations and the users of one's organisation."""
+
+from django.contrib.auth.models import Group
+from django.contrib.auth.password_validation import validate_password
+from rest_framework import serializers
+
+from accounts.models import Organisation, User
+from accounts.roles import ROLE_PERMISSIONS
+
+from .base import ScopedRelatedField
+
+
+class OrganisationSerializer(serializers.ModelSerializer):
+    parent = ScopedRelatedField(
+        queryset=Organisation.objects.all(), action="change", allow_null=True
+    )
+
+    class Meta:
+        model = Organisation
+        fields = ["id", "name", "code", "parent", "path"]
+        read_only_fields = ["path"]
+
+
+class UserSerializer(serializers.ModelSerializer):
+    organisation = ScopedRelatedField(queryset=Organisation.objects.all(), action="change")
+    roles = serializers.SlugRelatedField(
+        many=True, slug_field="name", source="groups", required=False,
+        queryset=Group.objects.filter(name__in=list(ROLE_PERMISSIONS)),
+    )  # fmt: skip
+    password = serializers.CharField(
+        write_only=True, required=False, style={"input_type": "password"}
+    )
+
+    class Meta:
+        model = User
+        fields = ["id", "username", "first_name", "last_name", "email", "phone", "organisation",
+                  "roles", "is_active", "password", "last_login", "date_joined"]  # fmt: skip
+        read_only_fields = ["last_login", "date_joined"]
+
+    def validate_password(self, value):
+        validate_password(value)
+        return value
+
+    def create(self, validated_data):
+        password = validated_data.pop("password", None)
+        groups = validated_data.pop("groups", [])
+        user = User(**validated_data)
+        if password:
+            user.set_password(password)
+        else:
+            user.set_unusable_password()
+        user.save()
+        user.groups.set(groups)
+        return user
+
+    def update(self, instance, validated_data):
+        password = validated_data.pop("password", None)
+        groups = validated_data.pop("groups", None)
+        for key, value in validated_data.items():
+            setattr(instance, key, value)
+        if password:
+            instance.set_password(password)
+        instance.save()
+        if groups is not None:
+            instance.groups.set(groups)
+        return instance

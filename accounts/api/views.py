@@ -1,0 +1,45 @@
+"""Organisations and users, each confined to the caller's organisation subtree."""
+
+from rest_framework import serializers as drf_serializers
+from rest_framework import viewsets
+
+from accounts.models import ActivityLog, Organisation, User
+
+from .base import ModelPermissions, ScopedModelViewSet
+from .serializers import OrganisationSerializer, UserSerializer
+
+
+class OrganisationViewSet(ScopedModelViewSet):
+    queryset = Organisation.objects.all()
+    serializer_class = OrganisationSerializer
+    search_fields = ["name", "code"]
+    ordering_fields = ["path", "name", "code"]
+    filterset_fields = ["parent"]
+
+
+class UserViewSet(ScopedModelViewSet):
+    queryset = User.objects.prefetch_related("groups")
+    serializer_class = UserSerializer
+    search_fields = ["username", "first_name", "last_name", "email"]
+    ordering_fields = ["username", "last_login"]
+    filterset_fields = ["organisation", "is_active"]
+
+
+class ActivityLogSerializer(drf_serializers.ModelSerializer):
+    class Meta:
+        model = ActivityLog
+        fields = ["id", "at", "username", "organisation", "action", "object_type", "object_id",
+                  "object_repr", "changes", "ip_address", "outcome", "detail"]  # fmt: skip
+
+
+class ActivityLogViewSet(viewsets.ReadOnlyModelViewSet):
+    """The activity log, searchable; nobody can change it through any door."""
+
+    serializer_class = ActivityLogSerializer
+    permission_classes = [ModelPermissions]
+    search_fields = ["username", "object_repr", "detail", "action"]
+    ordering_fields = ["at"]
+    filterset_fields = ["action", "outcome", "object_type", "object_id", "username"]
+
+    def get_queryset(self):
+        return ActivityLog.objects.restrict(self.request.user, "view")

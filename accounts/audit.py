@@ -1,0 +1,123 @@
+"""The activity log: one row per state-changing action, written through `record()` only.
+
+The request's address reaches `record()` through a context variable set by
+`AuditContextMiddleware`, so actions deep in the code need not carry the request.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from typing import Any
+
+from django.contrib.auth import signals as auth_signals
+from django.db import models
+
+from .choices import Outcome
+
+_client_ip: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "ami_client_ip", default=None
+)
+MASK = "***"
+
+
+def client_ip(request) -> str | None:
+    # The proxy in front (docs/operations.md) sets X-Forwarded-For; the last hop is ours.
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    if forwarded:
+        return forwarded.split(",")[-1].strip() or None
+    return request.META.get("REMOTE_ADDR") or None
+
+
+class AuditContextMiddleware:
+    """Remembers the client address of the current request for the activity log."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        token = _client_ip.set(client_ip(request))
+        try:
+            return self.get_response(request)
+        finally:
+            _client_ip.reset(token)
+
+
+def snapshot(obj: models.Model) -> dict[str, Any]:
+    """Field values of `obj` as text, secrets masked, for before/after comparison."""
+    secret_fields = set(getattr(obj, "SECRET_FIELDS", ()))
+    values = {}
+    for field in obj._meta.concrete_fields:
+        value = getattr(obj, field.attname)
+        if field.name in secret_fields:
+            value = MASK if value else ""
+        values[field.name] = "" if value is None else str(value)
+    return values
+
+
+def diff(before: dict[str, Any] | None, after: dict[str, Any]) -> dict[str, list]:
+    if before is None:
+        return {k: [None, v] for k, v in after.items() if v not in ("", None)}
+    return {k: [before.get(k), v] for k, v in after.items() if before.get(k) != v}
+
+
+def record(
+    action: str,
+    *,
+    user=None,
+    obj: models.Model | None = None,
+    changes: dict | None = None,
+    outcome: str = Outcome.SUCCESS,
+    detail: str = "",
+    organisation=None,
+    ip: str | None = None,
+    username: str = "",
+):
+    """Write one activity row. The caller is inside the action's transaction where it has one."""
+    from .models import ActivityLog
+
+    authenticated = user is not None and getattr(user, "is_authenticated", False)
+    if organisation is None and obj is not None:
+        organisation = getattr(obj, "organisation", None)
+        if organisation is None and obj._meta.model_name == "organisation":
+            organisation = obj
+    if organisation is None and authenticated:
+        organisation = user.organisation
+    return ActivityLog.objects.create(
+        user=user if authenticated else None,
+        username=(user.get_username() if authenticated else username)[:150],
+        organisation=organisation,
+        action=action,
+        object_type=obj._meta.label_lower if obj is not None else "",
+        object_id=str(obj.pk) if obj is not None and obj.pk is not None else "",
+        object_repr=str(obj)[:200] if obj is not None else "",
+        changes=changes or {},
+        ip_address=ip or _client_ip.get(),
+        outcome=outcome,
+        detail=detail[:2000],
+    )
+
+
+def _on_login(sender, request, user, **kwargs):
+    record("login", user=user, ip=client_ip(request) if request else None)
+
+
+def _on_logout(sender, request, user, **kwargs):
+    if user is not None:
+        record("logout", user=user, ip=client_ip(request) if request else None)
+
+
+def _on_login_failed(sender, credentials, request=None, **kwargs):
+    # Only the user name is kept: never the password that was tried.
+    record(
+        "login_failed",
+        username=str(credentials.get("username", ""))[:150],
+        outcome=Outcome.FAILED,
+        ip=client_ip(request) if request is not None else None,
+    )
+
+
+def connect_auth_signals() -> None:
+    """Sign-in events come from Django's auth signals: the one signal-based audit source."""
+    auth_signals.user_logged_in.connect(_on_login, dispatch_uid="ami-audit-login")
+    auth_signals.user_logged_out.connect(_on_logout, dispatch_uid="ami-audit-logout")
+    auth_signals.user_login_failed.connect(_on_login_failed, dispatch_uid="ami-audit-login-failed")

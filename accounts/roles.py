@@ -1,0 +1,69 @@
+"""Roles are Django groups with fixed permission sets, kept in sync after every migrate."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import Group, Permission
+
+# App labels whose models the roles cover.
+DOMAIN_APPS = ("accounts", "meters", "collection", "loadcontrol", "reports", "vending", "portal")
+
+ADMINISTRATOR = "administrator"
+OPERATOR = "operator"
+ENGINEER = "engineer"
+ANALYST = "analyst"
+VENDING_CLERK = "vending clerk"
+CUSTOMER = "customer"
+
+
+def _all(*apps, actions=("view", "add", "change", "delete")):
+    return [(app, action) for app in apps for action in actions]
+
+
+# (app label, action or full codename) pairs; "view" means every model's view permission.
+ROLE_PERMISSIONS: dict[str, list[tuple[str, str]]] = {
+    ADMINISTRATOR: _all(*DOMAIN_APPS) + [("accounts", "view_activitylog")],
+    # Operators watch the fleet and send commands (read jobs, connect/disconnect).
+    OPERATOR: _all(*DOMAIN_APPS, actions=("view",))
+    + _all("collection", "loadcontrol", actions=("add", "change")),
+    # Engineers configure meters, concentrators, meter models and the grid.
+    ENGINEER: _all(*DOMAIN_APPS, actions=("view",))
+    + _all("meters", actions=("add", "change", "delete"))
+    + _all("collection", actions=("add", "change")),
+    # Analysts read everything in scope and run reports.
+    ANALYST: _all(*DOMAIN_APPS, actions=("view",)) + _all("reports", actions=("add", "change")),
+    VENDING_CLERK: [
+        ("meters", "view_customer"),
+        ("meters", "view_meter"),
+        ("meters", "view_gridnode"),
+    ]
+    + _all("vending", actions=("view", "add")),
+    # Customers use only the portal, which scopes by their own customer record.
+    CUSTOMER: [],
+}
+# Permission codenames no role but the administrator gets, whatever the action lists say.
+ADMIN_ONLY = {"add_user", "change_user", "delete_user", "add_organisation", "delete_organisation"}
+
+
+def permissions_for(role: str):
+    wanted = ROLE_PERMISSIONS[role]
+    perms = Permission.objects.select_related("content_type").filter(
+        content_type__app_label__in=DOMAIN_APPS
+    )
+    chosen = []
+    for perm in perms:
+        app = perm.content_type.app_label
+        action = perm.codename.split("_", 1)[0]
+        if (app, perm.codename) in wanted or (app, action) in wanted:
+            if role != ADMINISTRATOR and perm.codename in ADMIN_ONLY:
+                continue
+            if perm.codename in ("access_organisation", "operate_organisation"):
+                continue  # granted per user and organisation with guardian, never by role
+            chosen.append(perm)
+    return chosen
+
+
+def sync_roles(**_kwargs) -> None:
+    """Create or update the role groups (post_migrate; idempotent)."""
+    for role in ROLE_PERMISSIONS:
+        group, _ = Group.objects.get_or_create(name=role)
+        group.permissions.set(permissions_for(role))

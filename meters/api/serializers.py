@@ -1,0 +1,173 @@
+"""Serializers of the registry API; secrets are write-only and shown only as set / not set."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from accounts.api.base import ScopedRelatedField
+from accounts.models import Organisation
+
+from .. import obis
+from ..choices import NodeKind
+from ..models import Channel, CommSettings, Customer, DataConcentrator, GridNode, Meter, MeterModel
+
+
+class ModelCleanMixin:
+    """Run the model's own clean() so the API enforces what the admin and imports enforce."""
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        instance = self.instance or self.Meta.model()
+        for key, value in attrs.items():
+            setattr(instance, key, value)
+        from django.core.exceptions import ValidationError
+
+        try:
+            instance.clean()
+        except ValidationError as exc:
+            raise serializers.ValidationError(exc.message_dict) from None
+        return attrs
+
+
+class GridNodeSerializer(ModelCleanMixin, serializers.ModelSerializer):
+    parent = ScopedRelatedField(
+        queryset=GridNode.objects.all(), action="change", allow_null=True, required=False
+    )
+    organisation = ScopedRelatedField(
+        queryset=Organisation.objects.all(), action="view", required=False,
+        help_text="defaults to the parent's organisation",
+    )  # fmt: skip
+
+    class Meta:
+        model = GridNode
+        fields = ["id", "kind", "name", "code", "parent", "path", "organisation", "voltage_kv",
+                  "rated_kva", "latitude", "longitude", "address"]  # fmt: skip
+        read_only_fields = ["path"]
+
+    def validate(self, attrs):
+        parent = attrs.get("parent", getattr(self.instance, "parent", None))
+        if not attrs.get("organisation") and not getattr(self.instance, "organisation_id", None):
+            if parent is None:
+                raise serializers.ValidationError({"organisation": "A top-level node needs one."})
+            attrs["organisation"] = parent.organisation
+        return super().validate(attrs)
+
+
+class ChannelSerializer(serializers.ModelSerializer):
+    meter_model = ScopedRelatedField(queryset=MeterModel.objects.all(), action="change")
+
+    class Meta:
+        model = Channel
+        fields = ["id", "meter_model", "obis", "name", "unit", "scaler", "kind", "profile_obis"]
+
+    def validate_obis(self, value):
+        try:
+            return obis.normalise(value)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+
+
+class MeterModelSerializer(serializers.ModelSerializer):
+    organisation = ScopedRelatedField(queryset=Organisation.objects.all(), action="view")
+    channels = ChannelSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = MeterModel
+        fields = [
+            "id",
+            "manufacturer",
+            "name",
+            "protocol",
+            "description",
+            "organisation",
+            "channels",
+        ]
+
+
+SECRET_HELP = "write-only; reads show only whether it is set"
+
+
+class CommSettingsSerializer(ModelCleanMixin, serializers.ModelSerializer):
+    """Communication settings; secrets accepted on write, never returned."""
+
+    password = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, help_text=SECRET_HELP
+    )
+    auth_key = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, help_text=SECRET_HELP
+    )
+    block_key = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, help_text=SECRET_HELP
+    )
+    secrets_set = serializers.SerializerMethodField()
+
+    COMM_FIELDS = [
+        "protocol", "transport", "host", "port", "serial_url", "baud_rate", "data_bits",
+        "parity", "stop_bits", "dlms_interface", "dlms_client_address", "dlms_server_address",
+        "dlms_physical_address", "modbus_unit_id", "iec21_address", "iec102_link_address",
+        "iec102_measuring_point", "security", "password", "auth_key", "block_key",
+        "system_title", "timeout_s", "retries", "secrets_set",
+    ]  # fmt: skip
+
+    def get_secrets_set(self, obj) -> dict[str, bool]:
+        return {name: bool(getattr(obj, name)) for name in CommSettings.SECRET_FIELDS}
+
+
+class DataConcentratorSerializer(CommSettingsSerializer):
+    organisation = ScopedRelatedField(queryset=Organisation.objects.all(), action="view")
+    grid_node = ScopedRelatedField(
+        queryset=GridNode.objects.all(), action="change", allow_null=True, required=False
+    )
+
+    class Meta:
+        model = DataConcentrator
+        fields = ["id", "serial", "name", "organisation", "grid_node", "latitude", "longitude",
+                  *CommSettingsSerializer.COMM_FIELDS]  # fmt: skip
+
+
+class MeterSerializer(CommSettingsSerializer):
+    meter_model = ScopedRelatedField(queryset=MeterModel.objects.all(), action="view")
+    service_point = ScopedRelatedField(
+        queryset=GridNode.objects.filter(kind=NodeKind.SERVICE_POINT), action="change",
+        allow_null=True, required=False,
+    )  # fmt: skip
+    concentrator = ScopedRelatedField(
+        queryset=DataConcentrator.objects.all(), action="view", allow_null=True, required=False
+    )
+    organisation = ScopedRelatedField(
+        queryset=Organisation.objects.all(), action="view", required=False,
+        help_text="taken from the service point when there is one",
+    )  # fmt: skip
+
+    class Meta:
+        model = Meter
+        fields = ["id", "serial", "meter_model", "firmware", "phases", "ct_ratio", "vt_ratio",
+                  "install_date", "status", "service_point", "concentrator", "organisation",
+                  "latitude", "longitude", *CommSettingsSerializer.COMM_FIELDS]  # fmt: skip
+
+    def validate(self, attrs):
+        service_point = attrs.get("service_point", getattr(self.instance, "service_point", None))
+        if service_point is not None:
+            attrs["organisation"] = service_point.organisation
+        elif not attrs.get("organisation") and not getattr(self.instance, "organisation_id", None):
+            raise serializers.ValidationError(
+                {"organisation": "A meter without a service point needs an organisation."}
+            )
+        return super().validate(attrs)
+
+
+class CustomerSerializer(ModelCleanMixin, serializers.ModelSerializer):
+    service_point = ScopedRelatedField(
+        queryset=GridNode.objects.filter(kind=NodeKind.SERVICE_POINT), action="change"
+    )
+
+    class Meta:
+        model = Customer
+        fields = ["id", "account_number", "name", "email", "phone", "tariff_code", "service_point",
+                  "organisation"]  # fmt: skip
+        read_only_fields = ["organisation"]
+
+    def validate(self, attrs):
+        if "service_point" in attrs:
+            attrs["organisation"] = attrs["service_point"].organisation
+        return super().validate(attrs)

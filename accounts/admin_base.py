@@ -57,6 +57,12 @@ class ScopedModelAdmin(admin.ModelAdmin):
             for obj in queryset.restrict(request.user, "delete"):
                 actions.delete_object(obj, acting_user=request.user)
 
+    def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
+        # Out of scope looks exactly like absent, and absent is 404 here as everywhere.
+        from django.http import Http404
+
+        raise Http404(f"No {opts.verbose_name} with this id.")
+
     # Django's own LogEntry rows are replaced by the activity log written above.
     def log_addition(self, request, obj, message):
         return None

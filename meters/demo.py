@@ -1,12 +1,20 @@
-"""The demo data `make run` loads into an empty database: organisations, users, a small grid."""
+"""The demo `make run` loads into an empty database: two regions with grids, meters, users."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
 
+from django.contrib.auth.models import Group
 from django.db import transaction
 
+from accounts import roles
 from accounts.models import Organisation, User
+
+from .choices import ChannelKind, MeterStatus, NodeKind
+from .models import Channel, Customer, DataConcentrator, GridNode, Meter, MeterModel
 
 
 @dataclass(frozen=True)
@@ -14,13 +22,68 @@ class DemoLogin:
     username: str
     password: str
     what: str
+    organisation: str | None
+    role: str | None
+    staff: bool = False
 
 
 DEMO_LOGINS = (
-    DemoLogin("admin", "demo-admin-pass", "administrator of the whole utility (Django admin too)"),
-    DemoLogin("north-operator", "demo-north-pass", "operator, North region only"),
-    DemoLogin("north-analyst", "demo-analyst-pass", "read-only analyst, North region only"),
-    DemoLogin("south-operator", "demo-south-pass", "operator, South region only"),
+    DemoLogin("admin", "demo-admin-pass", "superuser of the whole demo utility", None, None),
+    DemoLogin(
+        "north-admin",
+        "demo-north-admin",
+        "administrator, North region (admin pages)",
+        "north",
+        roles.ADMINISTRATOR,
+        staff=True,
+    ),
+    DemoLogin(
+        "north-engineer",
+        "demo-north-eng",
+        "engineer, North region (configures meters)",
+        "north",
+        roles.ENGINEER,
+        staff=True,
+    ),
+    DemoLogin(
+        "north-operator", "demo-north-pass", "operator, North region", "north", roles.OPERATOR
+    ),
+    DemoLogin(
+        "north-analyst",
+        "demo-analyst-pass",
+        "read-only analyst, North region",
+        "north",
+        roles.ANALYST,
+    ),
+    DemoLogin(
+        "south-operator", "demo-south-pass", "operator, South region", "south", roles.OPERATOR
+    ),
+)
+
+# The demo fleet: per region 2 substations x 2 feeders x 2 transformers x 3 service points.
+SUBSTATIONS, FEEDERS, TRANSFORMERS, POINTS = 2, 2, 2, 3
+REGIONS = (
+    ("north", "North Region", "N", Decimal("52.2000"), Decimal("0.1200")),
+    ("south", "South Region", "S", Decimal("51.4500"), Decimal("-0.9700")),
+)
+
+PROFILE = "1-0:99.1.0*255"
+EVENT_LOG = "0-0:99.98.0*255"
+DEMO_CHANNELS = (
+    ("1-0:1.8.0*255", "Active energy import (+A)", "Wh", ChannelKind.REGISTER, ""),
+    ("1-0:2.8.0*255", "Active energy export (-A)", "Wh", ChannelKind.REGISTER, ""),
+    ("1-0:3.8.0*255", "Reactive energy import (+R)", "varh", ChannelKind.REGISTER, ""),
+    ("1-0:4.8.0*255", "Reactive energy export (-R)", "varh", ChannelKind.REGISTER, ""),
+    ("1-0:1.8.1*255", "Active energy import, tariff 1", "Wh", ChannelKind.REGISTER, ""),
+    ("1-0:1.8.2*255", "Active energy import, tariff 2", "Wh", ChannelKind.REGISTER, ""),
+    ("1-0:1.6.0*255", "Maximum demand import", "W", ChannelKind.REGISTER, ""),
+    ("1-0:1.29.0*255", "+A per interval", "Wh", ChannelKind.PROFILE, PROFILE),
+    ("1-0:2.29.0*255", "-A per interval", "Wh", ChannelKind.PROFILE, PROFILE),
+    ("1-0:3.29.0*255", "+R per interval", "varh", ChannelKind.PROFILE, PROFILE),
+    ("1-0:4.29.0*255", "-R per interval", "varh", ChannelKind.PROFILE, PROFILE),
+    ("0-0:99.98.0*255", "Standard event log", "", ChannelKind.EVENT_LOG, EVENT_LOG),
+    ("1-0:32.7.0*255", "Voltage L1", "V", ChannelKind.INSTANTANEOUS, ""),
+    ("1-0:31.7.0*255", "Current L1", "A", ChannelKind.INSTANTANEOUS, ""),
 )
 
 
@@ -29,18 +92,119 @@ def demo_loaded() -> bool:
     return Organisation.objects.exists()
 
 
+def simulator_port() -> int:
+    return int(os.environ.get("AMI_SIM_PORT", "4059"))
+
+
 @transaction.atomic
 def load_demo() -> None:
     """Create the demo utility; the caller checks that the database is empty first."""
     utility = Organisation.objects.create(name="Demo Power & Light", code="demo-utility")
-    north = Organisation.objects.create(name="North Region", code="north", parent=utility)
-    south = Organisation.objects.create(name="South Region", code="south", parent=utility)
+    model = MeterModel.objects.create(
+        manufacturer="Simulated",
+        name="DLMS-3P",
+        organisation=utility,
+        description="The simulated DLMS/COSEM meter of collection/simulators",
+    )
+    for code, label, unit, kind, profile in DEMO_CHANNELS:
+        Channel.objects.create(
+            meter_model=model, obis=code, name=label, unit=unit, kind=kind, profile_obis=profile
+        )
+    orgs = {}
+    meter_index = 0
+    for code, name, letter, lat, lon in REGIONS:
+        org = orgs[code] = Organisation.objects.create(name=name, code=code, parent=utility)
+        meter_index = _demo_grid(org, letter, lat, lon, model, meter_index)
     User.objects.create_superuser(
         "admin", "admin@example.invalid", "demo-admin-pass", organisation=utility
     )
-    for login, org in (
-        (DEMO_LOGINS[1], north),
-        (DEMO_LOGINS[2], north),
-        (DEMO_LOGINS[3], south),
-    ):
-        User.objects.create_user(login.username, password=login.password, organisation=org)
+    for login in DEMO_LOGINS[1:]:
+        user = User.objects.create_user(
+            login.username,
+            password=login.password,
+            organisation=orgs[login.organisation],
+            is_staff=login.staff,
+        )
+        user.groups.set(Group.objects.filter(name=login.role))
+
+
+def _demo_grid(org, letter, lat, lon, model, meter_index) -> int:
+    def node(kind, code, name, parent, **extra):
+        return GridNode.objects.create(
+            kind=kind, code=code, name=name, parent=parent, organisation=org, **extra
+        )
+
+    region = node(NodeKind.REGION, f"{letter}", org.name, None, latitude=lat, longitude=lon)
+    for s in range(1, SUBSTATIONS + 1):
+        sub = node(
+            NodeKind.SUBSTATION,
+            f"{letter}S{s}",
+            f"Substation {letter}{s}",
+            region,
+            voltage_kv=Decimal("33"),
+            latitude=lat + s * Decimal("0.02"),
+            longitude=lon,
+        )
+        for f in range(1, FEEDERS + 1):
+            feeder = node(
+                NodeKind.FEEDER, f"{letter}S{s}F{f}", f"Feeder {f}", sub, voltage_kv=Decimal("11")
+            )
+            for t in range(1, TRANSFORMERS + 1):
+                t_lat = lat + s * Decimal("0.02") + f * Decimal("0.005")
+                t_lon = lon + t * Decimal("0.008")
+                tr = node(
+                    NodeKind.TRANSFORMER,
+                    f"{letter}S{s}F{f}T{t}",
+                    f"Transformer {t}",
+                    feeder,
+                    rated_kva=Decimal("200"),
+                    latitude=t_lat,
+                    longitude=t_lon,
+                )
+                if t == 1:
+                    DataConcentrator.objects.create(
+                        serial=f"DC-{letter}{s}{f}",
+                        name=f"Concentrator {letter}{s}{f}",
+                        organisation=org,
+                        grid_node=tr,
+                        host="127.0.0.1",
+                        port=simulator_port(),
+                        latitude=t_lat,
+                        longitude=t_lon,
+                    )
+                for p in range(1, POINTS + 1):
+                    meter_index += 1
+                    point = node(
+                        NodeKind.SERVICE_POINT,
+                        f"{tr.code}P{p}",
+                        f"Supply {p}",
+                        tr,
+                        address=f"{p} {tr.code} Road",
+                        latitude=t_lat + p * Decimal("0.0007"),
+                        longitude=t_lon,
+                    )
+                    serial = f"SIM{meter_index:05d}"
+                    Meter.objects.create(
+                        serial=serial,
+                        meter_model=model,
+                        phases=3,
+                        firmware="sim-1.0",
+                        status=MeterStatus.ACTIVE,
+                        service_point=point,
+                        organisation=org,
+                        install_date=date(2025, 1, 1),
+                        host="127.0.0.1",
+                        port=simulator_port(),
+                        dlms_server_address=1,
+                        dlms_client_address=16,
+                        latitude=point.latitude,
+                        longitude=point.longitude,
+                    )
+                    Customer.objects.create(
+                        account_number=f"ACC-{meter_index:06d}",
+                        name=f"Demo customer {meter_index}",
+                        email=f"customer{meter_index}@example.invalid",
+                        service_point=point,
+                        tariff_code="RES-1",
+                    )
+    return meter_index

@@ -101,14 +101,17 @@ class Channel(models.Model):
     name = models.CharField(max_length=100)
     unit = models.CharField(max_length=16, blank=True)
     scaler = models.SmallIntegerField(
-        default=0, validators=[MinValueValidator(-9), MaxValueValidator(9)],
+        default=0,
+        validators=[MinValueValidator(-9), MaxValueValidator(9)],
         help_text="power of ten applied to the raw value",
-    )  # fmt: skip
+    )
     kind = models.CharField(max_length=16, choices=ChannelKind.choices)
     profile_obis = models.CharField(
-        max_length=32, blank=True, validators=[validate_obis],
+        max_length=32,
+        blank=True,
+        validators=[validate_obis],
         help_text="for profile columns and event logs: the profile object holding them",
-    )  # fmt: skip
+    )
 
     objects = ScopedQuerySet.as_manager()
     scope_field = "meter_model__organisation"
@@ -238,21 +241,31 @@ class Meter(CommSettings):
     firmware = models.CharField(max_length=64, blank=True)
     phases = models.PositiveSmallIntegerField(choices=[(1, "1"), (3, "3")], default=1)
     ct_ratio = models.DecimalField(
-        "CT ratio", max_digits=10, decimal_places=3, default=1,
+        "CT ratio",
+        max_digits=10,
+        decimal_places=3,
+        default=1,
         validators=[MinValueValidator(Decimal("0.001"))],
-    )  # fmt: skip
+    )
     vt_ratio = models.DecimalField(
-        "VT ratio", max_digits=10, decimal_places=3, default=1,
+        "VT ratio",
+        max_digits=10,
+        decimal_places=3,
+        default=1,
         validators=[MinValueValidator(Decimal("0.001"))],
-    )  # fmt: skip
+    )
     install_date = models.DateField(null=True, blank=True)
     status = models.CharField(
         max_length=16, choices=MeterStatus.choices, default=MeterStatus.IN_STOCK, db_index=True
     )
     service_point = models.ForeignKey(
-        GridNode, null=True, blank=True, on_delete=models.PROTECT, related_name="meters",
+        GridNode,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="meters",
         limit_choices_to={"kind": NodeKind.SERVICE_POINT},
-    )  # fmt: skip
+    )
     concentrator = models.ForeignKey(
         DataConcentrator, null=True, blank=True, on_delete=models.PROTECT, related_name="meters"
     )
@@ -297,9 +310,11 @@ class Customer(models.Model):
     phone = models.CharField(max_length=32, blank=True)
     tariff_code = models.CharField(max_length=32, blank=True)
     service_point = models.ForeignKey(
-        GridNode, on_delete=models.PROTECT, related_name="customers",
+        GridNode,
+        on_delete=models.PROTECT,
+        related_name="customers",
         limit_choices_to={"kind": NodeKind.SERVICE_POINT},
-    )  # fmt: skip
+    )
     organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+")
     portal_user = models.OneToOneField(
         "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="customer"

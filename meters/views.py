@@ -40,8 +40,11 @@ class GridTreeView(ScopedViewMixin, TemplateView):
             node.meter_count = counts.get(node.pk, 0)
             parent = node.parent_id if node.parent_id in ids else None
             by_parent.setdefault(parent, []).append(node)
-        return {**super().get_context_data(**kwargs), "roots": by_parent.get(None, []),
-                "children": by_parent}  # fmt: skip
+        return {
+            **super().get_context_data(**kwargs),
+            "roots": by_parent.get(None, []),
+            "children": by_parent,
+        }
 
 
 class MeterListView(ScopedViewMixin, ListView):

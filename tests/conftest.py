@@ -102,3 +102,9 @@ def world(db):
     from tests.factories import make_world
 
     return make_world()
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # Users are made in nearly every test; the real hasher is deliberately slow.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

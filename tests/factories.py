@@ -59,15 +59,26 @@ def make_grid(
 ) -> Grid:
     def node(kind, code, name, parent=None, **extra):
         return GridNode.objects.create(
-            kind=kind, code=f"{prefix}-{code}", name=name, parent=parent,
-            organisation=organisation, **extra,
-        )  # fmt: skip
+            kind=kind,
+            code=f"{prefix}-{code}",
+            name=name,
+            parent=parent,
+            organisation=organisation,
+            **extra,
+        )
 
     region = node(NodeKind.REGION, "R", f"{prefix} region")
     substation = node(NodeKind.SUBSTATION, "S1", "Substation 1", region, voltage_kv=33)
     feeder = node(NodeKind.FEEDER, "F1", "Feeder 1", substation, voltage_kv=11)
-    transformer = node(NodeKind.TRANSFORMER, "T1", "Transformer 1", feeder, rated_kva=200,
-                       latitude="51.5", longitude="-0.12")  # fmt: skip
+    transformer = node(
+        NodeKind.TRANSFORMER,
+        "T1",
+        "Transformer 1",
+        feeder,
+        rated_kva=200,
+        latitude="51.5",
+        longitude="-0.12",
+    )
     points = [
         node(
             NodeKind.SERVICE_POINT,
@@ -75,13 +86,16 @@ def make_grid(
             f"Service point {i}",
             transformer,
             address=f"{i} {prefix} Street",
-        )  # fmt: skip
+        )
         for i in range(1, meters + 1)
     ]
     concentrator = DataConcentrator.objects.create(
-        serial=f"{prefix}-DC1", organisation=organisation, grid_node=transformer,
-        host="127.0.0.1", port=4059,
-    )  # fmt: skip
+        serial=f"{prefix}-DC1",
+        organisation=organisation,
+        grid_node=transformer,
+        host="127.0.0.1",
+        port=4059,
+    )
     grid = Grid(organisation, region, substation, feeder, transformer, points, concentrator)
     for i, point in enumerate(points, start=1):
         grid.meters.append(
@@ -95,7 +109,7 @@ def make_grid(
                 port=4059,
                 install_date=date(2025, 1, i),
                 password="secret-pw-1",
-            )  # fmt: skip
+            )
         )
         grid.customers.append(
             Customer.objects.create(
@@ -103,7 +117,7 @@ def make_grid(
                 name=f"Customer {prefix} {i}",
                 service_point=point,
                 email=f"c{i}@{prefix.lower()}.example",
-            )  # fmt: skip
+            )
         )
     return grid
 
@@ -124,6 +138,7 @@ class World:
     readonly_a: User
     operator_b: User
     engineer_b: User
+    admin_b: User
     customer: User
     superuser: User
 
@@ -139,7 +154,11 @@ def make_world() -> World:
     grid_a.customers[0].portal_user = customer
     grid_a.customers[0].save()
     return World(
-        utility=utility, org_a=org_a, org_b=org_b, grid_a=grid_a, grid_b=grid_b,
+        utility=utility,
+        org_a=org_a,
+        org_b=org_b,
+        grid_a=grid_a,
+        grid_b=grid_b,
         meter_model=model,
         admin_a=make_user("admin-a", org_a, roles.ADMINISTRATOR, is_staff=True),
         engineer_a=make_user("engineer-a", org_a, roles.ENGINEER, is_staff=True),
@@ -147,6 +166,7 @@ def make_world() -> World:
         readonly_a=make_user("analyst-a", org_a, roles.ANALYST, is_staff=True),
         operator_b=make_user("operator-b", org_b, roles.OPERATOR),
         engineer_b=make_user("engineer-b", org_b, roles.ENGINEER, is_staff=True),
+        admin_b=make_user("admin-b", org_b, roles.ADMINISTRATOR, is_staff=True),
         customer=customer,
         superuser=User.objects.create_superuser("root", "root@example.invalid", "pw-root"),
-    )  # fmt: skip
+    )

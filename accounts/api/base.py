@@ -10,8 +10,15 @@ from rest_framework.response import Response
 
 from accounts import actions, audit
 
-METHOD_ACTION = {"GET": "view", "HEAD": "view", "OPTIONS": "view", "POST": "add",
-                 "PUT": "change", "PATCH": "change", "DELETE": "delete"}  # fmt: skip
+METHOD_ACTION = {
+    "GET": "view",
+    "HEAD": "view",
+    "OPTIONS": "view",
+    "POST": "add",
+    "PUT": "change",
+    "PATCH": "change",
+    "DELETE": "delete",
+}
 
 
 class ModelPermissions(permissions.DjangoModelPermissions):
@@ -64,8 +71,13 @@ class ScopedModelViewSet(viewsets.ModelViewSet):
             obj = serializer.save()
             self._recheck(obj, None)
 
+    def get_object(self):
+        obj = super().get_object()
+        self._before = audit.snapshot(obj)  # taken before validation touches anything
+        return obj
+
     def perform_update(self, serializer):
-        before = audit.snapshot(serializer.instance)
+        before = getattr(self, "_before", None) or audit.snapshot(serializer.instance)
         with transaction.atomic():
             obj = serializer.save()
             self._recheck(obj, before)

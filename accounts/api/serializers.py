@@ -24,17 +24,32 @@ class OrganisationSerializer(serializers.ModelSerializer):
 class UserSerializer(serializers.ModelSerializer):
     organisation = ScopedRelatedField(queryset=Organisation.objects.all(), action="change")
     roles = serializers.SlugRelatedField(
-        many=True, slug_field="name", source="groups", required=False,
+        many=True,
+        slug_field="name",
+        source="groups",
+        required=False,
         queryset=Group.objects.filter(name__in=list(ROLE_PERMISSIONS)),
-    )  # fmt: skip
+    )
     password = serializers.CharField(
         write_only=True, required=False, style={"input_type": "password"}
     )
 
     class Meta:
         model = User
-        fields = ["id", "username", "first_name", "last_name", "email", "phone", "organisation",
-                  "roles", "is_active", "password", "last_login", "date_joined"]  # fmt: skip
+        fields = [
+            "id",
+            "username",
+            "first_name",
+            "last_name",
+            "email",
+            "phone",
+            "organisation",
+            "roles",
+            "is_active",
+            "password",
+            "last_login",
+            "date_joined",
+        ]
         read_only_fields = ["last_login", "date_joined"]
 
     def validate_password(self, value):

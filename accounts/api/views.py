@@ -28,8 +28,20 @@ class UserViewSet(ScopedModelViewSet):
 class ActivityLogSerializer(drf_serializers.ModelSerializer):
     class Meta:
         model = ActivityLog
-        fields = ["id", "at", "username", "organisation", "action", "object_type", "object_id",
-                  "object_repr", "changes", "ip_address", "outcome", "detail"]  # fmt: skip
+        fields = [
+            "id",
+            "at",
+            "username",
+            "organisation",
+            "action",
+            "object_type",
+            "object_id",
+            "object_repr",
+            "changes",
+            "ip_address",
+            "outcome",
+            "detail",
+        ]
 
 
 class ActivityLogViewSet(viewsets.ReadOnlyModelViewSet):

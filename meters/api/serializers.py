@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 from rest_framework import serializers
 
 from accounts.api.base import ScopedRelatedField
@@ -17,7 +19,8 @@ class ModelCleanMixin:
 
     def validate(self, attrs):
         attrs = super().validate(attrs)
-        instance = self.instance or self.Meta.model()
+        # A copy: validation must not change the instance before the write is approved.
+        instance = copy.copy(self.instance) if self.instance is not None else self.Meta.model()
         for key, value in attrs.items():
             setattr(instance, key, value)
         from django.core.exceptions import ValidationError
@@ -34,14 +37,28 @@ class GridNodeSerializer(ModelCleanMixin, serializers.ModelSerializer):
         queryset=GridNode.objects.all(), action="change", allow_null=True, required=False
     )
     organisation = ScopedRelatedField(
-        queryset=Organisation.objects.all(), action="view", required=False,
+        queryset=Organisation.objects.all(),
+        action="view",
+        required=False,
         help_text="defaults to the parent's organisation",
-    )  # fmt: skip
+    )
 
     class Meta:
         model = GridNode
-        fields = ["id", "kind", "name", "code", "parent", "path", "organisation", "voltage_kv",
-                  "rated_kva", "latitude", "longitude", "address"]  # fmt: skip
+        fields = [
+            "id",
+            "kind",
+            "name",
+            "code",
+            "parent",
+            "path",
+            "organisation",
+            "voltage_kv",
+            "rated_kva",
+            "latitude",
+            "longitude",
+            "address",
+        ]
         read_only_fields = ["path"]
 
     def validate(self, attrs):
@@ -102,12 +119,32 @@ class CommSettingsSerializer(ModelCleanMixin, serializers.ModelSerializer):
     secrets_set = serializers.SerializerMethodField()
 
     COMM_FIELDS = [
-        "protocol", "transport", "host", "port", "serial_url", "baud_rate", "data_bits",
-        "parity", "stop_bits", "dlms_interface", "dlms_client_address", "dlms_server_address",
-        "dlms_physical_address", "modbus_unit_id", "iec21_address", "iec102_link_address",
-        "iec102_measuring_point", "security", "password", "auth_key", "block_key",
-        "system_title", "timeout_s", "retries", "secrets_set",
-    ]  # fmt: skip
+        "protocol",
+        "transport",
+        "host",
+        "port",
+        "serial_url",
+        "baud_rate",
+        "data_bits",
+        "parity",
+        "stop_bits",
+        "dlms_interface",
+        "dlms_client_address",
+        "dlms_server_address",
+        "dlms_physical_address",
+        "modbus_unit_id",
+        "iec21_address",
+        "iec102_link_address",
+        "iec102_measuring_point",
+        "security",
+        "password",
+        "auth_key",
+        "block_key",
+        "system_title",
+        "timeout_s",
+        "retries",
+        "secrets_set",
+    ]
 
     def get_secrets_set(self, obj) -> dict[str, bool]:
         return {name: bool(getattr(obj, name)) for name in CommSettings.SECRET_FIELDS}
@@ -121,29 +158,55 @@ class DataConcentratorSerializer(CommSettingsSerializer):
 
     class Meta:
         model = DataConcentrator
-        fields = ["id", "serial", "name", "organisation", "grid_node", "latitude", "longitude",
-                  *CommSettingsSerializer.COMM_FIELDS]  # fmt: skip
+        fields = [
+            "id",
+            "serial",
+            "name",
+            "organisation",
+            "grid_node",
+            "latitude",
+            "longitude",
+            *CommSettingsSerializer.COMM_FIELDS,
+        ]
 
 
 class MeterSerializer(CommSettingsSerializer):
     meter_model = ScopedRelatedField(queryset=MeterModel.objects.all(), action="view")
     service_point = ScopedRelatedField(
-        queryset=GridNode.objects.filter(kind=NodeKind.SERVICE_POINT), action="change",
-        allow_null=True, required=False,
-    )  # fmt: skip
+        queryset=GridNode.objects.filter(kind=NodeKind.SERVICE_POINT),
+        action="change",
+        allow_null=True,
+        required=False,
+    )
     concentrator = ScopedRelatedField(
         queryset=DataConcentrator.objects.all(), action="view", allow_null=True, required=False
     )
     organisation = ScopedRelatedField(
-        queryset=Organisation.objects.all(), action="view", required=False,
+        queryset=Organisation.objects.all(),
+        action="view",
+        required=False,
         help_text="taken from the service point when there is one",
-    )  # fmt: skip
+    )
 
     class Meta:
         model = Meter
-        fields = ["id", "serial", "meter_model", "firmware", "phases", "ct_ratio", "vt_ratio",
-                  "install_date", "status", "service_point", "concentrator", "organisation",
-                  "latitude", "longitude", *CommSettingsSerializer.COMM_FIELDS]  # fmt: skip
+        fields = [
+            "id",
+            "serial",
+            "meter_model",
+            "firmware",
+            "phases",
+            "ct_ratio",
+            "vt_ratio",
+            "install_date",
+            "status",
+            "service_point",
+            "concentrator",
+            "organisation",
+            "latitude",
+            "longitude",
+            *CommSettingsSerializer.COMM_FIELDS,
+        ]
 
     def validate(self, attrs):
         service_point = attrs.get("service_point", getattr(self.instance, "service_point", None))
@@ -163,8 +226,16 @@ class CustomerSerializer(ModelCleanMixin, serializers.ModelSerializer):
 
     class Meta:
         model = Customer
-        fields = ["id", "account_number", "name", "email", "phone", "tariff_code", "service_point",
-                  "organisation"]  # fmt: skip
+        fields = [
+            "id",
+            "account_number",
+            "name",
+            "email",
+            "phone",
+            "tariff_code",
+            "service_point",
+            "organisation",
+        ]
         read_only_fields = ["organisation"]
 
     def validate(self, attrs):

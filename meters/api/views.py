@@ -41,8 +41,14 @@ class DataConcentratorViewSet(ScopedModelViewSet):
 class MeterViewSet(ScopedModelViewSet):
     queryset = Meter.objects.select_related("meter_model")
     serializer_class = serializers.MeterSerializer
-    filterset_fields = ["status", "meter_model", "protocol", "service_point", "concentrator",
-                        "organisation"]  # fmt: skip
+    filterset_fields = [
+        "status",
+        "meter_model",
+        "protocol",
+        "service_point",
+        "concentrator",
+        "organisation",
+    ]
     ordering_fields = ["serial", "status", "install_date"]
     search_fields = ["serial", "firmware", "service_point__code", "service_point__address"]
 

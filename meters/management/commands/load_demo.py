@@ -16,4 +16,4 @@ class Command(BaseCommand):
             self.stdout.write("[ami] demo loaded")
         self.stdout.write("[ami] demo logins (user / password):")
         for login in DEMO_LOGINS:
-            self.stdout.write(f"[ami]   {login.username:16} {login.password:20} {login.what}")
+            self.stdout.write(f"[ami]   {login.username:16} {login.password:18} {login.what}")

@@ -1,0 +1,99 @@
+"""API of the registry file: POST /api/meters/import/ and GET /api/meters/export/?format=."""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import permissions, serializers, status
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts import actions
+
+from ..registry_io import FORMATS, export_response, import_registry
+
+TRUE = {"1", "true", "yes", "on"}
+
+
+class _Perm(permissions.BasePermission):
+    perms: tuple[str, ...] = ()
+
+    def has_permission(self, request, view):
+        user = request.user
+        allowed = bool(user and user.is_authenticated) and any(user.has_perm(p) for p in self.perms)
+        if not allowed and user and user.is_authenticated:
+            actions.record_denied(user, f"api_{request.method.lower()}", detail=request.path)
+        return allowed
+
+
+class CanImport(_Perm):
+    perms = ("meters.add_meter", "meters.change_meter")
+
+
+class CanExport(_Perm):
+    perms = ("meters.view_meter",)
+
+
+class _JsonOnly:
+    # `?format=csv` names the export format, not a DRF renderer: negotiate JSON always.
+    renderer_classes = [JSONRenderer]
+
+    def perform_content_negotiation(self, request, force=False):
+        renderer = JSONRenderer()
+        return renderer, renderer.media_type
+
+
+class RegistryImportView(_JsonOnly, APIView):
+    """Import a registry file; 200 with the summary, or 400 with every row error."""
+
+    permission_classes = [permissions.IsAuthenticated, CanImport]
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(
+        request={
+            "multipart/form-data": inline_serializer(
+                "RegistryImportRequest",
+                {
+                    "file": serializers.FileField(),
+                    "format": serializers.ChoiceField(choices=FORMATS, required=False),
+                    "dry_run": serializers.BooleanField(required=False),
+                },
+            )
+        },
+        responses={200: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT},
+    )
+    def post(self, request):
+        upload = request.FILES.get("file")
+        if upload is None:
+            return Response({"detail": "send the file as multipart field 'file'"}, status=400)
+        dry_run = str(request.data.get("dry_run", "")).strip().lower() in TRUE
+        result = import_registry(
+            upload, request.data.get("format") or None, request.user, dry_run=dry_run
+        )
+        code = status.HTTP_200_OK if result.ok else status.HTTP_400_BAD_REQUEST
+        return Response(result.as_dict(), status=code)
+
+
+class RegistryExportView(_JsonOnly, APIView):
+    """The user's meters as a CSV, XLSX or XML file (filters `q` and `status` as the list)."""
+
+    permission_classes = [permissions.IsAuthenticated, CanExport]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("format", str, enum=list(FORMATS), default="csv"),
+            OpenApiParameter("q", str, required=False),
+            OpenApiParameter("status", str, required=False),
+        ],
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+    )
+    def get(self, request):
+        fmt = request.query_params.get("format", "csv").lower()
+        if fmt not in FORMATS:
+            return Response(
+                {"detail": f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}"},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        return export_response(request.user, fmt, request.query_params)

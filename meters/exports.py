@@ -1,7 +1,49 @@
-"""Registry export pages (placeholder until registry_io lands)."""
+"""Registry export and import pages (the column spec and formats live in `registry_io`)."""
 
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import Http404
+from django.views.generic import TemplateView
+
+from accounts import actions
+from accounts.mixins import ScopedViewMixin
+
+from .models import Meter
+from .registry_io import COLUMNS, FORMATS, export_response, import_registry
 
 
+@login_required
 def export_meters(request, fmt):
-    raise Http404("not yet")
+    """`/meters/export.<fmt>`: the user's meters (same `q`/`status` filters as the list)."""
+    if fmt not in FORMATS:
+        raise Http404(f"unknown export format {fmt!r}")
+    if not request.user.has_perm("meters.view_meter"):
+        actions.record_denied(request.user, "page_denied", detail=request.path)
+        raise PermissionDenied
+    return export_response(request.user, fmt, request.GET)
+
+
+class MeterImportView(ScopedViewMixin, TemplateView):
+    """Upload a registry file, optionally as a dry run; see per-row errors or a summary."""
+
+    model = Meter
+    scope_action = "add"
+    template_name = "meters/import.html"
+
+    def get_context_data(self, **kwargs):
+        return {**super().get_context_data(**kwargs), "formats": FORMATS,
+                "columns": [c for c in COLUMNS]}  # fmt: skip
+
+    def post(self, request, *args, **kwargs):
+        upload = request.FILES.get("file")
+        dry_run = bool(request.POST.get("dry_run"))
+        context = self.get_context_data(dry_run=dry_run)
+        if upload is None:
+            context["form_error"] = "Choose a file to import."
+            return self.render_to_response(context, status=400)
+        fmt = request.POST.get("format") or None
+        result = import_registry(upload, fmt, request.user, dry_run=dry_run)
+        context["result"] = result
+        return self.render_to_response(context, status=200 if result.ok else 400)

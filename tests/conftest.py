@@ -105,6 +105,9 @@ def world(db):
 
 
 @pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    # Users are made in nearly every test; the real hasher is deliberately slow.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+def _fast_password_hashing(request):
+    # Users are made in nearly every test; the real hasher is deliberately slow. Pure-library
+    # runs (-p no:django) have no settings to change.
+    if request.config.pluginmanager.hasplugin("django"):
+        settings = request.getfixturevalue("settings")
+        settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

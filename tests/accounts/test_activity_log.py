@@ -66,3 +66,18 @@ def test_admin_cannot_edit_the_log(world):
     assert page.status_code == 200  # it can be viewed ...
     assert b'name="_save"' not in page.content  # ... but not saved
     assert client.post(f"/admin/accounts/activitylog/{row.pk}/delete/").status_code == 403
+
+
+def test_activity_page_is_searchable_and_scoped(world):
+    ActivityLog.objects.create(
+        action="update", username="x", organisation=world.org_a, object_repr="NA-thing"
+    )
+    ActivityLog.objects.create(
+        action="update", username="y", organisation=world.org_b, object_repr="SB-thing"
+    )
+    client = Client()
+    client.force_login(world.operator_a)
+    page = client.get("/activity/", {"q": "thing"})
+    assert page.status_code == 200
+    reprs = [row.object_repr for row in page.context["page_obj"]]
+    assert reprs == ["NA-thing"]

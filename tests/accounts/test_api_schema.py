@@ -12,6 +12,8 @@ TESTED_ELSEWHERE = {
     "POST /api/token/": "tests/accounts/test_api_auth.py::test_token_authentication",
     "GET /api/activity/": "tests/accounts/test_activity_log.py::test_activity_log_is_scoped",
     "GET /api/activity/{id}/": "tests/accounts/test_activity_log.py::test_activity_log_is_scoped",
+    "GET /api/meters/export/": "tests/meters/test_registry_io.py::test_api_export_by_query_format",
+    "POST /api/meters/import/": "tests/meters/test_registry_io.py::test_round_trip_changes_nothing",
 }
 
 

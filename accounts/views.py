@@ -1,0 +1,37 @@
+"""Pages of the accounts app: the searchable activity log."""
+
+from django.db.models import Q
+from django.views.generic import ListView
+
+from .mixins import ScopedViewMixin
+from .models import ActivityLog
+
+
+class ActivityLogView(ScopedViewMixin, ListView):
+    """Who did what, when and from where, within the user's scope; read-only."""
+
+    model = ActivityLog
+    paginate_by = 100
+    template_name = "accounts/activity_log.html"
+
+    def get_queryset(self):
+        queryset = self.scoped_queryset()
+        q = self.request.GET.get("q", "").strip()
+        if q:
+            queryset = queryset.filter(
+                Q(username__icontains=q)
+                | Q(object_repr__icontains=q)
+                | Q(action__icontains=q)
+                | Q(detail__icontains=q)
+            )
+        outcome = self.request.GET.get("outcome")
+        if outcome:
+            queryset = queryset.filter(outcome=outcome)
+        return queryset
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        params = self.request.GET.copy()
+        params.pop("page", None)
+        context["query"] = params.urlencode()
+        return context

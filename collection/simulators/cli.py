@@ -1,0 +1,111 @@
+"""``simulate_meters`` core: ``main(argv)`` runs a simulated fleet until SIGINT/SIGTERM.
+
+python -m collection.simulators.cli --protocol dlms --count 100 --interface hdlc
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+from collections.abc import Sequence
+
+from .dlms_fleet import FAULT_KINDS, DlmsFleet, assign_faults, make_meters
+
+HOST = "127.0.0.1"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="simulate_meters", description=__doc__.splitlines()[0])
+    p.add_argument("--protocol", choices=["dlms"], default="dlms")
+    p.add_argument("--count", type=int, default=1)
+    p.add_argument("--port", type=int, default=0, help="listener port (first port per meter)")
+    p.add_argument("--per-meter-ports", action="store_true")
+    p.add_argument("--interface", choices=["wrapper", "hdlc"], default="wrapper")
+    p.add_argument("--fault-share", type=float, default=0.0)
+    p.add_argument("--faults", default=",".join(FAULT_KINDS), help="comma separated kinds")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--first-serial", type=int, default=90000001)
+    p.add_argument("--push-to", default=None, help="host:port of the head-end push listener")
+    p.add_argument("--manifest", default=None, help="write a JSON manifest of the meters")
+    p.add_argument("--idle-timeout", type=float, default=120.0)
+    return p
+
+
+def manifest(fleet: DlmsFleet) -> list[dict]:
+    out = []
+    for m in fleet.meters:
+        a = fleet.address_of(m.serial)
+        out.append(
+            {
+                "serial": m.serial,
+                "host": a.host,
+                "port": a.port,
+                "server_address": a.server_address,
+                "wport": a.wport,
+                "hdlc_logical": a.hdlc_logical,
+                "hdlc_physical": a.hdlc_physical,
+                "interface": fleet.interface,
+                "password": m.password.decode("latin-1"),
+                "auth_key": m.auth_key.hex(),
+                "block_key": m.block_key.hex(),
+                "system_title": m.system_title.hex(),
+                "fault": m.fault.kind if m.fault else None,
+            }
+        )
+    return out
+
+
+async def run(args: argparse.Namespace, stop: asyncio.Event | None = None) -> None:
+    kinds = [k.strip() for k in args.faults.split(",") if k.strip()]
+    for k in kinds:
+        if k not in FAULT_KINDS:
+            raise SystemExit(f"unknown fault {k!r}; choose from {', '.join(FAULT_KINDS)}")
+    meters = make_meters(args.count, first_serial=args.first_serial)
+    if args.fault_share > 0:
+        assign_faults(meters, args.fault_share, kinds, args.seed)
+    fleet = DlmsFleet(
+        meters,
+        host=HOST,
+        port=args.port,
+        interface=args.interface,
+        per_meter_ports=args.per_meter_ports,
+        idle_timeout=args.idle_timeout,
+        push_to=args.push_to,
+    )
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    async with fleet:
+        if args.per_meter_ports:
+            for m in meters:
+                a = fleet.address_of(m.serial)
+                print(f"dlms {args.interface} {a.host}:{a.port} meter {m.serial} address 1")
+        else:
+            host, port = fleet.listeners[0]
+            print(
+                f"dlms {args.interface} {host}:{port} meters {len(meters)} "
+                f"addresses 1..{len(meters)}"
+            )
+        if args.manifest:
+            with open(args.manifest, "w") as f:
+                json.dump(manifest(fleet), f, indent=1)
+        sys.stdout.flush()
+        await stop.wait()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.count < 1:
+        raise SystemExit("--count must be >= 1")
+    asyncio.run(run(args))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Sans-IO server side of DLMS/COSEM used by the simulated meter fleet."""

@@ -1,0 +1,108 @@
+"""Configuration (``SimulatedMeter``, ``Fault``) and lazily created runtime state of a meter."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Literal
+
+FaultKind = Literal["timeout", "late", "reset", "corrupt", "clock"]
+FAULT_KINDS: tuple[str, ...] = ("timeout", "late", "reset", "corrupt", "clock")
+
+CLIENT_PUBLIC, CLIENT_LLS, CLIENT_HLS = 16, 17, 1
+
+
+def _derive(label: str, serial: str, n: int) -> bytes:
+    return hashlib.sha256(f"sim-dlms-test-key:{label}:{serial}".encode()).digest()[:n]
+
+
+def default_auth_key(serial: str) -> bytes:
+    """TEST key: first 16 bytes of SHA-256("sim-dlms-test-key:ak:<serial>")."""
+    return _derive("ak", serial, 16)
+
+
+def default_block_key(serial: str) -> bytes:
+    """TEST key: first 16 bytes of SHA-256("sim-dlms-test-key:ek:<serial>")."""
+    return _derive("ek", serial, 16)
+
+
+def default_system_title(serial: str) -> bytes:
+    """b"SIM" + 5 bytes: the serial's digits as a 40-bit number, else a hash of it."""
+    digits = "".join(c for c in serial if c.isdigit())
+    if digits and serial.isdigit() and int(digits) < 1 << 40:
+        return b"SIM" + int(digits).to_bytes(5, "big")
+    return b"SIM" + hashlib.blake2b(serial.encode(), digest_size=5).digest()
+
+
+@dataclass(slots=True)
+class Fault:
+    """A misbehaviour of one meter.
+
+    * ``timeout``: accepts the TCP connection, never answers.
+    * ``late``: every reply is delayed by ``delay_s``.
+    * ``reset``: reply number ``at_reply`` (1 = the AARE / UA) is cut in the middle and the
+      connection is reset (RST).
+    * ``corrupt``: from reply ``at_reply`` on, one byte in the middle of every reply is
+      inverted (HDLC: the FCS no longer matches; WRAPPER: the APDU is garbled).
+    * ``clock``: the meter clock is off by ``drift_s`` seconds (added to ``clock_drift_s``).
+    """
+
+    kind: FaultKind
+    delay_s: float = 5.0
+    at_reply: int = 2
+    drift_s: float = 3 * 3600.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {self.kind!r}; one of {FAULT_KINDS}")
+
+
+@dataclass(slots=True)
+class SimulatedMeter:
+    """Static configuration of one simulated DLMS/COSEM meter (keys are TEST keys)."""
+
+    serial: str
+    password: bytes = b"12345678"
+    auth_key: bytes = b""  # default: default_auth_key(serial)
+    block_key: bytes = b""  # default: default_block_key(serial)
+    system_title: bytes = b""  # default: default_system_title(serial)
+    clock_drift_s: float = 0.0
+    fault: Fault | None = None
+    max_pdu_size: int = 1024  # server max receive = largest APDU we send unblocked
+    hdlc_max_info: int = 512
+
+    def __post_init__(self) -> None:
+        if not self.auth_key:
+            self.auth_key = default_auth_key(self.serial)
+        if not self.block_key:
+            self.block_key = default_block_key(self.serial)
+        if not self.system_title:
+            self.system_title = default_system_title(self.serial)
+        if len(self.system_title) != 8:
+            raise ValueError("system title must be 8 bytes")
+        if len(self.auth_key) != 16 or len(self.block_key) != 16:
+            raise ValueError("security suite 0 keys are 16 bytes")
+
+    @property
+    def total_drift_s(self) -> float:
+        extra = self.fault.drift_s if self.fault and self.fault.kind == "clock" else 0.0
+        return self.clock_drift_s + extra
+
+
+@dataclass(slots=True)
+class MeterState:
+    """Mutable per-meter state, created on the first connection (or state change)."""
+
+    clock_offset_s: float = 0.0  # set by SET clock.time
+    control_state: int = 1  # disconnect control: 0 disconnected, 1 connected, 2 ready
+    server_ic: int = 0  # last invocation counter used by the meter
+    client_ic: dict[int, int] = field(default_factory=dict)  # last accepted, per client SAP
+    calendar: dict[int, bytes] = field(default_factory=dict)  # activity calendar overrides
+    push_destination: str | None = None
+    alarm: int = 0  # alarm register 1
+    sessions: int = 0
+    replies: int = 0  # replies sent (for at_reply faults), across connections
+
+    def next_server_ic(self) -> int:
+        self.server_ic += 1
+        return self.server_ic

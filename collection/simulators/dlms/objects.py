@@ -1,0 +1,575 @@
+"""The COSEM object model of a simulated meter (logical device 1, management).
+
+Objects are stateless singletons shared by all meters; values come from ``model.py`` and
+the per-meter ``MeterState``.  ``OBJECTS`` maps the 6-byte logical name to the object.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from .. import model
+from . import axdr
+from .apdu import (
+    DAR_OBJECT_UNAVAILABLE,
+    DAR_OTHER_REASON,
+    DAR_READ_WRITE_DENIED,
+    DAR_SCOPE_OF_ACCESS_VIOLATED,
+    DAR_TEMPORARY_FAILURE,
+    DAR_TYPE_UNMATCHED,
+)
+from .axdr import Value
+
+if TYPE_CHECKING:
+    from .meter import MeterState, SimulatedMeter
+
+
+class AccessError(Exception):
+    """A data-access-result other than success."""
+
+    def __init__(self, dar: int) -> None:
+        super().__init__(dar)
+        self.dar = dar
+
+
+@dataclass
+class Ctx:
+    """What an object needs to answer one request."""
+
+    meter: SimulatedMeter
+    state: MeterState
+    now: datetime  # true UTC time
+    client: int = 16
+    push: Callable[[], None] | None = None  # trigger the push setup (method 1)
+    server_address: int = 1
+
+    def meter_time(self) -> datetime:
+        return self.now + timedelta(seconds=self.meter.total_drift_s + self.state.clock_offset_s)
+
+
+UNIT = {"Wh": 30, "varh": 32, "W": 27, "var": 29, "V": 35, "A": 33, "Hz": 44, "deg": 8}
+
+
+class CosemObject:
+    class_id = 0
+    version = 0
+    attributes = 1
+    methods = 0
+    writable: tuple[int, ...] = ()
+
+    def __init__(self, obis: str) -> None:
+        self.obis = obis
+        self.ln = axdr.obis_bytes(obis)
+
+    def get(self, ctx: Ctx, attr: int, selector: int | None, sel: Value | None) -> bytes:
+        if selector is not None:
+            raise AccessError(DAR_OTHER_REASON)
+        if attr == 1:
+            return axdr.octets(self.ln)
+        if not 1 <= attr <= self.attributes:
+            raise AccessError(DAR_OBJECT_UNAVAILABLE)
+        return self.value(ctx, attr)
+
+    def value(self, ctx: Ctx, attr: int) -> bytes:
+        raise AccessError(DAR_OBJECT_UNAVAILABLE)
+
+    def set(self, ctx: Ctx, attr: int, v: Value, raw: bytes = b"") -> None:
+        raise AccessError(DAR_READ_WRITE_DENIED)
+
+    def action(self, ctx: Ctx, method: int, param: Value | None) -> bytes | None:
+        raise AccessError(DAR_OBJECT_UNAVAILABLE)
+
+
+class Data(CosemObject):
+    class_id = 1
+    attributes = 2
+
+    def __init__(self, obis: str, fn: Callable[[Ctx], bytes]) -> None:
+        super().__init__(obis)
+        self.fn = fn
+
+    def value(self, ctx: Ctx, attr: int) -> bytes:
+        return self.fn(ctx)
+
+
+class Register(CosemObject):
+    class_id = 3
+    attributes = 3
+    methods = 1
+
+    def __init__(self, obis: str, fn: Callable[[Ctx], bytes], scaler: int, unit: str) -> None:
+        super().__init__(obis)
+        self.fn = fn
+        self.scaler_unit = axdr.structure(axdr.i8(scaler), axdr.enum(UNIT[unit]))
+
+    def value(self, ctx: Ctx, attr: int) -> bytes:
+        if attr == 2:
+            return self.fn(ctx)
+        return self.scaler_unit
+
+
+class MaxDemand(Register):
+    class_id = 4
+    attributes = 5
+
+    def __init__(self, obis: str) -> None:
+        super().__init__(obis, lambda ctx: b"", 0, "W")
+
+    def value(self, ctx: Ctx, attr: int) -> bytes:
+        if attr == 3:
+            return self.scaler_unit
+        if attr == 4:
+            return axdr.u8(0)
+        w, at = model.max_demand(ctx.meter.serial, ctx.now)
+        return axdr.u32(w) if attr == 2 else axdr.dt_octets(at)
+
+
+class Clock(CosemObject):
+    class_id = 8
+    attributes = 9
+    methods = 6
+    writable = (2,)
+
+    def value(self, ctx: Ctx, attr: int) -> bytes:
+        if attr == 2:
+            return axdr.dt_octets(ctx.meter_time())
+        if attr == 3:
+            return axdr.i16(0)
+        if attr == 4:
+            return axdr.u8(0)
+        if attr in (5, 6):
+            return axdr.octets(bytes.fromhex("ffffffffffffffffff800000"))
+        if attr == 7:
+            return axdr.i8(0)
+        if attr == 8:
+            return axdr.boolean(False)
+        return axdr.enum(1)  # clock base: internal crystal
+
+    def set(self, ctx: Ctx, attr: int, v: Value, raw: bytes = b"") -> None:
+        if attr != 2:
+            raise AccessError(DAR_READ_WRITE_DENIED)
+        if v.tag not in (axdr.OCTET_STRING, axdr.DATE_TIME) or len(v.value) != 12:
+            raise AccessError(DAR_TYPE_UNMATCHED)
+        try:
+            wanted = axdr.parse_datetime(v.value)
+        except Exception:
+            raise AccessError(DAR_TYPE_UNMATCHED) from None
+        drift = ctx.meter.total_drift_s
+        ctx.state.clock_offset_s = (wanted - ctx.now).total_seconds() - drift
+
+
+# --- profile generic -----------------------------------------------------------------------
+
+
+def capture_object(class_id: int, obis: str, attr: int, index: int = 0) -> bytes:
+    return axdr.structure(
+        axdr.u16(class_id), axdr.octets(axdr.obis_bytes(obis)), axdr.i8(attr), axdr.u16(index)
+    )
+
+
+class ProfileGeneric(CosemObject):
+    class_id = 7
+    version = 1
+    attributes = 8
+    methods = 4
+    columns: list[tuple[int, str, int]] = []
+    capture_period = 0
+
+    def capture_objects(self) -> bytes:
+        return axdr.array([capture_object(c, o, a) for c, o, a in self.columns])
+
+    # subclasses: number of entries and rows (as tuples of encoded column values)
+    def count(self, ctx: Ctx) -> int:
+        raise NotImplementedError
+
+    def rows_by_index(self, ctx: Ctx, first: int, last: int) -> list[tuple[bytes, ...]]:
+        """Rows with 0-based indexes ``first..last`` inclusive."""
+        raise NotImplementedError
+
+    def rows_by_time(self, ctx: Ctx, start: datetime, end: datetime) -> list[tuple[bytes, ...]]:
+        raise NotImplementedError
+
+    def _columns(self, sel: Value) -> list[int]:
+        wanted = sel.as_list()
+        if not wanted:
+            return list(range(len(self.columns)))
+        out = []
+        for w in wanted:
+            m = w.as_list()
+            if len(m) < 3:
+                raise AccessError(DAR_TYPE_UNMATCHED)
+            key = (m[0].as_int(), axdr.obis_text(m[1].as_bytes()), m[2].as_int())
+            if key not in self.columns:
+                raise AccessError(DAR_SCOPE_OF_ACCESS_VIOLATED)
+            out.append(self.columns.index(key))
+        return out
+
+    def buffer(self, ctx: Ctx, selector: int | None, sel: Value | None) -> bytes:
+        cols = list(range(len(self.columns)))
+        if selector is None:
+            n = self.count(ctx)
+            rows = self.rows_by_index(ctx, 0, n - 1) if n else []
+        elif selector == 1:
+            try:
+                m = sel.as_list() if sel else []
+                if len(m) < 3:
+                    raise AccessError(DAR_TYPE_UNMATCHED)
+                restricting = m[0].as_list()
+                if axdr.obis_text(restricting[1].as_bytes()) != "0.0.1.0.0.255":
+                    raise AccessError(DAR_SCOPE_OF_ACCESS_VIOLATED)
+                start = axdr.parse_datetime(m[1].value)
+                end = axdr.parse_datetime(m[2].value)
+                if len(m) > 3:
+                    cols = self._columns(m[3])
+            except AccessError:
+                raise
+            except Exception:
+                raise AccessError(DAR_TYPE_UNMATCHED) from None
+            rows = self.rows_by_time(ctx, start, min(end, ctx.now))
+        elif selector == 2:
+            try:
+                m = sel.as_list() if sel else []
+                first, last = m[0].as_int(), m[1].as_int()
+                fcol, lcol = (m[2].as_int(), m[3].as_int()) if len(m) >= 4 else (1, 0)
+            except Exception:
+                raise AccessError(DAR_TYPE_UNMATCHED) from None
+            n = self.count(ctx)
+            last = n if last == 0 or last > n else last
+            first = max(first, 1)
+            rows = self.rows_by_index(ctx, first - 1, last - 1) if first <= last else []
+            lcol = len(self.columns) if lcol == 0 else min(lcol, len(self.columns))
+            cols = list(range(max(fcol, 1) - 1, lcol))
+        else:
+            raise AccessError(DAR_OTHER_REASON)
+        if len(cols) == len(self.columns):
+            return axdr.array([axdr.structure(*r) for r in rows])
+        return axdr.array([axdr.structure(*(r[c] for c in cols)) for r in rows])
+
+    def get(self, ctx: Ctx, attr: int, selector: int | None, sel: Value | None) -> bytes:
+        if attr == 2:
+            return self.buffer(ctx, selector, sel)
+        return super().get(ctx, attr, selector, sel)
+
+    def value(self, ctx: Ctx, attr: int) -> bytes:
+        if attr == 3:
+            return self.capture_objects()
+        if attr == 4:
+            return axdr.u32(self.capture_period)
+        if attr == 5:
+            return axdr.enum(1)  # fifo
+        if attr == 6:
+            return capture_object(0, "0.0.0.0.0.0", 0)
+        return axdr.u32(self.count(ctx))  # 7 entries_in_use, 8 profile_entries
+
+
+class LoadProfile(ProfileGeneric):
+    columns = [(8, "0.0.1.0.0.255", 2)] + [(3, model.PROFILE_OBIS[c], 2) for c in (1, 2, 3, 4)]
+    capture_period = model.INTERVAL_S
+
+    def count(self, ctx: Ctx) -> int:
+        return model.completed_intervals(ctx.now)
+
+    def _row(self, serial: str, k: int) -> tuple[bytes, ...]:
+        end, *vals = model.profile_entry(serial, k)
+        return (axdr.dt_octets(end),) + tuple(axdr.u32(v) for v in vals)
+
+    def rows_by_index(self, ctx: Ctx, first: int, last: int) -> list[tuple[bytes, ...]]:
+        last = min(last, self.count(ctx) - 1)
+        return [self._row(ctx.meter.serial, k) for k in range(max(first, 0), last + 1)]
+
+    def rows_by_time(self, ctx: Ctx, start: datetime, end: datetime) -> list[tuple[bytes, ...]]:
+        first = max(0, math.ceil((start - model.EPOCH).total_seconds() / model.INTERVAL_S) - 1)
+        last = math.floor((end - model.EPOCH).total_seconds() / model.INTERVAL_S) - 1
+        return self.rows_by_index(ctx, first, last)
+
+
+class EventLog(ProfileGeneric):
+    columns = [(8, "0.0.1.0.0.255", 2), (1, "0.0.96.11.0.255", 2)]
+
+    def _rows(self, events: list[tuple[datetime, int]]) -> list[tuple[bytes, ...]]:
+        return [(axdr.dt_octets(t), axdr.u8(code)) for t, code in events]
+
+    def count(self, ctx: Ctx) -> int:
+        return model.event_count(ctx.meter.serial, ctx.now)
+
+    def rows_by_index(self, ctx: Ctx, first: int, last: int) -> list[tuple[bytes, ...]]:
+        evs = model.events(ctx.meter.serial, model.EPOCH, ctx.now)
+        return self._rows(evs[max(first, 0) : last + 1])
+
+    def rows_by_time(self, ctx: Ctx, start: datetime, end: datetime) -> list[tuple[bytes, ...]]:
+        return self._rows(model.events(ctx.meter.serial, start, end))
+
+
+# --- disconnect control, activity calendar, push setup --------------------------------------
+
+
+class DisconnectControl(CosemObject):
+    class_id = 70
+    attributes = 4
+    methods = 2
+
+    def value(self, ctx: Ctx, attr: int) -> bytes:
+        if attr == 2:
+            return axdr.boolean(ctx.state.control_state == 1)
+        if attr == 3:
+            return axdr.enum(ctx.state.control_state)
+        return axdr.enum(2)  # control mode: remote disconnect/reconnect allowed
+
+    def action(self, ctx: Ctx, method: int, param: Value | None) -> bytes | None:
+        if method == 1:
+            ctx.state.control_state = 0
+        elif method == 2:
+            ctx.state.control_state = 1
+        else:
+            raise AccessError(DAR_OBJECT_UNAVAILABLE)
+        return None
+
+
+_SCRIPT_TABLE = axdr.obis_bytes("0.0.10.0.100.255")
+
+
+def _default_calendar(attr: int) -> bytes:
+    name = b"SIM-TOU1"
+    if attr in (2, 6):
+        return axdr.octets(name)
+    if attr in (3, 7):
+        start = bytes.fromhex("ffff0101ff000000ff800000")
+        return axdr.array(
+            [axdr.structure(axdr.octets(b"S1"), axdr.octets(start), axdr.octets(b"W1"))]
+        )
+    if attr in (4, 8):
+        return axdr.array([axdr.structure(axdr.octets(b"W1"), *(axdr.u8(1) for _ in range(7)))])
+    if attr in (5, 9):
+
+        def action(hour: int, selector: int) -> bytes:
+            return axdr.structure(
+                axdr.octets(bytes((hour, 0, 0, 0))), axdr.octets(_SCRIPT_TABLE), axdr.u16(selector)
+            )
+
+        return axdr.array(
+            [axdr.structure(axdr.u8(1), axdr.array([action(0, 2), action(7, 1), action(23, 2)]))]
+        )
+    return axdr.octets(bytes.fromhex("ffffffffffffffffff800000"))  # 10: activation time
+
+
+_CAL_TYPES = {
+    6: axdr.OCTET_STRING,
+    7: axdr.ARRAY,
+    8: axdr.ARRAY,
+    9: axdr.ARRAY,
+    10: axdr.OCTET_STRING,
+}
+
+
+class ActivityCalendar(CosemObject):
+    class_id = 20
+    attributes = 10
+    methods = 1
+    writable = (6, 7, 8, 9, 10)
+
+    def value(self, ctx: Ctx, attr: int) -> bytes:
+        return ctx.state.calendar.get(attr) or _default_calendar(attr)
+
+    def set(self, ctx: Ctx, attr: int, v: Value, raw: bytes = b"") -> None:
+        if attr not in _CAL_TYPES:
+            raise AccessError(DAR_READ_WRITE_DENIED)
+        if v.tag != _CAL_TYPES[attr]:
+            raise AccessError(DAR_TYPE_UNMATCHED)
+        ctx.state.calendar[attr] = raw
+
+    def action(self, ctx: Ctx, method: int, param: Value | None) -> bytes | None:
+        if method != 1:
+            raise AccessError(DAR_OBJECT_UNAVAILABLE)
+        for active, passive in ((2, 6), (3, 7), (4, 8), (5, 9)):
+            ctx.state.calendar[active] = self.value(ctx, passive)
+        return None
+
+
+PUSH_OBJECTS = [
+    (1, "0.0.42.0.0.255", 2),  # logical device name
+    (1, "0.0.97.98.0.255", 2),  # alarm register 1
+    (8, "0.0.1.0.0.255", 2),  # clock
+]
+
+
+class PushSetup(CosemObject):
+    class_id = 40
+    attributes = 7
+    methods = 1
+    writable = (3,)
+
+    def value(self, ctx: Ctx, attr: int) -> bytes:
+        if attr == 2:
+            return axdr.array([capture_object(c, o, a) for c, o, a in PUSH_OBJECTS])
+        if attr == 3:
+            dest = (ctx.state.push_destination or "").encode()
+            return axdr.structure(axdr.enum(0), axdr.octets(dest), axdr.enum(0))
+        if attr == 4:
+            return axdr.array([])
+        if attr == 5:
+            return axdr.u16(0)
+        if attr == 6:
+            return axdr.u8(0)
+        return axdr.u16(0)
+
+    def set(self, ctx: Ctx, attr: int, v: Value, raw: bytes = b"") -> None:
+        if attr != 3:
+            raise AccessError(DAR_READ_WRITE_DENIED)
+        try:
+            dest = v.as_list()[1].as_bytes().decode("ascii")
+            host, _, port = dest.rpartition(":")
+            int(port)
+        except Exception:
+            raise AccessError(DAR_TYPE_UNMATCHED) from None
+        if not host:
+            raise AccessError(DAR_TYPE_UNMATCHED)
+        ctx.state.push_destination = dest
+
+    def action(self, ctx: Ctx, method: int, param: Value | None) -> bytes | None:
+        if method != 1:
+            raise AccessError(DAR_OBJECT_UNAVAILABLE)
+        if ctx.push is None:
+            raise AccessError(DAR_TEMPORARY_FAILURE)
+        ctx.push()
+        return None
+
+
+class Association(CosemObject):
+    """Association LN (class 15, version 1); method 1 is handled by the session."""
+
+    class_id = 15
+    version = 1
+    attributes = 9
+    methods = 6
+
+    def value(self, ctx: Ctx, attr: int) -> bytes:
+        if attr == 2:
+            return object_list()
+        if attr == 3:
+            return axdr.structure(axdr.i8(ctx.client), axdr.u16(ctx.server_address))
+        if attr in (4, 6):
+            mech = {16: 0, 17: 1, 1: 5}.get(ctx.client, 0)
+            last = (3 if ctx.client == 1 else 1) if attr == 4 else mech
+            return axdr.structure(
+                axdr.u8(2),
+                axdr.u8(16),
+                axdr.u16(756),
+                axdr.u8(5),
+                axdr.u8(8),
+                axdr.u8(1 if attr == 4 else 2),
+                axdr.u8(last),
+            )
+        if attr == 5:
+            from .apdu import SERVER_CONFORMANCE
+
+            return axdr.structure(
+                b"\x04\x18" + SERVER_CONFORMANCE.to_bytes(3, "big"),
+                axdr.u16(ctx.meter.max_pdu_size),
+                axdr.u16(ctx.meter.max_pdu_size),
+                axdr.u8(6),
+                axdr.i8(0),
+                axdr.octets(b""),
+            )
+        if attr == 7:
+            raise AccessError(DAR_READ_WRITE_DENIED)
+        if attr == 8:
+            return axdr.enum(2)  # associated
+        return axdr.octets(axdr.obis_bytes("0.0.43.0.0.255"))
+
+
+# --- the object list -------------------------------------------------------------------------
+
+
+def _u32_of(fn: Callable[[Ctx], int]) -> Callable[[Ctx], bytes]:
+    return lambda ctx: axdr.u32(fn(ctx))
+
+
+def _energy(ch: int) -> Callable[[Ctx], bytes]:
+    return _u32_of(lambda ctx: model.energy_register(ctx.meter.serial, ch, ctx.now))
+
+
+def _tariff(t: int) -> Callable[[Ctx], bytes]:
+    return _u32_of(lambda ctx: model.tariff_register(ctx.meter.serial, t, ctx.now))
+
+
+def _last_interval(ch: int) -> Callable[[Ctx], bytes]:
+    def fn(ctx: Ctx) -> bytes:
+        n = model.completed_intervals(ctx.now)
+        return axdr.u32(model.interval_value(ctx.meter.serial, ch, n - 1) if n else 0)
+
+    return fn
+
+
+def _inst(obis: str) -> Callable[[Ctx], bytes]:
+    if obis == "1.0.1.7.0.255":
+        return lambda ctx: axdr.i32(model.instantaneous(ctx.meter.serial, obis, ctx.now))
+    return lambda ctx: axdr.u16(model.instantaneous(ctx.meter.serial, obis, ctx.now))
+
+
+def _last_event(ctx: Ctx) -> bytes:
+    evs = model.events(ctx.meter.serial, ctx.now - timedelta(days=400), ctx.now)
+    return axdr.u8(evs[-1][1] if evs else 0)
+
+
+def _build() -> dict[bytes, CosemObject]:
+    objs: list[CosemObject] = [
+        Association("0.0.40.0.0.255"),
+        Data("0.0.42.0.0.255", lambda ctx: axdr.octets(b"SIM" + ctx.meter.serial.encode())),
+        Data("0.0.96.1.0.255", lambda ctx: axdr.octets(ctx.meter.serial.encode())),
+        Data("0.0.43.1.0.255", lambda ctx: axdr.u32(ctx.state.client_ic.get(1, 0))),
+        Clock("0.0.1.0.0.255"),
+    ]
+    for ch, (prof, reg, unit) in model.CHANNELS.items():
+        objs.append(Register(reg, _energy(ch), 0, unit))
+        objs.append(Register(prof, _last_interval(ch), 0, unit))
+    for t, reg in model.TARIFF_OBIS.items():
+        objs.append(Register(reg, _tariff(t), 0, "Wh"))
+    objs.append(MaxDemand("1.0.1.6.0.255"))
+    for obis, (scaler, unit) in model.INSTANTANEOUS.items():
+        objs.append(Register(obis, _inst(obis), scaler, unit))
+    objs += [
+        LoadProfile("1.0.99.1.0.255"),
+        EventLog("0.0.99.98.0.255"),
+        Data("0.0.96.11.0.255", _last_event),
+        Data("0.0.97.98.0.255", lambda ctx: axdr.u32(ctx.state.alarm)),
+        DisconnectControl("0.0.96.3.10.255"),
+        ActivityCalendar("0.0.13.0.0.255"),
+        PushSetup("0.0.25.9.0.255"),
+    ]
+    return {o.ln: o for o in objs}
+
+
+OBJECTS: dict[bytes, CosemObject] = _build()
+
+_OBJECT_LIST: bytes | None = None
+
+
+def object_list() -> bytes:
+    """Association attribute 2: every object with (simplified) access rights."""
+    global _OBJECT_LIST
+    if _OBJECT_LIST is None:
+        items = []
+        for o in OBJECTS.values():
+            attrs = [
+                axdr.structure(axdr.i8(a), axdr.enum(3 if a in o.writable else 1), axdr.null())
+                for a in range(1, o.attributes + 1)
+            ]
+            methods = [axdr.structure(axdr.i8(m), axdr.enum(1)) for m in range(1, o.methods + 1)]
+            items.append(
+                axdr.structure(
+                    axdr.u16(o.class_id),
+                    axdr.u8(o.version),
+                    axdr.octets(o.ln),
+                    axdr.structure(axdr.array(attrs), axdr.array(methods)),
+                )
+            )
+        _OBJECT_LIST = axdr.array(items)
+    return _OBJECT_LIST
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)

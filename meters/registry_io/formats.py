@@ -1,0 +1,302 @@
+"""Reading and writing the registry file in its three formats: CSV, XLSX and XML.
+
+Readers turn a bounded byte string into `Record`s (line number + raw cells by column name)
+and raise `FileError` for anything that makes the whole file unusable. Writers stream.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+from xml.parsers.expat import ExpatError
+from xml.sax.saxutils import escape
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import DefusedXMLParser, ParseError
+
+from .columns import BY_NAME, EXPORT_COLUMNS, FORMULA_START, REQUIRED, TEXT, export_text
+
+FORMATS = ("csv", "xlsx", "xml")
+CONTENT_TYPES = {
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "xml": "application/xml; charset=utf-8",
+}
+XML_ROOT, XML_ROW = "meters", "meter"
+SHEET = "meters"
+
+
+class FileError(ValueError):
+    """The file as a whole cannot be read; nothing is imported."""
+
+
+@dataclass
+class Record:
+    line: int  # CSV line, XLSX row, XML line of the <meter> element
+    values: dict[str, Any]
+    index: int = 0  # XML: position of the <meter> element (1-based)
+
+    @property
+    def where(self) -> str:
+        return f"meter #{self.index} (line {self.line})" if self.index else f"row {self.line}"
+
+
+def read_records(data: bytes, fmt: str, *, max_rows: int, max_unpacked: int) -> list[Record]:
+    if fmt == "csv":
+        return _read_csv(data, max_rows)
+    if fmt == "xlsx":
+        return _read_xlsx(data, max_rows, max_unpacked)
+    if fmt == "xml":
+        return _read_xml(data, max_rows)
+    raise FileError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
+
+
+def _check_header(header: list[str], where: str) -> list[str]:
+    names = [str(h or "").strip().lower() for h in header]
+    unknown = [n or "(empty)" for n in names if n not in BY_NAME]
+    if unknown:
+        raise FileError(f"{where}: unknown column(s): {', '.join(unknown)}")
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise FileError(f"{where}: duplicate column(s): {', '.join(duplicates)}")
+    missing = [n for n in REQUIRED if n not in names]
+    if missing:
+        raise FileError(f"{where}: missing required column(s): {', '.join(missing)}")
+    return names
+
+
+def _too_many(max_rows: int) -> FileError:
+    return FileError(f"the file has more than {max_rows} meters; split it")
+
+
+def _is_blank(cells: Iterable[Any]) -> bool:
+    return all(c is None or (isinstance(c, str) and not c.strip()) for c in cells)
+
+
+# --- CSV -----------------------------------------------------------------------------------
+
+
+def _read_csv(data: bytes, max_rows: int) -> list[Record]:
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise FileError(
+            f"the CSV file is not UTF-8 text (invalid byte at position {exc.start}); "
+            "save it as 'CSV UTF-8'"
+        ) from None
+    if "\x00" in text:
+        raise FileError("the CSV file contains NUL bytes: is it really a CSV file?")
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader, None)
+        if not header or _is_blank(header):
+            raise FileError("the CSV file is empty: the first line must name the columns")
+        names = _check_header(header, "header line")
+        records = []
+        for row in reader:
+            if _is_blank(row):
+                continue
+            if len(records) >= max_rows:
+                raise _too_many(max_rows)
+            if len(row) > len(names):
+                extra = row[len(names) :]
+                if not _is_blank(extra):
+                    raise FileError(
+                        f"line {reader.line_num}: {len(row)} cells but only {len(names)} columns"
+                    )
+            records.append(Record(reader.line_num, dict(zip(names, row, strict=False))))
+    except csv.Error as exc:
+        raise FileError(f"line {reader.line_num}: not valid CSV ({exc})") from None
+    return records
+
+
+def _csv_line(cells: list[str]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerow(cells)
+    return buffer.getvalue()
+
+
+def csv_stream(meters: Iterable) -> Iterator[str]:
+    # A BOM so spreadsheet programs open it as UTF-8; the import accepts it.
+    yield "\ufeff" + _csv_line([c.name for c in EXPORT_COLUMNS])
+    for meter in meters:
+        yield _csv_line([export_text(meter, c, guard_formulas=True) for c in EXPORT_COLUMNS])
+
+
+# --- XLSX ----------------------------------------------------------------------------------
+
+
+def _read_xlsx(data: bytes, max_rows: int, max_unpacked: int) -> list[Record]:
+    from openpyxl import load_workbook
+
+    buffer = io.BytesIO(data)
+    if not zipfile.is_zipfile(buffer):
+        raise FileError("not an XLSX file (it is not a zip archive)")
+    try:
+        with zipfile.ZipFile(buffer) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+            if unpacked > max_unpacked:
+                raise FileError(f"the XLSX file unpacks to more than {max_unpacked} bytes")
+            if "xl/workbook.xml" not in archive.namelist():
+                raise FileError("not an XLSX file (no workbook inside the zip archive)")
+        buffer.seek(0)
+        book = load_workbook(buffer, read_only=True, data_only=True)
+    except FileError:
+        raise
+    except Exception as exc:  # openpyxl raises many types for broken files
+        raise FileError(f"cannot read the XLSX file: {exc.__class__.__name__}: {exc}") from None
+    try:
+        sheet = book[SHEET] if SHEET in book.sheetnames else book.worksheets[0]
+        rows = sheet.iter_rows(values_only=True)
+        header = next(rows, None)
+        if not header or _is_blank(header):
+            raise FileError(f"sheet {sheet.title!r} is empty: row 1 must name the columns")
+        header = list(header)
+        while header and header[-1] in (None, ""):
+            header.pop()
+        names = _check_header(header, f"sheet {sheet.title!r} row 1")
+        records = []
+        for number, row in enumerate(rows, start=2):
+            if _is_blank(row):
+                continue
+            if len(records) >= max_rows:
+                raise _too_many(max_rows)
+            if len(row) > len(names) and not _is_blank(row[len(names) :]):
+                raise FileError(f"row {number}: values in columns without a header")
+            records.append(Record(number, dict(zip(names, row, strict=False))))
+    except FileError:
+        raise
+    except Exception as exc:
+        raise FileError(f"cannot read the XLSX file: {exc.__class__.__name__}: {exc}") from None
+    finally:
+        book.close()
+    return records
+
+
+def xlsx_write(meters: Iterable, target) -> int:
+    """Write the workbook (openpyxl write-only mode) to a binary file; returns the row count."""
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet(SHEET)
+    sheet.append([c.name for c in EXPORT_COLUMNS])
+    count = 0
+    for meter in meters:
+        row = []
+        for column in EXPORT_COLUMNS:
+            value = _xlsx_value(meter, column)
+            if isinstance(value, date):
+                cell = WriteOnlyCell(sheet, value=value)
+                cell.number_format = "yyyy-mm-dd"
+                row.append(cell)
+            else:
+                row.append(value)
+        sheet.append(row)
+        count += 1
+    book.save(target)
+    return count
+
+
+def _xlsx_value(meter, column):
+    from .columns import export_value
+
+    value = export_value(meter, column)
+    if value is None or value == "":
+        return None
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, str) and column.kind != "enum" and value.startswith(FORMULA_START):
+        return "'" + value  # never a formula
+    return value
+
+
+# --- XML -----------------------------------------------------------------------------------
+
+
+class _LineParser(DefusedXMLParser):
+    """defusedxml's parser (no DTDs, entities or external references) noting element lines."""
+
+    def __init__(self):
+        super().__init__(forbid_dtd=True, forbid_entities=True, forbid_external=True)
+        self.row_lines: list[int] = []
+        self.depth = 0
+
+    def _start(self, tag, attr_list):
+        self.depth += 1
+        if self.depth == 2:
+            self.row_lines.append(self.parser.CurrentLineNumber)
+        return super()._start(tag, attr_list)
+
+    def _end(self, tag):
+        self.depth -= 1
+        return super()._end(tag)
+
+
+def _read_xml(data: bytes, max_rows: int) -> list[Record]:
+    parser = _LineParser()
+    try:
+        parser.feed(data)
+        root = parser.close()
+    except DefusedXmlException as exc:
+        raise FileError(
+            f"the XML file declares a DTD or entities, which are refused ({exc.__class__.__name__})"
+        ) from None
+    except (ParseError, ExpatError) as exc:
+        raise FileError(f"not well-formed XML: {exc}") from None
+    if _local(root.tag) != XML_ROOT:
+        raise FileError(f"the XML root element must be <{XML_ROOT}>, not <{_local(root.tag)}>")
+    records = []
+    for index, (element, line) in enumerate(zip(root, parser.row_lines, strict=False), start=1):
+        if _local(element.tag) != XML_ROW:
+            raise FileError(f"line {line}: expected <{XML_ROW}>, found <{_local(element.tag)}>")
+        if len(records) >= max_rows:
+            raise _too_many(max_rows)
+        values: dict[str, Any] = {}
+        for child in element:
+            name = _local(child.tag)
+            if name not in BY_NAME:
+                raise FileError(f"meter #{index} (line {line}): unknown element <{name}>")
+            if name in values:
+                raise FileError(f"meter #{index} (line {line}): <{name}> given twice")
+            if len(child):
+                raise FileError(f"meter #{index} (line {line}): <{name}> must hold only text")
+            values[name] = child.text or ""
+        missing = [n for n in REQUIRED if n not in values]
+        if missing:
+            raise FileError(
+                f"meter #{index} (line {line}): missing required element(s) "
+                + ", ".join(f"<{n}>" for n in missing)
+            )
+        records.append(Record(line, values, index))
+    return records
+
+
+def _local(tag) -> str:
+    return str(tag).rsplit("}", 1)[-1]
+
+
+def xml_stream(meters: Iterable) -> Iterator[str]:
+    yield f'<?xml version="1.0" encoding="UTF-8"?>\n<{XML_ROOT} version="1">\n'
+    for meter in meters:
+        parts = [f"  <{XML_ROW}>\n"]
+        for column in EXPORT_COLUMNS:
+            text = export_text(meter, column, guard_formulas=False)
+            if text == "" and column.kind != TEXT:
+                parts.append(f"    <{column.name}/>\n")
+            else:
+                parts.append(f"    <{column.name}>{escape(_xml_safe(text))}</{column.name}>\n")
+        parts.append(f"  </{XML_ROW}>\n")
+        yield "".join(parts)
+    yield f"</{XML_ROOT}>\n"
+
+
+def _xml_safe(text: str) -> str:
+    # Control characters other than tab/newline cannot appear in XML 1.0 at all.
+    return "".join(ch for ch in text if ch >= " " or ch in "\t\n\r")

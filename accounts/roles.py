@@ -27,8 +27,7 @@ ROLE_PERMISSIONS: dict[str, list[tuple[str, str]]] = {
     + _all("collection", "loadcontrol", actions=("add", "change")),
     # Engineers configure meters, concentrators, meter models and the grid.
     ENGINEER: _all(*DOMAIN_APPS, actions=("view",))
-    + _all("meters", actions=("add", "change", "delete"))
-    + _all("collection", actions=("add", "change")),
+    + _all("meters", "collection", actions=("add", "change", "delete")),
     # Analysts read everything in scope and run reports.
     ANALYST: _all(*DOMAIN_APPS, actions=("view",)) + _all("reports", actions=("add", "change")),
     VENDING_CLERK: [

@@ -7,4 +7,6 @@ urlpatterns = [
     path("token/", obtain_auth_token, name="api-token"),
     path("", include("accounts.api.urls")),
     path("", include("meters.api.urls")),
+    path("", include("collection.api.urls")),
+    path("vending/", include("vending.api.urls")),
 ]

@@ -2,8 +2,9 @@
 
 from django.urls import path
 
-from collection.consumers import SystemStatusConsumer
+from collection.consumers import RunProgressConsumer, SystemStatusConsumer
 
 websocket_urlpatterns = [
     path("ws/status/", SystemStatusConsumer.as_asgi()),
+    path("ws/runs/<int:run_id>/", RunProgressConsumer.as_asgi()),
 ]

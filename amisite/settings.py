@@ -154,7 +154,7 @@ SESSION_ENGINE = "django.contrib.sessions.backends.db"
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_ENABLE_UTC = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = {"collection.tasks.*": {"queue": "collect"}}
+CELERY_TASK_ROUTES = {"collection.read_batch": {"queue": "collect"}}
 CELERY_TASK_ACKS_LATE = True  # a killed worker's task is redelivered, not lost
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -193,6 +193,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {"BaseDateEnum": "vending.choices.BaseDate"},
 }
 
 # --- Map ---------------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("", include("meters.urls")),
     path("", include("accounts.urls")),
+    path("", include("collection.urls")),
+    path("vending/", include("vending.urls")),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

@@ -35,3 +35,38 @@ def snapshot() -> dict:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return {"server_time": timezone.now().isoformat(), "database": connection.vendor}
+
+
+class RunProgressConsumer(AsyncJsonWebsocketConsumer):
+    """Live progress of one run, for users who may see that run (others: refused)."""
+
+    async def connect(self):
+        from .progress import run_group
+
+        user = self.scope.get("user")
+        run_id = int(self.scope["url_route"]["kwargs"]["run_id"])
+        snapshot = await database_sync_to_async(_visible_run_snapshot)(user, run_id)
+        if snapshot is None:
+            await self.close(code=4404)
+            return
+        self.group = run_group(run_id)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        await self.send_json({"type": "run", "run": snapshot})
+
+    async def disconnect(self, code):
+        if hasattr(self, "group"):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def run_progress(self, event):
+        await self.send_json({"type": "run", "run": event["run"]})
+
+
+def _visible_run_snapshot(user, run_id: int) -> dict | None:
+    from .models import JobRun
+    from .progress import run_snapshot
+
+    if user is None or not user.is_authenticated:
+        return None
+    run = JobRun.objects.restrict(user, "view").filter(pk=run_id).first()
+    return run_snapshot(run) if run else None

@@ -92,3 +92,11 @@ class MeterDetailView(ScopedViewMixin, DetailView):
         return self.scoped_queryset().select_related(
             "meter_model", "service_point", "concentrator", "organisation"
         )
+
+    def get_context_data(self, **kwargs):
+        from collection.choices import ReadItem
+
+        context = super().get_context_data(**kwargs)
+        context["read_items"] = ReadItem.choices
+        context["default_items"] = [ReadItem.CLOCK, ReadItem.REGISTERS, ReadItem.RELAY]
+        return context

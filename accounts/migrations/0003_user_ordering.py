@@ -4,14 +4,13 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0002_organisation_grants_scoped_users'),
+        ("accounts", "0002_organisation_grants_scoped_users"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='user',
-            options={'ordering': ['username']},
+            name="user",
+            options={"ordering": ["username"]},
         ),
     ]

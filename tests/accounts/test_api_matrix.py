@@ -5,6 +5,7 @@ from decimal import Decimal
 import pytest
 
 from accounts.models import Organisation, User
+from collection.models import JobRun, ReadJob
 from meters.choices import NodeKind
 from meters.models import Channel, Customer, DataConcentrator, GridNode, Meter, MeterModel
 from tests.api_matrix import ApiSpec, generate_tests
@@ -170,6 +171,22 @@ SPECS = [
         update_payload=lambda w: {"first_name": "Changed", "password": "another-Strong-pw9"},
         secret_fields=("password",),
     ),
+    ApiSpec(
+        basename="readjob",
+        url="/api/read-jobs/",
+        model=ReadJob,
+        writer="engineer_a",
+        other_writer="engineer_b",
+        object_a=lambda w: ReadJob.objects.create(name="North daily", organisation=w.org_a),
+        create_payload=lambda w: {
+            "name": "Feeder 1 nightly",
+            "organisation": w.org_a.pk,
+            "grid_node": w.grid_a.feeder.pk,
+            "items": ["clock", "registers", "profile"],
+            "crontab": "30 2 * * *",
+        },
+        update_payload=lambda w: {"crontab": "0 3 * * 1-5", "enabled": False},
+    ),
 ]
 
 for _spec in SPECS:
@@ -191,7 +208,7 @@ def test_every_api_model_has_generated_tests():
 
 
 # Read-only endpoints tested on their own (tests/accounts/test_activity_log.py).
-EXEMPT_MODELS: set = set()
+EXEMPT_MODELS: set = {JobRun}  # read-only: tests/collection/test_collection_api.py
 
 
 def _viewset_patterns(resolver):

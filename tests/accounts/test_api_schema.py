@@ -8,12 +8,18 @@ from tests.accounts.test_api_matrix import SPECS
 from tests.api_matrix import client_for
 
 # Operations tested outside the generated matrix: "METHOD path" -> the test that does it.
+COLLECTION_API = "tests/collection/test_collection_api.py"
 TESTED_ELSEWHERE = {
     "POST /api/token/": "tests/accounts/test_api_auth.py::test_token_authentication",
     "GET /api/activity/": "tests/accounts/test_activity_log.py::test_activity_log_is_scoped",
     "GET /api/activity/{id}/": "tests/accounts/test_activity_log.py::test_activity_log_is_scoped",
     "GET /api/meters/export/": "tests/meters/test_registry_io.py::test_api_export_by_query_format",
     "POST /api/meters/import/": "tests/meters/test_registry_io.py::test_round_trip_changes_nothing",
+    "POST /api/meters/{id}/read/": f"{COLLECTION_API}::test_on_demand_read_api",
+    "POST /api/read-jobs/{id}/run/": f"{COLLECTION_API}::test_run_job_now",
+    "GET /api/runs/": f"{COLLECTION_API}::test_runs_are_scoped",
+    "GET /api/runs/{id}/": f"{COLLECTION_API}::test_runs_are_scoped",
+    "GET /api/runs/{id}/results/": f"{COLLECTION_API}::test_run_job_now",
 }
 
 

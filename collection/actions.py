@@ -1,0 +1,294 @@
+"""Collection operations: start a run, read a batch, finish a run, read a meter on demand."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from accounts import audit
+from meters.models import Meter
+
+from . import progress
+from .choices import ReadItem, ResultStatus, RunKind, RunStatus
+from .counters import DatabaseCounterStore
+from .models import CommStatus, JobRun, MeterReadResult, ReadJob
+from .reader import MeterOutcome, ReadPlan, default_window, read_batch
+from .storing import store_outcome
+from .targets import NotReadable, build_target
+
+log = logging.getLogger(__name__)
+
+# A batch picked up more often than this is poison: its meters are failed, not retried.
+MAX_DELIVERIES = 3
+UNREACHABLE_AFTER = 3  # consecutive failed runs
+
+
+def job_meters(job: ReadJob):
+    """The meters a job reads: its grid subtree, model, list and status filter, in scope."""
+    meters = Meter.objects.filter(organisation__path__startswith=job.organisation.path)
+    if job.grid_node_id:
+        meters = meters.filter(service_point__path__startswith=job.grid_node.path)
+    if job.meter_model_id:
+        meters = meters.filter(meter_model_id=job.meter_model_id)
+    listed = list(job.meters.values_list("pk", flat=True))
+    if listed:
+        meters = meters.filter(pk__in=listed)
+    if job.meter_status:
+        meters = meters.filter(status__in=job.meter_status)
+    return meters.order_by("pk")
+
+
+def start_run(job: ReadJob, *, kind: str = RunKind.SCHEDULED, acting_user=None) -> JobRun:
+    """Create a run with one pending result per meter and queue its batches after commit."""
+    from .tasks import read_batch_task
+
+    now = timezone.now()
+    since, until = default_window(now, days=1)
+    with transaction.atomic():
+        run = JobRun.objects.create(
+            job=job,
+            organisation=job.organisation,
+            kind=kind,
+            items=job.items,
+            requested_by=acting_user,
+            since=since,
+            until=until,
+        )
+        meter_ids = list(job_meters(job).values_list("pk", flat=True))
+        MeterReadResult.objects.bulk_create(
+            [MeterReadResult(run=run, meter_id=pk) for pk in meter_ids], batch_size=2000
+        )
+        run.total = len(meter_ids)
+        run.status = RunStatus.RUNNING if meter_ids else RunStatus.SUCCEEDED
+        run.started_at = now
+        run.finished_at = None if meter_ids else now
+        run.save()
+        if acting_user is not None:
+            audit.record(
+                "start_run", user=acting_user, obj=job, changes={"run": run.pk, "meters": run.total}
+            )
+        batches = [
+            meter_ids[i : i + job.batch_size] for i in range(0, len(meter_ids), job.batch_size)
+        ]
+        transaction.on_commit(lambda: [read_batch_task.delay(run.pk, batch) for batch in batches])
+    return run
+
+
+def process_batch(run_id: int, meter_ids: list[int]) -> dict:
+    """Read one batch of a run (idempotent: meters already finished in this run are skipped)."""
+    run = JobRun.objects.select_related("job").get(pk=run_id)
+    job = run.job
+    with transaction.atomic():
+        pending = MeterReadResult.objects.filter(run=run, meter_id__in=meter_ids).exclude(
+            status__in=[ResultStatus.OK, ResultStatus.FAILED]
+        )
+        pending.update(deliveries=F("deliveries") + 1)
+        poisoned = list(
+            pending.filter(deliveries__gt=MAX_DELIVERIES).values_list("meter_id", flat=True)
+        )
+        todo = list(
+            pending.filter(deliveries__lte=MAX_DELIVERIES).values_list("meter_id", flat=True)
+        )
+    for meter_id in poisoned:
+        _finish_result(
+            run,
+            meter_id,
+            ok=False,
+            kind="Quarantined",
+            error=f"batch delivered more than {MAX_DELIVERIES} times; not retried",
+        )
+    if not todo:
+        finish_run_if_done(run.pk)
+        return {"read": 0, "skipped": len(meter_ids)}
+    meters = Meter.objects.filter(pk__in=todo).select_related("meter_model", "concentrator")
+    targets = []
+    for meter in meters:
+        try:
+            targets.append(build_target(meter))
+        except NotReadable as exc:
+            _finish_result(run, meter.pk, ok=False, kind="NotReadable", error=str(exc))
+    MeterReadResult.objects.filter(run=run, meter_id__in=[t.meter_id for t in targets]).update(
+        status=ResultStatus.RUNNING, started_at=timezone.now()
+    )
+    plan = ReadPlan(
+        items=frozenset(run.items),
+        until=run.until or timezone.now(),
+        default_since=run.since or (timezone.now() - timedelta(days=1)),
+        retries=job.retries if job else 1,
+        retry_backoff_s=job.retry_backoff_s if job else 1,
+        clock_drift_limit_s=job.clock_drift_limit_s if job else 30,
+        sync_clock=job.sync_clock if job else False,
+        clock_max_adjust_s=job.clock_max_adjust_s if job else 300,
+    )
+    outcomes = asyncio.run(
+        read_batch(
+            targets, plan, DatabaseCounterStore(), concurrency=job.concurrency if job else 10
+        )
+    )
+    for outcome in outcomes:
+        _record_outcome(run, outcome)
+    finish_run_if_done(run.pk)
+    return {"read": len(outcomes), "ok": sum(o.ok for o in outcomes)}
+
+
+def _record_outcome(run: JobRun, outcome: MeterOutcome) -> None:
+    if not outcome.ok:
+        log_text = ""
+        if outcome.exchange_log:
+            log_text = "\n".join(
+                f"{e.at.isoformat()} {e.direction} {e.data.hex()}" for e in outcome.exchange_log
+            )
+        _finish_result(
+            run,
+            outcome.meter_id,
+            ok=False,
+            kind=outcome.error_kind,
+            error=str(outcome.error),
+            retryable=bool(outcome.error and outcome.error.retryable),
+            attempts=outcome.attempts,
+            exchange_log=log_text,
+        )
+        return
+    with transaction.atomic():
+        stored, data = store_outcome(outcome)
+        _finish_result(
+            run,
+            outcome.meter_id,
+            ok=True,
+            values=stored,
+            attempts=outcome.attempts,
+            data=data,
+            drift=outcome.clock.drift_seconds if outcome.clock else None,
+        )
+
+
+def _finish_result(
+    run,
+    meter_id,
+    *,
+    ok,
+    kind="",
+    error="",
+    retryable=False,
+    attempts=0,
+    values=0,
+    data=None,
+    exchange_log="",
+    drift=None,
+) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        updated = (
+            MeterReadResult.objects.filter(run=run, meter_id=meter_id)
+            .exclude(status__in=[ResultStatus.OK, ResultStatus.FAILED])
+            .update(
+                status=ResultStatus.OK if ok else ResultStatus.FAILED,
+                error_kind=kind,
+                error=error[:2000],
+                retryable=retryable,
+                attempts=attempts,
+                values_stored=values,
+                data=data or {},
+                exchange_log=exchange_log,
+                finished_at=now,
+            )
+        )
+        if not updated:  # already finished by an earlier delivery: count it once only
+            return
+        JobRun.objects.filter(pk=run.pk).update(
+            done=F("done") + 1,
+            succeeded=F("succeeded") + (1 if ok else 0),
+            failed=F("failed") + (0 if ok else 1),
+            values_stored=F("values_stored") + values,
+        )
+        status, _ = CommStatus.objects.get_or_create(meter_id=meter_id)
+        status.last_attempt = now
+        if ok:
+            status.last_success, status.consecutive_failures, status.unreachable = now, 0, False
+            status.last_error = ""
+            if drift is not None:
+                status.clock_drift_s = drift
+        else:
+            status.consecutive_failures += 1
+            status.unreachable = status.consecutive_failures >= UNREACHABLE_AFTER
+            status.last_error = f"{kind}: {error}"[:2000]
+        status.save()
+        progress.publish_run(run.pk)
+
+
+def finish_run_if_done(run_id: int) -> None:
+    with transaction.atomic():
+        run = JobRun.objects.select_for_update().get(pk=run_id)
+        if run.status not in (RunStatus.QUEUED, RunStatus.RUNNING):
+            return
+        if run.results.exclude(status__in=[ResultStatus.OK, ResultStatus.FAILED]).exists():
+            return
+        run.status = (
+            RunStatus.SUCCEEDED
+            if run.failed == 0
+            else RunStatus.FAILED
+            if run.succeeded == 0
+            else RunStatus.PARTIAL
+        )
+        run.finished_at = timezone.now()
+        run.save(update_fields=["status", "finished_at"])
+        progress.publish_run(run.pk)
+
+
+def request_on_demand_read(
+    meter: Meter, items: list[str], *, acting_user, since=None, until=None
+) -> JobRun:
+    """Queue a read of one meter now (page, API or command), audited; returns its run."""
+    from .tasks import read_batch_task
+
+    unknown = set(items) - set(ReadItem.values)
+    if unknown or not items:
+        raise ValueError(f"unknown read items: {sorted(unknown)}" if unknown else "nothing to read")
+    now = timezone.now()
+    default_since, default_until = default_window(now, days=1)
+    with transaction.atomic():
+        run = JobRun.objects.create(
+            organisation=meter.organisation,
+            kind=RunKind.ON_DEMAND,
+            items=items,
+            requested_by=acting_user,
+            since=since or default_since,
+            until=until or default_until,
+            total=1,
+            status=RunStatus.RUNNING,
+            started_at=now,
+        )
+        MeterReadResult.objects.create(run=run, meter=meter)
+        audit.record(
+            "read_meter", user=acting_user, obj=meter, changes={"items": items, "run": run.pk}
+        )
+        transaction.on_commit(lambda: read_batch_task.delay(run.pk, [meter.pk]))
+    return run
+
+
+def expire_runs(now=None) -> int:
+    """Close runs whose window has passed: what is still pending fails with that reason."""
+    now = now or timezone.now()
+    expired = 0
+    running = JobRun.objects.filter(status=RunStatus.RUNNING, job__isnull=False).select_related(
+        "job"
+    )
+    for run in running:
+        if run.started_at and run.started_at + timedelta(minutes=run.job.window_minutes) < now:
+            open_results = run.results.exclude(status__in=[ResultStatus.OK, ResultStatus.FAILED])
+            for meter_id in open_results.values_list("meter_id", flat=True):
+                _finish_result(
+                    run,
+                    meter_id,
+                    ok=False,
+                    kind="WindowClosed",
+                    error="the job's window closed before this meter was read",
+                )
+            finish_run_if_done(run.pk)
+            expired += 1
+    return expired

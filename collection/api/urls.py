@@ -1,0 +1,14 @@
+"""REST API routes of the collection app."""
+
+from django.urls import path
+from rest_framework.routers import DefaultRouter
+
+from . import views
+
+router = DefaultRouter()
+router.register("read-jobs", views.ReadJobViewSet)
+router.register("runs", views.JobRunViewSet)
+urlpatterns = [
+    path("meters/<int:pk>/read/", views.MeterReadView.as_view(), name="api-meter-read"),
+    *router.urls,
+]

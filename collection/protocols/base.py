@@ -1,0 +1,286 @@
+"""Protocol-neutral meter-reading contract.
+
+Every protocol driver (DLMS/COSEM now; IEC 62056-21, IEC 870-5-102, Modbus
+later) implements :class:`MeterSession`.  Everything crossing this contract
+is a plain frozen dataclass: timezone-aware UTC datetimes, ``Decimal``
+values (scaler applied), OBIS codes as strings ``A-B:C.D.E*F``.  No
+protocol-library type ever crosses it.  Errors are those of
+:mod:`collection.protocols.errors`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import UTC, datetime, time
+from decimal import Decimal
+from typing import Literal, Protocol, runtime_checkable
+
+from .errors import NotSupported
+
+# ----------------------------------------------------------------- capabilities
+
+READ_CLOCK = "read_clock"
+SET_CLOCK = "set_clock"
+READ_REGISTERS = "read_registers"
+READ_LOAD_PROFILE = "read_load_profile"
+READ_EVENTS = "read_events"
+READ_INSTANTANEOUS = "read_instantaneous"
+WRITE_TOU = "write_tou"
+CONFIGURE_LOAD_PROFILE = "configure_load_profile"
+RELAY = "relay"
+
+ALL_CAPABILITIES = frozenset(
+    {
+        READ_CLOCK,
+        SET_CLOCK,
+        READ_REGISTERS,
+        READ_LOAD_PROFILE,
+        READ_EVENTS,
+        READ_INSTANTANEOUS,
+        WRITE_TOU,
+        CONFIGURE_LOAD_PROFILE,
+        RELAY,
+    }
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def ensure_utc(value: datetime) -> datetime:
+    """Reject naive datetimes; convert aware ones to UTC."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("naive datetime: the contract uses timezone-aware UTC datetimes")
+    return value.astimezone(UTC)
+
+
+# ----------------------------------------------------------------- values
+
+
+@dataclass(frozen=True, slots=True)
+class ClockReading:
+    meter_time: datetime | None  # UTC, None if the meter reports "not specified"
+    system_time: datetime  # head-end time when the answer arrived (UTC)
+    status: int | None = None  # meter clock status byte, if any
+
+    @property
+    def drift_seconds(self) -> float | None:
+        if self.meter_time is None:
+            return None
+        return (self.meter_time - self.system_time).total_seconds()
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterValue:
+    obis: str
+    value: Decimal | None  # scaler applied; None for non-numeric values
+    unit: str | None  # e.g. "Wh", "W", "V"
+    scaler: int = 0  # decimal exponent that was applied
+    capture_time: datetime | None = None  # maximum demand / extended registers
+    raw: int | str | bytes | None = None  # the value as read, before scaling
+    status: int | None = None
+    error: str | None = None  # the meter refused this register (value is None)
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    obis: str
+    unit: str | None = None
+    scaler: int = 0
+    attribute: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileRow:
+    timestamp: datetime  # interval end (UTC)
+    values: tuple[Decimal | None, ...]
+    status: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileBlock:
+    profile: str  # OBIS of the profile
+    channels: tuple[Channel, ...]
+    rows: tuple[ProfileRow, ...]
+    period_seconds: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MeterEvent:
+    timestamp: datetime
+    code: int  # the meter's own event code
+    log: str  # OBIS of the event log
+    data: tuple = ()
+
+
+@dataclass(frozen=True, slots=True)
+class InstantaneousValues:
+    read_at: datetime
+    voltages: tuple[Decimal | None, ...] = ()  # per phase L1..L3, V
+    currents: tuple[Decimal | None, ...] = ()  # per phase, A
+    angles: tuple[Decimal | None, ...] = ()  # per phase U-I angle, degrees
+    frequency: Decimal | None = None  # Hz
+    active_power: Decimal | None = None  # W (total)
+
+
+@dataclass(frozen=True, slots=True)
+class RelayState:
+    connected: bool  # output_state
+    control_state: str  # "disconnected" | "connected" | "ready_for_reconnection" | "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class DayAction:
+    start: time
+    script: str  # OBIS of the script table (e.g. "0-0:10.0.100*255")
+    selector: int  # script (tariff) id
+
+
+@dataclass(frozen=True, slots=True)
+class DayProfile:
+    day_id: int
+    actions: tuple[DayAction, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class WeekProfile:
+    name: str
+    days: tuple[int, int, int, int, int, int, int]  # day_id Monday..Sunday
+
+
+@dataclass(frozen=True, slots=True)
+class Season:
+    name: str
+    start: datetime  # UTC; year may be ignored by the meter (recurring)
+    week: str  # WeekProfile name
+
+
+@dataclass(frozen=True, slots=True)
+class TouCalendar:
+    """A time-of-use / activity calendar, written to the passive calendar."""
+
+    name: str
+    seasons: tuple[Season, ...]
+    weeks: tuple[WeekProfile, ...]
+    days: tuple[DayProfile, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    direction: Literal["tx", "rx"]
+    data: bytes
+    at: datetime
+
+
+# ----------------------------------------------------------------- counters
+
+
+@runtime_checkable
+class InvocationCounterStore(Protocol):
+    """Persistent AES-GCM invocation counters, one sequence per key.
+
+    ``reserve(key, n)`` returns the first of ``n`` never-used consecutive
+    values and durably marks them used *before* any is sent.
+    ``advance_to(key, value)`` ensures the next reserved value is ``>= value``.
+    """
+
+    async def get(self, key: str) -> int: ...
+
+    async def reserve(self, key: str, n: int = 1) -> int: ...
+
+    async def advance_to(self, key: str, value: int) -> None: ...
+
+
+class MemoryInvocationCounterStore:
+    """In-memory store (tests, CLI). Next value per key, starting at ``initial``."""
+
+    def __init__(self, initial: int = 1, values: dict[str, int] | None = None) -> None:
+        self._initial = initial
+        self._next: dict[str, int] = dict(values or {})
+        self._lock = asyncio.Lock()
+
+    async def get(self, key: str) -> int:
+        return self._next.get(key, self._initial)
+
+    async def reserve(self, key: str, n: int = 1) -> int:
+        if n < 1:
+            raise ValueError("n must be >= 1")
+        async with self._lock:
+            first = self._next.get(key, self._initial)
+            if first + n > 0xFFFFFFFF:
+                raise OverflowError("invocation counter exhausted: re-key the meter")
+            self._next[key] = first + n
+            return first
+
+    async def advance_to(self, key: str, value: int) -> None:
+        async with self._lock:
+            if value > self._next.get(key, self._initial):
+                self._next[key] = value
+
+
+# ----------------------------------------------------------------- the contract
+
+
+class MeterSession:
+    """Base class of one association with one meter.
+
+    Use as ``async with driver(settings) as meter: ...``.  Methods a driver
+    does not support raise :class:`NotSupported`; ``capabilities`` lists the
+    supported ones.
+    """
+
+    capabilities: frozenset[str] = frozenset()
+    exchange_log: list[Exchange] | None = None
+
+    async def open(self) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> MeterSession:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    def _unsupported(self, what: str) -> NotSupported:
+        return NotSupported(f"{type(self).__name__} does not support {what}")
+
+    async def read_clock(self) -> ClockReading:
+        raise self._unsupported(READ_CLOCK)
+
+    async def set_clock(self, value: datetime | None = None) -> ClockReading:
+        raise self._unsupported(SET_CLOCK)
+
+    async def read_registers(self, obis: list[str]) -> list[RegisterValue]:
+        raise self._unsupported(READ_REGISTERS)
+
+    async def read_load_profile(self, profile: str, start: datetime, end: datetime) -> ProfileBlock:
+        raise self._unsupported(READ_LOAD_PROFILE)
+
+    async def read_events(self, log: str, start: datetime, end: datetime) -> list[MeterEvent]:
+        raise self._unsupported(READ_EVENTS)
+
+    async def read_instantaneous(self) -> InstantaneousValues:
+        raise self._unsupported(READ_INSTANTANEOUS)
+
+    async def write_tou(self, calendar: TouCalendar, activate_at: datetime | None = None) -> None:
+        raise self._unsupported(WRITE_TOU)
+
+    async def configure_load_profile(
+        self, period_seconds: int, channels: list[str], profile: str | None = None
+    ) -> None:
+        raise self._unsupported(CONFIGURE_LOAD_PROFILE)
+
+    async def connect(self) -> RelayState:
+        raise self._unsupported(RELAY)
+
+    async def disconnect(self) -> RelayState:
+        raise self._unsupported(RELAY)
+
+    async def relay_state(self) -> RelayState:
+        raise self._unsupported(RELAY)

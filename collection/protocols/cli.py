@@ -1,0 +1,145 @@
+"""``read_meter`` command-line core: ``main(argv) -> int``.
+
+Prints JSON (Decimals as strings, datetimes ISO-8601 with ``Z``).  Errors:
+one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import sys
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from .errors import ProtocolError
+
+WHAT = ("clock", "registers", "profile", "events", "instantaneous", "relay")
+
+
+def to_jsonable(value):
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, bytes):
+        return value.hex()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, frozenset, set)):
+        return [to_jsonable(v) for v in value]
+    return value
+
+
+def _iso(text: str) -> datetime:
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="read_meter", description="Read a meter once.")
+    p.add_argument("--protocol", default="dlms", choices=["dlms"])
+    p.add_argument("--url", required=True, help="tcp://HOST:PORT or a pyserial URL")
+    p.add_argument("--interface", default="wrapper", choices=["wrapper", "hdlc"])
+    p.add_argument("--client-address", type=int)
+    p.add_argument("--server-address", type=int, default=1)
+    p.add_argument("--physical-address", type=int)
+    p.add_argument("--auth", default="none", choices=["none", "low", "high"])
+    p.add_argument("--password")
+    p.add_argument("--auth-key")
+    p.add_argument("--block-key")
+    p.add_argument("--system-title")
+    p.add_argument("--invocation-counter", type=int, default=1)
+    p.add_argument("--max-pdu", type=int, default=1024)
+    p.add_argument("--what", default="clock,registers")
+    p.add_argument("--registers", help="comma separated OBIS codes (default: energy + MD)")
+    p.add_argument("--since", type=_iso)
+    p.add_argument("--until", type=_iso)
+    p.add_argument("--json", action="store_true", help="JSON output (always on; kept for scripts)")
+    p.add_argument("--timeout", type=float, default=10.0)
+    p.add_argument("--log-frames", action="store_true", help="include the exchange log")
+    return p
+
+
+def settings_from_args(args):
+    from .dlms.settings import DlmsSettings
+
+    return DlmsSettings(
+        url=args.url,
+        interface=args.interface,
+        auth=args.auth,
+        client_address=args.client_address,
+        server_address=args.server_address,
+        physical_address=args.physical_address,
+        password=args.password,
+        auth_key=args.auth_key,
+        block_key=args.block_key,
+        system_title=args.system_title,
+        max_pdu=args.max_pdu,
+        connect_timeout=args.timeout,
+        response_timeout=args.timeout,
+        invocation_counter=args.invocation_counter,
+        exchange_log=args.log_frames,
+    )
+
+
+async def run(args, settings, counter_store=None) -> dict:
+    from .dlms.client import ENERGY_REGISTERS, EVENT_LOG, LOAD_PROFILE, MAXIMUM_DEMAND, DlmsClient
+
+    what = [w.strip() for w in args.what.split(",") if w.strip()]
+    unknown = set(what) - set(WHAT)
+    if unknown:
+        raise ValueError(f"unknown --what item(s): {', '.join(sorted(unknown))}")
+    until = args.until or datetime.now(UTC)
+    since = args.since or (until - timedelta(days=1))
+    out: dict = {}
+    client = DlmsClient(settings, counter_store)
+    async with client:
+        if "clock" in what:
+            out["clock"] = await client.read_clock()
+        if "registers" in what:
+            codes = (
+                [c.strip() for c in args.registers.split(",")]
+                if args.registers
+                else [*ENERGY_REGISTERS, MAXIMUM_DEMAND]
+            )
+            out["registers"] = await client.read_registers(codes)
+        if "profile" in what:
+            out["profile"] = await client.read_load_profile(LOAD_PROFILE, since, until)
+        if "events" in what:
+            out["events"] = await client.read_events(EVENT_LOG, since, until)
+        if "instantaneous" in what:
+            out["instantaneous"] = await client.read_instantaneous()
+        if "relay" in what:
+            out["relay"] = await client.relay_state()
+    if client.exchange_log is not None:
+        out["exchange_log"] = client.exchange_log
+    return out
+
+
+def main(argv: list[str] | None = None, *, counter_store=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = settings_from_args(args)
+        result = asyncio.run(run(args, settings, counter_store))
+    except ProtocolError as ex:
+        kind = type(ex).__name__
+        retry = "retryable" if ex.retryable else "permanent"
+        print(f"read_meter: {kind} ({retry}): {ex}", file=sys.stderr)
+        return 2
+    except ValueError as ex:
+        print(f"read_meter: invalid argument: {ex}", file=sys.stderr)
+        return 2
+    print(json.dumps(to_jsonable(result), indent=2, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

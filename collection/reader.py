@@ -1,0 +1,151 @@
+"""Reading a batch of meters concurrently in one event loop, with per-line limits and retries.
+
+Pure asyncio and the protocol contract: no database access happens here, so the caller
+resolves targets before and stores outcomes after (in batches).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from collection.protocols import base
+from collection.protocols.dlms.client import DlmsClient
+from collection.protocols.errors import ConnectionFailed, ProtocolError
+
+from .targets import MeterTarget
+
+# How many sessions one shared line (concentrator, RS-485 bus, modem) takes at once.
+DEFAULT_LINE_LIMIT = 1
+
+
+@dataclass
+class ReadPlan:
+    """What to read in this run, and the time range for profiles and events."""
+
+    items: frozenset[str]
+    until: datetime
+    default_since: datetime
+    retries: int = 2
+    retry_backoff_s: float = 5.0
+    clock_drift_limit_s: float = 30.0
+    sync_clock: bool = False
+    clock_max_adjust_s: float = 300.0
+
+
+@dataclass
+class MeterOutcome:
+    """What one meter gave (or why it gave nothing) in one run."""
+
+    meter_id: int
+    serial: str
+    ok: bool = False
+    attempts: int = 0
+    error: ProtocolError | None = None
+    clock: base.ClockReading | None = None
+    clock_set: bool = False
+    registers: list[base.RegisterValue] = field(default_factory=list)
+    profiles: list[base.ProfileBlock] = field(default_factory=list)
+    events: list[base.MeterEvent] = field(default_factory=list)
+    instantaneous: base.InstantaneousValues | None = None
+    relay: base.RelayState | None = None
+    exchange_log: list[base.Exchange] | None = None
+    seconds: float = 0.0
+
+    @property
+    def error_kind(self) -> str:
+        return type(self.error).__name__ if self.error else ""
+
+
+async def read_target(target: MeterTarget, plan: ReadPlan, counters) -> MeterOutcome:
+    """Read one meter, retrying what a retry can help with, and return its outcome."""
+    outcome = MeterOutcome(target.meter_id, target.serial)
+    started = time.monotonic()
+    for attempt in range(plan.retries + 1):
+        outcome.attempts = attempt + 1
+        client = DlmsClient(target.settings, counters)
+        try:
+            async with client:
+                await _read_session(client, target, plan, outcome)
+            outcome.ok, outcome.error = True, None
+            break
+        except ProtocolError as exc:
+            outcome.error = exc
+            outcome.exchange_log = client.exchange_log
+            if not exc.retryable or attempt == plan.retries:
+                break
+            await asyncio.sleep(plan.retry_backoff_s * (2**attempt))
+        except (TimeoutError, OSError) as exc:  # defensive: transports wrap these
+            outcome.error = ConnectionFailed(str(exc) or type(exc).__name__)
+            if attempt == plan.retries:
+                break
+            await asyncio.sleep(plan.retry_backoff_s * (2**attempt))
+    outcome.seconds = time.monotonic() - started
+    return outcome
+
+
+async def _read_session(client, target: MeterTarget, plan: ReadPlan, outcome: MeterOutcome) -> None:
+    # Partial results of a failed attempt are thrown away: an attempt is all or nothing.
+    outcome.registers, outcome.profiles, outcome.events = [], [], []
+    if "clock" in plan.items:
+        outcome.clock = await client.read_clock()
+        drift = outcome.clock.drift_seconds
+        if (
+            plan.sync_clock
+            and drift is not None
+            and plan.clock_drift_limit_s < abs(drift) <= plan.clock_max_adjust_s
+        ):
+            outcome.clock = await client.set_clock()
+            outcome.clock_set = True
+    if "registers" in plan.items and target.registers:
+        outcome.registers = await client.read_registers(list(target.registers))
+    if "profile" in plan.items:
+        for profile in target.profiles:
+            since = target.profile_since.get(profile, plan.default_since)
+            if since < plan.until:
+                outcome.profiles.append(await client.read_load_profile(profile, since, plan.until))
+    if "events" in plan.items:
+        for log in target.event_logs:
+            outcome.events.extend(await client.read_events(log, plan.default_since, plan.until))
+    if "instantaneous" in plan.items:
+        outcome.instantaneous = await client.read_instantaneous()
+    if "relay" in plan.items:
+        outcome.relay = await client.relay_state()
+
+
+async def read_batch(
+    targets: list[MeterTarget],
+    plan: ReadPlan,
+    counters,
+    *,
+    concurrency: int = 100,
+    line_limit: int = DEFAULT_LINE_LIMIT,
+    on_outcome: Callable[[MeterOutcome], None] | None = None,
+) -> list[MeterOutcome]:
+    """Read every target, at most `concurrency` at once and `line_limit` per shared line."""
+    task_gate = asyncio.Semaphore(concurrency)
+    line_gates: dict[str, asyncio.Semaphore] = defaultdict(lambda: asyncio.Semaphore(line_limit))
+
+    async def one(target: MeterTarget) -> MeterOutcome:
+        async with task_gate:
+            if target.line is None:
+                outcome = await read_target(target, plan, counters)
+            else:
+                async with line_gates[target.line]:
+                    outcome = await read_target(target, plan, counters)
+        if on_outcome is not None:
+            on_outcome(outcome)
+        return outcome
+
+    return list(await asyncio.gather(*(one(t) for t in targets)))
+
+
+def default_window(now: datetime, days: int = 1) -> tuple[datetime, datetime]:
+    """The last `days` whole quarter-hours up to now (interval ends)."""
+    until = now.replace(second=0, microsecond=0)
+    until -= timedelta(minutes=until.minute % 15)
+    return until - timedelta(days=days), until

@@ -1,0 +1,52 @@
+"""Read-job schedules: crontab text in the utility's time zone <-> django-celery-beat rows."""
+
+from __future__ import annotations
+
+import json
+
+from django.conf import settings
+from django.db import transaction
+
+FIELDS = ("minute", "hour", "day_of_month", "month_of_year", "day_of_week")
+
+
+def parse_crontab(text: str) -> dict[str, str]:
+    """'15 1 * * *' -> beat's crontab fields; a clear ValueError for anything else."""
+    from celery.schedules import crontab
+
+    parts = (text or "").split()
+    if len(parts) != 5:
+        raise ValueError("a schedule is five fields: minute hour day-of-month month day-of-week")
+    fields = dict(zip(FIELDS, parts, strict=True))
+    try:
+        crontab(**fields)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"not a valid schedule: {exc}") from None
+    return fields
+
+
+@transaction.atomic
+def sync_schedule(job) -> None:
+    """Create, update or disable the beat entry that starts this job's runs."""
+    from django_celery_beat.models import CrontabSchedule, PeriodicTask
+
+    fields = parse_crontab(job.crontab)
+    schedule, _ = CrontabSchedule.objects.get_or_create(timezone=settings.TIME_ZONE, **fields)
+    task = job.periodic_task
+    if task is None:
+        task = PeriodicTask(
+            name=f"read job {job.pk}: {job.name}"[:200], task="collection.run_read_job"
+        )
+    task.crontab = schedule
+    task.args = json.dumps([job.pk])
+    task.enabled = job.enabled
+    task.queue = "default"
+    task.save()
+    if job.periodic_task_id != task.pk:
+        type(job).objects.filter(pk=job.pk).update(periodic_task=task)
+        job.periodic_task = task
+
+
+def drop_schedule(job) -> None:
+    if job.periodic_task_id:
+        job.periodic_task.delete()

@@ -1,0 +1,113 @@
+"""From registry rows to protocol settings: what the reader needs, resolved before the loop."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from collection.protocols.dlms.settings import DlmsSettings
+from meters.choices import ChannelKind, Protocol, Transport
+from meters.models import DataConcentrator, Meter
+
+
+class NotReadable(Exception):
+    """The registry lacks what a read needs (protocol not implemented, no address...)."""
+
+
+@dataclass(frozen=True)
+class MeterTarget:
+    """One meter to read: its settings, the line it shares, and what its model defines."""
+
+    meter_id: int
+    serial: str
+    settings: DlmsSettings
+    line: str | None  # a shared line (concentrator, serial bus) or None for its own
+    registers: tuple[str, ...]
+    profiles: tuple[str, ...]
+    event_logs: tuple[str, ...]
+    profile_since: dict[str, datetime] = field(default_factory=dict)
+
+
+def comm_source(meter: Meter):
+    """The row whose communication settings reach this meter (itself or its concentrator)."""
+    if meter.transport == Transport.CONCENTRATOR:
+        if meter.concentrator is None:
+            raise NotReadable(f"{meter.serial}: reads through a concentrator but has none")
+        return meter.concentrator
+    return meter
+
+
+def dlms_settings(meter: Meter, *, exchange_log: bool = False) -> DlmsSettings:
+    source = comm_source(meter)
+    if meter.protocol != Protocol.DLMS:
+        raise NotReadable(
+            f"{meter.serial}: protocol {meter.get_protocol_display()} is not available yet"
+        )
+    if source.transport in (Transport.TCP, Transport.CONCENTRATOR) or isinstance(
+        source, DataConcentrator
+    ):
+        if not source.host or not source.port:
+            raise NotReadable(f"{meter.serial}: no host and port to reach it")
+        url = f"tcp://{source.host}:{source.port}"
+    else:
+        if not source.serial_url:
+            raise NotReadable(f"{meter.serial}: no serial-line URL")
+        url = source.serial_url
+    # Through a concentrator the meter keeps its own DLMS addresses and security.
+    try:
+        return DlmsSettings(
+            url=url,
+            interface=meter.dlms_interface,
+            auth=meter.security,
+            client_address=meter.dlms_client_address,
+            server_address=meter.dlms_server_address,
+            physical_address=meter.dlms_physical_address,
+            password=str(meter.password) or None,
+            auth_key=str(meter.auth_key) or None,
+            block_key=str(meter.block_key) or None,
+            system_title=client_system_title() if meter.security == "high" else None,
+            connect_timeout=float(meter.timeout_s),
+            response_timeout=float(meter.timeout_s),
+            hdlc_retries=meter.retries,
+            baudrate=source.baud_rate,
+            counter_key=f"meter:{meter.pk}:{meter.dlms_client_address}",
+            exchange_log=exchange_log,
+        )
+    except ValueError as exc:  # incomplete security settings and the like
+        raise NotReadable(f"{meter.serial}: {exc}") from None
+
+
+def client_system_title() -> bytes:
+    """The head-end's own system title (8 bytes): manufacturer id "AMI" + a fixed serial."""
+    return b"AMI" + bytes.fromhex("0000000001")
+
+
+def line_of(meter: Meter) -> str | None:
+    if meter.transport == Transport.CONCENTRATOR and meter.concentrator_id:
+        return f"concentrator:{meter.concentrator_id}"
+    if meter.transport == Transport.SERIAL and meter.serial_url:
+        return f"serial:{meter.serial_url}"
+    return None
+
+
+def build_target(meter: Meter, *, exchange_log: bool = False) -> MeterTarget:
+    """Everything the async reader needs about one meter, read from the database up front."""
+    channels = list(meter.meter_model.channels.all())
+    registers = tuple(c.obis for c in channels if c.kind == ChannelKind.REGISTER)
+    profiles = tuple(
+        sorted(
+            {c.profile_obis for c in channels if c.kind == ChannelKind.PROFILE and c.profile_obis}
+        )
+    )
+    logs = tuple(
+        sorted({c.profile_obis or c.obis for c in channels if c.kind == ChannelKind.EVENT_LOG})
+    )
+    return MeterTarget(
+        meter_id=meter.pk,
+        serial=meter.serial,
+        settings=dlms_settings(meter, exchange_log=exchange_log),
+        line=line_of(meter),
+        registers=registers,
+        profiles=profiles,
+        event_logs=logs,
+    )

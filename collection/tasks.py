@@ -1,0 +1,30 @@
+"""Celery tasks of the collection app: thin, idempotent wrappers around collection.actions."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from . import actions
+from .models import ReadJob
+
+
+@shared_task(name="collection.run_read_job", queue="default", acks_late=True)
+def run_read_job(job_id: int) -> int | None:
+    """Beat entry point: start a run of one job (a disabled or deleted job does nothing)."""
+    job = ReadJob.objects.filter(pk=job_id, enabled=True).first()
+    if job is None:
+        return None
+    return actions.start_run(job).pk
+
+
+@shared_task(
+    name="collection.read_batch", queue="collect", acks_late=True, reject_on_worker_lost=True
+)
+def read_batch_task(run_id: int, meter_ids: list[int]) -> dict:
+    """Read one batch; a redelivery after a crash re-reads only what is unfinished."""
+    return actions.process_batch(run_id, meter_ids)
+
+
+@shared_task(name="collection.expire_runs", queue="default")
+def expire_runs_task() -> int:
+    return actions.expire_runs()

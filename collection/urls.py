@@ -1,0 +1,12 @@
+"""Pages of the collection app."""
+
+from django.urls import path
+
+from . import views
+
+app_name = "collection"
+urlpatterns = [
+    path("runs/", views.RunListView.as_view(), name="run-list"),
+    path("runs/<int:pk>/", views.RunDetailView.as_view(), name="run-detail"),
+    path("meters/<str:serial>/read/", views.read_meter_now, name="read-meter"),
+]

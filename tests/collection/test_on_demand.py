@@ -1,0 +1,89 @@
+"""On-demand reads of registered meters against the simulator, through the Celery task."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils.dateparse import parse_datetime
+
+from collection import actions
+from collection.choices import ResultStatus, RunStatus
+from collection.models import CommStatus, JobRun
+from collection.simulators import model as sim_model
+from collection.simulators.dlms_fleet import DlmsFleet, Fault, make_meters
+from meters.models import Meter
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def eager_celery(settings):
+    from amisite.celery import app
+
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = False
+
+
+@pytest.fixture
+def fleet():
+    meters = make_meters(3)
+    meters[2].fault = Fault("timeout")
+    with DlmsFleet(meters, interface="wrapper").running_in_thread() as running:
+        yield running
+
+
+def point_meter_at(meter: Meter, fleet, serial: str) -> Meter:
+    address = fleet.address_of(serial)
+    meter.serial = serial
+    meter.host, meter.port, meter.dlms_server_address = (
+        address.host,
+        address.port,
+        address.server_address,
+    )
+    meter.security, meter.password, meter.timeout_s, meter.retries = "none", "", 3, 0
+    meter.save()
+    return meter
+
+
+def test_on_demand_read_returns_registers_clock_and_relay(world, fleet, eager_celery):
+    meter = point_meter_at(world.grid_a.meters[0], fleet, "90000001")
+    run = actions.request_on_demand_read(
+        meter, ["clock", "registers", "relay", "instantaneous"], acting_user=world.operator_a
+    )
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED, run.results.get().error
+    result = run.results.get()
+    assert result.status == ResultStatus.OK
+    registers = {r["obis"]: r for r in result.data["registers"]}
+    assert set(registers) >= {"1-0:1.8.0*255", "1-0:2.8.0*255"}
+    assert result.data["relay"]["connected"] in (True, False)
+    assert len(result.data["instantaneous"]["voltages"]) == 3
+    assert abs(result.data["clock"]["drift_s"]) < 5
+    assert CommStatus.objects.get(meter=meter).last_success is not None
+    # The register equals the simulator's deterministic model at the meter's clock reading
+    # (within the few seconds between the clock and the register request).
+    meter_time = parse_datetime(result.data["clock"]["meter_time"])
+    expected = {
+        sim_model.energy_register("90000001", 1, meter_time + timedelta(seconds=delta))
+        for delta in (-5, 0, 5)
+    }
+    assert int(Decimal(registers["1-0:1.8.0*255"]["value"])) in expected
+
+
+def test_unanswering_meter_fails_with_a_typed_error(world, fleet, eager_celery):
+    meter = point_meter_at(world.grid_a.meters[1], fleet, "90000003")
+    run = actions.request_on_demand_read(meter, ["clock"], acting_user=world.operator_a)
+    run = JobRun.objects.get(pk=run.pk)
+    assert run.status == RunStatus.FAILED
+    result = run.results.get()
+    assert result.error_kind == "MeterTimeout" and result.retryable
+    status = CommStatus.objects.get(meter=meter)
+    assert status.consecutive_failures == 1 and not status.unreachable
+
+
+def test_unknown_read_item_is_refused(world):
+    with pytest.raises(ValueError, match="unknown read items"):
+        actions.request_on_demand_read(
+            world.grid_a.meters[0], ["everything"], acting_user=world.operator_a
+        )

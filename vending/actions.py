@@ -1,0 +1,471 @@
+"""Vending operations: every state change is one of these functions, atomic and audited.
+
+Money, TIDs and debt change under a row lock on the prepaid account
+(`engine.locked_account`), so concurrent sales to one meter serialise there. A sale that
+cannot complete raises a `VendingError` after its transaction rolled back: no sale, no
+token, no TID used, no debt recovered; the refusal itself is written to the activity log
+outside that transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from decimal import Decimal
+
+from django.core.exceptions import PermissionDenied
+from django.db import IntegrityError, transaction
+from django.db.models import F, Sum
+from django.utils import timezone
+
+from accounts import audit
+from accounts.actions import ensure_in_scope, record_denied
+from accounts.choices import Outcome
+from accounts.scoping import org_within_scope
+
+from . import engine, tariffs
+from .choices import SaleChannel, SaleStatus, ShiftStatus, TokenPurpose
+from .errors import IdempotencyConflict, SaleRefused, VendingError, VendingUnavailable
+from .models import (
+    ManagementOrder,
+    PrepaidAccount,
+    Sale,
+    SaleReversal,
+    Shift,
+    Token,
+    VendingStation,
+)
+from .scoping import is_supervisor, may_issue_management_tokens
+from .sts.errors import StsError
+from .sts.tokens import (
+    REGISTER_ALL,
+    TokenKind,
+    encode_clear_credit,
+    encode_clear_tamper,
+    encode_credit,
+    encode_key_change,
+    encode_max_power,
+)
+
+ZERO = Decimal("0")
+
+
+def record_failure(action: str, *, acting_user, obj=None, error: Exception) -> None:
+    """The activity row of an operation that did not happen (written outside its transaction)."""
+    outcome = Outcome.DENIED if isinstance(error, PermissionDenied) else Outcome.FAILED
+    audit.record(action, user=acting_user, obj=obj, outcome=outcome, detail=str(error))
+
+
+def month_start(now: datetime) -> datetime:
+    """Start of the calendar month of `now` in the utility's time zone (fixed charges, blocks)."""
+    local = timezone.localtime(now)
+    return local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def month_to_date(account: PrepaidAccount, now: datetime):
+    """(kWh bought, fixed charge already collected) this month for the account."""
+    sales = Sale.objects.filter(
+        account=account, status=SaleStatus.COMPLETED, created_at__gte=month_start(now),
+        created_at__lte=now,
+    )  # fmt: skip
+    bought = sales.aggregate(total=Sum("energy_kwh"))["total"] or ZERO
+    return bought, sales.filter(fixed_charge__gt=0).exists()
+
+
+# --- shifts -----------------------------------------------------------------------------
+
+
+def open_shift(
+    station: VendingStation, *, acting_user, opening_float: Decimal = ZERO, now=None
+) -> Shift:
+    """Open the clerk's shift at a station; a clerk has at most one open shift."""
+    if not station.active:
+        raise SaleRefused(f"station {station.code} is closed")
+    if not is_supervisor(acting_user) and not station.clerks.filter(pk=acting_user.pk).exists():
+        raise PermissionDenied(f"you are not a clerk of station {station.code}")
+    if Shift.objects.filter(clerk=acting_user, status=ShiftStatus.OPEN).exists():
+        raise SaleRefused("you already have an open shift; close it first")
+    try:
+        with transaction.atomic():
+            shift = Shift.objects.create(
+                organisation=station.organisation, station=station, clerk=acting_user,
+                opening_float=Decimal(opening_float), opened_at=now or timezone.now(),
+            )  # fmt: skip
+            ensure_in_scope(shift, acting_user, "add")
+            changes = {"station": station.code, "opening_float": str(opening_float)}
+            audit.record("open_shift", user=acting_user, obj=shift, changes=changes)
+    except IntegrityError:
+        raise SaleRefused("you already have an open shift; close it first") from None
+    return shift
+
+
+def shift_takings(shift: Shift) -> Decimal:
+    completed = shift.sales.filter(status=SaleStatus.COMPLETED)
+    return completed.aggregate(total=Sum("amount_paid"))["total"] or ZERO
+
+
+def close_shift(
+    shift: Shift, *, cash_counted: Decimal, acting_user, note: str = "", now=None
+) -> Shift:
+    """Close a shift: expected cash = float + completed sales; record the variance."""
+    with transaction.atomic():
+        shift = Shift.objects.select_for_update().get(pk=shift.pk)
+        if shift.status != ShiftStatus.OPEN:
+            raise SaleRefused("this shift is already closed")
+        if shift.clerk_id != acting_user.pk and not is_supervisor(acting_user):
+            raise PermissionDenied("only the clerk or a supervisor closes a shift")
+        expected = shift.opening_float + shift_takings(shift)
+        shift.cash_counted = Decimal(cash_counted)
+        shift.expected_cash = expected
+        shift.variance = shift.cash_counted - expected
+        shift.status = ShiftStatus.CLOSED
+        shift.closed_at = now or timezone.now()
+        shift.note = note
+        shift.save()
+        audit.record("close_shift", user=acting_user, obj=shift, changes={
+            "expected_cash": str(expected), "cash_counted": str(shift.cash_counted),
+            "variance": str(shift.variance)})  # fmt: skip
+    return shift
+
+
+# --- sales ------------------------------------------------------------------------------
+
+
+def _sell_locked(
+    account: PrepaidAccount,
+    amount: Decimal,
+    *,
+    acting_user,
+    channel: str,
+    shift: Shift | None,
+    currency: str | None,
+    payment_reference: str,
+    idempotency_key: str | None,
+    fingerprint: str,
+    now: datetime,
+) -> Sale:
+    """The sale itself; the caller holds the account lock inside a transaction."""
+    if not account.active:
+        raise SaleRefused(f"prepaid account {account.meter_number} is closed")
+    tariff = account.tariff
+    if not tariff.active:
+        raise SaleRefused(f"tariff {tariff.code} is withdrawn; move the account to another")
+    if currency and currency != tariff.currency:
+        raise SaleRefused(f"this account is sold in {tariff.currency}, not {currency}")
+    station = None
+    if channel == SaleChannel.COUNTER:
+        # Re-read: the caller's shift object may be stale (closed meanwhile).
+        shift = Shift.objects.select_related("station").filter(pk=getattr(shift, "pk", None))
+        shift = shift.first()
+        if shift is None or shift.status != ShiftStatus.OPEN or shift.clerk_id != acting_user.pk:
+            raise SaleRefused("open a shift at your station before selling")
+        station = shift.station
+    bought, fixed_collected = month_to_date(account, now)
+    quote = tariffs.quote(
+        tariff, Decimal(amount), debt_balance=account.debt_balance,
+        fixed_charge_due=tariff.fixed_charge_monthly > 0 and not fixed_collected,
+        kwh_bought_this_month=bought,
+    )  # fmt: skip
+    key = engine.decoder_key(account)
+    tid = engine.allocate_tid(account, now)
+    try:
+        sts = encode_credit(
+            key, TokenKind.CREDIT_ELECTRICITY, quote.energy_kwh, issued_at=tid,
+            base_date=account.base_date,
+        )  # fmt: skip
+    except StsError as exc:
+        raise VendingUnavailable(f"the token engine refused: {exc}") from None
+    if sts.amount != quote.energy_kwh:  # representable_at_most guarantees this
+        raise VendingUnavailable("token amount differs from the amount paid for")
+    sale = Sale.objects.create(
+        organisation=account.organisation, account=account, station=station, shift=shift,
+        sold_by=acting_user, channel=channel, tariff=tariff, currency=tariff.currency,
+        amount_paid=quote.amount_paid, debt_recovered=quote.debt_recovered,
+        fixed_charge=quote.fixed_charge, tax=quote.tax, energy_charge=quote.energy_charge,
+        energy_kwh=quote.energy_kwh, breakdown=quote.breakdown(),
+        payment_reference=payment_reference, idempotency_key=idempotency_key,
+        request_fingerprint=fingerprint, created_at=now,
+    )  # fmt: skip
+    Token.objects.create(
+        organisation=account.organisation, account=account, meter=account.meter, sale=sale,
+        purpose=TokenPurpose.CREDIT, kind=sts.kind.value, digits=sts.digits,
+        base_date=account.base_date, tid=tid, amount_kwh=sts.amount, issued_at=now,
+    )  # fmt: skip
+    if quote.debt_recovered:
+        PrepaidAccount.objects.filter(pk=account.pk).update(
+            debt_balance=F("debt_balance") - quote.debt_recovered
+        )
+    if not acting_user.has_perm("vending.add_sale") or not org_within_scope(
+        acting_user, account.organisation, "add"
+    ):
+        raise PermissionDenied("the account is outside your organisation's scope")
+    if channel == SaleChannel.COUNTER:
+        ensure_in_scope(sale, acting_user, "add")  # clerks: their own station's sales only
+    changes = {
+        "account": account.meter_number,
+        "amount_paid": str(quote.amount_paid),
+        "energy_kwh": str(quote.energy_kwh),
+        "tid": tid,
+        "channel": channel,
+        "station": station.code if station else "",
+        "payment_reference": payment_reference,
+    }
+    audit.record("sell", user=acting_user, obj=sale, changes=changes)
+    return sale
+
+
+def sell(
+    account: PrepaidAccount,
+    amount: Decimal,
+    *,
+    acting_user,
+    shift: Shift,
+    currency: str | None = None,
+    payment_reference: str = "",
+    now: datetime | None = None,
+) -> Sale:
+    """A counter sale by a clerk in an open shift: one token, one receipt."""
+    try:
+        with transaction.atomic():
+            locked = engine.locked_account(account.pk)
+            return _sell_locked(
+                locked, amount, acting_user=acting_user, channel=SaleChannel.COUNTER,
+                shift=shift, currency=currency, payment_reference=payment_reference,
+                idempotency_key=None, fingerprint="", now=now or timezone.now(),
+            )  # fmt: skip
+    except (VendingError, PermissionDenied) as exc:
+        record_failure("sell", acting_user=acting_user, obj=account, error=exc)
+        raise
+
+
+def payment_fingerprint(account, amount, currency, payment_reference, acting_user) -> str:
+    """What makes two payment requests "the same" for an idempotency key."""
+    body = json.dumps(
+        [account.pk, str(Decimal(amount)), currency, payment_reference, acting_user.pk]
+    )
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def _replay(organisation_id: int, key: str, fingerprint: str) -> Sale | None:
+    sale = Sale.objects.filter(organisation_id=organisation_id, idempotency_key=key).first()
+    if sale is not None and sale.request_fingerprint != fingerprint:
+        raise IdempotencyConflict("this Idempotency-Key was already used for a different payment")
+    return sale
+
+
+def pay(
+    account: PrepaidAccount,
+    amount: Decimal,
+    *,
+    currency: str,
+    payment_reference: str,
+    idempotency_key: str,
+    acting_user,
+    now: datetime | None = None,
+) -> tuple[Sale, bool]:
+    """A third-party payment, idempotent: (sale, created). The same key returns the same sale.
+
+    Duplicates racing each other queue on the account lock and find the first one's sale
+    when they get it; a duplicate on another account hits the unique (organisation,
+    idempotency_key) constraint and is answered from the winner's row. A failed payment
+    leaves nothing, so its key may be retried.
+    """
+    if not idempotency_key:
+        raise SaleRefused("an Idempotency-Key is required")
+    fingerprint = payment_fingerprint(account, amount, currency, payment_reference, acting_user)
+    org_id = account.organisation_id
+    try:
+        found = _replay(org_id, idempotency_key, fingerprint)
+        if found is not None:
+            return found, False
+        try:
+            with transaction.atomic():
+                locked = engine.locked_account(account.pk)
+                found = _replay(org_id, idempotency_key, fingerprint)
+                if found is not None:
+                    return found, False
+                sale = _sell_locked(
+                    locked, amount, acting_user=acting_user, channel=SaleChannel.API,
+                    shift=None, currency=currency, payment_reference=payment_reference,
+                    idempotency_key=idempotency_key, fingerprint=fingerprint,
+                    now=now or timezone.now(),
+                )  # fmt: skip
+                return sale, True
+        except IntegrityError:
+            found = _replay(org_id, idempotency_key, fingerprint)
+            if found is None:
+                raise
+            return found, False
+    except (VendingError, PermissionDenied) as exc:
+        record_failure("pay", acting_user=acting_user, obj=account, error=exc)
+        raise
+
+
+def reverse_sale(sale: Sale, *, acting_user, reason: str, now=None) -> SaleReversal:
+    """A supervisor reverses a sale: a reversal row, the sale marked, recovered debt restored.
+
+    The token cannot be recalled from the meter (STS has no such token); the reversal is the
+    money side, for a token that was never entered or a sale made in error.
+    """
+    if not is_supervisor(acting_user):
+        exc = PermissionDenied("only a supervisor may reverse a sale")
+        record_denied(acting_user, "reverse_sale", sale, str(exc))
+        raise exc
+    if not reason.strip():
+        raise SaleRefused("a reversal needs a reason")
+    original = sale
+    with transaction.atomic():
+        engine.locked_account(sale.account_id)
+        sale = Sale.objects.select_for_update().get(pk=sale.pk)
+        if sale.status == SaleStatus.REVERSED:
+            raise SaleRefused("this sale is already reversed")
+        if not org_within_scope(acting_user, sale.organisation, "change"):
+            raise PermissionDenied("the sale is outside your organisation's scope")
+        reversal = SaleReversal.objects.create(
+            organisation=sale.organisation, sale=sale, reversed_by=acting_user, reason=reason,
+            refund_amount=sale.amount_paid, debt_restored=sale.debt_recovered,
+            created_at=now or timezone.now(),
+        )  # fmt: skip
+        Sale.objects.filter(pk=sale.pk).update(status=SaleStatus.REVERSED)
+        sale.status = original.status = SaleStatus.REVERSED
+        if sale.debt_recovered:
+            PrepaidAccount.objects.filter(pk=sale.account_id).update(
+                debt_balance=F("debt_balance") + sale.debt_recovered
+            )
+        audit.record("reverse_sale", user=acting_user, obj=sale, changes={
+            "refund_amount": str(sale.amount_paid), "debt_restored": str(sale.debt_recovered),
+            "reason": reason})  # fmt: skip
+    return reversal
+
+
+def record_reprint(sale: Sale, *, acting_user) -> Sale:
+    """A reprint shows the stored token again, marked REPRINT; counted and audited."""
+    with transaction.atomic():
+        Sale.objects.filter(pk=sale.pk).update(reprint_count=F("reprint_count") + 1)
+        sale.refresh_from_db(fields=["reprint_count"])
+        audit.record("reprint_receipt", user=acting_user, obj=sale,
+                     changes={"reprint": sale.reprint_count})  # fmt: skip
+    return sale
+
+
+def adjust_debt(account: PrepaidAccount, change: Decimal, *, acting_user, reason: str):
+    """Add (positive) or write off (negative) customer debt recovered from future sales."""
+    change = Decimal(change)
+    if change != tariffs.money(change) or change == 0:
+        raise SaleRefused("the change must be a non-zero amount in whole cents")
+    with transaction.atomic():
+        locked = engine.locked_account(account.pk)
+        if locked.debt_balance + change < 0:
+            raise SaleRefused(f"the debt is only {locked.debt_balance}")
+        PrepaidAccount.objects.filter(pk=locked.pk).update(debt_balance=F("debt_balance") + change)
+        locked.refresh_from_db(fields=["debt_balance"])
+        ensure_in_scope(locked, acting_user, "change")
+        audit.record("adjust_debt", user=acting_user, obj=locked, changes={
+            "debt_balance": [str(locked.debt_balance - change), str(locked.debt_balance)],
+            "reason": reason})  # fmt: skip
+    return locked
+
+
+# --- management tokens ------------------------------------------------------------------
+
+
+def issue_management_tokens(
+    account: PrepaidAccount,
+    purpose: str,
+    *,
+    acting_user,
+    reason: str,
+    watts: int | None = None,
+    register: int | None = None,
+    new_sgc: int | None = None,
+    new_krn: int | None = None,
+    new_ti: int | None = None,
+    new_base_date: int | None = None,
+    now: datetime | None = None,
+) -> ManagementOrder:
+    """Issue management token(s) to a meter: power limit, clear tamper/credit, key change."""
+    now = now or timezone.now()
+    try:
+        if not may_issue_management_tokens(acting_user):
+            raise PermissionDenied("management tokens need a vending supervisor")
+        if not reason.strip():
+            raise SaleRefused("a management token needs a reason")
+        with transaction.atomic():
+            locked = engine.locked_account(account.pk)
+            if not org_within_scope(acting_user, locked.organisation, "add"):
+                raise PermissionDenied("the account is outside your organisation's scope")
+            order = ManagementOrder.objects.create(
+                organisation=locked.organisation, account=locked, purpose=purpose, watts=watts,
+                register=register, new_sgc=new_sgc, new_krn=new_krn, new_ti=new_ti,
+                new_base_date=new_base_date, reason=reason, issued_by=acting_user,
+                created_at=now,
+            )  # fmt: skip
+            tokens = _management_tokens(locked, order, now)
+            audit.record("issue_management_token", user=acting_user, obj=order, changes={
+                "purpose": purpose, "account": locked.meter_number, "tokens": len(tokens),
+                "watts": watts, "register": register, "new_sgc": new_sgc, "new_krn": new_krn,
+                "new_ti": new_ti, "new_base_date": new_base_date, "reason": reason})  # fmt: skip
+            return order
+    except (VendingError, PermissionDenied) as exc:
+        record_failure(f"issue_{purpose}", acting_user=acting_user, obj=account, error=exc)
+        raise
+
+
+def _management_tokens(account: PrepaidAccount, order: ManagementOrder, now) -> list[Token]:
+    key = engine.decoder_key(account)
+    base_date = account.base_date
+    rows = []
+
+    def add(sts, sequence=1, tid=None, value=None):
+        rows.append(Token(
+            organisation=account.organisation, account=account, meter=account.meter,
+            order=order, purpose=order.purpose, kind=sts.kind.value, sequence=sequence,
+            digits=sts.digits, base_date=base_date, tid=tid, value=value, issued_at=now,
+        ))  # fmt: skip
+
+    try:
+        if order.purpose == TokenPurpose.KEY_CHANGE:
+            new = {
+                "sgc": account.sgc if order.new_sgc is None else order.new_sgc,
+                "krn": account.krn if order.new_krn is None else order.new_krn,
+                "ti": account.ti if order.new_ti is None else order.new_ti,
+                "base_date": base_date if order.new_base_date is None else order.new_base_date,
+            }
+            old = {"sgc": account.sgc, "krn": account.krn, "ti": account.ti,
+                   "base_date": base_date}  # fmt: skip
+            if new == old:
+                raise SaleRefused("a key change needs a new SGC, KRN, TI or base date")
+            if new["base_date"] < base_date:
+                raise SaleRefused("the base date can only move forward")
+            new_key = engine.decoder_key(account, **new)
+            rollover = new["base_date"] != base_date
+            sections = encode_key_change(
+                key, new_key, new_krn=new["krn"], new_ti=new["ti"],
+                new_key_type=account.key_type, rollover=rollover, new_sgc=new["sgc"],
+            )  # fmt: skip
+            for sequence, sts in enumerate(sections, 1):
+                add(sts, sequence)
+            PrepaidAccount.objects.filter(pk=account.pk).update(
+                **new, **({"last_tid": 0} if rollover else {})
+            )
+        elif order.purpose in (
+            TokenPurpose.MAX_POWER, TokenPurpose.CLEAR_TAMPER, TokenPurpose.CLEAR_CREDIT
+        ):  # fmt: skip
+            if order.purpose == TokenPurpose.MAX_POWER and order.watts is None:
+                raise SaleRefused("a power limit token needs the limit in watts")
+            tid = engine.allocate_tid(account, now)
+            common = {"issued_at": tid, "base_date": base_date}
+            if order.purpose == TokenPurpose.MAX_POWER:
+                sts = encode_max_power(key, order.watts, **common)
+                add(sts, tid=tid, value=sts.watts)
+            elif order.purpose == TokenPurpose.CLEAR_TAMPER:
+                add(encode_clear_tamper(key, **common), tid=tid)
+            else:
+                register = REGISTER_ALL if order.register is None else order.register
+                add(encode_clear_credit(key, register, **common), tid=tid, value=register)
+        else:
+            raise SaleRefused(f"{order.purpose} is not a management token")
+    except StsError as exc:
+        raise SaleRefused(str(exc)) from None
+    return Token.objects.bulk_create(rows)

@@ -1,0 +1,105 @@
+"""Receipts of a sale: a PDF (reportlab) and a plain-text version for thermal printers.
+
+The text receipt is laid out for 80 mm thermal printers, which print 48 columns in their
+standard font; every line is at most `WIDTH` characters (well inside 80 columns). A
+receipt printed after the first one says REPRINT and shows the stored token unchanged.
+"""
+
+from __future__ import annotations
+
+from io import BytesIO
+
+from django.utils import timezone
+
+from .choices import SaleStatus
+from .models import Sale
+
+WIDTH = 48
+
+
+def _pair(label: str, value: str) -> str:
+    value = str(value)
+    room = WIDTH - len(label) - 1
+    return f"{label} {value[-room:].rjust(room)}"
+
+
+def _centre(text: str) -> str:
+    return text[:WIDTH].center(WIDTH).rstrip()
+
+
+def receipt_lines(sale: Sale) -> list[str]:
+    """The receipt, line by line (the same content in the text and the PDF version)."""
+    token = sale.credit_token
+    when = timezone.localtime(sale.created_at)
+    rule = "-" * WIDTH
+    lines = [_centre(sale.organisation.name), _centre("PREPAID ELECTRICITY"), ""]
+    if sale.reprint_count:
+        lines.append(_centre(f"*** REPRINT {sale.reprint_count} ***"))
+    if sale.status == SaleStatus.REVERSED:
+        lines.append(_centre("*** REVERSED - TOKEN NOT VALID FOR CREDIT ***"))
+    where = sale.station.code if sale.station else "online payment"
+    lines += [
+        _pair("Receipt", str(sale.reference)),
+        _pair("Date", when.strftime("%Y-%m-%d %H:%M %Z")),
+        _pair("Station", where),
+    ]
+    if sale.payment_reference:
+        lines.append(_pair("Payment ref", sale.payment_reference))
+    if sale.sold_by:
+        lines.append(_pair("Sold by", sale.sold_by.get_username()))
+    account = sale.account
+    lines += [
+        _pair("Customer", account.customer.account_number),
+        _pair("Name", account.customer.name),
+        _pair("Meter", account.meter_number),
+        _pair("Tariff", f"{sale.tariff.code} {sale.tariff.name}"),
+        rule,
+        _pair("Amount paid", f"{sale.currency} {sale.amount_paid}"),
+        _pair("Debt recovered", sale.debt_recovered),
+        _pair("Fixed charge", sale.fixed_charge),
+        _pair("Tax", sale.tax),
+        _pair("Energy", sale.energy_charge),
+        _pair("Energy credited", f"{sale.energy_kwh} kWh"),
+        rule,
+        "TOKEN",
+        _centre(token.grouped if token else "-"),
+        _pair("TID", token.tid if token else "-"),
+        rule,
+        _centre("Enter the 20 digits on your meter keypad."),
+    ]
+    return lines
+
+
+def text_receipt(sale: Sale) -> str:
+    lines = receipt_lines(sale)
+    assert all(len(line) <= WIDTH for line in lines)
+    return "\n".join(lines) + "\n"
+
+
+def pdf_receipt(sale: Sale) -> bytes:
+    """A one-page PDF (80 mm wide), uncompressed so its text is searchable as is."""
+    from reportlab.lib.units import mm
+    from reportlab.pdfgen import canvas
+
+    lines = receipt_lines(sale)
+    height = (len(lines) + 6) * 10
+    buffer = BytesIO()
+    pdf = canvas.Canvas(
+        buffer, pagesize=(80 * mm, height), pageCompression=0, invariant=1,
+        initialFontName="Courier", initialFontSize=7,
+    )  # fmt: skip
+    pdf.setTitle(f"Receipt {sale.reference}")
+    y = height - 20
+    token = sale.credit_token
+    for line in lines:
+        if token and line.strip() == token.grouped:
+            pdf.setFont("Courier-Bold", 11)
+            pdf.drawCentredString(40 * mm, y - 2, token.grouped)
+            pdf.setFont("Courier", 7)
+            y -= 16
+            continue
+        pdf.drawString(4 * mm, y, line)
+        y -= 10
+    pdf.showPage()
+    pdf.save()
+    return buffer.getvalue()

@@ -1,0 +1,296 @@
+"""Dashboard pages of vending: the clerk's counter, sales, accounts, management tokens, reports.
+
+Every page is a `ScopedViewMixin` view (login, role permission, `restrict(user, action)`);
+every change calls a function of `vending.actions`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.utils import timezone
+from django.views import View
+from django.views.generic import DetailView, ListView, TemplateView
+
+from accounts.mixins import ScopedViewMixin
+
+from . import actions, receipts, reports, usage
+from .choices import SaleStatus, ShiftStatus
+from .errors import VendingError
+from .forms import CloseShiftForm, ManagementTokenForm, OpenShiftForm, ReasonForm, SellForm
+from .models import ManagementOrder, PrepaidAccount, Sale, Shift, VendingStation
+from .scoping import is_supervisor, may_issue_management_tokens
+
+
+def _stations_for(user):
+    stations = VendingStation.objects.restrict(user, "view").filter(active=True)
+    return stations if is_supervisor(user) else stations.filter(clerks=user)
+
+
+def _open_shift(user):
+    return (
+        Shift.objects.filter(clerk=user, status=ShiftStatus.OPEN).select_related("station").first()
+    )
+
+
+class CounterView(ScopedViewMixin, TemplateView):
+    """The clerk's counter: open/close the shift, sell, the latest sales in scope."""
+
+    model = Sale
+    template_name = "vending/counter.html"
+
+    def get_context_data(self, **kwargs):
+        user = self.request.user
+        shift = _open_shift(user)
+        context = super().get_context_data(**kwargs)
+        context.update(
+            shift=shift,
+            takings=actions.shift_takings(shift) if shift else None,
+            open_form=OpenShiftForm(stations=_stations_for(user)),
+            close_form=CloseShiftForm(),
+            sell_form=SellForm(),
+            sales=self.scoped_queryset().select_related("station", "account", "sold_by")[:25],
+            can_sell=user.has_perm("vending.add_sale"),
+        )
+        return context
+
+
+class CounterActionView(ScopedViewMixin, View):
+    """POST-only counter actions: open shift, sell, close shift."""
+
+    model = Sale
+    scope_action = "add"
+
+    def post(self, request, what):
+        user = request.user
+        try:
+            if what == "open":
+                form = OpenShiftForm(request.POST, stations=_stations_for(user))
+                if form.is_valid():
+                    actions.open_shift(
+                        form.cleaned_data["station"],
+                        acting_user=user,
+                        opening_float=form.cleaned_data["opening_float"],
+                    )
+                    messages.success(request, "Shift opened.")
+                else:
+                    messages.error(request, f"Cannot open the shift: {form.errors.as_text()}")
+            elif what == "close":
+                form = CloseShiftForm(request.POST)
+                shift = _open_shift(user)
+                if shift and form.is_valid():
+                    shift = actions.close_shift(
+                        shift, cash_counted=form.cleaned_data["cash_counted"],
+                        note=form.cleaned_data["note"], acting_user=user,
+                    )  # fmt: skip
+                    messages.success(
+                        request, f"Shift closed: expected {shift.expected_cash}, counted "
+                        f"{shift.cash_counted}, variance {shift.variance}.",
+                    )  # fmt: skip
+                else:
+                    messages.error(request, "No open shift, or the cash counted is missing.")
+            elif what == "sell":
+                form = SellForm(request.POST)
+                if not form.is_valid():
+                    messages.error(request, f"Cannot sell: {form.errors.as_text()}")
+                    return redirect("vending:counter")
+                account = self._account(form.cleaned_data["meter_number"])
+                sale = actions.sell(account, form.cleaned_data["amount"], acting_user=user,
+                                    shift=_open_shift(user))  # fmt: skip
+                return redirect("vending:sale-detail", reference=sale.reference)
+        except VendingError as exc:
+            messages.error(request, str(exc))
+        except PermissionDenied as exc:
+            messages.error(request, str(exc) or "Not allowed.")
+        return redirect("vending:counter")
+
+    def _account(self, number):
+        number = number.replace(" ", "")
+        visible = PrepaidAccount.objects.restrict(self.request.user, "view")
+        matches = list(
+            visible.filter(
+                Q(meter_number=number) | Q(pan=number) | Q(customer__account_number=number)
+            )[:2]
+        )
+        if len(matches) != 1:
+            raise VendingError(
+                "no prepaid account matches" if not matches else "several accounts match"
+            )
+        return matches[0]
+
+
+class SaleDetailView(ScopedViewMixin, DetailView):
+    """One sale: the token, the breakdown, receipts, reprint and (supervisors) reversal."""
+
+    model = Sale
+    slug_field = "reference"
+    slug_url_kwarg = "reference"
+    template_name = "vending/sale_detail.html"
+
+    def get_queryset(self):
+        return self.scoped_queryset().select_related(
+            "account__customer", "station", "sold_by", "tariff", "organisation"
+        )
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        sale = self.object
+        context.update(
+            token=sale.credit_token,
+            reversal=getattr(sale, "reversal", None),
+            can_reverse=is_supervisor(self.request.user) and sale.status == SaleStatus.COMPLETED,
+            reverse_form=ReasonForm(),
+            receipt_text=receipts.text_receipt(sale),
+        )
+        return context
+
+
+class SaleActionView(ScopedViewMixin, View):
+    """POST on a sale: reprint (same token, marked REPRINT) or reverse (supervisors)."""
+
+    model = Sale
+
+    def post(self, request, reference, what):
+        sale = get_object_or_404(self.scoped_queryset(), reference=reference)
+        try:
+            if what == "reprint":
+                actions.record_reprint(sale, acting_user=request.user)
+                return redirect("vending:receipt", reference=reference, fmt="pdf")
+            form = ReasonForm(request.POST)
+            if form.is_valid():
+                actions.reverse_sale(sale, acting_user=request.user,
+                                     reason=form.cleaned_data["reason"])  # fmt: skip
+                messages.success(request, "Sale reversed.")
+            else:
+                messages.error(request, "A reversal needs a reason.")
+        except VendingError as exc:
+            messages.error(request, str(exc))
+        except PermissionDenied as exc:
+            messages.error(request, str(exc))
+        return redirect("vending:sale-detail", reference=reference)
+
+
+class ReceiptView(ScopedViewMixin, View):
+    """The receipt of a sale as PDF or 48-column text (marked REPRINT after the first)."""
+
+    model = Sale
+
+    def get(self, request, reference, fmt):
+        sale = get_object_or_404(self.scoped_queryset(), reference=reference)
+        if fmt == "pdf":
+            response = HttpResponse(receipts.pdf_receipt(sale), content_type="application/pdf")
+            response["Content-Disposition"] = f'inline; filename="receipt-{sale.reference}.pdf"'
+            return response
+        return HttpResponse(receipts.text_receipt(sale), content_type="text/plain; charset=utf-8")
+
+
+class AccountListView(ScopedViewMixin, ListView):
+    model = PrepaidAccount
+    paginate_by = 50
+    template_name = "vending/account_list.html"
+
+    def get_queryset(self):
+        queryset = self.scoped_queryset().select_related("customer", "tariff", "meter")
+        q = self.request.GET.get("q", "").strip()
+        if q:
+            queryset = queryset.filter(
+                Q(meter_number__icontains=q) | Q(customer__account_number__icontains=q)
+                | Q(customer__name__icontains=q)
+            )  # fmt: skip
+        return queryset
+
+
+class AccountDetailView(ScopedViewMixin, DetailView):
+    """An account: STS parameters, vending history, credit use from AMI, management tokens."""
+
+    model = PrepaidAccount
+    template_name = "vending/account_detail.html"
+
+    def get_queryset(self):
+        return self.scoped_queryset().select_related("customer", "tariff", "meter")
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        account = self.object
+        user = self.request.user
+        now = timezone.now()
+        since = now - timedelta(days=30)
+        sales = Sale.objects.restrict(user, "view").filter(account=account)
+        used = usage.energy_used(account.meter, since, now)
+        context.update(
+            sales=sales.prefetch_related("tokens")[:50],
+            bought_30d=sum(
+                s.energy_kwh
+                for s in sales.filter(created_at__gte=since, status=SaleStatus.COMPLETED)
+            ),  # fmt: skip
+            used_30d=used,
+            no_readings_message=usage.NO_READINGS_MESSAGE,
+            orders=ManagementOrder.objects.restrict(user, "view")
+            .filter(account=account)
+            .prefetch_related("tokens")[:20],
+            management_form=ManagementTokenForm(),
+            can_manage=may_issue_management_tokens(user),
+        )
+        return context
+
+
+class ManagementTokenView(ScopedViewMixin, View):
+    """POST: issue management token(s) to an account's meter (supervisors)."""
+
+    model = ManagementOrder
+    scope_action = "add"
+
+    def post(self, request, pk):
+        account = get_object_or_404(PrepaidAccount.objects.restrict(request.user, "view"), pk=pk)
+        form = ManagementTokenForm(request.POST)
+        if not form.is_valid():
+            messages.error(request, f"Cannot issue: {form.errors.as_text()}")
+            return redirect("vending:account-detail", pk=pk)
+        data = dict(form.cleaned_data)
+        purpose = data.pop("purpose")
+        try:
+            order = actions.issue_management_tokens(account, purpose, acting_user=request.user,
+                                                    **data)  # fmt: skip
+            digits = ", ".join(t.grouped for t in order.tokens.order_by("sequence"))
+            messages.success(request, f"{order.get_purpose_display()}: {digits}")
+        except (VendingError, PermissionDenied) as exc:
+            messages.error(request, str(exc))
+        return redirect("vending:account-detail", pk=pk)
+
+
+class ReportsView(ScopedViewMixin, TemplateView):
+    """Sales per station/clerk/day, per tariff, and outstanding debt; each as CSV too."""
+
+    model = Sale
+    template_name = "vending/reports.html"
+
+    def sources(self):
+        user = self.request.user
+        return {
+            "sales": self.scoped_queryset(),
+            "accounts": PrepaidAccount.objects.restrict(user, "view"),
+        }
+
+    def get(self, request, *args, **kwargs):
+        table = request.GET.get("csv")
+        if table in reports.TABLES:
+            _title, columns, source, build = reports.TABLES[table]
+            rows = build(self.sources()[source])
+            response = HttpResponse(reports.to_csv(rows, columns), content_type="text/csv")
+            response["Content-Disposition"] = f'attachment; filename="vending-{table}.csv"'
+            return response
+        return super().get(request, *args, **kwargs)
+
+    def get_context_data(self, **kwargs):
+        sources = self.sources()
+        tables = []
+        for slug, (title, columns, source, build) in reports.TABLES.items():
+            rows = [[row[key] for key, _h in columns] for row in build(sources[source])[:500]]
+            tables.append({"slug": slug, "title": title, "headings": [h for _k, h in columns],
+                           "rows": rows})  # fmt: skip
+        return {**super().get_context_data(**kwargs), "tables": tables}

@@ -93,6 +93,22 @@ def start_private_redis(var: Path) -> subprocess.Popen:
     raise AssertionError  # unreachable
 
 
+def simulator_port(var: Path) -> None:
+    """The demo fleet's port, chosen once and kept: the demo meters are registered with it."""
+    if os.environ.get("AMI_SIM_PORT"):
+        return
+    store = var / "simulator-port"
+    if not store.exists():
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", 4059))
+                port = 4059
+            except OSError:
+                port = free_port()
+        store.write_text(str(port))
+    os.environ["AMI_SIM_PORT"] = store.read_text().strip()
+
+
 def manage(*args: str) -> None:
     subprocess.run([sys.executable, "manage.py", *args], cwd=BASE_DIR, check=True)
 
@@ -107,6 +123,7 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "amisite.settings")
     var = var_dir()
     local_secrets(var)
+    simulator_port(var)
     redis_proc = None
     if not os.environ.get("REDIS_URL"):
         redis_proc = start_private_redis(var)
@@ -137,6 +154,10 @@ def main() -> None:
             redis_proc.terminate()
         sys.exit(exc.returncode)
 
+    from meters.demo import DEMO_METERS
+
+    os.environ.setdefault("AMI_SIM_COUNT", str(DEMO_METERS))
+    say(f"simulated DLMS meter fleet on 127.0.0.1:{os.environ['AMI_SIM_PORT']}")
     host = os.environ.setdefault("AMI_HOST", "127.0.0.1")
     port = os.environ.setdefault("AMI_PORT", "8000")
     say(f"open http://{host}:{port}/  (Ctrl-C stops everything)")

@@ -87,6 +87,10 @@ DEMO_CHANNELS = (
 )
 
 
+SIM_FIRST_SERIAL = 90000001
+DEMO_METERS = len(REGIONS) * SUBSTATIONS * FEEDERS * TRANSFORMERS * POINTS
+
+
 def demo_loaded() -> bool:
     """Any organisation means the database is in use (guardian adds an AnonymousUser itself)."""
     return Organisation.objects.exists()
@@ -115,6 +119,7 @@ def load_demo() -> None:
     for code, name, letter, lat, lon in REGIONS:
         org = orgs[code] = Organisation.objects.create(name=name, code=code, parent=utility)
         meter_index = _demo_grid(org, letter, lat, lon, model, meter_index)
+        _demo_job(org)
     User.objects.create_superuser(
         "admin", "admin@example.invalid", "demo-admin-pass", organisation=utility
     )
@@ -183,7 +188,8 @@ def _demo_grid(org, letter, lat, lon, model, meter_index) -> int:
                         latitude=t_lat + p * Decimal("0.0007"),
                         longitude=t_lon,
                     )
-                    serial = f"SIM{meter_index:05d}"
+                    # The simulator's serials and logical addresses (one listener, device i+1).
+                    serial = str(SIM_FIRST_SERIAL + meter_index - 1)
                     Meter.objects.create(
                         serial=serial,
                         meter_model=model,
@@ -208,3 +214,20 @@ def _demo_grid(org, letter, lat, lon, model, meter_index) -> int:
                         tariff_code="RES-1",
                     )
     return meter_index
+
+
+def _demo_job(org) -> None:
+    """Read the demo fleet every 15 minutes, so the dashboard has live data."""
+    from collection.models import ReadJob
+    from collection.scheduling import sync_schedule
+
+    job = ReadJob.objects.create(
+        name=f"{org.name}: every 15 minutes",
+        organisation=org,
+        items=["clock", "registers", "profile", "events"],
+        crontab="*/15 * * * *",
+        window_minutes=14,
+        retries=1,
+        retry_backoff_s=2,
+    )
+    sync_schedule(job)

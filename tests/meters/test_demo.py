@@ -36,3 +36,13 @@ def test_load_demo_is_idempotent(capsys):
     call_command("load_demo")
     assert "already has data" in capsys.readouterr().out
     assert Meter.objects.count() == 48
+
+
+def test_demo_schedules_a_read_job_per_region():
+    from collection.models import ReadJob
+
+    load_demo()
+    jobs = ReadJob.objects.select_related("periodic_task__crontab")
+    assert jobs.count() == 2
+    for job in jobs:
+        assert job.periodic_task.enabled and job.periodic_task.crontab.minute == "*/15"

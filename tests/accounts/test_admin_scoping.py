@@ -2,14 +2,77 @@
 
 import pytest
 from django.contrib import admin
-from django.test import Client
+from django.test import Client, RequestFactory
 from django.urls import reverse
 
 from accounts.admin_base import ScopedModelAdmin
 from accounts.models import ActivityLog
 from meters.models import Channel, Customer, DataConcentrator, GridNode, Meter, MeterModel
+from vending.models import (
+    ManagementOrder,
+    PrepaidAccount,
+    Sale,
+    SaleReversal,
+    Shift,
+    Tariff,
+    TariffBlock,
+    Token,
+    VendingKey,
+    VendingStation,
+)
 
 pytestmark = pytest.mark.django_db
+
+
+def _vending(w):
+    """Vending rows in both organisations, made through vending.actions like real ones."""
+    from decimal import Decimal as D
+
+    from tests.vending.conftest import NOW, make_vending
+    from vending import actions
+
+    v = make_vending(w)
+    pairs = {
+        VendingStation: (v.station_a, v.station_b),
+        PrepaidAccount: (v.account_a, v.account_b),
+        VendingKey: tuple(
+            VendingKey.objects.create(organisation=org, sgc=1, krn=1, key="0102030405060708")
+            for org in (w.org_a, w.org_b)
+        ),
+        Tariff: tuple(
+            Tariff.objects.create(organisation=org, code="OWN", name="Own", currency="ZAR")
+            for org in (w.org_a, w.org_b)
+        ),
+    }
+    pairs[TariffBlock] = tuple(
+        TariffBlock.objects.create(tariff=tariff, up_to_kwh=None, price_per_kwh=D("2"))
+        for tariff in pairs[Tariff]
+    )
+    sales = []
+    for clerk, station, account in ((v.clerk_a, v.station_a, v.account_a),
+                                    (v.clerk_b, v.station_b, v.account_b)):  # fmt: skip
+        shift = actions.open_shift(station, acting_user=clerk)
+        sales.append(actions.sell(account, D("10"), acting_user=clerk, shift=shift, now=NOW))
+    pairs[Shift] = tuple(sale.shift for sale in sales)
+    pairs[Sale] = tuple(sales)
+    pairs[Token] = tuple(sale.credit_token for sale in sales)
+    # A second sale in each organisation is reversed; the first stays "completed".
+    pairs[SaleReversal] = tuple(
+        actions.reverse_sale(
+            actions.sell(sale.account, D("5"), acting_user=sale.sold_by, shift=sale.shift),
+            acting_user=admin,
+            reason="sold in error",
+        )
+        for sale, admin in zip(sales, (w.admin_a, w.admin_b), strict=True)
+    )
+    pairs[ManagementOrder] = tuple(
+        actions.issue_management_tokens(
+            account, "clear-tamper", acting_user=admin, reason="tamper cleared"
+        )
+        for account, admin in ((v.account_a, w.admin_a), (v.account_b, w.admin_b))
+    )
+    return pairs
+
 
 # For each scoped admin model: world -> (an object of organisation A, one of organisation B).
 OBJECTS = {
@@ -21,6 +84,21 @@ OBJECTS = {
         MeterModel.objects.create(manufacturer="N", name="A-own", organisation=w.org_a),
         MeterModel.objects.create(manufacturer="S", name="B-own", organisation=w.org_b),
     ),
+    **{
+        model: lambda w, model=model: _vending(w)[model]
+        for model in (
+            VendingStation,
+            PrepaidAccount,
+            VendingKey,
+            Tariff,
+            TariffBlock,
+            Shift,
+            Sale,
+            Token,
+            SaleReversal,
+            ManagementOrder,
+        )  # fmt: skip
+    },
     Channel: lambda w: (
         Channel.objects.create(
             meter_model=MeterModel.objects.create(
@@ -85,7 +163,20 @@ def test_admin_is_scoped(world, model, objects):
     delete_b = reverse(
         f"admin:{model._meta.app_label}_{model._meta.model_name}_delete", args=[obj_b.pk]
     )
-    assert client.post(delete_b, {"post": "yes"}).status_code == 404
+    request = RequestFactory().get("/")
+    request.user = user
+    if admin.site._registry[model].has_delete_permission(request):
+        assert client.post(delete_b, {"post": "yes"}).status_code == 404
+    else:
+        # A read-only admin (rows that change only through vending.actions) refuses every
+        # delete before looking the row up: the same 403 for A's own row, so it says nothing
+        # about B's rows, and neither row goes.
+        delete_a = reverse(
+            f"admin:{model._meta.app_label}_{model._meta.model_name}_delete", args=[obj_a.pk]
+        )
+        assert client.post(delete_b, {"post": "yes"}).status_code == 403
+        assert client.post(delete_a, {"post": "yes"}).status_code == 403
+        assert model.objects.filter(pk=obj_a.pk).exists()
     assert model.objects.filter(pk=obj_b.pk).exists()
 
 

@@ -1,5 +1,6 @@
 """Every registry and accounts API endpoint, tried by every fixture user (tests/api_matrix.py)."""
 
+from dataclasses import dataclass
 from decimal import Decimal
 
 import pytest
@@ -9,6 +10,81 @@ from collection.models import JobRun, ReadJob
 from meters.choices import NodeKind
 from meters.models import Channel, Customer, DataConcentrator, GridNode, Meter, MeterModel
 from tests.api_matrix import ApiSpec, generate_tests
+from tests.vending.conftest import SGC, Vending, make_vending, meter_number
+from vending.models import (
+    ManagementOrder,
+    PrepaidAccount,
+    Sale,
+    Shift,
+    Tariff,
+    VendingKey,
+    VendingStation,
+)
+
+
+@dataclass
+class VendingRows:
+    """tests/vending/conftest.py's rows plus each organisation's own tariff and key, and a
+    meter and customer of organisation A that no prepaid account uses yet."""
+
+    vend: Vending
+    tariff_a: Tariff
+    tariff_b: Tariff
+    key_a: VendingKey
+    key_b: VendingKey
+    spare_meter: Meter
+    spare_customer: Customer
+
+
+def vending(w) -> VendingRows:
+    """The vending rows of this world, made once (the `setup` of every vending spec)."""
+    if getattr(w, "vending_rows", None) is None:
+        vend = make_vending(w)
+        point = GridNode.objects.create(
+            kind=NodeKind.SERVICE_POINT, code="NA-SP9", name="Service point 9",
+            parent=w.grid_a.transformer, organisation=w.org_a,
+        )  # fmt: skip
+        w.vending_rows = VendingRows(
+            vend=vend,
+            tariff_a=Tariff.objects.create(
+                organisation=w.org_a,
+                code="A-OWN",
+                name="North own",
+                currency="ZAR",
+                price_per_kwh=Decimal("1.5000"),
+            ),
+            tariff_b=Tariff.objects.create(
+                organisation=w.org_b,
+                code="B-OWN",
+                name="South own",
+                currency="ZAR",
+                price_per_kwh=Decimal("1.2500"),
+            ),
+            key_a=VendingKey.objects.create(
+                organisation=w.org_a, sgc=SGC, krn=2, key="cdcdcdcdcdcdcdcd"
+            ),
+            key_b=VendingKey.objects.create(
+                organisation=w.org_b, sgc=SGC, krn=2, key="efefefefefefefef"
+            ),
+            spare_meter=Meter.objects.create(
+                serial="NA000009",
+                meter_model=w.meter_model,
+                service_point=point,
+                organisation=w.org_a,
+                host="127.0.0.1",
+                port=4059,
+            ),
+            spare_customer=Customer.objects.create(
+                account_number="NA-ACC-9", name="Customer NA 9", service_point=point
+            ),
+        )
+    return w.vending_rows
+
+
+def vending_readonly(w):
+    """Read-only here: the analyst, an engineer, an operator, and a clerk (sells, no more)."""
+    return [w.readonly_a, w.engineer_a, w.operator_a, vending(w).vend.clerk_a]
+
 
 SPECS = [
     ApiSpec(
@@ -187,6 +263,94 @@ SPECS = [
         },
         update_payload=lambda w: {"crontab": "0 3 * * 1-5", "enabled": False},
     ),
+    # Vending catalogue, keys and accounts: supervisors (administrators) write, clerks sell.
+    ApiSpec(
+        basename="vendingstation",
+        url="/api/vending/stations/",
+        model=VendingStation,
+        writer="admin_a",
+        other_writer="admin_b",
+        setup=vending,
+        readonly_users=vending_readonly,
+        object_a=lambda w: vending(w).vend.station_a,
+        create_payload=lambda w: {
+            "organisation": w.org_a.pk,
+            "code": "STA-NEW",
+            "name": "North agent shop",
+            "clerks": [vending(w).vend.clerk_a.pk],
+        },
+        update_payload=lambda w: {"location": "Market square", "active": False},
+        b_references=lambda w: {"clerks": [vending(w).vend.clerk_b.pk]},
+    ),
+    ApiSpec(
+        basename="vendingkey",
+        url="/api/vending/keys/",
+        model=VendingKey,
+        writer="admin_a",
+        other_writer="admin_b",
+        setup=vending,
+        readonly_users=vending_readonly,
+        object_a=lambda w: vending(w).key_a,
+        create_payload=lambda w: {
+            "organisation": w.org_a.pk,
+            "sgc": 654321,
+            "krn": 1,
+            "label": "North SGC",
+            "key": "0102030405060708",
+        },
+        update_payload=lambda w: {"label": "rotated", "key": "1112131415161718"},
+        secret_fields=("key",),
+    ),
+    ApiSpec(
+        basename="tariff",
+        url="/api/vending/tariffs/",
+        model=Tariff,
+        writer="admin_a",
+        other_writer="admin_b",
+        setup=vending,
+        readonly_users=vending_readonly,
+        object_a=lambda w: vending(w).tariff_a,
+        create_payload=lambda w: {
+            "organisation": w.org_a.pk,
+            "code": "A-BLOCK",
+            "name": "North lifeline",
+            "kind": "block",
+            "currency": "ZAR",
+            "blocks": [
+                {"up_to_kwh": "50.0", "price_per_kwh": "1.0000"},
+                {"up_to_kwh": None, "price_per_kwh": "2.2500"},
+            ],
+        },
+        update_payload=lambda w: {"name": "North lifeline (2026)", "tax_percent": "15.00"},
+        # The utility's shared tariffs are visible below it.
+        extra_visible_to_a=lambda w: Tariff.objects.filter(organisation=w.utility).count(),
+    ),
+    ApiSpec(
+        basename="prepaidaccount",
+        url="/api/vending/accounts/",
+        model=PrepaidAccount,
+        writer="admin_a",
+        other_writer="admin_b",
+        setup=vending,
+        readonly_users=vending_readonly,
+        object_a=lambda w: vending(w).vend.account_a,
+        create_payload=lambda w: {
+            "customer": vending(w).spare_customer.pk,
+            "meter": vending(w).spare_meter.pk,
+            "tariff": vending(w).tariff_a.pk,
+            "meter_number": meter_number(9),
+            "sgc": SGC,
+            "krn": 1,
+            "ti": 1,
+        },
+        update_payload=lambda w: {"ti": 2, "active": False},
+        # Organisation B's customer and meter without an account, and its own tariff.
+        b_references=lambda w: {
+            "customer": w.grid_b.customers[1],
+            "meter": w.grid_b.meters[1],
+            "tariff": vending(w).tariff_b,
+        },
+    ),
 ]
 
 for _spec in SPECS:
@@ -208,7 +372,25 @@ def test_every_api_model_has_generated_tests():
 
 
 # Read-only endpoints tested on their own (tests/accounts/test_activity_log.py).
-EXEMPT_MODELS: set = {JobRun}  # read-only: tests/collection/test_collection_api.py
+EXEMPT_MODELS: set = {
+    JobRun,  # read-only: tests/collection/test_collection_api.py
+    # Vending rows made only through vending.actions (GET + POST of an action, no PUT,
+    # PATCH or DELETE); their scoping is tested in tests/vending:
+    # sales (counter sale, payment, reverse, reprint, receipt): other organisation 404 in
+    # test_scoping.py::test_other_organisation_gets_404 and
+    # test_scoping_matrix.py::test_sale_actions_other_organisation_gets_404, other station
+    # 404 in test_scoping.py::test_clerk_sees_only_their_station, read-only 403 in
+    # test_scoping.py::test_readonly_users_get_403_on_writes.
+    Sale,
+    # shifts (open, close): test_scoping_matrix.py::test_shifts_are_scoped (404 for the
+    # other organisation and station, 403 for read-only) and
+    # test_scoping.py::test_readonly_users_get_403_on_writes.
+    Shift,
+    # management tokens: test_scoping_matrix.py::test_management_orders_are_scoped (404 for
+    # the other organisation, 403 for read-only and clerks) and
+    # test_api.py::test_management_tokens_api_role_checks.
+    ManagementOrder,
+}
 
 
 def _viewset_patterns(resolver):

@@ -9,6 +9,9 @@ from tests.api_matrix import client_for
 
 # Operations tested outside the generated matrix: "METHOD path" -> the test that does it.
 COLLECTION_API = "tests/collection/test_collection_api.py"
+VENDING_API = "tests/vending/test_api.py"
+VENDING_SCOPING = "tests/vending/test_scoping.py"
+VENDING_MATRIX = "tests/vending/test_scoping_matrix.py"
 TESTED_ELSEWHERE = {
     "POST /api/token/": "tests/accounts/test_api_auth.py::test_token_authentication",
     "GET /api/activity/": "tests/accounts/test_activity_log.py::test_activity_log_is_scoped",
@@ -20,6 +23,32 @@ TESTED_ELSEWHERE = {
     "GET /api/runs/": f"{COLLECTION_API}::test_runs_are_scoped",
     "GET /api/runs/{id}/": f"{COLLECTION_API}::test_runs_are_scoped",
     "GET /api/runs/{id}/results/": f"{COLLECTION_API}::test_run_job_now",
+    # Vending: sales, shifts and management tokens change only through vending.actions.
+    "POST /api/vending/payments/": f"{VENDING_API}::test_payment_returns_a_decodable_token",
+    "POST /api/vending/accounts/{id}/adjust-debt/": (
+        f"{VENDING_API}::test_accounts_api_validates_the_meter_number"
+    ),
+    "GET /api/vending/shifts/": f"{VENDING_MATRIX}::test_shifts_are_scoped",
+    "GET /api/vending/shifts/{id}/": f"{VENDING_MATRIX}::test_shifts_are_scoped",
+    "POST /api/vending/shifts/": f"{VENDING_API}::test_counter_sale_through_the_api",
+    "POST /api/vending/shifts/{id}/close/": f"{VENDING_API}::test_counter_sale_through_the_api",
+    "GET /api/vending/sales/": f"{VENDING_SCOPING}::test_clerk_sees_only_their_station",
+    "GET /api/vending/sales/{id}/": f"{VENDING_SCOPING}::test_readonly_users_get_403_on_writes",
+    "POST /api/vending/sales/": f"{VENDING_API}::test_counter_sale_through_the_api",
+    "GET /api/vending/sales/{id}/receipt.{fmt}/": (
+        f"{VENDING_SCOPING}::test_clerk_sees_only_their_station"
+    ),
+    "POST /api/vending/sales/{id}/reprint/": (
+        f"{VENDING_API}::test_reprint_gives_the_same_token_marked_reprint"
+    ),
+    "POST /api/vending/sales/{id}/reverse/": f"{VENDING_API}::test_reverse_needs_a_supervisor",
+    "GET /api/vending/management-tokens/": f"{VENDING_MATRIX}::test_management_orders_are_scoped",
+    "GET /api/vending/management-tokens/{id}/": (
+        f"{VENDING_MATRIX}::test_management_orders_are_scoped"
+    ),
+    "POST /api/vending/management-tokens/": (
+        f"{VENDING_API}::test_management_tokens_api_role_checks"
+    ),
 }
 
 

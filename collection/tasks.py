@@ -28,3 +28,11 @@ def read_batch_task(run_id: int, meter_ids: list[int]) -> dict:
 @shared_task(name="collection.expire_runs", queue="default")
 def expire_runs_task() -> int:
     return actions.expire_runs()
+
+
+@shared_task(name="collection.heartbeat", queue="default", ignore_result=True)
+def heartbeat_task() -> None:
+    """Sent by beat every minute; the status page shows when it last ran."""
+    from .health import record_heartbeat
+
+    record_heartbeat()

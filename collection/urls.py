@@ -9,4 +9,6 @@ urlpatterns = [
     path("runs/", views.RunListView.as_view(), name="run-list"),
     path("runs/<int:pk>/", views.RunDetailView.as_view(), name="run-detail"),
     path("meters/<str:serial>/read/", views.read_meter_now, name="read-meter"),
+    path("status/", views.SystemStatusView.as_view(), name="status"),
+    path("reports/collection/", views.CollectionReportView.as_view(), name="report"),
 ]

@@ -7,7 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.http import require_POST
-from django.views.generic import DetailView, ListView
+from django.views.generic import DetailView, ListView, TemplateView
 
 from accounts.mixins import ScopedViewMixin
 from meters.models import Meter
@@ -55,3 +55,72 @@ def read_meter_now(request, serial: str):
         return redirect("meters:meter-detail", serial=serial)
     run = actions.request_on_demand_read(meter, items, acting_user=request.user)
     return redirect("collection:run-detail", pk=run.pk)
+
+
+class SystemStatusView(ScopedViewMixin, TemplateView):
+    """Workers, queues, beat, read rates, today's success and unreachable meters."""
+
+    model = JobRun
+    template_name = "collection/status.html"
+
+    def get_context_data(self, **kwargs):
+        from .health import system_status
+
+        days = _int_param(self.request, "days", 3, 1, 365)
+        return {
+            **super().get_context_data(**kwargs),
+            "status": system_status(self.request.user, unreachable_days=days),
+        }
+
+
+class CollectionReportView(ScopedViewMixin, TemplateView):
+    """Collection success per day and job, feeder, transformer or meter model; CSV on request."""
+
+    model = JobRun
+    template_name = "collection/report.html"
+
+    def get(self, request, *args, **kwargs):
+        from .health import GROUPINGS, collection_success
+
+        group = request.GET.get("group", "job")
+        if group not in GROUPINGS:
+            group = "job"
+        days = _int_param(request, "days", 7, 1, 366)
+        rows = collection_success(request.user, group=group, days=days)
+        if request.GET.get("format") == "csv":
+            return _csv_response(rows, group, days, request.user)
+        return self.render_to_response(
+            self.get_context_data(rows=rows, group=group, days=days, groupings=list(GROUPINGS))
+        )
+
+
+def _int_param(request, name, default, low, high) -> int:
+    try:
+        return min(max(int(request.GET.get(name, default)), low), high)
+    except ValueError:
+        return default
+
+
+def _csv_response(rows, group, days, user):
+    import csv
+
+    from django.http import HttpResponse
+
+    from accounts import audit
+
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = (
+        f'attachment; filename="collection-success-{group}-{days}d.csv"'
+    )
+    writer = csv.writer(response)
+    writer.writerow(["day", group, "scheduled", "read", "missing", "success_percent"])
+    for row in rows:
+        writer.writerow(
+            [row["day"], row["group"], row["scheduled"], row["ok"], row["missing"], row["rate"]]
+        )
+    audit.record(
+        "export",
+        user=user,
+        detail=f"collection success report, {group}, {days} days, {len(rows)} rows",
+    )
+    return response

@@ -1,0 +1,126 @@
+"""System status for operators: workers, queues, beat, read rates, success, unreachable meters."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from .choices import ResultStatus, RunStatus
+from .models import CommStatus, JobRun, MeterReadResult
+
+log = logging.getLogger(__name__)
+HEARTBEAT_KEY = "ami:beat-heartbeat"
+QUEUES = ("collect", "default")
+
+
+def record_heartbeat() -> None:
+    """Called by beat's heartbeat task every minute: proves beat and a worker are alive."""
+    cache.set(HEARTBEAT_KEY, timezone.now().isoformat(), timeout=24 * 3600)
+
+
+def workers_alive(timeout: float = 1.0) -> list[str]:
+    """Names of the Celery workers that answered a ping (cached for 15 s)."""
+    cached = cache.get("ami:workers")
+    if cached is not None:
+        return cached
+    from amisite.celery import app
+
+    try:
+        replies = app.control.inspect(timeout=timeout).ping() or {}
+    except Exception as exc:  # broker down: say so on the page rather than fail it
+        log.warning("worker ping failed: %s", exc)
+        replies = {}
+    names = sorted(replies)
+    cache.set("ami:workers", names, timeout=15)
+    return names
+
+
+def queue_depths() -> dict[str, int | None]:
+    """Messages waiting per queue (Redis broker only; None where it cannot be known)."""
+    url = settings.CELERY_BROKER_URL
+    if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
+        return dict.fromkeys(QUEUES)
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+        return {queue: client.llen(queue) for queue in QUEUES}
+    except redis.RedisError as exc:
+        log.warning("queue depth unavailable: %s", exc)
+        return dict.fromkeys(QUEUES)
+
+
+def system_status(user, *, unreachable_days: int = 3, include_workers: bool = True) -> dict:
+    """Everything the status page shows, scoped to what the user may see."""
+    now = timezone.now()
+    results = MeterReadResult.objects.restrict(user, "view")
+    recent = results.filter(finished_at__gte=now - timedelta(minutes=15))
+    runs = JobRun.objects.restrict(user, "view")
+    day_start = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    today = results.filter(finished_at__gte=day_start).aggregate(
+        ok=Count("pk", filter=Q(status=ResultStatus.OK)),
+        failed=Count("pk", filter=Q(status=ResultStatus.FAILED)),
+    )
+    attempted = today["ok"] + today["failed"]
+    comm = CommStatus.objects.restrict(user, "view")
+    status = {
+        "server_time": now.isoformat(),
+        "last_beat": cache.get(HEARTBEAT_KEY),
+        "queues": queue_depths(),
+        "reads_per_minute": round(recent.count() / 15, 1),
+        "today": {
+            **today,
+            "success_rate": round(100 * today["ok"] / attempted, 1) if attempted else None,
+        },
+        "runs_running": runs.filter(status=RunStatus.RUNNING).count(),
+        "unreachable": comm.filter(unreachable=True).count(),
+        "not_read_for_days": comm.filter(
+            last_success__lt=now - timedelta(days=unreachable_days)
+        ).count(),
+        "unreachable_days": unreachable_days,
+    }
+    if include_workers:
+        status["workers"] = workers_alive()
+    return status
+
+
+def _with_rate(row: dict, group_key: str) -> dict:
+    return {
+        "day": row["day"],
+        "group": row[group_key] or "on-demand reads",
+        "scheduled": row["scheduled"],
+        "ok": row["ok"],
+        "missing": row["scheduled"] - row["ok"],
+        "rate": round(100 * row["ok"] / row["scheduled"], 1) if row["scheduled"] else None,
+    }
+
+
+GROUPINGS = {
+    "job": "run__job__name",
+    "feeder": "meter__service_point__parent__parent__code",
+    "transformer": "meter__service_point__parent__code",
+    "model": "meter__meter_model__name",
+}
+
+
+def collection_success(user, *, group: str = "job", days: int = 7) -> list[dict]:
+    """The collection success report: per local day and job / feeder / transformer / model."""
+    from django.db.models.functions import TruncDate
+
+    key = GROUPINGS[group]
+    since = timezone.now() - timedelta(days=days)
+    rows = (
+        MeterReadResult.objects.restrict(user, "view")
+        .filter(run__created_at__gte=since)
+        .annotate(day=TruncDate("run__created_at", tzinfo=timezone.get_current_timezone()))
+        .values("day", key)
+        .annotate(scheduled=Count("pk"), ok=Count("pk", filter=Q(status=ResultStatus.OK)))
+        .order_by("-day", key)
+    )
+    return [_with_rate(row, key) for row in rows]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.db import InterfaceError, OperationalError
 
 from . import actions
 from .models import ReadJob
@@ -18,7 +19,15 @@ def run_read_job(job_id: int) -> int | None:
 
 
 @shared_task(
-    name="collection.read_batch", queue="collect", acks_late=True, reject_on_worker_lost=True
+    name="collection.read_batch",
+    queue="collect",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    # A database restart mid-batch: try again (the batch is idempotent) rather than drop it.
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=2,
+    retry_backoff_max=60,
+    max_retries=8,
 )
 def read_batch_task(run_id: int, meter_ids: list[int]) -> dict:
     """Read one batch; a redelivery after a crash re-reads only what is unfinished."""

@@ -221,7 +221,8 @@ class DlmsFleet:
         self._servers: list[asyncio.Server] = []
         self._ports: list[int] = []
         self._conns: set[_Conn] = set()
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task] = set()  # connection handlers
+        self._push_tasks: set[asyncio.Task] = set()
         self.pushed: list[tuple[str, bytes]] = []  # (serial, frame) sent by push setup
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -251,14 +252,22 @@ class DlmsFleet:
             self._ports.append(srv.sockets[0].getsockname()[1])
 
     async def close(self) -> None:
+        """Stop listening, drop every open connection (quietly) and let pushes finish."""
         for srv in self._servers:
             srv.close()
         for c in list(self._conns):
             c.writer.transport.abort()
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=1.0)
-        for t in list(self._tasks):
-            t.cancel()
+        handlers = list(self._tasks)
+        for t in handlers:
+            t.cancel()  # e.g. a "late" reply sleeping: no need to wait for it
+        if handlers:
+            await asyncio.gather(*handlers, return_exceptions=True)
+        pushes = list(self._push_tasks)
+        if pushes:
+            await asyncio.wait(pushes, timeout=1.0)
+            for t in pushes:
+                t.cancel()
+            await asyncio.gather(*pushes, return_exceptions=True)
         for srv in self._servers:
             with contextlib.suppress(Exception):
                 await srv.wait_closed()
@@ -337,8 +346,8 @@ class DlmsFleet:
             task = asyncio.get_running_loop().create_task(
                 self.push_alarm(serial, alarm=self._state(i).alarm or 1, ciphered=ciphered)
             )
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._push_tasks.add(task)
+            task.add_done_callback(self._push_tasks.discard)
 
         return trigger
 
@@ -395,10 +404,14 @@ class DlmsFleet:
                             return
         except (ConnectionError, OSError):
             pass
+        except asyncio.CancelledError:
+            # close() cancels handlers (e.g. a "late" reply asleep); ending normally keeps
+            # asyncio's client_connected_cb callback from logging a CancelledError traceback
+            pass
         finally:
             self._conns.discard(conn)
             writer.close()
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception, asyncio.CancelledError):
                 await writer.wait_closed()
 
     def _on_wrapper(self, conn: _Conn, frame, fixed: int | None) -> list[bytes]:

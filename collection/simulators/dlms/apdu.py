@@ -54,6 +54,9 @@ DAR_SCOPE_OF_ACCESS_VIOLATED = 13
 DAR_DATA_BLOCK_UNAVAILABLE = 14
 DAR_LONG_GET_ABORTED = 15
 DAR_NO_LONG_GET_IN_PROGRESS = 16
+DAR_LONG_SET_ABORTED = 17
+DAR_NO_LONG_SET_IN_PROGRESS = 18
+DAR_DATA_BLOCK_NUMBER_INVALID = 19
 DAR_OTHER_REASON = 250
 # action-result uses the same numbering for the values we emit
 
@@ -94,6 +97,7 @@ SERVER_CONFORMANCE = conformance_value(
     "general_protection",
     "priority_mgmt",
     "block_transfer_with_get",
+    "block_transfer_with_set",
     "multiple_references",
     "data_notification",
     "get",
@@ -308,6 +312,21 @@ class Request:
     block_number: int = 0
     data: axdr.Value | None = None  # SET value / ACTION parameter
     data_raw: bytes = b""
+    last_block: bool = True  # SET with-(first-)datablock
+    raw_block: bytes = b""
+
+
+def _datablock(b: bytes, pos: int, req: Request) -> int:
+    """DataBlock-SA: last-block BOOLEAN, block-number Unsigned32, raw-data OCTET STRING."""
+    if pos + 5 > len(b):
+        raise ApduError("truncated DataBlock-SA")
+    req.last_block = b[pos] != 0
+    req.block_number = int.from_bytes(b[pos + 1 : pos + 5], "big")
+    n, pos = axdr.dec_length(b, pos + 5)
+    if pos + n > len(b):
+        raise ApduError("truncated DataBlock-SA raw data")
+    req.raw_block = bytes(b[pos : pos + n])
+    return pos + n
 
 
 def _descriptor(b: bytes, pos: int, with_selection: bool) -> tuple[Descriptor, int]:
@@ -354,13 +373,20 @@ def parse_request(b: bytes) -> Request:
         else:
             raise ApduError(f"unsupported GET request type {kind}")
     elif service == SET_REQUEST:
-        if kind != 1:
+        if kind == 1:
+            d, pos = _descriptor(b, pos, True)
+            req.descriptors.append(d)
+            start = pos
+            req.data, pos = axdr.decode(b, pos)
+            req.data_raw = bytes(b[start:pos])
+        elif kind == 2:  # set-request-with-first-datablock
+            d, pos = _descriptor(b, pos, True)
+            req.descriptors.append(d)
+            pos = _datablock(b, pos, req)
+        elif kind == 3:  # set-request-with-datablock
+            pos = _datablock(b, pos, req)
+        else:
             raise ApduError(f"unsupported SET request type {kind}")
-        d, pos = _descriptor(b, pos, True)
-        req.descriptors.append(d)
-        start = pos
-        req.data, pos = axdr.decode(b, pos)
-        req.data_raw = bytes(b[start:pos])
     elif service == ACTION_REQUEST:
         if kind != 1:
             raise ApduError(f"unsupported ACTION request type {kind}")
@@ -407,6 +433,15 @@ def get_response_list(invoke: int, results: list[tuple[bytes | None, int]]) -> b
 
 def set_response(invoke: int, dar: int) -> bytes:
     return bytes((SET_RESPONSE, 1, invoke, dar))
+
+
+def set_response_datablock(invoke: int, block: int) -> bytes:
+    """Set-Response-Datablock: block ``block`` received, send the next one."""
+    return bytes((SET_RESPONSE, 2, invoke)) + block.to_bytes(4, "big")
+
+
+def set_response_last_datablock(invoke: int, dar: int, block: int) -> bytes:
+    return bytes((SET_RESPONSE, 3, invoke, dar)) + block.to_bytes(4, "big")
 
 
 def action_response(invoke: int, result: int, data: bytes | None = None) -> bytes:

@@ -17,3 +17,7 @@ class ApduError(SimProtocolError):
 
 class SecurityFailure(SimProtocolError):
     """A ciphered APDU failed authentication or reused an invocation counter."""
+
+
+class InvocationCounterError(SecurityFailure):
+    """A correctly protected APDU whose invocation counter is not above the last one."""

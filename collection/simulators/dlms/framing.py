@@ -285,6 +285,7 @@ class HdlcLink:
             self.connected, self.vs, self.vr = True, 0, 0
             self.rx_buf.clear()
             self.tx_queue.clear()
+            self.last_sent = None
             ua = (
                 b"\x81\x80\x14"
                 + b"\x05\x02"
@@ -299,6 +300,7 @@ class HdlcLink:
             self.connected = False
             self.rx_buf.clear()
             self.tx_queue.clear()
+            self.last_sent = None
             return [self._frame((UA if was else DM) | PF)], None
         if not self.connected:
             return [self._frame(DM | PF)], None
@@ -321,6 +323,10 @@ class HdlcLink:
                 raise FrameError("missing LLC header")
             return [], data[3:]
         if ctl & 0x0F == 0x01:  # RR
+            nr = (frame.control >> 5) & 0x07
+            if self.last_sent is not None and nr == (self.vs - 1) & 0x07:
+                # N(R) unchanged: our last I-frame (segment) was not received; send it again
+                return [self.last_sent], None
             if self.tx_queue:
                 return [self._next_segment()], None
             return [self._frame(0x01 | PF | (self.vr << 5))], None

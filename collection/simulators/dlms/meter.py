@@ -70,6 +70,8 @@ class SimulatedMeter:
     fault: Fault | None = None
     max_pdu_size: int = 1024  # server max receive = largest APDU we send unblocked
     hdlc_max_info: int = 512
+    profile_entries: int = 960  # load profile depth (attr 8): 10 days of 15-minute rows
+    event_log_entries: int = 500  # event log depth (attr 8)
 
     def __post_init__(self) -> None:
         if not self.auth_key:
@@ -82,6 +84,8 @@ class SimulatedMeter:
             raise ValueError("system title must be 8 bytes")
         if len(self.auth_key) != 16 or len(self.block_key) != 16:
             raise ValueError("security suite 0 keys are 16 bytes")
+        if self.profile_entries < 1 or self.event_log_entries < 1:
+            raise ValueError("profile depths must be at least 1 entry")
 
     @property
     def total_drift_s(self) -> float:
@@ -100,6 +104,9 @@ class MeterState:
     calendar: dict[int, bytes] = field(default_factory=dict)  # activity calendar overrides
     push_destination: str | None = None
     alarm: int = 0  # alarm register 1
+    # load profile configuration written by SET attr 3 / 4 (None: the defaults)
+    profile_columns: tuple[tuple[int, str, int], ...] | None = None
+    profile_period: int | None = None
     sessions: int = 0
     replies: int = 0  # replies sent (for at_reply faults), across connections
 

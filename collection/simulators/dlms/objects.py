@@ -179,37 +179,47 @@ class ProfileGeneric(CosemObject):
     columns: list[tuple[int, str, int]] = []
     capture_period = 0
 
-    def capture_objects(self) -> bytes:
-        return axdr.array([capture_object(c, o, a) for c, o, a in self.columns])
+    # subclasses: configuration, depth, number of entries and rows
+    def cols(self, ctx: Ctx) -> list[tuple[int, str, int]]:
+        return self.columns
 
-    # subclasses: number of entries and rows (as tuples of encoded column values)
+    def period(self, ctx: Ctx) -> int:
+        return self.capture_period
+
+    def depth(self, ctx: Ctx) -> int:
+        """profile_entries (attr 8): how many entries the buffer holds."""
+        raise NotImplementedError
+
     def count(self, ctx: Ctx) -> int:
+        """entries_in_use (attr 7)."""
         raise NotImplementedError
 
     def rows_by_index(self, ctx: Ctx, first: int, last: int) -> list[tuple[bytes, ...]]:
-        """Rows with 0-based indexes ``first..last`` inclusive."""
+        """Rows with 0-based buffer indexes ``first..last`` inclusive (0 = oldest kept)."""
         raise NotImplementedError
 
     def rows_by_time(self, ctx: Ctx, start: datetime, end: datetime) -> list[tuple[bytes, ...]]:
         raise NotImplementedError
 
-    def _columns(self, sel: Value) -> list[int]:
+    def _columns(self, ctx: Ctx, sel: Value) -> list[int]:
+        columns = self.cols(ctx)
         wanted = sel.as_list()
         if not wanted:
-            return list(range(len(self.columns)))
+            return list(range(len(columns)))
         out = []
         for w in wanted:
             m = w.as_list()
             if len(m) < 3:
                 raise AccessError(DAR_TYPE_UNMATCHED)
             key = (m[0].as_int(), axdr.obis_text(m[1].as_bytes()), m[2].as_int())
-            if key not in self.columns:
+            if key not in columns:
                 raise AccessError(DAR_SCOPE_OF_ACCESS_VIOLATED)
-            out.append(self.columns.index(key))
+            out.append(columns.index(key))
         return out
 
     def buffer(self, ctx: Ctx, selector: int | None, sel: Value | None) -> bytes:
-        cols = list(range(len(self.columns)))
+        width = len(self.cols(ctx))
+        cols = list(range(width))
         if selector is None:
             n = self.count(ctx)
             rows = self.rows_by_index(ctx, 0, n - 1) if n else []
@@ -224,7 +234,7 @@ class ProfileGeneric(CosemObject):
                 start = axdr.parse_datetime(m[1].value)
                 end = axdr.parse_datetime(m[2].value)
                 if len(m) > 3:
-                    cols = self._columns(m[3])
+                    cols = self._columns(ctx, m[3])
             except AccessError:
                 raise
             except Exception:
@@ -241,11 +251,11 @@ class ProfileGeneric(CosemObject):
             last = n if last == 0 or last > n else last
             first = max(first, 1)
             rows = self.rows_by_index(ctx, first - 1, last - 1) if first <= last else []
-            lcol = len(self.columns) if lcol == 0 else min(lcol, len(self.columns))
+            lcol = width if lcol == 0 else min(lcol, width)
             cols = list(range(max(fcol, 1) - 1, lcol))
         else:
             raise AccessError(DAR_OTHER_REASON)
-        if len(cols) == len(self.columns):
+        if len(cols) == width:
             return axdr.array([axdr.structure(*r) for r in rows])
         return axdr.array([axdr.structure(*(r[c] for c in cols)) for r in rows])
 
@@ -256,52 +266,164 @@ class ProfileGeneric(CosemObject):
 
     def value(self, ctx: Ctx, attr: int) -> bytes:
         if attr == 3:
-            return self.capture_objects()
+            return axdr.array([capture_object(c, o, a) for c, o, a in self.cols(ctx)])
         if attr == 4:
-            return axdr.u32(self.capture_period)
+            return axdr.u32(self.period(ctx))
         if attr == 5:
             return axdr.enum(1)  # fifo
         if attr == 6:
             return capture_object(0, "0.0.0.0.0.0", 0)
-        return axdr.u32(self.count(ctx))  # 7 entries_in_use, 8 profile_entries
+        if attr == 7:
+            return axdr.u32(self.count(ctx))  # entries_in_use
+        return axdr.u32(self.depth(ctx))  # 8 profile_entries
+
+
+CLOCK_COLUMN = (8, "0.0.1.0.0.255", 2)
+# what the load profile can capture: (class, OBIS, attr) -> (kind, channel)
+_CAPTURABLE: dict[tuple[int, str, int], tuple[str, int]] = {CLOCK_COLUMN: ("clock", 0)}
+for _ch, (_prof, _reg, _unit) in model.CHANNELS.items():
+    _CAPTURABLE[(3, _prof, 2)] = ("interval", _ch)  # energy of the capture period
+    _CAPTURABLE[(3, _reg, 2)] = ("register", _ch)  # register value at the period end
+MAX_CAPTURE_PERIOD = 86400
+_INTEGER_TAGS = (
+    axdr.DOUBLE_LONG_UNSIGNED,
+    axdr.LONG_UNSIGNED,
+    axdr.UNSIGNED,
+    axdr.DOUBLE_LONG,
+    axdr.LONG,
+    axdr.INTEGER,
+)
 
 
 class LoadProfile(ProfileGeneric):
-    columns = [(8, "0.0.1.0.0.255", 2)] + [(3, model.PROFILE_OBIS[c], 2) for c in (1, 2, 3, 4)]
+    """Load profile 1.0.99.1.0.255.
+
+    Capture objects (attr 3) and capture period (attr 4) are writable.  A real meter clears
+    its buffer when either changes; this model keeps deriving the whole (capped) history
+    from ``model.py`` as if the new configuration had always been in force: period ``P``
+    (a multiple of 900 s) yields entries stamped ``EPOCH + (j+1)*P`` whose interval columns
+    hold the energy of that period and register columns the register value at its end.
+    """
+
+    columns = [CLOCK_COLUMN] + [(3, model.PROFILE_OBIS[c], 2) for c in (1, 2, 3, 4)]
     capture_period = model.INTERVAL_S
+    writable = (3, 4)
+
+    def cols(self, ctx: Ctx) -> list[tuple[int, str, int]]:
+        configured = ctx.state.profile_columns
+        return list(configured) if configured is not None else self.columns
+
+    def period(self, ctx: Ctx) -> int:
+        return ctx.state.profile_period or self.capture_period
+
+    def depth(self, ctx: Ctx) -> int:
+        return ctx.meter.profile_entries
+
+    def _window(self, ctx: Ctx) -> tuple[int, int]:
+        """Absolute period indexes ``(first kept, completed)`` of the buffer."""
+        steps = self.period(ctx) // model.INTERVAL_S
+        done = model.completed_intervals(ctx.now) // steps
+        return max(0, done - self.depth(ctx)), done
 
     def count(self, ctx: Ctx) -> int:
-        return model.completed_intervals(ctx.now)
+        first, done = self._window(ctx)
+        return done - first
 
-    def _row(self, serial: str, k: int) -> tuple[bytes, ...]:
-        end, *vals = model.profile_entry(serial, k)
-        return (axdr.dt_octets(end),) + tuple(axdr.u32(v) for v in vals)
+    def _row(self, ctx: Ctx, j: int) -> tuple[bytes, ...]:
+        """Entry of absolute period ``j``."""
+        serial = ctx.meter.serial
+        steps = self.period(ctx) // model.INTERVAL_S
+        a, b = j * steps, (j + 1) * steps
+        out = []
+        for key in self.cols(ctx):
+            kind, ch = _CAPTURABLE[key]
+            if kind == "clock":
+                out.append(axdr.dt_octets(model.interval_end(b - 1)))
+            elif kind == "interval":
+                if steps == 1:
+                    out.append(axdr.u32(model.interval_value(serial, ch, a)))
+                else:
+                    cum = model.cumulative
+                    out.append(axdr.u32(cum(serial, ch, b) - cum(serial, ch, a)))
+            else:
+                out.append(axdr.u32(model.cumulative(serial, ch, b)))
+        return tuple(out)
+
+    def _rows(self, ctx: Ctx, first: int, last: int) -> list[tuple[bytes, ...]]:
+        lo, done = self._window(ctx)
+        return [self._row(ctx, j) for j in range(max(first, lo), min(last, done - 1) + 1)]
 
     def rows_by_index(self, ctx: Ctx, first: int, last: int) -> list[tuple[bytes, ...]]:
-        last = min(last, self.count(ctx) - 1)
-        return [self._row(ctx.meter.serial, k) for k in range(max(first, 0), last + 1)]
+        lo, _done = self._window(ctx)
+        return self._rows(ctx, lo + max(first, 0), lo + last)
 
     def rows_by_time(self, ctx: Ctx, start: datetime, end: datetime) -> list[tuple[bytes, ...]]:
-        first = max(0, math.ceil((start - model.EPOCH).total_seconds() / model.INTERVAL_S) - 1)
-        last = math.floor((end - model.EPOCH).total_seconds() / model.INTERVAL_S) - 1
-        return self.rows_by_index(ctx, first, last)
+        p = self.period(ctx)
+        first = max(0, math.ceil((start - model.EPOCH).total_seconds() / p) - 1)
+        last = math.floor((end - model.EPOCH).total_seconds() / p) - 1
+        return self._rows(ctx, first, last)
+
+    def set(self, ctx: Ctx, attr: int, v: Value, raw: bytes = b"") -> None:
+        if attr == 3:
+            ctx.state.profile_columns = _capture_objects(v)
+        elif attr == 4:
+            if v.tag not in _INTEGER_TAGS:
+                raise AccessError(DAR_TYPE_UNMATCHED)
+            period = v.as_int()
+            if not (0 < period <= MAX_CAPTURE_PERIOD and period % model.INTERVAL_S == 0):
+                raise AccessError(DAR_OTHER_REASON)  # the model has 15-minute granularity
+            ctx.state.profile_period = period
+        else:
+            raise AccessError(DAR_READ_WRITE_DENIED)
+
+
+def _capture_objects(v: Value) -> tuple[tuple[int, str, int], ...]:
+    """Validate a capture_objects array; only clock + energy channels/registers capturable."""
+    if v.tag != axdr.ARRAY:
+        raise AccessError(DAR_TYPE_UNMATCHED)
+    out: list[tuple[int, str, int]] = []
+    try:
+        for item in v.as_list():
+            m = item.as_list()
+            if item.tag != axdr.STRUCTURE or len(m) != 4 or len(m[1].as_bytes()) != 6:
+                raise AccessError(DAR_TYPE_UNMATCHED)
+            key = (m[0].as_int(), axdr.obis_text(m[1].as_bytes()), m[2].as_int())
+            if key not in _CAPTURABLE or m[3].as_int() != 0 or key in out:
+                raise AccessError(DAR_OTHER_REASON)
+            out.append(key)
+    except AccessError:
+        raise
+    except Exception:
+        raise AccessError(DAR_TYPE_UNMATCHED) from None
+    if out.count(CLOCK_COLUMN) != 1 or len(out) < 2:
+        raise AccessError(DAR_OTHER_REASON)  # a clock column and at least one value
+    return tuple(out)
 
 
 class EventLog(ProfileGeneric):
-    columns = [(8, "0.0.1.0.0.255", 2), (1, "0.0.96.11.0.255", 2)]
+    columns = [CLOCK_COLUMN, (1, "0.0.96.11.0.255", 2)]
 
     def _rows(self, events: list[tuple[datetime, int]]) -> list[tuple[bytes, ...]]:
         return [(axdr.dt_octets(t), axdr.u8(code)) for t, code in events]
 
+    def depth(self, ctx: Ctx) -> int:
+        return ctx.meter.event_log_entries
+
+    def _kept(self, ctx: Ctx) -> list[tuple[datetime, int]]:
+        return model.events(ctx.meter.serial, model.EPOCH, ctx.now)[-self.depth(ctx) :]
+
     def count(self, ctx: Ctx) -> int:
-        return model.event_count(ctx.meter.serial, ctx.now)
+        return min(model.event_count(ctx.meter.serial, ctx.now), self.depth(ctx))
 
     def rows_by_index(self, ctx: Ctx, first: int, last: int) -> list[tuple[bytes, ...]]:
-        evs = model.events(ctx.meter.serial, model.EPOCH, ctx.now)
-        return self._rows(evs[max(first, 0) : last + 1])
+        return self._rows(self._kept(ctx)[max(first, 0) : last + 1])
 
     def rows_by_time(self, ctx: Ctx, start: datetime, end: datetime) -> list[tuple[bytes, ...]]:
-        return self._rows(model.events(ctx.meter.serial, start, end))
+        evs = model.events(ctx.meter.serial, start, end)
+        if evs and model.event_count(ctx.meter.serial, ctx.now) > self.depth(ctx):
+            oldest = self._kept(ctx)[0]
+            evs = [e for e in evs if e >= oldest]
+        return self._rows(evs)
 
 
 # --- disconnect control, activity calendar, push setup --------------------------------------

@@ -3,7 +3,7 @@
 ``Session.handle(client_sap, apdu)`` returns the response APDU (or ``None`` to stay silent).
 It implements association (none / LLS / HLS-GMAC), ciphering (glo-xxx and
 general-glo-ciphering, security suite 0), GET normal/next/with-list with block transfer,
-SET normal, ACTION normal and release.
+SET normal and with datablocks (block transfer), ACTION normal and release.
 """
 
 from __future__ import annotations
@@ -16,12 +16,13 @@ from datetime import datetime
 from . import apdu as A
 from . import axdr
 from . import security as S
-from .errors import ApduError, SecurityFailure
+from .errors import ApduError, InvocationCounterError, SecurityFailure
 from .meter import CLIENT_HLS, CLIENT_LLS, CLIENT_PUBLIC, MeterState, SimulatedMeter
 from .objects import OBJECTS, AccessError, Ctx
 
 _CIPHER_OVERHEAD = 32  # tag + length + SC + IC + GCM tag (+ system title)
 _BLOCK_OVERHEAD = 12
+_MAX_SET_DATA = 0x10000  # largest value accepted through SET datablocks
 
 
 @dataclass
@@ -45,6 +46,9 @@ class Session:
     blocks: list[bytes] = field(default_factory=list)
     block_no: int = 0
     block_invoke: int = 0
+    set_descriptor: A.Descriptor | None = None  # SET with datablocks in progress
+    set_data: bytearray = field(default_factory=bytearray)
+    set_block_no: int = 0
 
     # --- entry point ----------------------------------------------------------------------
 
@@ -75,6 +79,12 @@ class Session:
         self.associated = False
         self.hls_pending = False
         self.blocks = []
+        self._end_block_set()
+
+    def _end_block_set(self) -> None:
+        self.set_descriptor = None
+        self.set_data = bytearray()
+        self.set_block_no = 0
 
     # --- association -----------------------------------------------------------------------
 
@@ -116,6 +126,12 @@ class Session:
                 return self._aare_reject(ctx_id, A.DIAG_NO_REASON)
             try:
                 info = self._decrypt(client, S.split_ciphered(info).content)
+            except InvocationCounterError:
+                # the AARQ is authentic but replayed/stale: not "authentication failure"
+                # (that is reserved for wrong keys) but the xDLMS exception carrying the
+                # counter the meter expects, as in the data phase
+                self._reset()
+                return self._ic_exception(client)
             except (SecurityFailure, ApduError):
                 return self._aare_reject(ctx_id, A.DIAG_AUTHENTICATION_FAILURE)
             ciphered_initiate = True
@@ -141,7 +157,9 @@ class Session:
         self.ciphered_context = ctx_id == A.CONTEXT_LN_CIPHERED
         self.associated = True
         challenge = None
+        diagnostic = A.DIAG_NULL
         if aarq.mechanism == A.MECH_HLS_GMAC:
+            diagnostic = A.DIAG_AUTHENTICATION_REQUIRED  # accepted, pass 3/4 to follow
             self.hls_pending = True
             self.ctos = aarq.auth_value or b""
             self.stoc = os.urandom(16)
@@ -153,7 +171,7 @@ class Session:
         return A.build_aare(
             context=ctx_id,
             result=A.RESULT_ACCEPTED,
-            diagnostic=A.DIAG_NULL,
+            diagnostic=diagnostic,
             system_title=self.meter.system_title,
             mechanism=aarq.mechanism,
             challenge=challenge,
@@ -167,9 +185,14 @@ class Session:
         sc, ic, plain = S.unprotect(title or self.client_title, m.block_key, m.auth_key, content)
         last = self.state.client_ic.get(client)
         if last is not None and ic <= last:
-            raise SecurityFailure(f"invocation counter {ic} not above {last}")
+            raise InvocationCounterError(f"invocation counter {ic} not above {last}")
         self.state.client_ic[client] = ic
         return plain
+
+    def _ic_exception(self, client: int) -> bytes:
+        """ExceptionResponse(service-not-allowed, invocation-counter-error(expected))."""
+        expected = self.state.client_ic.get(client, 0) + 1
+        return A.exception_response(1, 6) + expected.to_bytes(4, "big")
 
     def _encrypt(self, plain: bytes, sc: int = S.SC_AUTH_ENC) -> bytes:
         m = self.meter
@@ -185,10 +208,9 @@ class Session:
             raise ApduError("ciphered APDU too short")
         try:
             plain = self._decrypt(self.client, content, c.system_title or None)
-        except SecurityFailure as e:
-            if "invocation counter" in str(e):
-                expected = self.state.client_ic.get(self.client, 0) + 1
-                return A.exception_response(1, 6) + expected.to_bytes(4, "big")
+        except InvocationCounterError:
+            return self._ic_exception(self.client)
+        except SecurityFailure:
             return A.exception_response(1, 5)
         sc = content[0]
         response = self._service(plain, ciphered=True)
@@ -220,7 +242,12 @@ class Session:
         if req.service == A.GET_REQUEST:
             return self._get(req, ciphered)
         if req.service == A.SET_REQUEST:
-            return A.set_response(req.invoke_id, self._set(req))
+            if req.kind == 1:
+                assert req.data is not None
+                return A.set_response(
+                    req.invoke_id, self._set(req.descriptors[0], req.data, req.data_raw)
+                )
+            return self._set_block(req)
         return self._action(req)
 
     def _lookup(self, class_id: int, obis: bytes):
@@ -272,19 +299,52 @@ class Session:
         first = self.blocks.pop(0)
         return A.get_response_block(invoke, not self.blocks, 1, first)
 
-    def _set(self, req: A.Request) -> int:
+    def _set(self, d: A.Descriptor, value: axdr.Value, raw: bytes) -> int:
         if self.client == CLIENT_PUBLIC:
             return A.DAR_READ_WRITE_DENIED
-        d = req.descriptors[0]
         try:
             obj = self._lookup(d.class_id, d.obis)
             if d.selector is not None:
                 raise AccessError(A.DAR_OTHER_REASON)
-            assert req.data is not None
-            obj.set(self._ctx(), d.index, req.data, req.data_raw)
+            obj.set(self._ctx(), d.index, value, raw)
         except AccessError as e:
             return e.dar
         return 0
+
+    def _set_block(self, req: A.Request) -> bytes:
+        """SET-request-with-first-datablock (kind 2) / -with-datablock (kind 3)."""
+        invoke, number = req.invoke_id, req.block_number
+
+        def fail(dar: int) -> bytes:
+            self._end_block_set()
+            return A.set_response_last_datablock(invoke, dar, number)
+
+        if req.kind == 2:
+            self._end_block_set()
+            if self.client == CLIENT_PUBLIC:
+                return fail(A.DAR_READ_WRITE_DENIED)
+            if number != 1:
+                return fail(A.DAR_DATA_BLOCK_NUMBER_INVALID)
+            self.set_descriptor = req.descriptors[0]
+        elif self.set_descriptor is None:
+            return fail(A.DAR_NO_LONG_SET_IN_PROGRESS)
+        elif number != self.set_block_no + 1:
+            return fail(A.DAR_DATA_BLOCK_NUMBER_INVALID)
+        self.set_block_no = number
+        self.set_data += req.raw_block
+        if len(self.set_data) > _MAX_SET_DATA:
+            return fail(A.DAR_LONG_SET_ABORTED)
+        if not req.last_block:
+            return A.set_response_datablock(invoke, number)
+        d, raw = self.set_descriptor, bytes(self.set_data)
+        self._end_block_set()
+        try:
+            value, end = axdr.decode(raw)
+            if end != len(raw):
+                raise ApduError("trailing bytes after the SET value")
+        except ApduError:
+            return A.set_response_last_datablock(invoke, A.DAR_TYPE_UNMATCHED, number)
+        return A.set_response_last_datablock(invoke, self._set(d, value, raw), number)
 
     def _action(self, req: A.Request) -> bytes:
         d = req.descriptors[0]

@@ -201,10 +201,6 @@ def test_write_tou(interface):
     run(main())
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="simulator: profile capture_objects (attr 3) / capture_period (attr 4) not writable",
-)
 def test_configure_load_profile():
     async def main():
         meter = _meter()

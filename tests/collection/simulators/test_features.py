@@ -94,7 +94,8 @@ def test_profile_attributes_and_event_log(fleet, meters):
         assert get_value(c, PROFILE, "1.0.99.1.0.255", 4) == 900
         cols = get_value(c, PROFILE, "1.0.99.1.0.255", 3)
         assert [bytes(col[1]) for col in cols][1] == bytes([1, 0, 1, 29, 0, 255])
-        assert get_value(c, PROFILE, "1.0.99.1.0.255", 7) == model.completed_intervals(NOW)
+        assert get_value(c, PROFILE, "1.0.99.1.0.255", 7) == 960  # full (capped) buffer
+        assert get_value(c, PROFILE, "1.0.99.1.0.255", 8) == 960  # 10 days x 96
         start, end = datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 3, 1, tzinfo=UTC)
         rd = RangeDescriptor(
             restricting_object=CaptureObject(attr(CLOCK, "0.0.1.0.0.255", 2)),
@@ -122,9 +123,10 @@ def test_entry_descriptor(fleet, meters):
     sel = axdr.decode_all(axdr.structure(axdr.u32(2), axdr.u32(3), axdr.u16(2), axdr.u16(2)))
     data = lp.get(Ctx(m, MeterState(), NOW), 2, 2, sel)
     v = axdr.decode_all(data).as_list()
+    oldest = model.completed_intervals(NOW) - m.profile_entries  # entry 1 = oldest kept
     assert [[x.value for x in row.as_list()] for row in v] == [
-        [model.interval_value(m.serial, 1, 1)],
-        [model.interval_value(m.serial, 1, 2)],
+        [model.interval_value(m.serial, 1, oldest + 1)],
+        [model.interval_value(m.serial, 1, oldest + 2)],
     ]
     assert A.DAR_SUCCESS == 0
 

@@ -17,6 +17,9 @@ if not SECRET_KEY:
         raise ImproperlyConfigured("SECRET_KEY is not set (required when DEBUG is off)")
     SECRET_KEY = "insecure-development-key-only-with-DEBUG"
 
+# Months of readings kept online; older monthly partitions are detached (None: keep all).
+AMI_RETENTION_MONTHS = env.int("AMI_RETENTION_MONTHS", default=None)
+
 # Fernet keys (comma-separated, newest first) that encrypt meter and vending secrets at rest.
 SECRETS_ENCRYPTION_KEYS = env.list("AMI_SECRETS_KEY", default=[])
 
@@ -165,6 +168,24 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBIL
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Static entries (django-celery-beat copies them into its tables at start).
+CELERY_BEAT_SCHEDULE = {
+    "meters-maintain-partitions": {
+        "task": "meters.maintain_partitions",
+        "schedule": 6 * 3600.0,  # seconds; creating a month ahead is idempotent
+        "options": {"queue": "default"},
+    },
+    "collection-heartbeat": {
+        "task": "collection.heartbeat",
+        "schedule": 60.0,
+        "options": {"queue": "default", "expires": 60},
+    },
+    "collection-expire-runs": {
+        "task": "collection.expire_runs",
+        "schedule": 300.0,
+        "options": {"queue": "default", "expires": 300},
+    },
+}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- REST API --------------------------------------------------------------------------------

@@ -112,6 +112,10 @@ class Channel(models.Model):
         validators=[validate_obis],
         help_text="for profile columns and event logs: the profile object holding them",
     )
+    # Where a profile column's values live in the wide interval store (meters/store.py):
+    # row group and column v0..v7 within it. Assigned on save, never changed afterwards.
+    profile_group = models.PositiveSmallIntegerField(null=True, blank=True, editable=False)
+    profile_column = models.PositiveSmallIntegerField(null=True, blank=True, editable=False)
 
     objects = ScopedQuerySet.as_manager()
     scope_field = "meter_model__organisation"
@@ -121,7 +125,12 @@ class Channel(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["meter_model", "kind", "obis"], name="channel_unique_per_model"
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["meter_model", "profile_group", "profile_column"],
+                name="channel_unique_store_column",
+                condition=models.Q(profile_column__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -131,7 +140,30 @@ class Channel(models.Model):
         self.obis = normalise_obis(self.obis)
         if self.profile_obis:
             self.profile_obis = normalise_obis(self.profile_obis)
+        if self.kind == ChannelKind.PROFILE and self.profile_column is None:
+            self.profile_group, self.profile_column = self._free_store_column()
         super().save(*args, **kwargs)
+
+    def _free_store_column(self) -> tuple[int, int]:
+        """The first free (group, column): a profile's columns share groups, 8 to a group."""
+        from .store import COLUMNS_PER_GROUP
+
+        taken = Channel.objects.filter(
+            meter_model_id=self.meter_model_id, profile_column__isnull=False
+        ).exclude(pk=self.pk)
+        used = {(g, c) for g, c in taken.values_list("profile_group", "profile_column")}
+        own_groups = sorted(
+            {
+                g
+                for g, p in taken.values_list("profile_group", "profile_obis")
+                if p == self.profile_obis
+            }
+        )
+        for group in own_groups:
+            for column in range(COLUMNS_PER_GROUP):
+                if (group, column) not in used:
+                    return group, column
+        return max((g for g, _ in used), default=-1) + 1, 0
 
 
 class CommSettings(models.Model):
@@ -337,3 +369,6 @@ class Customer(models.Model):
     def save(self, *args, **kwargs):
         self.organisation_id = self.service_point.organisation_id
         super().save(*args, **kwargs)
+
+
+from .store import *  # noqa: E402, F401, F403

@@ -1,0 +1,751 @@
+"""Ingest: normalised protocol results (collection/protocols/base.py) into the store.
+
+Three entry points, each for one or many meters, each idempotent (a repeated read changes
+nothing) and each returning an `IngestResult`:
+
+    ingest_profiles([(meter, ProfileBlock), ...])            -> interval rows
+    ingest_registers([(meter, read_at, [RegisterValue]), ...]) -> register reads
+    ingest_events([(meter, [MeterEvent]), ...])               -> event records
+
+`meter` is a `Meter` or its id. Values are placed by the meter model's channels (OBIS);
+a value without a channel, in a unit the channel cannot take, or not an exact integer at
+the channel's scaler goes to `UnmappedValue` with the reason, never dropped.
+
+When two reads of one value meet, the higher rank wins (meters/store.py: estimated <
+measured < edited), an equal rank keeps what is stored. On PostgreSQL, meters with no
+stored interval in the batch's span are binary-COPYed straight into the store (the primary
+key stops a concurrent writer that slipped in; the batch then falls back); the others are
+COPYed into a temporary staging table and moved by ONE `INSERT ... SELECT ... ON CONFLICT
+DO NOTHING` plus, only when some keys were already stored, ONE `UPDATE ... FROM staging`
+where a rank rises. On SQLite the same rule runs per row as `INSERT ... ON CONFLICT DO
+UPDATE ... WHERE <a rank rises>`. Counts are rows of the store (an interval row holds up to
+8 channels of one meter at one time); `values` counts single values.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from functools import lru_cache
+from itertools import repeat
+from operator import eq, lt
+
+from django.db import IntegrityError, connection, transaction
+
+from meters import partitions, rollups
+from meters.choices import ChannelKind
+from meters.models import Channel, Meter
+from meters.obis import normalise as normalise_obis
+from meters.store import (
+    COLUMNS_PER_GROUP,
+    IntervalReading,
+    Quality,
+    RegisterRead,
+    UnmappedValue,
+    rank,
+)
+
+from .protocols.base import MeterEvent, ProfileBlock, RegisterValue
+from .validation import (
+    DEFAULT_RULES,
+    Column,
+    Finding,
+    Rules,
+    Series,
+    check_profile_sums,
+    is_cumulative,
+    status_flags,
+    validate_register_reads,
+    validate_series,
+)
+
+INTERVAL_TABLE = IntervalReading._meta.db_table
+REGISTER_TABLE = RegisterRead._meta.db_table
+STAGE_TABLE = "ami_stage_interval"
+PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+ONE_US = timedelta(microseconds=1)
+
+
+@dataclass
+class IngestResult:
+    """What one ingest call did. Row counts are store rows; values count single values."""
+
+    inserted: int = 0  # new rows
+    updated: int = 0  # rows where a higher-ranked value replaced a lower one
+    duplicates: int = 0  # rows already stored as well or better (nothing written)
+    values: int = 0  # values offered that have a channel
+    unmapped: int = 0  # values kept in UnmappedValue
+    flagged: int = 0  # values flagged by validation
+    estimated: int = 0  # values filled in by estimation
+    findings: list[Finding] = field(default_factory=list)
+
+    def __iadd__(self, other: IngestResult) -> IngestResult:
+        for name in (
+            "inserted",
+            "updated",
+            "duplicates",
+            "values",
+            "unmapped",
+            "flagged",
+            "estimated",
+        ):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.findings.extend(other.findings)
+        return self
+
+    def as_dict(self) -> dict:
+        counts = {k: v for k, v in self.__dict__.items() if k != "findings"}
+        return counts | {"findings": len(self.findings)}
+
+
+# ------------------------------------------------------------------ channels and values
+
+
+@lru_cache(maxsize=4096)
+def _obis(text: str) -> str:
+    try:
+        return normalise_obis(text)
+    except ValueError:
+        return text
+
+
+class _Channels:
+    """The batch's meters and their models' channels, loaded in two queries."""
+
+    def __init__(self, meter_ids: set[int]):
+        self.model_of = dict(
+            Meter.objects.filter(pk__in=meter_ids).values_list("pk", "meter_model_id")
+        )
+        unknown = meter_ids - self.model_of.keys()
+        if unknown:
+            raise ValueError(f"unknown meter ids: {sorted(unknown)[:10]}")
+        self.profile: dict[int, dict[str, Channel]] = {}
+        self.register: dict[int, dict[str, Channel]] = {}
+        for ch in Channel.objects.filter(meter_model_id__in=set(self.model_of.values())):
+            if ch.kind == ChannelKind.PROFILE:
+                self.profile.setdefault(ch.meter_model_id, {})[ch.obis] = ch
+            elif ch.kind in (ChannelKind.REGISTER, ChannelKind.INSTANTANEOUS):
+                self.register.setdefault(ch.meter_model_id, {})[ch.obis] = ch
+
+
+_PREFIX = {"": 1, "k": 1000, "M": 10**6, "G": 10**9}
+
+
+def unit_factor(given: str | None, expected: str) -> int | Decimal | None:
+    """Factor from the meter's unit to the channel's (kWh -> Wh: 1000); None: incompatible."""
+    if not given or not expected or given.lower() == expected.lower():
+        return 1
+    for p, f in _PREFIX.items():
+        for q, g in _PREFIX.items():
+            if p + expected == given and q == "" and p:
+                return f
+            if q + given == expected and p == "" and q:
+                return Decimal(1) / g
+    return None
+
+
+def to_stored(value: Decimal, scaler: int, factor) -> int | None:
+    """`value` in units of 10**scaler as an exact integer; None if it is not exact."""
+    if factor != 1:
+        value = value * factor
+    if scaler:
+        value = value.scaleb(-scaler)
+    whole = int(value)
+    return whole if whole == value else None
+
+
+def _meter_id(meter) -> int:
+    return meter if isinstance(meter, int) else meter.pk
+
+
+def _utc(ts: datetime) -> datetime:
+    if ts.tzinfo is UTC:
+        return ts
+    if ts.tzinfo is None or ts.utcoffset() is None:
+        raise ValueError("naive datetime: ingest takes timezone-aware datetimes")
+    return ts.astimezone(UTC)
+
+
+def _unmapped(meter_id, kind, obis, ts, value, unit, reason, quality=0) -> UnmappedValue:
+    return UnmappedValue(
+        meter_id=meter_id,
+        kind=kind,
+        obis=obis[:32],
+        ts=ts,
+        value="" if value is None else str(value)[:64],
+        unit=(unit or "")[:16],
+        quality=quality,
+        reason=reason[:64],
+    )
+
+
+def _save_unmapped(objs: list[UnmappedValue]) -> None:
+    if objs:
+        UnmappedValue.objects.bulk_create(objs, batch_size=1000, ignore_conflicts=True)
+
+
+# ------------------------------------------------------------------ profiles
+
+
+def ingest_profiles(
+    batch: Iterable[tuple[Meter | int, ProfileBlock]],
+    *,
+    validate: bool = True,
+    rules: Rules = DEFAULT_RULES,
+    rollup: bool = True,
+) -> IngestResult:
+    """Store load-profile blocks of one or many meters (see the module docstring)."""
+    items = [(_meter_id(m), block) for m, block in batch]
+    result = IngestResult()
+    if not items:
+        return result
+    channels = _Channels({m for m, _ in items})
+    unmapped: list[UnmappedValue] = []
+    all_series: list[Series] = []
+    for meter_id, block in items:
+        model_channels = channels.profile.get(channels.model_of[meter_id], {})
+        groups = _block_series(meter_id, block, model_channels, unmapped)
+        for series in groups:
+            if validate:
+                findings, flagged, estimated = validate_series(series, rules, block.period_seconds)
+                result.findings.extend(findings)
+                result.flagged += flagged
+                result.estimated += estimated
+            all_series.append(series)
+    all_series = _without_duplicates(all_series)
+    rows = sum(len(s.timestamps) for s in all_series)
+    result.values = sum(
+        len(c.values) - c.values.count(None) for s in all_series for c in s.columns.values()
+    )
+    with transaction.atomic():
+        if all_series:
+            if connection.vendor == "postgresql":
+                inserted, updated = _write_intervals_postgres(all_series)
+            else:
+                inserted, updated = _write_intervals_portable(all_series)
+            result.inserted += inserted
+            result.updated += updated
+            result.duplicates += rows - inserted - updated
+            if rollup and (inserted or updated):
+                spans: dict[int, tuple[datetime, datetime]] = {}
+                for s in all_series:
+                    lo, hi = spans.get(s.meter_id, (s.timestamps[0], s.timestamps[-1]))
+                    spans[s.meter_id] = (min(lo, s.timestamps[0]), max(hi, s.timestamps[-1]))
+                width = max(max(s.columns) for s in all_series) + 1
+                rollups.refresh(rollups.days_touched(spans), width)
+        _save_unmapped(unmapped)
+    result.unmapped += len(unmapped)
+    return result
+
+
+def _block_series(meter_id: int, block: ProfileBlock, model_channels: dict, unmapped: list):
+    """The block as one `Series` per store group: columns of stored integers and flags."""
+    rows = block.rows
+    if not rows:
+        return []
+    timestamps = [r.timestamp for r in rows]
+    if {t.tzinfo for t in timestamps} != {UTC}:
+        timestamps = [_utc(t) for t in timestamps]
+    statuses = [status_flags(r.status) for r in rows] if any(r.status for r in rows) else None
+    columns = list(zip(*(r.values for r in rows), strict=True))
+    groups: dict[int, Series] = {}
+    for idx, spec in enumerate(block.channels):
+        obis = _obis(spec.obis)
+        channel = model_channels.get(obis)
+        factor = unit_factor(spec.unit, channel.unit) if channel else None
+        raw = columns[idx] if idx < len(columns) else ()
+        if channel is None or factor is None:
+            reason = (
+                "no channel in the meter model"
+                if channel is None
+                else f"unit {spec.unit}, channel takes {channel.unit}"
+            )
+            for j, v in enumerate(raw):
+                s = statuses[j] if statuses else 0
+                unmapped.append(
+                    _unmapped(meter_id, "profile", obis, timestamps[j], v, spec.unit, reason, s)
+                )
+            continue
+        values, flags = _convert_column(raw, channel.scaler, factor, statuses)
+        if None in values:
+            for j, v in enumerate(raw):
+                if v is not None and values[j] is None:
+                    unmapped.append(
+                        _unmapped(
+                            meter_id,
+                            "profile",
+                            obis,
+                            timestamps[j],
+                            v,
+                            spec.unit,
+                            f"not exact at scaler {channel.scaler}",
+                            flags[j],
+                        )
+                    )
+        series = groups.get(channel.profile_group)
+        if series is None:
+            series = groups[channel.profile_group] = Series(meter_id, list(timestamps))
+            series.group = channel.profile_group
+        series.columns[channel.profile_column] = Column(obis, channel.unit, values, flags)
+    return list(groups.values())
+
+
+def _convert_column(raw: tuple, scaler: int, factor, statuses: list | None):
+    """Stored integers (None: missing or not exact) and flags of one column."""
+    n = len(raw)
+    flags = list(statuses) if statuses else [0] * n
+    if None not in raw:
+        scaled = raw
+        if factor != 1:
+            scaled = [v * factor for v in scaled]
+        if scaler:
+            scaled = [v.scaleb(-scaler) for v in scaled]
+        ints = list(map(int, scaled))
+        if all(map(eq, ints, scaled)):
+            return ints, flags
+    values = []
+    for j, v in enumerate(raw):
+        if v is None:
+            values.append(None)
+            flags[j] |= Quality.MISSING
+        else:
+            values.append(to_stored(v, scaler, factor))
+    return values, flags
+
+
+def _without_duplicates(all_series: list[Series]) -> list[Series]:
+    """One series per (meter, group) with strictly increasing times; merges by rank if not."""
+    by_key: dict[tuple, list[Series]] = {}
+    for s in all_series:
+        by_key.setdefault((s.meter_id, s.group), []).append(s)
+    out = []
+    for (meter_id, group), parts in by_key.items():
+        ts = parts[0].timestamps
+        if len(parts) == 1 and all(map(lt, ts, ts[1:])):
+            out.append(parts[0])
+            continue
+        merged: dict[datetime, tuple[list, list]] = {}
+        obis = {}
+        for s in parts:
+            for c, col in s.columns.items():
+                obis[c] = (col.obis, col.unit)
+            for j, t in enumerate(s.timestamps):
+                values, flags = merged.setdefault(
+                    t, ([None] * COLUMNS_PER_GROUP, [0] * COLUMNS_PER_GROUP)
+                )
+                for c, col in s.columns.items():
+                    v, f = col.values[j], col.flags[j]
+                    if rank(v, f) > rank(values[c], flags[c]) or (
+                        values[c] is None and not flags[c]
+                    ):
+                        values[c], flags[c] = v, f
+        times = sorted(merged)
+        series = Series(meter_id, times)
+        series.group = group
+        for c, (o, unit) in obis.items():
+            series.columns[c] = Column(
+                o, unit, [merged[t][0][c] for t in times], [merged[t][1][c] for t in times]
+            )
+        out.append(series)
+    return out
+
+
+def pack_flags(flags: list[int]) -> int:
+    word = 0
+    for c, f in enumerate(flags):
+        if f:
+            word |= f << (8 * c)
+    return word - (1 << 64) if word >= 1 << 63 else word
+
+
+def _series_quality(series: Series) -> list[int] | None:
+    """Packed quality word per row, or None when every flag is 0."""
+    cols = [(c, col.flags) for c, col in series.columns.items() if any(col.flags)]
+    if not cols:
+        return None
+    words = [0] * len(series.timestamps)
+    for c, flags in cols:
+        shift = 8 * c
+        words = [w | (f << shift) for w, f in zip(words, flags, strict=True)]
+    return [w - (1 << 64) if w >= 1 << 63 else w for w in words]
+
+
+def _rank_sql(table: str, c: int) -> str:
+    edited, est = int(Quality.EDITED) << (8 * c), int(Quality.ESTIMATED) << (8 * c)
+    return (
+        f"(CASE WHEN {table}.v{c} IS NULL THEN 0 WHEN ({table}.q & {edited}) <> 0 THEN 3 "
+        f"WHEN ({table}.q & {est}) <> 0 THEN 1 ELSE 2 END)"
+    )
+
+
+def _byte_mask(c: int) -> int:
+    mask = 0xFF << (8 * c)
+    return mask - (1 << 64) if mask >= 1 << 63 else mask
+
+
+def _merge_sql(new: str, old: str, width: int) -> tuple[list[str], str]:
+    """SET items and WHERE condition merging columns v0..v{width-1} of `new` into `old`."""
+    rises = [f"{_rank_sql(new, c)} > {_rank_sql(old, c)}" for c in range(width)]
+    sets = [
+        f"v{c} = CASE WHEN {r} THEN {new}.v{c} ELSE {old}.v{c} END" for c, r in enumerate(rises)
+    ]
+    q_parts = [
+        f"(CASE WHEN {r} THEN {new}.q ELSE {old}.q END & {_byte_mask(c)})"
+        for c, r in enumerate(rises)
+    ]
+    if width < COLUMNS_PER_GROUP:  # flags of columns this batch does not carry stay
+        rest = ~sum(0xFF << (8 * c) for c in range(width)) & 0xFFFFFFFFFFFFFFFF
+        rest = rest - (1 << 64) if rest >= 1 << 63 else rest
+        q_parts.append(f"({old}.q & {rest})")
+    sets.append("q = " + " | ".join(q_parts))
+    return sets, "(" + " OR ".join(rises) + ")"
+
+
+@lru_cache(maxsize=16)
+def upsert_clause(width: int) -> str:
+    """ON CONFLICT clause of the row-by-row path (SQLite)."""
+    sets, rises = _merge_sql("excluded", INTERVAL_TABLE, width)
+    return f"ON CONFLICT (meter_id, grp, ts) DO UPDATE SET {', '.join(sets)} WHERE {rises}"
+
+
+@lru_cache(maxsize=16)
+def update_from_stage(width: int) -> str:
+    """UPDATE raising stored values from the staging table where the rank rises (PostgreSQL)."""
+    sets, rises = _merge_sql("s", "t", width)
+    return (
+        f"UPDATE {INTERVAL_TABLE} AS t SET {', '.join(sets)} FROM {STAGE_TABLE} AS s "
+        f"WHERE t.meter_id = s.meter_id AND t.grp = s.grp AND t.ts = s.ts AND {rises}"
+    )
+
+
+_INT8 = struct.Struct(">iq")
+_INT2 = struct.Struct(">ih")
+_NULL = struct.pack(">i", -1)
+COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
+COPY_TRAILER = struct.pack(">h", -1)
+
+
+@lru_cache(maxsize=16)
+def _row_struct(width: int) -> struct.Struct:
+    return struct.Struct(">h" + "iq" * (3 + width) + "ih")
+
+
+def _encode_copy(all_series: list[Series], width: int) -> bytes:
+    """PostgreSQL binary COPY of (meter_id, ts, q, v0..v{width-1}, grp), a series at a time.
+
+    A series without NULLs is packed by one C-level `map(struct.pack, ...)` over its columns.
+    """
+    pack = _row_struct(width).pack
+    nfields = struct.pack(">h", 4 + width)
+    out = [COPY_HEADER]
+    eight, two = repeat(8), repeat(2)
+    for s in all_series:
+        ts_us = [(t - PG_EPOCH) // ONE_US for t in s.timestamps]
+        quality = _series_quality(s)
+        columns = [s.columns.get(c) for c in range(width)]
+        if all(col is not None and None not in col.values for col in columns):
+            args = [repeat(4 + width), eight, repeat(s.meter_id), eight, ts_us, eight]
+            args.append(quality if quality is not None else repeat(0))
+            for col in columns:
+                args += (eight, col.values)
+            args += (two, repeat(s.group))
+            out.append(b"".join(map(pack, *args)))
+            continue
+        for j, t in enumerate(ts_us):
+            parts = [nfields, _INT8.pack(8, s.meter_id), _INT8.pack(8, t)]
+            parts.append(_INT8.pack(8, quality[j] if quality is not None else 0))
+            for col in columns:
+                v = None if col is None else col.values[j]
+                parts.append(_NULL if v is None else _INT8.pack(8, v))
+            parts.append(_INT2.pack(2, s.group))
+            out.append(b"".join(parts))
+    out.append(COPY_TRAILER)
+    return b"".join(out)
+
+
+def _copy(cursor, table: str, all_series: list[Series], width: int) -> None:
+    columns = ", ".join(["meter_id", "ts", "q"] + [f"v{c}" for c in range(width)] + ["grp"])
+    cursor.cursor.copy_expert(
+        f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT binary)",
+        io.BytesIO(_encode_copy(all_series, width)),
+    )
+
+
+def _stored_meters(cursor, all_series: list[Series]) -> set[int]:
+    """Meters of the batch with any stored interval inside their series' time span."""
+    spans: dict[int, list] = {}
+    for s in all_series:
+        span = spans.setdefault(s.meter_id, [s.timestamps[0], s.timestamps[-1]])
+        span[0], span[1] = min(span[0], s.timestamps[0]), max(span[1], s.timestamps[-1])
+    cursor.execute(
+        "SELECT u.m FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) AS u(m, lo, hi)"
+        f" WHERE EXISTS (SELECT 1 FROM {INTERVAL_TABLE} t"
+        " WHERE t.meter_id = u.m AND t.ts >= u.lo AND t.ts <= u.hi)",
+        [list(spans), [v[0] for v in spans.values()], [v[1] for v in spans.values()]],
+    )
+    return {m for (m,) in cursor.fetchall()}
+
+
+def _write_intervals_postgres(all_series: list[Series]) -> tuple[int, int]:
+    """COPY straight into the store what cannot conflict; upsert the rest through staging.
+
+    A meter with no stored interval inside the batch's time span cannot conflict, so its
+    rows are COPYed into the partitioned table directly (a concurrent writer that slips in
+    makes the COPY fail on the primary key: then everything takes the staging path).
+    """
+    import psycopg2
+
+    first = min(s.timestamps[0] for s in all_series)
+    last = max(s.timestamps[-1] for s in all_series)
+    partitions.ensure_for(first, last)
+    width = max(max(s.columns) for s in all_series) + 1
+    inserted = updated = 0
+    with connection.cursor() as cursor:
+        stored = _stored_meters(cursor, all_series)
+        fresh = [s for s in all_series if s.meter_id not in stored]
+        rest = [s for s in all_series if s.meter_id in stored]
+        if fresh:
+            try:
+                with transaction.atomic():
+                    _copy(cursor, INTERVAL_TABLE, fresh, width)
+                inserted += sum(len(s.timestamps) for s in fresh)
+            except (IntegrityError, psycopg2.IntegrityError):
+                rest = all_series
+        if rest:
+            cursor.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS {STAGE_TABLE} (meter_id bigint,"
+                " ts timestamptz, q bigint, v0 bigint, v1 bigint, v2 bigint, v3 bigint,"
+                " v4 bigint, v5 bigint, v6 bigint, v7 bigint, grp smallint)"
+                " ON COMMIT DELETE ROWS"
+            )
+            cursor.execute(f"TRUNCATE {STAGE_TABLE}")
+            _copy(cursor, STAGE_TABLE, rest, width)
+            columns = ", ".join(["meter_id", "ts", "q"] + [f"v{c}" for c in range(width)] + ["grp"])
+            # New rows in one pass (DO NOTHING takes no row locks); then raise the stored
+            # rows whose rank rises. A repeated read writes nothing.
+            cursor.execute(
+                f"INSERT INTO {INTERVAL_TABLE} ({columns}) SELECT {columns} FROM {STAGE_TABLE} "
+                "ON CONFLICT DO NOTHING"
+            )
+            inserted += cursor.rowcount
+            if cursor.rowcount < sum(len(s.timestamps) for s in rest):
+                cursor.execute(update_from_stage(width))
+                updated = cursor.rowcount
+    return inserted, updated
+
+
+def _write_intervals_portable(all_series: list[Series]) -> tuple[int, int]:
+    """Row by row with the same merge rule (SQLite): correct, slower."""
+    adapt = connection.ops.adapt_datetimefield_value
+    existing = 0
+    params = []
+    for s in all_series:
+        stored = IntervalReading.objects.filter(
+            meter_id=s.meter_id, group=s.group, ts__gte=s.timestamps[0], ts__lte=s.timestamps[-1]
+        ).values_list("ts", flat=True)
+        existing += len(set(stored).intersection(s.timestamps))
+        quality = _series_quality(s)
+        columns = [s.columns.get(c) for c in range(COLUMNS_PER_GROUP)]
+        for j, t in enumerate(s.timestamps):
+            values = [None if col is None else col.values[j] for col in columns]
+            q = quality[j] if quality is not None else 0
+            params.append((s.meter_id, adapt(t), q, *values, s.group))
+    columns = ["meter_id", "ts", "q"] + [f"v{c}" for c in range(COLUMNS_PER_GROUP)] + ["grp"]
+    sql = (
+        f"INSERT INTO {INTERVAL_TABLE} ({', '.join(columns)}) VALUES "
+        f"({', '.join(['%s'] * len(columns))}) {upsert_clause(COLUMNS_PER_GROUP)}"
+    )
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
+        changed = cursor.rowcount
+    inserted = len(params) - existing
+    return inserted, changed - inserted
+
+
+# ------------------------------------------------------------------ registers
+
+
+def ingest_registers(
+    batch: Iterable[tuple[Meter | int, datetime, Sequence[RegisterValue]]],
+    *,
+    validate: bool = True,
+    rules: Rules = DEFAULT_RULES,
+    rollup: bool = True,
+) -> IngestResult:
+    """Store register reads: (meter, read time, values) per meter."""
+    items = [(_meter_id(m), _utc(read_at), values) for m, read_at, values in batch]
+    result = IngestResult()
+    if not items:
+        return result
+    channels = _Channels({m for m, _, _ in items})
+    reads: dict[tuple, list] = {}  # (meter, channel, read_at) -> [value, capture, flags]
+    by_key: dict[tuple, Channel] = {}
+    unmapped: list[UnmappedValue] = []
+    for meter_id, read_at, values in items:
+        model_channels = channels.register.get(channels.model_of[meter_id], {})
+        for rv in values:
+            obis = _obis(rv.obis)
+            channel = model_channels.get(obis)
+            if rv.value is None:
+                unmapped.append(
+                    _unmapped(
+                        meter_id,
+                        "register",
+                        obis,
+                        read_at,
+                        rv.raw,
+                        rv.unit,
+                        f"no value: {rv.error or 'not numeric'}",
+                    )
+                )
+                continue
+            factor = unit_factor(rv.unit, channel.unit) if channel else None
+            stored = to_stored(rv.value, channel.scaler, factor) if factor is not None else None
+            if stored is None:
+                reason = (
+                    "no channel in the meter model"
+                    if channel is None
+                    else f"unit {rv.unit}, channel takes {channel.unit}"
+                    if factor is None
+                    else f"not exact at scaler {channel.scaler}"
+                )
+                unmapped.append(
+                    _unmapped(meter_id, "register", obis, read_at, rv.value, rv.unit, reason)
+                )
+                continue
+            capture = _utc(rv.capture_time) if rv.capture_time else None
+            key = (meter_id, channel.pk, read_at)
+            reads[key] = [stored, capture, 0]
+            by_key[key] = channel
+            result.values += 1
+    with transaction.atomic():
+        previous = {}
+        if validate and reads:
+            findings, flagged, previous = validate_register_reads(reads, by_key)
+            result.findings.extend(findings)
+            result.flagged += flagged
+        if reads:
+            inserted, updated = _write_registers(reads)
+            result.inserted += inserted
+            result.updated += updated
+            result.duplicates += len(reads) - inserted - updated
+        if previous:
+            result.findings.extend(check_profile_sums(reads, by_key, previous, rules))
+        if rollup and (result.inserted or result.updated):
+            zone = rollups.local_zone()
+            energy = {ch.pk for ch in by_key.values() if is_cumulative(ch)}
+            days = set()
+            for meter_id, channel_id, read_at in reads:
+                if channel_id in energy:
+                    day = rollups.local_day(read_at, zone)
+                    days.update({(meter_id, day), (meter_id, day + timedelta(days=1))})
+            rollups.refresh_registers(days, sorted(energy))
+        _save_unmapped(unmapped)
+    result.unmapped += len(unmapped)
+    return result
+
+
+def _write_registers(reads: dict) -> tuple[int, int]:
+    sql_cols = "(meter_id, channel_id, read_at, value, capture_time, quality)"
+    t = REGISTER_TABLE
+
+    def r(a):
+        return (
+            f"(CASE WHEN ({a}.quality & {int(Quality.EDITED)}) <> 0 THEN 3 "
+            f"WHEN ({a}.quality & {int(Quality.ESTIMATED)}) <> 0 THEN 1 ELSE 2 END)"
+        )
+
+    clause = (
+        "ON CONFLICT (meter_id, channel_id, read_at) DO UPDATE SET value = excluded.value, "
+        "capture_time = excluded.capture_time, quality = excluded.quality "
+        f"WHERE {r('excluded')} > {r(t)}"
+    )
+    adapt = connection.ops.adapt_datetimefield_value
+    if connection.vendor == "postgresql":
+        from psycopg2.extras import execute_values
+
+        rows = [(m, c, t_, v, cap, q) for (m, c, t_), (v, cap, q) in reads.items()]
+        with connection.cursor() as cursor:
+            fresh = execute_values(
+                cursor.cursor,
+                f"INSERT INTO {t} {sql_cols} VALUES %s {clause} RETURNING (xmax = 0)",
+                rows,
+                page_size=5000,
+                fetch=True,
+            )
+        inserted = sum(1 for (f,) in fresh if f)
+        return inserted, len(fresh) - inserted
+    existing = set()
+    for m, c, t_ in reads:
+        if RegisterRead.objects.filter(meter_id=m, channel_id=c, read_at=t_).exists():
+            existing.add((m, c, t_))
+    params = [
+        (m, c, adapt(t_), v, adapt(cap) if cap else None, q)
+        for (m, c, t_), (v, cap, q) in reads.items()
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"INSERT INTO {t} {sql_cols} VALUES (%s, %s, %s, %s, %s, %s) {clause}", params
+        )
+        changed = cursor.rowcount
+    inserted = len(reads) - len(existing)
+    return inserted, changed - inserted
+
+
+# ------------------------------------------------------------------ events
+
+
+def _jsonable(value):
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    return str(value)
+
+
+def ingest_events(batch: Iterable[tuple[Meter | int, Sequence[MeterEvent]]]) -> IngestResult:
+    """Store event-log entries; an entry already stored (meter, log, time, code) is skipped."""
+    items = [(_meter_id(m), events) for m, events in batch]
+    result = IngestResult()
+    rows = {}
+    for meter_id, events in items:
+        for e in events:
+            key = (meter_id, _obis(e.log), _utc(e.timestamp), int(e.code))
+            rows[key] = json.dumps(_jsonable(list(e.data)))
+    result.values = len(rows)
+    if not rows:
+        return result
+    _Channels({m for m, _ in items})  # unknown meters fail loudly
+    t = "meters_eventrecord"
+    sql = f"INSERT INTO {t} (meter_id, log, ts, code, data) VALUES %s ON CONFLICT DO NOTHING"
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            from psycopg2.extras import execute_values
+
+            done = execute_values(
+                cursor.cursor,
+                sql + " RETURNING 1",
+                [(*k, d) for k, d in rows.items()],
+                page_size=5000,
+                fetch=True,
+            )
+            inserted = len(done)
+        else:
+            adapt = connection.ops.adapt_datetimefield_value
+            cursor.executemany(
+                sql.replace("VALUES %s", "VALUES (%s, %s, %s, %s, %s)"),
+                [(m, log, adapt(ts), code, d) for (m, log, ts, code), d in rows.items()],
+            )
+            inserted = cursor.rowcount
+    result.inserted = inserted
+    result.duplicates = len(rows) - inserted
+    return result

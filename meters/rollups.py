@@ -1,0 +1,218 @@
+"""Daily energy per meter and profile channel, on the utility's local day.
+
+Ingest calls `refresh(days_touched(...))` after writing intervals: every affected
+(meter, local day) is recomputed from the interval table in ONE set-based statement and
+upserted, so a retry or a late interval never double-counts. A local day runs from local
+midnight to local midnight: 96 quarter hours, 92 on the spring DST day, 100 in autumn.
+An interval belongs to the day in which it *ends* (the 00:00 interval end closes the day
+before).
+
+`feeder_daily_energy` answers "a day's energy per feeder for a month" from the rollup.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db import connection
+
+from .choices import NodeKind
+from .models import Channel, GridNode, Meter
+from .store import COLUMNS_PER_GROUP, DailyEnergy, IntervalReading, Quality, RegisterRead
+
+ONE_US = timedelta(microseconds=1)
+
+
+def local_zone() -> ZoneInfo:
+    return ZoneInfo(getattr(settings, "AMI_TIME_ZONE", None) or settings.TIME_ZONE or "UTC")
+
+
+def day_bounds(day: date, zone: ZoneInfo | None = None) -> tuple[datetime, datetime]:
+    """(start, end) of a local day in UTC; intervals ending in (start, end] belong to it."""
+    zone = zone or local_zone()
+    start = datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
+    end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone).astimezone(UTC)
+    return start, end
+
+
+def local_day(interval_end: datetime, zone: ZoneInfo | None = None) -> date:
+    return (interval_end - ONE_US).astimezone(zone or local_zone()).date()
+
+
+def days_touched(spans: dict[int, tuple[datetime, datetime]]) -> set[tuple[int, date]]:
+    """(meter, local day) pairs covered by each meter's (first, last) interval end."""
+    zone = local_zone()
+    pairs = set()
+    for meter_id, (first, last) in spans.items():
+        day, end = local_day(first, zone), local_day(last, zone)
+        while day <= end:
+            pairs.add((meter_id, day))
+            day += timedelta(days=1)
+    return pairs
+
+
+def _refresh_sql(values: str, width: int) -> str:
+    """One pass over the affected intervals: per column sum, count, estimated; then a row
+    per profile channel of the meter's model."""
+    aggregates = []
+    for c in range(width):
+        est = int(Quality.ESTIMATED) << (8 * c)
+        aggregates.append(
+            f"SUM(r.v{c}) AS s{c}, COUNT(r.v{c}) AS n{c}, "
+            f"SUM(CASE WHEN r.v{c} IS NOT NULL AND (r.q & {est}) <> 0 THEN 1 ELSE 0 END) AS e{c}"
+        )
+
+    def pick(prefix: str) -> str:
+        whens = " ".join(f"WHEN {c} THEN a.{prefix}{c}" for c in range(width))
+        return f"CASE c.profile_column {whens} END"
+
+    daily = DailyEnergy._meta.db_table
+    return f"""
+        WITH d (meter_id, day, lo, hi) AS (VALUES {values}),
+        a AS (
+            SELECT d.meter_id, d.day, r.grp, {", ".join(aggregates)}
+            FROM d JOIN {IntervalReading._meta.db_table} r
+                ON r.meter_id = d.meter_id AND r.ts > d.lo AND r.ts <= d.hi
+            GROUP BY d.meter_id, d.day, r.grp
+        )
+        INSERT INTO {daily} (meter_id, channel_id, day, value, intervals, estimated)
+        SELECT a.meter_id, c.id, a.day, {pick("s")}, {pick("n")}, {pick("e")}
+        FROM a
+        JOIN {Meter._meta.db_table} m ON m.id = a.meter_id
+        JOIN {Channel._meta.db_table} c ON c.meter_model_id = m.meter_model_id
+            AND c.profile_group = a.grp AND c.profile_column IS NOT NULL
+        WHERE {pick("n")} > 0
+        ON CONFLICT (meter_id, channel_id, day) DO UPDATE SET
+            value = excluded.value, intervals = excluded.intervals,
+            estimated = excluded.estimated
+        WHERE {daily}.value <> excluded.value OR {daily}.intervals <> excluded.intervals
+            OR {daily}.estimated <> excluded.estimated
+    """
+
+
+def refresh(pairs: set[tuple[int, date]], width: int = COLUMNS_PER_GROUP) -> None:
+    """Recompute the daily energy of these (meter, local day) pairs from the intervals."""
+    if pairs:
+        _execute_days(pairs, lambda values: _refresh_sql(values, width))
+
+
+def _register_sql(values: str, channel_ids: list[int]) -> str:
+    reg = RegisterRead._meta.db_table
+    daily = DailyEnergy._meta.db_table
+
+    def last(bound: str) -> str:
+        return (
+            f"(SELECT r.value FROM {reg} r WHERE r.meter_id = d.meter_id "
+            f"AND r.channel_id = c.id AND r.read_at <= d.{bound} "
+            "ORDER BY r.read_at DESC LIMIT 1)"
+        )
+
+    reads = (
+        f"(SELECT COUNT(*) FROM {reg} r WHERE r.meter_id = d.meter_id AND r.channel_id = c.id "
+        "AND r.read_at > d.lo AND r.read_at <= d.hi)"
+    )
+    ids = ", ".join(str(int(i)) for i in channel_ids)
+    return f"""
+        WITH d (meter_id, day, lo, hi) AS (VALUES {values}),
+        x AS (
+            SELECT d.meter_id, c.id AS channel_id, d.day, {last("hi")} - {last("lo")} AS value,
+                {reads} AS reads
+            FROM d JOIN {Meter._meta.db_table} m ON m.id = d.meter_id
+            JOIN {Channel._meta.db_table} c ON c.meter_model_id = m.meter_model_id
+            WHERE c.id IN ({ids})
+        )
+        INSERT INTO {daily} (meter_id, channel_id, day, value, intervals, estimated)
+        SELECT meter_id, channel_id, day, value, reads, 0 FROM x
+        WHERE value IS NOT NULL AND reads > 0
+        ON CONFLICT (meter_id, channel_id, day) DO UPDATE SET
+            value = excluded.value, intervals = excluded.intervals
+        WHERE {daily}.value <> excluded.value OR {daily}.intervals <> excluded.intervals
+    """
+
+
+def refresh_registers(pairs: set[tuple[int, date]], channel_ids: list[int]) -> None:
+    """Daily energy of cumulative registers: the last read of the day minus the last read
+    before it (`intervals` holds the number of reads in the day). Each read also changes
+    the next day's figure, so pass both days."""
+    if pairs and channel_ids:
+        _execute_days(pairs, lambda values: _register_sql(values, channel_ids))
+
+
+def _execute_days(pairs: set[tuple[int, date]], make_sql) -> None:
+    zone = local_zone()
+    bounds: dict[date, tuple[datetime, datetime]] = {}
+    rows = []
+    for meter_id, day in sorted(pairs):
+        if day not in bounds:
+            bounds[day] = day_bounds(day, zone)
+        rows.append((meter_id, day, *bounds[day]))
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            from psycopg2.extras import execute_values
+
+            execute_values(
+                cursor.cursor,
+                make_sql("%s"),
+                rows,
+                template="(%s::bigint, %s::date, %s::timestamptz, %s::timestamptz)",
+                page_size=10000,
+            )
+            return
+        ops = connection.ops
+        for i in range(0, len(rows), 200):
+            chunk = rows[i : i + 200]
+            params = []
+            for meter_id, day, lo, hi in chunk:
+                params += [
+                    meter_id,
+                    ops.adapt_datefield_value(day),
+                    ops.adapt_datetimefield_value(lo),
+                    ops.adapt_datetimefield_value(hi),
+                ]
+            cursor.execute(make_sql(", ".join(["(%s, %s, %s, %s)"] * len(chunk))), params)
+
+
+def feeder_daily_energy(
+    obis: str, first_day: date, last_day: date, feeders=None
+) -> dict[tuple[int, date], Decimal]:
+    """Energy of a channel per (feeder, local day), from the daily rollup.
+
+    `feeders`: GridNode queryset (e.g. scoped by `restrict(user)`); default all feeders.
+    A feeder's meters are those whose service point lies in its subtree (path prefix).
+    """
+    feeders = GridNode.objects.filter(kind=NodeKind.FEEDER) if feeders is None else feeders
+    feeder_paths = dict(feeders.values_list("path", "pk"))
+    if not feeder_paths:
+        return {}
+    grid = GridNode._meta.db_table
+    sql = f"""
+        SELECT f.id, d.day, c.scaler, SUM(d.value)
+        FROM {DailyEnergy._meta.db_table} d
+        JOIN {Channel._meta.db_table} c ON c.id = d.channel_id
+        JOIN {Meter._meta.db_table} m ON m.id = d.meter_id
+        JOIN {grid} sp ON sp.id = m.service_point_id
+        JOIN {grid} f ON f.kind = %s AND sp.path LIKE f.path || '%%'
+        WHERE c.obis = %s AND d.day >= %s AND d.day <= %s
+            AND f.id IN ({", ".join(["%s"] * len(feeder_paths))})
+        GROUP BY f.id, d.day, c.scaler
+    """
+    ops = connection.ops
+    params = [
+        NodeKind.FEEDER,
+        obis,
+        ops.adapt_datefield_value(first_day),
+        ops.adapt_datefield_value(last_day),
+        *feeder_paths.values(),
+    ]
+    out: dict[tuple[int, date], Decimal] = defaultdict(Decimal)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        for feeder_id, day, scaler, total in cursor.fetchall():
+            if isinstance(day, str):
+                day = date.fromisoformat(day)
+            out[(feeder_id, day)] += Decimal(int(total)).scaleb(scaler)
+    return dict(out)

@@ -1,0 +1,15 @@
+"""Celery tasks of the meters app: thin wrappers around the store's maintenance."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from . import partitions
+
+
+@shared_task(name="meters.maintain_partitions", ignore_result=True)
+def maintain_partitions(months_ahead: int = 2) -> dict:
+    """Create the coming months' interval partitions; detach those past the retention."""
+    created = partitions.ensure_partitions(months_ahead=months_ahead)
+    detached = partitions.detach_old_partitions()
+    return {"created": created, "detached": detached}

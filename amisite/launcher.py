@@ -109,6 +109,19 @@ def simulator_port(var: Path) -> None:
     os.environ["AMI_SIM_PORT"] = store.read_text().strip()
 
 
+def push_port() -> None:
+    """The push listener's port: 4060 when free, else any free one (only the simulator needs it)."""
+    if os.environ.get("AMI_PUSH_PORT"):
+        return
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", 4060))
+            port = 4060
+        except OSError:
+            port = free_port()
+    os.environ["AMI_PUSH_PORT"] = str(port)
+
+
 def manage(*args: str) -> None:
     subprocess.run([sys.executable, "manage.py", *args], cwd=BASE_DIR, check=True)
 
@@ -124,6 +137,7 @@ def main() -> None:
     var = var_dir()
     local_secrets(var)
     simulator_port(var)
+    push_port()
     redis_proc = None
     if not os.environ.get("REDIS_URL"):
         redis_proc = start_private_redis(var)

@@ -188,3 +188,6 @@ class InvocationCounter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key}: {self.next_value}"
+
+
+from .push.models import *  # noqa

@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from . import actions
+from . import actions, push_tasks  # noqa: F401  (registers collection.handle_push)
 from .models import ReadJob
 
 

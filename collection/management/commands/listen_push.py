@@ -1,0 +1,77 @@
+"""`manage.py listen_push`: the long-running listener for meter pushes (DLMS data notifications)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from django.core.management.base import BaseCommand
+
+from collection.push.codec import DEFAULT_MAX_FRAME
+from collection.push.directory import DatabaseDirectory, close_connections, persist_rejections
+from collection.push.server import CelerySink, PushServer, RejectionLog, raise_fd_limit
+
+log = logging.getLogger("collection.push")
+
+
+class Command(BaseCommand):
+    help = (
+        "Listen for DLMS pushes (data notifications, alarms) over TCP and hand them to Celery "
+        "(task collection.handle_push). Binds 127.0.0.1 unless told otherwise."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=4060)
+        parser.add_argument("--interface", choices=("wrapper", "hdlc"), default="wrapper")
+        parser.add_argument("--max-frame", type=int, default=DEFAULT_MAX_FRAME, help="bytes")
+        parser.add_argument(
+            "--idle-timeout", type=float, default=300.0, help="close silent connections (s)"
+        )
+        parser.add_argument(
+            "--frame-timeout", type=float, default=30.0, help="close half-sent frames (s)"
+        )
+        parser.add_argument("--max-connections", type=int, default=20_000)
+        parser.add_argument("--stats-interval", type=float, default=60.0)
+
+    def handle(self, *args, **opts):
+        raise_fd_limit(opts["max_connections"] + 256)
+        asyncio.run(self._serve(opts))
+
+    async def _serve(self, opts) -> None:
+        directory = DatabaseDirectory()
+        preloaded = await directory.preload()
+        sink = CelerySink()
+        server = PushServer(
+            directory,
+            sink,
+            interface=opts["interface"],
+            max_frame=opts["max_frame"],
+            idle_timeout=opts["idle_timeout"],
+            frame_timeout=opts["frame_timeout"],
+            max_connections=opts["max_connections"],
+            rejections=RejectionLog(persist=persist_rejections),
+        )
+        host, port = await server.start(opts["host"], opts["port"])
+        self.stdout.write(
+            f"push listener on {host}:{port} ({opts['interface']}), "
+            f"{preloaded} meters with a system title preloaded",
+            ending="\n",
+        )
+        self.stdout.flush()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            while not stop.is_set():
+                try:
+                    await asyncio.wait_for(stop.wait(), opts["stats_interval"])
+                except TimeoutError:
+                    log.info("push listener: %d open, %s", len(server.conns), dict(server.stats))
+        finally:
+            await server.close()
+            sink.close()
+            await close_connections()
+            log.info("push listener stopped: %s", dict(server.stats))

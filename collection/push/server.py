@@ -1,0 +1,547 @@
+"""The asyncio push listener: one process, thousands of meter connections (no Django here).
+
+Each connection is an :class:`asyncio.Protocol` (no task per connection, ~2 KB each): bytes
+are split into frames by a bounded decoder, parsed and checked synchronously when the
+sender is in the directory's cache; a cache miss queues the connection's frames (in order)
+behind one lookup task. Accepted events go to a *sink* (Celery in production, a counter in
+the benchmark); rejected messages are counted, logged without key material and handed to
+the rejection log (rate-limited per reason and peer).
+
+A housekeeping task closes idle connections (``idle_timeout``) and connections holding an
+incomplete frame too long (``frame_timeout``), and flushes the rejection log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import resource
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from ..protocols.base import MeterEvent
+from .codec import (
+    DEFAULT_MAX_FRAME,
+    AuthenticationFailed,
+    Envelope,
+    Frame,
+    HdlcStream,
+    MalformedPush,
+    Notification,
+    PushError,
+    WrapperStream,
+    event_to_json,
+    events_of,
+    open_envelope,
+    parse_envelope,
+    parse_notification,
+)
+from .senders import LOGICAL_DEVICE, MISSING, SYSTEM_TITLE, Directory, Sender
+
+log = logging.getLogger("collection.push")
+
+MAX_QUEUED_PER_CONNECTION = 64  # frames waiting for a sender lookup before reading pauses
+LOOKUP_RETRIES = (0.1, 0.5)  # seconds before the 2nd and 3rd attempt of a failed lookup
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def raise_fd_limit(wanted: int) -> int:
+    """Raise the soft open-files limit towards ``wanted`` (up to the hard limit); return it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < wanted:
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+# ------------------------------------------------------------------ sinks
+
+
+class CounterSink:
+    """Counts what would be handed to Celery (benchmark; tests of the pure server)."""
+
+    def __init__(self, keep: int = 0) -> None:
+        self.pushes = 0
+        self.events = 0
+        self.kept: deque = deque(maxlen=keep or None) if keep else deque(maxlen=0)
+
+    def __call__(self, sender: Sender, events: list[MeterEvent], ic: int | None) -> bool:
+        self.pushes += 1
+        self.events += len(events)
+        if self.kept.maxlen:
+            self.kept.append((sender.meter_id, events, ic))
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+class CelerySink:
+    """``collection.handle_push.delay(...)`` from one background thread.
+
+    Publishing to the broker is blocking I/O, so it never runs on the event loop: the loop
+    puts work on a bounded queue (full queue = the message is rejected as "overload").
+    """
+
+    def __init__(self, max_pending: int = 100_000) -> None:
+        self._queue: queue.Queue = queue.Queue(max_pending)
+        self.sent = 0
+        self.failed = 0
+        self._thread = threading.Thread(target=self._run, name="push-celery-sink", daemon=True)
+        self._thread.start()
+
+    def __call__(self, sender: Sender, events: list[MeterEvent], ic: int | None) -> bool:
+        counter = {"ic": ic, "key_id": sender.key_id} if ic is not None else None
+        try:
+            self._queue.put_nowait((sender.meter_id, [event_to_json(e) for e in events], counter))
+        except queue.Full:
+            return False
+        return True
+
+    def _run(self) -> None:
+        from collection.push_tasks import handle_push
+
+        while True:
+            item = self._queue.get()
+            if item is None:
+                _close_thread_connections()
+                return
+            meter_id, events, counter = item
+            try:
+                handle_push.delay(meter_id, events, counter=counter)
+                self.sent += 1
+            except Exception:
+                self.failed += 1
+                log.exception("push of meter %s could not be handed to Celery", meter_id)
+            finally:
+                self._queue.task_done()
+
+    def join(self) -> None:
+        """Wait until everything queued has been handed over (tests)."""
+        self._queue.join()
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(10)
+
+
+def _close_thread_connections() -> None:
+    # Eager Celery (tests) runs the task in this thread: leave no connection open behind.
+    with contextlib.suppress(Exception):
+        from django.db import connections
+
+        connections.close_all()
+
+
+# ------------------------------------------------------------------ rejection log
+
+
+@dataclass
+class Rejection:
+    """One rejected message (or a run of them from one peer for one reason)."""
+
+    reason: str
+    peer: str
+    first_at: datetime
+    last_at: datetime
+    detail: str = ""
+    system_title: str = ""  # hex: public, it travels in clear text
+    logical_device: str = ""
+    meter_id: int | None = None
+    organisation_id: int | None = None
+    occurrences: int = 1
+
+
+@dataclass
+class RejectionLog:
+    """Rate-limited record of rejections: one entry per (reason, peer) per ``window`` seconds.
+
+    The first rejection of a window is logged at WARNING; later ones only count. Entries are
+    handed to ``persist`` (a callable taking a list, may be a coroutine function) on flush.
+    At most ``max_entries`` distinct entries per window, so a flood cannot grow memory.
+    """
+
+    persist: Callable | None = None
+    window: float = 60.0
+    max_entries: int = 1000
+    entries: dict = field(default_factory=dict)
+    window_started: float = field(default_factory=time.monotonic)
+    overflow: int = 0
+
+    def add(self, rejection: Rejection) -> None:
+        key = (rejection.reason, rejection.peer)
+        found = self.entries.get(key)
+        if found is not None:
+            found.occurrences += 1
+            found.last_at = rejection.last_at
+            return
+        if len(self.entries) >= self.max_entries:
+            self.overflow += 1
+            return
+        self.entries[key] = rejection
+        log.warning(
+            "push rejected (%s) from %s: system title %s, device %s, meter %s: %s",
+            rejection.reason,
+            rejection.peer,
+            rejection.system_title or "-",
+            rejection.logical_device or "-",
+            rejection.meter_id or "-",
+            rejection.detail,
+        )
+
+    def take(self, force: bool = False) -> list[Rejection]:
+        """Entries of a finished window (or all when ``force``); the window restarts."""
+        now = time.monotonic()
+        if not force and now - self.window_started < self.window:
+            return []
+        out = list(self.entries.values())
+        if self.overflow:
+            log.warning("%d more push rejections not recorded (too many peers)", self.overflow)
+        self.entries = {}
+        self.overflow = 0
+        self.window_started = now
+        return out
+
+    async def flush(self, force: bool = False) -> int:
+        rows = self.take(force)
+        if rows and self.persist is not None:
+            try:
+                result = self.persist(rows)
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception:
+                log.exception("could not record %d push rejections", len(rows))
+        return len(rows)
+
+
+# ------------------------------------------------------------------ the server
+
+
+@dataclass(slots=True)
+class _Pending:
+    frame: Frame
+    envelope: Envelope
+    notification: Notification | None
+    kind: str
+    ident: bytes
+    received_at: datetime
+
+
+class PushConnection(asyncio.Protocol):
+    """One meter's TCP connection."""
+
+    __slots__ = ("server", "transport", "peer", "decoder", "last", "partial_since", "queue")
+
+    def __init__(self, server: PushServer) -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.peer = "?"
+        self.decoder = server.new_decoder()
+        self.last = time.monotonic()
+        self.partial_since: float | None = None
+        self.queue: deque[_Pending] = deque()
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.peer = peer[0] if peer else "?"
+        self.server.opened(self)
+
+    def connection_lost(self, exc) -> None:
+        self.server.conns.discard(self)
+
+    def data_received(self, data: bytes) -> None:
+        now = self.last = time.monotonic()
+        server = self.server
+        try:
+            frames = self.decoder.feed(data)
+        except PushError as exc:
+            server.reject(self, exc.reason, str(exc))
+            server.stats["closed_" + exc.reason] += 1
+            self.transport.close()
+            return
+        if self.decoder.pending:
+            if self.partial_since is None:
+                self.partial_since = now
+        else:
+            self.partial_since = None
+        errors = getattr(self.decoder, "errors", None)
+        if errors:
+            for exc in errors:
+                server.reject(self, exc.reason, str(exc))
+        for frame in frames:
+            server.on_frame(self, frame)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+class PushServer:
+    """Listen for pushes; ``await start(host, port)``, ``await close()``."""
+
+    def __init__(
+        self,
+        directory: Directory,
+        sink: Callable[[Sender, list[MeterEvent], int | None], bool],
+        *,
+        interface: str = "wrapper",
+        max_frame: int = DEFAULT_MAX_FRAME,
+        idle_timeout: float = 300.0,
+        frame_timeout: float = 30.0,
+        max_connections: int = 20_000,
+        rejections: RejectionLog | None = None,
+        flush_interval: float = 5.0,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        if interface not in ("wrapper", "hdlc"):
+            raise ValueError("interface must be 'wrapper' or 'hdlc'")
+        self.directory = directory
+        self.sink = sink
+        self.interface = interface
+        self.max_frame = max_frame
+        self.idle_timeout = idle_timeout
+        self.frame_timeout = frame_timeout
+        self.max_connections = max_connections
+        self.rejections = rejections if rejections is not None else RejectionLog()
+        self.flush_interval = flush_interval
+        self.clock = clock
+        self.stats: Counter = Counter()
+        self.conns: set[PushConnection] = set()
+        self._server: asyncio.Server | None = None
+        self._housekeeping: asyncio.Task | None = None
+        self._lookups: set[asyncio.Task] = set()
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    async def start(self, host: str = "127.0.0.1", port: int = 4060) -> tuple[str, int]:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: PushConnection(self), host, port, backlog=4096, reuse_address=True
+        )
+        self._housekeeping = loop.create_task(self._keep_house())
+        sock = self._server.sockets[0].getsockname()
+        return sock[0], sock[1]
+
+    @property
+    def address(self) -> tuple[str, int]:
+        assert self._server is not None
+        return self._server.sockets[0].getsockname()[:2]
+
+    async def serve_forever(self) -> None:
+        assert self._server is not None
+        await self._server.serve_forever()
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for c in list(self.conns):
+            if c.transport is not None:
+                c.transport.abort()
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._housekeeping
+        for t in list(self._lookups):
+            t.cancel()
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await self._server.wait_closed()
+        await self.rejections.flush(force=True)
+
+    def new_decoder(self):
+        if self.interface == "hdlc":
+            return HdlcStream(self.max_frame)
+        return WrapperStream(self.max_frame)
+
+    def opened(self, conn: PushConnection) -> None:
+        if len(self.conns) >= self.max_connections:
+            self.stats["refused_connections"] += 1
+            conn.transport.abort()
+            return
+        self.conns.add(conn)
+        self.stats["connections"] += 1
+
+    async def _keep_house(self) -> None:
+        step = max(0.05, min(5.0, self.idle_timeout / 4, self.frame_timeout / 4))
+        next_flush = time.monotonic() + self.flush_interval
+        while True:
+            await asyncio.sleep(step)
+            now = time.monotonic()
+            idle_before = now - self.idle_timeout
+            partial_before = now - self.frame_timeout
+            for c in list(self.conns):
+                if c.last < idle_before:
+                    self.stats["closed_idle"] += 1
+                    self.conns.discard(c)
+                    c.close()
+                elif c.partial_since is not None and c.partial_since < partial_before:
+                    self.stats["closed_frame_timeout"] += 1
+                    self.conns.discard(c)
+                    c.close()
+            if now >= next_flush:
+                next_flush = now + self.flush_interval
+                await self.rejections.flush()
+
+    # --- frames ------------------------------------------------------------------------
+
+    def on_frame(self, conn: PushConnection, frame: Frame) -> None:
+        self.stats["frames"] += 1
+        received_at = self.clock()
+        try:
+            envelope = parse_envelope(frame.apdu)
+            notification = None
+            if envelope.ciphered:
+                kind, ident = SYSTEM_TITLE, envelope.system_title
+            else:
+                notification = parse_notification(envelope.apdu)
+                ident = notification.logical_device_name
+                if not ident:
+                    self.reject(conn, "unknown_sender", "plain push without a logical device name")
+                    return
+                kind = LOGICAL_DEVICE
+        except PushError as exc:
+            self.reject(conn, exc.reason, str(exc))
+            return
+        item = _Pending(frame, envelope, notification, kind, ident, received_at)
+        if conn.queue:  # keep a connection's pushes in order behind a pending lookup
+            self._enqueue(conn, item)
+            return
+        sender = self.directory.cached(kind, ident)
+        if sender is MISSING:
+            self._enqueue(conn, item)
+            task = asyncio.get_running_loop().create_task(self._drain(conn))
+            self._lookups.add(task)
+            task.add_done_callback(self._lookups.discard)
+            return
+        self._accept(conn, item, sender)
+
+    def _enqueue(self, conn: PushConnection, item: _Pending) -> None:
+        conn.queue.append(item)
+        if len(conn.queue) >= MAX_QUEUED_PER_CONNECTION and conn.transport is not None:
+            conn.transport.pause_reading()
+
+    async def _drain(self, conn: PushConnection) -> None:
+        while conn.queue:
+            item = conn.queue[0]
+            try:
+                sender = await self._lookup(item)
+            except Exception:
+                log.exception("sender lookup failed; push from %s dropped", conn.peer)
+                conn.queue.popleft()
+                self.reject(conn, "unavailable", "sender lookup failed", item=item)
+                continue
+            conn.queue.popleft()
+            self._accept(conn, item, sender)
+        if conn.transport is not None and not conn.transport.is_closing():
+            with contextlib.suppress(RuntimeError):
+                conn.transport.resume_reading()
+
+    async def _lookup(self, item: _Pending) -> Sender | None:
+        for delay in LOOKUP_RETRIES:  # a database hiccup should not cost an alarm
+            try:
+                return await self.directory.lookup(item.kind, item.ident)
+            except Exception:
+                log.warning("sender lookup failed, retrying in %.1f s", delay)
+                await asyncio.sleep(delay)
+        return await self.directory.lookup(item.kind, item.ident)
+
+    def _accept(self, conn: PushConnection, item: _Pending, sender: Sender | None) -> None:
+        envelope = item.envelope
+        if sender is None:
+            self.reject(conn, "unknown_sender", "no meter with this identity", item=item)
+            return
+        ic = None
+        if envelope.ciphered:
+            if not sender.has_keys:
+                self.reject(conn, "unknown_sender", "meter has no keys", item=item, sender=sender)
+                return
+            try:
+                plain = open_envelope(envelope, sender.block_key, sender.auth_key)
+            except AuthenticationFailed as exc:
+                self.directory.invalidate(item.kind, item.ident)
+                self.reject(conn, exc.reason, str(exc), item=item, sender=sender)
+                return
+            ic = envelope.invocation_counter
+            if not self.directory.accept_counter(sender, ic):
+                self.reject(
+                    conn, "replay", f"invocation counter {ic} not above the last accepted",
+                    item=item, sender=sender,
+                )  # fmt: skip
+                return
+            try:
+                notification = parse_notification(plain)
+            except PushError as exc:
+                self.reject(conn, exc.reason, str(exc), item=item, sender=sender)
+                return
+        else:
+            if not sender.accepts_plain:
+                self.reject(
+                    conn, "plain_refused", "plain push from a meter set up for high security",
+                    item=item, sender=sender,
+                )  # fmt: skip
+                return
+            notification = item.notification
+        events = events_of(notification, item.received_at)
+        self.stats["accepted"] += 1
+        if not events:
+            self.stats["accepted_without_events"] += 1
+            return
+        if not self.sink(sender, events, ic):
+            self.reject(conn, "overload", "hand-off queue full", item=item, sender=sender)
+            return
+        self.stats["events"] += len(events)
+
+    def reject(
+        self,
+        conn: PushConnection,
+        reason: str,
+        detail: str,
+        *,
+        item: _Pending | None = None,
+        sender: Sender | None = None,
+    ) -> None:
+        self.stats["rejected"] += 1
+        self.stats["rejected_" + reason] += 1
+        title = ldn = ""
+        if item is not None:
+            if item.kind == SYSTEM_TITLE:
+                title = item.ident.hex()
+            else:
+                ldn = item.ident.decode("ascii", "replace")[:64]
+        now = self.clock()
+        self.rejections.add(
+            Rejection(
+                reason=reason,
+                peer=conn.peer,
+                first_at=now,
+                last_at=now,
+                detail=detail[:200],
+                system_title=title,
+                logical_device=ldn,
+                meter_id=sender.meter_id if sender else None,
+                organisation_id=sender.organisation_id if sender else None,
+            )
+        )
+
+
+__all__ = [
+    "CelerySink",
+    "CounterSink",
+    "MalformedPush",
+    "PushConnection",
+    "PushServer",
+    "Rejection",
+    "RejectionLog",
+    "raise_fd_limit",
+]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from datetime import timedelta
 
 from django.db import transaction
@@ -18,7 +19,7 @@ from .choices import ReadItem, ResultStatus, RunKind, RunStatus
 from .counters import DatabaseCounterStore
 from .models import CommStatus, JobRun, MeterReadResult, ReadJob
 from .reader import MeterOutcome, ReadPlan, default_window, read_batch
-from .storing import store_outcome
+from .storing import profile_since, store_outcomes, summary, values_in
 from .targets import NotReadable, build_target
 
 log = logging.getLogger(__name__)
@@ -115,25 +116,37 @@ def process_batch(run_id: int, meter_ids: list[int]) -> dict:
     MeterReadResult.objects.filter(run=run, meter_id__in=[t.meter_id for t in targets]).update(
         status=ResultStatus.RUNNING, started_at=timezone.now()
     )
+    until = run.until or timezone.now()
+    default_since = run.since or (until - timedelta(days=1))
+    if ReadItem.PROFILE in run.items and run.kind != RunKind.ON_DEMAND:
+        horizon = timedelta(days=job.backfill_days if job else 7)
+        models = {m.pk: m.meter_model_id for m in meters}
+        known = profile_since([t.meter_id for t in targets], models, default_since, horizon)
+        targets = [
+            replace(t, profile_since=known[t.meter_id]) if t.meter_id in known else t
+            for t in targets
+        ]
     plan = ReadPlan(
         items=frozenset(run.items),
-        until=run.until or timezone.now(),
-        default_since=run.since or (timezone.now() - timedelta(days=1)),
+        until=until,
+        default_since=default_since,
         retries=job.retries if job else 1,
         retry_backoff_s=job.retry_backoff_s if job else 1,
         clock_drift_limit_s=job.clock_drift_limit_s if job else 30,
         sync_clock=job.sync_clock if job else False,
         clock_max_adjust_s=job.clock_max_adjust_s if job else 300,
     )
+    concurrency = job.concurrency if job else 10
     outcomes = asyncio.run(
-        read_batch(
-            targets, plan, DatabaseCounterStore(), concurrency=job.concurrency if job else 10
-        )
+        read_batch(targets, plan, DatabaseCounterStore(), concurrency=concurrency)
     )
-    for outcome in outcomes:
-        _record_outcome(run, outcome)
+    with transaction.atomic():
+        # All of the batch's values in three bulk ingests, then each meter's outcome.
+        ingest = store_outcomes(outcomes)
+        for outcome in outcomes:
+            _record_outcome(run, outcome)
     finish_run_if_done(run.pk)
-    return {"read": len(outcomes), "ok": sum(o.ok for o in outcomes)}
+    return {"read": len(outcomes), "ok": sum(o.ok for o in outcomes), **ingest.as_dict()}
 
 
 def _record_outcome(run: JobRun, outcome: MeterOutcome) -> None:
@@ -154,17 +167,15 @@ def _record_outcome(run: JobRun, outcome: MeterOutcome) -> None:
             exchange_log=log_text,
         )
         return
-    with transaction.atomic():
-        stored, data = store_outcome(outcome)
-        _finish_result(
-            run,
-            outcome.meter_id,
-            ok=True,
-            values=stored,
-            attempts=outcome.attempts,
-            data=data,
-            drift=outcome.clock.drift_seconds if outcome.clock else None,
-        )
+    _finish_result(
+        run,
+        outcome.meter_id,
+        ok=True,
+        values=values_in(outcome),
+        attempts=outcome.attempts,
+        data=summary(outcome) if run.kind == RunKind.ON_DEMAND else {},
+        drift=outcome.clock.drift_seconds if outcome.clock else None,
+    )
 
 
 def _finish_result(

@@ -7,7 +7,7 @@ Ingest hands each meter's profile data to `validate_series` as columns of stored
 * gaps between consecutive intervals; gaps of up to `max_estimated_gap` intervals are filled
   by linear interpolation and flagged ESTIMATED (never over a measured value: the store's
   merge rule keeps measured data), longer ones are reported only;
-* spikes (an interval far above the channel's median in the block);
+* spikes (an interval far above the median of the channel's non-zero values in the block);
 * negative consumption on energy channels;
 * registers that run backwards, and the sum of a profile channel between two register reads
   against the register's difference (`validate_register_reads`, `check_profile_sums`).
@@ -140,8 +140,11 @@ def _check_column(series: Series, column: Column, rules: Rules, findings: list) 
                         detail=f"value {v}",
                     )
                 )
-    if len(present) >= rules.spike_min_values:
-        ordered = sorted(present)
+    # The median of the non-zero values: an export (solar) or night-time channel is zero for
+    # half the day, and a zero median would make every sunny interval a "spike".
+    active = [v for v in present if v > 0]
+    if len(active) >= rules.spike_min_values:
+        ordered = sorted(active)
         median = ordered[len(ordered) // 2]
         limit = max(rules.spike_factor * max(median, 0), rules.spike_floor)
         if ordered[-1] > limit:

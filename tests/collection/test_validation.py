@@ -84,3 +84,20 @@ def test_register_running_backwards():
     findings, bad = check_registers(points)
     assert bad == {(1, 9, T0 + QH)}
     assert [f.kind for f in findings] == ["register_backwards"]
+
+
+def test_a_channel_that_is_zero_half_the_day_has_no_false_spikes():
+    from datetime import UTC, datetime, timedelta
+
+    from collection.validation import DEFAULT_RULES, Column, Series, validate_series
+
+    start = datetime(2026, 6, 1, tzinfo=UTC)
+    # Solar export: zero at night, a smooth bell by day; one real spike at noon + 1 h.
+    values = [0] * 28 + [min(i, 40 - i) * 40 for i in range(40)] + [0] * 28
+    values[52] = 40_000
+    stamps = [start + timedelta(minutes=15 * (i + 1)) for i in range(96)]
+    column = Column("1-0:2.29.0*255", "Wh", values, [0] * 96)
+    series = Series(1, stamps, {0: column})
+    findings, _flagged, _estimated = validate_series(series, DEFAULT_RULES)
+    spikes = [f for f in findings if f.kind == "spike"]
+    assert [f.start for f in spikes] == [stamps[52]]

@@ -10,7 +10,7 @@ import asyncio
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from collection.protocols import base
@@ -107,7 +107,10 @@ async def _read_session(client, target: MeterTarget, plan: ReadPlan, outcome: Me
         for profile in target.profiles:
             since = target.profile_since.get(profile, plan.default_since)
             if since < plan.until:
-                outcome.profiles.append(await client.read_load_profile(profile, since, plan.until))
+                block = await client.read_load_profile(profile, since, plan.until)
+                # DLMS ranges include both ends; the interval ending at `since` is stored.
+                rows = tuple(r for r in block.rows if since < r.timestamp <= plan.until)
+                outcome.profiles.append(replace(block, rows=rows))
     if "events" in plan.items:
         for log in target.event_logs:
             outcome.events.extend(await client.read_events(log, plan.default_since, plan.until))

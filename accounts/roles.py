@@ -22,9 +22,16 @@ def _all(*apps, actions=("view", "add", "change", "delete")):
 # (app label, action or full codename) pairs; "view" means every model's view permission.
 ROLE_PERMISSIONS: dict[str, list[tuple[str, str]]] = {
     ADMINISTRATOR: _all(*DOMAIN_APPS) + [("accounts", "view_activitylog")],
-    # Operators watch the fleet and send commands (read jobs, connect/disconnect).
+    # Operators watch the fleet, send commands (read jobs, connect/disconnect)
+    # and acknowledge or clear alarms, and subscribe to their notifications.
     OPERATOR: _all(*DOMAIN_APPS, actions=("view",))
-    + _all("collection", "loadcontrol", actions=("add", "change")),
+    + _all("collection", "loadcontrol", actions=("add", "change"))
+    + [
+        ("meters", "change_alarm"),
+        ("meters", "add_alarmsubscription"),
+        ("meters", "change_alarmsubscription"),
+        ("meters", "delete_alarmsubscription"),
+    ],
     # Engineers configure meters, concentrators, meter models and the grid.
     ENGINEER: _all(*DOMAIN_APPS, actions=("view",))
     + _all("meters", "collection", actions=("add", "change", "delete")),

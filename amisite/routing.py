@@ -3,8 +3,10 @@
 from django.urls import path
 
 from collection.consumers import RunProgressConsumer, SystemStatusConsumer
+from meters.consumers import AlarmConsumer
 
 websocket_urlpatterns = [
     path("ws/status/", SystemStatusConsumer.as_asgi()),
     path("ws/runs/<int:run_id>/", RunProgressConsumer.as_asgi()),
+    path("ws/alarms/", AlarmConsumer.as_asgi()),
 ]

@@ -180,6 +180,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"queue": "default", "expires": 60},
     },
+    "meters-derive-alarm-events": {
+        "task": "meters.derive_alarm_events",
+        "schedule": 900.0,
+        "options": {"queue": "default", "expires": 900},
+    },
     "collection-expire-runs": {
         "task": "collection.expire_runs",
         "schedule": 300.0,
@@ -247,3 +252,32 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- Alarms and notifications (meters/alarm_*.py, meters/notifications.py, meters/sms.py) ---
+# SMS backend by URL: console://, file:///path.jsonl, smpp://id:pw@host:2775?source=AMI,
+# http(s)://gateway/send (bearer token AMI_SMS_TOKEN). See meters/sms.py.
+AMI_SMS_URL = env.str("AMI_SMS_URL", default="console://")
+AMI_SMS_TOKEN = env.str("AMI_SMS_TOKEN", default="")
+AMI_NOTIFY_PER_USER_PER_HOUR = env.int("AMI_NOTIFY_PER_USER_PER_HOUR", default=20)
+AMI_NOTIFY_MAX_ATTEMPTS = env.int("AMI_NOTIFY_MAX_ATTEMPTS", default=5)
+AMI_NOTIFY_RETRY_BASE_S = env.int("AMI_NOTIFY_RETRY_BASE_S", default=30)
+# Customers of affected service points hear of outages only when this is on.
+AMI_NOTIFY_CUSTOMERS_OF_OUTAGES = env.bool("AMI_NOTIFY_CUSTOMERS_OF_OUTAGES", default=False)
+# Derived events: thresholds (meters/alarm_engine.py, "derived events").
+AMI_ALARM_UNREACHABLE_FAILURES = env.int("AMI_ALARM_UNREACHABLE_FAILURES", default=3)
+AMI_ALARM_CLOCK_DRIFT_S = env.float("AMI_ALARM_CLOCK_DRIFT_S", default=60.0)
+AMI_ALARM_ZERO_DAYS = env.int("AMI_ALARM_ZERO_DAYS", default=3)
+AMI_ALARM_NOMINAL_V = env.float("AMI_ALARM_NOMINAL_V", default=230.0)
+AMI_ALARM_VOLTAGE_BAND = env.float("AMI_ALARM_VOLTAGE_BAND", default=0.10)
+# Per meter model event codes over the DLMS standard table (meters/events.py), e.g.
+# {"Acme AM550": {"201": "terminal_cover_open"}}, as JSON.
+AMI_EVENT_CODES = env.json("AMI_EVENT_CODES", default={})
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
+    {
+        "EventKindEnum": "meters.events.EventKind",
+        "SeverityEnum": "meters.alarms.Severity",
+        "AlarmStateEnum": "meters.alarms.AlarmState",
+        "DeliveryStatusEnum": "meters.alarms.DeliveryStatus",
+    }
+)
+# --- end of alarms and notifications -------------------------------------------------------

@@ -47,12 +47,8 @@ def _advance_counter(meter_id: int, counter: dict | None) -> None:
 
 
 def _evaluate_alarms(records: list[EventRecord]) -> None:
-    try:
-        from meters.alarm_engine import evaluate_events
-    except ImportError:  # TODO(lead): drop this fallback once meters/alarm_engine.py is merged
-        log.warning("meters.alarm_engine is not available: %d pushed events not evaluated",
-                    len(records))  # fmt: skip
-        return
+    from meters.alarm_engine import evaluate_events
+
     evaluate_events(records)
 
 

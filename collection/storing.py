@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from django.db.models import Max
 
+from meters import alarm_engine
 from meters.choices import ChannelKind
 from meters.models import Channel
 from meters.store import IntervalReading
@@ -77,7 +78,8 @@ def values_in(outcome: MeterOutcome) -> int:
 
 
 def store_outcomes(outcomes: list[MeterOutcome]) -> IngestResult:
-    """Store what the successful meters gave, in three bulk ingests (one transaction: caller's).
+    """Store what the successful meters gave, in three bulk ingests (one transaction: caller's),
+    and evaluate alarm rules on the events and on validation findings.
 
     Profiles go first so the register check (profile sum vs register delta) sees them.
     """
@@ -92,6 +94,11 @@ def store_outcomes(outcomes: list[MeterOutcome]) -> IngestResult:
     events = [(o.meter_id, o.events) for o in good if o.events]
     if events:
         result += ingest_events(events)
+        alarm_engine.evaluate_meter_events(events)
+    # Validation findings that are alarms (a register running backwards, ...).
+    derived = alarm_engine.derive_from_findings(result.findings)
+    if derived:
+        alarm_engine.evaluate_events(derived)
     return result
 
 

@@ -87,3 +87,6 @@ class CustomerAdmin(ScopedModelAdmin):
     search_fields = ("account_number", "name", "email", "phone")
     raw_id_fields = ("service_point", "portal_user")
     exclude = ("organisation",)
+
+
+from . import alarm_admin  # noqa: E402, F401  (alarm pages register themselves)

@@ -371,4 +371,5 @@ class Customer(models.Model):
         super().save(*args, **kwargs)
 
 
+from .alarms import *  # noqa: E402, F401, F403
 from .store import *  # noqa: E402, F401, F403

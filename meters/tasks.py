@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from . import partitions
+from . import alarm_tasks, partitions  # noqa: F401  (alarm_tasks registers its tasks)
 
 
 @shared_task(name="meters.maintain_partitions", ignore_result=True)

@@ -119,6 +119,17 @@ OBJECTS = {
     ),
 }
 
+# Alarms (tests/alarms/helpers.py): rules, alarms, subscriptions (own only), deliveries.
+from meters.alarms import Alarm, AlarmRule, AlarmSubscription, NotificationDelivery  # noqa: E402
+from tests.alarms.helpers import alarm_rows  # noqa: E402
+
+OBJECTS.update(
+    {
+        model: lambda w, model=model: alarm_rows(w)[model]
+        for model in (AlarmRule, Alarm, AlarmSubscription, NotificationDelivery)
+    }
+)
+
 
 def _admin_models():
     from accounts.models import Organisation, User

@@ -353,6 +353,67 @@ SPECS = [
     ),
 ]
 
+# Alarms (meters/api/alarms.py). Subscriptions are each user's own: the writer sees only
+# theirs, so organisation A's other users' rows are subtracted from what A's writer lists.
+from meters.alarms import AlarmRule, AlarmSubscription  # noqa: E402
+from tests.alarms.helpers import make_rule, make_subscription  # noqa: E402
+
+
+def _subscriptions(w):
+    for user in (w.engineer_a, w.readonly_a, w.engineer_b):
+        if not AlarmSubscription.objects.filter(user=user).exists():
+            make_subscription(user, min_severity=20)
+
+
+SPECS += [
+    ApiSpec(
+        basename="alarmrule",
+        url="/api/alarm-rules/",
+        model=AlarmRule,
+        writer="engineer_a",
+        other_writer="engineer_b",
+        object_a=lambda w: make_rule(w.org_a),
+        create_payload=lambda w: {
+            "name": "North transformer failures",
+            "organisation": w.org_a.pk,
+            "kinds": ["power_failure", "phase_loss"],
+            "grid_node": w.grid_a.transformer.pk,
+            "severity": 30,
+            "dedup_window_s": 600,
+            "active": True,
+        },
+        update_payload=lambda w: {"severity": 40, "kinds": ["magnetic_tamper"]},
+        setup=lambda w: make_rule(w.org_b),
+    ),
+    ApiSpec(
+        basename="alarmsubscription",
+        url="/api/alarm-subscriptions/",
+        model=AlarmSubscription,
+        writer="engineer_a",
+        other_writer="engineer_b",
+        # The analyst's own row: they may read it, not change it (no write permission).
+        object_a=lambda w: AlarmSubscription.objects.get(user=w.readonly_a),
+        create_payload=lambda w: {
+            "organisation": w.org_a.pk,
+            "kinds": ["power_failure"],
+            "min_severity": 30,
+            "by_email": True,
+            "by_sms": True,
+            "phone": "+27820000001",
+            "quiet_start": "22:00",
+            "quiet_end": "06:00",
+            "timezone": "Africa/Johannesburg",
+        },
+        update_payload=lambda w: {"min_severity": 40},
+        setup=_subscriptions,
+        extra_visible_to_a=lambda w: (
+            -AlarmSubscription.objects.filter(organisation__path__startswith=w.org_a.path)
+            .exclude(user=w.engineer_a)
+            .count()
+        ),
+    ),
+]
+
 for _spec in SPECS:
     globals().update(generate_tests(_spec))
 
@@ -391,6 +452,13 @@ EXEMPT_MODELS: set = {
     # test_api.py::test_management_tokens_api_role_checks.
     ManagementOrder,
 }
+# Alarms change only through meters.alarm_actions (GET, acknowledge, clear) and deliveries
+# are a read-only log: scoping, 404 for the other organisation and 403 for read-only users
+# in tests/alarms/test_api.py (test_alarm_detail_other_organisation_404,
+# test_acknowledge_and_clear_via_api, test_delivery_log_is_scoped).
+from meters.alarms import Alarm, NotificationDelivery  # noqa: E402
+
+EXEMPT_MODELS |= {Alarm, NotificationDelivery}
 
 
 def _viewset_patterns(resolver):

@@ -48,12 +48,5 @@ def test_counter_floor_only_rises_and_restarts_with_new_keys(world):
     assert (row.key_id, row.last_ic) == ("k2", 1)
 
 
-def test_missing_alarm_engine_is_logged(world, monkeypatch, caplog):
-    monkeypatch.setitem(sys.modules, "meters.alarm_engine", None)  # import fails
-    result = handle_push.run(world.grid_a.meters[0].pk, EVENTS)
-    assert result["inserted"] == 2
-    assert "alarm_engine is not available" in caplog.text
-
-
 def test_deleted_meter_is_a_no_op(db):
     assert handle_push.run(999_999, EVENTS)["inserted"] == 0

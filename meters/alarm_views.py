@@ -1,0 +1,81 @@
+"""Dashboard pages of alarms: the live alarm list (acknowledge / clear) and the outage view."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404, redirect
+from django.views import View
+from django.views.generic import ListView, TemplateView
+
+from accounts.mixins import ScopedViewMixin
+
+from . import alarm_actions
+from .alarm_engine import outage_summary
+from .alarms import OPEN_STATES, Alarm, AlarmState, Severity
+from .events import EventKind
+
+
+class AlarmListView(ScopedViewMixin, ListView):
+    """Open alarms first (or any state by filter); new ones arrive over `ws/alarms/`."""
+
+    model = Alarm
+    paginate_by = 100
+    template_name = "meters/alarms.html"
+
+    def get_queryset(self):
+        qs = self.scoped_queryset().select_related("meter", "service_point", "acknowledged_by")
+        state = self.request.GET.get("state", "open")
+        if state == "open":
+            qs = qs.filter(state__in=OPEN_STATES)
+        elif state in AlarmState.values:
+            qs = qs.filter(state=state)
+        kind = self.request.GET.get("kind")
+        if kind in EventKind.values:
+            qs = qs.filter(kind=kind)
+        return qs.order_by("-last_event_at", "-pk")
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        visible = self.scoped_queryset().filter(state__in=OPEN_STATES)
+        context.update(
+            state=self.request.GET.get("state", "open"),
+            kind=self.request.GET.get("kind", ""),
+            states=AlarmState.choices,
+            kinds=EventKind.choices,
+            severities=Severity.choices,
+            open_count=visible.count(),
+            raised_count=visible.filter(state=AlarmState.RAISED).count(),
+            outages=outage_summary(self.request.user),
+            can_change=self.request.user.has_perm("meters.change_alarm"),
+        )
+        return context
+
+
+class AlarmTransitionView(ScopedViewMixin, View):
+    """POST acknowledge / clear of one alarm, then back to the list."""
+
+    model = Alarm
+    verbs = {"acknowledge": alarm_actions.acknowledge_alarm, "clear": alarm_actions.clear_alarm}
+
+    def post(self, request, pk, verb):
+        alarm = get_object_or_404(self.scoped_queryset(), pk=pk)
+        if verb not in self.verbs or not request.user.has_perm("meters.change_alarm"):
+            raise PermissionDenied
+        try:
+            self.verbs[verb](
+                alarm, acting_user=request.user, comment=request.POST.get("comment", "")
+            )
+        except alarm_actions.AlarmStateError as exc:
+            messages.error(request, str(exc))
+        return redirect(request.POST.get("next") or "meters:alarms")
+
+
+class OutageView(ScopedViewMixin, TemplateView):
+    """Meters off per transformer and feeder, from open power-failure alarms."""
+
+    model = Alarm
+    template_name = "meters/outages.html"
+
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(outages=outage_summary(self.request.user), **kwargs)

@@ -1,0 +1,71 @@
+"""Outage grouping: meters off per transformer and feeder, of how many, since when."""
+
+from datetime import timedelta
+
+import pytest
+
+from meters.alarm_engine import evaluate_events, outage_summary
+from meters.choices import NodeKind
+from meters.models import GridNode, Meter
+from tests.alarms.helpers import POWER_DOWN, POWER_UP, T0, events, make_rule
+
+pytestmark = pytest.mark.django_db
+
+
+def _transformer(world, code, n):
+    grid = world.grid_a
+    tx = GridNode.objects.create(
+        kind=NodeKind.TRANSFORMER,
+        code=code,
+        name=code,
+        parent=grid.feeder,
+        organisation=world.org_a,
+    )
+    meters = []
+    for i in range(n):
+        sp = GridNode.objects.create(
+            kind=NodeKind.SERVICE_POINT,
+            code=f"{code}-SP{i}",
+            name=f"SP{i}",
+            parent=tx,
+            organisation=world.org_a,
+        )
+        meters.append(
+            Meter.objects.create(
+                serial=f"{code}-{i:03d}",
+                meter_model=world.meter_model,
+                service_point=sp,
+                organisation=world.org_a,
+            )
+        )
+    return tx, meters
+
+
+def test_outage_counts_per_transformer_and_feeder(world):
+    make_rule(world.utility)
+    t114, meters = _transformer(world, "T-114", 40)
+    evs = []
+    for i, meter in enumerate(meters[:37]):
+        evs += events(meter, POWER_DOWN, start=T0 + timedelta(seconds=i))
+    # Two came back; one other transformer's meter failed; organisation B has an outage too.
+    for meter in meters[:2]:
+        evs += events(meter, POWER_UP, start=T0 + timedelta(minutes=10))
+    evs += events(world.grid_a.meters[0], POWER_DOWN, start=T0 + timedelta(minutes=3))
+    evs += events(world.grid_b.meters[0], POWER_DOWN)
+    evaluate_events(evs)
+
+    summary = outage_summary(world.operator_a)
+    assert summary["meters_off"] == 36
+    by_code = {n["code"]: n for n in summary["transformers"]}
+    assert set(by_code) == {"T-114", world.grid_a.transformer.code}
+    assert (by_code["T-114"]["off"], by_code["T-114"]["total"]) == (35, 40)
+    assert by_code["T-114"]["since"] == T0 + timedelta(seconds=2)  # the first still off
+    assert (by_code["NA-T1"]["off"], by_code["NA-T1"]["total"]) == (1, 2)
+    (feeder,) = summary["feeders"]
+    assert (feeder["code"], feeder["off"], feeder["total"]) == ("NA-F1", 36, 42)
+    assert summary["transformers"][0]["code"] == "T-114"  # worst first
+
+    # Organisation B sees only its own outage; the utility's superuser sees both.
+    other = outage_summary(world.operator_b)
+    assert other["meters_off"] == 1 and other["transformers"][0]["code"] == "SB-T1"
+    assert outage_summary(world.superuser)["meters_off"] == 37

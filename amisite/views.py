@@ -15,5 +15,11 @@ def healthz(request):
 
 @login_required
 def home(request):
-    """The operator's home: fleet health at a glance, updated live over the status websocket."""
-    return render(request, "home.html", {})
+    """The operator's home: fleet health at a glance, updated live over the status websocket.
+
+    The first paint carries the same scoped snapshot the websocket sends (so the page is
+    useful without scripts); `static/js/home.js` then keeps it current.
+    """
+    from collection.consumers import snapshot
+
+    return render(request, "home.html", {"status": snapshot(request.user)})

@@ -12,6 +12,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts import audit
+from accounts.scoping import scope_q
 from meters.models import Meter
 
 from . import progress
@@ -19,6 +20,7 @@ from .choices import ReadItem, ResultStatus, RunKind, RunStatus
 from .counters import DatabaseCounterStore
 from .models import CommStatus, JobRun, MeterReadResult, ReadJob
 from .reader import MeterOutcome, ReadPlan, default_window, read_batch
+from .status import publish_status
 from .storing import profile_since, store_outcomes, summary, values_in
 from .targets import NotReadable, build_target
 
@@ -249,6 +251,8 @@ def finish_run_if_done(run_id: int) -> None:
         run.finished_at = timezone.now()
         run.save(update_fields=["status", "finished_at"])
         progress.publish_run(run.pk)
+        # Home pages recompute their own scoped figures; the message carries no data.
+        publish_status({"changed": "run"})
 
 
 def request_on_demand_read(
@@ -303,3 +307,46 @@ def expire_runs(now=None) -> int:
             finish_run_if_done(run.pk)
             expired += 1
     return expired
+
+
+def add_meters_to_read_job(job, meters, *, acting_user, filters=None) -> tuple[int, int]:
+    """Add meters to a read job's explicit list, audited; returns (added, skipped).
+
+    Only meters inside the job's organisation that the user may act on (write scope for
+    read jobs) are added; the rest are counted as skipped, never silently widened.
+    """
+    through = ReadJob.meters.through
+    wanted = meters.order_by().values_list("pk", flat=True)
+    allowed = (
+        Meter.objects.filter(pk__in=wanted)
+        .filter(scope_q(acting_user, ReadJob, "change", field="organisation"))
+        .filter(organisation__path__startswith=job.organisation.path)
+    )
+    with transaction.atomic():
+        ReadJob.objects.select_for_update().filter(pk=job.pk).first()
+        allowed_ids = list(allowed.values_list("pk", flat=True))
+        total = meters.order_by().count()
+        present = set(
+            through.objects.filter(readjob_id=job.pk, meter_id__in=allowed_ids).values_list(
+                "meter_id", flat=True
+            )
+        )
+        new = [pk for pk in allowed_ids if pk not in present]
+        through.objects.bulk_create(
+            [through(readjob_id=job.pk, meter_id=pk) for pk in new],
+            batch_size=5000,
+            ignore_conflicts=True,
+        )
+        audit.record(
+            "read_job_add_meters",
+            user=acting_user,
+            obj=job,
+            changes={
+                "added": len(new),
+                "already_in_job": len(present),
+                "skipped": total - len(allowed_ids),
+                "filters": filters or {},
+            },
+            detail=f"{len(new)} meters added to read job {job.name}",
+        )
+    return len(new), total - len(allowed_ids)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.utils import timezone
@@ -9,32 +11,191 @@ from django.utils import timezone
 STATUS_GROUP = "system-status"
 
 
+REFRESH_SECONDS = 20  # the home's figures refresh this often even when nothing is published
+NUDGE_DELAY_SECONDS = 0.5  # events within this delay share one recomputation
+
+
 class SystemStatusConsumer(AsyncJsonWebsocketConsumer):
-    """Sends a status snapshot on connect, then every update published to the status group."""
+    """The home's fleet snapshot for the signed-in user, kept fresh.
+
+    On connect: the user's scoped snapshot. On every event published to the status group:
+    the published payload as is (global facts such as workers), then a recomputed scoped
+    snapshot (debounced, so a burst of events costs one), and every REFRESH_SECONDS anyway.
+    Published payloads must therefore never carry organisation data; the scoped figures
+    are always computed here, per user.
+    """
 
     async def connect(self):
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             await self.close(code=4401)
             return
+        self.user_id = user.pk
+        self.refresh_task = None
         await self.channel_layer.group_add(STATUS_GROUP, self.channel_name)
         await self.accept()
-        await self.send_json({"type": "status", "status": await database_sync_to_async(snapshot)()})
+        await self.send_snapshot()
+        self.ticker = asyncio.ensure_future(self._tick())
 
     async def disconnect(self, code):
         await self.channel_layer.group_discard(STATUS_GROUP, self.channel_name)
+        for task in (getattr(self, "ticker", None), getattr(self, "refresh_task", None)):
+            if task is not None:
+                task.cancel()
 
     async def status_update(self, event):
         await self.send_json({"type": "status", "status": event["status"]})
+        self._nudge()
+
+    async def status_refresh(self, event):
+        self._nudge()
+
+    def _nudge(self):
+        if self.refresh_task is None or self.refresh_task.done():
+            self.refresh_task = asyncio.ensure_future(self._delayed_refresh())
+
+    async def _delayed_refresh(self):
+        await asyncio.sleep(NUDGE_DELAY_SECONDS)
+        await self.send_snapshot()
+
+    async def _tick(self):
+        while True:
+            await asyncio.sleep(REFRESH_SECONDS)
+            await self.send_snapshot()
+
+    async def send_snapshot(self):
+        status = await database_sync_to_async(_snapshot_for)(self.user_id)
+        if status is None:  # deactivated or deleted meanwhile
+            await self.close(code=4403)
+            return
+        await self.send_json({"type": "status", "status": status})
 
 
-def snapshot() -> dict:
-    """What the status page shows; grows as collection, alarms and jobs land."""
+def _snapshot_for(user_id: int) -> dict | None:
+    from accounts.models import User
+
+    # A fresh user each time: roles and grants changed since connecting apply at once.
+    user = User.objects.filter(pk=user_id, is_active=True).first()
+    return snapshot(user) if user is not None else None
+
+
+def snapshot(user=None) -> dict:
+    """The operator's home: fleet health at a glance, scoped to what `user` may see.
+
+    Meters by registry status and by health (read OK / stale / unreachable / alarm),
+    today's reads, open alarms by severity and open outages where those apps exist,
+    runs in progress. Without a user: only the server facts.
+    """
     from django.db import connection
 
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
-    return {"server_time": timezone.now().isoformat(), "database": connection.vendor}
+    status = {"server_time": timezone.now().isoformat(), "database": connection.vendor}
+    if user is None:
+        return status
+    status.update(fleet_snapshot(user))
+    return status
+
+
+def fleet_snapshot(user) -> dict:
+    from django.db.models import Count
+
+    from meters.choices import MeterStatus
+    from meters.filters import Health, health_expression, open_alarm_model
+    from meters.models import Meter
+
+    from .choices import RunStatus
+    from .health import system_status
+    from .models import JobRun
+
+    meters = Meter.objects.restrict(user, "view")
+    by_status = dict(meters.order_by().values_list("status").annotate(n=Count("pk")))
+    installed = meters.filter(status__in=[MeterStatus.INSTALLED, MeterStatus.ACTIVE])
+    by_health = dict(
+        installed.annotate(health=health_expression())
+        .order_by()
+        .values_list("health")
+        .annotate(n=Count("pk"))
+    )
+    collection = system_status(user, include_workers=False)
+    running = (
+        JobRun.objects.restrict(user, "view")
+        .filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING])
+        .select_related("job")
+        .order_by("-created_at")[:5]
+    )
+    result = {
+        "meters": {
+            "total": sum(by_status.values()),
+            "by_status": [
+                {"status": value, "label": label, "n": by_status.get(value, 0)}
+                for value, label in MeterStatus.choices
+            ],
+            "health": [
+                {"health": h, "label": Health.LABELS[h], "n": by_health.get(h, 0)}
+                for h in Health.ORDER
+            ],
+        },
+        "today": collection["today"],
+        "reads_per_minute": collection["reads_per_minute"],
+        "unreachable": collection["unreachable"],
+        "not_read_for_days": collection["not_read_for_days"],
+        "runs_running": collection["runs_running"],
+        "runs": [
+            {
+                "id": run.pk,
+                "name": run.job.name if run.job else run.get_kind_display(),
+                "status": run.status,
+                "done": run.done,
+                "total": run.total,
+            }
+            for run in running
+        ],
+        "alarms": None,
+        "outages": None,
+    }
+    alarm = open_alarm_model()
+    if alarm is not None:
+        model, open_q = alarm
+        counts = dict(
+            model.objects.restrict(user, "view")
+            .filter(open_q)
+            .order_by()
+            .values_list("severity")
+            .annotate(n=Count("pk"))
+        )
+        choices = model._meta.get_field("severity").choices or []
+        result["alarms"] = {
+            "total": sum(counts.values()),
+            "by_severity": [
+                {"severity": value, "label": label, "n": counts.get(value, 0)}
+                for value, label in sorted(choices, key=lambda c: c[0], reverse=True)
+            ],
+        }
+    result["outages"] = _open_outages(user)
+    return result
+
+
+def _open_outages(user) -> int | None:
+    """Open outages where an outage model exists (another part of the system), else None."""
+    from django.apps import apps
+
+    for label in ("meters.Outage", "loadcontrol.Outage", "collection.Outage"):
+        try:
+            model = apps.get_model(label)
+        except LookupError:
+            continue
+        names = {f.name for f in model._meta.get_fields()}
+        queryset = model.objects.all()
+        if hasattr(queryset, "restrict"):
+            queryset = queryset.restrict(user, "view")
+        else:
+            return None  # not scoped: do not show what we cannot scope
+        for name in ("ended_at", "restored_at", "cleared_at"):
+            if name in names:
+                return queryset.filter(**{f"{name}__isnull": True}).count()
+        return queryset.count()
+    return None
 
 
 class RunProgressConsumer(AsyncJsonWebsocketConsumer):

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import exports, views
+from . import detail_views, exports, map_views, views
 
 app_name = "meters"
 urlpatterns = [
@@ -10,5 +10,12 @@ urlpatterns = [
     path("meters/", views.MeterListView.as_view(), name="meter-list"),
     path("meters/export.<str:fmt>", exports.export_meters, name="meter-export"),
     path("meters/import/", exports.MeterImportView.as_view(), name="meter-import"),
-    path("meters/<str:serial>/", views.MeterDetailView.as_view(), name="meter-detail"),
+    path("meters/<str:serial>/", detail_views.MeterDetailView.as_view(), name="meter-detail"),
+    # Dashboard: map, grid branches (the operator dashboard issue)
+    path("map/", map_views.MeterMapView.as_view(), name="map"),
+    path("map/data/", map_views.MapDataView.as_view(), name="map-data"),
+    path("grid/nodes/<int:pk>/children/", views.GridChildrenView.as_view(), name="grid-children"),
 ]
+from .alarm_urls import urlpatterns as alarm_urlpatterns  # noqa: E402
+
+urlpatterns += alarm_urlpatterns  # alarms and outages (meters/alarm_urls.py)

@@ -2,101 +2,347 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, Q
-from django.views.generic import DetailView, ListView, TemplateView
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.core.exceptions import ObjectDoesNotExist
+from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
+from django.db.models import Count, Exists, F, OuterRef, Q
+from django.http import Http404, JsonResponse, QueryDict
+from django.shortcuts import get_object_or_404, redirect
+from django.utils import timezone
+from django.utils.functional import cached_property
+from django.views import View
+from django.views.generic import ListView, TemplateView
 
 from accounts.mixins import ScopedViewMixin
+from collection import actions as collection_actions
 
-from .choices import MeterStatus, NodeKind
-from .models import GridNode, Meter
+from .choices import NodeKind
+from .filters import Health, MeterFilter, filter_choices, health_expression
+from .models import Customer, GridNode, Meter
+
+GRID_EAGER_LIMIT = 400  # grids with more nodes than this load their branches on demand
+GRID_CHILDREN_LIMIT = 500  # at most this many children in one expansion
+
+
+def _empty_rollup() -> dict:
+    return {"total": 0, **dict.fromkeys(Health.ORDER, 0)}
+
+
+def _health_counts(meters):
+    """Aggregates of total and per-health counts, for `.values(...).annotate(**...)`."""
+    return {
+        "total": Count("pk"),
+        **{h: Count("pk", filter=Q(health=h)) for h in Health.ORDER},
+    }
+
+
+def grid_rollups(user, under: GridNode | None = None) -> dict[int, dict]:
+    """Meters per grid node (total and per health) for every node in a subtree.
+
+    One aggregated query grouped by transformer path (a few thousand groups at most); each
+    group's counts are added to every node on its path. No per-node queries.
+    """
+    meters = Meter.objects.restrict(user, "view").filter(service_point__isnull=False)
+    if under is not None:
+        meters = meters.filter(service_point__path__startswith=under.path)
+    rows = (
+        meters.annotate(health=health_expression())
+        .values("service_point__parent__path")
+        .annotate(**_health_counts(meters))
+        .order_by()
+    )
+    rollups: dict[int, dict] = {}
+    for row in rows:
+        path = row.pop("service_point__parent__path") or ""
+        for pk in path.strip("/").split("/"):
+            if not pk:
+                continue
+            node = rollups.setdefault(int(pk), _empty_rollup())
+            for key, value in row.items():
+                node[key] += value
+    return rollups
+
+
+def service_point_rollups(user, transformer: GridNode) -> dict[int, dict]:
+    """Meters per service point below one transformer (one grouped query)."""
+    meters = Meter.objects.restrict(user, "view").filter(service_point__parent=transformer)
+    rows = (
+        meters.annotate(health=health_expression())
+        .values("service_point_id")
+        .annotate(**_health_counts(meters))
+        .order_by()
+    )
+    return {row.pop("service_point_id"): row for row in rows}
+
+
+def _node_json(node: GridNode, rollup: dict | None, has_children: bool) -> dict:
+    return {
+        "id": node.pk,
+        "kind": node.kind,
+        "kind_label": node.get_kind_display(),
+        "code": node.code,
+        "name": node.name,
+        "address": node.address,
+        "rated_kva": str(node.rated_kva) if node.rated_kva is not None else None,
+        "voltage_kv": str(node.voltage_kv) if node.voltage_kv is not None else None,
+        "has_children": has_children,
+        "meters": rollup or _empty_rollup(),
+    }
 
 
 class GridTreeView(ScopedViewMixin, TemplateView):
-    """The grid as an expandable tree with meter counts per node."""
+    """The grid as an expandable tree with meter counts and health roll-ups per node.
+
+    Small grids are rendered whole (down to transformers); large ones render their roots
+    and load each branch on expansion from `GridChildrenView`. Service points are always
+    loaded on demand.
+    """
 
     model = GridNode
     template_name = "meters/grid_tree.html"
 
     def get_context_data(self, **kwargs):
-        nodes = list(
-            self.scoped_queryset()
-            .exclude(kind=NodeKind.SERVICE_POINT)
-            .select_related("organisation")
-            .order_by("path")
-        )
-        meters = Meter.objects.restrict(self.request.user, "view")
-        counts = {}
-        for node in nodes:
-            counts[node.pk] = 0
-        for path, total in meters.values_list("service_point__path").annotate(total=Count("id")):
-            if not path:
-                continue
-            for pk in path.strip("/").split("/")[:-1]:
-                if int(pk) in counts:
-                    counts[int(pk)] += total
-        by_parent: dict[int | None, list] = {}
+        scoped = self.scoped_queryset()
+        upper = scoped.exclude(kind=NodeKind.SERVICE_POINT).select_related("organisation")
+        eager = upper.count() <= GRID_EAGER_LIMIT
+        if eager:
+            nodes = list(upper.order_by("path"))
+        else:
+            # Roots: no parent, or a parent out of scope (an index probe per upper node; a
+            # NOT IN over every visible node took seconds at 100k service points).
+            parent_visible = Exists(scoped.filter(pk=OuterRef("parent_id")))
+            nodes = list(upper.filter(~parent_visible).order_by("path"))
+        rollups = grid_rollups(self.request.user)
         ids = {node.pk for node in nodes}
+        by_parent: dict[int | None, list] = {}
         for node in nodes:
-            node.meter_count = counts.get(node.pk, 0)
+            node.rollup = rollups.get(node.pk) or _empty_rollup()
+            node.meter_count = node.rollup["total"]
+            node.lazy = not eager or node.kind == NodeKind.TRANSFORMER
             parent = node.parent_id if node.parent_id in ids else None
             by_parent.setdefault(parent, []).append(node)
         return {
             **super().get_context_data(**kwargs),
             "roots": by_parent.get(None, []),
             "children": by_parent,
+            "eager": eager,
+            "health_order": [(h, Health.LABELS[h]) for h in Health.ORDER],
         }
 
 
+class GridChildrenView(ScopedViewMixin, View):
+    """`/grid/nodes/<id>/children/`: one branch of the tree as JSON, with roll-ups."""
+
+    model = GridNode
+
+    def get(self, request, pk: int):
+        parent = get_object_or_404(self.scoped_queryset(), pk=pk)
+        children = list(
+            self.scoped_queryset().filter(parent=parent).order_by("code")[: GRID_CHILDREN_LIMIT + 1]
+        )
+        more = len(children) > GRID_CHILDREN_LIMIT
+        children = children[:GRID_CHILDREN_LIMIT]
+        if parent.kind == NodeKind.TRANSFORMER:
+            rollups = service_point_rollups(request.user, parent)
+            with_children = set()
+        else:
+            rollups = grid_rollups(request.user, under=parent)
+            with_children = set(
+                self.scoped_queryset()
+                .filter(parent__in=[c.pk for c in children])
+                .values_list("parent_id", flat=True)
+                .distinct()
+            )
+        return JsonResponse(
+            {
+                "parent": parent.pk,
+                "more": more,
+                "nodes": [
+                    _node_json(
+                        child,
+                        rollups.get(child.pk),
+                        child.pk in with_children,
+                    )
+                    for child in children
+                ],
+            }
+        )
+
+
+class CappedPaginator(Paginator):
+    """Counts at most `cap` rows: past it the page says "N+" and keeps paging by offset.
+
+    An exact count of a filtered 100,000-meter fleet costs as much as the page itself;
+    over a million it costs more than everything else on the page.
+    """
+
+    cap = 20_000
+
+    @cached_property
+    def count(self) -> int:
+        counted = self.object_list.order_by()[: self.cap + 1].count()
+        self.capped = counted > self.cap
+        return min(counted, self.cap)
+
+    capped = False
+
+    def validate_number(self, number):
+        try:
+            number = int(number)
+        except (TypeError, ValueError):
+            raise PageNotAnInteger("That page number is not an integer") from None
+        if number < 1:
+            raise EmptyPage("That page number is less than 1")
+        if self.count and self.capped:
+            return number  # beyond the counted rows: the page itself says if it is empty
+        return super().validate_number(number)
+
+    def page(self, number):
+        """Two steps: the page's keys by the lean ordered query, then those rows in full.
+
+        A late page (OFFSET 99,950) then skips 100k narrow index entries, not 100k rows
+        joined to their model, service point and comm status.
+        """
+        number = self.validate_number(number)
+        bottom = (number - 1) * self.per_page
+        keys = list(
+            self.object_list.values_list("pk", flat=True)[bottom : bottom + self.per_page + 1]
+        )
+        if not keys and number > 1:
+            raise EmptyPage("That page contains no results")
+        more, keys = len(keys) > self.per_page, keys[: self.per_page]
+        rows = {row.pk: row for row in self.object_list.filter(pk__in=keys)}
+        page = self._get_page([rows[k] for k in keys if k in rows], number, self)
+        page.more = more
+        return page
+
+
 class MeterListView(ScopedViewMixin, ListView):
-    """Meters with search, status filter, sorting and server-side paging."""
+    """Meters with search, filters (shared with the map and bulk actions), sorting, paging.
+
+    POST runs a bulk action on the selected meters, or on every meter the filters match.
+    """
 
     model = Meter
     paginate_by = 50
+    paginator_class = CappedPaginator
     template_name = "meters/meter_list.html"
-    SORTS = {"serial", "-serial", "status", "-status", "install_date", "-install_date"}
+    SORTS = {
+        "serial": ["serial"],
+        "-serial": ["-serial"],
+        "status": ["status", "serial"],
+        "-status": ["-status", "serial"],
+        "install_date": [F("install_date").asc(nulls_last=True), "serial"],
+        "-install_date": [F("install_date").desc(nulls_last=True), "serial"],
+        "last_read": [F("comm_status__last_success").asc(nulls_first=True), "serial"],
+        "-last_read": [F("comm_status__last_success").desc(nulls_last=True), "serial"],
+    }
+
+    def get_filter(self, params=None) -> MeterFilter:
+        return MeterFilter(self.request.user, self.request.GET if params is None else params)
 
     def get_queryset(self):
-        queryset = self.scoped_queryset().select_related("meter_model", "service_point")
-        q = self.request.GET.get("q", "").strip()
-        if q:
-            queryset = queryset.filter(
-                Q(serial__icontains=q)
-                | Q(service_point__code__icontains=q)
-                | Q(service_point__address__icontains=q)
-                | Q(service_point__customers__account_number__icontains=q)
-                | Q(service_point__customers__name__icontains=q)
-            ).distinct()
-        status = self.request.GET.get("status")
-        if status in MeterStatus.values:
-            queryset = queryset.filter(status=status)
-        sort = self.request.GET.get("sort", "serial")
-        return queryset.order_by(sort if sort in self.SORTS else "serial")
-
-    def get_context_data(self, **kwargs):
-        context = super().get_context_data(**kwargs)
-        params = self.request.GET.copy()
-        params.pop("page", None)
-        context.update(statuses=MeterStatus.choices, query=params.urlencode())
-        return context
-
-
-class MeterDetailView(ScopedViewMixin, DetailView):
-    """One meter: registry data and communication settings, secrets masked."""
-
-    model = Meter
-    slug_field = "serial"
-    slug_url_kwarg = "serial"
-    template_name = "meters/meter_detail.html"
-
-    def get_queryset(self):
-        return self.scoped_queryset().select_related(
-            "meter_model", "service_point", "concentrator", "organisation"
+        self.filter = self.get_filter()
+        self.sort = self.request.GET.get("sort", "serial")
+        if self.sort not in self.SORTS:
+            self.sort = "serial"
+        return (
+            self.filter.queryset()
+            .select_related("meter_model", "service_point", "comm_status")
+            .order_by(*self.SORTS[self.sort])
         )
 
+    def paginate_queryset(self, queryset, page_size):
+        try:
+            return super().paginate_queryset(queryset, page_size)
+        except Http404:
+            # A page past the end (a bookmark on a shrinking fleet): show the first one.
+            self.kwargs["page"] = 1
+            return super().paginate_queryset(queryset, page_size)
+
     def get_context_data(self, **kwargs):
-        from collection.choices import ReadItem
+        from collection.models import ReadJob
 
         context = super().get_context_data(**kwargs)
-        context["read_items"] = ReadItem.choices
-        context["default_items"] = [ReadItem.CLOCK, ReadItem.REGISTERS, ReadItem.RELAY]
+        meters = list(context["page_obj"])
+        customers = {}
+        for customer in Customer.objects.filter(
+            service_point_id__in={m.service_point_id for m in meters if m.service_point_id}
+        ).only("service_point_id", "name", "account_number"):
+            customers.setdefault(customer.service_point_id, customer)
+        now = timezone.now()
+        for meter in meters:
+            meter.customer = customers.get(meter.service_point_id)
+            meter.health = _meter_health(meter, now)
+        user = self.request.user
+        filters = self.filter
+        context.update(
+            meters=meters,
+            filter=filters,
+            node=filters.node,
+            query=filters.querystring(sort=self.sort if self.sort != "serial" else None),
+            filter_query=filters.querystring(),
+            export_query=urlencode({k: v for k, v in filters.cleaned.items()}),
+            sort=self.sort,
+            jobs=ReadJob.objects.restrict(user, "change").only("name"),
+            nodes=GridNode.objects.restrict(user, "view")
+            .filter(kind__in=[NodeKind.REGION, NodeKind.SUBSTATION, NodeKind.FEEDER])
+            .only("kind", "code", "name", "path")
+            .order_by("path")[:500],
+            capped=getattr(context["paginator"], "capped", False),
+            **filter_choices(user),
+        )
         return context
+
+    def post(self, request, *args, **kwargs):
+        from collection.models import ReadJob
+
+        back = f"{request.path}?{request.POST.get('filters', '')}"
+        if request.POST.get("action") != "add_to_job":
+            messages.error(request, "Choose an action.")
+            return redirect(back)
+        job = (
+            ReadJob.objects.restrict(request.user, "change")
+            .filter(
+                pk=request.POST.get("job") if (request.POST.get("job") or "").isdigit() else None
+            )
+            .first()
+        )
+        if job is None:
+            raise Http404("No such read job.")
+        filters = self.get_filter(QueryDict(request.POST.get("filters", "")))
+        if request.POST.get("all_filtered"):
+            meters = filters.queryset()
+        else:
+            ids = [int(v) for v in request.POST.getlist("meter") if v.isdigit()]
+            if not ids:
+                messages.error(request, "Select meters, or tick all meters that match.")
+                return redirect(back)
+            meters = Meter.objects.restrict(request.user, "view").filter(pk__in=ids)
+        added, skipped = collection_actions.add_meters_to_read_job(
+            job, meters, acting_user=request.user, filters=filters.cleaned
+        )
+        note = f" ({skipped} outside the job's organisation or your write scope)" if skipped else ""
+        messages.success(request, f"Added {added} meters to read job “{job.name}”{note}.")
+        return redirect(back)
+
+
+def _meter_health(meter, now) -> str:
+    status = getattr(meter, "comm_status", None) if _has_comm_status(meter) else None
+    if status is None:
+        return Health.STALE
+    if status.unreachable:
+        return Health.UNREACHABLE
+    if status.last_success and status.last_success >= now - Health.FRESH:
+        return Health.OK
+    return Health.STALE
+
+
+def _has_comm_status(meter) -> bool:
+    try:
+        meter.comm_status  # noqa: B018 (select_related: no query)
+    except ObjectDoesNotExist:
+        return False
+    return True

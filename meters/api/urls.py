@@ -19,3 +19,26 @@ urlpatterns = [
     path("meters/export/", registry_io.RegistryExportView.as_view(), name="api-meter-export"),
     *urlpatterns,
 ]
+# A meter's time series for its graph (meters/api/series.py).
+from .series import MeterSeriesView  # noqa: E402
+
+urlpatterns.insert(
+    0, path("meters/<int:pk>/series/", MeterSeriesView.as_view(), name="api-meter-series")
+)
+# Alarms (meters/api/alarms.py): their own router, appended after the registry's.
+from rest_framework.routers import SimpleRouter  # noqa: E402
+
+from . import alarms as alarm_api  # noqa: E402
+
+alarm_router = SimpleRouter()
+alarm_router.register("alarms", alarm_api.AlarmViewSet, basename="alarm")
+alarm_router.register("alarm-rules", alarm_api.AlarmRuleViewSet, basename="alarmrule")
+alarm_router.register(
+    "alarm-subscriptions", alarm_api.AlarmSubscriptionViewSet, basename="alarmsubscription"
+)
+alarm_router.register(
+    "notification-deliveries",
+    alarm_api.NotificationDeliveryViewSet,
+    basename="notificationdelivery",
+)
+urlpatterns += alarm_router.urls

@@ -4,33 +4,19 @@ from __future__ import annotations
 
 import tempfile
 
-from django.db.models import Q
 from django.http import FileResponse, StreamingHttpResponse
 from django.utils import timezone
 
 from accounts import audit
 
-from ..choices import MeterStatus
-from ..models import Meter
 from .formats import CONTENT_TYPES, FORMATS, FileError, csv_stream, xlsx_write, xml_stream
 
 
 def filter_meters(user, params=None):
-    """Meters the user may see, with the meter list's `q` and `status` filters, by serial."""
-    params = params or {}
-    queryset = Meter.objects.restrict(user, "view")
-    q = (params.get("q") or "").strip()
-    if q:
-        queryset = queryset.filter(
-            Q(serial__icontains=q)
-            | Q(service_point__code__icontains=q)
-            | Q(service_point__address__icontains=q)
-            | Q(service_point__customers__account_number__icontains=q)
-            | Q(service_point__customers__name__icontains=q)
-        ).distinct()
-    status = params.get("status")
-    if status in MeterStatus.values:
-        queryset = queryset.filter(status=status)
+    """Meters the user may see, narrowed by the meter list's own filters, by serial."""
+    from meters.filters import MeterFilter
+
+    queryset = MeterFilter(user, params or {}).queryset()
     return queryset.select_related(
         "meter_model", "service_point", "concentrator", "organisation"
     ).order_by("serial")

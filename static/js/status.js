@@ -1,10 +1,15 @@
-// Live system status over the websocket; reconnects with backoff.
+// Live system status over the websocket; reconnects with backoff. Each message is also
+// dispatched as an "ami:status" event, so pages (home.js) render what they show.
 (function () {
   "use strict";
   var box = document.getElementById("system-status");
   if (!box) { return; }
   var state = document.getElementById("ws-state");
   var delay = 1000;
+  function text(id, value) {
+    var el = document.getElementById(id);
+    if (el && value !== undefined) { el.textContent = value; }
+  }
   function connect() {
     var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
     var ws = new WebSocket(scheme + window.location.host + box.dataset.ws);
@@ -12,8 +17,9 @@
     ws.onmessage = function (msg) {
       var data = JSON.parse(msg.data);
       if (data.type === "status") {
-        document.getElementById("status-server-time").textContent = data.status.server_time;
-        document.getElementById("status-database").textContent = data.status.database;
+        text("status-server-time", data.status.server_time);
+        text("status-database", data.status.database);
+        document.dispatchEvent(new CustomEvent("ami:status", {detail: data.status}));
       }
     };
     ws.onclose = function () {

@@ -101,9 +101,12 @@ def test_simulate_meters_command_serves_until_interrupted(tmp_path):
         line = proc.stdout.readline()
         assert "127.0.0.1" in line and "meters 5" in line
         deadline = time.monotonic() + 10
-        while not manifest.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        meters = json.loads(manifest.read_text())
+        meters = None
+        while meters is None and time.monotonic() < deadline:
+            try:  # the file appears before it is completely written
+                meters = json.loads(manifest.read_text())
+            except (FileNotFoundError, json.JSONDecodeError):
+                time.sleep(0.05)
         assert len(meters) == 5 and meters[0]["host"] == "127.0.0.1"
     finally:
         proc.send_signal(signal.SIGINT)

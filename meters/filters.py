@@ -1,0 +1,217 @@
+"""The one meter filter of the dashboard: the list, the map data, bulk actions and the export.
+
+`MeterFilter(user, params)` reads the query string (`q`, `node`, `model`, `protocol`,
+`status`, `read`) and yields the user's scoped meters matching it. Unknown or out-of-scope
+values are dropped rather than refused, so a stale bookmark shows more, never someone
+else's meters.
+
+It also defines the *health* of a meter as the map colours and the grid roll-ups use it
+(`health_expression`): disconnected (where the relay state is known), alarm (where the
+alarms app is installed), unreachable, read OK (within a day), stale (older or never).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from urllib.parse import urlencode
+
+from django.apps import apps
+from django.db.models import Case, CharField, Q, QuerySet, Value, When
+from django.utils import timezone
+
+from .choices import MeterStatus, NodeKind, Protocol
+from .models import Customer, GridNode, Meter, MeterModel
+
+
+class ReadAge:
+    """Buckets of `CommStatus.last_success` offered as a filter."""
+
+    TODAY = "today"
+    RECENT = "1-3d"
+    OLD = "over3d"
+    NEVER = "never"
+    CHOICES = [
+        (TODAY, "read today"),
+        (RECENT, "1–3 days ago"),
+        (OLD, "more than 3 days ago"),
+        (NEVER, "never read"),
+    ]
+
+
+class Health:
+    """What colour a meter has on the map and how the grid rolls it up."""
+
+    OK = "ok"
+    STALE = "stale"
+    UNREACHABLE = "unreachable"
+    ALARM = "alarm"
+    DISCONNECTED = "disconnected"
+    ORDER = [OK, STALE, UNREACHABLE, ALARM, DISCONNECTED]
+    LABELS = {
+        OK: "read OK (24 h)",
+        STALE: "stale / never read",
+        UNREACHABLE: "unreachable",
+        ALARM: "open alarm",
+        DISCONNECTED: "disconnected",
+    }
+    FRESH = timedelta(hours=24)
+
+
+FILTER_KEYS = ("q", "node", "model", "protocol", "status", "read")
+
+
+def local_day_start(now=None):
+    now = now or timezone.now()
+    return timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def open_alarm_model():
+    """(Alarm model, Q of open alarms) when the alarms app is installed, else None.
+
+    The alarms module is being built alongside this one, so the dashboard adapts to it
+    instead of importing it: open means not cleared / not closed, whichever the model says.
+    """
+    try:
+        model = apps.get_model("meters", "Alarm")
+    except LookupError:
+        return None
+    names = {f.name for f in model._meta.get_fields()}
+    if "meter" not in names:
+        return None
+    if "state" in names:  # raised / acknowledged / cleared (meters/alarms.py)
+        return model, Q(state__in=["raised", "acknowledged"])
+    for name in ("cleared_at", "closed_at", "resolved_at"):
+        if name in names:
+            return model, Q(**{f"{name}__isnull": True})
+    return model, Q()
+
+
+def _relay_q() -> Q | None:
+    """Disconnected meters, where the registry knows the relay state (else None)."""
+    names = {f.name for f in Meter._meta.get_fields()}
+    if "relay_state" in names:
+        return Q(relay_state__in=["disconnected", "off", "open"])
+    if "relay_connected" in names:
+        return Q(relay_connected=False)
+    return None
+
+
+def health_expression(now=None) -> Case:
+    """A CASE over the meter's comm status (and alarms, relay where known): one label."""
+    now = now or timezone.now()
+    whens = []
+    relay = _relay_q()
+    if relay is not None:
+        whens.append(When(relay, then=Value(Health.DISCONNECTED)))
+    alarm = open_alarm_model()
+    if alarm is not None:
+        model, open_q = alarm
+        whens.append(
+            # IN (uncorrelated subquery): PostgreSQL hashes the open alarms' meters once;
+            # a correlated EXISTS probed the alarm index per meter (0.6 s at 100k meters).
+            When(
+                pk__in=model.objects.filter(open_q).values("meter_id"),
+                then=Value(Health.ALARM),
+            )
+        )
+    whens += [
+        When(comm_status__unreachable=True, then=Value(Health.UNREACHABLE)),
+        When(comm_status__last_success__gte=now - Health.FRESH, then=Value(Health.OK)),
+    ]
+    return Case(*whens, default=Value(Health.STALE), output_field=CharField())
+
+
+@dataclass
+class MeterFilter:
+    """The user's meters narrowed by the dashboard's query parameters."""
+
+    user: object
+    params: object = None
+    action: str = "view"
+    cleaned: dict = field(default_factory=dict)
+    node: GridNode | None = None
+
+    def __post_init__(self):
+        params = self.params or {}
+        get = params.get
+        self.cleaned = {}
+        q = (get("q") or "").strip()[:100]
+        if q:
+            self.cleaned["q"] = q
+        node_id = get("node") or ""
+        if node_id.isdigit():
+            self.node = GridNode.objects.restrict(self.user, "view").filter(pk=int(node_id)).first()
+            if self.node:
+                self.cleaned["node"] = str(self.node.pk)
+        model_id = get("model") or ""
+        if model_id.isdigit():
+            self.cleaned["model"] = model_id
+        if get("protocol") in Protocol.values:
+            self.cleaned["protocol"] = get("protocol")
+        if get("status") in MeterStatus.values:
+            self.cleaned["status"] = get("status")
+        if get("read") in dict(ReadAge.CHOICES):
+            self.cleaned["read"] = get("read")
+
+    @property
+    def active(self) -> bool:
+        return bool(self.cleaned)
+
+    def querystring(self, **extra) -> str:
+        return urlencode({**self.cleaned, **{k: v for k, v in extra.items() if v}})
+
+    def queryset(self, base: QuerySet | None = None) -> QuerySet:
+        queryset = (base if base is not None else Meter.objects.all()).restrict(
+            self.user, self.action
+        )
+        c = self.cleaned
+        if "q" in c:
+            q = c["q"]
+            # Uncorrelated IN subqueries rather than joins: no DISTINCT (counting and paging
+            # stay cheap), and each side is scanned once and hashed, not probed per meter.
+            points = GridNode.objects.filter(
+                Q(code__icontains=q) | Q(address__icontains=q), kind=NodeKind.SERVICE_POINT
+            ).values("pk")
+            customers = Customer.objects.filter(
+                Q(account_number__icontains=q) | Q(name__icontains=q)
+            ).values("service_point_id")
+            queryset = queryset.filter(
+                Q(serial__icontains=q)
+                | Q(service_point_id__in=points)
+                | Q(service_point_id__in=customers)
+            )
+        if self.node is not None:
+            queryset = queryset.filter(service_point__path__startswith=self.node.path)
+        if "model" in c:
+            queryset = queryset.filter(meter_model_id=int(c["model"]))
+        if "protocol" in c:
+            queryset = queryset.filter(protocol=c["protocol"])
+        if "status" in c:
+            queryset = queryset.filter(status=c["status"])
+        if "read" in c:
+            queryset = queryset.filter(read_age_q(c["read"]))
+        return queryset
+
+
+def read_age_q(bucket: str, now=None) -> Q:
+    now = now or timezone.now()
+    day_start = local_day_start(now)
+    old = now - timedelta(days=3)
+    if bucket == ReadAge.TODAY:
+        return Q(comm_status__last_success__gte=day_start)
+    if bucket == ReadAge.RECENT:
+        return Q(comm_status__last_success__lt=day_start, comm_status__last_success__gte=old)
+    if bucket == ReadAge.OLD:
+        return Q(comm_status__last_success__lt=old)
+    return Q(comm_status__isnull=True) | Q(comm_status__last_success__isnull=True)
+
+
+def filter_choices(user) -> dict:
+    """Options of the filter form: models and grid nodes the user may see."""
+    return {
+        "statuses": MeterStatus.choices,
+        "protocols": Protocol.choices,
+        "read_ages": ReadAge.CHOICES,
+        "models": MeterModel.objects.restrict(user, "view").only("manufacturer", "name"),
+    }

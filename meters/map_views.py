@@ -1,0 +1,220 @@
+"""The fleet map: a Leaflet page and its JSON data, clustered on the server.
+
+`/map/data/?bbox=west,south,east,north&zoom=z&<list filters>` answers either the meters
+themselves (when at most `POINT_LIMIT` lie in the box) or grid cells of about `CELL_PX`
+screen pixels, each with its meter count per health class, aggregated in one SQL
+`GROUP BY floor(lat / cell), floor(lon / cell)`. The browser therefore never holds more
+than a few hundred cells or `POINT_LIMIT` points, whatever the size of the fleet.
+"""
+
+from __future__ import annotations
+
+import math
+
+from django.conf import settings
+from django.db.models import Avg, Count, F, FloatField, Max, Min, Q
+from django.db.models.functions import Cast, Floor
+from django.http import JsonResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.views import View
+from django.views.generic import TemplateView
+
+from accounts.mixins import ScopedViewMixin
+
+from .choices import NodeKind
+from .filters import Health, MeterFilter, filter_choices, health_expression
+from .models import DataConcentrator, GridNode, Meter
+
+POINT_LIMIT = 1500  # meters sent one by one when no more than this lie in view
+CELL_PX = 64  # cell edge in screen pixels at the requested zoom
+MAX_COLUMNS, MAX_ROWS = 32, 24  # bounds the cells of one answer (a 2,560 px wide screen)
+ASSET_ZOOM = 12  # concentrators and transformers appear from this zoom on
+ASSET_LIMIT = 1000
+WORLD = (-180.0, -85.0, 180.0, 85.0)
+
+
+def cell_degrees(zoom: int) -> float:
+    """Cell edge in degrees of longitude: CELL_PX pixels of a 256-pixel Web Mercator tile."""
+    return 360.0 / (256 * 2**zoom) * CELL_PX
+
+
+def parse_bbox(text: str | None) -> tuple[float, float, float, float]:
+    try:
+        west, south, east, north = (float(v) for v in (text or "").split(","))
+    except ValueError:
+        return WORLD
+    if not all(math.isfinite(v) for v in (west, south, east, north)):
+        return WORLD
+    west, east = max(west, -180.0), min(east, 180.0)
+    south, north = max(south, -90.0), min(north, 90.0)
+    if west >= east or south >= north:
+        return WORLD
+    return west, south, east, north
+
+
+def parse_zoom(text: str | None) -> int:
+    try:
+        return min(max(int(text or 0), 0), 22)
+    except ValueError:
+        return 0
+
+
+class MeterMapView(ScopedViewMixin, TemplateView):
+    """Meters, concentrators and transformers on a map, coloured by health."""
+
+    model = Meter
+    template_name = "meters/map.html"
+
+    def get_context_data(self, **kwargs):
+        user = self.request.user
+        filters = MeterFilter(user, self.request.GET)
+        return {
+            **super().get_context_data(**kwargs),
+            "filter": filters,
+            "node": filters.node,
+            "tiles_url": settings.MAP_TILES_URL,
+            "health": [(h, Health.LABELS[h]) for h in Health.ORDER],
+            "nodes": GridNode.objects.restrict(user, "view")
+            .filter(kind__in=[NodeKind.REGION, NodeKind.SUBSTATION, NodeKind.FEEDER])
+            .only("kind", "code", "name", "path")
+            .order_by("path")[:500],
+            **filter_choices(user),
+        }
+
+
+class MapDataView(ScopedViewMixin, View):
+    """`/map/data/`: clustered cells or single meters in a bounding box, as JSON."""
+
+    model = Meter
+
+    def get(self, request, *args, **kwargs):
+        filters = MeterFilter(request.user, request.GET)
+        meters = filters.queryset().filter(latitude__isnull=False, longitude__isnull=False)
+        if request.GET.get("extent"):
+            return JsonResponse({"extent": _extent(meters)})
+        west, south, east, north = parse_bbox(request.GET.get("bbox"))
+        zoom = parse_zoom(request.GET.get("zoom"))
+        in_view = meters.filter(
+            latitude__gte=south, latitude__lte=north, longitude__gte=west, longitude__lte=east
+        )
+        now = timezone.now()
+        data = {"zoom": zoom, "bbox": [west, south, east, north], "filters": filters.cleaned}
+        points = list(
+            in_view.annotate(health=health_expression(now))
+            .order_by()
+            .values("pk", "serial", "latitude", "longitude", "status", "health")[: POINT_LIMIT + 1]
+        )
+        if len(points) <= POINT_LIMIT:
+            data.update(
+                mode="points",
+                total=len(points),
+                points=[
+                    {
+                        "id": p["pk"],
+                        "serial": p["serial"],
+                        "lat": float(p["latitude"]),
+                        "lon": float(p["longitude"]),
+                        "status": p["status"],
+                        "health": p["health"],
+                    }
+                    for p in points
+                ],
+                cells=[],
+            )
+        else:
+            # Never more than about MAX_COLUMNS x MAX_ROWS cells, whatever zoom is claimed.
+            cell = max(cell_degrees(zoom), (east - west) / MAX_COLUMNS, (north - south) / MAX_ROWS)
+            cells = _cells(in_view, cell, now)
+            data.update(
+                mode="cells",
+                cell=cell,
+                total=sum(c["n"] for c in cells),
+                cells=cells,
+                points=[],
+            )
+        data["detail_url"] = reverse("meters:meter-detail", args=["SERIAL"])
+        data.update(_assets(request.user, filters, (west, south, east, north), zoom))
+        return JsonResponse(data)
+
+
+def _cells(meters, cell: float, now) -> list[dict]:
+    # Float arithmetic (not numeric) for the cell keys: the cheap part of the aggregate.
+    lat = Cast("latitude", FloatField())
+    lon = Cast("longitude", FloatField())
+    rows = (
+        meters.annotate(
+            health=health_expression(now),
+            cy=Floor(lat / cell),
+            cx=Floor(lon / cell),
+        )
+        .values("cy", "cx")
+        .annotate(
+            n=Count("pk"),
+            lat=Avg(lat),
+            lon=Avg(lon),
+            **{h: Count("pk", filter=Q(health=h)) for h in Health.ORDER},
+        )
+        .order_by()
+    )
+    return [
+        {
+            "lat": round(row["lat"], 6),
+            "lon": round(row["lon"], 6),
+            "n": row["n"],
+            "counts": {h: row[h] for h in Health.ORDER if row[h]},
+        }
+        for row in rows
+    ]
+
+
+def _extent(meters) -> list[float] | None:
+    box = meters.aggregate(
+        south=Min("latitude"), north=Max("latitude"), west=Min("longitude"), east=Max("longitude")
+    )
+    if box["south"] is None:
+        return None
+    return [float(box[k]) for k in ("west", "south", "east", "north")]
+
+
+def _assets(user, filters: MeterFilter, bbox, zoom: int) -> dict:
+    """Concentrators and transformers in view (from ASSET_ZOOM on), under the node filter."""
+    if zoom < ASSET_ZOOM:
+        return {"concentrators": [], "transformers": []}
+    west, south, east, north = bbox
+    box = Q(
+        latitude__gte=south,
+        latitude__lte=north,
+        longitude__gte=west,
+        longitude__lte=east,
+    )
+    concentrators = DataConcentrator.objects.restrict(user, "view").filter(box)
+    transformers = GridNode.objects.restrict(user, "view").filter(box, kind=NodeKind.TRANSFORMER)
+    if filters.node is not None:
+        concentrators = concentrators.filter(grid_node__path__startswith=filters.node.path)
+        transformers = transformers.filter(path__startswith=filters.node.path)
+    return {
+        "concentrators": [
+            {
+                "serial": c["serial"],
+                "name": c["name"],
+                "lat": float(c["lat"]),
+                "lon": float(c["lon"]),
+            }
+            for c in concentrators.order_by()
+            .annotate(lat=F("latitude"), lon=F("longitude"))
+            .values("serial", "name", "lat", "lon")[:ASSET_LIMIT]
+        ],
+        "transformers": [
+            {
+                "id": t["pk"],
+                "code": t["code"],
+                "name": t["name"],
+                "lat": float(t["latitude"]),
+                "lon": float(t["longitude"]),
+            }
+            for t in transformers.order_by().values("pk", "code", "name", "latitude", "longitude")[
+                :ASSET_LIMIT
+            ]
+        ],
+    }

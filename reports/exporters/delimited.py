@@ -1,0 +1,26 @@
+"""CSV export, streamed in batches of rows."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+
+from . import COLUMNS, Progress, as_text, counted
+
+BATCH = 1000
+
+
+def stream(query, progress: Progress = None) -> Iterator[bytes]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(COLUMNS)
+    n = 0
+    for row in counted(query.rows(), progress):
+        writer.writerow(as_text(row))
+        n += 1
+        if n % BATCH == 0:
+            yield buffer.getvalue().encode()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue().encode()

@@ -1,0 +1,208 @@
+"""The data query page, its graph data, exports (direct or queued) and export jobs."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from itertools import islice
+
+from django.conf import settings
+from django.http import FileResponse, Http404, JsonResponse, StreamingHttpResponse
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils.text import slugify
+from django.views.generic import DetailView, TemplateView
+
+from accounts import audit
+from accounts.mixins import ScopedViewMixin
+from meters.models import Meter
+
+from . import actions, exporters, query
+from .exporters import FORMATS
+from .forms import DataQueryForm
+from .models import ExportJob, ExportStatus
+
+PAGE_SIZE = 100
+GRAPH_SERIES = 8
+
+
+def direct_export_limit() -> int:
+    """Exports estimated above this many rows are queued (a task writes them to MEDIA_ROOT)."""
+    return int(getattr(settings, "AMI_EXPORT_DIRECT_ROWS", 50_000))
+
+
+class QueryPageMixin(ScopedViewMixin):
+    """Meters in scope, plus the view permission on exports, open the data query."""
+
+    model = Meter
+
+    def get_permission_required(self):
+        return [*super().get_permission_required(), "reports.view_exportjob"]
+
+    def get_form(self):
+        return DataQueryForm(self.request.GET or None, user=self.request.user)
+
+
+class DataQueryView(QueryPageMixin, TemplateView):
+    """Choose meters, quantities and a range; see a paged table and a graph; export."""
+
+    template_name = "reports/query.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        form = self.get_form()
+        context["form"] = form
+        context["formats"] = list(FORMATS)
+        if form.is_bound and form.is_valid():
+            data_query = form.build()
+            try:
+                page = max(1, int(self.request.GET.get("page", 1)))
+            except ValueError:
+                page = 1
+            offset = (page - 1) * PAGE_SIZE
+            rows = list(islice(data_query.rows(), offset, offset + PAGE_SIZE + 1))
+            params = self.request.GET.copy()
+            params.pop("page", None)
+            context.update(
+                data_query=data_query,
+                rows=rows[:PAGE_SIZE],
+                page=page,
+                has_next=len(rows) > PAGE_SIZE,
+                has_previous=page > 1,
+                meter_count=data_query.meters.count(),
+                query_string=params.urlencode(),
+            )
+        return context
+
+
+class QueryGraphView(QueryPageMixin, TemplateView):
+    """JSON for the query page's graph: the first few (meter, channel) series."""
+
+    def get(self, request, *args, **kwargs):
+        form = self.get_form()
+        if not form.is_valid():
+            return JsonResponse({"errors": form.errors}, status=400)
+        data_query = form.build()
+        out = []
+        for meter, channel in islice(data_query.segments(), GRAPH_SERIES):
+            points = list(
+                query.series(
+                    meter.pk, channel, data_query.start, data_query.end, data_query.resolution
+                )
+            )
+            out.append(
+                {
+                    "meter": meter.serial,
+                    "obis": channel.obis,
+                    "name": f"{meter.serial} {channel.name}",
+                    "unit": channel.unit,
+                    "timestamps": [p.ts.isoformat() for p in points],
+                    "values": [None if p.value is None else str(p.value) for p in points],
+                    "quality": [p.flags for p in points],
+                }
+            )
+        return JsonResponse(
+            {
+                "resolution": data_query.resolution,
+                "start": data_query.start.isoformat(),
+                "end": data_query.end.isoformat(),
+                "channels": out,
+            }
+        )
+
+
+class ExportView(QueryPageMixin, TemplateView):
+    """`/reports/query/export.<fmt>`: stream it, or queue it when it is large."""
+
+    def get(self, request, *args, fmt: str, **kwargs):
+        if fmt not in FORMATS:
+            raise Http404(f"unknown export format {fmt!r}")
+        form = self.get_form()
+        if not form.is_valid():
+            return JsonResponse({"errors": form.errors}, status=400)
+        data_query = form.build()
+        estimate = data_query.estimate_rows()
+        queued = estimate > direct_export_limit()
+        audit.record(
+            "export",
+            user=request.user,
+            detail=(
+                f"data query {fmt}, {data_query.meters.count()} meters, "
+                f"{', '.join(data_query.obis)}, {data_query.start:%Y-%m-%d} to "
+                f"{data_query.end:%Y-%m-%d}, {data_query.resolution}, about {estimate} rows"
+                + (", queued" if queued else "")
+            ),
+        )
+        if queued:
+            job = actions.queue_export(request.user, fmt, request.GET, estimate)
+            return redirect("reports:export-job", pk=job.pk)
+        title = actions.export_title(form)
+        content_type, ext = FORMATS[fmt]
+        filename = f"{slugify(title) or 'meter-data'}.{ext}"
+        if fmt in ("xml", "csv"):
+            from .exporters import delimited, xml
+
+            chunks = xml.stream(data_query, title) if fmt == "xml" else delimited.stream(data_query)
+            response = StreamingHttpResponse(chunks, content_type=content_type)
+            response["Content-Disposition"] = f'attachment; filename="{filename}"'
+            return response
+        handle, path = tempfile.mkstemp(suffix=f".{ext}", prefix="ami-export-")
+        os.close(handle)
+        try:
+            exporters.write(fmt, data_query, path, title)
+            stream = open(path, "rb")  # noqa: SIM115 (FileResponse closes it)
+        finally:
+            os.unlink(path)  # the open handle keeps the data until the response is sent
+        return FileResponse(
+            stream, as_attachment=True, filename=filename, content_type=content_type
+        )
+
+
+class ExportJobMixin(ScopedViewMixin):
+    model = ExportJob
+
+    def get_queryset(self):
+        # In scope AND one's own: an export holds what its requester could see.
+        return self.scoped_queryset().filter(requested_by=self.request.user)
+
+
+class ExportJobView(ExportJobMixin, DetailView):
+    """A queued export: progress (the page polls it) and the download when ready."""
+
+    template_name = "reports/export_job.html"
+    context_object_name = "job"
+
+
+class ExportJobStatusView(ExportJobMixin, DetailView):
+    def get(self, request, *args, **kwargs):
+        job = self.get_object()
+        return JsonResponse(
+            {
+                "id": job.pk,
+                "status": job.status,
+                "rows_done": job.rows_done,
+                "rows_estimated": job.rows_estimated,
+                "percent": job.percent,
+                "error": job.error,
+                "download": reverse("reports:export-download", args=[job.pk])
+                if job.status == ExportStatus.DONE
+                else None,
+            }
+        )
+
+
+class ExportJobDownloadView(ExportJobMixin, DetailView):
+    def get(self, request, *args, **kwargs):
+        job = self.get_object()
+        if job.status != ExportStatus.DONE or not job.file:
+            raise Http404("the export is not ready")
+        path = os.path.join(settings.MEDIA_ROOT, job.file)
+        if not os.path.exists(path):
+            raise Http404("the export file is gone")
+        content_type, ext = FORMATS[job.fmt]
+        return FileResponse(
+            open(path, "rb"),  # noqa: SIM115
+            as_attachment=True,
+            filename=f"meter-data-{job.pk}.{ext}",
+            content_type=content_type,
+        )

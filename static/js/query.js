@@ -1,0 +1,69 @@
+// Data query page: the result graph (uPlot, vendored), and the progress of a queued export.
+(function () {
+  "use strict";
+  var ESTIMATED = 1, MISSING = 4;
+  var COLORS = ["#0b6bcb", "#1a7f37", "#8e44ad", "#b35900", "#00838f", "#c62828", "#5d4037", "#455a64"];
+
+  function columnsOf(channels) {
+    var set = {};
+    channels.forEach(function (ch) { ch.timestamps.forEach(function (t) { set[Date.parse(t) / 1000] = true; }); });
+    var xs = Object.keys(set).map(Number).sort(function (a, b) { return a - b; });
+    var index = {};
+    xs.forEach(function (x, i) { index[x] = i; });
+    var columns = [xs];
+    channels.forEach(function (ch) {
+      var main = new Array(xs.length).fill(null), flagged = new Array(xs.length).fill(null);
+      ch.timestamps.forEach(function (t, k) {
+        var i = index[Date.parse(t) / 1000];
+        var v = ch.values[k] === null ? null : Number(ch.values[k]);
+        main[i] = v;
+        if ((ch.quality[k] & (ESTIMATED | MISSING)) || v === null) { flagged[i] = v === null ? 0 : v; }
+      });
+      columns.push(main, flagged);
+    });
+    return columns;
+  }
+
+  var el = document.getElementById("query-graph");
+  if (el && window.uPlot) {
+    fetch(el.dataset.url, { credentials: "same-origin" })
+      .then(function (r) { if (!r.ok) { throw new Error("HTTP " + r.status); } return r.json(); })
+      .then(function (data) {
+        if (!data.channels.length || !data.channels.some(function (c) { return c.values.length; })) {
+          el.textContent = "Nothing to draw."; el.classList.add("muted"); return;
+        }
+        var series = [{}], units = [];
+        data.channels.forEach(function (ch, n) {
+          var unit = ch.unit || "value";
+          if (units.indexOf(unit) < 0) { units.push(unit); }
+          series.push({ label: ch.name + " (" + ch.unit + ")", stroke: COLORS[n % COLORS.length], width: 1.5, scale: unit, spanGaps: false });
+          series.push({ label: "flagged", stroke: "#8a949e", width: 0, scale: unit, paths: function () { return null; }, points: { show: true, size: 6, stroke: "#b35900", fill: "#fdebd9" } });
+        });
+        var axes = [{}];
+        units.slice(0, 2).forEach(function (u, i) { axes.push({ scale: u, label: u, side: i === 0 ? 3 : 1, grid: { show: i === 0 }, size: 60 }); });
+        var height = function () { return window.innerWidth < 640 ? 220 : 320; };
+        var plot = new uPlot({ width: el.clientWidth || 600, height: height(), scales: { x: { time: true } }, series: series, axes: axes }, columnsOf(data.channels), el);
+        el.dataset.ready = "1";
+        window.addEventListener("resize", function () { plot.setSize({ width: el.clientWidth, height: height() }); });
+      })
+      .catch(function (err) { el.textContent = "Could not draw the graph: " + err.message; });
+  }
+
+  var job = document.getElementById("export-job");
+  if (job) {
+    var poll = function () {
+      fetch(job.dataset.status, { credentials: "same-origin" })
+        .then(function (r) { return r.json(); })
+        .then(function (s) {
+          document.getElementById("export-status").textContent = s.status;
+          document.getElementById("export-rows").textContent = s.rows_done;
+          document.getElementById("export-bar").value = s.percent;
+          document.getElementById("export-error").textContent = s.error || "";
+          if (s.status === "done") { document.getElementById("export-download").hidden = false; return; }
+          if (s.status !== "failed") { window.setTimeout(poll, 1000); }
+        })
+        .catch(function () { window.setTimeout(poll, 3000); });
+    };
+    poll();
+  }
+})();

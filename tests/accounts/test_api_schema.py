@@ -23,6 +23,9 @@ TESTED_ELSEWHERE = {
     "GET /api/runs/": f"{COLLECTION_API}::test_runs_are_scoped",
     "GET /api/runs/{id}/": f"{COLLECTION_API}::test_runs_are_scoped",
     "GET /api/runs/{id}/results/": f"{COLLECTION_API}::test_run_job_now",
+    "GET /api/meters/{id}/series/": (
+        "tests/dashboard/test_meter_detail.py::test_series_of_another_organisation_is_404"
+    ),
     # Vending: sales, shifts and management tokens change only through vending.actions.
     "POST /api/vending/payments/": f"{VENDING_API}::test_payment_returns_a_decodable_token",
     "POST /api/vending/accounts/{id}/adjust-debt/": (
@@ -49,6 +52,17 @@ TESTED_ELSEWHERE = {
     "POST /api/vending/management-tokens/": (
         f"{VENDING_API}::test_management_tokens_api_role_checks"
     ),
+}
+# Alarms: read and changed only through meters.alarm_actions (tests/alarms/test_api.py).
+ALARM_API = "tests/alarms/test_api.py"
+TESTED_ELSEWHERE |= {
+    "GET /api/alarms/": f"{ALARM_API}::test_alarm_list_is_scoped_and_filtered",
+    "GET /api/alarms/{id}/": f"{ALARM_API}::test_alarm_detail_other_organisation_404",
+    "POST /api/alarms/{id}/acknowledge/": f"{ALARM_API}::test_acknowledge_and_clear_via_api",
+    "POST /api/alarms/{id}/clear/": f"{ALARM_API}::test_acknowledge_and_clear_via_api",
+    "GET /api/alarms/outages/": f"{ALARM_API}::test_outages_api",
+    "GET /api/notification-deliveries/": f"{ALARM_API}::test_delivery_log_is_scoped",
+    "GET /api/notification-deliveries/{id}/": f"{ALARM_API}::test_delivery_log_is_scoped",
 }
 
 

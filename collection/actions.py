@@ -350,3 +350,26 @@ def add_meters_to_read_job(job, meters, *, acting_user, filters=None) -> tuple[i
             detail=f"{len(new)} meters added to read job {job.name}",
         )
     return len(new), total - len(allowed_ids)
+
+
+def save_read_job(job: ReadJob, *, acting_user, before: dict | None = None) -> ReadJob:
+    """Create or change a read job (scope re-checked, audited) and keep its beat entry in step."""
+    from accounts.actions import save_object
+
+    from .scheduling import sync_schedule
+
+    with transaction.atomic():
+        save_object(job, acting_user=acting_user, before=before)
+        sync_schedule(job)
+    return job
+
+
+def delete_read_job(job: ReadJob, *, acting_user) -> None:
+    """Delete a read job and its beat entry; its runs stay (their job shows as deleted)."""
+    from accounts.actions import delete_object
+
+    from .scheduling import drop_schedule
+
+    with transaction.atomic():
+        drop_schedule(job)
+        delete_object(job, acting_user=acting_user)

@@ -14,7 +14,8 @@ from meters.models import Meter
 
 from . import actions
 from .choices import ReadItem
-from .models import JobRun
+from .forms import ReadJobForm
+from .models import JobRun, ReadJob
 
 
 class RunListView(ScopedViewMixin, ListView):
@@ -124,3 +125,85 @@ def _csv_response(rows, group, days, user):
         detail=f"collection success report, {group}, {days} days, {len(rows)} rows",
     )
     return response
+
+
+class ReadJobListView(ScopedViewMixin, ListView):
+    """Read jobs with their schedule and their last run."""
+
+    model = ReadJob
+    paginate_by = 50
+    template_name = "collection/job_list.html"
+
+    def get_queryset(self):
+        return self.scoped_queryset().select_related("organisation", "grid_node", "meter_model")
+
+
+class ReadJobEditView(ScopedViewMixin, TemplateView):
+    """Create (no pk) or change a read job."""
+
+    model = ReadJob
+    template_name = "collection/job_form.html"
+
+    def get_permission_required(self):
+        action = "change" if "pk" in self.kwargs else "add"
+        return [f"collection.{action}_readjob"]
+
+    def job(self):
+        if "pk" not in self.kwargs:
+            return None
+        return get_object_or_404(
+            ReadJob.objects.restrict(self.request.user, "change"), pk=self.kwargs["pk"]
+        )
+
+    def get(self, request, *args, **kwargs):
+        job = self.job()
+        form = ReadJobForm(instance=job, user=request.user)
+        return self.render_to_response({"form": form, "job": job})
+
+    def post(self, request, *args, **kwargs):
+        from accounts import audit
+        from accounts.actions import OutOfScope
+
+        job = self.job()
+        before = audit.snapshot(job) if job else None
+        form = ReadJobForm(request.POST, instance=job, user=request.user)
+        if form.is_valid():
+            try:
+                saved = actions.save_read_job(
+                    form.save(commit=False), acting_user=request.user, before=before
+                )
+            except OutOfScope as exc:
+                form.add_error(None, str(exc))
+            else:
+                messages.success(request, f"Read job {saved.name} saved.")
+                return redirect("collection:job-list")
+        return self.render_to_response({"form": form, "job": job})
+
+
+class ReadJobDeleteView(ScopedViewMixin, TemplateView):
+    """Confirm, then delete a read job (its runs stay)."""
+
+    model = ReadJob
+    scope_action = "delete"
+    template_name = "collection/job_confirm_delete.html"
+
+    def get(self, request, *args, **kwargs):
+        job = get_object_or_404(self.scoped_queryset(), pk=kwargs["pk"])
+        return self.render_to_response({"job": job})
+
+    def post(self, request, *args, **kwargs):
+        job = get_object_or_404(self.scoped_queryset(), pk=kwargs["pk"])
+        actions.delete_read_job(job, acting_user=request.user)
+        messages.success(request, f"Read job {job.name} deleted.")
+        return redirect("collection:job-list")
+
+
+@login_required
+@require_POST
+def run_job_now(request, pk: int):
+    """Start a run of a job now, then show its progress."""
+    job = get_object_or_404(ReadJob.objects.restrict(request.user, "view"), pk=pk)
+    if not request.user.has_perm("collection.add_jobrun"):
+        raise PermissionDenied("You may not start runs.")
+    run = actions.start_run(job, kind="manual", acting_user=request.user)
+    return redirect("collection:run-detail", pk=run.pk)

@@ -131,6 +131,33 @@ OBJECTS.update(
 )
 
 
+# Collection (collection/admin.py): jobs are edited, runs and results only looked at.
+def _collection_rows(w):
+    from collection.models import CommStatus, JobRun, MeterReadResult, ReadJob
+
+    rows = {}
+    for org, grid, key in ((w.org_a, w.grid_a, "a"), (w.org_b, w.grid_b, "b")):
+        job = ReadJob.objects.create(name=f"job {key}", organisation=org)
+        run = JobRun.objects.create(job=job, organisation=org)
+        result = MeterReadResult.objects.create(run=run, meter=grid.meters[0])
+        status = CommStatus.objects.create(meter=grid.meters[0])
+        rows[key] = {ReadJob: job, JobRun: run, MeterReadResult: result, CommStatus: status}
+    return rows
+
+
+def _collection_pair(model):
+    def pair(w):
+        rows = _collection_rows(w)
+        return rows["a"][model], rows["b"][model]
+
+    return pair
+
+
+from collection.models import CommStatus, JobRun, MeterReadResult, ReadJob  # noqa: E402
+
+OBJECTS.update({m: _collection_pair(m) for m in (ReadJob, JobRun, MeterReadResult, CommStatus)})
+
+
 def _admin_models():
     from accounts.models import Organisation, User
 

@@ -1,0 +1,68 @@
+"""Admin pages of the collection app, scoped like every other door."""
+
+from django.contrib import admin
+
+from accounts import audit
+from accounts.admin_base import ScopedModelAdmin
+
+from . import actions
+from .models import CommStatus, JobRun, MeterReadResult, ReadJob
+
+
+@admin.register(ReadJob)
+class ReadJobAdmin(ScopedModelAdmin):
+    list_display = ("name", "organisation", "crontab", "enabled")
+    list_filter = ("enabled",)
+    search_fields = ("name",)
+    filter_horizontal = ("meters",)
+    raw_id_fields = ("grid_node",)
+
+    def save_model(self, request, obj, form, change):
+        before = audit.snapshot(ReadJob.objects.get(pk=obj.pk)) if change and obj.pk else None
+        actions.save_read_job(obj, acting_user=request.user, before=before)
+
+    def delete_model(self, request, obj):
+        actions.delete_read_job(obj, acting_user=request.user)
+
+
+class ReadOnlyAdmin(ScopedModelAdmin):
+    """Records written by the collection engine: looked at, never edited by hand."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(JobRun)
+class JobRunAdmin(ReadOnlyAdmin):
+    list_display = (
+        "pk",
+        "job",
+        "kind",
+        "status",
+        "total",
+        "done",
+        "succeeded",
+        "failed",
+        "created_at",
+    )
+    list_filter = ("status", "kind")
+
+
+@admin.register(MeterReadResult)
+class MeterReadResultAdmin(ReadOnlyAdmin):
+    list_display = ("run", "meter", "status", "attempts", "error_kind", "values_stored")
+    list_filter = ("status", "error_kind")
+    search_fields = ("meter__serial",)
+
+
+@admin.register(CommStatus)
+class CommStatusAdmin(ReadOnlyAdmin):
+    list_display = ("meter", "last_success", "consecutive_failures", "unreachable", "clock_drift_s")
+    list_filter = ("unreachable",)
+    search_fields = ("meter__serial",)

@@ -112,7 +112,8 @@ def process_batch(run_id: int, meter_ids: list[int]) -> dict:
     targets = []
     for meter in meters:
         try:
-            targets.append(build_target(meter))
+            # Every session keeps its frames; only a failed one's are stored (run page).
+            targets.append(build_target(meter, exchange_log=True))
         except NotReadable as exc:
             _finish_result(run, meter.pk, ok=False, kind="NotReadable", error=str(exc))
     MeterReadResult.objects.filter(run=run, meter_id__in=[t.meter_id for t in targets]).update(

@@ -1,8 +1,8 @@
 """Credit use from AMI readings, shown next to the vending history.
 
-The measurement store does not exist yet, so there is nothing honest to show: the function
-returns None and the page says "no AMI readings yet". When the store lands, this returns
-the kWh the meter registered between `since` and `until`.
+For a prepaid meter that is also read remotely, the energy it registered over a period is
+the sum of its daily rollups of imported active energy (`1-0:1.29.0`, kept by ingest), or,
+where the meter has no load profile, the difference of its `1-0:1.8.0` register reads.
 """
 
 from __future__ import annotations
@@ -10,9 +10,42 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-NO_READINGS_MESSAGE = "No AMI readings yet: credit use appears here once meter readings are stored."
+from django.db.models import Sum
+
+NO_READINGS_MESSAGE = "No AMI readings for this meter in the period yet."
+IMPORT_PROFILE = "1-0:1.29.0*255"
+IMPORT_REGISTER = "1-0:1.8.0*255"
+KWH = {"wh": Decimal("0.001"), "kwh": Decimal(1), "mwh": Decimal(1000)}
+
+
+def _kwh(stored: int, channel) -> Decimal | None:
+    factor = KWH.get((channel.unit or "").lower())
+    if factor is None:
+        return None
+    return (Decimal(stored).scaleb(channel.scaler) * factor).quantize(Decimal("0.001"))
 
 
 def energy_used(meter, since: datetime, until: datetime) -> Decimal | None:
-    """kWh imported by `meter` in [since, until), or None while no readings are stored."""
-    return None
+    """kWh imported by `meter` in [since, until), or None where no readings are stored."""
+    from meters.models import Channel
+    from meters.rollups import local_day
+    from meters.store import DailyEnergy, RegisterRead
+
+    channels = {c.obis: c for c in Channel.objects.filter(meter_model_id=meter.meter_model_id)}
+    profile = channels.get(IMPORT_PROFILE)
+    if profile is not None:
+        total = DailyEnergy.objects.filter(
+            meter=meter, channel=profile, day__gte=local_day(since), day__lte=local_day(until)
+        ).aggregate(total=Sum("value"))["total"]
+        if total is not None:
+            return _kwh(total, profile)
+    register = channels.get(IMPORT_REGISTER)
+    if register is None:
+        return None
+    reads = RegisterRead.objects.filter(
+        meter=meter, channel=register, read_at__gte=since, read_at__lt=until
+    ).order_by("read_at")
+    first, last = reads.first(), reads.last()
+    if first is None or first.pk == last.pk:
+        return None
+    return _kwh(last.value - first.value, register)

@@ -81,7 +81,7 @@ def test_pages_are_scoped(vend, client):
     assert page.status_code == 200 and sale.credit_token.grouped in page.content.decode()
     client.force_login(vend.world.admin_a)
     detail = client.get(f"/vending/accounts/{vend.account_a.pk}/").content.decode()
-    assert "No AMI readings yet" in detail and sale.credit_token.grouped in detail
+    assert "No AMI readings for this meter" in detail and sale.credit_token.grouped in detail
     for url in ("/vending/", "/vending/accounts/", "/vending/reports/"):
         body = client.get(url).content.decode()
         assert VK02_HEX not in body

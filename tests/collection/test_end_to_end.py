@@ -185,6 +185,9 @@ def test_faulty_fifth_of_the_fleet_is_reported_and_nothing_wrong_is_stored(eager
             assert result.status == "failed" and result.error_kind, serial
         else:
             assert result.status == "ok", (serial, result.error)
+    # A failed session's frames are kept for the run page (the corrupted replies among them).
+    corrupted = [results[s.serial] for s in sims[:20] if s.fault.kind == "corrupt"]
+    assert all(" rx " in r.exchange_log for r in corrupted)
     healthy = [m for m in meters if m.serial not in faulty]
     assert check_store_matches_model(healthy, run) == 80 * 96 * 4
     failed_ids = [m.pk for m in meters if m.serial in faulty]

@@ -11,17 +11,34 @@ from accounts import actions
 from accounts.mixins import ScopedViewMixin
 
 from .models import Meter
-from .registry_io import COLUMNS, FORMATS, export_response, import_registry
+from .registry_io import (
+    CATALOGUE_COLUMNS,
+    COLUMNS,
+    FORMATS,
+    catalogue_export_response,
+    export_response,
+    import_catalogue,
+    import_registry,
+)
+
+WHAT = ("meters", "catalogue")
+CATALOGUE_WRITE = ("meters.add_metermodel", "meters.change_metermodel")
 
 
 @login_required
 def export_meters(request, fmt):
-    """`/meters/export.<fmt>`: the user's meters (same `q`/`status` filters as the list)."""
+    """`/meters/export.<fmt>`: the user's meters (same `q`/`status` filters as the list).
+
+    `?what=catalogue`: the meter models the user may see, one row per channel.
+    """
     if fmt not in FORMATS:
         raise Http404(f"unknown export format {fmt!r}")
-    if not request.user.has_perm("meters.view_meter"):
+    catalogue = request.GET.get("what") == "catalogue"
+    if not request.user.has_perm("meters.view_metermodel" if catalogue else "meters.view_meter"):
         actions.record_denied(request.user, "page_denied", detail=request.path)
         raise PermissionDenied
+    if catalogue:
+        return catalogue_export_response(request.user, fmt)
     return export_response(request.user, fmt, request.GET)
 
 
@@ -33,17 +50,27 @@ class MeterImportView(ScopedViewMixin, TemplateView):
     template_name = "meters/import.html"
 
     def get_context_data(self, **kwargs):
-        return {**super().get_context_data(**kwargs), "formats": FORMATS,
-                "columns": [c for c in COLUMNS]}  # fmt: skip
+        return {**super().get_context_data(**kwargs), "formats": FORMATS, "whats": WHAT,
+                "columns": [c for c in COLUMNS],
+                "catalogue_columns": [c for c in CATALOGUE_COLUMNS]}  # fmt: skip
 
     def post(self, request, *args, **kwargs):
+        """Field `what`: `meters` (default) or `catalogue` (meter models with channels)."""
         upload = request.FILES.get("file")
         dry_run = bool(request.POST.get("dry_run"))
-        context = self.get_context_data(dry_run=dry_run)
+        what = request.POST.get("what") or "meters"
+        context = self.get_context_data(dry_run=dry_run, what=what)
+        if what not in WHAT:
+            context["form_error"] = f"Unknown kind of file {what!r}."
+            return self.render_to_response(context, status=400)
+        if what == "catalogue" and not any(request.user.has_perm(p) for p in CATALOGUE_WRITE):
+            actions.record_denied(request.user, "page_denied", detail=request.path)
+            raise PermissionDenied
         if upload is None:
             context["form_error"] = "Choose a file to import."
             return self.render_to_response(context, status=400)
         fmt = request.POST.get("format") or None
-        result = import_registry(upload, fmt, request.user, dry_run=dry_run)
+        run = import_catalogue if what == "catalogue" else import_registry
+        result = run(upload, fmt, request.user, dry_run=dry_run)
         context["result"] = result
         return self.render_to_response(context, status=200 if result.ok else 400)

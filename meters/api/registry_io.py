@@ -1,4 +1,7 @@
-"""API of the registry file: POST /api/meters/import/ and GET /api/meters/export/?format=."""
+"""API of the registry file: POST /api/meters/import/ and GET /api/meters/export/?format=.
+
+Both take `what`: `meters` (the default) or `catalogue` (meter models with their channels).
+"""
 
 from __future__ import annotations
 
@@ -12,17 +15,34 @@ from rest_framework.views import APIView
 
 from accounts import actions
 
-from ..registry_io import FORMATS, export_response, import_registry
+from ..registry_io import (
+    FORMATS,
+    catalogue_export_response,
+    export_response,
+    import_catalogue,
+    import_registry,
+)
 
 TRUE = {"1", "true", "yes", "on"}
+WHAT = ("meters", "catalogue")
+
+
+def _what(request) -> str:
+    """`what` from the query string or form; anything unknown is refused by the view."""
+    value = request.query_params.get("what")
+    if value is None and request.method == "POST":
+        value = request.data.get("what")
+    return (value or "meters").strip().lower()
 
 
 class _Perm(permissions.BasePermission):
     perms: tuple[str, ...] = ()
+    catalogue_perms: tuple[str, ...] = ()
 
     def has_permission(self, request, view):
         user = request.user
-        allowed = bool(user and user.is_authenticated) and any(user.has_perm(p) for p in self.perms)
+        perms = self.catalogue_perms if _what(request) == "catalogue" else self.perms
+        allowed = bool(user and user.is_authenticated) and any(user.has_perm(p) for p in perms)
         if not allowed and user and user.is_authenticated:
             actions.record_denied(user, f"api_{request.method.lower()}", detail=request.path)
         return allowed
@@ -30,10 +50,12 @@ class _Perm(permissions.BasePermission):
 
 class CanImport(_Perm):
     perms = ("meters.add_meter", "meters.change_meter")
+    catalogue_perms = ("meters.add_metermodel", "meters.change_metermodel")
 
 
 class CanExport(_Perm):
     perms = ("meters.view_meter",)
+    catalogue_perms = ("meters.view_metermodel",)
 
 
 class _JsonOnly:
@@ -45,8 +67,15 @@ class _JsonOnly:
         return renderer, renderer.media_type
 
 
+def _bad_what(what: str) -> Response:
+    return Response(
+        {"detail": f"unknown 'what' {what!r}: use one of {', '.join(WHAT)}"},
+        status=status.HTTP_400_BAD_REQUEST,
+    )
+
+
 class RegistryImportView(_JsonOnly, APIView):
-    """Import a registry file; 200 with the summary, or 400 with every row error."""
+    """Import a registry (or catalogue) file; 200 with the summary, or 400 with row errors."""
 
     permission_classes = [permissions.IsAuthenticated, CanImport]
     parser_classes = [MultiPartParser, FormParser]
@@ -59,6 +88,12 @@ class RegistryImportView(_JsonOnly, APIView):
                     "file": serializers.FileField(),
                     "format": serializers.ChoiceField(choices=FORMATS, required=False),
                     "dry_run": serializers.BooleanField(required=False),
+                    "what": serializers.ChoiceField(
+                        choices=WHAT,
+                        required=False,
+                        help_text="meters (default) or catalogue: meter models with their "
+                        "channels, one row per channel",
+                    ),
                 },
             )
         },
@@ -68,22 +103,34 @@ class RegistryImportView(_JsonOnly, APIView):
         upload = request.FILES.get("file")
         if upload is None:
             return Response({"detail": "send the file as multipart field 'file'"}, status=400)
+        what = _what(request)
+        if what not in WHAT:
+            return _bad_what(what)
         dry_run = str(request.data.get("dry_run", "")).strip().lower() in TRUE
-        result = import_registry(
-            upload, request.data.get("format") or None, request.user, dry_run=dry_run
-        )
+        run = import_catalogue if what == "catalogue" else import_registry
+        result = run(upload, request.data.get("format") or None, request.user, dry_run=dry_run)
         code = status.HTTP_200_OK if result.ok else status.HTTP_400_BAD_REQUEST
         return Response(result.as_dict(), status=code)
 
 
 class RegistryExportView(_JsonOnly, APIView):
-    """The user's meters as a CSV, XLSX or XML file (filters `q` and `status` as the list)."""
+    """The user's meters as a CSV, XLSX or XML file (filters `q` and `status` as the list).
+
+    With `what=catalogue`: the meter models the user may see, one row per channel.
+    """
 
     permission_classes = [permissions.IsAuthenticated, CanExport]
 
     @extend_schema(
         parameters=[
             OpenApiParameter("format", str, enum=list(FORMATS), default="csv"),
+            OpenApiParameter(
+                "what",
+                str,
+                enum=list(WHAT),
+                default="meters",
+                description="meters, or catalogue: meter models with their channels",
+            ),
             OpenApiParameter("q", str, required=False),
             OpenApiParameter("status", str, required=False),
         ],
@@ -96,4 +143,9 @@ class RegistryExportView(_JsonOnly, APIView):
                 {"detail": f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}"},
                 status=status.HTTP_400_BAD_REQUEST,
             )
+        what = _what(request)
+        if what not in WHAT:
+            return _bad_what(what)
+        if what == "catalogue":
+            return catalogue_export_response(request.user, fmt)
         return export_response(request.user, fmt, request.query_params)

@@ -115,7 +115,11 @@ def export_value(meter: Meter, column: Column) -> Any:
 
 def export_text(meter: Meter, column: Column, *, guard_formulas: bool) -> str:
     """The value as text for CSV and XML; text cells guarded against formula injection."""
-    value = export_value(meter, column)
+    return value_text(export_value(meter, column), column, guard_formulas=guard_formulas)
+
+
+def value_text(value: Any, column: Column, *, guard_formulas: bool) -> str:
+    """An exported value as text (any file layout); text cells guarded against formulas."""
     if value is None:
         return ""
     if isinstance(value, date):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -20,7 +20,16 @@ from xml.sax.saxutils import escape
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import DefusedXMLParser, ParseError
 
-from .columns import BY_NAME, EXPORT_COLUMNS, FORMULA_START, REQUIRED, TEXT, export_text
+from .columns import (
+    BY_NAME,
+    EXPORT_COLUMNS,
+    FORMULA_START,
+    REQUIRED,
+    TEXT,
+    Column,
+    export_value,
+    value_text,
+)
 
 FORMATS = ("csv", "xlsx", "xml")
 CONTENT_TYPES = {
@@ -36,43 +45,65 @@ class FileError(ValueError):
     """The file as a whole cannot be read; nothing is imported."""
 
 
+@dataclass(frozen=True)
+class Layout:
+    """One kind of file: its columns, XML element names, sheet name and how to read a value."""
+
+    by_name: dict[str, Column]
+    export_columns: list[Column]
+    required: list[str]
+    xml_root: str
+    xml_row: str
+    sheet: str
+    value: Callable[[Any, Column], Any]  # (exported object, column) -> Python value
+    plural: str  # what the rows are, for messages
+
+
+METERS = Layout(BY_NAME, EXPORT_COLUMNS, REQUIRED, XML_ROOT, XML_ROW, SHEET, export_value, "meters")
+
+
 @dataclass
 class Record:
     line: int  # CSV line, XLSX row, XML line of the <meter> element
     values: dict[str, Any]
     index: int = 0  # XML: position of the <meter> element (1-based)
+    label: str = "meter"  # XML: the row element's name
 
     @property
     def where(self) -> str:
-        return f"meter #{self.index} (line {self.line})" if self.index else f"row {self.line}"
+        return (
+            f"{self.label} #{self.index} (line {self.line})" if self.index else f"row {self.line}"
+        )
 
 
-def read_records(data: bytes, fmt: str, *, max_rows: int, max_unpacked: int) -> list[Record]:
+def read_records(
+    data: bytes, fmt: str, *, max_rows: int, max_unpacked: int, layout: Layout = METERS
+) -> list[Record]:
     if fmt == "csv":
-        return _read_csv(data, max_rows)
+        return _read_csv(data, max_rows, layout)
     if fmt == "xlsx":
-        return _read_xlsx(data, max_rows, max_unpacked)
+        return _read_xlsx(data, max_rows, max_unpacked, layout)
     if fmt == "xml":
-        return _read_xml(data, max_rows)
+        return _read_xml(data, max_rows, layout)
     raise FileError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
 
 
-def _check_header(header: list[str], where: str) -> list[str]:
+def _check_header(header: list[str], where: str, layout: Layout = METERS) -> list[str]:
     names = [str(h or "").strip().lower() for h in header]
-    unknown = [n or "(empty)" for n in names if n not in BY_NAME]
+    unknown = [n or "(empty)" for n in names if n not in layout.by_name]
     if unknown:
         raise FileError(f"{where}: unknown column(s): {', '.join(unknown)}")
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise FileError(f"{where}: duplicate column(s): {', '.join(duplicates)}")
-    missing = [n for n in REQUIRED if n not in names]
+    missing = [n for n in layout.required if n not in names]
     if missing:
         raise FileError(f"{where}: missing required column(s): {', '.join(missing)}")
     return names
 
 
-def _too_many(max_rows: int) -> FileError:
-    return FileError(f"the file has more than {max_rows} meters; split it")
+def _too_many(max_rows: int, layout: Layout = METERS) -> FileError:
+    return FileError(f"the file has more than {max_rows} {layout.plural}; split it")
 
 
 def _is_blank(cells: Iterable[Any]) -> bool:
@@ -82,7 +113,7 @@ def _is_blank(cells: Iterable[Any]) -> bool:
 # --- CSV -----------------------------------------------------------------------------------
 
 
-def _read_csv(data: bytes, max_rows: int) -> list[Record]:
+def _read_csv(data: bytes, max_rows: int, layout: Layout = METERS) -> list[Record]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -97,13 +128,13 @@ def _read_csv(data: bytes, max_rows: int) -> list[Record]:
         header = next(reader, None)
         if not header or _is_blank(header):
             raise FileError("the CSV file is empty: the first line must name the columns")
-        names = _check_header(header, "header line")
+        names = _check_header(header, "header line", layout)
         records = []
         for row in reader:
             if _is_blank(row):
                 continue
             if len(records) >= max_rows:
-                raise _too_many(max_rows)
+                raise _too_many(max_rows, layout)
             if len(row) > len(names):
                 extra = row[len(names) :]
                 if not _is_blank(extra):
@@ -122,17 +153,22 @@ def _csv_line(cells: list[str]) -> str:
     return buffer.getvalue()
 
 
-def csv_stream(meters: Iterable) -> Iterator[str]:
+def csv_stream(meters: Iterable, layout: Layout = METERS) -> Iterator[str]:
     # A BOM so spreadsheet programs open it as UTF-8; the import accepts it.
-    yield "\ufeff" + _csv_line([c.name for c in EXPORT_COLUMNS])
+    columns = layout.export_columns
+    yield "\ufeff" + _csv_line([c.name for c in columns])
     for meter in meters:
-        yield _csv_line([export_text(meter, c, guard_formulas=True) for c in EXPORT_COLUMNS])
+        yield _csv_line(
+            [value_text(layout.value(meter, c), c, guard_formulas=True) for c in columns]
+        )
 
 
 # --- XLSX ----------------------------------------------------------------------------------
 
 
-def _read_xlsx(data: bytes, max_rows: int, max_unpacked: int) -> list[Record]:
+def _read_xlsx(
+    data: bytes, max_rows: int, max_unpacked: int, layout: Layout = METERS
+) -> list[Record]:
     from openpyxl import load_workbook
 
     buffer = io.BytesIO(data)
@@ -152,7 +188,7 @@ def _read_xlsx(data: bytes, max_rows: int, max_unpacked: int) -> list[Record]:
     except Exception as exc:  # openpyxl raises many types for broken files
         raise FileError(f"cannot read the XLSX file: {exc.__class__.__name__}: {exc}") from None
     try:
-        sheet = book[SHEET] if SHEET in book.sheetnames else book.worksheets[0]
+        sheet = book[layout.sheet] if layout.sheet in book.sheetnames else book.worksheets[0]
         rows = sheet.iter_rows(values_only=True)
         header = next(rows, None)
         if not header or _is_blank(header):
@@ -160,13 +196,13 @@ def _read_xlsx(data: bytes, max_rows: int, max_unpacked: int) -> list[Record]:
         header = list(header)
         while header and header[-1] in (None, ""):
             header.pop()
-        names = _check_header(header, f"sheet {sheet.title!r} row 1")
+        names = _check_header(header, f"sheet {sheet.title!r} row 1", layout)
         records = []
         for number, row in enumerate(rows, start=2):
             if _is_blank(row):
                 continue
             if len(records) >= max_rows:
-                raise _too_many(max_rows)
+                raise _too_many(max_rows, layout)
             if len(row) > len(names) and not _is_blank(row[len(names) :]):
                 raise FileError(f"row {number}: values in columns without a header")
             records.append(Record(number, dict(zip(names, row, strict=False))))
@@ -179,19 +215,19 @@ def _read_xlsx(data: bytes, max_rows: int, max_unpacked: int) -> list[Record]:
     return records
 
 
-def xlsx_write(meters: Iterable, target) -> int:
+def xlsx_write(meters: Iterable, target, layout: Layout = METERS) -> int:
     """Write the workbook (openpyxl write-only mode) to a binary file; returns the row count."""
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
 
     book = Workbook(write_only=True)
-    sheet = book.create_sheet(SHEET)
-    sheet.append([c.name for c in EXPORT_COLUMNS])
+    sheet = book.create_sheet(layout.sheet)
+    sheet.append([c.name for c in layout.export_columns])
     count = 0
     for meter in meters:
         row = []
-        for column in EXPORT_COLUMNS:
-            value = _xlsx_value(meter, column)
+        for column in layout.export_columns:
+            value = _xlsx_value(meter, column, layout)
             if isinstance(value, date):
                 cell = WriteOnlyCell(sheet, value=value)
                 cell.number_format = "yyyy-mm-dd"
@@ -204,10 +240,8 @@ def xlsx_write(meters: Iterable, target) -> int:
     return count
 
 
-def _xlsx_value(meter, column):
-    from .columns import export_value
-
-    value = export_value(meter, column)
+def _xlsx_value(meter, column, layout: Layout = METERS):
+    value = layout.value(meter, column)
     if value is None or value == "":
         return None
     if isinstance(value, Decimal):
@@ -239,7 +273,7 @@ class _LineParser(DefusedXMLParser):
         return super()._end(tag)
 
 
-def _read_xml(data: bytes, max_rows: int) -> list[Record]:
+def _read_xml(data: bytes, max_rows: int, layout: Layout = METERS) -> list[Record]:
     parser = _LineParser()
     try:
         parser.feed(data)
@@ -250,31 +284,32 @@ def _read_xml(data: bytes, max_rows: int) -> list[Record]:
         ) from None
     except (ParseError, ExpatError) as exc:
         raise FileError(f"not well-formed XML: {exc}") from None
-    if _local(root.tag) != XML_ROOT:
-        raise FileError(f"the XML root element must be <{XML_ROOT}>, not <{_local(root.tag)}>")
+    root_name, row_name = layout.xml_root, layout.xml_row
+    if _local(root.tag) != root_name:
+        raise FileError(f"the XML root element must be <{root_name}>, not <{_local(root.tag)}>")
     records = []
     for index, (element, line) in enumerate(zip(root, parser.row_lines, strict=False), start=1):
-        if _local(element.tag) != XML_ROW:
-            raise FileError(f"line {line}: expected <{XML_ROW}>, found <{_local(element.tag)}>")
+        if _local(element.tag) != row_name:
+            raise FileError(f"line {line}: expected <{row_name}>, found <{_local(element.tag)}>")
         if len(records) >= max_rows:
-            raise _too_many(max_rows)
+            raise _too_many(max_rows, layout)
         values: dict[str, Any] = {}
         for child in element:
             name = _local(child.tag)
-            if name not in BY_NAME:
-                raise FileError(f"meter #{index} (line {line}): unknown element <{name}>")
+            if name not in layout.by_name:
+                raise FileError(f"{row_name} #{index} (line {line}): unknown element <{name}>")
             if name in values:
-                raise FileError(f"meter #{index} (line {line}): <{name}> given twice")
+                raise FileError(f"{row_name} #{index} (line {line}): <{name}> given twice")
             if len(child):
-                raise FileError(f"meter #{index} (line {line}): <{name}> must hold only text")
+                raise FileError(f"{row_name} #{index} (line {line}): <{name}> must hold only text")
             values[name] = child.text or ""
-        missing = [n for n in REQUIRED if n not in values]
+        missing = [n for n in layout.required if n not in values]
         if missing:
             raise FileError(
-                f"meter #{index} (line {line}): missing required element(s) "
+                f"{row_name} #{index} (line {line}): missing required element(s) "
                 + ", ".join(f"<{n}>" for n in missing)
             )
-        records.append(Record(line, values, index))
+        records.append(Record(line, values, index, row_name))
     return records
 
 
@@ -282,19 +317,20 @@ def _local(tag) -> str:
     return str(tag).rsplit("}", 1)[-1]
 
 
-def xml_stream(meters: Iterable) -> Iterator[str]:
-    yield f'<?xml version="1.0" encoding="UTF-8"?>\n<{XML_ROOT} version="1">\n'
+def xml_stream(meters: Iterable, layout: Layout = METERS) -> Iterator[str]:
+    root_name, row_name = layout.xml_root, layout.xml_row
+    yield f'<?xml version="1.0" encoding="UTF-8"?>\n<{root_name} version="1">\n'
     for meter in meters:
-        parts = [f"  <{XML_ROW}>\n"]
-        for column in EXPORT_COLUMNS:
-            text = export_text(meter, column, guard_formulas=False)
+        parts = [f"  <{row_name}>\n"]
+        for column in layout.export_columns:
+            text = value_text(layout.value(meter, column), column, guard_formulas=False)
             if text == "" and column.kind != TEXT:
                 parts.append(f"    <{column.name}/>\n")
             else:
                 parts.append(f"    <{column.name}>{escape(_xml_safe(text))}</{column.name}>\n")
-        parts.append(f"  </{XML_ROW}>\n")
+        parts.append(f"  </{row_name}>\n")
         yield "".join(parts)
-    yield f"</{XML_ROOT}>\n"
+    yield f"</{root_name}>\n"
 
 
 def _xml_safe(text: str) -> str:

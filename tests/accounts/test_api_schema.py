@@ -18,6 +18,7 @@ TESTED_ELSEWHERE = {
     "GET /api/activity/{id}/": "tests/accounts/test_activity_log.py::test_activity_log_is_scoped",
     "GET /api/meters/export/": "tests/meters/test_registry_io.py::test_api_export_by_query_format",
     "POST /api/meters/import/": "tests/meters/test_registry_io.py::test_round_trip_changes_nothing",
+    # `what=catalogue` on the same two operations: tests/meters/test_catalogue_io.py.
     "POST /api/meters/{id}/read/": f"{COLLECTION_API}::test_on_demand_read_api",
     "POST /api/read-jobs/{id}/run/": f"{COLLECTION_API}::test_run_job_now",
     "GET /api/runs/": f"{COLLECTION_API}::test_runs_are_scoped",

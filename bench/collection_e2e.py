@@ -259,6 +259,22 @@ def run_baseline(n: int) -> float:
     return seconds
 
 
+def terminate_sessions(url: str) -> None:
+    """The worker's pool may still hold a connection for a moment after it stopped."""
+    import psycopg2
+    from django.db import connections
+
+    connections.close_all()
+    admin = psycopg2.connect(url + "/postgres")
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+            [BENCH_DB],
+        )
+    admin.close()
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
@@ -370,6 +386,8 @@ def main():
                     proc.wait(timeout=20)
                 except subprocess.TimeoutExpired:
                     proc.kill()
+        time.sleep(1)
+        terminate_sessions(url)
         drop_database(url)
 
 

@@ -170,6 +170,16 @@ def _record_outcome(run: JobRun, outcome: MeterOutcome) -> None:
             exchange_log=log_text,
         )
         return
+    if outcome.clock_set:
+        # Setting a meter's clock changes the meter: one activity row, like any command.
+        meter = Meter.objects.get(pk=outcome.meter_id)
+        audit.record(
+            "set_clock",
+            obj=meter,
+            username="collection",
+            changes={"run": run.pk, "meter_time": str(outcome.clock.meter_time)},
+            detail="clock drift over the job's limit, within its maximum adjustment",
+        )
     _finish_result(
         run,
         outcome.meter_id,

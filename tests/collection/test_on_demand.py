@@ -87,3 +87,30 @@ def test_unknown_read_item_is_refused(world):
         actions.request_on_demand_read(
             world.grid_a.meters[0], ["everything"], acting_user=world.operator_a
         )
+
+
+def test_job_sets_a_drifting_clock_within_limits_and_logs_it(world, eager_celery):
+    from accounts.models import ActivityLog
+    from collection.models import ReadJob
+
+    sims = make_meters(1)
+    sims[0].clock_drift_s = 120  # two minutes fast: over the 30 s limit, under 300 s
+    with DlmsFleet(sims, interface="wrapper").running_in_thread() as fleet:
+        meter = point_meter_at(world.grid_a.meters[0], fleet, "90000001")
+        meter.dlms_client_address, meter.security, meter.password = 17, "low", "12345678"
+        meter.save()
+        job = ReadJob.objects.create(
+            name="clock",
+            organisation=world.org_a,
+            items=["clock"],
+            sync_clock=True,
+            clock_drift_limit_s=30,
+            clock_max_adjust_s=300,
+            retries=0,
+        )
+        job.meters.set([meter])
+        run = JobRun.objects.get(pk=actions.start_run(job).pk)
+    assert run.status == RunStatus.SUCCEEDED, run.results.get().error
+    log = ActivityLog.objects.get(action="set_clock")
+    assert log.object_repr == "90000001"
+    assert abs(CommStatus.objects.get(meter=meter).clock_drift_s) < 5  # read after setting

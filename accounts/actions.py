@@ -26,17 +26,26 @@ def save_object(obj: models.Model, *, acting_user, before: dict | None = None) -
 
     `before` is `audit.snapshot(obj)` taken before the caller changed it (None: a new object).
     """
-    action = "add" if obj.pk is None or before is None else "change"
     with transaction.atomic():
         obj.save()
-        ensure_in_scope(obj, acting_user, action)
-        audit.record(
-            "create" if action == "add" else "update",
-            user=acting_user,
-            obj=obj,
-            changes=audit.diff(before, audit.snapshot(obj)),
-        )
+        record_saved(obj, acting_user=acting_user, before=before)
     return obj
+
+
+def record_saved(obj: models.Model, *, acting_user, before: dict | None) -> None:
+    """For an object just saved by the caller (e.g. a serializer): re-check scope, audit.
+
+    Call inside the transaction that saved it: an object outside the user's scope raises
+    OutOfScope and the caller's transaction rolls the save back.
+    """
+    action = "add" if before is None else "change"
+    ensure_in_scope(obj, acting_user, action)
+    audit.record(
+        "create" if action == "add" else "update",
+        user=acting_user,
+        obj=obj,
+        changes=audit.diff(before, audit.snapshot(obj)),
+    )
 
 
 def delete_object(obj: models.Model, *, acting_user) -> None:

@@ -84,7 +84,7 @@ class ScopedModelViewSet(viewsets.ModelViewSet):
 
     def _recheck(self, obj, before):
         try:
-            actions.save_object(obj, acting_user=self.request.user, before=before)
+            actions.record_saved(obj, acting_user=self.request.user, before=before)
         except actions.OutOfScope as exc:
             raise ApiPermissionDenied(str(exc)) from None
 

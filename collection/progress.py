@@ -24,7 +24,17 @@ def run_snapshot(run) -> dict:
 
 
 def publish_run(run_id: int) -> None:
-    """After the current transaction commits, push the run's counts to its watchers."""
+    """After the current transaction commits, push the run's counts to its watchers.
+
+    Called once per meter outcome; within one transaction the run is pushed once, with its
+    counts as they stand at commit (a batch of hundreds of meters is one message, not
+    hundreds).
+    """
+    connection = transaction.get_connection()
+    # Already queued in this transaction? (Looked up in Django's own queue, so a rolled-back
+    # transaction, whose callbacks Django drops, leaves nothing behind.)
+    if any(getattr(entry[1], "ami_run_id", None) == run_id for entry in connection.run_on_commit):
+        return
 
     def send():
         from .models import JobRun
@@ -36,4 +46,5 @@ def publish_run(run_id: int) -> None:
             run_group(run_id), {"type": "run.progress", "run": run_snapshot(run)}
         )
 
+    send.ami_run_id = run_id
     transaction.on_commit(send)

@@ -144,3 +144,26 @@ async def test_run_progress_websocket_is_scoped(world):
             assert (
                 not connected or (await ws.receive_output(timeout=5))["type"] == "websocket.close"
             )
+
+
+def test_progress_is_pushed_once_per_transaction(world, monkeypatch):
+    from django.db import transaction
+
+    from collection import progress
+
+    sent = []
+    monkeypatch.setattr(progress, "async_to_sync", lambda fn: lambda group, msg: sent.append(group))
+    run = JobRun.objects.create(organisation=world.org_a, kind="on_demand", total=3)
+    with transaction.atomic():
+        for _ in range(3):
+            progress.publish_run(run.pk)
+    assert sent == [f"run-{run.pk}"]
+    try:
+        with transaction.atomic():
+            progress.publish_run(run.pk)
+            raise RuntimeError("rolled back")
+    except RuntimeError:
+        pass
+    with transaction.atomic():
+        progress.publish_run(run.pk)  # a rollback does not swallow later pushes
+    assert sent == [f"run-{run.pk}", f"run-{run.pk}"]

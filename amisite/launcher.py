@@ -162,7 +162,7 @@ def main() -> None:
     try:
         manage("migrate", "--no-input", "-v", "0")
         manage("collectstatic", "--no-input", "-v", "0")
-        manage("load_demo")
+        manage("load_demo", "--read-now")
     except subprocess.CalledProcessError as exc:
         if redis_proc:
             redis_proc.terminate()

@@ -8,12 +8,27 @@ from meters.demo import DEMO_LOGINS, demo_loaded, load_demo
 class Command(BaseCommand):
     help = "Load the demo (organisations, users, grid, simulated meters) if the database is empty."
 
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--read-now",
+            action="store_true",
+            help="queue a first run of the demo's read jobs (make run: data at once, not at the "
+            "next quarter-hour)",
+        )
+
     def handle(self, *args, **options):
         if demo_loaded():
             self.stdout.write("[ami] database already has data: demo not reloaded")
         else:
             load_demo()
             self.stdout.write("[ami] demo loaded")
+            if options["read_now"]:
+                from collection import actions
+                from collection.models import ReadJob
+
+                for job in ReadJob.objects.filter(enabled=True):
+                    actions.start_run(job, kind="manual")
+                self.stdout.write("[ami] first reads of the demo fleet queued")
         self.stdout.write("[ami] demo logins (user / password):")
         for login in DEMO_LOGINS:
             self.stdout.write(f"[ami]   {login.username:16} {login.password:18} {login.what}")

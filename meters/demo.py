@@ -201,7 +201,7 @@ def _demo_grid(org, letter, lat, lon, model, meter_index) -> int:
                         install_date=date(2025, 1, 1),
                         host="127.0.0.1",
                         port=simulator_port(),
-                        dlms_server_address=1,
+                        dlms_server_address=meter_index,
                         dlms_client_address=16,
                         latitude=point.latitude,
                         longitude=point.longitude,

@@ -46,3 +46,17 @@ def test_demo_schedules_a_read_job_per_region():
     assert jobs.count() == 2
     for job in jobs:
         assert job.periodic_task.enabled and job.periodic_task.crontab.minute == "*/15"
+
+
+def test_demo_meters_are_registered_at_their_simulated_addresses():
+    """One listener serves the fleet: meter i (serial 90000001 + i) is logical device i + 1."""
+    from collection.simulators.dlms_fleet import make_meters
+    from meters.demo import DEMO_METERS, SIM_FIRST_SERIAL
+
+    load_demo()
+    simulated = make_meters(DEMO_METERS, first_serial=SIM_FIRST_SERIAL)  # as simulate_meters
+    address = {m.serial: i + 1 for i, m in enumerate(simulated)}
+    meters = list(Meter.objects.all())
+    assert len(meters) == DEMO_METERS
+    for meter in meters:
+        assert meter.dlms_server_address == address[meter.serial]

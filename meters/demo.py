@@ -202,6 +202,7 @@ def _demo_grid(org, letter, lat, lon, model, meter_index) -> int:
                         host="127.0.0.1",
                         port=simulator_port(),
                         dlms_server_address=meter_index,
+                        timeout_s=10,
                         dlms_client_address=16,
                         latitude=point.latitude,
                         longitude=point.longitude,

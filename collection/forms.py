@@ -20,7 +20,7 @@ class ReadJobForm(forms.ModelForm):
     class Meta:
         model = ReadJob
         fields = [
-            "name", "organisation", "items", "grid_node", "meter_model", "crontab",
+            "name", "organisation", "items", "grid_node", "meter_model", "crontab", "every_minutes",
             "window_minutes", "backfill_days", "batch_size", "concurrency", "retries",
             "retry_backoff_s", "clock_drift_limit_s", "sync_clock", "clock_max_adjust_s", "enabled",
         ]  # fmt: skip

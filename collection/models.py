@@ -44,6 +44,12 @@ class ReadJob(models.Model):
         default="15 1 * * *",
         help_text="minute hour day-of-month month day-of-week, in the utility's time zone",
     )
+    every_minutes = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(7 * 24 * 60)],
+        help_text="or run every so many minutes instead of the crontab",
+    )
     window_minutes = models.PositiveIntegerField(
         default=240, help_text="a run not finished this long after its start gives up"
     )

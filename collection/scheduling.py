@@ -1,4 +1,4 @@
-"""Read-job schedules: crontab text in the utility's time zone <-> django-celery-beat rows."""
+"""Read-job schedules (crontab in the utility's time zone, or an interval) <-> beat rows."""
 
 from __future__ import annotations
 
@@ -27,17 +27,29 @@ def parse_crontab(text: str) -> dict[str, str]:
 
 @transaction.atomic
 def sync_schedule(job) -> None:
-    """Create, update or disable the beat entry that starts this job's runs."""
-    from django_celery_beat.models import CrontabSchedule, PeriodicTask
+    """Create, update or disable the beat entry that starts this job's runs.
 
-    fields = parse_crontab(job.crontab)
-    schedule, _ = CrontabSchedule.objects.get_or_create(timezone=settings.TIME_ZONE, **fields)
+    A job runs on its crontab (in the utility's time zone) or, when `every_minutes` is
+    set, at that interval.
+    """
+    from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
+
     task = job.periodic_task
     if task is None:
         task = PeriodicTask(
             name=f"read job {job.pk}: {job.name}"[:200], task="collection.run_read_job"
         )
-    task.crontab = schedule
+    if job.every_minutes:
+        task.interval, _ = IntervalSchedule.objects.get_or_create(
+            every=job.every_minutes, period=IntervalSchedule.MINUTES
+        )
+        task.crontab = None
+    else:
+        fields = parse_crontab(job.crontab)
+        task.crontab, _ = CrontabSchedule.objects.get_or_create(
+            timezone=settings.TIME_ZONE, **fields
+        )
+        task.interval = None
     task.args = json.dumps([job.pk])
     task.enabled = job.enabled
     task.queue = "default"

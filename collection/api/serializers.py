@@ -40,6 +40,7 @@ class ReadJobSerializer(serializers.ModelSerializer):
             "meters",
             "meter_status",
             "crontab",
+            "every_minutes",
             "window_minutes",
             "backfill_days",
             "batch_size",

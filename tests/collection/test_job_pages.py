@@ -82,3 +82,15 @@ def test_run_now_starts_a_run(world, settings):
     run = JobRun.objects.get(job=job)
     assert response.status_code == 302 and response["Location"] == f"/runs/{run.pk}/"
     assert run.total == 2 and run.kind == "manual"
+
+
+def test_a_job_can_run_at_an_interval_instead_of_a_crontab(world):
+    client = client_for(world.engineer_a)
+    response = client.post("/jobs/new/", form_data(world, every_minutes=15))
+    assert response.status_code == 302, response.context["form"].errors
+    job = ReadJob.objects.get(name="North feeder nightly")
+    task = PeriodicTask.objects.get(pk=job.periodic_task_id)
+    assert (task.interval.every, task.interval.period, task.crontab) == (15, "minutes", None)
+    client.post(f"/jobs/{job.pk}/edit/", form_data(world, every_minutes=""))
+    task.refresh_from_db()
+    assert task.interval is None and task.crontab.hour == "1"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 from django.conf import settings
-from django.db.models import Avg, Count, F, FloatField, Max, Min, Q
+from django.db.models import Count, F, FloatField, Max, Min, Q, Sum
 from django.db.models.functions import Cast, Floor
 from django.http import JsonResponse
 from django.urls import reverse
@@ -25,6 +25,7 @@ from accounts.mixins import ScopedViewMixin
 from .choices import NodeKind
 from .filters import Health, MeterFilter, filter_choices, health_expression
 from .models import DataConcentrator, GridNode, Meter
+from .rollup_cache import aggregate_memory, cached_rollup
 
 POINT_LIMIT = 1500  # meters sent one by one when no more than this lie in view
 CELL_PX = 64  # cell edge in screen pixels at the requested zoom
@@ -125,7 +126,10 @@ class MapDataView(ScopedViewMixin, View):
         else:
             # Never more than about MAX_COLUMNS x MAX_ROWS cells, whatever zoom is claimed.
             cell = max(cell_degrees(zoom), (east - west) / MAX_COLUMNS, (north - south) / MAX_ROWS)
-            cells = _cells(in_view, cell, now)
+            # Cached briefly per (scope, query): the answer carries its age (as_of).
+            parts = ["map-cells", sorted(request.GET.lists()), (west, south, east, north), cell]
+            cells, as_of = cached_rollup(request.user, parts, lambda: _cells(in_view, cell, now))
+            data["as_of"] = as_of.isoformat()
             data.update(
                 mode="cells",
                 cell=cell,
@@ -140,31 +144,38 @@ class MapDataView(ScopedViewMixin, View):
 
 def _cells(meters, cell: float, now) -> list[dict]:
     # Float arithmetic (not numeric) for the cell keys: the cheap part of the aggregate.
+    # Grouped by (cell, health) and pivoted here: the health CASE is evaluated once per meter
+    # (a `Count(filter=Q(health=h))` per class repeated it in every FILTER clause).
     lat = Cast("latitude", FloatField())
     lon = Cast("longitude", FloatField())
-    rows = (
-        meters.annotate(
-            health=health_expression(now),
-            cy=Floor(lat / cell),
-            cx=Floor(lon / cell),
+    with aggregate_memory():
+        rows = list(
+            meters.annotate(
+                health=health_expression(now),
+                cy=Floor(lat / cell),
+                cx=Floor(lon / cell),
+            )
+            .values("cy", "cx", "health")
+            .annotate(n=Count("pk"), lat=Sum(lat), lon=Sum(lon))
+            .order_by()
         )
-        .values("cy", "cx")
-        .annotate(
-            n=Count("pk"),
-            lat=Avg(lat),
-            lon=Avg(lon),
-            **{h: Count("pk", filter=Q(health=h)) for h in Health.ORDER},
-        )
-        .order_by()
-    )
+    cells: dict[tuple, dict] = {}
+    for row in rows:
+        c = cells.get((row["cy"], row["cx"]))
+        if c is None:
+            c = cells[(row["cy"], row["cx"])] = {"n": 0, "lat": 0.0, "lon": 0.0, "counts": {}}
+        c["n"] += row["n"]
+        c["lat"] += row["lat"]
+        c["lon"] += row["lon"]
+        c["counts"][row["health"]] = row["n"]
     return [
         {
-            "lat": round(row["lat"], 6),
-            "lon": round(row["lon"], 6),
-            "n": row["n"],
-            "counts": {h: row[h] for h in Health.ORDER if row[h]},
+            "lat": round(c["lat"] / c["n"], 6),
+            "lon": round(c["lon"] / c["n"], 6),
+            "n": c["n"],
+            "counts": {h: c["counts"][h] for h in Health.ORDER if c["counts"].get(h)},
         }
-        for row in rows
+        for c in cells.values()
     ]
 
 

@@ -56,7 +56,8 @@
     data.concentrators.forEach(function (c) {
       layer.addLayer(L.marker([c.lat, c.lon], {icon: L.divIcon({className: "map-asset dc", iconSize: [12, 12]}), title: "Concentrator " + c.serial}));
     });
-    total.textContent = "(" + data.total + " meters in view" + (data.mode === "cells" ? ", clustered" : "") + ")";
+    total.textContent = "(" + data.total + " meters in view" + (data.mode === "cells" ? ", clustered" : "") +
+      (data.as_of ? ", as of " + new Date(data.as_of).toLocaleTimeString() : "") + ")";
   }
   function load() {
     map.invalidateSize();  // the box may have been laid out after the map was made

@@ -1,0 +1,49 @@
+"""The short-lived roll-up cache of the whole-fleet map cells and the grid tree: keyed by the
+user's exact scope and query, stale for at most DASHBOARD_ROLLUP_SECONDS, and said so."""
+
+import pytest
+from django.core.cache import cache
+
+from collection.models import CommStatus
+from meters import map_views
+from tests.dashboard.test_map import LONDON, client_for, placed  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.django_db
+FAR = {**LONDON, "zoom": 3}
+
+
+@pytest.fixture
+def cached(settings, monkeypatch):
+    settings.DASHBOARD_ROLLUP_SECONDS = 15
+    monkeypatch.setattr(map_views, "POINT_LIMIT", 1)  # cells even for 2 meters
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def test_map_cells_cached_per_scope_and_query(placed, cached):  # noqa: F811
+    a_client, b_client = client_for(placed.operator_a), client_for(placed.operator_b)
+    first = a_client.get("/map/data/", FAR).json()
+    assert first["total"] == 2 and "as_of" in first
+    # Another organisation's operator never gets A's entry, nor does a wider scope.
+    assert b_client.get("/map/data/", FAR).json()["total"] == 2
+    assert client_for(placed.superuser).get("/map/data/", FAR).json()["total"] == 4
+    CommStatus.objects.create(meter=placed.grid_a.meters[0], unreachable=True)
+    again = a_client.get("/map/data/", FAR).json()
+    assert again["cells"] == first["cells"] and again["as_of"] == first["as_of"]  # within TTL
+    # A different filter is a different query, computed now (here one point).
+    fresh = a_client.get("/map/data/", {**FAR, "q": placed.grid_a.meters[0].serial}).json()
+    assert [p["health"] for p in fresh["points"]] == ["unreachable"]
+    cache.clear()  # the TTL elapsed
+    later = a_client.get("/map/data/", FAR).json()
+    assert sum(c["counts"].get("unreachable", 0) for c in later["cells"]) == 1
+
+
+def test_grid_rollups_cached_per_scope_and_shown_with_age(placed, cached):  # noqa: F811
+    a_page = client_for(placed.operator_a).get("/grid/")
+    assert a_page.context["roots"][0].rollup["total"] == 2
+    assert b"Counts as of" in a_page.content and b"every 15 s" in a_page.content
+    b_page = client_for(placed.operator_b).get("/grid/")
+    assert [r.code for r in b_page.context["roots"]] == [placed.grid_b.region.code]
+    assert b_page.context["roots"][0].rollup["total"] == 2
+    assert placed.grid_a.region.code.encode() not in b_page.content

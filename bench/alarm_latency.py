@@ -41,52 +41,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.benchdb import drop_database, server_url, setup_django  # noqa: E402
+
 BENCH_DB = "ami_bench_alarms"
 T0 = datetime(2026, 6, 1, 10, 0, tzinfo=UTC)
 BATCH_INTERVAL = 0.02
-
-
-def server_url() -> str:
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith("postgres"):
-        url = "postgres://postgres@127.0.0.1:5432/postgres"
-    return url.rsplit("/", 1)[0]
-
-
-def setup_django(url: str) -> None:
-    import psycopg2
-
-    admin = psycopg2.connect(url + "/postgres")
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        cur.execute(f"CREATE DATABASE {BENCH_DB}")
-    admin.close()
-    os.environ["DATABASE_URL"] = f"{url}/{BENCH_DB}"
-    os.environ.setdefault("SECRET_KEY", "bench-only")
-    os.environ["CELERY_BROKER_URL"] = "memory://"
-    os.environ["AMI_CHANNEL_PREFIX"] = f"ami-bench-alarms-{os.getpid()}"
-    os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "amisite.settings")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-
-
-def drop_database(url: str) -> None:
-    import psycopg2
-    from django.db import connections
-
-    connections.close_all()
-    admin = psycopg2.connect(url + "/postgres")
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        # The server's worker threads may still hold a connection: force them off.
-        cur.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-    admin.close()
 
 
 def make_world(meters: int):
@@ -307,7 +267,13 @@ def main(argv=None) -> int:
     seconds = args.seconds or (2.0 if args.quick else 5.0)
     per_run = int(args.rate * seconds) + args.rate
     url = server_url()
-    setup_django(url)
+    setup_django(
+        url,
+        BENCH_DB,
+        CELERY_BROKER_URL="memory://",
+        AMI_CHANNEL_PREFIX=f"ami-bench-alarms-{os.getpid()}",
+        REDIS_URL=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+    )
     server = None
     try:
         meter_ids, users, region_a = make_world(per_run * args.pairs)
@@ -336,7 +302,7 @@ def main(argv=None) -> int:
                 server.kill()
                 server.wait(5)
         if not args.keep:
-            drop_database(url)
+            drop_database(url, BENCH_DB)
 
     def med(side, q):
         return statistics.median(percentile(lat, q) for lat, _ in results[side])

@@ -259,22 +259,6 @@ def run_baseline(n: int) -> float:
     return seconds
 
 
-def terminate_sessions(url: str) -> None:
-    """The worker's pool may still hold a connection for a moment after it stopped."""
-    import psycopg2
-    from django.db import connections
-
-    connections.close_all()
-    admin = psycopg2.connect(url + "/postgres")
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-            [BENCH_DB],
-        )
-    admin.close()
-
-
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
@@ -285,13 +269,10 @@ def main():
     args = parser.parse_args()
     n = args.meters or (400 if args.quick else 3000)
     pairs = args.pairs or (1 if args.quick else 3)
-    sys.path.insert(0, str(ROOT / "bench"))
-    import ingest
-    from ingest import drop_database, server_url, setup_django  # noqa: E402
+    from bench.benchdb import drop_database, server_url, setup_django
 
-    ingest.BENCH_DB = BENCH_DB
     url = server_url()
-    setup_django(url)
+    setup_django(url, BENCH_DB)
     total = max(n, args.memory_meters)
     workdir = Path(tempfile.mkdtemp(prefix="ami-e2e-"))
     manifest_path = workdir / "meters.json"
@@ -386,9 +367,7 @@ def main():
                     proc.wait(timeout=20)
                 except subprocess.TimeoutExpired:
                     proc.kill()
-        time.sleep(1)
-        terminate_sessions(url)
-        drop_database(url)
+        drop_database(url, BENCH_DB)
 
 
 if __name__ == "__main__":

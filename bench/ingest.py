@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import struct
 import sys
@@ -33,6 +32,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.benchdb import drop_database, server_url, setup_django  # noqa: E402
+
 BENCH_DB = "ami_bench"
 QH = timedelta(minutes=15)
 DAY0 = datetime(2026, 6, 1, tzinfo=UTC)
@@ -43,46 +45,6 @@ CHANNELS = [  # as the simulated fleet (collection/simulators/model.py)
     ("1-0:4.29.0*255", "varh"),
 ]
 PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
-
-
-def server_url() -> str:
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith("postgres"):
-        url = "postgres://postgres@127.0.0.1:5432/postgres"
-    return url.rsplit("/", 1)[0]
-
-
-def setup_django(url: str) -> None:
-    """Point Django at the throwaway database (recreated) and migrate it."""
-    import psycopg2
-
-    admin = psycopg2.connect(url + "/postgres")
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS {BENCH_DB}")
-        cur.execute(f"CREATE DATABASE {BENCH_DB}")
-    admin.close()
-    os.environ["DATABASE_URL"] = f"{url}/{BENCH_DB}"
-    os.environ.setdefault("SECRET_KEY", "bench-only")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "amisite.settings")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-
-
-def drop_database(url: str) -> None:
-    import psycopg2
-    from django.db import connections
-
-    connections.close_all()
-    admin = psycopg2.connect(url + "/postgres")
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS {BENCH_DB}")
-    admin.close()
 
 
 def make_fleet(n: int) -> list[int]:
@@ -207,12 +169,12 @@ def main() -> None:
     n_meters = args.meters or (400 if args.quick else 2500)
     rounds = args.rounds or (3 if args.quick else 5)
     url = server_url()
-    setup_django(url)
+    setup_django(url, BENCH_DB)
     try:
         run(n_meters, rounds)
     finally:
         if not args.keep:
-            drop_database(url)
+            drop_database(url, BENCH_DB)
 
 
 def run(n_meters: int, rounds: int) -> None:

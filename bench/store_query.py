@@ -36,7 +36,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.ingest import CHANNELS, drop_database, server_url, setup_django  # noqa: E402
+from bench.benchdb import drop_database, server_url, setup_django  # noqa: E402
+from bench.ingest import BENCH_DB, CHANNELS  # noqa: E402
 
 MONTH = datetime(2026, 6, 1, tzinfo=UTC)
 DAYS = 30
@@ -242,12 +243,12 @@ def main() -> None:
     p.add_argument("--keep", action="store_true", help="keep the ami_bench database")
     args = p.parse_args()
     url = server_url()
-    setup_django(url)
+    setup_django(url, BENCH_DB)
     try:
         run(args.quick)
     finally:
         if not args.keep:
-            drop_database(url)
+            drop_database(url, BENCH_DB)
 
 
 def run(quick: bool) -> None:

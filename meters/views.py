@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
-from django.db.models import Count, Exists, F, OuterRef
+from django.db.models import Count, F
 from django.http import Http404, JsonResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect
 from django.utils import timezone
@@ -57,23 +57,25 @@ def health_groups(meters, *keys: str) -> dict:
     return groups
 
 
-def grid_rollups(user, under: GridNode | None = None) -> dict[int, dict]:
+def grid_rollups(
+    user, under: GridNode | None = None, known_paths: dict[int, str] | None = None
+) -> dict[int, dict]:
     """Meters per grid node (total and per health) for every node in a subtree.
 
     One aggregated query grouped by transformer path (a few thousand groups at most); each
-    group's counts are added to every node on its path. No per-node queries.
+    group's counts are added to every node on its path. No per-node queries. `known_paths`
+    (node id -> path, e.g. the upper nodes a caller already loaded) saves looking those up.
     """
     meters = Meter.objects.restrict(user, "view").filter(service_point__isnull=False)
     if under is not None:
         meters = meters.filter(service_point__path__startswith=under.path)
-    # Group by transformer id (no join to the transformer), then its path from a second,
-    # small query.
+    # Group by transformer id (no join to the transformer), then its path from the caller's
+    # nodes or a second, small query for the ones it did not have.
     by_transformer = health_groups(meters, "service_point__parent_id")
-    paths = dict(
-        GridNode.objects.filter(pk__in=[pk for pk in by_transformer if pk is not None]).values_list(
-            "pk", "path"
-        )
-    )
+    paths = dict(known_paths or {})
+    missing = [pk for pk in by_transformer if pk is not None and pk not in paths]
+    if missing:
+        paths.update(GridNode.objects.filter(pk__in=missing).values_list("pk", "path"))
     rollups: dict[int, dict] = {}
     for transformer, counts in by_transformer.items():
         path = paths.get(transformer) or ""
@@ -121,17 +123,25 @@ class GridTreeView(ScopedViewMixin, TemplateView):
     def get_context_data(self, **kwargs):
         scoped = self.scoped_queryset()
         upper = scoped.exclude(kind=NodeKind.SERVICE_POINT).select_related("organisation")
-        eager = upper.count() <= GRID_EAGER_LIMIT
+        # One light query for every visible upper node (a few thousand at fleet scale): its
+        # size decides eager loading, and its parents and paths give the roots and the
+        # transformers' paths for the roll-up without further queries. Service points are
+        # leaves, so a visible upper node's parent is visible exactly when it is in here.
+        upper_rows = list(upper.values_list("pk", "parent_id", "path"))
+        eager = len(upper_rows) <= GRID_EAGER_LIMIT
         if eager:
             nodes = list(upper.order_by("path"))
         else:
-            # Roots: no parent, or a parent out of scope (an index probe per upper node; a
-            # NOT IN over every visible node took seconds at 100k service points).
-            parent_visible = Exists(scoped.filter(pk=OuterRef("parent_id")))
-            nodes = list(upper.filter(~parent_visible).order_by("path"))
+            # Roots: no parent, or a parent out of scope.
+            visible = {pk for pk, _, _ in upper_rows}
+            roots = [pk for pk, parent, _ in upper_rows if parent not in visible]
+            nodes = list(upper.filter(pk__in=roots).order_by("path"))
+        paths = {pk: path for pk, _, path in upper_rows}
         # The fleet-wide roll-up is cached briefly per scope; the page shows its age.
         rollups, as_of = cached_rollup(
-            self.request.user, ["grid"], lambda: grid_rollups(self.request.user)
+            self.request.user,
+            ["grid"],
+            lambda: grid_rollups(self.request.user, known_paths=paths),
         )
         ids = {node.pk for node in nodes}
         by_parent: dict[int | None, list] = {}

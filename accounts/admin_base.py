@@ -75,3 +75,16 @@ class ScopedModelAdmin(admin.ModelAdmin):
 
     def log_deletions(self, request, queryset):
         return None
+
+
+class ReadOnlyScopedAdmin(ScopedModelAdmin):
+    """Records that change only through their app's actions: shown in scope, never edited."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -3,7 +3,7 @@
 from django.contrib import admin
 
 from accounts import audit
-from accounts.admin_base import ScopedModelAdmin
+from accounts.admin_base import ReadOnlyScopedAdmin, ScopedModelAdmin
 
 from . import actions
 from .models import CommStatus, JobRun, MeterReadResult, ReadJob
@@ -25,21 +25,8 @@ class ReadJobAdmin(ScopedModelAdmin):
         actions.delete_read_job(obj, acting_user=request.user)
 
 
-class ReadOnlyAdmin(ScopedModelAdmin):
-    """Records written by the collection engine: looked at, never edited by hand."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(JobRun)
-class JobRunAdmin(ReadOnlyAdmin):
+class JobRunAdmin(ReadOnlyScopedAdmin):
     list_display = (
         "pk",
         "job",
@@ -55,14 +42,14 @@ class JobRunAdmin(ReadOnlyAdmin):
 
 
 @admin.register(MeterReadResult)
-class MeterReadResultAdmin(ReadOnlyAdmin):
+class MeterReadResultAdmin(ReadOnlyScopedAdmin):
     list_display = ("run", "meter", "status", "attempts", "error_kind", "values_stored")
     list_filter = ("status", "error_kind")
     search_fields = ("meter__serial",)
 
 
 @admin.register(CommStatus)
-class CommStatusAdmin(ReadOnlyAdmin):
+class CommStatusAdmin(ReadOnlyScopedAdmin):
     list_display = ("meter", "last_success", "consecutive_failures", "unreachable", "clock_drift_s")
     list_filter = ("unreachable",)
     search_fields = ("meter__serial",)

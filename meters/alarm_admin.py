@@ -2,7 +2,7 @@
 
 from django.contrib import admin, messages
 
-from accounts.admin_base import ScopedModelAdmin
+from accounts.admin_base import ReadOnlyScopedAdmin, ScopedModelAdmin
 
 from . import alarm_actions
 from .alarms import Alarm, AlarmRule, AlarmSubscription, NotificationDelivery
@@ -16,21 +16,8 @@ class AlarmRuleAdmin(ScopedModelAdmin):
     raw_id_fields = ("grid_node",)
 
 
-class ReadOnlyAdmin(ScopedModelAdmin):
-    """Shown, never edited here: these rows change only through meters.alarm_actions."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(Alarm)
-class AlarmAdmin(ReadOnlyAdmin):
+class AlarmAdmin(ReadOnlyScopedAdmin):
     list_display = ("meter", "kind", "severity", "state", "count", "last_event_at", "organisation")
     list_filter = ("state", "severity", "kind")
     search_fields = ("meter__serial",)
@@ -71,7 +58,7 @@ class AlarmSubscriptionAdmin(ScopedModelAdmin):
 
 
 @admin.register(NotificationDelivery)
-class NotificationDeliveryAdmin(ReadOnlyAdmin):
+class NotificationDeliveryAdmin(ReadOnlyScopedAdmin):
     list_display = ("created_at", "channel", "recipient", "status", "attempts", "alarm")
     list_filter = ("channel", "status")
     search_fields = ("recipient",)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin
 
-from accounts.admin_base import ScopedModelAdmin
+from accounts.admin_base import ReadOnlyScopedAdmin, ScopedModelAdmin
 
 from .models import (
     ManagementOrder,
@@ -94,28 +94,15 @@ class VendingStationAdmin(ScopedModelAdmin):
     filter_horizontal = ("clerks",)
 
 
-class ReadOnlyAdmin(ScopedModelAdmin):
-    """Shown, never edited here: these rows change only through vending.actions."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(Shift)
-class ShiftAdmin(ReadOnlyAdmin):
+class ShiftAdmin(ReadOnlyScopedAdmin):
     list_display = ("station", "clerk", "status", "opened_at", "closed_at", "expected_cash",
                     "cash_counted", "variance")  # fmt: skip
     list_filter = ("status",)
 
 
 @admin.register(Sale)
-class SaleAdmin(ReadOnlyAdmin):
+class SaleAdmin(ReadOnlyScopedAdmin):
     list_display = ("reference", "account", "station", "sold_by", "channel", "status",
                     "amount_paid", "energy_kwh", "created_at")  # fmt: skip
     list_filter = ("status", "channel")
@@ -123,17 +110,17 @@ class SaleAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Token)
-class TokenAdmin(ReadOnlyAdmin):
+class TokenAdmin(ReadOnlyScopedAdmin):
     list_display = ("account", "purpose", "kind", "sequence", "tid", "amount_kwh", "issued_at")
     list_filter = ("purpose",)
 
 
 @admin.register(SaleReversal)
-class SaleReversalAdmin(ReadOnlyAdmin):
+class SaleReversalAdmin(ReadOnlyScopedAdmin):
     list_display = ("sale", "reversed_by", "refund_amount", "created_at")
 
 
 @admin.register(ManagementOrder)
-class ManagementOrderAdmin(ReadOnlyAdmin):
+class ManagementOrderAdmin(ReadOnlyScopedAdmin):
     list_display = ("account", "purpose", "issued_by", "created_at", "reason")
     list_filter = ("purpose",)

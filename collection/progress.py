@@ -15,6 +15,7 @@ def run_snapshot(run) -> dict:
     return {
         "id": run.pk,
         "status": run.status,
+        "status_label": run.get_status_display(),
         "total": run.total,
         "done": run.done,
         "succeeded": run.succeeded,

@@ -180,6 +180,7 @@ class ExportJobStatusView(ExportJobMixin, DetailView):
             {
                 "id": job.pk,
                 "status": job.status,
+                "status_label": job.get_status_display(),
                 "rows_done": job.rows_done,
                 "rows_estimated": job.rows_estimated,
                 "percent": job.percent,

@@ -49,21 +49,27 @@
       .catch(function (err) { el.textContent = "Could not draw the graph: " + err.message; });
   }
 
+  // A queued export is polled until it is ready or failed; a finished one is not polled.
   var job = document.getElementById("export-job");
   if (job) {
+    var state = document.getElementById("export-status");
+    var FINISHED = ["done", "failed"];
+    var delay = 1000;
     var poll = function () {
       fetch(job.dataset.status, { credentials: "same-origin" })
-        .then(function (r) { return r.json(); })
+        .then(function (r) { if (!r.ok) { throw new Error("HTTP " + r.status); } return r.json(); })
         .then(function (s) {
-          document.getElementById("export-status").textContent = s.status;
+          state.dataset.status = s.status;
+          state.textContent = s.status_label || s.status;
           document.getElementById("export-rows").textContent = s.rows_done;
           document.getElementById("export-bar").value = s.percent;
           document.getElementById("export-error").textContent = s.error || "";
-          if (s.status === "done") { document.getElementById("export-download").hidden = false; return; }
-          if (s.status !== "failed") { window.setTimeout(poll, 1000); }
+          if (s.status === "done") { document.getElementById("export-download").hidden = false; }
+          if (FINISHED.indexOf(s.status) >= 0) { job.dataset.watch = "finished"; return; }
+          delay = 1000; window.setTimeout(poll, delay);
         })
-        .catch(function () { window.setTimeout(poll, 3000); });
+        .catch(function () { delay = Math.min(delay * 2, 30000); window.setTimeout(poll, delay); });
     };
-    poll();
+    if (FINISHED.indexOf(state.dataset.status) >= 0) { job.dataset.watch = "finished"; } else { job.dataset.watch = "live"; poll(); }
   }
 })();

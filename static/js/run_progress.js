@@ -1,24 +1,34 @@
-// Live progress of one read run over its websocket; reloads once when the run ends.
+// Live progress of one read run over its websocket. A run that is finished when the page
+// loads is not watched at all; a run that finishes while watched reloads the page once
+// (to show each meter's result), and the reloaded page, being finished, watches nothing.
 (function () {
   "use strict";
   var box = document.getElementById("run-progress");
   if (!box) { return; }
-  var finished = ["succeeded", "partial", "failed"];
-  var startedFinished = finished.indexOf(document.getElementById("run-status").textContent.trim().toLowerCase()) >= 0;
+  var FINISHED = ["succeeded", "partial", "failed"];
+  var status = document.getElementById("run-status");
+  if (FINISHED.indexOf(status.dataset.status) >= 0) { box.dataset.watch = "finished"; return; }
   var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
   var ws = new WebSocket(scheme + window.location.host + box.dataset.ws);
+  box.dataset.watch = "live";
+  function text(id, value) { document.getElementById(id).textContent = value; }
   ws.onmessage = function (msg) {
     var data = JSON.parse(msg.data);
     if (data.type !== "run") { return; }
     var run = data.run;
-    document.getElementById("run-status").textContent = run.status;
-    document.getElementById("run-done").textContent = run.done;
-    document.getElementById("run-total").textContent = run.total;
-    document.getElementById("run-ok").textContent = run.succeeded;
-    document.getElementById("run-failed").textContent = run.failed;
-    document.getElementById("run-values").textContent = run.values_stored;
+    status.dataset.status = run.status;
+    text("run-status", run.status_label || run.status);
+    text("run-done", run.done);
+    text("run-total", run.total);
+    text("run-ok", run.succeeded);
+    text("run-failed", run.failed);
+    text("run-values", run.values_stored);
     var bar = document.getElementById("run-bar");
     bar.max = Math.max(run.total, 1); bar.value = run.done;
-    if (finished.indexOf(run.status) >= 0 && !startedFinished) { window.location.reload(); }
+    if (FINISHED.indexOf(run.status) >= 0) {
+      box.dataset.watch = "finished";
+      ws.onmessage = null; ws.close();
+      window.location.reload();
+    }
   };
 })();

@@ -4,17 +4,17 @@ Screenshots of each page at desktop (1280 px) and phone (390 px) width go to
 artifacts/screenshots/ (git-ignored), for review of the layout.
 """
 
-import threading
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from collection.models import CommStatus
 from collection.status import publish_status
+from tests.pages.browser import in_worker_thread
 
 pytestmark = pytest.mark.browser
 SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
@@ -36,20 +36,6 @@ def meter_goes_unreachable(meter):
             last_attempt=timezone.now() - timedelta(minutes=1),
         )  # fmt: skip
         publish_status({"changed": "comm_status"})
-
-
-def in_worker_thread(fn, *args):
-    """As a worker would: Playwright's loop owns this thread, and on_commit sends sync."""
-
-    def run():
-        try:
-            fn(*args)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join(10)
 
 
 def login(page, server, username):

@@ -1,0 +1,57 @@
+"""Helpers for the page tests in headless Chromium: sign in, count loads, collect the console."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from django.db import connection
+
+
+def sign_in(page, server: str, username: str) -> None:
+    """Sign in through the login form as a factory user (password `pw-<name>`)."""
+    page.goto(server + "/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", "pw-" + username)
+    page.click("button[type=submit]")
+    page.wait_for_url(server + "/")
+
+
+@dataclass
+class Watch:
+    """What a page did: its loads, its websockets, its console errors and CSP violations."""
+
+    loads: list[str] = field(default_factory=list)
+    websockets: list[str] = field(default_factory=list)
+    console_errors: list[str] = field(default_factory=list)
+    csp_violations: list[str] = field(default_factory=list)
+
+
+def watch(page) -> Watch:
+    seen = Watch()
+    page.on("load", lambda: seen.loads.append(page.url))
+    page.on("websocket", lambda ws: seen.websockets.append(ws.url))
+
+    def console(msg):
+        text = msg.text
+        if "Content Security Policy" in text or "Content-Security-Policy" in text:
+            seen.csp_violations.append(text)
+        if msg.type == "error":
+            seen.console_errors.append(text)
+
+    page.on("console", console)
+    return seen
+
+
+def in_worker_thread(fn, *args):
+    """As a worker would: Playwright's loop owns this thread, and on_commit sends sync."""
+
+    def run():
+        try:
+            fn(*args)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(10)

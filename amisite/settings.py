@@ -217,6 +217,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Grid, meters, readings, commands and vending of one utility.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema maps every door of the system: only signed-in users (or tokens) get it.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "COMPONENT_SPLIT_REQUEST": True,
     # Swagger UI served from our own static files: the app must work offline.
     "SWAGGER_UI_DIST": "SIDECAR",

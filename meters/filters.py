@@ -3,7 +3,10 @@
 `MeterFilter(user, params)` reads the query string (`q`, `node`, `model`, `protocol`,
 `status`, `read`) and yields the user's scoped meters matching it. Unknown or out-of-scope
 values are dropped rather than refused, so a stale bookmark shows more, never someone
-else's meters.
+else's meters; what was dropped is kept in `rejected`, and actions that change the meters
+a filter selects (bulk actions) refuse a filter with anything rejected, since dropping a
+value there would widen the action (another region's grid node would select the whole
+own region).
 
 It also defines the *health* of a meter as the map colours and the grid roll-ups use it
 (`health_expression`): disconnected (where the relay state is known), alarm (where the
@@ -130,6 +133,7 @@ class MeterFilter:
     params: object = None
     action: str = "view"
     cleaned: dict = field(default_factory=dict)
+    rejected: dict = field(default_factory=dict)
     node: GridNode | None = None
 
     def __post_init__(self):
@@ -153,6 +157,11 @@ class MeterFilter:
             self.cleaned["status"] = get("status")
         if get("read") in dict(ReadAge.CHOICES):
             self.cleaned["read"] = get("read")
+        self.rejected = {
+            key: get(key)
+            for key in FILTER_KEYS
+            if key != "q" and get(key) and key not in self.cleaned
+        }
 
     @property
     def active(self) -> bool:

@@ -344,6 +344,11 @@ class MeterListView(ScopedViewMixin, ListView):
             raise Http404("No such read job.")
         filters = self.get_filter(QueryDict(request.POST.get("filters", "")))
         if request.POST.get("all_filtered"):
+            if filters.rejected:
+                # A dropped value would widen the action (a foreign node: the whole region).
+                wrong = ", ".join(f"{k}={v!r}" for k, v in sorted(filters.rejected.items()))
+                messages.error(request, f"Nothing added: unknown filter values ({wrong}).")
+                return redirect(back)
             meters = filters.queryset()
         else:
             ids = [int(v) for v in request.POST.getlist("meter") if v.isdigit()]

@@ -112,9 +112,16 @@ class QueryGraphView(QueryPageMixin, TemplateView):
 
 
 class ExportView(QueryPageMixin, TemplateView):
-    """`/reports/query/export.<fmt>`: stream it, or queue it when it is large."""
+    """`POST /reports/query/export.<fmt>?<query>`: stream it, or queue it when it is large.
 
-    def get(self, request, *args, fmt: str, **kwargs):
+    POST only: an export writes an audit row and may create an export job, and a GET must
+    change nothing (a prefetching browser or a link in a mail would otherwise queue work).
+    The query itself stays in the URL's query string, as on the page that shows it.
+    """
+
+    http_method_names = ["post", "options"]
+
+    def post(self, request, *args, fmt: str, **kwargs):
         if fmt not in FORMATS:
             raise Http404(f"unknown export format {fmt!r}")
         form = self.get_form()

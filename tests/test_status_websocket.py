@@ -23,9 +23,9 @@ def session_cookie_for(username: str) -> bytes:
 
 
 def communicator(
-    cookie: bytes | None, origin: bytes = b"http://localhost"
+    cookie: bytes | None, origin: bytes = b"http://localhost", host: bytes = b"localhost"
 ) -> WebsocketCommunicator:
-    headers = [(b"origin", origin), (b"host", b"localhost")]
+    headers = [(b"origin", origin), (b"host", host)]
     if cookie:
         headers.append((b"cookie", cookie))
     return WebsocketCommunicator(application, "/ws/status/", headers=headers)
@@ -66,5 +66,52 @@ async def test_anonymous_user_is_refused():
 async def test_foreign_origin_is_refused():
     cookie = await sync_to_async(session_cookie_for)("op2")
     ws = communicator(cookie, origin=b"http://evil.example.com")
+    connected, _ = await ws.connect(timeout=5)
+    assert not connected
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("origin", "host"),
+    [
+        (b"http://localhost:9999", b"localhost"),  # another service on the same host
+        (b"https://localhost", b"localhost"),  # another scheme
+        (b"http://localhost", b"localhost:8000"),  # the site runs on another port
+        (b"http://localhost:8001", b"localhost:8000"),
+        (b"http://evil.example.com", b"evil.example.com"),  # not an allowed host at all
+        (b"null", b"localhost"),
+    ],
+)
+async def test_origin_must_match_scheme_host_and_port(origin, host):
+    cookie = await sync_to_async(session_cookie_for)("op3")
+    ws = communicator(cookie, origin=origin, host=host)
+    connected, _ = await ws.connect(timeout=5)
+    assert not connected
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("origin", "host"),
+    [(b"http://localhost:8000", b"localhost:8000"), (b"http://LOCALHOST:80", b"localhost")],
+)
+async def test_same_origin_is_accepted(origin, host):
+    cookie = await sync_to_async(session_cookie_for)("op4")
+    ws = communicator(cookie, origin=origin, host=host)
+    connected, _ = await ws.connect(timeout=5)
+    assert connected
+    await ws.disconnect()
+
+
+@pytest.mark.asyncio
+async def test_trusted_origin_behind_a_tls_proxy_is_accepted(settings):
+    """The proxy speaks TLS to the browser and plain HTTP to us: trusted by configuration."""
+    settings.CSRF_TRUSTED_ORIGINS = ["https://ami.example.com"]
+    settings.ALLOWED_HOSTS = ["ami.example.com"]
+    cookie = await sync_to_async(session_cookie_for)("op5")
+    ws = communicator(cookie, origin=b"https://ami.example.com", host=b"ami.example.com")
+    connected, _ = await ws.connect(timeout=5)
+    assert connected
+    await ws.disconnect()
+    ws = communicator(cookie, origin=b"https://ami.example.com:8443", host=b"ami.example.com")
     connected, _ = await ws.connect(timeout=5)
     assert not connected

@@ -110,3 +110,15 @@ def test_api_docs_page_works_offline(world):
     assert page.status_code == 200
     html = page.content.decode()
     assert "cdn" not in html.lower() and "unpkg" not in html.lower()
+
+
+@pytest.mark.django_db
+def test_schema_and_docs_need_a_login(world):
+    from django.test import Client
+
+    anonymous = Client()
+    assert anonymous.get("/api/schema/").status_code == 401
+    docs = anonymous.get("/api/docs/")
+    assert docs.status_code == 302 and docs["Location"].startswith("/login/")
+    token_user = client_for(world.operator_a)
+    assert token_user.get("/api/schema/").status_code == 200

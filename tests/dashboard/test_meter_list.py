@@ -152,6 +152,39 @@ def test_bulk_add_all_filtered_meters(world):
     assert ActivityLog.objects.filter(action="read_job_add_meters").count() == 2
 
 
+@pytest.mark.parametrize(
+    "filters",
+    ["node={b_region}", "node=999999", "status=nonsense", "read=yesterday", "protocol=x"],
+)
+def test_bulk_add_with_a_filter_it_cannot_apply_is_refused(world, filters):
+    """A foreign grid node must not widen 'all matching' to the user's whole region."""
+    job = job_for(world.org_a)
+    response = client_for(world.operator_a).post(
+        "/meters/",
+        {
+            "action": "add_to_job",
+            "job": job.pk,
+            "all_filtered": "1",
+            "filters": filters.format(b_region=world.grid_b.region.pk),
+        },
+        follow=True,
+    )
+    assert job.meters.count() == 0
+    assert not ActivityLog.objects.filter(action="read_job_add_meters").exists()
+    assert "Nothing added: unknown filter values" in response.content.decode()
+    # The same filter with the user's own node adds exactly that subtree.
+    client_for(world.operator_a).post(
+        "/meters/",
+        {
+            "action": "add_to_job",
+            "job": job.pk,
+            "all_filtered": "1",
+            "filters": f"node={world.grid_a.service_points[0].pk}",
+        },
+    )
+    assert list(job.meters.values_list("serial", flat=True)) == [world.grid_a.meters[0].serial]
+
+
 def test_bulk_add_refuses_other_jobs_and_read_only_users(world):
     other_job = job_for(world.org_b, "South nightly")
     own_job = job_for(world.org_a)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from datetime import timedelta
 from decimal import Decimal
+from urllib.parse import urlencode
 
 import pytest
 from defusedxml import ElementTree
@@ -103,7 +104,9 @@ def test_query_graph_json_is_scoped(data):
 
 def exported(user, fmt, **extra):
     before = ActivityLog.objects.filter(action="export").count()
-    response = client_for(user).get(f"/reports/query/export.{fmt}", params(**extra))
+    response = client_for(user).post(
+        f"/reports/query/export.{fmt}?" + urlencode(params(**extra), doseq=True)
+    )
     assert response.status_code == 200, response.content[:300]
     assert ActivityLog.objects.filter(action="export").count() == before + 1
     return body_of(response)
@@ -160,7 +163,23 @@ def test_other_organisation_exports_only_its_own(data):
         text = exported(data.operator_b, fmt).decode()
         assert data.grid_b.meters[0].serial in text
         assert not any(m.serial in text for m in data.grid_a.meters)
-    assert client_for(data.operator_a).get("/reports/query/export.doc", params()).status_code == 404
+    assert client_for(data.operator_a).post("/reports/query/export.doc").status_code == 404
+
+
+def test_export_by_get_changes_nothing(data, settings):
+    """A GET (a prefetch, a link in a mail) neither queues a job nor writes an audit row."""
+    from reports.models import ExportJob
+
+    settings.AMI_EXPORT_DIRECT_ROWS = 10
+    client = client_for(data.operator_a)
+    before = ActivityLog.objects.count(), ExportJob.objects.count()
+    response = client.get("/reports/query/export.xlsx", params(channels=[IMPORT, EXPORT]))
+    assert response.status_code == 405
+    assert (ActivityLog.objects.count(), ExportJob.objects.count()) == before
+    # The page offers the exports as POST buttons carrying the query.
+    page = client.get("/reports/query/", params()).content.decode()
+    assert 'method="post" class="toolbar export-links"' in page
+    assert 'formaction="/reports/query/export.csv?' in page
 
 
 @pytest.fixture
@@ -182,7 +201,9 @@ def test_large_export_is_queued_with_progress(
     client = client_for(data.operator_a)
     before = ActivityLog.objects.filter(action="export").count()
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.get("/reports/query/export.xlsx", params(channels=[IMPORT, EXPORT]))
+        response = client.post(
+            "/reports/query/export.xlsx?" + urlencode(params(channels=[IMPORT, EXPORT]), doseq=True)
+        )
     assert response.status_code == 302 and "/reports/exports/" in response["Location"]
     assert ActivityLog.objects.filter(action="export").count() == before + 1
     job_url = response["Location"]

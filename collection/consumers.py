@@ -110,7 +110,7 @@ def fleet_snapshot(user) -> dict:
 
     meters = Meter.objects.restrict(user, "view")
     by_status = dict(meters.order_by().values_list("status").annotate(n=Count("pk")))
-    installed = meters.filter(status__in=[MeterStatus.INSTALLED, MeterStatus.ACTIVE])
+    installed = meters.filter(status__in=Health.STATUSES)
     by_health = dict(
         installed.annotate(health=health_expression())
         .order_by()

@@ -1,11 +1,11 @@
 """The one meter filter of the dashboard: the list, the map data, bulk actions and the export.
 
 `MeterFilter(user, params)` reads the query string (`q`, `node`, `model`, `protocol`,
-`status`, `read`) and yields the user's scoped meters matching it. Unknown or out-of-scope
-values are dropped rather than refused, so a stale bookmark shows more, never someone
-else's meters; what was dropped is kept in `rejected`, and actions that change the meters
-a filter selects (bulk actions) refuse a filter with anything rejected, since dropping a
-value there would widen the action (another region's grid node would select the whole
+`status`, `read`, `health`, `link`) and yields the user's scoped meters matching it. Unknown
+or out-of-scope values are dropped rather than refused, so a stale bookmark shows more, never
+someone else's meters; what was dropped is kept in `rejected`, and actions that change the
+meters a filter selects (bulk actions) refuse a filter with anything rejected, since dropping
+a value there would widen the action (another region's grid node would select the whole
 own region).
 
 It also defines the *health* of a meter as the map colours and the grid roll-ups use it
@@ -59,9 +59,19 @@ class Health:
         DISCONNECTED: "disconnected",
     }
     FRESH = timedelta(hours=24)
+    # Health is a property of meters in service: the home's figures and the `health` filter
+    # both count these registry statuses only.
+    STATUSES = (MeterStatus.INSTALLED, MeterStatus.ACTIVE)
 
 
-FILTER_KEYS = ("q", "node", "model", "protocol", "status", "read")
+class Link:
+    """The communication link as the collector last saw it (`CommStatus.unreachable`)."""
+
+    UNREACHABLE = "unreachable"
+    CHOICES = [(UNREACHABLE, "unreachable (3 failed reads in a row)")]
+
+
+FILTER_KEYS = ("q", "node", "model", "protocol", "status", "read", "health", "link")
 
 
 def local_day_start(now=None):
@@ -157,6 +167,10 @@ class MeterFilter:
             self.cleaned["status"] = get("status")
         if get("read") in dict(ReadAge.CHOICES):
             self.cleaned["read"] = get("read")
+        if get("health") in Health.ORDER:
+            self.cleaned["health"] = get("health")
+        if get("link") in dict(Link.CHOICES):
+            self.cleaned["link"] = get("link")
         self.rejected = {
             key: get(key)
             for key in FILTER_KEYS
@@ -200,6 +214,14 @@ class MeterFilter:
             queryset = queryset.filter(status=c["status"])
         if "read" in c:
             queryset = queryset.filter(read_age_q(c["read"]))
+        if "health" in c:
+            queryset = (
+                queryset.filter(status__in=Health.STATUSES)
+                .alias(health=health_expression())
+                .filter(health=c["health"])
+            )
+        if "link" in c:
+            queryset = queryset.filter(comm_status__unreachable=True)
         return queryset
 
 
@@ -222,5 +244,7 @@ def filter_choices(user) -> dict:
         "statuses": MeterStatus.choices,
         "protocols": Protocol.choices,
         "read_ages": ReadAge.CHOICES,
+        "healths": [(h, Health.LABELS[h]) for h in Health.ORDER],
+        "links": Link.CHOICES,
         "models": MeterModel.objects.restrict(user, "view").only("manufacturer", "name"),
     }

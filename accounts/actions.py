@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied
 from django.db import models, transaction
 
-from . import audit
+from . import audit, privileges
 from .choices import Outcome
 from .scoping import org_within_scope
 
@@ -40,6 +40,9 @@ def record_saved(obj: models.Model, *, acting_user, before: dict | None) -> None
     """
     action = "add" if before is None else "change"
     ensure_in_scope(obj, acting_user, action)
+    refused = privileges.superuser_only_change(obj, acting_user, before)
+    if refused:
+        raise OutOfScope(refused)
     audit.record(
         "create" if action == "add" else "update",
         user=acting_user,
@@ -66,6 +69,7 @@ def grant_organisation(user, organisation, *, write: bool, acting_user) -> None:
 
     if not org_within_scope(acting_user, organisation, "change"):
         raise OutOfScope("you can only grant access within your own scope")
+    ensure_in_scope(user, acting_user, "change")  # not oneself, nobody above oneself
     with transaction.atomic():
         assign_perm("accounts.access_organisation", user, organisation)
         if write:

@@ -3,18 +3,37 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
+from . import privileges
 from .admin_base import ScopedModelAdmin
 from .models import ActivityLog, Organisation, User
 
 
 @admin.register(User)
 class UserAdmin(ScopedModelAdmin, DjangoUserAdmin):
+    """Users in scope; who may change whom is `accounts/privileges.py`, applied by restrict()."""
+
     fieldsets = (
         *DjangoUserAdmin.fieldsets,
         ("Organisation", {"fields": ("organisation", "phone")}),
     )
     list_display = ("username", "email", "organisation", "is_active", "is_staff")
     list_filter = ("is_active", "is_staff", "groups")
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if request.user.is_superuser:
+            return fieldsets
+        # Fields only a superuser may set are not even shown (a posted value is ignored).
+        hidden = set(privileges.SUPERUSER_ONLY_FORM_FIELDS)
+        return [
+            (name, {**opts, "fields": [f for f in opts["fields"] if f not in hidden]})
+            for name, opts in fieldsets
+        ]
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        if db_field.name == "groups":
+            kwargs["queryset"] = privileges.grantable_roles(request.user)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
 
 
 @admin.register(Organisation)

@@ -49,6 +49,12 @@ class ScopedModelAdmin(admin.ModelAdmin):
             messages.error(request, str(exc))
             raise
 
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        # Many-to-many fields (a job's meters, a user's roles) are saved after the object:
+        # re-check the whole result inside the admin's transaction, which a refusal undoes.
+        actions.ensure_in_scope(form.instance, request.user, "change" if change else "add")
+
     def delete_model(self, request, obj):
         actions.delete_object(obj, acting_user=request.user)
 

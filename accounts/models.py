@@ -8,6 +8,7 @@ from django.db import models
 from amisite.tree import TreeNode
 
 from .choices import Outcome
+from .privileges import SUPERUSER_ONLY_FIELDS, UserQuerySet
 from .scoping import ScopedQuerySet
 
 
@@ -31,8 +32,8 @@ class Organisation(TreeNode):
         return self.name
 
 
-class ScopedUserManager(UserManager.from_queryset(ScopedQuerySet)):
-    """Django's user manager with `restrict()`."""
+class ScopedUserManager(UserManager.from_queryset(UserQuerySet)):
+    """Django's user manager with `restrict()` (writes: only users not above the actor)."""
 
 
 class User(AbstractUser):
@@ -46,6 +47,7 @@ class User(AbstractUser):
     objects = ScopedUserManager()
     scope_field = "organisation"
     SECRET_FIELDS = ("password",)  # the hash never reaches the activity log
+    SUPERUSER_ONLY_FIELDS = SUPERUSER_ONLY_FIELDS  # accounts/privileges.py
 
     class Meta:
         ordering = ["username"]

@@ -4,10 +4,20 @@ from django.contrib.auth.models import Group
 from django.contrib.auth.password_validation import validate_password
 from rest_framework import serializers
 
+from accounts import privileges
 from accounts.models import Organisation, User
-from accounts.roles import ROLE_PERMISSIONS
 
 from .base import ScopedRelatedField
+
+
+class GrantableRolesField(serializers.SlugRelatedField):
+    """Roles by name; only those the caller may hand out exist for it (accounts/privileges)."""
+
+    def get_queryset(self):
+        request = self.context.get("request")
+        if request is None:
+            return Group.objects.none()
+        return privileges.grantable_roles(request.user)
 
 
 class OrganisationSerializer(serializers.ModelSerializer):
@@ -23,13 +33,7 @@ class OrganisationSerializer(serializers.ModelSerializer):
 
 class UserSerializer(serializers.ModelSerializer):
     organisation = ScopedRelatedField(queryset=Organisation.objects.all(), action="change")
-    roles = serializers.SlugRelatedField(
-        many=True,
-        slug_field="name",
-        source="groups",
-        required=False,
-        queryset=Group.objects.filter(name__in=list(ROLE_PERMISSIONS)),
-    )
+    roles = GrantableRolesField(many=True, slug_field="name", source="groups", required=False)
     password = serializers.CharField(
         write_only=True, required=False, style={"input_type": "password"}
     )

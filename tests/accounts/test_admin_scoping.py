@@ -2,12 +2,13 @@
 
 import pytest
 from django.contrib import admin
-from django.test import Client, RequestFactory
+from django.test import RequestFactory
 from django.urls import reverse
 
 from accounts.admin_base import ScopedModelAdmin
 from accounts.models import ActivityLog
 from meters.models import Channel, Customer, DataConcentrator, GridNode, Meter, MeterModel
+from tests.admin_forms import change_url, staff_client
 from vending.models import (
     ManagementOrder,
     PrepaidAccount,
@@ -171,16 +172,6 @@ def _admin_models():
         for model, model_admin in admin.site._registry.items()
         if isinstance(model_admin, ScopedModelAdmin)
     ]
-
-
-def staff_client(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-def change_url(obj):
-    return reverse(f"admin:{obj._meta.app_label}_{obj._meta.model_name}_change", args=[obj.pk])
 
 
 @pytest.mark.parametrize("model,objects", _admin_models(), ids=lambda v: getattr(v, "__name__", ""))

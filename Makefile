@@ -5,16 +5,19 @@ PY := $(VENV)/bin/python
 # A fixed, test-only key so `manage.py check` and the suite run without local secrets.
 TEST_ENV := SECRET_KEY=$${SECRET_KEY:-test-only-secret-key} AMI_SECRETS_KEY=$${AMI_SECRETS_KEY:-dGVzdC1vbmx5LWtleS1kby1ub3QtdXNlLWluLXByb2Q=}
 
-.PHONY: run test lint format venv clean
+# Every install is held to constraints.txt: the exact version of every package, run and test.
+PIP_INSTALL := $(PY) -m pip install -q -c constraints.txt
 
-$(VENV)/.run-installed: requirements.txt
+.PHONY: run test lint format venv clean lock
+
+$(VENV)/.run-installed: requirements.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements.txt
+	$(PIP_INSTALL) --upgrade pip
+	$(PIP_INSTALL) -r requirements.txt
 	touch $@
 
 $(VENV)/.test-installed: $(VENV)/.run-installed requirements-test.txt
-	$(PY) -m pip install -q -r requirements-test.txt
+	$(PIP_INSTALL) -r requirements-test.txt
 	touch $@
 
 venv: $(VENV)/.run-installed
@@ -34,6 +37,10 @@ lint:
 
 format:
 	$(PY) -m ruff format . && $(PY) -m ruff check --fix .
+
+# Regenerate constraints.txt from requirements*.txt in a throwaway venv (UPGRADE=1: all afresh).
+lock:
+	$(PYTHON) tools/lock.py $(if $(UPGRADE),--upgrade)
 
 clean:
 	rm -rf var .pytest_cache

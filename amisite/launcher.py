@@ -28,8 +28,9 @@ def fail(line: str) -> None:
 
 
 def var_dir() -> Path:
-    path = Path(os.environ.get("AMI_VAR_DIR", BASE_DIR / "var"))
+    path = Path(os.environ.get("AMI_VAR_DIR", BASE_DIR / "var")).resolve()
     path.mkdir(parents=True, exist_ok=True)
+    os.environ["AMI_VAR_DIR"] = str(path)  # the Procfile's processes keep their files there too
     return path
 
 

@@ -1,23 +1,10 @@
 """Children started through amisite.guard die with their parent, even on SIGKILL."""
 
-import os
 import signal
 import subprocess
 import sys
-import time
 
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie still answers kill(0); look at its state.
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
+from amisite.proctree import alive, cmdline, survivors, wait_until
 
 
 def test_child_dies_when_parent_is_killed(tmp_path):
@@ -30,16 +17,11 @@ def test_child_dies_when_parent_is_killed(tmp_path):
         "time.sleep(60)\n"
     )
     parent = subprocess.Popen([sys.executable, "-c", parent_code])
-    deadline = time.monotonic() + 10
-    while not pidfile.exists() or not pidfile.read_text():
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    assert wait_until(lambda: pidfile.exists() and pidfile.read_text(), 10)
     child = int(pidfile.read_text())
-    time.sleep(0.3)  # let the child reach exec
+    # The guard has set the death signal once it has exec'd the command (its own argv is gone).
+    assert wait_until(lambda: cmdline(child).split()[1:2] == ["-c"], 10), cmdline(child)
     assert alive(child)
     parent.send_signal(signal.SIGKILL)
     parent.wait()
-    deadline = time.monotonic() + 5
-    while alive(child) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not alive(child)
+    assert not survivors([child], 5)

@@ -2,53 +2,21 @@
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+from amisite.launcher import free_port
+from amisite.proctree import PROCFILE_MARKERS, descendants, running_procfile, survivors, wait_until
+
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def descendants(pid: int) -> set[int]:
-    """All processes below pid, from /proc (children of children too)."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as stat:
-                    fields = stat.read().rsplit(")", 1)[1].split()
-                children.setdefault(int(fields[1]), []).append(int(entry))
-            except (FileNotFoundError, ProcessLookupError, IndexError):
-                continue
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-def start(tmp_path, port, sim_port):
+def start(tmp_path, port, sim_port, log):
     env = {
         k: v
         for k, v in os.environ.items()
@@ -62,51 +30,53 @@ def start(tmp_path, port, sim_port):
         )
     }
     env.update(AMI_VAR_DIR=str(tmp_path), AMI_PORT=str(port), AMI_SIM_PORT=str(sim_port))
-    return subprocess.Popen(
+    return subprocess.Popen(  # output to a file: a full pipe would stall the launcher
         [sys.executable, "-m", "amisite.launcher"],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=log.open("w"),
         stderr=subprocess.STDOUT,
-        text=True,
         start_new_session=True,
     )
 
 
-def wait_for_login(port, proc, seconds=120) -> str:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stdout.read()
+def wait_for_login(port, proc, log, seconds=120) -> str:
+    page = {}
+
+    def served():
+        assert proc.poll() is None, log.read_text()
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/login/", timeout=2) as page:
-                return page.read().decode()
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/login/", timeout=2) as answer:
+                page["text"] = answer.read().decode()
+                return True
         except OSError:
-            time.sleep(0.5)
-    raise AssertionError("the login page did not come up")
+            return False
+
+    assert wait_until(served, seconds, step=0.5), "the login page did not come up"
+    return page["text"]
 
 
 def test_run_serves_login_survives_restart_and_kill_leaves_nothing(tmp_path):
     port, sim_port = free_port(), free_port()
-    first = start(tmp_path, port, sim_port)
+    first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
+    first = start(tmp_path, port, sim_port, first_log)
     try:
-        assert "Sign in" in wait_for_login(port, first)
-        time.sleep(2)  # let every process of the Procfile start
+        assert "Sign in" in wait_for_login(port, first, first_log)
+        assert wait_until(lambda: running_procfile(first.pid) == set(PROCFILE_MARKERS), 60), (
+            f"running: {running_procfile(first.pid)}"
+        )
         family = descendants(first.pid)
-        assert len(family) >= 5  # honcho, web, worker, beat, simulator, redis (+ pool)
     finally:
         first.send_signal(signal.SIGKILL)  # the supervisor dies without cleaning up
         first.wait()
-    deadline = time.monotonic() + 20
-    while any(alive(pid) for pid in family) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not [pid for pid in family if alive(pid)], "processes outlived the supervisor"
-    output = first.stdout.read()
+    assert not survivors(family, 20), "processes outlived the supervisor"
+    output = first_log.read_text()
     assert "demo loaded" in output and "north-operator" in output
 
-    second = start(tmp_path, port, sim_port)  # the same data, started again
+    second = start(tmp_path, port, sim_port, second_log)  # the same data, started again
     try:
-        assert "Sign in" in wait_for_login(port, second)
+        assert "Sign in" in wait_for_login(port, second, second_log)
     finally:
         second.send_signal(signal.SIGINT)  # Ctrl-C: a clean stop
         assert second.wait(timeout=30) is not None
-    assert "already has data" in second.stdout.read()
+    assert "already has data" in second_log.read_text()

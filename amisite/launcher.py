@@ -163,6 +163,7 @@ def main() -> None:
     try:
         manage("migrate", "--no-input", "-v", "0")
         manage("collectstatic", "--no-input", "-v", "0")
+        manage("expire_runs", "--interrupted")  # no worker runs yet: open runs are dead
         manage("load_demo", "--read-now")
     except subprocess.CalledProcessError as exc:
         if redis_proc:

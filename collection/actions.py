@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 # A batch picked up more often than this is poison: its meters are failed, not retried.
 MAX_DELIVERIES = 3
 UNREACHABLE_AFTER = 3  # consecutive failed runs
+INTERRUPTED = "Interrupted"  # error kind of meters a dead process left unread
 
 
 def job_meters(job: ReadJob):
@@ -207,20 +208,23 @@ def _finish_result(
 ) -> None:
     now = timezone.now()
     with transaction.atomic():
-        updated = (
-            MeterReadResult.objects.filter(run=run, meter_id=meter_id)
-            .exclude(status__in=[ResultStatus.OK, ResultStatus.FAILED])
-            .update(
-                status=ResultStatus.OK if ok else ResultStatus.FAILED,
-                error_kind=kind,
-                error=error[:2000],
-                retryable=retryable,
-                attempts=attempts,
-                values_stored=values,
-                data=data or {},
-                exchange_log=exchange_log,
-                finished_at=now,
-            )
+        open_result = MeterReadResult.objects.filter(run=run, meter_id=meter_id).exclude(
+            status__in=[ResultStatus.OK, ResultStatus.FAILED]
+        )
+        # When this meter's attempt began (or, never attempted, its run): what the outcome is about.
+        attempted_at = open_result.values_list("started_at", flat=True).first() or (
+            run.started_at or run.created_at
+        )
+        updated = open_result.update(
+            status=ResultStatus.OK if ok else ResultStatus.FAILED,
+            error_kind=kind,
+            error=error[:2000],
+            retryable=retryable,
+            attempts=attempts,
+            values_stored=values,
+            data=data or {},
+            exchange_log=exchange_log,
+            finished_at=now,
         )
         if not updated:  # already finished by an earlier delivery: count it once only
             return
@@ -230,19 +234,30 @@ def _finish_result(
             failed=F("failed") + (0 if ok else 1),
             values_stored=F("values_stored") + values,
         )
-        status, _ = CommStatus.objects.get_or_create(meter_id=meter_id)
-        status.last_attempt = now
-        if ok:
-            status.last_success, status.consecutive_failures, status.unreachable = now, 0, False
-            status.last_error = ""
-            if drift is not None:
-                status.clock_drift_s = drift
-        else:
-            status.consecutive_failures += 1
-            status.unreachable = status.consecutive_failures >= UNREACHABLE_AFTER
-            status.last_error = f"{kind}: {error}"[:2000]
-        status.save()
+        _update_comm_status(meter_id, now, attempted_at, ok=ok, kind=kind, error=error, drift=drift)
         progress.publish_run(run.pk)
+
+
+def _update_comm_status(meter_id, now, attempted_at, *, ok, kind, error, drift) -> None:
+    """Fold one outcome into the meter's comm status, unless a newer success supersedes it.
+
+    A failure about an attempt (or a run) that began before the meter's last success is old
+    news (a run expiring late, a slow retry): the result row keeps it, the status does not.
+    """
+    status, _ = CommStatus.objects.select_for_update().get_or_create(meter_id=meter_id)
+    if not ok and status.last_success and attempted_at and attempted_at < status.last_success:
+        return
+    status.last_attempt = max(filter(None, (status.last_attempt, now)))
+    if ok:
+        status.last_success, status.consecutive_failures, status.unreachable = now, 0, False
+        status.last_error = ""
+        if drift is not None:
+            status.clock_drift_s = drift
+    else:
+        status.consecutive_failures += 1
+        status.unreachable = status.consecutive_failures >= UNREACHABLE_AFTER
+        status.last_error = f"{kind}: {error}"[:2000]
+    status.save()
 
 
 def finish_run_if_done(run_id: int) -> None:
@@ -318,6 +333,41 @@ def expire_runs(now=None) -> int:
             finish_run_if_done(run.pk)
             expired += 1
     return expired
+
+
+def expire_interrupted_runs() -> int:
+    """At a start that owns every worker (`make run`): close each run a dead process left open.
+
+    Nothing can finish such a run, so it is closed at once, not when its window ends: its
+    unread meters fail as "Interrupted". Comm status is left alone (nothing was tried).
+    """
+    expired = 0
+    for run in JobRun.objects.filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING]):
+        with transaction.atomic():
+            failed = run.results.exclude(status__in=[ResultStatus.OK, ResultStatus.FAILED]).update(
+                status=ResultStatus.FAILED,
+                error_kind=INTERRUPTED,
+                error="the system stopped before this meter was read",
+                finished_at=timezone.now(),
+            )
+            JobRun.objects.filter(pk=run.pk).update(
+                done=F("done") + failed,
+                failed=F("failed") + failed,
+                error="Interrupted: the system stopped before the run finished",
+            )
+        finish_run_if_done(run.pk)
+        expired += 1
+    return expired
+
+
+def resume_reads(jobs) -> list[JobRun]:
+    """Start a run of each enabled job that never ran or whose last run was interrupted."""
+    started = []
+    for job in jobs.filter(enabled=True).order_by("pk"):
+        last = job.runs.order_by("-created_at", "-id").first()
+        if last is None or last.results.filter(error_kind=INTERRUPTED).exists():
+            started.append(start_run(job, kind=RunKind.MANUAL))
+    return started
 
 
 def add_meters_to_read_job(job, meters, *, acting_user, filters=None) -> tuple[int, int]:

@@ -12,8 +12,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--read-now",
             action="store_true",
-            help="queue a first run of the demo's read jobs (make run: data at once, not at the "
-            "next quarter-hour)",
+            help="queue a run of each read job that never ran or was interrupted (make run: data "
+            "at once, not at the next quarter-hour)",
         )
 
     def handle(self, *args, **options):
@@ -22,12 +22,12 @@ class Command(BaseCommand):
         else:
             load_demo()
             self.stdout.write("[ami] demo loaded")
-            if options["read_now"]:
-                from collection import actions
-                from collection.models import ReadJob
+        if options["read_now"]:
+            from collection import actions
+            from collection.models import ReadJob
 
-                for job in ReadJob.objects.filter(enabled=True):
-                    actions.start_run(job, kind="manual")
+            # The first read, or the one an earlier start did not finish (it died half way).
+            if actions.resume_reads(ReadJob.objects.all()):
                 self.stdout.write("[ami] first reads of the demo fleet queued")
         self.stdout.write("[ami] demo logins (user / password):")
         for login in DEMO_LOGINS:

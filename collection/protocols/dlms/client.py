@@ -192,7 +192,12 @@ class DlmsClient(MeterSession):
         await self._transport.open(s.connect_timeout)
         if s.interface == "wrapper":
             self._link = WrapperLink(
-                self._transport, s.client, s.server_address, s.response_timeout, self.exchange_log
+                self._transport,
+                s.client,
+                s.server_address,
+                s.response_timeout,
+                self.exchange_log,
+                secrets=self._secrets(),
             )
         else:
             self._link = HdlcLink(
@@ -204,9 +209,15 @@ class DlmsClient(MeterSession):
                 s.hdlc_retries,
                 s.hdlc_max_info,
                 self.exchange_log,
+                secrets=self._secrets(),
             )
         await self._link.connect()
         await self._associate()
+
+    def _secrets(self) -> tuple[bytes, ...]:
+        """What the exchange log masks wherever it appears (besides what redact.py finds)."""
+        s = self.settings
+        return tuple(v for v in (s.password, s.block_key, s.auth_key) if isinstance(v, bytes))
 
     # ------------------------------------------------------------ counters
     async def _next_ic(self) -> int:

@@ -3,26 +3,103 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from dataclasses import dataclass
+from datetime import datetime
 
 from ..base import Exchange, utcnow
 from ..errors import ConnectionFailed, FrameError, MeterTimeout, ProtocolError
 from ..transport import Transport
 from . import framing as fr
+from . import redact
+
+
+@dataclass
+class _Frame:
+    """A frame waiting for its request to finish, so its secrets are known before it is kept."""
+
+    direction: str
+    raw: bytes
+    at: datetime
+    info_at: int | None = None  # where the information field starts in `raw`
+    info_len: int = 0
+    apdu_at: int | None = None  # position of the information field in its APDU
+    hdlc: bool = False
+
+
+class Recorder:
+    """The exchange log's only writer: every frame is redacted (redact.py) before it is kept.
+
+    Frames of a request are held until the request ends (answered or failed): the request
+    APDU says what its answer may hide, so both are masked before either reaches the log.
+    `secrets` (the session's password and keys) are masked wherever they appear, besides.
+    """
+
+    def __init__(self, log: list[Exchange] | None, secrets=()) -> None:
+        self.log = log
+        self.secrets = [bytes(s) for s in secrets if s and len(s) >= 4]
+        self.pending: list[_Frame] | None = None
+        self.last_rx: _Frame | None = None
+
+    def add(self, direction: str, raw: bytes, **where) -> None:
+        if self.log is None:
+            return
+        frame = _Frame(direction, bytes(raw), utcnow(), **where)
+        if direction == "rx":
+            self.last_rx = frame
+        if self.pending is None:
+            self._keep(frame, [])
+        else:
+            self.pending.append(frame)
+
+    @contextlib.contextmanager
+    def request(self, apdu: bytes):
+        """Hold the frames of one request; `answer(payload)` once the reply is reassembled."""
+        if self.log is None:
+            yield lambda payload: None
+            return
+        self.pending, answered = [], []
+        try:
+            yield answered.append
+        finally:
+            frames, self.pending = self.pending, None
+            tx = redact.secret_spans(apdu)
+            if answered:
+                rx = redact.secret_spans(answered[0], answering=apdu)
+            elif tx or redact.is_secret_request(apdu):
+                rx = [(0, 1 << 30)]  # no whole answer to parse: hide all of it
+            else:
+                rx = []
+            for frame in frames:
+                self._keep(frame, tx if frame.direction == "tx" else rx)
+
+    def _keep(self, frame: _Frame, spans) -> None:
+        raw = frame.raw
+        if frame.info_at is not None and frame.info_len:
+            if frame.apdu_at is None:  # information not placed in the APDU: all of it
+                local = [(0, frame.info_len)] if spans else []
+            else:
+                local = [(a - frame.apdu_at, b - frame.apdu_at) for a, b in spans]
+            local = [(max(0, a), min(frame.info_len, b)) for a, b in local]
+            spans = [(frame.info_at + a, frame.info_at + b) for a, b in local if a < b]
+        else:
+            spans = []
+        raw = redact.mask_frame(raw, spans, hdlc=frame.hdlc, secrets=self.secrets)
+        assert self.log is not None
+        self.log.append(Exchange(frame.direction, raw, frame.at))
 
 
 class Link:
-    def __init__(self, transport: Transport, log: list[Exchange] | None) -> None:
+    def __init__(self, transport: Transport, log: list[Exchange] | None, secrets=()) -> None:
         self.transport = transport
-        self.log = log
+        self.recorder = Recorder(log, secrets)
 
-    async def _send(self, data: bytes) -> None:
-        if self.log is not None:
-            self.log.append(Exchange("tx", bytes(data), utcnow()))
+    async def _send(self, data: bytes, **where) -> None:
+        self.recorder.add("tx", data, **where)
         await self.transport.write(data)
 
-    def _received(self, data: bytes) -> None:
-        if self.log is not None:
-            self.log.append(Exchange("rx", bytes(data), utcnow()))
+    def _received(self, data: bytes, **where) -> None:
+        self.recorder.add("rx", data, **where)
 
     async def connect(self) -> None:
         return None
@@ -42,15 +119,24 @@ class WrapperLink(Link):
         server: int,
         timeout: float,
         log: list[Exchange] | None = None,
+        secrets=(),
     ) -> None:
-        super().__init__(transport, log)
+        super().__init__(transport, log, secrets)
         self.client = client
         self.server = server
         self.timeout = timeout
 
     async def request(self, apdu: bytes) -> bytes:
-        await self._send(fr.wrapper_encode(self.client, self.server, apdu))
-        return await self.receive()
+        with self.recorder.request(apdu) as answered:
+            await self._send(
+                fr.wrapper_encode(self.client, self.server, apdu),
+                info_at=8,
+                info_len=len(apdu),
+                apdu_at=0,
+            )
+            payload = await self.receive()
+            answered(payload)
+            return payload
 
     async def receive(self) -> bytes:
         loop = asyncio.get_running_loop()
@@ -58,7 +144,7 @@ class WrapperLink(Link):
         header = await self.transport.read_exactly(8, deadline)
         src, dst, length = fr.wrapper_parse_header(header)
         payload = await self.transport.read_exactly(length, deadline) if length else b""
-        self._received(header + payload)
+        self._received(header + payload, info_at=8, info_len=len(payload), apdu_at=0)
         if src != self.server or dst != self.client:
             raise FrameError(
                 f"WRAPPER frame for {src}->{dst}, expected {self.server}->{self.client}"
@@ -83,8 +169,9 @@ class HdlcLink(Link):
         retries: int,
         max_info: int,
         log: list[Exchange] | None = None,
+        secrets=(),
     ) -> None:
-        super().__init__(transport, log)
+        super().__init__(transport, log, secrets)
         self.client_addr = fr.encode_client_address(client)
         self.server_addr = fr.encode_server_address(server, physical)
         self.timeout = timeout
@@ -116,22 +203,29 @@ class HdlcLink(Link):
         length = fr.hdlc_frame_length(fmt)
         rest = await t.read_exactly(length - 2 + 1, deadline)
         body = fmt + rest[:-1]
-        self._received(b"\x7e" + body + rest[-1:])
+        raw = b"\x7e" + body + rest[-1:]
+        try:
+            frame = fr.hdlc_parse(body)
+        except ProtocolError:
+            # Unparsed: the whole frame counts as information, masked if the request says so.
+            self._received(raw, info_at=0, info_len=len(raw), hdlc=False)
+            raise
+        info_len = len(frame.info)
+        self._received(raw, info_at=len(raw) - 3 - info_len, info_len=info_len, hdlc=True)
         if rest[-1] != fr.FLAG:
             raise FrameError("HDLC closing flag missing")
         self._at_flag = True
-        frame = fr.hdlc_parse(body)
         if frame.destination != self.client_addr:
             raise FrameError(f"HDLC frame for address {frame.destination.hex()}")
         if frame.unnumbered in (fr.FRMR,):
             raise ConnectionFailed("meter rejected our frame (FRMR)")
         return frame
 
-    async def _exchange(self, frame: bytes) -> fr.HdlcFrame:
+    async def _exchange(self, frame: bytes, **where) -> fr.HdlcFrame:
         """Send ``frame``; return the answer, retransmitting on timeout/garbage."""
         last: ProtocolError | None = None
         for _attempt in range(self.retries + 1):
-            await self._send(frame)
+            await self._send(frame, **where)
             try:
                 return await self.read_frame()
             except (MeterTimeout, FrameError) as ex:
@@ -169,7 +263,14 @@ class HdlcLink(Link):
     async def request(self, apdu: bytes) -> bytes:
         if not self.connected:
             raise ConnectionFailed("HDLC link not connected")
+        with self.recorder.request(apdu) as answered:
+            payload = await self._request(apdu)
+            answered(payload)
+            return payload
+
+    async def _request(self, apdu: bytes) -> bytes:
         data = fr.LLC_REQUEST + apdu
+        llc = len(fr.LLC_REQUEST)
         size = self.params.max_info_tx
         chunks = [data[i : i + size] for i in range(0, len(data), size)] or [b""]
         answer: fr.HdlcFrame | None = None
@@ -182,13 +283,20 @@ class HdlcLink(Link):
                 chunk,
                 segmented=not last,
             )
-            answer = await self._exchange(frame)
+            answer = await self._exchange(
+                frame,
+                info_at=len(frame) - 3 - len(chunk),
+                info_len=len(chunk),
+                apdu_at=i * size - llc,
+                hdlc=True,
+            )
             self.ns = (self.ns + 1) & 7
             if not last:
                 if not answer.is_rr:
                     raise FrameError("expected RR for a segmented request")
         assert answer is not None
         parts: list[bytes] = []
+        accepted = []
         skipped = 0
         while True:
             if answer.unnumbered == fr.DM or answer.unnumbered == fr.DISC:
@@ -204,16 +312,23 @@ class HdlcLink(Link):
                 answer = await self.read_frame()
                 continue
             self.nr = (self.nr + 1) & 7
+            if self.recorder.last_rx is not None:
+                self.recorder.last_rx.apdu_at = sum(map(len, parts))  # LLC header: see below
+                accepted.append(self.recorder.last_rx)
             parts.append(answer.info)
             if not answer.segmented:
                 break
             rr = fr.hdlc_encode(self.server_addr, self.client_addr, fr.rr_control(self.nr))
             answer = await self._exchange(rr)
         payload = b"".join(parts)
+        strip = 0
         if payload[:3] == fr.LLC_RESPONSE:
-            payload = payload[3:]
+            strip = 3
         elif payload[:2] == b"\xe6\xe7":
-            payload = payload[2:]
+            strip = 2
+        payload = payload[strip:]
+        for frame in accepted:  # positions in the APDU, not in the LLC-prefixed stream
+            frame.apdu_at -= strip
         if not payload:
             raise FrameError("empty HDLC information field")
         return payload

@@ -1,8 +1,9 @@
 """Project-level views that belong to no app."""
 
 from django.contrib.auth.decorators import login_required
+from django.contrib.staticfiles.storage import staticfiles_storage
 from django.db import connection
-from django.http import JsonResponse
+from django.http import HttpResponsePermanentRedirect, JsonResponse
 from django.shortcuts import render
 
 
@@ -23,3 +24,8 @@ def home(request):
     from collection.consumers import snapshot
 
     return render(request, "home.html", {"status": snapshot(request.user)})
+
+
+def favicon(request):
+    """Browsers ask for /favicon.ico on pages without a link to it (admin, API docs)."""
+    return HttpResponsePermanentRedirect(staticfiles_storage.url("favicon.ico"))

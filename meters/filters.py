@@ -68,7 +68,7 @@ class Link:
     """The communication link as the collector last saw it (`CommStatus.unreachable`)."""
 
     UNREACHABLE = "unreachable"
-    CHOICES = [(UNREACHABLE, "unreachable (3 failed reads in a row)")]
+    CHOICES = [(UNREACHABLE, "unreachable")]
 
 
 FILTER_KEYS = ("q", "node", "model", "protocol", "status", "read", "health", "link")

@@ -30,7 +30,8 @@ from .rollup_cache import aggregate_memory, cached_rollup
 POINT_LIMIT = 1500  # meters sent one by one when no more than this lie in view
 CELL_PX = 64  # cell edge in screen pixels at the requested zoom
 MAX_COLUMNS, MAX_ROWS = 32, 24  # bounds the cells of one answer (a 2,560 px wide screen)
-ASSET_ZOOM = 12  # concentrators and transformers appear from this zoom on
+ASSET_ZOOM = 12  # concentrators, transformers, substations and lines appear from this zoom on
+CLUSTER_BELOW_ZOOM = 13  # below this zoom meters are counted in cells even when few
 ASSET_LIMIT = 1000
 WORLD = (-180.0, -85.0, 180.0, 85.0)
 
@@ -104,9 +105,12 @@ class MapDataView(ScopedViewMixin, View):
         points = list(
             in_view.annotate(health=health_expression(now))
             .order_by()
-            .values("pk", "serial", "latitude", "longitude", "status", "health")[: POINT_LIMIT + 1]
-        )
-        if len(points) <= POINT_LIMIT:
+            .values(
+                "pk", "serial", "latitude", "longitude", "status", "health",
+                "service_point__parent__latitude", "service_point__parent__longitude",
+            )[: POINT_LIMIT + 1]
+        )  # fmt: skip
+        if len(points) <= POINT_LIMIT and zoom >= CLUSTER_BELOW_ZOOM:
             data.update(
                 mode="points",
                 total=len(points),
@@ -118,6 +122,10 @@ class MapDataView(ScopedViewMixin, View):
                         "lon": float(p["longitude"]),
                         "status": p["status"],
                         "health": p["health"],
+                        "transformer": _coordinates(
+                            p["service_point__parent__latitude"],
+                            p["service_point__parent__longitude"],
+                        ),
                     }
                     for p in points
                 ],
@@ -191,7 +199,7 @@ def _extent(meters) -> list[float] | None:
 def _assets(user, filters: MeterFilter, bbox, zoom: int) -> dict:
     """Concentrators and transformers in view (from ASSET_ZOOM on), under the node filter."""
     if zoom < ASSET_ZOOM:
-        return {"concentrators": [], "transformers": []}
+        return {"concentrators": [], "transformers": [], "substations": []}
     west, south, east, north = bbox
     box = Q(
         latitude__gte=south,
@@ -200,10 +208,13 @@ def _assets(user, filters: MeterFilter, bbox, zoom: int) -> dict:
         longitude__lte=east,
     )
     concentrators = DataConcentrator.objects.restrict(user, "view").filter(box)
-    transformers = GridNode.objects.restrict(user, "view").filter(box, kind=NodeKind.TRANSFORMER)
+    nodes = GridNode.objects.restrict(user, "view")
+    transformers = nodes.filter(box, kind=NodeKind.TRANSFORMER)
+    substations = nodes.filter(box, kind=NodeKind.SUBSTATION)
     if filters.node is not None:
         concentrators = concentrators.filter(grid_node__path__startswith=filters.node.path)
         transformers = transformers.filter(path__startswith=filters.node.path)
+        substations = substations.filter(path__startswith=filters.node.path)
     return {
         "concentrators": [
             {
@@ -223,9 +234,36 @@ def _assets(user, filters: MeterFilter, bbox, zoom: int) -> dict:
                 "name": t["name"],
                 "lat": float(t["latitude"]),
                 "lon": float(t["longitude"]),
+                # The feeder it hangs on and that feeder's substation: the line drawn to it.
+                "feeder": t["parent__code"],
+                "substation": _coordinates(
+                    t["parent__parent__latitude"], t["parent__parent__longitude"]
+                ),
             }
-            for t in transformers.order_by().values("pk", "code", "name", "latitude", "longitude")[
+            for t in transformers.order_by().values(
+                "pk",
+                "code",
+                "name",
+                "latitude",
+                "longitude",
+                "parent__code",
+                "parent__parent__latitude",
+                "parent__parent__longitude",
+            )[:ASSET_LIMIT]
+        ],  # fmt: skip
+        "substations": [
+            {
+                "code": n["code"],
+                "name": n["name"],
+                "lat": float(n["latitude"]),
+                "lon": float(n["longitude"]),
+            }
+            for n in substations.order_by().values("code", "name", "latitude", "longitude")[
                 :ASSET_LIMIT
             ]
-        ],
+        ],  # fmt: skip
     }
+
+
+def _coordinates(lat, lon) -> list[float] | None:
+    return None if lat is None or lon is None else [float(lat), float(lon)]

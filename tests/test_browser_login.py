@@ -20,7 +20,7 @@ def test_login_shows_dashboard_with_live_status(asgi_server, page):
     assert page.locator("h1").inner_text() == "Fleet at a glance"
     assert "North Region" in page.locator(".who").inner_text()
     # The status card goes live over the websocket.
-    page.wait_for_function("document.getElementById('ws-state').textContent === 'live'")
+    page.wait_for_function("() => document.getElementById('ws-state').textContent === 'live'")
     assert page.locator("#status-database").inner_text() in ("sqlite", "postgresql")
 
 

@@ -1,17 +1,44 @@
-// The fleet map: cells or meters from /map/data/ (clustered on the server), per view change.
+// The fleet map: cells or meters from /map/data/ (clustered on the server), per view change,
+// drawn over the grid's topology (substations, feeder lines, transformers, service drops),
+// so the map says something useful even when no map tiles can be loaded (offline sites).
 (function () {
   "use strict";
   var box = document.getElementById("meter-map");
   if (!box || !window.L) { return; }
   var COLOURS = {ok: "#1a7f37", stale: "#d98c00", unreachable: "#c62828", alarm: "#8e24aa", disconnected: "#555f6b"};
+  var FEEDERS = ["#0b6bcb", "#00838f", "#6a1b9a", "#ad1457", "#2e7d32", "#ef6c00"];
   var SEVERITY = ["disconnected", "alarm", "unreachable", "stale", "ok"];
   var map = L.map(box, {preferCanvas: true, worldCopyJump: true}).setView([20, 0], 2);
-  L.tileLayer(box.dataset.tiles, {maxZoom: 19, attribution: "&copy; map tiles"}).addTo(map);
+  var lines = L.layerGroup().addTo(map);
   var layer = L.layerGroup().addTo(map);
   var renderer = L.canvas({padding: 0.3});
   var total = document.getElementById("map-total");
+  var note = document.getElementById("map-tiles-note");
   var pending = null, timer = null, seq = 0;
-  window.amiMap = {map: map, last: null, loads: 0};
+  window.amiMap = {map: map, last: null, loads: 0, tiles: "probing"};
+
+  // Tiles: one probe image first; only if it loads is the tile layer added. Offline (or with
+  // AMI_MAP_TILES empty) the map keeps its plain background and says why.
+  function noTiles(why) {
+    window.amiMap.tiles = "unavailable";
+    box.classList.add("no-tiles");
+    note.textContent = why;
+    note.hidden = false;
+  }
+  var tiles = box.dataset.tiles;
+  if (!tiles) {
+    noTiles("No map tiles are configured (AMI_MAP_TILES): the grid is drawn on a plain background.");
+  } else {
+    var probe = new Image();
+    probe.onload = function () {
+      window.amiMap.tiles = "loaded";
+      L.tileLayer(tiles, {maxZoom: 19, attribution: "&copy; map tiles"}).addTo(map).bringToBack();
+    };
+    probe.onerror = function () {
+      noTiles("Map tiles are unavailable (no internet, or the tile server cannot be reached): the grid is drawn on a plain background.");
+    };
+    probe.src = tiles.replace("{s}", "a").replace("{z}", "0").replace("{x}", "0").replace("{y}", "0").replace("{r}", "");
+  }
 
   function query(extra) {
     var q = box.dataset.query;
@@ -27,18 +54,34 @@
   }
   function cellIcon(cell) {
     var size = Math.round(26 + 8 * Math.log10(cell.n));
-    var label = cell.n >= 10000 ? Math.round(cell.n / 1000) + "k" : String(cell.n);
-    return L.divIcon({
-      className: "map-cell",
-      html: '<span style="background:' + cellColour(cell.counts, cell.n) + ";width:" + size + "px;height:" + size + "px;line-height:" + size + 'px">' + label + "</span>",
-      iconSize: [size, size]
-    });
+    var span = document.createElement("span");
+    span.textContent = cell.n >= 10000 ? Math.round(cell.n / 1000) + "k" : String(cell.n);
+    span.style.background = cellColour(cell.counts, cell.n);
+    span.style.width = span.style.height = span.style.lineHeight = size + "px";
+    return L.divIcon({className: "map-cell", html: span, iconSize: [size, size]});
+  }
+  function assetIcon(kind) {
+    var shape = document.createElement("span");
+    return L.divIcon({className: "map-asset " + kind, html: shape, iconSize: [14, 14]});
   }
   function cellTitle(cell) {
     return cell.n + " meters: " + Object.keys(cell.counts).map(function (h) { return cell.counts[h] + " " + h; }).join(", ");
   }
+  var feederColours = {};
+  function feederColour(code) {
+    if (!(code in feederColours)) { feederColours[code] = FEEDERS[Object.keys(feederColours).length % FEEDERS.length]; }
+    return feederColours[code];
+  }
   function render(data) {
-    layer.clearLayers();
+    layer.clearLayers(); lines.clearLayers();
+    (data.transformers || []).forEach(function (t) {
+      if (t.substation) {
+        lines.addLayer(L.polyline([t.substation, [t.lat, t.lon]], {renderer: renderer, color: feederColour(t.feeder), weight: 3, opacity: 0.8}).bindTooltip("Feeder " + t.feeder));
+      }
+    });
+    data.points.forEach(function (p) {
+      if (p.transformer) { lines.addLayer(L.polyline([p.transformer, [p.lat, p.lon]], {renderer: renderer, color: "#7a8794", weight: 1, opacity: 0.7})); }
+    });
     data.cells.forEach(function (cell) {
       var m = L.marker([cell.lat, cell.lon], {icon: cellIcon(cell), title: cellTitle(cell), keyboard: false});
       m.on("click", function () { map.setView([cell.lat, cell.lon], Math.min(map.getZoom() + 2, 19)); });
@@ -47,16 +90,23 @@
     data.points.forEach(function (p) {
       var m = L.circleMarker([p.lat, p.lon], {renderer: renderer, radius: 6, weight: 1, color: "#fff", fillColor: COLOURS[p.health] || "#999", fillOpacity: 0.95});
       var url = data.detail_url.replace("SERIAL", encodeURIComponent(p.serial));
-      m.bindPopup('<a href="' + url + '">' + p.serial.replace(/[<>&"]/g, "") + "</a><br>" + p.health + " · " + p.status);
+      var popup = document.createElement("div"), a = document.createElement("a");
+      a.href = url; a.textContent = p.serial; popup.appendChild(a);
+      popup.appendChild(document.createElement("br"));
+      popup.appendChild(document.createTextNode(p.health + " · " + p.status));
+      m.bindPopup(popup);
       layer.addLayer(m);
     });
+    (data.substations || []).forEach(function (s) {
+      layer.addLayer(L.marker([s.lat, s.lon], {icon: assetIcon("sub"), title: "Substation " + s.code + " " + s.name}));
+    });
     data.transformers.forEach(function (t) {
-      layer.addLayer(L.marker([t.lat, t.lon], {icon: L.divIcon({className: "map-asset tr", iconSize: [12, 12]}), title: "Transformer " + t.code + " " + t.name}));
+      layer.addLayer(L.marker([t.lat, t.lon], {icon: assetIcon("tr"), title: "Transformer " + t.code + " " + t.name}));
     });
     data.concentrators.forEach(function (c) {
-      layer.addLayer(L.marker([c.lat, c.lon], {icon: L.divIcon({className: "map-asset dc", iconSize: [12, 12]}), title: "Concentrator " + c.serial}));
+      layer.addLayer(L.marker([c.lat, c.lon], {icon: assetIcon("dc"), title: "Concentrator " + c.serial}));
     });
-    total.textContent = "(" + data.total + " meters in view" + (data.mode === "cells" ? ", clustered" : "") +
+    total.textContent = "(" + data.total + " meters in view" + (data.mode === "cells" ? ", counted in clusters" : "") +
       (data.as_of ? ", as of " + new Date(data.as_of).toLocaleTimeString() : "") + ")";
   }
   function load() {

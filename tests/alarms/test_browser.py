@@ -18,7 +18,7 @@ def test_new_alarm_appears_live(asgi_server, page, world):
         [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": asgi_server}]
     )
     page.goto(asgi_server + "/alarms/")
-    page.wait_for_function("document.getElementById('alarm-live').textContent === 'live'")
+    page.wait_for_function("() => document.getElementById('alarm-live').textContent === 'live'")
     assert page.locator("#open-count").inner_text() == "0"
 
     evaluate_events(events(world.grid_a.meters[0], POWER_DOWN))  # commits: pushed after it
@@ -29,7 +29,7 @@ def test_new_alarm_appears_live(asgi_server, page, world):
     assert world.grid_a.meters[0].serial in row.first.inner_text()
     assert page.locator("#open-count").inner_text() == "1"
     assert page.locator("#raised-count").inner_text() == "1"
-    page.wait_for_function("document.getElementById('meters-off').textContent === '1'")
+    page.wait_for_function("() => document.getElementById('meters-off').textContent === '1'")
     assert "1 of 2" in page.locator("#outage-table").inner_text()
     page.wait_for_timeout(500)
     assert row.count() == 1  # organisation B's alarm never showed up

@@ -38,7 +38,7 @@ def test_read_now_from_the_meter_page(world, asgi_server, page, eager_celery):
         page.click("#read-now")
         page.wait_for_url("**/runs/*/")
         page.wait_for_function(
-            "document.getElementById('run-status').textContent.trim() === 'succeeded'"
+            "() => document.getElementById('run-status').textContent.trim() === 'succeeded'"
             " || document.getElementById('run-status').textContent.trim() === 'Succeeded'"
         )
         text = page.locator("#run-results").inner_text()

@@ -24,7 +24,7 @@ def test_alarm_appears_live_for_own_organisation_only(world, asgi_server, page):
     mine, theirs = world.grid_a.meters[0], world.grid_b.meters[0]
     login(page, asgi_server, "operator-a")
     page.goto(asgi_server + "/alarms/")
-    page.wait_for_function("document.getElementById('alarm-live').textContent === 'live'")
+    page.wait_for_function("() => document.getElementById('alarm-live').textContent === 'live'")
     rows = page.locator("#alarm-table tbody tr[data-alarm]")
     assert rows.count() == 0
     assert page.locator("#open-count").inner_text() == "0"

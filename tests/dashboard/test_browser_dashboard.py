@@ -61,12 +61,12 @@ def test_operator_dashboard_end_to_end(world, asgi_server, page):
     login(page, asgi_server, "operator-a")
 
     # Home: own fleet only, live link up; a status change published after commit shows.
-    page.wait_for_function("document.getElementById('ws-state').textContent === 'live'")
+    page.wait_for_function("() => document.getElementById('ws-state').textContent === 'live'")
     assert page.locator("#meters-total").inner_text() == "2"
     assert page.locator("[data-health=unreachable] .n").inner_text() == "0"
     in_worker_thread(meter_goes_unreachable, a.meters[1])
     page.wait_for_function(
-        "document.querySelector('[data-health=unreachable] .n').textContent === '1'"
+        "() => document.querySelector('[data-health=unreachable] .n').textContent === '1'"
     )
     shoot(page, "home")
 
@@ -83,7 +83,7 @@ def test_operator_dashboard_end_to_end(world, asgi_server, page):
 
     # Map: the data behind the markers is scoped; filtering narrows it.
     page.goto(asgi_server + "/map/")
-    page.wait_for_function("window.amiMap && window.amiMap.loads > 0")
+    page.wait_for_function("() => window.amiMap && window.amiMap.loads > 0")
     data = page.evaluate("window.amiMap.last")
     assert data["mode"] == "points"
     assert {p["serial"] for p in data["points"]} == {m.serial for m in a.meters}
@@ -91,7 +91,7 @@ def test_operator_dashboard_end_to_end(world, asgi_server, page):
     page.select_option("#read", "today")
     page.click("#map-filter-submit")
     page.wait_for_url("**/map/?*read=today*")
-    page.wait_for_function("window.amiMap && window.amiMap.loads > 0")
+    page.wait_for_function("() => window.amiMap && window.amiMap.loads > 0")
     data = page.evaluate("window.amiMap.last")
     assert [(p["serial"], p["health"]) for p in data["points"]] == [(a.meters[0].serial, "ok")]
     shoot(page, "map")

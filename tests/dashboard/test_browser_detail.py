@@ -78,7 +78,7 @@ def test_meter_graph_phasors_query_and_exports(world, asgi_server, page, eager_c
         assert resolution == "raw" and stop.startswith("2026-06-04")
         page.click("#graph-controls [data-span='31']")
         page.wait_for_function(
-            "document.getElementById('profile-graph').dataset.resolution === 'hour'"
+            "() => document.getElementById('profile-graph').dataset.resolution === 'hour'"
         )
         wait_for_graph(page)
         month = graph_range(page)
@@ -91,7 +91,7 @@ def test_meter_graph_phasors_query_and_exports(world, asgi_server, page, eager_c
         page.mouse.move(box["x"] + box["width"] * 0.99, y, steps=5)
         page.mouse.up()
         page.wait_for_function(
-            f"document.getElementById('profile-graph').dataset.start !== '{month[0]}'"
+            f"() => document.getElementById('profile-graph').dataset.start !== '{month[0]}'"
         )
         wait_for_graph(page)
         zoomed = graph_range(page)
@@ -99,7 +99,7 @@ def test_meter_graph_phasors_query_and_exports(world, asgi_server, page, eager_c
         # The zoom-out button widens it again.
         page.click("#graph-zoom-out")
         page.wait_for_function(
-            f"document.getElementById('profile-graph').dataset.start < '{zoomed[0]}'"
+            f"() => document.getElementById('profile-graph').dataset.start < '{zoomed[0]}'"
         )
         wait_for_graph(page)
         assert page.locator("#graph-range").inner_text().strip()

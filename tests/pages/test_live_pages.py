@@ -33,7 +33,9 @@ def test_a_finished_run_is_not_watched(world, asgi_server, page, status):
     sign_in(page, asgi_server, "operator-a")
     seen = watch(page)
     page.goto(f"{asgi_server}/runs/{run.pk}/")
-    page.wait_for_function("document.getElementById('run-progress').dataset.watch === 'finished'")
+    page.wait_for_function(
+        "() => document.getElementById('run-progress').dataset.watch === 'finished'"
+    )
     assert runs_watched(seen) == []  # nothing opened, so nothing can trigger a reload
     assert len(seen.loads) == 1
     assert page.locator("#run-status").inner_text() == run.get_status_display()
@@ -44,8 +46,10 @@ def test_a_run_that_finishes_while_watched_reloads_once(world, asgi_server, page
     sign_in(page, asgi_server, "operator-a")
     seen = watch(page)
     page.goto(f"{asgi_server}/runs/{run.pk}/")
-    page.wait_for_function("document.getElementById('run-progress').dataset.watch === 'live'")
-    page.wait_for_function("document.getElementById('run-status').dataset.status === 'running'")
+    page.wait_for_function("() => document.getElementById('run-progress').dataset.watch === 'live'")
+    page.wait_for_function(
+        "() => document.getElementById('run-status').dataset.status === 'running'"
+    )
 
     def finish():
         JobRun.objects.filter(pk=run.pk).update(
@@ -55,7 +59,7 @@ def test_a_run_that_finishes_while_watched_reloads_once(world, asgi_server, page
 
     in_worker_thread(finish)
     page.wait_for_function(
-        "document.getElementById('run-progress').dataset.watch === 'finished'"
+        "() => document.getElementById('run-progress').dataset.watch === 'finished'"
         " && document.getElementById('run-status').textContent.trim() === 'Partly failed'"
         " && performance.getEntriesByType('navigation')[0].type === 'reload'"
     )
@@ -72,5 +76,7 @@ def test_a_finished_export_is_not_polled(world, asgi_server, page):
     polls = []
     page.on("request", lambda r: polls.append(r.url) if "/status" in r.url else None)
     page.goto(f"{asgi_server}/reports/exports/{job.pk}/")
-    page.wait_for_function("document.getElementById('export-job').dataset.watch === 'finished'")
+    page.wait_for_function(
+        "() => document.getElementById('export-job').dataset.watch === 'finished'"
+    )
     assert polls == []

@@ -1,9 +1,10 @@
 """The Celery application: queues `collect` and `default`, late acks, DB scheduler for beat."""
 
 import os
+import sys
 
 from celery import Celery
-from celery.signals import task_postrun, task_prerun
+from celery.signals import import_modules, task_postrun, task_prerun
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "amisite.settings")
@@ -21,3 +22,19 @@ def _drop_stale_connections(**_kwargs):
     from django.db import close_old_connections
 
     close_old_connections()
+
+
+@import_modules.connect
+def _refuse_memory_broker(**_kwargs):
+    """Workers and beat (only they load task modules through this signal) on memory:// would
+    wait forever for tasks no other process can send them: stop with one line saying what to set.
+    """
+    from django.core.exceptions import ImproperlyConfigured
+
+    from .config import check_shared_broker
+
+    try:
+        check_shared_broker(app.conf.broker_url or "", "a Celery worker or beat")
+    except ImproperlyConfigured as exc:
+        print(f"configuration error: {exc}", file=sys.stderr, flush=True)
+        os._exit(2)  # not SystemExit: Celery would print its traceback and shut down slowly

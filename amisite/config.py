@@ -73,6 +73,26 @@ def redis_url_from_env() -> str:
     return url
 
 
+def broker_url_from_env(redis_url: str) -> str:
+    """CELERY_BROKER_URL, else REDIS_URL, else memory:// (in-process: eager tasks, one-process
+    tools and tests only)."""
+    return env.str("CELERY_BROKER_URL", default=redis_url or "memory://")
+
+
+def check_shared_broker(url: str, what: str) -> None:
+    """Raise ImproperlyConfigured when `what` (a worker, beat, a bench) would use memory://.
+
+    A memory:// broker lives inside one process: a worker would wait forever for tasks that
+    the web process or beat put into their own memory.
+    """
+    if urlsplit(url).scheme == "memory":
+        raise ImproperlyConfigured(
+            f"{what} needs a broker shared between processes: set REDIS_URL (e.g. "
+            "redis://127.0.0.1:6379/0) or CELERY_BROKER_URL; unset, the broker is memory:// "
+            "and no task would ever reach a worker"
+        )
+
+
 def check_redis_reachable(url: str, timeout: float = 3.0) -> None:
     """Raise ImproperlyConfigured naming REDIS_URL when nothing answers PING there."""
     parts = urlsplit(url)

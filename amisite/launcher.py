@@ -151,8 +151,13 @@ def main() -> None:
         django.setup()
         from django.conf import settings
 
-        from amisite.config import check_database_reachable, check_redis_reachable
+        from amisite.config import (
+            check_database_reachable,
+            check_redis_reachable,
+            check_shared_broker,
+        )
 
+        check_shared_broker(settings.CELERY_BROKER_URL, "make run")
         check_redis_reachable(settings.REDIS_URL)
         check_database_reachable()
     except ImproperlyConfigured as exc:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-from .config import database_from_env, env, redis_url_from_env
+from .config import broker_url_from_env, database_from_env, env, redis_url_from_env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env.str("AMI_VAR_DIR", default=str(BASE_DIR / "var")))
@@ -129,7 +129,7 @@ WHITENOISE_USE_FINDERS = True  # serve from the apps' folders without collectsta
 
 # --- Redis: Celery broker, channel layer, cache -------------------------------------------
 REDIS_URL = redis_url_from_env()
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "memory://")
+CELERY_BROKER_URL = broker_url_from_env(REDIS_URL)
 CHANNEL_LAYER_URL = env.str("CHANNEL_LAYER_URL", default=REDIS_URL)
 
 if CHANNEL_LAYER_URL:

@@ -112,8 +112,7 @@ def start_worker(db_url: str) -> subprocess.Popen:
         ],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,  # its errors (stderr) are shown: a dead worker is not silent
     )
 
 
@@ -269,6 +268,14 @@ def main():
     args = parser.parse_args()
     n = args.meters or (400 if args.quick else 3000)
     pairs = args.pairs or (1 if args.quick else 3)
+    from django.core.exceptions import ImproperlyConfigured
+
+    from amisite.config import broker_url_from_env, check_shared_broker, redis_url_from_env
+
+    try:  # before anything is created: the worker would otherwise wait forever
+        check_shared_broker(broker_url_from_env(redis_url_from_env()), "bench/collection_e2e.py")
+    except ImproperlyConfigured as exc:
+        sys.exit(f"configuration error: {exc}")
     from bench.benchdb import drop_database, server_url, setup_django
 
     url = server_url()

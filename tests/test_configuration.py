@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def run(args, **env_overrides):
-    drop = ("DATABASE_URL", "REDIS_URL", "DJANGO_ALLOW_ASYNC_UNSAFE")
+    drop = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "DJANGO_ALLOW_ASYNC_UNSAFE")
     env = {k: v for k, v in os.environ.items() if k not in drop}
     env.update({"SECRET_KEY": "test-only", **env_overrides})
     return subprocess.run(
@@ -99,3 +99,27 @@ def test_production_settings_pass_check_deploy(debug):
         SECURE_HSTS_SECONDS="31536000",
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# Each way to start a worker (or beat, which feeds them), run without REDIS_URL or
+# CELERY_BROKER_URL: a memory:// broker lives in one process, so each would wait forever.
+STARTS_A_WORKER = {
+    "celery worker": (["-m", "celery", "-A", "amisite", "worker", "--pool", "solo"], 2),
+    "celery beat": (["-m", "celery", "-A", "amisite", "beat", "--schedule", "{tmp}/beat"], 2),
+    "collection bench": (["bench/collection_e2e.py", "--quick"], 1),
+    "make run": (["-m", "amisite.launcher"], 2),
+}
+
+
+@pytest.mark.parametrize("what", STARTS_A_WORKER)
+def test_without_a_shared_broker_whatever_starts_a_worker_stops_with_one_line(what, tmp_path):
+    args, code = STARTS_A_WORKER[what]
+    env = {"AMI_VAR_DIR": str(tmp_path), "AMI_SECRETS_KEY": "x"}
+    if what == "make run":  # it starts its own Redis, so only an explicit memory:// can do this
+        env["CELERY_BROKER_URL"] = "memory://"
+    result = run([arg.format(tmp=tmp_path) for arg in args], **env)
+    assert result.returncode == code, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "configuration error:" in lines[0]
+    assert "set REDIS_URL" in lines[0] and "memory://" in lines[0]

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
-from django.db.models import F, Sum
+from django.db.models import F, Q, Sum
 from django.utils import timezone
 
 from accounts import audit
@@ -24,8 +24,8 @@ from accounts.actions import ensure_in_scope, record_denied
 from accounts.choices import Outcome
 from accounts.scoping import org_within_scope
 
-from . import engine, tariffs
-from .choices import SaleChannel, SaleStatus, ShiftStatus, TokenPurpose
+from . import engine, ledger, tariffs
+from .choices import MovementKind, SaleChannel, SaleStatus, ShiftStatus, TokenPurpose
 from .errors import IdempotencyConflict, SaleRefused, VendingError, VendingUnavailable
 from .models import (
     ManagementOrder,
@@ -57,20 +57,19 @@ def record_failure(action: str, *, acting_user, obj=None, error: Exception) -> N
     audit.record(action, user=acting_user, obj=obj, outcome=outcome, detail=str(error))
 
 
-def month_start(now: datetime) -> datetime:
-    """Start of the calendar month of `now` in the utility's time zone (fixed charges, blocks)."""
-    local = timezone.localtime(now)
-    return local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+def kwh_bought_in_month(account: PrepaidAccount, now: datetime, *, excluding=None) -> Decimal:
+    """kWh bought this month up to `now`: the block position of a sale at `now`.
 
-
-def month_to_date(account: PrepaidAccount, now: datetime):
-    """(kWh bought, fixed charge already collected) this month for the account."""
+    Completed sales count, and so do reversed sales whose token was entered: the meter
+    holds that energy, so the month's blocks do too.
+    """
     sales = Sale.objects.filter(
-        account=account, status=SaleStatus.COMPLETED, created_at__gte=month_start(now),
-        created_at__lte=now,
+        Q(status=SaleStatus.COMPLETED) | Q(reversal__token_entered=True), account=account,
+        created_at__gte=ledger.month_start(now), created_at__lte=now,
     )  # fmt: skip
-    bought = sales.aggregate(total=Sum("energy_kwh"))["total"] or ZERO
-    return bought, sales.filter(fixed_charge__gt=0).exists()
+    if excluding is not None:
+        sales = sales.exclude(pk=excluding.pk)
+    return sales.aggregate(total=Sum("energy_kwh"))["total"] or ZERO
 
 
 # --- shifts -----------------------------------------------------------------------------
@@ -101,21 +100,33 @@ def open_shift(
 
 
 def shift_takings(shift: Shift) -> Decimal:
-    completed = shift.sales.filter(status=SaleStatus.COMPLETED)
-    return completed.aggregate(total=Sum("amount_paid"))["total"] or ZERO
+    """Cash the drawer took: every sale of the shift (a later reversal does not undo it)."""
+    return shift.sales.aggregate(total=Sum("amount_paid"))["total"] or ZERO
+
+
+def shift_refunds(shift: Shift) -> Decimal:
+    """Cash the drawer paid out: refunds of reversals recorded in this shift."""
+    return shift.refunds.aggregate(total=Sum("refund_amount"))["total"] or ZERO
+
+
+def expected_cash(shift: Shift) -> Decimal:
+    return shift.opening_float + shift_takings(shift) - shift_refunds(shift)
 
 
 def close_shift(
     shift: Shift, *, cash_counted: Decimal, acting_user, note: str = "", now=None
 ) -> Shift:
-    """Close a shift: expected cash = float + completed sales; record the variance."""
+    """Close a shift: expected cash = float + sales taken - refunds paid; the variance.
+
+    A closed shift never changes: refunds are recorded only in open shifts.
+    """
     with transaction.atomic():
         shift = Shift.objects.select_for_update().get(pk=shift.pk)
         if shift.status != ShiftStatus.OPEN:
             raise SaleRefused("this shift is already closed")
         if shift.clerk_id != acting_user.pk and not is_supervisor(acting_user):
             raise PermissionDenied("only the clerk or a supervisor closes a shift")
-        expected = shift.opening_float + shift_takings(shift)
+        expected = expected_cash(shift)
         shift.cash_counted = Decimal(cash_counted)
         shift.expected_cash = expected
         shift.variance = shift.cash_counted - expected
@@ -130,6 +141,56 @@ def close_shift(
 
 
 # --- sales ------------------------------------------------------------------------------
+
+
+def _price(account: PrepaidAccount, amount: Decimal, now: datetime, *, acting_user):
+    """Owe the fixed charges of months without purchase, then price the payment.
+
+    The caller holds the account lock; a refused quote rolls the accruals back with it.
+    """
+    missed, fixed_due = ledger.fixed_charge_due(account, now)
+    for month in missed:
+        ledger.accrue_fixed_charge(
+            account, month, kind=MovementKind.FIXED_ARREARS, now=now, acting_user=acting_user,
+            note=f"fixed charge {month:%Y-%m}: no purchase that month",
+        )  # fmt: skip
+    quote = tariffs.quote(
+        account.tariff, amount, debt_balance=account.debt_balance,
+        credit_balance=account.credit_balance, fixed_charge_due=fixed_due,
+        kwh_bought_this_month=kwh_bought_in_month(account, now),
+    )  # fmt: skip
+    return quote, fixed_due
+
+
+def quote_fields(quote: tariffs.Quote) -> dict:
+    """The money columns of a Sale, from its quote."""
+    return {
+        "amount_paid": quote.amount_paid, "credit_used": quote.credit_used,
+        "debt_recovered": quote.debt_recovered, "fixed_charge": quote.fixed_charge,
+        "tax": quote.tax, "energy_charge": quote.energy_charge,
+        "credit_carried": quote.credit_carried, "energy_kwh": quote.energy_kwh,
+        "breakdown": quote.breakdown(),
+    }  # fmt: skip
+
+
+def _book(account, sale: Sale, quote: tariffs.Quote, fixed_due: bool, *, now, acting_user):
+    """A sale's effect on the account: debt recovered, money carried, fixed charge billed."""
+    month = ledger.month_of(now)
+    if quote.fixed_charge_debt:
+        ledger.post(
+            account, MovementKind.FIXED_SHORTFALL, debt=quote.fixed_charge_debt,
+            tax=quote.fixed_charge_debt_tax, period=month, sale=sale, now=now,
+            acting_user=acting_user, note=f"fixed charge {month:%Y-%m}: part not covered",
+        )  # fmt: skip
+    ledger.post(
+        account, MovementKind.SALE, debt=-quote.debt_recovered,
+        credit=quote.credit_carried - quote.credit_used, sale=sale, now=now,
+        acting_user=acting_user,
+    )  # fmt: skip
+    if fixed_due:
+        PrepaidAccount.objects.filter(pk=account.pk).update(
+            fixed_charge_billed_until=ledger.next_month(month)
+        )
 
 
 def _sell_locked(
@@ -161,12 +222,7 @@ def _sell_locked(
         if shift is None or shift.status != ShiftStatus.OPEN or shift.clerk_id != acting_user.pk:
             raise SaleRefused("open a shift at your station before selling")
         station = shift.station
-    bought, fixed_collected = month_to_date(account, now)
-    quote = tariffs.quote(
-        tariff, Decimal(amount), debt_balance=account.debt_balance,
-        fixed_charge_due=tariff.fixed_charge_monthly > 0 and not fixed_collected,
-        kwh_bought_this_month=bought,
-    )  # fmt: skip
+    quote, fixed_due = _price(account, Decimal(amount), now, acting_user=acting_user)
     key = engine.decoder_key(account)
     tid = engine.allocate_tid(account, now)
     try:
@@ -181,21 +237,15 @@ def _sell_locked(
     sale = Sale.objects.create(
         organisation=account.organisation, account=account, station=station, shift=shift,
         sold_by=acting_user, channel=channel, tariff=tariff, currency=tariff.currency,
-        amount_paid=quote.amount_paid, debt_recovered=quote.debt_recovered,
-        fixed_charge=quote.fixed_charge, tax=quote.tax, energy_charge=quote.energy_charge,
-        energy_kwh=quote.energy_kwh, breakdown=quote.breakdown(),
-        payment_reference=payment_reference, idempotency_key=idempotency_key,
-        request_fingerprint=fingerprint, created_at=now,
+        **quote_fields(quote), payment_reference=payment_reference,
+        idempotency_key=idempotency_key, request_fingerprint=fingerprint, created_at=now,
     )  # fmt: skip
     Token.objects.create(
         organisation=account.organisation, account=account, meter=account.meter, sale=sale,
         purpose=TokenPurpose.CREDIT, kind=sts.kind.value, digits=sts.digits,
         base_date=account.base_date, tid=tid, amount_kwh=sts.amount, issued_at=now,
     )  # fmt: skip
-    if quote.debt_recovered:
-        PrepaidAccount.objects.filter(pk=account.pk).update(
-            debt_balance=F("debt_balance") - quote.debt_recovered
-        )
+    _book(account, sale, quote, fixed_due, now=now, acting_user=acting_user)
     if not acting_user.has_perm("vending.add_sale") or not org_within_scope(
         acting_user, account.organisation, "add"
     ):
@@ -206,6 +256,7 @@ def _sell_locked(
         "account": account.meter_number,
         "amount_paid": str(quote.amount_paid),
         "energy_kwh": str(quote.energy_kwh),
+        "credit_carried": str(quote.credit_carried),
         "tid": tid,
         "channel": channel,
         "station": station.code if station else "",
@@ -302,41 +353,178 @@ def pay(
         raise
 
 
-def reverse_sale(sale: Sale, *, acting_user, reason: str, now=None) -> SaleReversal:
-    """A supervisor reverses a sale: a reversal row, the sale marked, recovered debt restored.
+def reverse_sale(
+    sale: Sale,
+    *,
+    acting_user,
+    reason: str,
+    token_entered: bool | None,
+    evidence: str = "",
+    refund_shift: Shift | None = None,
+    refund_reference: str = "",
+    now: datetime | None = None,
+) -> SaleReversal:
+    """A supervisor reverses a sale within the tariff's window (docs/vending.md, "Reversals").
 
-    The token cannot be recalled from the meter (STS has no such token); the reversal is the
-    money side, for a token that was never entered or a sale made in error.
+    STS has no token that recalls a credit, so the reversal first asks whether the token was
+    entered. Not entered: the customer is refunded. Entered: the customer is refunded too,
+    and the account owes the token's energy (tax included) as a compensating debt. Either
+    way the recovered debt is owed again, the money carried forward is put back as it was
+    (what a later sale already spent of it is kept from the refund), the month's fixed
+    charge stays owed, and later sales of the month priced in higher blocks because of this
+    one are re-priced into a credit. A refund is paid at the drawer of an open shift (or
+    outside the drawers, with its reference); closed shifts never change.
     """
-    if not is_supervisor(acting_user):
-        exc = PermissionDenied("only a supervisor may reverse a sale")
-        record_denied(acting_user, "reverse_sale", sale, str(exc))
-        raise exc
-    if not reason.strip():
-        raise SaleRefused("a reversal needs a reason")
-    original = sale
-    with transaction.atomic():
-        engine.locked_account(sale.account_id)
-        sale = Sale.objects.select_for_update().get(pk=sale.pk)
-        if sale.status == SaleStatus.REVERSED:
-            raise SaleRefused("this sale is already reversed")
-        if not org_within_scope(acting_user, sale.organisation, "change"):
-            raise PermissionDenied("the sale is outside your organisation's scope")
-        reversal = SaleReversal.objects.create(
-            organisation=sale.organisation, sale=sale, reversed_by=acting_user, reason=reason,
-            refund_amount=sale.amount_paid, debt_restored=sale.debt_recovered,
-            created_at=now or timezone.now(),
-        )  # fmt: skip
-        Sale.objects.filter(pk=sale.pk).update(status=SaleStatus.REVERSED)
-        sale.status = original.status = SaleStatus.REVERSED
-        if sale.debt_recovered:
-            PrepaidAccount.objects.filter(pk=sale.account_id).update(
-                debt_balance=F("debt_balance") + sale.debt_recovered
+    now = now or timezone.now()
+    try:
+        if not is_supervisor(acting_user):
+            raise PermissionDenied("only a supervisor may reverse a sale")
+        if not reason.strip():
+            raise SaleRefused("a reversal needs a reason")
+        if token_entered is None:
+            raise SaleRefused(
+                "say whether the token was entered in the meter (the meter's credit or token "
+                "log, or the customer's word): an entered token is charged as debt"
             )
-        audit.record("reverse_sale", user=acting_user, obj=sale, changes={
-            "refund_amount": str(sale.amount_paid), "debt_restored": str(sale.debt_recovered),
-            "reason": reason})  # fmt: skip
+        with transaction.atomic():
+            account = engine.locked_account(sale.account_id)
+            sale = Sale.objects.select_for_update().select_related("tariff").get(pk=sale.pk)
+            if sale.status == SaleStatus.REVERSED:
+                raise SaleRefused("this sale is already reversed")
+            if not org_within_scope(acting_user, sale.organisation, "change"):
+                raise PermissionDenied("the sale is outside your organisation's scope")
+            window = sale.tariff.reversal_window_days
+            if now - sale.created_at > timedelta(days=window):
+                raise SaleRefused(
+                    f"the sale is older than the {window}-day reversal window; "
+                    "adjust the account's debt instead"
+                )
+            reversal = _reverse_locked(
+                account, sale, acting_user=acting_user, reason=reason,
+                token_entered=token_entered, evidence=evidence, refund_shift=refund_shift,
+                refund_reference=refund_reference, now=now,
+            )  # fmt: skip
+    except (VendingError, PermissionDenied) as exc:
+        if isinstance(exc, PermissionDenied):
+            record_denied(acting_user, "reverse_sale", sale, str(exc))
+        else:
+            record_failure("reverse_sale", acting_user=acting_user, obj=sale, error=exc)
+        raise
     return reversal
+
+
+def _refund_drawer(refund_shift: Shift | None, refund: Decimal, reference: str, acting_user):
+    if refund <= 0:
+        return None
+    if refund_shift is None:
+        if not reference.strip():
+            raise SaleRefused(
+                "pay the refund at the drawer of an open shift, or give the reference of the "
+                "refund paid outside the drawers"
+            )
+        return None
+    shift = Shift.objects.select_for_update().filter(pk=refund_shift.pk).first()
+    if shift is None or shift.status != ShiftStatus.OPEN:
+        raise SaleRefused("refunds are paid at the drawer of an open shift; this one is closed")
+    if not Shift.objects.restrict(acting_user, "change").filter(pk=shift.pk).exists():
+        raise PermissionDenied("the shift is outside your scope")
+    return shift
+
+
+def _reverse_locked(account, sale, *, acting_user, reason, token_entered, evidence,
+                    refund_shift, refund_reference, now) -> SaleReversal:  # fmt: skip
+    rate = sale.tariff.tax_percent
+    fixed_tax = Decimal(sale.breakdown.get("fixed_tax", tariffs.tax_on(sale.fixed_charge, rate)))
+    energy_tax = sale.tax - fixed_tax
+    # Carried money: undo the sale's use of it; what a later sale spent is kept from the refund.
+    credit = sale.credit_used - sale.credit_carried
+    spent_since = max(ZERO, -(account.credit_balance + credit))
+    credit += spent_since
+    refund = sale.amount_paid - spent_since
+    drawer = _refund_drawer(refund_shift, refund, refund_reference, acting_user)
+    month = ledger.month_of(sale.created_at)
+    others_in_month = Sale.objects.filter(
+        account=account, status=SaleStatus.COMPLETED,
+        created_at__gte=ledger.month_start(sale.created_at),
+        created_at__lt=ledger.month_end(sale.created_at),
+    ).exclude(pk=sale.pk)  # fmt: skip
+    rebill = sale.fixed_charge > 0 and (ledger.month_of(now) != month or others_in_month.exists())
+    reprice, details = (ZERO, ZERO), []
+    if not token_entered:
+        reprice, details = _reprice_later_sales(account, sale)
+    reversal = SaleReversal.objects.create(
+        organisation=sale.organisation, sale=sale, reversed_by=acting_user, reason=reason,
+        token_entered=token_entered,
+        evidence=evidence.strip() or f"declared by {acting_user.get_username()}",
+        refund_amount=refund, refund_shift=drawer, refund_reference=refund_reference,
+        debt_restored=sale.debt_recovered, credit_restored=credit,
+        compensating_debt=sale.energy_charge + energy_tax if token_entered else ZERO,
+        fixed_charge_debt=sale.fixed_charge + fixed_tax if rebill else ZERO,
+        reprice_credit=reprice[0], details={"repriced": details}, created_at=now,
+    )  # fmt: skip
+    common = {"now": now, "acting_user": acting_user, "sale": sale, "reversal": reversal}
+    ledger.post(account, MovementKind.REVERSAL, debt=sale.debt_recovered, credit=credit,
+                note=reason, **common)  # fmt: skip
+    if token_entered:
+        ledger.post(account, MovementKind.COMPENSATING_DEBT, debt=reversal.compensating_debt,
+                    tax=energy_tax, note=f"{sale.energy_kwh} kWh entered", **common)  # fmt: skip
+    if rebill:
+        ledger.post(account, MovementKind.FIXED_REBILLED, debt=reversal.fixed_charge_debt,
+                    tax=fixed_tax, period=month, note=f"fixed charge {month:%Y-%m}",
+                    **common)  # fmt: skip
+    elif sale.fixed_charge > 0 and account.fixed_charge_billed_until == ledger.next_month(month):
+        # The month's only sale: its next sale charges the fixed charge again, so the part
+        # this sale left as debt is no longer owed.
+        shortfall = sale.movements.filter(kind=MovementKind.FIXED_SHORTFALL).first()
+        if shortfall is not None:
+            ledger.post(account, MovementKind.FIXED_REBILLED,
+                        debt=-min(shortfall.debt_change, account.debt_balance),
+                        tax=-shortfall.tax, period=month, note="charged on the next sale",
+                        **common)  # fmt: skip
+        PrepaidAccount.objects.filter(pk=account.pk).update(fixed_charge_billed_until=month)
+    gross, tax = reprice
+    if gross > 0:
+        ledger.post(account, MovementKind.REPRICE, credit=gross, tax=-tax, **common)
+    elif gross < 0:
+        ledger.post(account, MovementKind.REPRICE, debt=-gross, tax=-tax, **common)
+    Sale.objects.filter(pk=sale.pk).update(status=SaleStatus.REVERSED)
+    sale.status = SaleStatus.REVERSED
+    audit.record("reverse_sale", user=acting_user, obj=sale, changes={
+        "refund_amount": str(refund), "refund_shift": drawer.pk if drawer else None,
+        "refund_reference": refund_reference, "token_entered": token_entered,
+        "evidence": reversal.evidence, "debt_restored": str(sale.debt_recovered),
+        "credit_restored": str(credit), "compensating_debt": str(reversal.compensating_debt),
+        "fixed_charge_debt": str(reversal.fixed_charge_debt), "reprice_credit": str(gross),
+        "reason": reason})  # fmt: skip
+    return reversal
+
+
+def _reprice_later_sales(account, reversed_sale: Sale):
+    """((gross, tax) overcharged, details) of the month's later sales without `reversed_sale`.
+
+    A later sale was priced from a block position that counted the reversed sale's kWh;
+    its token cannot change, so the difference is settled on the account.
+    """
+    start = ledger.month_start(reversed_sale.created_at)
+    later = Sale.objects.filter(
+        Q(status=SaleStatus.COMPLETED) | Q(reversal__token_entered=True), account=account,
+        created_at__gt=reversed_sale.created_at, created_at__lt=ledger.month_end(start),
+    ).select_related("tariff").order_by("created_at", "id")  # fmt: skip
+    total, total_tax, details = ZERO, ZERO, []
+    for sale in later:
+        before = kwh_bought_in_month(account, sale.created_at, excluding=reversed_sale)
+        position = before - sale.energy_kwh  # the sale itself is counted up to its own time
+        cost, _lines = tariffs.energy_cost(sale.energy_kwh, tariffs.blocks_of(sale.tariff),
+                                           position)  # fmt: skip
+        rate = sale.tariff.tax_percent
+        was_tax, now_tax = tariffs.tax_on(sale.energy_charge, rate), tariffs.tax_on(cost, rate)
+        difference = sale.energy_charge + was_tax - cost - now_tax
+        if difference:
+            details.append({"sale": str(sale.reference), "energy_charge": str(sale.energy_charge),
+                            "repriced": str(cost), "difference": str(difference)})  # fmt: skip
+        total += difference
+        total_tax += was_tax - now_tax
+    return (total, total_tax), details
 
 
 def record_reprint(sale: Sale, *, acting_user) -> Sale:
@@ -349,7 +537,9 @@ def record_reprint(sale: Sale, *, acting_user) -> Sale:
     return sale
 
 
-def adjust_debt(account: PrepaidAccount, change: Decimal, *, acting_user, reason: str):
+def adjust_debt(
+    account: PrepaidAccount, change: Decimal, *, acting_user, reason: str, now=None
+) -> PrepaidAccount:
     """Add (positive) or write off (negative) customer debt recovered from future sales."""
     change = Decimal(change)
     if change != tariffs.money(change) or change == 0:
@@ -358,8 +548,8 @@ def adjust_debt(account: PrepaidAccount, change: Decimal, *, acting_user, reason
         locked = engine.locked_account(account.pk)
         if locked.debt_balance + change < 0:
             raise SaleRefused(f"the debt is only {locked.debt_balance}")
-        PrepaidAccount.objects.filter(pk=locked.pk).update(debt_balance=F("debt_balance") + change)
-        locked.refresh_from_db(fields=["debt_balance"])
+        ledger.post(locked, MovementKind.ADJUSTMENT, debt=change, now=now or timezone.now(),
+                    acting_user=acting_user, note=reason)  # fmt: skip
         ensure_in_scope(locked, acting_user, "change")
         audit.record("adjust_debt", user=acting_user, obj=locked, changes={
             "debt_balance": [str(locked.debt_balance - change), str(locked.debt_balance)],

@@ -13,6 +13,7 @@ from django.contrib import admin
 from accounts.admin_base import ReadOnlyScopedAdmin, ScopedModelAdmin
 
 from .models import (
+    AccountMovement,
     ManagementOrder,
     PrepaidAccount,
     Sale,
@@ -117,7 +118,16 @@ class TokenAdmin(ReadOnlyScopedAdmin):
 
 @admin.register(SaleReversal)
 class SaleReversalAdmin(ReadOnlyScopedAdmin):
-    list_display = ("sale", "reversed_by", "refund_amount", "created_at")
+    list_display = ("sale", "reversed_by", "token_entered", "refund_amount", "refund_shift",
+                    "compensating_debt", "created_at")  # fmt: skip
+
+
+@admin.register(AccountMovement)
+class AccountMovementAdmin(ReadOnlyScopedAdmin):
+    list_display = ("account", "kind", "debt_change", "credit_change", "debt_after",
+                    "credit_after", "created_at")  # fmt: skip
+    list_filter = ("kind",)
+    search_fields = ("account__meter_number",)
 
 
 @admin.register(ManagementOrder)

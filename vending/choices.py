@@ -38,11 +38,25 @@ class ShiftStatus(models.TextChoices):
 class SaleChannel(models.TextChoices):
     COUNTER = "counter", "Counter (clerk at a station)"
     API = "api", "Third-party payment"
+    OFFLINE = "offline", "Offline sale (uploaded later)"
 
 
 class SaleStatus(models.TextChoices):
     COMPLETED = "completed", "Completed"
     REVERSED = "reversed", "Reversed"
+
+
+class MovementKind(models.TextChoices):
+    """Why a prepaid account's debt or carried-forward money changed."""
+
+    SALE = "sale", "Sale (debt recovered, money carried forward)"
+    FIXED_ARREARS = "fixed-arrears", "Fixed charge of a month without purchase"
+    FIXED_SHORTFALL = "fixed-shortfall", "Fixed charge the payment could not cover"
+    ADJUSTMENT = "adjustment", "Debt adjustment"
+    REVERSAL = "reversal", "Reversal (recovered debt and carried money restored)"
+    COMPENSATING_DEBT = "compensating-debt", "Entered token of a reversed sale"
+    FIXED_REBILLED = "fixed-rebilled", "Fixed charge of a reversed sale, owed again"
+    REPRICE = "reprice", "Later sales of the month re-priced after a reversal"
 
 
 class TokenPurpose(models.TextChoices):

@@ -30,8 +30,28 @@ class SellForm(forms.Form):
     amount = forms.DecimalField(max_digits=12, decimal_places=2, min_value=Decimal("0.01"))
 
 
-class ReasonForm(forms.Form):
+class ReverseForm(forms.Form):
+    """A reversal: why, whether the token was entered, and where the refund is paid."""
+
     reason = forms.CharField(max_length=300)
+    token_entered = forms.TypedChoiceField(
+        label="Was the token entered in the meter?",
+        choices=[("", "-- ask the customer or read the meter --"), ("no", "No"), ("yes", "Yes")],
+        coerce=lambda value: value == "yes", empty_value=None,
+    )  # fmt: skip
+    evidence = forms.CharField(
+        max_length=200, required=False, help_text="how you know (meter read, customer's word)"
+    )
+    refund_shift = forms.ModelChoiceField(
+        queryset=None, required=False, help_text="the open shift whose drawer pays the refund"
+    )
+    refund_reference = forms.CharField(
+        max_length=100, required=False, help_text="or: the reference of a refund paid elsewhere"
+    )
+
+    def __init__(self, *args, shifts, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["refund_shift"].queryset = shifts
 
 
 class ManagementTokenForm(forms.Form):

@@ -21,6 +21,7 @@ from .choices import (
     Algorithm,
     BaseDate,
     KeyDerivation,
+    MovementKind,
     SaleChannel,
     SaleStatus,
     ShiftStatus,
@@ -103,6 +104,25 @@ class Tariff(models.Model):
         max_digits=5, decimal_places=2, default=ZERO, validators=PERCENT,
         help_text="share of each payment applied to the customer's debt until it is paid",
     )  # fmt: skip
+    # Policies (docs/vending.md): what a payment pays first, what is owed, how long a
+    # sale may be reversed.
+    min_energy_percent = models.DecimalField(
+        max_digits=5, decimal_places=2, default=Decimal("50"), validators=PERCENT,
+        help_text="share of each payment that always buys energy; fixed charge and debt "
+        "recovery together take at most the rest",
+    )  # fmt: skip
+    fixed_charge_shortfall_to_debt = models.BooleanField(
+        default=True,
+        help_text="take what the payment can cover of the fixed charge and owe the rest as "
+        "debt (off: a payment that cannot cover the fixed charge is refused)",
+    )
+    accrue_missed_fixed_charges = models.BooleanField(
+        default=True,
+        help_text="months without a purchase owe their fixed charge as debt at the next one",
+    )
+    reversal_window_days = models.PositiveSmallIntegerField(
+        default=30, help_text="a sale may be reversed up to this many days after it was made"
+    )
     active = models.BooleanField(default=True)
 
     objects = CatalogueQuerySet.as_manager()
@@ -182,6 +202,15 @@ class PrepaidAccount(models.Model):
     debt_balance = models.DecimalField(
         max_digits=12, decimal_places=2, default=ZERO, editable=False, validators=NON_NEGATIVE
     )
+    credit_balance = models.DecimalField(
+        "money carried forward", max_digits=12, decimal_places=2, default=ZERO,
+        editable=False, validators=NON_NEGATIVE,
+        help_text="paid but not yet credited as energy (the token's resolution); spent on "
+        "the next purchase",
+    )  # fmt: skip
+    # First day (local) of the first month whose fixed charge is neither paid nor owed;
+    # empty until the first sale under a fixed charge.
+    fixed_charge_billed_until = models.DateField(null=True, blank=True, editable=False)
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
@@ -193,6 +222,9 @@ class PrepaidAccount(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=Q(debt_balance__gte=0), name="prepaid_debt_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(credit_balance__gte=0), name="prepaid_credit_not_negative"
             ),
             models.UniqueConstraint(fields=["meter_number"], name="prepaid_meter_number_unique"),
         ]
@@ -315,6 +347,14 @@ class Sale(models.Model):
     tariff = models.ForeignKey(Tariff, on_delete=models.PROTECT, related_name="sales")
     currency = models.CharField(max_length=3)
     amount_paid = models.DecimalField(max_digits=12, decimal_places=2)
+    credit_used = models.DecimalField(
+        max_digits=12, decimal_places=2, default=ZERO,
+        help_text="money carried forward from earlier sales, spent on this one",
+    )  # fmt: skip
+    credit_carried = models.DecimalField(
+        max_digits=12, decimal_places=2, default=ZERO,
+        help_text="paid but not credited (the token's resolution); carried forward",
+    )  # fmt: skip
     debt_recovered = models.DecimalField(max_digits=12, decimal_places=2, default=ZERO)
     fixed_charge = models.DecimalField(max_digits=12, decimal_places=2, default=ZERO)
     tax = models.DecimalField(max_digits=12, decimal_places=2, default=ZERO)
@@ -326,6 +366,9 @@ class Sale(models.Model):
     request_fingerprint = models.CharField(max_length=64, blank=True, editable=False)
     reprint_count = models.PositiveIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # When the head-end recorded it: later than created_at for an offline sale uploaded.
+    recorded_at = models.DateTimeField(default=timezone.now, editable=False)
+    offline_reference = models.CharField(max_length=100, blank=True)
 
     objects = StationScopedQuerySet.as_manager()
     scope_field = "organisation"
@@ -341,6 +384,11 @@ class Sale(models.Model):
                 name="sale_idempotency_key_unique",
             ),
             models.CheckConstraint(condition=Q(amount_paid__gt=0), name="sale_amount_positive"),
+            models.UniqueConstraint(
+                fields=["station", "offline_reference"],
+                condition=~Q(offline_reference=""),
+                name="sale_offline_reference_unique_per_station",
+            ),
             models.CheckConstraint(condition=Q(energy_kwh__gt=0), name="sale_energy_positive"),
         ]
         indexes = [models.Index(fields=["account", "status", "created_at"])]
@@ -440,8 +488,41 @@ class SaleReversal(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
     reason = models.CharField(max_length=300)
-    refund_amount = models.DecimalField(max_digits=12, decimal_places=2)
+    token_entered = models.BooleanField(
+        null=True, help_text="the token was entered in the meter: its energy is owed as debt "
+        "(empty: reversed before the question was asked)",
+    )  # fmt: skip
+    evidence = models.CharField(
+        max_length=200, blank=True, help_text="how it is known whether the token was entered"
+    )
+    refund_amount = models.DecimalField(
+        max_digits=12, decimal_places=2, help_text="money paid back to the customer"
+    )
+    refund_shift = models.ForeignKey(
+        Shift, null=True, blank=True, on_delete=models.PROTECT, related_name="refunds",
+        help_text="the open shift whose drawer paid the refund out in cash",
+    )  # fmt: skip
+    refund_reference = models.CharField(
+        max_length=100, blank=True, help_text="a refund not paid at a drawer: its reference"
+    )
     debt_restored = models.DecimalField(max_digits=12, decimal_places=2, default=ZERO)
+    credit_restored = models.DecimalField(
+        max_digits=12, decimal_places=2, default=ZERO,
+        help_text="change of the money carried forward (the sale's use of it undone)",
+    )  # fmt: skip
+    compensating_debt = models.DecimalField(
+        max_digits=12, decimal_places=2, default=ZERO,
+        help_text="the entered token's energy, tax included, owed by the account",
+    )  # fmt: skip
+    fixed_charge_debt = models.DecimalField(
+        max_digits=12, decimal_places=2, default=ZERO,
+        help_text="the month's fixed charge, tax included, owed again after the reversal",
+    )  # fmt: skip
+    reprice_credit = models.DecimalField(
+        max_digits=12, decimal_places=2, default=ZERO,
+        help_text="later sales of the month re-priced without this one (positive: credit)",
+    )  # fmt: skip
+    details = models.JSONField(default=dict)
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = StationScopedQuerySet.as_manager()
@@ -453,3 +534,41 @@ class SaleReversal(models.Model):
 
     def __str__(self) -> str:
         return f"reversal of {self.sale}"
+
+
+class AccountMovement(models.Model):
+    """One change of a prepaid account's debt or carried-forward money, with its cause."""
+
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+")
+    account = models.ForeignKey(PrepaidAccount, on_delete=models.PROTECT, related_name="movements")
+    kind = models.CharField(max_length=20, choices=MovementKind.choices)
+    debt_change = models.DecimalField(max_digits=12, decimal_places=2, default=ZERO)
+    credit_change = models.DecimalField(max_digits=12, decimal_places=2, default=ZERO)
+    debt_after = models.DecimalField(max_digits=12, decimal_places=2)
+    credit_after = models.DecimalField(max_digits=12, decimal_places=2)
+    tax = models.DecimalField(
+        max_digits=12, decimal_places=2, default=ZERO,
+        help_text="tax included in a charge owed as debt (fixed charges, entered tokens)",
+    )  # fmt: skip
+    period = models.DateField(null=True, blank=True, help_text="the month a fixed charge is for")
+    sale = models.ForeignKey(
+        Sale, null=True, blank=True, on_delete=models.PROTECT, related_name="movements"
+    )
+    reversal = models.ForeignKey(
+        SaleReversal, null=True, blank=True, on_delete=models.PROTECT, related_name="movements"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+"
+    )
+    note = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    objects = ScopedQuerySet.as_manager()
+    scope_field = "organisation"
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["account", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.account.meter_number}"

@@ -7,6 +7,7 @@ receipt printed after the first one says REPRINT and shows the stored token unch
 
 from __future__ import annotations
 
+from decimal import Decimal
 from io import BytesIO
 
 from django.utils import timezone
@@ -36,7 +37,7 @@ def receipt_lines(sale: Sale) -> list[str]:
     if sale.reprint_count:
         lines.append(_centre(f"*** REPRINT {sale.reprint_count} ***"))
     if sale.status == SaleStatus.REVERSED:
-        lines.append(_centre("*** REVERSED - TOKEN NOT VALID FOR CREDIT ***"))
+        lines.append(_centre("*** REVERSED ***"))
     where = sale.station.code if sale.station else "online payment"
     lines += [
         _pair("Receipt", str(sale.reference)),
@@ -55,11 +56,21 @@ def receipt_lines(sale: Sale) -> list[str]:
         _pair("Tariff", f"{sale.tariff.code} {sale.tariff.name}"),
         rule,
         _pair("Amount paid", f"{sale.currency} {sale.amount_paid}"),
+    ]
+    if sale.credit_used:
+        lines.append(_pair("Credit brought forward", sale.credit_used))
+    lines += [
         _pair("Debt recovered", sale.debt_recovered),
         _pair("Fixed charge", sale.fixed_charge),
+    ]
+    owed = Decimal(sale.breakdown.get("fixed_charge_debt", "0"))
+    if owed:
+        lines.append(_pair("Fixed charge owed as debt", owed))
+    lines += [
         _pair("Tax", sale.tax),
         _pair("Energy", sale.energy_charge),
         _pair("Energy credited", f"{sale.energy_kwh} kWh"),
+        _pair("Carried forward (not credited)", sale.credit_carried),
         rule,
         "TOKEN",
         _centre(token.grouped if token else "-"),
@@ -67,6 +78,41 @@ def receipt_lines(sale: Sale) -> list[str]:
         rule,
         _centre("Enter the 20 digits on your meter keypad."),
     ]
+    reversal = getattr(sale, "reversal", None) if sale.status == SaleStatus.REVERSED else None
+    if reversal is not None:
+        lines += [rule, *reversal_lines(reversal)]
+    return lines
+
+
+def reversal_lines(reversal) -> list[str]:
+    """What a reversal really did: STS cannot recall a token, so the receipt says so."""
+    when = timezone.localtime(reversal.created_at).strftime("%Y-%m-%d %H:%M %Z")
+    lines = [_centre("REVERSAL"), _pair("Reversed", when), _pair("Reason", reversal.reason)]
+    if reversal.token_entered:
+        lines += [
+            "Token was entered in the meter",
+            f"({reversal.evidence[: WIDTH - 2]})",
+            _pair("Energy charged as debt", reversal.compensating_debt),
+        ]
+    elif reversal.token_entered is False:
+        lines += [
+            "Token reported NOT entered",
+            f"({reversal.evidence[: WIDTH - 2]})",
+            "The meter would still accept it once; if it",
+            "is entered, its energy is owed as debt.",
+        ]
+    where = (
+        f"drawer {reversal.refund_shift.station.code}" if reversal.refund_shift_id
+        else reversal.refund_reference or "-"
+    )  # fmt: skip
+    lines += [_pair("Refunded", reversal.refund_amount), _pair("Refund paid at", where)]
+    for label, value in (
+        ("Debt owed again", reversal.debt_restored),
+        ("Fixed charge owed as debt", reversal.fixed_charge_debt),
+        ("Credit from re-pricing", reversal.reprice_credit),
+    ):  # fmt: skip
+        if value:
+            lines.append(_pair(label, value))
     return lines
 
 

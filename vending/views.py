@@ -22,14 +22,26 @@ from accounts.mixins import ScopedViewMixin
 from . import actions, receipts, reports, usage
 from .choices import SaleStatus, ShiftStatus
 from .errors import VendingError
-from .forms import CloseShiftForm, ManagementTokenForm, OpenShiftForm, ReasonForm, SellForm
-from .models import ManagementOrder, PrepaidAccount, Sale, Shift, VendingStation
+from .forms import CloseShiftForm, ManagementTokenForm, OpenShiftForm, ReverseForm, SellForm
+from .models import (
+    AccountMovement,
+    ManagementOrder,
+    PrepaidAccount,
+    Sale,
+    Shift,
+    VendingStation,
+)
 from .scoping import is_supervisor, may_issue_management_tokens
 
 
 def _stations_for(user):
     stations = VendingStation.objects.restrict(user, "view").filter(active=True)
     return stations if is_supervisor(user) else stations.filter(clerks=user)
+
+
+def _refund_shifts(user):
+    """Open shifts whose drawer may pay a refund: the supervisor's scope."""
+    return Shift.objects.restrict(user, "change").filter(status=ShiftStatus.OPEN)
 
 
 def _open_shift(user):
@@ -51,6 +63,7 @@ class CounterView(ScopedViewMixin, TemplateView):
         context.update(
             shift=shift,
             takings=actions.shift_takings(shift) if shift else None,
+            refunds=actions.shift_refunds(shift) if shift else None,
             open_form=OpenShiftForm(stations=_stations_for(user)),
             close_form=CloseShiftForm(),
             sell_form=SellForm(),
@@ -144,7 +157,7 @@ class SaleDetailView(ScopedViewMixin, DetailView):
             token=sale.credit_token,
             reversal=getattr(sale, "reversal", None),
             can_reverse=is_supervisor(self.request.user) and sale.status == SaleStatus.COMPLETED,
-            reverse_form=ReasonForm(),
+            reverse_form=ReverseForm(shifts=_refund_shifts(self.request.user)),
             receipt_text=receipts.text_receipt(sale),
         )
         return context
@@ -161,13 +174,13 @@ class SaleActionView(ScopedViewMixin, View):
             if what == "reprint":
                 actions.record_reprint(sale, acting_user=request.user)
                 return redirect("vending:receipt", reference=reference, fmt="pdf")
-            form = ReasonForm(request.POST)
+            form = ReverseForm(request.POST, shifts=_refund_shifts(request.user))
             if form.is_valid():
-                actions.reverse_sale(sale, acting_user=request.user,
-                                     reason=form.cleaned_data["reason"])  # fmt: skip
-                messages.success(request, "Sale reversed.")
+                reversal = actions.reverse_sale(sale, acting_user=request.user,
+                                                **form.cleaned_data)  # fmt: skip
+                messages.success(request, f"Sale reversed; refund {reversal.refund_amount}.")
             else:
-                messages.error(request, "A reversal needs a reason.")
+                messages.error(request, f"Cannot reverse: {form.errors.as_text()}")
         except VendingError as exc:
             messages.error(request, str(exc))
         except PermissionDenied as exc:
@@ -230,6 +243,7 @@ class AccountDetailView(ScopedViewMixin, DetailView):
             ),  # fmt: skip
             used_30d=used,
             no_readings_message=usage.NO_READINGS_MESSAGE,
+            movements=AccountMovement.objects.restrict(user, "view").filter(account=account)[:50],
             orders=ManagementOrder.objects.restrict(user, "view")
             .filter(account=account)
             .prefetch_related("tokens")[:20],

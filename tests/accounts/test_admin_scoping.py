@@ -10,6 +10,7 @@ from accounts.models import ActivityLog
 from meters.models import Channel, Customer, DataConcentrator, GridNode, Meter, MeterModel
 from tests.admin_forms import change_url, staff_client
 from vending.models import (
+    AccountMovement,
     ManagementOrder,
     PrepaidAccount,
     Sale,
@@ -63,8 +64,14 @@ def _vending(w):
             actions.sell(sale.account, D("5"), acting_user=sale.sold_by, shift=sale.shift),
             acting_user=admin,
             reason="sold in error",
+            token_entered=False,
+            refund_shift=sale.shift,
         )
         for sale, admin in zip(sales, (w.admin_a, w.admin_b), strict=True)
+    )
+    pairs[AccountMovement] = tuple(
+        actions.adjust_debt(account, D("1.00"), acting_user=admin, reason="arrears").movements.get()
+        for account, admin in ((v.account_a, w.admin_a), (v.account_b, w.admin_b))
     )
     pairs[ManagementOrder] = tuple(
         actions.issue_management_tokens(
@@ -97,6 +104,7 @@ OBJECTS = {
             Sale,
             Token,
             SaleReversal,
+            AccountMovement,
             ManagementOrder,
         )  # fmt: skip
     },

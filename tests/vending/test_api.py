@@ -151,9 +151,15 @@ def test_reverse_needs_a_supervisor(vend):
     url = f"/api/vending/sales/{sale['id']}/reverse/"
     assert client.post(url, {"reason": "oops"}, format="json").status_code == 403
     admin = client_for(vend.world.admin_a)
-    reversed_ = admin.post(url, {"reason": "oops"}, format="json")
+    # Whether the token was entered must be said; the refund is paid at an open drawer.
+    unasked = admin.post(url, {"reason": "oops", "refund_shift": sale["shift"]}, format="json")
+    assert unasked.status_code == 422 and "entered" in unasked.json()["detail"]
+    body = {"reason": "oops", "token_entered": False, "refund_shift": sale["shift"]}
+    reversed_ = admin.post(url, body, format="json")
     assert reversed_.status_code == 200 and reversed_.json()["status"] == "reversed"
-    assert reversed_.json()["reversal"]["reason"] == "oops"
+    reversal = reversed_.json()["reversal"]
+    assert reversal["reason"] == "oops" and reversal["refund_amount"] == "20.00"
+    assert reversal["refund_shift"] == sale["shift"] and reversal["token_entered"] is False
 
 
 def test_management_tokens_api_role_checks(vend):

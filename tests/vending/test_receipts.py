@@ -9,6 +9,7 @@ from django.core.management import call_command
 
 from tests.vending.conftest import NOW
 from vending import actions, receipts
+from vending.models import Sale
 
 
 def a_sale(vend):
@@ -52,8 +53,13 @@ def test_reprint_is_marked_and_shows_the_same_token(vend):
 
 def test_reversed_sale_receipt_says_so(vend):
     sale = a_sale(vend)
-    actions.reverse_sale(sale, acting_user=vend.world.admin_a, reason="error")
-    assert "REVERSED" in receipts.text_receipt(sale)
+    actions.reverse_sale(sale, acting_user=vend.world.admin_a, reason="error",
+                         token_entered=False, refund_shift=sale.shift, now=NOW)  # fmt: skip
+    text = receipts.text_receipt(Sale.objects.get(pk=sale.pk))
+    assert "REVERSED" in text and "Token reported NOT entered" in text
+    # Issue 20 (3): the old receipt claimed a token no longer works; STS cannot recall one.
+    assert "NOT VALID" not in text
+    assert "drawer STA" in text and "100.00" in text
 
 
 def test_sts_management_command_round_trip():

@@ -32,6 +32,14 @@ def sell(vend, amount="100", *, now=NOW, shift=None, account=None):
                         shift=shift, now=now)  # fmt: skip
 
 
+def reverse(vend, sale, *, acting_user=None, reason="wrong meter", entered=False, **kwargs):
+    """A supervisor's reversal, refunded at the sale's own drawer unless told otherwise."""
+    kwargs.setdefault("refund_shift", sale.shift)
+    kwargs.setdefault("now", sale.created_at + timedelta(minutes=1))
+    return actions.reverse_sale(sale, acting_user=acting_user or vend.world.admin_a,
+                                reason=reason, token_entered=entered, **kwargs)  # fmt: skip
+
+
 def test_sale_token_decodes_to_the_amount_and_tid(vend):
     sale = sell(vend)
     token = sale.credit_token
@@ -101,7 +109,7 @@ def test_fixed_charge_due_again_after_reversal(vend):
     vend.flat.save()
     shift = open_shift(vend)
     first = sell(vend, shift=shift)
-    actions.reverse_sale(first, acting_user=vend.world.admin_a, reason="wrong meter")
+    reverse(vend, first)
     assert sell(vend, shift=shift, now=NOW + timedelta(minutes=5)).fixed_charge == D("20")
 
 
@@ -130,14 +138,14 @@ def test_reversal_is_its_own_row_and_restores_debt(vend):
     actions.adjust_debt(vend.account_a, D("50"), acting_user=vend.world.admin_a, reason="x")
     sale = sell(vend)
     with pytest.raises(PermissionDenied):
-        actions.reverse_sale(sale, acting_user=vend.clerk_a, reason="mine")
-    reversal = actions.reverse_sale(sale, acting_user=vend.world.admin_a, reason="wrong meter")
+        reverse(vend, sale, acting_user=vend.clerk_a)
+    reversal = reverse(vend, sale)
     assert reversal.refund_amount == D("100.00") and reversal.debt_restored == D("10.00")
     sale.refresh_from_db()
     assert sale.status == SaleStatus.REVERSED
     assert PrepaidAccount.objects.get(pk=vend.account_a.pk).debt_balance == D("50.00")
     with pytest.raises(SaleRefused, match="already reversed"):
-        actions.reverse_sale(sale, acting_user=vend.world.admin_a, reason="again")
+        reverse(vend, sale, reason="again")
     assert SaleReversal.objects.count() == 1 and Sale.objects.filter(pk=sale.pk).exists()
     assert ActivityLog.objects.filter(action="reverse_sale", outcome=Outcome.DENIED).exists()
 
@@ -149,7 +157,7 @@ def test_shift_reconciliation(vend):
     sell(vend, "100", shift=shift)
     reversed_sale = sell(vend, "30", shift=shift)
     sell(vend, "20.50", shift=shift)
-    actions.reverse_sale(reversed_sale, acting_user=vend.world.admin_a, reason="refund")
+    reverse(vend, reversed_sale)
     closed = actions.close_shift(shift, cash_counted=D("170.00"), acting_user=vend.clerk_a)
     assert closed.expected_cash == D("170.50")
     assert closed.variance == D("-0.50")

@@ -81,7 +81,9 @@ class TariffSerializer(serializers.ModelSerializer):
     class Meta:
         model = Tariff
         fields = ["id", "organisation", "code", "name", "kind", "currency", "price_per_kwh",
-                  "fixed_charge_monthly", "tax_percent", "debt_recovery_percent", "active",
+                  "fixed_charge_monthly", "tax_percent", "debt_recovery_percent",
+                  "min_energy_percent", "fixed_charge_shortfall_to_debt",
+                  "accrue_missed_fixed_charges", "reversal_window_days", "active",
                   "blocks"]  # fmt: skip
 
     def validate(self, attrs):
@@ -124,9 +126,11 @@ class PrepaidAccountSerializer(ModelCleanMixin, serializers.ModelSerializer):
         model = PrepaidAccount
         fields = ["id", "organisation", "customer", "meter", "service_point", "tariff",
                   "meter_number", "pan", "sgc", "krn", "ti", "key_type", "ea", "dkga",
-                  "base_date", "last_tid", "debt_balance", "active", "created_at"]  # fmt: skip
+                  "base_date", "last_tid", "debt_balance", "credit_balance",
+                  "fixed_charge_billed_until", "active", "created_at"]  # fmt: skip
         read_only_fields = ["organisation", "service_point", "pan", "last_tid",
-                            "debt_balance", "created_at"]  # fmt: skip
+                            "debt_balance", "credit_balance", "fixed_charge_billed_until",
+                            "created_at"]  # fmt: skip
 
 
 class TokenSerializer(serializers.ModelSerializer):
@@ -143,7 +147,10 @@ class SaleReversalSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = SaleReversal
-        fields = ["reversed_by", "reason", "refund_amount", "debt_restored", "created_at"]
+        fields = ["reversed_by", "reason", "token_entered", "evidence", "refund_amount",
+                  "refund_shift", "refund_reference", "debt_restored", "credit_restored",
+                  "compensating_debt", "fixed_charge_debt", "reprice_credit", "details",
+                  "created_at"]  # fmt: skip
 
 
 class SaleSerializer(serializers.ModelSerializer):
@@ -157,8 +164,9 @@ class SaleSerializer(serializers.ModelSerializer):
         model = Sale
         fields = ["id", "reference", "organisation", "account", "meter_number", "station",
                   "shift", "sold_by", "channel", "status", "tariff", "currency", "amount_paid",
-                  "debt_recovered", "fixed_charge", "tax", "energy_charge", "energy_kwh",
-                  "breakdown", "payment_reference", "reprint_count", "created_at", "token",
+                  "credit_used", "debt_recovered", "fixed_charge", "tax", "energy_charge",
+                  "credit_carried", "energy_kwh", "breakdown", "payment_reference",
+                  "offline_reference", "reprint_count", "created_at", "recorded_at", "token",
                   "reversal"]  # fmt: skip
         read_only_fields = fields
 
@@ -198,8 +206,22 @@ class PaymentSerializer(serializers.Serializer):
         return attrs
 
 
-class ReasonSerializer(serializers.Serializer):
+class ReverseSerializer(serializers.Serializer):
+    """A reversal: why, whether the token was entered, and where the refund is paid."""
+
     reason = serializers.CharField(max_length=300)
+    token_entered = serializers.BooleanField(
+        allow_null=True, default=None,
+        help_text="was the token entered in the meter? (required: true charges its energy "
+        "as debt)",
+    )  # fmt: skip
+    evidence = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
+    refund_shift = ScopedRelatedField(
+        queryset=Shift.objects.all(), action="change", required=False, allow_null=True
+    )
+    refund_reference = serializers.CharField(
+        max_length=100, required=False, default="", allow_blank=True
+    )
 
 
 class DebtAdjustmentSerializer(serializers.Serializer):

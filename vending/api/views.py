@@ -167,16 +167,14 @@ class SaleViewSet(ScopedModelViewSet):
             return refused(exc)
         return Response(serializers.SaleSerializer(sale).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=serializers.ReasonSerializer, responses=serializers.SaleSerializer)
+    @extend_schema(request=serializers.ReverseSerializer, responses=serializers.SaleSerializer)
     @action(detail=True, methods=["post"])
     def reverse(self, request, pk=None):
         sale = self.get_object()
-        body = serializers.ReasonSerializer(data=request.data)
+        body = serializers.ReverseSerializer(data=request.data, context={"request": request})
         body.is_valid(raise_exception=True)
         try:
-            actions.reverse_sale(
-                sale, acting_user=request.user, reason=body.validated_data["reason"]
-            )
+            actions.reverse_sale(sale, acting_user=request.user, **body.validated_data)
         except VendingError as exc:
             return refused(exc)
         return Response(serializers.SaleSerializer(Sale.objects.get(pk=sale.pk)).data)

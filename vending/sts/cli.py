@@ -58,9 +58,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _int(text: str) -> int:
-    # Accepts decimal and 0x-prefixed hex (register masks are usually written in hex).
+    """Decimal, leading zeros allowed (tariff index `01`, supply group `000001`), or 0x-hex
+    (register masks are usually written in hex)."""
+    digits = text.strip()
     try:
-        return int(text, 0)
+        if digits.lower().startswith(("0x", "-0x", "+0x")):
+            return int(digits, 16)
+        return int(digits, 10)
     except ValueError:
         raise argparse.ArgumentTypeError(f"invalid integer: {text!r}") from None
 

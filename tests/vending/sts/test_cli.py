@@ -155,3 +155,37 @@ def test_bad_time_and_pan(capsys):
 
 def test_help_returns_zero(capsys):
     assert main(["--help"], stdout=io.StringIO()) == 0
+
+
+def test_leading_zeros_are_decimal_and_hex_still_works():
+    """Tariff indexes are written `01` and supply group codes `000001`, as on the meter."""
+    plain = [*BASE, "--type", "clear-credit", "--register", "0xffff", "--json"]
+    padded = list(plain)
+    for option, written in (("--ti", "01"), ("--sgc", "000123"), ("--krn", "01")):
+        padded[padded.index(option) + 1] = written
+    plain[plain.index("--sgc") + 1] = "123"
+    assert run(padded) == run(plain)
+    assert run(padded)[0] == 0
+    assert json.loads(run(padded)[1])["tokens"]
+
+
+def test_manage_py_sts_needs_no_secret_key():
+    """A field tool that touches no database and no secret runs without SECRET_KEY."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    drop = {"SECRET_KEY", "AMI_SECRETS_KEY", "DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE"}
+    env = {key: value for key, value in os.environ.items() if key not in drop}
+    argv = [*BASE, "--ti", "01", "--type", "credit-electricity", "--amount", "0.1"]
+    result = subprocess.run(
+        [sys.executable, "manage.py", "sts", *argv],
+        cwd=Path(__file__).resolve().parents[3],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "6553 4951 7064 0714 4004" in result.stdout

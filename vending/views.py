@@ -278,33 +278,31 @@ class ManagementTokenView(ScopedViewMixin, View):
 
 
 class ReportsView(ScopedViewMixin, TemplateView):
-    """Sales per station/clerk/day, per tariff, and outstanding debt; each as CSV too."""
+    """Every vending report for a period of local days (default: this month), each as CSV."""
 
     model = Sale
     template_name = "vending/reports.html"
 
-    def sources(self):
-        user = self.request.user
-        return {
-            "sales": self.scoped_queryset(),
-            "accounts": PrepaidAccount.objects.restrict(user, "view"),
-        }
+    def period(self):
+        try:
+            return reports.Period.parse(self.request.GET.get("from"), self.request.GET.get("to"))
+        except ValueError as exc:
+            messages.error(self.request, f"Bad period: {exc}; showing this month.")
+            return reports.Period.parse(None, None)
 
     def get(self, request, *args, **kwargs):
         table = request.GET.get("csv")
         if table in reports.TABLES:
-            _title, columns, source, build = reports.TABLES[table]
-            rows = build(self.sources()[source])
-            response = HttpResponse(reports.to_csv(rows, columns), content_type="text/csv")
-            response["Content-Disposition"] = f'attachment; filename="vending-{table}.csv"'
-            return response
+            return reports.csv_response(table, self.period(), request.user)
         return super().get(request, *args, **kwargs)
 
     def get_context_data(self, **kwargs):
-        sources = self.sources()
+        period = self.period()
+        sources = reports.sources_for(self.request.user)
         tables = []
-        for slug, (title, columns, source, build) in reports.TABLES.items():
-            rows = [[row[key] for key, _h in columns] for row in build(sources[source])[:500]]
-            tables.append({"slug": slug, "title": title, "headings": [h for _k, h in columns],
-                           "rows": rows})  # fmt: skip
-        return {**super().get_context_data(**kwargs), "tables": tables}
+        for slug in reports.TABLES:
+            title, columns, rows = reports.build(slug, sources, period)
+            cells = [[row[key] for key, _h in columns] for row in rows[:500]]
+            headings = [heading for _key, heading in columns]
+            tables.append({"slug": slug, "title": title, "headings": headings, "rows": cells})
+        return {**super().get_context_data(**kwargs), "tables": tables, "period": period}

@@ -102,9 +102,10 @@ def test_counter_pages_sell_and_close(vend, client):
 def test_reports_are_scoped_and_download_as_csv(vend, client):
     a_sale(vend)
     client.force_login(vend.world.admin_a)
-    csv_text = client.get("/vending/reports/?csv=by-station").content.decode()
+    period = "&from=2025-05-01&to=2025-05-31"  # the sale's month (reports are per period)
+    csv_text = client.get(f"/vending/reports/?csv=by-station{period}").content.decode()
     assert csv_text.splitlines()[0].startswith("Day,Station")
     assert "STA" in csv_text
     client.force_login(vend.world.operator_b)
-    assert "STA" not in client.get("/vending/reports/?csv=by-station").content.decode()
+    assert "STA" not in client.get(f"/vending/reports/?csv=by-station{period}").content.decode()
     assert client.get("/vending/reports/?csv=debt").status_code == 200

@@ -15,5 +15,6 @@ router.register("sales", views.SaleViewSet)
 router.register("management-tokens", views.ManagementOrderViewSet)
 urlpatterns = [
     path("payments/", views.PaymentView.as_view(), name="vending-payment"),
+    path("reports/<slug:slug>/", views.ReportView.as_view(), name="vending-report"),
     *router.urls,
 ]

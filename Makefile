@@ -28,6 +28,7 @@ run: $(VENV)/.run-installed
 test: $(VENV)/.test-installed
 	$(PY) -m ruff format --check .
 	$(PY) -m ruff check .
+	$(PY) .ci/audit.py
 	$(TEST_ENV) $(PY) manage.py check --fail-level WARNING
 	$(TEST_ENV) $(PY) manage.py makemigrations --check --dry-run
 	$(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)

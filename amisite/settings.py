@@ -55,6 +55,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "amisite.csp.ContentSecurityPolicyMiddleware",
+    "amisite.badinput.RejectNulMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -64,6 +65,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",
     "accounts.audit.AuditContextMiddleware",
+    "amisite.badinput.BadInputMiddleware",
 ]
 
 ROOT_URLCONF = "amisite.urls"
@@ -207,6 +209,13 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "amisite.pagination.Pagination",
+    # Bad input is a 400 whichever view it reaches (amisite/badinput.py).
+    "EXCEPTION_HANDLER": "amisite.badinput.api_exception_handler",
+    "DEFAULT_PARSER_CLASSES": [
+        "amisite.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.SearchFilter",

@@ -25,6 +25,16 @@ from .models import Channel, GridNode, Meter
 from .store import COLUMNS_PER_GROUP, DailyEnergy, IntervalReading, Quality, RegisterRead
 
 ONE_US = timedelta(microseconds=1)
+# The days a query may name: wide enough for any meter's life, narrow enough that the day
+# or month after, in any time zone, is still a datetime (9999-12-31 + 1 day overflows).
+FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(2999, 12, 31)
+
+
+def day_out_of_range(day: date) -> str | None:
+    """Why a queried day cannot be used (None: it can)."""
+    if FIRST_DAY <= day <= LAST_DAY:
+        return None
+    return f"dates must lie between {FIRST_DAY:%Y-%m-%d} and {LAST_DAY:%Y-%m-%d}"
 
 
 def local_zone() -> ZoneInfo:

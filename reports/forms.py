@@ -6,7 +6,7 @@ from django import forms
 
 from meters.choices import MeterStatus, NodeKind
 from meters.models import GridNode, Meter, MeterModel
-from meters.rollups import day_bounds
+from meters.rollups import day_bounds, day_out_of_range
 
 from . import query
 
@@ -56,6 +56,10 @@ class DataQueryForm(forms.Form):
     def clean(self):
         data = super().clean()
         start, end = data.get("start"), data.get("end")
+        for name, day in (("start", start), ("end", end)):
+            if day and day_out_of_range(day):
+                self.add_error(name, day_out_of_range(day))
+                start = end = None
         if start and end:
             if end < start:
                 self.add_error("end", "The end is before the start.")

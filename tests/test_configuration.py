@@ -97,8 +97,23 @@ def test_production_settings_pass_check_deploy(debug):
         ALLOWED_HOSTS="ami.example.org",
         SECURE_SSL_REDIRECT="true",
         SECURE_HSTS_SECONDS="31536000",
+        CSRF_TRUSTED_ORIGINS="https://ami.example.org",
     )
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_check_deploy_finds_a_missing_tls_setting():
+    """The check above can fail: without HSTS the same command names the problem."""
+    result = run(
+        ["manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        DEBUG="false",
+        SECRET_KEY="k" * 20 + "-production-like-secret-with-enough-entropy-9f8e7d6c5b4a",
+        ALLOWED_HOSTS="ami.example.org",
+        SECURE_SSL_REDIRECT="true",
+        SECURE_HSTS_SECONDS="0",
+    )
+    assert result.returncode != 0 and "security.W004" in result.stdout + result.stderr
 
 
 # Each way to start a worker (or beat, which feeds them), run without REDIS_URL or

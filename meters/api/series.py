@@ -18,7 +18,7 @@ from reports import query
 
 from ..choices import ChannelKind
 from ..models import Meter
-from ..rollups import day_bounds
+from ..rollups import day_bounds, day_out_of_range
 
 DEFAULT_SPAN = timedelta(days=7)
 MAX_CHANNELS = 8
@@ -33,12 +33,19 @@ def parse_moment(text: str | None, *, end: bool = False):
     """An ISO datetime (naive = UTC) or a date (its local midnight; `end`: the next one)."""
     if not text:
         return None
-    moment = parse_datetime(text)
+    name = "end" if end else "start"
+    try:
+        moment = parse_datetime(text)
+        day = moment.date() if moment is not None else parse_date(text)
+    except ValueError:  # well-formed but impossible: 2026-02-30
+        day = moment = None
+    if day is None:
+        raise ValidationError({name: f"not a date or time: {text!r}"})
+    problem = day_out_of_range(day)
+    if problem:
+        raise ValidationError({name: problem})
     if moment is not None:
         return moment if timezone.is_aware(moment) else moment.replace(tzinfo=UTC)
-    day = parse_date(text)
-    if day is None:
-        raise ValidationError({"start" if not end else "end": f"not a date or time: {text!r}"})
     return day_bounds(day)[1 if end else 0]
 
 

@@ -106,6 +106,15 @@ def _too_many(max_rows: int, layout: Layout = METERS) -> FileError:
     return FileError(f"the file has more than {max_rows} {layout.plural}; split it")
 
 
+def _cells(names: list[str], row) -> dict[str, Any]:
+    """A row's cells by column; a short row's missing cells are empty, as a spreadsheet
+    program writes them (they are then refused by the column's own rules, row by row)."""
+    values = dict(zip(names, row, strict=False))
+    for name in names[len(values) :]:
+        values[name] = ""
+    return values
+
+
 def _is_blank(cells: Iterable[Any]) -> bool:
     return all(c is None or (isinstance(c, str) and not c.strip()) for c in cells)
 
@@ -141,7 +150,7 @@ def _read_csv(data: bytes, max_rows: int, layout: Layout = METERS) -> list[Recor
                     raise FileError(
                         f"line {reader.line_num}: {len(row)} cells but only {len(names)} columns"
                     )
-            records.append(Record(reader.line_num, dict(zip(names, row, strict=False))))
+            records.append(Record(reader.line_num, _cells(names, row)))
     except csv.Error as exc:
         raise FileError(f"line {reader.line_num}: not valid CSV ({exc})") from None
     return records
@@ -205,7 +214,7 @@ def _read_xlsx(
                 raise _too_many(max_rows, layout)
             if len(row) > len(names) and not _is_blank(row[len(names) :]):
                 raise FileError(f"row {number}: values in columns without a header")
-            records.append(Record(number, dict(zip(names, row, strict=False))))
+            records.append(Record(number, _cells(names, row)))
     except FileError:
         raise
     except Exception as exc:

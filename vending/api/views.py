@@ -300,6 +300,12 @@ class PaymentView(APIView):
                 {"detail": "send an Idempotency-Key header (or idempotency_key field)"},
                 status=status.HTTP_400_BAD_REQUEST,
             )
+        longest = Sale._meta.get_field("idempotency_key").max_length
+        if len(key) > longest:
+            return Response(
+                {"detail": f"the Idempotency-Key is longer than {longest} characters"},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
         if data.get("idempotency_key") and data["idempotency_key"] != key:
             return Response(
                 {"detail": "the Idempotency-Key header and field differ"},

@@ -217,7 +217,7 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_FILTER_BACKENDS": [
-        "django_filters.rest_framework.DjangoFilterBackend",
+        "accounts.api.filters.ScopedFilterBackend",  # choices through restrict()
         "rest_framework.filters.SearchFilter",
         "rest_framework.filters.OrderingFilter",
     ],

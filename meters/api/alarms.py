@@ -14,6 +14,7 @@ from rest_framework.response import Response
 
 from accounts import actions as account_actions
 from accounts.api.base import ModelPermissions, ScopedModelViewSet, ScopedRelatedField
+from accounts.api.filters import ScopedFilterSet
 from accounts.models import Organisation
 
 from .. import alarm_actions
@@ -69,7 +70,7 @@ class AlarmCommentSerializer(serializers.Serializer):
     comment = serializers.CharField(required=False, allow_blank=True, max_length=2000)
 
 
-class AlarmFilter(django_filters.FilterSet):
+class AlarmFilter(ScopedFilterSet):
     state = django_filters.MultipleChoiceFilter(choices=AlarmState.choices)
     severity = django_filters.MultipleChoiceFilter(choices=Severity.choices)
     min_severity = django_filters.NumberFilter(field_name="severity", lookup_expr="gte")

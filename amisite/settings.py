@@ -81,6 +81,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            # |when, |quantity, |money...: one way to show times, energy and money.
+            "builtins": ["amisite.display_tags"],
         },
     },
 ]
@@ -118,6 +120,8 @@ LANGUAGE_CODE = "en"
 TIME_ZONE = env.str("AMI_TIME_ZONE", default="UTC")  # the utility's local time zone
 USE_I18N = True
 USE_TZ = True
+# A date or time printed without a filter still shows the zone (amisite/formats/en).
+FORMAT_MODULE_PATH = ["amisite.formats"]
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]

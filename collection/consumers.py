@@ -90,7 +90,10 @@ def snapshot(user=None) -> dict:
 
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
-    status = {"server_time": timezone.now().isoformat(), "database": connection.vendor}
+    from amisite.display import when
+
+    # Shown as is on the home page (and updated by the websocket): the utility's zone, named.
+    status = {"server_time": when(timezone.now(), seconds=True), "database": connection.vendor}
     if user is None:
         return status
     status.update(fleet_snapshot(user))

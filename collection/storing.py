@@ -71,10 +71,16 @@ def summary(outcome: MeterOutcome) -> dict:
 
 
 def values_in(outcome: MeterOutcome) -> int:
-    """How many single values the meter delivered (profile cells, registers, events)."""
+    """How many single values the meter delivered (profile cells, registers, events and
+    instantaneous values: each phase's voltage, current and angle, frequency, power)."""
     cells = sum(len(p.rows) * len(p.channels) for p in outcome.profiles)
     registers = sum(1 for r in outcome.registers if r.value is not None)
-    return cells + registers + len(outcome.events)
+    instantaneous = 0
+    if outcome.instantaneous is not None:
+        inst = outcome.instantaneous
+        present = [*inst.voltages, *inst.currents, *inst.angles, inst.frequency, inst.active_power]
+        instantaneous = sum(1 for v in present if v is not None)
+    return cells + registers + len(outcome.events) + instantaneous
 
 
 def store_outcomes(outcomes: list[MeterOutcome]) -> IngestResult:

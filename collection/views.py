@@ -12,7 +12,7 @@ from django.views.generic import DetailView, ListView, TemplateView
 from accounts.mixins import ScopedViewMixin
 from meters.models import Meter
 
-from . import actions
+from . import actions, readings_shown
 from .choices import ReadItem
 from .forms import ReadJobForm
 from .models import JobRun, ReadJob
@@ -37,9 +37,14 @@ class RunDetailView(ScopedViewMixin, DetailView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        context["results"] = self.object.results.select_related("meter").order_by(
-            "status", "meter__serial"
-        )[:500]
+        results = list(
+            self.object.results.select_related("meter__meter_model").order_by(
+                "status", "meter__serial"
+            )[:500]
+        )
+        for result in results:
+            result.reading = readings_shown.tables(result.data, result.meter)
+        context["results"] = results
         return context
 
 

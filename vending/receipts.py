@@ -10,7 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 from io import BytesIO
 
-from django.utils import timezone
+from amisite import display
 
 from .choices import SaleStatus
 from .models import Sale
@@ -31,7 +31,6 @@ def _centre(text: str) -> str:
 def receipt_lines(sale: Sale) -> list[str]:
     """The receipt, line by line (the same content in the text and the PDF version)."""
     token = sale.credit_token
-    when = timezone.localtime(sale.created_at)
     rule = "-" * WIDTH
     lines = [_centre(sale.organisation.name), _centre("PREPAID ELECTRICITY"), ""]
     if sale.reprint_count:
@@ -41,7 +40,7 @@ def receipt_lines(sale: Sale) -> list[str]:
     where = sale.station.code if sale.station else "online payment"
     lines += [
         _pair("Receipt", str(sale.reference)),
-        _pair("Date", when.strftime("%Y-%m-%d %H:%M %Z")),
+        _pair("Date", display.when(sale.created_at)),
         _pair("Station", where),
     ]
     if sale.payment_reference:
@@ -55,22 +54,22 @@ def receipt_lines(sale: Sale) -> list[str]:
         _pair("Meter", account.meter_number),
         _pair("Tariff", f"{sale.tariff.code} {sale.tariff.name}"),
         rule,
-        _pair("Amount paid", f"{sale.currency} {sale.amount_paid}"),
+        _pair("Amount paid", display.money(sale.amount_paid, sale.currency)),
     ]
     if sale.credit_used:
-        lines.append(_pair("Credit brought forward", sale.credit_used))
+        lines.append(_pair("Credit brought forward", display.money(sale.credit_used)))
     lines += [
-        _pair("Debt recovered", sale.debt_recovered),
-        _pair("Fixed charge", sale.fixed_charge),
+        _pair("Debt recovered", display.money(sale.debt_recovered)),
+        _pair("Fixed charge", display.money(sale.fixed_charge)),
     ]
     owed = Decimal(sale.breakdown.get("fixed_charge_debt", "0"))
     if owed:
-        lines.append(_pair("Fixed charge owed as debt", owed))
+        lines.append(_pair("Fixed charge owed as debt", display.money(owed)))
     lines += [
-        _pair("Tax", sale.tax),
-        _pair("Energy", sale.energy_charge),
-        _pair("Energy credited", f"{sale.energy_kwh} kWh"),
-        _pair("Carried forward (not credited)", sale.credit_carried),
+        _pair("Tax", display.money(sale.tax)),
+        _pair("Energy", display.money(sale.energy_charge)),
+        _pair("Energy credited", display.energy_kwh(sale.energy_kwh)),
+        _pair("Carried forward (not credited)", display.money(sale.credit_carried)),
         rule,
         "TOKEN",
         _centre(token.grouped if token else "-"),
@@ -86,13 +85,16 @@ def receipt_lines(sale: Sale) -> list[str]:
 
 def reversal_lines(reversal) -> list[str]:
     """What a reversal really did: STS cannot recall a token, so the receipt says so."""
-    when = timezone.localtime(reversal.created_at).strftime("%Y-%m-%d %H:%M %Z")
-    lines = [_centre("REVERSAL"), _pair("Reversed", when), _pair("Reason", reversal.reason)]
+    lines = [
+        _centre("REVERSAL"),
+        _pair("Reversed", display.when(reversal.created_at)),
+        _pair("Reason", reversal.reason),
+    ]
     if reversal.token_entered:
         lines += [
             "Token was entered in the meter",
             f"({reversal.evidence[: WIDTH - 2]})",
-            _pair("Energy charged as debt", reversal.compensating_debt),
+            _pair("Energy charged as debt", display.money(reversal.compensating_debt)),
         ]
     elif reversal.token_entered is False:
         lines += [
@@ -105,14 +107,15 @@ def reversal_lines(reversal) -> list[str]:
         f"drawer {reversal.refund_shift.station.code}" if reversal.refund_shift_id
         else reversal.refund_reference or "-"
     )  # fmt: skip
-    lines += [_pair("Refunded", reversal.refund_amount), _pair("Refund paid at", where)]
+    refunded = display.money(reversal.refund_amount)
+    lines += [_pair("Refunded", refunded), _pair("Refund paid at", where)]
     for label, value in (
         ("Debt owed again", reversal.debt_restored),
         ("Fixed charge owed as debt", reversal.fixed_charge_debt),
         ("Credit from re-pricing", reversal.reprice_credit),
     ):  # fmt: skip
         if value:
-            lines.append(_pair(label, value))
+            lines.append(_pair(label, display.money(value)))
     return lines
 
 

@@ -21,7 +21,7 @@ import csv
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from io import StringIO
 
 from django.db.models import Count, F, OuterRef, Subquery, Sum
@@ -29,6 +29,7 @@ from django.db.models.functions import TruncDate, TruncMonth
 from django.http import HttpResponse
 from django.utils import timezone
 
+from amisite import display
 from meters.registry_io.columns import FORMULA_START
 
 from .choices import MovementKind, SaleStatus
@@ -352,6 +353,28 @@ def build(slug: str, src: Sources, period: Period) -> tuple[str, list, list[dict
     return title, columns, list(builder(src, period))
 
 
+ENERGY_COLUMNS = {"kwh"}  # kWh, to the tenth a token carries; every other decimal is money
+
+
+def exact(key: str, value):
+    """A figure at its stored precision (a SQLite SUM gives 173.900000000000)."""
+    if isinstance(value, float | Decimal):
+        step = Decimal("0.1") if key in ENERGY_COLUMNS else Decimal("0.01")
+        return Decimal(str(value)).quantize(step, rounding=ROUND_HALF_UP)
+    return value
+
+
+def shown(key: str, value) -> str:
+    """A report cell as the page shows it: money and energy quantised and grouped."""
+    if value is None:
+        return ""
+    if isinstance(value, float | Decimal):
+        if key in ENERGY_COLUMNS:
+            return display.energy_kwh(value)
+        return display.money(value)
+    return str(value)
+
+
 def cell(value) -> str:
     """A cell as text; text a spreadsheet would run as a formula is quoted."""
     if value is None:
@@ -367,7 +390,7 @@ def to_csv(rows, columns) -> str:
     writer = csv.writer(out)
     writer.writerow([heading for _key, heading in columns])
     for row in rows:
-        writer.writerow([cell(row[key]) for key, _h in columns])
+        writer.writerow([cell(exact(key, row[key])) for key, _h in columns])
     return out.getvalue()
 
 

@@ -302,7 +302,7 @@ class ReportsView(ScopedViewMixin, TemplateView):
         tables = []
         for slug in reports.TABLES:
             title, columns, rows = reports.build(slug, sources, period)
-            cells = [[row[key] for key, _h in columns] for row in rows[:500]]
+            cells = [[reports.shown(key, row[key]) for key, _h in columns] for row in rows[:500]]
             headings = [heading for _key, heading in columns]
             tables.append({"slug": slug, "title": title, "headings": headings, "rows": cells})
         return {**super().get_context_data(**kwargs), "tables": tables, "period": period}

@@ -46,7 +46,7 @@
       if (empty) { empty.remove(); }
       row = document.createElement("tr");
       row.dataset.alarm = alarm.id;
-      [new Date(alarm.last_event_at).toLocaleString(), alarm.meter, alarm.kind_label,
+      [window.amiWhen(alarm.last_event_at, true), alarm.meter, alarm.kind_label,
        alarm.severity_label].forEach(function (t) { row.appendChild(cell(t)); });
       row.appendChild(cell(alarm.count, "count"));
       row.appendChild(cell(LABELS[alarm.state] || alarm.state, "state"));
@@ -56,7 +56,7 @@
     } else {
       row.querySelector(".count").textContent = alarm.count;
       row.querySelector(".state").textContent = LABELS[alarm.state] || alarm.state;
-      row.cells[0].textContent = new Date(alarm.last_event_at).toLocaleString();
+      row.cells[0].textContent = window.amiWhen(alarm.last_event_at, true);
     }
     row.dataset.state = alarm.state;
   }
@@ -78,7 +78,7 @@
               tr.appendChild(cell(pair[0]));
               tr.appendChild(cell(n.code + " " + n.name));
               tr.appendChild(cell(n.off + " of " + n.total));
-              tr.appendChild(cell(new Date(n.since).toLocaleString()));
+              tr.appendChild(cell(window.amiWhen(n.since)));
               tbody.appendChild(tr);
             });
           });

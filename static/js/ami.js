@@ -14,4 +14,25 @@
     (root || document).querySelectorAll("[data-flex]").forEach(function (el) { el.style.flex = el.dataset.flex; });
   };
   window.amiFlex();
+
+  // Times as the server prints them (amisite/display.py): the utility's zone, named.
+  var zone = document.body.dataset.timeZone || "UTC";
+  var formats = {};
+  function formatter(seconds) {
+    var key = seconds ? "s" : "m";
+    if (!formats[key]) {
+      var options = {timeZone: zone, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZoneName: "short"};
+      if (seconds) { options.second = "2-digit"; }
+      formats[key] = new Intl.DateTimeFormat("en-GB", options);
+    }
+    return formats[key];
+  }
+  window.amiWhen = function (value, seconds) {
+    if (value === null || value === undefined || value === "") { return "–"; }
+    var parts = {};
+    formatter(seconds).formatToParts(new Date(value)).forEach(function (p) { parts[p.type] = p.value; });
+    var text = parts.year + "-" + parts.month + "-" + parts.day + " " + parts.hour + ":" + parts.minute;
+    return text + (seconds ? ":" + parts.second : "") + " " + parts.timeZoneName;
+  };
+  window.amiTimeZone = zone;
 })();

@@ -50,7 +50,7 @@
       setCounts("alarm-list", "data-severity", s.alarms.by_severity, "severity");
     }
     if (s.outages !== undefined && s.outages !== null) { byId("outages-line").hidden = false; setText("outages", s.outages); }
-    if (s.meters || s.today) { setText("status-updated", new Date().toLocaleTimeString()); }
+    if (s.meters || s.today) { setText("status-updated", window.amiWhen(new Date(), true)); }
   }
   document.addEventListener("ami:status", function (event) { render(event.detail); });
 })();

@@ -107,7 +107,7 @@
       layer.addLayer(L.marker([c.lat, c.lon], {icon: assetIcon("dc"), title: "Concentrator " + c.serial}));
     });
     total.textContent = "(" + data.total + " meters in view" + (data.mode === "cells" ? ", counted in clusters" : "") +
-      (data.as_of ? ", as of " + new Date(data.as_of).toLocaleTimeString() : "") + ")";
+      (data.as_of ? ", as of " + window.amiWhen(data.as_of, true) : "") + ")";
   }
   function load() {
     map.invalidateSize();  // the box may have been laid out after the map was made

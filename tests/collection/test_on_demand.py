@@ -114,3 +114,28 @@ def test_job_sets_a_drifting_clock_within_limits_and_logs_it(world, eager_celery
     log = ActivityLog.objects.get(action="set_clock")
     assert log.object_repr == "90000001"
     assert abs(CommStatus.objects.get(meter=meter).clock_drift_s) < 5  # read after setting
+
+
+def test_an_instantaneous_read_counts_its_values_and_shows_tables(world, fleet, eager_celery):
+    """'Values 0' was shown for a read that returned voltages and currents; the page showed a
+    Python dict dump instead of tables."""
+    from django.test import Client
+
+    meter = point_meter_at(world.grid_a.meters[0], fleet, "90000001")
+    run = actions.request_on_demand_read(
+        meter, ["clock", "registers", "instantaneous"], acting_user=world.operator_a
+    )
+    result = JobRun.objects.get(pk=run.pk).results.get()
+    inst = result.data["instantaneous"]
+    present = [*inst["voltages"], *inst["currents"], *inst["angles"]]
+    present += [inst["frequency"], inst["active_power"]]
+    registers = sum(1 for r in result.data["registers"] if r["value"] is not None)
+    assert result.values_stored == registers + sum(v is not None for v in present) > registers
+    client = Client()
+    client.force_login(world.operator_a)
+    html = client.get(f"/runs/{run.pk}/").content.decode()
+    assert "{&#x27;" not in html and "{'" not in html  # no dict dump
+    for table in ("reading-clock", "reading-registers", "reading-instantaneous"):
+        assert table in html
+    assert html.count("<td>L") == len(inst["voltages"])
+    assert " V</td>" in html and " A</td>" in html and "Wh</td>" in html

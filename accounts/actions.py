@@ -21,6 +21,33 @@ def ensure_in_scope(obj: models.Model, user, action: str) -> None:
         raise OutOfScope(f"{model._meta.verbose_name} would be outside your organisation's scope")
 
 
+def ensure_relations_in_scope(obj: models.Model, user, fields) -> None:
+    """Re-check after a write: each of `fields` that is a relation points only in scope.
+
+    The form's choices already say so; this is the backstop for a form that forgets.
+    """
+    for name in fields:
+        try:
+            field = obj._meta.get_field(name)
+        except Exception:  # noqa: BLE001 - a form-only field
+            continue
+        if not field.is_relation or field.related_model is None or obj.pk is None:
+            continue
+        scoped = field.related_model._default_manager.all()
+        if not hasattr(scoped, "restrict"):
+            continue  # a global catalogue (roles, permissions)
+        if field.many_to_many:
+            chosen = list(getattr(obj, name).values_list("pk", flat=True))
+        elif field.concrete:
+            value = getattr(obj, field.attname)
+            chosen = [] if value is None else [value]
+        else:
+            continue
+        visible = scoped.restrict(user, "view").filter(pk__in=list(chosen)).count()
+        if visible != len(set(chosen)):
+            raise OutOfScope(f"{field.verbose_name}: not found")
+
+
 def save_object(obj: models.Model, *, acting_user, before: dict | None = None) -> models.Model:
     """Create or update `obj` atomically, re-check its scope, and write one audit row.
 

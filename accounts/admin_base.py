@@ -16,11 +16,22 @@ class ScopedModelAdmin(admin.ModelAdmin):
         return super().get_queryset(request).restrict(request.user, "view")
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        related = db_field.remote_field.model
-        if isinstance(related._default_manager.all(), ScopedQuerySet):
-            base = kwargs.get("queryset", related._default_manager.all())
-            kwargs["queryset"] = base.restrict(request.user, "view")
+        self._scope_choices(db_field, request, kwargs)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        self._scope_choices(db_field, request, kwargs)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    @staticmethod
+    def _scope_choices(db_field, request, kwargs):
+        """Every picker (select, filter_horizontal, raw id) accepts only objects in scope."""
+        related = db_field.remote_field.model
+        base = kwargs.get("queryset")
+        if base is None:
+            base = related._default_manager.all()
+        if isinstance(base, ScopedQuerySet):
+            kwargs["queryset"] = base.restrict(request.user, "view")
 
     def has_change_permission(self, request, obj=None):
         return super().has_change_permission(request, obj) and self._in_scope(
@@ -54,6 +65,8 @@ class ScopedModelAdmin(admin.ModelAdmin):
         # Many-to-many fields (a job's meters, a user's roles) are saved after the object:
         # re-check the whole result inside the admin's transaction, which a refusal undoes.
         actions.ensure_in_scope(form.instance, request.user, "change" if change else "add")
+        for bound in [form, *(f for formset in formsets for f in formset.forms)]:
+            actions.ensure_relations_in_scope(bound.instance, request.user, bound.changed_data)
 
     def delete_model(self, request, obj):
         actions.delete_object(obj, acting_user=request.user)

@@ -46,14 +46,21 @@ ENDPOINTS = _list_endpoints()
 
 def _populate(world):
     """Rows of every kind in both organisations (the admin meta-test's builders)."""
+    from collection.models import ReadJob
+    from meters.alarms import AlarmRule
     from meters.models import MeterModel
     from tests.accounts.test_admin_scoping import _collection_rows, _vending
     from tests.alarms.helpers import alarm_rows
+    from vending.models import Tariff
 
-    _vending(world)
-    alarm_rows(world)
-    _collection_rows(world)
-    MeterModel.objects.create(manufacturer="South", name="SB-own", organisation=world.org_b)
+    # Each builder once: a test may already have made some of these rows itself.
+    if not Tariff.objects.filter(code="OWN").exists():
+        _vending(world)
+    if not AlarmRule.objects.exists():
+        alarm_rows(world)
+    if not ReadJob.objects.exists():
+        _collection_rows(world)
+    MeterModel.objects.get_or_create(manufacturer="South", name="SB-own", organisation=world.org_b)
 
 
 def _relation_filters(url, view_class, user):

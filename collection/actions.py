@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from accounts import audit
 from accounts.scoping import scope_q
-from meters.models import Meter
+from meters.models import Meter, MeterModel
 
 from . import progress
 from .choices import ReadItem, ResultStatus, RunKind, RunStatus
@@ -153,7 +153,29 @@ def process_batch(run_id: int, meter_ids: list[int]) -> dict:
     return {"read": len(outcomes), "ok": sum(o.ok for o in outcomes), **ingest.as_dict()}
 
 
+def _remember_with_list_failure(outcome: MeterOutcome) -> str:
+    """A meter answered GET-with-list wrongly: its model reads with single GETs from now on.
+
+    Returns the note for the meter's result ("" when nothing happened)."""
+    if not outcome.with_list_failure:
+        return ""
+    model = Meter.objects.select_related("meter_model").get(pk=outcome.meter_id).meter_model
+    if MeterModel.objects.filter(pk=model.pk, get_with_list=True).update(get_with_list=False):
+        audit.record(
+            "set_get_with_list",
+            obj=model,
+            username="collection",
+            changes={"get_with_list": False, "meter": outcome.serial},
+            detail=outcome.with_list_failure,
+        )
+    return (
+        f"{outcome.with_list_failure}: read with single GETs; meter model {model} uses single "
+        "GETs from now on"
+    )
+
+
 def _record_outcome(run: JobRun, outcome: MeterOutcome) -> None:
+    notes = _remember_with_list_failure(outcome)
     if not outcome.ok:
         log_text = ""
         if outcome.exchange_log:
@@ -169,6 +191,7 @@ def _record_outcome(run: JobRun, outcome: MeterOutcome) -> None:
             retryable=bool(outcome.error and outcome.error.retryable),
             attempts=outcome.attempts,
             exchange_log=log_text,
+            notes=notes,
         )
         return
     if outcome.clock_set:
@@ -189,6 +212,7 @@ def _record_outcome(run: JobRun, outcome: MeterOutcome) -> None:
         attempts=outcome.attempts,
         data=summary(outcome) if run.kind == RunKind.ON_DEMAND else {},
         drift=outcome.clock.drift_seconds if outcome.clock else None,
+        notes=notes,
     )
 
 
@@ -205,6 +229,7 @@ def _finish_result(
     data=None,
     exchange_log="",
     drift=None,
+    notes="",
 ) -> None:
     now = timezone.now()
     with transaction.atomic():
@@ -224,6 +249,7 @@ def _finish_result(
             values_stored=values,
             data=data or {},
             exchange_log=exchange_log,
+            notes=notes,
             finished_at=now,
         )
         if not updated:  # already finished by an earlier delivery: count it once only

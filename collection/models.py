@@ -151,6 +151,7 @@ class MeterReadResult(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     data = models.JSONField(default=dict, blank=True, help_text="what an on-demand read returned")
     exchange_log = models.TextField(blank=True, help_text="hex dump of the failed session")
+    notes = models.TextField(blank=True, help_text="what the read had to work around")
 
     objects = ScopedQuerySet.as_manager()
     scope_field = "run__organisation"

@@ -55,6 +55,7 @@ class MeterOutcome:
     relay: base.RelayState | None = None
     exchange_log: list[base.Exchange] | None = None
     seconds: float = 0.0
+    with_list_failure: str | None = None  # why the client fell back to single GETs
 
     @property
     def error_kind(self) -> str:
@@ -84,6 +85,8 @@ async def read_target(target: MeterTarget, plan: ReadPlan, counters) -> MeterOut
             if attempt == plan.retries:
                 break
             await asyncio.sleep(plan.retry_backoff_s * (2**attempt))
+        finally:
+            outcome.with_list_failure = outcome.with_list_failure or client.with_list_failure
     outcome.seconds = time.monotonic() - started
     return outcome
 

@@ -72,6 +72,7 @@ def dlms_settings(meter: Meter, *, exchange_log: bool = False) -> DlmsSettings:
             baudrate=source.baud_rate,
             counter_key=f"meter:{meter.pk}:{meter.dlms_client_address}",
             exchange_log=exchange_log,
+            get_with_list=meter.meter_model.get_with_list,
         )
     except ValueError as exc:  # incomplete security settings and the like
         raise NotReadable(f"{meter.serial}: {exc}") from None

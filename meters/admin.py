@@ -53,7 +53,7 @@ class ChannelInline(admin.TabularInline):
 
 @admin.register(MeterModel)
 class MeterModelAdmin(ScopedModelAdmin):
-    list_display = ("manufacturer", "name", "protocol", "organisation")
+    list_display = ("manufacturer", "name", "protocol", "get_with_list", "organisation")
     search_fields = ("manufacturer", "name")
     inlines = [ChannelInline]
 

@@ -79,6 +79,12 @@ class MeterModel(models.Model):
     protocol = models.CharField(max_length=16, choices=Protocol.choices, default=Protocol.DLMS)
     description = models.TextField(blank=True)
     organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+")
+    get_with_list = models.BooleanField(
+        "GET-with-list",
+        default=True,
+        help_text="read several values per request; switched off by itself when a meter of "
+        "this model answers one wrongly (single GETs then)",
+    )
 
     objects = CatalogueQuerySet.as_manager()
     scope_field = "organisation"

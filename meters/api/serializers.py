@@ -96,6 +96,7 @@ class MeterModelSerializer(serializers.ModelSerializer):
             "name",
             "protocol",
             "description",
+            "get_with_list",
             "organisation",
             "channels",
         ]

@@ -138,6 +138,8 @@ class DlmsClient(MeterSession):
         self._periods: dict[str, int | None] = {}
         self.associated = False
         self.max_pdu = settings.max_pdu
+        # Why GET-with-list was given up for single GETs in this session (None: it was not).
+        self.with_list_failure: str | None = None
 
     # ------------------------------------------------------------ lifecycle
     async def open(self) -> None:
@@ -389,21 +391,26 @@ class DlmsClient(MeterSession):
         meter gave for that item.  Transport/security errors raise.
         """
         assert self._gx is not None
-        if len(items) > 1 and self._gx.supports_with_list:
+        if (
+            len(items) > 1
+            and self._gx.supports_with_list
+            and self.settings.get_with_list
+            and self.with_list_failure is None
+        ):
             try:
-                requests = self._gx.get_list(items)
-            except Exception as ex:
-                raise ProtocolError(f"cannot build GET-with-list request: {ex}") from None
-            results: list[bytes | int] = []
-            for request in requests:
-                body = await self._get_request(request)
-                results.extend(ap.parse_list_results(body))
-            if len(results) != len(items):
-                raise MalformedResponse("with-list result count mismatch")
-            return [
-                r if isinstance(r, bytes) else ap.access_error(r, f"get {items[i][1]}")
-                for i, r in enumerate(results)
-            ]
+                results = await self._get_with_list(items)
+            except MalformedResponse as ex:
+                if self._link is None:  # the stream itself broke: no second chance
+                    raise
+                # Some meters (gurux-based ones among them) leave out the items they cannot
+                # read instead of answering each with its error: single GETs for the rest of
+                # the session, and the caller remembers it for the meter's model.
+                self.with_list_failure = f"GET-with-list answer malformed ({ex})"
+            else:
+                return [
+                    r if isinstance(r, bytes) else ap.access_error(r, f"get {items[i][1]}")
+                    for i, r in enumerate(results)
+                ]
         out: list[bytes | ProtocolError] = []
         for item in items:
             try:
@@ -411,6 +418,18 @@ class DlmsClient(MeterSession):
             except (NotSupported, AccessDenied) as ex:
                 out.append(ex)
         return out
+
+    async def _get_with_list(self, items: list[tuple[int, str, int]]) -> list[bytes | int]:
+        try:
+            requests = self._gx.get_list(items)
+        except Exception as ex:
+            raise ProtocolError(f"cannot build GET-with-list request: {ex}") from None
+        results: list[bytes | int] = []
+        for request in requests:
+            results.extend(ap.parse_list_results(await self._get_request(request)))
+        if len(results) != len(items):
+            raise MalformedResponse(f"{len(results)} results for {len(items)} items")
+        return results
 
     async def get_value(
         self, class_id: int, ln: str, attr: int, access: bytes | None = None

@@ -52,6 +52,8 @@ class DlmsSettings:
     public_client_address: int = PUBLIC_CLIENT  # for counter recovery
     exchange_log: bool = False
     register_classes: dict[str, int] = field(default_factory=dict)  # OBIS -> class
+    # False for meter models known to answer GET-with-list wrongly: single GETs only.
+    get_with_list: bool = True
 
     def __post_init__(self) -> None:
         if self.interface not in ("wrapper", "hdlc"):

@@ -6,8 +6,8 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Literal
 
-FaultKind = Literal["timeout", "late", "reset", "corrupt", "clock"]
-FAULT_KINDS: tuple[str, ...] = ("timeout", "late", "reset", "corrupt", "clock")
+FaultKind = Literal["timeout", "late", "reset", "corrupt", "clock", "short-list"]
+FAULT_KINDS: tuple[str, ...] = ("timeout", "late", "reset", "corrupt", "clock", "short-list")
 
 CLIENT_PUBLIC, CLIENT_LLS, CLIENT_HLS = 16, 17, 1
 
@@ -45,6 +45,9 @@ class Fault:
     * ``corrupt``: from reply ``at_reply`` on, one byte in the middle of every reply is
       inverted (HDLC: the FCS no longer matches; WRAPPER: the APDU is garbled).
     * ``clock``: the meter clock is off by ``drift_s`` seconds (added to ``clock_drift_s``).
+    * ``short-list``: a GET-with-list answer leaves out the items the meter cannot read
+      (unknown object, wrong class) instead of giving each its error, so 10 items may get 7
+      results (seen on gurux-based meters). Single GETs are answered correctly.
     """
 
     kind: FaultKind

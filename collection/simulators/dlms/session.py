@@ -286,6 +286,9 @@ class Session:
             raw = data
         else:
             results = [self._get_one(ctx, d) for d in req.descriptors]
+            fault = self.meter.fault
+            if fault is not None and fault.kind == "short-list":
+                results = [(data, dar) for data, dar in results if data is not None]
             response = A.get_response_list(invoke, results)
             raw = response[3:]
         limit = self.send_limit - (_CIPHER_OVERHEAD if ciphered else 0)

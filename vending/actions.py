@@ -38,9 +38,11 @@ from .models import (
 )
 from .scoping import is_supervisor, may_issue_management_tokens
 from .sts.errors import StsError
+from .sts.tid import tid_from_datetime
 from .sts.tokens import (
     REGISTER_ALL,
     TokenKind,
+    decode_token,
     encode_clear_credit,
     encode_clear_tamper,
     encode_credit,
@@ -143,21 +145,23 @@ def close_shift(
 # --- sales ------------------------------------------------------------------------------
 
 
-def _price(account: PrepaidAccount, amount: Decimal, now: datetime, *, acting_user):
-    """Owe the fixed charges of months without purchase, then price the payment.
+def _price(account: PrepaidAccount, amount: Decimal, now: datetime, *, acting_user,
+           booked_at: datetime | None = None, credited_kwh: Decimal | None = None):  # fmt: skip
+    """Owe the fixed charges of months without purchase, then price a payment made at `now`.
 
     The caller holds the account lock; a refused quote rolls the accruals back with it.
+    Movements are dated `booked_at` (an offline sale is booked when it is uploaded).
     """
     missed, fixed_due = ledger.fixed_charge_due(account, now)
     for month in missed:
         ledger.accrue_fixed_charge(
-            account, month, kind=MovementKind.FIXED_ARREARS, now=now, acting_user=acting_user,
-            note=f"fixed charge {month:%Y-%m}: no purchase that month",
+            account, month, kind=MovementKind.FIXED_ARREARS, now=booked_at or now,
+            acting_user=acting_user, note=f"fixed charge {month:%Y-%m}: no purchase that month",
         )  # fmt: skip
     quote = tariffs.quote(
         account.tariff, amount, debt_balance=account.debt_balance,
         credit_balance=account.credit_balance, fixed_charge_due=fixed_due,
-        kwh_bought_this_month=kwh_bought_in_month(account, now),
+        kwh_bought_this_month=kwh_bought_in_month(account, now), credited_kwh=credited_kwh,
     )  # fmt: skip
     return quote, fixed_due
 
@@ -173,24 +177,36 @@ def quote_fields(quote: tariffs.Quote) -> dict:
     }  # fmt: skip
 
 
-def _book(account, sale: Sale, quote: tariffs.Quote, fixed_due: bool, *, now, acting_user):
+def _book(account, sale: Sale, quote: tariffs.Quote, fixed_due: bool, *, now, acting_user,
+          booked_at: datetime | None = None):  # fmt: skip
     """A sale's effect on the account: debt recovered, money carried, fixed charge billed."""
     month = ledger.month_of(now)
+    common = {"sale": sale, "now": booked_at or now, "acting_user": acting_user}
     if quote.fixed_charge_debt:
         ledger.post(
             account, MovementKind.FIXED_SHORTFALL, debt=quote.fixed_charge_debt,
-            tax=quote.fixed_charge_debt_tax, period=month, sale=sale, now=now,
-            acting_user=acting_user, note=f"fixed charge {month:%Y-%m}: part not covered",
+            tax=quote.fixed_charge_debt_tax, period=month,
+            note=f"fixed charge {month:%Y-%m}: part not covered", **common,
         )  # fmt: skip
     ledger.post(
-        account, MovementKind.SALE, debt=-quote.debt_recovered,
-        credit=quote.credit_carried - quote.credit_used, sale=sale, now=now,
-        acting_user=acting_user,
+        account, MovementKind.SALE, debt=quote.energy_debt - quote.debt_recovered,
+        credit=quote.credit_carried - quote.credit_used,
+        note="offline token's energy not covered by its payment" if quote.energy_debt else "",
+        **common,
     )  # fmt: skip
     if fixed_due:
         PrepaidAccount.objects.filter(pk=account.pk).update(
             fixed_charge_billed_until=ledger.next_month(month)
         )
+
+
+def _store_credit_token(account, sale: Sale, sts, tid: int) -> Token:
+    """Keep a sale's credit token so a reprint shows exactly the same digits."""
+    return Token.objects.create(
+        organisation=account.organisation, account=account, meter=account.meter, sale=sale,
+        purpose=TokenPurpose.CREDIT, kind=sts.kind.value, digits=sts.digits,
+        base_date=account.base_date, tid=tid, amount_kwh=sts.amount, issued_at=sale.created_at,
+    )  # fmt: skip
 
 
 def _sell_locked(
@@ -240,11 +256,7 @@ def _sell_locked(
         **quote_fields(quote), payment_reference=payment_reference,
         idempotency_key=idempotency_key, request_fingerprint=fingerprint, created_at=now,
     )  # fmt: skip
-    Token.objects.create(
-        organisation=account.organisation, account=account, meter=account.meter, sale=sale,
-        purpose=TokenPurpose.CREDIT, kind=sts.kind.value, digits=sts.digits,
-        base_date=account.base_date, tid=tid, amount_kwh=sts.amount, issued_at=now,
-    )  # fmt: skip
+    _store_credit_token(account, sale, sts, tid)
     _book(account, sale, quote, fixed_due, now=now, acting_user=acting_user)
     if not acting_user.has_perm("vending.add_sale") or not org_within_scope(
         acting_user, account.organisation, "add"
@@ -353,6 +365,147 @@ def pay(
         raise
 
 
+def record_offline_sale(
+    account: PrepaidAccount,
+    *,
+    station: VendingStation,
+    amount: Decimal,
+    currency: str,
+    sold_at: datetime,
+    tid: int,
+    token: str,
+    offline_reference: str,
+    acting_user,
+    payment_reference: str = "",
+    now: datetime | None = None,
+) -> tuple[Sale, bool]:
+    """Record a sale a station made without the network: (sale, created).
+
+    The station already gave the customer a token, so nothing is generated here; the
+    upload is checked and recorded (docs/vending.md, "Offline sales"):
+
+    * the time is not in the future, and its TID is within the meter key's range and not
+      before the last key change of the meter (the token must decode with today's key);
+    * the token decodes with the meter's decoder key to a credit token with that TID, the
+      minute of `sold_at` or a later free minute within a day;
+    * the TID is new for the meter and above every token the head-end issued to it before
+      `sold_at` (a meter refuses a TID it has seen or an older one);
+    * the same station and `offline_reference` again returns the first sale (an upload can
+      be retried); with another payload it is a conflict.
+
+    The sale is priced at its own time from the month's block position, charged for
+    exactly the kWh its token credits, with the account's debt and carried money as they
+    stand at upload; money the token's energy did not cover is owed as debt. Later sales of
+    that month are re-priced into a debit, as a reversal re-prices them into a credit.
+    """
+    now = now or timezone.now()
+    fingerprint = hashlib.sha256(json.dumps(
+        [account.pk, str(Decimal(amount)), currency, sold_at.isoformat(), tid, token,
+         payment_reference]).encode()).hexdigest()  # fmt: skip
+    try:
+        if not offline_reference.strip():
+            raise SaleRefused("an offline sale needs the station's own reference")
+        if not is_supervisor(acting_user) and not station.clerks.filter(pk=acting_user.pk).exists():
+            raise PermissionDenied(f"you are not a clerk of station {station.code}")
+        with transaction.atomic():
+            locked = engine.locked_account(account.pk)
+            found = Sale.objects.filter(station=station, offline_reference=offline_reference)
+            found = found.first()
+            if found is not None:
+                if found.request_fingerprint != fingerprint:
+                    raise IdempotencyConflict(
+                        f"offline sale {offline_reference} of {station.code} was uploaded "
+                        "with other figures"
+                    )
+                return found, False
+            sale = _record_offline_locked(
+                locked, station=station, amount=Decimal(amount), currency=currency,
+                sold_at=sold_at, tid=tid, token=token, offline_reference=offline_reference,
+                payment_reference=payment_reference, fingerprint=fingerprint,
+                acting_user=acting_user, now=now,
+            )  # fmt: skip
+            return sale, True
+    except (VendingError, PermissionDenied) as exc:
+        record_failure("upload_offline_sale", acting_user=acting_user, obj=account, error=exc)
+        raise
+
+
+def _check_offline_token(account, *, sold_at, tid, token, now):
+    """The decoded credit token, or why the upload is refused."""
+    if sold_at > now:
+        raise SaleRefused(f"the sale time {sold_at.isoformat()} is in the future")
+    try:
+        minute = tid_from_datetime(sold_at, account.base_date)
+    except StsError as exc:
+        raise SaleRefused(f"outside the meter key's TID range: {exc}") from None
+    key_change = (
+        ManagementOrder.objects.filter(
+            account=account, purpose=TokenPurpose.KEY_CHANGE, created_at__gt=sold_at
+        )
+        .order_by("created_at")
+        .first()
+    )
+    if key_change is not None:
+        raise SaleRefused(
+            f"the meter's key changed on {key_change.created_at:%Y-%m-%d %H:%M} UTC, after "
+            "this sale: its token was made with the old key"
+        )
+    if not minute <= tid <= minute + 1440:
+        raise SaleRefused(
+            f"TID {tid} is not the minute of the sale ({minute}) or a later minute that day"
+        )
+    try:
+        decoded = decode_token(token, engine.decoder_key(account))
+    except StsError as exc:
+        raise SaleRefused(f"the token does not decode with this meter's key: {exc}") from None
+    if decoded.kind != TokenKind.CREDIT_ELECTRICITY:
+        raise SaleRefused(f"the token is a {decoded.kind.value} token, not electricity credit")
+    if decoded.tid != tid:
+        raise SaleRefused(f"the token carries TID {decoded.tid}, not {tid}")
+    tokens = Token.objects.filter(meter=account.meter, base_date=account.base_date)
+    if tokens.filter(tid=tid).exists():
+        raise SaleRefused(f"TID {tid} was already used for this meter")
+    earlier = tokens.filter(issued_at__lte=sold_at, tid__gt=tid).order_by("-tid").first()
+    if earlier is not None:
+        raise SaleRefused(
+            f"out of order: a token issued before this sale already has TID {earlier.tid}"
+        )
+    return decoded
+
+
+def _record_offline_locked(account, *, station, amount, currency, sold_at, tid, token,
+                           offline_reference, payment_reference, fingerprint, acting_user,
+                           now) -> Sale:  # fmt: skip
+    if not org_within_scope(acting_user, account.organisation, "add"):
+        raise PermissionDenied("the account is outside your organisation's scope")
+    if currency != account.tariff.currency:
+        raise SaleRefused(f"this account is sold in {account.tariff.currency}, not {currency}")
+    decoded = _check_offline_token(account, sold_at=sold_at, tid=tid, token=token, now=now)
+    quote, fixed_due = _price(account, amount, sold_at, acting_user=acting_user, booked_at=now,
+                              credited_kwh=decoded.amount)  # fmt: skip
+    sale = Sale.objects.create(
+        organisation=account.organisation, account=account, station=station, shift=None,
+        sold_by=acting_user, channel=SaleChannel.OFFLINE, tariff=account.tariff,
+        currency=account.tariff.currency, **quote_fields(quote),
+        payment_reference=payment_reference, offline_reference=offline_reference,
+        request_fingerprint=fingerprint, created_at=sold_at, recorded_at=now,
+    )  # fmt: skip
+    _store_credit_token(account, sale, decoded, tid)
+    if tid > account.last_tid:  # later online tokens must stay above it
+        PrepaidAccount.objects.filter(pk=account.pk).update(last_tid=tid)
+    _book(account, sale, quote, fixed_due, now=sold_at, acting_user=acting_user, booked_at=now)
+    reprice, details = _reprice_later_sales(account, sale)
+    _post_reprice(account, reprice, {"now": now, "acting_user": acting_user, "sale": sale})
+    if details:
+        Sale.objects.filter(pk=sale.pk).update(breakdown={**sale.breakdown, "repriced": details})
+    audit.record("upload_offline_sale", user=acting_user, obj=sale, changes={
+        "account": account.meter_number, "station": station.code,
+        "offline_reference": offline_reference, "sold_at": sold_at.isoformat(), "tid": tid,
+        "amount_paid": str(quote.amount_paid), "energy_kwh": str(quote.energy_kwh),
+        "energy_debt": str(quote.energy_debt), "repriced": str(reprice[0])})  # fmt: skip
+    return sale
+
+
 def reverse_sale(
     sale: Sale,
     *,
@@ -451,7 +604,7 @@ def _reverse_locked(account, sale, *, acting_user, reason, token_entered, eviden
     rebill = sale.fixed_charge > 0 and (ledger.month_of(now) != month or others_in_month.exists())
     reprice, details = (ZERO, ZERO), []
     if not token_entered:
-        reprice, details = _reprice_later_sales(account, sale)
+        reprice, details = _reprice_later_sales(account, sale, excluding=sale)
     reversal = SaleReversal.objects.create(
         organisation=sale.organisation, sale=sale, reversed_by=acting_user, reason=reason,
         token_entered=token_entered,
@@ -482,11 +635,7 @@ def _reverse_locked(account, sale, *, acting_user, reason, token_entered, eviden
                         tax=-shortfall.tax, period=month, note="charged on the next sale",
                         **common)  # fmt: skip
         PrepaidAccount.objects.filter(pk=account.pk).update(fixed_charge_billed_until=month)
-    gross, tax = reprice
-    if gross > 0:
-        ledger.post(account, MovementKind.REPRICE, credit=gross, tax=-tax, **common)
-    elif gross < 0:
-        ledger.post(account, MovementKind.REPRICE, debt=-gross, tax=-tax, **common)
+    gross = _post_reprice(account, reprice, common)
     Sale.objects.filter(pk=sale.pk).update(status=SaleStatus.REVERSED)
     sale.status = SaleStatus.REVERSED
     audit.record("reverse_sale", user=acting_user, obj=sale, changes={
@@ -499,20 +648,22 @@ def _reverse_locked(account, sale, *, acting_user, reason, token_entered, eviden
     return reversal
 
 
-def _reprice_later_sales(account, reversed_sale: Sale):
-    """((gross, tax) overcharged, details) of the month's later sales without `reversed_sale`.
+def _reprice_later_sales(account, pivot: Sale, *, excluding: Sale | None = None):
+    """((gross, tax) overcharged, details) of the month's sales after `pivot`, re-priced.
 
-    A later sale was priced from a block position that counted the reversed sale's kWh;
-    its token cannot change, so the difference is settled on the account.
+    A later sale was priced from the month's block position at its time. A reversal takes
+    the reversed sale's kWh out of it (`excluding`); an offline sale uploaded late puts its
+    kWh in. Tokens cannot change, so the difference is settled on the account (positive:
+    they were overcharged).
     """
-    start = ledger.month_start(reversed_sale.created_at)
+    start = ledger.month_start(pivot.created_at)
     later = Sale.objects.filter(
         Q(status=SaleStatus.COMPLETED) | Q(reversal__token_entered=True), account=account,
-        created_at__gt=reversed_sale.created_at, created_at__lt=ledger.month_end(start),
+        created_at__gt=pivot.created_at, created_at__lt=ledger.month_end(start),
     ).select_related("tariff").order_by("created_at", "id")  # fmt: skip
     total, total_tax, details = ZERO, ZERO, []
     for sale in later:
-        before = kwh_bought_in_month(account, sale.created_at, excluding=reversed_sale)
+        before = kwh_bought_in_month(account, sale.created_at, excluding=excluding)
         position = before - sale.energy_kwh  # the sale itself is counted up to its own time
         cost, _lines = tariffs.energy_cost(sale.energy_kwh, tariffs.blocks_of(sale.tariff),
                                            position)  # fmt: skip
@@ -525,6 +676,16 @@ def _reprice_later_sales(account, reversed_sale: Sale):
         total += difference
         total_tax += was_tax - now_tax
     return (total, total_tax), details
+
+
+def _post_reprice(account, reprice: tuple[Decimal, Decimal], common: dict) -> Decimal:
+    """Settle a re-pricing: a credit to carried money, or a debt; its tax reverses with it."""
+    gross, tax = reprice
+    if gross > 0:
+        ledger.post(account, MovementKind.REPRICE, credit=gross, tax=-tax, **common)
+    elif gross < 0:
+        ledger.post(account, MovementKind.REPRICE, debt=-gross, tax=-tax, **common)
+    return gross
 
 
 def record_reprint(sale: Sale, *, acting_user) -> Sale:

@@ -43,6 +43,9 @@ def receipt_lines(sale: Sale) -> list[str]:
         _pair("Date", display.when(sale.created_at)),
         _pair("Station", where),
     ]
+    if sale.offline_reference:
+        lines += [_pair("Sold offline, ref", sale.offline_reference),
+                  _pair("Uploaded", display.when(sale.recorded_at))]  # fmt: skip
     if sale.payment_reference:
         lines.append(_pair("Payment ref", sale.payment_reference))
     if sale.sold_by:
@@ -65,6 +68,9 @@ def receipt_lines(sale: Sale) -> list[str]:
     owed = Decimal(sale.breakdown.get("fixed_charge_debt", "0"))
     if owed:
         lines.append(_pair("Fixed charge owed as debt", display.money(owed)))
+    owed = Decimal(sale.breakdown.get("energy_debt", "0"))
+    if owed:
+        lines.append(_pair("Energy not covered, owed", display.money(owed)))
     lines += [
         _pair("Tax", display.money(sale.tax)),
         _pair("Energy", display.money(sale.energy_charge)),

@@ -105,6 +105,7 @@ class Quote:
     computed_kwh: Decimal  # what the money would buy, before the token's resolution
     fixed_charge_debt: Decimal = ZERO  # gross part of the fixed charge left as debt
     fixed_charge_debt_tax: Decimal = ZERO  # the tax included in `fixed_charge_debt`
+    energy_debt: Decimal = ZERO  # an existing token's energy the money did not cover
     lines: list[dict] = field(default_factory=list)
 
     def breakdown(self) -> dict:
@@ -120,6 +121,7 @@ class Quote:
             "energy_kwh": str(self.energy_kwh),
             "uncredited_kwh": str(self.computed_kwh - self.energy_kwh),
             "credit_carried": str(self.credit_carried),
+            "energy_debt": str(self.energy_debt),
             "blocks": self.lines,
         }
 
@@ -188,8 +190,13 @@ def quote(
     fixed_charge_due: bool = False,
     kwh_bought_this_month: Decimal = ZERO,
     policy: Policy | None = None,
+    credited_kwh: Decimal | None = None,
 ) -> Quote:
-    """Price a payment on `tariff` (see the module docstring for every rule)."""
+    """Price a payment on `tariff` (see the module docstring for every rule).
+
+    `credited_kwh` prices a token that already exists (an offline sale): those kWh are
+    charged whatever the money left for energy; what it does not cover is `energy_debt`.
+    """
     policy = policy or Policy.of(tariff)
     paid = Decimal(amount_paid)
     if paid != money(paid) or paid <= 0:
@@ -212,12 +219,17 @@ def quote(
     debt = min(Decimal(debt_balance), money(paid * tariff.debt_recovery_percent / HUNDRED), room)
     # (c) energy, charged for exactly what the token credits
     for_energy = paid - debt - fixed - fixed_tax + credit_in
+    blocks = blocks_of(tariff)
+    if credited_kwh is not None:
+        return _settle(tariff, Decimal(credited_kwh), for_energy, blocks, kwh_bought_this_month,
+                       paid=paid, credit_in=credit_in, debt=debt, fixed=fixed,
+                       fixed_tax=fixed_tax, fixed_debt=fixed_debt,
+                       fixed_debt_tax=fixed_debt_tax)  # fmt: skip
     if for_energy <= 0:
         raise SaleRefused(
             f"{tariff.currency} {paid} does not cover the monthly fixed charge "
             f"({fixed_due}) plus tax and debt recovery"
         )
-    blocks = blocks_of(tariff)
     computed = energy_for(for_energy / (1 + rate / HUNDRED), blocks, kwh_bought_this_month)
     tenths = _credited_tenths(computed)
     while True:
@@ -236,4 +248,25 @@ def quote(
         credit_carried=for_energy - energy - energy_tax, energy_kwh=credited,
         computed_kwh=computed.quantize(Decimal("0.0001"), rounding=ROUND_DOWN),
         fixed_charge_debt=fixed_debt, fixed_charge_debt_tax=fixed_debt_tax, lines=lines,
+    )  # fmt: skip
+
+
+def _settle(tariff, kwh: Decimal, for_energy: Decimal, blocks, position, **split) -> Quote:
+    """The quote of a token that already credits `kwh`: charged exactly, never refused."""
+    tenths = kwh * 10
+    if kwh <= 0 or tenths != tenths.to_integral_value() or tenths > MAX_UNITS:
+        raise SaleRefused(f"{kwh} kWh is not an amount a credit token carries")
+    if representable_at_most(int(tenths)) != tenths:
+        raise SaleRefused(f"{kwh} kWh is not an amount a credit token carries")
+    energy, lines = energy_cost(kwh, blocks, position)
+    energy_tax = tax_on(energy, tariff.tax_percent)
+    left = for_energy - energy - energy_tax
+    return Quote(
+        amount_paid=split["paid"], credit_used=split["credit_in"],
+        debt_recovered=split["debt"], fixed_charge=split["fixed"],
+        fixed_tax=split["fixed_tax"], tax=split["fixed_tax"] + energy_tax,
+        energy_charge=energy, credit_carried=max(left, ZERO), energy_kwh=kwh,
+        computed_kwh=kwh, fixed_charge_debt=split["fixed_debt"],
+        fixed_charge_debt_tax=split["fixed_debt_tax"], energy_debt=max(-left, ZERO),
+        lines=lines,
     )  # fmt: skip

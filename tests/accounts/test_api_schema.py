@@ -46,6 +46,9 @@ TESTED_ELSEWHERE = {
         f"{VENDING_API}::test_reprint_gives_the_same_token_marked_reprint"
     ),
     "POST /api/vending/sales/{id}/reverse/": f"{VENDING_API}::test_reverse_needs_a_supervisor",
+    "POST /api/vending/offline-sales/": (
+        "tests/vending/test_offline_sales.py::test_offline_upload_api"
+    ),
     "GET /api/vending/reports/{slug}/": (
         "tests/vending/test_reports.py::test_reports_api_json_csv_and_errors"
     ),

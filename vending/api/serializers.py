@@ -206,6 +206,24 @@ class PaymentSerializer(serializers.Serializer):
         return attrs
 
 
+class OfflineSaleSerializer(serializers.Serializer):
+    """A sale a station made without the network, uploaded with its original time and TID."""
+
+    station = ScopedRelatedField(queryset=VendingStation.objects.all(), action="view")
+    meter_number = serializers.CharField(max_length=18)
+    amount = serializers.DecimalField(**MONEY)
+    currency = serializers.CharField(max_length=3)
+    sold_at = serializers.DateTimeField(help_text="when the station sold it (ISO 8601, UTC)")
+    tid = serializers.IntegerField(min_value=0, help_text="the token's TID, as the station made it")
+    token = serializers.RegexField(r"^\d{20}$", help_text="the 20 digits the customer got")
+    offline_reference = serializers.CharField(
+        max_length=100, help_text="the station's own number for the sale (retries send it again)"
+    )
+    payment_reference = serializers.CharField(
+        max_length=100, required=False, default="", allow_blank=True
+    )
+
+
 class ReverseSerializer(serializers.Serializer):
     """A reversal: why, whether the token was entered, and where the refund is paid."""
 

@@ -15,6 +15,7 @@ router.register("sales", views.SaleViewSet)
 router.register("management-tokens", views.ManagementOrderViewSet)
 urlpatterns = [
     path("payments/", views.PaymentView.as_view(), name="vending-payment"),
+    path("offline-sales/", views.OfflineSaleView.as_view(), name="vending-offline-sale"),
     path("reports/<slug:slug>/", views.ReportView.as_view(), name="vending-report"),
     *router.urls,
 ]

@@ -40,6 +40,15 @@ def refused(exc: VendingError) -> Response:
     return Response({"detail": str(exc), "code": exc.code}, status=exc.http_status)
 
 
+def sale_response(sale: Sale, created: bool) -> Response:
+    """201 for a new sale; 200 and `Idempotent-Replayed: true` for one recorded before."""
+    return Response(
+        serializers.SaleSerializer(sale).data,
+        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        headers={"Idempotent-Replayed": "false" if created else "true"},
+    )
+
+
 class SupervisorWrites(permissions.BasePermission):
     """Catalogue, keys and accounts are changed by supervisors, not by clerks who sell."""
 
@@ -322,11 +331,7 @@ class PaymentView(APIView):
             return refused(exc)
         except PermissionDenied:
             raise NotFound() from None
-        return Response(
-            serializers.SaleSerializer(sale).data,
-            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
-            headers={"Idempotent-Replayed": "false" if created else "true"},
-        )
+        return sale_response(sale, created)
 
     def _account(self, request, data) -> PrepaidAccount:
         # Payments need the account visible and its organisation writable; otherwise 404.
@@ -348,3 +353,37 @@ class PaymentView(APIView):
         if not org_within_scope(request.user, account.organisation, "add"):
             raise NotFound()
         return account
+
+
+class OfflineSaleView(APIView):
+    """Upload a sale a station made offline: its original time, TID and token, checked.
+
+    201 with the recorded sale; the same station and `offline_reference` again returns it
+    (200); with other figures, 409. A refused upload (422) records nothing and says why:
+    a time in the future, a TID out of order or used, a token that does not decode with
+    the meter's key, a sale before the meter's last key change.
+    """
+
+    permission_classes = [permissions.IsAuthenticated, PaymentPermission]
+
+    @extend_schema(request=serializers.OfflineSaleSerializer, responses=serializers.SaleSerializer)
+    def post(self, request):
+        body = serializers.OfflineSaleSerializer(data=request.data, context={"request": request})
+        body.is_valid(raise_exception=True)
+        data = dict(body.validated_data)
+        number = data.pop("meter_number").replace(" ", "")
+        account = (
+            PrepaidAccount.objects.restrict(request.user, "view")
+            .filter(Q(meter_number=number) | Q(pan=number))
+            .select_related("organisation")
+            .first()
+        )
+        if account is None:
+            raise NotFound("no prepaid account matches")
+        try:
+            sale, created = actions.record_offline_sale(account, acting_user=request.user, **data)
+        except VendingError as exc:
+            return refused(exc)
+        except PermissionDenied:
+            raise NotFound() from None
+        return sale_response(sale, created)

@@ -10,12 +10,18 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs Django set up first)
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from . import capacity  # noqa: E402
 from .routing import websocket_urlpatterns  # noqa: E402
+from .webgate import RequestGate  # noqa: E402
 from .websocket_origin import SameOriginValidator  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": RequestGate(
+            django_asgi_app,
+            limit=capacity.web_threads(),
+            queue_timeout=capacity.web_queue_timeout(),
+        ),
         "websocket": SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

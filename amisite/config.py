@@ -38,12 +38,39 @@ def database_from_env(default_sqlite_path: str) -> dict:
         return sqlite_database(config["NAME"])
     if engine.endswith(("postgresql", "postgresql_psycopg2", "postgis")):
         config["ENGINE"] = "django.db.backends.postgresql"
-        config["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
-        # A restarted database must not kill long-lived workers: check before reuse.
+        options = config.setdefault("OPTIONS", {})
+        options.setdefault("connect_timeout", 5)
+        if env.bool("DB_POOL", default=True):
+            # One bounded pool per process (docs/architecture.md: "Database connections").
+            config["CONN_MAX_AGE"] = 0  # a connection goes back to the pool after each request
+            options["pool"] = pool_options()
+            # pg_stat_activity shows which kind of process holds each connection.
+            options.setdefault("application_name", options["pool"]["name"])
+        else:  # an external pooler (pgbouncer): Django opens a connection per request
+            config["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=0)
+        # A restarted database must not kill long-lived workers: a connection is checked
+        # before it is reused (with the pool: before the pool hands it out).
         config["CONN_HEALTH_CHECKS"] = True
-        config.setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
         return config
     raise AssertionError(f"unhandled engine {engine}")  # the scheme check above excludes this
+
+
+def pool_options() -> dict:
+    """psycopg_pool settings for this process: its role's maximum, a short wait when all are busy.
+
+    Past `DB_POOL_TIMEOUT` seconds of waiting the request gets a 503
+    (`amisite.middleware.DatabaseBusyMiddleware`).
+    """
+    from . import capacity
+
+    role = capacity.role()
+    return {
+        "name": f"ami-{role}",
+        "min_size": env.int("DB_POOL_MIN", default=1),
+        "max_size": capacity.pool_max(role),
+        "timeout": env.float("DB_POOL_TIMEOUT", default=3.0),
+        "max_idle": env.float("DB_POOL_MAX_IDLE", default=120.0),
+    }
 
 
 def sqlite_database(path: str) -> dict:
@@ -124,8 +151,17 @@ def check_database_reachable(alias: str = "default") -> None:
     from django.db import connections
     from django.db.utils import OperationalError
 
+    connection = connections[alias]
     try:
-        connections[alias].ensure_connection()
+        if connection.vendor == "postgresql":
+            # Straight to the server, not through the pool (which retries in the background,
+            # logging each refusal, and then only says it timed out).
+            import psycopg
+
+            with connection.wrap_database_errors:
+                psycopg.connect(**connection.get_connection_params()).close()
+        else:
+            connection.ensure_connection()
     except OperationalError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ImproperlyConfigured(f"DATABASE_URL cannot be reached ({first})") from None

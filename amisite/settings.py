@@ -4,6 +4,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
+from . import capacity
 from .config import broker_url_from_env, database_from_env, env, redis_url_from_env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -43,6 +44,7 @@ INSTALLED_APPS = [
     "axes",
     "django_celery_beat",
     "channels",
+    "amisite",  # management commands (db_capacity)
     "accounts",
     "meters",
     "collection",
@@ -53,6 +55,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "amisite.middleware.DatabaseBusyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "amisite.csp.ContentSecurityPolicyMiddleware",
     "amisite.badinput.RejectNulMiddleware",
@@ -171,6 +174,8 @@ CELERY_TASK_ROUTES = {"collection.read_batch": {"queue": "collect"}}
 CELERY_TASK_ACKS_LATE = True  # a killed worker's task is redelivered, not lost
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Prefork children: AMI_WORKER_CONCURRENCY, default the cores (amisite/capacity.py).
+CELERY_WORKER_CONCURRENCY = capacity.worker_concurrency()
 CELERY_TASK_TRACK_STARTED = True
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

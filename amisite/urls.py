@@ -29,3 +29,5 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("favicon.ico", views.favicon, name="favicon"),
 ]
+
+handler500 = "amisite.views.server_error"

@@ -1,10 +1,23 @@
 """Project-level views that belong to no app."""
 
+import sys
+
 from django.contrib.auth.decorators import login_required
 from django.contrib.staticfiles.storage import staticfiles_storage
 from django.db import connection
 from django.http import HttpResponsePermanentRedirect, JsonResponse
 from django.shortcuts import render
+
+
+def server_error(request):
+    """The 500 handler: an exhausted connection pool outside a view is still a 503 (middleware)."""
+    from django.views.defaults import server_error as default_server_error
+
+    from .middleware import busy_response, pool_exhausted
+
+    if pool_exhausted(sys.exc_info()[1]):
+        return busy_response(request)
+    return default_server_error(request)
 
 
 def healthz(request):

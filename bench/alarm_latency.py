@@ -30,9 +30,7 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -42,6 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import webserver  # noqa: E402
 from bench.benchdb import drop_database, server_url, setup_django  # noqa: E402
 
 BENCH_DB = "ami_bench_alarms"
@@ -87,30 +86,6 @@ def session_cookie(user) -> str:
     client = Client()
     client.force_login(user)
     return f"sessionid={client.cookies['sessionid'].value}"
-
-
-def start_uvicorn():
-    """The ASGI application under uvicorn in its own process (as deployed), on loopback."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "amisite.asgi:application", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning", "--lifespan", "off"],
-        cwd=ROOT,
-        env=dict(os.environ),
-    )  # fmt: skip
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc, port
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError("uvicorn exited") from None
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("uvicorn did not start")
 
 
 class Listener:
@@ -277,7 +252,7 @@ def main(argv=None) -> int:
     server = None
     try:
         meter_ids, users, region_a = make_world(per_run * args.pairs)
-        server, port = start_uvicorn()
+        server, port = webserver.start(AMI_WEB_WORKERS="1")
         listener = Listener(port, session_cookie(users["head-office"]))
         stranger = Listener(port, session_cookie(users["south-ops"]))
         results = {"A": [], "B": []}
@@ -295,12 +270,7 @@ def main(argv=None) -> int:
         stranger.stop()
     finally:
         if server is not None:
-            server.terminate()
-            try:
-                server.wait(5)
-            except subprocess.TimeoutExpired:  # open websockets delay a graceful exit
-                server.kill()
-                server.wait(5)
+            webserver.stop(server)
         if not args.keep:
             drop_database(url, BENCH_DB)
 

@@ -14,11 +14,9 @@ def server_url() -> str:
 
 
 def _admin(url: str):
-    import psycopg2
+    import psycopg
 
-    admin = psycopg2.connect(url + "/postgres")
-    admin.autocommit = True
-    return admin
+    return psycopg.connect(url + "/postgres", autocommit=True)
 
 
 def setup_django(url: str, name: str, **env: str) -> None:

@@ -32,12 +32,13 @@ import struct
 import sys
 import time
 from datetime import UTC, datetime, timedelta
-from io import BytesIO
 from itertools import repeat
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from amisite import pgbulk  # noqa: E402
 
 BENCH_DB = "ami_dash_bench"
 PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
@@ -68,10 +69,9 @@ def server_url() -> str:
 
 
 def setup_django(url: str) -> None:
-    import psycopg2
+    import psycopg
 
-    admin = psycopg2.connect(url + "/postgres")
-    admin.autocommit = True
+    admin = psycopg.connect(url + "/postgres", autocommit=True)
     with admin.cursor() as cur:
         cur.execute(f"DROP DATABASE IF EXISTS {BENCH_DB}")
         cur.execute(f"CREATE DATABASE {BENCH_DB}")
@@ -94,12 +94,11 @@ def setup_django(url: str) -> None:
 
 
 def drop_database(url: str) -> None:
-    import psycopg2
+    import psycopg
     from django.db import connections
 
     connections.close_all()
-    admin = psycopg2.connect(url + "/postgres")
-    admin.autocommit = True
+    admin = psycopg.connect(url + "/postgres", autocommit=True)
     with admin.cursor() as cur:
         # FORCE: the browser run's server threads may still hold connections.
         cur.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
@@ -135,7 +134,7 @@ def insert_select(model, exprs: dict[str, str], from_sql: str, params=()) -> Non
         else:  # inlined, so `params` are only those of `exprs` (column order) and `from_sql`
             value = f.get_db_prep_save(f.get_default(), connection)
             with connection.cursor() as cur:
-                values.append(cur.cursor.mogrify("%s", [value]).decode().replace("%", "%%"))
+                values.append(cur.cursor.mogrify("%s", [value]).replace("%", "%%"))
     statement = (
         f"INSERT INTO {model._meta.db_table} ({', '.join(columns)}) "
         f"SELECT {', '.join(values)} {from_sql}"
@@ -371,16 +370,17 @@ def load_store(model, now: datetime, month_meters: int) -> tuple[int, int]:
             )))  # fmt: skip
         return out, len(ids) * n
 
-    raw = connection.cursor().cursor
+    cursor = connection.cursor()
     for ids, ts in [(meters, day_ts), (meters[:month_meters], month_ts)]:
         step = max(1, 200_000 // len(ts))
         for i in range(0, len(ids), step):
             parts, n = block(ids[i : i + step], ts)
             with transaction.atomic():
-                raw.copy_expert(
+                pgbulk.copy_in(
+                    cursor,
                     "COPY meters_intervalreading (meter_id, ts, q, v0, v1, v2, v3, grp) "
                     "FROM STDIN (FORMAT binary)",
-                    BytesIO(header + b"".join(parts) + trailer),
+                    header + b"".join(parts) + trailer,
                 )
             rows += n
     import_channel = Channel.objects.get(meter_model=model, obis=PROFILE[0][0])

@@ -27,12 +27,12 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from io import BytesIO
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from amisite import pgbulk  # noqa: E402
 from bench.benchdb import drop_database, server_url, setup_django  # noqa: E402
 
 BENCH_DB = "ami_bench"
@@ -115,9 +115,10 @@ def raw_copy(blocks) -> int:
                 n += 1
     parts.append(struct.pack(">h", -1))
     with transaction.atomic(), connection.cursor() as cur:
-        cur.cursor.copy_expert(
+        pgbulk.copy_in(
+            cur,
             "COPY bench_narrow (meter, channel, ts, value, quality) FROM STDIN (FORMAT binary)",
-            BytesIO(b"".join(parts)),
+            b"".join(parts),
         )
     return n
 

@@ -11,7 +11,7 @@ on the server of DATABASE_URL). Loads, by COPY straight into the store's tables:
 Figures (JSON lines, A/B alternating, medians; the ratio is A / B):
 
 * `meter_channel_month_p95`: one meter's channel for one month (2,880 values) through the
-  project's `meters.store.channel_series` (Django) vs the same rows by a raw psycopg2 query;
+  project's `meters.store.channel_series` (Django) vs the same rows by a raw psycopg query;
 * `feeder_day_month`: a day's energy per feeder for the month over all meters through
   `meters.rollups.feeder_daily_energy` (daily rollup) vs the same answer computed from the
   interval table by one raw SQL aggregate.
@@ -22,7 +22,6 @@ Figures (JSON lines, A/B alternating, medians; the ratio is A / B):
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import random
@@ -36,6 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from amisite import pgbulk  # noqa: E402
 from bench.benchdb import drop_database, server_url, setup_django  # noqa: E402
 from bench.ingest import BENCH_DB, CHANNELS  # noqa: E402
 
@@ -135,7 +135,7 @@ def make_grid(n_meters: int, per_feeder: int = 200):
 
 
 def copy(cur, sql: str, data: bytes) -> None:
-    cur.cursor.copy_expert(sql, io.BytesIO(data))
+    pgbulk.copy_in(cur, sql, data)
 
 
 def load_intervals(meters: list[int]) -> int:
@@ -275,7 +275,7 @@ def run(quick: bool) -> None:
         cpus=os.cpu_count(),
     )
 
-    # One meter's channel for one month: A = channel_series (Django), B = raw psycopg2.
+    # One meter's channel for one month: A = channel_series (Django), B = raw psycopg.
     rng = random.Random(7)
     start, end = MONTH, MONTH + timedelta(days=DAYS)
     a_times, b_times = [], []
@@ -341,7 +341,7 @@ def run(quick: bool) -> None:
     print(
         f"\nstore_query ({values:,} interval values, {n_meters:,} meters, "
         f"{os.cpu_count()} CPUs, load {load_s:.0f} s):\n"
-        f"  meter channel month p95   {a95:8.2f} ms (channel_series) vs {b95:.2f} ms raw psycopg2\n"
+        f"  meter channel month p95   {a95:8.2f} ms (channel_series) vs {b95:.2f} ms raw psycopg\n"
         f"  feeder x day, one month   {a_med:8.3f} s  (rollup, {n_meters:,} meters) vs "
         f"{b_med:.2f} s raw intervals ({with_intervals:,} meters)",
         flush=True,

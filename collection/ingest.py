@@ -24,7 +24,6 @@ UPDATE ... WHERE <a rank rises>`. Counts are rows of the store (an interval row 
 
 from __future__ import annotations
 
-import io
 import json
 import struct
 from collections.abc import Iterable, Sequence
@@ -37,6 +36,7 @@ from operator import eq, lt
 
 from django.db import IntegrityError, connection, transaction
 
+from amisite import pgbulk
 from meters import partitions, rollups
 from meters.choices import ChannelKind
 from meters.models import Channel, Meter
@@ -470,9 +470,10 @@ def _encode_copy(all_series: list[Series], width: int) -> bytes:
 
 def _copy(cursor, table: str, all_series: list[Series], width: int) -> None:
     columns = ", ".join(["meter_id", "ts", "q"] + [f"v{c}" for c in range(width)] + ["grp"])
-    cursor.cursor.copy_expert(
+    pgbulk.copy_in(
+        cursor,
         f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT binary)",
-        io.BytesIO(_encode_copy(all_series, width)),
+        _encode_copy(all_series, width),
     )
 
 
@@ -498,8 +499,6 @@ def _write_intervals_postgres(all_series: list[Series]) -> tuple[int, int]:
     rows are COPYed into the partitioned table directly (a concurrent writer that slips in
     makes the COPY fail on the primary key: then everything takes the staging path).
     """
-    import psycopg2
-
     first = min(s.timestamps[0] for s in all_series)
     last = max(s.timestamps[-1] for s in all_series)
     partitions.ensure_for(first, last)
@@ -514,7 +513,7 @@ def _write_intervals_postgres(all_series: list[Series]) -> tuple[int, int]:
                 with transaction.atomic():
                     _copy(cursor, INTERVAL_TABLE, fresh, width)
                 inserted += sum(len(s.timestamps) for s in fresh)
-            except (IntegrityError, psycopg2.IntegrityError):
+            except IntegrityError:
                 rest = all_series
         if rest:
             cursor.execute(
@@ -667,12 +666,10 @@ def _write_registers(reads: dict) -> tuple[int, int]:
     )
     adapt = connection.ops.adapt_datetimefield_value
     if connection.vendor == "postgresql":
-        from psycopg2.extras import execute_values
-
         rows = [(m, c, t_, v, cap, q) for (m, c, t_), (v, cap, q) in reads.items()]
         with connection.cursor() as cursor:
-            fresh = execute_values(
-                cursor.cursor,
+            fresh = pgbulk.execute_values(
+                cursor,
                 f"INSERT INTO {t} {sql_cols} VALUES %s {clause} RETURNING (xmax = 0)",
                 rows,
                 page_size=5000,
@@ -729,10 +726,8 @@ def ingest_events(batch: Iterable[tuple[Meter | int, Sequence[MeterEvent]]]) -> 
     sql = f"INSERT INTO {t} (meter_id, log, ts, code, data) VALUES %s ON CONFLICT DO NOTHING"
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            from psycopg2.extras import execute_values
-
-            done = execute_values(
-                cursor.cursor,
+            done = pgbulk.execute_values(
+                cursor,
                 sql + " RETURNING 1",
                 [(*k, d) for k, d in rows.items()],
                 page_size=5000,

@@ -20,6 +20,8 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.db import connection
 
+from amisite import pgbulk
+
 from .choices import NodeKind
 from .models import Channel, GridNode, Meter
 from .store import COLUMNS_PER_GROUP, DailyEnergy, IntervalReading, Quality, RegisterRead
@@ -162,10 +164,8 @@ def _execute_days(pairs: set[tuple[int, date]], make_sql) -> None:
         rows.append((meter_id, day, *bounds[day]))
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            from psycopg2.extras import execute_values
-
-            execute_values(
-                cursor.cursor,
+            pgbulk.execute_values(
+                cursor,
                 make_sql("%s"),
                 rows,
                 template="(%s::bigint, %s::date, %s::timestamptz, %s::timestamptz)",

@@ -21,6 +21,10 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 # Server threads in tests close their connections after each request, so the test
 # database can be dropped at the end.
 os.environ.setdefault("DB_CONN_MAX_AGE", "0")
+# Threads that tests start (racing writers, live servers, executors) use the ORM and end
+# without closing their connection, which then never returns to the pool: give the test
+# process room for that instead of a production-sized pool.
+os.environ.setdefault("DB_POOL_MAX", "40")
 
 
 def _start_private_redis() -> str:

@@ -1,0 +1,52 @@
+"""The web process: `python -m amisite.serve` runs uvicorn sized from the machine.
+
+`AMI_WEB_WORKERS` processes (default: the cores), each letting `AMI_WEB_THREADS` requests
+into Django at once (`amisite.webgate`), on `AMI_HOST`:`AMI_PORT`. `make run` and
+production start the web the same way; extra arguments go to uvicorn as they are
+(e.g. `--proxy-headers --forwarded-allow-ips 127.0.0.1`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def application():
+    """uvicorn's factory, called in each worker process: it dies with the uvicorn master."""
+    from amisite.guard import die_with_parent
+
+    die_with_parent()
+    from amisite.asgi import application as app
+
+    return app
+
+
+def main(argv: list[str]) -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "amisite.settings")
+    os.environ["AMI_PROCESS"] = "web"  # this process's pool size follows from it
+    from amisite import capacity
+
+    workers = capacity.web_workers()
+    args = [
+        "amisite.serve:application", "--factory",
+        "--host", os.environ.get("AMI_HOST", "127.0.0.1"),
+        "--port", os.environ.get("AMI_PORT", "8000"),
+        "--workers", str(workers),
+        "--no-access-log",
+        "--lifespan", "off",  # Channels' router has no lifespan protocol
+        *argv,
+    ]  # fmt: skip
+    print(
+        f"[web] {workers} uvicorn workers x {capacity.web_threads()} requests in Django "
+        f"at once, database pool {capacity.pool_max('web')} per worker",
+        flush=True,
+    )
+    import uvicorn.main
+
+    sys.argv = ["uvicorn", *args]
+    uvicorn.main.main()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,43 @@
+"""The web process for the benchmarks: `python -m amisite.serve`, as `make run` and production
+start it (uvicorn workers, DEBUG off), on a free loopback port."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def start(**env: str) -> tuple[subprocess.Popen, int]:
+    """Start it with this environment on top of ours; return (process, port) once it listens."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    full = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    full.update({"DEBUG": "false", "AMI_HOST": "127.0.0.1", "AMI_PORT": str(port), **env})
+    proc = subprocess.Popen([sys.executable, "-m", "amisite.serve"], cwd=ROOT, env=full)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc, port
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError("the web process exited") from None
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("the web process did not start")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:  # open websockets delay a graceful exit
+        proc.kill()
+        proc.wait(5)

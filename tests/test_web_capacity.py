@@ -1,0 +1,351 @@
+"""Under a burst the web process queues, then answers 503 with Retry-After; never a 500.
+
+The server tests start the real web process (`python -m amisite.serve`: uvicorn, DEBUG
+off, the pooled PostgreSQL settings) on the test database and hit it from many threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from amisite import capacity
+from amisite.webgate import RequestGate
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# ------------------------------------------------------------------ sizing from the machine
+
+
+def test_sizes_follow_the_cores_unless_the_environment_says_otherwise(monkeypatch):
+    for name in ("AMI_WEB_WORKERS", "AMI_WEB_THREADS", "AMI_WORKER_CONCURRENCY", "DB_POOL_MAX"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(capacity, "cores", lambda: 6)
+    plan = capacity.plan()
+    assert (plan.web_workers, plan.worker_concurrency) == (6, 6)
+    assert plan.web_pool == plan.web_threads + capacity.SIDE_CONNECTIONS["web"]
+    assert plan.total == 6 * plan.web_pool + 6 * plan.worker_pool + plan.beat_pool + plan.push_pool
+
+    monkeypatch.setenv("AMI_WEB_WORKERS", "3")
+    monkeypatch.setenv("AMI_WEB_THREADS", "4")
+    monkeypatch.setenv("AMI_WORKER_CONCURRENCY", "1")
+    plan = capacity.plan()
+    assert (plan.web_workers, plan.web_threads, plan.worker_concurrency) == (3, 4, 1)
+    assert plan.web_pool == 6
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "lots"])
+def test_a_bad_size_names_the_variable(monkeypatch, value):
+    monkeypatch.setenv("AMI_WEB_THREADS", value)
+    with pytest.raises(ImproperlyConfigured, match="AMI_WEB_THREADS"):
+        capacity.web_threads()
+
+
+def test_an_unknown_process_role_is_refused(monkeypatch):
+    monkeypatch.setenv("AMI_PROCESS", "webserver")
+    with pytest.raises(ImproperlyConfigured, match="AMI_PROCESS"):
+        capacity.role()
+
+
+def test_machines_that_fit_under_max_connections():
+    one = capacity.Plan(2, 8, 2, 10, 2, 2, 2)  # 2x10 + 2x2 + 2 + 2 = 28
+    assert one.total == 28
+    assert capacity.machines_that_fit(100, 3, 10, one) == 3  # 87 // 28
+    assert capacity.machines_that_fit(20, 3, 10, one) == 0
+
+
+@pytest.mark.postgres
+def test_db_capacity_compares_the_plan_with_the_servers_max_connections(db, monkeypatch):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW max_connections")
+        max_connections = int(cursor.fetchone()[0])
+    monkeypatch.delenv("DB_POOL_MAX", raising=False)
+    monkeypatch.setenv("AMI_WEB_WORKERS", "1")
+    monkeypatch.setenv("AMI_WORKER_CONCURRENCY", "1")
+    out = StringIO()
+    call_command("db_capacity", "--headroom", "0", stdout=out)
+    assert f"max_connections {max_connections}" in out.getvalue()
+    monkeypatch.setenv("AMI_WEB_THREADS", str(max_connections))  # one web worker alone is too many
+    with pytest.raises(CommandError, match="exceed"):
+        call_command("db_capacity", stdout=StringIO())
+
+
+# ------------------------------------------------------------------ the request gate
+
+
+def _run(coro):
+    return asyncio.run(coro)
+
+
+class _Held:
+    """An ASGI app whose requests finish only when released (counts those inside)."""
+
+    def __init__(self):
+        self.inside = 0
+        self.most = 0
+        self.release = None
+
+    async def __call__(self, scope, receive, send):
+        self.inside += 1
+        self.most = max(self.most, self.inside)
+        try:
+            await self.release.wait()
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"ok"})
+        finally:
+            self.inside -= 1
+
+
+async def _request(app) -> dict:
+    sent = []
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    await app({"type": "http", "path": "/x", "method": "GET", "headers": []}, receive, send)
+    start = sent[0]
+    return {"status": start["status"], "headers": dict(start.get("headers", []))}
+
+
+def test_the_gate_lets_in_at_most_its_limit_and_queues_the_rest():
+    async def scenario():
+        inner = _Held()
+        inner.release = asyncio.Event()
+        gate = RequestGate(inner, limit=3, queue_timeout=30)
+        tasks = [asyncio.create_task(_request(gate)) for _ in range(12)]
+        while inner.inside < 3:
+            await asyncio.sleep(0)
+        assert gate.waiting == 9
+        inner.release.set()
+        results = await asyncio.gather(*tasks)
+        return inner.most, [r["status"] for r in results]
+
+    most, statuses = _run(scenario())
+    assert most == 3
+    assert statuses == [200] * 12
+
+
+def test_a_request_waiting_past_the_queue_timeout_gets_503_with_retry_after():
+    async def scenario():
+        inner = _Held()
+        inner.release = asyncio.Event()
+        gate = RequestGate(inner, limit=1, queue_timeout=0.05)
+        first = asyncio.create_task(_request(gate))
+        while inner.inside < 1:
+            await asyncio.sleep(0)
+        second = await _request(gate)  # waits 50 ms for the one slot, then gives up
+        inner.release.set()
+        return await first, second
+
+    first, second = _run(scenario())
+    assert first["status"] == 200
+    assert second["status"] == 503
+    assert second["headers"][b"retry-after"] == b"5"
+
+
+def test_websockets_are_not_gated():
+    async def scenario():
+        seen = []
+
+        async def app(scope, receive, send):
+            seen.append(scope["type"])
+
+        gate = RequestGate(app, limit=1, queue_timeout=0.01)
+        gate._semaphore()
+        await gate._slots.acquire()  # the only HTTP slot is taken
+        await gate({"type": "websocket", "path": "/ws/"}, None, None)
+        return seen
+
+    assert _run(scenario()) == ["websocket"]
+
+
+# ------------------------------------------------------------------ a real server process
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def web_process(**env_overrides):
+    """`python -m amisite.serve` on the test database; yields its base (host, port)."""
+    from django.db import connection
+
+    settings_dict = connection.settings_dict
+    port = _free_port()
+    env = dict(os.environ)
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    env.update(
+        {
+            "DATABASE_URL": (
+                f"postgres://{settings_dict['USER'] or 'postgres'}@{settings_dict['HOST']}:"
+                f"{settings_dict['PORT'] or 5432}/{settings_dict['NAME']}"
+            ),
+            "DEBUG": "false",
+            "AMI_HOST": "127.0.0.1",
+            "AMI_PORT": str(port),
+            "AMI_WEB_WORKERS": "1",
+            **env_overrides,
+        }
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "amisite.serve", "--log-level", "warning"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output: list[str] = []
+    reader = threading.Thread(target=lambda: output.extend(proc.stdout), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, "web process exited:\n" + "".join(output)
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "web process did not listen"
+                time.sleep(0.1)
+        yield ("127.0.0.1", port), output
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        reader.join(timeout=5)
+
+
+def _get(address, path, cookie=None, timeout=60):
+    conn = http.client.HTTPConnection(*address, timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"Cookie": f"sessionid={cookie}"} if cookie else {})
+        response = conn.getresponse()
+        response.read()
+        return response.status, dict(response.getheaders())
+    finally:
+        conn.close()
+
+
+def _signed_in_cookie() -> str:
+    from django.test import Client
+
+    from tests.factories import make_world
+
+    world = make_world()
+    client = Client()
+    client.force_login(world.operator_a)
+    return client.cookies["sessionid"].value
+
+
+def _server_connections(application_name: str) -> int:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND application_name = %s",
+            [application_name],
+        )
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.postgres
+def test_a_burst_above_the_pool_size_is_served_without_5xx(transactional_db):
+    cookie = _signed_in_cookie()
+    threads, pool = 2, 3
+    paths = ["/meters/", "/", "/alarms/", "/healthz", "/api/meters/"] * 8  # 40 at once
+    with web_process(AMI_WEB_THREADS=str(threads), DB_POOL_MAX=str(pool)) as (address, log):
+        assert _get(address, "/healthz")[0] == 200
+        peak, stop = [0], threading.Event()
+
+        def watch():
+            while not stop.is_set():
+                peak[0] = max(peak[0], _server_connections("ami-web"))
+                stop.wait(0.02)
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        try:
+            with ThreadPoolExecutor(len(paths)) as pool_of_clients:
+                results = list(pool_of_clients.map(lambda p: (p, *_get(address, p, cookie)), paths))
+        finally:
+            stop.set()
+            watcher.join()
+    statuses = {(path, status) for path, status, _ in results}
+    assert all(status == 200 for _, status in statuses), statuses
+    assert peak[0] <= pool, f"{peak[0]} connections open, pool max {pool}"
+    assert not [line for line in log if "Traceback" in line], "".join(log)
+
+
+@pytest.mark.postgres
+def test_an_exhausted_pool_answers_503_with_retry_after_not_500(transactional_db):
+    """One pooled connection, held by a request blocked on a lock: the next request gets 503."""
+    import psycopg
+    from django.db import connection
+
+    cookie = _signed_in_cookie()
+    dsn = connection.get_connection_params()
+    dsn = {k: v for k, v in dsn.items() if k in ("dbname", "user", "host", "port")}
+    env = {"AMI_WEB_THREADS": "4", "DB_POOL_MAX": "1", "DB_POOL_MIN": "1", "DB_POOL_TIMEOUT": "0.5"}
+    with (
+        web_process(**env) as (address, log),
+        psycopg.connect(**dsn) as locker,
+        psycopg.connect(**dsn, autocommit=True) as watcher,
+    ):
+        with locker.cursor() as cur:
+            cur.execute("LOCK TABLE django_session IN ACCESS EXCLUSIVE MODE")
+        with ThreadPoolExecutor(1) as background:
+            held = background.submit(_get, address, "/meters/", cookie)
+            deadline = time.monotonic() + 30
+            while not _waiting_on_lock(watcher):  # the one pooled connection is now taken
+                assert time.monotonic() < deadline, "the first request never reached the lock"
+                assert not held.done(), held.result()
+                time.sleep(0.02)
+            status, headers = _get(address, "/meters/", cookie)
+            api_status, api_headers = _get(address, "/api/meters/", cookie)
+            locker.commit()  # the lock goes; the first request finishes normally
+            first_status, _ = held.result(timeout=30)
+    assert (status, headers.get("Retry-After")) == (503, "5")
+    assert (api_status, api_headers.get("Retry-After")) == (503, "5")
+    assert api_headers["Content-Type"].startswith("application/json")
+    assert first_status == 200
+    text = "".join(log)
+    assert "Traceback" not in text and "database pool exhausted" in text
+
+
+def _waiting_on_lock(watcher) -> bool:
+    # Its own autocommit connection: pg_stat_activity is a snapshot per transaction.
+    with watcher.cursor() as cur:
+        cur.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND application_name = 'ami-web' AND wait_event_type = 'Lock'"
+        )
+        return cur.fetchone()[0] > 0

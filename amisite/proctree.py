@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 
 # A word of each Procfile process's command line: web, worker, beat, simulator, push listener.
 PROCFILE_MARKERS = {
-    "web": "uvicorn",
+    "web": "amisite.serve",
     "worker": "worker",
     "beat": "beat",
     "simulator": "simulate_meters",

@@ -92,3 +92,14 @@ def money(value, currency: str = "") -> str:
         return EMPTY
     text = grouped(number, 2)
     return f"{currency} {text}" if currency else text
+
+
+def duration(value) -> str:
+    """A timedelta in words: `15 minutes`, `2 hours 30 minutes`, `45 seconds`."""
+    if value is None:
+        return EMPTY
+    seconds = int(value.total_seconds())
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    parts = [(hours, "hour"), (minutes, "minute")] if hours or minutes else [(seconds, "second")]
+    return " ".join(f"{n} {unit}{'s' if n != 1 else ''}" for n, unit in parts if n) or "0 seconds"

@@ -1,7 +1,8 @@
 """Template filters for every page (a builtin library: no `{% load %}` needed).
 
 `{{ dt|when }}`, `{{ dt|when_s }}` (with seconds), `{{ value|quantity:unit }}`,
-`{{ kwh|energy_kwh }}`, `{{ amount|money }}`, `{{ amount|money:currency }}`.
+`{{ kwh|energy_kwh }}`, `{{ amount|money }}`, `{{ amount|money:currency }}`,
+`{{ timedelta|duration }}`.
 """
 
 from django import template
@@ -34,3 +35,8 @@ def energy_kwh(value):
 @register.filter
 def money(value, currency=""):
     return display.money(value, currency)
+
+
+@register.filter
+def duration(value):
+    return display.duration(value)

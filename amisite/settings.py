@@ -118,6 +118,7 @@ AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=0.25)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
+AXES_LOCKOUT_TEMPLATE = "registration/locked.html"  # in the app's layout, not bare text
 
 LANGUAGE_CODE = "en"
 TIME_ZONE = env.str("AMI_TIME_ZONE", default="UTC")  # the utility's local time zone

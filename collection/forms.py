@@ -32,9 +32,13 @@ class ReadJobForm(forms.ModelForm):
             kind="service_point"
         )
         self.fields["meter_model"].queryset = MeterModel.objects.restrict(user, "view")
+        # Either schedule will do: the crontab is needed only without "every N minutes".
+        self.fields["crontab"].required = False
 
     def clean_crontab(self):
-        value = self.cleaned_data["crontab"]
+        value = (self.cleaned_data["crontab"] or "").strip()
+        if not value:
+            return value
         try:
             parse_crontab(value)
         except ValueError as exc:
@@ -43,6 +47,9 @@ class ReadJobForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
+        if not cleaned.get("crontab") and not cleaned.get("every_minutes"):
+            if "crontab" not in self.errors and "every_minutes" not in self.errors:
+                self.add_error("crontab", "Give a crontab, or run every so many minutes.")
         node, org = cleaned.get("grid_node"), cleaned.get("organisation")
         if node is not None and org is not None and not node.organisation.path.startswith(org.path):
             self.add_error("grid_node", "This grid node is outside the job's organisation.")

@@ -94,3 +94,23 @@ def test_a_job_can_run_at_an_interval_instead_of_a_crontab(world):
     client.post(f"/jobs/{job.pk}/edit/", form_data(world, every_minutes=""))
     task.refresh_from_db()
     assert task.interval is None and task.crontab.hour == "1"
+
+
+def test_every_n_minutes_needs_no_crontab_but_one_of_them_is_needed(world):
+    client = client_for(world.engineer_a)
+    response = client.post("/jobs/new/", form_data(world, crontab="", every_minutes=15))
+    assert response.status_code == 302, response.context["form"].errors
+    task = PeriodicTask.objects.get(pk=ReadJob.objects.get().periodic_task_id)
+    assert task.interval.every == 15 and task.crontab is None
+    neither = client.post("/jobs/new/", form_data(world, name="x", crontab="", every_minutes=""))
+    assert "crontab" in neither.context["form"].errors
+
+
+def test_checkboxes_sit_with_their_labels(world):
+    html = client_for(world.engineer_a).get("/jobs/new/").content.decode()
+    # Each checkbox is inside its own label (never a label on one line, the box far away).
+    import re
+
+    boxes = re.findall(r"<input[^>]*type=\"checkbox\"[^>]*>", html)
+    inside = re.findall(r"<label class=\"inline\"[^>]*>\s*<input[^>]*type=\"checkbox\"", html)
+    assert len(boxes) == len(inside) >= len(ReadJob._meta.get_field("items").default()) + 2

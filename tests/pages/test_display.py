@@ -10,7 +10,6 @@ from django.utils import timezone
 
 from amisite import display
 
-
 LONG_DECIMAL = re.compile(r"\d\.\d{4,}")
 
 

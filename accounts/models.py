@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.db import models
 
@@ -80,3 +82,26 @@ class ActivityLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.username} {self.action} {self.object_repr}"
+
+    def change_lines(self) -> list[str]:
+        """`changes` as text, one line per key, whatever its shape: a `[before, after]` pair
+        reads "key: before → after", anything else "key: value" (JSON)."""
+        changes = self.changes
+        if not isinstance(changes, dict):
+            return [_as_text(changes)] if changes not in (None, "", [], {}) else []
+        lines = []
+        for key, value in changes.items():
+            if isinstance(value, list) and len(value) == 2:
+                before, after = (_as_text(v) or "∅" for v in value)
+                lines.append(f"{key}: {before} → {after}")
+            else:
+                lines.append(f"{key}: {_as_text(value)}")
+        return lines
+
+
+def _as_text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)

@@ -80,6 +80,17 @@ def aggregate_of(channel: Channel, resolution: str) -> str | None:
     return SUM if (channel.unit or "").lower().endswith("h") else MEAN
 
 
+def panel_of(channel: Channel) -> tuple[str, str]:
+    """Which graph panel a channel is drawn in: one per unit and kind, so a cumulative
+    register (MWh) never flattens the 15-minute intervals (Wh) that share its unit."""
+    kind = {
+        ChannelKind.REGISTER: "cumulative register",
+        ChannelKind.PROFILE: "per interval",
+    }.get(channel.kind, channel.get_kind_display().lower())
+    unit = channel.unit or "value"
+    return f"{unit}:{channel.kind}", f"{unit}, {kind}"
+
+
 def flag_names(flags: int) -> str:
     """Quality flags as words: "estimated,missing"."""
     return ",".join(f.name.lower() for f in Quality if flags & f)

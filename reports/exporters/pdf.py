@@ -16,6 +16,8 @@ from reportlab.lib.pagesizes import A4, landscape
 from reportlab.lib.units import mm
 from reportlab.pdfgen import canvas as pdf_canvas
 
+from amisite.display import when
+
 from .. import query as engine
 from . import Progress, as_text, counted
 
@@ -30,8 +32,9 @@ ROW_H = 4.6 * mm
 
 
 def graph(query, width: float, height: float) -> Drawing:
-    """The first few (meter, channel) series of the result as lines over time."""
-    lines, names = [], []
+    """The first few (meter, channel) series of the result as lines over time: one panel per
+    unit and kind (a cumulative register's MWh would flatten the intervals' Wh)."""
+    panels: dict[str, dict] = {}
     for n, (meter, channel) in enumerate(query.segments()):
         if n >= GRAPH_SERIES:
             break
@@ -42,42 +45,58 @@ def graph(query, width: float, height: float) -> Drawing:
         ]
         step = max(1, len(points) // GRAPH_POINTS)
         if points:
-            lines.append(points[::step])
-            names.append(f"{meter.serial} {channel.name} ({channel.unit})")
+            key, label = engine.panel_of(channel)
+            panel = panels.setdefault(key, {"label": label, "lines": [], "names": []})
+            panel["lines"].append(points[::step])
+            panel["names"].append(f"{meter.serial} {channel.name} ({channel.unit})")
     drawing = Drawing(width, height)
-    if not lines:
+    if not panels:
         drawing.add(String(10, height / 2, "No values in this range.", fontSize=10))
         return drawing
-    plot = LinePlot()
-    plot.x, plot.y = 40, 30
-    plot.width, plot.height = width - 60, height - 60
-    plot.data = lines
-    for i in range(len(lines)):
-        plot.lines[i].strokeColor = PALETTE[i % len(PALETTE)]
-        plot.lines[i].strokeWidth = 0.8
-    lo = min(x for line in lines for x, _ in line)
-    hi = max(x for line in lines for x, _ in line)
-    plot.xValueAxis.valueMin, plot.xValueAxis.valueMax = lo, max(hi, lo + 1)
-    plot.xValueAxis.valueSteps = [lo + (hi - lo) * k / 5 for k in range(6)]
-    plot.xValueAxis.labelTextFormat = lambda v: _short_time(v)
-    plot.xValueAxis.labels.fontSize = 7
-    plot.yValueAxis.labels.fontSize = 7
-    drawing.add(plot)
-    legend = LineLegend()
-    legend.x, legend.y = 40, height - 8
-    legend.fontSize = 7
-    legend.columnMaximum = 2
-    legend.colorNamePairs = [(PALETTE[i % len(PALETTE)], name) for i, name in enumerate(names)]
-    drawing.add(legend)
+    every = [x for panel in panels.values() for line in panel["lines"] for x, _ in line]
+    lo, hi = min(every), max(max(every), min(every) + 1)
+    slot = height / len(panels)
+    colour = 0
+    for k, panel in enumerate(panels.values()):
+        bottom = height - (k + 1) * slot
+        plot = LinePlot()
+        plot.x, plot.y = 50, bottom + 24
+        plot.width, plot.height = width - 70, slot - 50
+        plot.data = panel["lines"]
+        pairs = []
+        for i, name in enumerate(panel["names"]):
+            plot.lines[i].strokeColor = PALETTE[colour % len(PALETTE)]
+            plot.lines[i].strokeWidth = 0.8
+            pairs.append((PALETTE[colour % len(PALETTE)], name))
+            colour += 1
+        plot.xValueAxis.valueMin, plot.xValueAxis.valueMax = lo, hi
+        plot.xValueAxis.valueSteps = [lo + (hi - lo) * s / 5 for s in range(6)]
+        plot.xValueAxis.labelTextFormat = _short_time
+        plot.xValueAxis.labels.fontSize = 7
+        plot.yValueAxis.labels.fontSize = 7
+        plot.yValueAxis.labelTextFormat = _grouped
+        drawing.add(plot)
+        drawing.add(String(50, bottom + slot - 12, panel["label"], fontSize=8,
+                           fontName="Helvetica-Bold"))  # fmt: skip
+        legend = LineLegend()
+        legend.x, legend.y = 200, bottom + slot - 8
+        legend.fontSize = 7
+        legend.columnMaximum = 2
+        legend.colorNamePairs = pairs
+        drawing.add(legend)
     return drawing
+
+
+def _grouped(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.3g}"
 
 
 def _short_time(epoch: float) -> str:
     from datetime import UTC, datetime
 
-    from meters.rollups import local_zone
+    from amisite.display import when
 
-    return datetime.fromtimestamp(epoch, UTC).astimezone(local_zone()).strftime("%Y-%m-%d %H:%M")
+    return when(datetime.fromtimestamp(epoch, UTC))
 
 
 def write(query, path: str, title: str = "", progress: Progress = None) -> None:
@@ -92,7 +111,7 @@ def write(query, path: str, title: str = "", progress: Progress = None) -> None:
     c.drawString(
         margin,
         page_h - margin - 10 * mm,
-        f"{query.start.isoformat()} to {query.end.isoformat()} · resolution {query.resolution}"
+        f"{when(query.start)} to {when(query.end)} · resolution {query.resolution}"
         f" · channels {', '.join(query.obis)}",
     )
     drawing = graph(query, page_w - 2 * margin, page_h - 2 * margin - 20 * mm)

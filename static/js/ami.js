@@ -35,4 +35,6 @@
     return text + (seconds ? ":" + parts.second : "") + " " + parts.timeZoneName;
   };
   window.amiTimeZone = zone;
+  // uPlot draws its time axes in this zone too (not the browser's).
+  window.amiTzDate = function (ts) { return window.uPlot ? window.uPlot.tzDate(new Date(ts * 1000), zone) : new Date(ts * 1000); };
 })();

@@ -7,7 +7,7 @@
   var DAY = 86400000;
   var COLORS = ["#0b6bcb", "#1a7f37", "#8e44ad", "#b35900", "#00838f", "#c62828", "#5d4037", "#455a64"];
 
-  function iso(ms) { return new Date(ms).toISOString().slice(0, 16).replace("T", " "); }
+  function shown(ms) { return window.amiWhen(ms); }  // the utility's zone (ami.js)
 
   // Merge the channels' own timestamps into one x axis (uPlot wants aligned columns).
   function align(channels, raw) {
@@ -94,7 +94,7 @@
       state.start = Math.round(start); state.end = Math.round(end);
       el.dataset.start = new Date(state.start).toISOString();
       el.dataset.stop = new Date(state.end).toISOString();
-      rangeText.textContent = iso(state.start) + " – " + iso(state.end) + " UTC";
+      rangeText.textContent = shown(state.start) + " – " + shown(state.end);
       var channels = chosen();
       if (!channels.length) { message.textContent = "Choose a channel."; return; }
       message.textContent = "Loading…";
@@ -108,7 +108,7 @@
         message.textContent = points ? points + " values" : "No values stored in this range.";
         var columns = align(data.channels, data.resolution === "raw");
         var opts = {
-          width: el.clientWidth || 600, height: height(),
+          width: el.clientWidth || 600, height: height(), tzDate: window.amiTzDate,
           scales: { x: { time: true, range: [state.start / 1000, state.end / 1000] } },
           series: seriesFor(data.channels), axes: axesFor(data.channels),
           cursor: { drag: { x: true, y: false, setScale: false } },
@@ -150,9 +150,17 @@
         if (!ch || !ch.values.length) { small.textContent = "No reads in the last year."; small.classList.add("muted", "empty"); return; }
         var xs = ch.timestamps.map(function (t) { return Date.parse(t) / 1000; });
         var ys = ch.values.map(function (v) { return v === null ? null : Number(v); });
-        var u = new uPlot({ width: small.clientWidth || 400, height: 160, scales: { x: { time: true } },
+        // A few reads (one or two) get a readable span around them, not uPlot's years.
+        var first = xs[0], last = xs[xs.length - 1];
+        var pad = Math.max(86400, (14 * 86400 - (last - first)) / 2);
+        var xRange = [first - pad, last + pad];
+        var u = new uPlot({ width: small.clientWidth || 400, height: 160, tzDate: window.amiTzDate,
+          scales: { x: { time: true, range: xRange } },
           series: [{}, { label: ch.name, stroke: COLORS[0], width: 1.5, points: { show: true, size: 4 } }],
-          axes: [{}, { size: 70 }], legend: { show: false } }, [xs, ys], small);
+          axes: [{}, { size: 70 }], legend: { show: false },
+          hooks: { setScale: [function (self, key) {
+            if (key === "x") { small.dataset.xMin = String(self.scales.x.min); small.dataset.xMax = String(self.scales.x.max); }
+          }] } }, [xs, ys], small);
         window.addEventListener("resize", function () { u.setSize({ width: small.clientWidth, height: 160 }); });
       }).catch(function () { small.textContent = ""; });
   }

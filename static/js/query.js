@@ -24,6 +24,18 @@
     return columns;
   }
 
+  // One panel per unit and kind (a cumulative register in MWh would flatten 15-minute
+  // intervals in Wh on a shared axis); the panels share the time axis and its range.
+  function panelsOf(channels) {
+    var panels = [], byKey = {};
+    channels.forEach(function (ch, n) {
+      var key = ch.panel || ch.unit || "value";
+      if (!byKey[key]) { byKey[key] = { key: key, label: ch.panel_label || ch.unit, channels: [], colours: [] }; panels.push(byKey[key]); }
+      byKey[key].channels.push(ch); byKey[key].colours.push(COLORS[n % COLORS.length]);
+    });
+    return panels;
+  }
+
   var el = document.getElementById("query-graph");
   if (el && window.uPlot) {
     fetch(el.dataset.url, { credentials: "same-origin" })
@@ -32,19 +44,27 @@
         if (!data.channels.length || !data.channels.some(function (c) { return c.values.length; })) {
           el.textContent = "Nothing to draw."; el.classList.add("muted"); return;
         }
-        var series = [{}], units = [];
-        data.channels.forEach(function (ch, n) {
-          var unit = ch.unit || "value";
-          if (units.indexOf(unit) < 0) { units.push(unit); }
-          series.push({ label: ch.name + " (" + ch.unit + ")", stroke: COLORS[n % COLORS.length], width: 1.5, scale: unit, spanGaps: false });
-          series.push({ label: "flagged", stroke: "#8a949e", width: 0, scale: unit, paths: function () { return null; }, points: { show: true, size: 6, stroke: "#b35900", fill: "#fdebd9" } });
+        var range = [Date.parse(data.start) / 1000, Date.parse(data.end) / 1000];
+        var height = function () { return window.innerWidth < 640 ? 200 : 260; };
+        var plots = [];
+        panelsOf(data.channels).forEach(function (panel) {
+          var box = document.createElement("div"), title = document.createElement("h3");
+          box.className = "graph-panel"; box.dataset.panel = panel.key;
+          title.textContent = panel.label; box.appendChild(title); el.appendChild(box);
+          var series = [{}];
+          panel.channels.forEach(function (ch, i) {
+            series.push({ label: ch.name + " (" + ch.unit + ")", stroke: panel.colours[i], width: 1.5, scale: "y", spanGaps: false });
+            series.push({ label: "flagged", stroke: "#8a949e", width: 0, scale: "y", paths: function () { return null; }, points: { show: true, size: 6, stroke: "#b35900", fill: "#fdebd9" } });
+          });
+          var opts = {
+            width: el.clientWidth || 600, height: height(), tzDate: window.amiTzDate,
+            scales: { x: { time: true, range: function () { return range; } } }, series: series,
+            axes: [{}, { scale: "y", label: panel.label, size: 70 }]
+          };
+          plots.push(new uPlot(opts, columnsOf(panel.channels), box));
         });
-        var axes = [{}];
-        units.slice(0, 2).forEach(function (u, i) { axes.push({ scale: u, label: u, side: i === 0 ? 3 : 1, grid: { show: i === 0 }, size: 60 }); });
-        var height = function () { return window.innerWidth < 640 ? 220 : 320; };
-        var plot = new uPlot({ width: el.clientWidth || 600, height: height(), scales: { x: { time: true } }, series: series, axes: axes }, columnsOf(data.channels), el);
-        el.dataset.ready = "1";
-        window.addEventListener("resize", function () { plot.setSize({ width: el.clientWidth, height: height() }); });
+        el.dataset.ready = "1"; el.dataset.panels = String(plots.length);
+        window.addEventListener("resize", function () { plots.forEach(function (p) { p.setSize({ width: el.clientWidth, height: height() }); }); });
       })
       .catch(function (err) { el.textContent = "Could not draw the graph: " + err.message; });
   }

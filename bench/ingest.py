@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import struct
 import sys
@@ -35,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 from amisite import pgbulk  # noqa: E402
 from bench.benchdb import drop_database, server_url, setup_django  # noqa: E402
 
-BENCH_DB = "ami_bench"
+BENCH_DB = os.environ.get("AMI_BENCH_DB", "ami_bench")  # own name: parallel runs
 QH = timedelta(minutes=15)
 DAY0 = datetime(2026, 6, 1, tzinfo=UTC)
 CHANNELS = [  # as the simulated fleet (collection/simulators/model.py)

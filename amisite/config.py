@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import warnings
 from pathlib import Path
@@ -174,3 +175,15 @@ def redact(url: str) -> str:
         netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
         return parts._replace(netloc=netloc).geturl()
     return url
+
+
+def system_title_from_env(name: str, default: str) -> str:
+    """An 8-byte DLMS system title given as 16 hex digits, checked at start."""
+    text = os.environ.get(name, "").strip() or default
+    try:
+        ok = len(bytes.fromhex(text)) == 8
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ImproperlyConfigured(f"{name} must be 16 hex digits (8 bytes), not {text!r}")
+    return text.upper()

@@ -5,7 +5,13 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 
 from . import capacity
-from .config import broker_url_from_env, database_from_env, env, redis_url_from_env
+from .config import (
+    broker_url_from_env,
+    database_from_env,
+    env,
+    redis_url_from_env,
+    system_title_from_env,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env.str("AMI_VAR_DIR", default=str(BASE_DIR / "var")))
@@ -297,6 +303,9 @@ AMI_ALARM_VOLTAGE_BAND = env.float("AMI_ALARM_VOLTAGE_BAND", default=0.10)
 # Per meter model event codes over the DLMS standard table (meters/events.py), e.g.
 # {"Acme AM550": {"201": "terminal_cover_open"}}, as JSON.
 AMI_EVENT_CODES = env.json("AMI_EVENT_CODES", default={})
+# The head-end's own DLMS system title (HLS: the client's AP title and GCM nonce), 16 hex
+# digits; "AMI" + 0000000001 unless the utility was given another. A meter may override it.
+AMI_CLIENT_SYSTEM_TITLE = system_title_from_env("AMI_CLIENT_SYSTEM_TITLE", "414D490000000001")
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
     {
         "EventKindEnum": "meters.events.EventKind",

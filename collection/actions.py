@@ -12,13 +12,16 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts import audit
+from accounts.models import Organisation
 from accounts.scoping import scope_q
+from meters import alarm_engine
 from meters.models import Meter, MeterModel
 
 from . import progress
 from .choices import ReadItem, ResultStatus, RunKind, RunStatus
 from .counters import DatabaseCounterStore
 from .models import CommStatus, JobRun, MeterReadResult, ReadJob
+from .protocols.errors import SystemTitleMismatch
 from .reader import MeterOutcome, ReadPlan, default_window, read_batch
 from .status import publish_status
 from .storing import profile_since, store_outcomes, summary, values_in
@@ -49,21 +52,92 @@ def job_meters(job: ReadJob):
 
 def start_run(job: ReadJob, *, kind: str = RunKind.SCHEDULED, acting_user=None) -> JobRun:
     """Create a run with one pending result per meter and queue its batches after commit."""
+    since, until = default_window(timezone.now(), days=1)
+    meter_ids = list(job_meters(job).values_list("pk", flat=True))
+    return _create_run(
+        job, job.organisation, kind, job.items, meter_ids, since, until, acting_user=acting_user
+    )
+
+
+# A re-read names its period; longer ones are split by the operator (a meter keeps ~10 days
+# to a few months of profile anyway).
+MAX_REREAD = timedelta(days=92)
+REREAD_ITEMS = (ReadItem.PROFILE, ReadItem.EVENTS)
+
+
+class BadPeriod(ValueError):
+    """A re-read period that cannot be read (empty, in the future, too long)."""
+
+
+def reread_period(
+    *, since, until, acting_user, job: ReadJob | None = None, meters=None, items=None
+) -> JobRun:
+    """Read the load profile (and events) of a named period again, for a job's meters or a
+    set of meters (already scoped by the caller), whatever the store holds: what comes back
+    goes through the store's merge rules (measured replaces estimates and gaps, never an
+    edit; a repeated value writes nothing). Audited; returns the run."""
+    now = timezone.now()
+    if since >= until:
+        raise BadPeriod("the period's start must be before its end")
+    if until > now:
+        raise BadPeriod("the period cannot end in the future")
+    if until - since > MAX_REREAD:
+        raise BadPeriod(f"at most {MAX_REREAD.days} days at once")
+    items = [i for i in (items or REREAD_ITEMS) if i in ReadItem.values]
+    if not items:
+        raise BadPeriod("nothing to read")
+    if job is not None:
+        meter_ids = list(job_meters(job).values_list("pk", flat=True))
+        organisation = job.organisation
+    else:
+        meter_ids = list(meters.order_by("pk").values_list("pk", flat=True))
+        organisation = _common_organisation(meters)
+    return _create_run(
+        job,
+        organisation,
+        RunKind.REREAD,
+        items,
+        meter_ids,
+        since,
+        until,
+        acting_user=acting_user,
+        batch_size=job.batch_size if job else 200,
+    )
+
+
+def _common_organisation(meters) -> Organisation:
+    """The deepest organisation holding all these meters (the run is scoped to it)."""
+    paths = [
+        p.strip("/").split("/") for p in set(meters.values_list("organisation__path", flat=True))
+    ]
+    common = paths[0] if paths else []
+    for parts in paths[1:]:
+        n = 0
+        while n < min(len(common), len(parts)) and common[n] == parts[n]:
+            n += 1
+        common = common[:n]
+    if not common:
+        raise BadPeriod("these meters share no organisation")
+    return Organisation.objects.get(pk=int(common[-1]))
+
+
+def _create_run(
+    job, organisation, kind, items, meter_ids, since, until, *, acting_user, batch_size=None
+) -> JobRun:
     from .tasks import read_batch_task
 
     now = timezone.now()
-    since, until = default_window(now, days=1)
+    batch_size = batch_size or job.batch_size
     with transaction.atomic():
         run = JobRun.objects.create(
             job=job,
-            organisation=job.organisation,
+            organisation=organisation,
             kind=kind,
-            items=job.items,
+            items=items,
             requested_by=acting_user,
             since=since,
             until=until,
         )
-        meter_ids = list(job_meters(job).values_list("pk", flat=True))
         MeterReadResult.objects.bulk_create(
             [MeterReadResult(run=run, meter_id=pk) for pk in meter_ids], batch_size=2000
         )
@@ -73,12 +147,16 @@ def start_run(job: ReadJob, *, kind: str = RunKind.SCHEDULED, acting_user=None) 
         run.finished_at = None if meter_ids else now
         run.save()
         if acting_user is not None:
+            changes = {"run": run.pk, "meters": run.total}
+            if kind == RunKind.REREAD:
+                changes |= {"since": since.isoformat(), "until": until.isoformat()}
             audit.record(
-                "start_run", user=acting_user, obj=job, changes={"run": run.pk, "meters": run.total}
+                "reread_period" if kind == RunKind.REREAD else "start_run",
+                user=acting_user,
+                obj=job,
+                changes=changes,
             )
-        batches = [
-            meter_ids[i : i + job.batch_size] for i in range(0, len(meter_ids), job.batch_size)
-        ]
+        batches = [meter_ids[i : i + batch_size] for i in range(0, len(meter_ids), batch_size)]
         transaction.on_commit(lambda: [read_batch_task.delay(run.pk, batch) for batch in batches])
     return run
 
@@ -122,7 +200,8 @@ def process_batch(run_id: int, meter_ids: list[int]) -> dict:
     )
     until = run.until or timezone.now()
     default_since = run.since or (until - timedelta(days=1))
-    if ReadItem.PROFILE in run.items and run.kind != RunKind.ON_DEMAND:
+    # On-demand reads and re-reads read the period they name, whatever the store holds.
+    if ReadItem.PROFILE in run.items and run.kind not in (RunKind.ON_DEMAND, RunKind.REREAD):
         horizon = timedelta(days=job.backfill_days if job else 7)
         models = {m.pk: m.meter_model_id for m in meters}
         known = profile_since([t.meter_id for t in targets], models, default_since, horizon)
@@ -176,6 +255,8 @@ def _remember_with_list_failure(outcome: MeterOutcome) -> str:
 
 def _record_outcome(run: JobRun, outcome: MeterOutcome) -> None:
     notes = _remember_with_list_failure(outcome)
+    if isinstance(outcome.error, SystemTitleMismatch):
+        _security_failure(run, outcome)
     if not outcome.ok:
         log_text = ""
         if outcome.exchange_log:
@@ -214,6 +295,29 @@ def _record_outcome(run: JobRun, outcome: MeterOutcome) -> None:
         drift=outcome.clock.drift_seconds if outcome.clock else None,
         notes=notes,
     )
+
+
+def _security_failure(run: JobRun, outcome: MeterOutcome) -> None:
+    """A meter answering with another system title: logged, audited, alarmed -- never
+    accepted. (The read itself fails like any other; nothing of the session is stored.)"""
+    error = outcome.error
+    details = {
+        "run": run.pk,
+        "expected": error.expected.hex().upper(),
+        "received": error.received.hex().upper() if error.received else "",
+    }
+    log.warning("security failure on meter %s: %s", outcome.serial, error)
+    meter = Meter.objects.get(pk=outcome.meter_id)
+    audit.record(
+        "security_failure",
+        obj=meter,
+        username="collection",
+        changes=details,
+        outcome=audit.Outcome.FAILED,
+        detail=str(error),
+    )
+    events = alarm_engine.derive_security_failure(meter.pk, timezone.now(), **details)
+    alarm_engine.evaluate_events(events)
 
 
 def _finish_result(

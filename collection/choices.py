@@ -16,6 +16,7 @@ class RunKind(models.TextChoices):
     SCHEDULED = "scheduled", "Scheduled"
     MANUAL = "manual", "Started by hand"
     ON_DEMAND = "on_demand", "On-demand read"
+    REREAD = "reread", "Re-read of a period"
 
 
 class RunStatus(models.TextChoices):

@@ -37,7 +37,7 @@ from operator import eq, lt
 from django.db import IntegrityError, connection, transaction
 
 from amisite import pgbulk
-from meters import partitions, rollups
+from meters import interval_energy, partitions, rollups
 from meters.choices import ChannelKind
 from meters.models import Channel, Meter
 from meters.obis import normalise as normalise_obis
@@ -291,7 +291,14 @@ def _block_series(meter_id: int, block: ProfileBlock, model_channels: dict, unma
         if series is None:
             series = groups[channel.profile_group] = Series(meter_id, list(timestamps))
             series.group = channel.profile_group
-        series.columns[channel.profile_column] = Column(obis, channel.unit, values, flags)
+        column = Column(obis, channel.unit, values, flags)
+        if channel.is_cumulative:
+            # Its energy is the difference to the capture before: the last one stored.
+            column.cumulative = True
+            column.previous = interval_energy.previous_capture(
+                meter_id, channel, timestamps[0] - ONE_US
+            )
+        series.columns[channel.profile_column] = column
     return list(groups.values())
 
 

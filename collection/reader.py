@@ -111,8 +111,10 @@ async def _read_session(client, target: MeterTarget, plan: ReadPlan, outcome: Me
             since = target.profile_since.get(profile, plan.default_since)
             if since < plan.until:
                 block = await client.read_load_profile(profile, since, plan.until)
-                # DLMS ranges include both ends; the interval ending at `since` is stored.
-                rows = tuple(r for r in block.rows if since < r.timestamp <= plan.until)
+                # DLMS ranges include both ends. The capture at `since` is kept: a
+                # cumulative profile's first interval is the difference to it (when it is
+                # already stored, the store's keys make it a no-op).
+                rows = tuple(r for r in block.rows if since <= r.timestamp <= plan.until)
                 outcome.profiles.append(replace(block, rows=rows))
     if "events" in plan.items:
         for log in target.event_logs:

@@ -124,11 +124,10 @@ def profile_since(
     """Gap detection: per meter and profile, where the store stops (bounded by the horizon).
 
     A meter unreachable for three days is read from its last stored interval on its next
-    good read; one read before but with nothing stored within the horizon starts at the
-    horizon; one never read starts at `default`.
+    good read; one with nothing stored within the horizon -- never read yet, or silent for
+    longer -- starts at the horizon (`horizon` before `default`), so a first read brings
+    the history the job's `backfill_days` promise, not just the last day.
     """
-    from .models import CommStatus
-
     earliest = default - horizon
     groups: dict[tuple[int, int], str] = {}  # (model, group) -> profile OBIS
     for model_id, group, profile in Channel.objects.filter(
@@ -148,13 +147,10 @@ def profile_since(
         current = since.setdefault(meter_id, {}).get(profile)
         # A profile spread over several groups restarts where its least complete group stops.
         since[meter_id][profile] = last_ts if current is None else min(current, last_ts)
-    read_before = CommStatus.objects.filter(
-        meter_id__in=meter_ids, last_success__isnull=False
-    ).values_list("meter_id", flat=True)
     profiles_of_model: dict[int, set[str]] = {}
     for (model_id, _group), profile in groups.items():
         profiles_of_model.setdefault(model_id, set()).add(profile)
-    for meter_id in read_before:
+    for meter_id in meter_ids:
         for profile in profiles_of_model.get(model_ids[meter_id], ()):
             since.setdefault(meter_id, {}).setdefault(profile, earliest)
     return since

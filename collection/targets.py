@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.conf import settings
+
 from collection.protocols.dlms.settings import DlmsSettings
 from meters.choices import ChannelKind, Protocol, Transport
 from meters.models import DataConcentrator, Meter
@@ -65,7 +67,8 @@ def dlms_settings(meter: Meter, *, exchange_log: bool = False) -> DlmsSettings:
             password=str(meter.password) or None,
             auth_key=str(meter.auth_key) or None,
             block_key=str(meter.block_key) or None,
-            system_title=client_system_title() if meter.security == "high" else None,
+            system_title=client_system_title(meter) if meter.security == "high" else None,
+            server_system_title=(meter.system_title or None) if meter.security == "high" else None,
             connect_timeout=float(meter.timeout_s),
             response_timeout=float(meter.timeout_s),
             hdlc_retries=meter.retries,
@@ -78,9 +81,12 @@ def dlms_settings(meter: Meter, *, exchange_log: bool = False) -> DlmsSettings:
         raise NotReadable(f"{meter.serial}: {exc}") from None
 
 
-def client_system_title() -> bytes:
-    """The head-end's own system title (8 bytes): manufacturer id "AMI" + a fixed serial."""
-    return b"AMI" + bytes.fromhex("0000000001")
+def client_system_title(meter: Meter | None = None) -> bytes:
+    """The head-end's own system title (8 bytes) towards `meter`: the meter's override, else
+    the installation's `AMI_CLIENT_SYSTEM_TITLE` (default "AMI" + 0000000001)."""
+    if meter is not None:
+        return bytes.fromhex(meter.head_end_system_title)
+    return bytes.fromhex(settings.AMI_CLIENT_SYSTEM_TITLE)
 
 
 def line_of(meter: Meter) -> str | None:

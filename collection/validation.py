@@ -9,6 +9,11 @@ Ingest hands each meter's profile data to `validate_series` as columns of stored
   merge rule keeps measured data), longer ones are reported only;
 * spikes (an interval far above the median of the channel's non-zero values in the block);
 * negative consumption on energy channels;
+* cumulative channels (registers captured by the profile) are checked on their derived
+  interval energy (`meters.interval_energy.derive`, from the last stored capture before the
+  block): a register running backwards is a wrap (finding `register_wrap`, energy kept) or a
+  reset (finding `register_reset`, the capture flagged NEGATIVE); spikes are looked for in
+  the differences, never in the running total;
 * registers that run backwards, and the sum of a profile channel between two register reads
   against the register's difference (`validate_register_reads`, `check_profile_sums`).
 """
@@ -20,10 +25,9 @@ from datetime import UTC, datetime, timedelta
 
 from django.db import connection
 
-from meters.choices import ChannelKind
+from meters import interval_energy
 from meters.models import Channel
-from meters.obis import parse as parse_obis
-from meters.store import IntervalReading, Quality, RegisterRead
+from meters.store import Quality, RegisterRead
 
 ENERGY_UNITS = frozenset({"wh", "kwh", "mwh", "varh", "kvarh", "mvarh", "vah", "kvah"})
 
@@ -83,6 +87,8 @@ class Column:
     unit: str
     values: list
     flags: list
+    cumulative: bool = False  # register values captured by the profile
+    previous: tuple | None = None  # cumulative: last stored capture before the block
 
     @property
     def is_energy(self) -> bool:
@@ -122,10 +128,12 @@ def validate_series(
 
 def _check_column(series: Series, column: Column, rules: Rules, findings: list) -> int:
     values, flags = column.values, column.flags
+    flagged = 0
+    if column.cumulative:
+        values, flagged = _derived_for_checks(series, column, findings)
     present = [v for v in values if v is not None]
     if not present:
-        return 0
-    flagged = 0
+        return flagged
     if column.is_energy and min(present) < 0:
         for i, v in enumerate(values):
             if v is not None and v < 0:
@@ -162,6 +170,30 @@ def _check_column(series: Series, column: Column, rules: Rules, findings: list) 
                         )
                     )
     return flagged
+
+
+def _derived_for_checks(series: Series, column: Column, findings: list) -> tuple[list, int]:
+    """Interval energy of a cumulative column, with its wraps and resets reported."""
+    captures = list(zip(series.timestamps, column.values, column.flags, strict=True))
+    derived = interval_energy.derive(captures, column.previous)
+    flagged = 0
+    last = column.previous[1] if column.previous else None
+    for i, (ts, _energy, flags) in enumerate(derived):
+        value = column.values[i]
+        if value is None:
+            continue
+        if last is not None and value < last:
+            if flags & Quality.NEGATIVE:
+                column.flags[i] |= Quality.NEGATIVE
+                flagged += 1
+                kind = "register_reset"
+            else:
+                kind = "register_wrap"
+            findings.append(
+                Finding(kind, series.meter_id, column.obis, ts, detail=f"{last} -> {value}")
+            )
+        last = value
+    return [e for _, e, _ in derived], flagged
 
 
 def _fill_gaps(series: Series, rules: Rules, findings: list) -> int:
@@ -249,12 +281,8 @@ _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 def is_cumulative(channel: Channel) -> bool:
-    """An energy register counting up (OBIS D = 8, an energy unit)."""
-    try:
-        code = parse_obis(channel.obis)
-    except ValueError:
-        return False
-    return code.d == 8 and (channel.unit or "").lower() in ENERGY_UNITS
+    """An energy register counting up (`Channel.accumulation`, an energy unit)."""
+    return channel.is_cumulative and (channel.unit or "").lower() in ENERGY_UNITS
 
 
 def _previous_reads(reads: dict) -> dict[tuple, tuple[datetime, int]]:
@@ -315,15 +343,9 @@ def validate_register_reads(reads: dict, by_key: dict) -> tuple[list[Finding], i
 
 
 def profile_channel_for(register: Channel) -> Channel | None:
-    """The profile column counting the same energy per interval (C.8.E -> C.29.E)."""
-    code = parse_obis(register.obis)
-    for ch in Channel.objects.filter(
-        meter_model_id=register.meter_model_id, kind=ChannelKind.PROFILE
-    ):
-        p = parse_obis(ch.obis)
-        if (p.a, p.b, p.c, p.d, p.e) == (code.a, code.b, code.c, 29, code.e):
-            return ch
-    return None
+    """The profile column counting the same energy: C.29.E per interval, or the register
+    itself captured by the profile (cumulative, IDIS style)."""
+    return interval_energy.energy_channels([register.meter_model_id], register.obis).first()
 
 
 def check_profile_sums(reads: dict, by_key: dict, previous: dict, rules: Rules) -> list[Finding]:
@@ -339,11 +361,8 @@ def check_profile_sums(reads: dict, by_key: dict, previous: dict, rules: Rules) 
         profile = profile_of[channel_id]
         if profile is None or reads[key][2] & Quality.NEGATIVE:
             continue
-        column = f"v{profile.profile_column}"
-        rows = IntervalReading.objects.filter(
-            meter_id=meter_id, group=profile.profile_group, ts__gt=prev_at, ts__lte=read_at
-        ).values_list(column, flat=True)
-        values = [v for v in rows if v is not None]
+        energy = interval_energy.energy_series(meter_id, profile, prev_at, read_at)
+        values = [v for _, v, f in energy if v is not None and not f & Quality.MISSING]
         expected = int((read_at - _EPOCH) / period) - int((prev_at - _EPOCH) / period)
         if len(values) != expected or expected == 0:
             continue  # profile incomplete: the gap is reported by profile validation

@@ -11,6 +11,7 @@ from django.views.generic import DetailView, ListView, TemplateView
 
 from accounts.mixins import ScopedViewMixin
 from meters.models import Meter
+from meters.rollups import parse_moment
 
 from . import actions, readings_shown
 from .choices import ReadItem
@@ -201,6 +202,23 @@ class ReadJobDeleteView(ScopedViewMixin, TemplateView):
         actions.delete_read_job(job, acting_user=request.user)
         messages.success(request, f"Read job {job.name} deleted.")
         return redirect("collection:job-list")
+
+
+@login_required
+@require_POST
+def reread_job_period(request, pk: int):
+    """Read a named period (local days, both inclusive) again for a job's meters."""
+    job = get_object_or_404(ReadJob.objects.restrict(request.user, "view"), pk=pk)
+    if not request.user.has_perm("collection.add_jobrun"):
+        raise PermissionDenied("You may not start runs.")
+    try:
+        since = parse_moment(request.POST.get("since", ""))
+        until = parse_moment(request.POST.get("until", ""), end=True)
+        run = actions.reread_period(since=since, until=until, job=job, acting_user=request.user)
+    except ValueError as exc:  # a bad date or a BadPeriod
+        messages.error(request, f"{job.name}: {exc}")
+        return redirect("collection:job-list")
+    return redirect("collection:run-detail", pk=run.pk)
 
 
 @login_required

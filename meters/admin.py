@@ -60,8 +60,8 @@ class MeterModelAdmin(ScopedModelAdmin):
 
 @admin.register(Channel)
 class ChannelAdmin(ScopedModelAdmin):
-    list_display = ("meter_model", "obis", "name", "unit", "scaler", "kind")
-    list_filter = ("kind",)
+    list_display = ("meter_model", "obis", "name", "unit", "scaler", "kind", "accumulation")
+    list_filter = ("kind", "accumulation")
     search_fields = ("obis", "name")
 
 

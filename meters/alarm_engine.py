@@ -25,8 +25,9 @@ from django.utils import timezone
 
 from . import alarm_actions
 from .alarms import OPEN_STATES, Alarm, AlarmRule
-from .choices import MeterStatus
+from .choices import ChannelKind, MeterStatus
 from .events import CLEARS, DERIVED_CODE_OF, DERIVED_LOG, RESTORE_KINDS, EventKind, kind_of
+from .interval_energy import energy_codes
 from .models import GridNode, Meter
 from .store import DailyEnergy, EventRecord, RegisterRead, to_decimal
 
@@ -133,7 +134,8 @@ def _evaluate_meter(meter: Meter, kinds: list, rules: list[AlarmRule]) -> list[A
 
 DERIVED_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 VOLTAGE_OBIS = ("1-0:32.7.0*255", "1-0:52.7.0*255", "1-0:72.7.0*255")  # L1, L2, L3
-IMPORT_PROFILE_OBIS = ("1-0:1.29.0*255",)
+# Import energy in either profile style (per interval, or the register captured cumulatively).
+IMPORT_PROFILE_OBIS = tuple(energy_codes("1-0:1.29.0*255"))
 DISCONNECT_CODES = {59, 61, 63}
 CONNECT_CODES = {60, 62}
 
@@ -218,6 +220,7 @@ def derive_zero_consumption(*, days: int | None = None, now: datetime) -> list[E
             day__gte=first,
             day__lt=today,
             channel__obis__in=IMPORT_PROFILE_OBIS,
+            channel__kind=ChannelKind.PROFILE,
             meter__status=MeterStatus.ACTIVE,
             meter__service_point__isnull=False,
         )
@@ -248,7 +251,10 @@ def derive_consumption_while_disconnected(*, now: datetime) -> list[EventRecord]
         day_after = ts.astimezone(zone).date() + timedelta(days=1)
         used = (
             DailyEnergy.objects.filter(
-                meter_id=meter_id, channel__obis__in=IMPORT_PROFILE_OBIS, day__gte=day_after
+                meter_id=meter_id,
+                channel__obis__in=IMPORT_PROFILE_OBIS,
+                channel__kind=ChannelKind.PROFILE,
+                day__gte=day_after,
             )
             .filter(value__gt=0)
             .order_by("day")
@@ -270,13 +276,20 @@ def derive_consumption_while_disconnected(*, now: datetime) -> list[EventRecord]
 
 def derive_from_findings(findings: Iterable) -> list[EventRecord]:
     """Ingest validation findings (collection/validation.py) that are alarms: registers
-    running backwards (and negative consumption, the same fault seen in a profile)."""
+    running backwards (and negative consumption or a cumulative profile's reset, the same
+    fault seen in a profile)."""
     events = [
         _derived(f.meter_id, K.REGISTER_BACKWARDS, f.start, obis=f.obis, detail=f.detail)
         for f in findings
-        if f.kind in ("register_backwards", "negative")
+        if f.kind in ("register_backwards", "negative", "register_reset")
     ]
     return _store(events)
+
+
+def derive_security_failure(meter_id: int, at: datetime, **data) -> list[EventRecord]:
+    """A meter whose association failed a security check (another system title in its
+    AARE): one derived event, so alarm rules and the meter's event list see it."""
+    return _store([_derived(meter_id, K.SYSTEM_TITLE_MISMATCH, at, **data)])
 
 
 def derive_voltage_band(*, since: datetime, nominal_v=None, band=None) -> list[EventRecord]:

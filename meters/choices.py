@@ -64,3 +64,10 @@ class ChannelKind(models.TextChoices):
     PROFILE = "profile", "Load-profile column"
     EVENT_LOG = "event_log", "Event log"
     INSTANTANEOUS = "instantaneous", "Instantaneous value"
+
+
+class Accumulation(models.TextChoices):
+    """What a channel's values are: energy per capture period, or a register's running total."""
+
+    INTERVAL = "interval", "Interval (consumption per capture period)"
+    CUMULATIVE = "cumulative", "Cumulative (register value at each capture)"

@@ -85,6 +85,15 @@ DEMO_CHANNELS = (
     ("1-0:32.7.0*255", "Voltage L1", "V", ChannelKind.INSTANTANEOUS, ""),
     ("1-0:31.7.0*255", "Current L1", "A", ChannelKind.INSTANTANEOUS, ""),
 )
+# The IDIS-style model: its load profile captures the energy registers themselves
+# (cumulative values), not the energy per interval.
+DEMO_CUMULATIVE_CHANNELS = tuple(c for c in DEMO_CHANNELS if c[3] != ChannelKind.PROFILE) + (
+    ("1-0:1.8.0*255", "+A register in the profile", "Wh", ChannelKind.PROFILE, PROFILE),
+    ("1-0:2.8.0*255", "-A register in the profile", "Wh", ChannelKind.PROFILE, PROFILE),
+)
+# Every CUMULATIVE_EVERY-th demo meter has the cumulative profile; the Procfile starts the
+# simulator with the same `--cumulative-every` (tests/meters/test_demo.py checks they agree).
+CUMULATIVE_EVERY = 4
 
 
 SIM_FIRST_SERIAL = 90000001
@@ -110,15 +119,27 @@ def load_demo() -> None:
         organisation=utility,
         description="The simulated DLMS/COSEM meter of collection/simulators",
     )
-    for code, label, unit, kind, profile in DEMO_CHANNELS:
-        Channel.objects.create(
-            meter_model=model, obis=code, name=label, unit=unit, kind=kind, profile_obis=profile
-        )
+    idis = MeterModel.objects.create(
+        manufacturer="Simulated",
+        name="DLMS-3P-IDIS",
+        organisation=utility,
+        description="The simulated meter with an IDIS-style profile of cumulative registers",
+    )
+    for meter_model, channels in ((model, DEMO_CHANNELS), (idis, DEMO_CUMULATIVE_CHANNELS)):
+        for code, label, unit, kind, profile in channels:
+            Channel.objects.create(
+                meter_model=meter_model,
+                obis=code,
+                name=label,
+                unit=unit,
+                kind=kind,
+                profile_obis=profile,
+            )
     orgs = {}
     meter_index = 0
     for code, name, letter, lat, lon in REGIONS:
         org = orgs[code] = Organisation.objects.create(name=name, code=code, parent=utility)
-        meter_index = _demo_grid(org, letter, lat, lon, model, meter_index)
+        meter_index = _demo_grid(org, letter, lat, lon, (model, idis), meter_index)
         _demo_job(org)
     User.objects.create_superuser(
         "admin", "admin@example.invalid", "demo-admin-pass", organisation=utility
@@ -133,7 +154,7 @@ def load_demo() -> None:
         user.groups.set(Group.objects.filter(name=login.role))
 
 
-def _demo_grid(org, letter, lat, lon, model, meter_index) -> int:
+def _demo_grid(org, letter, lat, lon, models, meter_index) -> int:
     def node(kind, code, name, parent, **extra):
         return GridNode.objects.create(
             kind=kind, code=code, name=name, parent=parent, organisation=org, **extra
@@ -190,9 +211,10 @@ def _demo_grid(org, letter, lat, lon, model, meter_index) -> int:
                     )
                     # The simulator's serials and logical addresses (one listener, device i+1).
                     serial = str(SIM_FIRST_SERIAL + meter_index - 1)
+                    cumulative = meter_index % CUMULATIVE_EVERY == 0
                     Meter.objects.create(
                         serial=serial,
-                        meter_model=model,
+                        meter_model=models[1] if cumulative else models[0],
                         phases=3,
                         firmware="sim-1.0",
                         status=MeterStatus.ACTIVE,

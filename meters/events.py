@@ -56,6 +56,10 @@ class EventKind(models.TextChoices):
     REGISTER_BACKWARDS = "register_backwards", "Register running backwards"
     VOLTAGE_OUT_OF_BAND = "voltage_out_of_band", "Phase voltage out of band"
     VOLTAGE_IN_BAND = "voltage_in_band", "Phase voltage back in band"
+    SYSTEM_TITLE_MISMATCH = (
+        "system_title_mismatch",
+        "Meter answered with another system title (HLS)",
+    )
     UNKNOWN = "unknown", "Unknown event"
 
 
@@ -103,6 +107,7 @@ DERIVED_CODES: dict[int, str] = {
     9007: K.REGISTER_BACKWARDS,
     9008: K.VOLTAGE_OUT_OF_BAND,
     9009: K.VOLTAGE_IN_BAND,
+    9010: K.SYSTEM_TITLE_MISMATCH,
 }
 DERIVED_CODE_OF = {kind: code for code, kind in DERIVED_CODES.items()}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -15,6 +16,7 @@ from amisite.tree import TreeNode
 
 from .choices import (
     PARENT_KIND,
+    Accumulation,
     ChannelKind,
     DlmsInterface,
     MeterStatus,
@@ -24,6 +26,7 @@ from .choices import (
     Security,
     Transport,
 )
+from .obis import default_accumulation
 from .obis import normalise as normalise_obis
 from .obis import validate as validate_obis
 
@@ -112,6 +115,13 @@ class Channel(models.Model):
         help_text="power of ten applied to the raw value",
     )
     kind = models.CharField(max_length=16, choices=ChannelKind.choices)
+    accumulation = models.CharField(
+        max_length=16,
+        choices=Accumulation.choices,
+        blank=True,
+        help_text="interval or cumulative values; left blank, set from the OBIS code "
+        "(value group D = 8 or 9: cumulative)",
+    )
     profile_obis = models.CharField(
         max_length=32,
         blank=True,
@@ -144,11 +154,17 @@ class Channel(models.Model):
 
     def save(self, *args, **kwargs):
         self.obis = normalise_obis(self.obis)
+        if not self.accumulation:
+            self.accumulation = default_accumulation(self.obis)
         if self.profile_obis:
             self.profile_obis = normalise_obis(self.profile_obis)
         if self.kind == ChannelKind.PROFILE and self.profile_column is None:
             self.profile_group, self.profile_column = self._free_store_column()
         super().save(*args, **kwargs)
+
+    @property
+    def is_cumulative(self) -> bool:
+        return (self.accumulation or default_accumulation(self.obis)) == Accumulation.CUMULATIVE
 
     def _free_store_column(self) -> tuple[int, int]:
         """The first free (group, column): a profile's columns share groups, 8 to a group."""
@@ -293,6 +309,13 @@ class Meter(CommSettings):
         validators=[MinValueValidator(Decimal("0.001"))],
     )
     install_date = models.DateField(null=True, blank=True)
+    client_system_title = models.CharField(
+        "head-end system title",
+        max_length=16,
+        blank=True,
+        help_text="hex, 8 bytes: the title the head-end presents to this meter (HLS); "
+        "blank: the installation's AMI_CLIENT_SYSTEM_TITLE",
+    )
     status = models.CharField(
         max_length=16, choices=MeterStatus.choices, default=MeterStatus.IN_STOCK, db_index=True
     )
@@ -330,6 +353,8 @@ class Meter(CommSettings):
         super().clean()
         if self.service_point_id and self.service_point.kind != NodeKind.SERVICE_POINT:
             raise ValidationError({"service_point": "A meter serves a service point."})
+        if self.client_system_title and not _is_hex(self.client_system_title, 8):
+            raise ValidationError({"client_system_title": "A system title is 8 bytes in hex."})
         if self.transport == Transport.CONCENTRATOR and not self.concentrator_id:
             raise ValidationError({"concentrator": "Reading through a concentrator needs one."})
 
@@ -337,6 +362,11 @@ class Meter(CommSettings):
         if self.service_point_id:
             self.organisation_id = self.service_point.organisation_id
         super().save(*args, **kwargs)
+
+    @property
+    def head_end_system_title(self) -> str:
+        """The title the head-end presents to this meter (hex): its own, or the installation's."""
+        return (self.client_system_title or settings.AMI_CLIENT_SYSTEM_TITLE).upper()
 
 
 class Customer(models.Model):

@@ -7,6 +7,8 @@ from typing import NamedTuple
 
 from django.core.exceptions import ValidationError
 
+from .choices import Accumulation
+
 _FULL = re.compile(
     r"^\s*(?:(?P<a>\d{1,3})-(?P<b>\d{1,3}):)?(?P<c>\d{1,3})\.(?P<d>\d{1,3})\.(?P<e>\d{1,3})"
     r"(?:[*&](?P<f>\d{1,3}))?\s*$"
@@ -77,3 +79,18 @@ def validate(text: str) -> None:
         parse(text)
     except ValueError as exc:
         raise ValidationError(str(exc)) from None
+
+
+# Value group D of a register that counts from the start of measurement (IEC 62056-6-1
+# "time integral 1" and "2"): a profile capturing it holds running totals, not energy per
+# capture period (D = 29, "time integral 5").
+CUMULATIVE_D = frozenset({8, 9})
+
+
+def default_accumulation(text: str) -> str:
+    """Cumulative for a running-total register code (D = 8, 9), else interval."""
+    try:
+        cumulative = parse(text).d in CUMULATIVE_D
+    except ValueError:
+        return Accumulation.INTERVAL
+    return Accumulation.CUMULATIVE if cumulative else Accumulation.INTERVAL

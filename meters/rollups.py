@@ -5,7 +5,8 @@ Ingest calls `refresh(days_touched(...))` after writing intervals: every affecte
 upserted, so a retry or a late interval never double-counts. A local day runs from local
 midnight to local midnight: 96 quarter hours, 92 on the spring DST day, 100 in autumn.
 An interval belongs to the day in which it *ends* (the 00:00 interval end closes the day
-before).
+before). Interval channels are summed in SQL; cumulative ones (registers captured by the
+profile) sum the differences of their captures, derived by `meters.interval_energy`.
 
 `feeder_daily_energy` answers "a day's energy per feeder for a month" from the rollup.
 """
@@ -19,10 +20,12 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import connection
+from django.utils.dateparse import parse_date, parse_datetime
 
 from amisite import pgbulk
 
-from .choices import NodeKind
+from .choices import Accumulation, ChannelKind, NodeKind
+from .interval_energy import cumulative_channels, energy_codes, energy_series
 from .models import Channel, GridNode, Meter
 from .store import COLUMNS_PER_GROUP, DailyEnergy, IntervalReading, Quality, RegisterRead
 
@@ -49,6 +52,30 @@ def day_bounds(day: date, zone: ZoneInfo | None = None) -> tuple[datetime, datet
     start = datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
     end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone).astimezone(UTC)
     return start, end
+
+
+def parse_moment(text: str, *, end: bool = False) -> datetime:
+    """An ISO datetime (naive = UTC) or a date: the midnight starting it in the utility's
+    zone (AMI_TIME_ZONE); with `end`, the midnight ending it, so start=end=<day> is that
+    local day (23 or 25 hours across a DST change). ValueError when it is neither.
+
+    The date is tried first: Python 3.11's `fromisoformat` (under `parse_datetime`) reads
+    "2026-12-04" as a naive midnight, which would be taken as UTC.
+    """
+    text = (text or "").strip()
+    try:
+        day = parse_date(text)
+        moment = None if day else parse_datetime(text)
+    except ValueError:  # well-formed but impossible: 2026-02-30
+        day = moment = None
+    if day is None and moment is None:
+        raise ValueError(f"not a date or time: {text!r}")
+    problem = day_out_of_range(day or moment.date())
+    if problem:
+        raise ValueError(problem)
+    if day is not None:
+        return day_bounds(day)[1 if end else 0]
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def local_day(interval_end: datetime, zone: ZoneInfo | None = None) -> date:
@@ -97,6 +124,7 @@ def _refresh_sql(values: str, width: int) -> str:
         JOIN {Meter._meta.db_table} m ON m.id = a.meter_id
         JOIN {Channel._meta.db_table} c ON c.meter_model_id = m.meter_model_id
             AND c.profile_group = a.grp AND c.profile_column IS NOT NULL
+            AND c.accumulation <> '{Accumulation.CUMULATIVE.value}'
         WHERE {pick("n")} > 0
         ON CONFLICT (meter_id, channel_id, day) DO UPDATE SET
             value = excluded.value, intervals = excluded.intervals,
@@ -110,6 +138,70 @@ def refresh(pairs: set[tuple[int, date]], width: int = COLUMNS_PER_GROUP) -> Non
     """Recompute the daily energy of these (meter, local day) pairs from the intervals."""
     if pairs:
         _execute_days(pairs, lambda values: _refresh_sql(values, width))
+        refresh_cumulative(pairs)
+
+
+def refresh_cumulative(pairs: set[tuple[int, date]]) -> None:
+    """Daily energy of cumulative profile channels: the sum of their derived intervals.
+
+    A capture's energy depends on the capture before it, so new captures also change the
+    first interval of the day after them: that day is recomputed too.
+    """
+    days_of: dict[int, set[date]] = defaultdict(set)
+    for meter_id, day in pairs:
+        days_of[meter_id].update((day, day + timedelta(days=1)))
+    model_of = dict(Meter.objects.filter(pk__in=days_of).values_list("pk", "meter_model_id"))
+    channels = cumulative_channels(model_of.values())
+    if not channels:
+        return
+    zone = local_zone()
+    rows = []
+    for meter_id, days in days_of.items():
+        for channel in channels.get(model_of.get(meter_id), ()):
+            for day, (value, count, estimated) in cumulative_days(
+                meter_id, channel, days, zone
+            ).items():
+                rows.append(
+                    DailyEnergy(
+                        meter_id=meter_id,
+                        channel_id=channel.pk,
+                        day=day,
+                        value=value,
+                        intervals=count,
+                        estimated=estimated,
+                    )
+                )
+    DailyEnergy.objects.bulk_create(
+        rows,
+        batch_size=2000,
+        update_conflicts=True,
+        unique_fields=["meter", "channel", "day"],
+        update_fields=["value", "intervals", "estimated"],
+    )
+
+
+def cumulative_days(
+    meter_id: int, channel: Channel, days: set[date], zone: ZoneInfo | None = None
+) -> dict[date, tuple[int, int, int]]:
+    """Per local day: (sum, values, estimated values) of a channel's derived interval energy.
+
+    Days with no value are left out (a day without data is not zero).
+    """
+    zone = zone or local_zone()
+    ordered = sorted(days)
+    if not ordered:
+        return {}
+    start, end = day_bounds(ordered[0], zone)[0], day_bounds(ordered[-1], zone)[1]
+    totals: dict[date, list[int]] = {}
+    for ts, value, flags in energy_series(meter_id, channel, start, end):
+        day = local_day(ts, zone)
+        if value is None or day not in days:
+            continue
+        total = totals.setdefault(day, [0, 0, 0])
+        total[0] += value
+        total[1] += 1
+        total[2] += 1 if flags & Quality.ESTIMATED else 0
+    return {day: (v, n, e) for day, (v, n, e) in totals.items()}
 
 
 def _register_sql(values: str, channel_ids: list[int]) -> str:
@@ -189,11 +281,15 @@ def _execute_days(pairs: set[tuple[int, date]], make_sql) -> None:
 def feeder_daily_energy(
     obis: str, first_day: date, last_day: date, feeders=None
 ) -> dict[tuple[int, date], Decimal]:
-    """Energy of a channel per (feeder, local day), from the daily rollup.
+    """Energy of a quantity per (feeder, local day), from the daily rollup.
 
+    `obis` names an energy quantity: a meter counts it through its profile channel of that
+    quantity in either style (`1-0:1.29.0` interval or `1-0:1.8.0` cumulative captures).
+    Any other code sums the daily rows of channels with exactly that code.
     `feeders`: GridNode queryset (e.g. scoped by `restrict(user)`); default all feeders.
     A feeder's meters are those whose service point lies in its subtree (path prefix).
     """
+    codes = energy_codes(obis)
     feeders = GridNode.objects.filter(kind=NodeKind.FEEDER) if feeders is None else feeders
     feeder_paths = dict(feeders.values_list("path", "pk"))
     if not feeder_paths:
@@ -206,14 +302,14 @@ def feeder_daily_energy(
         JOIN {Meter._meta.db_table} m ON m.id = d.meter_id
         JOIN {grid} sp ON sp.id = m.service_point_id
         JOIN {grid} f ON f.kind = %s AND sp.path LIKE f.path || '%%'
-        WHERE c.obis = %s AND d.day >= %s AND d.day <= %s
+        WHERE {_quantity_filter(len(codes))} AND d.day >= %s AND d.day <= %s
             AND f.id IN ({", ".join(["%s"] * len(feeder_paths))})
         GROUP BY f.id, d.day, c.scaler
     """
     ops = connection.ops
     params = [
         NodeKind.FEEDER,
-        obis,
+        *_quantity_params(codes),
         ops.adapt_datefield_value(first_day),
         ops.adapt_datefield_value(last_day),
         *feeder_paths.values(),
@@ -226,3 +322,13 @@ def feeder_daily_energy(
                 day = date.fromisoformat(day)
             out[(feeder_id, day)] += Decimal(int(total)).scaleb(scaler)
     return dict(out)
+
+
+def _quantity_filter(n_codes: int) -> str:
+    if n_codes == 1:
+        return "c.obis = %s"
+    return f"c.kind = %s AND c.obis IN ({', '.join(['%s'] * n_codes)})"
+
+
+def _quantity_params(codes: list[str]) -> list:
+    return codes if len(codes) == 1 else [ChannelKind.PROFILE, *codes]

@@ -37,6 +37,7 @@ __all__ = [
     "UnmappedValue",
     "DailyEnergy",
     "channel_series",
+    "stored_column",
     "to_decimal",
 ]
 
@@ -212,10 +213,12 @@ class DailyEnergy(_Reading):
         return f"meter {self.meter_id} channel {self.channel_id} on {self.day}"
 
 
-def channel_series(
+def stored_column(
     meter_id: int, channel: Channel, start: datetime, end: datetime
-) -> list[tuple[datetime, Decimal | None, int]]:
-    """One meter's profile channel for intervals ending in (start, end]: (ts, value, flags)."""
+) -> list[tuple[datetime, int | None, int]]:
+    """One meter's profile channel as stored, intervals ending in (start, end]:
+    (ts, integer in 10**scaler units or None, flags). Energy of a cumulative channel is
+    derived from this by `meters.interval_energy`."""
     column = VALUE_COLUMNS[channel.profile_column]
     rows = (
         IntervalReading.objects.filter(
@@ -225,6 +228,16 @@ def channel_series(
         .values_list("ts", column, "quality")
     )
     return [
-        (ts, to_decimal(v, channel.scaler), column_quality(q, channel.profile_column))
-        for ts, v, q in rows
+        (ts, v, column_quality(q, channel.profile_column))
+        for ts, v, q in rows.iterator(chunk_size=5000)
+    ]
+
+
+def channel_series(
+    meter_id: int, channel: Channel, start: datetime, end: datetime
+) -> list[tuple[datetime, Decimal | None, int]]:
+    """One meter's profile channel for intervals ending in (start, end]: (ts, value, flags)."""
+    return [
+        (ts, to_decimal(v, channel.scaler), flags)
+        for ts, v, flags in stored_column(meter_id, channel, start, end)
     ]

@@ -20,6 +20,9 @@ Resolutions:
   monthly beyond; an explicit ``raw`` over more than `RAW_MAX` is answered hourly.
 
 Register channels have no sums: aggregated, a bucket holds the register's last read in it.
+A cumulative profile channel (a register captured by the profile, `Channel.accumulation`)
+shows interval energy at every resolution, derived by `meters.interval_energy`: raw is one
+difference per capture, hours sum those differences, days and months read the rollup.
 """
 
 from __future__ import annotations
@@ -33,9 +36,11 @@ from itertools import groupby
 from django.db.models import Count, DateTimeField, ExpressionWrapper, F, Q, Sum
 from django.db.models.functions import Trunc, TruncMonth
 
+from meters import interval_energy
 from meters.choices import ChannelKind, MeterStatus
 from meters.models import Channel, GridNode, Meter
 from meters.obis import normalise as normalise_obis
+from meters.obis import parse as parse_obis
 from meters.rollups import day_bounds, local_day, local_zone
 from meters.store import (
     VALUE_COLUMNS,
@@ -43,7 +48,6 @@ from meters.store import (
     IntervalReading,
     Quality,
     RegisterRead,
-    column_quality,
     to_decimal,
 )
 
@@ -140,17 +144,67 @@ def select_meters(
     return meters.order_by("serial")
 
 
+KIND_PREFIXES = (ChannelKind.PROFILE, ChannelKind.REGISTER)
+
+
 def parse_channels(text: str | Iterable[str]) -> list[str]:
-    """Normalised OBIS codes from "a,b" or a list; unparseable codes are dropped."""
+    """Channel references from "a,b" or a list, normalised; unparseable ones are dropped.
+
+    A reference is an OBIS code, optionally naming the kind: `register:1-0:1.8.0*255`,
+    `profile:1-0:1.8.0*255` (see `resolve_channels`).
+    """
     items = text.split(",") if isinstance(text, str) else list(text)
     out = []
     for item in items:
+        kind, _, code = item.strip().partition(":") if _has_kind(item) else ("", "", item)
         try:
-            code = normalise_obis(item.strip())
+            ref = normalise_obis(code.strip())
         except ValueError:
             continue
-        if code not in out:
-            out.append(code)
+        ref = f"{kind}:{ref}" if kind else ref
+        if ref not in out:
+            out.append(ref)
+    return out
+
+
+def _has_kind(item: str) -> bool:
+    return item.strip().split(":", 1)[0] in KIND_PREFIXES
+
+
+def _split_ref(ref: str) -> tuple[str, str]:
+    if _has_kind(ref):
+        kind, code = ref.split(":", 1)
+        return kind, code
+    return "", ref
+
+
+def resolve_channels(channels: Iterable[Channel], refs: list[str]) -> list[Channel]:
+    """One model's channels named by `refs`, in the order asked, each at most once.
+
+    * `register:CODE` -- the register channel with that code;
+    * `profile:CODE` -- the profile channel with that code, or else the model's profile
+      channel counting the same energy in the other style (`1-0:1.29.0` interval energy
+      and `1-0:1.8.0` cumulative captures are one quantity: `interval_energy.energy_codes`);
+    * `CODE` -- the channel with that code; when a profile and a register share it, the
+      profile one (interval energy); an interval-energy code (D = 29) the model lacks falls
+      back to its cumulative profile channel of the quantity, as `profile:` does.
+    """
+    channels = list(channels)
+    out: list[Channel] = []
+    for ref in refs:
+        kind, code = _split_ref(ref)
+        exact = [c for c in channels if c.obis == code and (not kind or c.kind == kind)]
+        exact.sort(key=lambda c: c.kind != ChannelKind.PROFILE)
+        chosen = exact[:1]
+        if not chosen and (kind == ChannelKind.PROFILE or not kind):
+            codes = interval_energy.energy_codes(code)
+            if kind or parse_obis(code).d == interval_energy.INTERVAL_D:
+                chosen = [c for c in channels if c.kind == ChannelKind.PROFILE and c.obis in codes][
+                    :1
+                ]
+        for channel in chosen:
+            if channel not in out:
+                out.append(channel)
     return out
 
 
@@ -162,14 +216,16 @@ def queryable_channels(model_ids: Iterable[int]):
     ).order_by("kind", "obis")
 
 
-def channels_by_model(model_ids: Iterable[int], obis: list[str]) -> dict[int, list[Channel]]:
-    """Per meter model, its channels among `obis`, in the order asked."""
-    order = {code: i for i, code in enumerate(obis)}
-    out: dict[int, list[Channel]] = {}
-    for channel in queryable_channels(model_ids).filter(obis__in=obis):
-        out.setdefault(channel.meter_model_id, []).append(channel)
-    for chans in out.values():
-        chans.sort(key=lambda c: (order[c.obis], c.kind))
+def channels_by_model(model_ids: Iterable[int], refs: list[str]) -> dict[int, list[Channel]]:
+    """Per meter model, its channels named by `refs` (`resolve_channels`), in the order asked."""
+    of_model: dict[int, list[Channel]] = {}
+    for channel in queryable_channels(model_ids):
+        of_model.setdefault(channel.meter_model_id, []).append(channel)
+    out = {}
+    for model_id, channels in of_model.items():
+        chosen = resolve_channels(channels, refs)
+        if chosen:
+            out[model_id] = chosen
     return out
 
 
@@ -242,16 +298,7 @@ def series(
 
 
 def _raw_series(meter_id, channel, start, end) -> Iterator[Point]:
-    column = VALUE_COLUMNS[channel.profile_column]
-    rows = (
-        IntervalReading.objects.filter(
-            meter_id=meter_id, group=channel.profile_group, ts__gt=start, ts__lte=end
-        )
-        .order_by("ts")
-        .values_list("ts", column, "quality")
-    )
-    for ts, value, word in rows.iterator(chunk_size=5000):
-        flags = column_quality(word, channel.profile_column)
+    for ts, value, flags in interval_energy.energy_series(meter_id, channel, start, end):
         if value is None:
             flags |= Quality.MISSING
         yield Point(ts, to_decimal(value, channel.scaler), int(flags))
@@ -277,6 +324,9 @@ def _flags(estimated: int, missing: int, count: int, expected: int | None) -> in
 
 
 def _hourly_series(meter_id, channel, start, end) -> Iterator[Point]:
+    if interval_energy.is_cumulative(channel):
+        yield from _hourly_derived(meter_id, channel, start, end)
+        return
     column = VALUE_COLUMNS[channel.profile_column]
     shift = 8 * channel.profile_column
     estimated_bit = int(Quality.ESTIMATED) << shift
@@ -309,6 +359,30 @@ def _hourly_series(meter_id, channel, start, end) -> Iterator[Point]:
             _bucket_value(row["total"], row["n"], channel, aggregate),
             _flags(row["e"], row["m"], row["n"], _expected(period, row["bucket"], HOUR)),
             row["n"],
+        )
+
+
+def _hourly_derived(meter_id, channel, start, end) -> Iterator[Point]:
+    """Hours of a cumulative channel: sums of its derived interval energy."""
+    zone = local_zone()
+    aggregate = aggregate_of(channel, HOUR)
+    period = profile_period(meter_id, channel.profile_group, start, end)
+
+    def hour_of(item) -> datetime:
+        return (item[0] - ONE_US).astimezone(zone).replace(minute=0, second=0, microsecond=0)
+
+    points = interval_energy.energy_series(meter_id, channel, start, end)
+    for bucket, group in groupby(points, key=hour_of):
+        group = list(group)
+        present = [v for _, v, _ in group if v is not None]
+        total = sum(present) if present else None
+        estimated = sum(1 for _, v, f in group if v is not None and f & Quality.ESTIMATED)
+        missing = sum(1 for _, v, f in group if v is None or f & Quality.MISSING)
+        yield Point(
+            bucket,
+            _bucket_value(total, len(present), channel, aggregate),
+            _flags(estimated, missing, len(present), _expected(period, bucket, HOUR)),
+            len(present),
         )
 
 

@@ -1,7 +1,8 @@
 """Credit use from AMI readings, shown next to the vending history.
 
 For a prepaid meter that is also read remotely, the energy it registered over a period is
-the sum of its daily rollups of imported active energy (`1-0:1.29.0`, kept by ingest), or,
+the sum of its daily rollups of imported active energy (its profile channel of +A in either
+style: `1-0:1.29.0` per interval or `1-0:1.8.0` captured cumulatively, kept by ingest), or,
 where the meter has no load profile, the difference of its `1-0:1.8.0` register reads.
 """
 
@@ -27,12 +28,16 @@ def _kwh(stored: int, channel) -> Decimal | None:
 
 def energy_used(meter, since: datetime, until: datetime) -> Decimal | None:
     """kWh imported by `meter` in [since, until), or None where no readings are stored."""
+    from meters.interval_energy import energy_channels
     from meters.models import Channel
     from meters.rollups import local_day
     from meters.store import DailyEnergy, RegisterRead
 
-    channels = {c.obis: c for c in Channel.objects.filter(meter_model_id=meter.meter_model_id)}
-    profile = channels.get(IMPORT_PROFILE)
+    channels = {
+        c.obis: c
+        for c in Channel.objects.filter(meter_model_id=meter.meter_model_id, kind="register")
+    }
+    profile = energy_channels([meter.meter_model_id], IMPORT_PROFILE).first()
     if profile is not None:
         total = DailyEnergy.objects.filter(
             meter=meter, channel=profile, day__gte=local_day(since), day__lte=local_day(until)

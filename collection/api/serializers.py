@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.api.base import ScopedRelatedField
 from accounts.models import Organisation
 from meters.models import GridNode, Meter, MeterModel
+from meters.rollups import parse_moment
 
 from ..choices import ReadItem
 from ..models import JobRun, MeterReadResult, ReadJob
@@ -76,8 +78,26 @@ class ReadJobSerializer(serializers.ModelSerializer):
         return attrs
 
 
+class FrameSerializer(serializers.Serializer):
+    at = serializers.DateTimeField()
+    direction = serializers.ChoiceField(choices=["tx", "rx"])
+    data = serializers.CharField(help_text="the frame, hex")
+
+
 class MeterReadResultSerializer(serializers.ModelSerializer):
     serial = serializers.CharField(source="meter.serial", read_only=True)
+    frames = serializers.SerializerMethodField(
+        help_text="a failed session's raw exchange, oldest first (as on the run page)"
+    )
+
+    @extend_schema_field(FrameSerializer(many=True))
+    def get_frames(self, obj) -> list[dict]:
+        frames = []
+        for line in (obj.exchange_log or "").splitlines():
+            parts = line.split(" ", 2)
+            if len(parts) == 3:
+                frames.append({"at": parts[0], "direction": parts[1], "data": parts[2]})
+        return frames
 
     class Meta:
         model = MeterReadResult
@@ -94,6 +114,7 @@ class MeterReadResultSerializer(serializers.ModelSerializer):
             "started_at",
             "finished_at",
             "data",
+            "frames",
         ]
 
 
@@ -131,3 +152,33 @@ class ReadRequestSerializer(serializers.Serializer):
         if attrs.get("since") and attrs.get("until") and attrs["since"] >= attrs["until"]:
             raise serializers.ValidationError({"since": "since must be before until"})
         return attrs
+
+
+class PeriodField(serializers.CharField):
+    """An ISO datetime (naive: UTC) or a date: its midnight in the utility's time zone (as
+    `end`, the midnight ending it, so since=until=<day> is that whole local day)."""
+
+    def __init__(self, *, end: bool = False, **kwargs):
+        self.end = end
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        text = super().to_internal_value(data)
+        try:
+            return parse_moment(text, end=self.end)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+
+
+class RereadSerializer(serializers.Serializer):
+    """A period to read again: profile and events by default."""
+
+    since = PeriodField()
+    until = PeriodField(end=True)
+    items = ReadItemsField(required=False)
+
+
+class MeterRereadSerializer(RereadSerializer):
+    meters = serializers.ListField(
+        child=serializers.IntegerField(), min_length=1, max_length=5000, help_text="meter ids"
+    )

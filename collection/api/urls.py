@@ -10,5 +10,6 @@ router.register("read-jobs", views.ReadJobViewSet)
 router.register("runs", views.JobRunViewSet)
 urlpatterns = [
     path("meters/<int:pk>/read/", views.MeterReadView.as_view(), name="api-meter-read"),
+    path("rereads/", views.MeterRereadView.as_view(), name="api-reread"),
     *router.urls,
 ]

@@ -18,9 +18,26 @@ from ..models import JobRun, ReadJob
 from .serializers import (
     JobRunSerializer,
     MeterReadResultSerializer,
+    MeterRereadSerializer,
     ReadJobSerializer,
     ReadRequestSerializer,
+    RereadSerializer,
 )
+
+
+def _reread(request, *, job=None, meters=None, data) -> Response:
+    try:
+        run = actions.reread_period(
+            since=data["since"],
+            until=data["until"],
+            items=data.get("items"),
+            job=job,
+            meters=meters,
+            acting_user=request.user,
+        )
+    except actions.BadPeriod as exc:
+        return Response({"since": [str(exc)]}, status=status.HTTP_400_BAD_REQUEST)
+    return Response(JobRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
 
 class ReadJobViewSet(ScopedModelViewSet):
@@ -54,6 +71,18 @@ class ReadJobViewSet(ScopedModelViewSet):
         job = self.get_object()
         run = actions.start_run(job, kind="manual", acting_user=request.user)
         return Response(JobRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=RereadSerializer, responses={202: JobRunSerializer})
+    @action(detail=True, methods=["post"], url_path="reread")
+    def reread(self, request, pk=None):
+        """Read a named period again for this job's meters (profile and events by default;
+        dates mean midnight in the utility's time zone). The store's merge rules apply."""
+        if not request.user.has_perm("collection.add_jobrun"):
+            return Response({"detail": "You may not start runs."}, status=status.HTTP_403_FORBIDDEN)
+        job = self.get_object()
+        serializer = RereadSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return _reread(request, job=job, data=serializer.validated_data)
 
 
 class JobRunViewSet(viewsets.ReadOnlyModelViewSet):
@@ -98,3 +127,21 @@ class MeterReadView(APIView):
             until=serializer.validated_data.get("until"),
         )
         return Response(JobRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+
+class MeterRereadView(APIView):
+    """Read a named period again for a set of meters (ids in the caller's scope)."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(request=MeterRereadSerializer, responses={202: JobRunSerializer})
+    def post(self, request):
+        if not request.user.has_perm("collection.add_jobrun"):
+            return Response({"detail": "You may not start runs."}, status=status.HTTP_403_FORBIDDEN)
+        serializer = MeterRereadSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        wanted = set(serializer.validated_data["meters"])
+        meters = Meter.objects.restrict(request.user, "view").filter(pk__in=wanted)
+        if meters.count() != len(wanted):  # out of scope looks like absent: 404, not 403
+            return Response({"detail": "No such meters."}, status=status.HTTP_404_NOT_FOUND)
+        return _reread(request, meters=meters, data=serializer.validated_data)

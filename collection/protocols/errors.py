@@ -64,6 +64,17 @@ class SecurityError(ProtocolError):
     retryable = False
 
 
+class SystemTitleMismatch(SecurityError):
+    """The meter answered the association with a system title other than the one registered
+    for it: another device (or a swapped meter) holds these keys. Never retried."""
+
+    def __init__(self, expected: bytes, received: bytes | None) -> None:
+        got = received.hex().upper() if received else "none"
+        super().__init__(f"meter answered system title {got}, registered {expected.hex().upper()}")
+        self.expected = expected
+        self.received = received
+
+
 class InvocationCounterRejected(ProtocolError):
     """The meter rejected our invocation counter; recoverable by resynchronising."""
 
@@ -91,4 +102,5 @@ __all__ = [
     "NotSupported",
     "ProtocolError",
     "SecurityError",
+    "SystemTitleMismatch",
 ]

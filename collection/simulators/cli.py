@@ -32,6 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--push-to", default=None, help="host:port of the head-end push listener")
     p.add_argument("--manifest", default=None, help="write a JSON manifest of the meters")
     p.add_argument("--idle-timeout", type=float, default=120.0)
+    p.add_argument(
+        "--cumulative-every",
+        type=int,
+        default=0,
+        help="every N-th meter (N, 2N, ...) has an IDIS-style cumulative load profile",
+    )
     return p
 
 
@@ -54,6 +60,7 @@ def manifest(fleet: DlmsFleet) -> list[dict]:
                 "block_key": m.block_key.hex(),
                 "system_title": m.system_title.hex(),
                 "fault": m.fault.kind if m.fault else None,
+                "profile_style": m.profile_style,
             }
         )
     return out
@@ -65,6 +72,10 @@ async def run(args: argparse.Namespace, stop: asyncio.Event | None = None) -> No
         if k not in FAULT_KINDS:
             raise SystemExit(f"unknown fault {k!r}; choose from {', '.join(FAULT_KINDS)}")
     meters = make_meters(args.count, first_serial=args.first_serial)
+    if args.cumulative_every > 0:
+        for i, meter in enumerate(meters, start=1):
+            if i % args.cumulative_every == 0:
+                meter.profile_style = "cumulative"
     if args.fault_share > 0:
         assign_faults(meters, args.fault_share, kinds, args.seed)
     fleet = DlmsFleet(

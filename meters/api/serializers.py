@@ -75,7 +75,17 @@ class ChannelSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Channel
-        fields = ["id", "meter_model", "obis", "name", "unit", "scaler", "kind", "profile_obis"]
+        fields = [
+            "id",
+            "meter_model",
+            "obis",
+            "name",
+            "unit",
+            "scaler",
+            "kind",
+            "profile_obis",
+            "accumulation",
+        ]
 
     def validate_obis(self, value):
         try:
@@ -172,6 +182,15 @@ class DataConcentratorSerializer(CommSettingsSerializer):
 
 
 class MeterSerializer(CommSettingsSerializer):
+    def validate_client_system_title(self, value):
+        try:
+            ok = not value or len(bytes.fromhex(value)) == 8
+        except ValueError:
+            ok = False
+        if not ok:
+            raise serializers.ValidationError("A system title is 8 bytes in hex.")
+        return value
+
     meter_model = ScopedRelatedField(queryset=MeterModel.objects.all(), action="view")
     service_point = ScopedRelatedField(
         queryset=GridNode.objects.filter(kind=NodeKind.SERVICE_POINT),
@@ -200,6 +219,7 @@ class MeterSerializer(CommSettingsSerializer):
             "ct_ratio",
             "vt_ratio",
             "install_date",
+            "client_system_title",
             "status",
             "service_point",
             "concentrator",

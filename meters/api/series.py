@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, timedelta
+from datetime import timedelta
 
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import permissions, serializers
@@ -16,9 +15,9 @@ from rest_framework.views import APIView
 
 from reports import query
 
+from .. import rollups
 from ..choices import ChannelKind
 from ..models import Meter
-from ..rollups import day_bounds, day_out_of_range
 
 DEFAULT_SPAN = timedelta(days=7)
 MAX_CHANNELS = 8
@@ -30,23 +29,13 @@ class CanViewMeters(permissions.BasePermission):
 
 
 def parse_moment(text: str | None, *, end: bool = False):
-    """An ISO datetime (naive = UTC) or a date (its local midnight; `end`: the next one)."""
+    """`rollups.parse_moment` with the API's error (400 naming the parameter)."""
     if not text:
         return None
-    name = "end" if end else "start"
     try:
-        moment = parse_datetime(text)
-        day = moment.date() if moment is not None else parse_date(text)
-    except ValueError:  # well-formed but impossible: 2026-02-30
-        day = moment = None
-    if day is None:
-        raise ValidationError({name: f"not a date or time: {text!r}"})
-    problem = day_out_of_range(day)
-    if problem:
-        raise ValidationError({name: problem})
-    if moment is not None:
-        return moment if timezone.is_aware(moment) else moment.replace(tzinfo=UTC)
-    return day_bounds(day)[1 if end else 0]
+        return rollups.parse_moment(text, end=end)
+    except ValueError as exc:
+        raise ValidationError({"end" if end else "start": str(exc)}) from None
 
 
 def time_range(params) -> tuple:
@@ -112,10 +101,27 @@ class MeterSeriesView(APIView):
         ),
         parameters=[
             OpenApiParameter(
-                "channels", OpenApiTypes.STR, description="OBIS codes, comma separated"
+                "channels",
+                OpenApiTypes.STR,
+                description=(
+                    "channels, comma separated: an OBIS code, or `register:CODE` / "
+                    "`profile:CODE` naming the kind. A bare code shared by a profile and a "
+                    "register channel means the profile one; `profile:1-0:1.29.0*255` also "
+                    "finds a cumulative profile channel of the same energy (1-0:1.8.0*255)."
+                ),
             ),
-            OpenApiParameter("start", OpenApiTypes.STR, description="ISO date or datetime"),
-            OpenApiParameter("end", OpenApiTypes.STR, description="ISO date or datetime"),
+            OpenApiParameter(
+                "start",
+                OpenApiTypes.STR,
+                description="ISO datetime (naive: UTC), or a date: its midnight in the "
+                "utility's time zone",
+            ),
+            OpenApiParameter(
+                "end",
+                OpenApiTypes.STR,
+                description="ISO datetime, or a date: the midnight ending that day "
+                "(start=end=<day> is the whole local day, 23 or 25 hours across DST)",
+            ),
             OpenApiParameter("resolution", OpenApiTypes.STR, enum=[query.AUTO, *query.RESOLUTIONS]),
         ],
         responses={200: SERIES_RESPONSE},
@@ -164,8 +170,7 @@ def meter_channels(meter: Meter, text: str):
     wanted = query.parse_channels(text)
     if not wanted:
         return list(available.filter(kind=ChannelKind.PROFILE)[:MAX_CHANNELS])
-    chosen = list(available.filter(obis__in=wanted))
-    chosen.sort(key=lambda c: wanted.index(c.obis))
+    chosen = query.resolve_channels(available, wanted)
     if not chosen:
         raise ValidationError({"channels": "none of these channels belong to the meter's model"})
     return chosen[:MAX_CHANNELS]

@@ -27,7 +27,7 @@ from accounts.models import Organisation
 from accounts.scoping import org_within_scope
 
 from .. import obis as obis_codes
-from ..choices import ChannelKind, Protocol
+from ..choices import Accumulation, ChannelKind, Protocol
 from ..models import Channel, MeterModel
 from .columns import ENUM, INT, REF, TEXT, CellError, Column, parse_cell
 from .formats import (
@@ -55,6 +55,7 @@ CATALOGUE_COLUMNS: list[Column] = [
     Column("scaler", INT),
     Column("kind", ENUM, choices=ChannelKind, required=True),
     Column("profile_obis", TEXT),
+    Column("accumulation", ENUM, choices=Accumulation),
 ]
 MODEL_COLUMNS = ("protocol", "description", "organisation")
 SCALER_RANGE = (-9, 9)
@@ -442,6 +443,9 @@ class _Planner:
             channel.scaler = values["scaler"] or 0
         if "profile_obis" in values:
             channel.profile_obis = values["profile_obis"]
+        if "accumulation" in values:
+            # Blank: the OBIS code's default (set on save).
+            channel.accumulation = values["accumulation"] or obis_codes.default_accumulation(obis)
         if errors:
             raise _RowFailed
         try:

@@ -130,6 +130,7 @@ def test_scheduled_run_stores_exactly_the_model_and_a_second_run_adds_nothing(ea
             batch_size=100,
             concurrency=100,
             retries=0,
+            backfill_days=0,  # a first read reads just the day (the horizon: test_read_windows)
         )
         run = JobRun.objects.get(pk=actions.start_run(job).pk)
         assert (run.status, run.total, run.succeeded, run.failed) == ("succeeded", 500, 500, 0)
@@ -175,6 +176,7 @@ def test_faulty_fifth_of_the_fleet_is_reported_and_nothing_wrong_is_stored(eager
             concurrency=50,
             retries=1,
             retry_backoff_s=0,
+            backfill_days=0,
         )
         run = JobRun.objects.get(pk=actions.start_run(job).pk)
     faulty = {s.serial for s in sims[:20]}

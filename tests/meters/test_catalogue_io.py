@@ -17,7 +17,8 @@ from meters.registry_io import import_catalogue
 from meters.registry_io.catalogue import error_text
 
 HEADER = (
-    "manufacturer,model,protocol,description,organisation,obis,name,unit,scaler,kind,profile_obis"
+    "manufacturer,model,protocol,description,organisation,obis,name,unit,scaler,kind,profile_obis,"
+    "accumulation"
 )
 
 
@@ -113,6 +114,27 @@ def test_export_content_and_audit(client, world):
     assert "Acme,AM550,dlms,,utility,1-0:1.29.0*255,Import per interval,Wh,0,profile," in text
     entry = ActivityLog.objects.get(action="export")
     assert entry.changes["what"] == "catalogue" and entry.changes["rows"] == 5
+
+
+def test_accumulation_defaults_from_obis_and_is_overridable(world):
+    head = "manufacturer,model,organisation,obis,name,unit,kind,profile_obis,accumulation"
+    text = (
+        f"{head}\n"
+        "Idis,AM1,north,1-0:1.8.0*255,+A,Wh,profile,1-0:99.1.0*255,\n"
+        "Idis,AM1,north,1-0:1.29.0*255,+A odd,Wh,profile,1-0:99.1.0*255,cumulative\n"
+        "Idis,AM1,north,1-0:2.8.0*255,-A,Wh,profile,1-0:99.1.0*255,Interval\n"
+    )
+    result = run_import(world.engineer_a, text)
+    assert result.ok, messages(result)
+    got = dict(MeterModel.objects.get(name="AM1").channels.values_list("obis", "accumulation"))
+    assert got == {
+        "1-0:1.8.0*255": "cumulative",  # the OBIS default (D = 8)
+        "1-0:1.29.0*255": "cumulative",  # the catalogue's word wins
+        "1-0:2.8.0*255": "interval",
+    }
+    bad = run_import(world.engineer_a, f"{head}\nIdis,AM1,north,1.8.0,+A,Wh,profile,,sum\n")
+    assert not bad.ok
+    assert messages(bad) == ["line 2: accumulation: 'sum' is not one of: interval, cumulative"]
 
 
 def test_create_and_update_with_audit(world):
@@ -243,7 +265,7 @@ def test_operator_may_export_but_not_import_catalogue(client, world):
 # --- malformed files -----------------------------------------------------------------------
 
 GOOD = "Acme,AM550,dlms,,utility,1-0:1.8.0*255,Active energy import,Wh,0,register,"
-NEW = "Landis,E360,dlms,,north,1.8.0,Import,Wh,0,register,"
+NEW = "Landis,E360,dlms,,north,1.8.0,Import,Wh,0,register,,"
 MALFORMED = {
     "bad obis": (
         f"{HEADER}\n{NEW}\nLandis,E360,dlms,,north,1-0:1.8,Import,Wh,0,register,\n",
@@ -297,7 +319,7 @@ MALFORMED = {
     "missing column": ("manufacturer,model,obis\nAcme,AM550,1.8.0\n", "missing required column"),
     "unknown column": (f"{HEADER},colour\n{NEW},red\n", "unknown column(s): colour"),
     "meter file": ("serial,manufacturer,model\nX,Acme,AM550\n", "unknown column(s): serial"),
-    "too many cells": (f"{HEADER}\n{NEW},extra\n", "12 cells but only 11 columns"),
+    "too many cells": (f"{HEADER}\n{NEW},extra\n", "13 cells but only 12 columns"),
     "empty": ("", "empty"),
     "header only": (f"{HEADER}\n", "holds no meter models"),
 }

@@ -60,3 +60,28 @@ def test_demo_meters_are_registered_at_their_simulated_addresses():
     assert len(meters) == DEMO_METERS
     for meter in meters:
         assert meter.dlms_server_address == address[meter.serial]
+
+
+def test_demo_offers_both_profile_styles_in_step_with_the_simulator():
+    """Every CUMULATIVE_EVERY-th meter has the IDIS-style model, as the Procfile's simulator."""
+    import re
+    from pathlib import Path
+
+    from collection.simulators.cli import build_parser
+    from meters.demo import CUMULATIVE_EVERY
+
+    load_demo()
+    line = next(
+        row for row in Path("Procfile").read_text().splitlines() if row.startswith("simulator:")
+    )
+    argv = line.split("simulate_meters", 1)[1].split()
+    # ${AMI_SIM_COUNT:-48} and the like: their defaults.
+    argv = [re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", a) for a in argv]
+    args = build_parser().parse_args(argv)
+    assert args.cumulative_every == CUMULATIVE_EVERY
+    styles = {
+        m.dlms_server_address: m.meter_model.channels.get(obis="1-0:1.8.0*255", kind="profile")
+        for m in Meter.objects.filter(meter_model__name="DLMS-3P-IDIS")
+    }
+    assert sorted(styles) == list(range(CUMULATIVE_EVERY, 49, CUMULATIVE_EVERY))
+    assert {c.accumulation for c in styles.values()} == {"cumulative"}

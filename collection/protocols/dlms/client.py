@@ -33,6 +33,7 @@ from ..errors import (
     NotSupported,
     ProtocolError,
     SecurityError,
+    SystemTitleMismatch,
 )
 from ..obis import format_obis, obis_bytes, obis_dotted
 from ..transport import open_transport
@@ -273,6 +274,10 @@ class DlmsClient(MeterSession):
         aare = await self._link.request(aarq)
         ap.check_common(aare)
         info = ap.parse_aare(aare)
+        if s.ciphered and s.server_system_title and info.server_title != s.server_system_title:
+            # Checked before anything of the AARE is trusted: the title is the GCM nonce's
+            # first half, so a device with another title holding these keys is an impostor.
+            raise SystemTitleMismatch(s.server_system_title, info.server_title)
         plain_user = info.user_info
         if s.ciphered and info.user_info and info.user_info[0] in CIPHERED_TAGS:
             assert self._cipher is not None

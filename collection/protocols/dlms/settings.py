@@ -40,6 +40,8 @@ class DlmsSettings:
     auth_key: bytes | str | None = None
     block_key: bytes | str | None = None
     system_title: bytes | str | None = None  # client's, 8 bytes
+    # The meter's own title, 8 bytes: when given, the AARE's responding-AP-title must be it.
+    server_system_title: bytes | str | None = None
     max_pdu: int = 1024
     connect_timeout: float = 10.0
     response_timeout: float = 10.0  # per frame
@@ -63,6 +65,9 @@ class DlmsSettings:
         object.__setattr__(self, "auth_key", _bytes(self.auth_key))
         object.__setattr__(self, "block_key", _bytes(self.block_key))
         object.__setattr__(self, "system_title", _bytes(self.system_title))
+        object.__setattr__(self, "server_system_title", _bytes(self.server_system_title))
+        if self.server_system_title is not None and len(self.server_system_title) != 8:
+            raise ValueError("the meter's system title is 8 bytes")
         if isinstance(self.password, str):
             object.__setattr__(self, "password", self.password.encode())
         if self.auth == "low" and not self.password:

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 FaultKind = Literal["timeout", "late", "reset", "corrupt", "clock", "short-list"]
+ProfileStyle = Literal["interval", "cumulative"]
+PROFILE_STYLES: tuple[str, ...] = ("interval", "cumulative")
 FAULT_KINDS: tuple[str, ...] = ("timeout", "late", "reset", "corrupt", "clock", "short-list")
 
 CLIENT_PUBLIC, CLIENT_LLS, CLIENT_HLS = 16, 17, 1
@@ -74,6 +76,9 @@ class SimulatedMeter:
     max_pdu_size: int = 1024  # server max receive = largest APDU we send unblocked
     hdlc_max_info: int = 512
     profile_entries: int = 960  # load profile depth (attr 8): 10 days of 15-minute rows
+    # What the load profile captures by default: "interval" = energy per period of the four
+    # channels (x.29.0); "cumulative" = the registers 1.8.0 and 2.8.0 (IDIS style).
+    profile_style: ProfileStyle = "interval"
     event_log_entries: int = 500  # event log depth (attr 8)
 
     def __post_init__(self) -> None:
@@ -87,6 +92,8 @@ class SimulatedMeter:
             raise ValueError("system title must be 8 bytes")
         if len(self.auth_key) != 16 or len(self.block_key) != 16:
             raise ValueError("security suite 0 keys are 16 bytes")
+        if self.profile_style not in PROFILE_STYLES:
+            raise ValueError(f"profile style is one of {PROFILE_STYLES}")
         if self.profile_entries < 1 or self.event_log_entries < 1:
             raise ValueError("profile depths must be at least 1 entry")
 
@@ -111,6 +118,7 @@ class MeterState:
     profile_columns: tuple[tuple[int, str, int], ...] | None = None
     profile_period: int | None = None
     sessions: int = 0
+    last_client_title: bytes = b""  # calling-AP-title of the last AARQ (tests look at it)
     replies: int = 0  # replies sent (for at_reply faults), across connections
 
     def next_server_ic(self) -> int:

@@ -306,12 +306,18 @@ class LoadProfile(ProfileGeneric):
     """
 
     columns = [CLOCK_COLUMN] + [(3, model.PROFILE_OBIS[c], 2) for c in (1, 2, 3, 4)]
+    # IDIS style: the import and export registers captured at each period end.
+    cumulative_columns = [CLOCK_COLUMN] + [(3, model.ENERGY_OBIS[c], 2) for c in (1, 2)]
     capture_period = model.INTERVAL_S
     writable = (3, 4)
 
     def cols(self, ctx: Ctx) -> list[tuple[int, str, int]]:
         configured = ctx.state.profile_columns
-        return list(configured) if configured is not None else self.columns
+        if configured is not None:
+            return list(configured)
+        if ctx.meter.profile_style == "cumulative":
+            return self.cumulative_columns
+        return self.columns
 
     def period(self, ctx: Ctx) -> int:
         return ctx.state.profile_period or self.capture_period

@@ -121,6 +121,7 @@ class Session:
         ciphered_initiate = False
         info = aarq.user_info or b""
         self.client_title = aarq.calling_system_title or b""
+        self.state.last_client_title = self.client_title
         if info[:1] == bytes((A.GLO_INITIATE_REQUEST,)):
             if ctx_id != A.CONTEXT_LN_CIPHERED or len(self.client_title) != 8:
                 return self._aare_reject(ctx_id, A.DIAG_NO_REASON)

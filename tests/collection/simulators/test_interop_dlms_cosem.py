@@ -102,3 +102,33 @@ def test_per_meter_ports():
                 assert get_value(client, REGISTER, "1.0.1.8.0.255", 2) == (
                     model.energy_register(m.serial, 1, NOW)
                 )
+
+
+def test_cumulative_profile_style_captures_the_registers():
+    """An IDIS-style simulated meter, read by dlms-cosem: its profile holds the registers
+    1.8.0 and 2.8.0 at each period end (capture objects say so), equal to the model's
+    running totals -- what a real cumulative profile looks like to an outside client."""
+    from collection.simulators.dlms_fleet import DlmsFleet, make_meters
+
+    (meter,) = make_meters(1, profile_style="cumulative")
+    fleet = DlmsFleet([meter], now=lambda: NOW)
+    with fleet.running_in_thread():
+        client = cosem_client(fleet, meter, "none")
+        with client.session():
+            captured = get_value(client, PROFILE, "1.0.99.1.0.255", 3)
+            rows = get_value(
+                client, PROFILE, "1.0.99.1.0.255", 2, _range(DAY, DAY + timedelta(hours=2))
+            )
+    assert [bytes(c[1]).hex() for c in captured] == [
+        "0000010000ff",
+        "0100010800ff",
+        "0100020800ff",
+    ]
+    assert len(rows) == 9
+    for row in rows:
+        end = _dt(row[0])
+        n = model.completed_intervals(end)
+        assert row[1:] == [
+            model.cumulative(meter.serial, 1, n),
+            model.cumulative(meter.serial, 2, n),
+        ]

@@ -89,6 +89,21 @@ def wait_for(predicate, seconds: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def meters_in_session(fleet) -> int:
+    """How many simulated meters have been associated with (read, or being read)."""
+    return sum(1 for state in list(fleet.states.values()) if state.sessions)
+
+
+def unacked_older_than_visibility() -> bool:
+    """The broker's newest unacknowledged task is older than the visibility timeout."""
+    import redis
+    from django.conf import settings
+
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    stamps = [score for _tag, score in client.zrange("unacked_index", 0, -1, withscores=True)]
+    return bool(stamps) and time.time() - max(stamps) > VISIBILITY_S
+
+
 def test_killed_worker_mid_run_then_a_new_worker_completes_it():
     from amisite.celery import app
 
@@ -111,17 +126,24 @@ def test_killed_worker_mid_run_then_a_new_worker_completes_it():
         first = start_worker("first")
         try:
             run = actions.start_run(job)
-            # Wait until the batch is being read, then kill the worker outright.
+            # Wait until the batch is half read (its first meters done, the rest not), then
+            # kill the worker outright.
             wait_for(
                 lambda: MeterReadResult.objects.filter(run=run, status="running").exists(),
                 60,
                 "the batch to start",
             )
-            time.sleep(1.5)
+            wait_for(
+                lambda: 4 < meters_in_session(fleet) < len(sims),
+                60,
+                "the first meters of the batch to be read",
+            )
         finally:
             kill_group(first)
         assert JobRun.objects.get(pk=run.pk).status == "running"
-        time.sleep(VISIBILITY_S + 1)  # the unacknowledged task becomes visible again
+        # The killed worker's task is unacknowledged: wait until the broker may hand it out
+        # again (older than the visibility timeout), then start a new worker.
+        wait_for(unacked_older_than_visibility, 30, "the unacknowledged task to become visible")
         second = start_worker("second")
         try:
             wait_for(

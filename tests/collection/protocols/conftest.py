@@ -12,17 +12,6 @@ NOW = datetime(2024, 3, 15, 12, 7, 30, tzinfo=UTC)
 CLIENT_TITLE = b"HEADEND1"
 
 
-def fleet_available() -> bool:
-    try:
-        import collection.simulators.dlms_fleet  # noqa: F401
-    except Exception:
-        return False
-    return True
-
-
-needs_fleet = pytest.mark.skipif(not fleet_available(), reason="simulator not available")
-
-
 def make_settings(meter, address, interface="wrapper", auth="none", **overrides):
     from collection.protocols.dlms import DlmsSettings
 

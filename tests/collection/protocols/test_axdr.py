@@ -1,4 +1,4 @@
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -83,7 +83,3 @@ def test_datetime_garbage(data):
         axdr.decode_datetime(data)
     except MalformedResponse:
         pass
-
-
-def test_timedelta_unused():
-    assert timedelta(0) == timedelta(0)

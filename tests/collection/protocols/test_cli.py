@@ -6,7 +6,7 @@ import pytest
 
 from collection.protocols.cli import main
 
-from .conftest import NOW, needs_fleet
+from .conftest import NOW
 
 pytestmark = [pytest.mark.timeout(60)]
 
@@ -45,7 +45,6 @@ class FleetThread:
         self.thread.join(10)
 
 
-@needs_fleet
 @pytest.mark.parametrize("auth", ["none", "high"])
 def test_cli_reads_json(capsys, auth):
     from collection.simulators.dlms_fleet import SimulatedMeter
@@ -108,7 +107,6 @@ def test_cli_connection_refused(capsys):
     assert len(err) == 1 and "ConnectionFailed" in err[0]
 
 
-@needs_fleet
 def test_cli_timeout_and_auth_errors(capsys):
     from collection.simulators.dlms_fleet import Fault, SimulatedMeter
 

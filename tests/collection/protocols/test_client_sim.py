@@ -20,10 +20,11 @@ from collection.protocols.errors import (
     ProtocolError,
     SecurityError,
 )
+from collection.protocols.obis import obis_bytes
 
-from .conftest import NOW, fleet, make_settings, needs_fleet, run
+from .conftest import NOW, fleet, make_settings, run
 
-pytestmark = [needs_fleet, pytest.mark.timeout(60)]
+pytestmark = pytest.mark.timeout(60)
 
 SERIAL = "90000001"
 
@@ -206,11 +207,18 @@ def test_configure_load_profile():
         meter = _meter()
         async with fleet([meter]) as f:
             async with _client(make_settings(meter, f.address_of(SERIAL), auth="low")) as c:
-                await c.configure_load_profile(
-                    900, ["1-0:1.29.0*255", "1-0:2.29.0*255", "1-0:3.29.0*255", "1-0:4.29.0*255"]
-                )
+                await c.configure_load_profile(900, channels)
+                # Read back through the protocol: what the meter now captures, and how often.
+                period = await c.get_value(7, "1.0.99.1.0.255", 4)
+                captured = await c.get_value(7, "1.0.99.1.0.255", 3)
+        return period, [(cls, bytes(ln), attr) for cls, ln, attr, _index in captured]
 
-    run(main())
+    channels = ["1-0:1.29.0*255", "1-0:2.29.0*255", "1-0:3.29.0*255", "1-0:4.29.0*255"]
+    period, captured = run(main())
+    assert period == 900
+    assert captured == [(8, obis_bytes("0-0:1.0.0*255"), 2)] + [
+        (3, obis_bytes(channel), 2) for channel in channels
+    ]
 
 
 def test_configure_load_profile_refusal_is_typed():
@@ -218,12 +226,11 @@ def test_configure_load_profile_refusal_is_typed():
         meter = _meter()
         async with fleet([meter]) as f:
             async with _client(make_settings(meter, f.address_of(SERIAL), auth="low")) as c:
-                try:
-                    await c.configure_load_profile(900, ["1-0:1.29.0*255"])
-                except ProtocolError as ex:
-                    assert not ex.retryable
+                with pytest.raises(ProtocolError) as refused:  # voltage cannot be captured
+                    await c.configure_load_profile(900, ["1-0:32.7.0*255"])
+        return refused.value
 
-    run(main())
+    assert not run(main()).retryable
 
 
 @pytest.mark.parametrize("interface", ["wrapper", "hdlc"])

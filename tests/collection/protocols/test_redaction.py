@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from collection.protocols.dlms import redact
 from collection.protocols.errors import ProtocolError
 
-from .conftest import fleet, make_settings, needs_fleet, run
+from .conftest import fleet, make_settings, run
 
 SERIAL = "90000001"
 PLANTED = b"PLANTED-LLS-9f3c"  # the meter's own password
@@ -37,7 +37,6 @@ CASES = [
 ]
 
 
-@needs_fleet
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("interface,auth,ok,max_info", CASES)
 def test_exchange_log_holds_no_secret(interface, auth, ok, max_info):

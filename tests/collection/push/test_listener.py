@@ -107,7 +107,9 @@ class Harness:
     def settle(self, frames: int, timeout=10.0) -> None:
         """Wait until the listener has seen `frames` frames and Celery got all hand-offs."""
         wait_for(lambda: self.server.stats["frames"] >= frames, timeout)
-        self.run(asyncio.sleep(0.05))  # lookups queued behind the frame
+        # A barrier on the server's loop: the callback that counted the last frame has
+        # returned, so a lookup it started is in _lookups now.
+        self.run(asyncio.sleep(0))
         wait_for(lambda: not self.server._lookups, timeout)
         self.sink.join()
 
@@ -308,7 +310,10 @@ def test_many_concurrent_connections(transactional_db, world, eager_celery):
         async def scenario():
             # 1,000 meters that keep a connection open and say nothing...
             idle = [await asyncio.open_connection(harness.host, harness.port) for _ in range(1000)]
-            await asyncio.sleep(0.1)
+            deadline = asyncio.get_running_loop().time() + 20
+            while len(harness.server.conns) < 1000:  # the server has accepted them all
+                assert asyncio.get_running_loop().time() < deadline, len(harness.server.conns)
+                await asyncio.sleep(0.01)
             # ...while 150 others push at once, each on its own connection.
             await asyncio.gather(
                 *(harness.fleet.push_alarm(s.serial, alarm=1 << 5, ciphered=True) for s in sims)

@@ -6,6 +6,7 @@ datablocks and a quiet fleet shutdown."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime, time, timedelta
 
 from dlms_cosem import dlms_data
@@ -360,12 +361,19 @@ def test_fleet_close_with_open_connections_is_quiet():
                 w.write(b"\x00\x01\x00\x10" + sa.to_bytes(2, "big") + bytes((0, len(aarq))) + aarq)
                 await w.drain()
                 writers.append(w)
-            await asyncio.sleep(0.2)
+            # Every meter has taken its AARQ: one answered, the late one sleeps on its reply,
+            # the silent one says nothing.
+            deadline = asyncio.get_running_loop().time() + 10
+            while not all(f.state_of(m.serial).sessions == 1 for m in meters):
+                assert asyncio.get_running_loop().time() < deadline, "AARQs not handled"
+                await asyncio.sleep(0.01)
             t0 = asyncio.get_running_loop().time()
         closing = asyncio.get_running_loop().time() - t0
         for w in writers:
             w.close()
-        await asyncio.sleep(0.05)
+        for w in writers:
+            with contextlib.suppress(ConnectionError):
+                await w.wait_closed()
         return problems, closing
 
     problems, closing = asyncio.run(main())

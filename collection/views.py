@@ -10,6 +10,7 @@ from django.views.decorators.http import require_POST
 from django.views.generic import DetailView, ListView, TemplateView
 
 from accounts.mixins import ScopedViewMixin
+from amisite.tabular import CsvWriter
 from meters.models import Meter
 from meters.rollups import parse_moment
 
@@ -109,8 +110,6 @@ def _int_param(request, name, default, low, high) -> int:
 
 
 def _csv_response(rows, group, days, user):
-    import csv
-
     from django.http import HttpResponse
 
     from accounts import audit
@@ -119,7 +118,7 @@ def _csv_response(rows, group, days, user):
     response["Content-Disposition"] = (
         f'attachment; filename="collection-success-{group}-{days}d.csv"'
     )
-    writer = csv.writer(response)
+    writer = CsvWriter(response)
     writer.writerow(["day", group, "scheduled", "read", "missing", "success_percent"])
     for row in rows:
         writer.writerow(

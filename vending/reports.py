@@ -17,7 +17,6 @@ How an auditor reads them (docs/vending.md, "Reports"):
 
 from __future__ import annotations
 
-import csv
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -30,7 +29,7 @@ from django.http import HttpResponse
 from django.utils import timezone
 
 from amisite import display
-from meters.registry_io.columns import FORMULA_START
+from amisite.tabular import CsvWriter
 
 from .choices import MovementKind, SaleStatus
 from .models import AccountMovement, PrepaidAccount, Sale, SaleReversal, Shift
@@ -376,18 +375,13 @@ def shown(key: str, value) -> str:
 
 
 def cell(value) -> str:
-    """A cell as text; text a spreadsheet would run as a formula is quoted."""
-    if value is None:
-        return ""
-    text = str(value)
-    if isinstance(value, str) and text.startswith(FORMULA_START):
-        return "'" + text
-    return text
+    """A cell as text, None empty (CsvWriter quotes text a spreadsheet would run)."""
+    return "" if value is None else str(value)
 
 
 def to_csv(rows, columns) -> str:
     out = StringIO()
-    writer = csv.writer(out)
+    writer = CsvWriter(out)
     writer.writerow([heading for _key, heading in columns])
     for row in rows:
         writer.writerow([cell(exact(key, row[key])) for key, _h in columns])

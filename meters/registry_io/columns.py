@@ -14,6 +14,8 @@ from typing import Any
 
 from django.db import models
 
+from amisite.tabular import guard, unguard
+
 from ..choices import DlmsInterface, MeterStatus, Parity, Protocol, Security, Transport
 from ..models import Meter
 
@@ -92,9 +94,8 @@ BY_NAME = {column.name: column for column in COLUMNS}
 EXPORT_COLUMNS = [column for column in COLUMNS if column.exported]
 REQUIRED = [column.name for column in COLUMNS if column.required]
 
-# Spreadsheet programs run cells starting with these as formulas: such text is exported
-# with a leading apostrophe, which the import removes again (so round trips are exact).
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# Text a spreadsheet would run as a formula is exported with a leading apostrophe
+# (amisite/tabular.py), which the import removes again (so round trips are exact).
 
 
 def export_value(meter: Meter, column: Column) -> Any:
@@ -125,8 +126,8 @@ def value_text(value: Any, column: Column, *, guard_formulas: bool) -> str:
     if isinstance(value, date):
         return value.isoformat()
     text = str(value)
-    if guard_formulas and column.kind in (TEXT, REF) and text.startswith(FORMULA_START):
-        return "'" + text
+    if guard_formulas and column.kind in (TEXT, REF):
+        return guard(text)
     return text
 
 
@@ -147,12 +148,6 @@ def cell_text(value: Any) -> str:
             return str(int(value))
         return repr(value)
     return str(value).strip()
-
-
-def unguard(text: str) -> str:
-    if len(text) > 1 and text[0] == "'" and text[1:].startswith(FORMULA_START):
-        return text[1:]
-    return text
 
 
 def parse_cell(column: Column, raw: Any) -> Any:

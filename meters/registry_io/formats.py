@@ -20,10 +20,11 @@ from xml.sax.saxutils import escape
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import DefusedXMLParser, ParseError
 
+from amisite.tabular import csv_line, xlsx_row
+
 from .columns import (
     BY_NAME,
     EXPORT_COLUMNS,
-    FORMULA_START,
     REQUIRED,
     TEXT,
     Column,
@@ -156,18 +157,12 @@ def _read_csv(data: bytes, max_rows: int, layout: Layout = METERS) -> list[Recor
     return records
 
 
-def _csv_line(cells: list[str]) -> str:
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\r\n").writerow(cells)
-    return buffer.getvalue()
-
-
 def csv_stream(meters: Iterable, layout: Layout = METERS) -> Iterator[str]:
     # A BOM so spreadsheet programs open it as UTF-8; the import accepts it.
     columns = layout.export_columns
-    yield "\ufeff" + _csv_line([c.name for c in columns])
+    yield "\ufeff" + csv_line([c.name for c in columns])
     for meter in meters:
-        yield _csv_line(
+        yield csv_line(
             [value_text(layout.value(meter, c), c, guard_formulas=True) for c in columns]
         )
 
@@ -231,7 +226,7 @@ def xlsx_write(meters: Iterable, target, layout: Layout = METERS) -> int:
 
     book = Workbook(write_only=True)
     sheet = book.create_sheet(layout.sheet)
-    sheet.append([c.name for c in layout.export_columns])
+    sheet.append(xlsx_row([c.name for c in layout.export_columns]))
     count = 0
     for meter in meters:
         row = []
@@ -243,7 +238,7 @@ def xlsx_write(meters: Iterable, target, layout: Layout = METERS) -> int:
                 row.append(cell)
             else:
                 row.append(value)
-        sheet.append(row)
+        sheet.append(xlsx_row(row))
         count += 1
     book.save(target)
     return count
@@ -255,9 +250,7 @@ def _xlsx_value(meter, column, layout: Layout = METERS):
         return None
     if isinstance(value, Decimal):
         return float(value)
-    if isinstance(value, str) and column.kind != "enum" and value.startswith(FORMULA_START):
-        return "'" + value  # never a formula
-    return value
+    return value  # xlsx_row guards text a spreadsheet would run
 
 
 # --- XML -----------------------------------------------------------------------------------

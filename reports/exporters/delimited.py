@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Iterator
+
+from amisite.tabular import CsvWriter
 
 from . import COLUMNS, Progress, as_text, counted
 
@@ -13,7 +14,7 @@ BATCH = 1000
 
 def stream(query, progress: Progress = None) -> Iterator[bytes]:
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = CsvWriter(buffer)
     writer.writerow(COLUMNS)
     n = 0
     for row in counted(query.rows(), progress):

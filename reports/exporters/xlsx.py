@@ -8,6 +8,7 @@ from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Font
 
+from amisite.tabular import xlsx_row
 from meters.rollups import local_zone
 
 from . import COLUMNS, Progress, counted
@@ -32,16 +33,16 @@ def write(query, path: str, title: str = "", progress: Progress = None) -> None:
             cell = WriteOnlyCell(ws, value=name)
             cell.font = Font(bold=True)
             header.append(cell)
-        ws.append(header)
+        ws.append(xlsx_row(header))
         return ws
 
     info = workbook.create_sheet("Query")
-    info.append(["title", title])
-    info.append(["resolution", query.resolution])
-    info.append(["start", query.start.astimezone(zone).replace(tzinfo=None)])
-    info.append(["end", query.end.astimezone(zone).replace(tzinfo=None)])
-    info.append(["time zone", str(zone)])
-    info.append(["channels", ", ".join(query.obis)])
+    info.append(xlsx_row(["title", title]))
+    info.append(xlsx_row(["resolution", query.resolution]))
+    info.append(xlsx_row(["start", query.start.astimezone(zone).replace(tzinfo=None)]))
+    info.append(xlsx_row(["end", query.end.astimezone(zone).replace(tzinfo=None)]))
+    info.append(xlsx_row(["time zone", str(zone)]))
+    info.append(xlsx_row(["channels", ", ".join(query.obis)]))
     for row in counted(query.rows(), progress):
         if sheet is None or rows_in_sheet >= MAX_ROWS_PER_SHEET:
             sheet, rows_in_sheet = new_sheet(), 0
@@ -50,16 +51,18 @@ def write(query, path: str, title: str = "", progress: Progress = None) -> None:
         if isinstance(value, Decimal):
             value = int(value) if value == value.to_integral_value() else float(value)
         sheet.append(
-            [
-                row.serial,
-                row.obis,
-                row.name,
-                row.ts.astimezone(zone).replace(tzinfo=None),  # Excel has no time zones
-                value,
-                row.unit,
-                row.quality,
-                row.count,
-            ]
+            xlsx_row(
+                [
+                    row.serial,
+                    row.obis,
+                    row.name,
+                    row.ts.astimezone(zone).replace(tzinfo=None),  # Excel has no time zones
+                    value,
+                    row.unit,
+                    row.quality,
+                    row.count,
+                ]
+            )
         )
         rows_in_sheet += 1
     if sheet is None:

@@ -106,7 +106,7 @@ class Listener:
 
         async with websockets.connect(
             f"ws://127.0.0.1:{self.port}/ws/alarms/",
-            origin="http://127.0.0.1",
+            origin=f"http://127.0.0.1:{self.port}",
             additional_headers={"Cookie": self.cookie},
             max_queue=None,
         ) as ws:

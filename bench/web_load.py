@@ -1,0 +1,565 @@
+"""Web load: a mixed operator workload against the production web process, with websockets.
+
+The server is what `make run` and production start: `python -m amisite.serve` (uvicorn,
+`AMI_WEB_WORKERS` x `AMI_WEB_THREADS`, pooled PostgreSQL, Redis, `DEBUG` off), in its own
+process. The database is the dashboard bench's fleet (bench/dashboard.py: grid, meters,
+customers, comm status, read results, open alarms, a day of intervals for every meter and a
+month for 1,050): `--meters` (default 100,000) in database `--db` (default `ami_bench_web`),
+built here unless `--reuse` finds it already built with that many meters.
+
+Virtual operators, each with their own session, loop: pick a page (weights below), GET it
+over a keep-alive connection, think (exponential, mean `--think` s, default 5). The page mix: home,
+the meter list (plain, a search, filters, a late page), meter detail, a month of graph data,
+map data (the fleet and zoomed in), the alarm list and `/healthz`, the same-run baseline.
+Levels `--users` (default 10, 50, 200) run `--seconds` each. Meanwhile `--ws` websocket
+subscribers (half on /ws/alarms/, half on /ws/status/, default 2,000) stay connected in a
+separate process, and `--alarm-rate` alarms/s are raised through the alarm engine
+(`evaluate_events`, committed); the latency from raising to each alarm subscriber receiving
+it is reported. PostgreSQL connections of the bench database are sampled every 0.2 s.
+
+Figures per level and page: requests, errors (anything but 2xx/3xx, or no answer in 30 s),
+throughput, p50/p95/p99, p95 / healthz p95; peak connections in use (by application_name);
+alarm latency p50/p99 over every subscriber. Asserted: the pages return what they should
+(first request of each checked), every alarm reaches every alarm subscriber.
+
+    .venv/bin/python bench/web_load.py [--quick] [--meters N] [--reuse] [--keep]
+        [--users 10,50,200] [--seconds S] [--think S] [--ws N] [--alarm-rate R]
+
+--quick: 5,000 meters, users 10,50, 15 s each, 200 websockets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import random
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench import webserver  # noqa: E402
+from bench.benchdb import server_url  # noqa: E402
+
+TEST_KEY = "dGVzdC1vbmx5LWtleS1kby1ub3QtdXNlLWluLXByb2Q="
+REQUEST_TIMEOUT = 30.0
+# page name -> weight in the operator mix
+WEIGHTS = {
+    "home": 10,
+    "meter_list": 12,
+    "meter_search": 10,
+    "meter_filters": 6,
+    "meter_late_page": 3,
+    "meter_detail": 14,
+    "series_month": 10,
+    "map_fleet": 6,
+    "map_zoomed": 8,
+    "alarms": 8,
+    "healthz": 13,
+}
+
+
+def emit(metric, value, unit, baseline=None, ratio=None, **extra) -> None:
+    line = {"bench": "web_load", "metric": metric, "value": value, "unit": unit,
+            "baseline": baseline, "ratio": ratio, **extra}  # fmt: skip
+    print(json.dumps(line), flush=True)
+
+
+def log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))] if values else 0.0
+
+
+# ------------------------------------------------------------------ database
+
+
+def prepare_database(url: str, name: str, meters: int, month_meters: int, reuse: bool) -> dict:
+    """Build (or reuse) the fleet; returns what took how long."""
+    import psycopg
+
+    os.environ.setdefault("SECRET_KEY", "bench-only")
+    os.environ.setdefault("AMI_SECRETS_KEY", TEST_KEY)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "amisite.settings")
+    built = False
+    if reuse:
+        with psycopg.connect(url + "/postgres", autocommit=True) as admin:
+            exists = admin.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", [name]
+            ).fetchone()
+        if exists:
+            with psycopg.connect(f"{url}/{name}") as conn:
+                try:
+                    have = conn.execute("SELECT count(*) FROM meters_meter").fetchone()[0]
+                except psycopg.Error:
+                    have = -1
+            reuse = have == meters
+            log(f"database {name}: {have} meters, {'reused' if reuse else 'rebuilt'}")
+        else:
+            reuse = False
+    t0 = time.perf_counter()
+    if reuse:
+        os.environ["DATABASE_URL"] = f"{url}/{name}"
+        import django
+        from django.core.management import call_command
+
+        django.setup()
+        call_command("migrate", verbosity=0)  # the code may have moved on since it was built
+    else:
+        from bench import dashboard
+        from bench.benchdb import setup_django
+
+        setup_django(url, name)
+        now = datetime.now(UTC)
+        _, model = dashboard.build_fleet(meters)
+        dashboard.build_collection(now)
+        dashboard.load_store(model, now, month_meters)
+        built = True
+    return {"built": built, "build_s": round(time.perf_counter() - t0, 1)}
+
+
+def sessions(user, n: int) -> list[str]:
+    """n signed-in sessions of `user`, as a browser would hold after logging in."""
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.sessions.backends.db import SessionStore
+
+    keys = []
+    for _ in range(n):
+        store = SessionStore()
+        store[SESSION_KEY] = str(user.pk)
+        store[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+        store[HASH_SESSION_KEY] = user.get_session_auth_hash()
+        store.create()
+        keys.append(store.session_key)
+    return keys
+
+
+def page_urls(rng: random.Random) -> dict:
+    """Page name -> a function giving a URL (random meter, search, node where it applies)."""
+    from bench.dashboard import PROFILE
+    from meters.models import GridNode, Meter
+
+    serials = list(Meter.objects.order_by("?").values_list("serial", flat=True)[:2000])
+    month_meters = list(
+        Meter.objects.filter(pk__in=_month_meter_ids()).values_list("pk", flat=True)
+    )
+    regions = list(GridNode.objects.filter(kind="region").values_list("pk", flat=True))
+    feeders = list(
+        GridNode.objects.filter(kind="feeder").values_list("latitude", "longitude")[:500]
+    )
+    count = Meter.objects.count()
+    day_end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    span = (
+        f"&start={(day_end - timedelta(days=30)).isoformat()}&end={day_end.isoformat()}"
+    ).replace("+00:00", "Z")
+
+    def zoomed():
+        lat, lon = rng.choice(feeders)
+        lat, lon = float(lat), float(lon)
+        box = f"{lon - 0.02:.5f},{lat - 0.01:.5f},{lon + 0.02:.5f},{lat + 0.01:.5f}"
+        return f"/map/data/?bbox={box}&zoom=15"
+
+    return {
+        "home": lambda: "/",
+        "meter_list": lambda: "/meters/",
+        "meter_search": lambda: (
+            f"/meters/?q={rng.choice(['Customer+', '', 'M00'])}{rng.randint(1, 99999)}"
+        ),
+        "meter_filters": lambda: f"/meters/?status=active&read=over3d&node={rng.choice(regions)}",
+        "meter_late_page": lambda: f"/meters/?page={rng.randint(2, max(2, count // 50))}",
+        "meter_detail": lambda: f"/meters/{rng.choice(serials)}/",
+        "series_month": lambda: (
+            f"/api/meters/{rng.choice(month_meters)}/series/?channels={PROFILE[0][0]}{span}"
+        ),
+        "map_fleet": lambda: "/map/data/?bbox=-3.5,50.0,0.5,53.0&zoom=7",
+        "map_zoomed": zoomed,
+        "alarms": lambda: "/alarms/",
+        "healthz": lambda: "/healthz",
+    }  # fmt: skip
+
+
+def _month_meter_ids() -> list[int]:
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT meter_id FROM meters_intervalreading GROUP BY meter_id "
+            "HAVING count(*) > 200 LIMIT 500"
+        )
+        return [m for (m,) in cur.fetchall()]
+
+
+# ------------------------------------------------------------------ the server
+
+
+# ------------------------------------------------------------------ HTTP load
+
+
+class Conn:
+    """One keep-alive HTTP/1.1 connection, GET only (what a browser tab does for pages)."""
+
+    def __init__(self, port: int, cookie: str):
+        self.port, self.cookie = port, cookie
+        self.reader = self.writer = None
+
+    async def get(self, path: str) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        self.writer.write(
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
+            f"Cookie: sessionid={self.cookie}\r\n"
+            "Accept: text/html,application/json\r\n\r\n".encode()
+        )
+        await self.writer.drain()
+        status_line = await self.reader.readline()
+        if not status_line:
+            raise ConnectionError("closed")
+        status = int(status_line.split()[1])
+        headers = {}
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip()
+        if "content-length" in headers:
+            body = await self.reader.readexactly(int(headers["content-length"]))
+        elif headers.get("transfer-encoding") == "chunked":
+            parts = []
+            while size := int((await self.reader.readline()).strip(), 16):
+                parts.append(await self.reader.readexactly(size))
+                await self.reader.readline()
+            await self.reader.readline()
+            body = b"".join(parts)
+        else:
+            body = await self.reader.read()
+        if headers.get("connection") == "close":
+            self.close()
+        return status, body
+
+    def close(self):
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
+async def operator(port, cookie, urls, names, weights, think, until, rng, out):
+    conn = Conn(port, cookie)
+    await asyncio.sleep(rng.random() * think)  # don't all start in the same millisecond
+    while time.monotonic() < until:
+        name = rng.choices(names, weights)[0]
+        path = urls[name]()
+        start = time.monotonic()
+        try:
+            status, _ = await asyncio.wait_for(conn.get(path), REQUEST_TIMEOUT)
+        except (TimeoutError, OSError, ConnectionError, ValueError, asyncio.IncompleteReadError):
+            status = 0
+            conn.close()
+        out.append((name, status, time.monotonic() - start))
+        await asyncio.sleep(rng.expovariate(1 / think) if think else 0)
+    conn.close()
+
+
+async def run_level(port, cookies, urls, users, seconds, think, seed) -> tuple[list, float]:
+    names, weights = list(WEIGHTS), list(WEIGHTS.values())
+    out: list = []
+    until = time.monotonic() + seconds
+    t0 = time.monotonic()
+    await asyncio.gather(*[
+        operator(port, cookies[i % len(cookies)], urls, names, weights, think, until,
+                 random.Random(seed * 1000 + i), out)
+        for i in range(users)
+    ])  # fmt: skip
+    return out, time.monotonic() - t0
+
+
+def check_pages(port, cookie, urls, meters: int) -> None:
+    """Each page once: right status and the content the page is for."""
+
+    async def go():
+        conn = Conn(port, cookie)
+        for name, make in urls.items():
+            status, body = await conn.get(make())
+            assert status == 200, (name, status, body[:300])
+            if name == "map_fleet":
+                data = json.loads(body)
+                assert data["total"] == meters, (data["total"], meters)
+            if name == "series_month":
+                assert len(json.loads(body)["channels"][0]["timestamps"]) >= 29 * 24
+            if name in ("meter_list", "meter_late_page"):
+                assert b"<table" in body, name
+        conn.close()
+
+    asyncio.run(go())
+
+
+# ------------------------------------------------------------------ websockets (own process)
+
+
+def ws_process(port, cookies, count, ready, stop, results):
+    """`count` websockets, half alarms, half status; reports when each alarm id arrived."""
+    import websockets
+
+    arrivals: dict[int, list[float]] = {}
+    stats = {"connected": 0, "failed": 0, "dropped": 0, "status_messages": 0}
+
+    async def subscriber(i):
+        path = "/ws/alarms/" if i % 2 == 0 else "/ws/status/"
+        connected = False
+        try:
+            async with websockets.connect(
+                f"ws://127.0.0.1:{port}{path}", origin=f"http://127.0.0.1:{port}",
+                additional_headers={"Cookie": f"sessionid={cookies[i % len(cookies)]}"},
+                max_queue=None, open_timeout=60, ping_interval=None,
+            ) as ws:  # fmt: skip
+                stats["connected"] += 1
+                connected = True
+                async for raw in ws:
+                    now = time.time()
+                    data = json.loads(raw)
+                    if data.get("type") == "alarm":
+                        arrivals.setdefault(int(data["alarm"]["id"]), []).append(now)
+                    elif path == "/ws/status/":
+                        stats["status_messages"] += 1
+        except asyncio.CancelledError:
+            return
+        except Exception:
+            stats["dropped" if connected else "failed"] += 1
+
+    async def main():
+        tasks = []
+        for i in range(count):
+            tasks.append(asyncio.create_task(subscriber(i)))
+            if i % 50 == 49:
+                await asyncio.sleep(0.05)  # connect in waves, as browsers do after a restart
+        deadline = time.monotonic() + 120
+        while stats["connected"] + stats["failed"] < count and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        ready.set()
+        while not stop.is_set():
+            await asyncio.sleep(0.1)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    asyncio.run(main())
+    results.put((stats, arrivals))
+
+
+def raise_alarms(rate: float, until: float, started: dict) -> None:
+    """Power-failure events on meters without an open alarm, through the alarm engine."""
+    from meters.alarm_engine import active_rules, evaluate_events
+    from meters.models import Meter
+    from meters.store import EventRecord
+
+    rules = active_rules()
+    open_ = Meter.objects.filter(alarms__kind="power_failure", alarms__state="raised")
+    meters = list(
+        Meter.objects.exclude(pk__in=open_).order_by("?").values_list("pk", flat=True)[:5000]
+    )
+    t0, n = time.monotonic(), 0
+    now = datetime.now(UTC)
+    while time.monotonic() < until and n < len(meters):
+        due = t0 + n / rate
+        if (delay := due - time.monotonic()) > 0:
+            time.sleep(delay)
+        begin = time.time()
+        event = EventRecord(meter_id=meters[n], log="0-0:99.98.0*255",
+                            ts=now + timedelta(microseconds=n), code=1)  # fmt: skip
+        for alarm in evaluate_events([event], rules=rules):
+            started[alarm.pk] = begin
+        n += 1
+
+
+# ------------------------------------------------------------------ connections in use
+
+
+class ConnectionProbe(threading.Thread):
+    """Samples pg_stat_activity for the bench database every 0.2 s; keeps the peaks."""
+
+    def __init__(self, url: str, name: str):
+        super().__init__(daemon=True)
+        self.url, self.name = url, name
+        self.stop = threading.Event()
+        self.peak = 0
+        self.peak_by_app: dict[str, int] = {}
+
+    def reset(self):
+        self.peak, self.peak_by_app = 0, {}
+
+    def run(self):
+        import psycopg
+
+        with psycopg.connect(f"{self.url}/postgres", autocommit=True) as conn:
+            while not self.stop.is_set():
+                rows = conn.execute(
+                    "SELECT coalesce(application_name, ''), count(*) FROM pg_stat_activity "
+                    "WHERE datname = %s GROUP BY 1",
+                    [self.name],
+                ).fetchall()
+                self.peak = max(self.peak, sum(n for _, n in rows))
+                for app, n in rows:
+                    self.peak_by_app[app] = max(self.peak_by_app.get(app, 0), n)
+                self.stop.wait(0.2)
+
+
+# ------------------------------------------------------------------ main
+
+
+def summarise(level: int, samples: list, wall: float, probe: ConnectionProbe) -> list[dict]:
+    by_page: dict[str, list] = {}
+    for name, status, elapsed in samples:
+        by_page.setdefault(name, []).append((status, elapsed))
+    health = [e for s, e in by_page.get("healthz", []) if 200 <= s < 400]
+    base95 = pct(health, 0.95) * 1000 if health else None
+    rows = []
+    for name in WEIGHTS:
+        got = by_page.get(name, [])
+        ok = [e for s, e in got if 200 <= s < 400]
+        errors = len(got) - len(ok)
+        codes = sorted({s for s, _ in got if not 200 <= s < 400})
+        p95 = pct(ok, 0.95) * 1000
+        row = {
+            "users": level, "page": name, "requests": len(got), "errors": errors,
+            "error_codes": codes, "rps": round(len(got) / wall, 1),
+            "p50": round(pct(ok, 0.5) * 1000, 1), "p95": round(p95, 1),
+            "p99": round(pct(ok, 0.99) * 1000, 1),
+        }  # fmt: skip
+        rows.append(row)
+        emit(f"{name}_p95", row["p95"], "ms", round(base95, 1) if base95 else None,
+             round(p95 / base95, 2) if base95 else None,
+             **{k: v for k, v in row.items() if k not in ("page", "p95")})  # fmt: skip
+    total = len(samples)
+    errors = sum(r["errors"] for r in rows)
+    emit("throughput", round(total / wall, 1), "req/s", users=level, requests=total,
+         errors=errors, seconds=round(wall, 1))  # fmt: skip
+    emit("db_connections_peak", probe.peak, "connections", users=level,
+         by_application=probe.peak_by_app)  # fmt: skip
+    return rows
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--meters", type=int, default=None)
+    p.add_argument("--db", default="ami_bench_web")
+    p.add_argument("--reuse", action="store_true", help="reuse --db if it has --meters meters")
+    p.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    p.add_argument("--users", default=None, help="levels, e.g. 10,50,200")
+    p.add_argument("--seconds", type=float, default=None, help="per level")
+    p.add_argument("--think", type=float, default=5.0, help="mean think time, s")
+    p.add_argument("--ws", type=int, default=None, help="websocket subscribers")
+    p.add_argument("--alarm-rate", type=float, default=2.0, help="alarms raised per second")
+    p.add_argument("--seed", type=int, default=21)
+    args = p.parse_args(argv)
+    meters = args.meters or (5_000 if args.quick else 100_000)
+    levels = [int(x) for x in (args.users or ("10,50" if args.quick else "10,50,200")).split(",")]
+    seconds = args.seconds or (15 if args.quick else 40)
+    ws_count = args.ws if args.ws is not None else (200 if args.quick else 2000)
+    url = server_url()
+    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    prefix = f"ami-bench-web-{os.getpid()}"
+    os.environ["AMI_CHANNEL_PREFIX"] = prefix
+    os.environ["CELERY_BROKER_URL"] = "memory://"
+    built = prepare_database(url, args.db, meters, 50 if args.quick else 1_050, args.reuse)
+
+    from accounts.models import User
+    from meters.alarms import AlarmRule
+
+    user = User.objects.get(username="bench-operator")
+    AlarmRule.objects.get_or_create(
+        name="Power failures (web_load)", organisation=user.organisation,
+        defaults={"kinds": ["power_failure"], "severity": 30},
+    )  # fmt: skip
+    cookies = sessions(user, max(levels))
+    rng = random.Random(args.seed)
+    urls = page_urls(rng)
+    from django.db import connections
+
+    connections.close_all()
+    server, port = webserver.start(
+        DATABASE_URL=f"{url}/{args.db}", REDIS_URL=redis_url, AMI_CHANNEL_PREFIX=prefix,
+        LOG_LEVEL="WARNING", CELERY_BROKER_URL="memory://",
+    )  # fmt: skip
+    probe = ConnectionProbe(url, args.db)
+    probe.start()
+    ctx = multiprocessing.get_context("spawn")
+    ws_ready, ws_stop, ws_results = ctx.Event(), ctx.Event(), ctx.Queue()
+    ws = None
+    try:
+        check_pages(port, cookies[0], urls, meters)
+        if ws_count:
+            ws_args = (port, cookies, ws_count, ws_ready, ws_stop, ws_results)
+            ws = ctx.Process(target=ws_process, args=ws_args)
+            ws.start()
+            assert ws_ready.wait(180), "websocket subscribers did not connect"
+        all_rows, started = [], {}
+        for level in levels:
+            probe.reset()
+            until = time.monotonic() + seconds
+            raiser = threading.Thread(target=raise_alarms, args=(args.alarm_rate, until, started))
+            if ws_count and args.alarm_rate:
+                raiser.start()
+            samples, wall = asyncio.run(run_level(port, cookies, urls, level, seconds,
+                                                  args.think, args.seed + level))  # fmt: skip
+            if raiser.is_alive() or raiser.ident:
+                raiser.join()
+            all_rows += summarise(level, samples, wall, probe)
+            log(f"level {level}: {len(samples)} requests in {wall:.0f} s")
+        ws_stats = None
+        if ws is not None:
+            time.sleep(2)  # let the last alarms arrive before the subscribers close
+            ws_stop.set()
+            ws_stats, arrivals = ws_results.get(timeout=120)
+            ws.join(30)
+            alarm_subs = (ws_count + 1) // 2
+            latencies, missing = [], 0
+            for pk, t in started.items():
+                got = arrivals.get(pk, [])
+                missing += alarm_subs - len(got)
+                latencies += [a - t for a in got]
+            emit("alarm_latency_p99", round(pct(latencies, 0.99) * 1000, 1), "ms",
+                 p50=round(pct(latencies, 0.5) * 1000, 1), alarms=len(started),
+                 deliveries=len(latencies), missing_deliveries=missing, **ws_stats)  # fmt: skip
+    finally:
+        ws_stop.set()
+        if ws is not None and ws.is_alive():
+            ws.terminate()
+        probe.stop.set()
+        webserver.stop(server)
+        if not args.keep:
+            from bench.benchdb import drop_database
+
+            drop_database(url, args.db)
+
+    from amisite import capacity
+
+    print(f"\nweb_load: {meters:,} meters ({'built' if built['built'] else 'reused'}), "
+          f"{capacity.web_workers()} uvicorn workers x {capacity.web_threads()} slots, "
+          f"pool {capacity.pool_max('web')}/worker, {os.cpu_count()} CPUs shared with the "
+          f"load generator; think {args.think} s; {seconds:.0f} s per level")  # fmt: skip
+    print(
+        f"{'users':>5} {'page':16} {'req':>6} {'err':>4} {'req/s':>6} "
+        f"{'p50':>7} {'p95':>7} {'p99':>7}"
+    )
+    for r in all_rows:
+        flag = "" if r["p95"] < 500 else "  p95 over 500 ms"
+        print(f"{r['users']:5d} {r['page']:16} {r['requests']:6d} {r['errors']:4d} {r['rps']:6.1f} "
+              f"{r['p50']:7.0f} {r['p95']:7.0f} {r['p99']:7.0f}{flag}")  # fmt: skip
+    if ws_stats is not None:
+        print(f"websockets: {ws_stats}; alarm latency p50 {pct(latencies, 0.5) * 1000:.0f} ms, "
+              f"p99 {pct(latencies, 0.99) * 1000:.0f} ms over {len(latencies)} deliveries "
+              f"of {len(started)} alarms, {missing} missing")  # fmt: skip
+    errors = sum(r["errors"] for r in all_rows)
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -22,6 +22,8 @@ from urllib.parse import urlencode
 from django.apps import apps
 from django.db.models import Case, CharField, Q, QuerySet, Value, When
 from django.utils import timezone
+from django.utils.html import format_html_join
+from django.utils.safestring import mark_safe
 
 from .choices import MeterStatus, NodeKind, Protocol
 from .models import Customer, GridNode, Meter, MeterModel
@@ -238,9 +240,37 @@ def read_age_q(bucket: str, now=None) -> Q:
     return Q(comm_status__isnull=True) | Q(comm_status__last_success__isnull=True)
 
 
-def filter_choices(user) -> dict:
+NODE_INDENT = {NodeKind.SUBSTATION: "· ", NodeKind.FEEDER: "·· "}
+
+
+def node_options(user, selected: GridNode | None) -> str:
+    """The grid-node filter's <option>s: regions, substations and feeders in scope, by path.
+
+    Built in one pass: through the template engine the few hundred options (two tests and
+    four lookups each) cost ~35 ms a page at 100,000 meters, a sixth of the meter list.
+    """
+    nodes = (
+        GridNode.objects.restrict(user, "view")
+        .filter(kind__in=[NodeKind.REGION, NodeKind.SUBSTATION, NodeKind.FEEDER])
+        .only("kind", "code", "name", "path")
+        .order_by("path")[:500]
+    )
+    chosen = selected.pk if selected is not None else None
+    return format_html_join(
+        "",
+        '<option value="{}"{}>{}{} {}</option>',
+        (
+            (n.pk, mark_safe(" selected") if n.pk == chosen else "", NODE_INDENT.get(n.kind, ""),
+             n.code, n.name)
+            for n in nodes
+        ),
+    )  # fmt: skip
+
+
+def filter_choices(user, node: GridNode | None = None) -> dict:
     """Options of the filter form: models and grid nodes the user may see."""
     return {
+        "node_options": node_options(user, node),
         "statuses": MeterStatus.choices,
         "protocols": Protocol.choices,
         "read_ages": ReadAge.CHOICES,

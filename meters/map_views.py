@@ -77,11 +77,7 @@ class MeterMapView(ScopedViewMixin, TemplateView):
             "node": filters.node,
             "tiles_url": settings.MAP_TILES_URL,
             "health": [(h, Health.LABELS[h]) for h in Health.ORDER],
-            "nodes": GridNode.objects.restrict(user, "view")
-            .filter(kind__in=[NodeKind.REGION, NodeKind.SUBSTATION, NodeKind.FEEDER])
-            .only("kind", "code", "name", "path")
-            .order_by("path")[:500],
-            **filter_choices(user),
+            **filter_choices(user, filters.node),
         }
 
 

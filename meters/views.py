@@ -317,12 +317,8 @@ class MeterListView(ScopedViewMixin, ListView):
             export_query=urlencode({k: v for k, v in filters.cleaned.items()}),
             sort=self.sort,
             jobs=ReadJob.objects.restrict(user, "change").only("name"),
-            nodes=GridNode.objects.restrict(user, "view")
-            .filter(kind__in=[NodeKind.REGION, NodeKind.SUBSTATION, NodeKind.FEEDER])
-            .only("kind", "code", "name", "path")
-            .order_by("path")[:500],
             capped=getattr(context["paginator"], "capped", False),
-            **filter_choices(user),
+            **filter_choices(user, filters.node),
         )
         return context
 

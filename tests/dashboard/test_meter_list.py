@@ -218,3 +218,14 @@ def test_job_of_a_parent_organisation_gets_only_meters_inside_it(world):
         },
     )
     assert list(job.meters.values_list("serial", flat=True)) == [world.grid_a.meters[0].serial]
+
+
+def test_node_filter_offers_own_grid_indented_marks_the_chosen_and_escapes(world):
+    a, b = world.grid_a, world.grid_b
+    a.feeder.name = "<b>Feeder</b>"
+    a.feeder.save(update_fields=["name"])
+    html = client_for(world.operator_a).get(f"/meters/?node={a.feeder.pk}").content.decode()
+    select = html[html.index('id="node"') : html.index("</select>", html.index('id="node"'))]
+    assert f'<option value="{a.region.pk}">{a.region.code} ' in select
+    assert f'<option value="{a.feeder.pk}" selected>·· {a.feeder.code} &lt;b&gt;' in select
+    assert f'value="{b.region.pk}"' not in select

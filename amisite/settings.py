@@ -149,11 +149,18 @@ CELERY_BROKER_URL = broker_url_from_env(REDIS_URL)
 CHANNEL_LAYER_URL = env.str("CHANNEL_LAYER_URL", default=REDIS_URL)
 
 if CHANNEL_LAYER_URL:
+    CHANNEL_LAYER_READ_TIMEOUT = env.float("CHANNEL_LAYER_READ_TIMEOUT", default=30.0)
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [CHANNEL_LAYER_URL],
+                # redis-py waits 5 s for any answer by default, exactly as long as the
+                # layer's blocking pop (BZPOPMIN, 5 s): on a busy machine the read timed out
+                # first, killing the process's receive loop, and no socket heard anything
+                # more (bench/web_load.py). Reads may take longer than the pop.
+                "hosts": [
+                    {"address": CHANNEL_LAYER_URL, "socket_timeout": CHANNEL_LAYER_READ_TIMEOUT}
+                ],
                 "prefix": env.str("AMI_CHANNEL_PREFIX", "ami"),
             },
         }

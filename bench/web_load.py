@@ -337,8 +337,8 @@ def ws_process(port, cookies, count, ready, stop, results):
         tasks = []
         for i in range(count):
             tasks.append(asyncio.create_task(subscriber(i)))
-            if i % 50 == 49:
-                await asyncio.sleep(0.05)  # connect in waves, as browsers do after a restart
+            if i % 20 == 19:
+                await asyncio.sleep(0.2)  # 100 a second, as browsers come back after a restart
         deadline = time.monotonic() + 120
         while stats["connected"] + stats["failed"] < count and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
@@ -456,7 +456,7 @@ def main(argv=None) -> int:
     p.add_argument("--seconds", type=float, default=None, help="per level")
     p.add_argument("--think", type=float, default=5.0, help="mean think time, s")
     p.add_argument("--ws", type=int, default=None, help="websocket subscribers")
-    p.add_argument("--alarm-rate", type=float, default=2.0, help="alarms raised per second")
+    p.add_argument("--alarm-rate", type=float, default=0.5, help="alarms raised per second")
     p.add_argument("--seed", type=int, default=21)
     args = p.parse_args(argv)
     meters = args.meters or (5_000 if args.quick else 100_000)

@@ -36,6 +36,15 @@ def test_channel_layer_is_redis():
     assert type(layer).__name__ == "RedisChannelLayer"
 
 
+def test_channel_layer_reads_outlast_its_blocking_pop():
+    """A read timeout no longer than BZPOPMIN's own wait kills the receive loop when idle."""
+    from channels_redis.utils import create_pool
+
+    layer = get_channel_layer()
+    pool = create_pool(layer.hosts[0])
+    assert pool.connection_kwargs["socket_timeout"] > layer.brpop_timeout + 5
+
+
 @pytest.mark.asyncio
 async def test_signed_in_user_gets_snapshot_and_published_updates():
     cookie = await sync_to_async(session_cookie_for)("op")

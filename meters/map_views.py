@@ -90,7 +90,20 @@ class MapDataView(ScopedViewMixin, View):
         filters = MeterFilter(request.user, request.GET)
         meters = filters.queryset().filter(latitude__isnull=False, longitude__isnull=False)
         if request.GET.get("extent"):
-            return JsonResponse({"extent": _extent(meters)})
+            # The meters and the substations feeding them (drawn as the grid's topology).
+            substations = GridNode.objects.restrict(request.user, "view").filter(
+                kind=NodeKind.SUBSTATION, latitude__isnull=False, longitude__isnull=False
+            )
+            if filters.node is not None:
+                substations = substations.filter(path__startswith=filters.node.path)
+            boxes = [b for b in (_extent(meters), _extent(substations)) if b]
+            if not boxes or not _extent(meters):
+                return JsonResponse({"extent": _extent(meters)})
+            union = [
+                min(b[0] for b in boxes), min(b[1] for b in boxes),
+                max(b[2] for b in boxes), max(b[3] for b in boxes),
+            ]  # fmt: skip
+            return JsonResponse({"extent": union})
         west, south, east, north = parse_bbox(request.GET.get("bbox"))
         zoom = parse_zoom(request.GET.get("zoom"))
         in_view = meters.filter(

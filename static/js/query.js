@@ -36,6 +36,9 @@
     return panels;
   }
 
+  // Axis numbers with thousands separators (8,712,345 rather than 8712345).
+  function grouped(u, values) { return values.map(function (v) { return v === null ? "" : v.toLocaleString("en"); }); }
+
   var el = document.getElementById("query-graph");
   if (el && window.uPlot) {
     fetch(el.dataset.url, { credentials: "same-origin" })
@@ -59,7 +62,7 @@
           var opts = {
             width: el.clientWidth || 600, height: height(), tzDate: window.amiTzDate,
             scales: { x: { time: true, range: function () { return range; } } }, series: series,
-            axes: [{}, { scale: "y", label: panel.label, size: 70 }]
+            axes: [{}, { scale: "y", label: panel.label, size: 90, values: grouped }]
           };
           plots.push(new uPlot(opts, columnsOf(panel.channels), box));
         });

@@ -286,9 +286,14 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    # 404s unlogged, other 4xx one line without a traceback (amisite/log_filters.py).
+    "filters": {"client_errors": {"()": "amisite.log_filters.ClientErrors"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "django.request": {"filters": ["client_errors"]},
+    },
 }
 
 # --- Alarms and notifications (meters/alarm_*.py, meters/notifications.py, meters/sms.py) ---

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.utils import timezone
+
+from amisite.websocket import JsonConsumer
 
 STATUS_GROUP = "system-status"
 
@@ -15,7 +16,7 @@ REFRESH_SECONDS = 20  # the home's figures refresh this often even when nothing 
 NUDGE_DELAY_SECONDS = 0.5  # events within this delay share one recomputation
 
 
-class SystemStatusConsumer(AsyncJsonWebsocketConsumer):
+class SystemStatusConsumer(JsonConsumer):
     """The home's fleet snapshot for the signed-in user, kept fresh.
 
     On connect: the user's scoped snapshot. On every event published to the status group:
@@ -201,7 +202,7 @@ def _open_outages(user) -> int | None:
     return None
 
 
-class RunProgressConsumer(AsyncJsonWebsocketConsumer):
+class RunProgressConsumer(JsonConsumer):
     """Live progress of one run, for users who may see that run (others: refused)."""
 
     async def connect(self):

@@ -15,9 +15,10 @@ import os
 import threading
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.layers import get_channel_layer
 from django.db import transaction
+
+from amisite.websocket import JsonConsumer
 
 logger = logging.getLogger(__name__)
 
@@ -151,7 +152,7 @@ def _groups_of_user(user) -> list[str] | None:
     return [organisation_group(int(p.strip("/").split("/")[-1])) for p in paths if p.strip("/")]
 
 
-class AlarmConsumer(AsyncJsonWebsocketConsumer):
+class AlarmConsumer(JsonConsumer):
     """`ws/alarms/`: every alarm raised or changed in the user's scope, as it happens."""
 
     groups_joined: list[str] = []

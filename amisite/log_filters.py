@@ -1,0 +1,24 @@
+"""Logging filters that keep the console for what an operator must act on."""
+
+from __future__ import annotations
+
+import logging
+
+
+class ClientErrors(logging.Filter):
+    """`django.request` records of client errors, made quiet and short.
+
+    A 404 is an ordinary wrong URL: not logged (DEBUG shows it). A 403 or other 4xx is one
+    line: the traceback of the PermissionDenied that produced it says nothing about a fault.
+    Server errors (5xx) pass untouched, with their traceback.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        status = getattr(record, "status_code", None)
+        if status is None or not 400 <= status < 500:
+            return True
+        if status == 404:
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        record.exc_info = None
+        record.exc_text = None
+        return True

@@ -7,6 +7,7 @@ The request's address reaches `record()` through a context variable set by
 from __future__ import annotations
 
 import contextvars
+import ipaddress
 from typing import Any
 
 from django.contrib.auth import signals as auth_signals
@@ -20,12 +21,35 @@ _client_ip: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 MASK = "***"
 
 
+def _trusted(address: str) -> bool:
+    from django.conf import settings
+
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in settings.AMI_TRUSTED_PROXIES)
+
+
 def client_ip(request) -> str | None:
-    # The proxy in front (docs/operations.md) sets X-Forwarded-For; the last hop is ours.
-    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-    if forwarded:
-        return forwarded.split(",")[-1].strip() or None
-    return request.META.get("REMOTE_ADDR") or None
+    """The client's address: the peer, unless the peer is a proxy named in
+    `AMI_TRUSTED_PROXIES`; then the nearest X-Forwarded-For hop that is not such a proxy.
+
+    The one answer to "who is this" for the activity log and the sign-in lockout (axes
+    calls it too). A header from anyone else is ignored: a client cannot pick its address.
+    """
+    remote = request.META.get("REMOTE_ADDR") or None
+    if not remote or not _trusted(remote):
+        return remote
+    hops = [h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+    for hop in reversed([h for h in hops if h]):
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:
+            return remote  # a proxy we trust wrote garbage: the proxy is all we know
+        if not _trusted(hop):
+            return hop
+    return remote
 
 
 class AuditContextMiddleware:

@@ -2,8 +2,8 @@
 
 `AMI_WEB_WORKERS` processes (default: the cores), each letting `AMI_WEB_THREADS` requests
 into Django at once (`amisite.webgate`), on `AMI_HOST`:`AMI_PORT`. `make run` and
-production start the web the same way; extra arguments go to uvicorn as they are
-(e.g. `--proxy-headers --forwarded-allow-ips 127.0.0.1`).
+production start the web the same way; extra arguments go to uvicorn as they are.
+Proxy headers are not uvicorn's business here: name the proxies in `AMI_TRUSTED_PROXIES`.
 """
 
 from __future__ import annotations
@@ -35,6 +35,9 @@ def main(argv: list[str]) -> None:
         "--workers", str(workers),
         "--no-access-log",
         "--lifespan", "off",  # Channels' router has no lifespan protocol
+        # The client address is the application's decision (AMI_TRUSTED_PROXIES), never
+        # uvicorn's, which by default believes X-Forwarded-For from loopback.
+        "--no-proxy-headers",
         *argv,
     ]  # fmt: skip
     print(

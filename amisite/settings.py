@@ -1,5 +1,6 @@
 """Settings for the AMI head-end, read only from the environment (see docs/operations.md)."""
 
+import ipaddress
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -118,11 +119,24 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
-# Failed logins are throttled per user name and address.
+# Failed sign-ins are counted per user name across addresses AND per address across user
+# names: either reaching the limit locks (guessing one password each for many users from
+# one address is throttled, and so is rotating addresses against one user).
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=0.25)
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
-AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# The client's address comes from one place (X-Forwarded-For only from AMI_TRUSTED_PROXIES).
+AXES_CLIENT_IP_CALLABLE = "accounts.audit.client_ip"
+# Reverse proxies whose X-Forwarded-For is believed (addresses or networks, comma-separated);
+# empty: nobody's, the peer address is the client.
+AMI_TRUSTED_PROXIES = [
+    ipaddress.ip_network(entry.strip(), strict=False)
+    for entry in env.list("AMI_TRUSTED_PROXIES", default=[])
+    if entry.strip()
+]
+# Not reset by a success: an attacker signing in to its own account between guesses would
+# otherwise clear its address's count. Failures age out after the cool-off.
+AXES_RESET_ON_SUCCESS = False
 AXES_VERBOSE = False
 AXES_LOCKOUT_TEMPLATE = "registration/locked.html"  # in the app's layout, not bare text
 

@@ -82,7 +82,12 @@ def asgi_server(transactional_db):
         port = sock.getsockname()[1]
     server = uvicorn.Server(
         uvicorn.Config(
-            application, host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+            application,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            proxy_headers=False,  # as amisite/serve.py: the application decides
         )
     )
     thread = threading.Thread(target=server.run, daemon=True)

@@ -1,7 +1,13 @@
 """Organisations and users, each confined to the caller's organisation subtree."""
 
+from axes.handlers.proxy import AxesProxyHandler
 from rest_framework import serializers as drf_serializers
-from rest_framework import viewsets
+from rest_framework import status, viewsets
+from rest_framework.authtoken.models import Token
+from rest_framework.authtoken.serializers import AuthTokenSerializer
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from accounts.models import ActivityLog, Organisation, User
 
@@ -55,3 +61,24 @@ class ActivityLogViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self):
         return ActivityLog.objects.restrict(self.request.user, "view")
+
+
+LOCKED = "locked: too many failed sign-ins; try again later"
+
+
+class TokenView(APIView):
+    """POST username and password, get a token; says "locked" while sign-ins are locked."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+    serializer_class = AuthTokenSerializer
+
+    def post(self, request):
+        credentials = {"username": str(request.data.get("username", ""))}
+        django_request = request._request
+        if AxesProxyHandler.is_locked(django_request, credentials):
+            return Response({"detail": LOCKED}, status=status.HTTP_403_FORBIDDEN)
+        serializer = AuthTokenSerializer(data=request.data, context={"request": request})
+        serializer.is_valid(raise_exception=True)
+        token, _ = Token.objects.get_or_create(user=serializer.validated_data["user"])
+        return Response({"token": token.key})

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import models, transaction
+from django.utils.module_loading import import_string
 
 from . import audit, privileges
 from .choices import Outcome
@@ -76,6 +78,28 @@ def record_saved(obj: models.Model, *, acting_user, before: dict | None) -> None
         obj=obj,
         changes=audit.diff(before, audit.snapshot(obj)),
     )
+
+
+def create_organisation(organisation, *, acting_user=None):
+    """Create an organisation (an unsaved `Organisation`) and set it up: every door calls this.
+
+    Setting up is what other apps give a new organisation (its default alarm rules, ...):
+    the functions named in settings' `AMI_ORGANISATION_SETUP`, each called as
+    `step(organisation, acting_user=...)` in the same transaction. They are named in settings,
+    not imported, because accounts depends on no other app. Without an acting user (the demo,
+    a migration) scope is not checked.
+    """
+    with transaction.atomic():
+        if acting_user is None:
+            organisation.save()
+            audit.record(
+                "create", obj=organisation, changes=audit.diff(None, audit.snapshot(organisation))
+            )
+        else:
+            save_object(organisation, acting_user=acting_user)
+        for step in settings.AMI_ORGANISATION_SETUP:
+            import_string(step)(organisation, acting_user=acting_user)
+    return organisation
 
 
 def delete_object(obj: models.Model, *, acting_user) -> None:

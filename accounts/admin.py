@@ -1,9 +1,9 @@
 """Admin pages of the accounts app."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
-from . import privileges
+from . import actions, privileges
 from .admin_base import ScopedModelAdmin
 from .models import ActivityLog, Organisation, User
 
@@ -40,6 +40,15 @@ class UserAdmin(ScopedModelAdmin, DjangoUserAdmin):
 class OrganisationAdmin(ScopedModelAdmin):
     list_display = ("name", "code", "parent")
     search_fields = ("name", "code")
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return super().save_model(request, obj, form, change)
+        try:
+            actions.create_organisation(obj, acting_user=request.user)  # default rules too
+        except actions.OutOfScope as exc:
+            messages.error(request, str(exc))
+            raise
 
 
 @admin.register(ActivityLog)

@@ -320,10 +320,16 @@ AMI_NOTIFY_MAX_ATTEMPTS = env.int("AMI_NOTIFY_MAX_ATTEMPTS", default=5)
 AMI_NOTIFY_RETRY_BASE_S = env.int("AMI_NOTIFY_RETRY_BASE_S", default=30)
 # Customers of affected service points hear of outages only when this is on.
 AMI_NOTIFY_CUSTOMERS_OF_OUTAGES = env.bool("AMI_NOTIFY_CUSTOMERS_OF_OUTAGES", default=False)
+# What a new organisation gets when it is created (accounts.actions.create_organisation).
+AMI_ORGANISATION_SETUP = ("meters.alarm_defaults.install_default_rules",)
+# The other apps' parts of the demo utility (meters/demo.py), in order.
+AMI_DEMO_PARTS = ("collection.demo.load_demo_collection", "vending.demo.load_demo_vending")
 # Derived events: thresholds (meters/alarm_engine.py, "derived events").
 AMI_ALARM_UNREACHABLE_FAILURES = env.int("AMI_ALARM_UNREACHABLE_FAILURES", default=3)
 AMI_ALARM_CLOCK_DRIFT_S = env.float("AMI_ALARM_CLOCK_DRIFT_S", default=60.0)
 AMI_ALARM_ZERO_DAYS = env.int("AMI_ALARM_ZERO_DAYS", default=3)
+# Import this long after a relay disconnection is consumption while disconnected.
+AMI_ALARM_DISCONNECTED_GRACE_S = env.int("AMI_ALARM_DISCONNECTED_GRACE_S", default=1800)
 AMI_ALARM_NOMINAL_V = env.float("AMI_ALARM_NOMINAL_V", default=230.0)
 AMI_ALARM_VOLTAGE_BAND = env.float("AMI_ALARM_VOLTAGE_BAND", default=0.10)
 # Per meter model event codes over the DLMS standard table (meters/events.py), e.g.

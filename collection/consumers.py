@@ -159,7 +159,8 @@ def fleet_snapshot(user) -> dict:
         "outages": None,
     }
     alarm = open_alarm_model()
-    if alarm is not None:
+    may_see_alarms = user.has_perm("meters.view_alarm")
+    if alarm is not None and may_see_alarms:
         model, open_q = alarm
         counts = dict(
             model.objects.restrict(user, "view")
@@ -176,30 +177,16 @@ def fleet_snapshot(user) -> dict:
                 for value, label in sorted(choices, key=lambda c: c[0], reverse=True)
             ],
         }
-    result["outages"] = _open_outages(user)
+    if may_see_alarms:
+        result["outages"] = _open_outages(user)
     return result
 
 
-def _open_outages(user) -> int | None:
-    """Open outages where an outage model exists (another part of the system), else None."""
-    from django.apps import apps
+def _open_outages(user) -> int:
+    """Meters off now (open power-failure alarms below a transformer), in the user's scope."""
+    from meters.alarm_engine import outage_summary
 
-    for label in ("meters.Outage", "loadcontrol.Outage", "collection.Outage"):
-        try:
-            model = apps.get_model(label)
-        except LookupError:
-            continue
-        names = {f.name for f in model._meta.get_fields()}
-        queryset = model.objects.all()
-        if hasattr(queryset, "restrict"):
-            queryset = queryset.restrict(user, "view")
-        else:
-            return None  # not scoped: do not show what we cannot scope
-        for name in ("ended_at", "restored_at", "cleared_at"):
-            if name in names:
-                return queryset.filter(**{f"{name}__isnull": True}).count()
-        return queryset.count()
-    return None
+    return outage_summary(user)["meters_off"]
 
 
 class RunProgressConsumer(JsonConsumer):

@@ -9,6 +9,7 @@ from django.db.models import Max
 
 from meters import alarm_engine
 from meters.choices import ChannelKind
+from meters.events import describe
 from meters.models import Channel
 from meters.store import IntervalReading
 
@@ -49,7 +50,12 @@ def summary(outcome: MeterOutcome) -> dict:
         ]
     if outcome.events:
         data["events"] = [
-            {"timestamp": e.timestamp.isoformat(), "code": e.code, "log": e.log}
+            {
+                "timestamp": e.timestamp.isoformat(),
+                "code": e.code,
+                "log": e.log,
+                "name": describe(e.code, e.log).name,
+            }
             for e in outcome.events[:200]
         ]
     if outcome.instantaneous is not None:

@@ -10,7 +10,15 @@ from .alarms import Alarm, AlarmRule, AlarmSubscription, NotificationDelivery
 
 @admin.register(AlarmRule)
 class AlarmRuleAdmin(ScopedModelAdmin):
-    list_display = ("name", "organisation", "severity", "grid_node", "meter_model", "active")
+    list_display = (
+        "name",
+        "organisation",
+        "severity",
+        "subtree",
+        "grid_node",
+        "meter_model",
+        "active",
+    )
     list_filter = ("severity", "active")
     search_fields = ("name",)
     raw_id_fields = ("grid_node",)

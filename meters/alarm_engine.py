@@ -27,16 +27,18 @@ from . import alarm_actions
 from .alarms import OPEN_STATES, Alarm, AlarmRule
 from .choices import ChannelKind, MeterStatus
 from .events import CLEARS, DERIVED_CODE_OF, DERIVED_LOG, RESTORE_KINDS, EventKind, kind_of
-from .interval_energy import energy_codes
-from .models import GridNode, Meter
+from .interval_energy import energy_codes, energy_series
+from .models import Channel, GridNode, Meter
 from .store import DailyEnergy, EventRecord, RegisterRead, to_decimal
 
 K = EventKind
 
 
 def rule_matches_meter(rule: AlarmRule, meter: Meter) -> bool:
-    """Whether the rule covers this meter: its organisation's subtree, node and model."""
+    """Whether the rule covers this meter: its organisation (and subtree), node and model."""
     if not meter.organisation.path.startswith(rule.organisation.path):
+        return False
+    if not rule.subtree and meter.organisation_id != rule.organisation_id:
         return False
     if rule.grid_node_id is not None:
         point = meter.service_point
@@ -232,8 +234,26 @@ def derive_zero_consumption(*, days: int | None = None, now: datetime) -> list[E
     return _store([_derived(r["meter_id"], K.ZERO_CONSUMPTION, start, days=days) for r in rows])
 
 
+def _used_after(meter_id: int, after: datetime, now: datetime, channel):
+    """(end, energy) of the first import interval ending after `after` (at most two days
+    back) with energy, from the profile, interval or cumulative alike."""
+    if channel is None:
+        return None
+    start = max(after, now - timedelta(days=2))
+    for end, value, _flags in energy_series(meter_id, channel, start, now):
+        if value is not None and value > 0:
+            return end, value
+    return None
+
+
 def derive_consumption_while_disconnected(*, now: datetime) -> list[EventRecord]:
-    """Import recorded on local days wholly after the meter's latest relay disconnection."""
+    """Import recorded after the meter's latest relay disconnection.
+
+    First in the load profile of the last two days: an interval ending more than
+    `AMI_ALARM_DISCONNECTED_GRACE_S` (default 30 minutes) after the disconnection with import
+    above zero, stamped with that interval's end; so it is found on the next read, not the
+    next day. Otherwise by local days wholly after the disconnection day (DailyEnergy).
+    """
     relay = (
         EventRecord.objects.filter(code__in=DISCONNECT_CODES | CONNECT_CODES)
         .exclude(log=DERIVED_LOG)
@@ -243,30 +263,40 @@ def derive_consumption_while_disconnected(*, now: datetime) -> list[EventRecord]
     latest: dict[int, tuple[datetime, int]] = {}
     for meter_id, ts, code in relay:
         latest.setdefault(meter_id, (ts, code))
+    disconnected = {m: ts for m, (ts, code) in latest.items() if code in DISCONNECT_CODES}
+    grace = timedelta(seconds=_setting("AMI_ALARM_DISCONNECTED_GRACE_S", 1800))
+    import_channels = {
+        c.meter_model_id: c
+        for c in Channel.objects.filter(
+            obis__in=IMPORT_PROFILE_OBIS, kind=ChannelKind.PROFILE, profile_column__isnull=False
+        )
+    }
+    models_of = dict(Meter.objects.filter(pk__in=disconnected).values_list("pk", "meter_model_id"))
     zone = ZoneInfo(settings.TIME_ZONE)
     events = []
-    for meter_id, (ts, code) in latest.items():
-        if code not in DISCONNECT_CODES:
-            continue
-        day_after = ts.astimezone(zone).date() + timedelta(days=1)
-        used = (
-            DailyEnergy.objects.filter(
-                meter_id=meter_id,
-                channel__obis__in=IMPORT_PROFILE_OBIS,
-                channel__kind=ChannelKind.PROFILE,
-                day__gte=day_after,
+    for meter_id, ts in disconnected.items():
+        used = _used_after(meter_id, ts + grace, now, import_channels.get(models_of.get(meter_id)))
+        if used is None:
+            day_after = ts.astimezone(zone).date() + timedelta(days=1)
+            day = (
+                DailyEnergy.objects.filter(
+                    meter_id=meter_id,
+                    channel__obis__in=IMPORT_PROFILE_OBIS,
+                    channel__kind=ChannelKind.PROFILE,
+                    day__gte=day_after,
+                )
+                .filter(value__gt=0)
+                .order_by("day")
+                .values_list("day", "value")
+                .first()
             )
-            .filter(value__gt=0)
-            .order_by("day")
-            .values_list("day", "value")
-            .first()
-        )
+            used = (_local_day_start(day[0]), day[1]) if day else None
         if used:
             events.append(
                 _derived(
                     meter_id,
                     K.CONSUMPTION_WHILE_DISCONNECTED,
-                    _local_day_start(used[0]),
+                    used[0],
                     disconnected_at=ts.isoformat(),
                     value=used[1],
                 )

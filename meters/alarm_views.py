@@ -24,7 +24,9 @@ class AlarmListView(ScopedViewMixin, ListView):
     template_name = "meters/alarms.html"
 
     def get_queryset(self):
-        qs = self.scoped_queryset().select_related("meter", "service_point", "acknowledged_by")
+        qs = self.scoped_queryset().select_related(
+            "meter__meter_model", "service_point", "acknowledged_by"
+        )
         state = self.request.GET.get("state", "open")
         if state == "open":
             qs = qs.filter(state__in=OPEN_STATES)

@@ -13,7 +13,7 @@ from django.db.models import Q
 from accounts.models import Organisation
 from accounts.scoping import ScopedQuerySet, scope_q
 
-from .events import EventKind
+from .events import EventKind, describe_alarm_event
 
 __all__ = [
     "Severity",
@@ -96,6 +96,18 @@ class AlarmRule(models.Model):
         default=3600,
         help_text="a repeat after an acknowledgement and this long a pause raises it again",
     )
+    subtree = models.BooleanField(
+        "also sub-organisations",
+        default=True,
+        help_text="raise for the meters of organisations below this one too (default rules: "
+        "each organisation has its own, so they cover its own meters only)",
+    )
+    default_key = models.CharField(
+        max_length=40,
+        blank=True,
+        editable=False,
+        help_text="which default rule this is (meters/alarm_defaults.py); empty: made by hand",
+    )
     active = models.BooleanField(default=True)
 
     objects = ScopedQuerySet.as_manager()
@@ -171,6 +183,11 @@ class Alarm(models.Model):
     @property
     def is_open(self) -> bool:
         return self.state in OPEN_STATES
+
+    @property
+    def last_event(self) -> str:
+        """The latest event's name ("Power down", "Meter cover opened"), not its code."""
+        return describe_alarm_event(self)
 
 
 class AlarmOccurrence(models.Model):

@@ -39,6 +39,7 @@ def alarm_snapshot(alarm) -> dict:
         "id": alarm.pk,
         "kind": alarm.kind,
         "kind_label": alarm.get_kind_display(),
+        "last_event": alarm.last_event,
         "severity": alarm.severity,
         "severity_label": alarm.get_severity_display(),
         "state": alarm.state,

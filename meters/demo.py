@@ -1,16 +1,26 @@
-"""The demo `make run` loads into an empty database: two regions with grids, meters, users."""
+"""The demo `make run` loads into an empty database: two regions with grids, meters, users.
+
+The other apps add their part of the demo utility (read jobs and push keys, vending): the
+functions named in settings' `AMI_DEMO_PARTS`, each called with the `DemoUtility` built here
+(meters depends on none of those apps). Organisations are created through
+`accounts.actions.create_organisation`, so the demo gets the default alarm rules every new
+organisation gets.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db import transaction
+from django.utils.module_loading import import_string
 
 from accounts import roles
+from accounts.actions import create_organisation
 from accounts.models import Organisation, User
 
 from .choices import ChannelKind, MeterStatus, NodeKind
@@ -58,6 +68,20 @@ DEMO_LOGINS = (
     DemoLogin(
         "south-operator", "demo-south-pass", "operator, South region", "south", roles.OPERATOR
     ),
+    DemoLogin(
+        "north-clerk",
+        "demo-north-clerk",
+        "vending clerk, North office: shift open, sell to meter 01900000017",
+        "north",
+        roles.VENDING_CLERK,
+    ),
+    DemoLogin(
+        "south-clerk",
+        "demo-south-clerk",
+        "vending clerk, South office: shift open, sell to meter 01900000256",
+        "south",
+        roles.VENDING_CLERK,
+    ),
 )
 
 # The demo fleet: per region 2 substations x 2 feeders x 2 transformers x 3 service points.
@@ -100,6 +124,16 @@ SIM_FIRST_SERIAL = 90000001
 DEMO_METERS = len(REGIONS) * SUBSTATIONS * FEEDERS * TRANSFORMERS * POINTS
 
 
+@dataclass
+class DemoUtility:
+    """What the demo made, for the other apps' parts (settings.AMI_DEMO_PARTS)."""
+
+    utility: Organisation
+    regions: dict[str, Organisation]  # by code: "north", "south"
+    meter_models: tuple[MeterModel, ...]
+    users: dict[str, User] = field(default_factory=dict)  # by user name
+
+
 def demo_loaded() -> bool:
     """Any organisation means the database is in use (guardian adds an AnonymousUser itself)."""
     return Organisation.objects.exists()
@@ -110,9 +144,9 @@ def simulator_port() -> int:
 
 
 @transaction.atomic
-def load_demo() -> None:
+def load_demo() -> DemoUtility:
     """Create the demo utility; the caller checks that the database is empty first."""
-    utility = Organisation.objects.create(name="Demo Power & Light", code="demo-utility")
+    utility = create_organisation(Organisation(name="Demo Power & Light", code="demo-utility"))
     model = MeterModel.objects.create(
         manufacturer="Simulated",
         name="DLMS-3P",
@@ -135,23 +169,27 @@ def load_demo() -> None:
                 kind=kind,
                 profile_obis=profile,
             )
-    orgs = {}
+    demo = DemoUtility(utility, {}, (model, idis))
     meter_index = 0
     for code, name, letter, lat, lon in REGIONS:
-        org = orgs[code] = Organisation.objects.create(name=name, code=code, parent=utility)
+        org = create_organisation(Organisation(name=name, code=code, parent=utility))
+        demo.regions[code] = org
         meter_index = _demo_grid(org, letter, lat, lon, (model, idis), meter_index)
-        _demo_job(org)
-    User.objects.create_superuser(
+    demo.users["admin"] = User.objects.create_superuser(
         "admin", "admin@example.invalid", "demo-admin-pass", organisation=utility
     )
     for login in DEMO_LOGINS[1:]:
         user = User.objects.create_user(
             login.username,
             password=login.password,
-            organisation=orgs[login.organisation],
+            organisation=demo.regions[login.organisation],
             is_staff=login.staff,
         )
         user.groups.set(Group.objects.filter(name=login.role))
+        demo.users[login.username] = user
+    for part in settings.AMI_DEMO_PARTS:
+        import_string(part)(demo)
+    return demo
 
 
 def _demo_grid(org, letter, lat, lon, models, meter_index) -> int:
@@ -237,20 +275,3 @@ def _demo_grid(org, letter, lat, lon, models, meter_index) -> int:
                         tariff_code="RES-1",
                     )
     return meter_index
-
-
-def _demo_job(org) -> None:
-    """Read the demo fleet every 15 minutes, so the dashboard has live data."""
-    from collection.models import ReadJob
-    from collection.scheduling import sync_schedule
-
-    job = ReadJob.objects.create(
-        name=f"{org.name}: every 15 minutes",
-        organisation=org,
-        items=["clock", "registers", "profile", "events"],
-        crontab="*/15 * * * *",
-        window_minutes=14,
-        retries=1,
-        retry_backoff_s=2,
-    )
-    sync_schedule(job)

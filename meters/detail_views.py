@@ -11,6 +11,7 @@ from django.views.generic import DetailView
 from accounts.mixins import ScopedViewMixin
 
 from .choices import ChannelKind
+from .events import describe
 from .models import Channel, Meter
 from .store import EventRecord, IntervalReading, RegisterRead, to_decimal
 
@@ -63,9 +64,10 @@ class MeterDetailView(ScopedViewMixin, DetailView):
             **self.collection_context(meter),
         )
         events = EventRecord.objects.filter(meter_id=meter.pk).order_by("-ts", "-code")
-        context["events"] = Paginator(events, EVENTS_PER_PAGE).get_page(
-            self.request.GET.get("events_page")
-        )
+        page = Paginator(events, EVENTS_PER_PAGE).get_page(self.request.GET.get("events_page"))
+        for event in page:
+            event.described = describe(event.code, event.log, meter.meter_model)
+        context["events"] = page
         return context
 
     def register_history(self, meter, registers) -> dict:

@@ -17,10 +17,14 @@ they travel the same path (`alarm_engine.evaluate_events`) as the meter's own ev
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from functools import lru_cache
 
 from django.conf import settings
 from django.db import models
+
+from .obis import normalise
 
 DERIVED_LOG = "derived"
 
@@ -126,6 +130,127 @@ CLEARS: dict[str, tuple[str, ...]] = {
 RESTORE_KINDS = frozenset(CLEARS)
 
 
+# What each standard code says, in an operator's words: (name, meaning). The simulated fleet
+# uses these numbers too (collection/simulators/model.py, incidents.py).
+STANDARD_NAMES: dict[int, tuple[str, str]] = {
+    1: ("Power down", "the meter lost its supply (all phases)"),
+    2: ("Power up", "the supply came back"),
+    3: ("Daylight saving time changed", "the clock moved to or from summer time"),
+    4: ("Clock adjusted (old time)", "the clock was set; this entry carries the time before"),
+    5: ("Clock adjusted (new time)", "the clock was set; this entry carries the time after"),
+    6: ("Clock invalid", "the clock lost its time and needs setting"),
+    7: ("Replace battery", "the clock battery is low"),
+    40: ("Terminal cover opened", "the cover over the supply terminals was removed"),
+    41: ("Terminal cover closed", "the terminal cover is back in place"),
+    42: ("Strong magnetic field", "a strong DC field was detected (possible tampering)"),
+    43: ("Magnetic field gone", "the strong DC field is no longer detected"),
+    44: ("Meter cover opened", "the meter's main cover was removed (tampering)"),
+    45: ("Meter cover closed", "the meter's main cover is back in place"),
+    46: ("Authentication failure", "a client failed to authenticate to the meter"),
+    47: ("Decryption failure", "a message could not be deciphered or authenticated"),
+    48: ("Reverse energy flow", "energy flowed from the customer into the grid unexpectedly"),
+    59: ("Manual disconnection", "the relay was opened at the meter"),
+    60: ("Manual connection", "the relay was closed at the meter"),
+    61: ("Remote disconnection", "the relay was opened by a head-end command"),
+    62: ("Remote connection", "the relay was closed by a head-end command"),
+    63: ("Local disconnection", "the meter opened its relay itself (limiter, prepaid credit)"),
+    76: ("Voltage sag", "the phase voltage fell below the lower limit"),
+    77: ("Voltage sag ended", "the phase voltage is back above the lower limit"),
+    78: ("Voltage swell", "the phase voltage rose above the upper limit"),
+    79: ("Voltage swell ended", "the phase voltage is back below the upper limit"),
+    90: ("Missing voltage L1", "phase L1 has no voltage"),
+    91: ("Missing voltage L2", "phase L2 has no voltage"),
+    92: ("Missing voltage L3", "phase L3 has no voltage"),
+    93: ("Phase voltage restored", "the missing phase has voltage again"),
+}
+
+# Alarm register 1 (0.0.97.98.0.255, IDIS): a push reports one event per set bit.
+ALARM_REGISTER_BITS: dict[int, tuple[str, str]] = {
+    0: ("Clock invalid", "the clock lost its time and needs setting"),
+    1: ("Replace battery", "the clock battery is low"),
+    2: ("Power up", "the meter started after a loss of supply"),
+    8: ("Program memory error", "the firmware memory failed its check"),
+    9: ("RAM error", "the working memory failed its check"),
+    10: ("NV memory error", "the data memory failed its check"),
+    11: ("Measurement system error", "the metrology failed its self-test"),
+    12: ("Watchdog error", "the meter restarted after a firmware fault"),
+    13: ("Fraud attempt", "the meter detected tampering"),
+}
+ALARM_REGISTER_KINDS: dict[int, str] = {2: K.POWER_RESTORED}
+
+EVENT_LOG_NAMES = {
+    0: "Standard event log",
+    1: "Fraud detection log",
+    2: "Disconnector control log",
+    3: "M-Bus event log",
+    4: "Power quality log",
+}
+_EVENT_LOG = re.compile(r"^0-0:99\.98\.(\d+)\*255$")
+_ALARM_REGISTER = re.compile(r"^0-0:97\.98\.(\d+)\*255$")
+
+
+@dataclass(frozen=True, slots=True)
+class EventDescription:
+    """What an event is, for people: its name, what it means, and where the meter logged it."""
+
+    name: str
+    meaning: str
+    source: str  # the log's name ("Standard event log", "Alarm register 1", ...)
+    kind: str
+
+
+@lru_cache(maxsize=256)
+def _obis(log: str) -> str:
+    try:
+        return normalise(log)
+    except ValueError:
+        return log or ""
+
+
+def _alarm_register(log: str) -> int | None:
+    found = _ALARM_REGISTER.match(_obis(log))
+    return int(found.group(1)) if found else None
+
+
+def log_name(log: str) -> str:
+    if log == DERIVED_LOG:
+        return "Found by the head-end"
+    found = _EVENT_LOG.match(_obis(log))
+    if found:
+        return EVENT_LOG_NAMES.get(int(found.group(1)), f"Event log {found.group(1)}")
+    register = _alarm_register(log)
+    if register is not None:
+        return f"Alarm register {register + 1}"
+    return log
+
+
+def describe(code: int, log: str = "", meter_model=None) -> EventDescription:
+    """Name and meaning of one event (its code in its log, for the meter's model)."""
+    kind = kind_of(code, log, meter_model)
+    source = log_name(log)
+    if log == DERIVED_LOG:
+        return EventDescription(label(kind), "", source, kind)
+    if _alarm_register(log) == 0 and code in ALARM_REGISTER_BITS:
+        return EventDescription(*ALARM_REGISTER_BITS[code], source, kind)
+    if _alarm_register(log) is not None:
+        return EventDescription(f"Alarm bit {code}", "not named for this register", source, kind)
+    if code in STANDARD_NAMES and codes_for_model(meter_model).get(code) == STANDARD_CODES.get(
+        code
+    ):
+        return EventDescription(*STANDARD_NAMES[code], source, kind)
+    if kind != K.UNKNOWN:
+        return EventDescription(label(kind), f"code {code} of this meter model", source, kind)
+    return EventDescription(f"Event {code}", "not in this meter model's code table", source, kind)
+
+
+def describe_alarm_event(alarm) -> str:
+    """The name of an alarm's latest event (alarms keep its code, not its log)."""
+    if alarm.last_code is None:
+        return ""
+    log = DERIVED_LOG if alarm.last_code in DERIVED_CODES else "0-0:99.98.0*255"
+    return describe(alarm.last_code, log, getattr(alarm.meter, "meter_model", None)).name
+
+
 def model_key(manufacturer: str, name: str) -> str:
     return f"{manufacturer} {name}"
 
@@ -149,9 +274,12 @@ def codes_for_model(meter_model=None) -> dict[int, str]:
 
 
 def kind_of(code: int, log: str = "", meter_model=None) -> str:
-    """The kind of one event: derived codes in their pseudo-log, else the model's table."""
+    """The kind of one event: derived codes in their pseudo-log, alarm-register bits by bit,
+    else the model's table."""
     if log == DERIVED_LOG:
         return DERIVED_CODES.get(code, K.UNKNOWN)
+    if _alarm_register(log) is not None:
+        return ALARM_REGISTER_KINDS.get(code, K.UNKNOWN) if _alarm_register(log) == 0 else K.UNKNOWN
     return codes_for_model(meter_model).get(code, K.UNKNOWN)
 
 

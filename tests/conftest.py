@@ -119,3 +119,14 @@ def _fast_password_hashing(request):
         # Dashboard roll-ups are not cached in tests (tests/dashboard/test_rollup_cache.py
         # turns the cache on): most tests change data and look again at once.
         settings.DASHBOARD_ROLLUP_SECONDS = 0
+
+
+@pytest.fixture
+def eager_celery():
+    """Celery tasks run in the caller, errors raised (modules may define their own)."""
+    from amisite.celery import app
+
+    before = app.conf.task_always_eager, app.conf.task_eager_propagates
+    app.conf.task_always_eager, app.conf.task_eager_propagates = True, True
+    yield
+    app.conf.task_always_eager, app.conf.task_eager_propagates = before

@@ -1,14 +1,17 @@
 """Organisations and users, each confined to the caller's organisation subtree."""
 
 from axes.handlers.proxy import AxesProxyHandler
+from django.db import transaction
 from rest_framework import serializers as drf_serializers
 from rest_framework import status, viewsets
 from rest_framework.authtoken.models import Token
 from rest_framework.authtoken.serializers import AuthTokenSerializer
+from rest_framework.exceptions import PermissionDenied as ApiPermissionDenied
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts import actions
 from accounts.models import ActivityLog, Organisation, User
 
 from .base import ModelPermissions, ScopedModelViewSet
@@ -21,6 +24,16 @@ class OrganisationViewSet(ScopedModelViewSet):
     search_fields = ["name", "code"]
     ordering_fields = ["path", "name", "code"]
     filterset_fields = ["parent"]
+
+    def perform_create(self, serializer):
+        # The one organisation-creating action, so a new one gets its default alarm rules.
+        with transaction.atomic():
+            organisation = Organisation(**serializer.validated_data)
+            try:
+                actions.create_organisation(organisation, acting_user=self.request.user)
+            except actions.OutOfScope as exc:
+                raise ApiPermissionDenied(str(exc)) from None
+            serializer.instance = organisation
 
 
 class UserViewSet(ScopedModelViewSet):

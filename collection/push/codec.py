@@ -37,7 +37,10 @@ SYSTEM_TITLE_LEN = 8
 DEFAULT_MAX_FRAME = 4096  # bytes of APDU per frame: an alarm push is ~40-70 bytes
 
 ALARM_REGISTER_LOG = "0-0:97.98.{n}*255"  # alarm register 1..4 = 0.0.97.98.0..3.255
-EVENT_CODE_LOG = "0-0:96.11.{n}*255"  # event code objects 0.0.96.11.0..9.255
+# The event code object 0.0.96.11.n.255 is the latest entry of event log 0.0.99.98.n.255
+# (standard, fraud detection, disconnector, ...): a pushed code is stored as that log's
+# entry, so the same event read from the log later is the same row, not a second event.
+EVENT_CODE_LOG = "0-0:99.98.{n}*255"
 MAX_ALARM_REGISTERS = 4
 MAX_EVENT_CODES = 10
 
@@ -390,8 +393,9 @@ def events_of(notification: Notification, received_at: datetime) -> list[MeterEv
       (``0-0:97.98.<k-1>*255``, k <= 4): one event per set bit, ``code`` = bit number
       (0 = least significant), ``data`` = (register value,). An alarm register of 0 reports
       nothing.
-    * the k-th ``unsigned``/``long-unsigned`` element is an event code object
-      (``0-0:96.11.<k-1>*255``): one event, ``code`` = the value.
+    * the k-th ``unsigned``/``long-unsigned`` element is an event code object (0.0.96.11.<k-1>,
+      the latest entry of event log ``0-0:99.98.<k-1>*255``, where it is stored): one event,
+      ``code`` = the value.
     * other elements (LDN, date-times, structures) carry no event.
 
     The time of every event is :func:`capture_time`, else ``received_at``.

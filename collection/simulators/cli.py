@@ -12,8 +12,10 @@ import json
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from .dlms_fleet import FAULT_KINDS, DlmsFleet, assign_faults, make_meters
+from .incidents import demo_fleet
 
 HOST = "127.0.0.1"
 
@@ -38,7 +40,27 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="every N-th meter (N, 2N, ...) has an IDIS-style cumulative load profile",
     )
+    p.add_argument(
+        "--scenario",
+        choices=["none", "demo"],
+        default="none",
+        help="demo: make run's scripted incidents (power failures, cover opened, ...; "
+        "see incidents.py), pushed to --push-to as they happen",
+    )
+    p.add_argument(
+        "--scenario-anchor",
+        type=_aware,
+        default=None,
+        help="ISO time the incident timetable counts from (default: the start)",
+    )
     return p
+
+
+def _aware(text: str) -> datetime:
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError("give a time zone, e.g. 2026-01-01T00:00:00+00:00")
+    return value.astimezone(UTC)
 
 
 def manifest(fleet: DlmsFleet) -> list[dict]:
@@ -61,6 +83,7 @@ def manifest(fleet: DlmsFleet) -> list[dict]:
                 "system_title": m.system_title.hex(),
                 "fault": m.fault.kind if m.fault else None,
                 "profile_style": m.profile_style,
+                "scripted": m.script is not None,
             }
         )
     return out
@@ -71,7 +94,11 @@ async def run(args: argparse.Namespace, stop: asyncio.Event | None = None) -> No
     for k in kinds:
         if k not in FAULT_KINDS:
             raise SystemExit(f"unknown fault {k!r}; choose from {', '.join(FAULT_KINDS)}")
-    meters = make_meters(args.count, first_serial=args.first_serial)
+    if args.scenario == "demo":
+        anchor = args.scenario_anchor or datetime.now(UTC).replace(microsecond=0)
+        meters = demo_fleet(args.count, anchor, first_serial=args.first_serial).meters
+    else:
+        meters = make_meters(args.count, first_serial=args.first_serial)
     if args.cumulative_every > 0:
         for i, meter in enumerate(meters, start=1):
             if i % args.cumulative_every == 0:
@@ -92,7 +119,8 @@ async def run(args: argparse.Namespace, stop: asyncio.Event | None = None) -> No
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    async with fleet:
+    await fleet.start(push_incidents=args.scenario != "none")
+    try:
         if args.per_meter_ports:
             for m in meters:
                 a = fleet.address_of(m.serial)
@@ -106,8 +134,12 @@ async def run(args: argparse.Namespace, stop: asyncio.Event | None = None) -> No
         if args.manifest:
             with open(args.manifest, "w") as f:
                 json.dump(manifest(fleet), f, indent=1)
+        if args.scenario != "none":
+            print(f"scenario {args.scenario}: incidents pushed to {args.push_to or 'nowhere'}")
         sys.stdout.flush()
         await stop.wait()
+    finally:
+        await fleet.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

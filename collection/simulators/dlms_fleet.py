@@ -28,7 +28,7 @@ import socket
 import struct
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 from .dlms import apdu as A
@@ -70,6 +70,8 @@ __all__ = [
 ]
 
 HDLC_PHYSICAL_ADDRESS = 17  # advertised lower HDLC address (any value is accepted)
+PUSH_ATTEMPTS = 25  # a scripted push the head-end does not take is tried this often,
+PUSH_RETRY_DELAY_S = 5.0  # this far apart (a listener still starting, restarting)
 
 
 class MeterAddress(NamedTuple):
@@ -125,16 +127,20 @@ def build_push_apdu(
     *,
     alarm: int,
     ciphered: bool = False,
+    event_code: int | None = None,
 ) -> bytes:
     """DataNotification of the push setup objects (LDN, alarm register 1, clock).
 
+    With `event_code`, the event code object of the standard event log (0.0.96.11.0.255,
+    unsigned) goes before the clock: an event pushed as it happens, `when` being its time.
     Ciphered: general-glo-ciphering with the meter's system title, SC 0x30 and a fresh
     server invocation counter.
     """
     state.alarm = alarm
-    body = axdr.structure(
-        axdr.octets(b"SIM" + meter.serial.encode()), axdr.u32(alarm), axdr.dt_octets(when)
-    )
+    values = [axdr.octets(b"SIM" + meter.serial.encode()), axdr.u32(alarm)]
+    if event_code is not None:
+        values.append(axdr.u8(event_code))
+    body = axdr.structure(*values, axdr.dt_octets(when))
     notification = A.data_notification(state.sessions & 0x7FFFFFFF, axdr.datetime_bytes(when), body)
     if not ciphered:
         return notification
@@ -157,11 +163,14 @@ async def push_alarm(
     source_wport: int = 1,
     destination_wport: int = 1,
     timeout: float = 10.0,
+    event_code: int | None = None,
 ) -> bytes:
     """Send one WRAPPER-framed DataNotification to ``host:port``; return the frame sent."""
     state = state if state is not None else MeterState()
     when = now or datetime.now(UTC)
-    apdu = build_push_apdu(meter, state, when, alarm=alarm, ciphered=ciphered)
+    apdu = build_push_apdu(
+        meter, state, when, alarm=alarm, ciphered=ciphered, event_code=event_code
+    )
     frame = wrap(source_wport, destination_wport, apdu)
     _reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
     try:
@@ -224,6 +233,10 @@ class DlmsFleet:
         self._tasks: set[asyncio.Task] = set()  # connection handlers
         self._push_tasks: set[asyncio.Task] = set()
         self.pushed: list[tuple[str, bytes]] = []  # (serial, frame) sent by push setup
+        self.push_failures = 0  # scripted pushes the head-end did not take (logged)
+        self._pushed_until: datetime | None = None  # scripted incidents pushed up to here
+        self._unsent: list[tuple] = []  # (time, meter index, code, attempts, next try)
+        self._incident_loop: asyncio.Task | None = None
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -234,7 +247,12 @@ class DlmsFleet:
     async def __aexit__(self, *exc) -> None:
         await self.close()
 
-    async def start(self) -> None:
+    async def start(self, *, push_incidents: bool = False) -> None:
+        """Listen; with `push_incidents` (and `push_to`), push scripted incidents as they happen
+        (tests leave it off and call `push_due` themselves)."""
+        self._pushed_until = self.now()
+        if push_incidents and self.push_to:
+            self._incident_loop = asyncio.get_running_loop().create_task(self._push_incidents())
         if self.per_meter_ports:
             _raise_fd_limit(len(self.meters) + 256)
             for i in range(len(self.meters)):
@@ -253,6 +271,10 @@ class DlmsFleet:
 
     async def close(self) -> None:
         """Stop listening, drop every open connection (quietly) and let pushes finish."""
+        if self._incident_loop is not None:
+            self._incident_loop.cancel()
+            await asyncio.gather(self._incident_loop, return_exceptions=True)
+            self._incident_loop = None
         for srv in self._servers:
             srv.close()
         for c in list(self._conns):
@@ -309,13 +331,22 @@ class DlmsFleet:
     def _state(self, i: int) -> MeterState:
         st = self.states.get(i)
         if st is None:
-            st = self.states[i] = MeterState()
+            script = self.meters[i].script
+            relay = 1 if script is None or script.relay_connected else 0
+            st = self.states[i] = MeterState(control_state=relay)
         return st
 
     # --- push ------------------------------------------------------------------------------
 
     async def push_alarm(
-        self, serial: str, *, alarm: int = 1, destination: str | None = None, ciphered=False
+        self,
+        serial: str,
+        *,
+        alarm: int = 1,
+        destination: str | None = None,
+        ciphered=False,
+        event_code: int | None = None,
+        when: datetime | None = None,
     ) -> bytes:
         """Push a DataNotification (alarm) from ``serial`` to ``destination`` ("host:port"),
         default: the meter's push setup destination, else the fleet's ``push_to``."""
@@ -333,11 +364,49 @@ class DlmsFleet:
             alarm=alarm,
             ciphered=ciphered,
             state=st,
-            now=self.now(),
+            now=when or self.now(),
             source_wport=addr,
+            event_code=event_code,
         )
         self.pushed.append((serial, frame))
         return frame
+
+    async def push_due(self) -> list[tuple[str, datetime, int]]:
+        """Push every scripted incident that happened since the last call (or the start), as
+        the meter would: ciphered, carrying the event code and the event's time. Returns
+        ``(serial, time, code)`` of the events pushed. A push the head-end does not take is
+        tried again `PUSH_RETRY_DELAY_S` later, up to `PUSH_ATTEMPTS` times (the push
+        setup's number of retries and repetition delay), then counted in `push_failures`."""
+        until = self.now()
+        after, self._pushed_until = self._pushed_until or until, until
+        due = [
+            (at, i, code, 0)
+            for i, meter in enumerate(self.meters)
+            if meter.script is not None
+            for at, code in meter.script.pushes(after, until)
+        ]
+        retry = [u for u in self._unsent if u[4] <= until]
+        self._unsent = [u for u in self._unsent if u[4] > until]
+        sent = []
+        for at, i, code, attempts, *_ in sorted(retry + due):
+            serial = self.meters[i].serial
+            try:
+                await self.push_alarm(serial, alarm=0, ciphered=True, event_code=code, when=at)
+            except (OSError, TimeoutError) as exc:
+                if attempts + 1 >= PUSH_ATTEMPTS:
+                    self.push_failures += 1
+                    print(f"push of event {code} from {serial} given up: {exc}", flush=True)
+                else:
+                    later = until + timedelta(seconds=PUSH_RETRY_DELAY_S)
+                    self._unsent.append((at, i, code, attempts + 1, later))
+                continue
+            sent.append((serial, at, code))
+        return sent
+
+    async def _push_incidents(self, poll_s: float = 1.0) -> None:
+        while True:
+            await asyncio.sleep(poll_s)
+            await self.push_due()
 
     def _push_from_meter(self, i: int) -> Callable[[], None]:
         def trigger() -> None:

@@ -35,6 +35,7 @@ from .serializers import ModelCleanMixin
 class AlarmSerializer(serializers.ModelSerializer):
     meter_serial = serializers.CharField(source="meter.serial", read_only=True)
     kind_label = serializers.CharField(source="get_kind_display", read_only=True)
+    last_event = serializers.CharField(read_only=True, help_text="the latest event's name")
     acknowledged_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     cleared_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
 
@@ -55,6 +56,7 @@ class AlarmSerializer(serializers.ModelSerializer):
             "first_event_at",
             "last_event_at",
             "last_code",
+            "last_event",
             "raised_at",
             "acknowledged_at",
             "acknowledged_by",
@@ -126,7 +128,7 @@ class AlarmViewSet(viewsets.ReadOnlyModelViewSet):
     def get_queryset(self):
         return (
             Alarm.objects.restrict(self.request.user, "view")
-            .select_related("meter", "acknowledged_by", "cleared_by")
+            .select_related("meter__meter_model", "acknowledged_by", "cleared_by")
             .order_by("-last_event_at", "-pk")
         )
 
@@ -192,8 +194,11 @@ class AlarmRuleSerializer(ModelCleanMixin, serializers.ModelSerializer):
             "meter_model",
             "severity",
             "dedup_window_s",
+            "subtree",
+            "default_key",
             "active",
         ]
+        read_only_fields = ["default_key"]
 
 
 class AlarmRuleViewSet(ScopedModelViewSet):

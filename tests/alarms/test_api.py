@@ -8,7 +8,9 @@ from django.test import Client
 from accounts.models import ActivityLog
 from meters.alarm_engine import evaluate_events
 from meters.alarms import AlarmState, DeliveryChannel, NotificationDelivery
+from meters.events import EventKind, describe
 from tests.alarms.helpers import (
+    COVER,
     MAGNET,
     POWER_DOWN,
     T0,
@@ -168,3 +170,13 @@ def test_subscription_made_in_the_admin_is_your_own(world):
     sub = AlarmSubscription.objects.get()
     assert sub.user == world.admin_a
     assert ActivityLog.objects.filter(action="create", object_id=str(sub.pk)).count() == 1
+
+
+def test_alarms_name_their_latest_event(world):
+    make_rule(world.org_a, kinds=[EventKind.COVER_OPEN, EventKind.TERMINAL_COVER_OPEN])
+    raise_alarm(world.grid_a.meters[0], COVER)
+    (row,) = client_for(world.operator_a).get("/api/alarms/").json()["results"]
+    assert row["last_event"] == describe(COVER, "0-0:99.98.0*255").name
+    page = Client()
+    page.force_login(world.operator_a)
+    assert f"last: {row['last_event']}" in page.get("/alarms/").content.decode()

@@ -57,3 +57,42 @@ def test_per_model_codes_extend_the_standard_table(settings, world):
             kind_of(7, meter_model=model)
     finally:
         events.clear_cache()
+
+
+def test_events_have_names_and_meanings_in_each_log():
+    from meters.events import describe
+
+    down = describe(1, "0-0:99.98.0*255")
+    assert (down.name, down.source, down.kind) == (
+        "Power down",
+        "Standard event log",
+        EventKind.POWER_FAILURE,
+    )
+    assert down.meaning  # says what happened, not only the code
+    assert describe(2, "0.0.99.98.0.255").name == "Power up"  # dotted logs too
+    assert describe(44, "0-0:99.98.1*255").source == "Fraud detection log"
+    assert describe(44, "0-0:99.98.0*255").name == "Meter cover opened"
+    # Alarm-register bits are not event codes: bit 1 is "replace battery", not a failure.
+    battery = describe(1, "0-0:97.98.0*255")
+    assert (battery.name, battery.source, battery.kind) == (
+        "Replace battery",
+        "Alarm register 1",
+        EventKind.UNKNOWN,
+    )
+    assert kind_of(2, "0-0:97.98.0*255") == EventKind.POWER_RESTORED  # bit 2: power up
+    code = events.DERIVED_CODE_OF[EventKind.CLOCK_DRIFT]
+    assert describe(code, DERIVED_LOG).name == "Clock drift over limit"
+    assert describe(12345, "0-0:99.98.0*255").name == "Event 12345"
+
+
+@pytest.mark.django_db
+def test_per_model_codes_are_named_by_their_kind(settings, world):
+    from meters.events import describe
+
+    model = world.meter_model
+    settings.AMI_EVENT_CODES = {f"{model.manufacturer} {model.name}": {"201": "cover_open"}}
+    events.clear_cache()
+    try:
+        assert describe(201, "0-0:99.98.0*255", model).name == "Meter cover opened"
+    finally:
+        events.clear_cache()

@@ -223,6 +223,12 @@ def test_register_history_last_reads_and_events(world, meter):
     assert len(context["register_history"]) == DAYS + 1
     events = context["events"]
     assert len(events) == 20 and events[0].ts == stamps[-1]  # newest first
+    # Events by name and meaning, not "0-0:99.98.0*255 | 40".
+    html = page.content.decode()
+    for name in ("Terminal cover opened", "Terminal cover closed", "Strong magnetic field"):
+        assert f"<strong>{name}</strong>" in html
+    assert "Standard event log · code 40" in html
+    assert "<td>0-0:99.98.0*255</td>" not in html
     assert (
         list(client.get(f"/meters/{meter.serial}/", {"events_page": 2}).context["events"])[-1].ts
         == stamps[0]

@@ -6,7 +6,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from accounts.models import User
-from meters.demo import load_demo
+from meters.demo import DEMO_LOGINS, load_demo
 from meters.models import Meter
 
 pytestmark = pytest.mark.django_db
@@ -85,3 +85,81 @@ def test_demo_offers_both_profile_styles_in_step_with_the_simulator():
     }
     assert sorted(styles) == list(range(CUMULATIVE_EVERY, 49, CUMULATIVE_EVERY))
     assert {c.accumulation for c in styles.values()} == {"cumulative"}
+
+
+def test_clerks_sell_a_token_at_once_on_the_page_and_through_the_api():
+    """Right after the demo load the clerk's shift is open: sign in, sell, get a token."""
+    from vending.demo import demo_meter_number
+    from vending.models import PrepaidAccount, Sale, Shift
+
+    load_demo()
+    for region in ("north", "south"):
+        login = next(x for x in DEMO_LOGINS if x.username == f"{region}-clerk")
+        clerk = User.objects.get(username=login.username)
+        assert Shift.objects.filter(clerk=clerk, status="open").exists()
+        assert Sale.objects.filter(sold_by=clerk).count() == 3  # the demo's past sales
+        account = PrepaidAccount.objects.filter(organisation=clerk.organisation).first()
+        assert account.meter_number == demo_meter_number(account.meter.serial)
+        assert f"sell to meter {account.meter_number}" in login.what  # printed at start
+
+        web = Client()
+        assert web.post("/login/", {"username": login.username, "password": login.password})[
+            "Location"
+        ]
+        counter = web.get("/vending/")
+        assert counter.status_code == 200 and b'id="sell-form"' in counter.content
+        sold = web.post(
+            "/vending/counter/sell/", {"meter_number": account.meter_number, "amount": "100.00"}
+        )
+        sale = Sale.objects.filter(sold_by=clerk).order_by("-created_at", "-pk").first()
+        assert sold["Location"] == f"/vending/sales/{sale.reference}/"
+        assert len(sale.credit_token.digits) == 20 and sale.energy_kwh > 0
+
+        api = APIClient()
+        api.force_authenticate(clerk)
+        answer = api.post(
+            "/api/vending/sales/", {"account": account.pk, "amount": "40.00"}, format="json"
+        )
+        assert answer.status_code == 201, answer.content
+        assert len(answer.json()["token"]["digits"].replace(" ", "")) == 20
+
+
+def test_every_demo_organisation_has_the_default_alarm_rules():
+    from accounts.models import Organisation
+    from meters.alarm_defaults import DEFAULT_RULES
+    from meters.alarms import AlarmRule
+
+    load_demo()
+    wanted = {rule.key for rule in DEFAULT_RULES}
+    for org in Organisation.objects.all():
+        rules = AlarmRule.objects.filter(organisation=org)
+        assert set(rules.values_list("default_key", flat=True)) == wanted
+        assert not rules.filter(subtree=True).exists()  # own meters only: never doubled
+
+
+def test_alarms_outages_and_vending_are_in_the_navigation_of_those_who_may_use_them():
+    load_demo()
+    expected = {
+        "north-operator": {"Alarms", "Outages", "Vending"},
+        "north-analyst": {"Alarms", "Outages", "Vending"},
+        "north-clerk": {"Vending"},
+        "admin": {"Alarms", "Outages", "Vending"},
+    }
+    links = {
+        "Alarms": 'href="/alarms/"',
+        "Outages": 'href="/alarms/outages/"',
+        "Vending": 'href="/vending/"',
+    }
+    for username, shown in expected.items():
+        login = next(x for x in DEMO_LOGINS if x.username == username)
+        web = Client()
+        web.post("/login/", {"username": username, "password": login.password})
+        home = web.get("/").content.decode()
+        nav = home.split('<nav class="mainnav"')[1].split("</nav>")[0]
+        for name, href in links.items():
+            assert (href in nav) == (name in shown), (username, name)
+            if name in shown:
+                assert web.get(href.split('"')[1]).status_code == 200
+        body = home.split("</nav>")[1]
+        assert (links["Alarms"] in body) == ("Alarms" in shown), username
+        assert ('href="/vending/"' in body) == ("Vending" in shown), username

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from ..incidents import Script
 
 FaultKind = Literal["timeout", "late", "reset", "corrupt", "clock", "short-list"]
 ProfileStyle = Literal["interval", "cumulative"]
@@ -80,6 +83,7 @@ class SimulatedMeter:
     # channels (x.29.0); "cumulative" = the registers 1.8.0 and 2.8.0 (IDIS style).
     profile_style: ProfileStyle = "interval"
     event_log_entries: int = 500  # event log depth (attr 8)
+    script: Script | None = None  # scripted incidents (incidents.py) on top of the model's
 
     def __post_init__(self) -> None:
         if not self.auth_key:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from .. import model
+from ..incidents import with_script
 from . import axdr
 from .apdu import (
     DAR_OBJECT_UNAVAILABLE,
@@ -416,20 +417,29 @@ class EventLog(ProfileGeneric):
         return ctx.meter.event_log_entries
 
     def _kept(self, ctx: Ctx) -> list[tuple[datetime, int]]:
-        return model.events(ctx.meter.serial, model.EPOCH, ctx.now)[-self.depth(ctx) :]
+        return meter_events(ctx, model.EPOCH, ctx.now)[-self.depth(ctx) :]
+
+    def _total(self, ctx: Ctx) -> int:
+        scripted = len(ctx.meter.script.events(model.EPOCH, ctx.now)) if ctx.meter.script else 0
+        return model.event_count(ctx.meter.serial, ctx.now) + scripted
 
     def count(self, ctx: Ctx) -> int:
-        return min(model.event_count(ctx.meter.serial, ctx.now), self.depth(ctx))
+        return min(self._total(ctx), self.depth(ctx))
 
     def rows_by_index(self, ctx: Ctx, first: int, last: int) -> list[tuple[bytes, ...]]:
         return self._rows(self._kept(ctx)[max(first, 0) : last + 1])
 
     def rows_by_time(self, ctx: Ctx, start: datetime, end: datetime) -> list[tuple[bytes, ...]]:
-        evs = model.events(ctx.meter.serial, start, end)
-        if evs and model.event_count(ctx.meter.serial, ctx.now) > self.depth(ctx):
+        evs = meter_events(ctx, start, end)
+        if evs and self._total(ctx) > self.depth(ctx):
             oldest = self._kept(ctx)[0]
             evs = [e for e in evs if e >= oldest]
         return self._rows(evs)
+
+
+def meter_events(ctx: Ctx, start: datetime, end: datetime) -> list[tuple[datetime, int]]:
+    """The event log: the model's events and the meter's scripted incidents, in time order."""
+    return with_script(model.events(ctx.meter.serial, start, end), ctx.meter.script, start, end)
 
 
 # --- disconnect control, activity calendar, push setup --------------------------------------
@@ -639,7 +649,7 @@ def _inst(obis: str) -> Callable[[Ctx], bytes]:
 
 
 def _last_event(ctx: Ctx) -> bytes:
-    evs = model.events(ctx.meter.serial, ctx.now - timedelta(days=400), ctx.now)
+    evs = meter_events(ctx, ctx.now - timedelta(days=400), ctx.now)
     return axdr.u8(evs[-1][1] if evs else 0)
 
 

@@ -2,7 +2,9 @@
 
 from django.core.management.base import BaseCommand
 
+from accounts.models import User
 from meters.demo import DEMO_LOGINS, demo_loaded, load_demo
+from meters.models import Meter
 
 
 class Command(BaseCommand):
@@ -17,11 +19,12 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
-        if demo_loaded():
-            self.stdout.write("[ami] database already has data: demo not reloaded")
-        else:
+        fresh = not demo_loaded()
+        if fresh:
             load_demo()
             self.stdout.write("[ami] demo loaded")
+        else:
+            self.stdout.write("[ami] database already has data: demo not reloaded")
         if options["read_now"]:
             from collection import actions
             from collection.models import ReadJob
@@ -29,6 +32,14 @@ class Command(BaseCommand):
             # The first read, or the one an earlier start did not finish (it died half way).
             if actions.resume_reads(ReadJob.objects.all()):
                 self.stdout.write("[ami] first reads of the demo fleet queued")
+            if fresh:
+                # A command a newcomer can open at once: an on-demand read (clock, voltages
+                # and currents, the relay) of the first meter, as an operator would ask.
+                first = Meter.objects.order_by("serial").first()
+                operator = User.objects.get(username="north-operator")
+                actions.request_on_demand_read(
+                    first, ["clock", "instantaneous", "relay"], acting_user=operator
+                )
         self.stdout.write("[ami] demo logins (user / password):")
         for login in DEMO_LOGINS:
             self.stdout.write(f"[ami]   {login.username:16} {login.password:18} {login.what}")

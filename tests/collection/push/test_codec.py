@@ -101,7 +101,9 @@ def test_dlms_cosem_data_notification_is_understood():
     note = parse_notification(apdu)
     assert note.logical_device_name == b"SIM90000001"
     (event,) = events_of(note, NOW)
-    assert (event.log, event.code) == ("0-0:96.11.0*255", 7)
+    # An event code object's value is the standard event log's entry (the same row a read
+    # of the log gives), not an event of a log of its own.
+    assert (event.log, event.code) == ("0-0:99.98.0*255", 7)
 
 
 def test_not_a_push_is_unsupported():

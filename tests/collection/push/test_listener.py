@@ -35,16 +35,6 @@ ALARM_LOG = "0-0:97.98.0*255"
 SIM = make_meters(4)  # 0, 1: high security; 2: no security; 3: not in the registry
 
 
-@pytest.fixture
-def eager_celery():
-    from amisite.celery import app
-
-    before = app.conf.task_always_eager, app.conf.task_eager_propagates
-    app.conf.task_always_eager, app.conf.task_eager_propagates = True, True
-    yield
-    app.conf.task_always_eager, app.conf.task_eager_propagates = before
-
-
 def register(world, sim, security=Security.HIGH, **extra) -> Meter:
     fields = {
         "serial": sim.serial,
@@ -73,7 +63,7 @@ def registry(world):
 class Harness:
     """A PushServer and a DlmsFleet on one event loop in a background thread."""
 
-    def __init__(self, meters, **server_options) -> None:
+    def __init__(self, meters, now=lambda: NOW, **server_options) -> None:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
@@ -84,7 +74,7 @@ class Harness:
         self.server = PushServer(directory, self.sink, **options)
         self.run(directory.preload())  # as listen_push does at start
         self.host, self.port = self.run(self.server.start("127.0.0.1", 0))
-        self.fleet = DlmsFleet(meters, now=lambda: NOW, push_to=f"{self.host}:{self.port}")
+        self.fleet = DlmsFleet(meters, now=now, push_to=f"{self.host}:{self.port}")
         self.run(self.fleet.start())
 
     def run(self, coro, timeout=20):

@@ -17,7 +17,7 @@ def install_defaults(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("accounts", "0003_user_ordering"),
-        ("meters", "0004_trigram_search_indexes"),
+        ("meters", "0005_remember_get_with_list_per_meter_model"),
     ]
 
     operations = [

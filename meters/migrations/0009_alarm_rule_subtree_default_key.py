@@ -17,7 +17,7 @@ def install_defaults(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("accounts", "0003_user_ordering"),
-        ("meters", "0005_remember_get_with_list_per_meter_model"),
+        ("meters", "0008_alarm_kind_system_title_mismatch"),
     ]
 
     operations = [

@@ -7,6 +7,8 @@ class AccountsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
+        import amisite.checks  # noqa: F401 (registers the project's own system checks)
+
         from . import audit, roles
 
         # Roles need every app's permissions, which exist only after migrate.

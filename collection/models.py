@@ -183,6 +183,10 @@ class CommStatus(models.Model):
     objects = ScopedQuerySet.as_manager()
     scope_field = "meter__organisation"
 
+    class Meta:
+        verbose_name = "communication status"
+        verbose_name_plural = "communication statuses"
+
     def __str__(self) -> str:
         return f"{self.meter}: {'unreachable' if self.unreachable else 'reachable'}"
 

@@ -135,7 +135,7 @@ class DemoUtility:
 
 
 def demo_loaded() -> bool:
-    """Any organisation means the database is in use (guardian adds an AnonymousUser itself)."""
+    """Any organisation means the database is in use."""
     return Organisation.objects.exists()
 
 

@@ -207,6 +207,7 @@ class DailyEnergy(_Reading):
     estimated = models.SmallIntegerField(default=0, help_text="of which estimated")
 
     class Meta:
+        verbose_name_plural = "daily energy"
         indexes = [models.Index(fields=["day", "channel"], name="daily_energy_day")]
 
     def __str__(self) -> str:

@@ -194,41 +194,51 @@ class _Planner:
         return found
 
     def _row(self, record: Record, serial: str, existing, errors: list[str]):
+        """The row's meter, planned; every error of the row is in `errors` (then _RowFailed).
+
+        Checking goes on past the first problem, on the cells that could be read, so a row
+        with several mistakes reports them all at once."""
         values: dict[str, Any] = {}
+        faulty: set[str] = set()  # columns already reported
         for name, raw in record.values.items():
             try:
                 values[name] = parse_cell(BY_NAME[name], raw)
             except CellError as exc:
                 errors.append(f"{name}: {exc}")
+                faulty.add(name)
         for name in ("serial", "manufacturer", "model"):
             if name in values and not values[name]:
                 errors.append(f"{name}: a value is required")
-        if errors:
-            raise _RowFailed
-        if serial in existing:
-            meter = existing[serial]
-            if meter is None:
-                errors.append(f"unknown meter {serial!r} (not within your organisation's scope)")
-                raise _RowFailed
-            before = audit.snapshot(meter)
-        else:
-            if not self.can_add:
-                errors.append("you may not add meters")
-                raise _RowFailed
-            meter, before = Meter(serial=serial), None
+                faulty.add(name)
+        meter, before = self._target(serial, existing, errors)
         secrets_changed = self._apply(meter, values, before is None, errors)
-        if errors:
-            raise _RowFailed
+        exclude = FK_FIELDS + [BY_NAME[name].field for name in faulty if BY_NAME[name].field]
         try:
-            meter.full_clean(exclude=FK_FIELDS, validate_unique=False)
+            meter.full_clean(exclude=exclude, validate_unique=False)
         except ValidationError as exc:
             for name, messages in exc.message_dict.items():
                 column = FIELD_TO_COLUMN.get(name, name)
                 prefix = "" if column == "__all__" else f"{column}: "
                 errors.extend(prefix + message for message in messages)
-            raise _RowFailed from None
+        if errors:
+            raise _RowFailed
         changed = before is None or secrets_changed or audit.snapshot(meter) != before
         return meter, before, changed
+
+    def _target(self, serial: str, existing, errors: list[str]) -> tuple[Meter, Any]:
+        """The meter the row updates (with its audit 'before') or a new one (before None).
+
+        When the row may not be applied, a fresh meter still takes its values, so that the
+        rest of the row is checked too."""
+        if serial in existing:
+            meter = existing[serial]
+            if meter is None:
+                errors.append(f"unknown meter {serial!r} (not within your organisation's scope)")
+                return Meter(serial=serial), None
+            return meter, audit.snapshot(meter)
+        if not self.can_add:
+            errors.append("you may not add meters")
+        return Meter(serial=serial), None
 
     def _apply(self, meter: Meter, values: dict[str, Any], new: bool, errors: list[str]) -> bool:
         """Set the row's values on `meter`; returns whether a secret changed."""
@@ -245,18 +255,19 @@ class _Planner:
             if value is None or (value == "" and not column.model_field().blank):
                 value = default_for(column)
             setattr(meter, column.field, value)
-        # The meter model.
-        key = (values["manufacturer"], values["model"])
-        if key not in self.models:
-            self.models[key] = (
-                MeterModel.objects.restrict(self.user, "view")
-                .filter(manufacturer=key[0], name=key[1])
-                .first()
-            )
-        if self.models[key] is None:
-            errors.append(f"unknown meter model {key[0]!r} {key[1]!r}")
-        else:
-            meter.meter_model = self.models[key]
+        # The meter model (a missing name is reported already).
+        key = (values.get("manufacturer"), values.get("model"))
+        if all(key):
+            if key not in self.models:
+                self.models[key] = (
+                    MeterModel.objects.restrict(self.user, "view")
+                    .filter(manufacturer=key[0], name=key[1])
+                    .first()
+                )
+            if self.models[key] is None:
+                errors.append(f"unknown meter model {key[0]!r} {key[1]!r}")
+            else:
+                meter.meter_model = self.models[key]
         # Where it serves, and so its organisation.
         if "service_point" in values:
             code = values["service_point"]

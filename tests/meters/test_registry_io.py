@@ -242,7 +242,10 @@ def test_engineer_b_cannot_touch_org_a(world):
     result = run_import(
         world.engineer_b, "serial,manufacturer,model,organisation\nNEW-B,Acme,AM550,north\n"
     )
-    assert [e.message for e in result.errors] == ["unknown organisation 'north'"]
+    assert [e.message for e in result.errors] == [
+        "unknown organisation 'north'",
+        "host: A TCP connection needs a host and a port.",  # every error of the row
+    ]
     assert state() == before
 
 
@@ -402,7 +405,8 @@ def test_xml_errors_name_element_and_line(world):
         "<status>gone</status></meter>\n</meters>\n"
     )
     result = run_import(world.engineer_a, text, "xml")
-    assert [(e.line, e.where) for e in result.errors] == [(4, "meter #2 (line 4)")]
+    assert {(e.line, e.where) for e in result.errors} == {(4, "meter #2 (line 4)")}
+    assert [e.message.split(":")[0] for e in result.errors] == ["status", "host"]
     assert not Meter.objects.filter(serial="X1").exists()
     result = run_import(world.engineer_a, "<meters><meter><colour/></meter></meters>", "xml")
     assert "unknown element <colour>" in result.errors[0].message
@@ -423,3 +427,22 @@ def test_size_and_row_limits(world, settings):
     result = run_import(world.engineer_a, text)
     assert "more than 2 meters" in result.errors[0].message
     assert state() == before
+
+
+def test_a_row_reports_every_error_it_has(world):
+    """A bad status, an unknown service point, phases 7, latitude 123.5 and port 99999 in one
+    row: five errors at once, not the first one only."""
+    result = run_import(
+        world.engineer_a,
+        f"{HEADER},phases,latitude\nNEW-1,Acme,AM550,NA-SP9,nope,10.0.0.9,99999,7,123.5\n",
+    )
+    messages = sorted(e.message for e in result.errors)
+    assert [m.split(":")[0] for m in messages] == [
+        "latitude",
+        "phases",
+        "port",
+        "status",
+        "unknown service point 'NA-SP9'",
+    ], messages
+    assert {e.line for e in result.errors} == {2}
+    assert not Meter.objects.filter(serial="NEW-1").exists()

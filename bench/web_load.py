@@ -17,7 +17,8 @@ separate process, and `--alarm-rate` alarms/s are raised through the alarm engin
 (`evaluate_events`, committed); the latency from raising to each alarm subscriber receiving
 it is reported. PostgreSQL connections of the bench database are sampled every 0.2 s.
 
-Figures per level and page: requests, errors (anything but 2xx/3xx, or no answer in 30 s),
+Figures per level and page: requests, errors (anything but 2xx/3xx; code -1: no answer in
+30 s, 0: connection refused or reset),
 throughput, p50/p95/p99, p95 / healthz p95; peak connections in use (by application_name);
 alarm latency p50/p99 over every subscriber. Asserted: the pages return what they should
 (first request of each checked), every alarm reaches every alarm subscriber.
@@ -213,6 +214,18 @@ class Conn:
         self.reader = self.writer = None
 
     async def get(self, path: str) -> tuple[int, bytes]:
+        reused = self.writer is not None
+        try:
+            return await self._get(path)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            if not reused:
+                raise
+            # The server closed the idle keep-alive connection (uvicorn: after 5 s) as we
+            # sent: a browser opens a new one and sends again, so do we, once.
+            self.close()
+            return await self._get(path)
+
+    async def _get(self, path: str) -> tuple[int, bytes]:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
         self.writer.write(
@@ -259,8 +272,11 @@ async def operator(port, cookie, urls, names, weights, think, until, rng, out):
         start = time.monotonic()
         try:
             status, _ = await asyncio.wait_for(conn.get(path), REQUEST_TIMEOUT)
-        except (TimeoutError, OSError, ConnectionError, ValueError, asyncio.IncompleteReadError):
-            status = 0
+        except TimeoutError:
+            status = -1  # no answer within REQUEST_TIMEOUT
+            conn.close()
+        except (OSError, ConnectionError, ValueError, asyncio.IncompleteReadError):
+            status = 0  # refused, reset or garbled
             conn.close()
         out.append((name, status, time.monotonic() - start))
         await asyncio.sleep(rng.expovariate(1 / think) if think else 0)

@@ -406,6 +406,7 @@ class ConnectionProbe(threading.Thread):
         self.stop = threading.Event()
         self.peak = 0
         self.peak_by_app: dict[str, int] = {}
+        self.restarts = 0
 
     def reset(self):
         self.peak, self.peak_by_app = 0, {}
@@ -413,17 +414,25 @@ class ConnectionProbe(threading.Thread):
     def run(self):
         import psycopg
 
-        with psycopg.connect(f"{self.url}/postgres", autocommit=True) as conn:
-            while not self.stop.is_set():
-                rows = conn.execute(
-                    "SELECT coalesce(application_name, ''), count(*) FROM pg_stat_activity "
-                    "WHERE datname = %s GROUP BY 1",
-                    [self.name],
-                ).fetchall()
-                self.peak = max(self.peak, sum(n for _, n in rows))
-                for app, n in rows:
-                    self.peak_by_app[app] = max(self.peak_by_app.get(app, 0), n)
-                self.stop.wait(0.2)
+        while not self.stop.is_set():
+            try:
+                with psycopg.connect(f"{self.url}/postgres", autocommit=True) as conn:
+                    while not self.stop.is_set():
+                        self.sample(conn)
+                        self.stop.wait(0.2)
+            except psycopg.OperationalError:  # the server restarted: sample again after it
+                self.restarts += 1
+                self.stop.wait(1)
+
+    def sample(self, conn):
+        rows = conn.execute(
+            "SELECT coalesce(application_name, ''), count(*) FROM pg_stat_activity "
+            "WHERE datname = %s GROUP BY 1",
+            [self.name],
+        ).fetchall()
+        self.peak = max(self.peak, sum(n for _, n in rows))
+        for app, n in rows:
+            self.peak_by_app[app] = max(self.peak_by_app.get(app, 0), n)
 
 
 # ------------------------------------------------------------------ main
@@ -457,7 +466,7 @@ def summarise(level: int, samples: list, wall: float, probe: ConnectionProbe) ->
     emit("throughput", round(total / wall, 1), "req/s", users=level, requests=total,
          errors=errors, seconds=round(wall, 1))  # fmt: skip
     emit("db_connections_peak", probe.peak, "connections", users=level,
-         by_application=probe.peak_by_app)  # fmt: skip
+         by_application=probe.peak_by_app, server_restarts_seen=probe.restarts)  # fmt: skip
     return rows
 
 

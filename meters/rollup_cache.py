@@ -37,9 +37,12 @@ def scope_key(user, *parts) -> str:
     return "dash-rollup:" + hashlib.sha256(raw.encode()).hexdigest()
 
 
-def cached_rollup(user, parts, compute):
-    """(value, as_of): `compute()` once per TTL per (scope, parts); as_of is when it ran."""
-    seconds = ttl()
+def cached_rollup(user, parts, compute, seconds: int | None = None):
+    """(value, as_of): `compute()` once per TTL per (scope, parts); as_of is when it ran.
+
+    `seconds` shortens the TTL for figures that must follow events closely (never longer
+    than `DASHBOARD_ROLLUP_SECONDS`, so 0 there still turns every cache off)."""
+    seconds = ttl() if seconds is None else min(seconds, ttl())
     if seconds <= 0:
         return compute(), timezone.now()
     key = scope_key(user, *parts)

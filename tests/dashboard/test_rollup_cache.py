@@ -48,3 +48,29 @@ def test_grid_rollups_cached_per_scope_and_shown_with_age(placed, cached):  # no
     assert [r.code for r in b_page.context["roots"]] == [placed.grid_b.region.code]
     assert b_page.context["roots"][0].rollup["total"] == 2
     assert placed.grid_a.region.code.encode() not in b_page.content
+
+
+def test_home_figures_shared_per_scope_and_role_for_seconds(placed, cached):  # noqa: F811
+    from django.contrib.auth.models import Group
+
+    from accounts import roles
+    from accounts.models import User
+    from collection.consumers import fleet_snapshot
+
+    a = placed.operator_a
+    a_twin = User.objects.create_user("operator-a2", password="pw", organisation=a.organisation)
+    a_twin.groups.set(Group.objects.filter(name=roles.OPERATOR))
+    first = fleet_snapshot(a)
+    assert first["meters"]["total"] == 2
+    CommStatus.objects.create(meter=placed.grid_a.meters[0], unreachable=True)
+    # Within the few seconds: the same figures for A and for a user of A's scope and role.
+    assert fleet_snapshot(a) == first
+    assert fleet_snapshot(User.objects.get(pk=a_twin.pk)) == first
+    # Never for another organisation, a wider scope or other permissions.
+    assert fleet_snapshot(placed.operator_b)["meters"]["total"] == 2
+    assert fleet_snapshot(placed.superuser)["meters"]["total"] == 4
+    # Same organisation, another role: its own entry, computed after the change.
+    assert first["unreachable"] == 0
+    assert fleet_snapshot(placed.readonly_a)["unreachable"] == 1
+    cache.clear()  # the seconds elapsed
+    assert fleet_snapshot(a)["unreachable"] == 1

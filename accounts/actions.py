@@ -10,6 +10,7 @@ from django.utils.module_loading import import_string
 from . import audit, privileges
 from .choices import Outcome
 from .scoping import org_within_scope
+from .sessions import revoke_sockets
 
 
 class OutOfScope(PermissionDenied):
@@ -72,6 +73,7 @@ def record_saved(obj: models.Model, *, acting_user, before: dict | None) -> None
     refused = privileges.superuser_only_change(obj, acting_user, before)
     if refused:
         raise OutOfScope(refused)
+    access_may_have_changed(obj)
     audit.record(
         "create" if action == "add" else "update",
         user=acting_user,
@@ -102,7 +104,14 @@ def create_organisation(organisation, *, acting_user=None):
     return organisation
 
 
+def access_may_have_changed(obj: models.Model) -> None:
+    """A user was written: its open websockets re-check themselves after the commit."""
+    if obj._meta.label_lower == "accounts.user" and obj.pk is not None:
+        revoke_sockets(obj.pk)
+
+
 def delete_object(obj: models.Model, *, acting_user) -> None:
+    access_may_have_changed(obj)
     with transaction.atomic():
         ensure_in_scope(obj, acting_user, "delete")
         audit.record("delete", user=acting_user, obj=obj, changes=audit.snapshot(obj))

@@ -65,6 +65,7 @@ class ScopedModelAdmin(admin.ModelAdmin):
         # Many-to-many fields (a job's meters, a user's roles) are saved after the object:
         # re-check the whole result inside the admin's transaction, which a refusal undoes.
         actions.ensure_in_scope(form.instance, request.user, "change" if change else "add")
+        actions.access_may_have_changed(form.instance)  # roles are saved only now
         for bound in [form, *(f for formset in formsets for f in formset.forms)]:
             actions.ensure_relations_in_scope(bound.instance, request.user, bound.changed_data)
 

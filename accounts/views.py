@@ -1,10 +1,12 @@
 """Pages of the accounts app: the searchable activity log."""
 
+from django.contrib.auth import views as auth_views
 from django.db.models import Q
 from django.views.generic import ListView
 
 from .mixins import ScopedViewMixin
 from .models import ActivityLog
+from .sessions import revoke_sockets
 
 
 class ActivityLogView(ScopedViewMixin, ListView):
@@ -35,3 +37,14 @@ class ActivityLogView(ScopedViewMixin, ListView):
         params.pop("page", None)
         context["query"] = params.urlencode()
         return context
+
+
+class LogoutView(auth_views.LogoutView):
+    """Sign out, and close the user's open websockets (they were authorised by this session)."""
+
+    def post(self, request, *args, **kwargs):
+        user_id = request.user.pk if request.user.is_authenticated else None
+        response = super().post(request, *args, **kwargs)
+        if user_id is not None:
+            revoke_sockets(user_id)
+        return response

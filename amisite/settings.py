@@ -132,6 +132,8 @@ AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_CLIENT_IP_CALLABLE = "accounts.audit.client_ip"
 # Reverse proxies whose X-Forwarded-For is believed (addresses or networks, comma-separated);
 # empty: nobody's, the peer address is the client.
+# Websockets re-check their user (active, session, roles, password) at least this often.
+AMI_WS_RECHECK_SECONDS = env.float("AMI_WS_RECHECK_SECONDS", default=60.0)
 AMI_TRUSTED_PROXIES = [
     ipaddress.ip_network(entry.strip(), strict=False)
     for entry in env.list("AMI_TRUSTED_PROXIES", default=[])

@@ -6,6 +6,8 @@ from django.contrib.auth.decorators import login_required
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from accounts.views import LogoutView
+
 from . import views
 
 urlpatterns = [
@@ -16,7 +18,7 @@ urlpatterns = [
     path("vending/", include("vending.urls")),
     path("reports/", include("reports.urls")),
     path("login/", auth_views.LoginView.as_view(), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("logout/", LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/", include("amisite.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -82,10 +82,11 @@ class TariffBlockAdmin(ScopedModelAdmin):
 @admin.register(PrepaidAccount)
 class PrepaidAccountAdmin(ScopedModelAdmin):
     list_display = ("meter_number", "customer", "meter", "tariff", "sgc", "krn", "ti",
-                    "debt_balance", "active")  # fmt: skip
+                    "debt_balance", "credit_balance", "active")  # fmt: skip
     search_fields = ("meter_number", "pan", "customer__account_number", "customer__name")
     raw_id_fields = ("customer", "meter")
-    readonly_fields = ("pan", "last_tid", "debt_balance", "organisation", "service_point")
+    readonly_fields = ("pan", "last_tid", "debt_balance", "credit_balance",
+                       "fixed_charge_billed_until", "organisation", "service_point")  # fmt: skip
 
 
 @admin.register(VendingStation)

@@ -159,8 +159,8 @@ def test_reports_api_json_csv_and_errors(story):
     assert body["time_zone"] == "Africa/Johannesburg" and body["from"] == "2025-05-01"
     assert body["rows"] == [{
         "currency": "ZAR", "sales_net": "130.40", "sales_tax": "19.56", "reversed_net": "86.80",
-        "reversed_tax": "13.02", "debt_net": "20.00", "debt_tax": "3.00", "adjusted_net": "0",
-        "adjusted_tax": "0", "taxable_supplies": "63.60", "output_tax": "9.54",
+        "reversed_tax": "13.02", "debt_net": "20.00", "debt_tax": "3.00", "adjusted_net": "0.00",
+        "adjusted_tax": "0.00", "taxable_supplies": "63.60", "output_tax": "9.54",
     }]  # fmt: skip
     assert csv_text["Content-Type"].startswith("text/csv")
     assert list(csv.reader(StringIO(csv_text.content.decode())))[1][-1] == "9.54"

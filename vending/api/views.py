@@ -273,7 +273,8 @@ class ReportView(APIView):
             "report": slug, "title": title, "from": period.first, "to": period.last,
             "time_zone": str(period.zone),
             "columns": [{"key": key, "heading": heading} for key, heading in columns],
-            "rows": [{key: reports.cell(row[key]) for key, _h in columns} for row in rows],
+            "rows": [{key: reports.cell(reports.exact(key, row[key])) for key, _h in columns}
+                     for row in rows],
         })  # fmt: skip
 
 

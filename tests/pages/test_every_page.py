@@ -114,7 +114,9 @@ def test_every_page_in_the_browser(data, asgi_server, page):
     SHOTS.mkdir(parents=True, exist_ok=True)
     seen = watch(page)
     page.goto(asgi_server + "/login/")
-    page.screenshot(path=str(SHOTS / "login-1280.png"), full_page=True)
+    for width in (1280, 390):
+        page.set_viewport_size({"width": width, "height": 800})
+        page.screenshot(path=str(SHOTS / f"login-{width}.png"), full_page=True)
     sign_in(page, asgi_server, "root")
     problems = {}
     for url in ["/"] + [u for u in pages(data) if u != "/"] + ["/no-such-page/"]:

@@ -26,6 +26,7 @@ NOT_PAGES = {
     "meters:alarm-transition": "POST only",
     "collection:read-meter": "POST only",
     "collection:job-run": "POST only",
+    "collection:job-reread": "POST only",
     "vending:counter-action": "POST only",
     "vending:sale-action": "POST only",
     "vending:management-token": "POST only",

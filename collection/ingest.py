@@ -132,6 +132,14 @@ class _Channels:
             elif ch.kind in (ChannelKind.REGISTER, ChannelKind.INSTANTANEOUS):
                 self.register.setdefault(ch.meter_model_id, {})[ch.obis] = ch
 
+    def cumulative(self, meter_ids) -> dict[int, list[Channel]]:
+        """Per meter of `meter_ids`, its model's cumulative profile channels (if any)."""
+        by_model = {
+            model: [c for c in chans.values() if c.is_cumulative]
+            for model, chans in self.profile.items()
+        }
+        return {m: by_model[self.model_of[m]] for m in meter_ids if by_model.get(self.model_of[m])}
+
 
 _PREFIX = {"": 1, "k": 1000, "M": 10**6, "G": 10**9}
 
@@ -237,7 +245,7 @@ def ingest_profiles(
                     lo, hi = spans.get(s.meter_id, (s.timestamps[0], s.timestamps[-1]))
                     spans[s.meter_id] = (min(lo, s.timestamps[0]), max(hi, s.timestamps[-1]))
                 width = max(max(s.columns) for s in all_series) + 1
-                rollups.refresh(rollups.days_touched(spans), width)
+                rollups.refresh(rollups.days_touched(spans), width, channels.cumulative(spans))
         _save_unmapped(unmapped)
     result.unmapped += len(unmapped)
     return result

@@ -134,30 +134,44 @@ def _refresh_sql(values: str, width: int) -> str:
     """
 
 
-def refresh(pairs: set[tuple[int, date]], width: int = COLUMNS_PER_GROUP) -> None:
-    """Recompute the daily energy of these (meter, local day) pairs from the intervals."""
+def refresh(
+    pairs: set[tuple[int, date]],
+    width: int = COLUMNS_PER_GROUP,
+    cumulative: dict[int, list[Channel]] | None = None,
+) -> None:
+    """Recompute the daily energy of these (meter, local day) pairs from the intervals.
+
+    `cumulative`: per meter its cumulative profile channels, when the caller knows them
+    (ingest does: an interval-only batch then costs no query here); None: looked up.
+    """
     if pairs:
         _execute_days(pairs, lambda values: _refresh_sql(values, width))
-        refresh_cumulative(pairs)
+        refresh_cumulative(pairs, cumulative)
 
 
-def refresh_cumulative(pairs: set[tuple[int, date]]) -> None:
+def refresh_cumulative(
+    pairs: set[tuple[int, date]], cumulative: dict[int, list[Channel]] | None = None
+) -> None:
     """Daily energy of cumulative profile channels: the sum of their derived intervals.
 
     A capture's energy depends on the capture before it, so new captures also change the
     first interval of the day after them: that day is recomputed too.
     """
+    if cumulative is None:
+        meter_ids = {m for m, _ in pairs}
+        model_of = dict(Meter.objects.filter(pk__in=meter_ids).values_list("pk", "meter_model_id"))
+        by_model = cumulative_channels(model_of.values())
+        cumulative = {m: by_model[model] for m, model in model_of.items() if model in by_model}
+    if not cumulative:
+        return
     days_of: dict[int, set[date]] = defaultdict(set)
     for meter_id, day in pairs:
-        days_of[meter_id].update((day, day + timedelta(days=1)))
-    model_of = dict(Meter.objects.filter(pk__in=days_of).values_list("pk", "meter_model_id"))
-    channels = cumulative_channels(model_of.values())
-    if not channels:
-        return
+        if meter_id in cumulative:
+            days_of[meter_id].update((day, day + timedelta(days=1)))
     zone = local_zone()
     rows = []
     for meter_id, days in days_of.items():
-        for channel in channels.get(model_of.get(meter_id), ()):
+        for channel in cumulative[meter_id]:
             for day, (value, count, estimated) in cumulative_days(
                 meter_id, channel, days, zone
             ).items():

@@ -83,6 +83,7 @@ COLUMNS: list[Column] = [
     _c("iec102_measuring_point", INT),
     _c("security", ENUM, choices=Security),
     _c("system_title", TEXT),
+    _c("client_system_title", TEXT),
     _c("timeout_s", INT),
     _c("retries", INT),
     # Import only: never exported; an empty or missing cell keeps the stored secret.

@@ -284,3 +284,25 @@ def test_rebuild_rollups_after_the_accumulation_changes(pair):
     Channel.objects.filter(pk=channel.pk).update(accumulation=Accumulation.CUMULATIVE)
     call_command("rebuild_rollups", "--meter", meter.serial)
     assert _daily(meter)[date(2026, 6, 1)] == (sum(_energy(k) for k in range(96)), 96)
+
+
+def test_profile_register_check_compares_the_derived_energy(pair):
+    """The register's difference between two reads against the cumulative profile's
+    derived energy over the same span: equal passes, off by one is a finding."""
+    from collection.ingest import ingest_registers
+    from collection.protocols.base import RegisterValue
+
+    _, meter = pair
+    _, block = _blocks(0, 8)
+    ingest_profiles([(meter, block)])
+    start = 5_000_000
+
+    def read(k, value):
+        reg = RegisterValue("1-0:1.8.0*255", Decimal(value), "Wh")
+        return ingest_registers([(meter, at(k) + timedelta(seconds=7), [reg])])
+
+    read(2, start + _energy(0) + _energy(1))
+    good = read(6, start + sum(_energy(k) for k in range(6)))
+    assert [f.kind for f in good.findings] == []
+    bad = read(8, start + sum(_energy(k) for k in range(8)) + 1)
+    assert [f.kind for f in bad.findings] == ["profile_register_mismatch"]

@@ -37,6 +37,7 @@ def enrich(world):
     a1, a2 = world.grid_a.meters
     a1.security = Security.HIGH
     a1.auth_key, a1.block_key, a1.system_title = AUTH_KEY, BLOCK_KEY, "4d4d4d0000bc614e"
+    a1.client_system_title = "414d490000000007"  # a utility gave this meter its own
     a1.latitude, a1.longitude = Decimal("51.501234"), Decimal("-0.123456")
     a1.firmware = "=HYPERLINK(1)"
     a1.ct_ratio, a1.concentrator = Decimal("200.5"), world.grid_a.concentrator

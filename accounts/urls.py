@@ -5,4 +5,8 @@ from django.urls import path
 from . import views
 
 app_name = "accounts"
-urlpatterns = [path("activity/", views.ActivityLogView.as_view(), name="activity")]
+urlpatterns = [
+    path("activity/", views.ActivityLogView.as_view(), name="activity"),
+    path("account/password/", views.PasswordChangeView.as_view(), name="password"),
+    path("account/tokens/", views.TokenListView.as_view(), name="tokens"),
+]

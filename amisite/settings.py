@@ -132,6 +132,8 @@ AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_CLIENT_IP_CALLABLE = "accounts.audit.client_ip"
 # Reverse proxies whose X-Forwarded-For is believed (addresses or networks, comma-separated);
 # empty: nobody's, the peer address is the client.
+# API tokens expire this many hours after they are issued.
+AMI_TOKEN_HOURS = env.int("AMI_TOKEN_HOURS", default=24 * 30)
 # Websockets re-check their user (active, session, roles, password) at least this often.
 AMI_WS_RECHECK_SECONDS = env.float("AMI_WS_RECHECK_SECONDS", default=60.0)
 AMI_TRUSTED_PROXIES = [
@@ -245,7 +247,7 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first, so a bad or missing token is answered 401 with WWW-Authenticate.
-        "rest_framework.authentication.TokenAuthentication",
+        "accounts.tokens.TokenAuthentication",  # expiring, revocable (accounts/tokens.py)
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

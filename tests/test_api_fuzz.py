@@ -19,8 +19,8 @@ from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections, transaction
 from hypothesis import HealthCheck, Phase, given, settings
-from rest_framework.authtoken.models import Token
 
+from accounts.tokens import issue_token
 from tests.api_matrix import client_for
 from tests.vending.conftest import make_vending
 
@@ -96,8 +96,7 @@ def callers(world):
     users = {name: getattr(world, name) for name in ROLES}
     users["clerk_a"] = vend.clerk_a
     headers = {
-        name: {"Authorization": f"Token {Token.objects.create(user=user).key}"}
-        for name, user in users.items()
+        name: {"Authorization": f"Token {issue_token(user)[1]}"} for name, user in users.items()
     }
     headers["anonymous"] = {}
     return headers

@@ -8,4 +8,5 @@ router = DefaultRouter()
 router.register("organisations", views.OrganisationViewSet)
 router.register("users", views.UserViewSet)
 router.register("activity", views.ActivityLogViewSet, basename="activitylog")
+router.register("tokens", views.ApiTokenViewSet, basename="apitoken")
 urlpatterns = router.urls

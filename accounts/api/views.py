@@ -2,9 +2,8 @@
 
 from axes.handlers.proxy import AxesProxyHandler
 from django.db import transaction
+from rest_framework import mixins, status, viewsets
 from rest_framework import serializers as drf_serializers
-from rest_framework import status, viewsets
-from rest_framework.authtoken.models import Token
 from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.exceptions import PermissionDenied as ApiPermissionDenied
 from rest_framework.permissions import AllowAny
@@ -12,7 +11,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import actions
-from accounts.models import ActivityLog, Organisation, User
+from accounts.models import ActivityLog, ApiToken, Organisation, User
+from accounts.tokens import TokenAuthentication, issue_token, revoke_token
 
 from .base import ModelPermissions, ScopedModelViewSet
 from .serializers import OrganisationSerializer, UserSerializer
@@ -93,5 +93,50 @@ class TokenView(APIView):
             return Response({"detail": LOCKED}, status=status.HTTP_403_FORBIDDEN)
         serializer = AuthTokenSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
-        token, _ = Token.objects.get_or_create(user=serializer.validated_data["user"])
-        return Response({"token": token.key})
+        token, key = issue_token(
+            serializer.validated_data["user"], name=str(request.data.get("name", ""))
+        )
+        return Response({"token": key, "id": token.pk, "expires_at": token.expires_at})
+
+    def delete(self, request):
+        """Sign out from the API: revoke the token this request was made with."""
+        if not isinstance(request.auth, ApiToken):
+            return Response({"detail": "send the token to revoke"}, status=400)
+        revoke_token(request.auth, acting_user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    def get_authenticators(self):
+        # POST signs in (no authentication); DELETE needs the token it revokes.
+        if getattr(self, "request", None) is not None and self.request.method == "DELETE":
+            return [TokenAuthentication()]
+        return super().get_authenticators()
+
+
+class ApiTokenSerializer(drf_serializers.ModelSerializer):
+    active = drf_serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = ApiToken
+        fields = ["id", "name", "prefix", "created_at", "expires_at", "last_used_at"]
+        fields += ["revoked_at", "active"]
+        read_only_fields = fields
+
+
+class ApiTokenViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Your own API tokens; DELETE revokes one. Nobody sees or revokes another's."""
+
+    serializer_class = ApiTokenSerializer
+
+    def get_queryset(self):
+        return ApiToken.objects.filter(user=self.request.user)
+
+    def destroy(self, request, *args, **kwargs):
+        revoke_token(self.get_object(), acting_user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    destroy.__doc__ = "Revoke one of your tokens."

@@ -62,6 +62,13 @@ TESTED_ELSEWHERE = {
 }
 # Alarms: read and changed only through meters.alarm_actions (tests/alarms/test_api.py).
 ALARM_API = "tests/alarms/test_api.py"
+TOKENS = "tests/accounts/test_tokens.py::test_owner_lists_and_revokes_its_tokens_others_cannot"
+TESTED_ELSEWHERE |= {
+    "GET /api/tokens/": TOKENS,
+    "GET /api/tokens/{id}/": TOKENS,
+    "DELETE /api/tokens/{id}/": TOKENS,
+    "DELETE /api/token/": TOKENS,
+}
 TESTED_ELSEWHERE |= {
     "GET /api/alarms/": f"{ALARM_API}::test_alarm_list_is_scoped_and_filtered",
     "GET /api/alarms/{id}/": f"{ALARM_API}::test_alarm_detail_other_organisation_404",

@@ -208,6 +208,7 @@ def web_process(**env_overrides):
             "AMI_HOST": "127.0.0.1",
             "AMI_PORT": str(port),
             "AMI_WEB_WORKERS": "1",
+            "DB_POOL": "true",  # the suite's own process runs without one (tests/services.py)
             **env_overrides,
         }
     )

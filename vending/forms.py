@@ -25,7 +25,9 @@ class CloseShiftForm(forms.Form):
 
 class SellForm(forms.Form):
     meter_number = forms.CharField(
-        max_length=18, help_text="meter number, MeterPAN or customer account number"
+        max_length=18,
+        help_text="meter number, MeterPAN or customer account number",
+        widget=forms.TextInput(attrs={"list": "prepaid-accounts", "autocomplete": "off"}),
     )
     amount = forms.DecimalField(max_digits=12, decimal_places=2, min_value=Decimal("0.01"))
 

@@ -33,6 +33,8 @@ from .models import (
 )
 from .scoping import is_supervisor, may_issue_management_tokens
 
+ACCOUNT_CHOICES = 50
+
 
 def _stations_for(user):
     stations = VendingStation.objects.restrict(user, "view").filter(active=True)
@@ -69,6 +71,10 @@ class CounterView(ScopedViewMixin, TemplateView):
             sell_form=SellForm(),
             sales=self.scoped_queryset().select_related("station", "account", "sold_by")[:25],
             can_sell=user.has_perm("vending.add_sale"),
+            # Offered as the clerk types: a newcomer need not know a meter number by heart.
+            account_choices=PrepaidAccount.objects.restrict(user, "view")
+            .filter(active=True)
+            .select_related("customer")[:ACCOUNT_CHOICES],
         )
         return context
 

@@ -108,6 +108,12 @@ def test_clerks_sell_a_token_at_once_on_the_page_and_through_the_api():
         ]
         counter = web.get("/vending/")
         assert counter.status_code == 200 and b'id="sell-form"' in counter.content
+        # The counter offers the region's accounts as the clerk types, and no other region's.
+        offered = counter.content.decode().split('<datalist id="prepaid-accounts">')[1]
+        offered = offered.split("</datalist>")[0]
+        assert f'value="{account.meter_number}"' in offered
+        others = PrepaidAccount.objects.exclude(organisation=clerk.organisation)
+        assert others.exists() and not any(o.meter_number in offered for o in others)
         sold = web.post(
             "/vending/counter/sell/", {"meter_number": account.meter_number, "amount": "100.00"}
         )

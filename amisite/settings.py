@@ -76,6 +76,7 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
     "accounts.audit.AuditContextMiddleware",
     "amisite.badinput.BadInputMiddleware",
+    "amisite.api_contract.QueryContractMiddleware",
 ]
 
 ROOT_URLCONF = "amisite.urls"
@@ -263,7 +264,7 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": [
         "accounts.api.filters.ScopedFilterBackend",  # choices through restrict()
         "rest_framework.filters.SearchFilter",
-        "rest_framework.filters.OrderingFilter",
+        "amisite.filters.OrderingFilter",
     ],
 }
 SPECTACULAR_SETTINGS = {

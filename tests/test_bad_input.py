@@ -161,3 +161,29 @@ def test_deeply_nested_json_body_is_400(world, depth):
     assert response.status_code == 400, response.content
     assert "nested deeper" in response.json()["detail"]
     assert counts() == before
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "page_size=null",
+        "page_size=0",
+        "page_size=-5",
+        "stauts=active",  # misspelt: it used to return the whole list as if filtered
+        "serial=NA000001&colour=red",
+        "ordering=no_such_field",
+    ],
+)
+def test_api_refuses_unknown_and_invalid_query_parameters(world, query):
+    response = api(world.operator_a).get(f"/api/meters/?{query}")
+    assert response.status_code == 400, response.content
+
+
+def test_declared_parameters_still_work(world):
+    client = api(world.operator_a)
+    listed = client.get("/api/meters/?status=active&page_size=1&ordering=-serial&format=json")
+    assert listed.status_code == 200, listed.content
+    assert listed.json()["count"] == 2 and len(listed.json()["results"]) == 1
+    meter = world.grid_a.meters[0]
+    assert client.get(f"/api/meters/{meter.pk}/series/?resolution=day").status_code == 200
+    assert client.get(f"/api/meters/{meter.pk}/series/?resolutoin=day").status_code == 400

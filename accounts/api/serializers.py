@@ -32,7 +32,11 @@ class OrganisationSerializer(serializers.ModelSerializer):
 
 
 class UserSerializer(serializers.ModelSerializer):
-    organisation = ScopedRelatedField(queryset=Organisation.objects.all(), action="change")
+    # Null for a superuser of the whole system; only a superuser may leave it empty (the
+    # re-check after every write refuses an organisation-less user to anyone else).
+    organisation = ScopedRelatedField(
+        queryset=Organisation.objects.all(), action="change", allow_null=True
+    )
     roles = GrantableRolesField(many=True, slug_field="name", source="groups", required=False)
     password = serializers.CharField(
         write_only=True, required=False, style={"input_type": "password"}

@@ -1,10 +1,10 @@
 """REST API routes of the accounts app."""
 
-from rest_framework.routers import DefaultRouter
+from amisite.routers import ApiRouter
 
 from . import views
 
-router = DefaultRouter()
+router = ApiRouter()
 router.register("organisations", views.OrganisationViewSet)
 router.register("users", views.UserViewSet)
 router.register("activity", views.ActivityLogViewSet, basename="activitylog")

@@ -1,11 +1,12 @@
 """REST API routes of the collection app."""
 
 from django.urls import path
-from rest_framework.routers import DefaultRouter
+
+from amisite.routers import ApiRouter
 
 from . import views
 
-router = DefaultRouter()
+router = ApiRouter()
 router.register("read-jobs", views.ReadJobViewSet)
 router.register("runs", views.JobRunViewSet)
 urlpatterns = [

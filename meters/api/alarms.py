@@ -36,8 +36,13 @@ class AlarmSerializer(serializers.ModelSerializer):
     meter_serial = serializers.CharField(source="meter.serial", read_only=True)
     kind_label = serializers.CharField(source="get_kind_display", read_only=True)
     last_event = serializers.CharField(read_only=True, help_text="the latest event's name")
-    acknowledged_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    cleared_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    # Nullable: an alarm nobody has acknowledged or cleared yet (the schema says so).
+    acknowledged_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
+    cleared_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = Alarm

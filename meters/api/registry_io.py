@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 from accounts import actions
 
 from ..registry_io import (
+    CONTENT_TYPES,
     FORMATS,
     catalogue_export_response,
     export_response,
@@ -97,6 +98,11 @@ class RegistryImportView(_JsonOnly, APIView):
                 },
             )
         },
+        parameters=[
+            OpenApiParameter(
+                "what", str, enum=list(WHAT), required=False, description="as the form field"
+            )
+        ],
         responses={200: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT},
     )
     def post(self, request):
@@ -134,7 +140,10 @@ class RegistryExportView(_JsonOnly, APIView):
             OpenApiParameter("q", str, required=False),
             OpenApiParameter("status", str, required=False),
         ],
-        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+        responses={
+            (200, media_type.split(";")[0]): OpenApiTypes.BINARY
+            for media_type in CONTENT_TYPES.values()
+        },
     )
     def get(self, request):
         fmt = request.query_params.get("format", "csv").lower()

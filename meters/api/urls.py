@@ -1,11 +1,12 @@
 """REST API routes of the meters app."""
 
 from django.urls import path
-from rest_framework.routers import DefaultRouter
+
+from amisite.routers import ApiRouter
 
 from . import registry_io, views
 
-router = DefaultRouter()
+router = ApiRouter()
 router.register("grid-nodes", views.GridNodeViewSet)
 router.register("meter-models", views.MeterModelViewSet)
 router.register("channels", views.ChannelViewSet)

@@ -157,7 +157,8 @@ class SaleSerializer(serializers.ModelSerializer):
     token = serializers.SerializerMethodField()
     reversal = serializers.SerializerMethodField()
     meter_number = serializers.CharField(source="account.meter_number", read_only=True)
-    station = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    # Null for a third-party payment: no counter sold it.
+    station = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
     sold_by = serializers.StringRelatedField()
 
     class Meta:
@@ -267,7 +268,9 @@ class CloseShiftSerializer(serializers.Serializer):
 class ManagementOrderSerializer(serializers.ModelSerializer):
     account = ScopedRelatedField(queryset=PrepaidAccount.objects.all(), action="view")
     purpose = serializers.ChoiceField(choices=[(p.value, p.label) for p in MANAGEMENT_PURPOSES])
-    new_base_date = serializers.ChoiceField(choices=BaseDate.choices, required=False)
+    new_base_date = serializers.ChoiceField(
+        choices=BaseDate.choices, required=False, allow_null=True
+    )
     tokens = TokenSerializer(many=True, read_only=True)
     issued_by = serializers.StringRelatedField()
 

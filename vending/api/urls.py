@@ -1,11 +1,12 @@
 """REST API routes of the vending app (under /api/vending/)."""
 
 from django.urls import path
-from rest_framework.routers import DefaultRouter
+
+from amisite.routers import ApiRouter
 
 from . import views
 
-router = DefaultRouter()
+router = ApiRouter()
 router.register("stations", views.VendingStationViewSet)
 router.register("keys", views.VendingKeyViewSet)
 router.register("tariffs", views.TariffViewSet)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import permissions, status
 from rest_framework.decorators import action
@@ -196,7 +197,11 @@ class SaleViewSet(ScopedModelViewSet):
         return Response({**data, "receipt_text": receipts.text_receipt(sale)})
 
     @extend_schema(
-        parameters=[OpenApiParameter("format", str, enum=["txt", "pdf"])], responses=bytes
+        parameters=[OpenApiParameter("format", str, enum=["txt", "pdf"])],
+        responses={
+            (200, "text/plain"): OpenApiTypes.STR,
+            (200, "application/pdf"): OpenApiTypes.BINARY,
+        },
     )
     @action(detail=True, methods=["get"], url_path=r"receipt\.(?P<fmt>txt|pdf)")
     def receipt(self, request, pk=None, fmt="txt"):

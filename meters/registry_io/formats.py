@@ -1,7 +1,8 @@
 """Reading and writing the registry file in its three formats: CSV, XLSX and XML.
 
-Readers turn a bounded byte string into `Record`s (line number + raw cells by column name)
-and raise `FileError` for anything that makes the whole file unusable. Writers stream.
+Readers turn a bounded byte string into `Record`s (line number + raw cells by column name),
+one at a time (`iter_records`), and raise `FileError` for anything that makes the whole file
+unusable, when they reach it. Writers stream.
 """
 
 from __future__ import annotations
@@ -80,6 +81,15 @@ class Record:
 def read_records(
     data: bytes, fmt: str, *, max_rows: int, max_unpacked: int, layout: Layout = METERS
 ) -> list[Record]:
+    return list(
+        iter_records(data, fmt, max_rows=max_rows, max_unpacked=max_unpacked, layout=layout)
+    )
+
+
+def iter_records(
+    data: bytes, fmt: str, *, max_rows: int, max_unpacked: int, layout: Layout = METERS
+) -> Iterator[Record]:
+    """The file's rows one by one: an import holds a chunk of rows at a time, not the file's."""
     if fmt == "csv":
         return _read_csv(data, max_rows, layout)
     if fmt == "xlsx":
@@ -123,7 +133,7 @@ def _is_blank(cells: Iterable[Any]) -> bool:
 # --- CSV -----------------------------------------------------------------------------------
 
 
-def _read_csv(data: bytes, max_rows: int, layout: Layout = METERS) -> list[Record]:
+def _read_csv(data: bytes, max_rows: int, layout: Layout = METERS) -> Iterator[Record]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -139,11 +149,11 @@ def _read_csv(data: bytes, max_rows: int, layout: Layout = METERS) -> list[Recor
         if not header or _is_blank(header):
             raise FileError("the CSV file is empty: the first line must name the columns")
         names = _check_header(header, "header line", layout)
-        records = []
+        count = 0
         for row in reader:
             if _is_blank(row):
                 continue
-            if len(records) >= max_rows:
+            if count >= max_rows:
                 raise _too_many(max_rows, layout)
             if len(row) > len(names):
                 extra = row[len(names) :]
@@ -151,10 +161,10 @@ def _read_csv(data: bytes, max_rows: int, layout: Layout = METERS) -> list[Recor
                     raise FileError(
                         f"line {reader.line_num}: {len(row)} cells but only {len(names)} columns"
                     )
-            records.append(Record(reader.line_num, _cells(names, row)))
+            count += 1
+            yield Record(reader.line_num, _cells(names, row))
     except csv.Error as exc:
         raise FileError(f"line {reader.line_num}: not valid CSV ({exc})") from None
-    return records
 
 
 def csv_stream(meters: Iterable, layout: Layout = METERS) -> Iterator[str]:
@@ -172,7 +182,7 @@ def csv_stream(meters: Iterable, layout: Layout = METERS) -> Iterator[str]:
 
 def _read_xlsx(
     data: bytes, max_rows: int, max_unpacked: int, layout: Layout = METERS
-) -> list[Record]:
+) -> Iterator[Record]:
     from openpyxl import load_workbook
 
     buffer = io.BytesIO(data)
@@ -201,22 +211,24 @@ def _read_xlsx(
         while header and header[-1] in (None, ""):
             header.pop()
         names = _check_header(header, f"sheet {sheet.title!r} row 1", layout)
-        records = []
+        count = 0
         for number, row in enumerate(rows, start=2):
             if _is_blank(row):
                 continue
-            if len(records) >= max_rows:
+            if count >= max_rows:
                 raise _too_many(max_rows, layout)
             if len(row) > len(names) and not _is_blank(row[len(names) :]):
                 raise FileError(f"row {number}: values in columns without a header")
-            records.append(Record(number, _cells(names, row)))
+            count += 1
+            yield Record(number, _cells(names, row))
     except FileError:
+        raise
+    except GeneratorExit:
         raise
     except Exception as exc:
         raise FileError(f"cannot read the XLSX file: {exc.__class__.__name__}: {exc}") from None
     finally:
         book.close()
-    return records
 
 
 def xlsx_write(meters: Iterable, target, layout: Layout = METERS) -> int:
@@ -275,7 +287,8 @@ class _LineParser(DefusedXMLParser):
         return super()._end(tag)
 
 
-def _read_xml(data: bytes, max_rows: int, layout: Layout = METERS) -> list[Record]:
+def _read_xml(data: bytes, max_rows: int, layout: Layout = METERS) -> Iterator[Record]:
+    # The element tree is built whole (defusedxml parses in one go); the records are not.
     parser = _LineParser()
     try:
         parser.feed(data)
@@ -289,11 +302,10 @@ def _read_xml(data: bytes, max_rows: int, layout: Layout = METERS) -> list[Recor
     root_name, row_name = layout.xml_root, layout.xml_row
     if _local(root.tag) != root_name:
         raise FileError(f"the XML root element must be <{root_name}>, not <{_local(root.tag)}>")
-    records = []
     for index, (element, line) in enumerate(zip(root, parser.row_lines, strict=False), start=1):
         if _local(element.tag) != row_name:
             raise FileError(f"line {line}: expected <{row_name}>, found <{_local(element.tag)}>")
-        if len(records) >= max_rows:
+        if index > max_rows:
             raise _too_many(max_rows, layout)
         values: dict[str, Any] = {}
         for child in element:
@@ -311,8 +323,7 @@ def _read_xml(data: bytes, max_rows: int, layout: Layout = METERS) -> list[Recor
                 f"{row_name} #{index} (line {line}): missing required element(s) "
                 + ", ".join(f"<{n}>" for n in missing)
             )
-        records.append(Record(line, values, index, row_name))
-    return records
+        yield Record(line, values, index, row_name)
 
 
 def _local(tag) -> str:

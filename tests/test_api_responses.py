@@ -15,13 +15,13 @@ import pytest
 import schemathesis
 import yaml
 from django.core.wsgi import get_wsgi_application
-from rest_framework.authtoken.models import Token
 from schemathesis.core.failures import FailureGroup
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_schema_conformance,
 )
 
+from accounts.tokens import issue_token
 from tests.alarms.helpers import make_rule, raise_alarm
 from tests.api_matrix import client_for
 from tests.test_api_fuzz import connection_kept_open
@@ -81,7 +81,7 @@ def test_real_responses_match_the_schema(world, who):
     schema = schemathesis.openapi.from_dict(yaml.safe_load(raw.content))
     schema.app = get_wsgi_application()
     user = getattr(world, who)
-    headers = {"Authorization": f"Token {Token.objects.create(user=user).key}"}
+    headers = {"Authorization": f"Token {issue_token(user)[1]}"}
     operations = {op.path: op for op in get_operations(schema)}
     ids: dict[str, int] = {}
     problems, skipped, validated = [], [], 0

@@ -27,6 +27,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from accounts.models import Organisation, User
+from accounts.tokens import issue_token
 from meters.models import Customer, DataConcentrator, GridNode, Meter
 
 pytestmark = pytest.mark.django_db
@@ -201,6 +202,8 @@ def pairs(world) -> dict:
         for u in (world.admin_a, world.admin_b)
     )
     found.update(unscoped_objects(world))
+    tokens = tuple(issue_token(user)[0] for user in (world.admin_a, world.admin_b))
+    found[type(tokens[0])] = tokens
     return found
 
 

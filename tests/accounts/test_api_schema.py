@@ -69,6 +69,13 @@ TESTED_ELSEWHERE |= {
     "DELETE /api/tokens/{id}/": TOKENS,
     "DELETE /api/token/": TOKENS,
 }
+REREAD = (
+    "tests/collection/test_read_windows.py::test_reread_a_named_period_for_a_job_and_for_meters"
+)
+TESTED_ELSEWHERE |= {
+    "POST /api/read-jobs/{id}/reread/": REREAD,
+    "POST /api/rereads/": REREAD,
+}
 TESTED_ELSEWHERE |= {
     "GET /api/alarms/": f"{ALARM_API}::test_alarm_list_is_scoped_and_filtered",
     "GET /api/alarms/{id}/": f"{ALARM_API}::test_alarm_detail_other_organisation_404",

@@ -28,13 +28,14 @@ run: $(VENV)/.run-installed
 test: $(VENV)/.test-installed
 	$(PY) -m ruff format --check .
 	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports
 	$(PY) .ci/audit.py
 	$(TEST_ENV) $(PY) manage.py check --fail-level WARNING
 	$(TEST_ENV) $(PY) manage.py makemigrations --check --dry-run
 	$(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)
 
 lint:
-	$(PY) -m ruff format --check . && $(PY) -m ruff check .
+	$(PY) -m ruff format --check . && $(PY) -m ruff check . && $(VENV)/bin/lint-imports
 
 format:
 	$(PY) -m ruff format . && $(PY) -m ruff check --fix .

@@ -13,8 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from collection.protocols import base
-from collection.protocols.dlms.client import DlmsClient
+from collection.protocols import base, registry
 from collection.protocols.errors import ConnectionFailed, ProtocolError
 
 from .targets import MeterTarget
@@ -55,7 +54,7 @@ class MeterOutcome:
     relay: base.RelayState | None = None
     exchange_log: list[base.Exchange] | None = None
     seconds: float = 0.0
-    with_list_failure: str | None = None  # why the client fell back to single GETs
+    with_list_failure: str | None = None  # why the session fell back to one value per request
 
     @property
     def error_kind(self) -> str:
@@ -68,15 +67,15 @@ async def read_target(target: MeterTarget, plan: ReadPlan, counters) -> MeterOut
     started = time.monotonic()
     for attempt in range(plan.retries + 1):
         outcome.attempts = attempt + 1
-        client = DlmsClient(target.settings, counters)
+        session = registry.open_session(target.settings, counters)
         try:
-            async with client:
-                await _read_session(client, target, plan, outcome)
+            async with session:
+                await _read_session(session, target, plan, outcome)
             outcome.ok, outcome.error = True, None
             break
         except ProtocolError as exc:
             outcome.error = exc
-            outcome.exchange_log = client.exchange_log
+            outcome.exchange_log = session.exchange_log
             if not exc.retryable or attempt == plan.retries:
                 break
             await asyncio.sleep(plan.retry_backoff_s * (2**attempt))
@@ -86,43 +85,45 @@ async def read_target(target: MeterTarget, plan: ReadPlan, counters) -> MeterOut
                 break
             await asyncio.sleep(plan.retry_backoff_s * (2**attempt))
         finally:
-            outcome.with_list_failure = outcome.with_list_failure or client.with_list_failure
+            outcome.with_list_failure = outcome.with_list_failure or session.with_list_failure
     outcome.seconds = time.monotonic() - started
     return outcome
 
 
-async def _read_session(client, target: MeterTarget, plan: ReadPlan, outcome: MeterOutcome) -> None:
+async def _read_session(
+    session, target: MeterTarget, plan: ReadPlan, outcome: MeterOutcome
+) -> None:
     # Partial results of a failed attempt are thrown away: an attempt is all or nothing.
     outcome.registers, outcome.profiles, outcome.events = [], [], []
     if "clock" in plan.items:
-        outcome.clock = await client.read_clock()
+        outcome.clock = await session.read_clock()
         drift = outcome.clock.drift_seconds
         if (
             plan.sync_clock
             and drift is not None
             and plan.clock_drift_limit_s < abs(drift) <= plan.clock_max_adjust_s
         ):
-            outcome.clock = await client.set_clock()
+            outcome.clock = await session.set_clock()
             outcome.clock_set = True
     if "registers" in plan.items and target.registers:
-        outcome.registers = await client.read_registers(list(target.registers))
+        outcome.registers = await session.read_registers(list(target.registers))
     if "profile" in plan.items:
         for profile in target.profiles:
             since = target.profile_since.get(profile, plan.default_since)
             if since < plan.until:
-                block = await client.read_load_profile(profile, since, plan.until)
-                # DLMS ranges include both ends. The capture at `since` is kept: a
+                block = await session.read_load_profile(profile, since, plan.until)
+                # Profile ranges include both ends. The capture at `since` is kept: a
                 # cumulative profile's first interval is the difference to it (when it is
                 # already stored, the store's keys make it a no-op).
                 rows = tuple(r for r in block.rows if since <= r.timestamp <= plan.until)
                 outcome.profiles.append(replace(block, rows=rows))
     if "events" in plan.items:
         for log in target.event_logs:
-            outcome.events.extend(await client.read_events(log, plan.default_since, plan.until))
+            outcome.events.extend(await session.read_events(log, plan.default_since, plan.until))
     if "instantaneous" in plan.items:
-        outcome.instantaneous = await client.read_instantaneous()
+        outcome.instantaneous = await session.read_instantaneous()
     if "relay" in plan.items:
-        outcome.relay = await client.relay_state()
+        outcome.relay = await session.relay_state()
 
 
 async def read_batch(

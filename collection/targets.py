@@ -7,8 +7,10 @@ from datetime import datetime
 
 from django.conf import settings
 
-from collection.protocols.dlms.settings import DlmsSettings
-from meters.choices import ChannelKind, Protocol, Transport
+from collection.protocols import registry
+from collection.protocols.errors import NotSupported
+from collection.protocols.registry import Endpoint
+from meters.choices import ChannelKind, Security, Transport
 from meters.models import DataConcentrator, Meter
 
 
@@ -22,7 +24,7 @@ class MeterTarget:
 
     meter_id: int
     serial: str
-    settings: DlmsSettings
+    settings: object  # the settings dataclass of the meter's protocol driver
     line: str | None  # a shared line (concentrator, serial bus) or None for its own
     registers: tuple[str, ...]
     profiles: tuple[str, ...]
@@ -39,12 +41,10 @@ def comm_source(meter: Meter):
     return meter
 
 
-def dlms_settings(meter: Meter, *, exchange_log: bool = False) -> DlmsSettings:
+def endpoint_of(meter: Meter, *, exchange_log: bool = False) -> Endpoint:
+    """The meter's endpoint as plain values: the line from itself or its concentrator, the
+    protocol's addressing and the security from the meter itself."""
     source = comm_source(meter)
-    if meter.protocol != Protocol.DLMS:
-        raise NotReadable(
-            f"{meter.serial}: protocol {meter.get_protocol_display()} is not available yet"
-        )
     if source.transport in (Transport.TCP, Transport.CONCENTRATOR) or isinstance(
         source, DataConcentrator
     ):
@@ -55,28 +55,42 @@ def dlms_settings(meter: Meter, *, exchange_log: bool = False) -> DlmsSettings:
         if not source.serial_url:
             raise NotReadable(f"{meter.serial}: no serial-line URL")
         url = source.serial_url
-    # Through a concentrator the meter keeps its own DLMS addresses and security.
+    high = meter.security == Security.HIGH
     try:
-        return DlmsSettings(
+        return Endpoint(
+            protocol=meter.protocol,
             url=url,
-            interface=meter.dlms_interface,
-            auth=meter.security,
-            client_address=meter.dlms_client_address,
-            server_address=meter.dlms_server_address,
-            physical_address=meter.dlms_physical_address,
+            security=meter.security,
             password=str(meter.password) or None,
-            auth_key=str(meter.auth_key) or None,
-            block_key=str(meter.block_key) or None,
-            system_title=client_system_title(meter) if meter.security == "high" else None,
-            server_system_title=(meter.system_title or None) if meter.security == "high" else None,
-            connect_timeout=float(meter.timeout_s),
-            response_timeout=float(meter.timeout_s),
-            hdlc_retries=meter.retries,
-            baudrate=source.baud_rate,
-            counter_key=f"meter:{meter.pk}:{meter.dlms_client_address}",
-            exchange_log=exchange_log,
+            auth_key=_hex(meter.auth_key),
+            block_key=_hex(meter.block_key),
+            system_title=_hex(meter.system_title) if high else None,
+            client_system_title=client_system_title(meter) if high else None,
+            timeout_s=float(meter.timeout_s),
+            retries=meter.retries,
+            baud_rate=source.baud_rate,
+            options=meter.protocol_options(),
+            counter_scope=f"meter:{meter.pk}",
             get_with_list=meter.meter_model.get_with_list,
+            exchange_log=exchange_log,
         )
+    except ValueError as exc:  # a key or title that is not hex
+        raise NotReadable(f"{meter.serial}: {exc}") from None
+
+
+def _hex(value) -> bytes | None:
+    return bytes.fromhex(str(value)) if value else None
+
+
+def session_settings(meter: Meter, *, exchange_log: bool = False):
+    """The settings of the meter's protocol driver, ready for a session."""
+    endpoint = endpoint_of(meter, exchange_log=exchange_log)
+    try:
+        return registry.settings_for(endpoint)
+    except NotSupported:
+        raise NotReadable(
+            f"{meter.serial}: protocol {meter.get_protocol_display()} is not available yet"
+        ) from None
     except ValueError as exc:  # incomplete security settings and the like
         raise NotReadable(f"{meter.serial}: {exc}") from None
 
@@ -112,7 +126,7 @@ def build_target(meter: Meter, *, exchange_log: bool = False) -> MeterTarget:
     return MeterTarget(
         meter_id=meter.pk,
         serial=meter.serial,
-        settings=dlms_settings(meter, exchange_log=exchange_log),
+        settings=session_settings(meter, exchange_log=exchange_log),
         line=line_of(meter),
         registers=registers,
         profiles=profiles,

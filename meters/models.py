@@ -231,9 +231,29 @@ class CommSettings(models.Model):
     retries = models.PositiveSmallIntegerField(default=2, validators=[MaxValueValidator(10)])
 
     SECRET_FIELDS = ("password", "auth_key", "block_key")
+    # Each protocol's own addressing columns, under the option names its driver reads.
+    PROTOCOL_OPTIONS = {
+        Protocol.DLMS: {
+            "interface": "dlms_interface",
+            "client_address": "dlms_client_address",
+            "server_address": "dlms_server_address",
+            "physical_address": "dlms_physical_address",
+        },
+        Protocol.IEC62056_21: {"address": "iec21_address"},
+        Protocol.IEC870_102: {
+            "link_address": "iec102_link_address",
+            "measuring_point": "iec102_measuring_point",
+        },
+        Protocol.MODBUS: {"unit_id": "modbus_unit_id"},
+    }
 
     class Meta:
         abstract = True
+
+    def protocol_options(self) -> dict:
+        """The addressing of this row's protocol, as its driver's options."""
+        columns = self.PROTOCOL_OPTIONS.get(self.protocol, {})
+        return {name: getattr(self, column) for name, column in columns.items()}
 
     def clean(self):
         super().clean()

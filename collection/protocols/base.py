@@ -233,6 +233,8 @@ class MeterSession:
 
     capabilities: frozenset[str] = frozenset()
     exchange_log: list[Exchange] | None = None
+    # Why the session gave up reading several values per request (None: it did not).
+    with_list_failure: str | None = None
 
     async def open(self) -> None:
         raise NotImplementedError

@@ -14,6 +14,9 @@ import sys
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from . import registry
+from .dlms.client import ENERGY_REGISTERS, EVENT_LOG, LOAD_PROFILE, MAXIMUM_DEMAND
+from .dlms.settings import DlmsSettings
 from .errors import ProtocolError
 
 WHAT = ("clock", "registers", "profile", "events", "instantaneous", "relay")
@@ -68,8 +71,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def settings_from_args(args):
-    from .dlms.settings import DlmsSettings
-
     return DlmsSettings(
         url=args.url,
         interface=args.interface,
@@ -90,8 +91,6 @@ def settings_from_args(args):
 
 
 async def run(args, settings, counter_store=None) -> dict:
-    from .dlms.client import ENERGY_REGISTERS, EVENT_LOG, LOAD_PROFILE, MAXIMUM_DEMAND, DlmsClient
-
     what = [w.strip() for w in args.what.split(",") if w.strip()]
     unknown = set(what) - set(WHAT)
     if unknown:
@@ -99,7 +98,7 @@ async def run(args, settings, counter_store=None) -> dict:
     until = args.until or datetime.now(UTC)
     since = args.since or (until - timedelta(days=1))
     out: dict = {}
-    client = DlmsClient(settings, counter_store)
+    client = registry.open_session(settings, counter_store)
     async with client:
         if "clock" in what:
             out["clock"] = await client.read_clock()

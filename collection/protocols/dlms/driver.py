@@ -1,0 +1,50 @@
+"""The DLMS/COSEM driver: settings from an endpoint, and the client session."""
+
+from __future__ import annotations
+
+from ..driver import Driver, Endpoint
+from .client import DlmsClient
+from .settings import DlmsSettings
+
+PROTOCOL = "dlms"
+
+# Endpoint.options this driver reads: HDLC or WRAPPER, and the association's addresses.
+OPTIONS = ("interface", "client_address", "server_address", "physical_address")
+
+
+def settings_from(endpoint: Endpoint) -> DlmsSettings:
+    """DLMS settings of one endpoint; ValueError when they are incomplete."""
+    options = endpoint.options
+    high = endpoint.security == "high"
+    client = options.get("client_address")
+    return DlmsSettings(
+        url=endpoint.url,
+        interface=options.get("interface") or "wrapper",
+        auth=endpoint.security,
+        client_address=client,
+        server_address=options.get("server_address") or 1,
+        physical_address=options.get("physical_address"),
+        password=endpoint.password or None,
+        auth_key=endpoint.auth_key or None,
+        block_key=endpoint.block_key or None,
+        system_title=endpoint.client_system_title if high else None,
+        server_system_title=(endpoint.system_title or None) if high else None,
+        connect_timeout=float(endpoint.timeout_s),
+        response_timeout=float(endpoint.timeout_s),
+        hdlc_retries=endpoint.retries,
+        baudrate=endpoint.baud_rate,
+        counter_key=f"{endpoint.counter_scope}:{client}" if endpoint.counter_scope else None,
+        exchange_log=endpoint.exchange_log,
+        get_with_list=endpoint.get_with_list,
+    )
+
+
+DRIVER = Driver(
+    protocol=PROTOCOL,
+    label="DLMS/COSEM",
+    settings_class=DlmsSettings,
+    settings_from=settings_from,
+    session_class=DlmsClient,
+    capabilities=DlmsClient.capabilities,
+    option_names=OPTIONS,
+)

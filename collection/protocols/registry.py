@@ -1,0 +1,50 @@
+"""Which driver speaks which protocol: the one place the rest of the head-end learns it.
+
+A driver is a settings dataclass, a function that builds those settings from a meter's
+endpoint (:class:`Endpoint`, plain values resolved from the registry before any I/O), and a
+session class implementing :class:`~collection.protocols.base.MeterSession` with its declared
+capabilities. The reader, the targets, the jobs and the on-demand read only ever call
+:func:`driver` and :meth:`Driver.open`; none of them names a protocol.
+
+Adding a protocol: a driver package under ``collection/protocols/<name>/`` exposing
+``DRIVER``, its simulator, and one line in :data:`DRIVERS` (``docs/adding-a-protocol.md``).
+"""
+
+from __future__ import annotations
+
+from . import base
+from .dlms.driver import DRIVER as DLMS_DRIVER
+from .driver import Driver, Endpoint
+from .errors import NotSupported
+
+__all__ = ["DRIVERS", "Driver", "Endpoint", "driver", "driver_of", "open_session", "settings_for"]
+
+DRIVERS: dict[str, Driver] = {
+    DLMS_DRIVER.protocol: DLMS_DRIVER,
+}
+
+
+def driver(protocol: str) -> Driver:
+    """The driver of `protocol`; :class:`NotSupported` when none is implemented yet."""
+    try:
+        return DRIVERS[protocol]
+    except KeyError:
+        raise NotSupported(f"protocol {protocol!r} has no driver yet") from None
+
+
+def settings_for(endpoint: Endpoint):
+    """The endpoint's protocol settings (ValueError: incomplete; NotSupported: no driver)."""
+    return driver(endpoint.protocol).settings_from(endpoint)
+
+
+def driver_of(settings) -> Driver:
+    """The driver whose settings `settings` are."""
+    for candidate in DRIVERS.values():
+        if isinstance(settings, candidate.settings_class):
+            return candidate
+    raise NotSupported(f"no driver takes {type(settings).__name__}")
+
+
+def open_session(settings, counters: base.InvocationCounterStore | None = None):
+    """A new session for `settings`, by the driver that owns their type."""
+    return driver_of(settings).open(settings, counters)

@@ -129,7 +129,7 @@ class CounterSource:
 
 
 def _settings(auth: str, interface: str, addr, serial: str, exp: Expected):
-    from collection.protocols.dlms import DlmsSettings
+    from collection.protocols.dlms.settings import DlmsSettings
 
     host, port, sa = addr
     ak, bk = exp.keys[serial]
@@ -150,7 +150,7 @@ def _settings(auth: str, interface: str, addr, serial: str, exp: Expected):
 
 
 async def ours_session(settings, serial: str, exp: Expected, counters) -> None:
-    from collection.protocols.dlms import DlmsClient
+    from collection.protocols.dlms.client import DlmsClient
 
     async with DlmsClient(settings, counters) as c:
         clock = await c.read_clock()

@@ -31,8 +31,8 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
+from ..protocols.dlms import axdr
 from .dlms import apdu as A
-from .dlms import axdr
 from .dlms import security as S
 from .dlms.errors import FrameError, SimProtocolError
 from .dlms.framing import HdlcDecoder, HdlcFrame, HdlcLink, WrapperDecoder, wrap
@@ -137,11 +137,13 @@ def build_push_apdu(
     server invocation counter.
     """
     state.alarm = alarm
-    values = [axdr.octets(b"SIM" + meter.serial.encode()), axdr.u32(alarm)]
+    values = [axdr.enc_octets(b"SIM" + meter.serial.encode()), axdr.enc_uint32(alarm)]
     if event_code is not None:
-        values.append(axdr.u8(event_code))
-    body = axdr.structure(*values, axdr.dt_octets(when))
-    notification = A.data_notification(state.sessions & 0x7FFFFFFF, axdr.datetime_bytes(when), body)
+        values.append(axdr.enc_uint8(event_code))
+    body = axdr.enc_struct(*values, axdr.enc_datetime(when))
+    notification = A.data_notification(
+        state.sessions & 0x7FFFFFFF, axdr.encode_datetime(when), body
+    )
     if not ciphered:
         return notification
     ic = state.next_server_ic()

@@ -1,4 +1,4 @@
-"""Fast A-XDR (DLMS data) decoder/encoder.
+"""A-XDR (DLMS data) and COSEM date-time codec shared by client, simulator and push listener.
 
 Decoding is iterative-free recursive with ``struct.unpack_from`` on one
 ``bytes`` object; values come out as plain Python objects:
@@ -14,7 +14,9 @@ Every malformed input raises :class:`MalformedResponse`.
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 from ..errors import MalformedResponse
 
@@ -55,7 +57,7 @@ _FIXED = {
     ENUM: (">B", 1),
     FLOAT32: (">f", 4),
     FLOAT64: (">d", 8),
-    BCD: (">B", 1),
+    BCD: (">B", 1),  # two BCD digits in one octet: unsigned
 }
 _FIXED_STRUCTS = {k: (struct.Struct(f).unpack_from, n) for k, (f, n) in _FIXED.items()}
 _RAW_FIXED = {DATE_TIME: 12, DATE: 5, TIME: 4}
@@ -156,48 +158,83 @@ def decode_all(buf: bytes) -> object:
 
 
 # -- date-time ---------------------------------------------------------------
+#
+# COSEM date-time (Blue Book 4.1.6.1): year(2) month day day-of-week hour minute second
+# hundredths deviation(2, signed) clock-status.  The deviation is the minutes from local
+# time to UTC: ``utc = local + deviation`` (CET, UTC+01:00, is -60).  dlms-cosem and gurux
+# read it the same way (tests/collection/protocols/test_codec_oracle.py).
 
+DATETIME_LEN = 12
 _DT = struct.Struct(">HBBBBBBBhB")
-NOT_SPECIFIED_DEVIATION = -0x8000
+NOT_SPECIFIED = 0xFF  # any one-byte field
+YEAR_NOT_SPECIFIED = 0xFFFF
+DEVIATION_NOT_SPECIFIED = -0x8000
+NOT_SPECIFIED_DEVIATION = DEVIATION_NOT_SPECIFIED
+# Local time zones run from UTC-12:00 to UTC+14:00, i.e. deviations +720 down to -840.
+DEVIATION_MIN = -840
+DEVIATION_MAX = 720
+MONTH_DAYLIGHT_SAVINGS_END = 0xFD
+MONTH_DAYLIGHT_SAVINGS_BEGIN = 0xFE
+DAY_LAST_OF_MONTH = 0xFE
+DAY_SECOND_LAST_OF_MONTH = 0xFD
+_WILDCARD_MONTHS = (NOT_SPECIFIED, MONTH_DAYLIGHT_SAVINGS_END, MONTH_DAYLIGHT_SAVINGS_BEGIN)
+_WILDCARD_DAYS = (NOT_SPECIFIED, DAY_SECOND_LAST_OF_MONTH, DAY_LAST_OF_MONTH)
+HUNDREDTH_US = 10_000  # microseconds in a hundredth of a second
 
 
 def decode_datetime(raw: bytes, default_tz: timezone = UTC) -> datetime | None:
-    """COSEM date-time (12 bytes) -> aware UTC datetime (None if unspecified).
+    """COSEM date-time (12 bytes) -> aware UTC datetime, or None when "not specified".
 
-    Deviation follows the Blue Book: minutes from local time to UTC, i.e.
-    ``utc = local + deviation``; 0x8000 means "not specified" and
-    ``default_tz`` is then assumed.
+    A wildcard date (year, month or day not specified, or a recurring month/day) or an
+    unspecified hour names no instant: None.  An unspecified minute, second or hundredths
+    reads as 0.  An unspecified deviation (0x8000) means ``default_tz``; a deviation
+    outside the time zones of the world is malformed.
     """
-    if len(raw) != 12:
+    if len(raw) != DATETIME_LEN:
         raise MalformedResponse("date-time must be 12 bytes")
     year, month, day, _dow, hour, minute, second, hundredths, dev, _status = _DT.unpack(raw)
-    if year == 0xFFFF or month in (0xFF, 0xFD, 0xFE) or day in (0xFF, 0xFD, 0xFE) or hour == 0xFF:
+    if (
+        year == YEAR_NOT_SPECIFIED
+        or month in _WILDCARD_MONTHS
+        or day in _WILDCARD_DAYS
+        or hour == NOT_SPECIFIED
+    ):
         return None
-    if minute == 0xFF:
+    if minute == NOT_SPECIFIED:
         minute = 0
-    if second == 0xFF:
+    if second == NOT_SPECIFIED:
         second = 0
-    if hundredths == 0xFF:
+    if hundredths == NOT_SPECIFIED:
         hundredths = 0
-    tz = default_tz if dev == NOT_SPECIFIED_DEVIATION else UTC
+    if dev != DEVIATION_NOT_SPECIFIED and not DEVIATION_MIN <= dev <= DEVIATION_MAX:
+        raise MalformedResponse(f"date-time deviation {dev} outside any time zone")
+    tz = default_tz if dev == DEVIATION_NOT_SPECIFIED else UTC
     try:
-        local = datetime(year, month, day, hour, minute, second, hundredths * 10000, tzinfo=tz)
+        local = datetime(
+            year, month, day, hour, minute, second, hundredths * HUNDREDTH_US, tzinfo=tz
+        )
     except ValueError:
         raise MalformedResponse("invalid date-time") from None
-    if dev == NOT_SPECIFIED_DEVIATION:
+    if dev == DEVIATION_NOT_SPECIFIED:
         return local.astimezone(UTC)
     # "local" was built as UTC wall time; shift by the deviation.
     return local + timedelta(minutes=dev)
 
 
 def datetime_status(raw: bytes) -> int:
-    return raw[11] if len(raw) == 12 else 0xFF
+    return raw[11] if len(raw) == DATETIME_LEN else NOT_SPECIFIED
 
 
 def encode_datetime(value: datetime, deviation: int = 0, status: int = 0) -> bytes:
-    """Aware datetime -> 12 byte COSEM date-time expressed in UTC (deviation 0)."""
+    """Aware datetime -> 12 byte COSEM date-time, as local time of ``deviation``.
+
+    ``deviation`` is minutes from local time to UTC (Blue Book): the wall time written is
+    ``utc - deviation``, so :func:`decode_datetime` gives ``value`` back for any deviation.
+    """
     if value.tzinfo is None:
         raise ValueError("datetime must be timezone-aware")
+    if not DEVIATION_MIN <= deviation <= DEVIATION_MAX:
+        raise ValueError(f"deviation {deviation} outside any time zone")
     local = value.astimezone(UTC) - timedelta(minutes=deviation)
     return _DT.pack(
         local.year,
@@ -207,13 +244,38 @@ def encode_datetime(value: datetime, deviation: int = 0, status: int = 0) -> byt
         local.hour,
         local.minute,
         local.second,
-        local.microsecond // 10000,
+        local.microsecond // HUNDREDTH_US,
         deviation,
         status,
     )
 
 
+def enc_datetime(value: datetime, deviation: int = 0, status: int = 0) -> bytes:
+    """A date-time as the octet-string COSEM attributes and profile rows carry it."""
+    return enc_octets(encode_datetime(value, deviation, status))
+
+
 # -- encoder ------------------------------------------------------------------
+#
+# Encoders return bytes; composite values are built from already encoded members, which
+# keeps the hot paths (requests, profile rows of the simulator) byte concatenation.
+
+_INT8 = struct.Struct(">Bb").pack
+_INT16 = struct.Struct(">Bh").pack
+_UINT16 = struct.Struct(">BH").pack
+_INT32 = struct.Struct(">Bi").pack
+_UINT32 = struct.Struct(">BI").pack
+_INT64 = struct.Struct(">Bq").pack
+_UINT64 = struct.Struct(">BQ").pack
+BOOLEAN_TRUE = 0xFF
+
+
+def enc_null() -> bytes:
+    return b"\x00"
+
+
+def enc_boolean(v: bool) -> bytes:
+    return bytes((BOOLEAN, BOOLEAN_TRUE if v else 0))
 
 
 def enc_octets(raw: bytes) -> bytes:
@@ -230,19 +292,31 @@ def enc_uint8(v: int) -> bytes:
 
 
 def enc_int8(v: int) -> bytes:
-    return struct.pack(">Bb", INT8, v)
+    return _INT8(INT8, v)
 
 
 def enc_uint16(v: int) -> bytes:
-    return struct.pack(">BH", UINT16, v)
-
-
-def enc_uint32(v: int) -> bytes:
-    return struct.pack(">BI", UINT32, v)
+    return _UINT16(UINT16, v)
 
 
 def enc_int16(v: int) -> bytes:
-    return struct.pack(">Bh", INT16, v)
+    return _INT16(INT16, v)
+
+
+def enc_uint32(v: int) -> bytes:
+    return _UINT32(UINT32, v)
+
+
+def enc_int32(v: int) -> bytes:
+    return _INT32(INT32, v)
+
+
+def enc_uint64(v: int) -> bytes:
+    return _UINT64(UINT64, v)
+
+
+def enc_int64(v: int) -> bytes:
+    return _INT64(INT64, v)
 
 
 def enc_enum(v: int) -> bytes:
@@ -255,6 +329,73 @@ def enc_struct(*items: bytes) -> bytes:
 
 def enc_array(items: list[bytes] | tuple[bytes, ...]) -> bytes:
     return bytes((ARRAY,)) + encode_length(len(items)) + b"".join(items)
+
+
+# -- typed decoding ------------------------------------------------------------
+#
+# The server side needs each value's type (a SET must match the attribute's type), so it
+# decodes into Value trees; the client's hot path keeps the plain decode() above.
+
+
+@dataclass(frozen=True, slots=True)
+class Value:
+    """One A-XDR item with its type tag; arrays/structures hold lists of Value."""
+
+    tag: int
+    value: Any  # int | bytes | str | bool | float | None | list[Value]
+
+    def as_int(self) -> int:
+        if isinstance(self.value, bool) or not isinstance(self.value, int):
+            raise MalformedResponse(f"expected an integer, got tag {self.tag:#x}")
+        return self.value
+
+    def as_bytes(self) -> bytes:
+        if not isinstance(self.value, bytes):
+            raise MalformedResponse(f"expected an octet string, got tag {self.tag:#x}")
+        return self.value
+
+    def as_list(self) -> list[Value]:
+        if not isinstance(self.value, list):
+            raise MalformedResponse(f"expected array/structure, got tag {self.tag:#x}")
+        return self.value
+
+
+def decode_typed(buf: bytes, pos: int = 0, _depth: int = 0) -> tuple[Value, int]:
+    """Decode one item at ``pos`` into a :class:`Value`; return (value, next position).
+
+    Same rules as :func:`decode`, except that a bit-string keeps its raw bytes.
+    """
+    try:
+        tag = buf[pos]
+    except IndexError:
+        raise MalformedResponse("truncated data") from None
+    if tag == STRUCTURE or tag == ARRAY:
+        if _depth >= MAX_DEPTH:
+            raise MalformedResponse("data nested too deeply")
+        count, pos = read_length(buf, pos + 1)
+        if count > len(buf) - pos:
+            raise MalformedResponse("element count exceeds data")
+        members = []
+        for _ in range(count):
+            member, pos = decode_typed(buf, pos, _depth + 1)
+            members.append(member)
+        return Value(tag, members), pos
+    if tag == BIT_STRING:
+        nbits, start = read_length(buf, pos + 1)
+        end = start + (nbits + 7) // 8
+        if end > len(buf):
+            raise MalformedResponse("truncated bit-string")
+        return Value(tag, bytes(buf[start:end])), end
+    value, pos = decode(buf, pos, _depth)
+    return Value(tag, value), pos
+
+
+def decode_typed_all(buf: bytes) -> Value:
+    """Decode exactly one typed item spanning the whole buffer."""
+    value, pos = decode_typed(buf, 0)
+    if pos != len(buf):
+        raise MalformedResponse(f"{len(buf) - pos} trailing bytes after data")
+    return value
 
 
 # -- units (Blue Book table, the common subset) --------------------------------

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import axdr
+from ...protocols.dlms import axdr
 from .errors import ApduError
 
 # xDLMS / ACSE tags
@@ -116,7 +116,7 @@ def _ber_elements(buf: bytes) -> list[tuple[int, bytes]]:
     pos = 0
     while pos < len(buf):
         tag = buf[pos]
-        n, pos = axdr.dec_length(buf, pos + 1)
+        n, pos = axdr.read_length(buf, pos + 1)
         if pos + n > len(buf):
             raise ApduError("truncated BER element")
         out.append((tag, bytes(buf[pos : pos + n])))
@@ -125,7 +125,7 @@ def _ber_elements(buf: bytes) -> list[tuple[int, bytes]]:
 
 
 def _ber(tag: int, content: bytes) -> bytes:
-    return bytes((tag,)) + axdr.enc_length(len(content)) + content
+    return bytes((tag,)) + axdr.encode_length(len(content)) + content
 
 
 # --- AARQ ----------------------------------------------------------------------------------
@@ -151,7 +151,7 @@ class Aarq:
 def parse_aarq(apdu: bytes) -> Aarq:
     if len(apdu) < 2 or apdu[0] != AARQ:
         raise ApduError("not an AARQ")
-    n, pos = axdr.dec_length(apdu, 1)
+    n, pos = axdr.read_length(apdu, 1)
     if pos + n != len(apdu):
         raise ApduError("AARQ length mismatch")
     out = Aarq()
@@ -173,14 +173,14 @@ def parse_aarq(apdu: bytes) -> Aarq:
         elif tag == 0xAC:
             if len(content) < 2 or content[0] not in (0x80, 0x81):
                 raise ApduError("bad calling authentication value")
-            n2, p2 = axdr.dec_length(content, 1)
+            n2, p2 = axdr.read_length(content, 1)
             if p2 + n2 != len(content):
                 raise ApduError("bad calling authentication value length")
             out.auth_value = content[p2:]
         elif tag == 0xBE:
             if len(content) < 2 or content[0] != 0x04:
                 raise ApduError("bad user information")
-            n2, p2 = axdr.dec_length(content, 1)
+            n2, p2 = axdr.read_length(content, 1)
             if p2 + n2 != len(content):
                 raise ApduError("bad user information length")
             out.user_info = content[p2:]
@@ -274,12 +274,12 @@ def parse_rlrq(apdu: bytes) -> bytes | None:
     """Validate an RLRQ; return its raw user-information APDU if present."""
     if len(apdu) < 2 or apdu[0] != RLRQ:
         raise ApduError("not an RLRQ")
-    n, pos = axdr.dec_length(apdu, 1)
+    n, pos = axdr.read_length(apdu, 1)
     if pos + n != len(apdu):
         raise ApduError("RLRQ length mismatch")
     for tag, content in _ber_elements(apdu[pos:]):
         if tag == 0xBE and len(content) >= 2 and content[0] == 0x04:
-            n2, p2 = axdr.dec_length(content, 1)
+            n2, p2 = axdr.read_length(content, 1)
             return content[p2 : p2 + n2]
     return None
 
@@ -322,7 +322,7 @@ def _datablock(b: bytes, pos: int, req: Request) -> int:
         raise ApduError("truncated DataBlock-SA")
     req.last_block = b[pos] != 0
     req.block_number = int.from_bytes(b[pos + 1 : pos + 5], "big")
-    n, pos = axdr.dec_length(b, pos + 5)
+    n, pos = axdr.read_length(b, pos + 5)
     if pos + n > len(b):
         raise ApduError("truncated DataBlock-SA raw data")
     req.raw_block = bytes(b[pos : pos + n])
@@ -341,7 +341,7 @@ def _descriptor(b: bytes, pos: int, with_selection: bool) -> tuple[Descriptor, i
             if pos + 2 > len(b):
                 raise ApduError("truncated access selector")
             d.selector = b[pos + 1]
-            d.selector_value, pos = axdr.decode(b, pos + 2)
+            d.selector_value, pos = axdr.decode_typed(b, pos + 2)
         else:
             pos += 1
     return d, pos
@@ -364,7 +364,7 @@ def parse_request(b: bytes) -> Request:
             req.block_number = int.from_bytes(b[pos : pos + 4], "big")
             pos += 4
         elif kind == 3:
-            count, pos = axdr.dec_length(b, pos)
+            count, pos = axdr.read_length(b, pos)
             if count == 0 or count > len(b):
                 raise ApduError("bad descriptor count")
             for _ in range(count):
@@ -377,7 +377,7 @@ def parse_request(b: bytes) -> Request:
             d, pos = _descriptor(b, pos, True)
             req.descriptors.append(d)
             start = pos
-            req.data, pos = axdr.decode(b, pos)
+            req.data, pos = axdr.decode_typed(b, pos)
             req.data_raw = bytes(b[start:pos])
         elif kind == 2:  # set-request-with-first-datablock
             d, pos = _descriptor(b, pos, True)
@@ -395,7 +395,7 @@ def parse_request(b: bytes) -> Request:
         if pos >= len(b):
             raise ApduError("truncated ACTION parameters flag")
         if b[pos]:
-            req.data, pos = axdr.decode(b, pos + 1)
+            req.data, pos = axdr.decode_typed(b, pos + 1)
         else:
             pos += 1
     else:
@@ -415,7 +415,7 @@ def get_response_block(invoke: int, last: bool, block: int, raw: bytes) -> bytes
         bytes((GET_RESPONSE, 2, invoke, 0xFF if last else 0x00))
         + block.to_bytes(4, "big")
         + b"\x00"
-        + axdr.enc_length(len(raw))
+        + axdr.encode_length(len(raw))
         + raw
     )
 
@@ -425,7 +425,7 @@ def get_response_block_error(invoke: int, block: int, dar: int) -> bytes:
 
 
 def get_response_list(invoke: int, results: list[tuple[bytes | None, int]]) -> bytes:
-    out = bytes((GET_RESPONSE, 3, invoke)) + axdr.enc_length(len(results))
+    out = bytes((GET_RESPONSE, 3, invoke)) + axdr.encode_length(len(results))
     for data, dar in results:
         out += b"\x00" + data if data is not None else bytes((1, dar))
     return out

@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from ...protocols.dlms import axdr
+from ...protocols.dlms.axdr import Value
+from ...protocols.obis import obis_bytes, obis_dotted
 from .. import model
 from ..incidents import with_script
-from . import axdr
 from .apdu import (
     DAR_OBJECT_UNAVAILABLE,
     DAR_OTHER_REASON,
@@ -23,7 +25,7 @@ from .apdu import (
     DAR_TEMPORARY_FAILURE,
     DAR_TYPE_UNMATCHED,
 )
-from .axdr import Value
+from .errors import ApduError
 
 if TYPE_CHECKING:
     from .meter import MeterState, SimulatedMeter
@@ -64,13 +66,13 @@ class CosemObject:
 
     def __init__(self, obis: str) -> None:
         self.obis = obis
-        self.ln = axdr.obis_bytes(obis)
+        self.ln = obis_bytes(obis)
 
     def get(self, ctx: Ctx, attr: int, selector: int | None, sel: Value | None) -> bytes:
         if selector is not None:
             raise AccessError(DAR_OTHER_REASON)
         if attr == 1:
-            return axdr.octets(self.ln)
+            return axdr.enc_octets(self.ln)
         if not 1 <= attr <= self.attributes:
             raise AccessError(DAR_OBJECT_UNAVAILABLE)
         return self.value(ctx, attr)
@@ -105,7 +107,7 @@ class Register(CosemObject):
     def __init__(self, obis: str, fn: Callable[[Ctx], bytes], scaler: int, unit: str) -> None:
         super().__init__(obis)
         self.fn = fn
-        self.scaler_unit = axdr.structure(axdr.i8(scaler), axdr.enum(UNIT[unit]))
+        self.scaler_unit = axdr.enc_struct(axdr.enc_int8(scaler), axdr.enc_enum(UNIT[unit]))
 
     def value(self, ctx: Ctx, attr: int) -> bytes:
         if attr == 2:
@@ -124,9 +126,9 @@ class MaxDemand(Register):
         if attr == 3:
             return self.scaler_unit
         if attr == 4:
-            return axdr.u8(0)
+            return axdr.enc_uint8(0)
         w, at = model.max_demand(ctx.meter.serial, ctx.now)
-        return axdr.u32(w) if attr == 2 else axdr.dt_octets(at)
+        return axdr.enc_uint32(w) if attr == 2 else axdr.enc_datetime(at)
 
 
 class Clock(CosemObject):
@@ -137,18 +139,18 @@ class Clock(CosemObject):
 
     def value(self, ctx: Ctx, attr: int) -> bytes:
         if attr == 2:
-            return axdr.dt_octets(ctx.meter_time())
+            return axdr.enc_datetime(ctx.meter_time())
         if attr == 3:
-            return axdr.i16(0)
+            return axdr.enc_int16(0)
         if attr == 4:
-            return axdr.u8(0)
+            return axdr.enc_uint8(0)
         if attr in (5, 6):
-            return axdr.octets(bytes.fromhex("ffffffffffffffffff800000"))
+            return axdr.enc_octets(bytes.fromhex("ffffffffffffffffff800000"))
         if attr == 7:
-            return axdr.i8(0)
+            return axdr.enc_int8(0)
         if attr == 8:
-            return axdr.boolean(False)
-        return axdr.enum(1)  # clock base: internal crystal
+            return axdr.enc_boolean(False)
+        return axdr.enc_enum(1)  # clock base: internal crystal
 
     def set(self, ctx: Ctx, attr: int, v: Value, raw: bytes = b"") -> None:
         if attr != 2:
@@ -156,9 +158,11 @@ class Clock(CosemObject):
         if v.tag not in (axdr.OCTET_STRING, axdr.DATE_TIME) or len(v.value) != 12:
             raise AccessError(DAR_TYPE_UNMATCHED)
         try:
-            wanted = axdr.parse_datetime(v.value)
-        except Exception:
+            wanted = axdr.decode_datetime(v.value)
+        except ApduError:
             raise AccessError(DAR_TYPE_UNMATCHED) from None
+        if wanted is None:  # a wildcard names no instant to set the clock to
+            raise AccessError(DAR_TYPE_UNMATCHED)
         drift = ctx.meter.total_drift_s
         ctx.state.clock_offset_s = (wanted - ctx.now).total_seconds() - drift
 
@@ -167,8 +171,11 @@ class Clock(CosemObject):
 
 
 def capture_object(class_id: int, obis: str, attr: int, index: int = 0) -> bytes:
-    return axdr.structure(
-        axdr.u16(class_id), axdr.octets(axdr.obis_bytes(obis)), axdr.i8(attr), axdr.u16(index)
+    return axdr.enc_struct(
+        axdr.enc_uint16(class_id),
+        axdr.enc_octets(obis_bytes(obis)),
+        axdr.enc_int8(attr),
+        axdr.enc_uint16(index),
     )
 
 
@@ -212,7 +219,7 @@ class ProfileGeneric(CosemObject):
             m = w.as_list()
             if len(m) < 3:
                 raise AccessError(DAR_TYPE_UNMATCHED)
-            key = (m[0].as_int(), axdr.obis_text(m[1].as_bytes()), m[2].as_int())
+            key = (m[0].as_int(), obis_dotted(m[1].as_bytes()), m[2].as_int())
             if key not in columns:
                 raise AccessError(DAR_SCOPE_OF_ACCESS_VIOLATED)
             out.append(columns.index(key))
@@ -230,10 +237,12 @@ class ProfileGeneric(CosemObject):
                 if len(m) < 3:
                     raise AccessError(DAR_TYPE_UNMATCHED)
                 restricting = m[0].as_list()
-                if axdr.obis_text(restricting[1].as_bytes()) != "0.0.1.0.0.255":
+                if obis_dotted(restricting[1].as_bytes()) != "0.0.1.0.0.255":
                     raise AccessError(DAR_SCOPE_OF_ACCESS_VIOLATED)
-                start = axdr.parse_datetime(m[1].value)
-                end = axdr.parse_datetime(m[2].value)
+                start = axdr.decode_datetime(m[1].value)
+                end = axdr.decode_datetime(m[2].value)
+                if start is None or end is None:
+                    raise AccessError(DAR_TYPE_UNMATCHED)
                 if len(m) > 3:
                     cols = self._columns(ctx, m[3])
             except AccessError:
@@ -257,8 +266,8 @@ class ProfileGeneric(CosemObject):
         else:
             raise AccessError(DAR_OTHER_REASON)
         if len(cols) == width:
-            return axdr.array([axdr.structure(*r) for r in rows])
-        return axdr.array([axdr.structure(*(r[c] for c in cols)) for r in rows])
+            return axdr.enc_array([axdr.enc_struct(*r) for r in rows])
+        return axdr.enc_array([axdr.enc_struct(*(r[c] for c in cols)) for r in rows])
 
     def get(self, ctx: Ctx, attr: int, selector: int | None, sel: Value | None) -> bytes:
         if attr == 2:
@@ -267,16 +276,16 @@ class ProfileGeneric(CosemObject):
 
     def value(self, ctx: Ctx, attr: int) -> bytes:
         if attr == 3:
-            return axdr.array([capture_object(c, o, a) for c, o, a in self.cols(ctx)])
+            return axdr.enc_array([capture_object(c, o, a) for c, o, a in self.cols(ctx)])
         if attr == 4:
-            return axdr.u32(self.period(ctx))
+            return axdr.enc_uint32(self.period(ctx))
         if attr == 5:
-            return axdr.enum(1)  # fifo
+            return axdr.enc_enum(1)  # fifo
         if attr == 6:
             return capture_object(0, "0.0.0.0.0.0", 0)
         if attr == 7:
-            return axdr.u32(self.count(ctx))  # entries_in_use
-        return axdr.u32(self.depth(ctx))  # 8 profile_entries
+            return axdr.enc_uint32(self.count(ctx))  # entries_in_use
+        return axdr.enc_uint32(self.depth(ctx))  # 8 profile_entries
 
 
 CLOCK_COLUMN = (8, "0.0.1.0.0.255", 2)
@@ -287,12 +296,12 @@ for _ch, (_prof, _reg, _unit) in model.CHANNELS.items():
     _CAPTURABLE[(3, _reg, 2)] = ("register", _ch)  # register value at the period end
 MAX_CAPTURE_PERIOD = 86400
 _INTEGER_TAGS = (
-    axdr.DOUBLE_LONG_UNSIGNED,
-    axdr.LONG_UNSIGNED,
-    axdr.UNSIGNED,
-    axdr.DOUBLE_LONG,
-    axdr.LONG,
-    axdr.INTEGER,
+    axdr.UINT32,
+    axdr.UINT16,
+    axdr.UINT8,
+    axdr.INT32,
+    axdr.INT16,
+    axdr.INT8,
 )
 
 
@@ -345,15 +354,15 @@ class LoadProfile(ProfileGeneric):
         for key in self.cols(ctx):
             kind, ch = _CAPTURABLE[key]
             if kind == "clock":
-                out.append(axdr.dt_octets(model.interval_end(b - 1)))
+                out.append(axdr.enc_datetime(model.interval_end(b - 1)))
             elif kind == "interval":
                 if steps == 1:
-                    out.append(axdr.u32(model.interval_value(serial, ch, a)))
+                    out.append(axdr.enc_uint32(model.interval_value(serial, ch, a)))
                 else:
                     cum = model.cumulative
-                    out.append(axdr.u32(cum(serial, ch, b) - cum(serial, ch, a)))
+                    out.append(axdr.enc_uint32(cum(serial, ch, b) - cum(serial, ch, a)))
             else:
-                out.append(axdr.u32(model.cumulative(serial, ch, b)))
+                out.append(axdr.enc_uint32(model.cumulative(serial, ch, b)))
         return tuple(out)
 
     def _rows(self, ctx: Ctx, first: int, last: int) -> list[tuple[bytes, ...]]:
@@ -394,7 +403,7 @@ def _capture_objects(v: Value) -> tuple[tuple[int, str, int], ...]:
             m = item.as_list()
             if item.tag != axdr.STRUCTURE or len(m) != 4 or len(m[1].as_bytes()) != 6:
                 raise AccessError(DAR_TYPE_UNMATCHED)
-            key = (m[0].as_int(), axdr.obis_text(m[1].as_bytes()), m[2].as_int())
+            key = (m[0].as_int(), obis_dotted(m[1].as_bytes()), m[2].as_int())
             if key not in _CAPTURABLE or m[3].as_int() != 0 or key in out:
                 raise AccessError(DAR_OTHER_REASON)
             out.append(key)
@@ -411,7 +420,7 @@ class EventLog(ProfileGeneric):
     columns = [CLOCK_COLUMN, (1, "0.0.96.11.0.255", 2)]
 
     def _rows(self, events: list[tuple[datetime, int]]) -> list[tuple[bytes, ...]]:
-        return [(axdr.dt_octets(t), axdr.u8(code)) for t, code in events]
+        return [(axdr.enc_datetime(t), axdr.enc_uint8(code)) for t, code in events]
 
     def depth(self, ctx: Ctx) -> int:
         return ctx.meter.event_log_entries
@@ -452,10 +461,10 @@ class DisconnectControl(CosemObject):
 
     def value(self, ctx: Ctx, attr: int) -> bytes:
         if attr == 2:
-            return axdr.boolean(ctx.state.control_state == 1)
+            return axdr.enc_boolean(ctx.state.control_state == 1)
         if attr == 3:
-            return axdr.enum(ctx.state.control_state)
-        return axdr.enum(2)  # control mode: remote disconnect/reconnect allowed
+            return axdr.enc_enum(ctx.state.control_state)
+        return axdr.enc_enum(2)  # control mode: remote disconnect/reconnect allowed
 
     def action(self, ctx: Ctx, method: int, param: Value | None) -> bytes | None:
         if method == 1:
@@ -467,31 +476,43 @@ class DisconnectControl(CosemObject):
         return None
 
 
-_SCRIPT_TABLE = axdr.obis_bytes("0.0.10.0.100.255")
+_SCRIPT_TABLE = obis_bytes("0.0.10.0.100.255")
 
 
 def _default_calendar(attr: int) -> bytes:
     name = b"SIM-TOU1"
     if attr in (2, 6):
-        return axdr.octets(name)
+        return axdr.enc_octets(name)
     if attr in (3, 7):
         start = bytes.fromhex("ffff0101ff000000ff800000")
-        return axdr.array(
-            [axdr.structure(axdr.octets(b"S1"), axdr.octets(start), axdr.octets(b"W1"))]
+        return axdr.enc_array(
+            [
+                axdr.enc_struct(
+                    axdr.enc_octets(b"S1"), axdr.enc_octets(start), axdr.enc_octets(b"W1")
+                )
+            ]
         )
     if attr in (4, 8):
-        return axdr.array([axdr.structure(axdr.octets(b"W1"), *(axdr.u8(1) for _ in range(7)))])
+        return axdr.enc_array(
+            [axdr.enc_struct(axdr.enc_octets(b"W1"), *(axdr.enc_uint8(1) for _ in range(7)))]
+        )
     if attr in (5, 9):
 
         def action(hour: int, selector: int) -> bytes:
-            return axdr.structure(
-                axdr.octets(bytes((hour, 0, 0, 0))), axdr.octets(_SCRIPT_TABLE), axdr.u16(selector)
+            return axdr.enc_struct(
+                axdr.enc_octets(bytes((hour, 0, 0, 0))),
+                axdr.enc_octets(_SCRIPT_TABLE),
+                axdr.enc_uint16(selector),
             )
 
-        return axdr.array(
-            [axdr.structure(axdr.u8(1), axdr.array([action(0, 2), action(7, 1), action(23, 2)]))]
+        return axdr.enc_array(
+            [
+                axdr.enc_struct(
+                    axdr.enc_uint8(1), axdr.enc_array([action(0, 2), action(7, 1), action(23, 2)])
+                )
+            ]
         )
-    return axdr.octets(bytes.fromhex("ffffffffffffffffff800000"))  # 10: activation time
+    return axdr.enc_octets(bytes.fromhex("ffffffffffffffffff800000"))  # 10: activation time
 
 
 _CAL_TYPES = {
@@ -542,17 +563,17 @@ class PushSetup(CosemObject):
 
     def value(self, ctx: Ctx, attr: int) -> bytes:
         if attr == 2:
-            return axdr.array([capture_object(c, o, a) for c, o, a in PUSH_OBJECTS])
+            return axdr.enc_array([capture_object(c, o, a) for c, o, a in PUSH_OBJECTS])
         if attr == 3:
             dest = (ctx.state.push_destination or "").encode()
-            return axdr.structure(axdr.enum(0), axdr.octets(dest), axdr.enum(0))
+            return axdr.enc_struct(axdr.enc_enum(0), axdr.enc_octets(dest), axdr.enc_enum(0))
         if attr == 4:
-            return axdr.array([])
+            return axdr.enc_array([])
         if attr == 5:
-            return axdr.u16(0)
+            return axdr.enc_uint16(0)
         if attr == 6:
-            return axdr.u8(0)
-        return axdr.u16(0)
+            return axdr.enc_uint8(0)
+        return axdr.enc_uint16(0)
 
     def set(self, ctx: Ctx, attr: int, v: Value, raw: bytes = b"") -> None:
         if attr != 3:
@@ -588,42 +609,42 @@ class Association(CosemObject):
         if attr == 2:
             return object_list()
         if attr == 3:
-            return axdr.structure(axdr.i8(ctx.client), axdr.u16(ctx.server_address))
+            return axdr.enc_struct(axdr.enc_int8(ctx.client), axdr.enc_uint16(ctx.server_address))
         if attr in (4, 6):
             mech = {16: 0, 17: 1, 1: 5}.get(ctx.client, 0)
             last = (3 if ctx.client == 1 else 1) if attr == 4 else mech
-            return axdr.structure(
-                axdr.u8(2),
-                axdr.u8(16),
-                axdr.u16(756),
-                axdr.u8(5),
-                axdr.u8(8),
-                axdr.u8(1 if attr == 4 else 2),
-                axdr.u8(last),
+            return axdr.enc_struct(
+                axdr.enc_uint8(2),
+                axdr.enc_uint8(16),
+                axdr.enc_uint16(756),
+                axdr.enc_uint8(5),
+                axdr.enc_uint8(8),
+                axdr.enc_uint8(1 if attr == 4 else 2),
+                axdr.enc_uint8(last),
             )
         if attr == 5:
             from .apdu import SERVER_CONFORMANCE
 
-            return axdr.structure(
+            return axdr.enc_struct(
                 b"\x04\x18" + SERVER_CONFORMANCE.to_bytes(3, "big"),
-                axdr.u16(ctx.meter.max_pdu_size),
-                axdr.u16(ctx.meter.max_pdu_size),
-                axdr.u8(6),
-                axdr.i8(0),
-                axdr.octets(b""),
+                axdr.enc_uint16(ctx.meter.max_pdu_size),
+                axdr.enc_uint16(ctx.meter.max_pdu_size),
+                axdr.enc_uint8(6),
+                axdr.enc_int8(0),
+                axdr.enc_octets(b""),
             )
         if attr == 7:
             raise AccessError(DAR_READ_WRITE_DENIED)
         if attr == 8:
-            return axdr.enum(2)  # associated
-        return axdr.octets(axdr.obis_bytes("0.0.43.0.0.255"))
+            return axdr.enc_enum(2)  # associated
+        return axdr.enc_octets(obis_bytes("0.0.43.0.0.255"))
 
 
 # --- the object list -------------------------------------------------------------------------
 
 
 def _u32_of(fn: Callable[[Ctx], int]) -> Callable[[Ctx], bytes]:
-    return lambda ctx: axdr.u32(fn(ctx))
+    return lambda ctx: axdr.enc_uint32(fn(ctx))
 
 
 def _energy(ch: int) -> Callable[[Ctx], bytes]:
@@ -637,28 +658,28 @@ def _tariff(t: int) -> Callable[[Ctx], bytes]:
 def _last_interval(ch: int) -> Callable[[Ctx], bytes]:
     def fn(ctx: Ctx) -> bytes:
         n = model.completed_intervals(ctx.now)
-        return axdr.u32(model.interval_value(ctx.meter.serial, ch, n - 1) if n else 0)
+        return axdr.enc_uint32(model.interval_value(ctx.meter.serial, ch, n - 1) if n else 0)
 
     return fn
 
 
 def _inst(obis: str) -> Callable[[Ctx], bytes]:
     if obis == "1.0.1.7.0.255":
-        return lambda ctx: axdr.i32(model.instantaneous(ctx.meter.serial, obis, ctx.now))
-    return lambda ctx: axdr.u16(model.instantaneous(ctx.meter.serial, obis, ctx.now))
+        return lambda ctx: axdr.enc_int32(model.instantaneous(ctx.meter.serial, obis, ctx.now))
+    return lambda ctx: axdr.enc_uint16(model.instantaneous(ctx.meter.serial, obis, ctx.now))
 
 
 def _last_event(ctx: Ctx) -> bytes:
     evs = meter_events(ctx, ctx.now - timedelta(days=400), ctx.now)
-    return axdr.u8(evs[-1][1] if evs else 0)
+    return axdr.enc_uint8(evs[-1][1] if evs else 0)
 
 
 def _build() -> dict[bytes, CosemObject]:
     objs: list[CosemObject] = [
         Association("0.0.40.0.0.255"),
-        Data("0.0.42.0.0.255", lambda ctx: axdr.octets(b"SIM" + ctx.meter.serial.encode())),
-        Data("0.0.96.1.0.255", lambda ctx: axdr.octets(ctx.meter.serial.encode())),
-        Data("0.0.43.1.0.255", lambda ctx: axdr.u32(ctx.state.client_ic.get(1, 0))),
+        Data("0.0.42.0.0.255", lambda ctx: axdr.enc_octets(b"SIM" + ctx.meter.serial.encode())),
+        Data("0.0.96.1.0.255", lambda ctx: axdr.enc_octets(ctx.meter.serial.encode())),
+        Data("0.0.43.1.0.255", lambda ctx: axdr.enc_uint32(ctx.state.client_ic.get(1, 0))),
         Clock("0.0.1.0.0.255"),
     ]
     for ch, (prof, reg, unit) in model.CHANNELS.items():
@@ -673,7 +694,7 @@ def _build() -> dict[bytes, CosemObject]:
         LoadProfile("1.0.99.1.0.255"),
         EventLog("0.0.99.98.0.255"),
         Data("0.0.96.11.0.255", _last_event),
-        Data("0.0.97.98.0.255", lambda ctx: axdr.u32(ctx.state.alarm)),
+        Data("0.0.97.98.0.255", lambda ctx: axdr.enc_uint32(ctx.state.alarm)),
         DisconnectControl("0.0.96.3.10.255"),
         ActivityCalendar("0.0.13.0.0.255"),
         PushSetup("0.0.25.9.0.255"),
@@ -693,19 +714,23 @@ def object_list() -> bytes:
         items = []
         for o in OBJECTS.values():
             attrs = [
-                axdr.structure(axdr.i8(a), axdr.enum(3 if a in o.writable else 1), axdr.null())
+                axdr.enc_struct(
+                    axdr.enc_int8(a), axdr.enc_enum(3 if a in o.writable else 1), axdr.enc_null()
+                )
                 for a in range(1, o.attributes + 1)
             ]
-            methods = [axdr.structure(axdr.i8(m), axdr.enum(1)) for m in range(1, o.methods + 1)]
+            methods = [
+                axdr.enc_struct(axdr.enc_int8(m), axdr.enc_enum(1)) for m in range(1, o.methods + 1)
+            ]
             items.append(
-                axdr.structure(
-                    axdr.u16(o.class_id),
-                    axdr.u8(o.version),
-                    axdr.octets(o.ln),
-                    axdr.structure(axdr.array(attrs), axdr.array(methods)),
+                axdr.enc_struct(
+                    axdr.enc_uint16(o.class_id),
+                    axdr.enc_uint8(o.version),
+                    axdr.enc_octets(o.ln),
+                    axdr.enc_struct(axdr.enc_array(attrs), axdr.enc_array(methods)),
                 )
             )
-        _OBJECT_LIST = axdr.array(items)
+        _OBJECT_LIST = axdr.enc_array(items)
     return _OBJECT_LIST
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from . import axdr
+from ...protocols.dlms import axdr
 from .apdu import GENERAL_GLO_CIPHERING
 from .errors import ApduError, SecurityFailure
 
@@ -124,26 +124,26 @@ def split_ciphered(apdu: bytes) -> Ciphered:
     pos = 1
     st = None
     if tag == GENERAL_GLO_CIPHERING:
-        n, pos = axdr.dec_length(apdu, pos)
+        n, pos = axdr.read_length(apdu, pos)
         if pos + n > len(apdu):
             raise ApduError("truncated system title")
         st = bytes(apdu[pos : pos + n])
         pos += n
-    n, pos = axdr.dec_length(apdu, pos)
+    n, pos = axdr.read_length(apdu, pos)
     if pos + n != len(apdu):
         raise ApduError("ciphered APDU length mismatch")
     return Ciphered(tag, st, bytes(apdu[pos:]))
 
 
 def wrap_glo(tag: int, content: bytes) -> bytes:
-    return bytes((tag,)) + axdr.enc_length(len(content)) + content
+    return bytes((tag,)) + axdr.encode_length(len(content)) + content
 
 
 def wrap_general_glo(system_title: bytes, content: bytes) -> bytes:
     return (
         bytes((GENERAL_GLO_CIPHERING,))
-        + axdr.enc_length(len(system_title))
+        + axdr.encode_length(len(system_title))
         + system_title
-        + axdr.enc_length(len(content))
+        + axdr.encode_length(len(content))
         + content
     )

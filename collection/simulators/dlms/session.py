@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from ...protocols.dlms import axdr
 from . import apdu as A
-from . import axdr
 from . import security as S
 from .errors import ApduError, InvocationCounterError, SecurityFailure
 from .meter import CLIENT_HLS, CLIENT_LLS, CLIENT_PUBLIC, MeterState, SimulatedMeter
@@ -343,7 +343,7 @@ class Session:
         d, raw = self.set_descriptor, bytes(self.set_data)
         self._end_block_set()
         try:
-            value, end = axdr.decode(raw)
+            value, end = axdr.decode_typed(raw)
             if end != len(raw):
                 raise ApduError("trailing bytes after the SET value")
         except ApduError:
@@ -377,4 +377,4 @@ class Session:
         self.hls_pending = False
         ic = self.state.next_server_ic()
         f_ctos = S.hls_gmac_response(m.system_title, ic, m.block_key, m.auth_key, self.ctos)
-        return A.action_response(req.invoke_id, 0, axdr.octets(f_ctos))
+        return A.action_response(req.invoke_id, 0, axdr.enc_octets(f_ctos))

@@ -13,7 +13,7 @@ CLIENT_TITLE = b"HEADEND1"
 
 
 def make_settings(meter, address, interface="wrapper", auth="none", **overrides):
-    from collection.protocols.dlms import DlmsSettings
+    from collection.protocols.dlms.settings import DlmsSettings
 
     host, port, server_address = address
     kwargs = dict(

@@ -36,7 +36,7 @@ def _meter(**kw):
 
 
 def _client(settings, store=None):
-    from collection.protocols.dlms import DlmsClient
+    from collection.protocols.dlms.client import DlmsClient
 
     return DlmsClient(settings, store)
 
@@ -523,7 +523,7 @@ def test_fault_wrong_clock():
 
 def test_connection_refused_is_typed():
     async def main():
-        from collection.protocols.dlms import DlmsSettings
+        from collection.protocols.dlms.settings import DlmsSettings
 
         server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]

@@ -41,7 +41,7 @@ CASES = [
 @pytest.mark.parametrize("interface,auth,ok,max_info", CASES)
 def test_exchange_log_holds_no_secret(interface, auth, ok, max_info):
     """A real session against the simulator, answered or refused; nothing secret is kept."""
-    from collection.protocols.dlms import DlmsClient
+    from collection.protocols.dlms.client import DlmsClient
 
     async def main():
         meter = _meter()

@@ -3,8 +3,8 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from collection.protocols.dlms import axdr
 from collection.simulators.dlms import apdu as A
-from collection.simulators.dlms import axdr
 from collection.simulators.dlms import security as S
 from collection.simulators.dlms.errors import SimProtocolError
 from collection.simulators.dlms.framing import (
@@ -44,9 +44,9 @@ def _only_protocol_errors(fn, data):
 def test_apdu_parsers(data):
     for fn in (A.parse_aarq, A.parse_request, A.parse_rlrq, A.parse_initiate_request):
         _only_protocol_errors(fn, data)
-    _only_protocol_errors(axdr.decode_all, data)
+    _only_protocol_errors(axdr.decode_typed_all, data)
     _only_protocol_errors(S.split_ciphered, data)
-    _only_protocol_errors(lambda d: axdr.parse_datetime(d[:12]), data)
+    _only_protocol_errors(lambda d: axdr.decode_datetime(d[:12]), data)
 
 
 @settings(max_examples=300, deadline=None)
@@ -94,7 +94,9 @@ def test_crc_reference_vector():
 
 @given(st.integers(0, 2**32 - 1), st.binary(max_size=100))
 def test_axdr_round_trip(n, b):
-    v = axdr.decode_all(axdr.structure(axdr.u32(n), axdr.octets(b), axdr.array([axdr.i8(-1)])))
+    v = axdr.decode_typed_all(
+        axdr.enc_struct(axdr.enc_uint32(n), axdr.enc_octets(b), axdr.enc_array([axdr.enc_int8(-1)]))
+    )
     assert [m.value for m in v.as_list()[:2]] == [n, b]
 
 

@@ -13,8 +13,9 @@ from dlms_cosem.client import ActionError
 from dlms_cosem.cosem.capture_object import CaptureObject
 from dlms_cosem.cosem.selective_access import RangeDescriptor
 
+from collection.protocols.dlms import axdr
+from collection.protocols.obis import obis_bytes
 from collection.simulators import model
-from collection.simulators.dlms import axdr
 from collection.simulators.dlms import security as S
 from collection.simulators.dlms.meter import MeterState
 from collection.simulators.dlms_fleet import DlmsFleet, build_push_apdu, make_meters, push_alarm
@@ -42,7 +43,7 @@ def test_set_clock_changes_offset(fleet, meters):
     with c.session():
         resp = c.set(
             attr(CLOCK, "0.0.1.0.0.255", 2),
-            dlms_data.OctetStringData(axdr.datetime_bytes(wanted)).to_bytes(),
+            dlms_data.OctetStringData(axdr.encode_datetime(wanted)).to_bytes(),
         )
         assert resp.result == E.DataAccessResult.SUCCESS
         assert _dt(get_value(c, CLOCK, "0.0.1.0.0.255", 2)) == wanted
@@ -119,10 +120,14 @@ def test_entry_descriptor(fleet, meters):
     from collection.simulators.dlms.objects import OBJECTS, Ctx
 
     m = meters[0]
-    lp = OBJECTS[axdr.obis_bytes("1.0.99.1.0.255")]
-    sel = axdr.decode_all(axdr.structure(axdr.u32(2), axdr.u32(3), axdr.u16(2), axdr.u16(2)))
+    lp = OBJECTS[obis_bytes("1.0.99.1.0.255")]
+    sel = axdr.decode_typed_all(
+        axdr.enc_struct(
+            axdr.enc_uint32(2), axdr.enc_uint32(3), axdr.enc_uint16(2), axdr.enc_uint16(2)
+        )
+    )
     data = lp.get(Ctx(m, MeterState(), NOW), 2, 2, sel)
-    v = axdr.decode_all(data).as_list()
+    v = axdr.decode_typed_all(data).as_list()
     oldest = model.completed_intervals(NOW) - m.profile_entries  # entry 1 = oldest kept
     assert [[x.value for x in row.as_list()] for row in v] == [
         [model.interval_value(m.serial, 1, oldest + 1)],
@@ -167,7 +172,7 @@ def _decode_push(m, frame: bytes) -> axdr.Value:
         assert c.system_title == m.system_title
         _, _, apdu = S.unprotect(m.system_title, m.block_key, m.auth_key, c.content)
     assert apdu[0] == 0x0F and apdu[5] == 0x0C
-    return axdr.decode_all(apdu[18:])
+    return axdr.decode_typed_all(apdu[18:])
 
 
 def test_push_plain_ciphered_and_via_push_setup():
@@ -182,7 +187,9 @@ def test_push_plain_ciphered_and_via_push_setup():
         asyncio.run(push_alarm(m, host, int(port), alarm=0x81))
         c = cosem_client(fleet, m, "high")
         with c.session():
-            value = axdr.structure(axdr.enum(0), axdr.octets(sink.address.encode()), axdr.enum(0))
+            value = axdr.enc_struct(
+                axdr.enc_enum(0), axdr.enc_octets(sink.address.encode()), axdr.enc_enum(0)
+            )
             resp = c.set(attr(_Extra.PUSH_SETUP, "0.0.25.9.0.255", 3), value)
             assert resp.result == E.DataAccessResult.SUCCESS
             c.action(_method(_Extra.PUSH_SETUP, "0.0.25.9.0.255", 1), b"\x0f\x00")

@@ -14,10 +14,11 @@ from dlms_cosem import enumerations as E
 from dlms_cosem.cosem.capture_object import CaptureObject
 from dlms_cosem.cosem.selective_access import RangeDescriptor
 
+from collection.protocols.dlms import axdr
 from collection.protocols.dlms.gurux_compat import GuruxApdu
+from collection.protocols.obis import obis_bytes
 from collection.simulators import model
 from collection.simulators.dlms import apdu as A
-from collection.simulators.dlms import axdr
 from collection.simulators.dlms import security as S
 from collection.simulators.dlms.framing import PF, SNRM, HdlcAddress, HdlcFrame, HdlcLink
 from collection.simulators.dlms.meter import MeterState, SimulatedMeter
@@ -32,8 +33,11 @@ CLIENT_TITLE = b"TST00001"
 
 
 def _capture(cls: int, obis: str, a: int = 2) -> bytes:
-    return axdr.structure(
-        axdr.u16(cls), axdr.octets(axdr.obis_bytes(obis)), axdr.i8(a), axdr.u16(0)
+    return axdr.enc_struct(
+        axdr.enc_uint16(cls),
+        axdr.enc_octets(obis_bytes(obis)),
+        axdr.enc_int8(a),
+        axdr.enc_uint16(0),
     )
 
 
@@ -46,7 +50,7 @@ def _range(start: datetime, end: datetime) -> RangeDescriptor:
 
 
 def _dt(raw) -> datetime:
-    return axdr.parse_datetime(bytes(raw))
+    return axdr.decode_datetime(bytes(raw))
 
 
 # --- 1. load profile capture objects / capture period are writable -----------------------
@@ -61,7 +65,7 @@ def test_load_profile_capture_objects_and_period_writable(fleet, meters):
         _capture(3, "1.0.1.8.0.255"),  # ...then the import register (value at period end)
     ]
     with c.session():
-        resp = c.set(attr(PROFILE, LP, 3), axdr.array(columns))
+        resp = c.set(attr(PROFILE, LP, 3), axdr.enc_array(columns))
         assert resp.result == E.DataAccessResult.SUCCESS
         resp = c.set(attr(PROFILE, LP, 4), dlms_data.DoubleLongUnsignedData(3600).to_bytes())
         assert resp.result == E.DataAccessResult.SUCCESS
@@ -76,7 +80,7 @@ def test_load_profile_capture_objects_and_period_writable(fleet, meters):
         # refused: a period the 15-minute model cannot honour, an uncapturable object
         resp = c.set(attr(PROFILE, LP, 4), dlms_data.DoubleLongUnsignedData(1000).to_bytes())
         assert resp.result == E.DataAccessResult.OTHER_REASON
-        bad = axdr.array([_capture(8, "0.0.1.0.0.255"), _capture(1, "0.0.96.1.0.255")])
+        bad = axdr.enc_array([_capture(8, "0.0.1.0.0.255"), _capture(1, "0.0.96.1.0.255")])
         resp = c.set(attr(PROFILE, LP, 3), bad)
         assert resp.result == E.DataAccessResult.OTHER_REASON
         assert get_value(c, PROFILE, LP, 4) == 3600  # unchanged by the refusals
@@ -107,11 +111,11 @@ def test_load_profile_capture_objects_and_period_writable(fleet, meters):
 
 def test_profile_buffer_is_capped():
     m = SimulatedMeter(serial="90000001")
-    lp = OBJECTS[axdr.obis_bytes(LP)]
+    lp = OBJECTS[obis_bytes(LP)]
     ctx = Ctx(m, MeterState(), NOW)
-    assert axdr.decode_all(lp.get(ctx, 8, None, None)).value == 960
-    assert axdr.decode_all(lp.get(ctx, 7, None, None)).value == 960
-    rows = axdr.decode_all(lp.get(ctx, 2, None, None)).as_list()
+    assert axdr.decode_typed_all(lp.get(ctx, 8, None, None)).value == 960
+    assert axdr.decode_typed_all(lp.get(ctx, 7, None, None)).value == 960
+    rows = axdr.decode_typed_all(lp.get(ctx, 2, None, None)).as_list()
     done = model.completed_intervals(NOW)
     assert len(rows) == 960
     assert _dt(rows[0].as_list()[0].value) == model.interval_end(done - 960)
@@ -119,27 +123,27 @@ def test_profile_buffer_is_capped():
 
     small = SimulatedMeter(serial="90000001", profile_entries=4, event_log_entries=2)
     ctx = Ctx(small, MeterState(), NOW)
-    rows = axdr.decode_all(lp.get(ctx, 2, None, None)).as_list()
+    rows = axdr.decode_typed_all(lp.get(ctx, 2, None, None)).as_list()
     assert [r.as_list()[1].value for r in rows] == [
         model.interval_value(small.serial, 1, k) for k in range(done - 4, done)
     ]
     # a range reaching before the oldest kept entry only returns what is kept
-    sel = axdr.decode_all(
-        axdr.structure(
+    sel = axdr.decode_typed_all(
+        axdr.enc_struct(
             _capture(8, "0.0.1.0.0.255"),
-            axdr.octets(axdr.datetime_bytes(NOW - timedelta(days=2))),
-            axdr.octets(axdr.datetime_bytes(NOW)),
-            axdr.array([]),
+            axdr.enc_octets(axdr.encode_datetime(NOW - timedelta(days=2))),
+            axdr.enc_octets(axdr.encode_datetime(NOW)),
+            axdr.enc_array([]),
         )
     )
-    assert len(axdr.decode_all(lp.get(ctx, 2, 1, sel)).as_list()) == 4
+    assert len(axdr.decode_typed_all(lp.get(ctx, 2, 1, sel)).as_list()) == 4
     # fresh meter: entries_in_use counts completed intervals only
     young = Ctx(m, MeterState(), model.EPOCH + timedelta(minutes=50))
-    assert axdr.decode_all(lp.get(young, 7, None, None)).value == 3
-    log = OBJECTS[axdr.obis_bytes("0.0.99.98.0.255")]
-    assert axdr.decode_all(log.get(ctx, 8, None, None)).value == 2
-    assert axdr.decode_all(log.get(ctx, 7, None, None)).value == 2
-    events = axdr.decode_all(log.get(ctx, 2, None, None)).as_list()
+    assert axdr.decode_typed_all(lp.get(young, 7, None, None)).value == 3
+    log = OBJECTS[obis_bytes("0.0.99.98.0.255")]
+    assert axdr.decode_typed_all(log.get(ctx, 8, None, None)).value == 2
+    assert axdr.decode_typed_all(log.get(ctx, 7, None, None)).value == 2
+    events = axdr.decode_typed_all(log.get(ctx, 2, None, None)).as_list()
     want = model.events(small.serial, model.EPOCH, NOW)[-2:]
     assert [(_dt(e.as_list()[0].value), e.as_list()[1].value) for e in events] == want
 
@@ -270,15 +274,17 @@ def _lls_session(m: SimulatedMeter, state: MeterState) -> Session:
 
 
 def _datablock(last: bool, number: int, raw: bytes) -> bytes:
-    return bytes((1 if last else 0,)) + number.to_bytes(4, "big") + axdr.enc_length(len(raw)) + raw
+    return (
+        bytes((1 if last else 0,)) + number.to_bytes(4, "big") + axdr.encode_length(len(raw)) + raw
+    )
 
 
 def test_set_with_datablocks():
     m = SimulatedMeter(serial="90000001")
     state = MeterState()
     s = _lls_session(m, state)
-    value = axdr.octets(b"X" * 300)  # activity calendar passive name
-    desc = bytes((0, 20)) + axdr.obis_bytes("0.0.13.0.0.255") + bytes((6, 0))
+    value = axdr.enc_octets(b"X" * 300)  # activity calendar passive name
+    desc = bytes((0, 20)) + obis_bytes("0.0.13.0.0.255") + bytes((6, 0))
     chunks = [value[i : i + 128] for i in range(0, len(value), 128)]
     reply = s.handle(17, bytes((A.SET_REQUEST, 2, 0xC1)) + desc + _datablock(False, 1, chunks[0]))
     assert reply == bytes((A.SET_RESPONSE, 2, 0xC1)) + (1).to_bytes(4, "big")
@@ -300,7 +306,8 @@ def test_set_with_datablocks():
 def test_head_end_writes_larger_than_the_pdu():
     """The head-end client splits a calendar bigger than the negotiated PDU into blocks."""
     from collection.protocols.base import DayAction, DayProfile, Season, TouCalendar, WeekProfile
-    from collection.protocols.dlms import DlmsClient, DlmsSettings
+    from collection.protocols.dlms.client import DlmsClient
+    from collection.protocols.dlms.settings import DlmsSettings
 
     async def main(auth: str, interface: str) -> None:
         m = SimulatedMeter(serial="90000001", max_pdu_size=256)
@@ -335,7 +342,7 @@ def test_head_end_writes_larger_than_the_pdu():
                 await c.write_tou(cal)
             day_table = f.state_of(m.serial).calendar[5]
             assert len(day_table) > 256  # bigger than the negotiated PDU
-            assert axdr.decode_all(day_table).as_list()[2].as_list()[0].value == 3
+            assert axdr.decode_typed_all(day_table).as_list()[2].as_list()[0].value == 3
 
     for auth, interface in (("low", "wrapper"), ("high", "wrapper"), ("high", "hdlc")):
         asyncio.run(main(auth, interface))

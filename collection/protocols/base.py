@@ -20,29 +20,29 @@ from .errors import NotSupported
 
 # ----------------------------------------------------------------- capabilities
 
+# Reading.
 READ_CLOCK = "read_clock"
-SET_CLOCK = "set_clock"
 READ_REGISTERS = "read_registers"
 READ_LOAD_PROFILE = "read_load_profile"
 READ_EVENTS = "read_events"
 READ_INSTANTANEOUS = "read_instantaneous"
-WRITE_TOU = "write_tou"
-CONFIGURE_LOAD_PROFILE = "configure_load_profile"
-RELAY = "relay"
+READ_RELAY = "read_relay"
+# Commands (load control and configuration management execute these through a driver).
+SET_CLOCK = "set_clock"
+CONNECT = "connect"
+DISCONNECT = "disconnect"
+LIMITER = "limiter"  # read and write the load limiter's thresholds
+WRITE_TOU = "write_tou"  # time-of-use / activity calendar
+CONFIGURE_LOAD_PROFILE = "configure_load_profile"  # capture period and channels
+PUSH_SETUP = "push_setup"  # read the push setup and set where pushes go
 
-ALL_CAPABILITIES = frozenset(
-    {
-        READ_CLOCK,
-        SET_CLOCK,
-        READ_REGISTERS,
-        READ_LOAD_PROFILE,
-        READ_EVENTS,
-        READ_INSTANTANEOUS,
-        WRITE_TOU,
-        CONFIGURE_LOAD_PROFILE,
-        RELAY,
-    }
+READ_CAPABILITIES = frozenset(
+    {READ_CLOCK, READ_REGISTERS, READ_LOAD_PROFILE, READ_EVENTS, READ_INSTANTANEOUS, READ_RELAY}
 )
+COMMAND_CAPABILITIES = frozenset(
+    {SET_CLOCK, CONNECT, DISCONNECT, LIMITER, WRITE_TOU, CONFIGURE_LOAD_PROFILE, PUSH_SETUP}
+)
+ALL_CAPABILITIES = READ_CAPABILITIES | COMMAND_CAPABILITIES
 
 
 def utcnow() -> datetime:
@@ -129,6 +129,27 @@ class InstantaneousValues:
 class RelayState:
     connected: bool  # output_state
     control_state: str  # "disconnected" | "connected" | "ready_for_reconnection" | "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Limiter:
+    """A load limiter: above ``threshold`` for ``min_over_seconds`` the meter disconnects."""
+
+    threshold: Decimal  # normal threshold, in the monitored value's unit (scaler applied)
+    emergency_threshold: Decimal | None = None
+    min_over_seconds: int = 0
+    min_under_seconds: int = 0
+    monitored: str | None = None  # OBIS of the monitored value (read only)
+    active_threshold: Decimal | None = None  # the one in force now (read only)
+
+
+@dataclass(frozen=True, slots=True)
+class PushSetup:
+    """Where a push setup sends its messages and what it pushes."""
+
+    setup: str  # OBIS of the push setup
+    destination: str  # "host:port"
+    objects: tuple[str, ...] = ()  # OBIS of the pushed objects, in order
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,9 +247,11 @@ class MemoryInvocationCounterStore:
 class MeterSession:
     """Base class of one association with one meter.
 
-    Use as ``async with driver(settings) as meter: ...``.  Methods a driver
-    does not support raise :class:`NotSupported`; ``capabilities`` lists the
-    supported ones.
+    Use as ``async with driver.open(settings, counters) as meter: ...``.  The read side
+    (clock, registers, profiles, events, instantaneous values, relay state) and the command
+    side (clock set, connect/disconnect, limiter, TOU calendar, profile period and channels,
+    push setup) are each a capability; ``capabilities`` lists the ones the driver
+    implements, and every other method raises :class:`NotSupported`.
     """
 
     capabilities: frozenset[str] = frozenset()
@@ -278,11 +301,23 @@ class MeterSession:
     ) -> None:
         raise self._unsupported(CONFIGURE_LOAD_PROFILE)
 
+    async def relay_state(self) -> RelayState:
+        raise self._unsupported(READ_RELAY)
+
     async def connect(self) -> RelayState:
-        raise self._unsupported(RELAY)
+        raise self._unsupported(CONNECT)
 
     async def disconnect(self) -> RelayState:
-        raise self._unsupported(RELAY)
+        raise self._unsupported(DISCONNECT)
 
-    async def relay_state(self) -> RelayState:
-        raise self._unsupported(RELAY)
+    async def read_limiter(self) -> Limiter:
+        raise self._unsupported(LIMITER)
+
+    async def write_limiter(self, limiter: Limiter) -> Limiter:
+        raise self._unsupported(LIMITER)
+
+    async def read_push_setup(self, setup: str | None = None) -> PushSetup:
+        raise self._unsupported(PUSH_SETUP)
+
+    async def set_push_destination(self, destination: str, setup: str | None = None) -> PushSetup:
+        raise self._unsupported(PUSH_SETUP)

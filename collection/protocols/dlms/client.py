@@ -116,7 +116,7 @@ class DlmsClient(MeterSession):
     Not thread-safe; meant for one asyncio task at a time.
     """
 
-    capabilities = base.ALL_CAPABILITIES
+    capabilities = base.ALL_CAPABILITIES - {base.LIMITER, base.PUSH_SETUP}
 
     def __init__(
         self,

@@ -1,9 +1,9 @@
-"""The DLMS/COSEM driver: settings from an endpoint, and the client session."""
+"""The DLMS/COSEM driver: settings from an endpoint, and the session (client + commands)."""
 
 from __future__ import annotations
 
 from ..driver import Driver, Endpoint
-from .client import DlmsClient
+from .commands import DlmsSession
 from .settings import DlmsSettings
 
 PROTOCOL = "dlms"
@@ -44,7 +44,7 @@ DRIVER = Driver(
     label="DLMS/COSEM",
     settings_class=DlmsSettings,
     settings_from=settings_from,
-    session_class=DlmsClient,
-    capabilities=DlmsClient.capabilities,
+    session_class=DlmsSession,
+    capabilities=DlmsSession.capabilities,
     option_names=OPTIONS,
 )

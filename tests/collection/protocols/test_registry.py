@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from collection.protocols import base, registry
-from collection.protocols.dlms import DlmsClient, DlmsSettings
+from collection.protocols.dlms.commands import DlmsSession
+from collection.protocols.dlms.settings import DlmsSettings
 from collection.protocols.errors import NotSupported
 
 from .conftest import NOW, fleet, run
@@ -50,7 +51,7 @@ def test_dlms_settings_from_endpoint():
     assert (settings.response_timeout, settings.hdlc_retries) == (7.0, 4)
     assert settings.invocation_counter_key == "meter:12:1"
     assert settings.get_with_list is False
-    assert isinstance(registry.open_session(settings), DlmsClient)
+    assert isinstance(registry.open_session(settings), DlmsSession)
 
 
 def test_incomplete_endpoint_is_a_value_error():

@@ -1,0 +1,62 @@
+"""The DLMS session the driver opens: the client plus the command side it lacks.
+
+``DlmsClient`` (:mod:`.client`) reads, sets the clock, switches the relay (disconnect
+control, class 70), writes the activity calendar (class 20) and reconfigures load profiles
+(class 7). This adds the push setup (class 40): where the meter sends its pushes. The load
+limiter (class 71) is not offered by the simulated meter yet, so the session does not
+declare it and the contract's :class:`~collection.protocols.errors.NotSupported` stands.
+"""
+
+from __future__ import annotations
+
+from .. import base
+from ..errors import MalformedResponse
+from ..obis import format_obis, obis_dotted
+from . import axdr
+from .client import DlmsClient
+
+CLASS_PUSH_SETUP = 40
+PUSH_SETUP = "0.0.25.9.0.255"  # IDIS push setup 1 (alarms / data notifications)
+PUSH_OBJECT_LIST = 2
+PUSH_DESTINATION = 3
+TRANSPORT_TCP = 0  # send_destination_and_method.transport: TCP
+MESSAGE_APDU = 0  # ... .message: A-XDR encoded xDLMS APDU
+
+
+class DlmsSession(DlmsClient):
+    """One DLMS/COSEM association with the whole contract the simulated meter supports."""
+
+    capabilities = base.ALL_CAPABILITIES - {base.LIMITER}
+
+    async def read_push_setup(self, setup: str | None = None) -> base.PushSetup:
+        return await self._call(self._read_push_setup, obis_dotted(setup or PUSH_SETUP))
+
+    async def set_push_destination(
+        self, destination: str, setup: str | None = None
+    ) -> base.PushSetup:
+        host, _, port = destination.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"push destination must be host:port, not {destination!r}")
+        return await self._call(self._set_push_destination, destination, setup)
+
+    async def _set_push_destination(self, destination: str, setup: str | None):
+        ln = obis_dotted(setup or PUSH_SETUP)
+        value = axdr.enc_struct(
+            axdr.enc_enum(TRANSPORT_TCP),
+            axdr.enc_octets(destination.encode("ascii")),
+            axdr.enc_enum(MESSAGE_APDU),
+        )
+        await self.set_value(CLASS_PUSH_SETUP, ln, PUSH_DESTINATION, value)
+        return await self._read_push_setup(ln)
+
+    async def _read_push_setup(self, ln: str) -> base.PushSetup:
+        objects = await self.get_value(CLASS_PUSH_SETUP, ln, PUSH_OBJECT_LIST)
+        target = await self.get_value(CLASS_PUSH_SETUP, ln, PUSH_DESTINATION)
+        if not isinstance(objects, list) or not isinstance(target, list) or len(target) != 3:
+            raise MalformedResponse("push setup: unexpected object list or destination")
+        try:
+            pushed = tuple(format_obis(item[1]) for item in objects)
+            destination = bytes(target[1]).decode("ascii")
+        except (TypeError, IndexError, ValueError, UnicodeDecodeError):
+            raise MalformedResponse("push setup: unexpected object list or destination") from None
+        return base.PushSetup(setup=format_obis(ln), destination=destination, objects=pushed)

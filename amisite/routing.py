@@ -3,7 +3,7 @@
 from django.urls import path
 
 from collection.consumers import RunProgressConsumer, SystemStatusConsumer
-from meters.consumers import AlarmConsumer
+from meters.alarms.consumers import AlarmConsumer
 
 websocket_urlpatterns = [
     path("ws/status/", SystemStatusConsumer.as_asgi()),

@@ -318,9 +318,9 @@ LOGGING = {
     },
 }
 
-# --- Alarms and notifications (meters/alarm_*.py, meters/notifications.py, meters/sms.py) ---
+# --- Alarms and notifications (meters/alarms/) ---
 # SMS backend by URL: console://, file:///path.jsonl, smpp://id:pw@host:2775?source=AMI,
-# http(s)://gateway/send (bearer token AMI_SMS_TOKEN). See meters/sms.py.
+# http(s)://gateway/send (bearer token AMI_SMS_TOKEN). See meters/alarms/sms.py.
 AMI_SMS_URL = env.str("AMI_SMS_URL", default="console://")
 AMI_SMS_TOKEN = env.str("AMI_SMS_TOKEN", default="")
 AMI_NOTIFY_PER_USER_PER_HOUR = env.int("AMI_NOTIFY_PER_USER_PER_HOUR", default=20)
@@ -329,10 +329,10 @@ AMI_NOTIFY_RETRY_BASE_S = env.int("AMI_NOTIFY_RETRY_BASE_S", default=30)
 # Customers of affected service points hear of outages only when this is on.
 AMI_NOTIFY_CUSTOMERS_OF_OUTAGES = env.bool("AMI_NOTIFY_CUSTOMERS_OF_OUTAGES", default=False)
 # What a new organisation gets when it is created (accounts.actions.create_organisation).
-AMI_ORGANISATION_SETUP = ("meters.alarm_defaults.install_default_rules",)
+AMI_ORGANISATION_SETUP = ("meters.alarms.defaults.install_default_rules",)
 # The other apps' parts of the demo utility (meters/demo.py), in order.
 AMI_DEMO_PARTS = ("collection.demo.load_demo_collection", "vending.demo.load_demo_vending")
-# Derived events: thresholds (meters/alarm_engine.py, "derived events").
+# Derived events: thresholds (meters/alarms/engine.py, "derived events").
 AMI_ALARM_UNREACHABLE_FAILURES = env.int("AMI_ALARM_UNREACHABLE_FAILURES", default=3)
 AMI_ALARM_CLOCK_DRIFT_S = env.float("AMI_ALARM_CLOCK_DRIFT_S", default=60.0)
 AMI_ALARM_ZERO_DAYS = env.int("AMI_ALARM_ZERO_DAYS", default=3)
@@ -340,7 +340,7 @@ AMI_ALARM_ZERO_DAYS = env.int("AMI_ALARM_ZERO_DAYS", default=3)
 AMI_ALARM_DISCONNECTED_GRACE_S = env.int("AMI_ALARM_DISCONNECTED_GRACE_S", default=1800)
 AMI_ALARM_NOMINAL_V = env.float("AMI_ALARM_NOMINAL_V", default=230.0)
 AMI_ALARM_VOLTAGE_BAND = env.float("AMI_ALARM_VOLTAGE_BAND", default=0.10)
-# Per meter model event codes over the DLMS standard table (meters/events.py), e.g.
+# Per meter model event codes over the DLMS standard table (meters/alarms/events.py), e.g.
 # {"Acme AM550": {"201": "terminal_cover_open"}}, as JSON.
 AMI_EVENT_CODES = env.json("AMI_EVENT_CODES", default={})
 # The head-end's own DLMS system title (HLS: the client's AP title and GCM nonce), 16 hex
@@ -348,10 +348,10 @@ AMI_EVENT_CODES = env.json("AMI_EVENT_CODES", default={})
 AMI_CLIENT_SYSTEM_TITLE = system_title_from_env("AMI_CLIENT_SYSTEM_TITLE", "414D490000000001")
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
     {
-        "EventKindEnum": "meters.events.EventKind",
-        "SeverityEnum": "meters.alarms.Severity",
-        "AlarmStateEnum": "meters.alarms.AlarmState",
-        "DeliveryStatusEnum": "meters.alarms.DeliveryStatus",
+        "EventKindEnum": "meters.alarms.events.EventKind",
+        "SeverityEnum": "meters.alarms.models.Severity",
+        "AlarmStateEnum": "meters.alarms.models.AlarmState",
+        "DeliveryStatusEnum": "meters.alarms.models.DeliveryStatus",
     }
 )
 # --- end of alarms and notifications -------------------------------------------------------

@@ -1,6 +1,6 @@
 """Alarm latency: from raising an alarm to a browser's websocket receiving it.
 
-A = `meters.alarm_engine.evaluate_events` (rule matching, the alarm row, occurrences, one
+A = `meters.alarms.engine.evaluate_events` (rule matching, the alarm row, occurrences, one
 committed transaction per batch, then `publish_alarm` after commit) -> channels-redis ->
 the real ASGI application under uvicorn (its own process) on loopback -> a `websockets`
 client signed in with a session cookie. Latency is measured from the start of the
@@ -54,7 +54,7 @@ def make_world(meters: int):
 
     from accounts import roles
     from accounts.models import Organisation, User
-    from meters.alarms import AlarmRule
+    from meters.alarms.models import AlarmRule
     from meters.models import Meter, MeterModel
 
     utility = Organisation.objects.create(name="Utility", code="utility")
@@ -164,8 +164,8 @@ def wait_for(listener: Listener, keys, timeout: float = 10.0) -> None:
 
 def run_engine(rate, seconds, meter_ids, offset, listener, stranger):
     """A: evaluate_events in a committed transaction; returns latencies (s) and rate."""
-    from meters.alarm_engine import active_rules, evaluate_events
-    from meters.alarms import Alarm
+    from meters.alarms.engine import active_rules, evaluate_events
+    from meters.alarms.models import Alarm
     from meters.store import EventRecord
 
     rules = active_rules()
@@ -207,7 +207,7 @@ def run_engine(rate, seconds, meter_ids, offset, listener, stranger):
 def run_baseline(rate, seconds, first_key, region_path, listener):
     """B: bare group_send of the same message to the same groups (the publisher's loop,
     so the same persistent Redis connections; no database, no engine)."""
-    from meters.consumers import _publisher, groups_for_path
+    from meters.alarms.consumers import _publisher, groups_for_path
 
     groups = groups_for_path(region_path)
 

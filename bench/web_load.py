@@ -371,7 +371,7 @@ def ws_process(port, cookies, count, ready, stop, results):
 
 def raise_alarms(rate: float, until: float, started: dict) -> None:
     """Power-failure events on meters without an open alarm, through the alarm engine."""
-    from meters.alarm_engine import active_rules, evaluate_events
+    from meters.alarms.engine import active_rules, evaluate_events
     from meters.models import Meter
     from meters.store import EventRecord
 
@@ -496,7 +496,7 @@ def main(argv=None) -> int:
     built = prepare_database(url, args.db, meters, 50 if args.quick else 1_050, args.reuse)
 
     from accounts.models import User
-    from meters.alarms import AlarmRule
+    from meters.alarms.models import AlarmRule
 
     user = User.objects.get(username="bench-operator")
     AlarmRule.objects.get_or_create(

@@ -14,7 +14,7 @@ from django.utils import timezone
 from accounts import audit
 from accounts.models import Organisation
 from accounts.scoping import scope_q
-from meters import alarm_engine
+from meters.alarms import engine as alarm_engine
 from meters.models import Meter, MeterModel
 
 from . import progress

@@ -205,7 +205,7 @@ def _fleet_snapshot(user) -> dict:
 
 def _open_outages(user) -> int:
     """Meters off now (open power-failure alarms below a transformer), in the user's scope."""
-    from meters.alarm_engine import outage_summary
+    from meters.alarms.engine import outage_summary
 
     return outage_summary(user)["meters_off"]
 

@@ -13,6 +13,7 @@ from celery import shared_task
 from django.db import transaction
 from django.db.models import Q
 
+from meters.alarms.engine import evaluate_events
 from meters.models import Meter
 from meters.obis import normalise as normalise_obis
 from meters.store import EventRecord
@@ -47,8 +48,6 @@ def _advance_counter(meter_id: int, counter: dict | None) -> None:
 
 
 def _evaluate_alarms(records: list[EventRecord]) -> None:
-    from meters.alarm_engine import evaluate_events
-
     evaluate_events(records)
 
 

@@ -4,7 +4,7 @@ meaning, instantaneous values per phase, the relay."""
 
 from __future__ import annotations
 
-from meters import events as event_kinds
+from meters.alarms import events as event_kinds
 from meters.models import Channel
 
 

@@ -7,9 +7,9 @@ from decimal import Decimal
 
 from django.db.models import Max
 
-from meters import alarm_engine
+from meters.alarms import engine as alarm_engine
+from meters.alarms.events import describe
 from meters.choices import ChannelKind
-from meters.events import describe
 from meters.models import Channel
 from meters.store import IntervalReading
 

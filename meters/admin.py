@@ -89,4 +89,4 @@ class CustomerAdmin(ScopedModelAdmin):
     exclude = ("organisation",)
 
 
-from . import alarm_admin  # noqa: E402, F401  (alarm pages register themselves)
+from .alarms import admin as alarm_admin  # noqa: E402, F401  (alarm pages register themselves)

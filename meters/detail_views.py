@@ -10,8 +10,8 @@ from django.views.generic import DetailView
 
 from accounts.mixins import ScopedViewMixin
 
+from .alarms.events import describe
 from .choices import ChannelKind
-from .events import describe
 from .models import Channel, Meter
 from .store import EventRecord, IntervalReading, RegisterRead, to_decimal
 

@@ -94,7 +94,7 @@ def open_alarm_model():
     names = {f.name for f in model._meta.get_fields()}
     if "meter" not in names:
         return None
-    if "state" in names:  # raised / acknowledged / cleared (meters/alarms.py)
+    if "state" in names:  # raised / acknowledged / cleared (meters/alarms/models.py)
         return model, Q(state__in=["raised", "acknowledged"])
     for name in ("cleared_at", "closed_at", "resolved_at"):
         if name in names:

@@ -427,5 +427,12 @@ class Customer(models.Model):
         super().save(*args, **kwargs)
 
 
-from .alarms import *  # noqa: E402, F401, F403
+# The alarm models are models of this app that live in their own package (meters/alarms/).
+from .alarms.models import (  # noqa: E402, F401
+    Alarm,
+    AlarmOccurrence,
+    AlarmRule,
+    AlarmSubscription,
+    NotificationDelivery,
+)
 from .store import *  # noqa: E402, F401, F403

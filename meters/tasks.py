@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from . import alarm_tasks, partitions  # noqa: F401  (alarm_tasks registers its tasks)
+from . import partitions
+from .alarms import tasks as alarm_tasks  # noqa: F401  (registers the alarm tasks)
 
 
 @shared_task(name="meters.maintain_partitions", ignore_result=True)

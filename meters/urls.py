@@ -16,6 +16,6 @@ urlpatterns = [
     path("map/data/", map_views.MapDataView.as_view(), name="map-data"),
     path("grid/nodes/<int:pk>/children/", views.GridChildrenView.as_view(), name="grid-children"),
 ]
-from .alarm_urls import urlpatterns as alarm_urlpatterns  # noqa: E402
+from .alarms.urls import urlpatterns as alarm_urlpatterns  # noqa: E402
 
-urlpatterns += alarm_urlpatterns  # alarms and outages (meters/alarm_urls.py)
+urlpatterns += alarm_urlpatterns  # alarms and outages (meters/alarms/urls.py)

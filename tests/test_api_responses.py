@@ -22,8 +22,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from accounts.tokens import issue_token
-from tests.alarms.helpers import make_rule, raise_alarm
 from tests.api_matrix import client_for
+from tests.meters.alarms.helpers import make_rule, raise_alarm
 from tests.test_api_fuzz import connection_kept_open
 from tests.vending.conftest import make_vending
 

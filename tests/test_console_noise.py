@@ -15,7 +15,7 @@ from django.test import Client
 
 from amisite.websocket import TRY_AGAIN_LATER
 from collection.consumers import RunProgressConsumer, SystemStatusConsumer
-from meters.consumers import AlarmConsumer
+from meters.alarms.consumers import AlarmConsumer
 
 
 def request_records(caplog):
@@ -107,7 +107,7 @@ def test_a_channel_layer_timeout_closes_the_socket_with_one_line(
     consumer, path, silent_channel_layer, caplog, monkeypatch
 ):
     # Skip the database: each consumer reaches the channel layer right after its own checks.
-    monkeypatch.setattr("meters.consumers._groups_of_user", lambda user: ["alarms-org-1"])
+    monkeypatch.setattr("meters.alarms.consumers._groups_of_user", lambda user: ["alarms-org-1"])
     monkeypatch.setattr(
         "collection.consumers._visible_run_snapshot", lambda user, run_id: {"status": "running"}
     )

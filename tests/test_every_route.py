@@ -171,7 +171,7 @@ def pairs(world) -> dict:
     """Per model: (an object of region A, one of region B): every kind a route shows."""
     from reports.models import ExportJob
     from tests.accounts.test_admin_scoping import OBJECTS, _collection_rows, _vending
-    from tests.alarms.helpers import alarm_rows
+    from tests.meters.alarms.helpers import alarm_rows
 
     found = {
         GridNode: (world.grid_a.feeder, world.grid_b.feeder),

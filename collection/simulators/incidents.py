@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from . import model
 from .dlms.meter import Fault, SimulatedMeter
 
-# Event codes (DLMS/IDIS standard event log numbering; meters/events.py names them).
+# Event codes (DLMS/IDIS standard event log numbering; meters/alarms/events.py names them).
 POWER_DOWN, POWER_UP = model.EVENT_POWER_DOWN, model.EVENT_POWER_UP
 COVER_OPENED, COVER_CLOSED = 44, 45
 MAGNETIC_FIELD, MAGNETIC_FIELD_GONE = 42, 43

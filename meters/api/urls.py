@@ -26,10 +26,10 @@ from .series import MeterSeriesView  # noqa: E402
 urlpatterns.insert(
     0, path("meters/<int:pk>/series/", MeterSeriesView.as_view(), name="api-meter-series")
 )
-# Alarms (meters/api/alarms.py): their own router, appended after the registry's.
+# Alarms (meters/alarms/api.py): their own router, appended after the registry's.
 from rest_framework.routers import SimpleRouter  # noqa: E402
 
-from . import alarms as alarm_api  # noqa: E402
+from ..alarms import api as alarm_api  # noqa: E402
 
 alarm_router = SimpleRouter()
 alarm_router.register("alarms", alarm_api.AlarmViewSet, basename="alarm")

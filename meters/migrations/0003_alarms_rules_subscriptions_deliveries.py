@@ -4,7 +4,7 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
-import meters.alarms
+import meters.alarms.models
 
 
 class Migration(migrations.Migration):
@@ -30,7 +30,7 @@ class Migration(migrations.Migration):
                     models.JSONField(
                         default=list,
                         help_text="event kinds; empty: none",
-                        validators=[meters.alarms._kinds_valid],
+                        validators=[meters.alarms.models._kinds_valid],
                     ),
                 ),
                 (
@@ -237,7 +237,7 @@ class Migration(migrations.Migration):
                 (
                     "kinds",
                     models.JSONField(
-                        blank=True, default=list, validators=[meters.alarms._kinds_valid]
+                        blank=True, default=list, validators=[meters.alarms.models._kinds_valid]
                     ),
                 ),
                 (
@@ -265,7 +265,7 @@ class Migration(migrations.Migration):
                 ("quiet_end", models.TimeField(blank=True, null=True)),
                 (
                     "timezone",
-                    models.CharField(default=meters.alarms._default_timezone, max_length=64),
+                    models.CharField(default=meters.alarms.models._default_timezone, max_length=64),
                 ),
                 ("critical_overrides_quiet", models.BooleanField(default=True)),
                 ("active", models.BooleanField(default=True)),

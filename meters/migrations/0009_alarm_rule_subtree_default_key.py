@@ -4,8 +4,8 @@ from django.db import migrations, models
 
 
 def install_defaults(apps, schema_editor):
-    # The rules every new organisation gets (meters/alarm_defaults.py), for those made before.
-    from meters.alarm_defaults import missing_default_rules
+    # The rules every new organisation gets (meters/alarms/defaults.py), for those made before.
+    from meters.alarms.defaults import missing_default_rules
 
     AlarmRule = apps.get_model("meters", "AlarmRule")
     Organisation = apps.get_model("accounts", "Organisation")
@@ -27,7 +27,7 @@ class Migration(migrations.Migration):
             field=models.CharField(
                 blank=True,
                 editable=False,
-                help_text="which default rule this is (meters/alarm_defaults.py); empty: made by hand",
+                help_text="which default rule this is (meters/alarms/defaults.py); empty: made by hand",
                 max_length=40,
             ),
         ),

@@ -128,9 +128,9 @@ OBJECTS = {
     ),
 }
 
-# Alarms (tests/alarms/helpers.py): rules, alarms, subscriptions (own only), deliveries.
-from meters.alarms import Alarm, AlarmRule, AlarmSubscription, NotificationDelivery  # noqa: E402
-from tests.alarms.helpers import alarm_rows  # noqa: E402
+# Alarms (tests/meters/alarms/helpers.py): rules, alarms, subscriptions (own only), deliveries.
+from meters.alarms.models import Alarm, AlarmRule, AlarmSubscription, NotificationDelivery  # noqa: E402
+from tests.meters.alarms.helpers import alarm_rows  # noqa: E402
 
 OBJECTS.update(
     {

@@ -353,10 +353,10 @@ SPECS = [
     ),
 ]
 
-# Alarms (meters/api/alarms.py). Subscriptions are each user's own: the writer sees only
+# Alarms (meters/alarms/api.py). Subscriptions are each user's own: the writer sees only
 # theirs, so organisation A's other users' rows are subtracted from what A's writer lists.
-from meters.alarms import AlarmRule, AlarmSubscription  # noqa: E402
-from tests.alarms.helpers import make_rule, make_subscription  # noqa: E402
+from meters.alarms.models import AlarmRule, AlarmSubscription  # noqa: E402
+from tests.meters.alarms.helpers import make_rule, make_subscription  # noqa: E402
 
 
 def _subscriptions(w):
@@ -452,11 +452,11 @@ EXEMPT_MODELS: set = {
     # test_api.py::test_management_tokens_api_role_checks.
     ManagementOrder,
 }
-# Alarms change only through meters.alarm_actions (GET, acknowledge, clear) and deliveries
+# Alarms change only through meters.alarms.actions (GET, acknowledge, clear) and deliveries
 # are a read-only log: scoping, 404 for the other organisation and 403 for read-only users
-# in tests/alarms/test_api.py (test_alarm_detail_other_organisation_404,
+# in tests/meters/alarms/test_api.py (test_alarm_detail_other_organisation_404,
 # test_acknowledge_and_clear_via_api, test_delivery_log_is_scoped).
-from meters.alarms import Alarm, NotificationDelivery  # noqa: E402
+from meters.alarms.models import Alarm, NotificationDelivery  # noqa: E402
 
 EXEMPT_MODELS |= {Alarm, NotificationDelivery}
 

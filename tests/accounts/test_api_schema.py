@@ -60,8 +60,8 @@ TESTED_ELSEWHERE = {
         f"{VENDING_API}::test_management_tokens_api_role_checks"
     ),
 }
-# Alarms: read and changed only through meters.alarm_actions (tests/alarms/test_api.py).
-ALARM_API = "tests/alarms/test_api.py"
+# Alarms: read and changed only through meters.alarms.actions (tests/meters/alarms/test_api.py).
+ALARM_API = "tests/meters/alarms/test_api.py"
 TOKENS = "tests/accounts/test_tokens.py::test_owner_lists_and_revokes_its_tokens_others_cannot"
 TESTED_ELSEWHERE |= {
     "GET /api/tokens/": TOKENS,

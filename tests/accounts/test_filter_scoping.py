@@ -47,10 +47,10 @@ ENDPOINTS = _list_endpoints()
 def _populate(world):
     """Rows of every kind in both organisations (the admin meta-test's builders)."""
     from collection.models import ReadJob
-    from meters.alarms import AlarmRule
+    from meters.alarms.models import AlarmRule
     from meters.models import MeterModel
     from tests.accounts.test_admin_scoping import _collection_rows, _vending
-    from tests.alarms.helpers import alarm_rows
+    from tests.meters.alarms.helpers import alarm_rows
     from vending.models import Tariff
 
     # Each builder once: a test may already have made some of these rows itself.

@@ -13,8 +13,8 @@ from accounts.models import ActivityLog
 from collection import actions
 from collection.models import JobRun
 from collection.simulators.dlms_fleet import DlmsFleet, SimulatedMeter
-from meters.alarms import Alarm, AlarmRule
-from meters.events import DERIVED_CODE_OF, DERIVED_LOG, EventKind
+from meters.alarms.events import DERIVED_CODE_OF, DERIVED_LOG, EventKind
+from meters.alarms.models import Alarm, AlarmRule
 from meters.store import EventRecord, RegisterRead
 from tests.collection.test_invocation_counter import eager_celery, hls_meter  # noqa: F401
 

@@ -5,9 +5,9 @@ an alarm raised at the same time for organisation B's meter never does."""
 import pytest
 from django.db import transaction
 
-from meters.alarm_engine import evaluate_events
-from tests.alarms.helpers import POWER_DOWN, events, make_rule
+from meters.alarms.engine import evaluate_events
 from tests.dashboard.test_browser_dashboard import in_worker_thread, login
+from tests.meters.alarms.helpers import POWER_DOWN, events, make_rule
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -27,7 +27,7 @@ def health(status) -> dict:
 
 
 def make_alarm(world, meter, organisation, severity):
-    from meters.alarms import Alarm, AlarmRule
+    from meters.alarms.models import Alarm, AlarmRule
 
     rule = AlarmRule.objects.create(name="r", organisation=organisation, kinds=["cover_open"])
     now = timezone.now()

@@ -94,7 +94,7 @@ def test_extent_is_scoped(placed):
 
 
 def test_open_alarm_colours_the_meter(placed):
-    from meters.alarms import Alarm, AlarmRule
+    from meters.alarms.models import Alarm, AlarmRule
 
     meter = placed.grid_a.meters[0]
     rule = AlarmRule.objects.create(name="Tamper", organisation=placed.org_a, kinds=["cover_open"])

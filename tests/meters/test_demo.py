@@ -132,8 +132,8 @@ def test_clerks_sell_a_token_at_once_on_the_page_and_through_the_api():
 
 def test_every_demo_organisation_has_the_default_alarm_rules():
     from accounts.models import Organisation
-    from meters.alarm_defaults import DEFAULT_RULES
-    from meters.alarms import AlarmRule
+    from meters.alarms.defaults import DEFAULT_RULES
+    from meters.alarms.models import AlarmRule
 
     load_demo()
     wanted = {rule.key for rule in DEFAULT_RULES}

@@ -16,11 +16,11 @@ import pytest
 from collection import actions
 from collection.models import CommStatus, ReadJob
 from collection.simulators.incidents import DEMO_ROLES, demo_fleet
-from meters.alarm_defaults import DEFAULT_RULES
-from meters.alarm_engine import derive_events, outage_summary
-from meters.alarms import OPEN_STATES, Alarm, AlarmRule, AlarmState
+from meters.alarms.defaults import DEFAULT_RULES
+from meters.alarms.engine import derive_events, outage_summary
+from meters.alarms.events import EventKind
+from meters.alarms.models import OPEN_STATES, Alarm, AlarmRule, AlarmState
 from meters.demo import DEMO_METERS, SIM_FIRST_SERIAL, load_demo
-from meters.events import EventKind
 from meters.models import Meter
 from meters.store import EventRecord
 from tests.collection.push.test_listener import Harness

@@ -31,7 +31,7 @@ def add_meter(world, serial: str, status=MeterStatus.ACTIVE, **comm) -> Meter:
 
 def meters_in_every_state(world) -> dict[str, Meter]:
     """One or more meters of organisation A per health class, read age and registry status."""
-    from meters.alarms import Alarm, AlarmRule
+    from meters.alarms.models import Alarm, AlarmRule
 
     now = timezone.now()
     a = world.grid_a.meters

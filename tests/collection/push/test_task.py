@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-import types
 from datetime import UTC, datetime
 
 import pytest
 
+from collection import push_tasks
 from collection.push.models import PushCounter
 from collection.push_tasks import handle_push
 from meters.store import EventRecord
@@ -22,9 +21,7 @@ EVENTS = [
 @pytest.fixture
 def engine(monkeypatch):
     seen = []
-    module = types.ModuleType("meters.alarm_engine")
-    module.evaluate_events = lambda records: seen.append(list(records))
-    monkeypatch.setitem(sys.modules, "meters.alarm_engine", module)
+    monkeypatch.setattr(push_tasks, "evaluate_events", lambda records: seen.append(list(records)))
     return seen
 
 

@@ -18,7 +18,11 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.db import transaction
 
+from accounts.models import Organisation
+from accounts.scoping import has_model_perm, scope_paths
 from amisite.websocket import JsonConsumer
+
+from .models import Alarm
 
 logger = logging.getLogger(__name__)
 
@@ -137,11 +141,6 @@ atexit.register(lambda: _publisher.flush(2.0))
 
 def _groups_of_user(user) -> list[str] | None:
     """The groups a user's socket joins (None: may not see alarms at all)."""
-    from accounts.models import Organisation
-    from accounts.scoping import has_model_perm, scope_paths
-
-    from .models import Alarm
-
     if user is None or not user.is_authenticated or not user.is_active:
         return None
     if not has_model_perm(user, Alarm, "view"):

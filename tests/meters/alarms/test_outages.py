@@ -4,10 +4,10 @@ from datetime import timedelta
 
 import pytest
 
-from meters.alarm_engine import evaluate_events, outage_summary
+from meters.alarms.engine import evaluate_events, outage_summary
 from meters.choices import NodeKind
 from meters.models import GridNode, Meter
-from tests.alarms.helpers import POWER_DOWN, POWER_UP, T0, events, make_rule
+from tests.meters.alarms.helpers import POWER_DOWN, POWER_UP, T0, events, make_rule
 
 pytestmark = pytest.mark.django_db
 

@@ -15,9 +15,9 @@ from django.test import Client
 
 from accounts import roles
 from amisite.asgi import application
-from meters.alarm_tasks import evaluate_alarm_events
-from tests.alarms.helpers import POWER_DOWN, POWER_UP, T0, events, make_rule
+from meters.alarms.tasks import evaluate_alarm_events
 from tests.factories import make_user
+from tests.meters.alarms.helpers import POWER_DOWN, POWER_UP, T0, events, make_rule
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 

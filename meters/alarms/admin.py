@@ -4,8 +4,8 @@ from django.contrib import admin, messages
 
 from accounts.admin_base import ReadOnlyScopedAdmin, ScopedModelAdmin
 
-from . import alarm_actions
-from .alarms import Alarm, AlarmRule, AlarmSubscription, NotificationDelivery
+from . import actions as alarm_actions
+from .models import Alarm, AlarmRule, AlarmSubscription, NotificationDelivery
 
 
 @admin.register(AlarmRule)

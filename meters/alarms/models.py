@@ -1,9 +1,12 @@
 """Alarms: rules that turn events into alarms, the alarms themselves, and who hears of them.
 
-Imported at the end of meters/models.py, so these are models of the `meters` app.
+Models of the `meters` app (meters/models.py imports them by name; their tables keep the
+`meters_` prefix).
 """
 
 from __future__ import annotations
+
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -106,7 +109,7 @@ class AlarmRule(models.Model):
         max_length=40,
         blank=True,
         editable=False,
-        help_text="which default rule this is (meters/alarm_defaults.py); empty: made by hand",
+        help_text="which default rule this is (meters/alarms/defaults.py); empty: made by hand",
     )
     active = models.BooleanField(default=True)
 
@@ -272,8 +275,6 @@ class AlarmSubscription(models.Model):
 
     def clean(self):
         super().clean()
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):

@@ -10,10 +10,10 @@ from django.views.generic import ListView, TemplateView
 
 from accounts.mixins import ScopedViewMixin
 
-from . import alarm_actions
-from .alarm_engine import outage_summary
-from .alarms import OPEN_STATES, Alarm, AlarmState, Severity
+from . import actions as alarm_actions
+from .engine import outage_summary
 from .events import EventKind
+from .models import OPEN_STATES, Alarm, AlarmState, Severity
 
 
 class AlarmListView(ScopedViewMixin, ListView):

@@ -6,10 +6,11 @@ import pytest
 from django.test import Client
 
 from accounts.models import ActivityLog
-from meters.alarm_engine import evaluate_events
-from meters.alarms import AlarmState, DeliveryChannel, NotificationDelivery
-from meters.events import EventKind, describe
-from tests.alarms.helpers import (
+from meters.alarms.engine import evaluate_events
+from meters.alarms.events import EventKind, describe
+from meters.alarms.models import AlarmState, DeliveryChannel, NotificationDelivery
+from tests.api_matrix import client_for
+from tests.meters.alarms.helpers import (
     COVER,
     MAGNET,
     POWER_DOWN,
@@ -19,7 +20,6 @@ from tests.alarms.helpers import (
     make_subscription,
     raise_alarm,
 )
-from tests.api_matrix import client_for
 
 pytestmark = pytest.mark.django_db
 
@@ -90,7 +90,7 @@ def test_outages_api(alarms):
 
 
 def test_delivery_log_is_scoped(alarms):
-    from meters.alarms import Alarm
+    from meters.alarms.models import Alarm
 
     w = alarms
     rows = []
@@ -150,7 +150,7 @@ def test_pages_show_alarms_outages_and_transitions(alarms):
 
 
 def test_subscription_made_in_the_admin_is_your_own(world):
-    from meters.alarms import AlarmSubscription
+    from meters.alarms.models import AlarmSubscription
 
     client = Client()
     client.force_login(world.admin_a)

@@ -4,9 +4,9 @@ import pytest
 
 from accounts.actions import OutOfScope
 from accounts.models import ActivityLog
-from meters.alarm_actions import AlarmStateError, acknowledge_alarm, clear_alarm
-from meters.alarms import AlarmState
-from tests.alarms.helpers import T0, make_rule, raise_alarm
+from meters.alarms.actions import AlarmStateError, acknowledge_alarm, clear_alarm
+from meters.alarms.models import AlarmState
+from tests.meters.alarms.helpers import T0, make_rule, raise_alarm
 
 pytestmark = pytest.mark.django_db
 

@@ -8,13 +8,13 @@ from rest_framework.test import APIClient
 
 from accounts.actions import create_organisation
 from accounts.models import ActivityLog, Organisation
-from meters import alarm_engine
-from meters.alarm_defaults import DEFAULT_RULES, install_default_rules, missing_default_rules
-from meters.alarm_engine import evaluate_events
-from meters.alarms import Alarm, AlarmRule
-from meters.events import EventKind
+from meters.alarms import engine as alarm_engine
+from meters.alarms.defaults import DEFAULT_RULES, install_default_rules, missing_default_rules
+from meters.alarms.engine import evaluate_events
+from meters.alarms.events import EventKind
+from meters.alarms.models import Alarm, AlarmRule
 from meters.store import IntervalReading
-from tests.alarms.helpers import POWER_DOWN, events, make_rule
+from tests.meters.alarms.helpers import POWER_DOWN, events, make_rule
 
 pytestmark = pytest.mark.django_db
 KEYS = {rule.key for rule in DEFAULT_RULES}

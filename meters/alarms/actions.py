@@ -1,6 +1,6 @@
 """Alarm verbs: raise (fold events into an alarm), acknowledge, clear. Atomic and audited.
 
-Raising is the engine's (meters/alarm_engine.py) and is not audited per event: the alarm
+Raising is the engine's (meters/alarms/engine.py) and is not audited per event: the alarm
 and its occurrences are the record. Every acknowledgement and every clear, by a person or
 by a restore event, writes one activity row. Browsers hear of each change through
 `publish_alarm` after commit; notifications are queued after commit for new alarms only.
@@ -17,9 +17,10 @@ from django.utils import timezone
 from accounts import audit
 from accounts.actions import OutOfScope
 
-from .alarms import OPEN_STATES, Alarm, AlarmOccurrence, AlarmRule, AlarmState
 from .consumers import publish_alarm
 from .events import label
+from .models import OPEN_STATES, Alarm, AlarmOccurrence, AlarmRule, AlarmState
+from .notifications import notify_alarms
 
 
 class AlarmStateError(ValueError):
@@ -35,8 +36,6 @@ def _now(now: datetime | None) -> datetime:
 
 def _queue_notifications(alarms: Sequence[Alarm]) -> None:
     """One notification task for the new alarms of this transaction, after it commits."""
-    from .alarm_tasks import notify_alarms
-
     ids = [a.pk for a in alarms]
     if ids:
         transaction.on_commit(lambda: notify_alarms.delay(ids))

@@ -4,8 +4,8 @@ without a reload, through the real ASGI server and the Redis channel layer."""
 import pytest
 from django.test import Client
 
-from meters.alarm_engine import evaluate_events
-from tests.alarms.helpers import POWER_DOWN, events, make_rule
+from meters.alarms.engine import evaluate_events
+from tests.meters.alarms.helpers import POWER_DOWN, events, make_rule
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -24,6 +24,7 @@ import smtplib
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from celery import shared_task
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.db import IntegrityError, transaction
@@ -31,8 +32,10 @@ from django.utils import timezone
 
 from accounts.models import User
 
+from ..models import Customer
 from . import sms
-from .alarms import (
+from .events import EventKind
+from .models import (
     OPEN_STATES,
     Alarm,
     AlarmSubscription,
@@ -41,7 +44,6 @@ from .alarms import (
     NotificationDelivery,
     Severity,
 )
-from .events import EventKind
 
 COUNTED_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.SENDING, DeliveryStatus.SENT)
 
@@ -246,8 +248,6 @@ def send_delivery(delivery_id: int, *, now: datetime | None = None) -> str:
 
 def queue_sends(deliveries: list[NotificationDelivery]) -> None:
     """Start one send task per pending delivery, after the current transaction commits."""
-    from .alarm_tasks import send_notification
-
     ids = [d.pk for d in deliveries]
     transaction.on_commit(lambda: [send_notification.delay(pk) for pk in ids])
 
@@ -259,8 +259,6 @@ def notify_customers_of_outage(node, *, now: datetime | None = None) -> int:
     are; when the portal adds preferences, filter the customers here. One message per
     (alarm, customer, channel), like subscriptions.
     """
-    from .models import Customer
-
     if not getattr(settings, "AMI_NOTIFY_CUSTOMERS_OF_OUTAGES", False):
         return 0
     now = _aware(now)
@@ -308,3 +306,27 @@ def notify_customers_of_outage(node, *, now: datetime | None = None) -> int:
                     continue  # told already
         queue_sends(created)
     return len(created)
+
+
+# ------------------------------------------------------------------ tasks
+# Thin wrappers, here rather than in tasks.py: `actions` queues `notify_alarms` and
+# `queue_sends` queues `send_notification`, and tasks.py sits above both (it runs the engine).
+
+
+@shared_task(name="meters.notify_alarms", ignore_result=True)
+def notify_alarms(alarm_ids: list[int]) -> int:
+    """Plan the messages about new alarms and start sending them; returns how many."""
+    deliveries = []
+    for alarm in Alarm.objects.filter(pk__in=alarm_ids).order_by("pk"):
+        deliveries += plan_deliveries(alarm)
+    queue_sends(deliveries)
+    return len(deliveries)
+
+
+@shared_task(bind=True, name="meters.send_notification", ignore_result=True, max_retries=None)
+def send_notification(self, delivery_id: int) -> str:
+    """Send one message; a gateway failure is retried with backoff, a sent one never again."""
+    try:
+        return send_delivery(delivery_id)
+    except RetryLater as exc:
+        raise self.retry(countdown=backoff_seconds(exc.attempts)) from None

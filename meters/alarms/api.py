@@ -17,9 +17,12 @@ from accounts.api.base import ModelPermissions, ScopedModelViewSet, ScopedRelate
 from accounts.api.filters import ScopedFilterSet
 from accounts.models import Organisation
 
-from .. import alarm_actions
-from ..alarm_engine import outage_summary
-from ..alarms import (
+from ..api.serializers import ModelCleanMixin
+from ..models import GridNode, MeterModel
+from . import actions as alarm_actions
+from .engine import outage_summary
+from .events import EventKind
+from .models import (
     Alarm,
     AlarmRule,
     AlarmState,
@@ -27,9 +30,6 @@ from ..alarms import (
     NotificationDelivery,
     Severity,
 )
-from ..events import EventKind
-from ..models import GridNode, MeterModel
-from .serializers import ModelCleanMixin
 
 
 class AlarmSerializer(serializers.ModelSerializer):

@@ -6,9 +6,9 @@ from datetime import timedelta
 import pytest
 from django.db import connection, connections
 
-from meters.alarm_engine import evaluate_events
-from meters.alarms import Alarm, AlarmOccurrence, AlarmState
-from tests.alarms.helpers import POWER_DOWN, T0, events, make_rule
+from meters.alarms.engine import evaluate_events
+from meters.alarms.models import Alarm, AlarmOccurrence, AlarmState
+from tests.meters.alarms.helpers import POWER_DOWN, T0, events, make_rule
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

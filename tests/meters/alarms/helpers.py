@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from meters.alarm_engine import evaluate_events
-from meters.alarms import AlarmRule, AlarmSubscription, Severity
-from meters.events import EventKind
+from meters.alarms.engine import evaluate_events
+from meters.alarms.events import EventKind
+from meters.alarms.models import AlarmRule, AlarmSubscription, Severity
 from meters.store import EventRecord
 
 T0 = datetime(2026, 6, 1, 10, 42, tzinfo=UTC)
@@ -47,7 +47,7 @@ def make_subscription(user, organisation=None, **extra) -> AlarmSubscription:
 
 def alarm_rows(w) -> dict:
     """Per alarm model, (a row of organisation A, a row of organisation B) for meta-tests."""
-    from meters.alarms import Alarm, DeliveryChannel, NotificationDelivery
+    from meters.alarms.models import Alarm, DeliveryChannel, NotificationDelivery
 
     rules = (make_rule(w.org_a), make_rule(w.org_b))
     alarms = tuple(raise_alarm(g.meters[0]) for g in (w.grid_a, w.grid_b))

@@ -1,4 +1,4 @@
-"""Notifications over real loopback servers: SMTP (aiosmtpd) and SMPP (tests/alarms/smpp_server).
+"""Notifications over real loopback servers: SMTP (aiosmtpd) and SMPP (smpp_server.py beside).
 
 Time is frozen by passing an aware `now`; the Django SMTP backend and the smpplib client
 talk to servers on 127.0.0.1.
@@ -16,12 +16,12 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 from aiosmtpd.controller import Controller
 
-from meters import notifications, sms
-from meters.alarm_engine import evaluate_events
-from meters.alarms import DeliveryChannel, DeliveryStatus, NotificationDelivery, Severity
-from meters.notifications import RetryLater, plan_deliveries, send_delivery
-from tests.alarms.helpers import MAGNET, POWER_DOWN, T0, events, make_rule, make_subscription
-from tests.alarms.smpp_server import SmppServer
+from meters.alarms import notifications, sms
+from meters.alarms.engine import evaluate_events
+from meters.alarms.models import DeliveryChannel, DeliveryStatus, NotificationDelivery, Severity
+from meters.alarms.notifications import RetryLater, plan_deliveries, send_delivery
+from tests.meters.alarms.helpers import MAGNET, POWER_DOWN, T0, events, make_rule, make_subscription
+from tests.meters.alarms.smpp_server import SmppServer
 
 pytestmark = pytest.mark.django_db
 
@@ -170,7 +170,7 @@ def test_rate_limit_per_user_per_hour(world, settings):
     assert limited.status == DeliveryStatus.RATE_LIMITED
     # An hour after the first message there is room again.
     extra = raise_one(world.grid_a.meters[0], POWER_DOWN, at=T0 + timedelta(hours=3))
-    from meters.alarm_actions import clear_alarm
+    from meters.alarms.actions import clear_alarm
 
     assert plan_deliveries(extra, now=NOON_UTC + timedelta(minutes=30)) == []
     clear_alarm(extra, acting_user=world.engineer_a)

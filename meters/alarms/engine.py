@@ -23,13 +23,14 @@ from django.db import transaction
 from django.db.models import Count, Sum
 from django.utils import timezone
 
-from . import alarm_actions
-from .alarms import OPEN_STATES, Alarm, AlarmRule
-from .choices import ChannelKind, MeterStatus
+from ..choices import ChannelKind, MeterStatus
+from ..interval_energy import energy_codes, energy_series
+from ..models import Channel, GridNode, Meter
+from ..obis import normalise
+from ..store import DailyEnergy, EventRecord, RegisterRead, to_decimal
+from . import actions as alarm_actions
 from .events import CLEARS, DERIVED_CODE_OF, DERIVED_LOG, RESTORE_KINDS, EventKind, kind_of
-from .interval_energy import energy_codes, energy_series
-from .models import Channel, GridNode, Meter
-from .store import DailyEnergy, EventRecord, RegisterRead, to_decimal
+from .models import OPEN_STATES, Alarm, AlarmRule
 
 K = EventKind
 
@@ -128,7 +129,7 @@ def _evaluate_meter(meter: Meter, kinds: list, rules: list[AlarmRule]) -> list[A
 # ------------------------------------------------------------------ derived events
 #
 # Conditions found in data rather than in a meter's log. Each `derive_*` function stores
-# what it finds as EventRecords in the pseudo-log DERIVED_LOG (meters/events.py) with a
+# what it finds as EventRecords in the pseudo-log DERIVED_LOG (meters/alarms/events.py) with a
 # timestamp that stays the same while the condition lasts (so a periodic task that finds
 # the same condition again adds nothing), and returns them; `derive_events` runs them all
 # and hands the result to `evaluate_events`. A condition that has ended produces its restore
@@ -435,7 +436,6 @@ def evaluate_meter_events(batch: Iterable) -> list[Alarm]:
     `batch` is [(meter or meter id, [MeterEvent(timestamp, code, log, data)]), ...]; call it
     after `ingest_events(batch)` (stored or not, the keys are the same).
     """
-    from .obis import normalise
 
     def obis(text: str) -> str:
         try:

@@ -19,8 +19,8 @@ from django.db.models import Q
 
 from accounts import audit
 
-from .alarms import AlarmRule, Severity
 from .events import EventKind
+from .models import AlarmRule, Severity
 
 K = EventKind
 

@@ -10,7 +10,7 @@ extends the table in settings, keyed by "manufacturer name" of its `MeterModel`:
 
 (`codes_for_model` merges that over the default; an entry mapping to "" hides a code.)
 
-Derived events (meters/alarm_tasks.py) are computed from data rather than read from a log;
+Derived events (meters/alarms/tasks.py) are computed from data rather than read from a log;
 they are stored as `EventRecord`s in the pseudo-log `DERIVED_LOG` with the codes below, so
 they travel the same path (`alarm_engine.evaluate_events`) as the meter's own events.
 """
@@ -24,7 +24,7 @@ from functools import lru_cache
 from django.conf import settings
 from django.db import models
 
-from .obis import normalise
+from ..obis import normalise
 
 DERIVED_LOG = "derived"
 
@@ -47,7 +47,7 @@ class EventKind(models.TextChoices):
     RELAY_STATE_CHANGE = "relay_state_change", "Relay state change"
     CLOCK_ADJUSTED = "clock_adjusted", "Clock adjusted"
     AUTHENTICATION_FAILURE = "authentication_failure", "Authentication failure"
-    # Derived from data (meters/alarm_tasks.py), not from a meter's log.
+    # Derived from data (meters/alarms/tasks.py), not from a meter's log.
     METER_UNREACHABLE = "meter_unreachable", "Meter unreachable"
     METER_REACHABLE = "meter_reachable", "Meter reachable again"
     CLOCK_DRIFT = "clock_drift", "Clock drift over limit"

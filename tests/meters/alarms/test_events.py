@@ -3,8 +3,8 @@
 import pytest
 
 from collection.simulators import model as sim
-from meters import events
-from meters.events import DERIVED_LOG, EventKind, kind_of
+from meters.alarms import events
+from meters.alarms.events import DERIVED_LOG, EventKind, kind_of
 
 
 def test_simulator_codes_map_to_kinds():
@@ -60,7 +60,7 @@ def test_per_model_codes_extend_the_standard_table(settings, world):
 
 
 def test_events_have_names_and_meanings_in_each_log():
-    from meters.events import describe
+    from meters.alarms.events import describe
 
     down = describe(1, "0-0:99.98.0*255")
     assert (down.name, down.source, down.kind) == (
@@ -87,7 +87,7 @@ def test_events_have_names_and_meanings_in_each_log():
 
 @pytest.mark.django_db
 def test_per_model_codes_are_named_by_their_kind(settings, world):
-    from meters.events import describe
+    from meters.alarms.events import describe
 
     model = world.meter_model
     settings.AMI_EVENT_CODES = {f"{model.manufacturer} {model.name}": {"201": "cover_open"}}

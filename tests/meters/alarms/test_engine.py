@@ -7,13 +7,13 @@ import pytest
 from accounts.models import ActivityLog
 from collection.models import CommStatus
 from collection.validation import Finding
-from meters import alarm_engine
-from meters.alarm_engine import evaluate_events
-from meters.alarms import Alarm, AlarmOccurrence, AlarmState
-from meters.events import EventKind
+from meters.alarms import engine as alarm_engine
+from meters.alarms.engine import evaluate_events
+from meters.alarms.events import EventKind
+from meters.alarms.models import Alarm, AlarmOccurrence, AlarmState
 from meters.models import GridNode, Meter, MeterModel
 from meters.store import DailyEnergy, EventRecord
-from tests.alarms.helpers import (
+from tests.meters.alarms.helpers import (
     COVER,
     MAGNET,
     POWER_DOWN,
@@ -119,7 +119,7 @@ def test_restore_before_the_failure_does_not_clear_it(world):
 
 
 def test_acknowledged_alarm_raised_again_after_the_window(world):
-    from meters.alarm_actions import acknowledge_alarm
+    from meters.alarms.actions import acknowledge_alarm
 
     make_rule(world.org_a, kinds=[EventKind.MAGNETIC_TAMPER], dedup_window_s=600)
     meter = world.grid_a.meters[0]

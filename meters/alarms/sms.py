@@ -22,6 +22,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import smpplib.client
+import smpplib.consts
+import smpplib.exceptions
+import smpplib.gsm
 from django.conf import settings
 
 
@@ -99,11 +103,6 @@ class SmppBackend(SmsBackend):
     timeout: float = 10.0
 
     def send(self, to: str, text: str) -> str:
-        import smpplib.client
-        import smpplib.consts
-        import smpplib.exceptions
-        import smpplib.gsm
-
         client = smpplib.client.Client(
             self.host, self.port, timeout=self.timeout, allow_unknown_opt_params=True
         )

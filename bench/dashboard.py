@@ -339,8 +339,8 @@ def load_store(model, now: datetime, month_meters: int) -> tuple[int, int]:
     """Intervals (binary COPY, wide rows, 4 channels) and daily rollups; returns (rows, values)."""
     from django.db import connection, transaction
 
-    from meters import partitions
     from meters.models import Channel, Meter
+    from meters.store import partitions
 
     day_end = now.replace(hour=0, minute=0, second=0, microsecond=0)
     month_start = day_end - timedelta(days=30)

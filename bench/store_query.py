@@ -11,9 +11,9 @@ on the server of DATABASE_URL). Loads, by COPY straight into the store's tables:
 Figures (JSON lines, A/B alternating, medians; the ratio is A / B):
 
 * `meter_channel_month_p95`: one meter's channel for one month (2,880 values) through the
-  project's `meters.store.channel_series` (Django) vs the same rows by a raw psycopg query;
+  project's `meters.store.query.raw_series` (Django) vs the same rows by a raw psycopg query;
 * `feeder_day_month`: a day's energy per feeder for the month over all meters through
-  `meters.rollups.feeder_daily_energy` (daily rollup) vs the same answer computed from the
+  `meters.store.rollups.feeder_daily_energy` (daily rollup) vs the same answer computed from the
   interval table by one raw SQL aggregate.
 
     .venv/bin/python bench/store_query.py [--quick] [--keep]
@@ -142,7 +142,7 @@ def load_intervals(meters: list[int]) -> int:
     """A month of intervals for `meters`, binary COPY into the partitioned table."""
     from django.db import connection, transaction
 
-    from meters import partitions
+    from meters.store import partitions
 
     partitions.ensure_month(MONTH.date())
     row = struct.Struct(">hiqiqiqiqiqiqiqih")
@@ -254,8 +254,8 @@ def main() -> None:
 def run(quick: bool) -> None:
     from django.db import connection
 
-    from meters.rollups import feeder_daily_energy
-    from meters.store import channel_series
+    from meters.store.query import raw_series
+    from meters.store.rollups import feeder_daily_energy
 
     n_meters = 5_000 if quick else 20_000
     with_intervals = 500 if quick else 4_400
@@ -275,7 +275,7 @@ def run(quick: bool) -> None:
         cpus=os.cpu_count(),
     )
 
-    # One meter's channel for one month: A = channel_series (Django), B = raw psycopg.
+    # One meter's channel for one month: A = raw_series (Django), B = raw psycopg.
     rng = random.Random(7)
     start, end = MONTH, MONTH + timedelta(days=DAYS)
     a_times, b_times = [], []
@@ -285,7 +285,7 @@ def run(quick: bool) -> None:
         m = rng.choice(meters[:with_intervals])
         ch = rng.choice(channels)
         t = time.perf_counter()
-        series = channel_series(m, ch, start, end)
+        series = list(raw_series(m, ch, start, end))
         a_times.append((time.perf_counter() - t) * 1000)
         t = time.perf_counter()
         raw.execute(RAW_POINT.format(c=ch.profile_column), [m, ch.profile_group, start, end])
@@ -293,7 +293,7 @@ def run(quick: bool) -> None:
         b_times.append((time.perf_counter() - t) * 1000)
         assert len(series) == len(rows) == DAYS * 96
         c = ch.profile_column
-        assert int(series[5][1]) == rows[5][1] == interval_value(m, c, 5)
+        assert int(series[5].value) == rows[5][1] == interval_value(m, c, 5)
     a95, b95 = p95(a_times), p95(b_times)
     emit(
         "meter_channel_month_p95",
@@ -341,7 +341,7 @@ def run(quick: bool) -> None:
     print(
         f"\nstore_query ({values:,} interval values, {n_meters:,} meters, "
         f"{os.cpu_count()} CPUs, load {load_s:.0f} s):\n"
-        f"  meter channel month p95   {a95:8.2f} ms (channel_series) vs {b95:.2f} ms raw psycopg\n"
+        f"  meter channel month p95   {a95:8.2f} ms (raw_series) vs {b95:.2f} ms raw psycopg\n"
         f"  feeder x day, one month   {a_med:8.3f} s  (rollup, {n_meters:,} meters) vs "
         f"{b_med:.2f} s raw intervals ({with_intervals:,} meters)",
         flush=True,

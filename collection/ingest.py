@@ -11,44 +11,33 @@ nothing) and each returning an `IngestResult`:
 a value without a channel, in a unit the channel cannot take, or not an exact integer at
 the channel's scaler goes to `UnmappedValue` with the reason, never dropped.
 
-When two reads of one value meet, the higher rank wins (meters/store.py: estimated <
-measured < edited), an equal rank keeps what is stored. On PostgreSQL, meters with no
-stored interval in the batch's span are binary-COPYed straight into the store (the primary
-key stops a concurrent writer that slipped in; the batch then falls back); the others are
-COPYed into a temporary staging table and moved by ONE `INSERT ... SELECT ... ON CONFLICT
-DO NOTHING` plus, only when some keys were already stored, ONE `UPDATE ... FROM staging`
-where a rank rises. On SQLite the same rule runs per row as `INSERT ... ON CONFLICT DO
-UPDATE ... WHERE <a rank rises>`. Counts are rows of the store (an interval row holds up to
-8 channels of one meter at one time); `values` counts single values.
+This module maps protocol values to channels, converts them to the store's integers and
+validates them; the store writes them (`meters.store.writes`: COPY for new meter-days,
+staging + one upsert where a rank rises, `meters.store.quality`: estimated < measured <
+edited, an equal rank keeps what is stored) and keeps the daily rollup
+(`meters.store.rollups`). Counts are rows of the store (an interval row holds up to 8
+channels of one meter at one time); `values` counts single values.
 """
 
 from __future__ import annotations
 
 import json
-import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
-from itertools import repeat
 from operator import eq, lt
 
-from django.db import IntegrityError, connection, transaction
+from django.db import transaction
 
-from amisite import pgbulk
-from meters import interval_energy, partitions, rollups
 from meters.choices import ChannelKind
 from meters.models import Channel, Meter
 from meters.obis import normalise as normalise_obis
-from meters.store import (
-    COLUMNS_PER_GROUP,
-    IntervalReading,
-    Quality,
-    RegisterRead,
-    UnmappedValue,
-    rank,
-)
+from meters.store import interval_energy, rollups, writes
+from meters.store.days import local_day, local_zone
+from meters.store.models import UnmappedValue
+from meters.store.quality import COLUMNS_PER_GROUP, Quality, rank
 
 from .protocols.base import MeterEvent, ProfileBlock, RegisterValue
 from .validation import (
@@ -64,10 +53,6 @@ from .validation import (
     validate_series,
 )
 
-INTERVAL_TABLE = IntervalReading._meta.db_table
-REGISTER_TABLE = RegisterRead._meta.db_table
-STAGE_TABLE = "ami_stage_interval"
-PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 ONE_US = timedelta(microseconds=1)
 
 
@@ -192,11 +177,6 @@ def _unmapped(meter_id, kind, obis, ts, value, unit, reason, quality=0) -> Unmap
     )
 
 
-def _save_unmapped(objs: list[UnmappedValue]) -> None:
-    if objs:
-        UnmappedValue.objects.bulk_create(objs, batch_size=1000, ignore_conflicts=True)
-
-
 # ------------------------------------------------------------------ profiles
 
 
@@ -232,10 +212,7 @@ def ingest_profiles(
     )
     with transaction.atomic():
         if all_series:
-            if connection.vendor == "postgresql":
-                inserted, updated = _write_intervals_postgres(all_series)
-            else:
-                inserted, updated = _write_intervals_portable(all_series)
+            inserted, updated = writes.write_intervals(all_series)
             result.inserted += inserted
             result.updated += updated
             result.duplicates += rows - inserted - updated
@@ -246,7 +223,7 @@ def ingest_profiles(
                     spans[s.meter_id] = (min(lo, s.timestamps[0]), max(hi, s.timestamps[-1]))
                 width = max(max(s.columns) for s in all_series) + 1
                 rollups.refresh(rollups.days_touched(spans), width, channels.cumulative(spans))
-        _save_unmapped(unmapped)
+        writes.write_unmapped(unmapped)
     result.unmapped += len(unmapped)
     return result
 
@@ -370,217 +347,6 @@ def _without_duplicates(all_series: list[Series]) -> list[Series]:
     return out
 
 
-def pack_flags(flags: list[int]) -> int:
-    word = 0
-    for c, f in enumerate(flags):
-        if f:
-            word |= f << (8 * c)
-    return word - (1 << 64) if word >= 1 << 63 else word
-
-
-def _series_quality(series: Series) -> list[int] | None:
-    """Packed quality word per row, or None when every flag is 0."""
-    cols = [(c, col.flags) for c, col in series.columns.items() if any(col.flags)]
-    if not cols:
-        return None
-    words = [0] * len(series.timestamps)
-    for c, flags in cols:
-        shift = 8 * c
-        words = [w | (f << shift) for w, f in zip(words, flags, strict=True)]
-    return [w - (1 << 64) if w >= 1 << 63 else w for w in words]
-
-
-def _rank_sql(table: str, c: int) -> str:
-    edited, est = int(Quality.EDITED) << (8 * c), int(Quality.ESTIMATED) << (8 * c)
-    return (
-        f"(CASE WHEN {table}.v{c} IS NULL THEN 0 WHEN ({table}.q & {edited}) <> 0 THEN 3 "
-        f"WHEN ({table}.q & {est}) <> 0 THEN 1 ELSE 2 END)"
-    )
-
-
-def _byte_mask(c: int) -> int:
-    mask = 0xFF << (8 * c)
-    return mask - (1 << 64) if mask >= 1 << 63 else mask
-
-
-def _merge_sql(new: str, old: str, width: int) -> tuple[list[str], str]:
-    """SET items and WHERE condition merging columns v0..v{width-1} of `new` into `old`."""
-    rises = [f"{_rank_sql(new, c)} > {_rank_sql(old, c)}" for c in range(width)]
-    sets = [
-        f"v{c} = CASE WHEN {r} THEN {new}.v{c} ELSE {old}.v{c} END" for c, r in enumerate(rises)
-    ]
-    q_parts = [
-        f"(CASE WHEN {r} THEN {new}.q ELSE {old}.q END & {_byte_mask(c)})"
-        for c, r in enumerate(rises)
-    ]
-    if width < COLUMNS_PER_GROUP:  # flags of columns this batch does not carry stay
-        rest = ~sum(0xFF << (8 * c) for c in range(width)) & 0xFFFFFFFFFFFFFFFF
-        rest = rest - (1 << 64) if rest >= 1 << 63 else rest
-        q_parts.append(f"({old}.q & {rest})")
-    sets.append("q = " + " | ".join(q_parts))
-    return sets, "(" + " OR ".join(rises) + ")"
-
-
-@lru_cache(maxsize=16)
-def upsert_clause(width: int) -> str:
-    """ON CONFLICT clause of the row-by-row path (SQLite)."""
-    sets, rises = _merge_sql("excluded", INTERVAL_TABLE, width)
-    return f"ON CONFLICT (meter_id, grp, ts) DO UPDATE SET {', '.join(sets)} WHERE {rises}"
-
-
-@lru_cache(maxsize=16)
-def update_from_stage(width: int) -> str:
-    """UPDATE raising stored values from the staging table where the rank rises (PostgreSQL)."""
-    sets, rises = _merge_sql("s", "t", width)
-    return (
-        f"UPDATE {INTERVAL_TABLE} AS t SET {', '.join(sets)} FROM {STAGE_TABLE} AS s "
-        f"WHERE t.meter_id = s.meter_id AND t.grp = s.grp AND t.ts = s.ts AND {rises}"
-    )
-
-
-_INT8 = struct.Struct(">iq")
-_INT2 = struct.Struct(">ih")
-_NULL = struct.pack(">i", -1)
-COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
-COPY_TRAILER = struct.pack(">h", -1)
-
-
-@lru_cache(maxsize=16)
-def _row_struct(width: int) -> struct.Struct:
-    return struct.Struct(">h" + "iq" * (3 + width) + "ih")
-
-
-def _encode_copy(all_series: list[Series], width: int) -> bytes:
-    """PostgreSQL binary COPY of (meter_id, ts, q, v0..v{width-1}, grp), a series at a time.
-
-    A series without NULLs is packed by one C-level `map(struct.pack, ...)` over its columns.
-    """
-    pack = _row_struct(width).pack
-    nfields = struct.pack(">h", 4 + width)
-    out = [COPY_HEADER]
-    eight, two = repeat(8), repeat(2)
-    for s in all_series:
-        ts_us = [(t - PG_EPOCH) // ONE_US for t in s.timestamps]
-        quality = _series_quality(s)
-        columns = [s.columns.get(c) for c in range(width)]
-        if all(col is not None and None not in col.values for col in columns):
-            args = [repeat(4 + width), eight, repeat(s.meter_id), eight, ts_us, eight]
-            args.append(quality if quality is not None else repeat(0))
-            for col in columns:
-                args += (eight, col.values)
-            args += (two, repeat(s.group))
-            out.append(b"".join(map(pack, *args)))
-            continue
-        for j, t in enumerate(ts_us):
-            parts = [nfields, _INT8.pack(8, s.meter_id), _INT8.pack(8, t)]
-            parts.append(_INT8.pack(8, quality[j] if quality is not None else 0))
-            for col in columns:
-                v = None if col is None else col.values[j]
-                parts.append(_NULL if v is None else _INT8.pack(8, v))
-            parts.append(_INT2.pack(2, s.group))
-            out.append(b"".join(parts))
-    out.append(COPY_TRAILER)
-    return b"".join(out)
-
-
-def _copy(cursor, table: str, all_series: list[Series], width: int) -> None:
-    columns = ", ".join(["meter_id", "ts", "q"] + [f"v{c}" for c in range(width)] + ["grp"])
-    pgbulk.copy_in(
-        cursor,
-        f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT binary)",
-        _encode_copy(all_series, width),
-    )
-
-
-def _stored_meters(cursor, all_series: list[Series]) -> set[int]:
-    """Meters of the batch with any stored interval inside their series' time span."""
-    spans: dict[int, list] = {}
-    for s in all_series:
-        span = spans.setdefault(s.meter_id, [s.timestamps[0], s.timestamps[-1]])
-        span[0], span[1] = min(span[0], s.timestamps[0]), max(span[1], s.timestamps[-1])
-    cursor.execute(
-        "SELECT u.m FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) AS u(m, lo, hi)"
-        f" WHERE EXISTS (SELECT 1 FROM {INTERVAL_TABLE} t"
-        " WHERE t.meter_id = u.m AND t.ts >= u.lo AND t.ts <= u.hi)",
-        [list(spans), [v[0] for v in spans.values()], [v[1] for v in spans.values()]],
-    )
-    return {m for (m,) in cursor.fetchall()}
-
-
-def _write_intervals_postgres(all_series: list[Series]) -> tuple[int, int]:
-    """COPY straight into the store what cannot conflict; upsert the rest through staging.
-
-    A meter with no stored interval inside the batch's time span cannot conflict, so its
-    rows are COPYed into the partitioned table directly (a concurrent writer that slips in
-    makes the COPY fail on the primary key: then everything takes the staging path).
-    """
-    first = min(s.timestamps[0] for s in all_series)
-    last = max(s.timestamps[-1] for s in all_series)
-    partitions.ensure_for(first, last)
-    width = max(max(s.columns) for s in all_series) + 1
-    inserted = updated = 0
-    with connection.cursor() as cursor:
-        stored = _stored_meters(cursor, all_series)
-        fresh = [s for s in all_series if s.meter_id not in stored]
-        rest = [s for s in all_series if s.meter_id in stored]
-        if fresh:
-            try:
-                with transaction.atomic():
-                    _copy(cursor, INTERVAL_TABLE, fresh, width)
-                inserted += sum(len(s.timestamps) for s in fresh)
-            except IntegrityError:
-                rest = all_series
-        if rest:
-            cursor.execute(
-                f"CREATE TEMP TABLE IF NOT EXISTS {STAGE_TABLE} (meter_id bigint,"
-                " ts timestamptz, q bigint, v0 bigint, v1 bigint, v2 bigint, v3 bigint,"
-                " v4 bigint, v5 bigint, v6 bigint, v7 bigint, grp smallint)"
-                " ON COMMIT DELETE ROWS"
-            )
-            cursor.execute(f"TRUNCATE {STAGE_TABLE}")
-            _copy(cursor, STAGE_TABLE, rest, width)
-            columns = ", ".join(["meter_id", "ts", "q"] + [f"v{c}" for c in range(width)] + ["grp"])
-            # New rows in one pass (DO NOTHING takes no row locks); then raise the stored
-            # rows whose rank rises. A repeated read writes nothing.
-            cursor.execute(
-                f"INSERT INTO {INTERVAL_TABLE} ({columns}) SELECT {columns} FROM {STAGE_TABLE} "
-                "ON CONFLICT DO NOTHING"
-            )
-            inserted += cursor.rowcount
-            if cursor.rowcount < sum(len(s.timestamps) for s in rest):
-                cursor.execute(update_from_stage(width))
-                updated = cursor.rowcount
-    return inserted, updated
-
-
-def _write_intervals_portable(all_series: list[Series]) -> tuple[int, int]:
-    """Row by row with the same merge rule (SQLite): correct, slower."""
-    adapt = connection.ops.adapt_datetimefield_value
-    existing = 0
-    params = []
-    for s in all_series:
-        stored = IntervalReading.objects.filter(
-            meter_id=s.meter_id, group=s.group, ts__gte=s.timestamps[0], ts__lte=s.timestamps[-1]
-        ).values_list("ts", flat=True)
-        existing += len(set(stored).intersection(s.timestamps))
-        quality = _series_quality(s)
-        columns = [s.columns.get(c) for c in range(COLUMNS_PER_GROUP)]
-        for j, t in enumerate(s.timestamps):
-            values = [None if col is None else col.values[j] for col in columns]
-            q = quality[j] if quality is not None else 0
-            params.append((s.meter_id, adapt(t), q, *values, s.group))
-    columns = ["meter_id", "ts", "q"] + [f"v{c}" for c in range(COLUMNS_PER_GROUP)] + ["grp"]
-    sql = (
-        f"INSERT INTO {INTERVAL_TABLE} ({', '.join(columns)}) VALUES "
-        f"({', '.join(['%s'] * len(columns))}) {upsert_clause(COLUMNS_PER_GROUP)}"
-    )
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, params)
-        changed = cursor.rowcount
-    inserted = len(params) - existing
-    return inserted, changed - inserted
-
-
 # ------------------------------------------------------------------ registers
 
 
@@ -644,72 +410,24 @@ def ingest_registers(
             result.findings.extend(findings)
             result.flagged += flagged
         if reads:
-            inserted, updated = _write_registers(reads)
+            inserted, updated = writes.write_registers(reads)
             result.inserted += inserted
             result.updated += updated
             result.duplicates += len(reads) - inserted - updated
         if previous:
             result.findings.extend(check_profile_sums(reads, by_key, previous, rules))
         if rollup and (result.inserted or result.updated):
-            zone = rollups.local_zone()
+            zone = local_zone()
             energy = {ch.pk for ch in by_key.values() if is_cumulative(ch)}
             days = set()
             for meter_id, channel_id, read_at in reads:
                 if channel_id in energy:
-                    day = rollups.local_day(read_at, zone)
+                    day = local_day(read_at, zone)
                     days.update({(meter_id, day), (meter_id, day + timedelta(days=1))})
             rollups.refresh_registers(days, sorted(energy))
-        _save_unmapped(unmapped)
+        writes.write_unmapped(unmapped)
     result.unmapped += len(unmapped)
     return result
-
-
-def _write_registers(reads: dict) -> tuple[int, int]:
-    sql_cols = "(meter_id, channel_id, read_at, value, capture_time, quality)"
-    t = REGISTER_TABLE
-
-    def r(a):
-        return (
-            f"(CASE WHEN ({a}.quality & {int(Quality.EDITED)}) <> 0 THEN 3 "
-            f"WHEN ({a}.quality & {int(Quality.ESTIMATED)}) <> 0 THEN 1 ELSE 2 END)"
-        )
-
-    clause = (
-        "ON CONFLICT (meter_id, channel_id, read_at) DO UPDATE SET value = excluded.value, "
-        "capture_time = excluded.capture_time, quality = excluded.quality "
-        f"WHERE {r('excluded')} > {r(t)}"
-    )
-    adapt = connection.ops.adapt_datetimefield_value
-    if connection.vendor == "postgresql":
-        rows = [(m, c, t_, v, cap, q) for (m, c, t_), (v, cap, q) in reads.items()]
-        with connection.cursor() as cursor:
-            fresh = pgbulk.execute_values(
-                cursor,
-                f"INSERT INTO {t} {sql_cols} VALUES %s {clause} RETURNING (xmax = 0)",
-                rows,
-                page_size=5000,
-                fetch=True,
-            )
-        inserted = sum(1 for (f,) in fresh if f)
-        return inserted, len(fresh) - inserted
-    existing = set()
-    for m, c, t_ in reads:
-        if RegisterRead.objects.filter(meter_id=m, channel_id=c, read_at=t_).exists():
-            existing.add((m, c, t_))
-    params = [
-        (m, c, adapt(t_), v, adapt(cap) if cap else None, q)
-        for (m, c, t_), (v, cap, q) in reads.items()
-    ]
-    with connection.cursor() as cursor:
-        cursor.executemany(
-            f"INSERT INTO {t} {sql_cols} VALUES (%s, %s, %s, %s, %s, %s) {clause}", params
-        )
-        changed = cursor.rowcount
-    inserted = len(reads) - len(existing)
-    return inserted, changed - inserted
-
-
-# ------------------------------------------------------------------ events
 
 
 def _jsonable(value):
@@ -737,25 +455,7 @@ def ingest_events(batch: Iterable[tuple[Meter | int, Sequence[MeterEvent]]]) -> 
     if not rows:
         return result
     _Channels({m for m, _ in items})  # unknown meters fail loudly
-    t = "meters_eventrecord"
-    sql = f"INSERT INTO {t} (meter_id, log, ts, code, data) VALUES %s ON CONFLICT DO NOTHING"
-    with transaction.atomic(), connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            done = pgbulk.execute_values(
-                cursor,
-                sql + " RETURNING 1",
-                [(*k, d) for k, d in rows.items()],
-                page_size=5000,
-                fetch=True,
-            )
-            inserted = len(done)
-        else:
-            adapt = connection.ops.adapt_datetimefield_value
-            cursor.executemany(
-                sql.replace("VALUES %s", "VALUES (%s, %s, %s, %s, %s)"),
-                [(m, log, adapt(ts), code, d) for (m, log, ts, code), d in rows.items()],
-            )
-            inserted = cursor.rowcount
+    inserted = writes.write_events(rows)
     result.inserted = inserted
     result.duplicates = len(rows) - inserted
     return result

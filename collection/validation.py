@@ -10,7 +10,7 @@ Ingest hands each meter's profile data to `validate_series` as columns of stored
 * spikes (an interval far above the median of the channel's non-zero values in the block);
 * negative consumption on energy channels;
 * cumulative channels (registers captured by the profile) are checked on their derived
-  interval energy (`meters.interval_energy.derive`, from the last stored capture before the
+  interval energy (`meters.store.interval_energy.derive`, from the last stored capture before the
   block): a register running backwards is a wrap (finding `register_wrap`, energy kept) or a
   reset (finding `register_reset`, the capture flagged NEGATIVE); spikes are looked for in
   the differences, never in the running total;
@@ -25,9 +25,8 @@ from datetime import UTC, datetime, timedelta
 
 from django.db import connection
 
-from meters import interval_energy
 from meters.models import Channel
-from meters.store import Quality, RegisterRead
+from meters.store import Quality, RegisterRead, interval_energy
 
 ENERGY_UNITS = frozenset({"wh", "kwh", "mwh", "varh", "kvarh", "mvarh", "vah", "kvah"})
 

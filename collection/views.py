@@ -12,7 +12,7 @@ from django.views.generic import DetailView, ListView, TemplateView
 from accounts.mixins import ScopedViewMixin
 from amisite.tabular import CsvWriter
 from meters.models import Meter
-from meters.rollups import parse_moment
+from meters.store.days import parse_moment
 
 from . import actions, readings_shown
 from .choices import ReadItem

@@ -29,6 +29,14 @@ from .choices import (
 from .obis import default_accumulation
 from .obis import normalise as normalise_obis
 from .obis import validate as validate_obis
+from .store.models import (  # noqa: F401  (the store's tables belong to this app)
+    DailyEnergy,
+    EventRecord,
+    IntervalReading,
+    RegisterRead,
+    UnmappedValue,
+)
+from .store.quality import COLUMNS_PER_GROUP
 
 LATITUDE = [MinValueValidator(-90), MaxValueValidator(90)]
 LONGITUDE = [MinValueValidator(-180), MaxValueValidator(180)]
@@ -128,7 +136,7 @@ class Channel(models.Model):
         validators=[validate_obis],
         help_text="for profile columns and event logs: the profile object holding them",
     )
-    # Where a profile column's values live in the wide interval store (meters/store.py):
+    # Where a profile column's values live in the wide interval store (meters/store/):
     # row group and column v0..v7 within it. Assigned on save, never changed afterwards.
     profile_group = models.PositiveSmallIntegerField(null=True, blank=True, editable=False)
     profile_column = models.PositiveSmallIntegerField(null=True, blank=True, editable=False)
@@ -168,8 +176,6 @@ class Channel(models.Model):
 
     def _free_store_column(self) -> tuple[int, int]:
         """The first free (group, column): a profile's columns share groups, 8 to a group."""
-        from .store import COLUMNS_PER_GROUP
-
         taken = Channel.objects.filter(
             meter_model_id=self.meter_model_id, profile_column__isnull=False
         ).exclude(pk=self.pk)
@@ -435,4 +441,3 @@ from .alarms.models import (  # noqa: E402, F401
     AlarmSubscription,
     NotificationDelivery,
 )
-from .store import *  # noqa: E402, F401, F403

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from . import partitions
 from .alarms import tasks as alarm_tasks  # noqa: F401  (registers the alarm tasks)
+from .store import partitions
 
 
 @shared_task(name="meters.maintain_partitions", ignore_result=True)

@@ -6,9 +6,8 @@ from django import forms
 
 from meters.choices import MeterStatus, NodeKind
 from meters.models import GridNode, Meter, MeterModel
-from meters.rollups import day_bounds, day_out_of_range
-
-from . import query
+from meters.store import query
+from meters.store.days import day_bounds, day_out_of_range
 
 MAX_DAYS = 3660
 RESOLUTION_CHOICES = [

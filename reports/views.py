@@ -16,8 +16,9 @@ from django.views.generic import DetailView, TemplateView
 from accounts import audit
 from accounts.mixins import ScopedViewMixin
 from meters.models import Meter
+from meters.store import query
 
-from . import actions, exporters, query
+from . import actions, exporters
 from .exporters import FORMATS
 from .forms import DataQueryForm
 from .models import ExportJob, ExportStatus

@@ -28,10 +28,10 @@ def _kwh(stored: int, channel) -> Decimal | None:
 
 def energy_used(meter, since: datetime, until: datetime) -> Decimal | None:
     """kWh imported by `meter` in [since, until), or None where no readings are stored."""
-    from meters.interval_energy import energy_channels
     from meters.models import Channel
-    from meters.rollups import local_day
     from meters.store import DailyEnergy, RegisterRead
+    from meters.store.days import local_day
+    from meters.store.interval_energy import energy_channels
 
     channels = {
         c.obis: c

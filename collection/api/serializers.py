@@ -8,7 +8,7 @@ from rest_framework import serializers
 from accounts.api.base import ScopedRelatedField
 from accounts.models import Organisation
 from meters.models import GridNode, Meter, MeterModel
-from meters.rollups import parse_moment
+from meters.store.days import parse_moment
 
 from ..choices import ReadItem
 from ..models import JobRun, MeterReadResult, ReadJob

@@ -24,10 +24,10 @@ from django.db.models import Count, Sum
 from django.utils import timezone
 
 from ..choices import ChannelKind, MeterStatus
-from ..interval_energy import energy_codes, energy_series
 from ..models import Channel, GridNode, Meter
 from ..obis import normalise
 from ..store import DailyEnergy, EventRecord, RegisterRead, to_decimal
+from ..store.interval_energy import energy_codes, energy_series
 from . import actions as alarm_actions
 from .events import CLEARS, DERIVED_CODE_OF, DERIVED_LOG, RESTORE_KINDS, EventKind, kind_of
 from .models import OPEN_STATES, Alarm, AlarmRule

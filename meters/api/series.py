@@ -13,11 +13,9 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from reports import query
-
-from .. import rollups
 from ..choices import ChannelKind
 from ..models import Meter
+from ..store import days, query
 
 DEFAULT_SPAN = timedelta(days=7)
 MAX_CHANNELS = 8
@@ -29,11 +27,11 @@ class CanViewMeters(permissions.BasePermission):
 
 
 def parse_moment(text: str | None, *, end: bool = False):
-    """`rollups.parse_moment` with the API's error (400 naming the parameter)."""
+    """`meters.store.days.parse_moment` with the API's error (400 naming the parameter)."""
     if not text:
         return None
     try:
-        return rollups.parse_moment(text, end=end)
+        return days.parse_moment(text, end=end)
     except ValueError as exc:
         raise ValidationError({"end" if end else "start": str(exc)}) from None
 

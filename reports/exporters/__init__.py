@@ -1,6 +1,6 @@
 """Exporters of data-query results: XML and CSV stream, XLSX and PDF are written in chunks.
 
-Every exporter takes a `reports.query.DataQuery` and consumes its rows once, lazily, so an
+Every exporter takes a `meters.store.query.DataQuery` and consumes its rows once, lazily, so an
 export of millions of values keeps a constant memory footprint. `progress(n)` is called
 every `PROGRESS_EVERY` rows (the queued export updates its progress row with it).
 """
@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from meters.rollups import local_zone
-
-from ..query import Row
+from meters.store.days import local_zone
+from meters.store.query import Row
 
 PROGRESS_EVERY = 5000
 COLUMNS = ("meter", "obis", "quantity", "time", "value", "unit", "quality", "count")

@@ -17,8 +17,8 @@ from reportlab.lib.units import mm
 from reportlab.pdfgen import canvas as pdf_canvas
 
 from amisite.display import when
+from meters.store import query as engine
 
-from .. import query as engine
 from . import Progress, as_text, counted
 
 MAX_ROWS = 100_000

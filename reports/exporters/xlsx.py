@@ -9,7 +9,7 @@ from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Font
 
 from amisite.tabular import xlsx_row
-from meters.rollups import local_zone
+from meters.store.days import local_zone
 
 from . import COLUMNS, Progress, counted
 

@@ -19,9 +19,9 @@ from collection.simulators import model as sim
 from collection.simulators.dlms_fleet import SimulatedMeter
 from meters.choices import ChannelKind
 from meters.models import Channel, Meter, MeterModel
-from meters.rollups import day_bounds, feeder_daily_energy
-from meters.store import DailyEnergy, IntervalReading
-from reports import query
+from meters.store import DailyEnergy, IntervalReading, query
+from meters.store.days import day_bounds
+from meters.store.rollups import feeder_daily_energy
 from tests.collection.fleet import fleet_thread
 from tests.collection.test_end_to_end import eager_celery  # noqa: F401
 

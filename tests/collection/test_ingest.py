@@ -14,7 +14,6 @@ from collection.ingest import ingest_events, ingest_profiles, ingest_registers
 from collection.protocols.base import Channel as Col
 from collection.protocols.base import MeterEvent, ProfileBlock, ProfileRow, RegisterValue
 from meters.models import Channel
-from meters.rollups import day_bounds, feeder_daily_energy
 from meters.store import (
     DailyEnergy,
     EventRecord,
@@ -22,12 +21,21 @@ from meters.store import (
     Quality,
     RegisterRead,
     UnmappedValue,
-    channel_series,
 )
+from meters.store.days import day_bounds
+from meters.store.query import raw_series
+from meters.store.rollups import feeder_daily_energy
 
 PROFILE = "1-0:99.1.0*255"
 IMPORT, EXPORT = "1-0:1.29.0*255", "1-0:2.29.0*255"
 QH = timedelta(minutes=15)
+
+
+def channel_series(meter_id, channel, start, end):
+    """(ts, value, flags) of a channel as the store's raw series reads it."""
+    return [(p.ts, p.value, p.flags) for p in raw_series(meter_id, channel, start, end)]
+
+
 T0 = datetime(2026, 6, 1, tzinfo=UTC)
 
 
@@ -298,12 +306,12 @@ def test_rollup_matches_direct_sums_and_feeders(settings, world, meters, import_
 @pytest.mark.postgres
 def test_direct_copy_falls_back_when_a_row_slipped_in(meters, import_channel, monkeypatch):
     """A concurrent writer between the check and the COPY: the key stops it, nothing doubles."""
-    from collection import ingest
+    from meters.store import writes
 
     meter = meters[0]
     values = day_values(8)
     ingest_profiles([(meter, block(T0, values[:4]))])
-    monkeypatch.setattr(ingest, "_stored_meters", lambda cursor, series: set())
+    monkeypatch.setattr(writes, "_stored_meters", lambda cursor, series: set())
     result = ingest_profiles([(meter, block(T0, values))])
     assert (result.inserted, result.updated, result.duplicates) == (4, 0, 4)
     series = channel_series(meter.pk, import_channel, T0, T0 + QH * 8)

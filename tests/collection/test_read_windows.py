@@ -15,8 +15,8 @@ from accounts.models import ActivityLog
 from collection import actions
 from collection.models import JobRun, ReadJob
 from collection.simulators.dlms_fleet import DlmsFleet, Fault, make_meters
-from meters.rollups import day_bounds
 from meters.store import IntervalReading
+from meters.store.days import day_bounds
 from tests.collection.test_invocation_counter import eager_celery  # noqa: F401
 from tests.collection.test_on_demand import point_meter_at
 

@@ -1,4 +1,4 @@
-"""Interval energy of cumulative profile channels (meters/interval_energy.py), and every
+"""Interval energy of cumulative profile channels (meters/store/interval_energy.py), and every
 consumer reading it: rollups (local day, DST), series at every resolution, feeder sums,
 validation and the usage figure. An interval-style meter fed the same energy is the oracle.
 
@@ -16,12 +16,12 @@ from collection.ingest import ingest_profiles
 from collection.protocols.base import Channel as Col
 from collection.protocols.base import ProfileBlock, ProfileRow
 from meters.choices import Accumulation, ChannelKind
-from meters.interval_energy import derive, energy_codes, energy_series, wrap_modulus
 from meters.models import Channel, Meter, MeterModel
 from meters.obis import default_accumulation
-from meters.rollups import day_bounds, feeder_daily_energy
-from meters.store import DailyEnergy, IntervalReading, Quality
-from reports import query
+from meters.store import DailyEnergy, IntervalReading, Quality, query
+from meters.store.days import day_bounds
+from meters.store.interval_energy import derive, energy_codes, energy_series, wrap_modulus
+from meters.store.rollups import feeder_daily_energy
 from vending.usage import energy_used
 
 PROFILE = "1-0:99.1.0*255"

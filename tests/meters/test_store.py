@@ -11,7 +11,6 @@ from django.db import connection
 from collection.ingest import ingest_events, ingest_profiles, ingest_registers
 from collection.protocols.base import Channel as Col
 from collection.protocols.base import MeterEvent, ProfileBlock, ProfileRow, RegisterValue
-from meters import partitions
 from meters.store import (
     DailyEnergy,
     EventRecord,
@@ -20,6 +19,7 @@ from meters.store import (
     UnmappedValue,
     column_quality,
     pack_quality,
+    partitions,
 )
 from meters.tasks import maintain_partitions
 

@@ -11,10 +11,9 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.db.models import Max, Min
 
-from meters import rollups
 from meters.choices import ChannelKind
 from meters.models import Meter
-from meters.store import DailyEnergy, IntervalReading
+from meters.store import DailyEnergy, IntervalReading, rollups
 
 
 class Command(BaseCommand):

@@ -1,7 +1,7 @@
 """Monthly range partitions of the interval table (PostgreSQL only; a no-op elsewhere).
 
-The table `meters_intervalreading` is partitioned by `ts` (UTC months) and has a default
-partition, so an interval outside every monthly partition is stored, never lost. The beat
+The interval table (`IntervalReading`) is partitioned by `ts` (UTC months) and has a
+default partition, so an interval outside every monthly partition is stored, never lost. The beat
 task `meters.ensure_partitions` creates the coming months ahead; a month that already has
 rows in the default partition (a backfill of old history) gets its partition too, and its
 rows move there. Ingest also creates the month of every timestamp it writes, so a backfill
@@ -20,7 +20,9 @@ from datetime import UTC, date, datetime
 from django.conf import settings
 from django.db import connection, transaction
 
-TABLE = "meters_intervalreading"
+from .models import IntervalReading
+
+TABLE = IntervalReading._meta.db_table
 DEFAULT = f"{TABLE}_default"
 _NAME = re.compile(rf"^{TABLE}_p(\d{{4}})(\d{{2}})$")
 _LOCK_KEY = 0x414D4950  # pg_advisory_xact_lock key: one partition change at a time

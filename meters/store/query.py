@@ -1,8 +1,9 @@
-"""The data query engine: values of chosen meters and channels over a time range.
+"""Reading the store: values of chosen meters and channels over a time range.
 
 One engine serves the meter page's graph (`/api/meters/<id>/series/`), the data query
-page and its exports, so they always agree. Everything starts from meters the caller has
-already scoped with `Meter.objects.restrict(user, "view")`; the engine never widens it.
+page, reports and their exports, and the portal, so they always agree. Everything starts
+from meters the caller has already scoped with `Meter.objects.restrict(user, "view")`; the
+engine never widens it.
 
 Resolutions:
 
@@ -10,7 +11,7 @@ Resolutions:
   at their read time) with their quality flags.
 * ``hour`` / ``day`` / ``month``: one value per local bucket (settings.TIME_ZONE), labelled
   by the bucket's *start*. An interval belongs to the bucket in which it ends, as in the
-  daily rollup (meters/rollups.py). Energy channels (unit ending in "h": Wh, varh, kWh)
+  daily rollup (`meters.store.rollups`). Energy channels (unit ending in "h": Wh, varh, kWh)
   are summed, other quantities averaged. Days and months come from the `DailyEnergy`
   rollup (one row per meter, channel and day), hours from one SQL aggregation, so a year
   of a meter answers from ~365 rows rather than 35,000 intervals. Aggregated ranges are
@@ -21,7 +22,7 @@ Resolutions:
 
 Register channels have no sums: aggregated, a bucket holds the register's last read in it.
 A cumulative profile channel (a register captured by the profile, `Channel.accumulation`)
-shows interval energy at every resolution, derived by `meters.interval_energy`: raw is one
+shows interval energy at every resolution, derived by `meters.store.interval_energy`: raw is one
 difference per capture, hours sum those differences, days and months read the rollup.
 """
 
@@ -36,20 +37,15 @@ from itertools import groupby
 from django.db.models import Count, DateTimeField, ExpressionWrapper, F, Q, Sum
 from django.db.models.functions import Trunc, TruncMonth
 
-from meters import interval_energy
 from meters.choices import ChannelKind, MeterStatus
 from meters.models import Channel, GridNode, Meter
 from meters.obis import normalise as normalise_obis
 from meters.obis import parse as parse_obis
-from meters.rollups import day_bounds, local_day, local_zone
-from meters.store import (
-    VALUE_COLUMNS,
-    DailyEnergy,
-    IntervalReading,
-    Quality,
-    RegisterRead,
-    to_decimal,
-)
+
+from . import interval_energy
+from .days import day_bounds, local_day, local_zone
+from .models import DailyEnergy, IntervalReading, RegisterRead
+from .quality import VALUE_COLUMNS, Quality, to_decimal
 
 RAW, HOUR, DAY, MONTH, AUTO = "raw", "hour", "day", "month", "auto"
 RESOLUTIONS = (RAW, HOUR, DAY, MONTH)
@@ -291,13 +287,15 @@ def series(
     if channel.kind == ChannelKind.REGISTER:
         return _register_series(meter_id, channel, start, end, resolution)
     if resolution == RAW:
-        return _raw_series(meter_id, channel, start, end)
+        return raw_series(meter_id, channel, start, end)
     if resolution == HOUR:
         return _hourly_series(meter_id, channel, start, end)
     return _rollup_series(meter_id, channel, start, end, resolution)
 
 
-def _raw_series(meter_id, channel, start, end) -> Iterator[Point]:
+def raw_series(meter_id: int, channel: Channel, start: datetime, end: datetime) -> Iterator[Point]:
+    """One meter's profile channel as stored, intervals ending in (start, end]: interval
+    energy (a cumulative channel's derived differences), a missing value flagged MISSING."""
     for ts, value, flags in interval_energy.energy_series(meter_id, channel, start, end):
         if value is None:
             flags |= Quality.MISSING

@@ -20,7 +20,7 @@ Rules of `derive` (a capture is (ts, value or None, flags)):
 * a gap (the previous value more than one period back) gives ONE difference over the whole
   gap, stamped at the capture that ends it and flagged MISSING (its bucket is incomplete);
   gaps short enough to estimate were already filled at ingest by linear interpolation of the
-  register (collection/validation.py), which spreads the difference exactly;
+  register (`collection.validation`), which spreads the difference exactly;
 * a register that runs backwards is a wrap when the previous value was in the top tenth
   below a wrap modulus (a power of ten above it, or 2**32) and the new one in the bottom
   tenth: the energy is `modulus - previous + value`. Otherwise it is a reset (or a meter
@@ -35,11 +35,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
-from .choices import Accumulation, ChannelKind
-from .models import Channel
-from .obis import CUMULATIVE_D, Obis
-from .obis import parse as parse_obis
-from .store import VALUE_COLUMNS, IntervalReading, Quality, column_quality, stored_column
+from meters.choices import Accumulation, ChannelKind
+from meters.models import Channel
+from meters.obis import CUMULATIVE_D, Obis
+from meters.obis import parse as parse_obis
+
+from .models import IntervalReading
+from .quality import VALUE_COLUMNS, Quality, column_quality
 
 INTERVAL_D = 29
 WRAP_SHARE = 10  # a wrap: previous in the top 1/10 below the modulus, new in the bottom 1/10
@@ -126,6 +128,23 @@ def derive(
 
 
 # ------------------------------------------------------------------ reading the store
+
+
+def stored_column(meter_id: int, channel: Channel, start: datetime, end: datetime) -> list[Capture]:
+    """One meter's profile channel as stored, intervals ending in (start, end]:
+    (ts, integer in 10**scaler units or None, flags)."""
+    column = VALUE_COLUMNS[channel.profile_column]
+    rows = (
+        IntervalReading.objects.filter(
+            meter_id=meter_id, group=channel.profile_group, ts__gt=start, ts__lte=end
+        )
+        .order_by("ts")
+        .values_list("ts", column, "quality")
+    )
+    return [
+        (ts, v, column_quality(q, channel.profile_column))
+        for ts, v, q in rows.iterator(chunk_size=5000)
+    ]
 
 
 def previous_capture(meter_id: int, channel: Channel, at: datetime) -> Capture | None:

@@ -13,6 +13,11 @@ from decimal import Decimal
 
 from django.db.models import Sum
 
+from meters.models import Channel
+from meters.store import DailyEnergy, RegisterRead
+from meters.store.days import local_day
+from meters.store.interval_energy import energy_channels
+
 NO_READINGS_MESSAGE = "No AMI readings for this meter in the period yet."
 IMPORT_PROFILE = "1-0:1.29.0*255"
 IMPORT_REGISTER = "1-0:1.8.0*255"
@@ -28,11 +33,6 @@ def _kwh(stored: int, channel) -> Decimal | None:
 
 def energy_used(meter, since: datetime, until: datetime) -> Decimal | None:
     """kWh imported by `meter` in [since, until), or None where no readings are stored."""
-    from meters.models import Channel
-    from meters.store import DailyEnergy, RegisterRead
-    from meters.store.days import local_day
-    from meters.store.interval_energy import energy_channels
-
     channels = {
         c.obis: c
         for c in Channel.objects.filter(meter_model_id=meter.meter_model_id, kind="register")

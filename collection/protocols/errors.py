@@ -49,6 +49,12 @@ class FrameError(ProtocolError):
     retryable = True
 
 
+class FrameTooLarge(FrameError):
+    """A frame is, or announces, more bytes than the framing or the receiver allows."""
+
+    retryable = False
+
+
 class MalformedResponse(FrameError):
     """A frame was well formed but its content (APDU/data) could not be decoded."""
 
@@ -96,6 +102,7 @@ __all__ = [
     "AuthenticationFailed",
     "ConnectionFailed",
     "FrameError",
+    "FrameTooLarge",
     "InvocationCounterRejected",
     "MalformedResponse",
     "MeterTimeout",

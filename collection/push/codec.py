@@ -26,15 +26,16 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ..protocols.base import MeterEvent
-from ..protocols.dlms import axdr
-from ..protocols.dlms.framing import hdlc_parse
+from ..protocols.dlms import axdr, framing
 from ..protocols.dlms.security import gcm_decrypt
+from ..protocols.errors import FrameTooLarge as OversizeFrame
 from ..protocols.errors import ProtocolError
 
 DATA_NOTIFICATION = 0x0F
 GENERAL_GLO_CIPHERING = 0xDB
 SYSTEM_TITLE_LEN = 8
 DEFAULT_MAX_FRAME = 4096  # bytes of APDU per frame: an alarm push is ~40-70 bytes
+HDLC_OVERHEAD = 16  # format, addresses (up to 4 + 1), control, HCS, FCS around an APDU
 
 ALARM_REGISTER_LOG = "0-0:97.98.{n}*255"  # alarm register 1..4 = 0.0.97.98.0..3.255
 # The event code object 0.0.96.11.n.255 is the latest entry of event log 0.0.99.98.n.255
@@ -98,50 +99,27 @@ class Frame:
     apdu: bytes
 
 
-_WRAPPER = struct.Struct(">HHHH")
-
-
 class WrapperStream:
     """WRAPPER (IEC 62056-47) frames out of a byte stream; buffer <= 8 + max_frame bytes."""
 
-    __slots__ = ("_buf", "max_frame")
+    __slots__ = ("_stream",)
 
     def __init__(self, max_frame: int = DEFAULT_MAX_FRAME) -> None:
-        self._buf = bytearray()
-        self.max_frame = max_frame
+        self._stream = framing.WrapperStream(max_frame)
 
     @property
     def pending(self) -> int:
         """Bytes of an incomplete frame held."""
-        return len(self._buf)
+        return self._stream.pending
 
     def feed(self, data: bytes) -> list[Frame]:
-        buf = self._buf
-        buf += data
-        out: list[Frame] = []
-        pos = 0
-        n = len(buf)
-        while n - pos >= 8:
-            version, src, dst, length = _WRAPPER.unpack_from(buf, pos)
-            if version != 1:
-                raise FramingError(f"WRAPPER version {version}")
-            if length > self.max_frame:
-                raise FrameTooLarge(f"WRAPPER frame of {length} bytes")
-            end = pos + 8 + length
-            if end > n:
-                break
-            out.append(Frame(src, dst, bytes(buf[pos + 8 : end])))
-            pos = end
-        if pos:
-            del buf[:pos]
-        return out
-
-
-def _hdlc_upper(address: bytes) -> int:
-    """Upper (logical) part of an HDLC address field of 1, 2 or 4 bytes."""
-    if len(address) == 4:
-        return ((address[0] >> 1) << 7) | (address[1] >> 1)
-    return address[0] >> 1
+        try:
+            frames = self._stream.feed(data)
+        except OversizeFrame as exc:
+            raise FrameTooLarge(str(exc)) from None
+        except ProtocolError as exc:
+            raise FramingError(str(exc)) from None
+        return [Frame(f.source, f.destination, f.apdu) for f in frames]
 
 
 class HdlcStream:
@@ -152,10 +130,10 @@ class HdlcStream:
     ignored: a push needs no connection.
     """
 
-    __slots__ = ("_buf", "_segments", "_seg_len", "max_frame", "errors")
+    __slots__ = ("_stream", "_segments", "_seg_len", "max_frame", "errors")
 
     def __init__(self, max_frame: int = DEFAULT_MAX_FRAME) -> None:
-        self._buf = bytearray()
+        self._stream = framing.HdlcStream(min(framing.MAX_FRAME, max_frame + HDLC_OVERHEAD))
         self._segments: list[bytes] = []
         self._seg_len = 0
         self.max_frame = max_frame
@@ -163,46 +141,20 @@ class HdlcStream:
 
     @property
     def pending(self) -> int:
-        return len(self._buf) + self._seg_len
+        return self._stream.pending + self._seg_len
 
     def feed(self, data: bytes) -> list[Frame]:
-        buf = self._buf
-        buf += data
         self.errors = []
         out: list[Frame] = []
-        pos = 0
-        n = len(buf)
-        while True:
-            start = buf.find(0x7E, pos)
-            if start < 0:
-                pos = n
-                break
-            pos = start
-            if n - start < 3:
-                break
-            fmt = buf[start + 1]
-            if fmt & 0xF0 != 0xA0:  # a closing flag or garbage: look at the next byte
-                pos = start + 1
+        for frame in self._stream.feed(data):
+            if isinstance(frame, ProtocolError):
+                self.errors.append(MalformedPush(f"HDLC: {frame}"))
                 continue
-            length = ((fmt & 0x07) << 8) | buf[start + 2]
-            if length < 7 or length > self.max_frame + 16:
-                pos = start + 1
-                continue
-            end = start + 1 + length
-            if end > n:
-                break
-            try:
-                frame = hdlc_parse(bytes(buf[start:end]))
-            except ProtocolError as exc:
-                self.errors.append(MalformedPush(f"HDLC: {exc}"))
-                pos = start + 1
-                continue
-            pos = end
-            if frame.control & 0xEF != 0x03:  # not UI
+            if frame.unnumbered != framing.UI:
                 continue
             info = frame.info
-            if info[:2] == b"\xe6\xe7" or info[:2] == b"\xe6\xe6":
-                info = info[3:]
+            if info[:2] == framing.LLC_RESPONSE[:2] or info[:2] == framing.LLC_REQUEST[:2]:
+                info = info[framing.LLC_LEN :]
             if frame.segmented or self._segments:
                 self._seg_len += len(info)
                 if self._seg_len > self.max_frame:
@@ -213,12 +165,7 @@ class HdlcStream:
                     continue
                 info = b"".join(self._segments)
                 self._segments, self._seg_len = [], 0
-            out.append(Frame(_hdlc_upper(frame.source), _hdlc_upper(frame.destination), info))
-        if pos:
-            del buf[:pos]
-        if len(buf) > self.max_frame + 32:  # no frame can start in what is held: drop it
-            del buf[:]
-            raise FrameTooLarge("HDLC frame too large or no frame boundary")
+            out.append(Frame(frame.source.upper, frame.destination.upper, info))
         return out
 
 

@@ -32,10 +32,17 @@ from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 from ..protocols.dlms import axdr
+from ..protocols.dlms.framing import (
+    HdlcFrame,
+    HdlcStream,
+    WrapperFrame,
+    WrapperStream,
+    wrapper_encode,
+)
 from .dlms import apdu as A
 from .dlms import security as S
 from .dlms.errors import FrameError, SimProtocolError
-from .dlms.framing import HdlcDecoder, HdlcFrame, HdlcLink, WrapperDecoder, wrap
+from .dlms.link import HdlcLink
 from .dlms.meter import (
     CLIENT_HLS,
     CLIENT_LLS,
@@ -173,7 +180,7 @@ async def push_alarm(
     apdu = build_push_apdu(
         meter, state, when, alarm=alarm, ciphered=ciphered, event_code=event_code
     )
-    frame = wrap(source_wport, destination_wport, apdu)
+    frame = wrapper_encode(source_wport, destination_wport, apdu)
     _reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
     try:
         writer.write(frame)
@@ -448,7 +455,7 @@ class DlmsFleet:
         if task is not None:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        decoder = WrapperDecoder() if self.interface == "wrapper" else HdlcDecoder()
+        decoder = WrapperStream() if self.interface == "wrapper" else HdlcStream()
         try:
             if fixed is not None:
                 self._bind(conn, fixed)
@@ -485,8 +492,8 @@ class DlmsFleet:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await writer.wait_closed()
 
-    def _on_wrapper(self, conn: _Conn, frame, fixed: int | None) -> list[bytes]:
-        src, dst, apdu = frame
+    def _on_wrapper(self, conn: _Conn, frame: WrapperFrame, fixed: int | None) -> list[bytes]:
+        src, dst, apdu = frame.source, frame.destination, frame.apdu
         if fixed is not None:
             if dst != 1:
                 return []
@@ -497,7 +504,7 @@ class DlmsFleet:
             resp = conn.session.handle(src, apdu)
         except SimProtocolError:
             resp = A.exception_response(2, 2)
-        return [wrap(dst, src, resp)] if resp is not None else []
+        return [wrapper_encode(dst, src, resp)] if resp is not None else []
 
     def _on_hdlc(self, conn: _Conn, frame: HdlcFrame, fixed: int | None) -> list[bytes]:
         upper = frame.destination.upper

@@ -215,8 +215,8 @@ class HdlcLink(Link):
         if rest[-1] != fr.FLAG:
             raise FrameError("HDLC closing flag missing")
         self._at_flag = True
-        if frame.destination != self.client_addr:
-            raise FrameError(f"HDLC frame for address {frame.destination.hex()}")
+        if frame.destination.encode() != self.client_addr:
+            raise FrameError(f"HDLC frame for address {frame.destination.encode().hex()}")
         if frame.unnumbered in (fr.FRMR,):
             raise ConnectionFailed("meter rejected our frame (FRMR)")
         return frame

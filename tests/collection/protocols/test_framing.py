@@ -38,10 +38,10 @@ def test_hdlc_matches_gurux_snrm():
     gx.hdlcSettings.maxInfoRX = 128
     theirs = bytes(gx.snrmRequest())
     parsed = fr.hdlc_parse(theirs)
-    assert parsed.destination == fr.encode_server_address(1, 17)
-    assert parsed.source == fr.encode_client_address(16)
+    assert parsed.destination.encode() == fr.encode_server_address(1, 17)
+    assert parsed.source.encode() == fr.encode_client_address(16)
     assert parsed.unnumbered == fr.SNRM
-    ours = fr.hdlc_encode(parsed.destination, parsed.source, fr.SNRM, parsed.info)
+    ours = fr.hdlc_encode(parsed.destination.encode(), parsed.source.encode(), fr.SNRM, parsed.info)
     assert ours == theirs
 
 

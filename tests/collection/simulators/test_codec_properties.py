@@ -4,18 +4,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from collection.protocols.dlms import axdr
+from collection.protocols.dlms.framing import (
+    HdlcAddress,
+    HdlcFrame,
+    HdlcStream,
+    WrapperStream,
+    crc16,
+    hdlc_parse,
+)
 from collection.simulators.dlms import apdu as A
 from collection.simulators.dlms import security as S
 from collection.simulators.dlms.errors import SimProtocolError
-from collection.simulators.dlms.framing import (
-    HdlcAddress,
-    HdlcDecoder,
-    HdlcFrame,
-    HdlcLink,
-    WrapperDecoder,
-    crc16,
-    parse_hdlc_frame,
-)
+from collection.simulators.dlms.link import HdlcLink
 from collection.simulators.dlms.meter import MeterState, SimulatedMeter
 from collection.simulators.dlms.session import Session
 
@@ -59,14 +59,14 @@ def test_session_handles_garbage(data, client):
 @settings(max_examples=300, deadline=None)
 @given(st.lists(GARBAGE, max_size=4))
 def test_frame_decoders(chunks):
-    w, h = WrapperDecoder(), HdlcDecoder()
+    w, h = WrapperStream(), HdlcStream()
     link = HdlcLink(HdlcAddress(1, 17, 2))
     for c in chunks:
         _only_protocol_errors(w.feed, c)
         for item in h.feed(c):
             if not isinstance(item, SimProtocolError):
                 _only_protocol_errors(link.handle, item)
-        _only_protocol_errors(parse_hdlc_frame, c)
+        _only_protocol_errors(hdlc_parse, c)
 
 
 @given(
@@ -84,7 +84,7 @@ def test_hdlc_round_trip(upper, lower, size, client, control, info, seg):
     dst = HdlcAddress(upper, None if size == 1 else lower, size)
     frame = HdlcFrame(dst, HdlcAddress(client, None, 1), control, info, seg)
     raw = frame.encode()
-    (parsed,) = HdlcDecoder().feed(raw)
+    (parsed,) = HdlcStream().feed(raw)
     assert parsed == frame
 
 

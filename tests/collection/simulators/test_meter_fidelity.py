@@ -15,12 +15,13 @@ from dlms_cosem.cosem.capture_object import CaptureObject
 from dlms_cosem.cosem.selective_access import RangeDescriptor
 
 from collection.protocols.dlms import axdr
+from collection.protocols.dlms.framing import PF, RR, SNRM, HdlcAddress, HdlcFrame
 from collection.protocols.dlms.gurux_compat import GuruxApdu
 from collection.protocols.obis import obis_bytes
 from collection.simulators import model
 from collection.simulators.dlms import apdu as A
 from collection.simulators.dlms import security as S
-from collection.simulators.dlms.framing import PF, SNRM, HdlcAddress, HdlcFrame, HdlcLink
+from collection.simulators.dlms.link import HdlcLink
 from collection.simulators.dlms.meter import MeterState, SimulatedMeter
 from collection.simulators.dlms.objects import OBJECTS, Ctx
 from collection.simulators.dlms.session import Session
@@ -233,12 +234,12 @@ def _client_frame(control: int) -> HdlcFrame:
 
 
 def _rr(nr: int) -> HdlcFrame:
-    return _client_frame(0x01 | PF | (nr << 5))
+    return _client_frame(RR | PF | (nr << 5))
 
 
 def test_hdlc_rr_with_unchanged_nr_retransmits():
     link = HdlcLink(SERVER, max_info=32)
-    link.handle(_client_frame(SNRM | PF))
+    link.handle(_client_frame(SNRM))
     first = link.send_apdu(bytes(range(80)))  # 83 bytes with LLC: 3 segments
     (again,), _ = link.handle(_rr(0))  # N(R) still 0: segment 0 was lost
     assert again == first

@@ -14,6 +14,7 @@ from django.contrib.auth import signals as auth_signals
 from django.db import models
 
 from .choices import Outcome
+from .models import ActivityLog
 
 _client_ip: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "ami_client_ip", default=None
@@ -97,8 +98,6 @@ def record(
     username: str = "",
 ):
     """Write one activity row. The caller is inside the action's transaction where it has one."""
-    from .models import ActivityLog
-
     authenticated = user is not None and getattr(user, "is_authenticated", False)
     if organisation is None and obj is not None:
         organisation = getattr(obj, "organisation", None)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMixin
 
+from . import actions
+
 
 class ScopedViewMixin(LoginRequiredMixin, PermissionRequiredMixin):
     """Pages list and show only `model.objects.restrict(user, action)`; out of scope is 404."""
@@ -18,8 +20,6 @@ class ScopedViewMixin(LoginRequiredMixin, PermissionRequiredMixin):
 
     def handle_no_permission(self):
         if self.request.user.is_authenticated:
-            from . import actions
-
             actions.record_denied(self.request.user, "page_denied", detail=self.request.path)
         return super().handle_no_permission()
 

@@ -28,7 +28,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db.models import Q
 
 from .roles import ROLE_PERMISSIONS
-from .scoping import ScopedQuerySet, scope_paths
+from .scoping import ScopedQuerySet, organisation_model, scope_paths
 
 # Model fields nobody but a superuser may set or change, on any user (themselves included).
 SUPERUSER_ONLY_FIELDS = ("is_superuser", "is_staff")
@@ -63,12 +63,10 @@ def grantable_roles(user):
 
 def _organisations_in_write_scope(user) -> list[str]:
     """Primary keys (as guardian stores them: text) of the organisations the user may change."""
-    from .models import Organisation
-
     paths = scope_paths(user, "change") or []
     if not paths:
         return []
-    inside = Organisation.objects.filter(
+    inside = organisation_model(user).objects.filter(
         reduce(or_, (Q(path__startswith=p) for p in paths))
     ).values_list("pk", flat=True)
     return [str(pk) for pk in inside]
@@ -77,8 +75,6 @@ def _organisations_in_write_scope(user) -> list[str]:
 def not_above(queryset, user):
     """`queryset` (users) without the actor and anyone holding what the actor does not."""
     from guardian.models import UserObjectPermission
-
-    from .models import Organisation
 
     if user.is_superuser:
         return queryset
@@ -89,7 +85,7 @@ def not_above(queryset, user):
     queryset = queryset.exclude(user_permissions__in=foreign_permissions(user))
     foreign_grants = (
         UserObjectPermission.objects.filter(
-            content_type=ContentType.objects.get_for_model(Organisation)
+            content_type=ContentType.objects.get_for_model(organisation_model(user))
         )
         .exclude(object_pk__in=_organisations_in_write_scope(user))
         .values("user_id")

@@ -25,6 +25,15 @@ GRANT_FOR_ACTION = {
 NOTHING = Q(pk__in=[])
 
 
+def organisation_model(user):
+    """`Organisation`, reached through the user's own relation to it.
+
+    `accounts/models.py` builds its querysets on this module, so this module cannot import
+    the models; the user in hand leads to its organisation's model instead.
+    """
+    return user._meta.get_field("organisation").related_model
+
+
 def scope_paths(user, action: str = "view") -> list[str] | None:
     """Organisation paths the user may act on (None = everything, for superusers)."""
     if not user or not user.is_authenticated or not user.is_active:
@@ -36,13 +45,12 @@ def scope_paths(user, action: str = "view") -> list[str] | None:
     if key not in cache:
         from guardian.shortcuts import get_objects_for_user
 
-        from .models import Organisation
-
+        organisations = organisation_model(user)
         paths = []
         if user.organisation_id:
-            paths.append(Organisation.objects.get(pk=user.organisation_id).path)
+            paths.append(organisations.objects.get(pk=user.organisation_id).path)
         granted = get_objects_for_user(
-            user, GRANT_FOR_ACTION[action], klass=Organisation, with_superuser=False
+            user, GRANT_FOR_ACTION[action], klass=organisations, with_superuser=False
         )
         paths.extend(granted.values_list("path", flat=True))
         # Drop paths already inside another one, to keep the filter short.

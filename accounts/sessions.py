@@ -15,6 +15,8 @@ import hashlib
 from asgiref.sync import async_to_sync
 from django.db import transaction
 
+from .models import User
+
 
 def socket_group(user_id: int) -> str:
     return f"user-{user_id}"
@@ -24,8 +26,6 @@ def access_fingerprint(user_id: int, session_key: str | None) -> str | None:
     """A digest of what the user may see now; None when the session no longer stands."""
     from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY
     from django.contrib.sessions.models import Session
-
-    from .models import User
 
     user = User.objects.filter(pk=user_id, is_active=True).first()
     if user is None:

@@ -66,9 +66,11 @@ def _organisations_in_write_scope(user) -> list[str]:
     paths = scope_paths(user, "change") or []
     if not paths:
         return []
-    inside = organisation_model(user).objects.filter(
-        reduce(or_, (Q(path__startswith=p) for p in paths))
-    ).values_list("pk", flat=True)
+    inside = (
+        organisation_model(user)
+        .objects.filter(reduce(or_, (Q(path__startswith=p) for p in paths)))
+        .values_list("pk", flat=True)
+    )
     return [str(pk) for pk in inside]
 
 

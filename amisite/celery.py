@@ -7,6 +7,8 @@ from celery import Celery
 from celery.signals import import_modules, task_postrun, task_prerun
 from kombu import Queue
 
+from .config import check_shared_broker
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "amisite.settings")
 
 app = Celery("amisite")
@@ -30,8 +32,6 @@ def _refuse_memory_broker(**_kwargs):
     wait forever for tasks no other process can send them: stop with one line saying what to set.
     """
     from django.core.exceptions import ImproperlyConfigured
-
-    from .config import check_shared_broker
 
     try:
         check_shared_broker(app.conf.broker_url or "", "a Celery worker or beat")

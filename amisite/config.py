@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from . import capacity
+
 env = environ.Env()
 
 SUPPORTED_DB_SCHEMES = ("postgres", "postgresql", "pgsql", "postgis", "sqlite")
@@ -62,8 +64,6 @@ def pool_options() -> dict:
     Past `DB_POOL_TIMEOUT` seconds of waiting the request gets a 503
     (`amisite.middleware.DatabaseBusyMiddleware`).
     """
-    from . import capacity
-
     role = capacity.role()
     return {
         "name": f"ami-{role}",

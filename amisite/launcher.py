@@ -15,6 +15,9 @@ import sys
 import time
 from pathlib import Path
 
+from amisite.config import check_database_reachable, check_redis_reachable, check_shared_broker
+from amisite.guard import die_with_parent
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -129,8 +132,6 @@ def manage(*args: str) -> None:
 
 def main() -> None:
     os.chdir(BASE_DIR)
-    from amisite.guard import die_with_parent
-
     die_with_parent()  # killing `make run` itself must stop everything too
     # The Procfile's `python` is this interpreter (the project's virtual environment).
     os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
@@ -150,12 +151,6 @@ def main() -> None:
     try:
         django.setup()
         from django.conf import settings
-
-        from amisite.config import (
-            check_database_reachable,
-            check_redis_reachable,
-            check_shared_broker,
-        )
 
         check_shared_broker(settings.CELERY_BROKER_URL, "make run")
         check_redis_reachable(settings.REDIS_URL)

@@ -11,11 +11,12 @@ from __future__ import annotations
 import os
 import sys
 
+from amisite import capacity
+from amisite.guard import die_with_parent
+
 
 def application():
     """uvicorn's factory, called in each worker process: it dies with the uvicorn master."""
-    from amisite.guard import die_with_parent
-
     die_with_parent()
     from amisite.asgi import application as app
 
@@ -25,8 +26,6 @@ def application():
 def main(argv: list[str]) -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "amisite.settings")
     os.environ["AMI_PROCESS"] = "web"  # this process's pool size follows from it
-    from amisite import capacity
-
     workers = capacity.web_workers()
     args = [
         "amisite.serve:application", "--factory",

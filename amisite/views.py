@@ -7,14 +7,15 @@ from django.contrib.staticfiles.storage import staticfiles_storage
 from django.db import connection
 from django.http import HttpResponsePermanentRedirect, JsonResponse
 from django.shortcuts import render
+from django.views.defaults import server_error as default_server_error
+
+from collection.consumers import snapshot
+
+from .middleware import busy_response, pool_exhausted
 
 
 def server_error(request):
     """The 500 handler: an exhausted connection pool outside a view is still a 503 (middleware)."""
-    from django.views.defaults import server_error as default_server_error
-
-    from .middleware import busy_response, pool_exhausted
-
     if pool_exhausted(sys.exc_info()[1]):
         return busy_response(request)
     return default_server_error(request)
@@ -34,8 +35,6 @@ def home(request):
     The first paint carries the same scoped snapshot the websocket sends (so the page is
     useful without scripts); `static/js/home.js` then keeps it current.
     """
-    from collection.consumers import snapshot
-
     return render(request, "home.html", {"status": snapshot(request.user)})
 
 

@@ -318,6 +318,15 @@ LOGGING = {
     },
 }
 
+# Panels other apps serve on the registry's pages, by slot, in order (meters/panels.py):
+# meters names the places, the app that owns the data fills them.
+AMI_PANELS = {
+    "meter-detail:instruments": ("collection.panels.phasors",),
+    "meter-detail:history": ("collection.panels.meter_runs",),
+    "meter-detail:actions": ("collection.panels.read_now",),
+    "meter-list:bulk": ("collection.panels.add_to_read_job",),
+}
+
 # --- Alarms and notifications (meters/alarms/) ---
 # SMS backend by URL: console://, file:///path.jsonl, smpp://id:pw@host:2775?source=AMI,
 # http(s)://gateway/send (bearer token AMI_SMS_TOKEN). See meters/alarms/sms.py.

@@ -16,11 +16,11 @@ from django.views import View
 from django.views.generic import ListView, TemplateView
 
 from accounts.mixins import ScopedViewMixin
-from collection import actions as collection_actions
 
 from .choices import NodeKind
 from .filters import Health, MeterFilter, filter_choices, health_expression
 from .models import Customer, GridNode, Meter
+from .panels import METER_LIST_BULK, bulk_action, render_panels
 from .rollup_cache import aggregate_memory, cached_rollup
 from .rollup_cache import ttl as rollup_ttl
 
@@ -293,8 +293,6 @@ class MeterListView(ScopedViewMixin, ListView):
             return super().paginate_queryset(queryset, page_size)
 
     def get_context_data(self, **kwargs):
-        from collection.models import ReadJob
-
         context = super().get_context_data(**kwargs)
         meters = list(context["page_obj"])
         customers = {}
@@ -308,6 +306,8 @@ class MeterListView(ScopedViewMixin, ListView):
             meter.health = _meter_health(meter, now)
         user = self.request.user
         filters = self.filter
+        capped = getattr(context["paginator"], "capped", False)
+        shown = {"paginator": context["paginator"], "capped": capped}
         context.update(
             meters=meters,
             filter=filters,
@@ -316,48 +316,50 @@ class MeterListView(ScopedViewMixin, ListView):
             filter_query=filters.querystring(),
             export_query=urlencode({k: v for k, v in filters.cleaned.items()}),
             sort=self.sort,
-            jobs=ReadJob.objects.restrict(user, "change").only("name"),
-            capped=getattr(context["paginator"], "capped", False),
+            bulk_panels=render_panels(METER_LIST_BULK, self.request, shown),
+            capped=capped,
             **filter_choices(user, filters.node),
         )
         return context
 
     def post(self, request, *args, **kwargs):
-        from collection.models import ReadJob
-
-        back = f"{request.path}?{request.POST.get('filters', '')}"
-        if request.POST.get("action") != "add_to_job":
+        """A bulk action, answered by the app whose panel offers it (meters/panels.py)."""
+        selection = MeterSelection(self, request)
+        panel = bulk_action(METER_LIST_BULK, request.POST.get("action"))
+        if panel is None:
             messages.error(request, "Choose an action.")
-            return redirect(back)
-        job = (
-            ReadJob.objects.restrict(request.user, "change")
-            .filter(
-                pk=request.POST.get("job") if (request.POST.get("job") or "").isdigit() else None
-            )
-            .first()
-        )
-        if job is None:
-            raise Http404("No such read job.")
-        filters = self.get_filter(QueryDict(request.POST.get("filters", "")))
+            return selection.back()
+        return panel.handle(request, selection)
+
+
+class MeterSelection:
+    """The meters a bulk action on the list applies to: the ticked ones, or (all_filtered)
+    every meter the list's filters match, in the user's view scope."""
+
+    def __init__(self, view: MeterListView, request):
+        self.request = request
+        self.filters = view.get_filter(QueryDict(request.POST.get("filters", "")))
+        self.back_url = f"{request.path}?{request.POST.get('filters', '')}"
+
+    def back(self):
+        """Back to the list as it was filtered."""
+        return redirect(self.back_url)
+
+    def meters(self):
+        """The chosen meters, or None when there are none to act on (the message says why)."""
+        request = self.request
         if request.POST.get("all_filtered"):
-            if filters.rejected:
+            if self.filters.rejected:
                 # A dropped value would widen the action (a foreign node: the whole region).
-                wrong = ", ".join(f"{k}={v!r}" for k, v in sorted(filters.rejected.items()))
+                wrong = ", ".join(f"{k}={v!r}" for k, v in sorted(self.filters.rejected.items()))
                 messages.error(request, f"Nothing added: unknown filter values ({wrong}).")
-                return redirect(back)
-            meters = filters.queryset()
-        else:
-            ids = [int(v) for v in request.POST.getlist("meter") if v.isdigit()]
-            if not ids:
-                messages.error(request, "Select meters, or tick all meters that match.")
-                return redirect(back)
-            meters = Meter.objects.restrict(request.user, "view").filter(pk__in=ids)
-        added, skipped = collection_actions.add_meters_to_read_job(
-            job, meters, acting_user=request.user, filters=filters.cleaned
-        )
-        note = f" ({skipped} outside the job's organisation or your write scope)" if skipped else ""
-        messages.success(request, f"Added {added} meters to read job “{job.name}”{note}.")
-        return redirect(back)
+                return None
+            return self.filters.queryset()
+        ids = [int(v) for v in request.POST.getlist("meter") if v.isdigit()]
+        if not ids:
+            messages.error(request, "Select meters, or tick all meters that match.")
+            return None
+        return Meter.objects.restrict(request.user, "view").filter(pk__in=ids)
 
 
 def _meter_health(meter, now) -> str:

@@ -10,7 +10,7 @@ from django.test import Client
 
 from collection.choices import ResultStatus, RunKind, RunStatus
 from collection.models import CommStatus, JobRun, MeterReadResult
-from meters.detail_views import phasor_diagram
+from collection.panels import phasor_diagram
 from meters.models import Channel
 from meters.store import DailyEnergy, Quality
 from tests.api_matrix import client_for as api_client_for

@@ -1,8 +1,14 @@
-"""Load the demo utility into an empty database and print the demo logins."""
+"""Load the demo utility into an empty database, start its first reads, print the logins.
+
+The site's command (not the registry's): it drives meters' demo (which calls the other
+apps' parts) and collection's reads.
+"""
 
 from django.core.management.base import BaseCommand
 
 from accounts.models import User
+from collection import actions
+from collection.models import ReadJob
 from meters.demo import DEMO_LOGINS, demo_loaded, load_demo
 from meters.models import Meter
 
@@ -26,9 +32,6 @@ class Command(BaseCommand):
         else:
             self.stdout.write("[ami] database already has data: demo not reloaded")
         if options["read_now"]:
-            from collection import actions
-            from collection.models import ReadJob
-
             # The first read, or the one an earlier start did not finish (it died half way).
             if actions.resume_reads(ReadJob.objects.all()):
                 self.stdout.write("[ami] first reads of the demo fleet queued")

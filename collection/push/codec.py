@@ -27,13 +27,18 @@ from datetime import datetime
 
 from ..protocols.base import MeterEvent
 from ..protocols.dlms import axdr, framing
-from ..protocols.dlms.security import gcm_decrypt
+from ..protocols.dlms.security import (
+    GENERAL_GLO_CIPHERING,
+    IC,
+    SC_IC_LEN,
+    SYSTEM_TITLE_LEN,
+    split_ciphered,
+    unprotect,
+)
 from ..protocols.errors import FrameTooLarge as OversizeFrame
 from ..protocols.errors import ProtocolError
 
 DATA_NOTIFICATION = 0x0F
-GENERAL_GLO_CIPHERING = 0xDB
-SYSTEM_TITLE_LEN = 8
 DEFAULT_MAX_FRAME = 4096  # bytes of APDU per frame: an alarm push is ~40-70 bytes
 HDLC_OVERHEAD = 16  # format, addresses (up to 4 + 1), control, HCS, FCS around an APDU
 
@@ -187,13 +192,6 @@ class Envelope:
         return self.system_title is not None
 
 
-def _length(buf: bytes, pos: int) -> tuple[int, int]:
-    try:
-        return axdr.read_length(buf, pos)
-    except ProtocolError as exc:
-        raise MalformedPush(str(exc)) from None
-
-
 def parse_envelope(apdu: bytes) -> Envelope:
     """Plain data-notification or general-glo-ciphering; anything else is unsupported."""
     if not apdu:
@@ -203,17 +201,17 @@ def parse_envelope(apdu: bytes) -> Envelope:
         return Envelope(apdu, None)
     if tag != GENERAL_GLO_CIPHERING:
         raise UnsupportedPush(f"APDU tag 0x{tag:02x} is not a push")
-    n, pos = _length(apdu, 1)
-    if n != SYSTEM_TITLE_LEN or pos + n > len(apdu):
+    try:
+        ciphered = split_ciphered(apdu)
+    except ProtocolError as exc:
+        raise MalformedPush(f"general-glo-ciphering: {exc}") from None
+    title = ciphered.system_title
+    if title is None or len(title) != SYSTEM_TITLE_LEN:
         raise MalformedPush("general-glo-ciphering without an 8-byte system title")
-    title = bytes(apdu[pos : pos + n])
-    n, pos = _length(apdu, pos + n)
-    if pos + n != len(apdu):
-        raise MalformedPush("general-glo-ciphering length mismatch")
-    if n < 5:
+    content = ciphered.content
+    if len(content) < SC_IC_LEN:
         raise MalformedPush("ciphered content too short")
-    content = bytes(apdu[pos:])
-    (ic,) = struct.unpack_from(">I", content, 1)
+    (ic,) = IC.unpack_from(content, 1)
     return Envelope(apdu, title, content[0], ic, content)
 
 
@@ -222,7 +220,13 @@ def open_envelope(envelope: Envelope, block_key: bytes, auth_key: bytes) -> byte
     if not envelope.ciphered:
         return envelope.apdu
     try:
-        _sc, _ic, plain = gcm_decrypt(block_key, auth_key, envelope.system_title, envelope.content)
+        _sc, _ic, plain = unprotect(
+            envelope.system_title,
+            block_key,
+            auth_key,
+            envelope.content,
+            require_authentication=True,
+        )
     except ProtocolError as exc:  # SecurityError: bad tag, short payload, SC refused
         raise AuthenticationFailed(str(exc)) from None
     return plain

@@ -32,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 from ..protocols.dlms import axdr
+from ..protocols.dlms import security as S
 from ..protocols.dlms.framing import (
     HdlcFrame,
     HdlcStream,
@@ -40,7 +41,6 @@ from ..protocols.dlms.framing import (
     wrapper_encode,
 )
 from .dlms import apdu as A
-from .dlms import security as S
 from .dlms.errors import FrameError, SimProtocolError
 from .dlms.link import HdlcLink
 from .dlms.meter import (

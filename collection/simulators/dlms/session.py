@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from ...protocols.dlms import axdr
+from ...protocols.dlms import security as S
 from . import apdu as A
-from . import security as S
 from .errors import ApduError, InvocationCounterError, SecurityFailure
 from .meter import CLIENT_HLS, CLIENT_LLS, CLIENT_PUBLIC, MeterState, SimulatedMeter
 from .objects import OBJECTS, AccessError, Ctx
@@ -368,13 +368,13 @@ class Session:
         try:
             if req.data is None:
                 raise SecurityFailure("no HLS reply data")
-            S.verify_hls_gmac(
-                self.client_title, m.block_key, m.auth_key, self.stoc, req.data.as_bytes()
+            S.verify_hls_reply(
+                m.block_key, m.auth_key, self.client_title, self.stoc, req.data.as_bytes()
             )
         except (SecurityFailure, ApduError):
             self._reset()
             return A.action_response(req.invoke_id, A.DAR_READ_WRITE_DENIED)
         self.hls_pending = False
         ic = self.state.next_server_ic()
-        f_ctos = S.hls_gmac_response(m.system_title, ic, m.block_key, m.auth_key, self.ctos)
+        f_ctos = S.hls_reply(m.block_key, m.auth_key, m.system_title, ic, self.ctos)
         return A.action_response(req.invoke_id, 0, axdr.enc_octets(f_ctos))

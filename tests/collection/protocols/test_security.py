@@ -12,7 +12,7 @@ SERVER_TITLE = b"METER001"
 
 
 def _server_reply(plain: bytes, ic: int, tag: int = 0xCC) -> bytes:
-    payload = sec.gcm_encrypt(BK, AK, SERVER_TITLE, sec.SC_AUTH_ENC, ic, plain)
+    payload = sec.protect(sec.SC_AUTH_ENC, SERVER_TITLE, ic, BK, AK, plain)
     return bytes((tag, len(payload))) + payload
 
 

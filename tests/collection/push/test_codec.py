@@ -80,7 +80,7 @@ def test_wrong_keys_fail_authentication():
 
 
 def test_encryption_without_authentication_is_refused():
-    from collection.simulators.dlms import security as S
+    from collection.protocols.dlms import security as S
 
     plain = push(ciphered=False)
     content = S.protect(S.SC_ENC, METER.system_title, 7, METER.block_key, METER.auth_key, plain)

@@ -4,6 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from collection.protocols.dlms import axdr
+from collection.protocols.dlms import security as S
 from collection.protocols.dlms.framing import (
     HdlcAddress,
     HdlcFrame,
@@ -13,7 +14,6 @@ from collection.protocols.dlms.framing import (
     hdlc_parse,
 )
 from collection.simulators.dlms import apdu as A
-from collection.simulators.dlms import security as S
 from collection.simulators.dlms.errors import SimProtocolError
 from collection.simulators.dlms.link import HdlcLink
 from collection.simulators.dlms.meter import MeterState, SimulatedMeter

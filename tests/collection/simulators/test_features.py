@@ -14,9 +14,9 @@ from dlms_cosem.cosem.capture_object import CaptureObject
 from dlms_cosem.cosem.selective_access import RangeDescriptor
 
 from collection.protocols.dlms import axdr
+from collection.protocols.dlms import security as S
 from collection.protocols.obis import obis_bytes
 from collection.simulators import model
-from collection.simulators.dlms import security as S
 from collection.simulators.dlms.meter import MeterState
 from collection.simulators.dlms_fleet import DlmsFleet, build_push_apdu, make_meters, push_alarm
 

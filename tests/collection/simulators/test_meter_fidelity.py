@@ -15,12 +15,12 @@ from dlms_cosem.cosem.capture_object import CaptureObject
 from dlms_cosem.cosem.selective_access import RangeDescriptor
 
 from collection.protocols.dlms import axdr
+from collection.protocols.dlms import security as S
 from collection.protocols.dlms.framing import PF, RR, SNRM, HdlcAddress, HdlcFrame
 from collection.protocols.dlms.gurux_compat import GuruxApdu
 from collection.protocols.obis import obis_bytes
 from collection.simulators import model
 from collection.simulators.dlms import apdu as A
-from collection.simulators.dlms import security as S
 from collection.simulators.dlms.link import HdlcLink
 from collection.simulators.dlms.meter import MeterState, SimulatedMeter
 from collection.simulators.dlms.objects import OBJECTS, Ctx

@@ -1,26 +1,16 @@
-"""Report operations: queue a long export, build it (the task calls this)."""
+"""Report operations: queue a long export (`building.build_export` writes it, in the task)."""
 
 from __future__ import annotations
 
-import logging
-import os
-import secrets
-
-from django.conf import settings
 from django.db import transaction
 from django.http import QueryDict
-from django.utils import timezone
 
-from .models import ExportJob, ExportStatus
-
-log = logging.getLogger(__name__)
-EXPORT_DIR = "exports"
+from .models import ExportJob
+from .tasks import build_export_task
 
 
 def queue_export(user, fmt: str, params: QueryDict, rows_estimated: int) -> ExportJob:
     """A queued export of the query in `params`; the task starts after commit."""
-    from .tasks import build_export_task
-
     with transaction.atomic():
         job = ExportJob.objects.create(
             organisation=user.organisation,
@@ -31,46 +21,3 @@ def queue_export(user, fmt: str, params: QueryDict, rows_estimated: int) -> Expo
         )
         transaction.on_commit(lambda: build_export_task.delay(job.pk))
     return job
-
-
-def build_export(job_id: int) -> None:
-    """Write the export file (idempotent: a finished job is left alone)."""
-    from . import exporters
-    from .forms import DataQueryForm
-
-    job = ExportJob.objects.select_related("requested_by").get(pk=job_id)
-    if job.status == ExportStatus.DONE or job.requested_by is None:
-        return
-    ExportJob.objects.filter(pk=job.pk).update(status=ExportStatus.RUNNING, rows_done=0)
-    params = QueryDict(mutable=True)
-    for key, values in job.params.items():
-        params.setlist(key, values)
-    # The requester's scope as it is now: the task restricts again, never trusts the row.
-    form = DataQueryForm(params, user=job.requested_by)
-    folder = os.path.join(settings.MEDIA_ROOT, EXPORT_DIR)
-    os.makedirs(folder, exist_ok=True)
-    name = f"{EXPORT_DIR}/{job.pk}-{secrets.token_hex(8)}.{job.fmt}"
-    try:
-        if not form.is_valid():
-            raise ValueError(f"the query is no longer valid: {form.errors.as_text()}")
-
-        def progress(rows: int) -> None:
-            ExportJob.objects.filter(pk=job.pk).update(rows_done=rows)
-
-        partial = os.path.join(settings.MEDIA_ROOT, name + ".part")
-        exporters.write(job.fmt, form.build(), partial, export_title(form), progress)
-        os.replace(partial, os.path.join(settings.MEDIA_ROOT, name))
-    except Exception as exc:  # the job row must say what went wrong
-        log.exception("export %s failed", job.pk)
-        ExportJob.objects.filter(pk=job.pk).update(
-            status=ExportStatus.FAILED, error=str(exc)[:2000], finished_at=timezone.now()
-        )
-        return
-    ExportJob.objects.filter(pk=job.pk).update(
-        status=ExportStatus.DONE, file=name, finished_at=timezone.now()
-    )
-
-
-def export_title(form) -> str:
-    data = form.cleaned_data
-    return f"Meter data {data['start']} to {data['end']}"

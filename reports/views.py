@@ -19,6 +19,7 @@ from meters.models import Meter
 from meters.store import query
 
 from . import actions, exporters
+from .building import export_title
 from .exporters import FORMATS
 from .forms import DataQueryForm
 from .models import ExportJob, ExportStatus
@@ -147,13 +148,11 @@ class ExportView(QueryPageMixin, TemplateView):
         if queued:
             job = actions.queue_export(request.user, fmt, request.GET, estimate)
             return redirect("reports:export-job", pk=job.pk)
-        title = actions.export_title(form)
+        title = export_title(form)
         content_type, ext = FORMATS[fmt]
         filename = f"{slugify(title) or 'meter-data'}.{ext}"
-        if fmt in ("xml", "csv"):
-            from .exporters import delimited, xml
-
-            chunks = xml.stream(data_query, title) if fmt == "xml" else delimited.stream(data_query)
+        if fmt in exporters.STREAMED:
+            chunks = exporters.stream(fmt, data_query, title)
             response = StreamingHttpResponse(chunks, content_type=content_type)
             response["Content-Disposition"] = f'attachment; filename="{filename}"'
             return response

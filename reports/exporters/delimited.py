@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from amisite.tabular import CsvWriter
 
-from . import COLUMNS, Progress, as_text, counted
+from .rows import COLUMNS, Progress, as_text, counted
 
 BATCH = 1000
 

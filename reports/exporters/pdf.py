@@ -7,6 +7,8 @@ the file is written to disk by the caller's path. Very long results are cut at
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from reportlab.graphics import renderPDF
 from reportlab.graphics.charts.legends import LineLegend
 from reportlab.graphics.charts.lineplots import LinePlot
@@ -19,7 +21,7 @@ from reportlab.pdfgen import canvas as pdf_canvas
 from amisite.display import when
 from meters.store import query as engine
 
-from . import Progress, as_text, counted
+from .rows import Progress, as_text, counted
 
 MAX_ROWS = 100_000
 GRAPH_SERIES = 6
@@ -92,10 +94,6 @@ def _grouped(value: float) -> str:
 
 
 def _short_time(epoch: float) -> str:
-    from datetime import UTC, datetime
-
-    from amisite.display import when
-
     return when(datetime.fromtimestamp(epoch, UTC))
 
 

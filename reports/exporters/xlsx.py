@@ -11,7 +11,7 @@ from openpyxl.styles import Font
 from amisite.tabular import xlsx_row
 from meters.store.days import local_zone
 
-from . import COLUMNS, Progress, counted
+from .rows import COLUMNS, Progress, counted
 
 MAX_ROWS_PER_SHEET = 1_000_000  # Excel's limit is 1,048,576
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from xml.sax.saxutils import escape, quoteattr
 
-from . import Progress, counted, local_time
+from .rows import Progress, counted, local_time
 
 BATCH = 500
 

@@ -283,8 +283,9 @@ def build_fleet(n_meters: int):
 
 def build_collection(now: datetime) -> None:
     """Comm status, today's run with a result per meter, a running job, open alarms."""
-    from collection.models import CommStatus, JobRun, MeterReadResult, ReadJob
+    from collection.models import JobRun, MeterReadResult, ReadJob
     from meters.alarms.models import Alarm, AlarmRule
+    from meters.models import CommStatus
 
     insert_select(
         CommStatus,

@@ -15,12 +15,12 @@ from accounts import audit
 from accounts.models import Organisation
 from accounts.scoping import scope_q
 from meters.alarms import engine as alarm_engine
-from meters.models import Meter, MeterModel
+from meters.models import CommStatus, Meter, MeterModel
 
 from . import progress
 from .choices import ReadItem, ResultStatus, RunKind, RunStatus
 from .counters import DatabaseCounterStore
-from .models import CommStatus, JobRun, MeterReadResult, ReadJob
+from .models import JobRun, MeterReadResult, ReadJob
 from .protocols.errors import SystemTitleMismatch
 from .reader import MeterOutcome, ReadPlan, default_window, read_batch
 from .status import publish_status

@@ -6,7 +6,7 @@ from accounts import audit
 from accounts.admin_base import ReadOnlyScopedAdmin, ScopedModelAdmin
 
 from . import actions
-from .models import CommStatus, JobRun, MeterReadResult, ReadJob
+from .models import JobRun, MeterReadResult, ReadJob
 
 
 @admin.register(ReadJob)
@@ -45,11 +45,4 @@ class JobRunAdmin(ReadOnlyScopedAdmin):
 class MeterReadResultAdmin(ReadOnlyScopedAdmin):
     list_display = ("run", "meter", "status", "attempts", "error_kind", "values_stored")
     list_filter = ("status", "error_kind")
-    search_fields = ("meter__serial",)
-
-
-@admin.register(CommStatus)
-class CommStatusAdmin(ReadOnlyScopedAdmin):
-    list_display = ("meter", "last_success", "consecutive_failures", "unreachable", "clock_drift_s")
-    list_filter = ("unreachable",)
     search_fields = ("meter__serial",)

@@ -11,8 +11,10 @@ from django.core.cache import cache
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from meters.models import CommStatus
+
 from .choices import ResultStatus, RunStatus
-from .models import CommStatus, JobRun, MeterReadResult
+from .models import JobRun, MeterReadResult
 
 log = logging.getLogger(__name__)
 HEARTBEAT_KEY = "ami:beat-heartbeat"

@@ -1,4 +1,7 @@
-"""Read jobs, their runs and per-meter outcomes, meter reachability, invocation counters."""
+"""Read jobs, their runs and per-meter outcomes, invocation counters.
+
+Meter reachability (`CommStatus`) is the registry's (meters/models.py); collection writes it.
+"""
 
 from __future__ import annotations
 
@@ -165,30 +168,6 @@ class MeterReadResult(models.Model):
 
     def __str__(self) -> str:
         return f"{self.meter} in run {self.run_id}: {self.status}"
-
-
-class CommStatus(models.Model):
-    """How reachable a meter is: last success, consecutive failures, last clock drift."""
-
-    meter = models.OneToOneField(
-        Meter, primary_key=True, on_delete=models.CASCADE, related_name="comm_status"
-    )
-    last_attempt = models.DateTimeField(null=True, blank=True)
-    last_success = models.DateTimeField(null=True, blank=True, db_index=True)
-    consecutive_failures = models.PositiveIntegerField(default=0)
-    unreachable = models.BooleanField(default=False, db_index=True)
-    last_error = models.TextField(blank=True)
-    clock_drift_s = models.FloatField(null=True, blank=True)
-
-    objects = ScopedQuerySet.as_manager()
-    scope_field = "meter__organisation"
-
-    class Meta:
-        verbose_name = "communication status"
-        verbose_name_plural = "communication statuses"
-
-    def __str__(self) -> str:
-        return f"{self.meter}: {'unreachable' if self.unreachable else 'reachable'}"
 
 
 class InvocationCounter(models.Model):

@@ -3,9 +3,18 @@
 from django import forms
 from django.contrib import admin
 
-from accounts.admin_base import ScopedModelAdmin
+from accounts.admin_base import ReadOnlyScopedAdmin, ScopedModelAdmin
 
-from .models import Channel, CommSettings, Customer, DataConcentrator, GridNode, Meter, MeterModel
+from .models import (
+    Channel,
+    CommSettings,
+    CommStatus,
+    Customer,
+    DataConcentrator,
+    GridNode,
+    Meter,
+    MeterModel,
+)
 
 
 class SecretInput(forms.PasswordInput):
@@ -87,6 +96,15 @@ class CustomerAdmin(ScopedModelAdmin):
     search_fields = ("account_number", "name", "email", "phone")
     raw_id_fields = ("service_point", "portal_user")
     exclude = ("organisation",)
+
+
+@admin.register(CommStatus)
+class CommStatusAdmin(ReadOnlyScopedAdmin):
+    """Written by collection after every read; only looked at here."""
+
+    list_display = ("meter", "last_success", "consecutive_failures", "unreachable", "clock_drift_s")
+    list_filter = ("unreachable",)
+    search_fields = ("meter__serial",)
 
 
 from .alarms import admin as alarm_admin  # noqa: E402, F401  (alarm pages register themselves)

@@ -10,12 +10,11 @@ from django.core.paginator import Paginator
 from django.views.generic import DetailView
 
 from accounts.mixins import ScopedViewMixin
-from collection.models import CommStatus  # core-alarms moves CommStatus to the registry
 
 from . import alarms
 from .alarms.events import describe
 from .choices import ChannelKind
-from .models import Channel, Meter
+from .models import Channel, CommStatus, Meter
 from .panels import METER_ACTIONS, METER_HISTORY, METER_INSTRUMENTS, render_panels
 from .store import EventRecord, IntervalReading, RegisterRead, to_decimal
 

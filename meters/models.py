@@ -433,6 +433,35 @@ class Customer(models.Model):
         super().save(*args, **kwargs)
 
 
+class CommStatus(models.Model):
+    """How reachable a meter is: last success, consecutive failures, last clock drift.
+
+    Part of the registry, so the dashboard and the alarms read it without collection;
+    collection writes it after every read (collection/actions.py).
+    """
+
+    meter = models.OneToOneField(
+        Meter, primary_key=True, on_delete=models.CASCADE, related_name="comm_status"
+    )
+    last_attempt = models.DateTimeField(null=True, blank=True)
+    last_success = models.DateTimeField(null=True, blank=True, db_index=True)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    unreachable = models.BooleanField(default=False, db_index=True)
+    last_error = models.TextField(blank=True)
+    clock_drift_s = models.FloatField(null=True, blank=True)
+
+    objects = ScopedQuerySet.as_manager()
+    scope_field = "meter__organisation"
+
+    class Meta:
+        db_table = "collection_commstatus"  # made by collection; moved here without a copy
+        verbose_name = "communication status"
+        verbose_name_plural = "communication statuses"
+
+    def __str__(self) -> str:
+        return f"{self.meter}: {'unreachable' if self.unreachable else 'reachable'}"
+
+
 # The alarm models are models of this app that live in their own package (meters/alarms/).
 from .alarms.models import (  # noqa: E402, F401
     Alarm,

@@ -24,7 +24,7 @@ from django.db.models import Count, Sum
 from django.utils import timezone
 
 from ..choices import ChannelKind, MeterStatus
-from ..models import Channel, GridNode, Meter
+from ..models import Channel, CommStatus, GridNode, Meter
 from ..obis import normalise
 from ..store import DailyEnergy, EventRecord, RegisterRead, to_decimal
 from ..store.interval_energy import energy_codes, energy_series
@@ -167,8 +167,6 @@ def _open_meter_ids(kind: str) -> set[int]:
 
 def derive_unreachable(*, failures: int | None = None) -> list[EventRecord]:
     """Meters that failed `failures` reads in a row (CommStatus), and those back again."""
-    from collection.models import CommStatus
-
     failures = failures or _setting("AMI_ALARM_UNREACHABLE_FAILURES", 3)
     events = []
     for meter_id, last_success in CommStatus.objects.filter(
@@ -187,8 +185,6 @@ def derive_unreachable(*, failures: int | None = None) -> list[EventRecord]:
 
 def derive_clock_drift(*, limit_s: float | None = None) -> list[EventRecord]:
     """Meters whose clock was last found more than `limit_s` off (and those fixed since)."""
-    from collection.models import CommStatus
-
     limit_s = limit_s or _setting("AMI_ALARM_CLOCK_DRIFT_S", 60)
     events = []
     rows = CommStatus.objects.filter(clock_drift_s__isnull=False).values_list(

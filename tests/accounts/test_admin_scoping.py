@@ -142,7 +142,8 @@ OBJECTS.update(
 
 # Collection (collection/admin.py): jobs are edited, runs and results only looked at.
 def _collection_rows(w):
-    from collection.models import CommStatus, JobRun, MeterReadResult, ReadJob
+    from collection.models import JobRun, MeterReadResult, ReadJob
+    from meters.models import CommStatus
 
     rows = {}
     for org, grid, key in ((w.org_a, w.grid_a, "a"), (w.org_b, w.grid_b, "b")):
@@ -162,7 +163,8 @@ def _collection_pair(model):
     return pair
 
 
-from collection.models import CommStatus, JobRun, MeterReadResult, ReadJob  # noqa: E402
+from collection.models import JobRun, MeterReadResult, ReadJob  # noqa: E402
+from meters.models import CommStatus  # noqa: E402
 
 OBJECTS.update({m: _collection_pair(m) for m in (ReadJob, JobRun, MeterReadResult, CommStatus)})
 

@@ -9,7 +9,8 @@ from django.utils import timezone
 
 from collection import actions
 from collection.choices import ResultStatus, RunStatus
-from collection.models import CommStatus, JobRun, MeterReadResult, ReadJob
+from collection.models import JobRun, MeterReadResult, ReadJob
+from meters.models import CommStatus
 
 pytestmark = pytest.mark.django_db  # on_commit never fires: nothing reaches the broker
 

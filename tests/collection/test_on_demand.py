@@ -8,10 +8,10 @@ from django.utils.dateparse import parse_datetime
 
 from collection import actions
 from collection.choices import ResultStatus, RunStatus
-from collection.models import CommStatus, JobRun
+from collection.models import JobRun
 from collection.simulators import model as sim_model
 from collection.simulators.dlms_fleet import DlmsFleet, Fault, make_meters
-from meters.models import Meter
+from meters.models import CommStatus, Meter
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -8,7 +8,8 @@ from django.test import Client
 from django.utils import timezone
 
 from collection.health import record_heartbeat
-from collection.models import CommStatus, JobRun, MeterReadResult, ReadJob
+from collection.models import JobRun, MeterReadResult, ReadJob
+from meters.models import CommStatus
 
 pytestmark = pytest.mark.django_db
 

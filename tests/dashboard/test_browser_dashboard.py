@@ -12,8 +12,8 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from collection.models import CommStatus
 from collection.status import publish_status
+from meters.models import CommStatus
 from tests.pages.browser import in_worker_thread
 
 pytestmark = pytest.mark.browser

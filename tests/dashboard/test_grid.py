@@ -5,10 +5,9 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from collection.models import CommStatus
 from meters import views
 from meters.choices import NodeKind
-from meters.models import GridNode, Meter
+from meters.models import CommStatus, GridNode, Meter
 
 pytestmark = pytest.mark.django_db
 

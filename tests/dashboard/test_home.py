@@ -12,8 +12,9 @@ from django.utils import timezone
 from amisite.asgi import application
 from collection.choices import RunStatus
 from collection.consumers import snapshot
-from collection.models import CommStatus, JobRun
+from collection.models import JobRun
 from collection.status import publish_status
+from meters.models import CommStatus
 
 
 def client_for(user) -> Client:

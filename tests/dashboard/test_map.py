@@ -7,9 +7,8 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from collection.models import CommStatus
 from meters import map_views
-from meters.models import Meter
+from meters.models import CommStatus, Meter
 
 pytestmark = pytest.mark.django_db
 

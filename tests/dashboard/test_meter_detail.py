@@ -9,9 +9,9 @@ import pytest
 from django.test import Client
 
 from collection.choices import ResultStatus, RunKind, RunStatus
-from collection.models import CommStatus, JobRun, MeterReadResult
+from collection.models import JobRun, MeterReadResult
 from collection.panels import phasor_diagram
-from meters.models import Channel
+from meters.models import Channel, CommStatus
 from meters.store import DailyEnergy, Quality
 from tests.api_matrix import client_for as api_client_for
 

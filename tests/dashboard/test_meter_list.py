@@ -7,9 +7,9 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.models import ActivityLog
-from collection.models import CommStatus, ReadJob
+from collection.models import ReadJob
 from meters.choices import MeterStatus, Protocol
-from meters.models import Meter
+from meters.models import CommStatus, Meter
 from meters.views import CappedPaginator
 
 pytestmark = pytest.mark.django_db

@@ -4,8 +4,8 @@ user's exact scope and query, stale for at most DASHBOARD_ROLLUP_SECONDS, and sa
 import pytest
 from django.core.cache import cache
 
-from collection.models import CommStatus
 from meters import map_views
+from meters.models import CommStatus
 from tests.dashboard.test_map import LONDON, client_for, placed  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.django_db

@@ -14,14 +14,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from collection import actions
-from collection.models import CommStatus, ReadJob
+from collection.models import ReadJob
 from collection.simulators.incidents import DEMO_ROLES, demo_fleet
 from meters.alarms.defaults import DEFAULT_RULES
 from meters.alarms.engine import derive_events, outage_summary
 from meters.alarms.events import EventKind
 from meters.alarms.models import OPEN_STATES, Alarm, AlarmRule, AlarmState
 from meters.demo import DEMO_METERS, SIM_FIRST_SERIAL, load_demo
-from meters.models import Meter
+from meters.models import CommStatus, Meter
 from meters.store import EventRecord
 from tests.collection.push.test_listener import Harness
 

@@ -6,9 +6,8 @@ from datetime import date, timedelta
 
 from django.utils import timezone
 
-from collection.models import CommStatus
 from meters.choices import MeterStatus
-from meters.models import Meter
+from meters.models import CommStatus, Meter
 
 
 def add_meter(world, serial: str, status=MeterStatus.ACTIVE, **comm) -> Meter:

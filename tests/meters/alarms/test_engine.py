@@ -5,13 +5,12 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from accounts.models import ActivityLog
-from collection.models import CommStatus
 from collection.validation import Finding
 from meters.alarms import engine as alarm_engine
 from meters.alarms.engine import evaluate_events
 from meters.alarms.events import EventKind
 from meters.alarms.models import Alarm, AlarmOccurrence, AlarmState
-from meters.models import GridNode, Meter, MeterModel
+from meters.models import CommStatus, GridNode, Meter, MeterModel
 from meters.store import DailyEnergy, EventRecord
 from tests.meters.alarms.helpers import (
     COVER,

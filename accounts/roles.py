@@ -12,6 +12,7 @@ OPERATOR = "operator"
 ENGINEER = "engineer"
 ANALYST = "analyst"
 VENDING_CLERK = "vending clerk"
+PAYMENT_INTEGRATION = "payment integration"
 CUSTOMER = "customer"
 
 
@@ -43,6 +44,18 @@ ROLE_PERMISSIONS: dict[str, list[tuple[str, str]]] = {
         ("meters", "view_gridnode"),
     ]
     + _all("vending", actions=("view", "add")),
+    # A third-party payment system's own identity: it pays through the API at the
+    # integration station it is bound to and reads back its own sales (docs/vending.md).
+    PAYMENT_INTEGRATION: [
+        ("meters", "view_customer"),
+        ("meters", "view_meter"),
+        ("vending", "view_prepaidaccount"),
+        ("vending", "view_tariff"),
+        ("vending", "view_vendingstation"),
+        ("vending", "view_sale"),
+        ("vending", "add_sale"),
+        ("vending", "view_token"),
+    ],
     # Customers use only the portal, which scopes by their own customer record.
     CUSTOMER: [],
 }

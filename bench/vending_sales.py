@@ -74,7 +74,7 @@ def run(rounds: int, per_round: int) -> list[dict]:
 
     vend = make_vending(make_world())
     client = APIClient()
-    client.force_authenticate(vend.clerk_a)
+    client.force_authenticate(vend.integration_a)
     accounts = [vend.account_a, vend.account_a2]
     counter = iter(range(10**9))
 

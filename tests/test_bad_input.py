@@ -88,7 +88,7 @@ def test_idempotency_key_longer_than_its_column_is_400(world):
     vend = make_vending(world)
     body = {"meter_number": vend.account_a.meter_number, "amount": "10.00", "currency": "ZAR",
             "payment_reference": "BANK-LONG"}  # fmt: skip
-    response = api(vend.clerk_a).post(
+    response = api(vend.integration_a).post(
         "/api/vending/payments/", body, format="json", HTTP_IDEMPOTENCY_KEY="k" * 101
     )
     assert response.status_code == 400, response.content

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q, Sum
@@ -22,11 +25,25 @@ from django.utils import timezone
 from accounts import audit
 from accounts.actions import ensure_in_scope, record_denied
 from accounts.choices import Outcome
+from accounts.roles import PAYMENT_INTEGRATION
 from accounts.scoping import org_within_scope
 
 from . import engine, ledger, tariffs
-from .choices import MovementKind, SaleChannel, SaleStatus, ShiftStatus, TokenPurpose
-from .errors import IdempotencyConflict, SaleRefused, VendingError, VendingUnavailable
+from .choices import (
+    MovementKind,
+    SaleChannel,
+    SaleStatus,
+    ShiftStatus,
+    StationKind,
+    TokenPurpose,
+)
+from .errors import (
+    IdempotencyConflict,
+    NotASeller,
+    SaleRefused,
+    VendingError,
+    VendingUnavailable,
+)
 from .models import (
     ManagementOrder,
     PrepaidAccount,
@@ -55,7 +72,8 @@ ZERO = Decimal("0")
 
 def record_failure(action: str, *, acting_user, obj=None, error: Exception) -> None:
     """The activity row of an operation that did not happen (written outside its transaction)."""
-    outcome = Outcome.DENIED if isinstance(error, PermissionDenied) else Outcome.FAILED
+    denied = isinstance(error, (PermissionDenied, NotASeller))
+    outcome = Outcome.DENIED if denied else Outcome.FAILED
     audit.record(action, user=acting_user, obj=obj, outcome=outcome, detail=str(error))
 
 
@@ -83,6 +101,10 @@ def open_shift(
     """Open the clerk's shift at a station; a clerk has at most one open shift."""
     if not station.active:
         raise SaleRefused(f"station {station.code} is closed")
+    if station.kind != StationKind.COUNTER:
+        raise SaleRefused(
+            f"station {station.code} is a payment system's: it pays through the API, no shifts"
+        )
     if not is_supervisor(acting_user) and not station.clerks.filter(pk=acting_user.pk).exists():
         raise PermissionDenied(f"you are not a clerk of station {station.code}")
     if Shift.objects.filter(clerk=acting_user, status=ShiftStatus.OPEN).exists():
@@ -221,8 +243,12 @@ def _sell_locked(
     idempotency_key: str | None,
     fingerprint: str,
     now: datetime,
+    station: VendingStation | None = None,
 ) -> Sale:
-    """The sale itself; the caller holds the account lock inside a transaction."""
+    """The sale itself; the caller holds the account lock inside a transaction.
+
+    A counter sale is made at its shift's station, a payment at the payment system's own.
+    """
     if not account.active:
         raise SaleRefused(f"prepaid account {account.meter_number} is closed")
     tariff = account.tariff
@@ -230,7 +256,6 @@ def _sell_locked(
         raise SaleRefused(f"tariff {tariff.code} is withdrawn; move the account to another")
     if currency and currency != tariff.currency:
         raise SaleRefused(f"this account is sold in {tariff.currency}, not {currency}")
-    station = None
     if channel == SaleChannel.COUNTER:
         # Re-read: the caller's shift object may be stale (closed meanwhile).
         shift = Shift.objects.select_related("station").filter(pk=getattr(shift, "pk", None))
@@ -238,6 +263,13 @@ def _sell_locked(
         if shift is None or shift.status != ShiftStatus.OPEN or shift.clerk_id != acting_user.pk:
             raise SaleRefused("open a shift at your station before selling")
         station = shift.station
+        if not station.active or not (
+            is_supervisor(acting_user) or station.clerks.filter(pk=acting_user.pk).exists()
+        ):
+            raise SaleRefused(
+                f"you no longer sell at station {station.code}: close this shift and open one "
+                "at your station"
+            )
     quote, fixed_due = _price(account, Decimal(amount), now, acting_user=acting_user)
     key = engine.decoder_key(account)
     tid = engine.allocate_tid(account, now)
@@ -262,8 +294,7 @@ def _sell_locked(
         acting_user, account.organisation, "add"
     ):
         raise PermissionDenied("the account is outside your organisation's scope")
-    if channel == SaleChannel.COUNTER:
-        ensure_in_scope(sale, acting_user, "add")  # clerks: their own station's sales only
+    ensure_in_scope(sale, acting_user, "add")  # clerks and payment systems: own station only
     changes = {
         "account": account.meter_number,
         "amount_paid": str(quote.amount_paid),
@@ -276,6 +307,48 @@ def _sell_locked(
     }
     audit.record("sell", user=acting_user, obj=sale, changes=changes)
     return sale
+
+
+def add_payment_system(organisation, *, code: str, name: str, acting_user=None):
+    """A third-party payment system: its integration station and its own identity.
+
+    Returns (station, user, password); the password is shown once and gets API tokens
+    (`POST /api/token/`). The identity has the payment-integration role and sells only at
+    this station; nobody else is a member of it.
+    """
+    password = secrets.token_urlsafe(24)
+    with transaction.atomic():
+        station = VendingStation.objects.create(
+            organisation=organisation, code=code, name=name, kind=StationKind.INTEGRATION,
+            location="third-party payment system (API)",
+        )  # fmt: skip
+        user = get_user_model().objects.create_user(
+            f"pay-{code.lower()}", password=password, organisation=organisation
+        )
+        user.groups.set(Group.objects.filter(name=PAYMENT_INTEGRATION))
+        station.clerks.add(user)
+        audit.record("add_payment_system", user=acting_user, obj=station,
+                     changes={"station": code, "identity": user.get_username()})  # fmt: skip
+    return station, user, password
+
+
+def integration_station(acting_user, account: PrepaidAccount) -> VendingStation:
+    """The payment system's own station for a payment to `account`, or NotASeller.
+
+    Third-party payments come only from an identity bound to an active integration station
+    whose organisation covers the account's; clerks sell at the counter in an open shift.
+    """
+    stations = VendingStation.objects.filter(
+        kind=StationKind.INTEGRATION, active=True, clerks=acting_user
+    ).select_related("organisation")
+    for station in stations:
+        if account.organisation.path.startswith(station.organisation.path):
+            return station
+    raise NotASeller(
+        "third-party payments come from a payment system's own identity, bound to an active "
+        "integration station of the account's organisation; clerks sell at the counter in an "
+        "open shift (POST /api/vending/sales/)"
+    )
 
 
 def sell(
@@ -339,6 +412,7 @@ def pay(
     fingerprint = payment_fingerprint(account, amount, currency, payment_reference, acting_user)
     org_id = account.organisation_id
     try:
+        station = integration_station(acting_user, account)
         found = _replay(org_id, idempotency_key, fingerprint)
         if found is not None:
             return found, False
@@ -352,7 +426,7 @@ def pay(
                     locked, amount, acting_user=acting_user, channel=SaleChannel.API,
                     shift=None, currency=currency, payment_reference=payment_reference,
                     idempotency_key=idempotency_key, fingerprint=fingerprint,
-                    now=now or timezone.now(),
+                    now=now or timezone.now(), station=station,
                 )  # fmt: skip
                 return sale, True
         except IntegrityError:
@@ -405,6 +479,8 @@ def record_offline_sale(
     try:
         if not offline_reference.strip():
             raise SaleRefused("an offline sale needs the station's own reference")
+        if station.kind != StationKind.COUNTER:
+            raise SaleRefused(f"station {station.code} is a payment system's: it sells online")
         if not is_supervisor(acting_user) and not station.clerks.filter(pk=acting_user.pk).exists():
             raise PermissionDenied(f"you are not a clerk of station {station.code}")
         with transaction.atomic():

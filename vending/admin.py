@@ -91,7 +91,8 @@ class PrepaidAccountAdmin(ScopedModelAdmin):
 
 @admin.register(VendingStation)
 class VendingStationAdmin(ScopedModelAdmin):
-    list_display = ("code", "name", "organisation", "active")
+    list_display = ("code", "name", "kind", "organisation", "active")
+    list_filter = ("kind", "active")
     search_fields = ("code", "name")
     filter_horizontal = ("clerks",)
 

@@ -30,6 +30,13 @@ class TariffKind(models.TextChoices):
     BLOCK = "block", "Stepped blocks (by kWh bought this month)"
 
 
+class StationKind(models.TextChoices):
+    """Where a station's sales come from: clerks at a counter, or a payment system's API."""
+
+    COUNTER = "counter", "Counter (clerks in shifts)"
+    INTEGRATION = "integration", "Third-party payment system (its own API identity)"
+
+
 class ShiftStatus(models.TextChoices):
     OPEN = "open", "Open"
     CLOSED = "closed", "Closed"

@@ -28,3 +28,10 @@ class IdempotencyConflict(VendingError):
 
     http_status = 409
     code = "idempotency_conflict"
+
+
+class NotASeller(VendingError):
+    """The caller may not sell through this door (no integration station, no counter)."""
+
+    http_status = 403
+    code = "not_a_seller"

@@ -25,6 +25,7 @@ from .choices import (
     SaleChannel,
     SaleStatus,
     ShiftStatus,
+    StationKind,
     TariffKind,
     TokenPurpose,
 )
@@ -264,15 +265,21 @@ class PrepaidAccount(models.Model):
 
 
 class VendingStation(models.Model):
-    """A point of sale (office counter, agent shop) where clerks sell tokens."""
+    """A point of sale: an office counter or agent shop, or a third-party payment system."""
 
     organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+")
     code = models.CharField(max_length=32, unique=True)
     name = models.CharField(max_length=200)
     location = models.CharField(max_length=300, blank=True)
+    kind = models.CharField(
+        max_length=12, choices=StationKind.choices, default=StationKind.COUNTER,
+        help_text="counter: clerks sell in shifts; integration: a payment system's own "
+        "identity (the station's only member) pays through the API",
+    )  # fmt: skip
     clerks = models.ManyToManyField(
-        settings.AUTH_USER_MODEL, blank=True, related_name="vending_stations"
-    )
+        settings.AUTH_USER_MODEL, blank=True, related_name="vending_stations",
+        help_text="who sells here: the counter's clerks, or the payment system's identity",
+    )  # fmt: skip
     active = models.BooleanField(default=True)
 
     objects = ScopedQuerySet.as_manager()
@@ -310,6 +317,7 @@ class Shift(models.Model):
     objects = StationScopedQuerySet.as_manager()
     scope_field = "organisation"
     station_field = "station"
+    seller_field = "clerk"
 
     class Meta:
         ordering = ["-opened_at"]
@@ -373,6 +381,7 @@ class Sale(models.Model):
     objects = StationScopedQuerySet.as_manager()
     scope_field = "organisation"
     station_field = "station"
+    seller_field = "sold_by"
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -528,6 +537,7 @@ class SaleReversal(models.Model):
     objects = StationScopedQuerySet.as_manager()
     scope_field = "organisation"
     station_field = "sale__station"
+    seller_field = "sale__sold_by"
 
     class Meta:
         ordering = ["-created_at"]

@@ -1,12 +1,15 @@
 """Vending scope: the organisation filter of every app, plus the station for clerks.
 
 A clerk (someone who may sell but is no supervisor) sees only the sales, shifts and
-tokens of the stations they are assigned to; supervisors (administrators, superusers and
+tokens of the stations they are assigned to, and whatever they sold themselves (a clerk
+who left a station, a payment system); supervisors (administrators, superusers and
 holders of `vending.reverse_sale`) and read-only roles see the organisation's. The rule
 lives in the queryset, so the API, the pages and the admin all apply it.
 """
 
 from __future__ import annotations
+
+from django.db.models import Q
 
 from accounts import roles
 from accounts.scoping import ScopedQuerySet
@@ -41,10 +44,16 @@ def is_station_bound(user) -> bool:
 
 
 class StationScopedQuerySet(ScopedQuerySet):
-    """Organisation scope plus, for clerks, the stations they work at (`model.station_field`)."""
+    """Organisation scope plus, for clerks, their stations' rows (`model.station_field`);
+    they also see (never change) the rows they sold or worked themselves (`seller_field`)."""
 
     def restrict(self, user, action: str = "view"):
         queryset = super().restrict(user, action)
         if is_station_bound(user):
-            queryset = queryset.filter(**{f"{self.model.station_field}__clerks": user})
+            # A subquery, not a join on the clerks: a join would repeat each row per clerk.
+            stations = user.vending_stations.values("pk")
+            at_station = Q(**{f"{self.model.station_field}__in": stations})
+            if action == "view":
+                at_station |= Q(**{self.model.seller_field: user})
+            queryset = queryset.filter(at_station)
         return queryset

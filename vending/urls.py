@@ -8,6 +8,7 @@ app_name = "vending"
 urlpatterns = [
     path("", views.CounterView.as_view(), name="counter"),
     path("counter/<str:what>/", views.CounterActionView.as_view(), name="counter-action"),
+    path("sales/", views.SaleListView.as_view(), name="sale-list"),
     path("sales/<uuid:reference>/", views.SaleDetailView.as_view(), name="sale-detail"),
     path("sales/<uuid:reference>/receipt.<str:fmt>", views.ReceiptView.as_view(), name="receipt"),
     path("sales/<uuid:reference>/<str:what>/", views.SaleActionView.as_view(), name="sale-action"),

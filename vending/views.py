@@ -143,6 +143,33 @@ class CounterActionView(ScopedViewMixin, View):
         return matches[0]
 
 
+class SearchedListView(ScopedViewMixin, ListView):
+    """A scoped list, 50 a page, searched by `?q=` in `search_fields` (case-insensitive)."""
+
+    paginate_by = 50
+    search_fields: tuple[str, ...] = ()
+    related: tuple[str, ...] = ()
+
+    def get_queryset(self):
+        queryset = self.scoped_queryset().select_related(*self.related)
+        q = self.request.GET.get("q", "").strip()
+        if q:
+            wanted = Q()
+            for field in self.search_fields:
+                wanted |= Q(**{f"{field}__icontains": q})
+            queryset = queryset.filter(wanted)
+        return queryset
+
+
+class SaleListView(SearchedListView):
+    """Sales in scope, newest first: a clerk's stations and own sales, a payment system's own."""
+
+    model = Sale
+    template_name = "vending/sale_list.html"
+    related = ("account", "station", "sold_by")
+    search_fields = ("account__meter_number", "payment_reference", "account__customer__name")
+
+
 class SaleDetailView(ScopedViewMixin, DetailView):
     """One sale: the token, the breakdown, receipts, reprint and (supervisors) reversal."""
 
@@ -208,20 +235,11 @@ class ReceiptView(ScopedViewMixin, View):
         return HttpResponse(receipts.text_receipt(sale), content_type="text/plain; charset=utf-8")
 
 
-class AccountListView(ScopedViewMixin, ListView):
+class AccountListView(SearchedListView):
     model = PrepaidAccount
-    paginate_by = 50
     template_name = "vending/account_list.html"
-
-    def get_queryset(self):
-        queryset = self.scoped_queryset().select_related("customer", "tariff", "meter")
-        q = self.request.GET.get("q", "").strip()
-        if q:
-            queryset = queryset.filter(
-                Q(meter_number__icontains=q) | Q(customer__account_number__icontains=q)
-                | Q(customer__name__icontains=q)
-            )  # fmt: skip
-        return queryset
+    related = ("customer", "tariff", "meter")
+    search_fields = ("meter_number", "customer__account_number", "customer__name")
 
 
 class AccountDetailView(ScopedViewMixin, DetailView):

@@ -10,7 +10,7 @@ import pytest
 
 from accounts import roles
 from tests.factories import make_user
-from vending.choices import TariffKind
+from vending.choices import StationKind, TariffKind
 from vending.models import PrepaidAccount, Tariff, TariffBlock, VendingKey, VendingStation
 from vending.sts.pan import luhn_check_digit
 
@@ -38,6 +38,9 @@ class Vending:
     account_a: PrepaidAccount
     account_a2: PrepaidAccount
     account_b: PrepaidAccount
+    # A third-party payment system: its own identity, bound to its integration station.
+    pay_station_a: VendingStation = None
+    integration_a: object = None
 
 
 def make_vending(world) -> Vending:
@@ -68,9 +71,16 @@ def make_vending(world) -> Vending:
             meter_number=meter_number(n), sgc=SGC, krn=1, ti=1, base_date=2014,
         )  # fmt: skip
 
+    pay_station_a = VendingStation.objects.create(
+        organisation=world.org_a, code="PAY-A", name="Bank gateway", kind=StationKind.INTEGRATION
+    )
+    integration_a = make_user("paygate-a", world.org_a, roles.PAYMENT_INTEGRATION)
+    pay_station_a.clerks.add(integration_a)
+
     return Vending(
         world, flat, block, key, station_a, station_b, clerk_a, clerk_a2, clerk_b,
         account(world.grid_a, 0, 1), account(world.grid_a, 1, 2), account(world.grid_b, 0, 3),
+        pay_station_a, integration_a,
     )  # fmt: skip
 
 

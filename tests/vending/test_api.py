@@ -30,7 +30,7 @@ def payment(vend, **extra):
 
 
 def test_payment_returns_a_decodable_token(vend):
-    response = client_for(vend.clerk_a).post(PAY, payment(vend), format="json",
+    response = client_for(vend.integration_a).post(PAY, payment(vend), format="json",
                                              HTTP_IDEMPOTENCY_KEY="abc")  # fmt: skip
     assert response.status_code == 201, response.content
     body = response.json()
@@ -40,7 +40,7 @@ def test_payment_returns_a_decodable_token(vend):
 
 
 def test_same_key_repeated_gives_one_sale(vend):
-    client = client_for(vend.clerk_a)
+    client = client_for(vend.integration_a)
     answers = [client.post(PAY, payment(vend, idempotency_key="same"), format="json")
                for _ in range(5)]  # fmt: skip
     assert [a.status_code for a in answers] == [201, 200, 200, 200, 200]
@@ -50,7 +50,7 @@ def test_same_key_repeated_gives_one_sale(vend):
 
 
 def test_same_key_other_payload_is_a_conflict(vend):
-    client = client_for(vend.clerk_a)
+    client = client_for(vend.integration_a)
     assert client.post(PAY, payment(vend, idempotency_key="k"), format="json").status_code == 201
     other = client.post(PAY, payment(vend, idempotency_key="k", amount="5.00"), format="json")
     assert other.status_code == 409 and other.json()["code"] == "idempotency_conflict"
@@ -59,7 +59,7 @@ def test_same_key_other_payload_is_a_conflict(vend):
 
 def test_failed_payment_leaves_nothing_and_keeps_the_key(vend):
     VendingKey.objects.all().delete()
-    client = client_for(vend.clerk_a)
+    client = client_for(vend.integration_a)
     failed = client.post(PAY, payment(vend, idempotency_key="retry"), format="json")
     assert failed.status_code == 503
     assert "no vending key" in failed.json()["detail"]
@@ -70,7 +70,7 @@ def test_failed_payment_leaves_nothing_and_keeps_the_key(vend):
 
 
 def test_payment_refusals(vend):
-    client = client_for(vend.clerk_a)
+    client = client_for(vend.integration_a)
     assert client.post(PAY, payment(vend), format="json").status_code == 400  # no key
     wrong = client.post(PAY, payment(vend, currency="USD", idempotency_key="x"), format="json")
     assert wrong.status_code == 422 and "ZAR" in wrong.json()["detail"]
@@ -96,7 +96,7 @@ def test_same_key_fifty_times_at_once_gives_one_sale(world):
 
     def post():
         try:
-            client = client_for(vend.clerk_a)
+            client = client_for(vend.integration_a)
             barrier.wait(timeout=30)
             response = client.post(PAY, payment(vend), format="json", HTTP_IDEMPOTENCY_KEY="burst")
             statuses.append(response.status_code)
@@ -186,7 +186,7 @@ def test_vending_keys_never_leave_the_server(vend):
     listing = admin.get("/api/vending/keys/").content.decode()
     assert "1122334455667788" not in listing
     # Neither in the activity log nor in a sale or payment answer.
-    client_for(vend.clerk_a).post(PAY, payment(vend, idempotency_key="q"), format="json")
+    client_for(vend.integration_a).post(PAY, payment(vend, idempotency_key="q"), format="json")
     for text in [str(row.changes) + row.detail for row in ActivityLog.objects.all()]:
         assert "1122334455667788" not in text and VK02_HEX not in text
     sales = client_for(vend.world.admin_a).get("/api/vending/sales/").content.decode()

@@ -231,7 +231,7 @@ def test_parallel_sales_never_share_a_tid(world):
     def buy(i):
         sale, _ = actions.pay(
             vend.account_a, D("10"), currency="ZAR", payment_reference=f"p{i}",
-            idempotency_key=f"k{i}", acting_user=vend.clerk_a, now=NOW,
+            idempotency_key=f"k{i}", acting_user=vend.integration_a, now=NOW,
         )  # fmt: skip
         return sale.credit_token.tid
 

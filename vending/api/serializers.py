@@ -51,7 +51,7 @@ class VendingStationSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = VendingStation
-        fields = ["id", "organisation", "code", "name", "location", "clerks", "active"]
+        fields = ["id", "organisation", "code", "name", "location", "kind", "clerks", "active"]
 
 
 class VendingKeySerializer(ModelCleanMixin, serializers.ModelSerializer):
@@ -157,7 +157,8 @@ class SaleSerializer(serializers.ModelSerializer):
     token = serializers.SerializerMethodField()
     reversal = serializers.SerializerMethodField()
     meter_number = serializers.CharField(source="account.meter_number", read_only=True)
-    # Null for a third-party payment: no counter sold it.
+    # A payment's station is the payment system's own; null only for payments recorded
+    # before integration stations existed.
     station = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
     sold_by = serializers.StringRelatedField()
 

@@ -63,7 +63,7 @@ class VendingStationViewSet(ScopedModelViewSet):
     queryset = VendingStation.objects.all()
     serializer_class = serializers.VendingStationSerializer
     permission_classes = ScopedModelViewSet.permission_classes + [SupervisorWrites]
-    filterset_fields = ["organisation", "active"]
+    filterset_fields = ["organisation", "kind", "active"]
     search_fields = ["code", "name", "location"]
 
 
@@ -292,6 +292,9 @@ class PaymentPermission(permissions.BasePermission):
 
 class PaymentView(APIView):
     """Third-party payment: credit a meter and return its token, exactly once per key.
+
+    Only a payment system's own identity pays, at the integration station it is bound to
+    (403 for anyone else: clerks sell at the counter in an open shift).
 
     Send the key in the `Idempotency-Key` header (or the `idempotency_key` field). The
     same key with the same payload returns the same sale and token (200); with another

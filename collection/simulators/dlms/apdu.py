@@ -9,20 +9,33 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ...protocols.dlms import axdr
+from ...protocols.dlms.apdu import (  # the tags and result codes both sides share
+    AARE,
+    AARQ,
+    ACTION_REQUEST,
+    ACTION_RESPONSE,
+    CONFIRMED_SERVICE_ERROR,
+    DATA_NOTIFICATION,
+    EXCEPTION_RESPONSE,
+    GET_REQUEST,
+    GET_RESPONSE,
+    GLO_ACTION_REQUEST,
+    GLO_ACTION_RESPONSE,
+    GLO_GET_REQUEST,
+    GLO_GET_RESPONSE,
+    GLO_SET_REQUEST,
+    GLO_SET_RESPONSE,
+    INITIATE_REQUEST,
+    INITIATE_RESPONSE,
+    RLRE,
+    RLRQ,
+    SET_REQUEST,
+    SET_RESPONSE,
+    ber_elements,
+    ber_encode,
+)
 from .errors import ApduError
 
-# xDLMS / ACSE tags
-AARQ, AARE, RLRQ, RLRE = 0x60, 0x61, 0x62, 0x63
-INITIATE_REQUEST, INITIATE_RESPONSE = 0x01, 0x08
-CONFIRMED_SERVICE_ERROR = 0x0E
-DATA_NOTIFICATION = 0x0F
-GLO_INITIATE_REQUEST, GLO_INITIATE_RESPONSE = 0x21, 0x28
-GET_REQUEST, SET_REQUEST, ACTION_REQUEST = 0xC0, 0xC1, 0xC3
-GET_RESPONSE, SET_RESPONSE, ACTION_RESPONSE = 0xC4, 0xC5, 0xC7
-GLO_GET_REQUEST, GLO_SET_REQUEST, GLO_ACTION_REQUEST = 0xC8, 0xC9, 0xCB
-GLO_GET_RESPONSE, GLO_SET_RESPONSE, GLO_ACTION_RESPONSE = 0xCC, 0xCD, 0xCF
-EXCEPTION_RESPONSE = 0xD8
-GENERAL_GLO_CIPHERING = 0xDB
 GLO_REQUEST_TO_RESPONSE = {
     GLO_GET_REQUEST: GLO_GET_RESPONSE,
     GLO_SET_REQUEST: GLO_SET_RESPONSE,
@@ -41,24 +54,6 @@ DIAG_NULL, DIAG_NO_REASON, DIAG_CONTEXT_NOT_SUPPORTED = 0, 1, 2
 DIAG_MECHANISM_NOT_RECOGNISED, DIAG_MECHANISM_REQUIRED = 11, 12
 DIAG_AUTHENTICATION_FAILURE, DIAG_AUTHENTICATION_REQUIRED = 13, 14
 
-# data-access-result
-DAR_SUCCESS = 0
-DAR_HARDWARE_FAULT = 1
-DAR_TEMPORARY_FAILURE = 2
-DAR_READ_WRITE_DENIED = 3
-DAR_OBJECT_UNDEFINED = 4
-DAR_OBJECT_CLASS_INCONSISTENT = 9
-DAR_OBJECT_UNAVAILABLE = 11
-DAR_TYPE_UNMATCHED = 12
-DAR_SCOPE_OF_ACCESS_VIOLATED = 13
-DAR_DATA_BLOCK_UNAVAILABLE = 14
-DAR_LONG_GET_ABORTED = 15
-DAR_NO_LONG_GET_IN_PROGRESS = 16
-DAR_LONG_SET_ABORTED = 17
-DAR_NO_LONG_SET_IN_PROGRESS = 18
-DAR_DATA_BLOCK_NUMBER_INVALID = 19
-DAR_OTHER_REASON = 250
-# action-result uses the same numbering for the values we emit
 
 # conformance bits (bit 0 = MSB of the 24-bit field)
 CONF = {
@@ -112,20 +107,7 @@ SERVER_CONFORMANCE = conformance_value(
 
 
 def _ber_elements(buf: bytes) -> list[tuple[int, bytes]]:
-    out = []
-    pos = 0
-    while pos < len(buf):
-        tag = buf[pos]
-        n, pos = axdr.read_length(buf, pos + 1)
-        if pos + n > len(buf):
-            raise ApduError("truncated BER element")
-        out.append((tag, bytes(buf[pos : pos + n])))
-        pos += n
-    return out
-
-
-def _ber(tag: int, content: bytes) -> bytes:
-    return bytes((tag,)) + axdr.encode_length(len(content)) + content
+    return [(tag, bytes(buf[start:end])) for tag, _at, start, end in ber_elements(buf, 0, len(buf))]
 
 
 # --- AARQ ----------------------------------------------------------------------------------
@@ -248,26 +230,26 @@ def build_aare(
     challenge: bytes | None = None,
     user_info: bytes | None = None,
 ) -> bytes:
-    body = _ber(0xA1, b"\x06\x07" + _CONTEXT_PREFIX + bytes((context,)))
-    body += _ber(0xA2, b"\x02\x01" + bytes((result,)))
-    body += _ber(0xA3, _ber(0xA1, b"\x02\x01" + bytes((diagnostic,))))
+    body = ber_encode(0xA1, b"\x06\x07" + _CONTEXT_PREFIX + bytes((context,)))
+    body += ber_encode(0xA2, b"\x02\x01" + bytes((result,)))
+    body += ber_encode(0xA3, ber_encode(0xA1, b"\x02\x01" + bytes((diagnostic,))))
     if system_title is not None:
-        body += _ber(0xA4, _ber(0x04, system_title))
+        body += ber_encode(0xA4, ber_encode(0x04, system_title))
     if mechanism is not None and mechanism != MECH_NONE:
-        body += _ber(0x88, b"\x07\x80")
-        body += _ber(0x89, _MECHANISM_PREFIX + bytes((mechanism,)))
+        body += ber_encode(0x88, b"\x07\x80")
+        body += ber_encode(0x89, _MECHANISM_PREFIX + bytes((mechanism,)))
         if challenge is not None:
-            body += _ber(0xAA, _ber(0x80, challenge))
+            body += ber_encode(0xAA, ber_encode(0x80, challenge))
     if user_info is not None:
-        body += _ber(0xBE, _ber(0x04, user_info))
-    return _ber(AARE, body)
+        body += ber_encode(0xBE, ber_encode(0x04, user_info))
+    return ber_encode(AARE, body)
 
 
 def build_rlre(user_info: bytes | None = None) -> bytes:
     body = b"\x80\x01\x00"
     if user_info is not None:
-        body += _ber(0xBE, _ber(0x04, user_info))
-    return _ber(RLRE, body)
+        body += ber_encode(0xBE, ber_encode(0x04, user_info))
+    return ber_encode(RLRE, body)
 
 
 def parse_rlrq(apdu: bytes) -> bytes | None:

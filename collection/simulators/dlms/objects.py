@@ -13,11 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from ...protocols.dlms import axdr
-from ...protocols.dlms.axdr import Value
-from ...protocols.obis import obis_bytes, obis_dotted
-from .. import model
-from ..incidents import with_script
-from .apdu import (
+from ...protocols.dlms.apdu import (
     DAR_OBJECT_UNAVAILABLE,
     DAR_OTHER_REASON,
     DAR_READ_WRITE_DENIED,
@@ -25,6 +21,10 @@ from .apdu import (
     DAR_TEMPORARY_FAILURE,
     DAR_TYPE_UNMATCHED,
 )
+from ...protocols.dlms.axdr import Value
+from ...protocols.obis import obis_bytes, obis_dotted
+from .. import model
+from ..incidents import with_script
 from .errors import ApduError
 
 if TYPE_CHECKING:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from ...protocols.dlms import apdu as xdlms
 from ...protocols.dlms import axdr
 from ...protocols.dlms import security as S
 from . import apdu as A
@@ -60,7 +61,7 @@ class Session:
             return self._aarq(client, request)
         if tag == A.RLRQ:
             info = A.parse_rlrq(request)
-            if info and info[0] == A.GLO_INITIATE_REQUEST and self.associated:
+            if info and info[0] == xdlms.GLO_INITIATE_REQUEST and self.associated:
                 try:  # a protected release: accept its invocation counter
                     self._decrypt(self.client, S.split_ciphered(info).content)
                 except (SecurityFailure, ApduError):
@@ -69,7 +70,7 @@ class Session:
             return A.build_rlre()
         if not self.associated or client != self.client:
             return A.exception_response(1, 1)
-        if tag in A.GLO_REQUEST_TO_RESPONSE or tag == A.GENERAL_GLO_CIPHERING:
+        if tag in A.GLO_REQUEST_TO_RESPONSE or tag == xdlms.GENERAL_GLO_CIPHERING:
             return self._ciphered(request)
         if self.ciphered_context:
             return A.exception_response(1, 1)  # plain request in a ciphered association
@@ -122,7 +123,7 @@ class Session:
         info = aarq.user_info or b""
         self.client_title = aarq.calling_system_title or b""
         self.state.last_client_title = self.client_title
-        if info[:1] == bytes((A.GLO_INITIATE_REQUEST,)):
+        if info[:1] == bytes((xdlms.GLO_INITIATE_REQUEST,)):
             if ctx_id != A.CONTEXT_LN_CIPHERED or len(self.client_title) != 8:
                 return self._aare_reject(ctx_id, A.DIAG_NO_REASON)
             try:
@@ -167,7 +168,7 @@ class Session:
             challenge = self.stoc
         user_info = A.initiate_response(self.conformance, self.meter.max_pdu_size)
         if ciphered_initiate:
-            user_info = S.wrap_glo(A.GLO_INITIATE_RESPONSE, self._encrypt(user_info))
+            user_info = S.wrap_glo(xdlms.GLO_INITIATE_RESPONSE, self._encrypt(user_info))
         self.state.sessions += 1
         return A.build_aare(
             context=ctx_id,
@@ -218,7 +219,7 @@ class Session:
         if response is None:
             return None
         protected = self._encrypt(response, sc & 0x30 or S.SC_AUTH_ENC)
-        if c.tag == A.GENERAL_GLO_CIPHERING:
+        if c.tag == xdlms.GENERAL_GLO_CIPHERING:
             return S.wrap_general_glo(self.meter.system_title, protected)
         return S.wrap_glo(A.GLO_REQUEST_TO_RESPONSE[c.tag], protected)
 
@@ -254,16 +255,16 @@ class Session:
     def _lookup(self, class_id: int, obis: bytes):
         obj = OBJECTS.get(obis)
         if obj is None:
-            raise AccessError(A.DAR_OBJECT_UNDEFINED)
+            raise AccessError(xdlms.DAR_OBJECT_UNDEFINED)
         if obj.class_id != class_id:
-            raise AccessError(A.DAR_OBJECT_CLASS_INCONSISTENT)
+            raise AccessError(xdlms.DAR_OBJECT_CLASS_INCONSISTENT)
         return obj
 
     def _get_one(self, ctx: Ctx, d: A.Descriptor) -> tuple[bytes | None, int]:
         try:
             obj = self._lookup(d.class_id, d.obis)
             if d.index == 0:
-                raise AccessError(A.DAR_OBJECT_UNAVAILABLE)
+                raise AccessError(xdlms.DAR_OBJECT_UNAVAILABLE)
             return obj.get(ctx, d.index, d.selector, d.selector_value), 0
         except AccessError as e:
             return None, e.dar
@@ -296,7 +297,7 @@ class Session:
         if len(response) <= limit or raw is None:
             return response
         if not self.conformance & A.conformance_value("block_transfer_with_get"):
-            return A.get_response_normal(invoke, None, A.DAR_OTHER_REASON)
+            return A.get_response_normal(invoke, None, xdlms.DAR_OTHER_REASON)
         size = max(16, limit - _BLOCK_OVERHEAD)
         self.blocks = [raw[i : i + size] for i in range(0, len(raw), size)]
         self.block_no = 1
@@ -305,11 +306,11 @@ class Session:
 
     def _set(self, d: A.Descriptor, value: axdr.Value, raw: bytes) -> int:
         if self.client == CLIENT_PUBLIC:
-            return A.DAR_READ_WRITE_DENIED
+            return xdlms.DAR_READ_WRITE_DENIED
         try:
             obj = self._lookup(d.class_id, d.obis)
             if d.selector is not None:
-                raise AccessError(A.DAR_OTHER_REASON)
+                raise AccessError(xdlms.DAR_OTHER_REASON)
             obj.set(self._ctx(), d.index, value, raw)
         except AccessError as e:
             return e.dar
@@ -326,18 +327,18 @@ class Session:
         if req.kind == 2:
             self._end_block_set()
             if self.client == CLIENT_PUBLIC:
-                return fail(A.DAR_READ_WRITE_DENIED)
+                return fail(xdlms.DAR_READ_WRITE_DENIED)
             if number != 1:
-                return fail(A.DAR_DATA_BLOCK_NUMBER_INVALID)
+                return fail(xdlms.DAR_DATA_BLOCK_NUMBER_INVALID)
             self.set_descriptor = req.descriptors[0]
         elif self.set_descriptor is None:
-            return fail(A.DAR_NO_LONG_SET_IN_PROGRESS)
+            return fail(xdlms.DAR_NO_LONG_SET_IN_PROGRESS)
         elif number != self.set_block_no + 1:
-            return fail(A.DAR_DATA_BLOCK_NUMBER_INVALID)
+            return fail(xdlms.DAR_DATA_BLOCK_NUMBER_INVALID)
         self.set_block_no = number
         self.set_data += req.raw_block
         if len(self.set_data) > _MAX_SET_DATA:
-            return fail(A.DAR_LONG_SET_ABORTED)
+            return fail(xdlms.DAR_LONG_SET_ABORTED)
         if not req.last_block:
             return A.set_response_datablock(invoke, number)
         d, raw = self.set_descriptor, bytes(self.set_data)
@@ -347,17 +348,17 @@ class Session:
             if end != len(raw):
                 raise ApduError("trailing bytes after the SET value")
         except ApduError:
-            return A.set_response_last_datablock(invoke, A.DAR_TYPE_UNMATCHED, number)
+            return A.set_response_last_datablock(invoke, xdlms.DAR_TYPE_UNMATCHED, number)
         return A.set_response_last_datablock(invoke, self._set(d, value, raw), number)
 
     def _action(self, req: A.Request) -> bytes:
         d = req.descriptors[0]
         if self.client == CLIENT_PUBLIC:
-            return A.action_response(req.invoke_id, A.DAR_READ_WRITE_DENIED)
+            return A.action_response(req.invoke_id, xdlms.DAR_READ_WRITE_DENIED)
         try:
             obj = self._lookup(d.class_id, d.obis)
             if d.class_id == 15:
-                raise AccessError(A.DAR_READ_WRITE_DENIED)
+                raise AccessError(xdlms.DAR_READ_WRITE_DENIED)
             data = obj.action(self._ctx(), d.index, req.data)
         except AccessError as e:
             return A.action_response(req.invoke_id, e.dar)
@@ -373,7 +374,7 @@ class Session:
             )
         except (SecurityFailure, ApduError):
             self._reset()
-            return A.action_response(req.invoke_id, A.DAR_READ_WRITE_DENIED)
+            return A.action_response(req.invoke_id, xdlms.DAR_READ_WRITE_DENIED)
         self.hls_pending = False
         ic = self.state.next_server_ic()
         f_ctos = S.hls_reply(m.block_key, m.auth_key, m.system_title, ic, self.ctos)

@@ -81,7 +81,7 @@ def test_deviation_outside_any_time_zone_is_malformed():
 
 
 def test_simulator_clock_refuses_an_unspecified_hour():
-    from collection.simulators.dlms.apdu import DAR_TYPE_UNMATCHED
+    from collection.protocols.dlms.apdu import DAR_TYPE_UNMATCHED
     from collection.simulators.dlms.meter import MeterState, SimulatedMeter
     from collection.simulators.dlms.objects import OBJECTS, AccessError, Ctx
 

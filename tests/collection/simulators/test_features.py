@@ -116,7 +116,7 @@ def test_profile_attributes_and_event_log(fleet, meters):
 
 
 def test_entry_descriptor(fleet, meters):
-    from collection.simulators.dlms import apdu as A
+    from collection.protocols.dlms import apdu as xdlms
     from collection.simulators.dlms.objects import OBJECTS, Ctx
 
     m = meters[0]
@@ -133,7 +133,7 @@ def test_entry_descriptor(fleet, meters):
         [model.interval_value(m.serial, 1, oldest + 1)],
         [model.interval_value(m.serial, 1, oldest + 2)],
     ]
-    assert A.DAR_SUCCESS == 0
+    assert xdlms.DAR_SUCCESS == 0
 
 
 class _Sink:

@@ -12,17 +12,19 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts import audit
+from accounts.actions import delete_object, save_object
 from accounts.models import Organisation
 from accounts.scoping import scope_q
 from meters.alarms import engine as alarm_engine
 from meters.models import CommStatus, Meter, MeterModel
 
-from . import progress
+from . import enqueue, progress
 from .choices import ReadItem, ResultStatus, RunKind, RunStatus
 from .counters import DatabaseCounterStore
 from .models import JobRun, MeterReadResult, ReadJob
 from .protocols.errors import SystemTitleMismatch
 from .reader import MeterOutcome, ReadPlan, default_window, read_batch
+from .scheduling import drop_schedule, sync_schedule
 from .status import publish_status
 from .storing import profile_since, store_outcomes, summary, values_in
 from .targets import NotReadable, build_target
@@ -124,8 +126,6 @@ def _common_organisation(meters) -> Organisation:
 def _create_run(
     job, organisation, kind, items, meter_ids, since, until, *, acting_user, batch_size=None
 ) -> JobRun:
-    from .tasks import read_batch_task
-
     now = timezone.now()
     batch_size = batch_size or job.batch_size
     with transaction.atomic():
@@ -157,7 +157,7 @@ def _create_run(
                 changes=changes,
             )
         batches = [meter_ids[i : i + batch_size] for i in range(0, len(meter_ids), batch_size)]
-        transaction.on_commit(lambda: [read_batch_task.delay(run.pk, batch) for batch in batches])
+        transaction.on_commit(lambda: [enqueue.read_batch(run.pk, batch) for batch in batches])
     return run
 
 
@@ -415,8 +415,6 @@ def request_on_demand_read(
     meter: Meter, items: list[str], *, acting_user, since=None, until=None
 ) -> JobRun:
     """Queue a read of one meter now (page, API or command), audited; returns its run."""
-    from .tasks import read_batch_task
-
     unknown = set(items) - set(ReadItem.values)
     if unknown or not items:
         raise ValueError(f"unknown read items: {sorted(unknown)}" if unknown else "nothing to read")
@@ -438,7 +436,7 @@ def request_on_demand_read(
         audit.record(
             "read_meter", user=acting_user, obj=meter, changes={"items": items, "run": run.pk}
         )
-        transaction.on_commit(lambda: read_batch_task.delay(run.pk, [meter.pk]))
+        transaction.on_commit(lambda: enqueue.read_batch(run.pk, [meter.pk]))
     return run
 
 
@@ -545,10 +543,6 @@ def add_meters_to_read_job(job, meters, *, acting_user, filters=None) -> tuple[i
 
 def save_read_job(job: ReadJob, *, acting_user, before: dict | None = None) -> ReadJob:
     """Create or change a read job (scope re-checked, audited) and keep its beat entry in step."""
-    from accounts.actions import save_object
-
-    from .scheduling import sync_schedule
-
     with transaction.atomic():
         save_object(job, acting_user=acting_user, before=before)
         sync_schedule(job)
@@ -557,10 +551,6 @@ def save_read_job(job: ReadJob, *, acting_user, before: dict | None = None) -> R
 
 def delete_read_job(job: ReadJob, *, acting_user) -> None:
     """Delete a read job and its beat entry; its runs stay (their job shows as deleted)."""
-    from accounts.actions import delete_object
-
-    from .scheduling import drop_schedule
-
     with transaction.atomic():
         drop_schedule(job)
         delete_object(job, acting_user=acting_user)

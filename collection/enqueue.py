@@ -1,0 +1,19 @@
+"""Queue collection's Celery tasks by name (after commit, from actions).
+
+Tasks are thin wrappers around actions (collection/tasks.py imports actions); actions start
+tasks through these functions, which name the task instead of importing it, so neither module
+needs the other. The queue comes from settings' `CELERY_TASK_ROUTES` whether the task object
+is known here or not; `CollectionConfig.ready` registers the tasks in every process, so an
+eager run (tests) executes them in place, as `.delay()` on the task object would.
+"""
+
+from __future__ import annotations
+
+from celery import current_app
+
+READ_BATCH = "collection.read_batch"
+
+
+def read_batch(run_id: int, meter_ids: list[int]) -> None:
+    """One batch of a run: `collection.tasks.read_batch_task(run_id, meter_ids)`."""
+    current_app.signature(READ_BATCH, args=(run_id, meter_ids)).apply_async()

@@ -29,8 +29,8 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from collection.protocols.dlms import axdr  # noqa: E402
-from collection.protocols.obis import obis_bytes  # noqa: E402
 from collection.simulators.dlms_fleet import DlmsFleet, make_meters  # noqa: E402
+from meters import obis as obis_codes  # noqa: E402
 
 NOW = datetime(2025, 3, 10, 12, 7, 30, tzinfo=UTC)
 AARQ = bytes.fromhex("601da109060760857405080101be10040e01000000065f1f0400007e1fffff")
@@ -38,14 +38,14 @@ RLRQ = bytes.fromhex("6203800100")
 
 
 def _get(class_id: int, obis: str, attr: int, selection: bytes = b"") -> bytes:
-    head = bytes((0xC0, 0x01, 0xC1)) + class_id.to_bytes(2, "big") + obis_bytes(obis)
+    head = bytes((0xC0, 0x01, 0xC1)) + class_id.to_bytes(2, "big") + obis_codes.to_bytes(obis)
     return head + bytes((attr,)) + (b"\x01\x01" + selection if selection else b"\x00")
 
 
 def _day_range() -> bytes:
     clock = axdr.enc_struct(
         axdr.enc_uint16(8),
-        axdr.enc_octets(obis_bytes("0.0.1.0.0.255")),
+        axdr.enc_octets(obis_codes.to_bytes("0.0.1.0.0.255")),
         axdr.enc_int8(2),
         axdr.enc_uint16(0),
     )

@@ -2,6 +2,8 @@
 
 from django.db import models
 
+from . import obis
+
 
 class NodeKind(models.TextChoices):
     REGION = "region", "Region"
@@ -71,3 +73,8 @@ class Accumulation(models.TextChoices):
 
     INTERVAL = "interval", "Interval (consumption per capture period)"
     CUMULATIVE = "cumulative", "Cumulative (register value at each capture)"
+
+
+def default_accumulation(obis_code: str) -> str:
+    """Cumulative for a running-total register code (D = 8, 9), else interval."""
+    return Accumulation.CUMULATIVE if obis.is_cumulative(obis_code) else Accumulation.INTERVAL

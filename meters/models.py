@@ -25,10 +25,9 @@ from .choices import (
     Protocol,
     Security,
     Transport,
+    default_accumulation,
 )
-from .obis import default_accumulation
 from .obis import normalise as normalise_obis
-from .obis import validate as validate_obis
 from .store.models import (  # noqa: F401  (the store's tables belong to this app)
     DailyEnergy,
     EventRecord,
@@ -37,6 +36,7 @@ from .store.models import (  # noqa: F401  (the store's tables belong to this ap
     UnmappedValue,
 )
 from .store.quality import COLUMNS_PER_GROUP
+from .validators import validate_obis
 
 LATITUDE = [MinValueValidator(-90), MaxValueValidator(90)]
 LONGITUDE = [MinValueValidator(-180), MaxValueValidator(180)]

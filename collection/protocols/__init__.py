@@ -4,7 +4,7 @@
   ``InvocationCounterStore``);
 * :mod:`.errors` - typed errors with ``retryable``;
 * :mod:`.transport` - asyncio TCP / pyserial URL transports, ``LineLimiter``;
-* :mod:`.obis` - OBIS code formatting;
+* OBIS codes: the pure :mod:`meters.obis`, shared with the registry;
 * :mod:`.dlms` - DLMS/COSEM client (``DlmsClient``, ``DlmsSettings``);
 * :mod:`.cli` - ``read_meter`` command-line core (``main(argv) -> int``).
 """

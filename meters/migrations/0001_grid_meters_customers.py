@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db import migrations, models
 
 import amisite.encryption
-import meters.obis
+import meters.validators
 
 
 class Migration(migrations.Migration):
@@ -664,7 +664,7 @@ class Migration(migrations.Migration):
                 (
                     "obis",
                     models.CharField(
-                        max_length=32, validators=[meters.obis.validate], verbose_name="OBIS code"
+                        max_length=32, validators=[meters.validators.validate_obis], verbose_name="OBIS code"
                     ),
                 ),
                 ("name", models.CharField(max_length=100)),
@@ -698,7 +698,7 @@ class Migration(migrations.Migration):
                         blank=True,
                         help_text="for profile columns and event logs: the profile object holding them",
                         max_length=32,
-                        validators=[meters.obis.validate],
+                        validators=[meters.validators.validate_obis],
                     ),
                 ),
                 (

@@ -27,7 +27,7 @@ from accounts.models import Organisation
 from accounts.scoping import org_within_scope
 
 from .. import obis as obis_codes
-from ..choices import Accumulation, ChannelKind, Protocol
+from ..choices import Accumulation, ChannelKind, Protocol, default_accumulation
 from ..models import Channel, MeterModel
 from .columns import ENUM, INT, REF, TEXT, CellError, Column, parse_cell
 from .formats import (
@@ -445,7 +445,7 @@ class _Planner:
             channel.profile_obis = values["profile_obis"]
         if "accumulation" in values:
             # Blank: the OBIS code's default (set on save).
-            channel.accumulation = values["accumulation"] or obis_codes.default_accumulation(obis)
+            channel.accumulation = values["accumulation"] or default_accumulation(obis)
         if errors:
             raise _RowFailed
         try:

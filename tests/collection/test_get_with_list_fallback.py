@@ -14,9 +14,9 @@ from collection import actions
 from collection.models import JobRun, MeterReadResult, ReadJob
 from collection.protocols.dlms.client import DlmsClient
 from collection.protocols.dlms.settings import DlmsSettings
-from collection.protocols.obis import format_obis
 from collection.simulators import model as sim
 from collection.simulators.dlms_fleet import Fault, make_meters
+from meters import obis as obis_codes
 from meters.choices import ChannelKind
 from meters.models import Channel, MeterModel
 from meters.store import RegisterRead
@@ -25,7 +25,7 @@ from tests.collection.test_end_to_end import register_fleet, simulated_model
 from tests.factories import make_user
 
 MISSING = "1-0:128.8.0*255"  # a (manufacturer-specific) register the simulator does not have
-REGISTERS = [format_obis(register) for _profile, register, _unit in sim.CHANNELS.values()]
+REGISTERS = [obis_codes.normalise(register) for _profile, register, _unit in sim.CHANNELS.values()]
 
 
 def short_list_meter():

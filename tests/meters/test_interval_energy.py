@@ -15,9 +15,8 @@ import pytest
 from collection.ingest import ingest_profiles
 from collection.protocols.base import Channel as Col
 from collection.protocols.base import ProfileBlock, ProfileRow
-from meters.choices import Accumulation, ChannelKind
+from meters.choices import Accumulation, ChannelKind, default_accumulation
 from meters.models import Channel, Meter, MeterModel
-from meters.obis import default_accumulation
 from meters.store import DailyEnergy, IntervalReading, Quality, query
 from meters.store.days import day_bounds
 from meters.store.interval_energy import derive, energy_codes, energy_series, wrap_modulus

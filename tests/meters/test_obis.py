@@ -1,4 +1,4 @@
-"""OBIS parsing and formatting."""
+"""OBIS parsing and formatting: the one rule the registry, the store and the protocols share."""
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -6,14 +6,30 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from meters import obis
+from meters.validators import validate_obis
+
+ACTIVE_IMPORT = "1-0:1.8.0*255"
 
 
 @pytest.mark.parametrize(
     "text",
-    ["1-0:1.8.0*255", "1.0.1.8.0.255", "1-0:1.8.0", "1.8.0", " 1-0:1.8.0&255 "],
+    [
+        "1-0:1.8.0*255",
+        "1.0.1.8.0.255",
+        "1-0:1.8.0",
+        "1.8.0",
+        " 1-0:1.8.0&255 ",  # once refused by the protocols' copy
+        "1-0:1.8.0.255",  # once refused by the registry's copy
+        "1.8.0.255",
+        b"\x01\x00\x01\x08\x00\xff",
+        (1, 0, 1, 8, 0, 255),
+    ],
 )
 def test_notations_of_active_import_agree(text):
-    assert obis.normalise(text) == "1-0:1.8.0*255"
+    assert obis.normalise(text) == ACTIVE_IMPORT
+    assert obis.to_bytes(text) == b"\x01\x00\x01\x08\x00\xff"
+    assert obis.dotted(text) == "1.0.1.8.0.255"
+    assert obis.is_valid(text)
 
 
 def test_abstract_and_event_codes():
@@ -22,16 +38,41 @@ def test_abstract_and_event_codes():
 
 
 @pytest.mark.parametrize(
-    "bad", ["", "1.8", "1-0:1.8.0*256", "a.b.c", "1-0:1.8.0*", "1..8.0", None, 18]
+    "bad",
+    [
+        "",
+        "1.8",
+        "1-0:1.8",
+        "1-0:1.8.0*256",
+        "a.b.c",
+        "x",
+        "1-0:1.8.0*",
+        "1..8.0",
+        b"\x01",
+        (1, 0, 1, 8, 0),
+        (1, 0, 1, 8, 0, 256),
+        (1, 0, 1, 8, 0, True),
+        None,
+        18,
+        5,
+    ],
 )
 def test_bad_codes_are_refused(bad):
     with pytest.raises(ValueError):
         obis.parse(bad)
+    assert not obis.is_valid(bad)
 
 
 def test_validator_raises_validation_error():
     with pytest.raises(ValidationError):
-        obis.validate("1-0:1.8")
+        validate_obis("1-0:1.8")
+    validate_obis("1-0:1.8.0.255")
+
+
+def test_cumulative_registers():
+    assert obis.is_cumulative("1-0:1.8.0*255")
+    assert not obis.is_cumulative("1-0:1.29.0*255")
+    assert not obis.is_cumulative("garbage")
 
 
 @given(st.lists(st.integers(0, 255), min_size=6, max_size=6))
@@ -39,4 +80,14 @@ def test_round_trips(parts):
     code = obis.Obis(*parts)
     assert obis.parse(str(code)) == code
     assert obis.parse(code.dotted) == code
+    assert obis.parse(code.to_bytes()) == code
+    assert obis.parse(tuple(parts)) == code
     assert obis.Obis.from_bytes(code.to_bytes()) == code
+
+
+@given(st.text(max_size=30))
+def test_garbage_only_value_error(text):
+    try:
+        obis.parse(text)
+    except ValueError:
+        pass

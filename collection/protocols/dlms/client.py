@@ -7,6 +7,8 @@ import struct
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from meters import obis as obis_codes
+
 from .. import base
 from ..base import (
     Channel,
@@ -35,7 +37,6 @@ from ..errors import (
     SecurityError,
     SystemTitleMismatch,
 )
-from ..obis import format_obis, obis_bytes, obis_dotted
 from ..transport import open_transport
 from . import apdu as ap
 from . import axdr
@@ -102,7 +103,7 @@ def scale(value: object, scaler: int) -> Decimal | None:
 
 
 def _guess_class(obis: str) -> int:
-    parts = obis_bytes(obis)
+    parts = obis_codes.to_bytes(obis)
     if parts[0] == 1 and parts[3] in (6,):
         return CLASS_EXTENDED_REGISTER
     if parts[0] == 1:
@@ -518,7 +519,7 @@ class DlmsClient(MeterSession):
         items: list[tuple[int, str, int]] = []
         slots: dict[str, dict[int, int]] = {}
         for name in names:
-            cls, ln = classes[name], obis_dotted(name)
+            cls, ln = classes[name], obis_codes.dotted(name)
             want = [2]
             if cls in (CLASS_REGISTER, CLASS_EXTENDED_REGISTER) and (cls, ln) not in self._scalers:
                 want.append(3)
@@ -531,7 +532,7 @@ class DlmsClient(MeterSession):
         results = await self.get_many(items)
         out: dict[str, RegisterValue | ProtocolError] = {}
         for name in names:
-            cls, ln = classes[name], obis_dotted(name)
+            cls, ln = classes[name], obis_codes.dotted(name)
             got = {attr: results[i] for attr, i in slots[name].items()}
             error = next((r for r in got.values() if isinstance(r, ProtocolError)), None)
             if error is not None:
@@ -557,7 +558,7 @@ class DlmsClient(MeterSession):
         return out
 
     async def _read_registers(self, obis: list[str]) -> list[RegisterValue]:
-        names = [format_obis(o) for o in obis]
+        names = [obis_codes.normalise(o) for o in obis]
         unique = list(dict.fromkeys(names))
         candidates = {n: self._register_classes(n) for n in unique}
         done: dict[str, RegisterValue] = {}
@@ -610,7 +611,7 @@ class DlmsClient(MeterSession):
                 and len(item[1]) == 6
             ):
                 raise MalformedResponse("invalid capture object definition")
-            out.append((item[0], obis_dotted(item[1]), item[2], item[3]))
+            out.append((item[0], obis_codes.dotted(item[1]), item[2], item[3]))
         # scaler_unit of every register column, in one more round trip
         need = [
             (c, o, 3)
@@ -634,7 +635,7 @@ class DlmsClient(MeterSession):
         access = b"\x01" + axdr.enc_struct(
             axdr.enc_struct(
                 axdr.enc_uint16(CLASS_CLOCK),
-                axdr.enc_octets(obis_bytes(clock[1])),
+                axdr.enc_octets(obis_codes.to_bytes(clock[1])),
                 axdr.enc_int8(clock[2]),
                 axdr.enc_uint16(0),
             ),
@@ -673,7 +674,7 @@ class DlmsClient(MeterSession):
         return await self._call(self._read_load_profile, profile, start, end)
 
     async def _read_load_profile(self, profile: str, start: datetime, end: datetime):
-        ln = obis_dotted(profile or LOAD_PROFILE)
+        ln = obis_codes.dotted(profile or LOAD_PROFILE)
         captures, rows = await self._read_buffer(ln, start, end)
         period = self._periods.get(ln)
         clock_idx = next(i for i, c in enumerate(captures) if c[0] == CLASS_CLOCK)
@@ -687,7 +688,7 @@ class DlmsClient(MeterSession):
                 status_idx = i
                 continue
             scaler, unit = await self._scaler_unit(cls, cln) if attr == 2 else (0, None)
-            channels.append(Channel(format_obis(cln), unit, scaler, attr))
+            channels.append(Channel(obis_codes.normalise(cln), unit, scaler, attr))
             value_cols.append((i, scaler))
         out = []
         width = len(captures)
@@ -711,19 +712,19 @@ class DlmsClient(MeterSession):
             values = tuple(scale(row[i], s) for i, s in value_cols)
             status = row[status_idx] if status_idx is not None else None
             out.append(ProfileRow(ts, values, status if isinstance(status, int) else None))
-        return ProfileBlock(format_obis(ln), tuple(channels), tuple(out), period)
+        return ProfileBlock(obis_codes.normalise(ln), tuple(channels), tuple(out), period)
 
     async def read_events(self, log: str, start: datetime, end: datetime) -> list[MeterEvent]:
         return await self._call(self._read_events, log, start, end)
 
     async def _read_events(self, log: str, start: datetime, end: datetime):
-        ln = obis_dotted(log or EVENT_LOG)
+        ln = obis_codes.dotted(log or EVENT_LOG)
         captures, rows = await self._read_buffer(ln, start, end)
         clock_idx = next(i for i, c in enumerate(captures) if c[0] == CLASS_CLOCK)
         other = [i for i in range(len(captures)) if i != clock_idx]
         if not other:
             raise MalformedResponse("event log without an event code column")
-        name = format_obis(ln)
+        name = obis_codes.normalise(ln)
         events = []
         for row in rows:
             if not isinstance(row, list) or len(row) != len(captures):
@@ -802,7 +803,7 @@ class DlmsClient(MeterSession):
                                 e.enc_octets(
                                     bytes((a.start.hour, a.start.minute, a.start.second, 0))
                                 ),
-                                e.enc_octets(obis_bytes(a.script)),
+                                e.enc_octets(obis_codes.to_bytes(a.script)),
                                 e.enc_uint16(a.selector),
                             )
                             for a in d.actions
@@ -829,16 +830,21 @@ class DlmsClient(MeterSession):
         return await self._call(self._configure_load_profile, period_seconds, channels, profile)
 
     async def _configure_load_profile(self, period, channels, profile) -> None:
-        ln = obis_dotted(profile or LOAD_PROFILE)
+        ln = obis_codes.dotted(profile or LOAD_PROFILE)
         e = axdr
 
         def capture(cls: int, obis: str, attr: int) -> bytes:
             return e.enc_struct(
-                e.enc_uint16(cls), e.enc_octets(obis_bytes(obis)), e.enc_int8(attr), e.enc_uint16(0)
+                e.enc_uint16(cls),
+                e.enc_octets(obis_codes.to_bytes(obis)),
+                e.enc_int8(attr),
+                e.enc_uint16(0),
             )
 
         objects = [capture(CLASS_CLOCK, CLOCK, 2)] + [
-            capture(self.settings.register_classes.get(format_obis(c), CLASS_REGISTER), c, 2)
+            capture(
+                self.settings.register_classes.get(obis_codes.normalise(c), CLASS_REGISTER), c, 2
+            )
             for c in channels
         ]
         await self.set_value(CLASS_PROFILE_GENERIC, ln, 3, e.enc_array(objects))

@@ -9,9 +9,10 @@ declare it and the contract's :class:`~collection.protocols.errors.NotSupported`
 
 from __future__ import annotations
 
+from meters import obis as obis_codes
+
 from .. import base
 from ..errors import MalformedResponse
-from ..obis import format_obis, obis_dotted
 from . import axdr
 from .client import DlmsClient
 
@@ -29,7 +30,7 @@ class DlmsSession(DlmsClient):
     capabilities = base.ALL_CAPABILITIES - {base.LIMITER}
 
     async def read_push_setup(self, setup: str | None = None) -> base.PushSetup:
-        return await self._call(self._read_push_setup, obis_dotted(setup or PUSH_SETUP))
+        return await self._call(self._read_push_setup, obis_codes.dotted(setup or PUSH_SETUP))
 
     async def set_push_destination(
         self, destination: str, setup: str | None = None
@@ -40,7 +41,7 @@ class DlmsSession(DlmsClient):
         return await self._call(self._set_push_destination, destination, setup)
 
     async def _set_push_destination(self, destination: str, setup: str | None):
-        ln = obis_dotted(setup or PUSH_SETUP)
+        ln = obis_codes.dotted(setup or PUSH_SETUP)
         value = axdr.enc_struct(
             axdr.enc_enum(TRANSPORT_TCP),
             axdr.enc_octets(destination.encode("ascii")),
@@ -55,8 +56,10 @@ class DlmsSession(DlmsClient):
         if not isinstance(objects, list) or not isinstance(target, list) or len(target) != 3:
             raise MalformedResponse("push setup: unexpected object list or destination")
         try:
-            pushed = tuple(format_obis(item[1]) for item in objects)
+            pushed = tuple(obis_codes.normalise(item[1]) for item in objects)
             destination = bytes(target[1]).decode("ascii")
         except (TypeError, IndexError, ValueError, UnicodeDecodeError):
             raise MalformedResponse("push setup: unexpected object list or destination") from None
-        return base.PushSetup(setup=format_obis(ln), destination=destination, objects=pushed)
+        return base.PushSetup(
+            setup=obis_codes.normalise(ln), destination=destination, objects=pushed
+        )

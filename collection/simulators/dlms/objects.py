@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from meters import obis as obis_codes
+
 from ...protocols.dlms import axdr
 from ...protocols.dlms.apdu import (
     DAR_OBJECT_UNAVAILABLE,
@@ -22,7 +24,6 @@ from ...protocols.dlms.apdu import (
     DAR_TYPE_UNMATCHED,
 )
 from ...protocols.dlms.axdr import Value
-from ...protocols.obis import obis_bytes, obis_dotted
 from .. import model
 from ..incidents import with_script
 from .errors import ApduError
@@ -66,7 +67,7 @@ class CosemObject:
 
     def __init__(self, obis: str) -> None:
         self.obis = obis
-        self.ln = obis_bytes(obis)
+        self.ln = obis_codes.to_bytes(obis)
 
     def get(self, ctx: Ctx, attr: int, selector: int | None, sel: Value | None) -> bytes:
         if selector is not None:
@@ -173,7 +174,7 @@ class Clock(CosemObject):
 def capture_object(class_id: int, obis: str, attr: int, index: int = 0) -> bytes:
     return axdr.enc_struct(
         axdr.enc_uint16(class_id),
-        axdr.enc_octets(obis_bytes(obis)),
+        axdr.enc_octets(obis_codes.to_bytes(obis)),
         axdr.enc_int8(attr),
         axdr.enc_uint16(index),
     )
@@ -219,7 +220,7 @@ class ProfileGeneric(CosemObject):
             m = w.as_list()
             if len(m) < 3:
                 raise AccessError(DAR_TYPE_UNMATCHED)
-            key = (m[0].as_int(), obis_dotted(m[1].as_bytes()), m[2].as_int())
+            key = (m[0].as_int(), obis_codes.dotted(m[1].as_bytes()), m[2].as_int())
             if key not in columns:
                 raise AccessError(DAR_SCOPE_OF_ACCESS_VIOLATED)
             out.append(columns.index(key))
@@ -237,7 +238,7 @@ class ProfileGeneric(CosemObject):
                 if len(m) < 3:
                     raise AccessError(DAR_TYPE_UNMATCHED)
                 restricting = m[0].as_list()
-                if obis_dotted(restricting[1].as_bytes()) != "0.0.1.0.0.255":
+                if obis_codes.dotted(restricting[1].as_bytes()) != "0.0.1.0.0.255":
                     raise AccessError(DAR_SCOPE_OF_ACCESS_VIOLATED)
                 start = axdr.decode_datetime(m[1].value)
                 end = axdr.decode_datetime(m[2].value)
@@ -403,7 +404,7 @@ def _capture_objects(v: Value) -> tuple[tuple[int, str, int], ...]:
             m = item.as_list()
             if item.tag != axdr.STRUCTURE or len(m) != 4 or len(m[1].as_bytes()) != 6:
                 raise AccessError(DAR_TYPE_UNMATCHED)
-            key = (m[0].as_int(), obis_dotted(m[1].as_bytes()), m[2].as_int())
+            key = (m[0].as_int(), obis_codes.dotted(m[1].as_bytes()), m[2].as_int())
             if key not in _CAPTURABLE or m[3].as_int() != 0 or key in out:
                 raise AccessError(DAR_OTHER_REASON)
             out.append(key)
@@ -476,7 +477,7 @@ class DisconnectControl(CosemObject):
         return None
 
 
-_SCRIPT_TABLE = obis_bytes("0.0.10.0.100.255")
+_SCRIPT_TABLE = obis_codes.to_bytes("0.0.10.0.100.255")
 
 
 def _default_calendar(attr: int) -> bytes:
@@ -637,7 +638,7 @@ class Association(CosemObject):
             raise AccessError(DAR_READ_WRITE_DENIED)
         if attr == 8:
             return axdr.enc_enum(2)  # associated
-        return axdr.enc_octets(obis_bytes("0.0.43.0.0.255"))
+        return axdr.enc_octets(obis_codes.to_bytes("0.0.43.0.0.255"))
 
 
 # --- the object list -------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from collection.protocols.errors import (
     ProtocolError,
     SecurityError,
 )
-from collection.protocols.obis import obis_bytes
+from meters import obis as obis_codes
 
 from .conftest import NOW, fleet, make_settings, run
 
@@ -216,8 +216,8 @@ def test_configure_load_profile():
     channels = ["1-0:1.29.0*255", "1-0:2.29.0*255", "1-0:3.29.0*255", "1-0:4.29.0*255"]
     period, captured = run(main())
     assert period == 900
-    assert captured == [(8, obis_bytes("0-0:1.0.0*255"), 2)] + [
-        (3, obis_bytes(channel), 2) for channel in channels
+    assert captured == [(8, obis_codes.to_bytes("0-0:1.0.0*255"), 2)] + [
+        (3, obis_codes.to_bytes(channel), 2) for channel in channels
     ]
 
 

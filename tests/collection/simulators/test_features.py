@@ -15,10 +15,10 @@ from dlms_cosem.cosem.selective_access import RangeDescriptor
 
 from collection.protocols.dlms import axdr
 from collection.protocols.dlms import security as S
-from collection.protocols.obis import obis_bytes
 from collection.simulators import model
 from collection.simulators.dlms.meter import MeterState
 from collection.simulators.dlms_fleet import DlmsFleet, build_push_apdu, make_meters, push_alarm
+from meters import obis as obis_codes
 
 from .conftest import CLOCK, DATA, NOW, PROFILE, REGISTER, attr, cosem_client, get_value
 from .test_interop_dlms_cosem import _dt
@@ -120,7 +120,7 @@ def test_entry_descriptor(fleet, meters):
     from collection.simulators.dlms.objects import OBJECTS, Ctx
 
     m = meters[0]
-    lp = OBJECTS[obis_bytes("1.0.99.1.0.255")]
+    lp = OBJECTS[obis_codes.to_bytes("1.0.99.1.0.255")]
     sel = axdr.decode_typed_all(
         axdr.enc_struct(
             axdr.enc_uint32(2), axdr.enc_uint32(3), axdr.enc_uint16(2), axdr.enc_uint16(2)

@@ -18,7 +18,6 @@ from collection.protocols.dlms import axdr
 from collection.protocols.dlms import security as S
 from collection.protocols.dlms.framing import PF, RR, SNRM, HdlcAddress, HdlcFrame
 from collection.protocols.dlms.gurux_compat import GuruxApdu
-from collection.protocols.obis import obis_bytes
 from collection.simulators import model
 from collection.simulators.dlms import apdu as A
 from collection.simulators.dlms.link import HdlcLink
@@ -26,6 +25,7 @@ from collection.simulators.dlms.meter import MeterState, SimulatedMeter
 from collection.simulators.dlms.objects import OBJECTS, Ctx
 from collection.simulators.dlms.session import Session
 from collection.simulators.dlms_fleet import DlmsFleet, Fault, make_meters
+from meters import obis as obis_codes
 
 from .conftest import CLOCK, NOW, PROFILE, attr, cosem_client, get_value
 
@@ -36,7 +36,7 @@ CLIENT_TITLE = b"TST00001"
 def _capture(cls: int, obis: str, a: int = 2) -> bytes:
     return axdr.enc_struct(
         axdr.enc_uint16(cls),
-        axdr.enc_octets(obis_bytes(obis)),
+        axdr.enc_octets(obis_codes.to_bytes(obis)),
         axdr.enc_int8(a),
         axdr.enc_uint16(0),
     )
@@ -112,7 +112,7 @@ def test_load_profile_capture_objects_and_period_writable(fleet, meters):
 
 def test_profile_buffer_is_capped():
     m = SimulatedMeter(serial="90000001")
-    lp = OBJECTS[obis_bytes(LP)]
+    lp = OBJECTS[obis_codes.to_bytes(LP)]
     ctx = Ctx(m, MeterState(), NOW)
     assert axdr.decode_typed_all(lp.get(ctx, 8, None, None)).value == 960
     assert axdr.decode_typed_all(lp.get(ctx, 7, None, None)).value == 960
@@ -141,7 +141,7 @@ def test_profile_buffer_is_capped():
     # fresh meter: entries_in_use counts completed intervals only
     young = Ctx(m, MeterState(), model.EPOCH + timedelta(minutes=50))
     assert axdr.decode_typed_all(lp.get(young, 7, None, None)).value == 3
-    log = OBJECTS[obis_bytes("0.0.99.98.0.255")]
+    log = OBJECTS[obis_codes.to_bytes("0.0.99.98.0.255")]
     assert axdr.decode_typed_all(log.get(ctx, 8, None, None)).value == 2
     assert axdr.decode_typed_all(log.get(ctx, 7, None, None)).value == 2
     events = axdr.decode_typed_all(log.get(ctx, 2, None, None)).as_list()
@@ -285,7 +285,7 @@ def test_set_with_datablocks():
     state = MeterState()
     s = _lls_session(m, state)
     value = axdr.enc_octets(b"X" * 300)  # activity calendar passive name
-    desc = bytes((0, 20)) + obis_bytes("0.0.13.0.0.255") + bytes((6, 0))
+    desc = bytes((0, 20)) + obis_codes.to_bytes("0.0.13.0.0.255") + bytes((6, 0))
     chunks = [value[i : i + 128] for i in range(0, len(value), 128)]
     reply = s.handle(17, bytes((A.SET_REQUEST, 2, 0xC1)) + desc + _datablock(False, 1, chunks[0]))
     assert reply == bytes((A.SET_RESPONSE, 2, 0xC1)) + (1).to_bytes(4, "big")

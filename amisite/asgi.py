@@ -7,12 +7,12 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "amisite.settings")
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs Django set up first)
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (after Django setup)
 
 from . import capacity  # noqa: E402
 from .routing import websocket_urlpatterns  # noqa: E402
 from .webgate import RequestGate  # noqa: E402
+from .websocket import socket_auth  # noqa: E402
 from .websocket_origin import SameOriginValidator  # noqa: E402
 
 application = ProtocolTypeRouter(
@@ -22,6 +22,6 @@ application = ProtocolTypeRouter(
             limit=capacity.web_threads(),
             queue_timeout=capacity.web_queue_timeout(),
         ),
-        "websocket": SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": SameOriginValidator(socket_auth(URLRouter(websocket_urlpatterns))),
     }
 )

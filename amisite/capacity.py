@@ -7,7 +7,8 @@ of its processes' pool maxima, so that sum is what has to fit under PostgreSQL's
 
     web     AMI_WEB_WORKERS uvicorn processes (default: cores), each running at most
             AMI_WEB_THREADS requests through Django at once (default 8); the others wait
-            in the event loop, holding no thread and no connection.
+            in the event loop, holding no thread and no connection. Its websockets' database
+            work (sign-in, scope, snapshots) runs on AMI_WS_THREADS threads (default 2).
     worker  AMI_WORKER_CONCURRENCY Celery prefork children (default: cores).
     beat, push listener: one process each.
 
@@ -24,9 +25,11 @@ ROLES = ("web", "worker", "beat", "push", "other")
 
 # Connections a process of each role can use at once, besides the web's request threads:
 # a Celery child runs its task on one thread plus asgiref's single sync thread for the
-# async collection code; beat and the push listener likewise; a web process gets two for
-# websocket consumers on top of its request threads; commands and shells four.
+# async collection code; beat and the push listener likewise; a web process gets one for
+# each websocket thread (AMI_WS_THREADS, default 2) on top of its request threads, plus
+# one for /healthz, which bypasses the request gate; commands and shells four.
 SIDE_CONNECTIONS = {"web": 2, "worker": 2, "beat": 2, "push": 2, "other": 4}
+HEALTHZ_CONNECTIONS = 1
 
 
 def _positive(name: str, default: int) -> int:
@@ -60,6 +63,11 @@ def web_threads() -> int:
     return _positive("AMI_WEB_THREADS", 8)
 
 
+def ws_threads() -> int:
+    """Threads per web process for websocket consumers' database work (each: one connection)."""
+    return _positive("AMI_WS_THREADS", SIDE_CONNECTIONS["web"])
+
+
 def web_queue_timeout() -> float:
     """Seconds a request may wait for one of the web process's slots before a 503."""
     return float(os.environ.get("AMI_WEB_QUEUE_TIMEOUT", "") or 10)
@@ -81,7 +89,10 @@ def role() -> str:
 def pool_max(for_role: str | None = None) -> int:
     """The most database connections one process of this role opens (DB_POOL_MAX overrides)."""
     for_role = for_role or role()
-    default = SIDE_CONNECTIONS[for_role] + (web_threads() if for_role == "web" else 0)
+    if for_role == "web":
+        default = web_threads() + ws_threads() + HEALTHZ_CONNECTIONS
+    else:
+        default = SIDE_CONNECTIONS[for_role]
     return _positive("DB_POOL_MAX", default)
 
 

@@ -4,6 +4,13 @@ When the channel layer's Redis times out or goes away (`redis.exceptions.Timeout
 read, a refused connection), the consumer used to die with a traceback from the ASGI server.
 Now the socket is closed with 1013 "try again later" (the pages reconnect) and one line is
 logged.
+
+Database work of sockets runs on the process's own `AMI_WS_THREADS` threads (`socket_db`),
+each holding a pooled connection only while it works. Channels' `database_sync_to_async`
+would run it on asgiref's one thread-sensitive thread per process, behind every other
+socket's work: 2,000 browsers coming back after a restart queued their sign-in, scope and
+first snapshot one at a time, and channels' per-message `close_old_connections` hop through
+that same thread put every alarm delivery behind them too.
 """
 
 from __future__ import annotations
@@ -11,16 +18,57 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
-from channels.db import database_sync_to_async
+from asgiref.sync import SyncToAsync
+from channels.auth import AuthMiddleware, get_user
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.sessions import CookieMiddleware, SessionMiddleware
 from django.conf import settings
+from django.db import close_old_connections
 from redis.exceptions import RedisError
 
 from accounts.sessions import access_fingerprint, socket_group
 
+from . import capacity
+
 log = logging.getLogger("amisite.websocket")
 TRY_AGAIN_LATER = 1013
+
+# Threads are started on first use, so a process that never serves a socket has none.
+_threads = ThreadPoolExecutor(capacity.ws_threads(), thread_name_prefix="ws-db")
+
+
+class _SocketWork(SyncToAsync):
+    """channels.db.DatabaseSyncToAsync, except that it closes with Django's own function:
+    channels' test communicator patches out the one channels calls, which on threads of our
+    own would leave their connections open past the test."""
+
+    def thread_handler(self, loop, *args, **kwargs):
+        close_old_connections()
+        try:
+            return super().thread_handler(loop, *args, **kwargs)
+        finally:
+            close_old_connections()  # with the pool: the connection goes back to it
+
+
+def socket_db(func):
+    """`func` as a coroutine run on the websocket threads, its connection back in the pool
+    afterwards (Django's connections are per thread; the pool bounds them per process)."""
+    return _SocketWork(func, thread_sensitive=False, executor=_threads)
+
+
+class SocketAuthMiddleware(AuthMiddleware):
+    """Channels' AuthMiddleware (session -> user), run on the websocket threads."""
+
+    async def resolve_scope(self, scope):
+        scope["user"]._wrapped = await socket_db(get_user.func)(scope)
+
+
+def socket_auth(inner):
+    """`channels.auth.AuthMiddlewareStack` with the sign-in lookup on the websocket threads."""
+    return CookieMiddleware(SessionMiddleware(SocketAuthMiddleware(inner)))
 
 
 ACCESS_CHANGED = 4401  # close code: sign in again / reconnect to be authorised afresh
@@ -44,9 +92,7 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
         self._ami_watch = asyncio.ensure_future(self._watch_access())
 
     async def _access(self):
-        return await database_sync_to_async(access_fingerprint)(
-            self._ami_user_id, self._ami_session_key
-        )
+        return await socket_db(access_fingerprint)(self._ami_user_id, self._ami_session_key)
 
     async def _watch_access(self):
         while True:
@@ -61,6 +107,16 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
             return False
         await self.close(code=ACCESS_CHANGED)
         return True
+
+    async def dispatch(self, message):
+        """Channels' dispatch without its `close_old_connections` before every message: that
+        hop goes through asgiref's one thread per process (every alarm to every socket
+        waited its turn there), and no connection lives on the event loop's side here:
+        `socket_db` closes its own."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def access_changed(self, event):
         if await self._recheck():

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from channels.db import database_sync_to_async
 from django.utils import timezone
 
-from amisite.websocket import JsonConsumer
+from amisite.websocket import JsonConsumer, socket_db
 
 STATUS_GROUP = "system-status"
 
@@ -65,7 +64,7 @@ class SystemStatusConsumer(JsonConsumer):
             await self.send_snapshot()
 
     async def send_snapshot(self):
-        status = await database_sync_to_async(_snapshot_for)(self.user_id)
+        status = await socket_db(_snapshot_for)(self.user_id)
         if status is None:  # deactivated or deleted meanwhile
             await self.close(code=4403)
             return
@@ -218,7 +217,7 @@ class RunProgressConsumer(JsonConsumer):
 
         user = self.scope.get("user")
         run_id = int(self.scope["url_route"]["kwargs"]["run_id"])
-        snapshot = await database_sync_to_async(_visible_run_snapshot)(user, run_id)
+        snapshot = await socket_db(_visible_run_snapshot)(user, run_id)
         if snapshot is None:
             await self.close(code=4404)
             return

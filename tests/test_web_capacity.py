@@ -31,20 +31,23 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_sizes_follow_the_cores_unless_the_environment_says_otherwise(monkeypatch):
-    for name in ("AMI_WEB_WORKERS", "AMI_WEB_THREADS", "AMI_WORKER_CONCURRENCY", "DB_POOL_MAX"):
+    names = ("AMI_WEB_WORKERS", "AMI_WEB_THREADS", "AMI_WS_THREADS", "AMI_WORKER_CONCURRENCY")
+    for name in (*names, "DB_POOL_MAX"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(capacity, "cores", lambda: 6)
     plan = capacity.plan()
     assert (plan.web_workers, plan.worker_concurrency) == (6, 6)
-    assert plan.web_pool == plan.web_threads + capacity.SIDE_CONNECTIONS["web"]
+    # request threads + websocket threads + one for /healthz, which bypasses the gate
+    assert plan.web_pool == plan.web_threads + capacity.ws_threads() + 1
     assert plan.total == 6 * plan.web_pool + 6 * plan.worker_pool + plan.beat_pool + plan.push_pool
 
     monkeypatch.setenv("AMI_WEB_WORKERS", "3")
     monkeypatch.setenv("AMI_WEB_THREADS", "4")
     monkeypatch.setenv("AMI_WORKER_CONCURRENCY", "1")
+    monkeypatch.setenv("AMI_WS_THREADS", "3")
     plan = capacity.plan()
     assert (plan.web_workers, plan.web_threads, plan.worker_concurrency) == (3, 4, 1)
-    assert plan.web_pool == 6
+    assert plan.web_pool == 4 + 3 + 1
 
 
 @pytest.mark.parametrize("value", ["0", "-2", "lots"])
@@ -114,7 +117,7 @@ class _Held:
             self.inside -= 1
 
 
-async def _request(app) -> dict:
+async def _request(app, path="/x") -> dict:
     sent = []
 
     async def receive():
@@ -123,7 +126,7 @@ async def _request(app) -> dict:
     async def send(message):
         sent.append(message)
 
-    await app({"type": "http", "path": "/x", "method": "GET", "headers": []}, receive, send)
+    await app({"type": "http", "path": path, "method": "GET", "headers": []}, receive, send)
     start = sent[0]
     return {"status": start["status"], "headers": dict(start.get("headers", []))}
 
@@ -178,6 +181,27 @@ def test_websockets_are_not_gated():
         return seen
 
     assert _run(scenario()) == ["websocket"]
+
+
+def test_healthz_is_not_gated():
+    """Liveness, and the benches' baseline, must not wait behind the pages."""
+
+    async def scenario():
+        inner = _Held()
+        inner.release = asyncio.Event()
+        gate = RequestGate(inner, limit=1, queue_timeout=0.05)
+        page = asyncio.create_task(_request(gate))
+        while inner.inside < 1:
+            await asyncio.sleep(0)
+        health = asyncio.create_task(_request(gate, "/healthz"))
+        while inner.inside < 2:  # in beside the page, not waiting for its slot
+            await asyncio.sleep(0)
+        other = await _request(gate, "/meters/")  # a page waits, then gets its 503
+        inner.release.set()
+        return await health, other, await page
+
+    health, other, page = _run(scenario())
+    assert (health["status"], other["status"], page["status"]) == (200, 503, 200)
 
 
 # ------------------------------------------------------------------ a real server process
@@ -350,3 +374,88 @@ def _waiting_on_lock(watcher) -> bool:
             "AND application_name = 'ami-web' AND wait_event_type = 'Lock'"
         )
         return cur.fetchone()[0] > 0
+
+
+def _send_and_hang_up_later(address, path, cookie) -> socket.socket:
+    """A raw client that sends its request and reads nothing (closed by the caller)."""
+    sock = socket.create_connection(address, timeout=10)
+    sock.sendall(
+        f"GET {path} HTTP/1.1\r\nHost: {address[0]}\r\nCookie: sessionid={cookie}\r\n\r\n".encode()
+    )
+    return sock
+
+
+def _sessions_locked(dsn):
+    import psycopg
+
+    locker = psycopg.connect(**dsn)
+    locker.execute("LOCK TABLE django_session IN ACCESS EXCLUSIVE MODE")
+    return locker
+
+
+def _lock_waiters(watcher) -> int:
+    with watcher.cursor() as cur:
+        cur.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND application_name = 'ami-web' AND wait_event_type = 'Lock'"
+        )
+        return cur.fetchone()[0]
+
+
+def _wait_for(condition, what, seconds=30):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
+@pytest.mark.postgres
+def test_clients_that_hang_up_mid_request_give_their_connections_back(transactional_db):
+    """Clients gone while their requests hold every pooled connection (and more queue at the
+    gate): afterwards every connection of the pool can be taken again, no 5xx anywhere."""
+    import psycopg
+    from django.db import connection
+
+    cookie = _signed_in_cookie()
+    dsn = connection.get_connection_params()
+    dsn = {k: v for k, v in dsn.items() if k in ("dbname", "user", "host", "port")}
+    threads = 3
+    env = {
+        "AMI_WEB_THREADS": str(threads),
+        "DB_POOL_MAX": str(threads),  # no spare: one connection not given back is a 503 below
+        "DB_POOL_TIMEOUT": "2",
+        "AMI_WEB_QUEUE_TIMEOUT": "60",
+    }
+    paths = ["/meters/", "/", "/alarms/", "/api/meters/"] * 5  # 20 clients, 3 get in at once
+    with (
+        web_process(**env) as (address, log),
+        psycopg.connect(**dsn, autocommit=True) as watcher,
+    ):
+        for _ in range(2):  # twice: what the first round leaked would starve the second
+            locker = _sessions_locked(dsn)
+            clients = [_send_and_hang_up_later(address, p, cookie) for p in paths]
+            _wait_for(lambda: _lock_waiters(watcher) == threads, "requests never held the pool")
+            for client in clients:  # mid-request: 3 inside Django, 17 waiting at the gate
+                client.close()
+            time.sleep(0.2)
+            locker.commit()  # the requests inside finish, for nobody
+            locker.close()
+
+        # Every pooled connection again: `threads` requests each hold one at the same time.
+        locker = _sessions_locked(dsn)
+        with ThreadPoolExecutor(threads) as background:
+            held = [background.submit(_get, address, "/meters/", cookie) for _ in range(threads)]
+            _wait_for(
+                lambda: _lock_waiters(watcher) == threads or any(h.done() for h in held),
+                "the pool did not hand out all its connections",
+            )
+            all_in = _lock_waiters(watcher) == threads
+            locker.commit()
+            locker.close()
+            statuses = [h.result(timeout=30)[0] for h in held]
+        health = _get(address, "/healthz")[0]
+    assert all_in, statuses
+    assert statuses == [200] * threads and health == 200
+    text = "".join(log)
+    assert "Traceback" not in text and "Internal Server Error" not in text, text
+    assert "503" not in text, text  # the gate's and the pool's 503s are logged

@@ -14,13 +14,12 @@ import logging
 import os
 import threading
 
-from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.db import transaction
 
 from accounts.models import Organisation
 from accounts.scoping import has_model_perm, scope_paths
-from amisite.websocket import JsonConsumer
+from amisite.websocket import JsonConsumer, socket_db
 
 from .models import Alarm
 
@@ -158,7 +157,7 @@ class AlarmConsumer(JsonConsumer):
     groups_joined: list[str] = []
 
     async def connect(self):
-        groups = await database_sync_to_async(_groups_of_user)(self.scope.get("user"))
+        groups = await socket_db(_groups_of_user)(self.scope.get("user"))
         if groups is None:
             await self.close(code=4403)
             return

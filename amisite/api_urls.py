@@ -14,4 +14,5 @@ urlpatterns = [
     path("", include("meters.api.urls")),
     path("", include("collection.api.urls")),
     path("vending/", include("vending.api.urls")),
+    path("", include("reports.api.urls")),  # vending/reports/<slug>/
 ]

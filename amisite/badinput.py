@@ -29,6 +29,14 @@ NUL = "\x00"
 TOO_LONG = "a value is too long or out of range for what it is stored in"
 
 
+def int_param(request, name: str, default: int, low: int, high: int) -> int:
+    """An integer query parameter held to [low, high]; a malformed one is the default."""
+    try:
+        return min(max(int(request.GET.get(name, default)), low), high)
+    except ValueError:
+        return default
+
+
 def _has_nul(request) -> bool:
     if NUL in request.path_info:
         return True

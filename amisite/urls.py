@@ -16,7 +16,7 @@ urlpatterns = [
     path("", include("accounts.urls")),
     path("", include("collection.urls")),
     path("vending/", include("vending.urls")),
-    path("reports/", include("reports.urls")),
+    path("", include("reports.urls")),  # /reports/..., and /vending/reports/
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

@@ -90,39 +90,3 @@ def system_status(user, *, unreachable_days: int = 3, include_workers: bool = Tr
     if include_workers:
         status["workers"] = workers_alive()
     return status
-
-
-def _with_rate(row: dict, group_key: str) -> dict:
-    return {
-        "day": row["day"],
-        "group": row[group_key] or "on-demand reads",
-        "scheduled": row["scheduled"],
-        "ok": row["ok"],
-        "missing": row["scheduled"] - row["ok"],
-        "rate": round(100 * row["ok"] / row["scheduled"], 1) if row["scheduled"] else None,
-    }
-
-
-GROUPINGS = {
-    "job": "run__job__name",
-    "feeder": "meter__service_point__parent__parent__code",
-    "transformer": "meter__service_point__parent__code",
-    "model": "meter__meter_model__name",
-}
-
-
-def collection_success(user, *, group: str = "job", days: int = 7) -> list[dict]:
-    """The collection success report: per local day and job / feeder / transformer / model."""
-    from django.db.models.functions import TruncDate
-
-    key = GROUPINGS[group]
-    since = timezone.now() - timedelta(days=days)
-    rows = (
-        MeterReadResult.objects.restrict(user, "view")
-        .filter(run__created_at__gte=since)
-        .annotate(day=TruncDate("run__created_at", tzinfo=timezone.get_current_timezone()))
-        .values("day", key)
-        .annotate(scheduled=Count("pk"), ok=Count("pk", filter=Q(status=ResultStatus.OK)))
-        .order_by("-day", key)
-    )
-    return [_with_rate(row, key) for row in rows]

@@ -16,5 +16,4 @@ urlpatterns = [
     path("jobs/<int:pk>/delete/", views.ReadJobDeleteView.as_view(), name="job-delete"),
     path("jobs/<int:pk>/run/", views.run_job_now, name="job-run"),
     path("jobs/<int:pk>/reread/", views.reread_job_period, name="job-reread"),
-    path("reports/collection/", views.CollectionReportView.as_view(), name="report"),
 ]

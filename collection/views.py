@@ -10,7 +10,7 @@ from django.views.decorators.http import require_POST
 from django.views.generic import DetailView, ListView, TemplateView
 
 from accounts.mixins import ScopedViewMixin
-from amisite.tabular import CsvWriter
+from amisite.badinput import int_param
 from meters.models import Meter
 from meters.store.days import parse_moment
 
@@ -74,62 +74,11 @@ class SystemStatusView(ScopedViewMixin, TemplateView):
     def get_context_data(self, **kwargs):
         from .health import system_status
 
-        days = _int_param(self.request, "days", 3, 1, 365)
+        days = int_param(self.request, "days", 3, 1, 365)
         return {
             **super().get_context_data(**kwargs),
             "status": system_status(self.request.user, unreachable_days=days),
         }
-
-
-class CollectionReportView(ScopedViewMixin, TemplateView):
-    """Collection success per day and job, feeder, transformer or meter model; CSV on request."""
-
-    model = JobRun
-    template_name = "collection/report.html"
-
-    def get(self, request, *args, **kwargs):
-        from .health import GROUPINGS, collection_success
-
-        group = request.GET.get("group", "job")
-        if group not in GROUPINGS:
-            group = "job"
-        days = _int_param(request, "days", 7, 1, 366)
-        rows = collection_success(request.user, group=group, days=days)
-        if request.GET.get("format") == "csv":
-            return _csv_response(rows, group, days, request.user)
-        return self.render_to_response(
-            self.get_context_data(rows=rows, group=group, days=days, groupings=list(GROUPINGS))
-        )
-
-
-def _int_param(request, name, default, low, high) -> int:
-    try:
-        return min(max(int(request.GET.get(name, default)), low), high)
-    except ValueError:
-        return default
-
-
-def _csv_response(rows, group, days, user):
-    from django.http import HttpResponse
-
-    from accounts import audit
-
-    response = HttpResponse(content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = (
-        f'attachment; filename="collection-success-{group}-{days}d.csv"'
-    )
-    writer = CsvWriter(response)
-    writer.writerow(["day", group, "scheduled", "read", "missing", "success_percent"])
-    for row in rows:
-        writer.writerow(
-            [row["day"], row["group"], row["scheduled"], row["ok"], row["missing"], row["rate"]]
-        )
-    audit.record(
-        "export",
-        user=user,
-        detail=f"collection success report, {group}, {days} days, {len(rows)} rows",
-    )
-    return response
 
 
 class ReadJobListView(ScopedViewMixin, ListView):

@@ -1,4 +1,5 @@
-"""Pages of the reports app: the data query and its exports."""
+"""Pages of the reports app: the data query and its exports, the collection success report and
+the vending reports (which keep their address under /vending/). Mounted at the site's root."""
 
 from django.urls import path
 
@@ -6,14 +7,20 @@ from . import views
 
 app_name = "reports"
 urlpatterns = [
-    path("query/", views.DataQueryView.as_view(), name="query"),
-    path("query/graph.json", views.QueryGraphView.as_view(), name="query-graph"),
-    path("query/export.<str:fmt>", views.ExportView.as_view(), name="query-export"),
-    path("exports/<int:pk>/", views.ExportJobView.as_view(), name="export-job"),
-    path("exports/<int:pk>/status.json", views.ExportJobStatusView.as_view(), name="export-status"),
+    path("reports/query/", views.DataQueryView.as_view(), name="query"),
+    path("reports/query/graph.json", views.QueryGraphView.as_view(), name="query-graph"),
+    path("reports/query/export.<str:fmt>", views.ExportView.as_view(), name="query-export"),
+    path("reports/exports/<int:pk>/", views.ExportJobView.as_view(), name="export-job"),
     path(
-        "exports/<int:pk>/download/",
+        "reports/exports/<int:pk>/status.json",
+        views.ExportJobStatusView.as_view(),
+        name="export-status",
+    ),
+    path(
+        "reports/exports/<int:pk>/download/",
         views.ExportJobDownloadView.as_view(),
         name="export-download",
     ),
+    path("reports/collection/", views.CollectionReportView.as_view(), name="collection"),
+    path("vending/reports/", views.VendingReportsView.as_view(), name="vending"),
 ]

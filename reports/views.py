@@ -1,4 +1,5 @@
-"""The data query page, its graph data, exports (direct or queued) and export jobs."""
+"""The reports pages: the data query (graph, exports direct or queued, export jobs), the
+collection success report and the vending reports."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import tempfile
 from itertools import islice
 
 from django.conf import settings
+from django.contrib import messages
 from django.http import FileResponse, Http404, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -15,10 +17,13 @@ from django.views.generic import DetailView, TemplateView
 
 from accounts import audit
 from accounts.mixins import ScopedViewMixin
+from amisite.badinput import int_param
+from collection.models import JobRun
 from meters.models import Meter
 from meters.store import query
+from vending.models import Sale
 
-from . import actions, exporters
+from . import actions, collection, exporters, vending
 from .building import export_title
 from .exporters import FORMATS
 from .forms import DataQueryForm
@@ -217,3 +222,59 @@ class ExportJobDownloadView(ExportJobMixin, DetailView):
             filename=f"meter-data-{job.pk}.{ext}",
             content_type=content_type,
         )
+
+
+class CollectionReportView(ScopedViewMixin, TemplateView):
+    """Collection success per day and job, feeder, transformer or meter model; CSV on request."""
+
+    model = JobRun
+    template_name = "reports/collection.html"
+
+    def get(self, request, *args, **kwargs):
+        group = request.GET.get("group", "job")
+        if group not in collection.GROUPINGS:
+            group = "job"
+        days = int_param(request, "days", 7, 1, 366)
+        rows = collection.collection_success(request.user, group=group, days=days)
+        if request.GET.get("format") == "csv":
+            audit.record(
+                "export",
+                user=request.user,
+                detail=f"collection success report, {group}, {days} days, {len(rows)} rows",
+            )
+            return collection.csv_response(rows, group, days)
+        groupings = list(collection.GROUPINGS)
+        return self.render_to_response(
+            self.get_context_data(rows=rows, group=group, days=days, groupings=groupings)
+        )
+
+
+class VendingReportsView(ScopedViewMixin, TemplateView):
+    """Every vending report for a period of local days (default: this month), each as CSV."""
+
+    model = Sale
+    template_name = "reports/vending.html"
+
+    def period(self):
+        try:
+            return vending.Period.parse(self.request.GET.get("from"), self.request.GET.get("to"))
+        except ValueError as exc:
+            messages.error(self.request, f"Bad period: {exc}; showing this month.")
+            return vending.Period.parse(None, None)
+
+    def get(self, request, *args, **kwargs):
+        table = request.GET.get("csv")
+        if table in vending.TABLES:
+            return vending.csv_response(table, self.period(), request.user)
+        return super().get(request, *args, **kwargs)
+
+    def get_context_data(self, **kwargs):
+        period = self.period()
+        sources = vending.sources_for(self.request.user)
+        tables = []
+        for slug in vending.TABLES:
+            title, columns, rows = vending.build(slug, sources, period)
+            cells = [[vending.shown(key, row[key]) for key, _h in columns] for row in rows[:500]]
+            headings = [heading for _key, heading in columns]
+            tables.append({"slug": slug, "title": title, "headings": headings, "rows": cells})
+        return {**super().get_context_data(**kwargs), "tables": tables, "period": period}

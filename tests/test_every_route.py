@@ -101,7 +101,7 @@ def arguments(pattern: str, name: str) -> list[str]:
 
 def fill(name: str, callback, pattern: str, obj) -> list[dict] | None:
     """URL kwargs for `name` with `obj` as its object; None if an argument has no value."""
-    from vending.reports import TABLES
+    from reports.vending import TABLES
 
     kwargs = {}
     for arg in arguments(pattern, name):

@@ -19,5 +19,4 @@ urlpatterns = [
         views.ManagementTokenView.as_view(),
         name="management-token",
     ),
-    path("reports/", views.ReportsView.as_view(), name="reports"),
 ]

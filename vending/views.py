@@ -1,4 +1,4 @@
-"""Dashboard pages of vending: the clerk's counter, sales, accounts, management tokens, reports.
+"""Dashboard pages of vending: the clerk's counter, sales, accounts, management tokens.
 
 Every page is a `ScopedViewMixin` view (login, role permission, `restrict(user, action)`);
 every change calls a function of `vending.actions`.
@@ -19,7 +19,7 @@ from django.views.generic import DetailView, ListView, TemplateView
 
 from accounts.mixins import ScopedViewMixin
 
-from . import actions, receipts, reports, usage
+from . import actions, receipts, usage
 from .choices import SaleStatus, ShiftStatus
 from .errors import VendingError
 from .forms import CloseShiftForm, ManagementTokenForm, OpenShiftForm, ReverseForm, SellForm
@@ -299,34 +299,3 @@ class ManagementTokenView(ScopedViewMixin, View):
         except (VendingError, PermissionDenied) as exc:
             messages.error(request, str(exc))
         return redirect("vending:account-detail", pk=pk)
-
-
-class ReportsView(ScopedViewMixin, TemplateView):
-    """Every vending report for a period of local days (default: this month), each as CSV."""
-
-    model = Sale
-    template_name = "vending/reports.html"
-
-    def period(self):
-        try:
-            return reports.Period.parse(self.request.GET.get("from"), self.request.GET.get("to"))
-        except ValueError as exc:
-            messages.error(self.request, f"Bad period: {exc}; showing this month.")
-            return reports.Period.parse(None, None)
-
-    def get(self, request, *args, **kwargs):
-        table = request.GET.get("csv")
-        if table in reports.TABLES:
-            return reports.csv_response(table, self.period(), request.user)
-        return super().get(request, *args, **kwargs)
-
-    def get_context_data(self, **kwargs):
-        period = self.period()
-        sources = reports.sources_for(self.request.user)
-        tables = []
-        for slug in reports.TABLES:
-            title, columns, rows = reports.build(slug, sources, period)
-            cells = [[reports.shown(key, row[key]) for key, _h in columns] for row in rows[:500]]
-            headings = [heading for _key, heading in columns]
-            tables.append({"slug": slug, "title": title, "headings": headings, "rows": cells})
-        return {**super().get_context_data(**kwargs), "tables": tables, "period": period}

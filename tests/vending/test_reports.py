@@ -22,8 +22,9 @@ import pytest
 from django.test import Client, override_settings
 from rest_framework.test import APIClient
 
-from vending import actions, reports
-from vending.reports import Period
+from reports import vending as vending_reports
+from reports.vending import Period
+from vending import actions
 
 
 @pytest.fixture
@@ -54,8 +55,8 @@ def story(vend):
 
 def report(vend, slug, first, last, user=None):
     with override_settings(TIME_ZONE="Africa/Johannesburg"):
-        src = reports.sources_for(user or vend.world.admin_a)
-        return reports.build(
+        src = vending_reports.sources_for(user or vend.world.admin_a)
+        return vending_reports.build(
             slug, src, Period(date.fromisoformat(first), date.fromisoformat(last))
         )[2]
 
@@ -141,7 +142,7 @@ def test_remainder_balances_at_the_period_end(story):
 
 def test_reports_are_scoped(story):
     vend = story[0]
-    for slug in reports.TABLES:
+    for slug in vending_reports.TABLES:
         assert report(vend, slug, "2025-05-01", "2025-06-30", user=vend.world.operator_b) in (
             [], [{"line": "Opening balance", "movements": "", "debt": 0, "carried": 0, "tax": ""},
                  {"line": "Closing balance", "movements": "", "debt": 0, "carried": 0, "tax": ""}],

@@ -281,23 +281,3 @@ class ManagementOrderSerializer(serializers.ModelSerializer):
                   "new_krn", "new_ti", "new_base_date", "reason", "issued_by", "created_at",
                   "tokens"]  # fmt: skip
         read_only_fields = ["organisation", "issued_by", "created_at"]
-
-
-class ReportColumnSerializer(serializers.Serializer):
-    key = serializers.CharField()
-    heading = serializers.CharField()
-
-
-class ReportSerializer(serializers.Serializer):
-    """A report: its columns and rows (every cell a string, decimals exact)."""
-
-    report = serializers.CharField()
-    title = serializers.CharField()
-    to = serializers.DateField()
-    time_zone = serializers.CharField()
-    columns = ReportColumnSerializer(many=True)
-    rows = serializers.ListField(child=serializers.DictField(child=serializers.CharField()))
-
-
-# "from" is a Python keyword, so the period's first day is declared by name.
-ReportSerializer._declared_fields["from"] = serializers.DateField()

@@ -17,6 +17,5 @@ router.register("management-tokens", views.ManagementOrderViewSet)
 urlpatterns = [
     path("payments/", views.PaymentView.as_view(), name="vending-payment"),
     path("offline-sales/", views.OfflineSaleView.as_view(), name="vending-offline-sale"),
-    path("reports/<slug:slug>/", views.ReportView.as_view(), name="vending-report"),
     *router.urls,
 ]

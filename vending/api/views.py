@@ -22,7 +22,7 @@ from rest_framework.views import APIView
 from accounts.api.base import ScopedModelViewSet
 from accounts.scoping import org_within_scope
 
-from .. import actions, receipts, reports
+from .. import actions, receipts
 from ..errors import VendingError
 from ..models import (
     ManagementOrder,
@@ -236,51 +236,6 @@ class ManagementOrderViewSet(ScopedModelViewSet):
         except VendingError as exc:
             return refused(exc)
         return Response(self.get_serializer(order).data, status=status.HTTP_201_CREATED)
-
-
-class ReportPermission(permissions.BasePermission):
-    """Reports read sales: the caller needs `vending.view_sale` (rows are scoped anyway)."""
-
-    def has_permission(self, request, view):
-        return request.user.has_perm("vending.view_sale")
-
-
-class ReportView(APIView):
-    """A vending report for a period of local days: `?from=YYYY-MM-DD&to=YYYY-MM-DD`.
-
-    `as=csv` downloads it; otherwise JSON with decimals as strings. Rows are what the
-    caller's scope holds. Reports: revenue, vat, by-station, cash, debt-movements,
-    remainders, by-tariff, debt (see docs/vending.md).
-    """
-
-    permission_classes = [permissions.IsAuthenticated, ReportPermission]
-
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("slug", str, OpenApiParameter.PATH, enum=list(reports.TABLES)),
-            OpenApiParameter("from", str, description="first local day (ISO); default: 1st"),
-            OpenApiParameter("to", str, description="last local day (ISO); default: today"),
-            OpenApiParameter("as", str, enum=["json", "csv"], description="csv: a download"),
-        ],
-        responses=serializers.ReportSerializer,
-    )
-    def get(self, request, slug):
-        if slug not in reports.TABLES:
-            raise NotFound("no such report")
-        try:
-            period = reports.Period.parse(request.GET.get("from"), request.GET.get("to"))
-        except ValueError as exc:
-            raise ValidationError({"from": [str(exc)]}) from None
-        if request.GET.get("as") == "csv":
-            return reports.csv_response(slug, period, request.user)
-        title, columns, rows = reports.build(slug, reports.sources_for(request.user), period)
-        return Response({
-            "report": slug, "title": title, "from": period.first, "to": period.last,
-            "time_zone": str(period.zone),
-            "columns": [{"key": key, "heading": heading} for key, heading in columns],
-            "rows": [{key: reports.cell(reports.exact(key, row[key])) for key, _h in columns}
-                     for row in rows],
-        })  # fmt: skip
 
 
 class PaymentPermission(permissions.BasePermission):

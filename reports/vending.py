@@ -21,18 +21,16 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from io import StringIO
 
 from django.db.models import Count, F, OuterRef, Subquery, Sum
 from django.db.models.functions import TruncDate, TruncMonth
-from django.http import HttpResponse
 from django.utils import timezone
 
 from amisite import display
-from amisite.tabular import CsvWriter
+from vending.choices import MovementKind, SaleStatus
+from vending.models import AccountMovement, PrepaidAccount, Sale, SaleReversal, Shift
 
-from .choices import MovementKind, SaleStatus
-from .models import AccountMovement, PrepaidAccount, Sale, SaleReversal, Shift
+from .exporters.table import csv_download, to_csv
 
 ZERO = Decimal("0")
 # Movements that charge something (revenue, VAT at the time of the charge).
@@ -379,13 +377,9 @@ def cell(value) -> str:
     return "" if value is None else str(value)
 
 
-def to_csv(rows, columns) -> str:
-    out = StringIO()
-    writer = CsvWriter(out)
-    writer.writerow([heading for _key, heading in columns])
-    for row in rows:
-        writer.writerow([cell(exact(key, row[key])) for key, _h in columns])
-    return out.getvalue()
+def exact_cell(key: str, row: dict) -> str:
+    """A CSV or API cell: the figure at its stored precision, as text."""
+    return cell(exact(key, row[key]))
 
 
 def sources_for(user) -> Sources:
@@ -399,9 +393,7 @@ def sources_for(user) -> Sources:
     )
 
 
-def csv_response(slug: str, period: Period, user) -> HttpResponse:
+def csv_response(slug: str, period: Period, user):
     _title, columns, rows = build(slug, sources_for(user), period)
-    response = HttpResponse(to_csv(rows, columns), content_type="text/csv; charset=utf-8")
     name = f"vending-{slug}-{period.first}-{period.last}.csv"
-    response["Content-Disposition"] = f'attachment; filename="{name}"'
-    return response
+    return csv_download(to_csv(columns, rows, exact_cell), name)

@@ -79,9 +79,13 @@ def pack_quality(flags: list[int]) -> int:
 
 
 def column_quality(word: int, column: int) -> int:
-    return ((word & 0xFFFFFFFFFFFFFFFF) >> (8 * column)) & 0xFF
+    """The flags of one column in a packed word (signed or not: Python shifts a negative
+    int as infinite two's complement, so the byte comes out the same)."""
+    return (word >> (8 * column)) & 0xFF
 
 
 def to_decimal(value: int | None, scaler: int) -> Decimal | None:
     """A stored integer back to its physical value (`value * 10**scaler`)."""
-    return None if value is None else Decimal(value).scaleb(scaler)
+    if value is None:
+        return None
+    return Decimal(value).scaleb(scaler) if scaler else Decimal(value)

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from itertools import groupby
+from typing import NamedTuple
 
 from django.db.models import Count, DateTimeField, ExpressionWrapper, F, Q, Sum
 from django.db.models.functions import Trunc, TruncMonth
@@ -96,9 +97,11 @@ def flag_names(flags: int) -> str:
     return ",".join(f.name.lower() for f in Quality if flags & f)
 
 
-@dataclass(frozen=True, slots=True)
-class Point:
-    """One value of a series: a stored interval/read, or a bucket of them."""
+class Point(NamedTuple):
+    """One value of a series: a stored interval/read, or a bucket of them.
+
+    A named tuple: a month of raw intervals makes thousands, and a tuple is built in half
+    the time of a frozen dataclass."""
 
     ts: datetime
     value: Decimal | None
@@ -296,10 +299,12 @@ def series(
 def raw_series(meter_id: int, channel: Channel, start: datetime, end: datetime) -> Iterator[Point]:
     """One meter's profile channel as stored, intervals ending in (start, end]: interval
     energy (a cumulative channel's derived differences), a missing value flagged MISSING."""
+    scaler, missing = channel.scaler, int(Quality.MISSING)
     for ts, value, flags in interval_energy.energy_series(meter_id, channel, start, end):
         if value is None:
-            flags |= Quality.MISSING
-        yield Point(ts, to_decimal(value, channel.scaler), int(flags))
+            yield Point(ts, None, int(flags) | missing)
+        else:
+            yield Point(ts, Decimal(value).scaleb(scaler) if scaler else Decimal(value), flags)
 
 
 def _bucket_value(total, count: int, channel: Channel, aggregate: str) -> Decimal | None:

@@ -31,6 +31,11 @@ class ConnectionFailed(ProtocolError):
     retryable = True
 
 
+class NotAssociated(ConnectionFailed):
+    """A service was asked of a session that is not open (never opened, closed, or dropped
+    after an earlier error); a new session may succeed."""
+
+
 class AuthenticationFailed(ProtocolError):
     """The meter refused the association (wrong password/keys)."""
 
@@ -106,6 +111,7 @@ __all__ = [
     "InvocationCounterRejected",
     "MalformedResponse",
     "MeterTimeout",
+    "NotAssociated",
     "NotSupported",
     "ProtocolError",
     "SecurityError",

@@ -13,6 +13,10 @@ from ..transport import Transport
 from . import framing as fr
 from . import redact
 
+HIDE_ALL = 1 << 30  # a span past the end of any frame
+MAX_DUPLICATES = 8  # repeated I-frames skipped before the link is out of step
+FRAME_OVERHEAD = 3  # FCS and closing flag after an HDLC information field
+
 
 @dataclass
 class _Frame:
@@ -67,7 +71,7 @@ class Recorder:
             if answered:
                 rx = redact.secret_spans(answered[0], answering=apdu)
             elif tx or redact.is_secret_request(apdu):
-                rx = [(0, 1 << 30)]  # no whole answer to parse: hide all of it
+                rx = [(0, HIDE_ALL)]  # no whole answer to parse: hide all of it
             else:
                 rx = []
             for frame in frames:
@@ -85,8 +89,8 @@ class Recorder:
         else:
             spans = []
         raw = redact.mask_frame(raw, spans, hdlc=frame.hdlc, secrets=self.secrets)
-        assert self.log is not None
-        self.log.append(Exchange(frame.direction, raw, frame.at))
+        if self.log is not None:  # add() and request() keep nothing without a log
+            self.log.append(Exchange(frame.direction, raw, frame.at))
 
 
 class Link:
@@ -130,7 +134,7 @@ class WrapperLink(Link):
         with self.recorder.request(apdu) as answered:
             await self._send(
                 fr.wrapper_encode(self.client, self.server, apdu),
-                info_at=8,
+                info_at=fr.WRAPPER_HEADER_LEN,
                 info_len=len(apdu),
                 apdu_at=0,
             )
@@ -141,10 +145,12 @@ class WrapperLink(Link):
     async def receive(self) -> bytes:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
-        header = await self.transport.read_exactly(8, deadline)
+        header = await self.transport.read_exactly(fr.WRAPPER_HEADER_LEN, deadline)
         src, dst, length = fr.wrapper_parse_header(header)
         payload = await self.transport.read_exactly(length, deadline) if length else b""
-        self._received(header + payload, info_at=8, info_len=len(payload), apdu_at=0)
+        self._received(
+            header + payload, info_at=fr.WRAPPER_HEADER_LEN, info_len=len(payload), apdu_at=0
+        )
         if src != self.server or dst != self.client:
             raise FrameError(
                 f"WRAPPER frame for {src}->{dst}, expected {self.server}->{self.client}"
@@ -211,7 +217,9 @@ class HdlcLink(Link):
             self._received(raw, info_at=0, info_len=len(raw), hdlc=False)
             raise
         info_len = len(frame.info)
-        self._received(raw, info_at=len(raw) - 3 - info_len, info_len=info_len, hdlc=True)
+        self._received(
+            raw, info_at=len(raw) - FRAME_OVERHEAD - info_len, info_len=info_len, hdlc=True
+        )
         if rest[-1] != fr.FLAG:
             raise FrameError("HDLC closing flag missing")
         self._at_flag = True
@@ -223,7 +231,7 @@ class HdlcLink(Link):
 
     async def _exchange(self, frame: bytes, **where) -> fr.HdlcFrame:
         """Send ``frame``; return the answer, retransmitting on timeout/garbage."""
-        last: ProtocolError | None = None
+        last: ProtocolError = MeterTimeout("no HDLC answer")
         for _attempt in range(self.retries + 1):
             await self._send(frame, **where)
             try:
@@ -231,7 +239,6 @@ class HdlcLink(Link):
             except (MeterTimeout, FrameError) as ex:
                 last = ex
                 self._at_flag = False
-        assert last is not None
         raise last
 
     # -- link management -------------------------------------------------
@@ -270,7 +277,7 @@ class HdlcLink(Link):
 
     async def _request(self, apdu: bytes) -> bytes:
         data = fr.LLC_REQUEST + apdu
-        llc = len(fr.LLC_REQUEST)
+        llc = fr.LLC_LEN
         size = self.params.max_info_tx
         chunks = [data[i : i + size] for i in range(0, len(data), size)] or [b""]
         answer: fr.HdlcFrame | None = None
@@ -285,7 +292,7 @@ class HdlcLink(Link):
             )
             answer = await self._exchange(
                 frame,
-                info_at=len(frame) - 3 - len(chunk),
+                info_at=len(frame) - FRAME_OVERHEAD - len(chunk),
                 info_len=len(chunk),
                 apdu_at=i * size - llc,
                 hdlc=True,
@@ -294,7 +301,8 @@ class HdlcLink(Link):
             if not last:
                 if not answer.is_rr:
                     raise FrameError("expected RR for a segmented request")
-        assert answer is not None
+        if answer is None:  # chunks always holds one segment at least
+            raise FrameError("no HDLC segment sent")
         parts: list[bytes] = []
         accepted = []
         skipped = 0
@@ -307,7 +315,7 @@ class HdlcLink(Link):
             if answer.send_seq != self.nr:
                 # Duplicate (our retransmission was answered twice): ignore it.
                 skipped += 1
-                if skipped > 8:
+                if skipped > MAX_DUPLICATES:
                     raise FrameError("HDLC receive sequence out of step")
                 answer = await self.read_frame()
                 continue
@@ -322,9 +330,9 @@ class HdlcLink(Link):
             answer = await self._exchange(rr)
         payload = b"".join(parts)
         strip = 0
-        if payload[:3] == fr.LLC_RESPONSE:
-            strip = 3
-        elif payload[:2] == b"\xe6\xe7":
+        if payload[: fr.LLC_LEN] == fr.LLC_RESPONSE:
+            strip = fr.LLC_LEN
+        elif payload[:2] == fr.LLC_RESPONSE[:2]:  # LLC without its quality byte
             strip = 2
         payload = payload[strip:]
         for frame in accepted:  # positions in the APDU, not in the LLC-prefixed stream

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from collection.protocols.dlms import axdr
-from collection.protocols.dlms.client import scale
+from collection.protocols.dlms.cosem import scale
 from collection.protocols.errors import MalformedResponse
 
 

@@ -26,6 +26,7 @@ from ...protocols.dlms.apdu import (
 from ...protocols.dlms.axdr import Value
 from .. import model
 from ..incidents import with_script
+from .apdu import SERVER_CONFORMANCE
 from .errors import ApduError
 
 if TYPE_CHECKING:
@@ -624,8 +625,6 @@ class Association(CosemObject):
                 axdr.enc_uint8(last),
             )
         if attr == 5:
-            from .apdu import SERVER_CONFORMANCE
-
             return axdr.enc_struct(
                 b"\x04\x18" + SERVER_CONFORMANCE.to_bytes(3, "big"),
                 axdr.enc_uint16(ctx.meter.max_pdu_size),

@@ -11,6 +11,7 @@ from django.core.cache import cache
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from amisite.celery import app
 from meters.models import CommStatus
 
 from .choices import ResultStatus, RunStatus
@@ -31,8 +32,6 @@ def workers_alive(timeout: float = 1.0) -> list[str]:
     cached = cache.get("ami:workers")
     if cached is not None:
         return cached
-    from amisite.celery import app
-
     try:
         replies = app.control.inspect(timeout=timeout).ping() or {}
     except Exception as exc:  # broker down: say so on the page rather than fail it

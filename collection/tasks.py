@@ -6,6 +6,7 @@ from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
 from . import actions, push_tasks  # noqa: F401  (registers collection.handle_push)
+from .health import record_heartbeat
 from .models import ReadJob
 
 
@@ -42,6 +43,4 @@ def expire_runs_task() -> int:
 @shared_task(name="collection.heartbeat", queue="default", ignore_result=True)
 def heartbeat_task() -> None:
     """Sent by beat every minute; the status page shows when it last ran."""
-    from .health import record_heartbeat
-
     record_heartbeat()

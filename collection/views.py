@@ -9,6 +9,8 @@ from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.http import require_POST
 from django.views.generic import DetailView, ListView, TemplateView
 
+from accounts import audit
+from accounts.actions import OutOfScope
 from accounts.mixins import ScopedViewMixin
 from amisite.badinput import int_param
 from meters.models import Meter
@@ -17,6 +19,7 @@ from meters.store.days import parse_moment
 from . import actions, readings_shown
 from .choices import ReadItem
 from .forms import ReadJobForm
+from .health import system_status
 from .models import JobRun, ReadJob
 
 
@@ -72,8 +75,6 @@ class SystemStatusView(ScopedViewMixin, TemplateView):
     template_name = "collection/status.html"
 
     def get_context_data(self, **kwargs):
-        from .health import system_status
-
         days = int_param(self.request, "days", 3, 1, 365)
         return {
             **super().get_context_data(**kwargs),
@@ -115,9 +116,6 @@ class ReadJobEditView(ScopedViewMixin, TemplateView):
         return self.render_to_response({"form": form, "job": job})
 
     def post(self, request, *args, **kwargs):
-        from accounts import audit
-        from accounts.actions import OutOfScope
-
         job = self.job()
         before = audit.snapshot(job) if job else None
         form = ReadJobForm(request.POST, instance=job, user=request.user)

@@ -12,6 +12,7 @@ from meters.store.days import parse_moment
 
 from ..choices import ReadItem
 from ..models import JobRun, MeterReadResult, ReadJob
+from ..scheduling import parse_crontab
 
 
 class ReadItemsField(serializers.ListField):
@@ -56,8 +57,6 @@ class ReadJobSerializer(serializers.ModelSerializer):
         ]
 
     def validate_crontab(self, value):
-        from ..scheduling import parse_crontab
-
         try:
             parse_crontab(value)
         except ValueError as exc:

@@ -8,14 +8,13 @@ from django.http import FileResponse, StreamingHttpResponse
 from django.utils import timezone
 
 from accounts import audit
+from meters.filters import MeterFilter
 
 from .formats import CONTENT_TYPES, FORMATS, FileError, csv_stream, xlsx_write, xml_stream
 
 
 def filter_meters(user, params=None):
     """Meters the user may see, narrowed by the meter list's own filters, by serial."""
-    from meters.filters import MeterFilter
-
     queryset = MeterFilter(user, params or {}).queryset()
     return queryset.select_related(
         "meter_model", "service_point", "concentrator", "organisation"

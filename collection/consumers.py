@@ -4,9 +4,24 @@ from __future__ import annotations
 
 import asyncio
 
+from django.db import connection
+from django.db.models import Count
 from django.utils import timezone
 
+from accounts.models import User
+from amisite.display import when
 from amisite.websocket import JsonConsumer, socket_db
+from meters.alarms.engine import outage_summary
+from meters.alarms.models import OPEN_STATES, Alarm, Severity
+from meters.choices import MeterStatus
+from meters.filters import Health, health_expression
+from meters.models import Meter
+from meters.rollup_cache import cached_rollup
+
+from .choices import RunStatus
+from .health import system_status
+from .models import JobRun
+from .progress import run_group, run_snapshot
 
 STATUS_GROUP = "system-status"
 
@@ -72,8 +87,6 @@ class SystemStatusConsumer(JsonConsumer):
 
 
 def _snapshot_for(user_id: int) -> dict | None:
-    from accounts.models import User
-
     # A fresh user each time: roles and grants changed since connecting apply at once.
     user = User.objects.filter(pk=user_id, is_active=True).first()
     return snapshot(user) if user is not None else None
@@ -83,15 +96,11 @@ def snapshot(user=None) -> dict:
     """The operator's home: fleet health at a glance, scoped to what `user` may see.
 
     Meters by registry status and by health (read OK / stale / unreachable / alarm),
-    today's reads, open alarms by severity and open outages where those apps exist,
-    runs in progress. Without a user: only the server facts.
+    today's reads, open alarms by severity and meters off in open outages (for users who may
+    see alarms), runs in progress. Without a user: only the server facts.
     """
-    from django.db import connection
-
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
-    from amisite.display import when
-
     # Shown as is on the home page (and updated by the websocket): the utility's zone, named.
     status = {"server_time": when(timezone.now(), seconds=True), "database": connection.vendor}
     if user is None:
@@ -108,8 +117,6 @@ SNAPSHOT_SECONDS = 5
 
 def fleet_snapshot(user) -> dict:
     """`_fleet_snapshot`, computed once per scope every SNAPSHOT_SECONDS."""
-    from meters.rollup_cache import cached_rollup
-
     # Shared only by users who see the same organisations with the same permissions (roles
     # decide which models `restrict` lets through, and whether alarms and outages show).
     value, _ = cached_rollup(
@@ -122,16 +129,6 @@ def fleet_snapshot(user) -> dict:
 
 
 def _fleet_snapshot(user) -> dict:
-    from django.db.models import Count
-
-    from meters.choices import MeterStatus
-    from meters.filters import Health, health_expression, open_alarm_model
-    from meters.models import Meter
-
-    from .choices import RunStatus
-    from .health import system_status
-    from .models import JobRun
-
     meters = Meter.objects.restrict(user, "view")
     by_status = dict(meters.order_by().values_list("status").annotate(n=Count("pk")))
     installed = meters.filter(status__in=Health.STATUSES)
@@ -178,43 +175,30 @@ def _fleet_snapshot(user) -> dict:
         "alarms": None,
         "outages": None,
     }
-    alarm = open_alarm_model()
-    may_see_alarms = user.has_perm("meters.view_alarm")
-    if alarm is not None and may_see_alarms:
-        model, open_q = alarm
+    if user.has_perm("meters.view_alarm"):
         counts = dict(
-            model.objects.restrict(user, "view")
-            .filter(open_q)
+            Alarm.objects.restrict(user, "view")
+            .filter(state__in=OPEN_STATES)
             .order_by()
             .values_list("severity")
             .annotate(n=Count("pk"))
         )
-        choices = model._meta.get_field("severity").choices or []
         result["alarms"] = {
             "total": sum(counts.values()),
             "by_severity": [
                 {"severity": value, "label": label, "n": counts.get(value, 0)}
-                for value, label in sorted(choices, key=lambda c: c[0], reverse=True)
+                for value, label in sorted(Severity.choices, reverse=True)
             ],
         }
-    if may_see_alarms:
-        result["outages"] = _open_outages(user)
+        # Meters off now: open power-failure alarms below a transformer (meters/alarms/engine).
+        result["outages"] = outage_summary(user)["meters_off"]
     return result
-
-
-def _open_outages(user) -> int:
-    """Meters off now (open power-failure alarms below a transformer), in the user's scope."""
-    from meters.alarms.engine import outage_summary
-
-    return outage_summary(user)["meters_off"]
 
 
 class RunProgressConsumer(JsonConsumer):
     """Live progress of one run, for users who may see that run (others: refused)."""
 
     async def connect(self):
-        from .progress import run_group
-
         user = self.scope.get("user")
         run_id = int(self.scope["url_route"]["kwargs"]["run_id"])
         snapshot = await socket_db(_visible_run_snapshot)(user, run_id)
@@ -235,9 +219,6 @@ class RunProgressConsumer(JsonConsumer):
 
 
 def _visible_run_snapshot(user, run_id: int) -> dict | None:
-    from .models import JobRun
-    from .progress import run_snapshot
-
     if user is None or not user.is_authenticated:
         return None
     run = JobRun.objects.restrict(user, "view").filter(pk=run_id).first()

@@ -21,6 +21,7 @@ from meters.store import EventRecord
 from .ingest import IngestResult, ingest_events
 from .push.codec import event_from_json
 from .push.models import PushCounter
+from .relay import record_relay_states, relay_events
 
 log = logging.getLogger("collection.push")
 
@@ -77,6 +78,7 @@ def handle_push(meter_id: int, events: list[dict], counter: dict | None = None) 
         stored = EventRecord.objects.filter(meter_id=meter_id)
         before = set(stored.filter(match).values_list("log", "ts", "code")) if keys else set()
         result = ingest_events([(meter_id, parsed)])
+        record_relay_states(relay_events([(meter_id, parsed)]))  # newer wins: idempotent
         new = [k for k in keys if k not in before]
         records = []
         if new:

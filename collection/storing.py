@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.db.models import Max
+from django.utils import timezone
 
 from meters.alarms import engine as alarm_engine
 from meters.alarms.events import describe
@@ -15,6 +16,7 @@ from meters.store import IntervalReading
 
 from .ingest import IngestResult, ingest_events, ingest_profiles, ingest_registers
 from .reader import MeterOutcome
+from .relay import record_relay_states, relay_events, state_of_control
 
 
 def _num(value: Decimal | None) -> str | None:
@@ -107,6 +109,7 @@ def store_outcomes(outcomes: list[MeterOutcome]) -> IngestResult:
     if events:
         result += ingest_events(events)
         alarm_engine.evaluate_meter_events(events)
+    record_relay_states(_relay_seen(good, events))
     # Validation findings that are alarms (a register running backwards, ...).
     derived = alarm_engine.derive_from_findings(result.findings)
     if derived:
@@ -114,13 +117,22 @@ def store_outcomes(outcomes: list[MeterOutcome]) -> IngestResult:
     return result
 
 
+def _relay_seen(good: list[MeterOutcome], events: list) -> dict[int, tuple[str, datetime]]:
+    """Per meter, the newest relay state: its relay events, or the relay read (now)."""
+    seen = relay_events(events)
+    now = timezone.now()
+    for outcome in good:
+        state = state_of_control(outcome.relay.control_state) if outcome.relay else None
+        if state is not None and (outcome.meter_id not in seen or seen[outcome.meter_id][1] < now):
+            seen[outcome.meter_id] = (state, now)
+    return seen
+
+
 def _read_at(outcome: MeterOutcome) -> datetime:
     """When the registers were read: the meter's own clock (the values are as of it)."""
     clock = outcome.clock
     if clock is not None and clock.meter_time is not None:
         return clock.meter_time.replace(microsecond=0)
-    from django.utils import timezone
-
     return timezone.now().replace(microsecond=0)
 
 

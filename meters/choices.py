@@ -68,6 +68,18 @@ class ChannelKind(models.TextChoices):
     INSTANTANEOUS = "instantaneous", "Instantaneous value"
 
 
+class RelayState(models.TextChoices):
+    """The supply relay (disconnect control) as a read or a logged event last showed it."""
+
+    CONNECTED = "connected", "Connected"
+    DISCONNECTED = "disconnected", "Disconnected"
+    READY_FOR_RECONNECTION = "ready_for_reconnection", "Ready for reconnection"
+
+
+# The states in which the relay is open, so the customer has no supply.
+RELAY_OPEN = (RelayState.DISCONNECTED, RelayState.READY_FOR_RECONNECTION)
+
+
 class Accumulation(models.TextChoices):
     """What a channel's values are: energy per capture period, or a register's running total."""
 

@@ -23,6 +23,7 @@ from .choices import (
     NodeKind,
     Parity,
     Protocol,
+    RelayState,
     Security,
     Transport,
     default_accumulation,
@@ -434,10 +435,11 @@ class Customer(models.Model):
 
 
 class CommStatus(models.Model):
-    """How reachable a meter is: last success, consecutive failures, last clock drift.
+    """How a meter was last found: reachable or not, its clock drift, its supply relay.
 
     Part of the registry, so the dashboard and the alarms read it without collection;
-    collection writes it after every read (collection/actions.py).
+    collection writes it after every read and from relay events (collection/actions.py,
+    collection/relay.py).
     """
 
     meter = models.OneToOneField(
@@ -449,6 +451,12 @@ class CommStatus(models.Model):
     unreachable = models.BooleanField(default=False, db_index=True)
     last_error = models.TextField(blank=True)
     clock_drift_s = models.FloatField(null=True, blank=True)
+    relay_state = models.CharField(
+        max_length=24, choices=RelayState.choices, blank=True, help_text="empty: never seen"
+    )
+    relay_state_at = models.DateTimeField(
+        null=True, blank=True, help_text="when the relay was read, or the event's time"
+    )
 
     objects = ScopedQuerySet.as_manager()
     scope_field = "meter__organisation"

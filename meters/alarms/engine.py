@@ -29,7 +29,16 @@ from ..obis import normalise
 from ..store import DailyEnergy, EventRecord, RegisterRead, to_decimal
 from ..store.interval_energy import energy_codes, energy_series
 from . import actions as alarm_actions
-from .events import CLEARS, DERIVED_CODE_OF, DERIVED_LOG, RESTORE_KINDS, EventKind, kind_of
+from .events import (
+    CLEARS,
+    CONNECT_CODES,
+    DERIVED_CODE_OF,
+    DERIVED_LOG,
+    DISCONNECT_CODES,
+    RESTORE_KINDS,
+    EventKind,
+    kind_of,
+)
 from .models import OPEN_STATES, Alarm, AlarmRule
 
 K = EventKind
@@ -139,8 +148,6 @@ DERIVED_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 VOLTAGE_OBIS = ("1-0:32.7.0*255", "1-0:52.7.0*255", "1-0:72.7.0*255")  # L1, L2, L3
 # Import energy in either profile style (per interval, or the register captured cumulatively).
 IMPORT_PROFILE_OBIS = tuple(energy_codes("1-0:1.29.0*255"))
-DISCONNECT_CODES = {59, 61, 63}
-CONNECT_CODES = {60, 62}
 
 
 def _setting(name: str, default):

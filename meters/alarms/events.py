@@ -24,6 +24,7 @@ from functools import lru_cache
 from django.conf import settings
 from django.db import models
 
+from ..choices import RelayState
 from ..obis import normalise
 
 DERIVED_LOG = "derived"
@@ -128,6 +129,17 @@ CLEARS: dict[str, tuple[str, ...]] = {
     K.VOLTAGE_IN_BAND: (K.VOLTAGE_OUT_OF_BAND,),
 }
 RESTORE_KINDS = frozenset(CLEARS)
+
+# Standard event-log codes that move the supply relay (STANDARD_NAMES 59-63), and where to.
+RELAY_CODES: dict[int, str] = {
+    59: RelayState.DISCONNECTED,
+    60: RelayState.CONNECTED,
+    61: RelayState.DISCONNECTED,
+    62: RelayState.CONNECTED,
+    63: RelayState.DISCONNECTED,
+}
+DISCONNECT_CODES = frozenset(c for c, s in RELAY_CODES.items() if s == RelayState.DISCONNECTED)
+CONNECT_CODES = frozenset(c for c, s in RELAY_CODES.items() if s == RelayState.CONNECTED)
 
 
 # What each standard code says, in an operator's words: (name, meaning). The simulated fleet

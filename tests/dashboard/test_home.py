@@ -9,12 +9,16 @@ from django.db import connections, transaction
 from django.test import Client
 from django.utils import timezone
 
+from accounts import roles
 from amisite.asgi import application
 from collection.choices import RunStatus
 from collection.consumers import snapshot
 from collection.models import JobRun
 from collection.status import publish_status
+from meters.alarms.engine import evaluate_events
 from meters.models import CommStatus
+from tests.factories import make_user
+from tests.meters.alarms.helpers import POWER_DOWN, POWER_UP, T0, events, make_rule
 
 
 def client_for(user) -> Client:
@@ -58,6 +62,23 @@ def test_home_shows_only_own_fleet(world):
     # The superuser sees the whole fleet.
     everything = snapshot(world.superuser)
     assert everything["meters"]["total"] == 4 and everything["runs_running"] == 1
+
+
+@pytest.mark.django_db
+def test_home_shows_meters_off_in_open_outages(world):
+    """The outages line counts meters with an open power failure (outage_summary), in scope."""
+    make_rule(world.utility)
+    evaluate_events(
+        events(world.grid_a.meters[0], POWER_DOWN) + events(world.grid_b.meters[0], POWER_DOWN)
+    )
+    response = client_for(world.operator_a).get("/")
+    assert response.context["status"]["outages"] == 1
+    assert 'id="outages">1<' in response.content.decode()
+    assert snapshot(world.superuser)["outages"] == 2
+    evaluate_events(events(world.grid_a.meters[0], POWER_UP, start=T0 + timedelta(minutes=5)))
+    assert snapshot(world.operator_a)["outages"] == 0
+    clerk = make_user("clerk-a", world.org_a, roles.VENDING_CLERK)
+    assert snapshot(clerk)["outages"] is None  # may not see alarms
 
 
 @pytest.mark.django_db

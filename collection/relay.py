@@ -1,0 +1,63 @@
+"""The supply relay as collection last saw it, kept in the registry's `CommStatus`.
+
+Two sources: a read of the disconnect control (the `relay` read item, stamped with when it
+was read) and relay events in a meter's logs (read or pushed, stamped with the event's time;
+meters/alarms/events.py `RELAY_CODES`). Whichever is newer wins, so a late-arriving old
+event never undoes a newer read, and the dashboard's "disconnected" is the latest word.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from django.db.models import Q
+
+from meters.alarms.events import DERIVED_LOG, RELAY_CODES
+from meters.choices import RelayState
+from meters.models import CommStatus
+
+# DisconnectControl.control_state as the session reports it -> the registry's state
+# ("unknown" and anything else: nothing learned).
+_CONTROL_STATES = {state.value: state for state in RelayState}
+
+
+def state_of_control(control_state: str) -> str | None:
+    """The registry's relay state for a session's `RelayState.control_state`, if known."""
+    return _CONTROL_STATES.get(control_state)
+
+
+def relay_events(batch: Iterable) -> dict[int, tuple[str, datetime]]:
+    """The newest relay event per meter of an ingest batch, as (state, time).
+
+    `batch` is [(meter or meter id, [MeterEvent(timestamp, code, log, data)]), ...], the
+    batch `collection.ingest.ingest_events` takes.
+    """
+    newest: dict[int, tuple[str, datetime]] = {}
+    for meter, events in batch:
+        meter_id = meter if isinstance(meter, int) else meter.pk
+        for event in events:
+            state = RELAY_CODES.get(int(event.code))
+            if state is None or event.log == DERIVED_LOG:
+                continue
+            at = event.timestamp.astimezone(UTC)
+            if meter_id not in newest or at > newest[meter_id][1]:
+                newest[meter_id] = (state, at)
+    return newest
+
+
+def record_relay_states(seen: dict[int, tuple[str, datetime]]) -> int:
+    """Fold (state, time) per meter into CommStatus where it is newer; returns rows changed."""
+    if not seen:
+        return 0
+    CommStatus.objects.bulk_create(
+        [CommStatus(meter_id=meter_id) for meter_id in seen], ignore_conflicts=True
+    )
+    changed = 0
+    for meter_id, (state, at) in sorted(seen.items()):
+        changed += (
+            CommStatus.objects.filter(meter_id=meter_id)
+            .filter(Q(relay_state_at__isnull=True) | Q(relay_state_at__lt=at))
+            .update(relay_state=state, relay_state_at=at)
+        )
+    return changed

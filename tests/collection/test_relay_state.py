@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.test import Client
 from django.utils import timezone
 
 from collection import actions
@@ -61,6 +62,10 @@ def test_a_relay_read_shows_the_meter_disconnected(world, disconnected_fleet, ea
     assert list(MeterFilter(world.operator_a, {"health": "disconnected"}).queryset()) == [meter]
     assert health_counts(world.operator_a)["disconnected"] == 1
     assert health_counts(world.operator_b)["disconnected"] == 0  # not B's meter
+    client = Client()
+    client.force_login(world.operator_a)
+    page = client.get(f"/meters/{meter.serial}/").content.decode()
+    assert '<dd id="relay-state">Disconnected <span' in page
 
 
 @pytest.mark.django_db(transaction=True)

@@ -6,6 +6,8 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
+from .models import JobRun
+
 
 def run_group(run_id: int) -> str:
     return f"run-{run_id}"
@@ -38,8 +40,6 @@ def publish_run(run_id: int) -> None:
         return
 
     def send():
-        from .models import JobRun
-
         run = JobRun.objects.filter(pk=run_id).first()
         if run is None:
             return

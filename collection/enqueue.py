@@ -12,8 +12,16 @@ from __future__ import annotations
 from celery import current_app
 
 READ_BATCH = "collection.read_batch"
+HANDLE_PUSH = "collection.handle_push"
 
 
 def read_batch(run_id: int, meter_ids: list[int]) -> None:
     """One batch of a run: `collection.tasks.read_batch_task(run_id, meter_ids)`."""
     current_app.signature(READ_BATCH, args=(run_id, meter_ids)).apply_async()
+
+
+def handle_push(meter_id: int, events: list[dict], counter: dict | None = None) -> None:
+    """One push's events, from the listener: `collection.push_tasks.handle_push`."""
+    current_app.signature(
+        HANDLE_PUSH, args=(meter_id, events), kwargs={"counter": counter}
+    ).apply_async()

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from .. import enqueue
 from ..protocols.base import MeterEvent
 from .codec import (
     DEFAULT_MAX_FRAME,
@@ -87,7 +88,7 @@ class CounterSink:
 
 
 class CelerySink:
-    """``collection.handle_push.delay(...)`` from one background thread.
+    """``collection.handle_push``, queued by name (``collection.enqueue``) from one thread.
 
     Publishing to the broker is blocking I/O, so it never runs on the event loop: the loop
     puts work on a bounded queue (full queue = the message is rejected as "overload").
@@ -109,8 +110,6 @@ class CelerySink:
         return True
 
     def _run(self) -> None:
-        from collection.push_tasks import handle_push
-
         while True:
             item = self._queue.get()
             if item is None:
@@ -118,7 +117,7 @@ class CelerySink:
                 return
             meter_id, events, counter = item
             try:
-                handle_push.delay(meter_id, events, counter=counter)
+                enqueue.handle_push(meter_id, events, counter=counter)
                 self.sent += 1
             except Exception:
                 self.failed += 1

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.db import models
+from django_otp.models import Device, ThrottlingMixin
+from django_otp.oath import TOTP
 
+from amisite.encryption import EncryptedTextField
 from amisite.tree import TreeNode
 
 from .choices import Outcome
@@ -141,3 +145,57 @@ class ApiToken(models.Model):
         from django.utils import timezone
 
         return self.revoked_at is None and self.expires_at > timezone.now()
+
+
+class TotpDevice(ThrottlingMixin, Device):
+    """A user's authenticator app (TOTP, RFC 6238): the second factor of staff sign-ins.
+
+    The shared secret is encrypted at rest; `last_t` refuses a code used before (replay),
+    and failed codes slow further tries down (django-otp's throttling).
+    """
+
+    key = EncryptedTextField(help_text="hex; never displayed once stored")
+    last_t = models.BigIntegerField(default=-1)
+
+    SECRET_FIELDS = ("key",)
+
+    class Meta:
+        verbose_name = "TOTP device"
+        verbose_name_plural = "TOTP devices"
+
+    def get_throttle_factor(self) -> int:
+        return 1
+
+    def verify_token(self, token) -> bool:
+        allowed, _ = self.verify_is_allowed()
+        if not allowed or not str(token).isdigit():
+            return False
+        totp = TOTP(bytes.fromhex(self.key))
+        totp.time = time.time()
+        verified = totp.verify(int(token), tolerance=1, min_t=self.last_t + 1)
+        if verified:
+            self.last_t = totp.t()
+            self.throttle_reset(commit=False)
+            self.save()
+        else:
+            self.throttle_increment()
+        return verified
+
+
+class RecoveryCode(models.Model):
+    """A one-time code that stands in for the authenticator (only its SHA-256 is stored)."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="recovery_codes")
+    code_hash = models.CharField(max_length=64)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"recovery code of {self.user}" + (" (used)" if self.used_at else "")
+
+    @staticmethod
+    def hash_code(code: str) -> str:
+        normal = code.replace("-", "").replace(" ", "").upper()
+        return hashlib.sha256(normal.encode()).hexdigest()

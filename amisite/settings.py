@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "guardian",
     "axes",
+    "django_otp",
     "django_celery_beat",
     "channels",
     "amisite",  # management commands (db_capacity)
@@ -71,6 +72,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "accounts.two_factor.SecondFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",
@@ -340,7 +342,11 @@ AMI_NOTIFY_CUSTOMERS_OF_OUTAGES = env.bool("AMI_NOTIFY_CUSTOMERS_OF_OUTAGES", de
 # What a new organisation gets when it is created (accounts.actions.create_organisation).
 AMI_ORGANISATION_SETUP = ("meters.alarms.defaults.install_default_rules",)
 # The other apps' parts of the demo utility (meters/demo.py), in order.
-AMI_DEMO_PARTS = ("collection.demo.load_demo_collection", "vending.demo.load_demo_vending")
+AMI_DEMO_PARTS = (
+    "collection.demo.load_demo_collection",
+    "vending.demo.load_demo_vending",
+    "accounts.demo.load_demo_two_factor",
+)
 # Derived events: thresholds (meters/alarms/engine.py, "derived events").
 AMI_ALARM_UNREACHABLE_FAILURES = env.int("AMI_ALARM_UNREACHABLE_FAILURES", default=3)
 AMI_ALARM_CLOCK_DRIFT_S = env.float("AMI_ALARM_CLOCK_DRIFT_S", default=60.0)

@@ -130,3 +130,25 @@ def eager_celery():
     app.conf.task_always_eager, app.conf.task_eager_propagates = True, True
     yield
     app.conf.task_always_eager, app.conf.task_eager_propagates = before
+
+
+@pytest.fixture(autouse=True)
+def _force_login_is_past_the_second_factor(monkeypatch):
+    """`force_login` skips the sign-in form: both its factors, not only the password.
+
+    Tests of the second factor itself sign in through the forms (tests/accounts/
+    test_two_factor.py); everything else acts as a user already past them.
+    """
+    from django.test.client import ClientMixin
+
+    from accounts.two_factor import SESSION_KEY
+
+    original = ClientMixin.force_login
+
+    def force_login(self, user, backend=None):
+        original(self, user, backend)
+        session = self.session
+        session[SESSION_KEY] = user.pk
+        session.save()
+
+    monkeypatch.setattr(ClientMixin, "force_login", force_login)

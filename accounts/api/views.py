@@ -10,7 +10,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts import actions
+from accounts import actions, two_factor
 from accounts.models import ActivityLog, ApiToken, Organisation, User
 from accounts.tokens import TokenAuthentication, issue_token, revoke_token
 
@@ -80,7 +80,10 @@ LOCKED = "locked: too many failed sign-ins; try again later"
 
 
 class TokenView(APIView):
-    """POST username and password, get a token; says "locked" while sign-ins are locked."""
+    """POST username and password, get a token; says "locked" while sign-ins are locked.
+
+    Staff and administrators also send `otp`, a code of their authenticator.
+    """
 
     authentication_classes = []
     permission_classes = [AllowAny]
@@ -93,9 +96,20 @@ class TokenView(APIView):
             return Response({"detail": LOCKED}, status=status.HTTP_403_FORBIDDEN)
         serializer = AuthTokenSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
-        token, key = issue_token(
-            serializer.validated_data["user"], name=str(request.data.get("name", ""))
-        )
+        user = serializer.validated_data["user"]
+        if two_factor.required(user):
+            # Staff and administrators: the password alone issues no token.
+            if two_factor.device_of(user) is None:
+                return Response(
+                    {"detail": "set up your second factor first: /account/two-factor/enrol/"},
+                    status=status.HTTP_403_FORBIDDEN,
+                )
+            if not two_factor.verify(user, str(request.data.get("otp", ""))):
+                return Response(
+                    {"detail": "send `otp`: the code of your authenticator (or a recovery code)"},
+                    status=status.HTTP_403_FORBIDDEN,
+                )
+        token, key = issue_token(user, name=str(request.data.get("name", "")))
         return Response({"token": key, "id": token.pk, "expires_at": token.expires_at})
 
     def delete(self, request):

@@ -5,6 +5,8 @@ from django.core.management import call_command
 from django.test import Client
 from rest_framework.test import APIClient
 
+from accounts import two_factor
+from accounts.demo import DEMO_TOTP_SECRET
 from accounts.models import User
 from meters.demo import DEMO_LOGINS, load_demo
 from meters.models import Meter
@@ -160,6 +162,9 @@ def test_alarms_outages_and_vending_are_in_the_navigation_of_those_who_may_use_t
         login = next(x for x in DEMO_LOGINS if x.username == username)
         web = Client()
         web.post("/login/", {"username": username, "password": login.password})
+        if username == "admin":  # staff: the code of the demo's TEST authenticator key
+            code = two_factor.code_now(DEMO_TOTP_SECRET)
+            assert web.post("/account/two-factor/", {"code": code})["Location"] == "/"
         home = web.get("/").content.decode()
         nav = home.split('<nav class="mainnav"')[1].split("</nav>")[0]
         for name, href in links.items():
@@ -169,3 +174,21 @@ def test_alarms_outages_and_vending_are_in_the_navigation_of_those_who_may_use_t
         body = home.split("</nav>")[1]
         assert (links["Alarms"] in body) == ("Alarms" in shown), username
         assert ('href="/vending/"' in body) == ("Vending" in shown), username
+
+
+def test_demo_staff_sign_in_with_the_printed_key_as_the_readme_says():
+    load_demo()
+    for login in DEMO_LOGINS:
+        user = User.objects.get(username=login.username)
+        web = Client()
+        assert web.post("/login/", {"username": login.username, "password": login.password})[
+            "Location"
+        ]
+        if not two_factor.required(user):
+            assert web.get("/").status_code == 200, login.username
+            continue
+        assert web.get("/")["Location"].startswith("/account/two-factor/"), login.username
+        code = two_factor.code_now(DEMO_TOTP_SECRET)  # what `manage.py totp_code KEY` prints
+        assert web.post("/account/two-factor/", {"code": code})["Location"] == "/"
+        assert web.get("/").status_code == 200, login.username
+        assert web.get("/admin/").status_code == 200, login.username

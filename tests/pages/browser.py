@@ -2,18 +2,38 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass, field
 
 from django.db import connection
 
+from accounts import two_factor
+from accounts.models import TotpDevice, User
+
+BROWSER_TOTP_SECRET = "62726f777365722d746573742d7365637265742d"  # a TEST secret
+
 
 def sign_in(page, server: str, username: str) -> None:
-    """Sign in through the login form as a factory user (password `pw-<name>`)."""
+    """Sign in through the login form as a factory user (password `pw-<name>`).
+
+    Staff and administrators then confirm a code of their authenticator (enrolled here with
+    a TEST secret if they have none), as a person does.
+    """
     page.goto(server + "/login/")
     page.fill("#id_username", username)
     page.fill("#id_password", "pw-" + username)
     page.click("button[type=submit]")
+    user = User.objects.get(username=username)
+    if two_factor.required(user):
+        device = TotpDevice.objects.filter(user=user, confirmed=True).first()
+        if device is None:
+            device = TotpDevice.objects.create(
+                user=user, name="browser test", key=BROWSER_TOTP_SECRET, confirmed=True
+            )
+        page.wait_for_url(re.compile(r".*/account/two-factor/.*"))
+        page.fill("#id_code", two_factor.code_now(device.key))
+        page.click("#two-factor-form button[type=submit]")
     page.wait_for_url(server + "/")
 
 

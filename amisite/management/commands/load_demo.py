@@ -6,6 +6,7 @@ apps' parts) and collection's reads.
 
 from django.core.management.base import BaseCommand
 
+from accounts.demo import DEMO_TOTP_BASE32
 from accounts.models import User
 from collection import actions
 from collection.models import ReadJob
@@ -46,3 +47,8 @@ class Command(BaseCommand):
         self.stdout.write("[ami] demo logins (user / password):")
         for login in DEMO_LOGINS:
             self.stdout.write(f"[ami]   {login.username:16} {login.password:18} {login.what}")
+        self.stdout.write(
+            "[ami] staff and administrators (admin, north-admin, north-engineer) then enter a "
+            f"code: TEST authenticator key {DEMO_TOTP_BASE32}; current code: "
+            f".venv/bin/python manage.py totp_code {DEMO_TOTP_BASE32}"
+        )

@@ -27,8 +27,8 @@ from datetime import datetime
 
 from ..protocols.base import MeterEvent
 from ..protocols.dlms import axdr, framing
+from ..protocols.dlms.apdu import DATA_NOTIFICATION, GENERAL_GLO_CIPHERING
 from ..protocols.dlms.security import (
-    GENERAL_GLO_CIPHERING,
     IC,
     SC_IC_LEN,
     SYSTEM_TITLE_LEN,
@@ -38,7 +38,6 @@ from ..protocols.dlms.security import (
 from ..protocols.errors import FrameTooLarge as OversizeFrame
 from ..protocols.errors import ProtocolError
 
-DATA_NOTIFICATION = 0x0F
 DEFAULT_MAX_FRAME = 4096  # bytes of APDU per frame: an alarm push is ~40-70 bytes
 HDLC_OVERHEAD = 16  # format, addresses (up to 4 + 1), control, HCS, FCS around an APDU
 
@@ -95,13 +94,9 @@ class AuthenticationFailed(PushError):
 # ------------------------------------------------------------------ stream splitting
 
 
-@dataclass(frozen=True, slots=True)
-class Frame:
-    """One APDU as framed on the wire, with the link addresses it came with."""
-
-    source: int  # WRAPPER source wPort / HDLC upper source (server) address
-    destination: int  # WRAPPER destination wPort / HDLC client address
-    apdu: bytes
+# One APDU as framed on the wire, with the link addresses it came with: source is the WRAPPER
+# source wPort / HDLC upper source (server) address, destination the wPort / client address.
+Frame = framing.ApduFrame
 
 
 class WrapperStream:
@@ -124,7 +119,7 @@ class WrapperStream:
             raise FrameTooLarge(str(exc)) from None
         except ProtocolError as exc:
             raise FramingError(str(exc)) from None
-        return [Frame(f.source, f.destination, f.apdu) for f in frames]
+        return frames
 
 
 class HdlcStream:

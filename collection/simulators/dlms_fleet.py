@@ -34,9 +34,9 @@ from typing import NamedTuple
 from ..protocols.dlms import axdr
 from ..protocols.dlms import security as S
 from ..protocols.dlms.framing import (
+    ApduFrame,
     HdlcFrame,
     HdlcStream,
-    WrapperFrame,
     WrapperStream,
     wrapper_encode,
 )
@@ -492,7 +492,7 @@ class DlmsFleet:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await writer.wait_closed()
 
-    def _on_wrapper(self, conn: _Conn, frame: WrapperFrame, fixed: int | None) -> list[bytes]:
+    def _on_wrapper(self, conn: _Conn, frame: ApduFrame, fixed: int | None) -> list[bytes]:
         src, dst, apdu = frame.source, frame.destination, frame.apdu
         if fixed is not None:
             if dst != 1:

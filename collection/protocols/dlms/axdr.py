@@ -369,6 +369,13 @@ def decode_typed(buf: bytes, pos: int = 0, _depth: int = 0) -> tuple[Value, int]
         tag = buf[pos]
     except IndexError:
         raise MalformedResponse("truncated data") from None
+    fixed = _FIXED_STRUCTS.get(tag)
+    if fixed is not None:
+        unpack, size = fixed
+        pos += 1
+        if pos + size > len(buf):
+            raise MalformedResponse("truncated data")
+        return Value(tag, unpack(buf, pos)[0]), pos + size
     if tag == STRUCTURE or tag == ARRAY:
         if _depth >= MAX_DEPTH:
             raise MalformedResponse("data nested too deeply")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import binascii
 import struct
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..errors import FrameError, FrameTooLarge
 
@@ -47,12 +48,11 @@ def wrapper_parse(frame: bytes) -> tuple[int, int, bytes]:
     return src, dst, bytes(frame[WRAPPER_HEADER_LEN:])
 
 
-@dataclass(frozen=True, slots=True)
-class WrapperFrame:
-    """One APDU as a WRAPPER frame carried it."""
+class ApduFrame(NamedTuple):
+    """One APDU with the link addresses it came with (a NamedTuple: cheap per frame)."""
 
-    source: int  # wPort
-    destination: int  # wPort
+    source: int  # WRAPPER source wPort / HDLC upper source address
+    destination: int  # WRAPPER destination wPort / HDLC upper destination address
     apdu: bytes
 
 
@@ -74,10 +74,10 @@ class WrapperStream:
         """Bytes of an incomplete frame held."""
         return len(self._buf)
 
-    def feed(self, data: bytes) -> list[WrapperFrame]:
+    def feed(self, data: bytes) -> list[ApduFrame]:
         buf = self._buf
         buf += data
-        out: list[WrapperFrame] = []
+        out: list[ApduFrame] = []
         pos = 0
         n = len(buf)
         while n - pos >= WRAPPER_HEADER_LEN:
@@ -89,7 +89,7 @@ class WrapperStream:
             end = pos + WRAPPER_HEADER_LEN + length
             if end > n:
                 break
-            out.append(WrapperFrame(src, dst, bytes(buf[pos + WRAPPER_HEADER_LEN : end])))
+            out.append(ApduFrame(src, dst, bytes(buf[pos + WRAPPER_HEADER_LEN : end])))
             pos = end
         if pos:
             del buf[:pos]

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import hmac
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from ..errors import MalformedResponse, SecurityError
+from .apdu import GENERAL_GLO_CIPHERING
 from .axdr import encode_length, read_length
 
 SC_AUTH = 0x10
@@ -41,7 +42,6 @@ GLO_RESPONSE_TO_PLAIN = {
     0x2E: 0x0E,  # confirmed-service-error
     0xCA: 0xC2,  # event-notification
 }
-GENERAL_GLO_CIPHERING = 0xDB
 # exception-response and confirmed-service-error may come in any glo- APDU
 ERRORS_IN_ANY_GLO = (b"\xd8", b"\x0e")
 CIPHERED_TAGS = frozenset(GLO_RESPONSE_TO_PLAIN) | {GENERAL_GLO_CIPHERING}
@@ -106,7 +106,7 @@ def unprotect(
         raise SecurityError("system title unknown or not 8 bytes")
     (ic,) = IC.unpack_from(content, 1)
     iv = bytes(system_title) + content[1:SC_IC_LEN]
-    body = bytes(content[SC_IC_LEN:])
+    body = content[SC_IC_LEN:]
     if kind == SC_ENC:
         return sc, ic, _ctr_only(ek, iv, body)
     if kind not in (SC_AUTH, SC_AUTH_ENC):
@@ -159,13 +159,19 @@ def verify_hls_reply(
 # -- glo-/general-glo-ciphering envelopes ---------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Ciphered:
+class Ciphered(NamedTuple):
     """A received ciphered xDLMS APDU before decryption."""
 
     tag: int  # glo- tag or GENERAL_GLO_CIPHERING
     system_title: bytes | None  # present with general-glo-ciphering
     content: bytes  # SC || IC || payload
+
+
+def _length(buf: bytes, pos: int) -> tuple[int, int]:
+    # The short form inline: this runs for every push and every ciphered reply.
+    if pos < len(buf) and buf[pos] < 0x80:
+        return buf[pos], pos + 1
+    return read_length(buf, pos)
 
 
 def split_ciphered(apdu: bytes) -> Ciphered:
@@ -176,12 +182,12 @@ def split_ciphered(apdu: bytes) -> Ciphered:
     pos = 1
     title = None
     if tag == GENERAL_GLO_CIPHERING:
-        n, pos = read_length(apdu, pos)
+        n, pos = _length(apdu, pos)
         if pos + n > len(apdu):
             raise MalformedResponse("truncated system title")
         title = bytes(apdu[pos : pos + n])
         pos += n
-    n, pos = read_length(apdu, pos)
+    n, pos = _length(apdu, pos)
     if pos + n != len(apdu):
         raise MalformedResponse("ciphered APDU length mismatch")
     return Ciphered(tag, title, bytes(apdu[pos:]))

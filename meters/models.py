@@ -373,6 +373,14 @@ class Meter(CommSettings):
         ordering = ["serial"]
         indexes = [models.Index(fields=["organisation", "status"])]
 
+    def protocol_options(self) -> dict:
+        """The addressing of the meter's protocol; a Modbus meter's register map is named by
+        its model (``MeterModel.name``, e.g. "SDM630")."""
+        options = super().protocol_options()
+        if self.protocol == Protocol.MODBUS:
+            options["register_map"] = self.meter_model.name
+        return options
+
     def __str__(self) -> str:
         return self.serial
 

@@ -18,6 +18,8 @@ from . import registry
 from .dlms.cosem import ENERGY_REGISTERS, EVENT_LOG, LOAD_PROFILE, MAXIMUM_DEMAND
 from .dlms.settings import DlmsSettings
 from .errors import ProtocolError
+from .modbus import registermap
+from .modbus.settings import ModbusSettings
 
 WHAT = ("clock", "registers", "profile", "events", "instantaneous", "relay")
 
@@ -47,7 +49,7 @@ def _iso(text: str) -> datetime:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="read_meter", description="Read a meter once.")
-    p.add_argument("--protocol", default="dlms", choices=["dlms"])
+    p.add_argument("--protocol", default="dlms", choices=sorted(registry.DRIVERS))
     p.add_argument("--url", required=True, help="tcp://HOST:PORT or a pyserial URL")
     p.add_argument("--interface", default="wrapper", choices=["wrapper", "hdlc"])
     p.add_argument("--client-address", type=int)
@@ -60,6 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--system-title")
     p.add_argument("--invocation-counter", type=int, default=1)
     p.add_argument("--max-pdu", type=int, default=1024)
+    p.add_argument("--unit-id", type=int, help="Modbus unit (slave) id")
+    p.add_argument(
+        "--model",
+        help="Modbus register map: a shipped name "
+        f"({', '.join(registermap.available())}) or a JSON file",
+    )
     p.add_argument("--what", default="clock,registers")
     p.add_argument("--registers", help="comma separated OBIS codes (default: energy + MD)")
     p.add_argument("--since", type=_iso)
@@ -71,6 +79,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def settings_from_args(args):
+    if args.protocol == "modbus":
+        if args.unit_id is None or not args.model:
+            raise ValueError("--protocol modbus needs --unit-id and --model")
+        return ModbusSettings(
+            url=args.url,
+            unit_id=args.unit_id,
+            register_map=args.model,
+            timeout=args.timeout,
+            exchange_log=args.log_frames,
+        )
     return DlmsSettings(
         url=args.url,
         interface=args.interface,
@@ -90,6 +108,13 @@ def settings_from_args(args):
     )
 
 
+def default_registers(settings) -> list[str]:
+    """The registers read when none are named: the energy registers (and MD) of the meter."""
+    if isinstance(settings, ModbusSettings):
+        return [r.obis for r in registermap.load(settings.register_map).of_role("energy")]
+    return [*ENERGY_REGISTERS, MAXIMUM_DEMAND]
+
+
 async def run(args, settings, counter_store=None) -> dict:
     what = [w.strip() for w in args.what.split(",") if w.strip()]
     unknown = set(what) - set(WHAT)
@@ -106,7 +131,7 @@ async def run(args, settings, counter_store=None) -> dict:
             codes = (
                 [c.strip() for c in args.registers.split(",")]
                 if args.registers
-                else [*ENERGY_REGISTERS, MAXIMUM_DEMAND]
+                else default_registers(settings)
             )
             out["registers"] = await client.read_registers(codes)
         if "profile" in what:

@@ -16,11 +16,13 @@ from . import base
 from .dlms.driver import DRIVER as DLMS_DRIVER
 from .driver import Driver, Endpoint
 from .errors import NotSupported
+from .modbus.driver import DRIVER as MODBUS_DRIVER
 
 __all__ = ["DRIVERS", "Driver", "Endpoint", "driver", "driver_of", "open_session", "settings_for"]
 
 DRIVERS: dict[str, Driver] = {
     DLMS_DRIVER.protocol: DLMS_DRIVER,
+    MODBUS_DRIVER.protocol: MODBUS_DRIVER,
 }
 
 

@@ -16,19 +16,35 @@ from datetime import UTC, datetime
 
 from .dlms_fleet import FAULT_KINDS, DlmsFleet, assign_faults, make_meters
 from .incidents import demo_fleet
+from .modbus.server import FAULT_KINDS as MODBUS_FAULT_KINDS
+from .modbus.server import Fault as ModbusFault
+from .modbus.server import ModbusFleet
+from .modbus.server import make_meters as make_modbus_meters
 
 HOST = "127.0.0.1"
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="simulate_meters", description=__doc__.splitlines()[0])
-    p.add_argument("--protocol", choices=["dlms"], default="dlms")
+    p.add_argument("--protocol", choices=["dlms", "modbus"], default="dlms")
     p.add_argument("--count", type=int, default=1)
     p.add_argument("--port", type=int, default=0, help="listener port (first port per meter)")
     p.add_argument("--per-meter-ports", action="store_true")
     p.add_argument("--interface", choices=["wrapper", "hdlc"], default="wrapper")
     p.add_argument("--fault-share", type=float, default=0.0)
-    p.add_argument("--faults", default=",".join(FAULT_KINDS), help="comma separated kinds")
+    p.add_argument(
+        "--faults",
+        default=None,
+        help="comma separated kinds (dlms: "
+        f"{','.join(FAULT_KINDS)}; modbus: {','.join(MODBUS_FAULT_KINDS)}; default: all)",
+    )
+    p.add_argument("--model", default="sdm630", help="modbus: the meters' register map")
+    p.add_argument(
+        "--framing",
+        choices=["tcp", "rtu"],
+        default="tcp",
+        help="modbus: Modbus TCP, or RTU frames over TCP (a TCP-serial converter's bus)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--first-serial", type=int, default=90000001)
     p.add_argument("--push-to", default=None, help="host:port of the head-end push listener")
@@ -89,11 +105,59 @@ def manifest(fleet: DlmsFleet) -> list[dict]:
     return out
 
 
-async def run(args: argparse.Namespace, stop: asyncio.Event | None = None) -> None:
-    kinds = [k.strip() for k in args.faults.split(",") if k.strip()]
+def _fault_kinds(args: argparse.Namespace, known: tuple[str, ...]) -> list[str]:
+    kinds = [k.strip() for k in (args.faults or ",".join(known)).split(",") if k.strip()]
     for k in kinds:
-        if k not in FAULT_KINDS:
-            raise SystemExit(f"unknown fault {k!r}; choose from {', '.join(FAULT_KINDS)}")
+        if k not in known:
+            raise SystemExit(f"unknown fault {k!r}; choose from {', '.join(known)}")
+    return kinds
+
+
+def _stop_on_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+
+
+async def run_modbus(args: argparse.Namespace, stop: asyncio.Event | None = None) -> None:
+    """Modbus meters as unit ids 1..N behind one listener (a gateway or a bus)."""
+    kinds = _fault_kinds(args, MODBUS_FAULT_KINDS)
+    meters = make_modbus_meters(args.count, args.model, first_serial=args.first_serial)
+    if args.fault_share > 0:
+        assign_faults(meters, args.fault_share, kinds, args.seed, fault_class=ModbusFault)
+    fleet = ModbusFleet(
+        meters, framing=args.framing, host=HOST, port=args.port, idle_timeout=args.idle_timeout
+    )
+    stop = stop or asyncio.Event()
+    _stop_on_signals(stop)
+    await fleet.start()
+    try:
+        print(f"modbus {fleet.url} model {args.model} meters {len(meters)} units 1..{len(meters)}")
+        if args.manifest:
+            with open(args.manifest, "w") as f:
+                rows = [
+                    {
+                        "serial": m.serial,
+                        "url": fleet.url,
+                        "unit_id": m.unit_id,
+                        "model": args.model,
+                        "fault": m.fault.kind if m.fault else None,
+                    }
+                    for m in meters
+                ]
+                json.dump(rows, f, indent=1)
+        sys.stdout.flush()
+        await stop.wait()
+    finally:
+        await fleet.close()
+
+
+async def run(args: argparse.Namespace, stop: asyncio.Event | None = None) -> None:
+    if args.protocol == "modbus":
+        await run_modbus(args, stop)
+        return
+    kinds = _fault_kinds(args, FAULT_KINDS)
     if args.scenario == "demo":
         anchor = args.scenario_anchor or datetime.now(UTC).replace(microsecond=0)
         meters = demo_fleet(args.count, anchor, first_serial=args.first_serial).meters
@@ -115,10 +179,7 @@ async def run(args: argparse.Namespace, stop: asyncio.Event | None = None) -> No
         push_to=args.push_to,
     )
     stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+    _stop_on_signals(stop)
     await fleet.start(push_incidents=args.scenario != "none")
     try:
         if args.per_meter_ports:

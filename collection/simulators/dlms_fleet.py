@@ -115,14 +115,16 @@ def assign_faults(
     share: float,
     kinds: Sequence[str] = FAULT_KINDS,
     seed: int = 0,
+    fault_class: type = Fault,
 ) -> list[SimulatedMeter]:
-    """Give a deterministic share of the meters a fault (chosen by hash of seed + serial)."""
+    """Give a deterministic share of the meters a fault (chosen by hash of seed + serial);
+    any protocol's meters (``.serial``, ``.fault``) with that protocol's ``fault_class``."""
     out = []
     kinds = list(kinds)
     for m in meters:
         h = int.from_bytes(hashlib.sha256(f"{seed}:{m.serial}".encode()).digest()[:8], "big")
         if kinds and (h % 1_000_000) / 1_000_000 < share:
-            m.fault = Fault(kinds[(h >> 32) % len(kinds)])  # type: ignore[arg-type]
+            m.fault = fault_class(kinds[(h >> 32) % len(kinds)])
         out.append(m)
     return out
 

@@ -10,11 +10,12 @@ from collection.simulators.dlms_fleet import DlmsFleet
 
 
 @contextmanager
-def fleet_thread(meters, **kwargs):
+def fleet_thread(meters, fleet_class=DlmsFleet, **kwargs):
+    """`fleet_class` (DLMS by default, or e.g. the Modbus fleet) serving `meters`."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="fleet", daemon=True)
     thread.start()
-    fleet = DlmsFleet(meters, **kwargs)
+    fleet = fleet_class(meters, **kwargs)
     asyncio.run_coroutine_threadsafe(fleet.start(), loop).result(10)
     try:
         yield fleet

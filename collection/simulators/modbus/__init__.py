@@ -1,0 +1,1 @@
+"""Simulated Modbus meters (TCP and RTU framing) answering from the shared value model."""

@@ -99,8 +99,10 @@ class Line:
         """The words of one read (function 3 or 4); typed errors only."""
         what = f"unit {unit_id} fc{function} {address}+{count}"
         async with self.lock:
-            if not self._opened:
+            if self.users <= 0:
                 raise NotAssociated(f"line {self.key} is not open")
+            # Another unit's failed exchange dropped the connection: open it afresh.
+            await self.ensure_open(timeout)
             self.requests += 1
             call = (
                 self.client.read_holding_registers

@@ -302,3 +302,22 @@ def test_read_meter_cli_prints_json(capsys):
     ]
     assert len(out["instantaneous"]["voltages"]) == 3
     assert cli.main(["--protocol", "modbus", "--url", "tcp://127.0.0.1:1"]) == 2
+
+
+def test_a_silent_unit_costs_its_neighbours_on_the_line_nothing_but_time():
+    meters = make_meters(6, "sdm630")
+    meters[2].fault = Fault("timeout")
+
+    async def one(fleet, unit):
+        try:
+            async with ModbusSession(settings(fleet, unit, "sdm630", timeout=0.5)) as session:
+                return (await session.read_registers(["1-0:1.8.0*255"]))[0].value
+        except ProtocolError as exc:
+            return exc
+
+    async def body(fleet):
+        return await asyncio.gather(*(one(fleet, m.unit_id) for m in meters))
+
+    got = run(with_fleet(meters, body))
+    assert isinstance(got[2], MeterTimeout)
+    assert all(isinstance(v, Decimal) for i, v in enumerate(got) if i != 2)

@@ -24,11 +24,26 @@ from __future__ import annotations
 
 import struct
 
+from ..errors import MalformedResponse
 from . import framing as fr
+from .apdu import (
+    AARE,
+    AARQ,
+    ACTION_REQUEST,
+    ACTION_RESPONSE,
+    CONFIRMED_SERVICE_ERROR,
+    EXCEPTION_RESPONSE,
+    GENERAL_GLO_CIPHERING,
+    GET_REQUEST,
+    GET_RESPONSE,
+    RLRE,
+    RLRQ,
+    SET_REQUEST,
+    SET_RESPONSE,
+)
+from .axdr import read_length
 
-AARQ, AARE = 0x60, 0x61
 CALLING_AUTH_VALUE, RESPONDING_AUTH_VALUE = 0xAC, 0xAA
-SET_REQUEST, ACTION_REQUEST, ACTION_RESPONSE = 0xC1, 0xC3, 0xC7
 CLASS_ASSOCIATION_LN, CLASS_SECURITY_SETUP = 15, 64
 # (class, method) pairs whose parameters (and answer) are secrets.
 SECRET_METHODS = {(15, 1), (15, 2), (64, 2), (64, 3)}
@@ -36,7 +51,8 @@ SECRET_METHODS = {(15, 1), (15, 2), (64, 2), (64, 3)}
 SECRET_ATTRIBUTES = {(15, 7)}
 # glo-* and ded-* ciphered APDU tags (0xD8 between them is the plain exception-response),
 # glo-initiate request/response and confirmed-service-error, general-glo/ded-ciphering.
-GENERAL_CIPHERING = {0xDB, 0xDC}
+GENERAL_DED_CIPHERING = 0xDC
+GENERAL_CIPHERING = {GENERAL_GLO_CIPHERING, GENERAL_DED_CIPHERING}
 CIPHERED = frozenset(range(0xC8, 0xD8)) | {0x21, 0x28, 0x2E} | frozenset(GENERAL_CIPHERING)
 SC_ENCRYPTED, SC_AUTHENTICATED = 0x20, 0x10
 GCM_TAG = 12
@@ -46,14 +62,11 @@ Span = tuple[int, int]
 
 
 def _ber_length(buf: bytes, pos: int) -> tuple[int, int]:
-    """BER/A-XDR length at `pos` -> (length, position after it); raises IndexError/ValueError."""
-    first = buf[pos]
-    if first < 0x80:
-        return first, pos + 1
-    count = first & 0x7F
-    if count == 0 or count > 4:
-        raise ValueError("bad length")
-    return int.from_bytes(buf[pos + 1 : pos + 1 + count], "big"), pos + 1 + count
+    """BER/A-XDR length at `pos` -> (length, position after it); raises ValueError."""
+    try:
+        return read_length(buf, pos)
+    except MalformedResponse as exc:  # a ValueError to the callers here, like IndexError
+        raise ValueError(str(exc)) from None
 
 
 def _association_spans(apdu: bytes, offset: int) -> list[Span]:
@@ -193,7 +206,8 @@ def scrub_recorded(frames: list[tuple[str, bytes]], secrets=()) -> list[bytes]:
 # APDU tags a head-end session carries whose layout this module knows (others are hidden
 # by scrub_recorded, which cannot tell a continuation segment from an APDU).
 KNOWN_TAGS = frozenset(
-    {AARQ, AARE, 0x62, 0x63, 0xC0, SET_REQUEST, ACTION_REQUEST, 0xC4, 0xC5, ACTION_RESPONSE}
-    | {0xD8, 0x0E}
+    {AARQ, AARE, RLRQ, RLRE, GET_REQUEST, SET_REQUEST, ACTION_REQUEST}
+    | {GET_RESPONSE, SET_RESPONSE, ACTION_RESPONSE}
+    | {EXCEPTION_RESPONSE, CONFIRMED_SERVICE_ERROR}
     | CIPHERED
 )

@@ -21,6 +21,17 @@ from .targets import MeterTarget
 # How many sessions one shared line (concentrator, RS-485 bus, modem) takes at once.
 DEFAULT_LINE_LIMIT = 1
 
+# The capability each read item needs: an item the meter's driver lacks (a Modbus meter has
+# no clock, profile or event log) is left out of its read, not failed.
+ITEM_CAPABILITY = {
+    "clock": base.READ_CLOCK,
+    "registers": base.READ_REGISTERS,
+    "profile": base.READ_LOAD_PROFILE,
+    "events": base.READ_EVENTS,
+    "instantaneous": base.READ_INSTANTANEOUS,
+    "relay": base.READ_RELAY,
+}
+
 
 @dataclass
 class ReadPlan:
@@ -95,7 +106,8 @@ async def _read_session(
 ) -> None:
     # Partial results of a failed attempt are thrown away: an attempt is all or nothing.
     outcome.registers, outcome.profiles, outcome.events = [], [], []
-    if "clock" in plan.items:
+    items = {i for i in plan.items if ITEM_CAPABILITY.get(i, i) in session.capabilities}
+    if "clock" in items:
         outcome.clock = await session.read_clock()
         drift = outcome.clock.drift_seconds
         if (
@@ -105,9 +117,9 @@ async def _read_session(
         ):
             outcome.clock = await session.set_clock()
             outcome.clock_set = True
-    if "registers" in plan.items and target.registers:
+    if "registers" in items and target.registers:
         outcome.registers = await session.read_registers(list(target.registers))
-    if "profile" in plan.items:
+    if "profile" in items:
         for profile in target.profiles:
             since = target.profile_since.get(profile, plan.default_since)
             if since < plan.until:
@@ -117,12 +129,12 @@ async def _read_session(
                 # already stored, the store's keys make it a no-op).
                 rows = tuple(r for r in block.rows if since <= r.timestamp <= plan.until)
                 outcome.profiles.append(replace(block, rows=rows))
-    if "events" in plan.items:
+    if "events" in items:
         for log in target.event_logs:
             outcome.events.extend(await session.read_events(log, plan.default_since, plan.until))
-    if "instantaneous" in plan.items:
+    if "instantaneous" in items:
         outcome.instantaneous = await session.read_instantaneous()
-    if "relay" in plan.items:
+    if "relay" in items:
         outcome.relay = await session.relay_state()
 
 

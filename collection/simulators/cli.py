@@ -45,6 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="tcp",
         help="modbus: Modbus TCP, or RTU frames over TCP (a TCP-serial converter's bus)",
     )
+    p.add_argument(
+        "--pty",
+        action="store_true",
+        help="modbus: serve RTU on a pseudo-terminal (a serial bus) and print its path",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--first-serial", type=int, default=90000001)
     p.add_argument("--push-to", default=None, help="host:port of the head-end push listener")
@@ -126,20 +131,23 @@ async def run_modbus(args: argparse.Namespace, stop: asyncio.Event | None = None
     meters = make_modbus_meters(args.count, args.model, first_serial=args.first_serial)
     if args.fault_share > 0:
         assign_faults(meters, args.fault_share, kinds, args.seed, fault_class=ModbusFault)
+    framing = "rtu" if args.pty else args.framing
     fleet = ModbusFleet(
-        meters, framing=args.framing, host=HOST, port=args.port, idle_timeout=args.idle_timeout
+        meters, framing=framing, host=HOST, port=args.port, idle_timeout=args.idle_timeout
     )
     stop = stop or asyncio.Event()
     _stop_on_signals(stop)
-    await fleet.start()
+    url = await fleet.start_pty() if args.pty else None
+    if url is None:
+        await fleet.start()
+        url = fleet.url
     try:
-        print(f"modbus {fleet.url} model {args.model} meters {len(meters)} units 1..{len(meters)}")
         if args.manifest:
             with open(args.manifest, "w") as f:
                 rows = [
                     {
                         "serial": m.serial,
-                        "url": fleet.url,
+                        "url": url,
                         "unit_id": m.unit_id,
                         "model": args.model,
                         "fault": m.fault.kind if m.fault else None,
@@ -147,6 +155,8 @@ async def run_modbus(args: argparse.Namespace, stop: asyncio.Event | None = None
                     for m in meters
                 ]
                 json.dump(rows, f, indent=1)
+        # Printed once the manifest is written: the line tells a script both are ready.
+        print(f"modbus {url} model {args.model} meters {len(meters)} units 1..{len(meters)}")
         sys.stdout.flush()
         await stop.wait()
     finally:

@@ -11,6 +11,9 @@ can be injected byte by byte:
 * ``garbage``   the unit answers bytes that are no Modbus frame;
 * ``slow``      the unit answers after ``delay_s``.
 
+``start_pty()`` serves the same meters in RTU framing on a pseudo-terminal instead: an
+RS-485 bus as far as a serial client can tell (its path is a pyserial URL).
+
 A request for a unit id nobody has gets exception 11 (gateway target failed to respond) in
 TCP framing and silence in RTU framing, as on a bus.
 """
@@ -19,8 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
 import struct
+import tty
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -108,7 +113,9 @@ class ModbusFleet:
     clock: object = None  # a callable returning the simulated time (default: now)
     idle_timeout: float = 120.0
     connections: int = 0
+    pty_path: str | None = None
     _server: asyncio.AbstractServer | None = field(default=None, repr=False)
+    _pty: tuple | None = field(default=None, repr=False)
     _rng: random.Random = field(default_factory=lambda: random.Random(14), repr=False)
 
     def __post_init__(self) -> None:
@@ -130,18 +137,48 @@ class ModbusFleet:
         self._server = await asyncio.start_server(self._serve, self.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
 
+    async def start_pty(self) -> str:
+        """Serve on a new pseudo-terminal (RTU framing); returns the serial side's path."""
+        if self.framing != "rtu":
+            raise ValueError("a serial line carries RTU framing")
+        master, slave = os.openpty()
+        tty.setraw(slave)
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        rfile = os.fdopen(os.dup(master), "rb", buffering=0)
+        wfile = os.fdopen(os.dup(master), "wb", buffering=0)
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), rfile)
+        transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, wfile)
+        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+        task = asyncio.create_task(self._serve(reader, writer, idle=False))
+        self._pty = (master, slave, task)
+        self.pty_path = os.ttyname(slave)
+        return self.pty_path
+
     async def close(self) -> None:
+        if self._pty is not None:
+            master, slave, task = self._pty
+            self._pty = None
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+            for fd in (master, slave):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
         if self._server is not None:
             self._server.close()
             with contextlib.suppress(Exception):
                 await self._server.wait_closed()
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, idle: bool = True
+    ) -> None:
+        """Answer one connection (or the pty, which never idles out) until it closes."""
         self.connections += 1
         read_frame = self._read_tcp if self.framing == "tcp" else self._read_rtu
         try:
             while True:
-                async with asyncio.timeout(self.idle_timeout):
+                async with asyncio.timeout(self.idle_timeout if idle else None):
                     request = await read_frame(reader)
                 if request is None:
                     continue  # a frame with a bad CRC: ignored, as a bus device does

@@ -321,3 +321,27 @@ def test_a_silent_unit_costs_its_neighbours_on_the_line_nothing_but_time():
     got = run(with_fleet(meters, body))
     assert isinstance(got[2], MeterTimeout)
     assert all(isinstance(v, Decimal) for i, v in enumerate(got) if i != 2)
+
+
+def test_rtu_bus_on_a_pty_serves_several_units_exactly():
+    meters = make_meters(3, "em340")
+
+    async def body():
+        fleet = ModbusFleet(meters, framing="rtu", clock=lambda: NOW)
+        path = await fleet.start_pty()
+        try:
+
+            async def one(unit):
+                settings = ModbusSettings(path, unit, "em340", timeout=1.0)
+                async with ModbusSession(settings) as session:
+                    return await session.read_registers(["1-0:1.8.0*255", "1-0:2.8.0*255"])
+
+            return await asyncio.gather(*(one(m.unit_id) for m in meters))
+        finally:
+            await fleet.close()
+
+    got = run(body())
+    by_obis = rm.load("em340").by_obis()
+    for registers, meter in zip(got, meters, strict=True):
+        for value in registers:
+            assert value.value == values.expected(meter.serial, by_obis[value.obis], NOW)

@@ -8,27 +8,25 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def simulate(*args: str) -> subprocess.Popen:
+    """`simulate_meters` in a child process, its stdout a pipe."""
+    command = [sys.executable, "-m", "collection.simulators.cli", *args]
+    return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True, env=ENV)
 
 
 def test_cli_runs_and_writes_manifest(tmp_path):
     manifest = tmp_path / "meters.json"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "collection.simulators.cli",
-            "--protocol=dlms",
-            "--count=20",
-            "--interface=hdlc",
-            "--fault-share=0.5",
-            "--faults=timeout,late",
-            "--seed=3",
-            f"--manifest={manifest}",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    proc = simulate(
+        "--protocol=dlms",
+        "--count=20",
+        "--interface=hdlc",
+        "--fault-share=0.5",
+        "--faults=timeout,late",
+        "--seed=3",
+        f"--manifest={manifest}",
     )
     try:
         line = proc.stdout.readline()
@@ -43,6 +41,49 @@ def test_cli_runs_and_writes_manifest(tmp_path):
         assert len(data) == 20 and data[5]["server_address"] == 6
         assert {d["fault"] for d in data} <= {None, "timeout", "late"}
         assert len(bytes.fromhex(data[0]["block_key"])) == 16
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+
+
+def test_cli_serves_modbus_meters_that_read_meter_reads(tmp_path):
+    manifest = tmp_path / "modbus.json"
+    proc = simulate(
+        "--protocol=modbus",
+        "--count=5",
+        "--model=pm5500",
+        "--fault-share=0.5",
+        "--faults=exception",
+        f"--manifest={manifest}",
+    )
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("modbus tcp://127.0.0.1:") and "meters 5" in line
+        url = line.split()[1]
+        data = json.loads(manifest.read_text())
+        assert [d["unit_id"] for d in data] == [1, 2, 3, 4, 5]
+        healthy = next(d for d in data if d["fault"] is None)
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "collection.protocols.cli",
+                "--protocol=modbus",
+                f"--url={url}",
+                f"--unit-id={healthy['unit_id']}",
+                "--model=pm5500",
+                "--what=registers,instantaneous",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=ENV,
+        )
+        assert out.returncode == 0, out.stderr
+        read = json.loads(out.stdout)
+        assert read["registers"][0]["obis"] == "1-0:1.8.0*255"
+        assert int(read["registers"][0]["value"]) > 0
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0

@@ -208,7 +208,10 @@ SESSION_ENGINE = "django.contrib.sessions.backends.db"
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_ENABLE_UTC = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = {"collection.read_batch": {"queue": "collect"}}
+CELERY_TASK_ROUTES = {
+    "collection.read_batch": {"queue": "collect"},
+    "collection.execute_commands": {"queue": "collect"},
+}
 CELERY_TASK_ACKS_LATE = True  # a killed worker's task is redelivered, not lost
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -237,6 +240,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "meters.derive_alarm_events",
         "schedule": 900.0,
         "options": {"queue": "default", "expires": 900},
+    },
+    "collection-expire-commands": {
+        "task": "collection.expire_commands",
+        "schedule": 60.0,
+        "options": {"queue": "default", "expires": 60},
     },
     "collection-expire-runs": {
         "task": "collection.expire_runs",
@@ -336,6 +344,8 @@ AMI_SMS_URL = env.str("AMI_SMS_URL", default="console://")
 AMI_SMS_TOKEN = env.str("AMI_SMS_TOKEN", default="")
 AMI_NOTIFY_PER_USER_PER_HOUR = env.int("AMI_NOTIFY_PER_USER_PER_HOUR", default=20)
 AMI_NOTIFY_MAX_ATTEMPTS = env.int("AMI_NOTIFY_MAX_ATTEMPTS", default=5)
+# Meter commands: first retry of a retryable failure after this, doubled per attempt.
+AMI_COMMAND_RETRY_BACKOFF_S = env.float("AMI_COMMAND_RETRY_BACKOFF_S", default=5.0)
 AMI_NOTIFY_RETRY_BASE_S = env.int("AMI_NOTIFY_RETRY_BASE_S", default=30)
 # Customers of affected service points hear of outages only when this is on.
 AMI_NOTIFY_CUSTOMERS_OF_OUTAGES = env.bool("AMI_NOTIFY_CUSTOMERS_OF_OUTAGES", default=False)

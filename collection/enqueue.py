@@ -25,3 +25,15 @@ def handle_push(meter_id: int, events: list[dict], counter: dict | None = None) 
     current_app.signature(
         HANDLE_PUSH, args=(meter_id, events), kwargs={"counter": counter}
     ).apply_async()
+
+
+EXECUTE_COMMANDS = "collection.execute_commands"
+
+
+def execute_commands(meter_id: int, *, priority: int | None = None, countdown: float = 0) -> None:
+    """A session for one meter's queued commands: `collection.tasks.execute_commands_task`."""
+    options = {"countdown": countdown} if countdown else {}
+    if priority is not None:
+        # Redis (the broker) serves 0 first: an emergency command (9) is sent as 0.
+        options["priority"] = max(0, 9 - priority)
+    current_app.signature(EXECUTE_COMMANDS, args=(meter_id,)).apply_async(**options)

@@ -181,3 +181,4 @@ class InvocationCounter(models.Model):
 
 
 from .push.models import *  # noqa
+from .commands.models import *  # noqa

@@ -6,6 +6,7 @@ from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
 from . import actions, push_tasks  # noqa: F401  (registers collection.handle_push)
+from .commands import actions as commands
 from .health import record_heartbeat
 from .models import ReadJob
 
@@ -44,3 +45,24 @@ def expire_runs_task() -> int:
 def heartbeat_task() -> None:
     """Sent by beat every minute; the status page shows when it last ran."""
     record_heartbeat()
+
+
+@shared_task(
+    name="collection.execute_commands",
+    queue="collect",
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=2,
+    retry_backoff_max=60,
+    max_retries=8,
+)
+def execute_commands_task(self, meter_id: int) -> dict:
+    """One meter's queued commands in one session; a redelivery sends nothing twice."""
+    return commands.execute_commands(meter_id, claim=self.request.id or f"eager-{meter_id}")
+
+
+@shared_task(name="collection.expire_commands", queue="default")
+def expire_commands_task() -> int:
+    return commands.expire_commands()

@@ -1,8 +1,10 @@
 """One connection per physical line, shared by every unit id on it, one request at a time.
 
 A Modbus TCP gateway or an RS-485 bus carries many meters; each meter's session borrows the
-line's pymodbus client (opened by the first borrower, closed when the last one returns it)
-and holds the line's lock for each request. Lines are per event loop.
+line's pymodbus client (opened by the first borrower) and holds the line's lock for each
+request. When the last session returns it, the connection lingers ``LINGER_S`` for the next
+meter of a bus read one after another (the reader serialises a shared line's sessions), then
+closes; the event loop's end closes it too. Lines are per event loop.
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ class Line:
         self.users = 0
         self.requests = 0
         self._opened = False
+        self.closer: asyncio.Task | None = None
 
     async def ensure_open(self, timeout: float) -> None:
         if self._opened and self.client.connected:
@@ -117,7 +120,10 @@ class Line:
                 await self._drop()
                 raise MeterTimeout(f"{what}: no answer") from None
             except ModbusIOException as ex:
+                gone = not self.client.connected  # the peer closed: not a silent meter
                 await self._drop()
+                if gone:
+                    raise ConnectionFailed(f"{what}: connection closed by the peer") from None
                 raise MeterTimeout(f"{what}: no (valid) answer: {ex}") from None
             except ConnectionException as ex:
                 await self._drop()
@@ -148,6 +154,7 @@ class Line:
 
 
 _LINES: dict[tuple[int, str], Line] = {}
+LINGER_S = 2.0
 
 
 async def borrow(settings: ModbusSettings) -> Line:
@@ -156,6 +163,9 @@ async def borrow(settings: ModbusSettings) -> Line:
     line = _LINES.get(key)
     if line is None:
         line = _LINES[key] = Line(settings.line, settings)
+    if line.closer is not None:
+        line.closer.cancel()
+        line.closer = None
     line.users += 1
     try:
         async with line.lock:
@@ -168,8 +178,17 @@ async def borrow(settings: ModbusSettings) -> Line:
 
 async def give_back(line: Line) -> None:
     line.users -= 1
-    if line.users <= 0:
-        for key, value in list(_LINES.items()):
-            if value is line:
-                del _LINES[key]
-        await line.close()
+    if line.users <= 0 and line.closer is None:
+        line.closer = asyncio.create_task(_close_later(line))
+
+
+async def _close_later(line: Line) -> None:
+    """Close an unused line after the linger (or when the event loop ends)."""
+    try:
+        await asyncio.sleep(LINGER_S)
+    finally:
+        if line.users <= 0:
+            for key, value in list(_LINES.items()):
+                if value is line:
+                    del _LINES[key]
+            await line.close()

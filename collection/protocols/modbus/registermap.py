@@ -28,6 +28,7 @@ import re
 import struct
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
+from functools import lru_cache
 from pathlib import Path
 
 from ..errors import MalformedResponse, NotSupported
@@ -164,17 +165,22 @@ def _key(name: str) -> str:
 
 def load(name_or_path: str) -> RegisterMap:
     """A shipped map by name (case, spaces and dashes ignored: "SDM630", "sdm-630") or a JSON
-    file by path. :class:`NotSupported` when there is no such map."""
+    file by path (read anew each time). :class:`NotSupported` when there is no such map."""
     path = Path(name_or_path)
     if name_or_path.endswith(".json") and path.is_file():
         return parse_map(json.loads(path.read_text()), path.stem)
-    wanted = _key(name_or_path)
+    return _shipped(_key(name_or_path))
+
+
+@lru_cache(maxsize=64)
+def _shipped(wanted: str) -> RegisterMap:
+    """A shipped map by its key; the files ship with the code, so they are read once."""
     for candidate in MAPS_DIR.glob("*.json"):
         data = json.loads(candidate.read_text())
         names = {_key(candidate.stem), *(_key(a) for a in data.get("aliases", ()))}
         if wanted in names:
             return parse_map(data, candidate.stem)
-    raise NotSupported(f"no Modbus register map {name_or_path!r} (have: {', '.join(available())})")
+    raise NotSupported(f"no Modbus register map {wanted!r} (have: {', '.join(available())})")
 
 
 # ----------------------------------------------------------------- planning
@@ -188,30 +194,26 @@ def plan(
     out: list[Request] = []
     ordered = sorted(set(registers), key=lambda r: (r.function, r.address))
     current: list[Register] = []
+    end = 0
     for reg in ordered:
         if reg.count > max_registers:
             raise ValueError(f"{reg.obis}: {reg.count} registers exceed {max_registers}")
         if current:
             head = current[0]
-            end = max(r.end for r in current)
             if (
                 reg.function == head.function
                 and reg.address <= end + max_gap
                 and max(end, reg.end) - head.address <= max_registers
             ):
                 current.append(reg)
+                end = max(end, reg.end)
                 continue
-            out.append(_request(current))
-        current = [reg]
+            out.append(Request(head.function, head.address, end - head.address, tuple(current)))
+        current, end = [reg], reg.end
     if current:
-        out.append(_request(current))
+        head = current[0]
+        out.append(Request(head.function, head.address, end - head.address, tuple(current)))
     return out
-
-
-def _request(regs: list[Register]) -> Request:
-    start = regs[0].address
-    end = max(r.end for r in regs)
-    return Request(regs[0].function, start, end - start, tuple(regs))
 
 
 # ----------------------------------------------------------------- decoding

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import lru_cache
 
 from meters.obis import normalise
 
@@ -24,6 +25,12 @@ PHASE_ANGLES = ("1-0:81.7.4*255", "1-0:81.7.15*255", "1-0:81.7.26*255")
 PHASE_PF = ("1-0:33.7.0*255", "1-0:53.7.0*255", "1-0:73.7.0*255")
 FREQUENCY = "1-0:14.7.0*255"
 ACTIVE_POWER = "1-0:1.7.0*255"
+
+
+@lru_cache(maxsize=256)
+def _cached_plan(registers: tuple[rm.Register, ...], max_registers: int, max_gap: int):
+    """A map's reads are the same at every poll: plan them once."""
+    return rm.plan(registers, max_registers, max_gap)
 
 
 class ModbusSession(base.MeterSession):
@@ -43,13 +50,16 @@ class ModbusSession(base.MeterSession):
         if line is not None:
             await give_back(line)
 
+    def _plan(self, registers: tuple[rm.Register, ...]) -> list[rm.Request]:
+        m = self.register_map
+        return _cached_plan(registers, m.max_registers, m.max_gap)
+
     async def read_values(self, registers) -> dict[str, Decimal | None]:
         """OBIS -> value of `registers`, in the fewest requests the map allows."""
         if self._line is None:
             raise NotAssociated("session is not open")
-        m = self.register_map
         out: dict[str, Decimal | None] = {}
-        for request in rm.plan(registers, m.max_registers, m.max_gap):
+        for request in self._plan(tuple(registers)):
             words = await self._line.read(
                 request.function,
                 request.address,

@@ -116,6 +116,7 @@ class ModbusFleet:
     pty_path: str | None = None
     _server: asyncio.AbstractServer | None = field(default=None, repr=False)
     _pty: tuple | None = field(default=None, repr=False)
+    _writers: set = field(default_factory=set, repr=False)
     _rng: random.Random = field(default_factory=lambda: random.Random(14), repr=False)
 
     def __post_init__(self) -> None:
@@ -165,6 +166,8 @@ class ModbusFleet:
             for fd in (master, slave):
                 with contextlib.suppress(OSError):
                     os.close(fd)
+        for writer in list(self._writers):  # a stopped meter drops its connections
+            writer.close()
         if self._server is not None:
             self._server.close()
             with contextlib.suppress(Exception):
@@ -175,6 +178,7 @@ class ModbusFleet:
     ) -> None:
         """Answer one connection (or the pty, which never idles out) until it closes."""
         self.connections += 1
+        self._writers.add(writer)
         read_frame = self._read_tcp if self.framing == "tcp" else self._read_rtu
         try:
             while True:
@@ -197,6 +201,7 @@ class ModbusFleet:
         except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
             pass
         finally:
+            self._writers.discard(writer)
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()

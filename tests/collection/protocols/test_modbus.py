@@ -252,9 +252,15 @@ def test_unknown_unit_illegal_address_refused_connection_and_unsupported_service
                 await session.set_clock()
         port = fleet.port
         await fleet.close()
+        # The line's connection lingered after its last session; the peer is gone now.
         with pytest.raises(ConnectionFailed):
             async with ModbusSession(
                 ModbusSettings(f"tcp://127.0.0.1:{port}", 1, "sdm630", timeout=1)
+            ) as session:
+                await session.read_registers(["1-0:1.8.0*255"])
+        with pytest.raises(ConnectionFailed):  # and a line never opened fails at the open
+            async with ModbusSession(
+                ModbusSettings(f"tcp://127.0.0.1:{port}/", 1, "sdm630", timeout=1)
             ):
                 pass
 

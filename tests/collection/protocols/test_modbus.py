@@ -10,6 +10,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from collection.protocols import base, cli, registry
 from collection.protocols.driver import Endpoint
@@ -17,6 +20,7 @@ from collection.protocols.errors import (
     AccessDenied,
     ConnectionFailed,
     FrameError,
+    MalformedResponse,
     MeterTimeout,
     NotSupported,
     ProtocolError,
@@ -351,3 +355,28 @@ def test_rtu_bus_on_a_pty_serves_several_units_exactly():
     for registers, meter in zip(got, meters, strict=True):
         for value in registers:
             assert value.value == values.expected(meter.serial, by_obis[value.obis], NOW)
+
+
+@given(
+    kind=st.sampled_from(sorted(rm.TYPES)),
+    word_order=st.sampled_from(["big", "little"]),
+    words=st.lists(st.integers(-5, 0x10004), max_size=6),
+)
+@hypothesis_settings(max_examples=300, deadline=None)
+def test_decoding_any_words_gives_a_value_or_a_typed_error(kind, word_order, words):
+    r = reg(kind, word_order, scale="0.1", resolution="0.01")
+    try:
+        value = rm.decode(r, words)
+    except MalformedResponse:
+        return
+    assert value is None or isinstance(value, Decimal)
+
+
+@given(
+    kind=st.sampled_from(["int16", "uint16", "int32", "uint32", "int64", "uint64"]),
+    word_order=st.sampled_from(["big", "little"]),
+    raw=st.integers(0, 0x7FFF),
+)
+def test_integer_registers_round_trip(kind, word_order, raw):
+    r = reg(kind, word_order, scale="100")
+    assert rm.decode(r, rm.encode(r, raw * 100)) == raw * 100

@@ -33,7 +33,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-BENCH_DB = "ami_bench_e2e"
+BENCH_DB = os.environ.get("AMI_BENCH_DB", "ami_bench_e2e")  # own name: parallel runs
 
 
 def free_port() -> int:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import replace
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.db.models import F
@@ -224,10 +224,10 @@ def process_batch(run_id: int, meter_ids: list[int]) -> dict:
         read_batch(targets, plan, DatabaseCounterStore(), concurrency=concurrency)
     )
     with transaction.atomic():
-        # All of the batch's values in three bulk ingests, then each meter's outcome.
+        # All of the batch's values in three bulk ingests, then every meter's outcome in a
+        # few statements (not a handful of round trips per meter).
         ingest = store_outcomes(outcomes)
-        for outcome in outcomes:
-            _record_outcome(run, outcome)
+        _finish_results(run, [_record_outcome(run, outcome) for outcome in outcomes])
     finish_run_if_done(run.pk)
     return {"read": len(outcomes), "ok": sum(o.ok for o in outcomes), **ingest.as_dict()}
 
@@ -253,7 +253,9 @@ def _remember_with_list_failure(outcome: MeterOutcome) -> str:
     )
 
 
-def _record_outcome(run: JobRun, outcome: MeterOutcome) -> None:
+def _record_outcome(run: JobRun, outcome: MeterOutcome) -> Finished:
+    """A meter's side effects of its outcome (audit, security alarm, model fallback) and
+    what its result row gets (`_finish_results` writes it)."""
     notes = _remember_with_list_failure(outcome)
     if isinstance(outcome.error, SystemTitleMismatch):
         _security_failure(run, outcome)
@@ -263,8 +265,7 @@ def _record_outcome(run: JobRun, outcome: MeterOutcome) -> None:
             log_text = "\n".join(
                 f"{e.at.isoformat()} {e.direction} {e.data.hex()}" for e in outcome.exchange_log
             )
-        _finish_result(
-            run,
+        return Finished(
             outcome.meter_id,
             ok=False,
             kind=outcome.error_kind,
@@ -274,7 +275,6 @@ def _record_outcome(run: JobRun, outcome: MeterOutcome) -> None:
             exchange_log=log_text,
             notes=notes,
         )
-        return
     if outcome.clock_set:
         # Setting a meter's clock changes the meter: one activity row, like any command.
         meter = Meter.objects.get(pk=outcome.meter_id)
@@ -285,8 +285,7 @@ def _record_outcome(run: JobRun, outcome: MeterOutcome) -> None:
             changes={"run": run.pk, "meter_time": str(outcome.clock.meter_time)},
             detail="clock drift over the job's limit, within its maximum adjustment",
         )
-    _finish_result(
-        run,
+    return Finished(
         outcome.meter_id,
         ok=True,
         values=values_in(outcome),
@@ -320,74 +319,129 @@ def _security_failure(run: JobRun, outcome: MeterOutcome) -> None:
     alarm_engine.evaluate_events(events)
 
 
-def _finish_result(
-    run,
-    meter_id,
-    *,
-    ok,
-    kind="",
-    error="",
-    retryable=False,
-    attempts=0,
-    values=0,
-    data=None,
-    exchange_log="",
-    drift=None,
-    notes="",
-) -> None:
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """How one meter's read in a run ended: what its result row and comm status get."""
+
+    meter_id: int
+    ok: bool
+    kind: str = ""
+    error: str = ""
+    retryable: bool = False
+    attempts: int = 0
+    values: int = 0
+    data: dict | None = None
+    exchange_log: str = ""
+    drift: float | None = None
+    notes: str = ""
+
+
+RESULT_FIELDS = [
+    "status",
+    "error_kind",
+    "error",
+    "retryable",
+    "attempts",
+    "values_stored",
+    "data",
+    "exchange_log",
+    "notes",
+    "finished_at",
+]
+COMM_FIELDS = [
+    "last_attempt",
+    "last_success",
+    "consecutive_failures",
+    "unreachable",
+    "last_error",
+    "clock_drift_s",
+]
+
+
+def _finish_result(run, meter_id, *, ok, **fields) -> None:
+    _finish_results(run, [Finished(meter_id, ok, **fields)])
+
+
+def _finish_results(run, finished: list[Finished]) -> None:
+    """Close meters' results of one run: result rows, the run's counts, comm statuses.
+
+    Exactly once per meter: only results still open are closed (locked first, so a
+    concurrent delivery of the same batch waits and then finds them closed); a result an
+    earlier delivery already closed is left alone and not counted again.
+    """
+    if not finished:
+        return
     now = timezone.now()
+    by_meter = {f.meter_id: f for f in finished}
     with transaction.atomic():
-        open_result = MeterReadResult.objects.filter(run=run, meter_id=meter_id).exclude(
-            status__in=[ResultStatus.OK, ResultStatus.FAILED]
+        open_results = list(
+            MeterReadResult.objects.select_for_update()
+            .filter(run=run, meter_id__in=by_meter)
+            .exclude(status__in=[ResultStatus.OK, ResultStatus.FAILED])
+            .order_by("meter_id")
+            .only("pk", "meter_id", "started_at")
         )
-        # When this meter's attempt began (or, never attempted, its run): what the outcome is about.
-        attempted_at = open_result.values_list("started_at", flat=True).first() or (
-            run.started_at or run.created_at
-        )
-        updated = open_result.update(
-            status=ResultStatus.OK if ok else ResultStatus.FAILED,
-            error_kind=kind,
-            error=error[:2000],
-            retryable=retryable,
-            attempts=attempts,
-            values_stored=values,
-            data=data or {},
-            exchange_log=exchange_log,
-            notes=notes,
-            finished_at=now,
-        )
-        if not updated:  # already finished by an earlier delivery: count it once only
+        if not open_results:  # all finished by an earlier delivery: count them once only
             return
+        closed = []
+        for result in open_results:
+            f = by_meter[result.meter_id]
+            result.status = ResultStatus.OK if f.ok else ResultStatus.FAILED
+            result.error_kind, result.error = f.kind, f.error[:2000]
+            result.retryable, result.attempts, result.values_stored = (
+                f.retryable,
+                f.attempts,
+                f.values,
+            )
+            result.data, result.exchange_log = f.data or {}, f.exchange_log
+            result.notes, result.finished_at = f.notes, now
+            # When this meter's attempt began (or, never attempted, its run).
+            closed.append((f, result.started_at or run.started_at or run.created_at))
+        MeterReadResult.objects.bulk_update(open_results, RESULT_FIELDS, batch_size=500)
+        succeeded = sum(1 for f, _ in closed if f.ok)
         JobRun.objects.filter(pk=run.pk).update(
-            done=F("done") + 1,
-            succeeded=F("succeeded") + (1 if ok else 0),
-            failed=F("failed") + (0 if ok else 1),
-            values_stored=F("values_stored") + values,
+            done=F("done") + len(closed),
+            succeeded=F("succeeded") + succeeded,
+            failed=F("failed") + (len(closed) - succeeded),
+            values_stored=F("values_stored") + sum(f.values for f, _ in closed),
         )
-        _update_comm_status(meter_id, now, attempted_at, ok=ok, kind=kind, error=error, drift=drift)
+        _update_comm_statuses(closed, now)
         progress.publish_run(run.pk)
 
 
-def _update_comm_status(meter_id, now, attempted_at, *, ok, kind, error, drift) -> None:
-    """Fold one outcome into the meter's comm status, unless a newer success supersedes it.
+def _update_comm_statuses(closed: list[tuple[Finished, datetime]], now) -> None:
+    """Fold outcomes into their meters' comm status, unless a newer success supersedes one.
 
     A failure about an attempt (or a run) that began before the meter's last success is old
     news (a run expiring late, a slow retry): the result row keeps it, the status does not.
     """
-    status, _ = CommStatus.objects.select_for_update().get_or_create(meter_id=meter_id)
-    if not ok and status.last_success and attempted_at and attempted_at < status.last_success:
-        return
-    status.last_attempt = max(filter(None, (status.last_attempt, now)))
-    if ok:
-        status.last_success, status.consecutive_failures, status.unreachable = now, 0, False
-        status.last_error = ""
-        if drift is not None:
-            status.clock_drift_s = drift
-    else:
-        status.consecutive_failures += 1
-        status.unreachable = status.consecutive_failures >= UNREACHABLE_AFTER
-        status.last_error = f"{kind}: {error}"[:2000]
-    status.save()
+    meter_ids = sorted(f.meter_id for f, _ in closed)
+    CommStatus.objects.bulk_create(
+        [CommStatus(meter_id=m) for m in meter_ids], ignore_conflicts=True
+    )
+    statuses = {
+        s.meter_id: s
+        for s in CommStatus.objects.select_for_update()
+        .filter(meter_id__in=meter_ids)
+        .order_by("meter_id")
+    }
+    changed = []
+    for f, attempted_at in closed:
+        status = statuses[f.meter_id]
+        if not f.ok and status.last_success and attempted_at and attempted_at < status.last_success:
+            continue
+        status.last_attempt = max(filter(None, (status.last_attempt, now)))
+        if f.ok:
+            status.last_success, status.consecutive_failures, status.unreachable = now, 0, False
+            status.last_error = ""
+            if f.drift is not None:
+                status.clock_drift_s = f.drift
+        else:
+            status.consecutive_failures += 1
+            status.unreachable = status.consecutive_failures >= UNREACHABLE_AFTER
+            status.last_error = f"{f.kind}: {f.error}"[:2000]
+        changed.append(status)
+    CommStatus.objects.bulk_update(changed, COMM_FIELDS, batch_size=500)
 
 
 def finish_run_if_done(run_id: int) -> None:

@@ -182,8 +182,15 @@ if CHANNEL_LAYER_URL:
                 # layer's blocking pop (BZPOPMIN, 5 s): on a busy machine the read timed out
                 # first, killing the process's receive loop, and no socket heard anything
                 # more (bench/web_load.py). Reads may take longer than the pop.
+                # redis-py's pool refuses a 101st connection at once (MaxConnectionsError): a
+                # thousand sockets of one process joining or leaving their groups together
+                # (browsers back after a restart, bench/web_load.py) were closed with 1013.
                 "hosts": [
-                    {"address": CHANNEL_LAYER_URL, "socket_timeout": CHANNEL_LAYER_READ_TIMEOUT}
+                    {
+                        "address": CHANNEL_LAYER_URL,
+                        "socket_timeout": CHANNEL_LAYER_READ_TIMEOUT,
+                        "max_connections": env.int("CHANNEL_LAYER_MAX_CONNECTIONS", default=1000),
+                    }
                 ],
                 "prefix": env.str("AMI_CHANNEL_PREFIX", "ami"),
             },

@@ -26,6 +26,7 @@ from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.sessions import CookieMiddleware, SessionMiddleware
 from django.conf import settings
+from django.contrib.auth import SESSION_KEY, get_user_model
 from django.db import close_old_connections
 from redis.exceptions import RedisError
 
@@ -60,10 +61,23 @@ def socket_db(func):
 
 
 class SocketAuthMiddleware(AuthMiddleware):
-    """Channels' AuthMiddleware (session -> user), run on the websocket threads."""
+    """Channels' AuthMiddleware (session -> user), run on the websocket threads, which also
+    takes the access fingerprint the socket is watched against (`JsonConsumer`)."""
 
     async def resolve_scope(self, scope):
-        scope["user"]._wrapped = await socket_db(get_user.func)(scope)
+        scope["user"]._wrapped, scope["ami_access"] = await socket_db(_sign_in)(scope)
+
+
+def _sign_in(scope) -> tuple:
+    """(user, (user id, access fingerprint) or None). The fingerprint is taken first: a
+    change between the two lookups then differs from it, and the first re-check closes the
+    socket; taken after authorising, it could include a change the socket never saw."""
+    session = scope["session"]
+    access = None
+    if SESSION_KEY in session:
+        user_id = get_user_model()._meta.pk.to_python(session[SESSION_KEY])
+        access = (user_id, access_fingerprint(user_id, session.session_key))
+    return get_user.func(scope), access
 
 
 def socket_auth(inner):
@@ -80,15 +94,21 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
     to the user's group, and at least every AMI_WS_RECHECK_SECONDS."""
 
     async def accept(self, subprotocol=None, headers=None):
-        await super().accept(subprotocol, headers)
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
-            return
+            return await super().accept(subprotocol, headers)
         self._ami_user_id = user.pk
         session = self.scope.get("session")
         self._ami_session_key = getattr(session, "session_key", None)
-        self._ami_access = await self._access()
+        # The baseline is from before the user was authorised (`_sign_in`), and the socket
+        # hears pushes before the browser learns it is open: nothing can slip in between.
+        signed_in = self.scope.get("ami_access")
+        if signed_in is not None and signed_in[0] == user.pk:
+            self._ami_access = signed_in[1]
+        else:
+            self._ami_access = await self._access()
         await self.channel_layer.group_add(socket_group(user.pk), self.channel_name)
+        await super().accept(subprotocol, headers)
         self._ami_watch = asyncio.ensure_future(self._watch_access())
 
     async def _access(self):

@@ -54,6 +54,15 @@ def cached_rollup(user, parts, compute, seconds: int | None = None):
     return result
 
 
+def cached_per_scope(user, name: str, compute, seconds: int):
+    """`compute()`'s value shared by users who see the same organisations with the same
+    permissions (roles decide which models `restrict` lets through) for `seconds`."""
+    value, _ = cached_rollup(
+        user, [name, *sorted(user.get_all_permissions())], compute, seconds=seconds
+    )
+    return value
+
+
 @contextmanager
 def aggregate_memory():
     """On PostgreSQL, a larger `work_mem` for this transaction only: grouping by computed

@@ -45,6 +45,14 @@ def test_channel_layer_reads_outlast_its_blocking_pop():
     assert pool.connection_kwargs["socket_timeout"] > layer.brpop_timeout + 5
 
 
+def test_channel_layer_takes_a_reconnect_storm():
+    """A thousand sockets of one process join their groups at once after a restart."""
+    from channels_redis.utils import create_pool
+
+    pool = create_pool(get_channel_layer().hosts[0])
+    assert pool.max_connections >= 1000
+
+
 @pytest.mark.asyncio
 async def test_signed_in_user_gets_snapshot_and_published_updates():
     cookie = await sync_to_async(session_cookie_for)("op")

@@ -10,6 +10,7 @@ from django.views.generic import ListView, TemplateView
 
 from accounts.mixins import ScopedViewMixin
 
+from ..rollup_cache import cached_per_scope
 from . import actions as alarm_actions
 from .engine import outage_summary
 from .events import EventKind
@@ -48,10 +49,22 @@ class AlarmListView(ScopedViewMixin, ListView):
             severities=Severity.choices,
             open_count=visible.count(),
             raised_count=visible.filter(state=AlarmState.RAISED).count(),
-            outages=outage_summary(self.request.user),
+            outages=listed_outages(self.request.user),
             can_change=self.request.user.has_perm("meters.change_alarm"),
         )
         return context
+
+
+# The list's outage panel aggregates every meter below each transformer and feeder with a
+# meter off (~200 ms of PostgreSQL at 100,000 meters): shared per scope for as long as the
+# home's figures; the outage page itself stays live.
+OUTAGE_PANEL_SECONDS = 5
+
+
+def listed_outages(user) -> dict:
+    return cached_per_scope(
+        user, "outage-summary", lambda: outage_summary(user), OUTAGE_PANEL_SECONDS
+    )
 
 
 class AlarmTransitionView(ScopedViewMixin, View):

@@ -7,21 +7,28 @@ customers, comm status, read results, open alarms, a day of intervals for every 
 month for 1,050): `--meters` (default 100,000) in database `--db` (default `ami_bench_web`),
 built here unless `--reuse` finds it already built with that many meters.
 
-Virtual operators, each with their own session, loop: pick a page (weights below), GET it
-over a keep-alive connection, think (exponential, mean `--think` s, default 5). The page mix: home,
-the meter list (plain, a search, filters, a late page), meter detail, a month of graph data,
-map data (the fleet and zoomed in), the alarm list and `/healthz`, the same-run baseline.
+Virtual operators, each a user of their own (same organisation and role) with a session,
+loop: pick a page (weights below), GET it over a keep-alive connection, think (exponential,
+mean `--think` s, default 5): a closed loop with think time, so N operators ask at most
+N/think pages a second. `--think 0` is the saturation run: every operator asks again the
+moment it is answered, req/s is the machine's ceiling and latency is queueing. The page
+mix: home, the meter list (plain, a search, filters, a late page), meter detail, a month of
+graph data, map data (the fleet and zoomed in), the alarm list and `/healthz` (ungated: the
+same-run baseline).
 Levels `--users` (default 10, 50, 200) run `--seconds` each. Meanwhile `--ws` websocket
-subscribers (half on /ws/alarms/, half on /ws/status/, default 2,000) stay connected in a
-separate process, and `--alarm-rate` alarms/s are raised through the alarm engine
-(`evaluate_events`, committed); the latency from raising to each alarm subscriber receiving
-it is reported. PostgreSQL connections of the bench database are sampled every 0.2 s.
+subscribers (default 2,000: `--ws`/2 operators with the alarm list and the home open, one
+/ws/alarms/ and one /ws/status/ socket each) stay connected in a separate process, and
+`--alarm-rate` alarms/s are raised through the alarm engine (`evaluate_events`, committed);
+the latency from raising to each connected alarm subscriber receiving it is reported.
+PostgreSQL connections of the bench database are sampled every 0.2 s.
 
 Figures per level and page: requests, errors (anything but 2xx/3xx; code -1: no answer in
 30 s, 0: connection refused or reset),
 throughput, p50/p95/p99, p95 / healthz p95; peak connections in use (by application_name);
-alarm latency p50/p99 over every subscriber. Asserted: the pages return what they should
-(first request of each checked), every alarm reaches every alarm subscriber.
+alarm latency p50/p99 over every subscriber; the machine's load average per level (figures
+from a shared machine are only comparable as ratios to /healthz of the same run).
+Checked: the pages return what they should (first request of each); alarms that did not
+reach a connected alarm subscriber are counted as missing.
 
     .venv/bin/python bench/web_load.py [--quick] [--meters N] [--reuse] [--keep]
         [--users 10,50,200] [--seconds S] [--think S] [--ws N] [--alarm-rate R]
@@ -129,13 +136,37 @@ def prepare_database(url: str, name: str, meters: int, month_meters: int, reuse:
     return {"built": built, "build_s": round(time.perf_counter() - t0, 1)}
 
 
-def sessions(user, n: int) -> list[str]:
-    """n signed-in sessions of `user`, as a browser would hold after logging in."""
+def operators(user, n: int) -> list:
+    """n operators like `user` (same organisation and role), each a user of their own: per-user
+    work (sign-in, permissions, scope, the status socket's snapshot) is paid per operator, as
+    in a control room, not once for a bench that signs everyone in as one user."""
+    from django.contrib.auth import get_user_model
+
+    User = get_user_model()
+    names = [f"bench-operator-{i:04d}" for i in range(1, n)]
+    have = set(User.objects.filter(username__in=names).values_list("username", flat=True))
+    made = User.objects.bulk_create(
+        User(username=name, password=user.password, organisation_id=user.organisation_id)
+        for name in names
+        if name not in have
+    )
+    groups = list(user.groups.all())
+    through = User.groups.through
+    through.objects.bulk_create(
+        [through(user_id=u.pk, group_id=g.pk) for u in made for g in groups],
+        ignore_conflicts=True,
+    )
+    others = list(User.objects.filter(username__in=names).order_by("username"))
+    return [user, *others]
+
+
+def sessions(users: list) -> list[str]:
+    """A signed-in session per user, as a browser would hold after logging in."""
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
     from django.contrib.sessions.backends.db import SessionStore
 
     keys = []
-    for _ in range(n):
+    for user in users:
         store = SessionStore()
         store[SESSION_KEY] = str(user.pk)
         store[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
@@ -324,18 +355,21 @@ def ws_process(port, cookies, count, ready, stop, results):
     import websockets
 
     arrivals: dict[int, list[float]] = {}
-    stats = {"connected": 0, "failed": 0, "dropped": 0, "status_messages": 0}
+    stats = {"connected": 0, "alarm_sockets": 0, "failed": 0, "dropped": 0, "status_messages": 0,
+             "connect_s": None}  # fmt: skip
 
     async def subscriber(i):
+        # Operator i // 2 has the alarm list and the home open: one socket each.
         path = "/ws/alarms/" if i % 2 == 0 else "/ws/status/"
         connected = False
         try:
             async with websockets.connect(
                 f"ws://127.0.0.1:{port}{path}", origin=f"http://127.0.0.1:{port}",
-                additional_headers={"Cookie": f"sessionid={cookies[i % len(cookies)]}"},
+                additional_headers={"Cookie": f"sessionid={cookies[(i // 2) % len(cookies)]}"},
                 max_queue=None, open_timeout=60, ping_interval=None,
             ) as ws:  # fmt: skip
                 stats["connected"] += 1
+                stats["alarm_sockets"] += path == "/ws/alarms/"
                 connected = True
                 async for raw in ws:
                     now = time.time()
@@ -350,6 +384,7 @@ def ws_process(port, cookies, count, ready, stop, results):
             stats["dropped" if connected else "failed"] += 1
 
     async def main():
+        t0 = time.monotonic()
         tasks = []
         for i in range(count):
             tasks.append(asyncio.create_task(subscriber(i)))
@@ -358,6 +393,7 @@ def ws_process(port, cookies, count, ready, stop, results):
         deadline = time.monotonic() + 120
         while stats["connected"] + stats["failed"] < count and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
+        stats["connect_s"] = round(time.monotonic() - t0, 1)
         ready.set()
         while not stop.is_set():
             await asyncio.sleep(0.1)
@@ -470,6 +506,21 @@ def summarise(level: int, samples: list, wall: float, probe: ConnectionProbe) ->
     return rows
 
 
+def model_line(think: float) -> str:
+    if think:
+        return (
+            f"model: closed loop with think time - each operator waits for its page, then "
+            f"thinks (exponential, mean {think} s): N operators ask at most N/{think:g} "
+            "pages/s, less when answers are slow (200 operators: <= "
+            f"{200 / think:.0f}/s)"
+        )
+    return (
+        "model: saturation - no think time, each operator asks again the moment it is "
+        "answered: req/s is the ceiling of this machine, latency there is mostly queueing "
+        "(users / throughput), not what an operator waits at that many operators"
+    )
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true")
@@ -503,7 +554,9 @@ def main(argv=None) -> int:
         name="Power failures (web_load)", organisation=user.organisation,
         defaults={"kinds": ["power_failure"], "severity": 30},
     )  # fmt: skip
-    cookies = sessions(user, max(levels))
+    people = operators(user, max(max(levels), (ws_count + 1) // 2, 1))
+    cookies = sessions(people)
+    log(f"{len(people)} operators signed in")
     rng = random.Random(args.seed)
     urls = page_urls(rng)
     from django.db import connections
@@ -525,8 +578,9 @@ def main(argv=None) -> int:
             ws = ctx.Process(target=ws_process, args=ws_args)
             ws.start()
             assert ws_ready.wait(180), "websocket subscribers did not connect"
-        all_rows, started = [], {}
+        all_rows, started, loads = [], {}, {}
         for level in levels:
+            load_before = os.getloadavg()[0]
             probe.reset()
             until = time.monotonic() + seconds
             raiser = threading.Thread(target=raise_alarms, args=(args.alarm_rate, until, started))
@@ -537,6 +591,7 @@ def main(argv=None) -> int:
             if raiser.is_alive() or raiser.ident:
                 raiser.join()
             all_rows += summarise(level, samples, wall, probe)
+            loads[level] = (load_before, os.getloadavg()[0], len(samples) / wall, probe.peak)
             log(f"level {level}: {len(samples)} requests in {wall:.0f} s")
         ws_stats = None
         if ws is not None:
@@ -544,7 +599,7 @@ def main(argv=None) -> int:
             ws_stop.set()
             ws_stats, arrivals = ws_results.get(timeout=120)
             ws.join(30)
-            alarm_subs = (ws_count + 1) // 2
+            alarm_subs = ws_stats["alarm_sockets"]  # those that connected
             latencies, missing = [], 0
             for pk, t in started.items():
                 got = arrivals.get(pk, [])
@@ -569,15 +624,19 @@ def main(argv=None) -> int:
     print(f"\nweb_load: {meters:,} meters ({'built' if built['built'] else 'reused'}), "
           f"{capacity.web_workers()} uvicorn workers x {capacity.web_threads()} slots, "
           f"pool {capacity.pool_max('web')}/worker, {os.cpu_count()} CPUs shared with the "
-          f"load generator; think {args.think} s; {seconds:.0f} s per level")  # fmt: skip
-    print(
-        f"{'users':>5} {'page':16} {'req':>6} {'err':>4} {'req/s':>6} "
-        f"{'p50':>7} {'p95':>7} {'p99':>7}"
-    )
+          f"load generator; {len(people)} operators; {seconds:.0f} s per level")  # fmt: skip
+    print(model_line(args.think))
+    for level, (before, after, rps, peak) in loads.items():
+        print(f"  {level:4d} users: {rps:5.1f} req/s, peak {peak} database connections, "
+              f"load average {before:.1f} -> {after:.1f}")  # fmt: skip
+    print(f"{'users':>5} {'page':16} {'req':>6} {'err':>4} {'req/s':>6} "
+          f"{'p50':>7} {'p95':>7} {'p99':>7} {'p95/healthz':>11}")  # fmt: skip
+    base = {r["users"]: r["p95"] for r in all_rows if r["page"] == "healthz"}
     for r in all_rows:
         flag = "" if r["p95"] < 500 else "  p95 over 500 ms"
+        ratio = f"{r['p95'] / base[r['users']]:11.1f}" if base.get(r["users"]) else f"{'-':>11}"
         print(f"{r['users']:5d} {r['page']:16} {r['requests']:6d} {r['errors']:4d} {r['rps']:6.1f} "
-              f"{r['p50']:7.0f} {r['p95']:7.0f} {r['p99']:7.0f}{flag}")  # fmt: skip
+              f"{r['p50']:7.0f} {r['p95']:7.0f} {r['p99']:7.0f} {ratio}{flag}")  # fmt: skip
     if ws_stats is not None:
         print(f"websockets: {ws_stats}; alarm latency p50 {pct(latencies, 0.5) * 1000:.0f} ms, "
               f"p99 {pct(latencies, 0.99) * 1000:.0f} ms over {len(latencies)} deliveries "

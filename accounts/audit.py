@@ -12,13 +12,15 @@ from typing import Any
 
 from django.contrib.auth import signals as auth_signals
 from django.db import models
+from django.db.models.signals import post_save
 
 from .choices import Outcome
-from .models import ActivityLog
+from .models import ActivityLog, User
 
 _client_ip: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "ami_client_ip", default=None
 )
+_request: contextvars.ContextVar[Any] = contextvars.ContextVar("ami_request", default=None)
 MASK = "***"
 
 
@@ -53,17 +55,38 @@ def client_ip(request) -> str | None:
     return remote
 
 
+class ProxyHeadersMiddleware:
+    """`X-Forwarded-Proto` counts only from a proxy named in `AMI_TRUSTED_PROXIES`.
+
+    Django believes `SECURE_PROXY_SSL_HEADER` from any peer; a client talking to the server
+    directly could then pass for HTTPS (secure-only cookies, SSL redirect, CSRF's referer
+    check). From anyone else the header is dropped before any of that reads it.
+    """
+
+    HEADER = "HTTP_X_FORWARDED_PROTO"
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if self.HEADER in request.META and not _trusted(request.META.get("REMOTE_ADDR", "")):
+            del request.META[self.HEADER]
+        return self.get_response(request)
+
+
 class AuditContextMiddleware:
-    """Remembers the client address of the current request for the activity log."""
+    """Remembers the client address and the request (its user) for the activity log."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
         token = _client_ip.set(client_ip(request))
+        request_token = _request.set(request)
         try:
             return self.get_response(request)
         finally:
+            _request.reset(request_token)
             _client_ip.reset(token)
 
 
@@ -139,8 +162,19 @@ def _on_login_failed(sender, credentials, request=None, **kwargs):
     )
 
 
+def _on_user_saved(sender, instance, created, **kwargs):
+    # Every door that changes a password (own page, admin forms, user API) ends in save().
+    if instance.__dict__.pop("_ami_password_changed", False) and not created:
+        request = _request.get()
+        actor = getattr(request, "user", None) if request is not None else None
+        acting = actor if actor is not None and actor.is_authenticated else instance
+        record("password_changed", user=acting, obj=instance)
+
+
 def connect_auth_signals() -> None:
-    """Sign-in events come from Django's auth signals: the one signal-based audit source."""
+    """Sign-in events come from Django's auth signals, password changes from the user's save:
+    the one signal-based audit source."""
+    post_save.connect(_on_user_saved, sender=User, dispatch_uid="ami-audit-password")
     auth_signals.user_logged_in.connect(_on_login, dispatch_uid="ami-audit-login")
     auth_signals.user_logged_out.connect(_on_logout, dispatch_uid="ami-audit-logout")
     auth_signals.user_login_failed.connect(_on_login_failed, dispatch_uid="ami-audit-login-failed")

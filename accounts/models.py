@@ -59,6 +59,20 @@ class User(AbstractUser):
     class Meta:
         ordering = ["username"]
 
+    def set_password(self, raw_password):
+        super().set_password(raw_password)
+        # Saved later, whichever door changed it (own page, admin, API): the activity log
+        # hears of it then (accounts/audit.py). A re-hash on sign-in is no change.
+        if not self.__dict__.get("_ami_checking_password"):
+            self._ami_password_changed = True
+
+    def check_password(self, raw_password):
+        self._ami_checking_password = True
+        try:
+            return super().check_password(raw_password)
+        finally:
+            del self._ami_checking_password
+
 
 class ActivityLog(models.Model):
     """One state-changing action: who did what to what, when, from where, with what outcome."""

@@ -11,7 +11,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 from django.views.generic import ListView, TemplateView
 
-from . import audit, tokens, two_factor
+from . import tokens, two_factor
 from .mixins import ScopedViewMixin
 from .models import ActivityLog, ApiToken, RecoveryCode
 from .sessions import revoke_sockets
@@ -69,8 +69,7 @@ class PasswordChangeView(auth_views.PasswordChangeView):
     success_url = reverse_lazy("accounts:tokens")
 
     def form_valid(self, form):
-        response = super().form_valid(form)
-        audit.record("password_changed", user=self.request.user, obj=self.request.user)
+        response = super().form_valid(form)  # the save writes the activity row (audit.py)
         revoke_sockets(self.request.user.pk)
         messages.success(self.request, "Password changed: your API tokens no longer work.")
         return response

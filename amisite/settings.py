@@ -64,6 +64,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "amisite.middleware.DatabaseBusyMiddleware",
+    "accounts.audit.ProxyHeadersMiddleware",  # before anything asks request.is_secure()
     "django.middleware.security.SecurityMiddleware",
     "amisite.csp.ContentSecurityPolicyMiddleware",
     "amisite.badinput.RejectNulMiddleware",
@@ -310,6 +311,8 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="ami@localhost")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # --- Security --------------------------------------------------------------------------------
+# Believed only from AMI_TRUSTED_PROXIES (accounts.audit.ProxyHeadersMiddleware drops it
+# from any other peer).
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=not DEBUG)

@@ -11,9 +11,12 @@ filter is no oracle for what exists elsewhere. Every viewset's filters go throug
 from __future__ import annotations
 
 from django.core.exceptions import ImproperlyConfigured
-from django_filters.filters import QuerySetRequestMixin
+from django_filters.filters import BooleanFilter, QuerySetRequestMixin
 from django_filters.rest_framework import DjangoFilterBackend, FilterSet
 
+# What a boolean filter takes (django-filter's widget quietly turns anything else into
+# "no filter", which would answer the whole list as if it were the filtered one).
+BOOLEAN_VALUES = {"true", "false", "1", "0"}
 # Related models whose rows are the same for every caller (no organisation): shown as is.
 GLOBAL_MODELS = {"auth.group", "auth.permission", "contenttypes.contenttype"}
 
@@ -29,7 +32,18 @@ def scoped_choices(queryset, user):
 
 
 class ScopedFilterSet(FilterSet):
-    """Relation filters choose only among the requesting user's objects."""
+    """Relation filters choose only among the requesting user's objects; a boolean filter
+    refuses a value that is no boolean (400), as every other filter refuses an invalid one."""
+
+    def is_valid(self) -> bool:
+        valid = super().is_valid()
+        for name, declared in self.filters.items():
+            raw = self.data.get(name) if self.data is not None else None
+            if isinstance(declared, BooleanFilter) and raw not in (None, ""):
+                if str(raw).lower() not in BOOLEAN_VALUES:
+                    self.form.add_error(name, f"{raw!r} is no boolean: use true or false")
+                    valid = False
+        return valid
 
     def __init__(self, data=None, queryset=None, *, request=None, prefix=None):
         super().__init__(data, queryset, request=request, prefix=prefix)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils.html import escape
-from django_filters.filters import QuerySetRequestMixin
+from django_filters.filters import BooleanFilter, QuerySetRequestMixin
 from rest_framework.test import APIClient, APIRequestFactory, force_authenticate
 
 from accounts.api.filters import ScopedFilterBackend
@@ -120,3 +120,34 @@ def test_filters_offer_only_the_callers_objects(world, url, view_class):
 
 def test_every_list_endpoint_is_tried():
     assert len(ENDPOINTS) >= 15, ENDPOINTS
+
+
+def _boolean_filters():
+    """(list route, filter name) of every boolean filter of every API list endpoint."""
+    found = []
+    for route, viewset in _list_endpoints():
+        view = viewset()
+        view.request, view.format_kwarg, view.action = None, None, "list"
+        filterset = ScopedFilterBackend().get_filterset_class(view, viewset.queryset)
+        if filterset is None:
+            continue
+        for name, declared in filterset.base_filters.items():
+            if isinstance(declared, BooleanFilter):
+                found.append((route, name))
+    return found
+
+
+def test_there_are_boolean_filters_to_try():
+    assert ("/api/vending/stations/", "active") in _boolean_filters()
+
+
+@pytest.mark.parametrize(("route", "name"), _boolean_filters())
+def test_a_boolean_filter_refuses_what_is_no_boolean(world, route, name):
+    """`?active=maybe` is a 400 like any invalid value, not the whole list unfiltered."""
+    client = APIClient()
+    client.force_authenticate(world.superuser)
+    refused = client.get(route, {name: "maybe"})
+    assert refused.status_code == 400, (route, refused.status_code)
+    assert name in refused.json()
+    for value in ("true", "false", "1", "0", "True", ""):
+        assert client.get(route, {name: value}).status_code == 200, (route, value)

@@ -151,3 +151,30 @@ def test_every_page_in_the_browser(data, asgi_server, page):
         if found:
             problems[url] = found
     assert not problems, "\n".join(f"{u}: {p}" for u, p in problems.items())
+
+
+@pytest.mark.django_db
+def test_admin_and_browsable_api_pages_have_the_policy_too(data):
+    """The policy is the site's, not only our templates': the admin and the browsable API."""
+    client = Client()
+    client.force_login(data.world.superuser)
+    meter = data.world.grid_a.meters[0]
+    urls = {
+        "/admin/": "*/*",
+        "/admin/meters/meter/": "*/*",
+        f"/admin/meters/meter/{meter.pk}/change/": "*/*",
+        "/api/": "text/html",
+        "/api/meters/": "text/html",
+        f"/api/meters/{meter.pk}/": "text/html",
+    }
+    problems = {}
+    for url, accept in urls.items():
+        response = client.get(url, HTTP_ACCEPT=accept)
+        found = [] if response.status_code == 200 else [f"HTTP {response.status_code}"]
+        if "text/html" not in response.get("Content-Type", ""):
+            found.append(f"not a page: {response.get('Content-Type')}")
+        found += check_csp(response)
+        found += inline_code(response.content.decode())
+        if found:
+            problems[url] = found
+    assert not problems, "\n".join(f"{u}: {p}" for u, p in problems.items())

@@ -109,7 +109,7 @@ class TwoFactorView(LoginRequiredMixin, TemplateView):
     template_name = "accounts/two_factor.html"
 
     def get(self, request, *args, **kwargs):
-        if two_factor.device_of(request.user) is None:
+        if two_factor.device_of(request.user) is None and not two_factor.is_verified(request):
             if two_factor.required(request.user):
                 return redirect(f"{reverse('accounts:two-factor-enrol')}?next={_next_url(request)}")
         return super().get(request, *args, **kwargs)

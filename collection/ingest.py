@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
-from operator import eq, lt
+from itertools import repeat
+from operator import eq, is_, lt
 
 from django.db import transaction
 
@@ -291,7 +292,9 @@ def _convert_column(raw: tuple, scaler: int, factor, statuses: list | None):
     """Stored integers (None: missing or not exact) and flags of one column."""
     n = len(raw)
     flags = list(statuses) if statuses else [0] * n
-    if None not in raw:
+    # By identity: `None in raw` compares every Decimal with None through the numbers
+    # ABCs, about 15x slower than this over a day's column.
+    if not any(map(is_, raw, repeat(None))):
         scaled = raw
         if factor != 1:
             scaled = [v * factor for v in scaled]

@@ -47,3 +47,33 @@ def execute_values(
         if fetch:
             fetched.extend(cursor.fetchall())
     return fetched
+
+
+def update_rows(model, objs: Sequence, fields: Sequence[str], *, page_size: int = 1000) -> None:
+    """`model.objects.bulk_update(objs, fields)` as ONE `UPDATE ... FROM (VALUES ...)` per
+    page on PostgreSQL, matched on the primary key. Django's own builds a `CASE WHEN` per
+    field and row, which for a batch of a few hundred rows costs more Python than the update
+    takes in the database; on other databases Django's is used."""
+    if not objs:
+        return
+    if connection.vendor != "postgresql":
+        model.objects.bulk_update(objs, fields, batch_size=500)
+        return
+    meta = model._meta
+    columns = [meta.pk, *(meta.get_field(name) for name in fields)]
+    names = ", ".join(f.column for f in columns)
+    sets = ", ".join(f"{f.column} = v.{f.column}" for f in columns[1:])
+    pk = meta.pk.column
+    template = "(" + ", ".join(f"%s::{f.db_type(connection)}" for f in columns) + ")"
+    rows = [
+        [f.get_db_prep_save(getattr(obj, f.attname), connection) for f in columns] for obj in objs
+    ]
+    with connection.cursor() as cursor:
+        execute_values(
+            cursor,
+            f"UPDATE {meta.db_table} AS t SET {sets} FROM (VALUES %s) AS v({names}) "
+            f"WHERE t.{pk} = v.{pk}",
+            rows,
+            template=template,
+            page_size=page_size,
+        )

@@ -15,6 +15,7 @@ from accounts import audit
 from accounts.actions import delete_object, save_object
 from accounts.models import Organisation
 from accounts.scoping import scope_q
+from amisite import pgbulk
 from meters.alarms import engine as alarm_engine
 from meters.models import CommStatus, Meter, MeterModel
 
@@ -397,7 +398,7 @@ def _finish_results(run, finished: list[Finished]) -> None:
             result.notes, result.finished_at = f.notes, now
             # When this meter's attempt began (or, never attempted, its run).
             closed.append((f, result.started_at or run.started_at or run.created_at))
-        MeterReadResult.objects.bulk_update(open_results, RESULT_FIELDS, batch_size=500)
+        pgbulk.update_rows(MeterReadResult, open_results, RESULT_FIELDS)
         succeeded = sum(1 for f, _ in closed if f.ok)
         JobRun.objects.filter(pk=run.pk).update(
             done=F("done") + len(closed),
@@ -441,7 +442,7 @@ def _update_comm_statuses(closed: list[tuple[Finished, datetime]], now) -> None:
             status.unreachable = status.consecutive_failures >= UNREACHABLE_AFTER
             status.last_error = f"{f.kind}: {f.error}"[:2000]
         changed.append(status)
-    CommStatus.objects.bulk_update(changed, COMM_FIELDS, batch_size=500)
+    pgbulk.update_rows(CommStatus, changed, COMM_FIELDS)
 
 
 def finish_run_if_done(run_id: int) -> None:

@@ -18,6 +18,8 @@ from . import registry
 from .dlms.cosem import ENERGY_REGISTERS, EVENT_LOG, LOAD_PROFILE, MAXIMUM_DEMAND
 from .dlms.settings import DlmsSettings
 from .errors import ProtocolError
+from .iec62056_21 import clock as iec21_clock
+from .iec62056_21.settings import Iec21Settings
 from .modbus import registermap
 from .modbus.settings import ModbusSettings
 
@@ -49,7 +51,12 @@ def _iso(text: str) -> datetime:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="read_meter", description="Read a meter once.")
-    p.add_argument("--protocol", default="dlms", choices=sorted(registry.DRIVERS))
+    p.add_argument(
+        "--protocol",
+        default="dlms",
+        type=lambda name: name.replace("-", "_"),  # "iec62056-21" as the standard writes it
+        choices=sorted(registry.DRIVERS),
+    )
     p.add_argument("--url", required=True, help="tcp://HOST:PORT or a pyserial URL")
     p.add_argument("--interface", default="wrapper", choices=["wrapper", "hdlc"])
     p.add_argument("--client-address", type=int)
@@ -67,6 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--model",
         help="Modbus register map: a shipped name "
         f"({', '.join(registermap.available())}) or a JSON file",
+    )
+    p.add_argument("--device-address", default="", help="IEC 62056-21 sign-on address")
+    p.add_argument(
+        "--clock-dialect",
+        default="standard",
+        choices=sorted(iec21_clock.DIALECTS),
+        help="IEC 62056-21: the meter model's clock plug-in",
     )
     p.add_argument("--what", default="clock,registers")
     p.add_argument("--registers", help="comma separated OBIS codes (default: energy + MD)")
@@ -87,6 +101,15 @@ def settings_from_args(args):
             unit_id=args.unit_id,
             register_map=args.model,
             timeout=args.timeout,
+            exchange_log=args.log_frames,
+        )
+    if args.protocol == "iec62056_21":
+        return Iec21Settings(
+            url=args.url,
+            address=args.device_address,
+            password=args.password,
+            timeout=args.timeout,
+            clock=args.clock_dialect,
             exchange_log=args.log_frames,
         )
     return DlmsSettings(

@@ -42,6 +42,9 @@ class Transport:
     async def read_byte(self, deadline: float) -> int:
         return (await self.read_exactly(1, deadline))[0]
 
+    async def set_baudrate(self, baudrate: int) -> None:
+        """Change the line rate in place (IEC 62056-21 after the option select); no-op on TCP."""
+
 
 def _remaining(deadline: float) -> float:
     return deadline - asyncio.get_running_loop().time()
@@ -176,6 +179,23 @@ class SerialTransport(Transport):
             loop = asyncio.get_running_loop()
             with contextlib.suppress(Exception):
                 await loop.run_in_executor(_pool(), ser.close)
+
+    async def set_baudrate(self, baudrate: int) -> None:
+        """In place, after the bytes written so far left: reopening would drop the meter's
+        first bytes at the new rate."""
+        ser = self._serial
+        if ser is None:
+            raise ConnectionFailed("transport is closed")
+
+        def switch() -> None:
+            ser.flush()
+            ser.baudrate = baudrate
+
+        try:
+            await asyncio.get_running_loop().run_in_executor(_pool(), switch)
+        except Exception as ex:
+            raise ConnectionFailed(f"baud switch on {self.url} failed: {ex}") from None
+        self.baudrate = baudrate
 
     async def write(self, data: bytes) -> None:
         if self._serial is None:

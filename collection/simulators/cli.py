@@ -15,6 +15,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from .dlms_fleet import FAULT_KINDS, DlmsFleet, assign_faults, make_meters
+from .iec62056_21.server import FAULT_KINDS as IEC21_FAULT_KINDS
+from .iec62056_21.server import Fault as Iec21Fault
+from .iec62056_21.server import Iec21Fleet
+from .iec62056_21.server import make_meters as make_iec21_meters
 from .incidents import demo_fleet
 from .modbus.server import FAULT_KINDS as MODBUS_FAULT_KINDS
 from .modbus.server import Fault as ModbusFault
@@ -26,7 +30,12 @@ HOST = "127.0.0.1"
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="simulate_meters", description=__doc__.splitlines()[0])
-    p.add_argument("--protocol", choices=["dlms", "modbus"], default="dlms")
+    p.add_argument(
+        "--protocol",
+        type=lambda name: name.replace("_", "-"),
+        choices=["dlms", "modbus", "iec62056-21"],
+        default="dlms",
+    )
     p.add_argument("--count", type=int, default=1)
     p.add_argument("--port", type=int, default=0, help="listener port (first port per meter)")
     p.add_argument("--per-meter-ports", action="store_true")
@@ -36,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--faults",
         default=None,
         help="comma separated kinds (dlms: "
-        f"{','.join(FAULT_KINDS)}; modbus: {','.join(MODBUS_FAULT_KINDS)}; default: all)",
+        f"{','.join(FAULT_KINDS)}; modbus: {','.join(MODBUS_FAULT_KINDS)}; "
+        f"iec62056-21: {','.join(IEC21_FAULT_KINDS)}; default: all)",
     )
     p.add_argument("--model", default="sdm630", help="modbus: the meters' register map")
     p.add_argument(
@@ -50,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="modbus: serve RTU on a pseudo-terminal (a serial bus) and print its path",
     )
+    p.add_argument("--password", default="00000000", help="iec62056-21: the meters' P1 password")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--first-serial", type=int, default=90000001)
     p.add_argument("--push-to", default=None, help="host:port of the head-end push listener")
@@ -163,9 +174,43 @@ async def run_modbus(args: argparse.Namespace, stop: asyncio.Event | None = None
         await fleet.close()
 
 
+async def run_iec21(args: argparse.Namespace, stop: asyncio.Event | None = None) -> None:
+    """IEC 62056-21 meters behind one listener, each signed on by its serial as address."""
+    kinds = _fault_kinds(args, IEC21_FAULT_KINDS)
+    meters = make_iec21_meters(args.count, first_serial=args.first_serial, password=args.password)
+    if args.fault_share > 0:
+        assign_faults(meters, args.fault_share, kinds, args.seed, fault_class=Iec21Fault)
+    fleet = Iec21Fleet(meters, host=HOST, port=args.port, idle_timeout=args.idle_timeout)
+    stop = stop or asyncio.Event()
+    _stop_on_signals(stop)
+    await fleet.start()
+    try:
+        if args.manifest:
+            with open(args.manifest, "w") as f:
+                rows = [
+                    {
+                        "serial": m.serial,
+                        "url": fleet.url,
+                        "device_address": m.address,
+                        "fault": m.fault.kind if m.fault else None,
+                    }
+                    for m in meters
+                ]
+                json.dump(rows, f, indent=1)
+        # Printed once the manifest is written: the line tells a script both are ready.
+        print(f"iec62056-21 {fleet.url} meters {len(meters)} addresses = serials")
+        sys.stdout.flush()
+        await stop.wait()
+    finally:
+        await fleet.close()
+
+
 async def run(args: argparse.Namespace, stop: asyncio.Event | None = None) -> None:
     if args.protocol == "modbus":
         await run_modbus(args, stop)
+        return
+    if args.protocol == "iec62056-21":
+        await run_iec21(args, stop)
         return
     kinds = _fault_kinds(args, FAULT_KINDS)
     if args.scenario == "demo":

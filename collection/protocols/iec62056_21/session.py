@@ -1,0 +1,280 @@
+"""The IEC 62056-21 mode C session: readout for registers (and the clock without a password),
+programming mode with the P1 password for R1/W1 of the clock.
+
+Each readout or programming dialogue starts with its own sign-on (a meter returns to its
+idle state after a readout or a break). One readout serves every register and instantaneous
+value asked in the session. Over TCP there is no baud switch; on a pyserial line the rate
+changes in place after the option select (reopening the port would lose the meter's first
+bytes). An optical head echoes what we send: a message equal to the last one sent is dropped.
+After any error the connection is dropped: a late answer must never be taken for the next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from .. import base
+from ..errors import (
+    AccessDenied,
+    AuthenticationFailed,
+    MalformedResponse,
+    NotAssociated,
+    ProtocolError,
+)
+from ..transport import Transport, open_transport
+from . import clock, codec
+from .obis import obis_of
+from .settings import Iec21Settings
+
+PHASE_VOLTAGES = ("1-0:32.7.0*255", "1-0:52.7.0*255", "1-0:72.7.0*255")
+PHASE_CURRENTS = ("1-0:31.7.0*255", "1-0:51.7.0*255", "1-0:71.7.0*255")
+PHASE_ANGLES = ("1-0:81.7.4*255", "1-0:81.7.15*255", "1-0:81.7.26*255")
+FREQUENCY = "1-0:14.7.0*255"
+ACTIVE_POWER = "1-0:1.7.0*255"
+REDACTED_P1 = codec.password("***")
+
+
+class Iec21Session(base.MeterSession):
+    capabilities = frozenset(
+        {base.READ_CLOCK, base.READ_REGISTERS, base.READ_INSTANTANEOUS, base.SET_CLOCK}
+    )
+
+    def __init__(self, settings: Iec21Settings, counters=None) -> None:
+        self.settings = settings
+        self.dialect = clock.DIALECTS[settings.clock]
+        self.exchange_log = [] if settings.exchange_log else None
+        self.identification: codec.Identification | None = None
+        self._transport: Transport | None = None
+        self._reader = codec.Reader()
+        self._echo: bytes | None = None  # what we sent last, until it is (not) echoed
+        self._held = bytearray()
+        self._readout: list[codec.DataSet] | None = None
+        self._readout_at: datetime | None = None
+
+    # ----------------------------------------------------------------- the line
+
+    async def open(self) -> None:
+        transport = open_transport(self.settings.url, baudrate=self.settings.baudrate)
+        await transport.open(self.settings.timeout)
+        self._transport = transport
+
+    async def close(self) -> None:
+        transport, self._transport = self._transport, None
+        if transport is not None:
+            await transport.close()
+
+    async def _send(self, data: bytes) -> None:
+        if self._transport is None:
+            raise NotAssociated("session is not open")
+        if self.exchange_log is not None:
+            logged = REDACTED_P1 if data.startswith(b"\x01P1") else data
+            self.exchange_log.append(base.Exchange("tx", logged, datetime.now(UTC)))
+        self._echo = data
+        await self._transport.write(data)
+
+    async def _receive(self) -> bytes:
+        """The meter's next message. An echo of what we sent (an optical head) is dropped byte
+        by byte as it comes: bytes that stop matching it are the meter's own."""
+        if self._transport is None:
+            raise NotAssociated("session is not open")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.timeout
+        while True:
+            message = None if self._echo else self._reader.next()
+            if message is not None:
+                if self.exchange_log is not None:
+                    self.exchange_log.append(base.Exchange("rx", message, datetime.now(UTC)))
+                return message
+            byte = bytes([await self._transport.read_byte(deadline)])
+            if not self._echo:
+                self._reader.feed(byte)
+                continue
+            self._held += byte
+            if not self._echo.startswith(self._held):  # no echo: the meter's answer
+                self._reader.feed(bytes(self._held))
+                self._held.clear()
+                self._echo = None
+            elif len(self._held) == len(self._echo):  # a whole echo: dropped
+                self._held.clear()
+                self._echo = None
+
+    async def _dialogue(self, call):
+        """Run `call`; on any protocol error drop the line (and reopen it for the next)."""
+        if self._transport is None:
+            raise NotAssociated("session is not open")
+        try:
+            return await call()
+        except ProtocolError:
+            await self._reset()
+            raise
+
+    async def _reset(self) -> None:
+        await self.close()
+        self._reader = codec.Reader()
+        self._echo = None
+        self._held.clear()
+        try:
+            await self.open()
+        except ProtocolError:
+            pass  # the next call says NotAssociated
+
+    async def _sign_on(self, mode: str) -> None:
+        await self._send(codec.sign_on(self.settings.address))
+        line = await self._receive()
+        self.identification = ident = codec.parse_identification(line)
+        baud_char = ident.baud_char if ident.baud_char in codec.BAUD_RATES else "0"
+        while codec.BAUD_RATES[baud_char] > self.settings.max_baudrate and baud_char > "0":
+            baud_char = str(int(baud_char) - 1)
+        await self._send(codec.option_select(baud_char, mode))
+        await self._transport.set_baudrate(codec.BAUD_RATES[baud_char])
+
+    async def _block(self) -> codec.Block:
+        message = await self._receive()
+        if message in (codec.ACK, codec.NAK):
+            raise MalformedResponse(f"expected a data block, got {message!r}")
+        return codec.parse_block(message)
+
+    # ----------------------------------------------------------------- readout
+
+    async def readout(self) -> list[codec.DataSet]:
+        """The meter's readout (mode C, option 0): every data set it lists."""
+        if self._readout is None:
+
+            async def call():
+                await self._sign_on(codec.MODE_READOUT)
+                body = bytearray()
+                while True:
+                    part = await self._block()
+                    body += part.body
+                    if not part.partial:
+                        break
+                    await self._send(codec.ACK)
+                return codec.parse_data(bytes(body))
+
+            self._readout = await self._dialogue(call)
+            self._readout_at = datetime.now(UTC)
+        return self._readout
+
+    def _values(self, readout: list[codec.DataSet]) -> dict[str, codec.DataSet]:
+        out = {}
+        for data_set in readout:
+            code = obis_of(data_set.address)
+            if code is not None and code not in out:
+                out[code] = data_set
+        return out
+
+    @staticmethod
+    def _register(code: str, data_set: codec.DataSet) -> base.RegisterValue:
+        value, unit = codec.to_contract(data_set.value, data_set.unit)
+        capture = None
+        if len(data_set.values) > 1:
+            capture = clock.timestamp(data_set.values[1][0])
+        return base.RegisterValue(
+            obis=code,
+            value=value,
+            unit=unit,
+            capture_time=capture,
+            raw=f"{data_set.value}*{data_set.unit}" if data_set.unit else data_set.value,
+        )
+
+    async def read_registers(self, obis: list[str]) -> list[base.RegisterValue]:
+        values = self._values(await self.readout())
+        out = []
+        for asked in obis:
+            code = obis_of(asked) or asked
+            data_set = values.get(code)
+            if data_set is None:
+                out.append(
+                    base.RegisterValue(obis=code, value=None, unit=None, error="not in the readout")
+                )
+            else:
+                out.append(self._register(code, data_set))
+        return out
+
+    async def read_instantaneous(self) -> base.InstantaneousValues:
+        values = self._values(await self.readout())
+
+        def get(code):
+            data_set = values.get(code)
+            return None if data_set is None else self._register(code, data_set).value
+
+        return base.InstantaneousValues(
+            read_at=self._readout_at or datetime.now(UTC),
+            voltages=tuple(get(c) for c in PHASE_VOLTAGES),
+            currents=tuple(get(c) for c in PHASE_CURRENTS),
+            angles=tuple(get(c) for c in PHASE_ANGLES),
+            frequency=get(FREQUENCY),
+            active_power=get(ACTIVE_POWER),
+        )
+
+    # ----------------------------------------------------------------- programming mode
+
+    async def _programming(self, call):
+        """Sign on in programming mode, give the P1 password, run `call`, break (B0)."""
+
+        async def dialogue():
+            await self._sign_on(codec.MODE_PROGRAMMING)
+            opening = await self._block()  # SOH P0 STX (serial) ETX BCC
+            if opening.start != codec.SOH or not opening.body.startswith(b"P0"):
+                raise MalformedResponse(f"expected P0, got {opening.body[:20]!r}")
+            if self.settings.password is not None:
+                await self._send(codec.password(self.settings.password))
+                answer = await self._receive()
+                if answer != codec.ACK:
+                    raise AuthenticationFailed("the meter refused the P1 password")
+            try:
+                return await call()
+            finally:
+                if self._transport is not None:
+                    await self._send(codec.BREAK)
+
+        return await self._dialogue(dialogue)
+
+    async def _r1(self, address: str) -> codec.DataSet:
+        await self._send(codec.read(address))
+        message = await self._receive()
+        if message == codec.NAK:
+            raise AccessDenied(f"R1 {address} refused")
+        sets = codec.parse_data(codec.parse_block(message).body)
+        if not sets or sets[0].value.upper().startswith("ERROR"):
+            raise AccessDenied(f"R1 {address}: {sets[0].value if sets else 'empty answer'}")
+        return sets[0]
+
+    async def _w1(self, address: str, value: str) -> None:
+        await self._send(codec.write(address, value))
+        answer = await self._receive()
+        if answer != codec.ACK:
+            raise AccessDenied(f"W1 {address} refused")
+
+    async def _clock_r1(self) -> base.ClockReading:
+        t = await self._r1(self.dialect.time_address)
+        d = await self._r1(self.dialect.date_address)
+        return base.ClockReading(
+            meter_time=clock.parse(t.value, d.value), system_time=base.utcnow()
+        )
+
+    async def read_clock(self) -> base.ClockReading:
+        if self.settings.password is not None:
+            return await self._programming(self._clock_r1)
+        values = self._values(await self.readout())
+        t = values.get(obis_of(self.dialect.time_address))
+        d = values.get(obis_of(self.dialect.date_address))
+        if t is None or d is None:
+            raise AccessDenied("the readout has no time and date; give the P1 password")
+        return base.ClockReading(
+            meter_time=clock.parse(t.value, d.value), system_time=self._readout_at or base.utcnow()
+        )
+
+    async def set_clock(self, value: datetime | None = None) -> base.ClockReading:
+        if self.settings.password is None:
+            raise AccessDenied("setting the clock needs the P1 password")
+        target = base.ensure_utc(value) if value is not None else None
+
+        async def call():
+            when = target or base.utcnow()
+            await self._w1(self.dialect.time_address, when.strftime(self.dialect.time_format))
+            await self._w1(self.dialect.date_address, when.strftime(self.dialect.date_format))
+            return await self._clock_r1()
+
+        return await self._programming(call)

@@ -1,0 +1,248 @@
+"""A deterministic IEC 62056-21 mode C meter line: many meters behind one TCP listener, each
+answering the sign-on that names its device address (as on a bus or a TCP-serial converter).
+
+Per connection: idle -> sign-on ``/?addr!`` -> identification -> option select -> readout
+(option 0, back to idle) or programming mode (option 1: ``P0``, then ``P1`` password,
+``R1``/``W1`` of the clock and any readout address, ``B0`` back to idle).
+
+Faults per meter:
+
+* ``timeout`` the meter never answers its sign-on;
+* ``garbage`` the readout (and every programming answer) is bytes that are no message;
+* ``bcc``     the readout's (and every R1 answer's) BCC is wrong;
+* ``slow``    the readout comes after ``delay_s``.
+
+``echo=True`` on a meter repeats every request back first, as an optical head does.
+A sign-on with an address nobody has gets silence; ``/?!`` is answered only by a lone meter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from collection.protocols.iec62056_21 import codec
+
+from . import values
+
+FAULT_KINDS = ("timeout", "garbage", "bcc", "slow")
+HOST = "127.0.0.1"
+IDENT = b"/AMI5SIM21\r\n"  # baud character 5: 9600 baud
+
+
+@dataclass
+class Fault:
+    kind: str
+    delay_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault {self.kind!r}")
+
+
+@dataclass
+class Iec21Meter:
+    serial: str
+    address: str
+    password: str = "00000000"
+    clock_offset_s: float = 0.0  # the meter's clock minus true time (W1 moves it)
+    echo: bool = False
+    fault: Fault | None = None
+    sign_ons: int = 0
+
+    def meter_time(self, t: datetime) -> datetime:
+        return (t + timedelta(seconds=self.clock_offset_s)).replace(microsecond=0)
+
+
+@dataclass
+class Iec21Fleet:
+    meters: list[Iec21Meter]
+    host: str = HOST
+    port: int = 0
+    clock: object = None  # a callable returning the simulated time (default: now)
+    idle_timeout: float = 120.0
+    connections: int = 0
+    _server: asyncio.AbstractServer | None = field(default=None, repr=False)
+    _writers: set = field(default_factory=set, repr=False)
+    _rng: random.Random = field(default_factory=lambda: random.Random(21), repr=False)
+
+    def __post_init__(self) -> None:
+        self.by_address = {m.address: m for m in self.meters}
+        if len(self.by_address) != len(self.meters):
+            raise ValueError("two meters share a device address")
+
+    def now(self) -> datetime:
+        return self.clock() if self.clock else datetime.now(UTC)
+
+    @property
+    def url(self) -> str:
+        return f"tcp://{self.host}:{self.port}"
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, self.host, self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def close(self) -> None:
+        for writer in list(self._writers):  # a stopped line drops its connections
+            writer.close()
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await self._server.wait_closed()
+
+    def _meter(self, sign_on: bytes) -> Iec21Meter | None:
+        if not (sign_on.startswith(b"/?") and sign_on.endswith(b"!\r\n")):
+            return None
+        address = sign_on[2:-3].decode("ascii", "replace")
+        if not address and len(self.meters) == 1:
+            return self.meters[0]
+        return self.by_address.get(address)
+
+    def _garbage(self) -> bytes:
+        return b"\xfe" + bytes(self._rng.randrange(256) for _ in range(15))
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self._writers.add(writer)
+        try:
+            while True:
+                async with asyncio.timeout(self.idle_timeout):
+                    line = await reader.readuntil(b"\n")
+                meter = self._meter(line)
+                if meter is None:
+                    continue  # not ours, or no sign-on: a meter keeps quiet
+                meter.sign_ons += 1
+                if meter.echo:
+                    writer.write(line)
+                if meter.fault and meter.fault.kind == "timeout":
+                    continue
+                writer.write(IDENT)
+                await writer.drain()
+                async with asyncio.timeout(self.idle_timeout):
+                    option = await reader.readuntil(b"\n")
+                if meter.echo:
+                    writer.write(option)
+                if len(option) != 6 or option[:2] != codec.ACK + b"0":
+                    continue
+                if option[3:4] == b"1":
+                    await self._programming(meter, reader, writer)
+                else:
+                    await self._readout(meter, writer)
+        except (
+            TimeoutError,
+            asyncio.IncompleteReadError,
+            asyncio.LimitOverrunError,
+            ConnectionError,
+            asyncio.CancelledError,
+        ):
+            pass
+        finally:
+            self._writers.discard(writer)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    def _block(self, meter: Iec21Meter, body: bytes, start: bytes = codec.STX) -> bytes:
+        if meter.fault and meter.fault.kind == "garbage":
+            return self._garbage()
+        frame = codec.block(body, start=start)
+        if meter.fault and meter.fault.kind == "bcc":
+            frame = frame[:-1] + bytes([frame[-1] ^ 0x5A])
+        return frame
+
+    async def _readout(self, meter: Iec21Meter, writer: asyncio.StreamWriter) -> None:
+        if meter.fault and meter.fault.kind == "slow":
+            await asyncio.sleep(meter.fault.delay_s)
+        t = self.now()
+        writer.write(self._block(meter, values.readout_body(meter.serial, t, meter.meter_time(t))))
+        await writer.drain()
+
+    async def _programming(self, meter, reader, writer) -> None:
+        writer.write(
+            self._block(meter, b"P0" + codec.STX + f"({meter.serial})".encode(), codec.SOH)
+        )
+        await writer.drain()
+        authorised = False
+        while True:
+            async with asyncio.timeout(self.idle_timeout):
+                head = await reader.readuntil(codec.ETX)
+                frame = head + await reader.readexactly(1)
+            if meter.echo:
+                writer.write(frame)
+            start = frame.find(codec.SOH)
+            if start < 0:
+                writer.write(codec.NAK)
+                continue
+            try:
+                parsed = codec.parse_block(frame[start:])
+            except codec.MalformedResponse:
+                writer.write(codec.NAK)
+                continue
+            name, _, data = parsed.body.partition(codec.STX)
+            if name == b"B0":
+                return
+            if name == b"P1":
+                authorised = data == f"({meter.password})".encode("latin-1")
+                writer.write(codec.ACK if authorised else codec.NAK)
+            elif not authorised:
+                writer.write(codec.NAK)
+            elif name == b"R1":
+                writer.write(self._block(meter, self._r1(meter, data)))
+            elif name == b"W1":
+                writer.write(codec.ACK if self._w1(meter, data) else codec.NAK)
+            else:
+                writer.write(codec.NAK)
+            await writer.drain()
+
+    def _r1(self, meter: Iec21Meter, data: bytes) -> bytes:
+        address = data.split(b"(", 1)[0].decode("ascii", "replace")
+        t = self.now()
+        for name, vals in values.readout(meter.serial, t, meter.meter_time(t)):
+            if name == address:
+                value, unit = vals[0]
+                if address == values.TIME:
+                    value = value.replace(":", "")
+                elif address == values.DATE:
+                    value = value.replace("-", "")
+                return f"({value}*{unit})".encode() if unit else f"({value})".encode()
+        return b"(ERROR)"
+
+    def _w1(self, meter: Iec21Meter, data: bytes) -> bool:
+        """Set the time or the date (digits only); the other half of the clock is kept."""
+        try:
+            sets = codec.parse_data(data)
+        except codec.MalformedResponse:
+            return False
+        if not sets or sets[0].address not in (values.TIME, values.DATE):
+            return False
+        digits = "".join(c for c in sets[0].value if c.isdigit())
+        t = self.now()
+        current = meter.meter_time(t)
+        try:
+            if sets[0].address == values.TIME:
+                new = current.replace(
+                    hour=int(digits[0:2]), minute=int(digits[2:4]), second=int(digits[4:6])
+                )
+            else:
+                new = current.replace(
+                    year=2000 + int(digits[0:2]), month=int(digits[2:4]), day=int(digits[4:6])
+                )
+        except (ValueError, IndexError):
+            return False
+        meter.clock_offset_s = (new - t.replace(microsecond=0)).total_seconds()
+        return True
+
+
+def make_meters(
+    count: int, *, first_serial: int = 21000001, password: str = "00000000"
+) -> list[Iec21Meter]:
+    """`count` meters with consecutive serials, each addressed by its serial."""
+    return [
+        Iec21Meter(str(first_serial + i), str(first_serial + i), password) for i in range(count)
+    ]
+
+
+__all__ = ["FAULT_KINDS", "Fault", "Iec21Fleet", "Iec21Meter", "make_meters"]

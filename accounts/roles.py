@@ -22,12 +22,14 @@ def _all(*apps, actions=("view", "add", "change", "delete")):
 
 # (app label, action or full codename) pairs; "view" means every model's view permission.
 ROLE_PERMISSIONS: dict[str, list[tuple[str, str]]] = {
-    ADMINISTRATOR: _all(*DOMAIN_APPS) + [("accounts", "view_activitylog")],
+    ADMINISTRATOR: _all(*DOMAIN_APPS)
+    + [("accounts", "view_activitylog"), ("collection", "switch_relay")],
     # Operators watch the fleet, send commands (read jobs, connect/disconnect)
     # and acknowledge or clear alarms, and subscribe to their notifications.
     OPERATOR: _all(*DOMAIN_APPS, actions=("view",))
     + _all("collection", "loadcontrol", actions=("add", "change"))
     + [
+        ("collection", "switch_relay"),
         ("meters", "change_alarm"),
         ("meters", "add_alarmsubscription"),
         ("meters", "change_alarmsubscription"),

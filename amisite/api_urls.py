@@ -13,6 +13,7 @@ urlpatterns = [
     path("", include("accounts.api.urls")),
     path("", include("meters.api.urls")),
     path("", include("collection.api.urls")),
+    path("", include("loadcontrol.api.urls")),
     path("vending/", include("vending.api.urls")),
     path("", include("reports.api.urls")),  # vending/reports/<slug>/
 ]

@@ -66,6 +66,9 @@ class MeterCommand(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["meter", "state"], name="command_meter_state")]
+        # Switching a customer's supply is a role of its own (operators, administrators):
+        # adding a command is not enough for connect and disconnect.
+        permissions = [("switch_relay", "Can connect and disconnect supply")]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} of {self.meter} ({self.get_state_display()})"

@@ -142,7 +142,11 @@ OBJECTS.update(
 
 # Collection (collection/admin.py): jobs are edited, runs and results only looked at.
 def _collection_rows(w):
-    from collection.models import JobRun, MeterReadResult, ReadJob
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from collection.models import JobRun, MeterCommand, MeterReadResult, ReadJob
     from meters.models import CommStatus
 
     rows = {}
@@ -151,7 +155,20 @@ def _collection_rows(w):
         run = JobRun.objects.create(job=job, organisation=org)
         result = MeterReadResult.objects.create(run=run, meter=grid.meters[0])
         status = CommStatus.objects.create(meter=grid.meters[0])
-        rows[key] = {ReadJob: job, JobRun: run, MeterReadResult: result, CommStatus: status}
+        command = MeterCommand.objects.create(
+            organisation=org,
+            meter=grid.meters[0],
+            kind="disconnect",
+            reason=f"walk {key}",
+            expires_at=timezone.now() + timedelta(hours=1),
+        )
+        rows[key] = {
+            ReadJob: job,
+            JobRun: run,
+            MeterReadResult: result,
+            CommStatus: status,
+            MeterCommand: command,
+        }
     return rows
 
 

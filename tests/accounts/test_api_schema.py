@@ -76,6 +76,13 @@ TESTED_ELSEWHERE |= {
     "POST /api/read-jobs/{id}/reread/": REREAD,
     "POST /api/rereads/": REREAD,
 }
+COMMANDS = "tests/loadcontrol/test_command_api.py"
+TESTED_ELSEWHERE |= {
+    "GET /api/commands/": f"{COMMANDS}::test_an_operator_disconnects_and_the_meter_confirms",
+    "GET /api/commands/{id}/": f"{COMMANDS}::test_an_operator_disconnects_and_the_meter_confirms",
+    "POST /api/commands/": f"{COMMANDS}::test_an_operator_disconnects_and_the_meter_confirms",
+    "POST /api/commands/{id}/cancel/": f"{COMMANDS}::test_cancel_a_queued_command_once",
+}
 TESTED_ELSEWHERE |= {
     "GET /api/alarms/": f"{ALARM_API}::test_alarm_list_is_scoped_and_filtered",
     "GET /api/alarms/{id}/": f"{ALARM_API}::test_alarm_detail_other_organisation_404",

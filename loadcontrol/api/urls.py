@@ -1,0 +1,9 @@
+"""REST API routes of the loadcontrol app."""
+
+from amisite.routers import ApiRouter
+
+from . import views
+
+router = ApiRouter()
+router.register("commands", views.CommandViewSet)
+urlpatterns = router.urls

@@ -20,6 +20,7 @@ from .dlms.settings import DlmsSettings
 from .errors import ProtocolError
 from .iec62056_21 import clock as iec21_clock
 from .iec62056_21.settings import Iec21Settings
+from .iec870_102.settings import Iec102Settings
 from .modbus import registermap
 from .modbus.settings import ModbusSettings
 
@@ -54,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--protocol",
         default="dlms",
-        type=lambda name: name.replace("-", "_"),  # "iec62056-21" as the standard writes it
+        type=lambda name: name.replace("-", "_"),  # "iec62056-21", "iec870-102" as written
         choices=sorted(registry.DRIVERS),
     )
     p.add_argument("--url", required=True, help="tcp://HOST:PORT or a pyserial URL")
@@ -82,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=sorted(iec21_clock.DIALECTS),
         help="IEC 62056-21: the meter model's clock plug-in",
     )
+    p.add_argument("--link-address", type=int, help="IEC 870-5-102 link address")
+    p.add_argument("--measuring-point", type=int, help="IEC 870-5-102 measuring point")
     p.add_argument("--what", default="clock,registers")
     p.add_argument("--registers", help="comma separated OBIS codes (default: energy + MD)")
     p.add_argument("--since", type=_iso)
@@ -110,6 +113,21 @@ def settings_from_args(args):
             password=args.password,
             timeout=args.timeout,
             clock=args.clock_dialect,
+            exchange_log=args.log_frames,
+        )
+    if args.protocol == "iec870_102":
+        if args.link_address is None or args.measuring_point is None or not args.password:
+            raise ValueError(
+                "--protocol iec870-102 needs --link-address, --measuring-point and --password"
+            )
+        if not args.password.isdigit():
+            raise ValueError("an IEC 870-5-102 password is a number")
+        return Iec102Settings(
+            url=args.url,
+            link_address=args.link_address,
+            measuring_point=args.measuring_point,
+            password=int(args.password),
+            timeout=args.timeout,
             exchange_log=args.log_frames,
         )
     return DlmsSettings(

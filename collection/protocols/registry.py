@@ -17,6 +17,7 @@ from .dlms.driver import DRIVER as DLMS_DRIVER
 from .driver import Driver, Endpoint
 from .errors import NotSupported
 from .iec62056_21.driver import DRIVER as IEC21_DRIVER
+from .iec870_102.driver import DRIVER as IEC870_102_DRIVER
 from .modbus.driver import DRIVER as MODBUS_DRIVER
 
 __all__ = ["DRIVERS", "Driver", "Endpoint", "driver", "driver_of", "open_session", "settings_for"]
@@ -25,6 +26,7 @@ DRIVERS: dict[str, Driver] = {
     DLMS_DRIVER.protocol: DLMS_DRIVER,
     MODBUS_DRIVER.protocol: MODBUS_DRIVER,
     IEC21_DRIVER.protocol: IEC21_DRIVER,
+    IEC870_102_DRIVER.protocol: IEC870_102_DRIVER,
 }
 
 

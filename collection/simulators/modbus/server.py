@@ -27,10 +27,11 @@ import random
 import struct
 import tty
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from collection.protocols.modbus import registermap as rm
 
+from ..loopback import LoopbackListener
 from . import values
 
 FAULT_KINDS = ("timeout", "exception", "garbage", "slow")
@@ -103,7 +104,7 @@ def answer_pdu(meter: ModbusMeter, pdu: bytes, t: datetime) -> bytes:
 
 
 @dataclass
-class ModbusFleet:
+class ModbusFleet(LoopbackListener):
     """Meters by unit id on one listener (``framing`` "tcp" or "rtu")."""
 
     meters: list[ModbusMeter]
@@ -126,17 +127,10 @@ class ModbusFleet:
         if len(self.by_unit) != len(self.meters):
             raise ValueError("two meters share a unit id")
 
-    def now(self) -> datetime:
-        return self.clock() if self.clock else datetime.now(UTC)
-
     @property
     def url(self) -> str:
         scheme = "tcp" if self.framing == "tcp" else "rtu+tcp"
         return f"{scheme}://{self.host}:{self.port}"
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, self.host, self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
 
     async def start_pty(self) -> str:
         """Serve on a new pseudo-terminal (RTU framing); returns the serial side's path."""
@@ -166,12 +160,7 @@ class ModbusFleet:
             for fd in (master, slave):
                 with contextlib.suppress(OSError):
                     os.close(fd)
-        for writer in list(self._writers):  # a stopped meter drops its connections
-            writer.close()
-        if self._server is not None:
-            self._server.close()
-            with contextlib.suppress(Exception):
-                await self._server.wait_closed()
+        await self._close_listener()
 
     async def _serve(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, idle: bool = True

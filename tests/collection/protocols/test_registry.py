@@ -25,7 +25,7 @@ def test_every_protocol_name_maps_to_its_driver():
 
 def test_protocol_without_driver_is_typed_not_supported():
     with pytest.raises(NotSupported) as info:
-        registry.driver("iec870_102")
+        registry.driver("no-such-protocol")
     assert not info.value.retryable
 
 

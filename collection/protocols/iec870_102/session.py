@@ -1,0 +1,265 @@
+"""The IEC 870-5-102 meter session over asyncio (TCP or a pyserial URL).
+
+One session: link reset, then ``C_AC_NA_2`` (183) with the password; integrated totals by
+record and time range (``C_CI_NU_2`` 123 -> ``M_IT_TK_2`` 11 increments, as the load
+profile); the clock (``C_TI_NA_2`` 103 -> ``M_TI_TA_2`` 72); ``C_FS_NA_2`` (187) on close.
+
+Every request is a SEND/CONFIRM (acknowledged), then class 2 polls fetch the answers. FCB
+alternates on every FCV frame; a resend after a timeout or a bad answer keeps the FCB, so
+the meter repeats its last answer instead of acting twice. After an error the session
+drops its line: a late answer is never taken for the next one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from .. import base
+from ..errors import (
+    AuthenticationFailed,
+    FrameError,
+    MalformedResponse,
+    MeterTimeout,
+    NotAssociated,
+    NotSupported,
+    ProtocolError,
+)
+from ..transport import Transport, open_transport
+from . import codec as c
+from .settings import Iec102Settings
+
+# REE addresses of the integrated totals -> (profile channel OBIS, unit).
+CHANNELS: dict[int, tuple[str, str]] = {
+    1: ("1-0:1.29.0*255", "Wh"),  # AI, active import
+    2: ("1-0:2.29.0*255", "Wh"),  # AE, active export
+    3: ("1-0:5.29.0*255", "varh"),  # R1, reactive quadrant I
+    4: ("1-0:6.29.0*255", "varh"),  # R2
+    5: ("1-0:7.29.0*255", "varh"),  # R3
+    6: ("1-0:8.29.0*255", "varh"),  # R4
+}
+NO_DATA_POLLS = 20  # class 2 polls answered "no data" before giving up on an answer
+
+
+def quality_names(quality: int) -> list[str]:
+    return [name for bit, name in c.QUALITY_NAMES.items() if quality & bit]
+
+
+class Iec102Session(base.MeterSession):
+    capabilities = frozenset({base.READ_CLOCK, base.READ_LOAD_PROFILE})
+
+    def __init__(self, settings: Iec102Settings, counters=None) -> None:
+        self.settings = settings
+        self.exchange_log = [] if settings.exchange_log else None
+        self._transport: Transport | None = None
+        self._fcb = True
+        self._authenticated = False
+
+    # ------------------------------------------------------------ line
+
+    def _log(self, direction: str, data: bytes) -> None:
+        if self.exchange_log is not None:
+            self.exchange_log.append(base.Exchange(direction, data, datetime.now(UTC)))
+
+    async def _read_frame(self) -> c.Frame:
+        assert self._transport is not None
+        deadline = asyncio.get_running_loop().time() + self.settings.timeout
+        transport = self._transport
+
+        async def read(n: int) -> bytes:
+            return await transport.read_exactly(n, deadline)
+
+        data = await c.read_frame(read)
+        self._log("rx", data)
+        return c.decode(data)
+
+    async def _transact(self, frame: bytes, *, logged: bytes | None = None) -> c.Frame:
+        """Send `frame` and return the answer, resending the same bytes (same FCB) after a
+        timeout or a bad frame; the session is dropped when the retries run out."""
+        if self._transport is None:
+            raise NotAssociated("session is not open")
+        for attempt in range(self.settings.retries + 1):
+            self._log("tx", logged if logged is not None else frame)
+            try:
+                await self._transport.write(frame)
+                answer = await self._read_frame()
+            except (MeterTimeout, FrameError):
+                if attempt == self.settings.retries:
+                    await self._drop()
+                    raise
+                continue
+            if answer.kind != "ack" and answer.address != self.settings.link_address:
+                await self._drop()
+                raise MalformedResponse(f"answer from link address {answer.address}")
+            if answer.kind != "ack" and answer.primary:
+                await self._drop()
+                raise MalformedResponse("a primary frame where an answer was due")
+            if answer.kind == "fixed" and answer.function == c.FN_NACK:
+                await self._drop()
+                raise c.LinkNack("the meter's link layer refused the frame (NACK)")
+            return answer
+        raise AssertionError("unreachable")
+
+    def _next_fcb(self) -> bool:
+        fcb, self._fcb = self._fcb, not self._fcb
+        return fcb
+
+    async def _send(self, asdu: c.Asdu, *, logged: bytes | None = None) -> None:
+        """SEND/CONFIRM of one ASDU; the meter acknowledges."""
+        control = c.primary_control(c.FN_SEND_CONFIRM, self._next_fcb())
+        link = self.settings.link_address
+        answer = await self._transact(
+            c.variable(control, link, asdu.encode()),
+            logged=None if logged is None else c.variable(control, link, logged),
+        )
+        if not (answer.kind == "ack" or (answer.kind == "fixed" and answer.function == c.FN_ACK)):
+            await self._drop()
+            raise MalformedResponse(f"no acknowledgement (control {answer.control:#04x})")
+
+    async def _poll(self) -> c.Asdu:
+        """Class 2 polls until the meter answers user data."""
+        for _ in range(NO_DATA_POLLS):
+            control = c.primary_control(c.FN_REQUEST_CLASS_2, self._next_fcb())
+            answer = await self._transact(c.fixed(control, self.settings.link_address))
+            if answer.kind == "variable" and answer.function == c.FN_USER_DATA:
+                asdu = c.Asdu.decode(answer.asdu)
+                if asdu.common_address != self.settings.measuring_point:
+                    await self._drop()
+                    raise MalformedResponse(f"answer for measuring point {asdu.common_address}")
+                return asdu
+            if answer.kind == "variable" or answer.function not in (c.FN_NO_DATA, c.FN_ACK):
+                await self._drop()
+                raise MalformedResponse(f"unexpected answer (control {answer.control:#04x})")
+        raise MeterTimeout(f"no data after {NO_DATA_POLLS} class 2 polls")
+
+    async def _request(
+        self, asdu: c.Asdu, *, answer_type: int | None = None, logged: bytes | None = None
+    ) -> c.Asdu:
+        """Send an activation and return its confirmation (negative ones included), or the
+        answer of type `answer_type` to a request."""
+        await self._send(asdu, logged=logged)
+        answer = await self._poll()
+        if answer.type_id != (answer_type or asdu.type_id):
+            if answer.cause == c.COT_NO_TYPE:
+                raise NotSupported(f"the meter has no ASDU type {asdu.type_id}")
+            await self._drop()
+            raise MalformedResponse(f"type {answer.type_id} answered type {asdu.type_id}")
+        return answer
+
+    async def _drop(self) -> None:
+        transport, self._transport = self._transport, None
+        self._authenticated = False
+        if transport is not None:
+            await transport.close()
+
+    def _asdu(self, type_id: int, cause: int, record: int = 0, objects=b"", count=1) -> c.Asdu:
+        return c.Asdu(type_id, cause, self.settings.measuring_point, record, objects, count)
+
+    # ------------------------------------------------------------ session
+
+    async def open(self) -> None:
+        s = self.settings
+        self._transport = open_transport(s.url, baudrate=s.baudrate)
+        await self._transport.open(s.timeout)
+        try:
+            answer = await self._transact(
+                c.fixed(c.primary_control(c.FN_RESET_LINK, None), s.link_address)
+            )
+            if answer.kind == "variable":
+                raise MalformedResponse("link reset answered with user data")
+            self._fcb = True  # the first FCV frame after a reset has FCB set
+            password = s.password.to_bytes(4, "little")
+            confirm = await self._request(
+                self._asdu(c.C_AC_NA_2, c.COT_ACTIVATION, objects=password),
+                logged=self._asdu(c.C_AC_NA_2, c.COT_ACTIVATION, objects=b"\0" * 4).encode(),
+            )
+            if confirm.negative or confirm.cause != c.COT_ACTIVATION_CON:
+                raise AuthenticationFailed("the meter refused the password")
+            self._authenticated = True
+        except BaseException:
+            await self._drop()
+            raise
+
+    async def close(self) -> None:
+        if self._transport is None:
+            return
+        try:
+            if self._authenticated:
+                await self._request(self._asdu(c.C_FS_NA_2, c.COT_ACTIVATION, count=0))
+        except ProtocolError:
+            pass  # the session ends either way
+        finally:
+            await self._drop()
+
+    def _require(self) -> None:
+        if self._transport is None or not self._authenticated:
+            raise NotAssociated("session is not open")
+
+    async def read_clock(self) -> base.ClockReading:
+        self._require()
+        answer = await self._request(
+            self._asdu(c.C_TI_NA_2, c.COT_REQUEST, count=0), answer_type=c.M_TI_TA_2
+        )
+        return self._clock_of(answer)
+
+    def _clock_of(self, answer: c.Asdu) -> base.ClockReading:
+        meter_time, summer = c.decode_cp56(answer.objects[:7], self.settings.utc_offset_minutes)
+        return base.ClockReading(
+            meter_time=meter_time, system_time=datetime.now(UTC), status=0x80 if summer else 0
+        )
+
+    async def read_totals(
+        self, record: int, start: datetime, end: datetime, *, increments: bool = True
+    ) -> list[c.TotalsRecord]:
+        """The periods of `record` whose end is in [start, end], addresses 1..6."""
+        self._require()
+        offset = self.settings.utc_offset_minutes
+        tags = b""
+        for at in (base.ensure_utc(start), base.ensure_utc(end)):
+            summer = c.eu_summer(at)
+            tags += c.encode_cp40(c.to_local(at, offset, summer), summer)
+        type_id = c.C_CI_NU_2 if increments else c.C_CI_NT_2
+        confirm = await self._request(
+            self._asdu(type_id, c.COT_ACTIVATION, record, bytes([1, len(CHANNELS)]) + tags)
+        )
+        if confirm.negative:
+            if confirm.cause in (c.COT_NO_RECORD, c.COT_ACTIVATION_CON):
+                return []  # nothing in the range
+            raise MalformedResponse(f"integrated totals refused (cause {confirm.cause})")
+        records = []
+        answer_type = c.M_IT_TK_2 if increments else c.M_IT_TG_2
+        while True:
+            asdu = await self._poll()
+            if asdu.type_id == type_id and asdu.cause == c.COT_TERMINATION:
+                return records
+            if asdu.type_id != answer_type:
+                await self._drop()
+                raise MalformedResponse(f"type {asdu.type_id} among integrated totals")
+            records.append(c.decode_totals(asdu, offset))
+
+    async def read_load_profile(
+        self, profile: str, start: datetime, end: datetime
+    ) -> base.ProfileBlock:
+        record = self.settings.profile_record
+        periods = await self.read_totals(record, start, end)
+        channels = tuple(base.Channel(obis, unit) for obis, unit in CHANNELS.values())
+        rows = []
+        for period in periods:
+            by_address = {t.address: t for t in period.totals}
+            values: list[Decimal | None] = []
+            status = 0
+            for address in CHANNELS:
+                total = by_address.get(address)
+                if total is None or total.quality & c.Q_INVALID:
+                    values.append(None)
+                else:
+                    values.append(Decimal(total.value))
+                status |= total.quality if total is not None else c.Q_INVALID
+            rows.append(base.ProfileRow(period.end, tuple(values), status))
+        return base.ProfileBlock(
+            profile=profile,
+            channels=channels,
+            rows=tuple(rows),
+            period_seconds=c.RECORD_PERIOD_S[record],
+        )

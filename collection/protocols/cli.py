@@ -18,9 +18,9 @@ from . import registry
 from .dlms.cosem import ENERGY_REGISTERS, EVENT_LOG, LOAD_PROFILE, MAXIMUM_DEMAND
 from .dlms.settings import DlmsSettings
 from .errors import ProtocolError
+from .iec870_102.settings import Iec102Settings
 from .iec62056_21 import clock as iec21_clock
 from .iec62056_21.settings import Iec21Settings
-from .iec870_102.settings import Iec102Settings
 from .modbus import registermap
 from .modbus.settings import ModbusSettings
 

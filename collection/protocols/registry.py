@@ -16,8 +16,8 @@ from . import base
 from .dlms.driver import DRIVER as DLMS_DRIVER
 from .driver import Driver, Endpoint
 from .errors import NotSupported
-from .iec62056_21.driver import DRIVER as IEC21_DRIVER
 from .iec870_102.driver import DRIVER as IEC870_102_DRIVER
+from .iec62056_21.driver import DRIVER as IEC21_DRIVER
 from .modbus.driver import DRIVER as MODBUS_DRIVER
 
 __all__ = ["DRIVERS", "Driver", "Endpoint", "driver", "driver_of", "open_session", "settings_for"]

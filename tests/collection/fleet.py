@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from contextlib import contextmanager
+from datetime import UTC, datetime
 
 from collection.simulators.dlms_fleet import DlmsFleet
 
@@ -24,3 +26,11 @@ def fleet_thread(meters, fleet_class=DlmsFleet, **kwargs):
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         loop.close()
+
+
+def away_from_a_quarter_hour() -> None:
+    """Energy registers step at quarter-hours: keep a read and its timestamp on one side."""
+    now = datetime.now(UTC)
+    left = 900 - (now.minute % 15 * 60 + now.second)
+    if left < 20:
+        time.sleep(left + 1)

@@ -3,9 +3,6 @@ the Modbus driver, the store): the stored registers are exactly what the simulat
 
 from __future__ import annotations
 
-import time
-from datetime import UTC, datetime
-
 import pytest
 
 from accounts.models import Organisation
@@ -18,7 +15,7 @@ from meters.choices import ChannelKind, MeterStatus, Protocol
 from meters.models import Channel, Meter, MeterModel
 from meters.obis import dotted
 from meters.store import RegisterRead
-from tests.collection.fleet import fleet_thread
+from tests.collection.fleet import away_from_a_quarter_hour, fleet_thread
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -47,14 +44,6 @@ def modbus_model(org, manufacturer, name) -> MeterModel:
             kind=ChannelKind.REGISTER,
         )
     return meter_model
-
-
-def away_from_a_quarter_hour() -> None:
-    """Energy registers step at quarter-hours: keep the read and its timestamp on one side."""
-    now = datetime.now(UTC)
-    left = 900 - (now.minute % 15 * 60 + now.second)
-    if left < 20:
-        time.sleep(left + 1)
 
 
 def test_modbus_meters_are_read_by_a_job_and_stored_exactly(eager_celery):

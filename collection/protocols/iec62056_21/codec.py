@@ -120,11 +120,16 @@ def parse_identification(line: bytes) -> Identification:
         text = ident.decode("ascii")
     except UnicodeDecodeError:
         raise MalformedResponse("identification is not ASCII") from None
-    mode_e = text.startswith("\\2")
+    # Enhanced identification: \W pairs before the ident (\2: mode E available).
+    enhanced = []
+    while len(text) >= 2 and text[0] == "\\":
+        enhanced.append(text[1])
+        text = text[2:]
+    mode_e = "2" in enhanced
     return Identification(
         manufacturer=manufacturer.decode(),
         baud_char=baud.decode(),
-        ident=text[2:] if mode_e else text,
+        ident=text,
         reaction_20ms=manufacturer[2:3].islower(),
         mode_e=mode_e,
     )

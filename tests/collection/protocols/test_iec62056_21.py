@@ -353,3 +353,8 @@ def test_read_meter_cli_prints_json(capsys):
     assert all(r["error"] is None for r in out["registers"])
     wrong = ["--protocol", "iec62056-21", "--url", "tcp://127.0.0.1:1", "--what", "registers"]
     assert cli.main(wrong) == 2
+
+
+def test_enhanced_identification_sequences_are_taken_off_the_ident():
+    ident = codec.parse_identification(b"/ABC6\\W\\2XYZ\r\n")
+    assert ident.ident == "XYZ" and ident.mode_e and ident.baud_rate == 19200

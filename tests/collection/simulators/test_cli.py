@@ -17,6 +17,20 @@ def simulate(*args: str) -> subprocess.Popen:
     return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True, env=ENV)
 
 
+def read_meter(*args: str) -> dict:
+    """`read_meter` in a child process: its JSON (the exit code must be 0)."""
+    out = subprocess.run(
+        [sys.executable, "-m", "collection.protocols.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=ENV,
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
 def test_cli_runs_and_writes_manifest(tmp_path):
     manifest = tmp_path / "meters.json"
     proc = simulate(
@@ -63,27 +77,46 @@ def test_cli_serves_modbus_meters_that_read_meter_reads(tmp_path):
         data = json.loads(manifest.read_text())
         assert [d["unit_id"] for d in data] == [1, 2, 3, 4, 5]
         healthy = next(d for d in data if d["fault"] is None)
-        out = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "collection.protocols.cli",
-                "--protocol=modbus",
-                f"--url={url}",
-                f"--unit-id={healthy['unit_id']}",
-                "--model=pm5500",
-                "--what=registers,instantaneous",
-            ],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            env=ENV,
+        read = read_meter(
+            "--protocol=modbus",
+            f"--url={url}",
+            f"--unit-id={healthy['unit_id']}",
+            "--model=pm5500",
+            "--what=registers,instantaneous",
         )
-        assert out.returncode == 0, out.stderr
-        read = json.loads(out.stdout)
         assert read["registers"][0]["obis"] == "1-0:1.8.0*255"
         assert int(read["registers"][0]["value"]) > 0
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+
+
+def test_cli_serves_iec62056_21_meters_that_read_meter_reads(tmp_path):
+    manifest = tmp_path / "iec21.json"
+    proc = simulate(
+        "--protocol=iec62056-21",
+        "--count=3",
+        "--password=pw123456",
+        "--fault-share=0.5",
+        "--faults=timeout",
+        f"--manifest={manifest}",
+    )
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("iec62056-21 tcp://127.0.0.1:") and "meters 3" in line
+        url = line.split()[1]
+        data = json.loads(manifest.read_text())
+        healthy = next(d for d in data if d["fault"] is None)
+        read = read_meter(
+            "--protocol=iec62056-21",
+            f"--url={url}",
+            f"--device-address={healthy['device_address']}",
+            "--password=pw123456",
+            "--what=clock,registers",
+        )
+        assert read["registers"][0]["obis"] == "1-0:1.8.0*255"
+        assert int(read["registers"][0]["value"]) > 0
+        assert read["clock"]["meter_time"].endswith("Z")
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0

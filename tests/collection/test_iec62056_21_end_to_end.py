@@ -1,0 +1,103 @@
+"""A scheduled run reads IEC 62056-21 meters through the normal job path (targets from the
+registry, the IEC 62056-21 driver, the store): the stored registers are exactly the model's,
+a drifted meter's clock is set in programming mode with its P1 password (from the registry,
+encrypted at rest), a silent meter fails alone."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+
+from accounts.models import Organisation
+from amisite.celery import app
+from collection import actions
+from collection.models import JobRun, ReadJob
+from collection.protocols.dlms.cosem import ENERGY_REGISTERS
+from collection.simulators.iec62056_21 import values
+from collection.simulators.iec62056_21.server import Fault, Iec21Fleet, make_meters
+from meters.choices import ChannelKind, MeterStatus, Protocol
+from meters.models import Channel, CommStatus, Meter, MeterModel
+from meters.store import RegisterRead
+from tests.collection.fleet import away_from_a_quarter_hour, fleet_thread
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+REGISTERS = ENERGY_REGISTERS  # 1.8.0, 2.8.0, 3.8.0, 4.8.0 and the tariffs 1.8.1, 1.8.2
+PASSWORD = "p1-secret"
+
+
+@pytest.fixture
+def eager_celery():
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = False
+
+
+def test_iec21_meters_are_read_by_a_job_and_stored_exactly(eager_celery):
+    org = Organisation.objects.create(name="IEC 62056-21", code="iec21")
+    meter_model = MeterModel.objects.create(
+        manufacturer="Simulated", name="SIM21", protocol=Protocol.IEC62056_21, organisation=org
+    )
+    for obis in REGISTERS:
+        Channel.objects.create(
+            meter_model=meter_model,
+            obis=obis,
+            name=obis,
+            unit="varh" if obis[4] in "34" else "Wh",
+            kind=ChannelKind.REGISTER,
+        )
+    sims = make_meters(4, password=PASSWORD)
+    sims[1].clock_offset_s = -120  # drifted: the job sets it (programming mode, P1, W1)
+    sims[3].fault = Fault("timeout")
+    away_from_a_quarter_hour()
+    with fleet_thread(sims, fleet_class=Iec21Fleet) as fleet:
+        for s in sims:
+            Meter.objects.create(
+                serial=s.serial,
+                meter_model=meter_model,
+                organisation=org,
+                status=MeterStatus.ACTIVE,
+                protocol=Protocol.IEC62056_21,
+                host=fleet.host,
+                port=fleet.port,
+                iec21_address=s.address,
+                password=PASSWORD,
+                timeout_s=1,
+                retries=0,
+            )
+        job = ReadJob.objects.create(
+            name="iec21 registers",
+            organisation=org,
+            # What IEC 62056-21 lacks here (profile, events, relay) is left out, not failed.
+            items=["clock", "registers", "profile", "events", "relay"],
+            batch_size=50,
+            concurrency=50,
+            retries=0,
+            retry_backoff_s=0,
+            sync_clock=True,
+            clock_drift_limit_s=30,
+        )
+        run = JobRun.objects.get(pk=actions.start_run(job).pk)
+    assert (run.status, run.total, run.succeeded, run.failed) == ("partial", 4, 3, 1)
+    results = {r.meter.serial: r for r in run.results.select_related("meter")}
+    faulty = sims[3].serial
+    assert results[faulty].status == "failed" and results[faulty].error_kind == "MeterTimeout"
+    assert not RegisterRead.objects.filter(meter__serial=faulty).exists()
+    # The drifted meter's clock was set back to true time (within the second of the read).
+    assert abs(sims[1].clock_offset_s) <= 2
+    assert CommStatus.objects.filter(meter__serial=sims[0].serial).exists()
+    # The password is stored encrypted, never in clear.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT password FROM meters_meter WHERE serial = %s", [sims[0].serial])
+        assert PASSWORD not in cursor.fetchone()[0]
+    checked = 0
+    for s in sims[:3]:
+        reads = {
+            r.channel.obis: r
+            for r in RegisterRead.objects.filter(meter__serial=s.serial).select_related("channel")
+        }
+        assert set(reads) == set(REGISTERS), s.serial
+        for obis, read in reads.items():
+            assert read.value == values.expected(s.serial, read.read_at)[obis], obis
+            checked += 1
+    assert checked == 3 * len(REGISTERS)

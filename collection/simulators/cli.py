@@ -15,6 +15,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from .dlms_fleet import FAULT_KINDS, DlmsFleet, assign_faults, make_meters
+from .iec870_102.server import FAULT_KINDS as IEC102_FAULT_KINDS
+from .iec870_102.server import Fault as Iec102Fault
+from .iec870_102.server import Iec102Fleet
+from .iec870_102.server import make_meters as make_iec102_meters
 from .iec62056_21.server import FAULT_KINDS as IEC21_FAULT_KINDS
 from .iec62056_21.server import Fault as Iec21Fault
 from .iec62056_21.server import Iec21Fleet
@@ -33,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--protocol",
         type=lambda name: name.replace("_", "-"),
-        choices=["dlms", "modbus", "iec62056-21"],
+        choices=["dlms", "modbus", "iec62056-21", "iec870-102"],
         default="dlms",
     )
     p.add_argument("--count", type=int, default=1)
@@ -46,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="comma separated kinds (dlms: "
         f"{','.join(FAULT_KINDS)}; modbus: {','.join(MODBUS_FAULT_KINDS)}; "
-        f"iec62056-21: {','.join(IEC21_FAULT_KINDS)}; default: all)",
+        f"iec62056-21: {','.join(IEC21_FAULT_KINDS)}; "
+        f"iec870-102: {','.join(IEC102_FAULT_KINDS)}; default: all)",
     )
     p.add_argument("--model", default="sdm630", help="modbus: the meters' register map")
     p.add_argument(
@@ -60,7 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="modbus: serve RTU on a pseudo-terminal (a serial bus) and print its path",
     )
-    p.add_argument("--password", default="00000000", help="iec62056-21: the meters' P1 password")
+    p.add_argument(
+        "--password",
+        default="00000000",
+        help="iec62056-21: the meters' P1 password; iec870-102: their (numeric) password",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--first-serial", type=int, default=90000001)
     p.add_argument("--push-to", default=None, help="host:port of the head-end push listener")
@@ -174,6 +183,26 @@ async def run_modbus(args: argparse.Namespace, stop: asyncio.Event | None = None
         await fleet.close()
 
 
+async def _serve_fleet(
+    fleet, manifest: str | None, rows: list[dict], line: str, stop: asyncio.Event | None
+) -> None:
+    """Start `fleet` on its listener, write the `manifest` (`rows`, each with the fleet's
+    url), print `line` once both are ready, and serve until `stop`."""
+    stop = stop or asyncio.Event()
+    _stop_on_signals(stop)
+    await fleet.start()
+    try:
+        if manifest:
+            with open(manifest, "w") as f:
+                json.dump([{"url": fleet.url, **row} for row in rows], f, indent=1)
+        # Printed once the manifest is written: the line tells a script both are ready.
+        print(line.format(url=fleet.url))
+        sys.stdout.flush()
+        await stop.wait()
+    finally:
+        await fleet.close()
+
+
 async def run_iec21(args: argparse.Namespace, stop: asyncio.Event | None = None) -> None:
     """IEC 62056-21 meters behind one listener, each signed on by its serial as address."""
     kinds = _fault_kinds(args, IEC21_FAULT_KINDS)
@@ -181,28 +210,40 @@ async def run_iec21(args: argparse.Namespace, stop: asyncio.Event | None = None)
     if args.fault_share > 0:
         assign_faults(meters, args.fault_share, kinds, args.seed, fault_class=Iec21Fault)
     fleet = Iec21Fleet(meters, host=HOST, port=args.port, idle_timeout=args.idle_timeout)
-    stop = stop or asyncio.Event()
-    _stop_on_signals(stop)
-    await fleet.start()
-    try:
-        if args.manifest:
-            with open(args.manifest, "w") as f:
-                rows = [
-                    {
-                        "serial": m.serial,
-                        "url": fleet.url,
-                        "device_address": m.address,
-                        "fault": m.fault.kind if m.fault else None,
-                    }
-                    for m in meters
-                ]
-                json.dump(rows, f, indent=1)
-        # Printed once the manifest is written: the line tells a script both are ready.
-        print(f"iec62056-21 {fleet.url} meters {len(meters)} addresses = serials")
-        sys.stdout.flush()
-        await stop.wait()
-    finally:
-        await fleet.close()
+    rows = [
+        {
+            "serial": m.serial,
+            "device_address": m.address,
+            "fault": m.fault.kind if m.fault else None,
+        }
+        for m in meters
+    ]
+    line = f"iec62056-21 {{url}} meters {len(meters)} addresses = serials"
+    await _serve_fleet(fleet, args.manifest, rows, line, stop)
+
+
+async def run_iec102(args: argparse.Namespace, stop: asyncio.Event | None = None) -> None:
+    """IEC 870-5-102 meters behind one listener, link address = measuring point = 1..N."""
+    kinds = _fault_kinds(args, IEC102_FAULT_KINDS)
+    if not args.password.isdigit():
+        raise SystemExit("an IEC 870-5-102 password is a number")
+    meters = make_iec102_meters(
+        args.count, first_serial=args.first_serial, password=int(args.password)
+    )
+    if args.fault_share > 0:
+        assign_faults(meters, args.fault_share, kinds, args.seed, fault_class=Iec102Fault)
+    fleet = Iec102Fleet(meters, host=HOST, port=args.port, idle_timeout=args.idle_timeout)
+    rows = [
+        {
+            "serial": m.serial,
+            "link_address": m.link_address,
+            "measuring_point": m.measuring_point,
+            "fault": m.fault.kind if m.fault else None,
+        }
+        for m in meters
+    ]
+    line = f"iec870-102 {{url}} meters {len(meters)} link addresses 1..{len(meters)}"
+    await _serve_fleet(fleet, args.manifest, rows, line, stop)
 
 
 async def run(args: argparse.Namespace, stop: asyncio.Event | None = None) -> None:
@@ -211,6 +252,9 @@ async def run(args: argparse.Namespace, stop: asyncio.Event | None = None) -> No
         return
     if args.protocol == "iec62056-21":
         await run_iec21(args, stop)
+        return
+    if args.protocol == "iec870-102":
+        await run_iec102(args, stop)
         return
     kinds = _fault_kinds(args, FAULT_KINDS)
     if args.scenario == "demo":

@@ -28,6 +28,7 @@ from collection.protocols.errors import (
 from collection.protocols.iec870_102 import codec as c
 from collection.protocols.iec870_102.session import CHANNELS, Iec102Session
 from collection.protocols.iec870_102.settings import Iec102Settings
+from collection.simulators import cli as sim_cli
 from collection.simulators import model
 from collection.simulators.iec870_102.server import Fault, Iec102Fleet, make_meters
 
@@ -389,3 +390,35 @@ def test_read_meter_cli_prints_json(capsys):
     ) - model.cumulative(meters[1].serial, 1, n - 4)
     assert out["clock"]["meter_time"]
     assert cli.main(["--protocol", "iec870-102", "--url", "tcp://127.0.0.1:1"]) == 2
+
+
+def test_simulate_meters_serves_what_the_session_reads(tmp_path, capsys):
+    manifest = tmp_path / "iec102.json"
+    args = sim_cli.build_parser().parse_args(
+        ["--protocol=iec870_102", "--count=3", "--password=42", f"--manifest={manifest}"]
+    )
+
+    async def body():
+        stop = asyncio.Event()
+        served = asyncio.create_task(sim_cli.run(args, stop))
+        while not manifest.exists() or not manifest.stat().st_size:
+            await asyncio.sleep(0.05)
+        row = json.loads(manifest.read_text())[2]
+        s = Iec102Settings(
+            url=row["url"],
+            link_address=row["link_address"],
+            measuring_point=row["measuring_point"],
+            password=42,
+            timeout=2,
+        )
+        try:
+            async with Iec102Session(s) as session:
+                return row, await session.read_clock()
+        finally:
+            stop.set()
+            await served
+
+    row, clock = run(body())
+    assert (row["link_address"], row["measuring_point"], row["fault"]) == (3, 3, None)
+    assert abs(clock.drift_seconds) < 5
+    assert capsys.readouterr().out.startswith("iec870-102 tcp://127.0.0.1:")

@@ -18,6 +18,7 @@ from . import registry
 from .dlms.cosem import ENERGY_REGISTERS, EVENT_LOG, LOAD_PROFILE, MAXIMUM_DEMAND
 from .dlms.settings import DlmsSettings
 from .errors import ProtocolError
+from .iec870_102.session import REGISTERS as IEC102_REGISTERS
 from .iec870_102.settings import Iec102Settings
 from .iec62056_21 import clock as iec21_clock
 from .iec62056_21.settings import Iec21Settings
@@ -153,6 +154,8 @@ def default_registers(settings) -> list[str]:
     """The registers read when none are named: the energy registers (and MD) of the meter."""
     if isinstance(settings, ModbusSettings):
         return [r.obis for r in registermap.load(settings.register_map).of_role("energy")]
+    if isinstance(settings, Iec102Settings):
+        return list(IEC102_REGISTERS)
     return [*ENERGY_REGISTERS, MAXIMUM_DEMAND]
 
 

@@ -13,8 +13,10 @@ drops its line: a late answer is never taken for the next one.
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+
+from meters.obis import normalise
 
 from .. import base
 from ..errors import (
@@ -39,6 +41,15 @@ CHANNELS: dict[int, tuple[str, str]] = {
     5: ("1-0:7.29.0*255", "varh"),  # R3
     6: ("1-0:8.29.0*255", "varh"),  # R4
 }
+# The same addresses' absolute totals, as energy registers.
+REGISTERS: dict[str, int] = {
+    "1-0:1.8.0*255": 1,
+    "1-0:2.8.0*255": 2,
+    "1-0:5.8.0*255": 3,
+    "1-0:6.8.0*255": 4,
+    "1-0:7.8.0*255": 5,
+    "1-0:8.8.0*255": 6,
+}
 NO_DATA_POLLS = 20  # class 2 polls answered "no data" before giving up on an answer
 
 
@@ -47,7 +58,7 @@ def quality_names(quality: int) -> list[str]:
 
 
 class Iec102Session(base.MeterSession):
-    capabilities = frozenset({base.READ_CLOCK, base.READ_LOAD_PROFILE})
+    capabilities = frozenset({base.READ_CLOCK, base.READ_REGISTERS, base.READ_LOAD_PROFILE})
 
     def __init__(self, settings: Iec102Settings, counters=None) -> None:
         self.settings = settings
@@ -263,3 +274,40 @@ class Iec102Session(base.MeterSession):
             rows=tuple(rows),
             period_seconds=c.RECORD_PERIOD_S[record],
         )
+
+    async def read_registers(self, obis: list[str]) -> list[base.RegisterValue]:
+        """Energy registers: the absolute totals (``C_CI_NT_2`` 122 -> ``M_IT_TG_2`` 8) at the
+        end of the last period the meter closed, that end as capture time."""
+        wanted = [normalise(code) for code in obis]
+        totals: dict[int, c.Total] = {}
+        end_at = None
+        if any(code in REGISTERS for code in wanted):
+            period = timedelta(seconds=c.RECORD_PERIOD_S[self.settings.profile_record])
+            now = datetime.now(UTC)
+            periods = await self.read_totals(
+                self.settings.profile_record, now - 2 * period, now, increments=False
+            )
+            if periods:
+                end_at = periods[-1].end
+                totals = {t.address: t for t in periods[-1].totals}
+        out = []
+        for code in wanted:
+            address = REGISTERS.get(code)
+            total = totals.get(address) if address else None
+            if total is None:
+                error = "not an integrated total" if address is None else "no closed period"
+                out.append(base.RegisterValue(obis=code, value=None, unit=None, error=error))
+                continue
+            invalid = bool(total.quality & c.Q_INVALID)
+            out.append(
+                base.RegisterValue(
+                    obis=code,
+                    value=None if invalid else Decimal(total.value),
+                    unit=CHANNELS[address][1],
+                    capture_time=end_at,
+                    raw=total.value,
+                    status=total.quality,
+                    error="invalid" if invalid else None,
+                )
+            )
+        return out

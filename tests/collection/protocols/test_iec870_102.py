@@ -330,9 +330,32 @@ def test_unsupported_capability_is_typed():
     async def body(fleet):
         async with Iec102Session(settings(fleet, meters[0])) as s:
             with pytest.raises(NotSupported):
-                await s.read_registers(["1-0:1.8.0*255"])
+                await s.read_events("0-0:99.98.0*255", NOW - timedelta(days=1), NOW)
 
     run(with_fleet(meters, body))
+
+
+@pytest.mark.parametrize("record", [11, 12])
+def test_registers_are_the_absolute_totals_of_the_last_closed_period(record):
+    meters = make_meters(1, password=PASSWORD)
+    serial = meters[0].serial
+    now = datetime.now(UTC)  # the session asks for the periods up to the head-end's now
+
+    async def body(fleet):
+        async with Iec102Session(settings(fleet, meters[0], profile_record=record)) as s:
+            return await s.read_registers(
+                ["1-0:1.8.0*255", "1-0:2.8.0*255", "1-0:5.8.0*255", "1-0:8.8.0*255", "1-0:9.9.9"]
+            )
+
+    values = run(with_fleet(meters, body, now))
+    end = values[0].capture_time
+    period = 3600 if record == 11 else 900
+    assert end.timestamp() % period == 0 and now - timedelta(seconds=period) < end <= now
+    assert [v.value for v in values[:4]] == [
+        model.energy_register(serial, channel, end) for channel in (1, 2, 3, 4)
+    ]
+    assert values[0].unit == "Wh" and values[2].unit == "varh"
+    assert values[4].value is None and values[4].error
 
 
 # ----------------------------------------------------------------- registry and CLI
@@ -340,7 +363,7 @@ def test_unsupported_capability_is_typed():
 
 def test_registry_builds_settings_from_an_endpoint():
     driver = registry.driver("iec870_102")
-    assert driver.capabilities == {base.READ_CLOCK, base.READ_LOAD_PROFILE}
+    assert driver.capabilities == {base.READ_CLOCK, base.READ_REGISTERS, base.READ_LOAD_PROFILE}
     endpoint = Endpoint(
         protocol="iec870_102",
         url="tcp://10.0.0.5:40000",
@@ -370,12 +393,14 @@ def test_read_meter_cli_prints_json(capsys):
     async def body(fleet):
         args = [
             "--protocol", "iec870-102", "--url", fleet.url, "--link-address", "2",
-            "--measuring-point", "2", "--password", str(PASSWORD), "--what", "clock,profile",
+            "--measuring-point", "2", "--password", str(PASSWORD),
+            "--what", "clock,registers,profile",
             "--since", "2025-06-15T08:00:00Z", "--until", "2025-06-15T10:00:00Z",
         ]  # fmt: skip
         return await asyncio.to_thread(cli.main, args)
 
-    assert run(with_fleet(meters, body)) == 0
+    # registers are the last period closed by the head-end's time: the meter's is now too
+    assert run(with_fleet(meters, body, datetime.now(UTC))) == 0
     out = json.loads(capsys.readouterr().out)
     rows = out["profile"]["rows"]
     assert [r["timestamp"] for r in rows] == [
@@ -389,6 +414,8 @@ def test_read_meter_cli_prints_json(capsys):
         meters[1].serial, 1, n
     ) - model.cumulative(meters[1].serial, 1, n - 4)
     assert out["clock"]["meter_time"]
+    assert [r["obis"] for r in out["registers"]][:2] == ["1-0:1.8.0*255", "1-0:2.8.0*255"]
+    assert all(r["error"] is None for r in out["registers"])
     assert cli.main(["--protocol", "iec870-102", "--url", "tcp://127.0.0.1:1"]) == 2
 
 

@@ -27,7 +27,7 @@ import math
 import re
 import struct
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from functools import lru_cache
 from pathlib import Path
 
@@ -244,7 +244,10 @@ def to_decimal(reg: Register, raw: int | float) -> Decimal | None:
     else:
         value = Decimal(raw) * reg.scale
     if reg.resolution is not None:
-        value = value.quantize(reg.resolution, rounding=ROUND_HALF_EVEN)
+        try:
+            value = value.quantize(reg.resolution, rounding=ROUND_HALF_EVEN)
+        except InvalidOperation:  # more digits than Decimal carries: no meter's reading
+            raise MalformedResponse(f"{reg.obis}: {raw!r} is beyond the register's range") from None
     return value
 
 

@@ -1,5 +1,5 @@
-"""The TCP listener the Modbus and IEC 870-5-102 simulators share: 127.0.0.1, port 0 (a free
-one), every connection tracked so that stopping a simulated meter drops them all."""
+"""The TCP listener the Modbus, IEC 62056-21 and IEC 870-5-102 simulators share: 127.0.0.1,
+port 0 (a free one), every connection tracked so that stopping a simulated meter drops them all."""
 
 from __future__ import annotations
 

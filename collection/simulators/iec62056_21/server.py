@@ -22,10 +22,12 @@ import asyncio
 import contextlib
 import random
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from collection.protocols.iec62056_21 import codec
 
+from ..loopback import LoopbackListener
+from ..pty import Pty, serve_on_pty
 from . import values
 
 FAULT_KINDS = ("timeout", "garbage", "bcc", "slow")
@@ -58,14 +60,16 @@ class Iec21Meter:
 
 
 @dataclass
-class Iec21Fleet:
+class Iec21Fleet(LoopbackListener):
     meters: list[Iec21Meter]
     host: str = HOST
     port: int = 0
     clock: object = None  # a callable returning the simulated time (default: now)
     idle_timeout: float = 120.0
     connections: int = 0
+    pty_path: str | None = None
     _server: asyncio.AbstractServer | None = field(default=None, repr=False)
+    _pty: Pty | None = field(default=None, repr=False)
     _writers: set = field(default_factory=set, repr=False)
     _rng: random.Random = field(default_factory=lambda: random.Random(21), repr=False)
 
@@ -74,24 +78,22 @@ class Iec21Fleet:
         if len(self.by_address) != len(self.meters):
             raise ValueError("two meters share a device address")
 
-    def now(self) -> datetime:
-        return self.clock() if self.clock else datetime.now(UTC)
-
     @property
     def url(self) -> str:
         return f"tcp://{self.host}:{self.port}"
 
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, self.host, self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
+    async def start_pty(self) -> str:
+        """Serve on a new pseudo-terminal instead: a serial line (an optical head or an RS-485
+        bus) as far as a pyserial client can tell; returns its path."""
+        self._pty = await serve_on_pty(lambda r, w: self._serve(r, w, idle=False))
+        self.pty_path = self._pty.path
+        return self.pty_path
 
     async def close(self) -> None:
-        for writer in list(self._writers):  # a stopped line drops its connections
-            writer.close()
-        if self._server is not None:
-            self._server.close()
-            with contextlib.suppress(Exception):
-                await self._server.wait_closed()
+        if self._pty is not None:
+            await self._pty.close()
+            self._pty = None
+        await self._close_listener()
 
     def _meter(self, sign_on: bytes) -> Iec21Meter | None:
         if not (sign_on.startswith(b"/?") and sign_on.endswith(b"!\r\n")):
@@ -104,12 +106,16 @@ class Iec21Fleet:
     def _garbage(self) -> bytes:
         return b"\xfe" + bytes(self._rng.randrange(256) for _ in range(15))
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, idle: bool = True
+    ) -> None:
+        """Answer one connection (or the pty, which never idles out) until it closes."""
+        idle_timeout = self.idle_timeout if idle else None
         self.connections += 1
         self._writers.add(writer)
         try:
             while True:
-                async with asyncio.timeout(self.idle_timeout):
+                async with asyncio.timeout(idle_timeout):
                     line = await reader.readuntil(b"\n")
                 meter = self._meter(line)
                 if meter is None:
@@ -121,7 +127,7 @@ class Iec21Fleet:
                     continue
                 writer.write(IDENT)
                 await writer.drain()
-                async with asyncio.timeout(self.idle_timeout):
+                async with asyncio.timeout(idle_timeout):
                     option = await reader.readuntil(b"\n")
                 if meter.echo:
                     writer.write(option)

@@ -22,16 +22,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import random
 import struct
-import tty
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from collection.protocols.modbus import registermap as rm
 
 from ..loopback import LoopbackListener
+from ..pty import Pty, serve_on_pty
 from . import values
 
 FAULT_KINDS = ("timeout", "exception", "garbage", "slow")
@@ -116,7 +115,7 @@ class ModbusFleet(LoopbackListener):
     connections: int = 0
     pty_path: str | None = None
     _server: asyncio.AbstractServer | None = field(default=None, repr=False)
-    _pty: tuple | None = field(default=None, repr=False)
+    _pty: Pty | None = field(default=None, repr=False)
     _writers: set = field(default_factory=set, repr=False)
     _rng: random.Random = field(default_factory=lambda: random.Random(14), repr=False)
 
@@ -136,30 +135,14 @@ class ModbusFleet(LoopbackListener):
         """Serve on a new pseudo-terminal (RTU framing); returns the serial side's path."""
         if self.framing != "rtu":
             raise ValueError("a serial line carries RTU framing")
-        master, slave = os.openpty()
-        tty.setraw(slave)
-        loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader()
-        rfile = os.fdopen(os.dup(master), "rb", buffering=0)
-        wfile = os.fdopen(os.dup(master), "wb", buffering=0)
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), rfile)
-        transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, wfile)
-        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
-        task = asyncio.create_task(self._serve(reader, writer, idle=False))
-        self._pty = (master, slave, task)
-        self.pty_path = os.ttyname(slave)
+        self._pty = await serve_on_pty(lambda r, w: self._serve(r, w, idle=False))
+        self.pty_path = self._pty.path
         return self.pty_path
 
     async def close(self) -> None:
         if self._pty is not None:
-            master, slave, task = self._pty
+            await self._pty.close()
             self._pty = None
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
-            for fd in (master, slave):
-                with contextlib.suppress(OSError):
-                    os.close(fd)
         await self._close_listener()
 
     async def _serve(

@@ -358,3 +358,24 @@ def test_read_meter_cli_prints_json(capsys):
 def test_enhanced_identification_sequences_are_taken_off_the_ident():
     ident = codec.parse_identification(b"/ABC6\\W\\2XYZ\r\n")
     assert ident.ident == "XYZ" and ident.mode_e and ident.baud_rate == 19200
+
+
+def test_a_serial_line_signs_on_at_300_baud_and_switches_in_place():
+    meters = make_meters(2, password=PASSWORD)
+    meters[1].echo = True  # an optical head on the line
+
+    async def body(fleet):
+        path = await fleet.start_pty()
+        s = Iec21Settings(url=path, address=meters[1].address, password=PASSWORD, timeout=2)
+        assert s.baudrate == 300
+        async with Iec21Session(s) as meter:
+            regs = await meter.read_registers(["1.8.0", "3.8.0"])
+            reading = await meter.read_clock()
+            rate = meter._transport.baudrate
+        return regs, reading, rate
+
+    regs, reading, rate = run(with_fleet(meters, body))
+    expected = values.expected(meters[1].serial, NOW)
+    assert [r.value for r in regs] == [expected["1-0:1.8.0*255"], expected["1-0:3.8.0*255"]]
+    assert reading.meter_time == NOW
+    assert rate == 9600  # the identification's "5", switched on the open port

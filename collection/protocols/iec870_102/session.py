@@ -53,6 +53,24 @@ REGISTERS: dict[str, int] = {
 NO_DATA_POLLS = 20  # class 2 polls answered "no data" before giving up on an answer
 
 
+# The contract's row status is the profile status byte of IEC 62056 (DLMS "AMR profile
+# status"), which the store turns into its quality flags.
+STATUS_DATA_NOT_VALID = 0x04
+STATUS_CLOCK_ADJUSTED = 0x20
+
+
+def row_status(quality: int) -> int:
+    """The row status of the OR of a period's qualifiers: invalid or overflowed totals are
+    data not valid, a time change in the period is a clock adjustment. CA (adjusted), MP and
+    IN have no flag in the store and are not carried."""
+    status = 0
+    if quality & (c.Q_INVALID | c.Q_OVERFLOW):
+        status |= STATUS_DATA_NOT_VALID
+    if quality & c.Q_TIME_CHANGED:
+        status |= STATUS_CLOCK_ADJUSTED
+    return status
+
+
 def quality_names(quality: int) -> list[str]:
     return [name for bit, name in c.QUALITY_NAMES.items() if quality & bit]
 
@@ -259,15 +277,15 @@ class Iec102Session(base.MeterSession):
         for period in periods:
             by_address = {t.address: t for t in period.totals}
             values: list[Decimal | None] = []
-            status = 0
+            quality = 0
             for address in CHANNELS:
                 total = by_address.get(address)
                 if total is None or total.quality & c.Q_INVALID:
                     values.append(None)
                 else:
                     values.append(Decimal(total.value))
-                status |= total.quality if total is not None else c.Q_INVALID
-            rows.append(base.ProfileRow(period.end, tuple(values), status))
+                quality |= total.quality if total is not None else c.Q_INVALID
+            rows.append(base.ProfileRow(period.end, tuple(values), row_status(quality)))
         return base.ProfileBlock(
             profile=profile,
             channels=channels,

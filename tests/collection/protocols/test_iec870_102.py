@@ -215,15 +215,17 @@ def test_profile_equals_the_model(record, period_s, now):
 def test_quality_bits_reach_the_row():
     meters = make_meters(1, password=PASSWORD)
     bad = NOW.replace(minute=0, second=0) - timedelta(hours=1)
-    meters[0].quality = {bad: c.Q_INVALID | c.Q_OVERFLOW}
+    moved = bad - timedelta(hours=1)
+    meters[0].quality = {bad: c.Q_INVALID | c.Q_OVERFLOW, moved: c.Q_TIME_CHANGED | c.Q_ADJUSTED}
 
     async def body(fleet):
         async with Iec102Session(settings(fleet, meters[0])) as s:
-            return await s.read_load_profile("p", bad - timedelta(hours=1), bad)
+            return await s.read_load_profile("p", moved - timedelta(hours=1), bad)
 
     rows = run(with_fleet(meters, body)).rows
-    assert rows[0].status == 0 and rows[1].status == c.Q_INVALID | c.Q_OVERFLOW
-    assert rows[1].values == (None,) * 6 and rows[0].values[0] is not None
+    # as the contract's (IEC 62056 profile status) byte: data not valid 0x04, clock 0x20
+    assert [r.status for r in rows] == [0, 0x20, 0x04]
+    assert rows[2].values == (None,) * 6 and rows[1].values[0] is not None
 
 
 def test_clock_in_summer_and_winter():

@@ -343,7 +343,7 @@ LOGGING = {
 AMI_PANELS = {
     "meter-detail:instruments": ("collection.panels.phasors",),
     "meter-detail:history": ("collection.panels.meter_runs",),
-    "meter-detail:actions": ("collection.panels.read_now",),
+    "meter-detail:actions": ("collection.panels.read_now", "loadcontrol.panels.relay_control"),
     "meter-list:bulk": ("collection.panels.add_to_read_job",),
 }
 

@@ -15,6 +15,7 @@ urlpatterns = [
     path("", include("meters.urls")),
     path("", include("accounts.urls")),
     path("", include("collection.urls")),
+    path("", include("loadcontrol.urls")),
     path("vending/", include("vending.urls")),
     path("", include("reports.urls")),  # /reports/..., and /vending/reports/
     path("login/", auth_views.LoginView.as_view(), name="login"),

@@ -58,6 +58,7 @@ MODEL_BY_ROUTE = {
     "meters:meter-detail": Meter,
     "meters:grid-children": GridNode,
     "collection:read-meter": Meter,
+    "loadcontrol:command-meter": Meter,
     "api-meter-series": Meter,
     "api-meter-read": Meter,
 }

@@ -1,0 +1,30 @@
+"""Load control's panel on the meter page (meters/panels.py, settings' `AMI_PANELS`): the
+relay as last seen, connect / disconnect / read buttons, and the meter's latest commands."""
+
+from __future__ import annotations
+
+from collection.models import MeterCommand
+from meters.panels import Panel
+
+from . import actions
+
+COMMANDS_SHOWN = 10
+
+
+def relay_context(request, page) -> dict | None:
+    user = request.user
+    if not user.has_perm("collection.view_metercommand"):
+        return None
+    commands = (
+        MeterCommand.objects.restrict(user, "view")
+        .filter(meter_id=page["meter"].pk)
+        .select_related("requested_by")[:COMMANDS_SHOWN]
+    )
+    return {
+        "commands": list(commands),
+        "may_switch": actions.may_command(user, "disconnect"),
+        "may_read_relay": actions.may_command(user, "relay_read"),
+    }
+
+
+relay_control = Panel("loadcontrol/panels/meter_relay.html", relay_context)

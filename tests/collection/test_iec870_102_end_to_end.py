@@ -1,0 +1,137 @@
+"""A scheduled run reads IEC 870-5-102 meters through the normal job path (targets from the
+registry with the password from the meter's encrypted column, the driver, the store): the
+stored hourly intervals and energy registers are exactly the value model's, a period the
+meter marked invalid is stored as such, and a wrong password fails only its meter."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from accounts.models import Organisation
+from collection import actions
+from collection.models import JobRun, ReadJob
+from collection.protocols.iec870_102 import codec as c
+from collection.simulators import model as sim
+from collection.simulators.iec870_102.server import Iec102Fleet, make_meters
+from meters.choices import ChannelKind, MeterStatus, Protocol
+from meters.models import Channel, Meter, MeterModel
+from meters.store import IntervalReading, Quality, RegisterRead
+from tests.collection.fleet import fleet_thread
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+PROFILE = "1-0:99.1.0*255"
+# profile channel OBIS -> model channel (AI = +A, AE = -A, R1 = +R, R4 = -R)
+PROFILE_CHANNELS = {"1-0:1.29.0*255": 1, "1-0:2.29.0*255": 2, "1-0:5.29.0*255": 3}
+PROFILE_CHANNELS["1-0:8.29.0*255"] = 4
+REGISTERS = {"1-0:1.8.0*255": 1, "1-0:2.8.0*255": 2}
+PASSWORD = 20260
+
+
+@pytest.fixture
+def eager_celery():
+    from amisite.celery import app
+
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = False
+
+
+def iec102_model(org) -> MeterModel:
+    meter_model = MeterModel.objects.create(
+        manufacturer="ZIV", name="5CTM", protocol=Protocol.IEC870_102, organisation=org
+    )
+    for obis in PROFILE_CHANNELS:
+        Channel.objects.create(
+            meter_model=meter_model,
+            obis=obis,
+            name=obis,
+            unit="Wh" if obis[4] in "12" else "varh",
+            kind=ChannelKind.PROFILE,
+            profile_obis=PROFILE,
+        )
+    for obis in REGISTERS:
+        Channel.objects.create(
+            meter_model=meter_model, obis=obis, name=obis, unit="Wh", kind=ChannelKind.REGISTER
+        )
+    return meter_model
+
+
+def test_iec102_meters_are_read_by_a_job_and_stored_exactly(eager_celery):
+    org = Organisation.objects.create(name="REE", code="ree")
+    meter_model = iec102_model(org)
+    sims = make_meters(3, password=PASSWORD)
+    sims[2].password = PASSWORD + 1  # the head-end has the wrong one for this meter
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    invalid_at = hour - timedelta(hours=3)
+    sims[0].quality = {invalid_at: c.Q_INVALID}
+    with fleet_thread(sims, fleet_class=Iec102Fleet) as fleet:
+        Meter.objects.bulk_create(
+            Meter(
+                serial=s.serial,
+                meter_model=meter_model,
+                organisation=org,
+                status=MeterStatus.ACTIVE,
+                protocol=Protocol.IEC870_102,
+                host=fleet.host,
+                port=fleet.port,
+                iec102_link_address=s.link_address,
+                iec102_measuring_point=s.measuring_point,
+                password=str(PASSWORD),
+                timeout_s=2,
+                retries=0,
+            )
+            for s in sims
+        )
+        job = ReadJob.objects.create(
+            name="ree hourly",
+            organisation=org,
+            items=["clock", "registers", "profile", "events"],
+            batch_size=50,
+            concurrency=10,
+            retries=0,
+            retry_backoff_s=0,
+        )
+        run = JobRun.objects.get(pk=actions.start_run(job).pk)
+    assert (run.status, run.total, run.succeeded, run.failed) == ("partial", 3, 2, 1)
+    results = {r.meter.serial: r for r in run.results.select_related("meter")}
+    assert results[sims[2].serial].error_kind == "AuthenticationFailed"
+    channels = {
+        ch.obis: ch for ch in Channel.objects.filter(meter_model=meter_model, kind="profile")
+    }
+    checked = 0
+    for s in sims[:2]:
+        meter = Meter.objects.get(serial=s.serial)
+        stored = {
+            (r.group, r.ts): r
+            for r in IntervalReading.objects.filter(
+                meter_id=meter.pk, ts__gt=run.since, ts__lte=run.until
+            )
+        }
+        end = run.since.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+        while end <= run.until:
+            for obis, channel_no in PROFILE_CHANNELS.items():
+                channel = channels[obis]
+                row = stored.get((channel.profile_group, end))
+                assert row is not None, (s.serial, end)
+                value, flags = row.column(channel.profile_column)
+                if s is sims[0] and end == invalid_at:
+                    assert value is None and flags & Quality.INVALID
+                else:
+                    n = sim.completed_intervals(end)
+                    expected = sim.cumulative(s.serial, channel_no, n) - sim.cumulative(
+                        s.serial, channel_no, n - 4
+                    )
+                    assert (value, flags) == (expected, 0), (s.serial, end, obis)
+                checked += 1
+            end += timedelta(hours=1)
+        reads = RegisterRead.objects.filter(meter_id=meter.pk).select_related("channel")
+        assert {r.channel.obis for r in reads} == set(REGISTERS)
+        for read in reads:
+            assert read.capture_time.minute == 0
+            assert read.value == sim.energy_register(
+                s.serial, REGISTERS[read.channel.obis], read.capture_time
+            )
+    assert checked >= 2 * 23 * 4

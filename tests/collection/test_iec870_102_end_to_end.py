@@ -30,15 +30,6 @@ REGISTERS = {"1-0:1.8.0*255": 1, "1-0:2.8.0*255": 2}
 PASSWORD = 20260
 
 
-@pytest.fixture
-def eager_celery():
-    from amisite.celery import app
-
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = False
-
-
 def iec102_model(org) -> MeterModel:
     meter_model = MeterModel.objects.create(
         manufacturer="ZIV", name="5CTM", protocol=Protocol.IEC870_102, organisation=org

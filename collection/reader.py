@@ -112,6 +112,7 @@ async def _read_session(
         drift = outcome.clock.drift_seconds
         if (
             plan.sync_clock
+            and base.SET_CLOCK in session.capabilities  # e.g. no password to set it with
             and drift is not None
             and plan.clock_drift_limit_s < abs(drift) <= plan.clock_max_adjust_s
         ):

@@ -5,6 +5,8 @@ encrypted at rest), a silent meter fails alone."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.db import connection
 
@@ -46,9 +48,11 @@ def test_iec21_meters_are_read_by_a_job_and_stored_exactly(eager_celery):
             unit="varh" if obis[4] in "34" else "Wh",
             kind=ChannelKind.REGISTER,
         )
-    sims = make_meters(4, password=PASSWORD)
+    sims = make_meters(5, password=PASSWORD)
     sims[1].clock_offset_s = -120  # drifted: the job sets it (programming mode, P1, W1)
     sims[3].fault = Fault("timeout")
+    sims[4].clock_offset_s = -40  # drifted, and no password registered: read, not set
+    passwords = {s.serial: PASSWORD for s in sims[:4]}
     away_from_a_quarter_hour()
     with fleet_thread(sims, fleet_class=Iec21Fleet) as fleet:
         for s in sims:
@@ -61,7 +65,7 @@ def test_iec21_meters_are_read_by_a_job_and_stored_exactly(eager_celery):
                 host=fleet.host,
                 port=fleet.port,
                 iec21_address=s.address,
-                password=PASSWORD,
+                password=passwords.get(s.serial, ""),
                 timeout_s=1,
                 retries=0,
             )
@@ -78,26 +82,29 @@ def test_iec21_meters_are_read_by_a_job_and_stored_exactly(eager_celery):
             clock_drift_limit_s=30,
         )
         run = JobRun.objects.get(pk=actions.start_run(job).pk)
-    assert (run.status, run.total, run.succeeded, run.failed) == ("partial", 4, 3, 1)
+    assert (run.status, run.total, run.succeeded, run.failed) == ("partial", 5, 4, 1)
     results = {r.meter.serial: r for r in run.results.select_related("meter")}
     faulty = sims[3].serial
     assert results[faulty].status == "failed" and results[faulty].error_kind == "MeterTimeout"
     assert not RegisterRead.objects.filter(meter__serial=faulty).exists()
     # The drifted meter's clock was set back to true time (within the second of the read).
     assert abs(sims[1].clock_offset_s) <= 2
+    assert sims[4].clock_offset_s == -40
     assert CommStatus.objects.filter(meter__serial=sims[0].serial).exists()
     # The password is stored encrypted, never in clear.
     with connection.cursor() as cursor:
         cursor.execute("SELECT password FROM meters_meter WHERE serial = %s", [sims[0].serial])
         assert PASSWORD not in cursor.fetchone()[0]
     checked = 0
-    for s in sims[:3]:
+    for s in (*sims[:3], sims[4]):
         reads = {
             r.channel.obis: r
             for r in RegisterRead.objects.filter(meter__serial=s.serial).select_related("channel")
         }
         assert set(reads) == set(REGISTERS), s.serial
         for obis, read in reads.items():
-            assert read.value == values.expected(s.serial, read.read_at)[obis], obis
+            # Stamped with the meter's clock; the values are those of the true time.
+            true_time = read.read_at - timedelta(seconds=s.clock_offset_s)
+            assert read.value == values.expected(s.serial, true_time)[obis], obis
             checked += 1
-    assert checked == 3 * len(REGISTERS)
+    assert checked == 4 * len(REGISTERS)

@@ -42,6 +42,8 @@ class Iec21Session(base.MeterSession):
 
     def __init__(self, settings: Iec21Settings, counters=None) -> None:
         self.settings = settings
+        if settings.password is None:  # W1 needs programming mode, and that the P1 password
+            self.capabilities = type(self).capabilities - {base.SET_CLOCK}
         self.dialect = clock.DIALECTS[settings.clock]
         self.exchange_log = [] if settings.exchange_log else None
         self.identification: codec.Identification | None = None

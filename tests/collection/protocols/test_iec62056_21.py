@@ -246,6 +246,9 @@ def test_setting_the_clock_without_a_password_is_refused_before_any_byte():
 
     async def body(fleet):
         async with Iec21Session(settings(fleet, meters[0])) as meter:
+            # A job's clock sync skips it (the reader checks the capability) ...
+            assert base.SET_CLOCK not in meter.capabilities
+            # ... and a direct call is refused.
             with pytest.raises(AccessDenied):
                 await meter.set_clock(NOW)
             with pytest.raises(NotSupported):

@@ -27,8 +27,11 @@ ROLES = ("web", "worker", "beat", "push", "other")
 # a Celery child runs its task on one thread plus asgiref's single sync thread for the
 # async collection code; beat and the push listener likewise; a web process gets one for
 # each websocket thread (AMI_WS_THREADS, default 2) on top of its request threads, plus
-# one for /healthz, which bypasses the request gate; commands and shells four.
+# one for the status sockets' snapshots (their own thread, so that they never hold up a
+# socket's sign-in or an alarm) and one for /healthz, which bypasses the request gate;
+# commands and shells four.
 SIDE_CONNECTIONS = {"web": 2, "worker": 2, "beat": 2, "push": 2, "other": 4}
+STATUS_CONNECTIONS = 1
 HEALTHZ_CONNECTIONS = 1
 
 
@@ -90,7 +93,7 @@ def pool_max(for_role: str | None = None) -> int:
     """The most database connections one process of this role opens (DB_POOL_MAX overrides)."""
     for_role = for_role or role()
     if for_role == "web":
-        default = web_threads() + ws_threads() + HEALTHZ_CONNECTIONS
+        default = web_threads() + ws_threads() + STATUS_CONNECTIONS + HEALTHZ_CONNECTIONS
     else:
         default = SIDE_CONNECTIONS[for_role]
     return _positive("DB_POOL_MAX", default)

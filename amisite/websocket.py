@@ -39,6 +39,10 @@ TRY_AGAIN_LATER = 1013
 
 # Threads are started on first use, so a process that never serves a socket has none.
 _threads = ThreadPoolExecutor(capacity.ws_threads(), thread_name_prefix="ws-db")
+# The status sockets' periodic snapshots (a user's permissions, scope and figures each)
+# have a thread of their own: 2,000 operators' home pages ticking must not queue the
+# sign-in of the next socket or an alarm socket's scope behind them.
+_status_thread = ThreadPoolExecutor(capacity.STATUS_CONNECTIONS, thread_name_prefix="ws-status")
 
 
 class _SocketWork(SyncToAsync):
@@ -58,6 +62,11 @@ def socket_db(func):
     """`func` as a coroutine run on the websocket threads, its connection back in the pool
     afterwards (Django's connections are per thread; the pool bounds them per process)."""
     return _SocketWork(func, thread_sensitive=False, executor=_threads)
+
+
+def status_db(func):
+    """`socket_db` on the status snapshots' own thread."""
+    return _SocketWork(func, thread_sensitive=False, executor=_status_thread)
 
 
 class SocketAuthMiddleware(AuthMiddleware):

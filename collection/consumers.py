@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from amisite.display import when
-from amisite.websocket import JsonConsumer, socket_db
+from amisite.websocket import JsonConsumer, socket_db, status_db
 from meters.alarms.engine import outage_summary
 from meters.alarms.models import OPEN_STATES, Alarm, Severity
 from meters.choices import MeterStatus
@@ -114,7 +114,7 @@ class _Refresher:
         finally:
             self.waiting.pop(user_id, None)  # a nudge from now on needs a computation after this
         try:
-            status = await socket_db(_snapshot_for)(user_id)
+            status = await status_db(_snapshot_for)(user_id)
         except Exception:  # noqa: BLE001 - the next tick tries again
             logger.exception("status snapshot of user %s failed", user_id)
             return

@@ -37,8 +37,8 @@ def test_sizes_follow_the_cores_unless_the_environment_says_otherwise(monkeypatc
     monkeypatch.setattr(capacity, "cores", lambda: 6)
     plan = capacity.plan()
     assert (plan.web_workers, plan.worker_concurrency) == (6, 6)
-    # request threads + websocket threads + one for /healthz, which bypasses the gate
-    assert plan.web_pool == plan.web_threads + capacity.ws_threads() + 1
+    # request threads + websocket threads + status snapshots + /healthz (bypasses the gate)
+    assert plan.web_pool == plan.web_threads + capacity.ws_threads() + 1 + 1
     assert plan.total == 6 * plan.web_pool + 6 * plan.worker_pool + plan.beat_pool + plan.push_pool
 
     monkeypatch.setenv("AMI_WEB_WORKERS", "3")
@@ -47,7 +47,7 @@ def test_sizes_follow_the_cores_unless_the_environment_says_otherwise(monkeypatc
     monkeypatch.setenv("AMI_WS_THREADS", "3")
     plan = capacity.plan()
     assert (plan.web_workers, plan.web_threads, plan.worker_concurrency) == (3, 4, 1)
-    assert plan.web_pool == 4 + 3 + 1
+    assert plan.web_pool == 4 + 3 + 1 + 1
 
 
 @pytest.mark.parametrize("value", ["0", "-2", "lots"])

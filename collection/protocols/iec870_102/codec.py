@@ -58,6 +58,7 @@ M_IT_TG_2 = 8  # integrated totals, absolute (4-byte values), period time tag
 M_IT_TK_2 = 11  # integrated totals, increments
 M_TI_TA_2 = 72  # current date and time
 C_TI_NA_2 = 103  # read date and time
+C_CS_TA_2 = 181  # set date and time
 C_CI_NT_2 = 122  # read integrated totals (absolute) of a record, by time range
 C_CI_NU_2 = 123  # read integrated totals (increments) of a record, by time range
 C_AC_NA_2 = 183  # open session with password

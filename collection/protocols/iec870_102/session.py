@@ -20,6 +20,7 @@ from meters.obis import normalise
 
 from .. import base
 from ..errors import (
+    AccessDenied,
     AuthenticationFailed,
     FrameError,
     MalformedResponse,
@@ -76,7 +77,9 @@ def quality_names(quality: int) -> list[str]:
 
 
 class Iec102Session(base.MeterSession):
-    capabilities = frozenset({base.READ_CLOCK, base.READ_REGISTERS, base.READ_LOAD_PROFILE})
+    capabilities = frozenset(
+        {base.READ_CLOCK, base.SET_CLOCK, base.READ_REGISTERS, base.READ_LOAD_PROFILE}
+    )
 
     def __init__(self, settings: Iec102Settings, counters=None) -> None:
         self.settings = settings
@@ -231,6 +234,18 @@ class Iec102Session(base.MeterSession):
             self._asdu(c.C_TI_NA_2, c.COT_REQUEST, count=0), answer_type=c.M_TI_TA_2
         )
         return self._clock_of(answer)
+
+    async def set_clock(self, value: datetime | None = None) -> base.ClockReading:
+        """``C_CS_TA_2`` (181) with `value` (default: now) as the meter's wall time; the
+        meter's confirmation, then its clock read back."""
+        self._require()
+        at = base.ensure_utc(value) if value is not None else datetime.now(UTC)
+        summer = c.eu_summer(at)
+        tag = c.encode_cp56(c.to_local(at, self.settings.utc_offset_minutes, summer), summer)
+        confirm = await self._request(self._asdu(c.C_CS_TA_2, c.COT_ACTIVATION, objects=tag))
+        if confirm.negative or confirm.cause != c.COT_ACTIVATION_CON:
+            raise AccessDenied(f"the meter refused the clock set (cause {confirm.cause})")
+        return await self.read_clock()
 
     def _clock_of(self, answer: c.Asdu) -> base.ClockReading:
         meter_time, summer = c.decode_cp56(answer.objects[:7], self.settings.utc_offset_minutes)

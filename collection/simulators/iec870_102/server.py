@@ -162,6 +162,12 @@ class Iec102Meter:
             self._queue = [
                 self._reply(c.M_TI_TA_2, c.COT_REQUEST, objects=c.encode_cp56(local, summer))
             ]
+        elif asdu.type_id == c.C_CS_TA_2:
+            ok = len(asdu.objects) == 7
+            if ok:
+                at, _summer = c.decode_cp56(asdu.objects, STANDARD_OFFSET_MIN)
+                self.clock_drift_s = (at - now).total_seconds()
+            self._queue = [self._reply(c.C_CS_TA_2, c.COT_ACTIVATION_CON, negative=not ok)]
         elif asdu.type_id in (c.C_CI_NT_2, c.C_CI_NU_2):
             self._queue = self._totals(asdu, now)
         else:

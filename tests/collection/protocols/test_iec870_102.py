@@ -242,6 +242,35 @@ def test_clock_in_summer_and_winter():
         assert clock.status == (0x80 if now is NOW else 0)
 
 
+def test_set_clock_moves_the_meter_clock():
+    meters = make_meters(1, password=PASSWORD)
+    meters[0].clock_drift_s = -300
+    target = NOW + timedelta(seconds=12.25)
+
+    async def body(fleet):
+        async with Iec102Session(settings(fleet, meters[0])) as s:
+            return await s.set_clock(target)
+
+    clock = run(with_fleet(meters, body))
+    assert clock.meter_time == target and meters[0].clock_drift_s == 12.25
+
+
+def test_profile_across_the_autumn_change_is_one_row_per_utc_hour():
+    """On 2025-10-26 the meter's wall clock shows 02:00-03:00 twice; SU tells them apart."""
+    meters = make_meters(1, password=PASSWORD)
+    now = datetime(2025, 10, 26, 6, 30, tzinfo=UTC)
+    start, end = datetime(2025, 10, 25, 23, tzinfo=UTC), datetime(2025, 10, 26, 3, tzinfo=UTC)
+
+    async def body(fleet):
+        async with Iec102Session(settings(fleet, meters[0])) as s:
+            return await s.read_load_profile("p", start, end)
+
+    block = run(with_fleet(meters, body, now))
+    assert [r.timestamp for r in block.rows] == [start + timedelta(hours=h) for h in range(5)]
+    expected = expected_rows(meters[0].serial, start, end, 3600, now)
+    assert [tuple(int(v) for v in r.values) for r in block.rows] == [v for _, v in expected]
+
+
 def test_empty_range_is_no_rows():
     meters = make_meters(1, password=PASSWORD)
 
@@ -365,7 +394,12 @@ def test_registers_are_the_absolute_totals_of_the_last_closed_period(record):
 
 def test_registry_builds_settings_from_an_endpoint():
     driver = registry.driver("iec870_102")
-    assert driver.capabilities == {base.READ_CLOCK, base.READ_REGISTERS, base.READ_LOAD_PROFILE}
+    assert driver.capabilities == {
+        base.READ_CLOCK,
+        base.SET_CLOCK,
+        base.READ_REGISTERS,
+        base.READ_LOAD_PROFILE,
+    }
     endpoint = Endpoint(
         protocol="iec870_102",
         url="tcp://10.0.0.5:40000",

@@ -167,6 +167,22 @@ def test_parser_raises_only_frame_errors(data):
             pass
 
 
+@hypothesis_settings(max_examples=400, deadline=None)
+@given(st.binary(max_size=80), st.integers(0, 127))
+def test_asdu_and_time_tag_decoders_raise_only_frame_errors(data, count):
+    """What a variable frame carries: any bytes decode or raise a FrameError subclass."""
+    for parse in (
+        lambda: c.Asdu.decode(data),
+        lambda: c.decode_totals(c.Asdu(c.M_IT_TK_2, 5, 1, 11, data, count), 60),
+        lambda: c.decode_cp40(data[:5], 60),
+        lambda: c.decode_cp56(data[:7], 60),
+    ):
+        try:
+            parse()
+        except FrameError:
+            pass
+
+
 @hypothesis_settings(max_examples=200, deadline=None)
 @given(st.integers(0, 255), st.integers(0, 0xFFFF), st.binary(max_size=252))
 def test_variable_frames_round_trip(control, address, asdu):

@@ -13,6 +13,7 @@ Europe/Madrid with the summer-time flag (from ``zoneinfo``, independently of the
 
 Faults (``Fault.kind``): ``timeout`` (silence), ``garbage`` (bytes that are no frame),
 ``checksum`` (a valid frame with a wrong checksum), ``nack`` (link NACK), ``slow``.
+``start_pty()`` serves the same meters on a pseudo-terminal (a serial line).
 ``quality`` marks periods: ``{period end (UTC): qualifier byte}``.
 """
 
@@ -30,6 +31,7 @@ from collection.protocols.iec870_102 import codec as c
 
 from .. import model
 from ..loopback import LoopbackListener
+from ..pty import Pty, serve_on_pty
 
 FAULT_KINDS = ("timeout", "garbage", "checksum", "nack", "slow")
 HOST = "127.0.0.1"
@@ -222,7 +224,9 @@ class Iec102Fleet(LoopbackListener):
     clock: object = None  # a callable returning the simulated time (default: now)
     idle_timeout: float = 120.0
     connections: int = 0
+    pty_path: str | None = None
     _server: asyncio.AbstractServer | None = field(default=None, repr=False)
+    _pty: Pty | None = field(default=None, repr=False)
     _writers: set = field(default_factory=set, repr=False)
     _rng: random.Random = field(default_factory=lambda: random.Random(102), repr=False)
 
@@ -235,15 +239,25 @@ class Iec102Fleet(LoopbackListener):
     def url(self) -> str:
         return f"tcp://{self.host}:{self.port}"
 
+    async def start_pty(self) -> str:
+        """Serve on a new pseudo-terminal (a serial line); returns its path (a pyserial URL)."""
+        self._pty = await serve_on_pty(lambda r, w: self._serve(r, w, idle=False))
+        self.pty_path = self._pty.path
+        return self.pty_path
+
     async def close(self) -> None:
+        if self._pty is not None:
+            await self._pty.close()
+            self._pty = None
         await self._close_listener()
 
-    async def _serve(self, reader, writer) -> None:
+    async def _serve(self, reader, writer, *, idle: bool = True) -> None:
+        """Answer one connection (or the pty, which never idles out) until it closes."""
         self.connections += 1
         self._writers.add(writer)
         try:
             while True:
-                async with asyncio.timeout(self.idle_timeout):
+                async with asyncio.timeout(self.idle_timeout if idle else None):
                     data = await c.read_frame(reader.readexactly)
                 try:
                     frame = c.decode(data)

@@ -258,6 +258,28 @@ def test_clock_in_summer_and_winter():
         assert clock.status == (0x80 if now is NOW else 0)
 
 
+def test_meters_on_a_serial_line_pty_are_read_one_after_another():
+    meters = make_meters(2, password=PASSWORD)
+    start = NOW.replace(minute=0, second=0) - timedelta(hours=2)
+
+    async def body():
+        fleet = Iec102Fleet(meters, clock=lambda: NOW)
+        path = await fleet.start_pty()
+        try:
+            out = []
+            for meter in meters:
+                s = Iec102Settings(path, meter.link_address, meter.measuring_point, PASSWORD)
+                async with Iec102Session(s) as session:
+                    out.append(await session.read_load_profile("p", start, NOW))
+            return out
+        finally:
+            await fleet.close()
+
+    for block, meter in zip(run(body()), meters, strict=True):
+        got = [(r.timestamp, tuple(int(v) for v in r.values)) for r in block.rows]
+        assert got == expected_rows(meter.serial, start, NOW, 3600, NOW)
+
+
 def test_set_clock_moves_the_meter_clock():
     meters = make_meters(1, password=PASSWORD)
     meters[0].clock_drift_s = -300

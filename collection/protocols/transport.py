@@ -26,6 +26,7 @@ class Transport:
     """Abstract byte stream."""
 
     url: str = ""
+    _buffer: bytearray  # bytes received and not read yet
 
     async def open(self, timeout: float) -> None:
         raise NotImplementedError
@@ -44,6 +45,13 @@ class Transport:
 
     async def set_baudrate(self, baudrate: int) -> None:
         """Change the line rate in place (IEC 62056-21 after the option select); no-op on TCP."""
+
+    async def read_some(self, deadline: float) -> bytes:
+        """At least one byte: whatever has arrived (for parsers that cut messages themselves)."""
+        data = await self.read_exactly(1, deadline)
+        buffered = bytes(self._buffer)
+        self._buffer.clear()
+        return data + buffered
 
 
 def _remaining(deadline: float) -> float:

@@ -88,16 +88,19 @@ class Iec21Session(base.MeterSession):
                 if self.exchange_log is not None:
                     self.exchange_log.append(base.Exchange("rx", message, datetime.now(UTC)))
                 return message
-            byte = bytes([await self._transport.read_byte(deadline)])
+            data = await self._transport.read_some(deadline)
             if not self._echo:
-                self._reader.feed(byte)
+                self._reader.feed(data)
                 continue
-            self._held += byte
-            if not self._echo.startswith(self._held):  # no echo: the meter's answer
-                self._reader.feed(bytes(self._held))
+            self._held += data
+            size = len(self._echo)
+            if self._held[:size] == self._echo:  # a whole echo: dropped
+                rest = bytes(self._held[size:])
                 self._held.clear()
                 self._echo = None
-            elif len(self._held) == len(self._echo):  # a whole echo: dropped
+                self._reader.feed(rest)
+            elif not self._echo.startswith(bytes(self._held)):  # no echo: the meter's answer
+                self._reader.feed(bytes(self._held))
                 self._held.clear()
                 self._echo = None
 

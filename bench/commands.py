@@ -1,0 +1,132 @@
+"""Disconnect N simulated meters and reconnect them through the command queue, in-process.
+
+A = the queue's own path per meter: command rows queued, then `execute_commands(meter)` (the
+    body of the Celery task: claim under the meter's lock, one driver session, read-back,
+    record, relay state, audit), one meter after another in this process.
+B = baseline in the same run: the same driver sessions (`run_session`, disconnect with its
+    read-back) with no database, one after another.
+C = the same bare sessions, 100 at once (what a batched executor could reach on this line).
+Each figure is confirmed commands per second; ratios against B. Asserted: every command is
+confirmed and every meter's relay state is recorded. Not yet: real Celery workers (the
+issue's 10,000 in 60 s needs a batched task, see docs/architecture.md).
+
+    .venv/bin/python bench/commands.py --quick      # 200 meters
+    .venv/bin/python bench/commands.py --meters 10000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.benchdb import drop_database, server_url, setup_django  # noqa: E402
+
+BENCH_DB = os.environ.get("AMI_BENCH_DB", "ami_bench_commands")
+
+
+def emit(metric, value, unit, baseline=None, **extra):
+    ratio = round(value / baseline, 3) if baseline else None
+    line = {"bench": "commands", "metric": metric, "value": value, "unit": unit}
+    line |= {"baseline": baseline, "ratio": ratio, "cores": os.cpu_count(), **extra}
+    print(json.dumps(line), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--meters", type=int, default=1000)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--keep", action="store_true")
+    args = parser.parse_args()
+    count = 200 if args.quick else args.meters
+    url = server_url()
+    setup_django(url, BENCH_DB)
+    try:
+        run(count)
+    finally:
+        if not args.keep:
+            drop_database(url, BENCH_DB)
+
+
+def run(count: int) -> None:
+    from django.utils import timezone
+
+    from accounts.models import Organisation
+    from collection.commands import actions
+    from collection.commands.session import Step, run_session
+    from collection.models import CommandState, MeterCommand
+    from collection.simulators.dlms_fleet import DlmsFleet, make_meters
+    from collection.targets import session_settings
+    from meters.models import CommStatus, Meter
+    from tests.collection.test_end_to_end import register_fleet, simulated_model
+
+    org = Organisation.objects.create(name="Bench", code="bench")
+    model = simulated_model(org)
+    sims = make_meters(count)
+    with DlmsFleet(sims, interface="wrapper").running_in_thread() as fleet:
+        register_fleet(fleet, sims, org, model)
+        Meter.objects.filter(organisation=org).update(
+            security="low", password="12345678", dlms_client_address=17
+        )
+        meters = list(Meter.objects.filter(organisation=org).select_related("meter_model"))
+
+        def queue_all(kind: str) -> float:
+            expires = timezone.now() + timedelta(hours=1)
+            MeterCommand.objects.bulk_create(
+                MeterCommand(organisation=org, meter=m, kind=kind, expires_at=expires)
+                for m in meters
+            )
+            start = time.perf_counter()
+            for m in meters:
+                actions.execute_commands(m.pk, claim=f"bench-{kind}-{m.pk}")
+            elapsed = time.perf_counter() - start
+            confirmed = MeterCommand.objects.filter(kind=kind, state=CommandState.CONFIRMED)
+            assert confirmed.count() == count, MeterCommand.objects.exclude(
+                state=CommandState.CONFIRMED
+            ).values_list("error", flat=True)[:3]
+            wanted = "disconnected" if kind == "disconnect" else "connected"
+            assert CommStatus.objects.filter(meter__in=meters, relay_state=wanted).count() == count
+            return count / elapsed
+
+        settings = [session_settings(m) for m in meters]
+
+        async def bare(kind: str, concurrency: int) -> float:
+            gate = asyncio.Semaphore(concurrency)
+
+            async def one(s):
+                async with gate:
+                    (outcome,) = await run_session(s, [Step(0, kind)])
+                    assert outcome.confirmed, outcome.error
+
+            start = time.perf_counter()
+            await asyncio.gather(*(one(s) for s in settings))
+            return count / (time.perf_counter() - start)
+
+        a_off = queue_all("disconnect")
+        a_on = queue_all("connect")
+        b_off = asyncio.run(bare("disconnect", 1))
+        b_on = asyncio.run(bare("connect", 1))
+        c_off = asyncio.run(bare("disconnect", 100))
+        c_on = asyncio.run(bare("connect", 100))
+    b = (b_off + b_on) / 2
+    a = (a_off + a_on) / 2
+    c = (c_off + c_on) / 2
+    emit("queue_commands_per_s", round(a, 1), "commands/s", round(b, 1), meters=count)
+    emit("bare_concurrent_per_s", round(c, 1), "commands/s", round(b, 1), meters=count)
+    print(
+        f"{count} meters: queue path {a:.1f}/s, bare sessions {b:.1f}/s (A/B {a / b:.2f}), "
+        f"bare x100 concurrent {c:.1f}/s; 10,000 via the queue path in one process: "
+        f"{10000 / a:.0f} s"
+    )
+
+
+if __name__ == "__main__":
+    main()

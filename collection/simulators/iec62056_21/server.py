@@ -52,6 +52,7 @@ class Iec21Meter:
     password: str = "00000000"
     clock_offset_s: float = 0.0  # the meter's clock minus true time (W1 moves it)
     echo: bool = False
+    block_size: int | None = None  # readout in partial blocks of this many bytes (EOT, ACK)
     fault: Fault | None = None
     sign_ons: int = 0
 
@@ -136,7 +137,7 @@ class Iec21Fleet(LoopbackListener):
                 if option[3:4] == b"1":
                     await self._programming(meter, reader, writer)
                 else:
-                    await self._readout(meter, writer)
+                    await self._readout(meter, reader, writer)
         except (
             TimeoutError,
             asyncio.IncompleteReadError,
@@ -148,22 +149,36 @@ class Iec21Fleet(LoopbackListener):
         finally:
             self._writers.discard(writer)
             writer.close()
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception, asyncio.CancelledError):  # a stopped fleet
                 await writer.wait_closed()
 
-    def _block(self, meter: Iec21Meter, body: bytes, start: bytes = codec.STX) -> bytes:
+    def _block(
+        self, meter: Iec21Meter, body: bytes, start: bytes = codec.STX, end: bytes = codec.ETX
+    ) -> bytes:
         if meter.fault and meter.fault.kind == "garbage":
             return self._garbage()
-        frame = codec.block(body, start=start)
+        frame = codec.block(body, start=start, end=end)
         if meter.fault and meter.fault.kind == "bcc":
             frame = frame[:-1] + bytes([frame[-1] ^ 0x5A])
         return frame
 
-    async def _readout(self, meter: Iec21Meter, writer: asyncio.StreamWriter) -> None:
+    async def _readout(self, meter: Iec21Meter, reader, writer) -> None:
         if meter.fault and meter.fault.kind == "slow":
             await asyncio.sleep(meter.fault.delay_s)
         t = self.now()
-        writer.write(self._block(meter, values.readout_body(meter.serial, t, meter.meter_time(t))))
+        body = values.readout_body(meter.serial, t, meter.meter_time(t))
+        size = meter.block_size or len(body)
+        parts = [body[i : i + size] for i in range(0, len(body), size)]
+        for part in parts[:-1]:  # partial blocks: each ends in EOT and waits for an ACK
+            writer.write(self._block(meter, part, end=codec.EOT))
+            await writer.drain()
+            async with asyncio.timeout(self.idle_timeout):
+                ack = await reader.readexactly(1)
+            if meter.echo:
+                writer.write(ack)
+            if ack != codec.ACK:
+                return
+        writer.write(self._block(meter, parts[-1]))
         await writer.drain()
 
     async def _programming(self, meter, reader, writer) -> None:

@@ -382,3 +382,19 @@ def test_a_serial_line_signs_on_at_300_baud_and_switches_in_place():
     assert [r.value for r in regs] == [expected["1-0:1.8.0*255"], expected["1-0:3.8.0*255"]]
     assert reading.meter_time == NOW
     assert rate == 9600  # the identification's "5", switched on the open port
+
+
+@pytest.mark.parametrize("echo", [False, True])
+def test_a_readout_in_partial_blocks_is_acknowledged_and_joined(echo):
+    meters = make_meters(1)
+    meters[0].block_size = 64  # a dozen EOT blocks, each acknowledged
+    meters[0].echo = echo
+
+    async def body(fleet):
+        async with Iec21Session(settings(fleet, meters[0], exchange_log=True)) as meter:
+            regs = await meter.read_registers(list(values.expected(meters[0].serial, NOW)))
+        return regs, meter.exchange_log
+
+    regs, log = run(with_fleet(meters, body))
+    assert {r.obis: r.value for r in regs} == values.expected(meters[0].serial, NOW)
+    assert sum(e.data == codec.ACK for e in log if e.direction == "tx") >= 5

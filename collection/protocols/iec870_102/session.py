@@ -94,10 +94,8 @@ class Iec102Session(base.MeterSession):
         if self.exchange_log is not None:
             self.exchange_log.append(base.Exchange(direction, data, datetime.now(UTC)))
 
-    async def _read_frame(self) -> c.Frame:
-        assert self._transport is not None
+    async def _read_frame(self, transport: Transport) -> c.Frame:
         deadline = asyncio.get_running_loop().time() + self.settings.timeout
-        transport = self._transport
 
         async def read(n: int) -> bytes:
             return await transport.read_exactly(n, deadline)
@@ -109,17 +107,20 @@ class Iec102Session(base.MeterSession):
     async def _transact(self, frame: bytes, *, logged: bytes | None = None) -> c.Frame:
         """Send `frame` and return the answer, resending the same bytes (same FCB) after a
         timeout or a bad frame; the session is dropped when the retries run out."""
-        if self._transport is None:
+        transport = self._transport
+        if transport is None:
             raise NotAssociated("session is not open")
-        for attempt in range(self.settings.retries + 1):
+        attempt = 0
+        while True:
             self._log("tx", logged if logged is not None else frame)
             try:
-                await self._transport.write(frame)
-                answer = await self._read_frame()
+                await transport.write(frame)
+                answer = await self._read_frame(transport)
             except (MeterTimeout, FrameError):
-                if attempt == self.settings.retries:
+                if attempt >= self.settings.retries:
                     await self._drop()
                     raise
+                attempt += 1
                 continue
             if answer.kind != "ack" and answer.address != self.settings.link_address:
                 await self._drop()
@@ -131,7 +132,6 @@ class Iec102Session(base.MeterSession):
                 await self._drop()
                 raise c.LinkNack("the meter's link layer refused the frame (NACK)")
             return answer
-        raise AssertionError("unreachable")
 
     def _next_fcb(self) -> bool:
         fcb, self._fcb = self._fcb, not self._fcb

@@ -149,8 +149,17 @@ class Iec21Session(base.MeterSession):
             async def call():
                 await self._sign_on(codec.MODE_READOUT)
                 body = bytearray()
+                repeats = 0
                 while True:
-                    part = await self._block()
+                    try:
+                        part = await self._block()
+                    except codec.BccError:  # a line error: NAK asks the meter to repeat
+                        if repeats >= self.settings.bcc_repeats:
+                            raise
+                        repeats += 1
+                        await self._send(codec.NAK)
+                        continue
+                    repeats = 0  # counted per block
                     body += part.body
                     if not part.partial:
                         break

@@ -9,7 +9,8 @@ Faults per meter:
 
 * ``timeout`` the meter never answers its sign-on;
 * ``garbage`` the readout (and every programming answer) is bytes that are no message;
-* ``bcc``     the readout's (and every R1 answer's) BCC is wrong;
+* ``bcc``     the readout's (and every R1 answer's) BCC is wrong, repeats too;
+* ``bcc-once``  a readout block's BCC is wrong the first time, right when repeated after NAK;
 * ``slow``    the readout comes after ``delay_s``.
 
 ``echo=True`` on a meter repeats every request back first, as an optical head does.
@@ -30,7 +31,7 @@ from ..loopback import LoopbackListener
 from ..pty import Pty, serve_on_pty
 from . import values
 
-FAULT_KINDS = ("timeout", "garbage", "bcc", "slow")
+FAULT_KINDS = ("timeout", "garbage", "bcc", "bcc-once", "slow")
 HOST = "127.0.0.1"
 IDENT = b"/AMI5SIM21\r\n"  # baud character 5: 9600 baud
 
@@ -115,9 +116,18 @@ class Iec21Fleet(LoopbackListener):
         self.connections += 1
         self._writers.add(writer)
         try:
+            last = None  # (meter, body) of the last readout block: a NAK repeats it
             while True:
                 async with asyncio.timeout(idle_timeout):
-                    line = await reader.readuntil(b"\n")
+                    line = await reader.readexactly(1)
+                    if line == codec.NAK:
+                        if last is not None:
+                            if last[0].echo:
+                                writer.write(line)
+                            writer.write(self._block(*last, repeat=True))
+                        continue
+                    if line != b"\n":
+                        line += await reader.readuntil(b"\n")
                 meter = self._meter(line)
                 if meter is None:
                     continue  # not ours, or no sign-on: a meter keeps quiet
@@ -137,7 +147,7 @@ class Iec21Fleet(LoopbackListener):
                 if option[3:4] == b"1":
                     await self._programming(meter, reader, writer)
                 else:
-                    await self._readout(meter, reader, writer)
+                    last = await self._readout(meter, reader, writer)
         except (
             TimeoutError,
             asyncio.IncompleteReadError,
@@ -153,16 +163,24 @@ class Iec21Fleet(LoopbackListener):
                 await writer.wait_closed()
 
     def _block(
-        self, meter: Iec21Meter, body: bytes, start: bytes = codec.STX, end: bytes = codec.ETX
+        self,
+        meter: Iec21Meter,
+        body: bytes,
+        start: bytes = codec.STX,
+        end: bytes = codec.ETX,
+        *,
+        repeat: bool = False,
     ) -> bytes:
-        if meter.fault and meter.fault.kind == "garbage":
+        kind = meter.fault.kind if meter.fault else None
+        if kind == "garbage":
             return self._garbage()
         frame = codec.block(body, start=start, end=end)
-        if meter.fault and meter.fault.kind == "bcc":
+        if kind == "bcc" or (kind == "bcc-once" and not repeat):
             frame = frame[:-1] + bytes([frame[-1] ^ 0x5A])
         return frame
 
-    async def _readout(self, meter: Iec21Meter, reader, writer) -> None:
+    async def _readout(self, meter: Iec21Meter, reader, writer) -> tuple | None:
+        """Send the readout; returns its last block's (meter, body) for a NAK to repeat."""
         if meter.fault and meter.fault.kind == "slow":
             await asyncio.sleep(meter.fault.delay_s)
         t = self.now()
@@ -174,12 +192,18 @@ class Iec21Fleet(LoopbackListener):
             await writer.drain()
             async with asyncio.timeout(self.idle_timeout):
                 ack = await reader.readexactly(1)
+                while ack == codec.NAK:  # repeat the block
+                    if meter.echo:
+                        writer.write(ack)
+                    writer.write(self._block(meter, part, end=codec.EOT, repeat=True))
+                    ack = await reader.readexactly(1)
             if meter.echo:
                 writer.write(ack)
             if ack != codec.ACK:
-                return
+                return None
         writer.write(self._block(meter, parts[-1]))
         await writer.drain()
+        return meter, parts[-1]
 
     async def _programming(self, meter, reader, writer) -> None:
         writer.write(

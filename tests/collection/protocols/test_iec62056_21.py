@@ -398,3 +398,36 @@ def test_a_readout_in_partial_blocks_is_acknowledged_and_joined(echo):
     regs, log = run(with_fleet(meters, body))
     assert {r.obis: r.value for r in regs} == values.expected(meters[0].serial, NOW)
     assert sum(e.data == codec.ACK for e in log if e.direction == "tx") >= 5
+
+
+@pytest.mark.parametrize(("block_size", "echo"), [(None, False), (None, True), (80, False)])
+def test_a_wrong_bcc_is_answered_with_nak_and_the_repeat_is_taken(block_size, echo):
+    meters = make_meters(1)
+    meters[0].fault = Fault("bcc-once")
+    meters[0].block_size = block_size
+    meters[0].echo = echo
+
+    async def body(fleet):
+        async with Iec21Session(settings(fleet, meters[0], exchange_log=True)) as meter:
+            regs = await meter.read_registers(["1.8.0", "4.8.0"])
+        return regs, meter.exchange_log
+
+    regs, log = run(with_fleet(meters, body))
+    expected = values.expected(meters[0].serial, NOW)
+    assert [r.value for r in regs] == [expected["1-0:1.8.0*255"], expected["1-0:4.8.0*255"]]
+    assert any(e.direction == "tx" and e.data == codec.NAK for e in log)
+
+
+def test_a_persistent_wrong_bcc_gives_up_after_the_repeats():
+    meters = make_meters(1)
+    meters[0].fault = Fault("bcc")
+
+    async def body(fleet):
+        s = settings(fleet, meters[0], exchange_log=True, bcc_repeats=3)
+        async with Iec21Session(s) as meter:
+            with pytest.raises(codec.BccError):
+                await meter.read_registers(["1.8.0"])
+        return meter.exchange_log
+
+    log = run(with_fleet(meters, body))
+    assert sum(e.direction == "tx" and e.data == codec.NAK for e in log) == 3

@@ -61,6 +61,11 @@ def is_verified(request) -> bool:
     return False
 
 
+def session_verified(session, user) -> bool:
+    """The same question for a session outside a request (websockets); never writes."""
+    return session.get(SESSION_KEY) == user.pk or not required(user)
+
+
 def mark_verified(request) -> None:
     request.session.cycle_key()
     request.session[SESSION_KEY] = request.user.pk

@@ -27,9 +27,11 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.sessions import CookieMiddleware, SessionMiddleware
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY, get_user_model
+from django.contrib.auth.models import AnonymousUser
 from django.db import close_old_connections
 from redis.exceptions import RedisError
 
+from accounts import two_factor
 from accounts.sessions import access_fingerprint, socket_group
 
 from . import capacity
@@ -86,7 +88,10 @@ def _sign_in(scope) -> tuple:
     if SESSION_KEY in session:
         user_id = get_user_model()._meta.pk.to_python(session[SESSION_KEY])
         access = (user_id, access_fingerprint(user_id, session.session_key))
-    return get_user.func(scope), access
+    user = get_user.func(scope)
+    if user.is_authenticated and not two_factor.session_verified(session, user):
+        return AnonymousUser(), None  # signed in with the password, not yet the code
+    return user, access
 
 
 def socket_auth(inner):

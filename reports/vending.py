@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.db.models import Count, F, OuterRef, Subquery, Sum
-from django.db.models.functions import TruncDate, TruncMonth
+from django.db.models import Count, DecimalField, F, OuterRef, Subquery, Sum
+from django.db.models.functions import Cast, TruncDate, TruncMonth
 from django.utils import timezone
 
 from amisite import display
@@ -231,9 +231,12 @@ def _balances_at(src: Sources, moment: datetime):
     last = src.movements.filter(account=OuterRef("pk"), created_at__lt=moment).order_by(
         "-created_at", "-id"
     )
+    # Cast: a reader who may not see movements gets an empty subquery, compiled as an
+    # untyped NULL that PostgreSQL cannot SUM (the payment-integration role: 500 before).
+    money = DecimalField(max_digits=12, decimal_places=2)
     return src.accounts.annotate(
-        debt_at=Subquery(last.values("debt_after")[:1]),
-        carried_at=Subquery(last.values("credit_after")[:1]),
+        debt_at=Cast(Subquery(last.values("debt_after")[:1]), money),
+        carried_at=Cast(Subquery(last.values("credit_after")[:1]), money),
     )
 
 

@@ -14,21 +14,28 @@ must match, apart from the audit rows that record reads (exports) and refused at
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import re
 import zipfile
 
 import pytest
+from asgiref.sync import sync_to_async
+from channels.testing.websocket import WebsocketCommunicator
 from django.apps import apps
 from django.contrib.contenttypes.models import ContentType
-from django.db import connection
+from django.db import connection, connections
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from accounts.models import Organisation, User
+from accounts.roles import ROLE_PERMISSIONS
 from accounts.tokens import issue_token
+from amisite.asgi import application
+from amisite.routing import websocket_urlpatterns
 from meters.models import Customer, DataConcentrator, GridNode, Meter
+from tests.meters.alarms.helpers import make_rule, raise_alarm
 
 pytestmark = pytest.mark.django_db
 
@@ -280,7 +287,31 @@ def test_every_route_has_a_case(world):
     assert not unfilled, "routes with no case in tests/test_every_route.py:\n" + "\n".join(unfilled)
 
 
-VIEWERS = ("admin_a", "operator_a")
+# A viewer of region A for every role (names: World attributes or user names made by
+# pairs()); the meta-test below fails when a role has none.
+VIEWERS = (
+    "admin_a",
+    "operator_a",
+    "engineer_a",
+    "readonly_a",  # analyst
+    "clerk-a",  # vending clerk of region A's counter
+    "paygate-a",  # a payment system's identity at region A's integration station
+    "customer",
+)
+
+
+def viewer_user(world, viewer: str) -> User:
+    found = getattr(world, viewer, None)
+    return found if found is not None else User.objects.get(username=viewer)
+
+
+def test_every_role_has_a_viewer(world):
+    pairs(world)
+    covered = set()
+    for viewer in VIEWERS:
+        covered |= set(viewer_user(world, viewer).groups.values_list("name", flat=True))
+    missing = set(ROLE_PERMISSIONS) - covered
+    assert not missing, f"roles with no viewer in tests/test_every_route.py: {sorted(missing)}"
 
 
 @pytest.mark.postgres
@@ -288,7 +319,7 @@ VIEWERS = ("admin_a", "operator_a")
 def test_no_route_shows_region_b_and_no_get_changes_anything(world, viewer):
     found = pairs(world)
     markers = foreign_markers(world, found)
-    user = getattr(world, viewer)
+    user = viewer_user(world, viewer)
     client = Client(raise_request_exception=False)
     client.force_login(user)
     leaks, errors = [], []
@@ -326,3 +357,89 @@ def test_no_route_shows_region_b_and_no_get_changes_anything(world, viewer):
     assert not errors, "\n".join(errors)
     assert not changed, f"GET requests changed: {changed}"
     assert not leaks, "\n".join(leaks)
+
+
+# --- websockets -------------------------------------------------------------------------
+# Route -> the model of the object its URL names (None: no object); a route without an
+# entry fails the meta-test.
+WS_CASES = {
+    "ws/status/": None,
+    "ws/runs/<int:run_id>/": "collection.JobRun",
+    "ws/alarms/": None,
+}
+
+
+def test_every_websocket_route_has_a_case():
+    routes = [str(p.pattern) for p in websocket_urlpatterns]
+    missing = [r for r in routes if r not in WS_CASES]
+    assert not missing, f"websocket routes with no case in tests/test_every_route.py: {missing}"
+    assert not set(WS_CASES) - set(routes), "cases for websocket routes that are gone"
+
+
+def region_a_markers(world) -> set[str]:
+    a = world.grid_a
+    markers = {m.serial for m in a.meters} | {c.name for c in a.customers}
+    markers |= {c.account_number for c in a.customers} | {a.concentrator.serial}
+    markers |= {n.code for n in (a.region, a.substation, a.feeder, a.transformer)}
+    markers |= {world.operator_a.username, world.admin_a.username, world.org_a.name}
+    return markers
+
+
+def ws_path(route: str, world) -> str:
+    model = WS_CASES[route]
+    if model is None:
+        return "/" + route
+    obj = apps.get_model(model).objects.create(organisation=world.org_a)
+    return "/" + re.sub(r"<(?:\w+:)?\w+>", str(obj.pk), route)
+
+
+async def ws_drain(ws, seconds: float) -> tuple[list[str], int | None]:
+    """Everything the socket sends within `seconds`, and its close code if it closed.
+
+    `receive_nothing` waits without cancelling the consumer (a timed-out `receive_output`
+    would).
+    """
+    texts = []
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while loop.time() < deadline:
+        if await ws.receive_nothing(timeout=0.2):
+            continue
+        message = await ws.receive_output()
+        if message["type"] == "websocket.close":
+            return texts, message.get("code", 1000)
+        texts.append(message.get("text") or str(message.get("bytes") or ""))
+    return texts, None
+
+
+@pytest.mark.postgres
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("route", list(WS_CASES))
+async def test_no_websocket_gives_region_a_to_region_b(world, route):
+    """Region B's operator is refused region A's objects and hears nothing of region A,
+    not even while region A raises an alarm."""
+    markers = await sync_to_async(region_a_markers)(world)
+    path = await sync_to_async(ws_path)(route, world)
+    await sync_to_async(make_rule)(world.org_a)
+    client = Client()
+    await sync_to_async(client.force_login)(world.operator_b)
+    cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
+    headers = [(b"origin", b"http://localhost"), (b"host", b"localhost"), (b"cookie", cookie)]
+    ws = WebsocketCommunicator(application, path, headers=headers)
+    try:
+        connected, code = await ws.connect(timeout=5)
+        texts, closed = [], None if connected else code
+        if connected:
+            texts, closed = await ws_drain(ws, 2)
+            if closed is None:
+                await sync_to_async(raise_alarm)(world.grid_a.meters[0])
+                more, closed = await ws_drain(ws, 2)
+                texts += more
+        if WS_CASES[route] is not None:
+            assert closed is not None, f"{path}: region B's operator was let in"
+        shown = sorted(m for m in markers if any(m in text for text in texts))
+        assert not shown, f"{path} told region B's operator: {shown}"
+    finally:
+        await ws.disconnect()
+        await sync_to_async(connections.close_all)()

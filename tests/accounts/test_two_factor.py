@@ -10,14 +10,17 @@ import io
 import re
 
 import pytest
+from asgiref.sync import sync_to_async
+from channels.testing.websocket import WebsocketCommunicator
 from django.core.management import call_command
-from django.db import connection
+from django.db import connection, connections
 from django.test import Client
 from rest_framework.test import APIClient
 
 from accounts import two_factor
 from accounts.demo import DEMO_TOTP_BASE32, DEMO_TOTP_SECRET
 from accounts.models import ActivityLog, RecoveryCode, TotpDevice
+from amisite.asgi import application
 
 pytestmark = pytest.mark.django_db
 SECRET = "00112233445566778899aabbccddeeff00112233"
@@ -158,3 +161,28 @@ def test_the_demo_secret_and_its_command_line_code(world):
     out = io.StringIO()
     call_command("totp_code", DEMO_TOTP_BASE32, stdout=out)
     assert out.getvalue().strip() == two_factor.code_now(DEMO_TOTP_SECRET)
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_websockets_need_the_second_factor_too(world):
+    """A password-only session of an administrator opens no websocket; past the code it does."""
+    await sync_to_async(enrolled)(world.admin_a)
+    client = await sync_to_async(password_only)(world.admin_a)
+    try:
+        for verified in (False, True):
+            if verified:
+                code = await sync_to_async(two_factor.code_now)(SECRET)
+                await sync_to_async(client.post)("/account/two-factor/", {"code": code})
+            cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
+            headers = [(b"origin", b"http://localhost"), (b"host", b"localhost"),
+                       (b"cookie", cookie)]  # fmt: skip
+            ws = WebsocketCommunicator(application, "/ws/alarms/", headers=headers)
+            connected, _ = await ws.connect(timeout=5)
+            if connected:
+                first = await ws.receive_output(timeout=5)
+                connected = first["type"] != "websocket.close"
+            assert connected == verified
+            await ws.disconnect()
+    finally:
+        await sync_to_async(connections.close_all)()

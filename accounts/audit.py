@@ -99,6 +99,10 @@ def snapshot(obj: models.Model) -> dict[str, Any]:
         if field.name in secret_fields:
             value = MASK if value else ""
         values[field.name] = "" if value is None else str(value)
+    # Rows whose state lives partly in a row of their own (a meter's endpoint) add it here.
+    extra = getattr(obj, "audit_fields", None)
+    if extra is not None:
+        values.update(extra())
     return values
 
 

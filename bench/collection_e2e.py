@@ -240,10 +240,10 @@ def run_baseline(n: int) -> float:
 
     from collection.counters import DatabaseCounterStore
     from collection.reader import ReadPlan, default_window, read_batch
-    from collection.targets import build_target
+    from collection.targets import TARGET_RELATED, build_target
     from meters.models import Meter
 
-    targets = [build_target(m) for m in Meter.objects.select_related("meter_model")]
+    targets = [build_target(m) for m in Meter.objects.select_related(*TARGET_RELATED)]
     since, until = default_window(timezone.now())
     plan = ReadPlan(
         items=frozenset({"clock", "registers", "profile", "events"}),

@@ -147,7 +147,16 @@ def build_fleet(n_meters: int):
     from accounts import roles
     from accounts.models import Organisation, User
     from meters.choices import ChannelKind, NodeKind
-    from meters.models import Channel, Customer, DataConcentrator, GridNode, Meter, MeterModel
+    from meters.models import (
+        Channel,
+        ConcentratorEndpoint,
+        Customer,
+        DataConcentrator,
+        GridNode,
+        Meter,
+        MeterEndpoint,
+        MeterModel,
+    )
 
     sql("SELECT setseed(0.42)")
     utility = Organisation.objects.create(name="Utility", code="utility")
@@ -250,9 +259,13 @@ def build_fleet(n_meters: int):
         {
             "serial": "'DC-' || t.code", "name": "t.name", "organisation_id": "t.organisation_id",
             "grid_node_id": "t.id", "latitude": "t.latitude", "longitude": "t.longitude",
-            "host": "'10.0.0.1'", "port": "4059",
         },
         "FROM meters_gridnode t WHERE t.kind = 'transformer' AND t.id %% 5 = 0",
+    )  # fmt: skip
+    insert_select(
+        ConcentratorEndpoint,
+        {"concentrator_id": "dc.id", "host": "'10.0.0.1'", "port": "4059"},
+        "FROM meters_dataconcentrator dc",
     )  # fmt: skip
     statuses = "(ARRAY['active','active','active','active','active','active','active'," \
         "'active','installed','faulty'])[1 + (sp.id %% 10)]"  # fmt: skip
@@ -262,12 +275,19 @@ def build_fleet(n_meters: int):
             "serial": "'M' || lpad(sp.id::text, 8, '0')", "meter_model_id": "%s",
             "status": statuses, "service_point_id": "sp.id",
             "organisation_id": "sp.organisation_id", "latitude": "sp.latitude",
-            "longitude": "sp.longitude", "host": "'10.1.0.1'", "port": "4059",
+            "longitude": "sp.longitude",
             "install_date": "date '2024-01-01' + (sp.id %% 700)::int",
-            "protocol": "CASE WHEN sp.id %% 20 = 0 THEN 'iec62056_21' ELSE 'dlms' END",
         },
         "FROM meters_gridnode sp WHERE sp.kind = 'service_point'",
         [model.pk],
+    )  # fmt: skip
+    insert_select(
+        MeterEndpoint,
+        {
+            "meter_id": "m.id", "host": "'10.1.0.1'", "port": "4059",
+            "protocol": "CASE WHEN m.service_point_id %% 20 = 0 THEN 'iec62056_21' ELSE 'dlms' END",
+        },
+        "FROM meters_meter m",
     )  # fmt: skip
     insert_select(
         Customer,

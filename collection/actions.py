@@ -28,7 +28,7 @@ from .reader import MeterOutcome, ReadPlan, default_window, read_batch
 from .scheduling import drop_schedule, sync_schedule
 from .status import publish_status
 from .storing import profile_since, store_outcomes, summary, values_in
-from .targets import NotReadable, build_target
+from .targets import TARGET_RELATED, NotReadable, build_target
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +188,7 @@ def process_batch(run_id: int, meter_ids: list[int]) -> dict:
     if not todo:
         finish_run_if_done(run.pk)
         return {"read": 0, "skipped": len(meter_ids)}
-    meters = Meter.objects.filter(pk__in=todo).select_related("meter_model", "concentrator")
+    meters = Meter.objects.filter(pk__in=todo).select_related(*TARGET_RELATED)
     targets = []
     for meter in meters:
         try:

@@ -8,7 +8,7 @@ knows who sends a ciphered alarm and can check its tag. Reads stay unciphered (s
 
 from __future__ import annotations
 
-from meters.models import Meter
+from meters.models import MeterEndpoint
 
 from .models import ReadJob
 from .scheduling import sync_schedule
@@ -30,9 +30,14 @@ def load_demo_collection(demo) -> None:
             retry_backoff_s=2,
         )
         sync_schedule(job)
-    meters = list(Meter.objects.filter(organisation__path__startswith=demo.utility.path))
-    for meter in meters:
-        meter.system_title = default_system_title(meter.serial).hex()
-        meter.auth_key = default_auth_key(meter.serial).hex()
-        meter.block_key = default_block_key(meter.serial).hex()
-    Meter.objects.bulk_update(meters, ["system_title", "auth_key", "block_key"])
+    endpoints = list(
+        MeterEndpoint.objects.filter(
+            meter__organisation__path__startswith=demo.utility.path
+        ).select_related("meter")
+    )
+    for endpoint in endpoints:
+        serial = endpoint.meter.serial
+        endpoint.system_title = default_system_title(serial).hex()
+        endpoint.auth_key = default_auth_key(serial).hex()
+        endpoint.block_key = default_block_key(serial).hex()
+    MeterEndpoint.objects.bulk_update(endpoints, ["system_title", "auth_key", "block_key"])

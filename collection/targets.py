@@ -1,4 +1,8 @@
-"""From registry rows to protocol settings: what the reader needs, resolved before the loop."""
+"""From registry rows to protocol settings: what the reader needs, resolved before the loop.
+
+A meter's endpoint row becomes a plain :class:`~collection.protocols.driver.Endpoint`; the
+registry hands it to the driver of its protocol. Nothing here knows any protocol.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,10 @@ from collection.protocols import registry
 from collection.protocols.errors import NotSupported
 from collection.protocols.registry import Endpoint
 from meters.choices import ChannelKind, Security, Transport
-from meters.models import DataConcentrator, Meter
+from meters.models import ConcentratorEndpoint, Meter, MeterEndpoint
+
+# The related rows build_target reads: select them with the meters.
+TARGET_RELATED = ("meter_model", "endpoint", "concentrator", "concentrator__endpoint")
 
 
 class NotReadable(Exception):
@@ -32,21 +39,28 @@ class MeterTarget:
     profile_since: dict[str, datetime] = field(default_factory=dict)
 
 
-def comm_source(meter: Meter):
-    """The row whose communication settings reach this meter (itself or its concentrator)."""
-    if meter.transport == Transport.CONCENTRATOR:
-        if meter.concentrator is None:
+def comm_source(meter: Meter, endpoint: MeterEndpoint):
+    """The endpoint whose line reaches this meter (its own or its concentrator's)."""
+    if endpoint.transport == Transport.CONCENTRATOR:
+        concentrator = meter.concentrator
+        if concentrator is None:
             raise NotReadable(f"{meter.serial}: reads through a concentrator but has none")
-        return meter.concentrator
-    return meter
+        line = concentrator.stored_endpoint()
+        if line is None:
+            raise NotReadable(f"{meter.serial}: its concentrator has no endpoint")
+        return line
+    return endpoint
 
 
 def endpoint_of(meter: Meter, *, exchange_log: bool = False) -> Endpoint:
     """The meter's endpoint as plain values: the line from itself or its concentrator, the
     protocol's addressing and the security from the meter itself."""
-    source = comm_source(meter)
+    endpoint = meter.stored_endpoint()
+    if endpoint is None:
+        raise NotReadable(f"{meter.serial}: no endpoint (how to reach it) is registered")
+    source = comm_source(meter, endpoint)
     if source.transport in (Transport.TCP, Transport.CONCENTRATOR) or isinstance(
-        source, DataConcentrator
+        source, ConcentratorEndpoint
     ):
         if not source.host or not source.port:
             raise NotReadable(f"{meter.serial}: no host and port to reach it")
@@ -55,21 +69,21 @@ def endpoint_of(meter: Meter, *, exchange_log: bool = False) -> Endpoint:
         if not source.serial_url:
             raise NotReadable(f"{meter.serial}: no serial-line URL")
         url = source.serial_url
-    high = meter.security == Security.HIGH
+    high = endpoint.security == Security.HIGH
     try:
         return Endpoint(
-            protocol=meter.protocol,
+            protocol=endpoint.protocol,
             url=url,
-            security=meter.security,
-            password=str(meter.password) or None,
-            auth_key=_hex(meter.auth_key),
-            block_key=_hex(meter.block_key),
-            system_title=_hex(meter.system_title) if high else None,
+            security=endpoint.security,
+            password=str(endpoint.password) or None,
+            auth_key=_hex(endpoint.auth_key),
+            block_key=_hex(endpoint.block_key),
+            system_title=_hex(endpoint.system_title) if high else None,
             client_system_title=client_system_title(meter) if high else None,
-            timeout_s=float(meter.timeout_s),
-            retries=meter.retries,
+            timeout_s=float(endpoint.timeout_s),
+            retries=endpoint.retries,
             baud_rate=source.baud_rate,
-            options=meter.protocol_options(),
+            options=endpoint.driver_options(),
             counter_scope=f"meter:{meter.pk}",
             get_with_list=meter.meter_model.get_with_list,
             exchange_log=exchange_log,
@@ -104,10 +118,13 @@ def client_system_title(meter: Meter | None = None) -> bytes:
 
 
 def line_of(meter: Meter) -> str | None:
-    if meter.transport == Transport.CONCENTRATOR and meter.concentrator_id:
+    endpoint = meter.stored_endpoint()
+    if endpoint is None:
+        return None
+    if endpoint.transport == Transport.CONCENTRATOR and meter.concentrator_id:
         return f"concentrator:{meter.concentrator_id}"
-    if meter.transport == Transport.SERIAL and meter.serial_url:
-        return f"serial:{meter.serial_url}"
+    if endpoint.transport == Transport.SERIAL and endpoint.serial_url:
+        return f"serial:{endpoint.serial_url}"
     return None
 
 

@@ -3,16 +3,19 @@
 from django import forms
 from django.contrib import admin
 
+from accounts import audit
 from accounts.admin_base import ReadOnlyScopedAdmin, ScopedModelAdmin
 
 from .models import (
     Channel,
-    CommSettings,
     CommStatus,
+    ConcentratorEndpoint,
     Customer,
     DataConcentrator,
+    Endpoint,
     GridNode,
     Meter,
+    MeterEndpoint,
     MeterModel,
 )
 
@@ -24,12 +27,12 @@ class SecretInput(forms.PasswordInput):
         super().__init__(render_value=False, attrs={"autocomplete": "new-password"})
 
 
-class CommSettingsForm(forms.ModelForm):
+class EndpointForm(forms.ModelForm):
     """Secrets: blank keeps the stored value; the page only says whether one is set."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        for name in CommSettings.SECRET_FIELDS:
+        for name in Endpoint.SECRET_FIELDS:
             field = self.fields.get(name)
             if field is None:
                 continue
@@ -40,11 +43,63 @@ class CommSettingsForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        for name in CommSettings.SECRET_FIELDS:
+        for name in Endpoint.SECRET_FIELDS:
             if name in cleaned and not cleaned[name] and self.instance.pk:
                 cleaned[name] = getattr(type(self.instance).objects.get(pk=self.instance.pk), name)
                 setattr(self.instance, name, cleaned[name])
         return cleaned
+
+
+class EndpointInline(admin.StackedInline):
+    """The row's endpoint (one): line, security, timing and the protocol's options."""
+
+    form = EndpointForm
+    extra = 0
+    min_num = 1
+    max_num = 1
+    can_delete = False
+
+
+class MeterEndpointInline(EndpointInline):
+    model = MeterEndpoint
+
+
+class ConcentratorEndpointInline(EndpointInline):
+    model = ConcentratorEndpoint
+
+
+class EndpointOwnerForm(forms.ModelForm):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.instance.endpoint_edited_apart = True  # the inline's form checks it
+
+
+class EndpointOwnerAdmin(ScopedModelAdmin):
+    """The endpoint inline is saved after the row: its changes get an audit row of their own."""
+
+    form = EndpointOwnerForm
+
+    def save_related(self, request, form, formsets, change):
+        obj = form.instance
+        before = self._endpoint_snapshot(obj) if change else None
+        super().save_related(request, form, formsets, change)
+        changes = audit.diff(before, self._endpoint_snapshot(obj)) if change else {}
+        if changes:
+            audit.record("update", user=request.user, obj=obj, changes=changes)
+
+    def save_formset(self, request, form, formset, change):
+        # Saving the row gave it its endpoint already: the inline's form updates that one.
+        if formset.model is type(form.instance).endpoint_model():
+            stored = form.instance.stored_endpoint()
+            for inline_form in formset.forms:
+                if inline_form.instance.pk is None and stored is not None and stored.pk:
+                    inline_form.instance.pk = stored.pk
+                    inline_form.instance._state.adding = False
+        super().save_formset(request, form, formset, change)
+
+    @staticmethod
+    def _endpoint_snapshot(obj) -> dict:
+        return type(obj).objects.select_related("endpoint").get(pk=obj.pk).audit_fields()
 
 
 @admin.register(GridNode)
@@ -75,17 +130,19 @@ class ChannelAdmin(ScopedModelAdmin):
 
 
 @admin.register(DataConcentrator)
-class DataConcentratorAdmin(ScopedModelAdmin):
-    form = CommSettingsForm
+class DataConcentratorAdmin(EndpointOwnerAdmin):
+    inlines = [ConcentratorEndpointInline]
     list_display = ("serial", "name", "organisation", "protocol", "host", "port")
+    list_select_related = ("endpoint", "organisation")
     search_fields = ("serial", "name")
 
 
 @admin.register(Meter)
-class MeterAdmin(ScopedModelAdmin):
-    form = CommSettingsForm
+class MeterAdmin(EndpointOwnerAdmin):
+    inlines = [MeterEndpointInline]
     list_display = ("serial", "meter_model", "status", "organisation", "service_point", "protocol")
-    list_filter = ("status", "protocol", "meter_model")
+    list_select_related = ("endpoint", "meter_model", "organisation", "service_point")
+    list_filter = ("status", "endpoint__protocol", "meter_model")
     search_fields = ("serial", "service_point__code")
     raw_id_fields = ("service_point", "concentrator")
 

@@ -40,7 +40,7 @@ class MeterDetailView(ScopedViewMixin, DetailView):
 
     def get_queryset(self):
         return self.scoped_queryset().select_related(
-            "meter_model", "service_point", "concentrator", "organisation"
+            "meter_model", "service_point", "concentrator", "organisation", "endpoint"
         )
 
     def get_context_data(self, **kwargs):

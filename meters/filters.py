@@ -172,7 +172,7 @@ class MeterFilter:
         if "model" in c:
             queryset = queryset.filter(meter_model_id=int(c["model"]))
         if "protocol" in c:
-            queryset = queryset.filter(protocol=c["protocol"])
+            queryset = queryset.filter(endpoint__protocol=c["protocol"])
         if "status" in c:
             queryset = queryset.filter(status=c["status"])
         if "read" in c:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
+from accounts.audit import MASK
 from accounts.models import Organisation
 from accounts.scoping import CatalogueQuerySet, ScopedQuerySet
 from amisite.encryption import EncryptedTextField
@@ -195,8 +196,13 @@ class Channel(models.Model):
         return max((g for g, _ in used), default=-1) + 1, 0
 
 
-class CommSettings(models.Model):
-    """How to reach a meter or concentrator: protocol, transport, addresses, security."""
+class Endpoint(models.Model):
+    """How to reach one meter or concentrator: its row in a protocol-neutral endpoint table.
+
+    The columns every protocol needs (line, security, timing) are typed columns; what only
+    one protocol knows (its addresses) lives in ``options``, named by that protocol's driver
+    (collection/protocols/<name>/driver.py reads them). Adding a protocol adds no column.
+    """
 
     protocol = models.CharField(max_length=16, choices=Protocol.choices, default=Protocol.DLMS)
     transport = models.CharField(max_length=16, choices=Transport.choices, default=Transport.TCP)
@@ -213,20 +219,6 @@ class CommSettings(models.Model):
     data_bits = models.PositiveSmallIntegerField(default=8, choices=[(7, "7"), (8, "8")])
     parity = models.CharField(max_length=1, choices=Parity.choices, default=Parity.NONE)
     stop_bits = models.PositiveSmallIntegerField(default=1, choices=[(1, "1"), (2, "2")])
-    dlms_interface = models.CharField(
-        max_length=8, choices=DlmsInterface.choices, default=DlmsInterface.WRAPPER
-    )
-    dlms_client_address = models.PositiveSmallIntegerField(default=16)
-    dlms_server_address = models.PositiveSmallIntegerField(
-        default=1, help_text="logical device (1 = management)"
-    )
-    dlms_physical_address = models.PositiveSmallIntegerField(null=True, blank=True)
-    modbus_unit_id = models.PositiveSmallIntegerField(
-        null=True, blank=True, validators=[MaxValueValidator(247)]
-    )
-    iec21_address = models.CharField("IEC 62056-21 device address", max_length=32, blank=True)
-    iec102_link_address = models.PositiveIntegerField(null=True, blank=True)
-    iec102_measuring_point = models.PositiveIntegerField(null=True, blank=True)
     security = models.CharField(max_length=8, choices=Security.choices, default=Security.NONE)
     password = EncryptedTextField(blank=True)
     auth_key = EncryptedTextField(blank=True, help_text="hex, 16 bytes")
@@ -236,31 +228,34 @@ class CommSettings(models.Model):
         default=30, validators=[MinValueValidator(1), MaxValueValidator(600)]
     )
     retries = models.PositiveSmallIntegerField(default=2, validators=[MaxValueValidator(10)])
+    options = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="the protocol's own addressing, e.g. "
+        '{"dlms_interface": "hdlc", "dlms_client_address": 17, "dlms_server_address": 1}',
+    )
 
     SECRET_FIELDS = ("password", "auth_key", "block_key")
-    # Each protocol's own addressing columns, under the option names its driver reads.
-    PROTOCOL_OPTIONS = {
-        Protocol.DLMS: {
-            "interface": "dlms_interface",
-            "client_address": "dlms_client_address",
-            "server_address": "dlms_server_address",
-            "physical_address": "dlms_physical_address",
-        },
-        Protocol.IEC62056_21: {"address": "iec21_address"},
-        Protocol.IEC870_102: {
-            "link_address": "iec102_link_address",
-            "measuring_point": "iec102_measuring_point",
-        },
-        Protocol.MODBUS: {"unit_id": "modbus_unit_id"},
+    # Options the registry files, the API and the admin name as fields of their own
+    # (the columns they were before endpoints): name -> (default, largest value or choices).
+    OPTION_FIELDS = {
+        "dlms_interface": ("wrapper", DlmsInterface),
+        "dlms_client_address": (16, 0x7FFF),
+        "dlms_server_address": (1, 0x7FFF),
+        "dlms_physical_address": (None, 0x7FFF),
+        "modbus_unit_id": (None, 247),
+        "iec21_address": ("", 32),
+        "iec102_link_address": (None, 0x7FFFFFFF),
+        "iec102_measuring_point": (None, 0x7FFFFFFF),
     }
 
     class Meta:
         abstract = True
 
-    def protocol_options(self) -> dict:
-        """The addressing of this row's protocol, as its driver's options."""
-        columns = self.PROTOCOL_OPTIONS.get(self.protocol, {})
-        return {name: getattr(self, column) for name, column in columns.items()}
+    def driver_options(self) -> dict:
+        """Every option, the named ones with their defaults: what the protocol driver gets."""
+        named = {name: default for name, (default, _limit) in self.OPTION_FIELDS.items()}
+        return named | dict(self.options or {})
 
     def clean(self):
         super().clean()
@@ -277,8 +272,177 @@ class CommSettings(models.Model):
                     errors[field] = "High security needs a 16-byte key in hex."
             if not _is_hex(self.system_title, 8):
                 errors["system_title"] = "High security needs an 8-byte system title in hex."
+        if not isinstance(self.options, dict):
+            errors["options"] = "Options are an object of names and values."
+        else:
+            for name, (_default, limit) in self.OPTION_FIELDS.items():
+                problem = _option_problem(self.options.get(name), limit)
+                if problem:
+                    errors[name] = problem
         if errors:
             raise ValidationError(errors)
+
+
+def _option_problem(value, limit) -> str:
+    if value is None:
+        return ""
+    if isinstance(limit, type):  # choices
+        return "" if value in limit.values else f"Choose one of {', '.join(limit.values)}."
+    if isinstance(value, str):
+        return f"At most {limit} characters." if len(value) > limit else ""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= limit:
+        return f"A whole number from 0 to {limit}."
+    return ""
+
+
+def _option_property(name: str, default):
+    def get(self):
+        return (self.options or {}).get(name, default)
+
+    def set_(self, value):
+        options = dict(self.options or {})
+        if value is None or value == "":
+            options.pop(name, None)
+        else:
+            options[name] = value
+        self.options = options
+
+    return property(get, set_, doc=f"endpoint option {name!r}")
+
+
+for _name, (_default, _limit) in Endpoint.OPTION_FIELDS.items():
+    setattr(Endpoint, _name, _option_property(_name, _default))
+
+# Everything an owner (meter, concentrator) reads and writes through its endpoint.
+ENDPOINT_FIELDS = (
+    *(f.name for f in Endpoint._meta.fields if f.name not in ("id", "options")),
+    *Endpoint.OPTION_FIELDS,
+)
+
+
+def _owner_property(name: str):
+    def get(self):
+        endpoint = self.stored_endpoint()
+        return getattr(endpoint if endpoint is not None else self.endpoint_defaults(), name)
+
+    def set_(self, value):
+        setattr(self.writable_endpoint(), name, value)
+
+    return property(get, set_, doc=f"this row's endpoint's {name}")
+
+
+class EndpointOwnerQuerySet(ScopedQuerySet):
+    """Bulk creation creates each row's endpoint too (its pending one, or the defaults)."""
+
+    def bulk_create(self, objs, *args, **kwargs):
+        objs = super().bulk_create(objs, *args, **kwargs)
+        if objs and objs[0].pk is not None:
+            endpoints = []
+            for owner in objs:
+                endpoint = owner.stored_endpoint() or owner.writable_endpoint()
+                setattr(endpoint, owner.endpoint_owner_field, owner)
+                endpoints.append(endpoint)
+                owner._endpoint_changed = False
+            self.model.endpoint_model().objects.bulk_create(endpoints)
+        return objs
+
+
+class EndpointOwner(models.Model):
+    """A meter or concentrator: reached through its endpoint row (``.endpoint``).
+
+    Its endpoint's fields read and write as its own (``meter.host``, ``meter.security``, and
+    keyword arguments of the constructor): a changed endpoint is saved with its owner.
+    """
+
+    SECRET_FIELDS = Endpoint.SECRET_FIELDS
+    endpoint_owner_field = ""  # the endpoint's one-to-one field naming its owner
+    endpoint_edited_apart = False  # True: a form of its own checks the endpoint (admin inline)
+
+    class Meta:
+        abstract = True
+
+    @classmethod
+    def endpoint_model(cls):
+        return cls._meta.get_field("endpoint").related_model
+
+    def endpoint_defaults(self):
+        return self.endpoint_model()()
+
+    def stored_endpoint(self):
+        """The endpoint (saved or pending), or None when this row has none."""
+        try:
+            return self.endpoint
+        except ObjectDoesNotExist:
+            return None
+
+    def writable_endpoint(self):
+        endpoint = self.stored_endpoint()
+        if endpoint is None:
+            endpoint = self.endpoint = self.endpoint_model()()
+        self._endpoint_changed = True
+        return endpoint
+
+    def clean(self):
+        super().clean()
+        endpoint = self._state.fields_cache.get("endpoint")
+        if endpoint is None and self._state.adding and not self.endpoint_edited_apart:
+            endpoint = self.writable_endpoint()  # a new row gets the default endpoint: check it
+        if endpoint is not None and getattr(self, "_endpoint_changed", False):
+            errors = {}
+            for check in (
+                lambda: endpoint.clean_fields(exclude=[self.endpoint_owner_field]),
+                endpoint.clean,
+            ):
+                try:
+                    check()
+                except ValidationError as exc:
+                    errors.update(exc.update_error_dict({}))
+            if errors:
+                raise ValidationError(errors)
+
+    def save(self, *args, **kwargs):
+        adding = self._state.adding
+        super().save(*args, **kwargs)
+        endpoint = self._state.fields_cache.get("endpoint")
+        if endpoint is None and adding:  # every meter and concentrator has its endpoint
+            endpoint = self.writable_endpoint()
+        if endpoint is not None and (endpoint.pk is None or getattr(self, "_endpoint_changed", 0)):
+            setattr(endpoint, self.endpoint_owner_field, self)
+            endpoint.save()
+            self._endpoint_changed = False
+
+    def endpoint_options(self) -> list[tuple[str, object]]:
+        """The endpoint's options that have a value (the meter page lists them)."""
+        endpoint = self.stored_endpoint() or self.endpoint_defaults()
+        options = endpoint.driver_options().items()
+        return [(name, value) for name, value in sorted(options) if value not in (None, "")]
+
+    def audit_fields(self) -> dict:
+        """The endpoint's fields for the activity log's before/after (secrets masked)."""
+        endpoint = self.stored_endpoint() or self.endpoint_defaults()
+        values = {}
+        for name in ENDPOINT_FIELDS:
+            value = getattr(endpoint, name)
+            if name in self.SECRET_FIELDS:
+                value = MASK if value else ""
+            values[name] = "" if value is None else str(value)
+        return values
+
+
+def _owner_display(name: str):
+    def display(self):
+        endpoint = self.stored_endpoint()
+        return getattr(endpoint if endpoint is not None else self.endpoint_defaults(), name)()
+
+    return display
+
+
+for _name in ENDPOINT_FIELDS:
+    setattr(EndpointOwner, _name, _owner_property(_name))
+for _field in Endpoint._meta.fields:
+    if _field.choices:
+        _display = f"get_{_field.name}_display"
+        setattr(EndpointOwner, _display, _owner_display(_display))
 
 
 def _is_hex(value: str, size: int) -> bool:
@@ -288,8 +452,10 @@ def _is_hex(value: str, size: int) -> bool:
         return False
 
 
-class DataConcentrator(CommSettings):
+class DataConcentrator(EndpointOwner):
     """A data concentrator: addressable itself, it reads the meters below it."""
+
+    endpoint_owner_field = "concentrator"
 
     serial = models.CharField(max_length=64, unique=True)
     name = models.CharField(max_length=200, blank=True)
@@ -304,7 +470,7 @@ class DataConcentrator(CommSettings):
         max_digits=9, decimal_places=6, null=True, blank=True, validators=LONGITUDE
     )
 
-    objects = ScopedQuerySet.as_manager()
+    objects = EndpointOwnerQuerySet.as_manager()
     scope_field = "organisation"
 
     class Meta:
@@ -314,8 +480,10 @@ class DataConcentrator(CommSettings):
         return self.serial
 
 
-class Meter(CommSettings):
+class Meter(EndpointOwner):
     """An electricity meter: what it is, where it serves, and how it is read."""
+
+    endpoint_owner_field = "meter"
 
     serial = models.CharField(max_length=64, unique=True)
     meter_model = models.ForeignKey(MeterModel, on_delete=models.PROTECT, related_name="meters")
@@ -366,7 +534,7 @@ class Meter(CommSettings):
         max_digits=9, decimal_places=6, null=True, blank=True, validators=LONGITUDE
     )
 
-    objects = ScopedQuerySet.as_manager()
+    objects = EndpointOwnerQuerySet.as_manager()
     scope_field = "organisation"
 
     class Meta:
@@ -402,6 +570,26 @@ class Meter(CommSettings):
     def head_end_system_title(self) -> str:
         """The title the head-end presents to this meter (hex): its own, or the installation's."""
         return (self.client_system_title or settings.AMI_CLIENT_SYSTEM_TITLE).upper()
+
+
+class MeterEndpoint(Endpoint):
+    """How the head-end reaches one meter (itself, or through its concentrator's line)."""
+
+    meter = models.OneToOneField(Meter, on_delete=models.CASCADE, related_name="endpoint")
+
+    def __str__(self) -> str:
+        return f"endpoint of meter {self.meter_id}"
+
+
+class ConcentratorEndpoint(Endpoint):
+    """How the head-end reaches one data concentrator."""
+
+    concentrator = models.OneToOneField(
+        DataConcentrator, on_delete=models.CASCADE, related_name="endpoint"
+    )
+
+    def __str__(self) -> str:
+        return f"endpoint of concentrator {self.concentrator_id}"
 
 
 class Customer(models.Model):

@@ -280,7 +280,7 @@ class MeterListView(ScopedViewMixin, ListView):
             self.sort = "serial"
         return (
             self.filter.queryset()
-            .select_related("meter_model", "service_point", "comm_status")
+            .select_related("meter_model", "service_point", "comm_status", "endpoint")
             .order_by(*self.SORTS[self.sort])
         )
 

@@ -3,7 +3,7 @@
 Identification (docs/architecture.md, "Push listener"):
 
 * **ciphered** push (general-glo-ciphering): the system title in the APDU header is the
-  meter's own (server) system title, matched against ``Meter.system_title`` (hex, 8 bytes,
+  meter's own (server) system title, matched against its endpoint's ``system_title`` (hex, 8 bytes,
   case-insensitive). That field is the meter's title: the head-end's own (client) title is
   ``collection.targets.client_system_title()`` and never stored per meter.
 * **plain** push: the logical device name in the body (first push object,
@@ -41,11 +41,15 @@ _FIELDS = (
     "id",
     "serial",
     "organisation_id",
-    "security",
-    "system_title",
-    "auth_key",
-    "block_key",
+    "endpoint__security",
+    "endpoint__system_title",
+    "endpoint__auth_key",
+    "endpoint__block_key",
 )
+
+
+def _meters():
+    return Meter.objects.select_related("endpoint").only(*_FIELDS)
 
 
 def _key(value) -> bytes | None:
@@ -65,8 +69,9 @@ def _title(value: str) -> bytes | None:
 
 
 def _sender(meter: Meter, counters: dict[int, tuple[str, int]]) -> Sender:
-    title = _title(meter.system_title)
-    block_key, auth_key = _key(meter.block_key), _key(meter.auth_key)
+    endpoint = meter.endpoint
+    title = _title(endpoint.system_title)
+    block_key, auth_key = _key(endpoint.block_key), _key(endpoint.auth_key)
     key_id = key_fingerprint(block_key, title) if block_key and title else ""
     stored = counters.get(meter.pk)
     floor = stored[1] if stored and stored[0] == key_id else 0
@@ -77,7 +82,7 @@ def _sender(meter: Meter, counters: dict[int, tuple[str, int]]) -> Sender:
         system_title=title,
         block_key=block_key,
         auth_key=auth_key,
-        accepts_plain=meter.security != Security.HIGH,
+        accepts_plain=endpoint.security != Security.HIGH,
         floor_ic=floor,
         key_id=key_id,
     )
@@ -91,7 +96,7 @@ def _counters(meter_ids) -> dict[int, tuple[str, int]]:
 def find_sender(kind: str, ident: bytes) -> Sender | None:
     """Blocking registry lookup of one sender."""
     if kind == SYSTEM_TITLE:
-        meters = list(Meter.objects.filter(system_title__iexact=ident.hex()).only(*_FIELDS)[:2])
+        meters = list(_meters().filter(endpoint__system_title__iexact=ident.hex())[:2])
         if len(meters) != 1:
             if len(meters) > 1:
                 log.error("system title %s is registered on several meters", ident.hex())
@@ -103,7 +108,7 @@ def find_sender(kind: str, ident: bytes) -> Sender | None:
         except UnicodeDecodeError:
             return None
         candidates = [name] + ([name[3:]] if len(name) > 3 else [])
-        found = {m.serial: m for m in Meter.objects.filter(serial__in=candidates).only(*_FIELDS)}
+        found = {m.serial: m for m in _meters().filter(serial__in=candidates)}
         meter = next((found[c] for c in candidates if c in found), None)
         if meter is None:
             return None
@@ -112,7 +117,7 @@ def find_sender(kind: str, ident: bytes) -> Sender | None:
 
 def all_ciphering_senders() -> list[Sender]:
     """Every meter with a system title (preload)."""
-    meters = list(Meter.objects.exclude(system_title="").only(*_FIELDS))
+    meters = list(_meters().filter(endpoint__isnull=False).exclude(endpoint__system_title=""))
     counters = _counters(m.pk for m in meters)
     return [_sender(m, counters) for m in meters]
 

@@ -11,7 +11,16 @@ from accounts.models import Organisation
 
 from .. import obis
 from ..choices import NodeKind
-from ..models import Channel, CommSettings, Customer, DataConcentrator, GridNode, Meter, MeterModel
+from ..models import (
+    Channel,
+    Customer,
+    DataConcentrator,
+    Endpoint,
+    GridNode,
+    Meter,
+    MeterEndpoint,
+    MeterModel,
+)
 
 
 class ModelCleanMixin:
@@ -115,8 +124,36 @@ class MeterModelSerializer(serializers.ModelSerializer):
 SECRET_HELP = "write-only; reads show only whether it is set"
 
 
-class CommSettingsSerializer(ModelCleanMixin, serializers.ModelSerializer):
-    """Communication settings; secrets accepted on write, never returned."""
+def _endpoint_field(name: str) -> serializers.Field:
+    """A writable API field for one endpoint column or named option (read and written
+    through the owner: `meter.host`, `meter.dlms_server_address`)."""
+    if name in Endpoint.OPTION_FIELDS:
+        default, limit = Endpoint.OPTION_FIELDS[name]
+        if isinstance(limit, type):
+            return serializers.ChoiceField(choices=limit.choices, required=False)
+        if isinstance(default, str):
+            return serializers.CharField(max_length=limit, required=False, allow_blank=True)
+        return serializers.IntegerField(
+            min_value=0, max_value=limit, required=False, allow_null=default is None
+        )
+    field_class, kwargs = serializers.ModelSerializer().build_standard_field(
+        name, MeterEndpoint._meta.get_field(name)
+    )
+    kwargs["required"] = False
+    return field_class(**kwargs)
+
+
+class _EndpointFieldsMeta(serializers.SerializerMetaclass):
+    def __new__(mcs, name, bases, attrs):
+        for field in attrs.get("ENDPOINT_FIELDS", ()):
+            attrs.setdefault(field, _endpoint_field(field))
+        return super().__new__(mcs, name, bases, attrs)
+
+
+class CommSettingsSerializer(
+    ModelCleanMixin, serializers.ModelSerializer, metaclass=_EndpointFieldsMeta
+):
+    """Communication settings (the row's endpoint); secrets accepted on write, never returned."""
 
     password = serializers.CharField(
         write_only=True, required=False, allow_blank=True, help_text=SECRET_HELP
@@ -129,7 +166,7 @@ class CommSettingsSerializer(ModelCleanMixin, serializers.ModelSerializer):
     )
     secrets_set = serializers.SerializerMethodField()
 
-    COMM_FIELDS = [
+    ENDPOINT_FIELDS = [
         "protocol",
         "transport",
         "host",
@@ -148,17 +185,14 @@ class CommSettingsSerializer(ModelCleanMixin, serializers.ModelSerializer):
         "iec102_link_address",
         "iec102_measuring_point",
         "security",
-        "password",
-        "auth_key",
-        "block_key",
         "system_title",
         "timeout_s",
         "retries",
-        "secrets_set",
     ]
+    COMM_FIELDS = [*ENDPOINT_FIELDS, *Endpoint.SECRET_FIELDS, "secrets_set"]
 
     def get_secrets_set(self, obj) -> dict[str, bool]:
-        return {name: bool(getattr(obj, name)) for name in CommSettings.SECRET_FIELDS}
+        return {name: bool(getattr(obj, name)) for name in Endpoint.SECRET_FIELDS}
 
 
 class DataConcentratorSerializer(CommSettingsSerializer):

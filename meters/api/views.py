@@ -1,7 +1,11 @@
 """Registry API viewsets: grid, meter models, channels, concentrators, meters, customers."""
 
-from accounts.api.base import ScopedModelViewSet
+from django_filters import rest_framework as filters
 
+from accounts.api.base import ScopedModelViewSet
+from accounts.api.filters import ScopedFilterSet
+
+from ..choices import Protocol
 from ..models import Channel, Customer, DataConcentrator, GridNode, Meter, MeterModel
 from . import serializers
 
@@ -30,25 +34,43 @@ class ChannelViewSet(ScopedModelViewSet):
     ordering_fields = ["obis", "name", "kind"]
 
 
+class _ProtocolFilter(ScopedFilterSet):
+    """`?protocol=` filters on the row's endpoint."""
+
+    protocol = filters.ChoiceFilter(field_name="endpoint__protocol", choices=Protocol.choices)
+
+
+class DataConcentratorFilter(_ProtocolFilter):
+    class Meta:
+        model = DataConcentrator
+        fields = ["organisation", "grid_node", "protocol"]
+
+
+class MeterFilter(_ProtocolFilter):
+    class Meta:
+        model = Meter
+        fields = [
+            "status",
+            "meter_model",
+            "protocol",
+            "service_point",
+            "concentrator",
+            "organisation",
+        ]
+
+
 class DataConcentratorViewSet(ScopedModelViewSet):
-    queryset = DataConcentrator.objects.all()
+    queryset = DataConcentrator.objects.select_related("endpoint")
     serializer_class = serializers.DataConcentratorSerializer
-    filterset_fields = ["organisation", "grid_node", "protocol"]
+    filterset_class = DataConcentratorFilter
     search_fields = ["serial", "name"]
     ordering_fields = ["serial", "name"]
 
 
 class MeterViewSet(ScopedModelViewSet):
-    queryset = Meter.objects.select_related("meter_model")
+    queryset = Meter.objects.select_related("meter_model", "endpoint")
     serializer_class = serializers.MeterSerializer
-    filterset_fields = [
-        "status",
-        "meter_model",
-        "protocol",
-        "service_point",
-        "concentrator",
-        "organisation",
-    ]
+    filterset_class = MeterFilter
     ordering_fields = ["serial", "status", "install_date"]
     search_fields = ["serial", "firmware", "service_point__code", "service_point__address"]
 

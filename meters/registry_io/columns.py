@@ -12,12 +12,13 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 
 from amisite.tabular import guard, unguard
 
 from ..choices import DlmsInterface, MeterStatus, Parity, Protocol, Security, Transport
-from ..models import Meter
+from ..models import Endpoint, Meter, MeterEndpoint
 
 # Cell types.
 TEXT, INT, DECIMAL, DATE, ENUM, REF, SECRET = (
@@ -42,7 +43,18 @@ class Column:
         return self.kind != SECRET
 
     def model_field(self):
-        return Meter._meta.get_field(self.field) if self.field else None
+        """The meter's or its endpoint's field; None for references and endpoint options."""
+        for model in (Meter, MeterEndpoint):
+            try:
+                return model._meta.get_field(self.field) if self.field else None
+            except FieldDoesNotExist:
+                continue
+        return None
+
+    @property
+    def blank_allowed(self) -> bool:
+        field = self.model_field()
+        return True if field is None else field.blank
 
 
 def _c(name, kind, field=None, **extra) -> Column:
@@ -193,6 +205,8 @@ def parse_cell(column: Column, raw: Any) -> Any:
 def default_for(column: Column) -> Any:
     """What an empty cell means for a plain field: the model default, or empty."""
     field = column.model_field()
+    if field is None:  # an endpoint option
+        return Endpoint.OPTION_FIELDS[column.field][0]
     if field.has_default():
         return field.get_default()
     return None if field.null else ""

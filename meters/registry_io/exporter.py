@@ -17,7 +17,7 @@ def filter_meters(user, params=None):
     """Meters the user may see, narrowed by the meter list's own filters, by serial."""
     queryset = MeterFilter(user, params or {}).queryset()
     return queryset.select_related(
-        "meter_model", "service_point", "concentrator", "organisation"
+        "meter_model", "service_point", "concentrator", "organisation", "endpoint"
     ).order_by("serial")
 
 

@@ -221,7 +221,7 @@ class _Planner:
         found: dict[str, Meter | None] = {}
         wanted = sorted({s for s in serials if s})
         changeable = Meter.objects.restrict(self.user, "change").select_related(
-            "meter_model", "service_point", "concentrator", "organisation"
+            "meter_model", "service_point", "concentrator", "organisation", "endpoint"
         )
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
@@ -290,7 +290,7 @@ class _Planner:
                     setattr(meter, column.field, value)
                     secrets_changed = True
                 continue
-            if value is None or (value == "" and not column.model_field().blank):
+            if value is None or (value == "" and not column.blank_allowed):
                 value = default_for(column)
             setattr(meter, column.field, value)
         # The meter model (a missing name is reported already).

@@ -8,7 +8,7 @@ from django.urls import reverse
 from accounts.admin_base import ScopedModelAdmin
 from accounts.models import ActivityLog
 from meters.models import Channel, Customer, DataConcentrator, GridNode, Meter, MeterModel
-from tests.admin_forms import change_url, staff_client
+from tests.admin_forms import change_url, page_data, staff_client
 from vending.models import (
     AccountMovement,
     ManagementOrder,
@@ -253,10 +253,10 @@ def test_admin_change_is_audited_and_secret_masked(world):
     meter = world.grid_a.meters[0]
     page = client.get(change_url(meter))
     assert b"secret-pw-1" not in page.content
-    form = page.context["adminform"].form
-    data = {k: ("" if v is None else v) for k, v in form.initial.items() if k in form.fields}
-    data.update(firmware="7.7", password="")  # blank password keeps the stored one
-    data = {k: v for k, v in data.items() if v is not None}
+    data = page_data(page)  # the meter's form and its endpoint's (an inline)
+    secrets = [k for k in data if k.endswith("-password")]
+    assert len(secrets) == 1
+    data.update({"firmware": "7.7", secrets[0]: ""})  # blank password keeps the stored one
     response = client.post(change_url(meter), data)
     assert response.status_code == 302, response.context["adminform"].form.errors
     meter.refresh_from_db()

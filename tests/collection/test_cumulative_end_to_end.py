@@ -51,10 +51,11 @@ def _model(org, name, profile_codes):
 
 def _point(meter, fleet, serial, model):
     host, port, server_address = fleet.address_of(serial)
-    Meter.objects.filter(pk=meter.pk).update(
-        meter_model=model, host=host, port=port, dlms_server_address=server_address,
-        timeout_s=10, retries=0,
-    )  # fmt: skip
+    meter = Meter.objects.get(pk=meter.pk)
+    meter.meter_model = model
+    meter.host, meter.port, meter.dlms_server_address = host, port, server_address
+    meter.timeout_s, meter.retries = 10, 0
+    meter.save()
     return Meter.objects.get(pk=meter.pk)
 
 

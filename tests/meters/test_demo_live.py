@@ -21,7 +21,12 @@ from meters.alarms.engine import derive_events, outage_summary
 from meters.alarms.events import EventKind
 from meters.alarms.models import OPEN_STATES, Alarm, AlarmRule, AlarmState
 from meters.demo import DEMO_METERS, SIM_FIRST_SERIAL, load_demo
+<<<<<<< HEAD
 from meters.models import CommStatus, Meter
+=======
+from meters.events import EventKind
+from meters.models import Meter, MeterEndpoint
+>>>>>>> fd5003e (Communication settings move to one endpoint row per meter and per concentrator)
 from meters.store import EventRecord
 from tests.collection.push.test_listener import Harness
 
@@ -56,7 +61,7 @@ def live_demo(transactional_db, eager_celery):
     fleet = demo_fleet(DEMO_METERS, anchor, first_serial=SIM_FIRST_SERIAL)
     harness = Harness(fleet.meters, now=clock)
     _host, port = harness.fleet.listeners[0]
-    Meter.objects.update(port=port, timeout_s=2)
+    MeterEndpoint.objects.update(port=port, timeout_s=2)
     harness.clock, harness.anchor, harness.demo = clock, anchor, demo
     yield harness
     harness.close()
@@ -135,7 +140,7 @@ def test_demo_fleet_raises_every_default_alarm_through_push_and_reads(live_demo)
     # the meter disconnected yesterday that still consumes; then the periodic derivation.
     read([Meter.objects.get(serial=serial(13))], ["clock"])
     silent = Meter.objects.get(serial=serial(20))
-    Meter.objects.filter(pk=silent.pk).update(timeout_s=1)
+    MeterEndpoint.objects.filter(meter=silent).update(timeout_s=1)
     for _ in range(3):
         read([silent], ["clock"], retries=0)
     assert CommStatus.objects.get(meter=silent).consecutive_failures == 3

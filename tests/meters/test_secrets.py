@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db
 def test_password_is_not_stored_in_clear(world):
     meter = world.grid_a.meters[0]
     with connection.cursor() as cursor:
-        cursor.execute("SELECT password FROM meters_meter WHERE id = %s", [meter.pk])
+        cursor.execute("SELECT password FROM meters_meterendpoint WHERE meter_id = %s", [meter.pk])
         raw = cursor.fetchone()[0]
     assert raw and "secret-pw-1" not in raw
     assert Meter.objects.get(pk=meter.pk).password == "secret-pw-1"

@@ -17,7 +17,7 @@ from accounts import audit
 from collection.counters import DatabaseCounterStore
 from collection.protocols import cli
 from collection.protocols.errors import ProtocolError
-from collection.targets import NotReadable, session_settings
+from collection.targets import TARGET_RELATED, NotReadable, session_settings
 from meters.models import Meter
 
 
@@ -31,11 +31,7 @@ class Command(BaseCommand):
     def read(self, args: list[str]) -> int:
         if args and not args[0].startswith("-"):
             serial, rest = args[0], args[1:]
-            meter = (
-                Meter.objects.select_related("concentrator", "meter_model")
-                .filter(serial=serial)
-                .first()
-            )
+            meter = Meter.objects.select_related(*TARGET_RELATED).filter(serial=serial).first()
             if meter is None:
                 print(f"read_meter: no meter with serial {serial!r}", file=sys.stderr)
                 return 2

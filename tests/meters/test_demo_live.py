@@ -21,12 +21,7 @@ from meters.alarms.engine import derive_events, outage_summary
 from meters.alarms.events import EventKind
 from meters.alarms.models import OPEN_STATES, Alarm, AlarmRule, AlarmState
 from meters.demo import DEMO_METERS, SIM_FIRST_SERIAL, load_demo
-<<<<<<< HEAD
-from meters.models import CommStatus, Meter
-=======
-from meters.events import EventKind
-from meters.models import Meter, MeterEndpoint
->>>>>>> fd5003e (Communication settings move to one endpoint row per meter and per concentrator)
+from meters.models import CommStatus, Meter, MeterEndpoint
 from meters.store import EventRecord
 from tests.collection.push.test_listener import Harness
 

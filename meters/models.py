@@ -411,11 +411,20 @@ class EndpointOwner(models.Model):
             endpoint.save()
             self._endpoint_changed = False
 
+    def protocol_options(self) -> dict:
+        """What this row's protocol driver gets as options: its endpoint's (with defaults)."""
+        return (self.stored_endpoint() or self.endpoint_defaults()).driver_options()
+
     def endpoint_options(self) -> list[tuple[str, object]]:
-        """The endpoint's options that have a value (the meter page lists them)."""
+        """The endpoint's options of its protocol that have a value (the meter page lists
+        them, named without the protocol's prefix: "server address 1")."""
         endpoint = self.stored_endpoint() or self.endpoint_defaults()
-        options = endpoint.driver_options().items()
-        return [(name, value) for name, value in sorted(options) if value not in (None, "")]
+        prefix = f"{endpoint.protocol}_"
+        return [
+            (name.removeprefix(prefix).replace("_", " "), value)
+            for name, value in sorted(endpoint.driver_options().items())
+            if value not in (None, "") and (name.startswith(prefix) or name in endpoint.options)
+        ]
 
     def audit_fields(self) -> dict:
         """The endpoint's fields for the activity log's before/after (secrets masked)."""

@@ -1,4 +1,4 @@
-"""meters/0012_endpoints: every meter's and concentrator's settings move to its endpoint row,
+"""meters/0013_endpoints: every meter's and concentrator's settings move to its endpoint row,
 secrets still encrypted, and back again."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from tests.factories import make_meter_model
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-BEFORE = [("meters", "0011_comm_status_moves_to_the_registry")]
-AFTER = [("meters", "0012_endpoints")]
+BEFORE = [("meters", "0012_comm_status_relay_state")]
+AFTER = [("meters", "0013_endpoints")]
 
 
 def _migrate(target):

@@ -57,8 +57,8 @@ def test_targets_read_the_endpoint_only(world):
 
 
 def test_a_protocol_without_driver_is_not_readable(world):
-    meter = _new_meter(world, "E-MOD", host="10.0.0.4", port=502, protocol="modbus")
-    with pytest.raises(NotReadable, match="Modbus is not available yet"):
+    meter = _new_meter(world, "E-102", host="10.0.0.4", port=2404, protocol="iec870_102")
+    with pytest.raises(NotReadable, match="IEC 870-5-102 is not available yet"):
         build_target(Meter.objects.select_related(*TARGET_RELATED).get(pk=meter.pk))
 
 

@@ -60,7 +60,7 @@ def copy_back(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("meters", "0011_comm_status_moves_to_the_registry"),
+        ("meters", "0012_comm_status_relay_state"),
     ]
 
     operations = [

@@ -249,6 +249,22 @@ class Endpoint(models.Model):
         "iec102_measuring_point": (None, 0x7FFFFFFF),
     }
 
+    # The named options of each protocol, under the names its driver reads.
+    PROTOCOL_OPTIONS = {
+        Protocol.DLMS: {
+            "interface": "dlms_interface",
+            "client_address": "dlms_client_address",
+            "server_address": "dlms_server_address",
+            "physical_address": "dlms_physical_address",
+        },
+        Protocol.IEC62056_21: {"address": "iec21_address"},
+        Protocol.IEC870_102: {
+            "link_address": "iec102_link_address",
+            "measuring_point": "iec102_measuring_point",
+        },
+        Protocol.MODBUS: {"unit_id": "modbus_unit_id"},
+    }
+
     class Meta:
         abstract = True
 
@@ -412,8 +428,15 @@ class EndpointOwner(models.Model):
             self._endpoint_changed = False
 
     def protocol_options(self) -> dict:
-        """What this row's protocol driver gets as options: its endpoint's (with defaults)."""
-        return (self.stored_endpoint() or self.endpoint_defaults()).driver_options()
+        """What this row's protocol driver gets as options: the named options of its protocol
+        under the driver's names (``dlms_server_address`` as ``server_address``), with their
+        defaults, and every other option of the endpoint as it is."""
+        endpoint = self.stored_endpoint() or self.endpoint_defaults()
+        values = endpoint.driver_options()
+        options = {k: v for k, v in values.items() if k not in Endpoint.OPTION_FIELDS}
+        for name, key in Endpoint.PROTOCOL_OPTIONS.get(endpoint.protocol, {}).items():
+            options[name] = values[key]
+        return options
 
     def endpoint_options(self) -> list[tuple[str, object]]:
         """The endpoint's options of its protocol that have a value (the meter page lists

@@ -93,7 +93,11 @@ def test_iec21_meters_are_read_by_a_job_and_stored_exactly(eager_celery):
     assert CommStatus.objects.filter(meter__serial=sims[0].serial).exists()
     # The password is stored encrypted, never in clear.
     with connection.cursor() as cursor:
-        cursor.execute("SELECT password FROM meters_meter WHERE serial = %s", [sims[0].serial])
+        cursor.execute(
+            "SELECT e.password FROM meters_meterendpoint e JOIN meters_meter m ON m.id = e.meter_id"
+            " WHERE m.serial = %s",
+            [sims[0].serial],
+        )
         assert PASSWORD not in cursor.fetchone()[0]
     checked = 0
     for s in (*sims[:3], sims[4]):

@@ -53,13 +53,17 @@ def test_targets_read_the_endpoint_only(world):
     assert isinstance(target.settings, DlmsSettings)
     assert (target.settings.url, target.settings.server_address) == ("tcp://10.0.0.3:4059", 4)
     assert target.settings.invocation_counter_key == f"meter:{meter.pk}:16"
-    assert endpoint_of(meter).options["dlms_server_address"] == 4
+    assert endpoint_of(meter).options["server_address"] == 4  # under the driver's name
 
 
-def test_a_protocol_without_driver_is_not_readable(world):
-    meter = _new_meter(world, "E-102", host="10.0.0.4", port=2404, protocol="iec870_102")
-    with pytest.raises(NotReadable, match="IEC 870-5-102 is not available yet"):
+def test_incomplete_endpoint_is_not_readable_and_says_why(world):
+    meter = _new_meter(world, "E-MOD", host="10.0.0.4", port=502, protocol="modbus")
+    with pytest.raises(NotReadable, match="needs a unit id"):
         build_target(Meter.objects.select_related(*TARGET_RELATED).get(pk=meter.pk))
+    meter.modbus_unit_id = 3
+    meter.save()
+    target = build_target(Meter.objects.select_related(*TARGET_RELATED).get(pk=meter.pk))
+    assert target.settings.unit_id == 3
 
 
 def test_through_a_concentrator_the_line_is_the_concentrators(world):

@@ -9,21 +9,21 @@ from .settings import DlmsSettings
 PROTOCOL = "dlms"
 
 # Endpoint.options this driver reads: HDLC or WRAPPER, and the association's addresses.
-OPTIONS = ("dlms_interface", "dlms_client_address", "dlms_server_address", "dlms_physical_address")
+OPTIONS = ("interface", "client_address", "server_address", "physical_address")
 
 
 def settings_from(endpoint: Endpoint) -> DlmsSettings:
     """DLMS settings of one endpoint; ValueError when they are incomplete."""
     options = endpoint.options
     high = endpoint.security == "high"
-    client = options.get("dlms_client_address")
+    client = options.get("client_address")
     return DlmsSettings(
         url=endpoint.url,
-        interface=options.get("dlms_interface") or "wrapper",
+        interface=options.get("interface") or "wrapper",
         auth=endpoint.security,
         client_address=client,
-        server_address=options.get("dlms_server_address") or 1,
-        physical_address=options.get("dlms_physical_address"),
+        server_address=options.get("server_address") or 1,
+        physical_address=options.get("physical_address"),
         password=endpoint.password or None,
         auth_key=endpoint.auth_key or None,
         block_key=endpoint.block_key or None,

@@ -9,13 +9,13 @@ from .settings import ModbusSettings
 PROTOCOL = "modbus"
 
 # Endpoint.options this driver reads: the unit (slave) id and the meter model's register map.
-OPTIONS = ("modbus_unit_id", "register_map")
+OPTIONS = ("unit_id", "register_map")
 
 
 def settings_from(endpoint: Endpoint) -> ModbusSettings:
     """Modbus settings of one endpoint; ValueError when they are incomplete."""
     options = endpoint.options
-    unit_id = options.get("modbus_unit_id")
+    unit_id = options.get("unit_id")
     if unit_id is None:
         raise ValueError("a Modbus meter needs a unit id")
     return ModbusSettings(

@@ -281,7 +281,7 @@ def test_registry_builds_modbus_settings_from_an_endpoint():
         protocol="modbus",
         url="tcp://10.0.0.5:502",
         timeout_s=5,
-        options={"modbus_unit_id": 7, "register_map": "SDM630"},
+        options={"unit_id": 7, "register_map": "SDM630"},
     )
     s = registry.settings_for(endpoint)
     assert (s.url, s.unit_id, s.register_map, s.timeout) == ("tcp://10.0.0.5:502", 7, "SDM630", 5)
@@ -290,7 +290,7 @@ def test_registry_builds_modbus_settings_from_an_endpoint():
         registry.settings_for(Endpoint(protocol="modbus", url="tcp://h:502"))
     with pytest.raises(ValueError):
         registry.settings_for(
-            Endpoint(protocol="modbus", url="tcp://h:502", options={"modbus_unit_id": 1})
+            Endpoint(protocol="modbus", url="tcp://h:502", options={"unit_id": 1})
         )
 
 

@@ -40,7 +40,7 @@ def test_dlms_settings_from_endpoint():
         client_system_title=b"HEADEND1",
         timeout_s=7,
         retries=4,
-        options={"dlms_interface": "hdlc", "dlms_client_address": 1, "dlms_server_address": 3},
+        options={"interface": "hdlc", "client_address": 1, "server_address": 3},
         counter_scope="meter:12",
         get_with_list=False,
     )
@@ -70,7 +70,7 @@ def test_session_opened_through_the_registry_reads_the_simulator():
                 protocol="dlms",
                 url=f"tcp://{host}:{port}",
                 timeout_s=2,
-                options={"dlms_server_address": server},
+                options={"server_address": server},
             )
             async with registry.open_session(registry.settings_for(endpoint)) as session:
                 return await session.read_clock()

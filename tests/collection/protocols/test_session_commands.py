@@ -38,7 +38,7 @@ def _settings(meter, address, security="low"):
         password=meter.password if security == "low" else None,
         timeout_s=2,
         retries=1,
-        options={"dlms_server_address": server},
+        options={"server_address": server},
     )
     return registry.settings_for(endpoint)
 

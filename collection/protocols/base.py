@@ -96,6 +96,9 @@ class Channel:
 class ProfileRow:
     timestamp: datetime  # interval end (UTC)
     values: tuple[Decimal | None, ...]
+    # The IEC 62056 (DLMS AMR) profile status byte, whatever the protocol: 0x80 power down,
+    # 0x20 clock adjusted, 0x04 data not valid... (collection.validation.status_flags reads
+    # it); a driver translates its own quality bits into it.
     status: int | None = None
 
 

@@ -127,7 +127,7 @@ def main() -> None:
         parent.send("stop")
         proc.join(10)
     med_a, med_b = statistics.median(a), statistics.median(b)
-    sign_on_bytes = len(codec.sign_on(meters[0].address)) + len(b"/AMI5SIM21\r\n") + 6
+    sign_on_bytes = len(codec.sign_on(meters[0].address)) + len(b"/AMi5SIM21\r\n") + 6
     line_s = sign_on_bytes * 10 / 300 + (bytes_a - sign_on_bytes) * 10 / 9600
     figures = {
         "client_cpu_us_per_read_ours": round(med_a * 1e6),

@@ -51,6 +51,7 @@ class Iec21Session(base.MeterSession):
         self._reader = codec.Reader()
         self._echo: bytes | None = None  # what we sent last, until it is (not) echoed
         self._held = bytearray()
+        self._received_at: float | None = None  # loop time of the meter's last message
         self._readout: list[codec.DataSet] | None = None
         self._readout_at: datetime | None = None
 
@@ -69,11 +70,23 @@ class Iec21Session(base.MeterSession):
     async def _send(self, data: bytes) -> None:
         if self._transport is None:
             raise NotAssociated("session is not open")
+        if self._received_at is not None:  # the meter's reaction time after its last message
+            wait = self._received_at + self._reaction_s() - asyncio.get_running_loop().time()
+            if wait > 0:
+                await asyncio.sleep(wait)
         if self.exchange_log is not None:
             logged = REDACTED_P1 if data.startswith(b"\x01P1") else data
             self.exchange_log.append(base.Exchange("tx", logged, datetime.now(UTC)))
         self._echo = data
         await self._transport.write(data)
+
+    def _reaction_s(self) -> float:
+        """The pause before we speak: the settings', else 20 ms when the identification's third
+        letter is lowercase and 200 ms otherwise (the meter may not listen sooner)."""
+        if self.settings.reaction_s is not None:
+            return self.settings.reaction_s
+        ident = self.identification
+        return 0.02 if ident is not None and ident.reaction_20ms else 0.2
 
     async def _receive(self) -> bytes:
         """The meter's next message. An echo of what we sent (an optical head) is dropped byte
@@ -85,6 +98,7 @@ class Iec21Session(base.MeterSession):
         while True:
             message = None if self._echo else self._reader.next()
             if message is not None:
+                self._received_at = loop.time()
                 if self.exchange_log is not None:
                     self.exchange_log.append(base.Exchange("rx", message, datetime.now(UTC)))
                 return message

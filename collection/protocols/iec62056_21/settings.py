@@ -18,6 +18,7 @@ class Iec21Settings:
     timeout: float = 5.0  # per answer
     baudrate: int = 300  # sign-on rate on a serial line (mode C starts at 300 baud)
     max_baudrate: int = 19200  # never switch above this (the line's or the converter's limit)
+    reaction_s: float | None = None  # pause before each request; None: from the identification
     bcc_repeats: int = 2  # NAKs for one readout block with a wrong BCC, then BccError
     clock: str = "standard"  # the meter model's clock plug-in (clock.DIALECTS)
     exchange_log: bool = False

@@ -33,7 +33,7 @@ from . import values
 
 FAULT_KINDS = ("timeout", "garbage", "bcc", "bcc-once", "slow")
 HOST = "127.0.0.1"
-IDENT = b"/AMI5SIM21\r\n"  # baud character 5: 9600 baud
+IDENT = b"/AMi5SIM21\r\n"  # baud character 5: 9600 baud; lowercase "i": 20 ms reaction time
 
 
 @dataclass

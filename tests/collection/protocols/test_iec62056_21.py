@@ -431,3 +431,29 @@ def test_a_persistent_wrong_bcc_gives_up_after_the_repeats():
 
     log = run(with_fleet(meters, body))
     assert sum(e.direction == "tx" and e.data == codec.NAK for e in log) == 3
+
+
+def test_requests_wait_for_the_meters_reaction_time():
+    meters = make_meters(1, password=PASSWORD)
+
+    async def body(fleet):
+        async with Iec21Session(settings(fleet, meters[0], exchange_log=True)) as meter:
+            await meter.read_registers(["1.8.0"])
+            fast = meter.exchange_log
+            assert meter.identification.reaction_20ms  # "/AMi5...": 20 ms
+        s = settings(fleet, meters[0], password=PASSWORD, exchange_log=True, reaction_s=0.1)
+        async with Iec21Session(s) as meter:
+            await meter.read_clock()
+            slow = meter.exchange_log
+        return fast, slow
+
+    def gaps(log):
+        return [
+            (b.at - a.at).total_seconds()
+            for a, b in zip(log, log[1:], strict=False)
+            if a.direction == "rx" and b.direction == "tx"
+        ]
+
+    fast, slow = run(with_fleet(meters, body))
+    assert gaps(fast) and min(gaps(fast)) >= 0.015
+    assert gaps(slow) and min(gaps(slow)) >= 0.09

@@ -50,7 +50,7 @@ def test_the_pypi_client_reads_our_readout_exactly():
     expected = values.expected(target.serial, NOW)
     assert {k: got[k] for k in expected} == expected
     # It always cuts a \W enhanced-identification pair after the baud character, so a
-    # plain "/AMI5SIM21" reads as "IM21" there (our codec takes \W only when present).
+    # plain "/AMi5SIM21" reads as "IM21" there (our codec takes \W only when present).
     assert client.identification == "IM21" and client.switchover_baudrate == 9600
 
 

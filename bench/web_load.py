@@ -462,8 +462,10 @@ class ConnectionProbe(threading.Thread):
 
     def sample(self, conn):
         rows = conn.execute(
+            # Client connections only: PostgreSQL's parallel workers of a big aggregate show
+            # up with the same database and application_name, and hold no pool slot.
             "SELECT coalesce(application_name, ''), count(*) FROM pg_stat_activity "
-            "WHERE datname = %s GROUP BY 1",
+            "WHERE datname = %s AND backend_type = 'client backend' GROUP BY 1",
             [self.name],
         ).fetchall()
         self.peak = max(self.peak, sum(n for _, n in rows))

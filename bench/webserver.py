@@ -4,6 +4,7 @@ start it (uvicorn workers, DEBUG off), on a free loopback port."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -11,6 +12,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from amisite import proctree  # noqa: E402
 
 
 def start(**env: str) -> tuple[subprocess.Popen, int]:
@@ -35,9 +39,24 @@ def start(**env: str) -> tuple[subprocess.Popen, int]:
 
 
 def stop(proc: subprocess.Popen) -> None:
+    """Stop it and its uvicorn workers: a worker still closing websockets when the master was
+    killed lived on, holding its pooled connections into the next run's figures."""
+    workers = proctree.descendants(proc.pid)
     proc.terminate()
     try:
         proc.wait(20)
     except subprocess.TimeoutExpired:  # open websockets delay a graceful exit
         proc.kill()
         proc.wait(5)
+    for pid in workers:
+        if proctree.alive(pid) and _ours(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _ours(pid: int) -> bool:
+    """Still a process of our interpreter (not a number the system has reused since)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return cmdline.read().split(b"\0")[0] == sys.executable.encode()
+    except OSError:
+        return False

@@ -150,16 +150,17 @@ class SerialTransport(Transport):
 
     POLL = 0.05  # max time one pool thread blocks in read()
 
-    def __init__(self, url: str, baudrate: int = 9600) -> None:
+    def __init__(self, url: str, baudrate: int = 9600, framing: dict | None = None) -> None:
         self.url = url
         self.baudrate = baudrate
+        self.framing = dict(framing or {})  # pyserial bytesize/parity/stopbits (query wins)
         self._serial = None
         self._buffer = bytearray()
 
     def _open_blocking(self, timeout: float):
         import serial  # pyserial
 
-        url, kwargs = self.url, {"baudrate": self.baudrate}
+        url, kwargs = self.url, {"baudrate": self.baudrate, **self.framing}
         if "://" not in url and "?" in url:
             url, query = url.split("?", 1)
             for key, values in parse_qs(query).items():
@@ -243,11 +244,12 @@ class SerialTransport(Transport):
         return data
 
 
-def open_transport(url: str, *, baudrate: int = 9600) -> Transport:
-    """Transport for a URL (not yet opened)."""
+def open_transport(url: str, *, baudrate: int = 9600, framing: dict | None = None) -> Transport:
+    """Transport for a URL (not yet opened); `framing` (pyserial's bytesize, parity, stopbits)
+    applies to serial lines only."""
     if url.startswith("tcp://"):
         return TcpTransport(url)
-    return SerialTransport(url, baudrate=baudrate)
+    return SerialTransport(url, baudrate=baudrate, framing=framing)
 
 
 def line_key(url: str) -> str:

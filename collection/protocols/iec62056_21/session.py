@@ -33,6 +33,10 @@ PHASE_ANGLES = ("1-0:81.7.4*255", "1-0:81.7.15*255", "1-0:81.7.26*255")
 FREQUENCY = "1-0:14.7.0*255"
 ACTIVE_POWER = "1-0:1.7.0*255"
 REDACTED_P1 = codec.password("***")
+SERIAL_FRAMING = {  # pyserial options of a serial line's character framing
+    "7E1": {"bytesize": 7, "parity": "E", "stopbits": 1},  # mode C as the standard says
+    "8N1": {"bytesize": 8, "parity": "N", "stopbits": 1},  # converters that re-frame
+}
 
 
 class Iec21Session(base.MeterSession):
@@ -58,7 +62,11 @@ class Iec21Session(base.MeterSession):
     # ----------------------------------------------------------------- the line
 
     async def open(self) -> None:
-        transport = open_transport(self.settings.url, baudrate=self.settings.baudrate)
+        transport = open_transport(
+            self.settings.url,
+            baudrate=self.settings.baudrate,
+            framing=SERIAL_FRAMING[self.settings.serial_framing],
+        )
         await transport.open(self.settings.timeout)
         self._transport = transport
 

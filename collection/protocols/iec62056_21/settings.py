@@ -17,6 +17,7 @@ class Iec21Settings:
     password: str | None = field(default=None, repr=False)  # P1, programming mode
     timeout: float = 5.0  # per answer
     baudrate: int = 300  # sign-on rate on a serial line (mode C starts at 300 baud)
+    serial_framing: str = "7E1"  # or "8N1"; a serial line's character framing
     max_baudrate: int = 19200  # never switch above this (the line's or the converter's limit)
     reaction_s: float | None = None  # pause before each request; None: from the identification
     bcc_repeats: int = 2  # NAKs for one readout block with a wrong BCC, then BccError
@@ -30,5 +31,7 @@ class Iec21Settings:
         parts = urlsplit(self.url)
         if parts.scheme == "tcp" and (not parts.hostname or not parts.port):
             raise ValueError(f"invalid url {self.url!r}; expected tcp://host:port")
+        if self.serial_framing not in ("7E1", "8N1"):
+            raise ValueError(f"serial framing is 7E1 or 8N1, not {self.serial_framing!r}")
         if self.timeout <= 0:
             raise ValueError("timeout must be positive")

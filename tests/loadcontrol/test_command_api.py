@@ -113,3 +113,21 @@ def test_cancel_a_queued_command_once(world):
     response = api(world.operator_a).post(url, {"reason": "paid"}, format="json")
     assert response.status_code == 200 and response.json()["state"] == "cancelled"
     assert api(world.operator_a).post(url, {}, format="json").status_code == 409
+
+
+def test_customers_and_anonymous_get_nothing(world):
+    meter = world.grid_a.meters[0]
+    command = MeterCommand.objects.create(
+        organisation=meter.organisation,
+        meter=meter,
+        kind="relay_read",
+        expires_at="2099-01-01T00:00:00Z",
+    )
+    customer = api(world.customer)
+    assert customer.get("/api/commands/").status_code == 403
+    assert customer.get(f"/api/commands/{command.pk}/").status_code in (403, 404)
+    assert customer.post(
+        "/api/commands/", {"meter": meter.pk, "kind": "relay_read"}, format="json"
+    ).status_code in (403, 404)
+    assert APIClient().get("/api/commands/").status_code in (401, 403)
+    assert MeterCommand.objects.count() == 1

@@ -28,6 +28,7 @@ NOT_PAGES = {
     "collection:job-run": "POST only",
     "collection:job-reread": "POST only",
     "vending:counter-action": "POST only",
+    "loadcontrol:command-meter": "POST only (confirm page: tests/loadcontrol)",
     "vending:sale-action": "POST only",
     "vending:management-token": "POST only",
     "vending:receipt": "a PDF or text file",

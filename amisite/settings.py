@@ -356,6 +356,9 @@ AMI_NOTIFY_PER_USER_PER_HOUR = env.int("AMI_NOTIFY_PER_USER_PER_HOUR", default=2
 AMI_NOTIFY_MAX_ATTEMPTS = env.int("AMI_NOTIFY_MAX_ATTEMPTS", default=5)
 # Meter commands: first retry of a retryable failure after this, doubled per attempt.
 AMI_COMMAND_RETRY_BACKOFF_S = env.float("AMI_COMMAND_RETRY_BACKOFF_S", default=5.0)
+# The protocol the push listener decodes (`listen_push --protocol`; a driver with a push
+# decoder, collection.protocols.registry.push_protocols()).
+AMI_PUSH_PROTOCOL = env.str("AMI_PUSH_PROTOCOL", default="dlms")
 AMI_NOTIFY_RETRY_BASE_S = env.int("AMI_NOTIFY_RETRY_BASE_S", default=30)
 # Customers of affected service points hear of outages only when this is on.
 AMI_NOTIFY_CUSTOMERS_OF_OUTAGES = env.bool("AMI_NOTIFY_CUSTOMERS_OF_OUTAGES", default=False)

@@ -19,7 +19,7 @@ from meters.obis import normalise as normalise_obis
 from meters.store import EventRecord
 
 from .ingest import IngestResult, ingest_events
-from .push.codec import event_from_json
+from .protocols.push import event_from_json
 from .push.models import PushCounter
 from .relay import record_relay_states, relay_events
 
@@ -59,7 +59,7 @@ def handle_push(meter_id: int, events: list[dict], counter: dict | None = None) 
     """Store one push's events (idempotent), then evaluate alarms on the ones new to the store.
 
     ``events``: ``[{"ts": ISO-8601 aware, "code": int, "log": OBIS, "data": [...]}, ...]``
-    (collection.push.codec.event_to_json); ``counter``: ``{"ic": int, "key_id": str}`` for
+    (collection.protocols.push.event_to_json); ``counter``: ``{"ic": int, "key_id": str}`` for
     ciphered pushes. Everything happens in one transaction, so a redelivered task either
     finds nothing done (and does it all) or everything done (and evaluates nothing).
     Returns the ingest counts plus ``"new"`` (events passed to the alarm engine).

@@ -13,6 +13,7 @@ from types import MappingProxyType
 from typing import Any
 
 from . import base
+from .push import PushDecoder
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class Driver:
     session_class: Callable[..., base.MeterSession]
     capabilities: frozenset[str]
     option_names: tuple[str, ...] = ()  # the keys of Endpoint.options this driver reads
+    push: PushDecoder | None = None  # meter-initiated messages, when the protocol has them
 
     def open(self, settings, counters: base.InvocationCounterStore | None = None):
         """A new, not yet opened session (``async with driver.open(s, c) as meter: ...``)."""

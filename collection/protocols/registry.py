@@ -4,7 +4,8 @@ A driver is a settings dataclass, a function that builds those settings from a m
 endpoint (:class:`Endpoint`, plain values resolved from the registry before any I/O), and a
 session class implementing :class:`~collection.protocols.base.MeterSession` with its declared
 capabilities. The reader, the targets, the jobs and the on-demand read only ever call
-:func:`driver` and :meth:`Driver.open`; none of them names a protocol.
+:func:`driver` and :meth:`Driver.open`; none of them names a protocol. The push listener asks
+:func:`push_decoder` for the decoder of the protocol it is configured for.
 
 Adding a protocol: a driver package under ``collection/protocols/<name>/`` exposing
 ``DRIVER``, its simulator, and one line in :data:`DRIVERS` (``docs/adding-a-protocol.md``).
@@ -19,8 +20,20 @@ from .errors import NotSupported
 from .iec870_102.driver import DRIVER as IEC870_102_DRIVER
 from .iec62056_21.driver import DRIVER as IEC21_DRIVER
 from .modbus.driver import DRIVER as MODBUS_DRIVER
+from .push import PushDecoder
 
-__all__ = ["DRIVERS", "Driver", "Endpoint", "driver", "driver_of", "open_session", "settings_for"]
+__all__ = [
+    "DEFAULT_PUSH_PROTOCOL",
+    "DRIVERS",
+    "Driver",
+    "Endpoint",
+    "driver",
+    "driver_of",
+    "open_session",
+    "push_decoder",
+    "push_protocols",
+    "settings_for",
+]
 
 DRIVERS: dict[str, Driver] = {
     DLMS_DRIVER.protocol: DLMS_DRIVER,
@@ -28,6 +41,9 @@ DRIVERS: dict[str, Driver] = {
     IEC21_DRIVER.protocol: IEC21_DRIVER,
     IEC870_102_DRIVER.protocol: IEC870_102_DRIVER,
 }
+
+# What the push listener decodes unless configured otherwise (setting PUSH_PROTOCOL).
+DEFAULT_PUSH_PROTOCOL = DLMS_DRIVER.protocol
 
 
 def driver(protocol: str) -> Driver:
@@ -54,3 +70,19 @@ def driver_of(settings) -> Driver:
 def open_session(settings, counters: base.InvocationCounterStore | None = None):
     """A new session for `settings`, by the driver that owns their type."""
     return driver_of(settings).open(settings, counters)
+
+
+def push_protocols() -> list[str]:
+    """The protocols whose driver decodes meter-initiated messages."""
+    return [name for name, d in DRIVERS.items() if d.push is not None]
+
+
+def push_decoder(protocol: str | None = None) -> PushDecoder:
+    """The push decoder of `protocol` (default :data:`DEFAULT_PUSH_PROTOCOL`).
+
+    :class:`NotSupported` when the protocol has no driver or its driver takes no pushes.
+    """
+    found = driver(protocol or DEFAULT_PUSH_PROTOCOL)
+    if found.push is None:
+        raise NotSupported(f"protocol {found.protocol!r} takes no meter-initiated messages")
+    return found.push

@@ -1,7 +1,9 @@
-"""The push listener: meter-initiated DLMS data notifications (alarms) over TCP.
+"""The push listener: meter-initiated messages (alarms) over TCP, in any protocol whose
+driver has a push decoder (collection/protocols/push.py; the listener's protocol is a setting).
 
-    codec.py      sans-IO: WRAPPER/HDLC stream splitting, APDU parsing (plain
-                  data-notification, general-glo-ciphering), GCM verification, content -> events
+    (decoder)     sans-IO, in the driver package: stream splitting, identifying the sender,
+                  verifying and decoding into events (``registry.push_decoder(protocol)``)
+    senders.py    the sender record, the directory interface and the replay guard
     directory.py  who sent it: system title / logical device name -> meter, keys, counters
     server.py     the asyncio server (one process, thousands of connections) and its sinks
     models.py     PushRejection (dropped messages), PushCounter (replay protection)

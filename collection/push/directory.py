@@ -1,17 +1,19 @@
 """The registry-backed sender directory and the rejection recorder (Django side).
 
-Identification (docs/architecture.md, "Push listener"):
+Identification (docs/architecture.md, "Push listener"): the protocol's push decoder reads
+who a message says it is from; this module only matches that identity (a kind of
+:mod:`collection.protocols.push`) against the registry:
 
-* **ciphered** push (general-glo-ciphering): the system title in the APDU header is the
-  meter's own (server) system title, matched against its endpoint's ``system_title`` (hex, 8 bytes,
+* ``SYSTEM_TITLE`` (a protected push, e.g. the title of a ciphered header): the meter's own
+  (server) system title, matched against its endpoint's ``system_title`` (hex, 8 bytes,
   case-insensitive). That field is the meter's title: the head-end's own (client) title is
   ``collection.targets.client_system_title()`` and never stored per meter.
-* **plain** push: the logical device name in the body (first push object,
-  0.0.42.0.0.255), matched against ``Meter.serial`` as is, or without its first three
-  characters (the manufacturer's FLAG id that IDIS and our simulator put in front). Plain
-  pushes are accepted only from meters whose security is not "high".
-* Neither the WRAPPER wPort (a logical device number, 1 on most meters) nor the peer address
-  (NAT, dynamic cellular addresses) identifies a meter; both are only logged.
+* ``LOGICAL_DEVICE`` (a plain push): the logical device name, matched against
+  ``Meter.serial`` as is, or without its first three characters (the manufacturer's id that
+  meters and our simulator put in front). Plain pushes are accepted only from meters whose
+  security is not "high".
+* Link addresses (e.g. a logical device port, 1 on most meters) and the peer address (NAT,
+  dynamic cellular addresses) identify no meter; the peer is only logged.
 
 Lookups run in a thread (``sync_to_async``) and are cached: found senders for
 ``positive_ttl`` seconds, unknown identities for ``negative_ttl`` seconds (bounded), so an

@@ -1,9 +1,10 @@
 """Who sent a push: the sender record, the directory interface, the replay guard (no Django).
 
-A ciphered push names its sender by the system title in its general-glo-ciphering header;
-a plain push only by the logical device name (LDN) it carries in its body. The directory
-maps either to a :class:`Sender`; :mod:`collection.push.directory` is the one backed by the
-meter registry, :class:`StaticDirectory` serves tests and the benchmark.
+The protocol's push decoder says how a message names its sender (an identity kind of
+:mod:`collection.protocols.push`: e.g. a system title in a ciphered header, a logical device
+name in a plain body). The directory maps the kind and value to a :class:`Sender`;
+:mod:`collection.push.directory` is the one backed by the meter registry,
+:class:`StaticDirectory` serves tests and the benchmark.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-SYSTEM_TITLE = "st"
-LOGICAL_DEVICE = "ldn"
+from ..protocols.push import LOGICAL_DEVICE, SYSTEM_TITLE
+
 MISSING = object()  # not in the cache: ask the directory asynchronously
 
 

@@ -1,5 +1,9 @@
 """The asyncio push listener: one process, thousands of meter connections (no Django here).
 
+The listener names no protocol: it decodes with the push decoder of the protocol it is
+configured for (:func:`collection.protocols.registry.push_decoder`,
+:class:`collection.protocols.push.PushDecoder`).
+
 Each connection is an :class:`asyncio.Protocol` (no task per connection, ~2 KB each): bytes
 are split into frames by a bounded decoder, parsed and checked synchronously when the
 sender is in the directory's cache; a cache miss queues the connection's frames (in order)
@@ -27,23 +31,18 @@ from datetime import UTC, datetime
 
 from .. import enqueue
 from ..protocols.base import MeterEvent
-from .codec import (
+from ..protocols.push import (
     DEFAULT_MAX_FRAME,
+    SYSTEM_TITLE,
     AuthenticationFailed,
-    Envelope,
-    Frame,
-    HdlcStream,
     MalformedPush,
-    Notification,
+    Message,
+    PushDecoder,
     PushError,
-    WrapperStream,
     event_to_json,
-    events_of,
-    open_envelope,
-    parse_envelope,
-    parse_notification,
 )
-from .senders import LOGICAL_DEVICE, MISSING, SYSTEM_TITLE, Directory, Sender
+from ..protocols.registry import push_decoder
+from .senders import MISSING, Directory, Sender
 
 log = logging.getLogger("collection.push")
 
@@ -228,11 +227,7 @@ class RejectionLog:
 
 @dataclass(slots=True)
 class _Pending:
-    frame: Frame
-    envelope: Envelope
-    notification: Notification | None
-    kind: str
-    ident: bytes
+    message: Message
     received_at: datetime
 
 
@@ -294,7 +289,9 @@ class PushServer:
         directory: Directory,
         sink: Callable[[Sender, list[MeterEvent], int | None], bool],
         *,
-        interface: str = "wrapper",
+        protocol: str | None = None,
+        decoder: PushDecoder | None = None,
+        interface: str | None = None,
         max_frame: int = DEFAULT_MAX_FRAME,
         idle_timeout: float = 300.0,
         frame_timeout: float = 30.0,
@@ -303,8 +300,10 @@ class PushServer:
         flush_interval: float = 5.0,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
-        if interface not in ("wrapper", "hdlc"):
-            raise ValueError("interface must be 'wrapper' or 'hdlc'")
+        self.push = decoder if decoder is not None else push_decoder(protocol)
+        interface = interface or self.push.interfaces[0]
+        if interface not in self.push.interfaces:
+            raise ValueError(f"interface must be one of {', '.join(self.push.interfaces)}")
         self.directory = directory
         self.sink = sink
         self.interface = interface
@@ -359,9 +358,7 @@ class PushServer:
         await self.rejections.flush(force=True)
 
     def new_decoder(self):
-        if self.interface == "hdlc":
-            return HdlcStream(self.max_frame)
-        return WrapperStream(self.max_frame)
+        return self.push.stream(self.interface, self.max_frame)
 
     def opened(self, conn: PushConnection) -> None:
         if len(self.conns) >= self.max_connections:
@@ -394,29 +391,19 @@ class PushServer:
 
     # --- frames ------------------------------------------------------------------------
 
-    def on_frame(self, conn: PushConnection, frame: Frame) -> None:
+    def on_frame(self, conn: PushConnection, frame) -> None:
         self.stats["frames"] += 1
         received_at = self.clock()
         try:
-            envelope = parse_envelope(frame.apdu)
-            notification = None
-            if envelope.ciphered:
-                kind, ident = SYSTEM_TITLE, envelope.system_title
-            else:
-                notification = parse_notification(envelope.apdu)
-                ident = notification.logical_device_name
-                if not ident:
-                    self.reject(conn, "unknown_sender", "plain push without a logical device name")
-                    return
-                kind = LOGICAL_DEVICE
+            message = self.push.identify(frame)
         except PushError as exc:
             self.reject(conn, exc.reason, str(exc))
             return
-        item = _Pending(frame, envelope, notification, kind, ident, received_at)
+        item = _Pending(message, received_at)
         if conn.queue:  # keep a connection's pushes in order behind a pending lookup
             self._enqueue(conn, item)
             return
-        sender = self.directory.cached(kind, ident)
+        sender = self.directory.cached(message.kind, message.ident)
         if sender is MISSING:
             self._enqueue(conn, item)
             task = asyncio.get_running_loop().create_task(self._drain(conn))
@@ -449,39 +436,34 @@ class PushServer:
     async def _lookup(self, item: _Pending) -> Sender | None:
         for delay in LOOKUP_RETRIES:  # a database hiccup should not cost an alarm
             try:
-                return await self.directory.lookup(item.kind, item.ident)
+                return await self.directory.lookup(item.message.kind, item.message.ident)
             except Exception:
                 log.warning("sender lookup failed, retrying in %.1f s", delay)
                 await asyncio.sleep(delay)
-        return await self.directory.lookup(item.kind, item.ident)
+        return await self.directory.lookup(item.message.kind, item.message.ident)
 
     def _accept(self, conn: PushConnection, item: _Pending, sender: Sender | None) -> None:
-        envelope = item.envelope
+        message = item.message
         if sender is None:
             self.reject(conn, "unknown_sender", "no meter with this identity", item=item)
             return
         ic = None
-        if envelope.ciphered:
+        if message.protected:
             if not sender.has_keys:
                 self.reject(conn, "unknown_sender", "meter has no keys", item=item, sender=sender)
                 return
             try:
-                plain = open_envelope(envelope, sender.block_key, sender.auth_key)
+                content = self.push.unlock(message, sender)
             except AuthenticationFailed as exc:
-                self.directory.invalidate(item.kind, item.ident)
+                self.directory.invalidate(message.kind, message.ident)
                 self.reject(conn, exc.reason, str(exc), item=item, sender=sender)
                 return
-            ic = envelope.invocation_counter
+            ic = message.counter
             if not self.directory.accept_counter(sender, ic):
                 self.reject(
                     conn, "replay", f"invocation counter {ic} not above the last accepted",
                     item=item, sender=sender,
                 )  # fmt: skip
-                return
-            try:
-                notification = parse_notification(plain)
-            except PushError as exc:
-                self.reject(conn, exc.reason, str(exc), item=item, sender=sender)
                 return
         else:
             if not sender.accepts_plain:
@@ -490,8 +472,12 @@ class PushServer:
                     item=item, sender=sender,
                 )  # fmt: skip
                 return
-            notification = item.notification
-        events = events_of(notification, item.received_at)
+            content = self.push.unlock(message, sender)
+        try:
+            events = self.push.events(message, content, item.received_at)
+        except PushError as exc:
+            self.reject(conn, exc.reason, str(exc), item=item, sender=sender)
+            return
         self.stats["accepted"] += 1
         if not events:
             self.stats["accepted_without_events"] += 1
@@ -514,10 +500,10 @@ class PushServer:
         self.stats["rejected_" + reason] += 1
         title = ldn = ""
         if item is not None:
-            if item.kind == SYSTEM_TITLE:
-                title = item.ident.hex()
+            if item.message.kind == SYSTEM_TITLE:
+                title = item.message.ident.hex()
             else:
-                ldn = item.ident.decode("ascii", "replace")[:64]
+                ldn = item.message.ident.decode("ascii", "replace")[:64]
         now = self.clock()
         self.rejections.add(
             Rejection(

@@ -1,4 +1,5 @@
-"""`manage.py listen_push`: the long-running listener for meter pushes (DLMS data notifications)."""
+"""`manage.py listen_push`: the long-running listener for meter pushes (alarms), in the protocol
+of setting AMI_PUSH_PROTOCOL or ``--protocol`` (default dlms)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import asyncio
 import logging
 import signal
 
-from django.core.management.base import BaseCommand
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
 
-from collection.push.codec import DEFAULT_MAX_FRAME
+from collection.protocols.push import DEFAULT_MAX_FRAME
+from collection.protocols.registry import push_decoder, push_protocols
 from collection.push.directory import DatabaseDirectory, close_connections, persist_rejections
 from collection.push.server import CelerySink, PushServer, RejectionLog, raise_fd_limit
 
@@ -17,14 +20,22 @@ log = logging.getLogger("collection.push")
 
 class Command(BaseCommand):
     help = (
-        "Listen for DLMS pushes (data notifications, alarms) over TCP and hand them to Celery "
+        "Listen for meter pushes (alarms) over TCP in one protocol and hand them to Celery "
         "(task collection.handle_push). Binds 127.0.0.1 unless told otherwise."
     )
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=4060)
-        parser.add_argument("--interface", choices=("wrapper", "hdlc"), default="wrapper")
+        parser.add_argument(
+            "--protocol",
+            choices=push_protocols(),
+            default=settings.AMI_PUSH_PROTOCOL,
+            help="the driver whose push decoder is used (setting AMI_PUSH_PROTOCOL)",
+        )
+        parser.add_argument(
+            "--interface", default=None, help="the protocol's framing (default: its first)"
+        )
         parser.add_argument("--max-frame", type=int, default=DEFAULT_MAX_FRAME, help="bytes")
         parser.add_argument(
             "--idle-timeout", type=float, default=300.0, help="close silent connections (s)"
@@ -36,6 +47,12 @@ class Command(BaseCommand):
         parser.add_argument("--stats-interval", type=float, default=60.0)
 
     def handle(self, *args, **opts):
+        decoder = push_decoder(opts["protocol"])
+        opts["interface"] = opts["interface"] or decoder.interfaces[0]
+        if opts["interface"] not in decoder.interfaces:
+            raise CommandError(
+                f"--interface must be one of {', '.join(decoder.interfaces)} for {opts['protocol']}"
+            )
         raise_fd_limit(opts["max_connections"] + 256)
         asyncio.run(self._serve(opts))
 
@@ -46,6 +63,7 @@ class Command(BaseCommand):
         server = PushServer(
             directory,
             sink,
+            protocol=opts["protocol"],
             interface=opts["interface"],
             max_frame=opts["max_frame"],
             idle_timeout=opts["idle_timeout"],
@@ -55,7 +73,7 @@ class Command(BaseCommand):
         )
         host, port = await server.start(opts["host"], opts["port"])
         self.stdout.write(
-            f"push listener on {host}:{port} ({opts['interface']}), "
+            f"push listener on {host}:{port} ({opts['protocol']}, {opts['interface']}), "
             f"{preloaded} meters with a system title preloaded",
             ending="\n",
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..driver import Driver, Endpoint
 from .commands import DlmsSession
+from .push import PUSH
 from .settings import DlmsSettings
 
 PROTOCOL = "dlms"
@@ -47,4 +48,5 @@ DRIVER = Driver(
     session_class=DlmsSession,
     capabilities=DlmsSession.capabilities,
     option_names=OPTIONS,
+    push=PUSH,
 )

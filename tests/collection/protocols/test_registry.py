@@ -76,3 +76,21 @@ def test_session_opened_through_the_registry_reads_the_simulator():
                 return await session.read_clock()
 
     assert run(main()).meter_time == NOW
+
+
+def test_push_decoders_come_from_the_registry():
+    with_push = registry.push_protocols()
+    assert with_push == [name for name, d in registry.DRIVERS.items() if d.push is not None]
+    assert registry.DEFAULT_PUSH_PROTOCOL in with_push
+    assert registry.push_decoder() is registry.driver(registry.DEFAULT_PUSH_PROTOCOL).push
+    for name in with_push:
+        decoder = registry.push_decoder(name)
+        assert decoder.protocol == name and decoder.interfaces
+
+
+def test_protocol_without_push_is_typed_not_supported():
+    without = [name for name, d in registry.DRIVERS.items() if d.push is None]
+    assert without  # modbus and the IEC serial protocols have no meter-initiated messages
+    for name in without + ["no-such-protocol"]:
+        with pytest.raises(NotSupported):
+            registry.push_decoder(name)

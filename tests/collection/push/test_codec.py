@@ -14,7 +14,7 @@ from collection.protocols.dlms.framing import (
     hdlc_encode,
     wrapper_encode,
 )
-from collection.push.codec import (
+from collection.protocols.dlms.push import (
     AuthenticationFailed,
     FrameTooLarge,
     FramingError,
@@ -23,13 +23,12 @@ from collection.push.codec import (
     PushError,
     UnsupportedPush,
     WrapperStream,
-    event_from_json,
-    event_to_json,
     events_of,
     open_envelope,
     parse_envelope,
     parse_notification,
 )
+from collection.protocols.push import event_from_json, event_to_json
 from collection.simulators.dlms_fleet import MeterState, build_push_apdu, make_meters
 
 NOW = datetime(2026, 6, 1, 12, 30, tzinfo=UTC)

@@ -15,16 +15,21 @@ import time
 from datetime import UTC, datetime
 
 import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
 
+from collection.protocols import registry as drivers
 from collection.protocols.dlms.framing import (
     encode_client_address,
     encode_server_address,
     hdlc_encode,
     wrapper_encode,
 )
+from collection.protocols.errors import NotSupported
 from collection.push.directory import DatabaseDirectory, close_connections, persist_rejections
 from collection.push.models import PushCounter, PushRejection
-from collection.push.server import CelerySink, PushServer, RejectionLog
+from collection.push.senders import StaticDirectory
+from collection.push.server import CelerySink, CounterSink, PushServer, RejectionLog
 from collection.simulators.dlms_fleet import DlmsFleet, MeterState, build_push_apdu, make_meters
 from meters.choices import MeterStatus, Security
 from meters.models import Meter
@@ -319,3 +324,24 @@ def test_many_concurrent_connections(transactional_db, world, eager_celery):
         assert EventRecord.objects.filter(log=ALARM_LOG, code=5).count() == 150
     finally:
         harness.close()
+
+
+def test_listener_decodes_the_configured_protocol_through_the_registry():
+    server = PushServer(StaticDirectory(), CounterSink())
+    assert server.push is drivers.push_decoder(drivers.DEFAULT_PUSH_PROTOCOL)
+    assert server.interface == server.push.interfaces[0]
+    for interface in server.push.interfaces:
+        assert PushServer(StaticDirectory(), CounterSink(), interface=interface).new_decoder()
+    with pytest.raises(ValueError):
+        PushServer(StaticDirectory(), CounterSink(), interface="no-such-framing")
+    without = [name for name, d in drivers.DRIVERS.items() if d.push is None]
+    with pytest.raises(NotSupported):
+        PushServer(StaticDirectory(), CounterSink(), protocol=without[0])
+
+
+def test_listen_push_refuses_a_protocol_or_framing_it_cannot_decode():
+    without = [name for name, d in drivers.DRIVERS.items() if d.push is None]
+    with pytest.raises(CommandError):
+        call_command("listen_push", "--protocol", without[0])
+    with pytest.raises(CommandError):
+        call_command("listen_push", "--interface", "no-such-framing")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from collection.push.codec import (
+from collection.protocols.dlms.push import (
     WrapperStream,
     events_of,
     open_envelope,

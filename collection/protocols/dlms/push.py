@@ -1,7 +1,9 @@
-"""Sans-IO codec of meter pushes: bytes in, typed notifications or typed errors out.
+"""DLMS/COSEM pushes, sans-IO: bytes in, typed notifications or typed errors out.
 
 No sockets, no Django. Every function here accepts arbitrary bytes and raises only
-:class:`PushError` (or a subclass) on bad input; the hypothesis tests hold it to that.
+:class:`~collection.protocols.push.PushError` (or a subclass) on bad input; the hypothesis
+tests hold it to that. :data:`PUSH` is the driver's push decoder
+(:class:`~collection.protocols.push.PushDecoder`) over these layers.
 
 Layers, outside in:
 
@@ -12,7 +14,7 @@ Layers, outside in:
    byte and invocation counter. The Green Book has no dedicated glo- tag for data-notification:
    a ciphered push travels in general-glo-ciphering, which is also what names the sender.
 3. **Security** (:func:`open_envelope`): suite 0, AES-GCM-128 with the 12-byte tag always
-   verified (``cryptography``, through the client's :mod:`collection.protocols.dlms.security`);
+   verified (``cryptography``, through the client's :mod:`.security`);
    authentication-only (SC 0x10) and authenticated encryption (0x30) are accepted, encryption
    without authentication (0x20) is refused.
 4. **Notification** (:func:`parse_notification`) and **content** (:func:`events_of`): the
@@ -25,20 +27,27 @@ import struct
 from dataclasses import dataclass
 from datetime import datetime
 
-from ..protocols.base import MeterEvent
-from ..protocols.dlms import axdr, framing
-from ..protocols.dlms.apdu import DATA_NOTIFICATION, GENERAL_GLO_CIPHERING
-from ..protocols.dlms.security import (
-    IC,
-    SC_IC_LEN,
-    SYSTEM_TITLE_LEN,
-    split_ciphered,
-    unprotect,
+from ..base import MeterEvent
+from ..errors import FrameTooLarge as OversizeFrame
+from ..errors import ProtocolError
+from ..push import (
+    DEFAULT_MAX_FRAME,
+    LOGICAL_DEVICE,
+    SYSTEM_TITLE,
+    AnonymousPush,
+    AuthenticationFailed,
+    FrameTooLarge,
+    FramingError,
+    MalformedPush,
+    Message,
+    PushDecoder,
+    PushError,
+    UnsupportedPush,
 )
-from ..protocols.errors import FrameTooLarge as OversizeFrame
-from ..protocols.errors import ProtocolError
+from . import axdr, framing
+from .apdu import DATA_NOTIFICATION, GENERAL_GLO_CIPHERING
+from .security import IC, SC_IC_LEN, SYSTEM_TITLE_LEN, split_ciphered, unprotect
 
-DEFAULT_MAX_FRAME = 4096  # bytes of APDU per frame: an alarm push is ~40-70 bytes
 HDLC_OVERHEAD = 16  # format, addresses (up to 4 + 1), control, HCS, FCS around an APDU
 
 ALARM_REGISTER_LOG = "0-0:97.98.{n}*255"  # alarm register 1..4 = 0.0.97.98.0..3.255
@@ -49,46 +58,23 @@ EVENT_CODE_LOG = "0-0:99.98.{n}*255"
 MAX_ALARM_REGISTERS = 4
 MAX_EVENT_CODES = 10
 
-
-# ------------------------------------------------------------------ errors
-
-
-class PushError(Exception):
-    """A push that cannot be accepted; ``reason`` is a PushRejectReason value."""
-
-    reason = "malformed"
-    close_connection = False  # True when the byte stream itself can no longer be trusted
-
-
-class FramingError(PushError):
-    """The byte stream is not WRAPPER/HDLC: the connection is closed."""
-
-    reason = "framing"
-    close_connection = True
-
-
-class FrameTooLarge(FramingError):
-    """A frame announced more bytes than the listener accepts: the connection is closed."""
-
-    reason = "oversize"
-
-
-class MalformedPush(PushError):
-    """The frame was fine but the APDU or its data could not be decoded."""
-
-    reason = "malformed"
-
-
-class UnsupportedPush(PushError):
-    """A well-formed APDU that is not a push we understand (e.g. a GET request)."""
-
-    reason = "unsupported"
-
-
-class AuthenticationFailed(PushError):
-    """The GCM tag did not verify: tampered, or the registry holds other keys."""
-
-    reason = "bad_tag"
+__all__ = [
+    "DEFAULT_MAX_FRAME",
+    "PUSH",
+    "AuthenticationFailed",
+    "DlmsPush",
+    "FrameTooLarge",
+    "FramingError",
+    "HdlcStream",
+    "MalformedPush",
+    "PushError",
+    "UnsupportedPush",
+    "WrapperStream",
+    "events_of",
+    "open_envelope",
+    "parse_envelope",
+    "parse_notification",
+]
 
 
 # ------------------------------------------------------------------ stream splitting
@@ -363,18 +349,48 @@ def events_of(notification: Notification, received_at: datetime) -> list[MeterEv
     return events
 
 
-def event_to_json(event: MeterEvent) -> dict:
-    """The JSON form handed to Celery (collection.handle_push)."""
-    return {
-        "ts": event.timestamp.isoformat(),
-        "code": event.code,
-        "log": event.log,
-        "data": list(event.data),
-    }
+# ------------------------------------------------------------------ the driver's decoder
 
 
-def event_from_json(item: dict) -> MeterEvent:
-    ts = datetime.fromisoformat(item["ts"])
-    if ts.tzinfo is None:
-        raise ValueError("push event time must be timezone-aware")
-    return MeterEvent(ts, int(item["code"]), str(item["log"]), tuple(item.get("data") or ()))
+class DlmsPush(PushDecoder):
+    """Data notifications over WRAPPER or HDLC (UI frames), plain or general-glo-ciphered.
+
+    A ciphered push names its sender by the system title of its header and is protected by
+    that meter's keys (its invocation counter guards against replays); a plain push by the
+    logical device name, the first element of its body.
+    """
+
+    protocol = "dlms"
+    interfaces = ("wrapper", "hdlc")
+
+    def stream(self, interface: str, max_frame: int = DEFAULT_MAX_FRAME):
+        if interface == "wrapper":
+            return WrapperStream(max_frame)
+        if interface == "hdlc":
+            return HdlcStream(max_frame)
+        raise ValueError(f"interface must be one of {', '.join(self.interfaces)}")
+
+    def identify(self, frame: Frame) -> Message:
+        envelope = parse_envelope(frame.apdu)
+        title = envelope.system_title
+        if title is not None:
+            return Message(SYSTEM_TITLE, title, True, envelope.invocation_counter, envelope)
+        notification = parse_notification(envelope.apdu)
+        ident = notification.logical_device_name
+        if not ident:
+            raise AnonymousPush("plain push without a logical device name")
+        return Message(LOGICAL_DEVICE, ident, False, 0, notification)
+
+    def unlock(self, message: Message, sender) -> bytes | Notification:
+        if not message.protected:
+            return message.body
+        return open_envelope(message.body, sender.block_key, sender.auth_key)
+
+    def events(
+        self, message: Message, content: bytes | Notification, received_at: datetime
+    ) -> list[MeterEvent]:
+        notification = parse_notification(content) if message.protected else content
+        return events_of(notification, received_at)
+
+
+PUSH = DlmsPush()

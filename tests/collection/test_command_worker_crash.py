@@ -36,10 +36,10 @@ def test_killed_worker_mid_commands_then_a_new_worker_finishes_them_once():
     with fleet_thread(sims, interface="wrapper") as fleet:
         register_fleet(fleet, sims, org, model)
         # Commands need the password's client (the public one may only read).
-        Meter.objects.filter(organisation=org).update(
-            security="low", password="12345678", dlms_client_address=17
-        )
         meters = list(Meter.objects.filter(organisation=org).order_by("serial"))
+        for m in meters:  # endpoint fields, saved with the meter's endpoint row
+            m.security, m.password, m.dlms_client_address = "low", "12345678", 17
+            m.save()
         first = start_worker("first")
         try:
             queued = [

@@ -104,7 +104,7 @@ def find_sender(kind: str, ident: bytes) -> Sender | None:
                 log.error("system title %s is registered on several meters", ident.hex())
             return None
         meter = meters[0]
-    else:
+    elif kind == LOGICAL_DEVICE:
         try:
             name = ident.decode("ascii")
         except UnicodeDecodeError:
@@ -114,6 +114,8 @@ def find_sender(kind: str, ident: bytes) -> Sender | None:
         meter = next((found[c] for c in candidates if c in found), None)
         if meter is None:
             return None
+    else:  # an identity kind no meter is registered by yet (e.g. a bare device address)
+        return None
     return _sender(meter, _counters([meter.pk]))
 
 

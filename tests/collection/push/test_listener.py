@@ -26,7 +26,13 @@ from collection.protocols.dlms.framing import (
     wrapper_encode,
 )
 from collection.protocols.errors import NotSupported
-from collection.push.directory import DatabaseDirectory, close_connections, persist_rejections
+from collection.protocols.push import DEVICE_ADDRESS, LOGICAL_DEVICE
+from collection.push.directory import (
+    DatabaseDirectory,
+    close_connections,
+    find_sender,
+    persist_rejections,
+)
 from collection.push.models import PushCounter, PushRejection
 from collection.push.senders import StaticDirectory
 from collection.push.server import CelerySink, CounterSink, PushServer, RejectionLog
@@ -345,3 +351,9 @@ def test_listen_push_refuses_a_protocol_or_framing_it_cannot_decode():
         call_command("listen_push", "--protocol", without[0])
     with pytest.raises(CommandError):
         call_command("listen_push", "--interface", "no-such-framing")
+
+
+def test_an_identity_kind_the_registry_does_not_hold_finds_no_meter(registry):
+    meter = SIM[2]
+    assert find_sender(LOGICAL_DEVICE, meter.serial.encode()) is not None
+    assert find_sender(DEVICE_ADDRESS, meter.serial.encode()) is None

@@ -22,5 +22,6 @@ urlpatterns = [
         name="export-download",
     ),
     path("reports/collection/", views.CollectionReportView.as_view(), name="collection"),
+    path("reports/billing/", views.BillingReportView.as_view(), name="billing"),
     path("vending/reports/", views.VendingReportsView.as_view(), name="vending"),
 ]

@@ -1,5 +1,5 @@
 """The reports pages: the data query (graph, exports direct or queued, export jobs), the
-collection success report and the vending reports."""
+collection success report, the vending reports and the billing determinants."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from itertools import islice
 
 from django.conf import settings
 from django.contrib import messages
+from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -19,11 +20,12 @@ from accounts import audit
 from accounts.mixins import ScopedViewMixin
 from amisite.badinput import int_param
 from collection.models import JobRun
-from meters.models import Meter
+from meters.choices import NodeKind
+from meters.models import GridNode, Meter
 from meters.store import query
 from vending.models import Sale
 
-from . import actions, collection, exporters, vending
+from . import actions, billing, collection, exporters, vending
 from .building import export_title
 from .exporters import FORMATS
 from .forms import DataQueryForm
@@ -278,3 +280,98 @@ class VendingReportsView(ScopedViewMixin, TemplateView):
             headings = [heading for _key, heading in columns]
             tables.append({"slug": slug, "title": title, "headings": headings, "rows": cells})
         return {**super().get_context_data(**kwargs), "tables": tables, "period": period}
+
+
+SORT_LABELS = [("serial", "meter"), ("-serial", "meter, descending"), ("point", "service point"),
+               ("-point", "service point, descending"), ("model", "meter model"),
+               ("-model", "meter model, descending")]  # fmt: skip
+
+
+class BillingReportView(ScopedViewMixin, TemplateView):
+    """Billing determinants per meter for a month or period, paged and sortable; CSV/XLSX.
+
+    An export is held back (409, the held meters named, no file) when a meter's estimated or
+    missing share passes `AMI_BILLING_MAX_ESTIMATED_SHARE`, unless `include_held=1`: then the
+    held meters come separately (after the others in CSV, on their own sheet in XLSX).
+    """
+
+    model = Meter
+    template_name = "reports/billing.html"
+    page_size = 50
+
+    def nodes(self):
+        return (
+            GridNode.objects.restrict(self.request.user, "view")
+            .exclude(kind=NodeKind.SERVICE_POINT)
+            .order_by("path")
+        )
+
+    def get(self, request, *args, **kwargs):
+        get = request.GET
+        error = ""
+        try:
+            period = billing.Period.parse(get.get("month"), get.get("from"), get.get("to"))
+        except ValueError as exc:
+            error = f"Bad period: {exc}; showing last month."
+            period = billing.Period.parse(None, None, None)
+        node = None
+        node_id = get.get("node", "")
+        if node_id.isdigit():
+            node = self.nodes().filter(pk=int(node_id)).first()
+        sort = get.get("sort") if get.get("sort") in billing.SORTS else "serial"
+        meters = billing.meters_for(request.user, node=node, sort=sort)
+        context = {
+            "period": period, "node": node, "nodes": self.nodes(), "sort": sort,
+            "error": error, "threshold": billing.max_estimated_share(),
+            "month": f"{period.first:%Y-%m}", "sorts": SORT_LABELS,
+            "export_query": self.export_query(),
+        }  # fmt: skip
+        fmt = get.get("format")
+        if fmt in ("csv", "xlsx"):
+            export = billing.Export.build(meters, period)
+            include_held = get.get("include_held") == "1"
+            if export.held and not include_held:
+                context["held_back"] = export.held_serials()
+                return self.render_to_response(self.get_context_data(**context), status=409)
+            audit.record(
+                "export",
+                user=request.user,
+                detail=f"billing determinants {fmt}, {period.first} to {period.last}, "
+                f"{len(export.ready)} meters, {len(export.held)} held"
+                + (f", node {node.code}" if node else ""),
+            )
+            return self.export(export, fmt, period)
+        paginator = Paginator(meters, self.page_size)
+        page = paginator.get_page(get.get("page"))
+        params = get.copy()
+        params.pop("page", None)
+        context.update(
+            page=page,
+            results=list(billing.determinants(page.object_list, period)),
+            query_string=params.urlencode(),
+        )
+        return self.render_to_response(self.get_context_data(**context))
+
+    def export_query(self) -> str:
+        params = self.request.GET.copy()
+        for key in ("page", "format", "include_held"):
+            params.pop(key, None)
+        return params.urlencode()
+
+    def export(self, export, fmt, period):
+        filename = f"billing-determinants-{period.label}.{fmt}"
+        content_type = FORMATS[fmt][0]
+        if fmt == "csv":
+            response = StreamingHttpResponse(export.csv_lines(), content_type=content_type)
+            response["Content-Disposition"] = f'attachment; filename="{filename}"'
+            return response
+        handle, path = tempfile.mkstemp(suffix=".xlsx", prefix="ami-billing-")
+        os.close(handle)
+        try:
+            export.write_xlsx(path)
+            stream = open(path, "rb")  # noqa: SIM115 (FileResponse closes it)
+        finally:
+            os.unlink(path)
+        return FileResponse(
+            stream, as_attachment=True, filename=filename, content_type=content_type
+        )

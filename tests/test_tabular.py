@@ -123,6 +123,24 @@ def _registry(world, fmt):
     return b"".join(response.streaming_content) if response.streaming else response.content
 
 
+def _billing(world, fmt):
+    from django.test import Client
+
+    from meters.choices import ChannelKind
+    from meters.models import Channel
+
+    Channel.objects.filter(meter_model=world.meter_model, kind=ChannelKind.REGISTER).update(
+        name=FORMULA
+    )
+    client = Client()
+    client.force_login(world.operator_a)
+    response = client.get(
+        "/reports/billing/", {"month": "2026-05", "format": fmt, "include_held": "1"}
+    )
+    assert response.status_code == 200
+    return b"".join(response.streaming_content) if response.streaming else response.content
+
+
 # Every tabular export: name -> (world -> bytes, "csv" | "xlsx").
 EXPORTS = {
     "data query csv": (lambda w: _query_export(w, "csv"), "csv"),
@@ -131,6 +149,8 @@ EXPORTS = {
     "vending debt csv": (_vending_debt, "csv"),
     "registry csv": (lambda w: _registry(w, "csv"), "csv"),
     "registry xlsx": (lambda w: _registry(w, "xlsx"), "xlsx"),
+    "billing csv": (lambda w: _billing(w, "csv"), "csv"),
+    "billing xlsx": (lambda w: _billing(w, "xlsx"), "xlsx"),
 }
 
 

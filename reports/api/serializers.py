@@ -23,3 +23,45 @@ class ReportSerializer(serializers.Serializer):
 
 # "from" is a Python keyword, so the period's first day is declared by name.
 ReportSerializer._declared_fields["from"] = serializers.DateField()
+
+
+class BillingRegisterSerializer(serializers.Serializer):
+    obis = serializers.CharField()
+    name = serializers.CharField()
+    unit = serializers.CharField(allow_blank=True)
+    start_value = serializers.CharField(allow_null=True)
+    start_at = serializers.DateTimeField(allow_null=True)
+    start_class = serializers.CharField(allow_blank=True)
+    end_value = serializers.CharField(allow_null=True)
+    end_at = serializers.DateTimeField(allow_null=True)
+    end_class = serializers.CharField(allow_blank=True)
+    demand_at = serializers.DateTimeField(allow_null=True)
+    consumption = serializers.CharField(allow_null=True)
+    source = serializers.CharField(allow_blank=True)
+    profile_sum = serializers.CharField(allow_null=True)
+    difference = serializers.CharField(allow_null=True)
+    flags = serializers.CharField(allow_blank=True)
+
+
+class BillingMeterSerializer(serializers.Serializer):
+    """One meter's billing determinants for the period (decimals as exact strings)."""
+
+    serial = serializers.CharField()
+    service_point = serializers.CharField(allow_blank=True)
+    first_day = serializers.DateField()
+    last_day = serializers.DateField()
+    estimated_share = serializers.CharField(allow_null=True)
+    missing_share = serializers.CharField(allow_null=True)
+    held = serializers.BooleanField()
+    flags = serializers.ListField(child=serializers.CharField())
+    registers = BillingRegisterSerializer(many=True)
+
+
+class BillingPageSerializer(serializers.Serializer):
+    """A page of billing determinants; `threshold`: AMI_BILLING_MAX_ESTIMATED_SHARE."""
+
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    threshold = serializers.CharField()
+    results = BillingMeterSerializer(many=True)

@@ -6,4 +6,5 @@ from . import views
 
 urlpatterns = [
     path("vending/reports/<slug:slug>/", views.ReportView.as_view(), name="vending-report"),
+    path("reports/billing/", views.BillingView.as_view(), name="reports-billing"),
 ]

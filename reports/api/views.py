@@ -1,4 +1,5 @@
-"""The reports API: each vending report for a period of local days, as JSON or CSV."""
+"""The reports API: each vending report for a period of local days, as JSON or CSV, and the
+billing determinants per meter, paged."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import vending
-from .serializers import ReportSerializer
+from amisite.pagination import Pagination
+from meters.models import GridNode
+
+from .. import billing, vending
+from .serializers import BillingMeterSerializer, BillingPageSerializer, ReportSerializer
 
 
 class ReportPermission(permissions.BasePermission):
@@ -55,3 +59,58 @@ class ReportView(APIView):
             "rows": [{key: vending.exact_cell(key, row) for key, _h in columns}
                      for row in rows],
         })  # fmt: skip
+
+
+class BillingPermission(permissions.BasePermission):
+    """Billing determinants read meters: the caller needs `meters.view_meter` (and sees only
+    the meters in scope)."""
+
+    def has_permission(self, request, view):
+        return request.user.has_perm("meters.view_meter")
+
+
+class BillingView(APIView):
+    """Billing determinants per meter: `?month=YYYY-MM` or `?from=&to=` (local days; default:
+    last month), `node` (a grid subtree), `sort`, `page`/`page_size`.
+
+    Each meter: its registers' start and end reads (best read: actual > estimated >
+    substituted), consumption (register delta, or the interval sum when a read is missing),
+    the interval sum and difference, maximum demand with its time, estimated and missing
+    shares, flags, and `held` (its share passes AMI_BILLING_MAX_ESTIMATED_SHARE). Decimals
+    are strings, exact.
+    """
+
+    permission_classes = [permissions.IsAuthenticated, BillingPermission]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("month", str, description="YYYY-MM; default: last month"),
+            OpenApiParameter("from", str, description="first local day (ISO)"),
+            OpenApiParameter("to", str, description="last local day (ISO)"),
+            OpenApiParameter("node", int, description="grid node id: its subtree"),
+            OpenApiParameter("sort", str, enum=list(billing.SORTS)),
+            OpenApiParameter("page", int),
+            OpenApiParameter("page_size", int),
+        ],
+        responses=BillingPageSerializer,
+    )
+    def get(self, request):
+        get = request.GET
+        try:
+            period = billing.Period.parse(get.get("month"), get.get("from"), get.get("to"))
+        except ValueError as exc:
+            raise ValidationError({"month": [str(exc)]}) from None
+        node = None
+        if get.get("node"):
+            if not get["node"].isdigit():
+                raise ValidationError({"node": ["a grid node id"]})
+            node = GridNode.objects.restrict(request.user, "view").filter(pk=get["node"]).first()
+            if node is None:
+                raise NotFound("no such grid node")
+        meters = billing.meters_for(request.user, node=node, sort=get.get("sort", "serial"))
+        paginator = Pagination()
+        page = paginator.paginate_queryset(meters, request, view=self)
+        data = [billing.as_json(result, period) for result in billing.determinants(page, period)]
+        response = paginator.get_paginated_response(BillingMeterSerializer(data, many=True).data)
+        response.data["threshold"] = str(billing.max_estimated_share())
+        return response

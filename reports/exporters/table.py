@@ -1,18 +1,22 @@
-"""Table reports (collection success, vending) as CSV: `columns` are (key, heading) pairs.
+"""Table reports (collection success, vending, billing) as CSV or XLSX: `columns` are
+(key, heading) pairs.
 
 The data-query exporters write measurement rows; these reports are small tables already
-built in memory, one dict per row. Both go out through `amisite.tabular.CsvWriter`, which
-quotes text a spreadsheet would run.
+built in memory, one dict per row. Both go out through `amisite.tabular` (`CsvWriter`,
+`csv_line`, `xlsx_row`), which quotes text a spreadsheet would run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from io import StringIO
 
 from django.http import HttpResponse
+from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.styles import Font
 
-from amisite.tabular import CsvWriter
+from amisite.tabular import CsvWriter, csv_line, xlsx_row
 
 from . import FORMATS
 
@@ -37,3 +41,29 @@ def csv_download(text: str, filename: str) -> HttpResponse:
     response = HttpResponse(text, content_type=FORMATS["csv"][0])
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
+
+
+def csv_lines(columns: Columns, rows: Iterable[dict], value: Callable = _as_is) -> Iterator[str]:
+    """`to_csv` line by line, for a streamed response."""
+    yield csv_line(heading for _key, heading in columns)
+    for row in rows:
+        yield csv_line(value(key, row) for key, _heading in columns)
+
+
+Sheet = tuple[str, Columns, Iterable[dict]]
+
+
+def write_xlsx(path, sheets: Iterable[Sheet], value: Callable = _as_is) -> None:
+    """Write (title, columns, rows) sheets to an XLSX file (write-only: rows go to disk)."""
+    workbook = Workbook(write_only=True)
+    for title, columns, rows in sheets:
+        sheet = workbook.create_sheet(title[:31])
+        header = []
+        for _key, heading in columns:
+            cell = WriteOnlyCell(sheet, value=heading)
+            cell.font = Font(bold=True)
+            header.append(cell)
+        sheet.append(xlsx_row(header))
+        for row in rows:
+            sheet.append(xlsx_row(value(key, row) for key, _heading in columns))
+    workbook.save(path)

@@ -52,6 +52,7 @@ TESTED_ELSEWHERE = {
     "GET /api/vending/reports/{slug}/": (
         "tests/vending/test_reports.py::test_reports_api_json_csv_and_errors"
     ),
+    "GET /api/reports/billing/": "tests/reports/test_billing.py::test_api_paged_exact_and_scoped",
     "GET /api/vending/management-tokens/": f"{VENDING_MATRIX}::test_management_orders_are_scoped",
     "GET /api/vending/management-tokens/{id}/": (
         f"{VENDING_MATRIX}::test_management_orders_are_scoped"

@@ -1,0 +1,423 @@
+"""Billing determinants: per meter, register reads at the period's bounds, consumption and a
+quality summary, for a month or any run of the utility's local days.
+
+For each meter in the reader's scope (`restrict(user, "view")`, optionally a grid subtree):
+
+* energy registers (OBIS value group D = 8, TOU rates included: 1.8.1, 1.8.2, ...): the read
+  at the period's start and at its end (the billing date). A read counts when it was taken
+  within `AMI_BILLING_READ_WINDOW_HOURS` (default 24) of the bound; among those the *best
+  read* wins: actual > estimated (ESTIMATED flag) > substituted (EDITED flag: a value put in
+  by a person), then the one closest to the bound;
+* consumption = end read - start read; when the register has a profile channel of the same
+  quantity (`interval_energy.energy_codes`: 1.8.0 <-> 1.29.0 / a cumulative profile), the
+  sum of its intervals ending in (start, end] is shown with the difference. When a bound's
+  register read is missing, the interval sum is the consumption, flagged `interval sum`;
+* maximum demand registers (D = 6): the read at the billing date with its capture time;
+* quality per meter: the share of the period's intervals that are estimated and missing
+  (expected = period length / the profile's capture period), over its billed registers'
+  profiles that hold data in the period; a meter with such profiles but not one interval in
+  the period counts as all missing.
+
+A meter whose estimated + missing share exceeds `AMI_BILLING_MAX_ESTIMATED_SHARE` (default
+0.05) is *held*: an export is refused with the held meters named, unless the reader asks to
+export anyway, and then the held meters come separately (after the others in CSV, on their
+own sheet in XLSX). Values are exact `Decimal`s in the channel's unit.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+
+from amisite.tabular import csv_line
+from meters.choices import ChannelKind
+from meters.models import Channel, GridNode, Meter
+from meters.obis import parse as parse_obis
+from meters.store import RegisterRead, to_decimal
+from meters.store.days import day_bounds, day_out_of_range, local_zone
+from meters.store.interval_energy import energy_codes, energy_series
+from meters.store.quality import Quality
+from meters.store.query import select_meters
+
+from .exporters.table import csv_lines, write_xlsx
+
+ENERGY_D, DEMAND_D = 8, 6
+ACTUAL, ESTIMATED, SUBSTITUTED = "actual", "estimated", "substituted"
+READ_ORDER = {ACTUAL: 0, ESTIMATED: 1, SUBSTITUTED: 2}
+INTERVAL_SUM = "interval sum"
+CHUNK = 500
+SORTS = {
+    "serial": "serial",
+    "-serial": "-serial",
+    "point": "service_point__code",
+    "-point": "-service_point__code",
+    "model": "meter_model__name",
+    "-model": "-meter_model__name",
+}
+
+COLUMNS = [
+    ("serial", "meter"), ("point", "service_point"), ("obis", "register"), ("name", "name"),
+    ("unit", "unit"), ("start_value", "start_read"), ("start_at", "start_read_at"),
+    ("start_class", "start_read_class"), ("end_value", "end_read"), ("end_at", "end_read_at"),
+    ("end_class", "end_read_class"), ("demand_at", "demand_time"),
+    ("consumption", "consumption"), ("source", "consumption_source"),
+    ("profile_sum", "interval_sum"), ("difference", "difference"),
+    ("estimated_share", "estimated_share"), ("missing_share", "missing_share"),
+    ("flags", "flags"), ("held", "held"),
+]  # fmt: skip
+
+
+def max_estimated_share() -> Decimal:
+    return Decimal(str(getattr(settings, "AMI_BILLING_MAX_ESTIMATED_SHARE", "0.05")))
+
+
+def read_window() -> timedelta:
+    return timedelta(hours=float(getattr(settings, "AMI_BILLING_READ_WINDOW_HOURS", 24)))
+
+
+@dataclass(frozen=True)
+class Period:
+    """Local days `first`..`last`; `start`/`end` their UTC bounds (the billing date: `end`)."""
+
+    first: date
+    last: date
+
+    @property
+    def start(self) -> datetime:
+        return day_bounds(self.first, local_zone())[0]
+
+    @property
+    def end(self) -> datetime:
+        return day_bounds(self.last, local_zone())[1]
+
+    @property
+    def label(self) -> str:
+        return f"{self.first:%Y-%m-%d}_{self.last:%Y-%m-%d}"
+
+    @classmethod
+    def month(cls, text: str) -> Period:
+        """`YYYY-MM` -> that month's local days; ValueError when it is not one."""
+        year, _, month = (text or "").partition("-")
+        if not (year.isdigit() and month.isdigit() and len(year) == 4):
+            raise ValueError("a month is YYYY-MM")
+        first = date(int(year), int(month), 1)
+        following = date(first.year + first.month // 12, first.month % 12 + 1, 1)
+        return cls.days(first, following - timedelta(days=1))
+
+    @classmethod
+    def days(cls, first: date, last: date) -> Period:
+        for day in (first, last):
+            if problem := day_out_of_range(day):
+                raise ValueError(problem)
+        if last < first:
+            raise ValueError("the period ends before it starts")
+        if (last - first).days > 366:
+            raise ValueError("a period is at most 367 days")
+        return cls(first, last)
+
+    @classmethod
+    def parse(cls, month: str | None, first: str | None, last: str | None) -> Period:
+        """`from`/`to` (ISO days) when given, else `month`, else the previous month."""
+        if first or last:
+            start = date.fromisoformat(first or last)
+            return cls.days(start, date.fromisoformat(last or first))
+        if month:
+            return cls.month(month)
+        today = datetime.now(local_zone()).date().replace(day=1)
+        return cls.month(f"{today - timedelta(days=1):%Y-%m}")
+
+
+def read_class(flags: int) -> str:
+    if flags & Quality.EDITED:
+        return SUBSTITUTED
+    if flags & Quality.ESTIMATED:
+        return ESTIMATED
+    return ACTUAL
+
+
+def best_read(reads: Iterable[RegisterRead], at: datetime) -> RegisterRead | None:
+    """The best read near `at` (actual > estimated > substituted, then the closest)."""
+    window = read_window()
+    near = [r for r in reads if abs(r.read_at - at) <= window]
+    return min(
+        near,
+        key=lambda r: (READ_ORDER[read_class(r.quality)], abs(r.read_at - at), r.read_at),
+        default=None,
+    )
+
+
+def register_kind(channel: Channel) -> str | None:
+    d = parse_obis(channel.obis).d
+    return {ENERGY_D: "energy", DEMAND_D: "demand"}.get(d)
+
+
+@dataclass
+class ProfileSum:
+    total: Decimal | None
+    expected: int
+    estimated: int
+    missing: int
+
+
+def profile_sum(meter_id: int, channel: Channel, period: Period) -> ProfileSum:
+    """Sum of a profile channel's intervals in the period with its estimated/missing counts."""
+    points = list(energy_series(meter_id, channel, period.start, period.end))
+    total, present, estimated = 0, 0, 0
+    for _ts, value, flags in points:
+        if value is None:
+            continue
+        present += 1
+        total += value
+        estimated += bool(flags & Quality.ESTIMATED)
+    seconds = (period.end - period.start).total_seconds()
+    step = _capture_period(points)
+    expected = round(seconds / step) if step else max(present, 1)
+    return ProfileSum(
+        to_decimal(total, channel.scaler) if present else None,
+        expected,
+        estimated,
+        max(expected - present, 0),
+    )
+
+
+def _capture_period(points) -> float | None:
+    steps = [(b[0] - a[0]).total_seconds() for a, b in zip(points, points[1:], strict=False)]
+    return min(steps) if steps else (900.0 if points else None)
+
+
+@dataclass
+class MeterDeterminants:
+    meter: Meter
+    rows: list[dict] = field(default_factory=list)
+    estimated_share: Decimal | None = None
+    missing_share: Decimal | None = None
+    flags: list[str] = field(default_factory=list)
+    held: bool = False
+
+
+def _share(count: int, expected: int) -> Decimal:
+    return (Decimal(count) / Decimal(expected)).quantize(Decimal("0.0001")) if expected else None
+
+
+def _channels_by_model(model_ids) -> dict[int, list[Channel]]:
+    out = defaultdict(list)
+    for channel in Channel.objects.filter(meter_model_id__in=set(model_ids)).order_by("obis"):
+        out[channel.meter_model_id].append(channel)
+    return out
+
+
+def _profile_for(register: Channel, channels: list[Channel]) -> Channel | None:
+    codes = energy_codes(register.obis)
+    profiles = [c for c in channels if c.kind == ChannelKind.PROFILE and c.obis in codes]
+    return min(profiles, key=lambda c: codes.index(c.obis), default=None)
+
+
+def _reads(meter_ids, channel_ids, period: Period) -> dict[tuple[int, int], list[RegisterRead]]:
+    window = read_window()
+    reads = RegisterRead.objects.filter(meter_id__in=meter_ids, channel_id__in=channel_ids)
+    bounds = [
+        (period.start - window, period.start + window),
+        (period.end - window, period.end + window),
+    ]
+    out = defaultdict(list)
+    for lo, hi in bounds:
+        for read in reads.filter(read_at__gte=lo, read_at__lte=hi):
+            out[(read.meter_id, read.channel_id)].append(read)
+    return out
+
+
+def _physical(read: RegisterRead | None, channel: Channel) -> Decimal | None:
+    return None if read is None else to_decimal(read.value, channel.scaler)
+
+
+def determinants(meters: Iterable[Meter], period: Period) -> Iterator[MeterDeterminants]:
+    """Billing determinants of `meters` (already scoped and ordered), in chunks."""
+    threshold = max_estimated_share()
+    chunk: list[Meter] = []
+    for meter in meters:
+        chunk.append(meter)
+        if len(chunk) >= CHUNK:
+            yield from _chunk(chunk, period, threshold)
+            chunk = []
+    if chunk:
+        yield from _chunk(chunk, period, threshold)
+
+
+def _chunk(meters: list[Meter], period: Period, threshold: Decimal):
+    by_model = _channels_by_model(m.meter_model_id for m in meters)
+    registers = {
+        c.pk: c
+        for channels in by_model.values()
+        for c in channels
+        if c.kind == ChannelKind.REGISTER and register_kind(c)
+    }
+    reads = _reads([m.pk for m in meters], list(registers), period)
+    for meter in meters:
+        yield _meter(meter, by_model.get(meter.meter_model_id, []), reads, period, threshold)
+
+
+def _meter(meter, channels, reads, period, threshold) -> MeterDeterminants:
+    result = MeterDeterminants(meter)
+    expected = estimated = missing = 0
+    profiled = False  # a billed register has a profile channel (with data or not)
+    point = meter.service_point.code if meter.service_point_id else ""
+    for channel in channels:
+        kind = register_kind(channel) if channel.kind == ChannelKind.REGISTER else None
+        if kind is None:
+            continue
+        found = reads.get((meter.pk, channel.pk), [])
+        end = best_read(found, period.end)
+        row = {
+            "serial": meter.serial, "point": point, "obis": channel.obis, "name": channel.name,
+            "unit": channel.unit, "start_value": None, "start_at": None, "start_class": "",
+            "end_value": _physical(end, channel), "end_at": end.read_at if end else None,
+            "end_class": read_class(end.quality) if end else "", "demand_at": None,
+            "consumption": None, "source": "", "profile_sum": None, "difference": None,
+            "flags": [],
+        }  # fmt: skip
+        if kind == "demand":
+            row["demand_at"] = end.capture_time if end else None
+            if end is None:
+                row["flags"].append("no demand read")
+            result.rows.append(row)
+            continue
+        start = best_read(found, period.start)
+        row.update(
+            start_value=_physical(start, channel),
+            start_at=start.read_at if start else None,
+            start_class=read_class(start.quality) if start else "",
+        )
+        profile = _profile_for(channel, channels)
+        sums = profile_sum(meter.pk, profile, period) if profile else None
+        profiled = profiled or sums is not None
+        if sums is not None and sums.total is not None:
+            expected += sums.expected
+            estimated += sums.estimated
+            missing += sums.missing
+            row["profile_sum"] = sums.total
+        if start is not None and end is not None:
+            row["consumption"] = row["end_value"] - row["start_value"]
+            row["source"] = "registers"
+            if row["profile_sum"] is not None:
+                row["difference"] = row["consumption"] - row["profile_sum"]
+            if ESTIMATED in (row["start_class"], row["end_class"]):
+                row["flags"].append("estimated read")
+            if SUBSTITUTED in (row["start_class"], row["end_class"]):
+                row["flags"].append("substituted read")
+            if row["consumption"] < 0:
+                row["flags"].append("register ran backwards")
+        else:
+            row["flags"].append(_missing_reads(start, end))
+            if row["profile_sum"] is not None:
+                row["consumption"] = row["profile_sum"]
+                row["source"] = INTERVAL_SUM
+        result.rows.append(row)
+    if profiled and not expected:  # profiles, but not one interval in the period
+        expected, missing = 1, 1
+        result.flags.append("no intervals")
+    if expected:
+        result.estimated_share = _share(estimated, expected)
+        result.missing_share = _share(missing, expected)
+        result.held = result.estimated_share + result.missing_share > threshold
+    if not result.rows:
+        result.flags.append("no billing registers")
+    if result.held:
+        result.flags.append("held: estimated/missing share above threshold")
+    for row in result.rows:
+        row["estimated_share"] = result.estimated_share
+        row["missing_share"] = result.missing_share
+        row["held"] = result.held
+        row["flags"] = "; ".join(row["flags"] + result.flags)
+    return result
+
+
+def _missing_reads(start, end) -> str:
+    if start is None and end is None:
+        return "start and end reads missing"
+    return "start read missing" if start is None else "end read missing"
+
+
+def meters_for(user, *, node: GridNode | None = None, sort: str = "serial"):
+    """The reader's meters (optionally a grid subtree), ordered by `sort` then serial."""
+    meters = select_meters(Meter.objects.restrict(user, "view"), node=node)
+    order = SORTS.get(sort, "serial")
+    return meters.select_related("service_point", "meter_model").order_by(order, "serial")
+
+
+def cell(key: str, row: dict):
+    """A cell for CSV/XLSX: decimals exact, times in the local zone, booleans as yes/no."""
+    value = row[key]
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, datetime):
+        return value.astimezone(local_zone()).isoformat()
+    return value
+
+
+def rows_of(results: Iterable[MeterDeterminants]) -> Iterator[dict]:
+    for result in results:
+        yield from result.rows
+
+
+@dataclass
+class Export:
+    """An export's meters: `ready` ones and `held` ones (estimated/missing share too high)."""
+
+    ready: list[MeterDeterminants]
+    held: list[MeterDeterminants]
+
+    @classmethod
+    def build(cls, meters, period: Period) -> Export:
+        ready, held = [], []
+        for result in determinants(meters, period):
+            (held if result.held else ready).append(result)
+        return cls(ready, held)
+
+    def held_serials(self) -> list[str]:
+        return [result.meter.serial for result in self.held]
+
+    def csv_lines(self) -> Iterator[str]:
+        """The ready meters' rows, then (when any) the held ones under their own heading."""
+        yield from csv_lines(COLUMNS, rows_of(self.ready), cell)
+        if self.held:
+            yield "\r\n"
+            yield csv_line(["held meters (estimated/missing share above the threshold)"])
+            yield from csv_lines(COLUMNS, rows_of(self.held), cell)
+
+    def write_xlsx(self, path) -> None:
+        sheets = [("Billing determinants", COLUMNS, rows_of(self.ready))]
+        if self.held:
+            sheets.append(("Held meters", COLUMNS, rows_of(self.held)))
+        write_xlsx(path, sheets, cell)
+
+
+def _text(value) -> str | None:
+    return None if value is None else str(value)
+
+
+def as_json(result: MeterDeterminants, period: Period) -> dict:
+    """One meter's determinants for the API: decimals as exact strings."""
+    decimals = ("start_value", "end_value", "consumption", "profile_sum", "difference")
+    keep = ("obis", "name", "unit", "start_at", "start_class", "end_at", "end_class",
+            "demand_at", "source", "flags")  # fmt: skip
+    return {
+        "serial": result.meter.serial,
+        "service_point": result.meter.service_point.code if result.meter.service_point_id else "",
+        "first_day": period.first,
+        "last_day": period.last,
+        "estimated_share": _text(result.estimated_share),
+        "missing_share": _text(result.missing_share),
+        "held": result.held,
+        "flags": result.flags,
+        "registers": [
+            {**{k: row[k] for k in keep}, **{k: _text(row[k]) for k in decimals}}
+            for row in result.rows
+        ],
+    }

@@ -297,7 +297,16 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    "ENUM_NAME_OVERRIDES": {"BaseDateEnum": "vending.choices.BaseDate"},
+    # Fields of the same name with different choices ("kind", "state") get a name each.
+    "ENUM_NAME_OVERRIDES": {
+        "BaseDateEnum": "vending.choices.BaseDate",
+        "CommandKindEnum": "collection.commands.models.CommandKind",
+        "CommandStateEnum": "collection.commands.models.CommandState",
+        "StationKindEnum": "vending.choices.StationKind",
+        "RunKindEnum": "collection.choices.RunKind",
+        "TariffKindEnum": "vending.choices.TariffKind",
+        "MovementKindEnum": "vending.choices.MovementKind",
+    },
 }
 
 # --- Map ---------------------------------------------------------------------------------------

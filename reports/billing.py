@@ -5,9 +5,9 @@ For each meter in the reader's scope (`restrict(user, "view")`, optionally a gri
 
 * energy registers (OBIS value group D = 8, TOU rates included: 1.8.1, 1.8.2, ...): the read
   at the period's start and at its end (the billing date). A read counts when it was taken
-  within `AMI_BILLING_READ_WINDOW_HOURS` (default 24) of the bound; among those the *best
-  read* wins: actual > estimated (ESTIMATED flag) > substituted (EDITED flag: a value put in
-  by a person), then the one closest to the bound;
+  within `AMI_BILLING_READ_WINDOW_HOURS` (default 24, at most half the period) of the bound;
+  among those the *best read* wins: actual > estimated (ESTIMATED flag) > substituted
+  (EDITED flag: a value put in by a person), then the one closest to the bound;
 * consumption = end read - start read; when the register has a profile channel of the same
   quantity (`interval_energy.energy_codes`: 1.8.0 <-> 1.29.0 / a cumulative profile), the
   sum of its intervals ending in (start, end] is shown with the difference. When a bound's
@@ -96,6 +96,12 @@ class Period:
         return day_bounds(self.last, local_zone())[1]
 
     @property
+    def window(self) -> timedelta:
+        """How far from a bound a read may be: the setting, at most half the period (so no
+        read is both the start and the end read)."""
+        return min(read_window(), (self.end - self.start) / 2)
+
+    @property
     def label(self) -> str:
         return f"{self.first:%Y-%m-%d}_{self.last:%Y-%m-%d}"
 
@@ -140,9 +146,12 @@ def read_class(flags: int) -> str:
     return ACTUAL
 
 
-def best_read(reads: Iterable[RegisterRead], at: datetime) -> RegisterRead | None:
-    """The best read near `at` (actual > estimated > substituted, then the closest)."""
-    window = read_window()
+def best_read(
+    reads: Iterable[RegisterRead], at: datetime, window: timedelta | None = None
+) -> RegisterRead | None:
+    """The best read within `window` of `at` (actual > estimated > substituted, then the
+    closest)."""
+    window = read_window() if window is None else window
     near = [r for r in reads if abs(r.read_at - at) <= window]
     return min(
         near,
@@ -218,16 +227,19 @@ def _profile_for(register: Channel, channels: list[Channel]) -> Channel | None:
 
 
 def _reads(meter_ids, channel_ids, period: Period) -> dict[tuple[int, int], list[RegisterRead]]:
-    window = read_window()
+    window = period.window
     reads = RegisterRead.objects.filter(meter_id__in=meter_ids, channel_id__in=channel_ids)
     bounds = [
         (period.start - window, period.start + window),
         (period.end - window, period.end + window),
     ]
     out = defaultdict(list)
+    seen = set()
     for lo, hi in bounds:
         for read in reads.filter(read_at__gte=lo, read_at__lte=hi):
-            out[(read.meter_id, read.channel_id)].append(read)
+            if read.pk not in seen:  # the windows meet at the period's middle
+                seen.add(read.pk)
+                out[(read.meter_id, read.channel_id)].append(read)
     return out
 
 
@@ -271,7 +283,7 @@ def _meter(meter, channels, reads, period, threshold) -> MeterDeterminants:
         if kind is None:
             continue
         found = reads.get((meter.pk, channel.pk), [])
-        end = best_read(found, period.end)
+        end = best_read(found, period.end, period.window)
         row = {
             "serial": meter.serial, "point": point, "obis": channel.obis, "name": channel.name,
             "unit": channel.unit, "start_value": None, "start_at": None, "start_class": "",
@@ -286,7 +298,7 @@ def _meter(meter, channels, reads, period, threshold) -> MeterDeterminants:
                 row["flags"].append("no demand read")
             result.rows.append(row)
             continue
-        start = best_read(found, period.start)
+        start = best_read(found, period.start, period.window)
         row.update(
             start_value=_physical(start, channel),
             start_at=start.read_at if start else None,

@@ -2,7 +2,8 @@
 
 May 2026 in UTC, 15-minute profiles: 31 x 96 = 2,976 intervals per channel.
 
-* NA000001: import 10 Wh per interval (29,760 Wh), 10 intervals estimated (share 0.0034);
+* NA000001: import 10 Wh per interval (29,760 Wh), the first 10 intervals estimated in both
+  billed profiles (share 20 / 5,952 = 0.0034);
   export 0 Wh per interval. Register 1.8.0: an estimated read at 30 April 23:45 (99,990) and
   an actual one at 1 May 02:00 (100,020): the actual wins though further; 1 June 00:00:
   129,800 -> consumption 29,780, difference +20 against the profile. TOU 1.8.1: 60,000 ->
@@ -260,3 +261,22 @@ def test_api_paged_exact_and_scoped(fleet):
         for r in client.get("/api/reports/billing/", {"month": "2026-05"}).json()["results"]
     ]
     assert serials == ["SB000001", "SB000002"]
+
+
+def test_on_demand_period_of_one_day(fleet):
+    """1 May alone: the read window shrinks to 12 h, so the 02:00 read is the start read only;
+    no read near 2 May 00:00, so the consumption is the day's 96 intervals x 10 Wh."""
+    period = billing.Period.parse(None, "2026-05-01", "2026-05-01")
+    assert period.window == timedelta(hours=12)
+    meters = billing.meters_for(fleet.world.operator_a)
+    one = next(billing.determinants(meters, period))
+    total = {row["obis"]: row for row in one.rows}["1-0:1.8.0*255"]
+    assert (total["start_value"], total["end_value"]) == (D(100020), None)
+    assert (total["consumption"], total["source"]) == (D(960), billing.INTERVAL_SUM)
+    assert (one.estimated_share, one.missing_share) == (
+        D("0.1042"),
+        D("0.0000"),
+    )  # 2 x 10 of 2 x 96
+    response = _page(fleet.world.operator_a, **{"from": "2026-05-01", "to": "2026-05-01"})
+    assert response.status_code == 200 and "960" in response.content.decode()
+    assert _page(fleet.world.operator_a, month="2026-99").status_code == 200  # falls back

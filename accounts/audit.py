@@ -112,7 +112,20 @@ def diff(before: dict[str, Any] | None, after: dict[str, Any]) -> dict[str, list
     return {k: [before.get(k), v] for k, v in after.items() if before.get(k) != v}
 
 
-def record(
+def record(action: str, **fields) -> ActivityLog:
+    """Write one activity row (`entry`'s fields). The caller is inside the action's
+    transaction where it has one."""
+    row = entry(action, **fields)
+    row.save(force_insert=True)
+    return row
+
+
+def record_many(entries: list[ActivityLog]) -> list[ActivityLog]:
+    """Write many rows built by `entry` in one statement (a batch of meter commands)."""
+    return ActivityLog.objects.bulk_create(entries, batch_size=1000)
+
+
+def entry(
     action: str,
     *,
     user=None,
@@ -123,8 +136,8 @@ def record(
     organisation=None,
     ip: str | None = None,
     username: str = "",
-):
-    """Write one activity row. The caller is inside the action's transaction where it has one."""
+) -> ActivityLog:
+    """One activity row as `record` writes it, not saved yet (see `record_many`)."""
     authenticated = user is not None and getattr(user, "is_authenticated", False)
     if organisation is None and obj is not None:
         organisation = getattr(obj, "organisation", None)
@@ -132,7 +145,7 @@ def record(
             organisation = obj
     if organisation is None and authenticated:
         organisation = user.organisation
-    return ActivityLog.objects.create(
+    return ActivityLog(
         user=user if authenticated else None,
         username=(user.get_username() if authenticated else username)[:150],
         organisation=organisation,

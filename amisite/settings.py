@@ -219,6 +219,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "collection.read_batch": {"queue": "collect"},
     "collection.execute_commands": {"queue": "collect"},
+    "collection.execute_command_batch": {"queue": "collect"},
 }
 CELERY_TASK_ACKS_LATE = True  # a killed worker's task is redelivered, not lost
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -368,6 +369,9 @@ AMI_COMMAND_RETRY_BACKOFF_S = env.float("AMI_COMMAND_RETRY_BACKOFF_S", default=5
 # The protocol the push listener decodes (`listen_push --protocol`; a driver with a push
 # decoder, collection.protocols.registry.push_protocols()).
 AMI_PUSH_PROTOCOL = env.str("AMI_PUSH_PROTOCOL", default="dlms")
+# Bulk commands run as batch tasks of this many meters, this many sessions at once per task.
+AMI_COMMAND_BATCH_SIZE = env.int("AMI_COMMAND_BATCH_SIZE", default=500)
+AMI_COMMAND_BATCH_CONCURRENCY = env.int("AMI_COMMAND_BATCH_CONCURRENCY", default=100)
 AMI_NOTIFY_RETRY_BASE_S = env.int("AMI_NOTIFY_RETRY_BASE_S", default=30)
 # Customers of affected service points hear of outages only when this is on.
 AMI_NOTIFY_CUSTOMERS_OF_OUTAGES = env.bool("AMI_NOTIFY_CUSTOMERS_OF_OUTAGES", default=False)

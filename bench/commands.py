@@ -6,12 +6,15 @@ A = the queue's own path per meter: command rows queued, then `execute_commands(
 B = baseline in the same run: the same driver sessions (`run_session`, disconnect with its
     read-back) with no database, one after another.
 C = the same bare sessions, 100 at once (what a batched executor could reach on this line).
+D = the batched path: the same command rows, `execute_command_batch` (the body of the batch
+    Celery task: one claim transaction for `AMI_COMMAND_BATCH_SIZE` meters, their sessions
+    `AMI_COMMAND_BATCH_CONCURRENCY` at once in one event loop, one record transaction), one
+    batch after another in this process.
 Each figure is confirmed commands per second; ratios against B. Asserted: every command is
-confirmed and every meter's relay state is recorded. Not yet: real Celery workers (the
-issue's 10,000 in 60 s needs a batched task, see docs/architecture.md).
+confirmed and every meter's relay state is recorded. Not yet: real Celery workers.
 
     .venv/bin/python bench/commands.py --quick      # 200 meters
-    .venv/bin/python bench/commands.py --meters 10000
+    .venv/bin/python bench/commands.py --meters 10000 --no-per-meter
 """
 
 from __future__ import annotations
@@ -45,18 +48,22 @@ def main() -> None:
     parser.add_argument("--meters", type=int, default=1000)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument(
+        "--no-per-meter", action="store_true", help="skip A (slow: minutes for thousands)"
+    )
     args = parser.parse_args()
     count = 200 if args.quick else args.meters
     url = server_url()
     setup_django(url, BENCH_DB)
     try:
-        run(count)
+        run(count, per_meter=not args.no_per_meter)
     finally:
         if not args.keep:
             drop_database(url, BENCH_DB)
 
 
-def run(count: int) -> None:
+def run(count: int, per_meter: bool = True) -> None:
+    from django.conf import settings as django_settings
     from django.utils import timezone
 
     from accounts.models import Organisation
@@ -66,27 +73,31 @@ def run(count: int) -> None:
     from collection.simulators.dlms_fleet import DlmsFleet, make_meters
     from collection.targets import session_settings
     from meters.models import CommStatus, Meter
-    from tests.collection.test_end_to_end import register_fleet, simulated_model
+    from tests.collection.test_end_to_end import COMMANDER, register_fleet, simulated_model
 
     org = Organisation.objects.create(name="Bench", code="bench")
     model = simulated_model(org)
     sims = make_meters(count)
     with DlmsFleet(sims, interface="wrapper").running_in_thread() as fleet:
-        register_fleet(fleet, sims, org, model)
-        Meter.objects.filter(organisation=org).update(
-            security="low", password="12345678", dlms_client_address=17
-        )
+        register_fleet(fleet, sims, org, model, **COMMANDER)
         meters = list(Meter.objects.filter(organisation=org).select_related("meter_model"))
 
-        def queue_all(kind: str) -> float:
+        def queue_all(kind: str, batched: bool = False) -> float:
+            MeterCommand.objects.all().delete()
             expires = timezone.now() + timedelta(hours=1)
             MeterCommand.objects.bulk_create(
                 MeterCommand(organisation=org, meter=m, kind=kind, expires_at=expires)
                 for m in meters
             )
             start = time.perf_counter()
-            for m in meters:
-                actions.execute_commands(m.pk, claim=f"bench-{kind}-{m.pk}")
+            if batched:
+                size = django_settings.AMI_COMMAND_BATCH_SIZE
+                for at in range(0, count, size):
+                    ids = [m.pk for m in meters[at : at + size]]
+                    actions.execute_command_batch(ids, claim=f"bench-{kind}-batch-{at}")
+            else:
+                for m in meters:
+                    actions.execute_commands(m.pk, claim=f"bench-{kind}-{m.pk}")
             elapsed = time.perf_counter() - start
             confirmed = MeterCommand.objects.filter(kind=kind, state=CommandState.CONFIRMED)
             assert confirmed.count() == count, MeterCommand.objects.exclude(
@@ -110,21 +121,27 @@ def run(count: int) -> None:
             await asyncio.gather(*(one(s) for s in settings))
             return count / (time.perf_counter() - start)
 
-        a_off = queue_all("disconnect")
-        a_on = queue_all("connect")
+        a_off = queue_all("disconnect") if per_meter else None
+        a_on = queue_all("connect") if per_meter else None
+        d_off = queue_all("disconnect", batched=True)
+        d_on = queue_all("connect", batched=True)
         b_off = asyncio.run(bare("disconnect", 1))
         b_on = asyncio.run(bare("connect", 1))
         c_off = asyncio.run(bare("disconnect", 100))
         c_on = asyncio.run(bare("connect", 100))
     b = (b_off + b_on) / 2
-    a = (a_off + a_on) / 2
     c = (c_off + c_on) / 2
-    emit("queue_commands_per_s", round(a, 1), "commands/s", round(b, 1), meters=count)
+    d = (d_off + d_on) / 2
+    if per_meter:
+        a = (a_off + a_on) / 2
+        emit("queue_commands_per_s", round(a, 1), "commands/s", round(b, 1), meters=count)
+        print(f"{count} meters: per-meter queue path {a:.1f}/s (A/B {a / b:.2f})")
+    emit("batch_commands_per_s", round(d, 1), "commands/s", round(b, 1), meters=count)
     emit("bare_concurrent_per_s", round(c, 1), "commands/s", round(b, 1), meters=count)
     print(
-        f"{count} meters: queue path {a:.1f}/s, bare sessions {b:.1f}/s (A/B {a / b:.2f}), "
-        f"bare x100 concurrent {c:.1f}/s; 10,000 via the queue path in one process: "
-        f"{10000 / a:.0f} s"
+        f"{count} meters: batched queue path {d:.1f}/s (D/B {d / b:.2f}, D/C {d / c:.2f}), "
+        f"bare sessions {b:.1f}/s, bare x100 concurrent {c:.1f}/s; disconnect+reconnect of "
+        f"10,000 via the batched path in one process: {20000 / d:.0f} s"
     )
 
 

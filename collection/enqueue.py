@@ -30,10 +30,27 @@ def handle_push(meter_id: int, events: list[dict], counter: dict | None = None) 
 EXECUTE_COMMANDS = "collection.execute_commands"
 
 
-def execute_commands(meter_id: int, *, priority: int | None = None, countdown: float = 0) -> None:
-    """A session for one meter's queued commands: `collection.tasks.execute_commands_task`."""
+EXECUTE_COMMAND_BATCH = "collection.execute_command_batch"
+
+
+def _command_options(priority: int | None, countdown: float) -> dict:
     options = {"countdown": countdown} if countdown else {}
     if priority is not None:
         # Redis (the broker) serves 0 first: an emergency command (9) is sent as 0.
         options["priority"] = max(0, 9 - priority)
+    return options
+
+
+def execute_commands(meter_id: int, *, priority: int | None = None, countdown: float = 0) -> None:
+    """A session for one meter's queued commands: `collection.tasks.execute_commands_task`."""
+    options = _command_options(priority, countdown)
     current_app.signature(EXECUTE_COMMANDS, args=(meter_id,)).apply_async(**options)
+
+
+def execute_command_batch(
+    meter_ids: list[int], *, priority: int | None = None, countdown: float = 0
+) -> None:
+    """Sessions for many meters' queued commands in one task:
+    `collection.tasks.execute_command_batch_task`."""
+    options = _command_options(priority, countdown)
+    current_app.signature(EXECUTE_COMMAND_BATCH, args=(meter_ids,)).apply_async(**options)

@@ -139,6 +139,36 @@ async def _read_session(
         outcome.relay = await session.relay_state()
 
 
+async def gather_gated(
+    items: list,
+    run: Callable,
+    *,
+    line_of: Callable,
+    concurrency: int,
+    line_limit: int = DEFAULT_LINE_LIMIT,
+    on_done: Callable | None = None,
+) -> list:
+    """`await run(item)` for every item, at most `concurrency` at once and `line_limit` per
+    shared line (`line_of(item)`: a line name, or None for a meter on its own line); the
+    results in the order of `items`."""
+    task_gate = asyncio.Semaphore(concurrency)
+    line_gates: dict[str, asyncio.Semaphore] = defaultdict(lambda: asyncio.Semaphore(line_limit))
+
+    async def one(item):
+        async with task_gate:
+            line = line_of(item)
+            if line is None:
+                result = await run(item)
+            else:
+                async with line_gates[line]:
+                    result = await run(item)
+        if on_done is not None:
+            on_done(result)
+        return result
+
+    return list(await asyncio.gather(*(one(item) for item in items)))
+
+
 async def read_batch(
     targets: list[MeterTarget],
     plan: ReadPlan,
@@ -149,21 +179,14 @@ async def read_batch(
     on_outcome: Callable[[MeterOutcome], None] | None = None,
 ) -> list[MeterOutcome]:
     """Read every target, at most `concurrency` at once and `line_limit` per shared line."""
-    task_gate = asyncio.Semaphore(concurrency)
-    line_gates: dict[str, asyncio.Semaphore] = defaultdict(lambda: asyncio.Semaphore(line_limit))
-
-    async def one(target: MeterTarget) -> MeterOutcome:
-        async with task_gate:
-            if target.line is None:
-                outcome = await read_target(target, plan, counters)
-            else:
-                async with line_gates[target.line]:
-                    outcome = await read_target(target, plan, counters)
-        if on_outcome is not None:
-            on_outcome(outcome)
-        return outcome
-
-    return list(await asyncio.gather(*(one(t) for t in targets)))
+    return await gather_gated(
+        targets,
+        lambda target: read_target(target, plan, counters),
+        line_of=lambda target: target.line,
+        concurrency=concurrency,
+        line_limit=line_limit,
+        on_done=on_outcome,
+    )
 
 
 def default_window(now: datetime, days: int = 1) -> tuple[datetime, datetime]:

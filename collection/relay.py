@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from django.db.models import Q
+from django.db import connection
 
+from amisite.pgbulk import execute_values
 from meters.alarms.events import DERIVED_LOG, RELAY_CODES
 from meters.choices import RelayState
 from meters.models import CommStatus
@@ -47,17 +48,31 @@ def relay_events(batch: Iterable) -> dict[int, tuple[str, datetime]]:
 
 
 def record_relay_states(seen: dict[int, tuple[str, datetime]]) -> int:
-    """Fold (state, time) per meter into CommStatus where it is newer; returns rows changed."""
+    """Fold (state, time) per meter into CommStatus where it is newer; returns rows changed.
+
+    Three statements whatever the number of meters: create missing rows, lock the rows in
+    meter order (concurrent batches never deadlock), one `UPDATE ... FROM (VALUES ...)`."""
     if not seen:
         return 0
     CommStatus.objects.bulk_create(
         [CommStatus(meter_id=meter_id) for meter_id in seen], ignore_conflicts=True
     )
-    changed = 0
-    for meter_id, (state, at) in sorted(seen.items()):
-        changed += (
-            CommStatus.objects.filter(meter_id=meter_id)
-            .filter(Q(relay_state_at__isnull=True) | Q(relay_state_at__lt=at))
-            .update(relay_state=state, relay_state_at=at)
+    ids = sorted(seen)
+    list(
+        CommStatus.objects.filter(meter_id__in=ids)
+        .order_by("meter_id")
+        .select_for_update()
+        .values_list("pk", flat=True)
+    )
+    table = CommStatus._meta.db_table
+    with connection.cursor() as cursor:
+        changed = execute_values(
+            cursor,
+            f"UPDATE {table} AS t SET relay_state = v.state, relay_state_at = v.at "
+            "FROM (VALUES %s) AS v(meter_id, state, at) WHERE t.meter_id = v.meter_id "
+            "AND (t.relay_state_at IS NULL OR t.relay_state_at < v.at) RETURNING t.meter_id",
+            [(meter_id, *seen[meter_id]) for meter_id in ids],
+            template="(%s::bigint, %s::text, %s::timestamptz)",
+            fetch=True,
         )
-    return changed
+    return len(changed)

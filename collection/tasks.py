@@ -63,6 +63,24 @@ def execute_commands_task(self, meter_id: int) -> dict:
     return commands.execute_commands(meter_id, claim=self.request.id or f"eager-{meter_id}")
 
 
+@shared_task(
+    name="collection.execute_command_batch",
+    queue="collect",
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=2,
+    retry_backoff_max=60,
+    max_retries=8,
+)
+def execute_command_batch_task(self, meter_ids: list[int]) -> dict:
+    """Many meters' queued commands, their sessions concurrent; a redelivery sends nothing
+    twice (the claim is the task id)."""
+    claim = self.request.id or f"eager-batch-{min(meter_ids, default=0)}"
+    return commands.execute_command_batch(meter_ids, claim=claim)
+
+
 @shared_task(name="collection.expire_commands", queue="default")
 def expire_commands_task() -> int:
     return commands.expire_commands()

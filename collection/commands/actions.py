@@ -13,20 +13,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import defaultdict
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from accounts import audit
+from amisite.pgbulk import update_rows
 from meters.models import Meter
 
 from .. import enqueue
 from ..counters import DatabaseCounterStore
+from ..reader import gather_gated
 from ..relay import record_relay_states, state_of_control
 from ..status import publish_status
-from ..targets import NotReadable, session_settings
+from ..targets import TARGET_RELATED, NotReadable, line_of, session_settings
 from .kinds import PRIORITY_EMERGENCY, PRIORITY_NORMAL, RELAY_KINDS, clean_parameters
 from .models import CommandState, MeterCommand
 from .session import Outcome, Step, run_session
@@ -83,6 +87,55 @@ def queue_command(
     return command
 
 
+def queue_commands(
+    meters: list[Meter],
+    kind: str,
+    *,
+    acting_user,
+    reason: str = "",
+    parameters: dict | None = None,
+    priority: int = PRIORITY_NORMAL,
+    expires_in: timedelta = DEFAULT_EXPIRY,
+    max_attempts: int = 3,
+) -> list[MeterCommand]:
+    """The same command for many meters (scope is the caller's): one insert, one audit row
+    per meter, and after commit batch tasks of `AMI_COMMAND_BATCH_SIZE` meters, not a task
+    per meter. Raises `kinds.BadCommand` like `queue_command`."""
+    parameters = clean_parameters(kind, parameters)
+    expires_at = timezone.now() + expires_in
+    with transaction.atomic():
+        commands = MeterCommand.objects.bulk_create(
+            MeterCommand(
+                organisation_id=meter.organisation_id,
+                meter=meter,
+                kind=kind,
+                parameters=parameters,
+                priority=priority,
+                reason=reason,
+                requested_by=acting_user,
+                expires_at=expires_at,
+                max_attempts=max_attempts,
+            )
+            for meter in meters
+        )
+        audit.record_many(
+            [
+                audit.entry(
+                    "queue_command",
+                    user=acting_user,
+                    obj=command.meter,
+                    organisation=command.meter.organisation,
+                    changes={"command": command.pk, "kind": kind, "priority": priority},
+                    detail=reason,
+                )
+                for command in commands
+            ]
+        )
+        meter_ids = sorted({meter.pk for meter in meters})
+        transaction.on_commit(lambda: _enqueue(meter_ids, priority=priority))
+    return commands
+
+
 class NotCancellable(Exception):
     """The command is already sent or finished."""
 
@@ -108,35 +161,61 @@ def cancel_command(command: MeterCommand, *, acting_user, reason: str = "") -> M
 
 
 def _claim(meter_id: int, claim: str) -> list[Step]:
-    """Under the meter's lock: expire what is overdue, then claim the due queued commands.
+    """One meter's claim, waiting for its lock (see `_claim_many`)."""
+    return _claim_many([meter_id], claim, wait=True).get(meter_id, [])
 
-    Commands this claim already sent (a redelivery after a crash) come back read-back only.
-    Nothing is claimed while another claim has a command of this meter sent.
+
+def _claim_many(meter_ids, claim: str, *, wait: bool) -> dict[int, list[Step]]:
+    """In one transaction, under each meter's lock: expire what is overdue, then claim the
+    due queued commands of every meter, as {meter id: steps}.
+
+    `wait`: wait for a meter's lock (held by another claim's transaction for a moment);
+    otherwise a locked meter is skipped (its holder runs its commands). Commands this claim
+    already sent (a redelivery after a crash) come back read-back only. A meter with a
+    command sent by another claim is left alone (one session per meter).
     """
     now = timezone.now()
+    ids = sorted(set(meter_ids))
+    steps: dict[int, list[Step]] = defaultdict(list)
     with transaction.atomic():
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [LOCK_NAMESPACE, meter_id])
-        mine = MeterCommand.objects.filter(meter_id=meter_id, state=CommandState.SENT)
-        if mine.exclude(claim=claim).exists():
-            return []  # another session with this meter is under way
-        resent = [
-            Step(c.pk, c.kind, c.parameters, execute=False)
-            for c in mine.filter(claim=claim).order_by("-priority", "created_at", "id")
-        ]
-        queued = MeterCommand.objects.filter(meter_id=meter_id, state=CommandState.QUEUED)
+            if wait:  # in meter order: two waiting claims never deadlock
+                cursor.execute(
+                    "SELECT pg_advisory_xact_lock(%s, m) FROM unnest(%s::int[]) AS m",
+                    [LOCK_NAMESPACE, ids],
+                )
+                locked = ids
+            else:
+                cursor.execute(
+                    "SELECT m FROM unnest(%s::int[]) AS m WHERE pg_try_advisory_xact_lock(%s, m)",
+                    [ids, LOCK_NAMESPACE],
+                )
+                locked = [row[0] for row in cursor.fetchall()]
+        sent = MeterCommand.objects.filter(meter_id__in=locked, state=CommandState.SENT)
+        busy = set(sent.exclude(claim=claim).values_list("meter_id", flat=True))
+        free = [m for m in locked if m not in busy]
+        order = ("meter_id", "-priority", "created_at", "id")
+        fields = ("id", "meter_id", "kind", "parameters")
+        for c in sent.filter(claim=claim, meter_id__in=free).order_by(*order).only(*fields):
+            steps[c.meter_id].append(Step(c.pk, c.kind, c.parameters, execute=False))
+        queued = MeterCommand.objects.filter(meter_id__in=free, state=CommandState.QUEUED)
         _expire(queued.filter(expires_at__lte=now), now)
-        due = list(
+        due = (
             queued.filter(expires_at__gt=now)
             .exclude(not_before__gt=now)
-            .order_by("-priority", "created_at", "id")
-            .select_for_update(skip_locked=True)[: max(BUNDLE_MAX - len(resent), 0)]
+            .order_by(*order)
+            .only(*fields)
+            .select_for_update(skip_locked=True)
         )
-        for command in due:
-            command.state, command.claim, command.sent_at = CommandState.SENT, claim, now
-            command.attempts += 1
-        MeterCommand.objects.bulk_update(due, ["state", "claim", "sent_at", "attempts"])
-    return resent + [Step(c.pk, c.kind, c.parameters) for c in due]
+        claimed = []
+        for c in due:
+            if len(steps[c.meter_id]) < BUNDLE_MAX:
+                steps[c.meter_id].append(Step(c.pk, c.kind, c.parameters))
+                claimed.append(c.pk)
+        MeterCommand.objects.filter(pk__in=claimed).update(
+            state=CommandState.SENT, claim=claim, sent_at=now, attempts=F("attempts") + 1
+        )
+    return {meter_id: s for meter_id, s in steps.items() if s}
 
 
 def _expire(commands, now) -> int:
@@ -154,75 +233,146 @@ def execute_commands(meter_id: int, claim: str) -> dict:
     `claim` identifies the caller (the Celery task id): the same claim redelivered reads
     back what it had sent instead of sending it again.
     """
+    return _execute([meter_id], claim, wait=True, concurrency=1)
+
+
+def execute_command_batch(meter_ids: list[int], claim: str) -> dict:
+    """Run the due commands of many meters: one claim transaction for all of them, their
+    sessions concurrently in one event loop (`AMI_COMMAND_BATCH_CONCURRENCY` at once, one
+    per shared line), one transaction recording every outcome; again for commands queued
+    meanwhile. A meter another claim holds is skipped. Same exactly-once rules as
+    `execute_commands` (a redelivered batch only reads back what it had sent)."""
+    return _execute(
+        meter_ids, claim, wait=False, concurrency=settings.AMI_COMMAND_BATCH_CONCURRENCY
+    )
+
+
+def _execute(meter_ids, claim: str, *, wait: bool, concurrency: int) -> dict:
     done = {"confirmed": 0, "failed": 0, "retrying": 0, "sessions": 0}
-    while steps := _claim(meter_id, claim):
-        done["sessions"] += 1
-        meter = Meter.objects.select_related("meter_model", "concentrator").get(pk=meter_id)
-        try:
-            target = session_settings(meter)
-        except NotReadable as exc:
-            outcomes = [
-                Outcome(s.command_id, False, error_kind="NotReadable", error=str(exc))
-                for s in steps
-            ]
-        else:
-            outcomes = asyncio.run(run_session(target, steps, DatabaseCounterStore()))
-        for key, n in _record(meter, claim, outcomes).items():
+    todo = list(meter_ids)
+    while todo and (claimed := _claim_many(todo, claim, wait=wait)):
+        done["sessions"] += len(claimed)
+        meters = Meter.objects.select_related("organisation", *TARGET_RELATED).in_bulk(
+            list(claimed)
+        )
+        outcomes = _run_sessions(meters, claimed, concurrency)
+        for key, n in _record(meters, claim, outcomes).items():
             done[key] += n
+        todo = list(claimed)  # commands queued for these meters mid-session
     return done
 
 
-def _record(meter: Meter, claim: str, outcomes: list[Outcome]) -> dict:
-    """Fold a session's outcomes into its commands, the meter's relay state and the audit."""
+def _run_sessions(meters: dict, claimed: dict[int, list[Step]], concurrency: int) -> dict:
+    """Every claimed meter's session, concurrently; {meter id: outcomes}."""
+    outcomes: dict[int, list[Outcome]] = {}
+    sessions = []
+    for meter_id, steps in claimed.items():
+        meter = meters[meter_id]
+        try:
+            sessions.append((meter_id, session_settings(meter), line_of(meter), steps))
+        except NotReadable as exc:
+            outcomes[meter_id] = [
+                Outcome(s.command_id, False, error_kind="NotReadable", error=str(exc))
+                for s in steps
+            ]
+    counters = DatabaseCounterStore()
+
+    async def one(session):
+        meter_id, target, _line, steps = session
+        return meter_id, await run_session(target, steps, counters)
+
+    async def run_all():
+        return await gather_gated(
+            sessions, one, line_of=lambda session: session[2], concurrency=concurrency
+        )
+
+    if sessions:
+        outcomes.update(asyncio.run(run_all()))
+    return outcomes
+
+
+def _record(meters: dict, claim: str, outcomes: dict[int, list[Outcome]]) -> dict:
+    """Fold the sessions' outcomes into their commands, the meters' relay states and the
+    audit, in one transaction: one bulk update of the commands, one of the relay states,
+    one insert of the audit rows, one status push after commit."""
     now = timezone.now()
     counts = {"confirmed": 0, "failed": 0, "retrying": 0}
-    relay_seen = None
-    retry_at = None
+    relay_seen: dict[int, tuple[str, object]] = {}
+    retry_at: dict[int, object] = {}
+    changed, entries = [], []
     with transaction.atomic():
-        commands = MeterCommand.objects.select_for_update().in_bulk(
-            [o.command_id for o in outcomes]
+        commands = (
+            MeterCommand.objects.select_related("requested_by")
+            .select_for_update(of=("self",))
+            .in_bulk([o.command_id for found in outcomes.values() for o in found])
         )
-        for outcome in outcomes:
-            command = commands[outcome.command_id]
-            if command.state != CommandState.SENT or command.claim != claim:
-                continue  # finished meanwhile (expired by the sweep): its record stands
-            if outcome.relay_state and command.kind in RELAY_KINDS:
-                relay_seen = outcome.relay_state
-            command.answer = outcome.answer
-            command.error_kind, command.error = outcome.error_kind, outcome.error
-            retry = (
-                not outcome.confirmed
-                and outcome.retryable
-                and command.attempts < command.max_attempts
-                and now + timedelta(seconds=retry_backoff_s(command.attempts)) < command.expires_at
-            )
-            if retry:
-                command.state, command.claim = CommandState.QUEUED, ""
-                command.not_before = now + timedelta(seconds=retry_backoff_s(command.attempts))
-                retry_at = min(filter(None, (retry_at, command.not_before)))
-                counts["retrying"] += 1
-            else:
-                command.state = CommandState.CONFIRMED if outcome.confirmed else CommandState.FAILED
-                command.finished_at = now
-                counts["confirmed" if outcome.confirmed else "failed"] += 1
-                audit.record(
-                    f"command_{command.kind}",
-                    user=command.requested_by,
-                    username="collection",
-                    obj=meter,
-                    changes={"command": command.pk, "state": command.state, **command.answer},
-                    outcome=audit.Outcome.SUCCESS if outcome.confirmed else audit.Outcome.FAILED,
-                    detail=command.reason if outcome.confirmed else command.error,
-                )
-            command.save()
-        state = state_of_control(relay_seen) if relay_seen else None
-        if state is not None:
-            record_relay_states({meter.pk: (state, now)})
+        for meter_id, found in outcomes.items():
+            meter = meters[meter_id]
+            for outcome in found:
+                command = commands[outcome.command_id]
+                if command.state != CommandState.SENT or command.claim != claim:
+                    continue  # finished meanwhile (expired by the sweep): its record stands
+                state = state_of_control(outcome.relay_state or "")
+                if state is not None and command.kind in RELAY_KINDS:
+                    relay_seen[meter_id] = (state, now)
+                command.answer = outcome.answer
+                command.error_kind, command.error = outcome.error_kind, outcome.error
+                backoff = timedelta(seconds=retry_backoff_s(command.attempts))
+                if (
+                    not outcome.confirmed
+                    and outcome.retryable
+                    and command.attempts < command.max_attempts
+                    and now + backoff < command.expires_at
+                ):
+                    command.state, command.claim = CommandState.QUEUED, ""
+                    command.not_before = now + backoff
+                    retry_at[meter_id] = min(filter(None, (retry_at.get(meter_id), now + backoff)))
+                    counts["retrying"] += 1
+                else:
+                    command.state = (
+                        CommandState.CONFIRMED if outcome.confirmed else CommandState.FAILED
+                    )
+                    command.finished_at = now
+                    counts["confirmed" if outcome.confirmed else "failed"] += 1
+                    entries.append(_audit_entry(command, meter, outcome.confirmed))
+                changed.append(command)
+        update_rows(MeterCommand, changed, RECORDED_FIELDS)
+        audit.record_many(entries)
+        if relay_seen:
+            record_relay_states(relay_seen)
             publish_status({"changed": "relay"})
-        if retry_at is not None:
-            delay = max((retry_at - now).total_seconds(), 0.0)
-            transaction.on_commit(lambda: enqueue.execute_commands(meter.pk, countdown=delay))
+        if retry_at:
+            delay = max((min(retry_at.values()) - now).total_seconds(), 0.0)
+            transaction.on_commit(lambda: _enqueue(sorted(retry_at), countdown=delay))
     return counts
+
+
+RECORDED_FIELDS = ("state", "claim", "not_before", "finished_at", "answer", "error_kind", "error")
+
+
+def _audit_entry(command: MeterCommand, meter: Meter, confirmed: bool):
+    return audit.entry(
+        f"command_{command.kind}",
+        user=command.requested_by,
+        username="collection",
+        obj=meter,
+        organisation=meter.organisation,
+        changes={"command": command.pk, "state": command.state, **command.answer},
+        outcome=audit.Outcome.SUCCESS if confirmed else audit.Outcome.FAILED,
+        detail=command.reason if confirmed else command.error,
+    )
+
+
+def _enqueue(meter_ids: list[int], *, priority: int | None = None, countdown: float = 0) -> None:
+    """A task per meter for one meter, else batch tasks of `AMI_COMMAND_BATCH_SIZE` meters."""
+    if len(meter_ids) == 1:
+        enqueue.execute_commands(meter_ids[0], priority=priority, countdown=countdown)
+        return
+    size = settings.AMI_COMMAND_BATCH_SIZE
+    for start in range(0, len(meter_ids), size):
+        enqueue.execute_command_batch(
+            meter_ids[start : start + size], priority=priority, countdown=countdown
+        )
 
 
 def expire_commands(now=None) -> int:
@@ -242,4 +392,11 @@ def expire_commands(now=None) -> int:
     return expired + lost
 
 
-__all__ = ["PRIORITY_EMERGENCY", "cancel_command", "execute_commands", "queue_command"]
+__all__ = [
+    "PRIORITY_EMERGENCY",
+    "cancel_command",
+    "execute_command_batch",
+    "execute_commands",
+    "queue_command",
+    "queue_commands",
+]

@@ -12,7 +12,7 @@ from collection.models import CommandState, MeterCommand
 from collection.simulators.dlms_fleet import Fault, make_meters
 from meters.models import Meter
 from tests.collection.fleet import fleet_thread
-from tests.collection.test_end_to_end import register_fleet, simulated_model
+from tests.collection.test_end_to_end import COMMANDER, register_fleet, simulated_model
 from tests.collection.test_worker_crash import (
     kill_group,
     start_worker,
@@ -34,12 +34,8 @@ def test_killed_worker_mid_commands_then_a_new_worker_finishes_them_once():
     for s in sims:
         s.fault = Fault("late", delay_s=0.4)  # slow enough to be caught mid-command
     with fleet_thread(sims, interface="wrapper") as fleet:
-        register_fleet(fleet, sims, org, model)
-        # Commands need the password's client (the public one may only read).
+        register_fleet(fleet, sims, org, model, **COMMANDER)
         meters = list(Meter.objects.filter(organisation=org).order_by("serial"))
-        for m in meters:  # endpoint fields, saved with the meter's endpoint row
-            m.security, m.password, m.dlms_client_address = "low", "12345678", 17
-            m.save()
         first = start_worker("first")
         try:
             queued = [

@@ -62,7 +62,12 @@ def simulated_model(org) -> MeterModel:
     return model
 
 
-def register_fleet(fleet, sims, org, model) -> list[Meter]:
+# The simulator's password client: commands need it (the public client may only read).
+COMMANDER = {"security": "low", "password": "12345678", "dlms_client_address": 17}
+
+
+def register_fleet(fleet, sims, org, model, **endpoint) -> list[Meter]:
+    """A meter row per simulated meter; `endpoint`: more endpoint fields (e.g. security)."""
     meters = []
     for s in sims:
         address = fleet.address_of(s.serial)
@@ -75,8 +80,7 @@ def register_fleet(fleet, sims, org, model) -> list[Meter]:
                 host=address.host,
                 port=address.port,
                 dlms_server_address=address.server_address,
-                timeout_s=3,
-                retries=0,
+                **({"timeout_s": 3, "retries": 0} | endpoint),
             )
         )
     Meter.objects.bulk_create(meters)

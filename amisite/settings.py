@@ -372,6 +372,8 @@ AMI_PUSH_PROTOCOL = env.str("AMI_PUSH_PROTOCOL", default="dlms")
 # Bulk commands run as batch tasks of this many meters, this many sessions at once per task.
 AMI_COMMAND_BATCH_SIZE = env.int("AMI_COMMAND_BATCH_SIZE", default=500)
 AMI_COMMAND_BATCH_CONCURRENCY = env.int("AMI_COMMAND_BATCH_CONCURRENCY", default=100)
+# A bulk command for more meters than this waits for a second person's approval.
+AMI_COMMAND_APPROVAL_THRESHOLD = env.int("AMI_COMMAND_APPROVAL_THRESHOLD", default=100)
 AMI_NOTIFY_RETRY_BASE_S = env.int("AMI_NOTIFY_RETRY_BASE_S", default=30)
 # Customers of affected service points hear of outages only when this is on.
 AMI_NOTIFY_CUSTOMERS_OF_OUTAGES = env.bool("AMI_NOTIFY_CUSTOMERS_OF_OUTAGES", default=False)

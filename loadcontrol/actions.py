@@ -8,6 +8,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from accounts import audit
 from accounts.scoping import org_within_scope
 from collection.commands import actions as commands
 from collection.commands.kinds import (
@@ -19,6 +24,8 @@ from collection.commands.kinds import (
 )
 from collection.models import MeterCommand
 from meters.models import Meter
+
+from .models import BulkCommand, BulkState
 
 EXPIRY = timedelta(hours=1)
 EMERGENCY_EXPIRY = timedelta(minutes=15)
@@ -51,14 +58,7 @@ def request_command(
     NotAllowed: the role may not, or the meter is outside the user's write scope.
     BadCommand: the kind, parameters or reason do not fit.
     """
-    kind = clean_kind(kind)
-    if not may_command(acting_user, kind):
-        raise NotAllowed("Your role may not send this command.")
-    if not org_within_scope(acting_user, meter.organisation, "add"):
-        raise NotAllowed("You may not command meters of this organisation.")
-    reason = (reason or "").strip()
-    if kind in EXPECTED_RELAY and not reason:
-        raise BadCommand("say why the supply is switched", field="reason")
+    kind, reason = _check(acting_user, meter.organisation, kind, reason)
     if emergency and kind != "disconnect":
         raise BadCommand("only a disconnect can be an emergency", field="emergency")
     return commands.queue_command(
@@ -70,6 +70,103 @@ def request_command(
         priority=PRIORITY_EMERGENCY if emergency else PRIORITY_NORMAL,
         expires_in=EMERGENCY_EXPIRY if emergency else EXPIRY,
     )
+
+
+def _check(user, organisation, kind: str, reason: str) -> tuple[str, str]:
+    """The kind and reason, cleaned, when `user` may command meters of `organisation` so."""
+    kind = clean_kind(kind)
+    if not may_command(user, kind):
+        raise NotAllowed("Your role may not send this command.")
+    if not org_within_scope(user, organisation, "add"):
+        raise NotAllowed("You may not command meters of this organisation.")
+    reason = (reason or "").strip()
+    if kind in EXPECTED_RELAY and not reason:
+        raise BadCommand("say why the supply is switched", field="reason")
+    return kind, reason
+
+
+def request_bulk(meters: list[Meter], kind: str, *, acting_user, reason: str = "") -> BulkCommand:
+    """One command for many meters (already visible to the user, one organisation), audited.
+
+    Up to `AMI_COMMAND_APPROVAL_THRESHOLD` meters it is queued at once (batch tasks); above,
+    it waits for a second person (`approve_bulk`). NotAllowed / BadCommand as
+    `request_command`.
+    """
+    organisations = {m.organisation_id for m in meters}
+    if len(organisations) != 1:
+        raise BadCommand("a bulk command is for meters of one organisation", field="meters")
+    kind, reason = _check(acting_user, meters[0].organisation, kind, reason)
+    with transaction.atomic():
+        bulk = BulkCommand.objects.create(
+            organisation_id=organisations.pop(),
+            kind=kind,
+            meter_ids=sorted(m.pk for m in meters),
+            reason=reason,
+            requested_by=acting_user,
+        )
+        audit.record(
+            "request_bulk_command",
+            user=acting_user,
+            obj=bulk,
+            changes={"kind": kind, "meters": len(meters)},
+            detail=reason,
+        )
+        if len(meters) <= settings.AMI_COMMAND_APPROVAL_THRESHOLD:
+            _queue_bulk(bulk, decided_by=None)
+    return bulk
+
+
+def approve_bulk(bulk: BulkCommand, *, acting_user) -> BulkCommand:
+    """A second person (not the requester, allowed to send the command) approves: queued."""
+    with transaction.atomic():
+        bulk = BulkCommand.objects.select_for_update().get(pk=bulk.pk)
+        _check_decider(bulk, acting_user)
+        _check(acting_user, bulk.organisation, bulk.kind, bulk.reason)
+        audit.record("approve_bulk_command", user=acting_user, obj=bulk)
+        _queue_bulk(bulk, decided_by=acting_user)
+    return bulk
+
+
+def reject_bulk(bulk: BulkCommand, *, acting_user, reason: str = "") -> BulkCommand:
+    """A second person turns the bulk command down: nothing is queued."""
+    with transaction.atomic():
+        bulk = BulkCommand.objects.select_for_update().get(pk=bulk.pk)
+        _check_decider(bulk, acting_user)
+        bulk.state, bulk.decided_by, bulk.decided_at = (
+            BulkState.REJECTED,
+            acting_user,
+            timezone.now(),
+        )
+        bulk.save(update_fields=["state", "decided_by", "decided_at"])
+        audit.record("reject_bulk_command", user=acting_user, obj=bulk, detail=reason)
+    return bulk
+
+
+def _check_decider(bulk: BulkCommand, user) -> None:
+    if bulk.state != BulkState.PENDING:
+        raise NotAllowed(f"The bulk command is {bulk.get_state_display().lower()} already.")
+    if user is None or user.pk == bulk.requested_by_id:
+        raise NotAllowed("A second person approves a bulk command, not its requester.")
+    if not may_command(user, bulk.kind):
+        raise NotAllowed("Your role may not send this command.")
+
+
+def _queue_bulk(bulk: BulkCommand, *, decided_by) -> None:
+    meters = list(
+        Meter.objects.filter(organisation=bulk.organisation_id, pk__in=bulk.meter_ids)
+        .select_related("organisation")
+        .order_by("pk")
+    )
+    commands.queue_commands(
+        meters,
+        bulk.kind,
+        acting_user=bulk.requested_by,
+        reason=bulk.reason,
+        priority=PRIORITY_NORMAL,
+        expires_in=EXPIRY,
+    )
+    bulk.state, bulk.decided_by, bulk.decided_at = BulkState.APPROVED, decided_by, timezone.now()
+    bulk.save(update_fields=["state", "decided_by", "decided_at"])
 
 
 def cancel(command: MeterCommand, *, acting_user, reason: str = "") -> MeterCommand:

@@ -17,6 +17,7 @@ urlpatterns = [
     path("", include("collection.urls")),
     path("", include("loadcontrol.urls")),
     path("vending/", include("vending.urls")),
+    path("portal/", include("portal.urls")),
     path("", include("reports.urls")),  # /reports/..., and /vending/reports/
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", LogoutView.as_view(), name="logout"),

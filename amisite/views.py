@@ -6,10 +6,11 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.staticfiles.storage import staticfiles_storage
 from django.db import connection
 from django.http import HttpResponsePermanentRedirect, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.views.defaults import server_error as default_server_error
 
 from collection.consumers import snapshot
+from meters.models import Customer
 
 from .middleware import busy_response, pool_exhausted
 
@@ -33,8 +34,11 @@ def home(request):
     """The operator's home: fleet health at a glance, updated live over the status websocket.
 
     The first paint carries the same scoped snapshot the websocket sends (so the page is
-    useful without scripts); `static/js/home.js` then keeps it current.
+    useful without scripts); `static/js/home.js` then keeps it current. A customer signs in
+    to the same form and lands here: it is sent on to its own home, the portal.
     """
+    if Customer.objects.filter(portal_user=request.user).exists():
+        return redirect("portal:home")
     return render(request, "home.html", {"status": snapshot(request.user)})
 
 

@@ -82,6 +82,22 @@ DEMO_LOGINS = (
         "south",
         roles.VENDING_CLERK,
     ),
+    # Customers belong to no organisation: the portal finds them by their customer record,
+    # which the vending demo links (the first prepaid account of their region).
+    DemoLogin(
+        "north-customer",
+        "demo-north-customer",
+        "customer, North: the portal (usage, prepaid meter 01900000017)",
+        "north",
+        roles.CUSTOMER,
+    ),
+    DemoLogin(
+        "south-customer",
+        "demo-south-customer",
+        "customer, South: the portal (usage, prepaid meter 01900000256)",
+        "south",
+        roles.CUSTOMER,
+    ),
 )
 
 # The demo fleet: per region 2 substations x 2 feeders x 2 transformers x 3 service points.
@@ -182,7 +198,7 @@ def load_demo() -> DemoUtility:
         user = User.objects.create_user(
             login.username,
             password=login.password,
-            organisation=demo.regions[login.organisation],
+            organisation=None if login.role == roles.CUSTOMER else demo.regions[login.organisation],
             is_staff=login.staff,
         )
         user.groups.set(Group.objects.filter(name=login.role))

@@ -68,6 +68,8 @@ MODEL_BY_ROUTE = {
     "loadcontrol:command-meter": Meter,
     "api-meter-series": Meter,
     "api-meter-read": Meter,
+    "portal:purchase": "vending.Sale",
+    "portal:receipt-pdf": "vending.Sale",
 }
 
 

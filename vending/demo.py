@@ -72,6 +72,11 @@ def load_demo_vending(demo) -> None:
             account.save()
             accounts.append(account)
         PrepaidAccount.objects.filter(pk=accounts[1].pk).update(debt_balance=Decimal("80.00"))
+        # The region's demo customer login (meters/demo.py) signs in to the portal as the
+        # customer of the first prepaid account: usage, balance and a purchase to show.
+        Customer.objects.filter(pk=accounts[0].customer_id).update(
+            portal_user=demo.users[f"{code}-customer"]
+        )
         accounts[1].refresh_from_db()
         earlier = now - timedelta(days=3)
         shift = actions.open_shift(station, acting_user=clerk, opening_float=100, now=earlier)

@@ -24,7 +24,7 @@ IMPORT_REGISTER = "1-0:1.8.0*255"
 KWH = {"wh": Decimal("0.001"), "kwh": Decimal(1), "mwh": Decimal(1000)}
 
 
-def _kwh(stored: int, channel) -> Decimal | None:
+def kwh(stored: int, channel) -> Decimal | None:
     factor = KWH.get((channel.unit or "").lower())
     if factor is None:
         return None
@@ -43,7 +43,7 @@ def energy_used(meter, since: datetime, until: datetime) -> Decimal | None:
             meter=meter, channel=profile, day__gte=local_day(since), day__lte=local_day(until)
         ).aggregate(total=Sum("value"))["total"]
         if total is not None:
-            return _kwh(total, profile)
+            return kwh(total, profile)
     register = channels.get(IMPORT_REGISTER)
     if register is None:
         return None
@@ -53,4 +53,4 @@ def energy_used(meter, since: datetime, until: datetime) -> Decimal | None:
     first, last = reads.first(), reads.last()
     if first is None or first.pk == last.pk:
         return None
-    return _kwh(last.value - first.value, register)
+    return kwh(last.value - first.value, register)

@@ -5,7 +5,7 @@ from django.core.management import call_command
 from django.test import Client
 from rest_framework.test import APIClient
 
-from accounts import two_factor
+from accounts import roles, two_factor
 from accounts.demo import DEMO_TOTP_SECRET
 from accounts.models import User
 from meters.demo import DEMO_LOGINS, load_demo
@@ -184,6 +184,12 @@ def test_demo_staff_sign_in_with_the_printed_key_as_the_readme_says():
         assert web.post("/login/", {"username": login.username, "password": login.password})[
             "Location"
         ]
+        if login.role == roles.CUSTOMER:  # a customer's home is the portal, with its account
+            assert web.get("/")["Location"] == "/portal/", login.username
+            portal = web.get("/portal/")
+            assert portal.status_code == 200, login.username
+            assert login.what.split("prepaid meter ")[1].rstrip(")") in portal.content.decode()
+            continue
         if not two_factor.required(user):
             assert web.get("/").status_code == 200, login.username
             continue

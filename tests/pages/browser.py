@@ -14,8 +14,10 @@ from accounts.models import TotpDevice, User
 BROWSER_TOTP_SECRET = "62726f777365722d746573742d7365637265742d"  # a TEST secret
 
 
-def sign_in(page, server: str, username: str) -> None:
+def sign_in(page, server: str, username: str, landing: str = "/") -> None:
     """Sign in through the login form as a factory user (password `pw-<name>`).
+
+    `landing`: where the sign-in ends (a customer is sent on from the home to the portal).
 
     Staff and administrators then confirm a code of their authenticator (enrolled here with
     a TEST secret if they have none), as a person does.
@@ -36,7 +38,7 @@ def sign_in(page, server: str, username: str) -> None:
         page.wait_for_url(re.compile(r".*/account/two-factor/.*"))
         page.fill("#id_code", two_factor.code_now(device.key))
         page.click("#two-factor-form button[type=submit]")
-    page.wait_for_url(server + "/")
+    page.wait_for_url(server + landing)
 
 
 @dataclass

@@ -5,6 +5,10 @@ yields one URL per HTML page: a pattern without arguments is visited as is; a pa
 arguments needs a case in `cases()`; a pattern that is not an HTML page (JSON, files,
 POST-only actions) is named in `NOT_PAGES` with the reason. A pattern in none of these fails
 `test_every_pattern_has_a_case`, so a new page cannot escape the page tests.
+
+The customer portal's pages are a customer's, not the superuser's (staff get a 403 there):
+`CUSTOMER_PAGES` names them and `customer_pages(data)` gives their URLs, visited as the
+world's customer (`world.customer`, region A's first customer, who holds `data.sale`).
 """
 
 from __future__ import annotations
@@ -39,7 +43,11 @@ NOT_PAGES = {
     "logout": "POST only",
     "healthz": "JSON for load balancers",
     "favicon": "a redirect to the icon",
+    "portal:usage-csv": "a file download",
+    "portal:receipt-pdf": "a PDF file",
 }
+# Pages only a customer sees (see the module's docstring).
+CUSTOMER_PAGES = {"portal:home", "portal:usage", "portal:purchases", "portal:purchase"}
 
 
 @dataclass
@@ -100,15 +108,19 @@ def cases(data: PageData) -> dict[str, list[str]]:
         "vending:account-detail": [reverse("vending:account-detail", args=[data.account.pk])],
         "reports:export-job": [reverse("reports:export-job", args=[data.export.pk])],
         "reports:query": [reverse("reports:query"), reverse("reports:query") + "?" + query],
+        "portal:purchase": [reverse("portal:purchase", args=[data.sale.reference])],
     }
 
 
-def pages(data: PageData) -> list[str]:
-    """Every HTML page's URL, generated from the patterns (see the module's docstring)."""
+def pages(data: PageData, customer: bool = False) -> list[str]:
+    """Every HTML page's URL, generated from the patterns (see the module's docstring).
+
+    `customer`: the customer's pages (`CUSTOMER_PAGES`) instead of everyone else's.
+    """
     table = cases(data)
     urls = []
     for name, _route, takes_args in url_names():
-        if name in NOT_PAGES:
+        if name in NOT_PAGES or (name in CUSTOMER_PAGES) != customer:
             continue
         if name in table:
             urls += table[name]
@@ -124,11 +136,13 @@ def make_page_data(world) -> PageData:
     from reports.models import ExportJob, ExportStatus
     from tests.dashboard._data import ingest_days, ingest_reads, ingest_some_events
     from tests.pages.fleet import meters_in_every_state
+    from tests.portal.data import store_days
     from tests.vending.conftest import make_vending
     from vending import actions as vending_actions
 
     meters = meters_in_every_state(world)
     place_on_map(world)
+    store_days(world.grid_a.meters[0], days=400)  # the portal customer's usage
     ok = meters["ok"]
     ingest_days(ok)
     ingest_reads(ok)

@@ -17,7 +17,7 @@ from django.test import Client
 from amisite.csp import HEADER
 from tests.pages.browser import sign_in, watch
 from tests.pages.inline import inline_code
-from tests.pages.site import NOT_PAGES, cases, make_page_data, pages, url_names
+from tests.pages.site import CUSTOMER_PAGES, NOT_PAGES, cases, make_page_data, pages, url_names
 
 TILE_PROBE_FAILED = "Failed to load resource: net::ERR_NAME_NOT_RESOLVED"
 # The page's width, the window's, and the first elements reaching past the window's edge.
@@ -61,7 +61,9 @@ def test_every_pattern_has_a_case(data):
         missing
     )
     stale = [
-        name for name in list(table) + list(NOT_PAGES) if name not in {n for n, *_ in url_names()}
+        name
+        for name in list(table) + list(NOT_PAGES) + list(CUSTOMER_PAGES)
+        if name not in {n for n, *_ in url_names()}
     ]
     assert not stale, f"cases for patterns that no longer exist: {stale}"
 
@@ -70,11 +72,15 @@ def test_every_pattern_has_a_case(data):
 def test_every_page_has_the_policy_and_no_inline_code(data):
     client = Client()
     client.force_login(data.world.superuser)
+    customer = Client()
+    customer.force_login(data.world.customer)
     urls = pages(data)
     assert len(urls) >= 25
+    walk = [(client, url) for url in urls] + [(customer, url) for url in pages(data, True)]
+    assert len(walk) > len(urls)
     problems = {}
-    for url in urls:
-        response = client.get(url)
+    for who, url in walk:
+        response = who.get(url)
         found = [] if response.status_code == 200 else [f"HTTP {response.status_code}"]
         found += check_csp(response)
         found += inline_code(response.content.decode())
@@ -108,6 +114,37 @@ def shot_name(url: str) -> str:
     return name + ("-query" if query else "")
 
 
+def visit(page, seen, address: str, url: str) -> list[str]:
+    """Open one page at 1280 and 390 px: screenshots of both, and what is wrong with it."""
+    seen.console_errors.clear()
+    seen.csp_violations.clear()
+    page.set_viewport_size({"width": 1280, "height": 800})
+    response = page.goto(address)
+    page.wait_for_load_state("networkidle")
+    if url.startswith("/map/"):
+        page.wait_for_function("() => window.amiMap.loads > 0 && window.amiMap.tiles !== 'probing'")
+    name = shot_name(url)
+    page.screenshot(path=str(SHOTS / f"{name}-1280.png"), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.wait_for_function("() => window.innerWidth === 390")
+    page.screenshot(path=str(SHOTS / f"{name}-390.png"), full_page=True)
+    found = []
+    expected = 404 if url == "/no-such-page/" else 200
+    if response.status != expected:
+        found.append(f"HTTP {response.status}")
+    widths = page.evaluate(WIDTHS)
+    if widths[0] > widths[1]:
+        found.append(f"scrolls sideways at 390 px: {widths[0]} > {widths[1]} ({widths[2]})")
+    errors = [
+        e for e in seen.console_errors if "404 (Not Found)" not in e or url != "/no-such-page/"
+    ]
+    if url.startswith("/map/") and errors[:1] == [TILE_PROBE_FAILED]:
+        errors = errors[1:]  # the one probe of an offline tile server (tests have no internet)
+    found += [f"CSP: {v}" for v in seen.csp_violations]
+    found += [f"console: {e}" for e in errors if e not in seen.csp_violations]
+    return found
+
+
 @pytest.mark.browser
 def test_every_page_in_the_browser(data, asgi_server, page):
     """No CSP violation or console error; nothing wider than 390 px; screenshots of each."""
@@ -120,34 +157,14 @@ def test_every_page_in_the_browser(data, asgi_server, page):
     sign_in(page, asgi_server, "root")
     problems = {}
     for url in ["/"] + [u for u in pages(data) if u != "/"] + ["/no-such-page/"]:
-        seen.console_errors.clear()
-        seen.csp_violations.clear()
-        page.set_viewport_size({"width": 1280, "height": 800})
-        response = page.goto(asgi_server + url)
-        page.wait_for_load_state("networkidle")
-        if url.startswith("/map/"):
-            page.wait_for_function(
-                "() => window.amiMap.loads > 0 && window.amiMap.tiles !== 'probing'"
-            )
-        name = shot_name(url)
-        page.screenshot(path=str(SHOTS / f"{name}-1280.png"), full_page=True)
-        page.set_viewport_size({"width": 390, "height": 844})
-        page.wait_for_function("() => window.innerWidth === 390")
-        page.screenshot(path=str(SHOTS / f"{name}-390.png"), full_page=True)
-        found = []
-        expected = 404 if url == "/no-such-page/" else 200
-        if response.status != expected:
-            found.append(f"HTTP {response.status}")
-        widths = page.evaluate(WIDTHS)
-        if widths[0] > widths[1]:
-            found.append(f"scrolls sideways at 390 px: {widths[0]} > {widths[1]} ({widths[2]})")
-        errors = [
-            e for e in seen.console_errors if "404 (Not Found)" not in e or url != "/no-such-page/"
-        ]
-        if url.startswith("/map/") and errors[:1] == [TILE_PROBE_FAILED]:
-            errors = errors[1:]  # the one probe of an offline tile server (tests have no internet)
-        found += [f"CSP: {v}" for v in seen.csp_violations]
-        found += [f"console: {e}" for e in errors if e not in seen.csp_violations]
+        found = visit(page, seen, asgi_server + url, url)
+        if found:
+            problems[url] = found
+    # The portal's pages, as its customer (a phone is the customer's first screen).
+    page.context.clear_cookies()
+    sign_in(page, asgi_server, data.world.customer.username, landing="/portal/")
+    for url in pages(data, customer=True):
+        found = visit(page, seen, asgi_server + url, url)
         if found:
             problems[url] = found
     assert not problems, "\n".join(f"{u}: {p}" for u, p in problems.items())

@@ -1,0 +1,130 @@
+"""The customer portal's pages: home, usage (graph and CSV), prepaid purchases.
+
+Every view is `customer_view`: anonymous visitors are sent to sign in, a signed-in user
+without a customer record (staff, operators) gets a plain 403 page that says so, and the
+view receives the customer and queries only through `portal.customers`, which filters by
+it. A sale of another customer is a 404, the same answer as a sale that does not exist.
+"""
+
+from __future__ import annotations
+
+import csv
+from functools import wraps
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+
+from vending import receipts
+
+from . import charts
+from .customers import (
+    current_outage,
+    customer_of,
+    daily_bars,
+    meters_of,
+    monthly_bars,
+    prepaid_accounts_of,
+    sales_of,
+)
+
+PERIODS = {"daily": ("day", daily_bars), "monthly": ("month", monthly_bars)}
+
+
+def customer_view(view):
+    @login_required
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        customer = customer_of(request.user)
+        if customer is None:
+            return render(request, "portal/not_a_customer.html", status=403)
+        return view(request, customer, *args, **kwargs)
+
+    return wrapped
+
+
+@customer_view
+def home(request, customer):
+    months = monthly_bars(customer)
+    return render(
+        request,
+        "portal/home.html",
+        {
+            "customer": customer,
+            "meters": meters_of(customer),
+            "accounts": prepaid_accounts_of(customer),
+            "this_month": months[-1],
+            "last_month": months[-2],
+            "outage": current_outage(customer),
+            "today": timezone.localdate(),
+        },
+    )
+
+
+@customer_view
+def usage(request, customer):
+    daily, monthly = daily_bars(customer), monthly_bars(customer)
+    return render(
+        request,
+        "portal/usage.html",
+        {
+            "customer": customer,
+            "daily": charts.bar_chart(daily, "Daily usage, last 30 days"),
+            "monthly": charts.bar_chart(monthly, "Monthly usage, last 12 months"),
+        },
+    )
+
+
+@customer_view
+def usage_csv(request, customer):
+    """The figures of the usage graphs as CSV: `?period=daily` (default) or `monthly`."""
+    period = request.GET.get("period", "daily")
+    if period not in PERIODS:
+        raise Http404("period is daily or monthly")
+    column, bars = PERIODS[period]
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="usage-{period}.csv"'
+    writer = csv.writer(response)
+    writer.writerow([column, "kwh"])
+    for bar in bars(customer):
+        writer.writerow([bar.label, "" if bar.kwh is None else f"{bar.kwh:.3f}"])
+    return response
+
+
+@customer_view
+def purchases(request, customer):
+    return render(
+        request,
+        "portal/purchases.html",
+        {
+            "customer": customer,
+            "accounts": prepaid_accounts_of(customer),
+            "sales": sales_of(customer)[:100],
+        },
+    )
+
+
+def _sale(customer, reference):
+    sale = sales_of(customer).filter(reference=reference).first()
+    if sale is None:
+        raise Http404("no such purchase")
+    return sale
+
+
+@customer_view
+def purchase(request, customer, reference):
+    sale = _sale(customer, reference)
+    return render(
+        request,
+        "portal/purchase.html",
+        {"customer": customer, "sale": sale, "receipt": receipts.text_receipt(sale)},
+    )
+
+
+@customer_view
+def receipt_pdf(request, customer, reference):
+    sale = _sale(customer, reference)
+    response = HttpResponse(receipts.pdf_receipt(sale), content_type="application/pdf")
+    response["Content-Disposition"] = f'inline; filename="receipt-{sale.reference}.pdf"'
+    return response

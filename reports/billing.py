@@ -40,7 +40,7 @@ from meters.models import Channel, GridNode, Meter
 from meters.obis import parse as parse_obis
 from meters.store import RegisterRead, to_decimal
 from meters.store.days import day_bounds, day_out_of_range, local_zone
-from meters.store.interval_energy import energy_codes, energy_series
+from meters.store.interval_energy import energy_codes, energy_series, interval_sums
 from meters.store.quality import Quality
 from meters.store.query import select_meters
 
@@ -173,18 +173,23 @@ class ProfileSum:
     missing: int
 
 
-def profile_sum(meter_id: int, channel: Channel, period: Period) -> ProfileSum:
-    """Sum of a profile channel's intervals in the period with its estimated/missing counts."""
-    points = list(energy_series(meter_id, channel, period.start, period.end))
-    total, present, estimated = 0, 0, 0
-    for _ts, value, flags in points:
-        if value is None:
-            continue
-        present += 1
-        total += value
-        estimated += bool(flags & Quality.ESTIMATED)
+def profile_sum(meter_id: int, channel: Channel, period: Period, known=None) -> ProfileSum:
+    """Sum of a profile channel's intervals in the period with its estimated/missing counts;
+    `known`: {meter: (sum, values, estimated, step)} read for many meters at once."""
+    if known is not None:
+        total, present, estimated, step = known.get(meter_id, (0, 0, 0, None))
+        step = step or (900.0 if present else None)
+    else:
+        points = list(energy_series(meter_id, channel, period.start, period.end))
+        total, present, estimated = 0, 0, 0
+        for _ts, value, flags in points:
+            if value is None:
+                continue
+            present += 1
+            total += value
+            estimated += bool(flags & Quality.ESTIMATED)
+        step = _capture_period(points)
     seconds = (period.end - period.start).total_seconds()
-    step = _capture_period(points)
     expected = round(seconds / step) if step else max(present, 1)
     return ProfileSum(
         to_decimal(total, channel.scaler) if present else None,
@@ -269,11 +274,26 @@ def _chunk(meters: list[Meter], period: Period, threshold: Decimal):
         if c.kind == ChannelKind.REGISTER and register_kind(c)
     }
     reads = _reads([m.pk for m in meters], list(registers), period)
+    sums = _interval_sums(meters, by_model, period)
     for meter in meters:
-        yield _meter(meter, by_model.get(meter.meter_model_id, []), reads, period, threshold)
+        channels = by_model.get(meter.meter_model_id, [])
+        yield _meter(meter, channels, reads, sums, period, threshold)
 
 
-def _meter(meter, channels, reads, period, threshold) -> MeterDeterminants:
+def _interval_sums(meters, by_model, period) -> dict[int, dict | None]:
+    """{profile channel: interval_sums of this chunk's meters} in one statement each."""
+    ids = defaultdict(list)
+    for meter in meters:
+        ids[meter.meter_model_id].append(meter.pk)
+    out = {}
+    for model_id, channels in by_model.items():
+        for channel in channels:
+            if channel.kind == ChannelKind.PROFILE and channel.profile_column is not None:
+                out[channel.pk] = interval_sums(ids[model_id], channel, period.start, period.end)
+    return out
+
+
+def _meter(meter, channels, reads, sums, period, threshold) -> MeterDeterminants:
     result = MeterDeterminants(meter)
     expected = estimated = missing = 0
     profiled = False  # a billed register has a profile channel (with data or not)
@@ -305,13 +325,13 @@ def _meter(meter, channels, reads, period, threshold) -> MeterDeterminants:
             start_class=read_class(start.quality) if start else "",
         )
         profile = _profile_for(channel, channels)
-        sums = profile_sum(meter.pk, profile, period) if profile else None
-        profiled = profiled or sums is not None
-        if sums is not None and sums.total is not None:
-            expected += sums.expected
-            estimated += sums.estimated
-            missing += sums.missing
-            row["profile_sum"] = sums.total
+        summed = profile_sum(meter.pk, profile, period, sums.get(profile.pk)) if profile else None
+        profiled = profiled or summed is not None
+        if summed is not None and summed.total is not None:
+            expected += summed.expected
+            estimated += summed.estimated
+            missing += summed.missing
+            row["profile_sum"] = summed.total
         if start is not None and end is not None:
             row["consumption"] = row["end_value"] - row["start_value"]
             row["source"] = "registers"

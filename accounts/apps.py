@@ -9,8 +9,10 @@ class AccountsConfig(AppConfig):
     def ready(self):
         import amisite.checks  # noqa: F401 (registers the project's own system checks)
 
-        from . import audit, roles
+        from . import audit, roles, sessions
 
         # Roles need every app's permissions, which exist only after migrate.
         post_migrate.connect(roles.sync_roles, dispatch_uid="ami-sync-roles")
         audit.connect_auth_signals()
+        # A grant given or taken closes the holder's sockets (accounts/sessions.py).
+        sessions.connect_grant_signals()

@@ -1,9 +1,10 @@
-"""Every websocket closes when its user signs out, is deactivated or loses a role.
+"""Every websocket closes when its user signs out, is deactivated, loses a role or its scope
+changes (an organisation grant revoked or added, a granted organisation moved).
 
-Through the real ASGI application and the real channels-redis layer: the push on sign-out
-and on any write of the user, and the periodic re-check for a change made behind the
-application's back (here: straight in the database). Generated over every websocket
-route.
+Through the real ASGI application and the real channels-redis layer: the push on sign-out,
+on any write of the user and on any change of its organisation grants, and the periodic
+re-check for a change made behind the application's back (here: straight in the database,
+or an organisation moved). Generated over every websocket route.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ import pytest_asyncio
 from asgiref.sync import sync_to_async
 from channels.testing.websocket import WebsocketCommunicator
 from django.contrib.auth.models import Group
-from django.db import connections
+from django.db import connection, connections
 from django.test import Client
+from guardian.shortcuts import assign_perm, remove_perm
 from rest_framework.test import APIClient
 
 from accounts import roles
-from accounts.models import User
+from accounts.models import Organisation, User
 from amisite.asgi import application
 from amisite.routing import websocket_urlpatterns
 from amisite.websocket import ACCESS_CHANGED
@@ -96,23 +98,78 @@ def _role_removed_behind_the_back(world, client):
     world.operator_a.groups.remove(Group.objects.get(name=roles.OPERATOR))
 
 
+GRANT = "accounts.access_organisation"
+
+
+def _grant_other_organisation(world):
+    assign_perm(GRANT, world.operator_a, world.org_b)
+
+
+def _grant_revoked(world, client):
+    remove_perm(GRANT, world.operator_a, world.org_b)
+
+
+def _grant_revoked_behind_the_back(world, client):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "DELETE FROM guardian_userobjectpermission WHERE user_id = %s", [world.operator_a.pk]
+        )
+
+
+def _organisation_granted(world, client):
+    assign_perm(GRANT, world.operator_a, world.org_b)
+
+
+def _grant_inside_own_subtree(world):
+    """A district below the user's own organisation, also granted to the user: while it is
+    inside, the user's scope is their own subtree (the alarm socket joins that group)."""
+    district = Organisation.objects.create(name="North-East", code="north-east", parent=world.org_a)
+    assign_perm(GRANT, world.operator_a, district)
+
+
+def _moved_out_of_subtree(world, client):
+    """Still granted, now outside the subtree: the scope has two roots, the socket had one."""
+    district = Organisation.objects.get(code="north-east")
+    district.parent = world.org_b
+    district.save()
+
+
 EVENTS = {
     "logout": _logout,
     "deactivated": _deactivate,
     "role changed": _lose_role,
     "deactivated in the database": _behind_the_back,
     "role removed in the database": _role_removed_behind_the_back,
+    "organisation grant revoked": _grant_revoked,
+    "organisation grant revoked in the database": _grant_revoked_behind_the_back,
+    "organisation granted": _organisation_granted,
+    "organisation moved out of the user's subtree": _moved_out_of_subtree,
+}
+# What exists before the socket opens.
+SETUP = {
+    "organisation grant revoked": _grant_other_organisation,
+    "organisation grant revoked in the database": _grant_other_organisation,
+    "organisation moved out of the user's subtree": _grant_inside_own_subtree,
+}
+# No push: only the periodic re-check notices these.
+PERIODIC = {
+    "deactivated in the database",
+    "role removed in the database",
+    "organisation grant revoked in the database",
+    "organisation moved out of the user's subtree",
 }
 
 
 @pytest.mark.parametrize("event", list(EVENTS))
 @pytest.mark.parametrize("route", ROUTES)
 async def test_socket_closes_when_access_changes(world, settings, route, event):
-    periodic = "database" in event
+    periodic = event in PERIODIC
     # The push cases must not be saved by the periodic check: make it slower than the wait.
     settings.AMI_WS_RECHECK_SECONDS = 0.3 if periodic else 60
     pattern = next(p for p in websocket_urlpatterns if str(p.pattern) == route)
     path = await sync_to_async(_route_path)(pattern, world)
+    if event in SETUP:
+        await sync_to_async(SETUP[event])(world)
     client, cookie = await sync_to_async(_signed_in)(world.operator_a)
     await sync_to_async(connections.close_all)()
     ws = await _open(path, cookie)

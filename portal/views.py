@@ -8,7 +8,6 @@ it. A sale of another customer is a 404, the same answer as a sale that does not
 
 from __future__ import annotations
 
-import csv
 from functools import wraps
 
 from django.contrib.auth.decorators import login_required
@@ -16,6 +15,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
+from amisite.tabular import CsvWriter
 from vending import receipts
 
 from . import charts
@@ -85,7 +85,7 @@ def usage_csv(request, customer):
     column, bars = PERIODS[period]
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="usage-{period}.csv"'
-    writer = csv.writer(response)
+    writer = CsvWriter(response)
     writer.writerow([column, "kwh"])
     for bar in bars(customer):
         writer.writerow([bar.label, "" if bar.kwh is None else f"{bar.kwh:.3f}"])

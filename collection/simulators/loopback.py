@@ -6,19 +6,53 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import ClassVar
+
+from .pty import Pty, serve_on_pty
+
+HOST = "127.0.0.1"
 
 
+@dataclass
+class Fault:
+    """An injected fault of one of its simulator's ``KINDS`` (a subclass names them)."""
+
+    KINDS: ClassVar[tuple[str, ...]] = ()
+    kind: str
+    delay_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in self.KINDS:
+            raise ValueError(f"unknown fault {self.kind!r}")
+
+
+@dataclass(kw_only=True)
 class LoopbackListener:
-    """Mixin of a simulator dataclass with ``host``, ``port``, ``_server``, ``_writers`` and an
-    ``async _serve(reader, writer)``; ``clock`` (a callable, or None for the real time) is the
-    simulated time."""
+    """Base of a simulator dataclass that implements ``async _serve(reader, writer, idle=True)``;
+    ``clock`` (a callable, or None for the real time) is the simulated time."""
 
-    host: str
-    port: int
-    _server: asyncio.AbstractServer | None
-    _writers: set
-    clock: Callable[[], datetime] | None
+    host: str = HOST
+    port: int = 0
+    clock: Callable[[], datetime] | None = None
+    idle_timeout: float = 120.0
+    connections: int = 0
+    pty_path: str | None = None
+    _server: asyncio.AbstractServer | None = field(default=None, repr=False)
+    _pty: Pty | None = field(default=None, repr=False)
+    _writers: set = field(default_factory=set, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"tcp://{self.host}:{self.port}"
+
+    async def start_pty(self) -> str:
+        """Serve on a new pseudo-terminal instead: a serial line (an optical head or an RS-485
+        bus) as far as a pyserial client can tell; returns its path."""
+        self._pty = await serve_on_pty(lambda r, w: self._serve(r, w, idle=False))
+        self.pty_path = self._pty.path
+        return self.pty_path
 
     def now(self) -> datetime:
         return self.clock() if self.clock else datetime.now(UTC)
@@ -35,5 +69,7 @@ class LoopbackListener:
             with contextlib.suppress(Exception):
                 await self._server.wait_closed()
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, idle: bool = True
+    ) -> None:
         raise NotImplementedError

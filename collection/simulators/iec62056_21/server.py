@@ -27,23 +27,16 @@ from datetime import datetime, timedelta
 
 from collection.protocols.iec62056_21 import codec
 
+from .. import loopback
 from ..loopback import LoopbackListener
-from ..pty import Pty, serve_on_pty
 from . import values
 
 FAULT_KINDS = ("timeout", "garbage", "bcc", "bcc-once", "slow")
-HOST = "127.0.0.1"
 IDENT = b"/AMi5SIM21\r\n"  # baud character 5: 9600 baud; lowercase "i": 20 ms reaction time
 
 
-@dataclass
-class Fault:
-    kind: str
-    delay_s: float = 5.0
-
-    def __post_init__(self) -> None:
-        if self.kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault {self.kind!r}")
+class Fault(loopback.Fault):
+    KINDS = FAULT_KINDS
 
 
 @dataclass
@@ -64,32 +57,12 @@ class Iec21Meter:
 @dataclass
 class Iec21Fleet(LoopbackListener):
     meters: list[Iec21Meter]
-    host: str = HOST
-    port: int = 0
-    clock: object = None  # a callable returning the simulated time (default: now)
-    idle_timeout: float = 120.0
-    connections: int = 0
-    pty_path: str | None = None
-    _server: asyncio.AbstractServer | None = field(default=None, repr=False)
-    _pty: Pty | None = field(default=None, repr=False)
-    _writers: set = field(default_factory=set, repr=False)
     _rng: random.Random = field(default_factory=lambda: random.Random(21), repr=False)
 
     def __post_init__(self) -> None:
         self.by_address = {m.address: m for m in self.meters}
         if len(self.by_address) != len(self.meters):
             raise ValueError("two meters share a device address")
-
-    @property
-    def url(self) -> str:
-        return f"tcp://{self.host}:{self.port}"
-
-    async def start_pty(self) -> str:
-        """Serve on a new pseudo-terminal instead: a serial line (an optical head or an RS-485
-        bus) as far as a pyserial client can tell; returns its path."""
-        self._pty = await serve_on_pty(lambda r, w: self._serve(r, w, idle=False))
-        self.pty_path = self._pty.path
-        return self.pty_path
 
     async def close(self) -> None:
         if self._pty is not None:

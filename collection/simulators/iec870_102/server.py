@@ -29,26 +29,18 @@ from zoneinfo import ZoneInfo
 
 from collection.protocols.iec870_102 import codec as c
 
-from .. import model
+from .. import loopback, model
 from ..loopback import LoopbackListener
-from ..pty import Pty, serve_on_pty
 
 FAULT_KINDS = ("timeout", "garbage", "checksum", "nack", "slow")
-HOST = "127.0.0.1"
 ZONE = ZoneInfo("Europe/Madrid")
 STANDARD_OFFSET_MIN = 60
 ADDRESSES = (1, 2, 3, 4, 5, 6)
 _MODEL_CHANNEL = {1: 1, 2: 2, 3: 3, 6: 4}  # REE address -> model channel (others are 0)
 
 
-@dataclass
-class Fault:
-    kind: str
-    delay_s: float = 5.0
-
-    def __post_init__(self) -> None:
-        if self.kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault {self.kind!r}")
+class Fault(loopback.Fault):
+    KINDS = FAULT_KINDS
 
 
 def local_tag(at: datetime) -> tuple[datetime, bool]:
@@ -219,31 +211,12 @@ class Iec102Fleet(LoopbackListener):
     """Meters by link address on one listener (a modem pool or a TCP-serial converter)."""
 
     meters: list[Iec102Meter]
-    host: str = HOST
-    port: int = 0
-    clock: object = None  # a callable returning the simulated time (default: now)
-    idle_timeout: float = 120.0
-    connections: int = 0
-    pty_path: str | None = None
-    _server: asyncio.AbstractServer | None = field(default=None, repr=False)
-    _pty: Pty | None = field(default=None, repr=False)
-    _writers: set = field(default_factory=set, repr=False)
     _rng: random.Random = field(default_factory=lambda: random.Random(102), repr=False)
 
     def __post_init__(self) -> None:
         self.by_link = {m.link_address: m for m in self.meters}
         if len(self.by_link) != len(self.meters):
             raise ValueError("two meters share a link address")
-
-    @property
-    def url(self) -> str:
-        return f"tcp://{self.host}:{self.port}"
-
-    async def start_pty(self) -> str:
-        """Serve on a new pseudo-terminal (a serial line); returns its path (a pyserial URL)."""
-        self._pty = await serve_on_pty(lambda r, w: self._serve(r, w, idle=False))
-        self.pty_path = self._pty.path
-        return self.pty_path
 
     async def close(self) -> None:
         if self._pty is not None:

@@ -29,22 +29,15 @@ from datetime import datetime
 
 from collection.protocols.modbus import registermap as rm
 
+from .. import loopback
 from ..loopback import LoopbackListener
-from ..pty import Pty, serve_on_pty
 from . import values
 
 FAULT_KINDS = ("timeout", "exception", "garbage", "slow")
-HOST = "127.0.0.1"
 
 
-@dataclass
-class Fault:
-    kind: str
-    delay_s: float = 5.0
-
-    def __post_init__(self) -> None:
-        if self.kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault {self.kind!r}")
+class Fault(loopback.Fault):
+    KINDS = FAULT_KINDS
 
 
 @dataclass
@@ -108,15 +101,6 @@ class ModbusFleet(LoopbackListener):
 
     meters: list[ModbusMeter]
     framing: str = "tcp"
-    host: str = HOST
-    port: int = 0
-    clock: object = None  # a callable returning the simulated time (default: now)
-    idle_timeout: float = 120.0
-    connections: int = 0
-    pty_path: str | None = None
-    _server: asyncio.AbstractServer | None = field(default=None, repr=False)
-    _pty: Pty | None = field(default=None, repr=False)
-    _writers: set = field(default_factory=set, repr=False)
     _rng: random.Random = field(default_factory=lambda: random.Random(14), repr=False)
 
     def __post_init__(self) -> None:
@@ -135,9 +119,7 @@ class ModbusFleet(LoopbackListener):
         """Serve on a new pseudo-terminal (RTU framing); returns the serial side's path."""
         if self.framing != "rtu":
             raise ValueError("a serial line carries RTU framing")
-        self._pty = await serve_on_pty(lambda r, w: self._serve(r, w, idle=False))
-        self.pty_path = self._pty.path
-        return self.pty_path
+        return await super().start_pty()
 
     async def close(self) -> None:
         if self._pty is not None:

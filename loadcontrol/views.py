@@ -16,6 +16,8 @@ from meters.models import Meter
 
 from . import actions
 
+OPENS_RELAY = ("disconnect", "ready_for_reconnection")  # confirmed before they are sent
+
 
 class CommandListView(ScopedViewMixin, ListView):
     """Commands in scope, newest first, filtered by state, kind and meter serial."""
@@ -58,18 +60,18 @@ class CommandListView(ScopedViewMixin, ListView):
 @login_required
 @require_POST
 def command_meter(request, serial: str):
-    """The meter page's relay buttons: a disconnect asks for confirmation first."""
+    """The meter page's relay buttons: what opens the relay asks for confirmation first."""
     meter = get_object_or_404(Meter.objects.restrict(request.user, "view"), serial=serial)
     kind = request.POST.get("kind", "")
     reason = request.POST.get("reason", "")[:2000]
     emergency = request.POST.get("emergency") == "1"
     if not actions.may_command(request.user, kind or None):
         raise PermissionDenied("You may not send this command.")
-    if kind == "disconnect" and request.POST.get("confirmed") != "yes":
+    if kind in OPENS_RELAY and request.POST.get("confirmed") != "yes":
         return render(
             request,
             "loadcontrol/confirm_disconnect.html",
-            {"meter": meter, "reason": reason, "emergency": emergency},
+            {"meter": meter, "reason": reason, "emergency": emergency, "kind": kind},
         )
     try:
         command = actions.request_command(

@@ -15,6 +15,7 @@ class Kind(StrEnum):
     RELAY_READ = "relay_read"
     CONNECT = "connect"
     DISCONNECT = "disconnect"
+    READY_FOR_RECONNECTION = "ready_for_reconnection"
     SET_CLOCK = "set_clock"
 
 
@@ -22,6 +23,7 @@ LABELS = {
     Kind.RELAY_READ: "Read relay state",
     Kind.CONNECT: "Connect supply",
     Kind.DISCONNECT: "Disconnect supply",
+    Kind.READY_FOR_RECONNECTION: "Ready for reconnection (customer's button)",
     Kind.SET_CLOCK: "Set clock",
 }
 
@@ -30,12 +32,17 @@ CAPABILITY = {
     Kind.RELAY_READ: base.READ_RELAY,
     Kind.CONNECT: base.CONNECT,
     Kind.DISCONNECT: base.DISCONNECT,
+    Kind.READY_FOR_RECONNECTION: base.READY_FOR_RECONNECTION,
     Kind.SET_CLOCK: base.SET_CLOCK,
 }
 
 # The relay's control state a switching command is confirmed by (read back in the session).
-EXPECTED_RELAY = {Kind.CONNECT: "connected", Kind.DISCONNECT: "disconnected"}
-RELAY_KINDS = frozenset({Kind.RELAY_READ, Kind.CONNECT, Kind.DISCONNECT})
+EXPECTED_RELAY = {
+    Kind.CONNECT: "connected",
+    Kind.DISCONNECT: "disconnected",
+    Kind.READY_FOR_RECONNECTION: "ready_for_reconnection",
+}
+RELAY_KINDS = frozenset({Kind.RELAY_READ, *EXPECTED_RELAY})
 # A clock set is confirmed when the clock read back is this close to the head-end's.
 CLOCK_TOLERANCE_S = 5.0
 

@@ -47,6 +47,8 @@ async def _run_step(session: base.MeterSession, step: Step) -> Outcome:
             state = await session.relay_state()
         elif kind == Kind.CONNECT:
             state = await session.connect()
+        elif kind == Kind.READY_FOR_RECONNECTION:
+            state = await session.ready_for_reconnection()
         else:
             state = await session.disconnect()
         answer = _relay_answer(state)

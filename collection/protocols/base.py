@@ -31,6 +31,8 @@ READ_RELAY = "read_relay"
 SET_CLOCK = "set_clock"
 CONNECT = "connect"
 DISCONNECT = "disconnect"
+# Open the relay (if closed) and arm it, so the customer's button reconnects the supply.
+READY_FOR_RECONNECTION = "ready_for_reconnection"
 LIMITER = "limiter"  # read and write the load limiter's thresholds
 WRITE_TOU = "write_tou"  # time-of-use / activity calendar
 CONFIGURE_LOAD_PROFILE = "configure_load_profile"  # capture period and channels
@@ -40,7 +42,16 @@ READ_CAPABILITIES = frozenset(
     {READ_CLOCK, READ_REGISTERS, READ_LOAD_PROFILE, READ_EVENTS, READ_INSTANTANEOUS, READ_RELAY}
 )
 COMMAND_CAPABILITIES = frozenset(
-    {SET_CLOCK, CONNECT, DISCONNECT, LIMITER, WRITE_TOU, CONFIGURE_LOAD_PROFILE, PUSH_SETUP}
+    {
+        SET_CLOCK,
+        CONNECT,
+        DISCONNECT,
+        READY_FOR_RECONNECTION,
+        LIMITER,
+        WRITE_TOU,
+        CONFIGURE_LOAD_PROFILE,
+        PUSH_SETUP,
+    }
 )
 ALL_CAPABILITIES = READ_CAPABILITIES | COMMAND_CAPABILITIES
 
@@ -312,6 +323,11 @@ class MeterSession:
 
     async def disconnect(self) -> RelayState:
         raise self._unsupported(DISCONNECT)
+
+    async def ready_for_reconnection(self) -> RelayState:
+        """Leave the relay open but armed: the customer's button (not the head-end) closes
+        it. A connected meter is disconnected first."""
+        raise self._unsupported(READY_FOR_RECONNECTION)
 
     async def read_limiter(self) -> Limiter:
         raise self._unsupported(LIMITER)

@@ -290,6 +290,10 @@ def max_demand(serial: str, t: datetime) -> tuple[int, datetime]:
     return best * 4, interval_end(best_k)
 
 
+# Instantaneous quantities that are zero while no current flows (active power, currents).
+LOAD_QUANTITIES = frozenset({"1.0.1.7.0.255", "1.0.31.7.0.255", "1.0.51.7.0.255", "1.0.71.7.0.255"})
+
+
 def instantaneous(serial: str, obis: str, t: datetime) -> int:
     """Raw integer of an instantaneous quantity (scale with ``INSTANTANEOUS[obis][0]``)."""
     minute = math.floor((_check(t) - EPOCH).total_seconds() / 60)

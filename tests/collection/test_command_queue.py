@@ -72,6 +72,21 @@ def test_disconnect_then_connect_are_confirmed_by_the_read_back(world, fleet, ea
     assert ("command_connect", "success") in actions
 
 
+def test_ready_for_reconnection_is_confirmed_by_the_read_back(world, fleet, eager_celery):
+    meter = point_meter_at(world.grid_a.meters[0], fleet, "90000001")
+    armed = commands.queue_command(
+        meter,
+        "ready_for_reconnection",
+        acting_user=world.operator_a,
+        reason="paid: customer on site",
+    )
+    armed.refresh_from_db()
+    assert armed.state == CommandState.CONFIRMED, armed.error
+    assert armed.answer == {"connected": False, "control_state": "ready_for_reconnection"}
+    assert _relay(meter) == "ready_for_reconnection"
+    assert fleet.state_of("90000001").control_mode == 2  # put back after arming
+
+
 def test_a_silent_meter_fails_after_its_retries(world, fleet, eager_celery, no_backoff):
     meter = point_meter_at(world.grid_a.meters[1], fleet, "90000002")
     meter.timeout_s = 1

@@ -40,6 +40,23 @@ def test_disconnect_from_the_meter_page_is_confirmed_first(world, eager_celery):
     assert "Disconnect supply" in page and "Confirmed" in page
 
 
+def test_ready_for_reconnection_from_the_meter_page_is_confirmed_first(world, eager_celery):
+    with DlmsFleet(make_meters(1), interface="wrapper").running_in_thread() as fleet:
+        meter = point_meter_at(world.grid_a.meters[0], fleet, "90000001")
+        operator = browser(world.operator_a)
+        assert 'id="relay-ready"' in operator.get(f"/meters/{meter.serial}/").content.decode()
+        url = f"/meters/{meter.serial}/command/"
+        asked = operator.post(url, {"kind": "ready_for_reconnection", "reason": "paid"})
+        text = asked.content.decode()
+        assert 'id="confirm-disconnect"' in text and "customer presses" in text
+        assert 'value="ready_for_reconnection"' in text
+        assert not MeterCommand.objects.exists()
+        operator.post(url, {"kind": "ready_for_reconnection", "reason": "paid", "confirmed": "yes"})
+        assert fleet.state_of("90000001").control_state == 2
+    command = MeterCommand.objects.get()
+    assert command.state == CommandState.CONFIRMED, command.error
+
+
 def test_an_analyst_sees_the_commands_but_has_no_buttons(world):
     meter = world.grid_a.meters[0]
     analyst = browser(world.readonly_a)

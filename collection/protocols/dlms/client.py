@@ -45,6 +45,7 @@ from .cosem import (
     CURRENTS,
     DAY_PROFILE_TABLE_PASSIVE,
     DISCONNECT_CONTROL,
+    DISCONNECT_CONTROL_MODE,
     DISCONNECT_CONTROL_STATE,
     DISCONNECT_OUTPUT_STATE,
     EVENT_LOG,
@@ -387,6 +388,32 @@ class DlmsClient(DlmsAssociation, MeterSession):
         await self._action(
             CLASS_DISCONNECT_CONTROL, DISCONNECT_CONTROL, method, axdr.enc_int8(NO_PARAMETER)
         )
+        return await self._relay_state()
+
+    async def ready_for_reconnection(self) -> RelayState:
+        return await self._call(self._ready_for_reconnection)
+
+    async def _ready_for_reconnection(self) -> RelayState:
+        """Class 70: in control modes 1, 3, 5 remote_reconnect only arms a disconnected
+        meter; in 2, 4, 6 it would connect, so the mode is lowered to its arming twin for
+        the one call and put back. Mode 0 (always connected) cannot."""
+        state = await self._relay_state()
+        if state.control_state == "ready_for_reconnection":
+            return state
+        dc = (CLASS_DISCONNECT_CONTROL, DISCONNECT_CONTROL)
+        mode = await self.get_value(*dc, DISCONNECT_CONTROL_MODE)
+        if not isinstance(mode, int) or not 1 <= mode <= 6:
+            raise NotSupported(f"disconnect control mode {mode!r} cannot arm a reconnection")
+        if state.control_state != "disconnected":
+            await self._action(*dc, METHOD_REMOTE_DISCONNECT, axdr.enc_int8(NO_PARAMETER))
+        arming = mode if mode % 2 else mode - 1
+        if arming != mode:
+            await self.set_value(*dc, DISCONNECT_CONTROL_MODE, axdr.enc_enum(arming))
+        try:
+            await self._action(*dc, METHOD_REMOTE_RECONNECT, axdr.enc_int8(NO_PARAMETER))
+        finally:
+            if arming != mode:
+                await self.set_value(*dc, DISCONNECT_CONTROL_MODE, axdr.enc_enum(mode))
         return await self._relay_state()
 
     async def write_tou(self, calendar: TouCalendar, activate_at: datetime | None = None) -> None:

@@ -84,6 +84,9 @@ class SimulatedMeter:
     profile_style: ProfileStyle = "interval"
     event_log_entries: int = 500  # event log depth (attr 8)
     script: Script | None = None  # scripted incidents (incidents.py) on top of the model's
+    # The relay is bypassed (tampering, a welded contact): use goes on being recorded while
+    # the disconnect control reads open (supply.py).
+    relay_bypassed: bool = False
 
     def __post_init__(self) -> None:
         if not self.auth_key:
@@ -113,6 +116,9 @@ class MeterState:
 
     clock_offset_s: float = 0.0  # set by SET clock.time
     control_state: int = 1  # disconnect control: 0 disconnected, 1 connected, 2 ready
+    control_mode: int = 2  # disconnect control attr 4 (supply.py: odd modes only arm)
+    # [first, end) interval indexes during which the relay was open (end None: still is)
+    off_spans: list[list[int | None]] = field(default_factory=list)
     server_ic: int = 0  # last invocation counter used by the meter
     client_ic: dict[int, int] = field(default_factory=dict)  # last accepted, per client SAP
     calendar: dict[int, bytes] = field(default_factory=dict)  # activity calendar overrides

@@ -26,6 +26,7 @@ from ...protocols.dlms.apdu import (
 from ...protocols.dlms.axdr import Value
 from .. import model
 from ..incidents import with_script
+from . import supply
 from .apdu import SERVER_CONFORMANCE
 from .errors import ApduError
 
@@ -349,7 +350,7 @@ class LoadProfile(ProfileGeneric):
 
     def _row(self, ctx: Ctx, j: int) -> tuple[bytes, ...]:
         """Entry of absolute period ``j``."""
-        serial = ctx.meter.serial
+        meter, state = ctx.meter, ctx.state
         steps = self.period(ctx) // model.INTERVAL_S
         a, b = j * steps, (j + 1) * steps
         out = []
@@ -359,12 +360,12 @@ class LoadProfile(ProfileGeneric):
                 out.append(axdr.enc_datetime(model.interval_end(b - 1)))
             elif kind == "interval":
                 if steps == 1:
-                    out.append(axdr.enc_uint32(model.interval_value(serial, ch, a)))
+                    out.append(axdr.enc_uint32(supply.interval_value(meter, state, ch, a)))
                 else:
-                    cum = model.cumulative
-                    out.append(axdr.enc_uint32(cum(serial, ch, b) - cum(serial, ch, a)))
+                    cum = supply.cumulative
+                    out.append(axdr.enc_uint32(cum(meter, state, ch, b) - cum(meter, state, ch, a)))
             else:
-                out.append(axdr.enc_uint32(model.cumulative(serial, ch, b)))
+                out.append(axdr.enc_uint32(supply.cumulative(meter, state, ch, b)))
         return tuple(out)
 
     def _rows(self, ctx: Ctx, first: int, last: int) -> list[tuple[bytes, ...]]:
@@ -457,24 +458,40 @@ def meter_events(ctx: Ctx, start: datetime, end: datetime) -> list[tuple[datetim
 
 
 class DisconnectControl(CosemObject):
+    """Class 70: output state, control state, control mode (writable); remote_disconnect and
+    remote_reconnect as the control mode allows (supply.py)."""
+
     class_id = 70
     attributes = 4
     methods = 2
+    writable = (4,)
 
     def value(self, ctx: Ctx, attr: int) -> bytes:
         if attr == 2:
-            return axdr.enc_boolean(ctx.state.control_state == 1)
+            return axdr.enc_boolean(ctx.state.control_state == supply.CONNECTED)
         if attr == 3:
             return axdr.enc_enum(ctx.state.control_state)
-        return axdr.enc_enum(2)  # control mode: remote disconnect/reconnect allowed
+        return axdr.enc_enum(ctx.state.control_mode)
+
+    def set(self, ctx: Ctx, attr: int, v: Value, raw: bytes = b"") -> None:
+        if attr != 4:
+            raise AccessError(DAR_READ_WRITE_DENIED)
+        if v.tag != axdr.ENUM:
+            raise AccessError(DAR_TYPE_UNMATCHED)
+        if v.as_int() not in supply.CONTROL_MODES:
+            raise AccessError(DAR_OTHER_REASON)
+        ctx.state.control_mode = v.as_int()
 
     def action(self, ctx: Ctx, method: int, param: Value | None) -> bytes | None:
-        if method == 1:
-            ctx.state.control_state = 0
-        elif method == 2:
-            ctx.state.control_state = 1
-        else:
-            raise AccessError(DAR_OBJECT_UNAVAILABLE)
+        try:
+            if method == 1:
+                supply.remote_disconnect(ctx.state, ctx.now)
+            elif method == 2:
+                supply.remote_reconnect(ctx.state, ctx.now)
+            else:
+                raise AccessError(DAR_OBJECT_UNAVAILABLE)
+        except supply.Refused:
+            raise AccessError(DAR_OTHER_REASON) from None
         return None
 
 
@@ -648,25 +665,26 @@ def _u32_of(fn: Callable[[Ctx], int]) -> Callable[[Ctx], bytes]:
 
 
 def _energy(ch: int) -> Callable[[Ctx], bytes]:
-    return _u32_of(lambda ctx: model.energy_register(ctx.meter.serial, ch, ctx.now))
+    return _u32_of(lambda ctx: supply.energy_register(ctx.meter, ctx.state, ch, ctx.now))
 
 
 def _tariff(t: int) -> Callable[[Ctx], bytes]:
-    return _u32_of(lambda ctx: model.tariff_register(ctx.meter.serial, t, ctx.now))
+    return _u32_of(lambda ctx: supply.tariff_register(ctx.meter, ctx.state, t, ctx.now))
 
 
 def _last_interval(ch: int) -> Callable[[Ctx], bytes]:
     def fn(ctx: Ctx) -> bytes:
         n = model.completed_intervals(ctx.now)
-        return axdr.enc_uint32(model.interval_value(ctx.meter.serial, ch, n - 1) if n else 0)
+        value = supply.interval_value(ctx.meter, ctx.state, ch, n - 1) if n else 0
+        return axdr.enc_uint32(value)
 
     return fn
 
 
 def _inst(obis: str) -> Callable[[Ctx], bytes]:
     if obis == "1.0.1.7.0.255":
-        return lambda ctx: axdr.enc_int32(model.instantaneous(ctx.meter.serial, obis, ctx.now))
-    return lambda ctx: axdr.enc_uint16(model.instantaneous(ctx.meter.serial, obis, ctx.now))
+        return lambda ctx: axdr.enc_int32(supply.instantaneous(ctx.meter, ctx.state, obis, ctx.now))
+    return lambda ctx: axdr.enc_uint16(supply.instantaneous(ctx.meter, ctx.state, obis, ctx.now))
 
 
 def _last_event(ctx: Ctx) -> bytes:

@@ -62,6 +62,7 @@ CALLS = {
     base.READ_RELAY: lambda s: s.relay_state(),
     base.CONNECT: lambda s: s.connect(),
     base.DISCONNECT: lambda s: s.disconnect(),
+    base.READY_FOR_RECONNECTION: lambda s: s.ready_for_reconnection(),
     base.LIMITER: lambda s: s.read_limiter(),
     base.PUSH_SETUP: lambda s: s.read_push_setup(),
     base.CONFIGURE_LOAD_PROFILE: lambda s: s.configure_load_profile(900, ["1-0:1.29.0*255"]),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -35,6 +36,17 @@ def var_dir() -> Path:
     path.mkdir(parents=True, exist_ok=True)
     os.environ["AMI_VAR_DIR"] = str(path)  # the Procfile's processes keep their files there too
     return path
+
+
+def metrics_dir(var: Path) -> None:
+    """All processes of this machine count their metrics in one folder (prometheus_client's
+    multiprocess mode), emptied at each start so a dead process's gauges do not linger."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return  # the operator's own, emptied by the operator's service manager
+    path = var / "prometheus"
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
 
 
 def local_secrets(var: Path) -> None:
@@ -138,6 +150,7 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "amisite.settings")
     var = var_dir()
     local_secrets(var)
+    metrics_dir(var)
     simulator_port(var)
     push_port()
     redis_proc = None

@@ -63,6 +63,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "amisite.observability.RequestObservabilityMiddleware",  # request id + timing of every answer
     "amisite.middleware.DatabaseBusyMiddleware",
     "accounts.audit.ProxyHeadersMiddleware",  # before anything asks request.is_secure()
     "django.middleware.security.SecurityMiddleware",
@@ -337,10 +338,24 @@ X_FRAME_OPTIONS = "DENY"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        # LOG_FORMAT=json: one JSON object per line with the request and task ids
+        # (amisite/observability.py), for a log shipper.
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(task_id)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
     # 404s unlogged, other 4xx one line without a traceback (amisite/log_filters.py).
     "filters": {"client_errors": {"()": "amisite.log_filters.ClientErrors"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": env.str("LOG_FORMAT", default="plain"),
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
@@ -356,6 +371,9 @@ AMI_PANELS = {
     "meter-detail:actions": ("collection.panels.read_now", "loadcontrol.panels.relay_control"),
     "meter-list:bulk": ("collection.panels.add_to_read_job",),
 }
+
+# Prometheus scrapes /metrics with `Authorization: Bearer <this>` (empty: superusers only).
+AMI_METRICS_TOKEN = env.str("AMI_METRICS_TOKEN", default="")
 
 # --- Alarms and notifications (meters/alarms/) ---
 # SMS backend by URL: console://, file:///path.jsonl, smpp://id:pw@host:2775?source=AMI,

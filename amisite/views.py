@@ -13,6 +13,7 @@ from collection.consumers import snapshot
 from meters.models import Customer
 
 from .middleware import busy_response, pool_exhausted
+from .observability import readiness
 
 
 def server_error(request):
@@ -27,6 +28,18 @@ def healthz(request):
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return JsonResponse({"status": "ok"})
+
+
+def readyz(request):
+    """Readiness: 200 when this instance can serve (database, migrations applied, Redis),
+    else 503 naming what is missing, so a load balancer sends traffic elsewhere meanwhile."""
+    ready, checks = readiness()
+    response = JsonResponse({"status": "ready" if ready else "not ready", "checks": checks})
+    if not ready:
+        response.status_code = 503
+        response["Retry-After"] = "5"
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 @login_required

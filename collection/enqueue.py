@@ -20,11 +20,13 @@ def read_batch(run_id: int, meter_ids: list[int]) -> None:
     current_app.signature(READ_BATCH, args=(run_id, meter_ids)).apply_async()
 
 
-def handle_push(meter_id: int, events: list[dict], counter: dict | None = None) -> None:
-    """One push's events, from the listener: `collection.push_tasks.handle_push`."""
-    current_app.signature(
-        HANDLE_PUSH, args=(meter_id, events), kwargs={"counter": counter}
-    ).apply_async()
+def handle_push(
+    meter_id: int, events: list[dict], counter: dict | None = None, received: float | None = None
+) -> None:
+    """One push's events, from the listener: `collection.push_tasks.handle_push`
+    (`received`: the listener's wall clock at arrival, for the push latency metric)."""
+    kwargs = {"counter": counter} | ({"received": received} if received is not None else {})
+    current_app.signature(HANDLE_PUSH, args=(meter_id, events), kwargs=kwargs).apply_async()
 
 
 EXECUTE_COMMANDS = "collection.execute_commands"

@@ -13,6 +13,7 @@ from celery import shared_task
 from django.db import transaction
 from django.db.models import Q
 
+from amisite.observability import observe_push_stored
 from meters.alarms.engine import evaluate_events
 from meters.models import Meter
 from meters.obis import normalise as normalise_obis
@@ -55,7 +56,9 @@ def _evaluate_alarms(records: list[EventRecord]) -> None:
 @shared_task(
     name="collection.handle_push", queue="default", acks_late=True, reject_on_worker_lost=True
 )
-def handle_push(meter_id: int, events: list[dict], counter: dict | None = None) -> dict:
+def handle_push(
+    meter_id: int, events: list[dict], counter: dict | None = None, received: float | None = None
+) -> dict:
     """Store one push's events (idempotent), then evaluate alarms on the ones new to the store.
 
     ``events``: ``[{"ts": ISO-8601 aware, "code": int, "log": OBIS, "data": [...]}, ...]``
@@ -63,6 +66,7 @@ def handle_push(meter_id: int, events: list[dict], counter: dict | None = None) 
     ciphered pushes. Everything happens in one transaction, so a redelivered task either
     finds nothing done (and does it all) or everything done (and evaluates nothing).
     Returns the ingest counts plus ``"new"`` (events passed to the alarm engine).
+    ``received``: the listener's wall clock at arrival; arrival-to-stored time is observed.
     """
     meter = Meter.objects.filter(pk=meter_id).only("id").first()
     if meter is None:  # deleted since the push arrived
@@ -87,6 +91,8 @@ def handle_push(meter_id: int, events: list[dict], counter: dict | None = None) 
                 fresh |= Q(log=log_obis, ts=ts, code=code)
             records = list(stored.filter(fresh).order_by("ts", "log", "code"))
             _evaluate_alarms(records)
+    if received is not None:
+        observe_push_stored(received)
     out = result.as_dict()
     out["new"] = len(records)
     return out

@@ -103,7 +103,8 @@ class CelerySink:
     def __call__(self, sender: Sender, events: list[MeterEvent], ic: int | None) -> bool:
         counter = {"ic": ic, "key_id": sender.key_id} if ic is not None else None
         try:
-            self._queue.put_nowait((sender.meter_id, [event_to_json(e) for e in events], counter))
+            item = (sender.meter_id, [event_to_json(e) for e in events], counter, time.time())
+            self._queue.put_nowait(item)
         except queue.Full:
             return False
         return True
@@ -114,9 +115,9 @@ class CelerySink:
             if item is None:
                 _close_thread_connections()
                 return
-            meter_id, events, counter = item
+            meter_id, events, counter, received = item
             try:
-                enqueue.handle_push(meter_id, events, counter=counter)
+                enqueue.handle_push(meter_id, events, counter=counter, received=received)
                 self.sent += 1
             except Exception:
                 self.failed += 1

@@ -1,0 +1,319 @@
+"""What the running system tells its operators: Prometheus metrics, readiness, request and
+task ids in every log line.
+
+Metrics come from two places (docs/operations.md, "Monitoring"):
+
+- **Events, counted where they happen**: web requests (route, method, status class, seconds),
+  Celery tasks (name, outcome, seconds), meters read (ok / failed) and values stored by the read
+  batches, push notifications from arrival to the store. Each process counts its own; with
+  `PROMETHEUS_MULTIPROC_DIR` set (the launcher sets it, a production host sets one per host),
+  all the processes of a host write their counts there and `/metrics` (or `manage.py
+  serve_metrics` on a host without a web process) adds them up.
+- **State, read when scraped** (`ClusterCollector`): queue depths from the broker, the command
+  backlog, open read runs and how long the oldest has waited. Every web instance answers the
+  same figures for the whole system; aggregate them with `max()`, not `sum()`.
+
+`/metrics` shows counts for every organisation, so it is not a page: it answers a scraper that
+sends `Authorization: Bearer $AMI_METRICS_TOKEN`, or a signed-in superuser, and nobody else.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hmac
+import logging
+import os
+import re
+import time
+import uuid
+
+import redis
+from celery import current_app
+from celery.signals import task_postrun, task_prerun
+from django.apps import apps
+from django.conf import settings
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+from django.db.models import Count
+from django.http import HttpResponse, JsonResponse
+from django.urls import Resolver404, resolve
+from django.utils import timezone
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import GaugeMetricFamily
+
+logger = logging.getLogger("amisite.observability")
+
+# --- ids in every log line -------------------------------------------------------------------
+
+request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
+task_id: contextvars.ContextVar[str] = contextvars.ContextVar("task_id", default="")
+# A caller's X-Request-ID is kept when it is a plain token (a proxy's or a client's id);
+# anything else is replaced, so a log line never carries what a client typed.
+_CLIENT_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
+
+_base_record_factory = logging.getLogRecordFactory()
+
+
+def _record_with_ids(*args, **kwargs) -> logging.LogRecord:
+    record = _base_record_factory(*args, **kwargs)
+    record.request_id = request_id.get()
+    record.task_id = task_id.get()
+    return record
+
+
+def install_log_ids() -> None:
+    """Every log record carries `request_id` and `task_id` (empty outside a request/task)."""
+    if logging.getLogRecordFactory() is not _record_with_ids:
+        logging.setLogRecordFactory(_record_with_ids)
+
+
+# --- event metrics ---------------------------------------------------------------------------
+
+# Web pages answer in tens of milliseconds; the tail that matters is up to a few seconds.
+_WEB_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_TASK_BUCKETS = (0.05, 0.25, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0)
+_PUSH_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0)
+
+HTTP_SECONDS = Histogram(
+    "ami_http_request_duration_seconds",
+    "Time from the request entering Django to the response, by route (URL name).",
+    ["route", "method"],
+    buckets=_WEB_BUCKETS,
+)
+HTTP_RESPONSES = Counter(
+    "ami_http_responses_total", "Responses by route and status class.", ["route", "status"]
+)
+TASK_SECONDS = Histogram(
+    "ami_task_duration_seconds",
+    "Celery task run time by task name.",
+    ["task"],
+    buckets=_TASK_BUCKETS,
+)
+TASKS = Counter("ami_tasks_total", "Celery tasks run, by name and final state.", ["task", "state"])
+METER_READS = Counter(
+    "ami_meter_reads_total", "Meters read by collection runs, by outcome.", ["outcome"]
+)
+VALUES_INGESTED = Counter(
+    "ami_values_ingested_total", "Values collection runs handed to the store (with a channel)."
+)
+PUSH_SECONDS = Histogram(
+    "ami_push_store_latency_seconds",
+    "Push notifications: seconds from arrival at the listener to their events being stored.",
+    buckets=_PUSH_BUCKETS,
+)
+
+# The task whose result counts the meters of one batch (collection.actions.process_batch).
+READ_BATCH_TASK = "collection.read_batch"
+
+
+def observe_push_stored(received: float) -> None:
+    """Called once a push's events are committed; `received`: the listener's wall clock at
+    arrival (another process, maybe another host: clocks are NTP-synchronised)."""
+    PUSH_SECONDS.observe(max(0.0, time.time() - received))
+
+
+def _route(request) -> str:
+    """A bounded label: the URL's name (never the raw path: ids would explode the series)."""
+    match = getattr(request, "resolver_match", None)
+    if match is None:
+        try:
+            match = resolve(request.path_info)
+        except Resolver404:
+            return "unmatched"
+    return match.view_name or "unnamed"
+
+
+class RequestObservabilityMiddleware:
+    """Gives each request an id (X-Request-ID in and out, in every log line) and times it."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        supplied = request.headers.get("X-Request-ID", "")
+        rid = supplied if _CLIENT_ID.fullmatch(supplied) else uuid.uuid4().hex
+        # Not reset afterwards: Django logs a 4xx/5xx after the middleware returned, and that
+        # line must carry the id too. Each request sets its own before anything else runs.
+        request_id.set(rid)
+        started = time.perf_counter()
+        response = self.get_response(request)
+        route = _route(request)
+        HTTP_SECONDS.labels(route, request.method).observe(time.perf_counter() - started)
+        HTTP_RESPONSES.labels(route, f"{response.status_code // 100}xx").inc()
+        response["X-Request-ID"] = rid
+        return response
+
+
+_task_started: dict[str, float] = {}
+
+
+@task_prerun.connect
+def _task_starts(task_id=None, task=None, **_kwargs):
+    globals()["task_id"].set(task_id or "")
+    if task_id:
+        _task_started[task_id] = time.perf_counter()
+
+
+@task_postrun.connect
+def _task_ends(task_id=None, task=None, retval=None, state=None, **_kwargs):
+    name = getattr(task, "name", "unknown")
+    started = _task_started.pop(task_id, None) if task_id else None
+    if started is not None:
+        TASK_SECONDS.labels(name).observe(time.perf_counter() - started)
+    TASKS.labels(name, state or "UNKNOWN").inc()
+    if name == READ_BATCH_TASK and state == "SUCCESS" and isinstance(retval, dict):
+        read, ok = int(retval.get("read", 0)), int(retval.get("ok", 0))
+        METER_READS.labels("ok").inc(ok)
+        METER_READS.labels("failed").inc(max(0, read - ok))
+        VALUES_INGESTED.inc(int(retval.get("values", 0)))
+    globals()["task_id"].set("")
+
+
+# --- state metrics, read when scraped --------------------------------------------------------
+
+
+class ClusterCollector:
+    """System-wide state from the database and the broker, computed per scrape (a few indexed
+    counts; no scan of the readings)."""
+
+    def __init__(self, queues=("collect", "default")):
+        self.queues = queues
+
+    def collect(self):
+        depth = GaugeMetricFamily(
+            "ami_queue_depth", "Tasks waiting in the broker, by queue.", labels=["queue"]
+        )
+        for queue, count in _queue_depths(self.queues).items():
+            depth.add_metric([queue], count)
+        yield depth
+
+        command = apps.get_model("collection", "MeterCommand")
+        backlog = GaugeMetricFamily(
+            "ami_command_backlog", "Meter commands not yet finished, by state.", labels=["state"]
+        )
+        counts = dict(
+            command.objects.filter(state__in=("queued", "sent"))
+            .order_by()
+            .values("state")
+            .annotate(n=Count("pk"))
+            .values_list("state", "n")
+        )
+        for state in ("queued", "sent"):
+            backlog.add_metric([state], counts.get(state, 0))
+        yield backlog
+
+        run = apps.get_model("collection", "JobRun")
+        open_runs = run.objects.filter(status__in=("queued", "running"))
+        runs = GaugeMetricFamily("ami_read_runs_open", "Read runs queued or running.")
+        runs.add_metric([], open_runs.count())
+        yield runs
+        oldest = open_runs.order_by("created_at").values_list("created_at", flat=True).first()
+        lag = GaugeMetricFamily(
+            "ami_ingest_lag_seconds",
+            "How long the oldest read run not yet finished has waited (0 when none is open).",
+        )
+        lag.add_metric([], (timezone.now() - oldest).total_seconds() if oldest else 0.0)
+        yield lag
+
+
+def _queue_depths(queues) -> dict[str, int]:
+    """Messages waiting per queue, asked of the broker through kombu (Redis or AMQP alike)."""
+    depths: dict[str, int] = {}
+    try:
+        with current_app.connection_for_read() as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+            channel = conn.default_channel
+            for queue in queues:
+                try:
+                    depths[queue] = channel.queue_declare(queue=queue, passive=True).message_count
+                except Exception:  # noqa: BLE001 - a queue never declared yet holds nothing
+                    depths[queue] = 0
+    except Exception as exc:  # noqa: BLE001 - a broker outage must not break the scrape
+        logger.warning("metrics: broker unreachable for queue depths: %s", exc)
+    return depths
+
+
+_cluster = CollectorRegistry(auto_describe=False)
+_cluster.register(ClusterCollector())
+
+
+def exposition(*, with_cluster: bool = True) -> bytes:
+    """The metrics text: this host's processes (multiprocess) or this process, plus state."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        events = CollectorRegistry()
+        multiprocess.MultiProcessCollector(events)
+        body = generate_latest(events)
+    else:
+        body = generate_latest(REGISTRY)
+    if with_cluster:
+        body += generate_latest(_cluster)
+    return body
+
+
+def _authorised(request) -> bool:
+    token = getattr(settings, "AMI_METRICS_TOKEN", "")
+    header = request.headers.get("Authorization", "")
+    if token and header.startswith("Bearer "):
+        return hmac.compare_digest(header[len("Bearer ") :].encode(), token.encode())
+    user = getattr(request, "user", None)
+    return bool(user is not None and user.is_authenticated and user.is_superuser)
+
+
+def metrics_view(request):
+    """Prometheus text exposition for a scraper with the token, or a superuser."""
+    if not _authorised(request):
+        return JsonResponse({"detail": "metrics need the scraper's token"}, status=403)
+    return HttpResponse(exposition(), content_type=CONTENT_TYPE_LATEST)
+
+
+# --- readiness -------------------------------------------------------------------------------
+
+_migrations_ok = False
+
+
+def readiness() -> tuple[bool, dict[str, str]]:
+    """Whether this instance should get traffic: database, migrations, Redis: "ok" or why not."""
+    global _migrations_ok
+    checks: dict[str, str] = {}
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        checks["database"] = "ok"
+    except Exception as exc:  # noqa: BLE001 - reported, not raised
+        checks["database"] = f"unreachable: {type(exc).__name__}"
+    if checks["database"] == "ok" and not _migrations_ok:
+        try:
+            executor = MigrationExecutor(connection)
+            plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
+        except Exception as exc:  # noqa: BLE001
+            checks["migrations"] = f"unknown: {type(exc).__name__}"
+        else:
+            _migrations_ok = not plan
+            checks["migrations"] = "ok" if not plan else f"{len(plan)} not applied"
+    elif _migrations_ok:
+        checks["migrations"] = "ok"
+    checks["redis"] = _redis_check()
+    return all(value == "ok" for value in checks.values()), checks
+
+
+def _redis_check() -> str:
+    url = getattr(settings, "REDIS_URL", "")
+    if not url:
+        return "ok"  # the embedded default without Redis: nothing to wait for
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except Exception as exc:  # noqa: BLE001 - reported, not raised
+        return f"unreachable: {type(exc).__name__}"
+    return "ok"

@@ -106,8 +106,13 @@ async def _read_session(
 ) -> None:
     # Partial results of a failed attempt are thrown away: an attempt is all or nothing.
     outcome.registers, outcome.profiles, outcome.events = [], [], []
-    items = {i for i in plan.items if ITEM_CAPABILITY.get(i, i) in session.capabilities}
-    if "clock" in items:
+
+    def wanted(item: str) -> bool:
+        # Asked each time: a session may learn what its meter lacks only once it has signed
+        # on (an IEC 62056-21 meter in mode A or B has no programming mode).
+        return item in plan.items and ITEM_CAPABILITY.get(item, item) in session.capabilities
+
+    if wanted("clock"):
         outcome.clock = await session.read_clock()
         drift = outcome.clock.drift_seconds
         if (
@@ -118,9 +123,9 @@ async def _read_session(
         ):
             outcome.clock = await session.set_clock()
             outcome.clock_set = True
-    if "registers" in items and target.registers:
+    if wanted("registers") and target.registers:
         outcome.registers = await session.read_registers(list(target.registers))
-    if "profile" in items:
+    if wanted("profile"):
         for profile in target.profiles:
             since = target.profile_since.get(profile, plan.default_since)
             if since < plan.until:
@@ -130,12 +135,12 @@ async def _read_session(
                 # already stored, the store's keys make it a no-op).
                 rows = tuple(r for r in block.rows if since <= r.timestamp <= plan.until)
                 outcome.profiles.append(replace(block, rows=rows))
-    if "events" in items:
+    if wanted("events"):
         for log in target.event_logs:
             outcome.events.extend(await session.read_events(log, plan.default_since, plan.until))
-    if "instantaneous" in items:
+    if wanted("instantaneous"):
         outcome.instantaneous = await session.read_instantaneous()
-    if "relay" in items:
+    if wanted("relay"):
         outcome.relay = await session.relay_state()
 
 

@@ -1,14 +1,17 @@
-"""IEC 62056-21 mode C messages, without I/O: build what the head-end sends, parse what a meter
-answers. Shared by the session and the simulator; every parse error is a typed
+"""IEC 62056-21 messages (modes A, B and C), without I/O: build what the head-end sends, parse
+what a meter answers. Shared by the session and the simulator; every parse error is a typed
 :class:`~collection.protocols.errors.FrameError` (``MalformedResponse``, ``BccError``).
 
 Messages (``CRLF`` = ``\\r\\n``):
 
-* sign-on ``/?<address>!CRLF``; identification ``/XXXZ<ident>CRLF`` (``Z`` the baud character
-  0..6 = 300..19200; a lowercase third letter: 20 ms reaction time; ``\\2`` in ident: mode E);
-* acknowledgement / option select ``ACK 0 Z Y CRLF`` (Y: 0 readout, 1 programming);
+* sign-on ``/?<address>!CRLF``; identification ``/XXXZ<ident>CRLF`` (``Z`` the baud
+  character: a digit 0..6 = 300..19200 is mode C; a letter A..I is mode B, the meter switches
+  to that rate at once and sends its readout; anything else is mode A, the readout follows at
+  the sign-on rate; a lowercase third letter: 20 ms reaction time; ``\\2`` in ident: mode E);
+* acknowledgement / option select ``ACK 0 Z Y CRLF`` (Y: 0 readout, 1 programming; mode C);
 * data message ``STX <data> ETX BCC``; programming command ``SOH C D STX <data> ETX BCC``
-  (``P1`` password, ``R1`` read, ``W1`` write, ``B0`` break; ``B0`` has no data part);
+  (``P1`` password, ``R1`` read, ``R5`` read a profile or log, ``W1`` write, ``B0`` break;
+  ``B0`` has no data part);
   a partial block ends in ``EOT`` instead of ``ETX``;
 * BCC: XOR of every byte after the first SOH/STX up to and including ETX/EOT.
 
@@ -26,6 +29,9 @@ from ..errors import FrameTooLarge, MalformedResponse
 SOH, STX, ETX, EOT, ACK, NAK = b"\x01", b"\x02", b"\x03", b"\x04", b"\x06", b"\x15"
 CRLF = b"\r\n"
 BAUD_RATES = {str(i): 300 * 2**i for i in range(7)}  # "0": 300 .. "6": 19200
+# Mode B: the meter switches at once to the rate its letter names (no option select).
+MODE_B_RATES = {letter: 600 * 2**i for i, letter in enumerate("ABCDEF")}  # "A" 600..
+MODE_B_RESERVED = "GHI"  # reserved mode B letters: a mode B meter, rate unknown
 MODE_READOUT, MODE_PROGRAMMING = "0", "1"
 MAX_BLOCK = 64 * 1024  # a readout larger than this is no meter's
 MAX_ADDRESS = 32
@@ -81,8 +87,9 @@ def password(secret: str) -> bytes:
     return command("P1", b"(" + secret.encode("latin-1") + b")")
 
 
-def read(address: str) -> bytes:
-    return command("R1", data_set(address))
+def read(address: str, value: str = "", name: str = "R1") -> bytes:
+    """``R1 address()``; ``R5 P.01(from;to)`` and the like for profiles and logs."""
+    return command(name, data_set(address, value))
 
 
 def write(address: str, value: str) -> bytes:
@@ -104,11 +111,24 @@ class Identification:
     mode_e: bool  # "\2" in the identification: DLMS over HDLC available
 
     @property
+    def mode(self) -> str:
+        """ "C" (a digit: option select, programming mode), "B" (a letter A..I: the rate
+        switches at once) or "A" (the readout follows at the sign-on rate)."""
+        if self.baud_char.isdigit():
+            return "C"
+        if self.baud_char in MODE_B_RATES or self.baud_char in MODE_B_RESERVED:
+            return "B"
+        return "A"
+
+    @property
     def baud_rate(self) -> int | None:
+        if self.mode == "B":
+            return MODE_B_RATES.get(self.baud_char)
         return BAUD_RATES.get(self.baud_char)
 
 
-_IDENT = re.compile(rb"^/([A-Za-z]{3})([0-9A-Z])(.{1,64})\r\n$", re.S)
+# The baud character: printable, neither "/" nor "!" (mode A may use any such character).
+_IDENT = re.compile(rb"^/([A-Za-z]{3})([\x22-\x2E\x30-\x7E])(.{1,64})\r\n$", re.S)
 
 
 def parse_identification(line: bytes) -> Identification:

@@ -9,8 +9,9 @@ from .settings import Iec21Settings
 
 PROTOCOL = "iec62056_21"
 
-# Endpoint.options this driver reads: the sign-on device address and the model's clock plug-in.
-OPTIONS = ("address", "clock")
+# Endpoint.options this driver reads: the sign-on device address and the model's clock and
+# profile plug-ins.
+OPTIONS = ("address", "clock", "profile")
 
 
 def settings_from(endpoint: Endpoint) -> Iec21Settings:
@@ -23,6 +24,7 @@ def settings_from(endpoint: Endpoint) -> Iec21Settings:
         timeout=float(endpoint.timeout_s),
         max_baudrate=endpoint.baud_rate,  # the line's rate: the baud switch goes no higher
         clock=str(options.get("clock") or "standard"),
+        profile=str(options.get("profile") or "generic"),
         exchange_log=endpoint.exchange_log,
     )
 

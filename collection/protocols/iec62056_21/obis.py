@@ -33,3 +33,18 @@ def address_of(obis: str) -> str:
     if obis.startswith("0-0:") and c.isdigit() and int(c) in letters:
         return f"{letters[int(c)]}.{de}"
     return code
+
+
+def profile_address(obis: str) -> str | None:
+    """The ``P.nn`` address of a profile or log OBIS code (value group C = 99: "1-0:99.1.0*255"
+    -> "P.01", "0-0:99.98.0*255" -> "P.98"); a ``P.nn`` address is taken as it is."""
+    if obis.startswith("P.") and obis[2:].isdigit():
+        return f"P.{int(obis[2:]):02d}"
+    try:
+        code = normalise(obis)
+    except ValueError:
+        return None
+    c_d = code.split(":", 1)[1].split("*", 1)[0].split(".")
+    if c_d[0] != "99" or not 1 <= int(c_d[1]) <= 99:
+        return None
+    return f"P.{int(c_d[1]):02d}"

@@ -1,5 +1,12 @@
-"""The IEC 62056-21 mode C session: readout for registers (and the clock without a password),
-programming mode with the P1 password for R1/W1 of the clock.
+"""The IEC 62056-21 session: readout for registers (and the clock without a password),
+programming mode with the P1 password for R1/W1 of the clock and R5 of the load profile
+(``P.01``) and the event log (``P.98``) through the meter model's profile plug-in.
+
+The meter's identification says its mode: mode C (a digit) takes an option select and has a
+programming mode; mode B (a letter A..I) switches to its rate at once and sends its readout,
+mode A sends it at once at the sign-on rate. A mode A or B meter has no programming mode: its
+clock comes from the readout, and profile, events and clock set are not supported (the session
+drops those capabilities as soon as it has seen the identification).
 
 Each readout or programming dialogue starts with its own sign-on (a meter returns to its
 idle state after a readout or a break). One readout serves every register and instantaneous
@@ -20,11 +27,12 @@ from ..errors import (
     AuthenticationFailed,
     MalformedResponse,
     NotAssociated,
+    NotSupported,
     ProtocolError,
 )
 from ..transport import Transport, open_transport
-from . import clock, codec
-from .obis import obis_of
+from . import clock, codec, profile
+from .obis import obis_of, profile_address
 from .settings import Iec21Settings
 
 PHASE_VOLTAGES = ("1-0:32.7.0*255", "1-0:52.7.0*255", "1-0:72.7.0*255")
@@ -39,9 +47,24 @@ SERIAL_FRAMING = {  # pyserial options of a serial line's character framing
 }
 
 
+class NoProgrammingMode(NotSupported):
+    """The meter signed on in mode A or B: it has no programming mode (no R1/R5/W1)."""
+
+
+# What needs programming mode: gone from a session whose meter turns out mode A or B.
+PROGRAMMING = frozenset({base.SET_CLOCK, base.READ_LOAD_PROFILE, base.READ_EVENTS})
+
+
 class Iec21Session(base.MeterSession):
     capabilities = frozenset(
-        {base.READ_CLOCK, base.READ_REGISTERS, base.READ_INSTANTANEOUS, base.SET_CLOCK}
+        {
+            base.READ_CLOCK,
+            base.READ_REGISTERS,
+            base.READ_INSTANTANEOUS,
+            base.SET_CLOCK,
+            base.READ_LOAD_PROFILE,
+            base.READ_EVENTS,
+        }
     )
 
     def __init__(self, settings: Iec21Settings, counters=None) -> None:
@@ -49,6 +72,7 @@ class Iec21Session(base.MeterSession):
         if settings.password is None:  # W1 needs programming mode, and that the P1 password
             self.capabilities = type(self).capabilities - {base.SET_CLOCK}
         self.dialect = clock.DIALECTS[settings.clock]
+        self.profile_dialect = profile.DIALECTS[settings.profile]
         self.exchange_log = [] if settings.exchange_log else None
         self.identification: codec.Identification | None = None
         self._transport: Transport | None = None
@@ -146,21 +170,60 @@ class Iec21Session(base.MeterSession):
         except ProtocolError:
             pass  # the next call says NotAssociated
 
-    async def _sign_on(self, mode: str) -> None:
+    async def _sign_on(self, mode: str) -> str:
+        """Sign on and select `mode` (mode C); returns the meter's mode ("A", "B" or "C"). A
+        mode A or B meter sends its readout next, whatever was asked."""
         await self._send(codec.sign_on(self.settings.address))
         line = await self._receive()
         self.identification = ident = codec.parse_identification(line)
+        if ident.mode != "C":
+            self.capabilities = self.capabilities - PROGRAMMING
+            if ident.mode == "B":
+                rate = ident.baud_rate
+                if rate is None or rate > self.settings.max_baudrate:
+                    raise NotSupported(f"mode B meter at baud character {ident.baud_char!r}")
+                await self._transport.set_baudrate(rate)
+            return ident.mode
         baud_char = ident.baud_char if ident.baud_char in codec.BAUD_RATES else "0"
         while codec.BAUD_RATES[baud_char] > self.settings.max_baudrate and baud_char > "0":
             baud_char = str(int(baud_char) - 1)
         await self._send(codec.option_select(baud_char, mode))
         await self._transport.set_baudrate(codec.BAUD_RATES[baud_char])
+        return "C"
 
     async def _block(self) -> codec.Block:
         message = await self._receive()
         if message in (codec.ACK, codec.NAK):
             raise MalformedResponse(f"expected a data block, got {message!r}")
         return codec.parse_block(message)
+
+    async def _data(self, first: bytes | None = None) -> bytes:
+        """The body of a data message in one or several (partial, EOT) blocks: each partial
+        block acknowledged, a wrong BCC answered with NAK (the meter repeats the block) up to
+        `bcc_repeats` times per block, then :class:`~.codec.BccError`. `first`: a message
+        already received."""
+        body = bytearray()
+        repeats = 0
+        while True:
+            try:
+                if first is not None:
+                    if first in (codec.ACK, codec.NAK):
+                        raise MalformedResponse(f"expected a data block, got {first!r}")
+                    message, first = first, None
+                    part = codec.parse_block(message)
+                else:
+                    part = await self._block()
+            except codec.BccError:  # a line error: NAK asks the meter to repeat
+                if repeats >= self.settings.bcc_repeats:
+                    raise
+                repeats += 1
+                await self._send(codec.NAK)
+                continue
+            repeats = 0  # counted per block
+            body += part.body
+            if not part.partial:
+                return bytes(body)
+            await self._send(codec.ACK)
 
     # ----------------------------------------------------------------- readout
 
@@ -170,23 +233,7 @@ class Iec21Session(base.MeterSession):
 
             async def call():
                 await self._sign_on(codec.MODE_READOUT)
-                body = bytearray()
-                repeats = 0
-                while True:
-                    try:
-                        part = await self._block()
-                    except codec.BccError:  # a line error: NAK asks the meter to repeat
-                        if repeats >= self.settings.bcc_repeats:
-                            raise
-                        repeats += 1
-                        await self._send(codec.NAK)
-                        continue
-                    repeats = 0  # counted per block
-                    body += part.body
-                    if not part.partial:
-                        break
-                    await self._send(codec.ACK)
-                return codec.parse_data(bytes(body))
+                return codec.parse_data(await self._data())
 
             self._readout = await self._dialogue(call)
             self._readout_at = datetime.now(UTC)
@@ -250,7 +297,13 @@ class Iec21Session(base.MeterSession):
         """Sign on in programming mode, give the P1 password, run `call`, break (B0)."""
 
         async def dialogue():
-            await self._sign_on(codec.MODE_PROGRAMMING)
+            if await self._sign_on(codec.MODE_PROGRAMMING) != "C":
+                # The readout comes anyway: keep it (the clock is in it), then say why not.
+                self._readout = codec.parse_data(await self._data())
+                self._readout_at = datetime.now(UTC)
+                raise NoProgrammingMode(
+                    f"mode {self.identification.mode} meter: no programming mode"
+                )
             opening = await self._block()  # SOH P0 STX (serial) ETX BCC
             if opening.start != codec.SOH or not opening.body.startswith(b"P0"):
                 raise MalformedResponse(f"expected P0, got {opening.body[:20]!r}")
@@ -291,8 +344,11 @@ class Iec21Session(base.MeterSession):
         )
 
     async def read_clock(self) -> base.ClockReading:
-        if self.settings.password is not None:
-            return await self._programming(self._clock_r1)
+        if self.settings.password is not None and base.SET_CLOCK in self.capabilities:
+            try:
+                return await self._programming(self._clock_r1)
+            except NoProgrammingMode:
+                pass  # a mode A/B meter: its readout (already read) has the clock
         values = self._values(await self.readout())
         t = values.get(obis_of(self.dialect.time_address))
         d = values.get(obis_of(self.dialect.date_address))
@@ -305,6 +361,8 @@ class Iec21Session(base.MeterSession):
     async def set_clock(self, value: datetime | None = None) -> base.ClockReading:
         if self.settings.password is None:
             raise AccessDenied("setting the clock needs the P1 password")
+        if base.SET_CLOCK not in self.capabilities:
+            raise NoProgrammingMode("a mode A/B meter has no programming mode")
         target = base.ensure_utc(value) if value is not None else None
 
         async def call():
@@ -314,3 +372,70 @@ class Iec21Session(base.MeterSession):
             return await self._clock_r1()
 
         return await self._programming(call)
+
+    # ----------------------------------------------------------------- profile and log (R5)
+
+    async def _r5(self, address: str, start: datetime, end: datetime) -> list[codec.DataSet]:
+        """The data sets of a profile or log read (``R5 P.01(from;to)``) in programming mode."""
+        if not PROGRAMMING <= self.capabilities:
+            raise NoProgrammingMode("a mode A/B meter has no programming mode")
+        start, end = base.ensure_utc(start), base.ensure_utc(end)
+
+        async def call():
+            await self._send(profile.request(address, start, end, self.profile_dialect))
+            message = await self._receive()
+            if message == codec.NAK:
+                raise AccessDenied(f"{self.profile_dialect.command} {address} refused")
+            sets = codec.parse_data(await self._data(message))
+            if sets and sets[0].value.upper().startswith("ERROR"):
+                raise AccessDenied(f"{address}: {sets[0].value}")
+            return sets
+
+        return await self._programming(call)
+
+    async def read_load_profile(
+        self, profile_obis: str, start: datetime, end: datetime
+    ) -> base.ProfileBlock:
+        address = profile_address(profile_obis)
+        if address is None or address == self.profile_dialect.event_log:
+            raise NotSupported(f"{profile_obis} is no IEC 62056-21 load profile (P.01..P.97)")
+        data = profile.parse_profile(await self._r5(address, start, end), address)
+        channels = []
+        for channel_address, unit in data.channels:
+            _value, contract_unit = codec.to_contract("0", unit)
+            channels.append(
+                base.Channel(obis_of(channel_address) or channel_address, contract_unit)
+            )
+        rows = tuple(
+            base.ProfileRow(
+                at,
+                tuple(
+                    codec.to_contract(v, unit)[0] if v != "" else None
+                    for v, (_a, unit) in zip(values, data.channels, strict=True)
+                ),
+                status or None,
+            )
+            for at, status, values in data.rows
+        )
+        return base.ProfileBlock(
+            profile=obis_of(profile_obis) or profile_obis,
+            channels=tuple(channels),
+            rows=rows,
+            period_seconds=data.period_s,
+        )
+
+    async def read_events(self, log: str, start: datetime, end: datetime) -> list[base.MeterEvent]:
+        address = profile_address(log)
+        if address != self.profile_dialect.event_log:
+            raise NotSupported(f"{log} is not the event log ({self.profile_dialect.event_log})")
+        entries = profile.parse_log(await self._r5(address, start, end), address)
+        code = obis_of(log) or log
+        return [
+            base.MeterEvent(
+                timestamp=e.at,
+                code=e.code,
+                log=code,
+                data=tuple(codec.to_contract(v, u)[0] for v, u in e.values),
+            )
+            for e in entries
+        ]

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from . import codec
 from .clock import DIALECTS
+from .profile import DIALECTS as PROFILE_DIALECTS
 
 
 @dataclass(frozen=True)
@@ -22,12 +23,15 @@ class Iec21Settings:
     reaction_s: float | None = None  # pause before each request; None: from the identification
     bcc_repeats: int = 2  # NAKs for one readout block with a wrong BCC, then BccError
     clock: str = "standard"  # the meter model's clock plug-in (clock.DIALECTS)
+    profile: str = "generic"  # the meter model's profile and log plug-in (profile.DIALECTS)
     exchange_log: bool = False
 
     def __post_init__(self) -> None:
         codec.sign_on(self.address)  # ValueError on an invalid address
         if self.clock not in DIALECTS:
             raise ValueError(f"unknown IEC 62056-21 clock plug-in {self.clock!r}")
+        if self.profile not in PROFILE_DIALECTS:
+            raise ValueError(f"unknown IEC 62056-21 profile plug-in {self.profile!r}")
         parts = urlsplit(self.url)
         if parts.scheme == "tcp" and (not parts.hostname or not parts.port):
             raise ValueError(f"invalid url {self.url!r}; expected tcp://host:port")

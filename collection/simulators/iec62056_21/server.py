@@ -1,16 +1,21 @@
-"""A deterministic IEC 62056-21 mode C meter line: many meters behind one TCP listener, each
+"""A deterministic IEC 62056-21 meter line: many meters behind one TCP listener, each
 answering the sign-on that names its device address (as on a bus or a TCP-serial converter).
 
 Per connection: idle -> sign-on ``/?addr!`` -> identification -> option select -> readout
 (option 0, back to idle) or programming mode (option 1: ``P0``, then ``P1`` password,
-``R1``/``W1`` of the clock and any readout address, ``B0`` back to idle).
+``R1``/``W1`` of the clock and any readout address, ``R5`` of the load profile ``P.01`` and
+the event log ``P.98`` in the generic plug-in's layout, ``B0`` back to idle). A meter in mode A
+or B (``mode``) sends its readout right after its identification (mode B names 9600 baud).
+Profile and log values come from the shared value model (true time, not the meter's clock);
+``profile_status`` marks intervals ``{interval end: status byte}``.
 
 Faults per meter:
 
 * ``timeout`` the meter never answers its sign-on;
 * ``garbage`` the readout (and every programming answer) is bytes that are no message;
 * ``bcc``     the readout's (and every R1 answer's) BCC is wrong, repeats too;
-* ``bcc-once``  a readout block's BCC is wrong the first time, right when repeated after NAK;
+* ``bcc-once``  a readout (or R5 answer) block's BCC is wrong the first time, right when
+  repeated after NAK;
 * ``slow``    the readout comes after ``delay_s``.
 
 ``echo=True`` on a meter repeats every request back first, as an optical head does.
@@ -26,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from collection.protocols.iec62056_21 import codec
+from collection.protocols.iec62056_21 import profile as plugin
 
 from .. import loopback
 from ..loopback import LoopbackListener
@@ -33,6 +39,7 @@ from . import values
 
 FAULT_KINDS = ("timeout", "garbage", "bcc", "bcc-once", "slow")
 IDENT = b"/AMi5SIM21\r\n"  # baud character 5: 9600 baud; lowercase "i": 20 ms reaction time
+IDENTS = {"C": IDENT, "B": b"/AMiESIM21\r\n", "A": b"/AMiJSIM21\r\n"}  # E: mode B 9600
 
 
 class Fault(loopback.Fault):
@@ -48,6 +55,8 @@ class Iec21Meter:
     echo: bool = False
     block_size: int | None = None  # readout in partial blocks of this many bytes (EOT, ACK)
     fault: Fault | None = None
+    mode: str = "C"  # "A" or "B": readout straight after the identification, no programming
+    profile_status: dict = field(default_factory=dict)  # {interval end: profile status byte}
     sign_ons: int = 0
 
     def meter_time(self, t: datetime) -> datetime:
@@ -109,8 +118,11 @@ class Iec21Fleet(LoopbackListener):
                     writer.write(line)
                 if meter.fault and meter.fault.kind == "timeout":
                     continue
-                writer.write(IDENT)
+                writer.write(IDENTS[meter.mode])
                 await writer.drain()
+                if meter.mode != "C":
+                    last = await self._readout(meter, reader, writer)
+                    continue
                 async with asyncio.timeout(idle_timeout):
                     option = await reader.readuntil(b"\n")
                 if meter.echo:
@@ -157,7 +169,12 @@ class Iec21Fleet(LoopbackListener):
         if meter.fault and meter.fault.kind == "slow":
             await asyncio.sleep(meter.fault.delay_s)
         t = self.now()
-        body = values.readout_body(meter.serial, t, meter.meter_time(t))
+        return await self._blocks(
+            meter, values.readout_body(meter.serial, t, meter.meter_time(t)), reader, writer
+        )
+
+    async def _blocks(self, meter: Iec21Meter, body: bytes, reader, writer) -> tuple | None:
+        """`body` in partial blocks of ``block_size`` (each acknowledged) and a last one."""
         size = meter.block_size or len(body)
         parts = [body[i : i + size] for i in range(0, len(body), size)]
         for part in parts[:-1]:  # partial blocks: each ends in EOT and waits for an ACK
@@ -179,14 +196,22 @@ class Iec21Fleet(LoopbackListener):
         return meter, parts[-1]
 
     async def _programming(self, meter, reader, writer) -> None:
-        writer.write(
-            self._block(meter, b"P0" + codec.STX + f"({meter.serial})".encode(), codec.SOH)
-        )
+        opening = b"P0" + codec.STX + f"({meter.serial})".encode()
+        # "bcc-once" is about data answers: the P0 opening comes right.
+        writer.write(self._block(meter, opening, codec.SOH, repeat=True))
         await writer.drain()
         authorised = False
+        last = None  # the last R5 answer's last block: a NAK repeats it
         while True:
             async with asyncio.timeout(self.idle_timeout):
-                head = await reader.readuntil(codec.ETX)
+                first = await reader.readexactly(1)
+                if first == codec.NAK:
+                    if meter.echo:
+                        writer.write(first)
+                    if last is not None:
+                        writer.write(self._block(*last, repeat=True))
+                    continue
+                head = first + await reader.readuntil(codec.ETX)
                 frame = head + await reader.readexactly(1)
             if meter.echo:
                 writer.write(frame)
@@ -209,6 +234,12 @@ class Iec21Fleet(LoopbackListener):
                 writer.write(codec.NAK)
             elif name == b"R1":
                 writer.write(self._block(meter, self._r1(meter, data)))
+            elif name == b"R5":
+                body = self._r5(meter, data)
+                if body is None:
+                    writer.write(codec.NAK)
+                else:
+                    last = await self._blocks(meter, body, reader, writer)
             elif name == b"W1":
                 writer.write(codec.ACK if self._w1(meter, data) else codec.NAK)
             else:
@@ -227,6 +258,20 @@ class Iec21Fleet(LoopbackListener):
                     value = value.replace("-", "")
                 return f"({value}*{unit})".encode() if unit else f"({value})".encode()
         return b"(ERROR)"
+
+    def _r5(self, meter: Iec21Meter, data: bytes) -> bytes | None:
+        """The answer to ``R5 P.01(from;to)`` or ``R5 P.98(from;to)`` (None: refused)."""
+        try:
+            sets = codec.parse_data(data)
+            start, end = plugin.parse_range(sets[0].value)
+        except (codec.MalformedResponse, IndexError):
+            return None
+        now = self.now()
+        if sets[0].address == values.LOAD_PROFILE:
+            return values.profile_body(meter.serial, start, min(end, now), meter.profile_status)
+        if sets[0].address == values.EVENT_LOG:
+            return values.log_body(meter.serial, start, min(end, now))
+        return None
 
     def _w1(self, meter: Iec21Meter, data: bytes) -> bool:
         """Set the time or the date (digits only); the other half of the clock is kept."""

@@ -12,6 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from collection.protocols.iec62056_21 import codec
+from collection.protocols.iec62056_21 import profile as plugin
 
 from .. import model
 
@@ -29,6 +30,9 @@ ANGLES = ("81.7.4", "81.7.15", "81.7.26")
 ACTIVE_POWER = "1.7.0"
 MAXIMUM_DEMAND = "1.6.0"
 TIME, DATE, SERIAL, ERROR = "0.9.1", "0.9.2", "C.1.0", "F.F"
+LOAD_PROFILE, EVENT_LOG = "P.01", "P.98"
+# The load profile's columns: the model's four channels, in kWh / kvarh with three decimals.
+PROFILE_CHANNELS = (("1.29.0", "kWh"), ("2.29.0", "kWh"), ("3.29.0", "kvarh"), ("4.29.0", "kvarh"))
 
 
 def _fixed(value: Decimal, decimals: int, width: int = 0) -> str:
@@ -94,3 +98,26 @@ def expected(serial: str, t: datetime) -> dict[str, Decimal]:
         scaler, _unit = model.INSTANTANEOUS[code]
         out[f"1-0:{address}*255"] = Decimal(model.instantaneous(serial, code, t)).scaleb(scaler)
     return out
+
+
+def profile_body(serial: str, start: datetime, end: datetime, status: dict | None = None) -> bytes:
+    """The ``P.01`` answer for interval ends in [start, end] (the model's completed intervals)."""
+    rows = [
+        (
+            at,
+            (status or {}).get(at, 0),
+            tuple(_fixed(Decimal(v).scaleb(-3), 3) for v in chans),
+        )
+        for at, *chans in model.profile_entries(serial, start, end)
+    ]
+    return plugin.format_profile(LOAD_PROFILE, model.INTERVAL_S, PROFILE_CHANNELS, rows)
+
+
+def log_body(serial: str, start: datetime, end: datetime) -> bytes:
+    entries = [plugin.LogEntry(at, code) for at, code in model.events(serial, start, end)]
+    return plugin.format_log(EVENT_LOG, entries)
+
+
+def expected_profile(serial: str, start: datetime, end: datetime) -> dict:
+    """{interval end: (+A Wh, -A Wh, +R varh, -R varh)} a correct reader stores."""
+    return {at: tuple(chans) for at, *chans in model.profile_entries(serial, start, end)}

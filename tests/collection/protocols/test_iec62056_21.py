@@ -333,11 +333,17 @@ def test_registry_settings_from_an_endpoint():
     s = registry.settings_for(endpoint)
     assert isinstance(s, Iec21Settings)
     assert (s.address, s.password, s.timeout, s.clock) == ("21000001", PASSWORD, 7.0, "standard")
+    assert s.profile == "generic"
     drv = registry.driver("iec62056_21")
     assert drv.supports(base.READ_REGISTERS) and drv.supports(base.SET_CLOCK)
-    assert not drv.supports(base.READ_LOAD_PROFILE)
+    assert drv.supports(base.READ_LOAD_PROFILE) and drv.supports(base.READ_EVENTS)
+    assert not drv.supports(base.READ_RELAY)
     with pytest.raises(ValueError):
         registry.settings_for(Endpoint(protocol="iec62056_21", url="tcp://x", options={}))
+    with pytest.raises(ValueError):  # an unknown profile plug-in
+        registry.settings_for(
+            Endpoint(protocol="iec62056_21", url="tcp://h:1", options={"profile": "nope"})
+        )
 
 
 def test_read_meter_cli_prints_json(capsys):

@@ -37,6 +37,7 @@ LIMITER = "limiter"  # read and write the load limiter's thresholds
 WRITE_TOU = "write_tou"  # time-of-use / activity calendar
 CONFIGURE_LOAD_PROFILE = "configure_load_profile"  # capture period and channels
 PUSH_SETUP = "push_setup"  # read the push setup and set where pushes go
+CLOCK_SETTINGS = "clock_settings"  # read and write the time zone and daylight-saving rules
 
 READ_CAPABILITIES = frozenset(
     {READ_CLOCK, READ_REGISTERS, READ_LOAD_PROFILE, READ_EVENTS, READ_INSTANTANEOUS, READ_RELAY}
@@ -51,6 +52,7 @@ COMMAND_CAPABILITIES = frozenset(
         WRITE_TOU,
         CONFIGURE_LOAD_PROFILE,
         PUSH_SETUP,
+        CLOCK_SETTINGS,
     }
 )
 ALL_CAPABILITIES = READ_CAPABILITIES | COMMAND_CAPABILITIES
@@ -146,8 +148,24 @@ class RelayState:
 
 
 @dataclass(frozen=True, slots=True)
+class EmergencyProfile:
+    """While active (from ``activation`` for ``duration_seconds``, when the meter's group
+    ids name ``profile_id``) the limiter uses its emergency threshold."""
+
+    profile_id: int
+    activation: datetime | None  # UTC; None: not set
+    duration_seconds: int
+
+
+@dataclass(frozen=True, slots=True)
 class Limiter:
-    """A load limiter: above ``threshold`` for ``min_over_seconds`` the meter disconnects."""
+    """A load limiter: above ``threshold`` for ``min_over_seconds`` the meter disconnects;
+    under it again for ``min_under_seconds`` it may reconnect by itself.
+
+    ``reconnect_count`` / ``lockout_seconds``: how many times in a row the meter reconnects
+    by itself after a trip, and how long it then stays off (0: until a remote reconnect).
+    None when the meter has no such setting (the head-end cannot set them there).
+    """
 
     threshold: Decimal  # normal threshold, in the monitored value's unit (scaler applied)
     emergency_threshold: Decimal | None = None
@@ -155,6 +173,11 @@ class Limiter:
     min_under_seconds: int = 0
     monitored: str | None = None  # OBIS of the monitored value (read only)
     active_threshold: Decimal | None = None  # the one in force now (read only)
+    emergency_profile: EmergencyProfile | None = None
+    emergency_groups: tuple[int, ...] = ()  # emergency profile ids this meter obeys
+    emergency_active: bool = False  # read only
+    reconnect_count: int | None = None
+    lockout_seconds: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,18 +211,74 @@ class WeekProfile:
 @dataclass(frozen=True, slots=True)
 class Season:
     name: str
-    start: datetime  # UTC; year may be ignored by the meter (recurring)
+    start: datetime | None  # UTC; year may be ignored by the meter (recurring); None: wildcard
     week: str  # WeekProfile name
 
 
 @dataclass(frozen=True, slots=True)
+class SpecialDay:
+    """A date on which the calendar uses day profile ``day_id`` (a holiday)."""
+
+    index: int
+    month: int
+    day: int
+    day_id: int
+    year: int | None = None  # None: every year
+
+
+@dataclass(frozen=True, slots=True)
 class TouCalendar:
-    """A time-of-use / activity calendar, written to the passive calendar."""
+    """A time-of-use / activity calendar, written to the passive calendar; its special days
+    go to the special days table."""
 
     name: str
     seasons: tuple[Season, ...]
     weeks: tuple[WeekProfile, ...]
     days: tuple[DayProfile, ...]
+    special_days: tuple[SpecialDay, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TouState:
+    """What a meter's calendar holds: the calendar in force, the one waiting, when the
+    waiting one takes over (None: not set), and the special days (shared by both)."""
+
+    active: TouCalendar
+    passive: TouCalendar
+    activate_at: datetime | None
+    special_days: tuple[SpecialDay, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DstRule:
+    """When daylight saving begins or ends, every year: ``day`` of ``month`` (-1: the last
+    ``weekday`` of the month; ``weekday`` 1 Monday .. 7 Sunday, None any) at local time."""
+
+    month: int
+    day: int
+    weekday: int | None
+    hour: int
+    minute: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ClockSettings:
+    """The meter clock's time zone and daylight-saving rules."""
+
+    time_zone_minutes: int  # the clock's time_zone attribute: deviation of local time to UTC
+    dst_enabled: bool
+    dst_begin: DstRule | None = None
+    dst_end: DstRule | None = None
+    dst_deviation_minutes: int = 60
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileConfig:
+    """What a load profile captures and how often."""
+
+    profile: str  # OBIS
+    period_seconds: int
+    channels: tuple[str, ...]  # OBIS of the captured values, clock and status left out
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,9 +342,10 @@ class MeterSession:
 
     Use as ``async with driver.open(settings, counters) as meter: ...``.  The read side
     (clock, registers, profiles, events, instantaneous values, relay state) and the command
-    side (clock set, connect/disconnect, limiter, TOU calendar, profile period and channels,
-    push setup) are each a capability; ``capabilities`` lists the ones the driver
-    implements, and every other method raises :class:`NotSupported`.
+    side (clock set, connect/disconnect, limiter, TOU calendar and special days, profile
+    period and channels, push setup, time zone and DST rules) are each a capability;
+    ``capabilities`` lists the ones the driver implements, and every other method raises
+    :class:`NotSupported`.
     """
 
     capabilities: frozenset[str] = frozenset()
@@ -310,10 +390,22 @@ class MeterSession:
     async def write_tou(self, calendar: TouCalendar, activate_at: datetime | None = None) -> None:
         raise self._unsupported(WRITE_TOU)
 
+    async def read_tou(self) -> TouState:
+        raise self._unsupported(WRITE_TOU)
+
     async def configure_load_profile(
         self, period_seconds: int, channels: list[str], profile: str | None = None
     ) -> None:
         raise self._unsupported(CONFIGURE_LOAD_PROFILE)
+
+    async def read_profile_config(self, profile: str | None = None) -> ProfileConfig:
+        raise self._unsupported(CONFIGURE_LOAD_PROFILE)
+
+    async def read_clock_settings(self) -> ClockSettings:
+        raise self._unsupported(CLOCK_SETTINGS)
+
+    async def write_clock_settings(self, settings: ClockSettings) -> ClockSettings:
+        raise self._unsupported(CLOCK_SETTINGS)
 
     async def relay_state(self) -> RelayState:
         raise self._unsupported(READ_RELAY)

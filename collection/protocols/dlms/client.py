@@ -88,7 +88,7 @@ class DlmsClient(DlmsAssociation, MeterSession):
     Not thread-safe; meant for one asyncio task at a time.
     """
 
-    capabilities = base.ALL_CAPABILITIES - {base.LIMITER, base.PUSH_SETUP}
+    capabilities = base.ALL_CAPABILITIES - {base.LIMITER, base.PUSH_SETUP, base.CLOCK_SETTINGS}
 
     def __init__(
         self,

@@ -2,9 +2,9 @@
 
 ``DlmsClient`` (:mod:`.client`) reads, sets the clock, switches the relay (disconnect
 control, class 70), writes the activity calendar (class 20) and reconfigures load profiles
-(class 7). This adds the push setup (class 40): where the meter sends its pushes. The load
-limiter (class 71) is not offered by the simulated meter yet, so the session does not
-declare it and the contract's :class:`~collection.protocols.errors.NotSupported` stands.
+(class 7). :mod:`.configuration` adds the limiter (class 71), special days (class 11), the
+clock's time zone and DST rules and the read-backs; this adds the push setup (class 40):
+where the meter sends its pushes.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from .. import base
 from ..errors import MalformedResponse
 from . import axdr
 from .client import DlmsClient
+from .configuration import DlmsConfiguration
 
 CLASS_PUSH_SETUP = 40
 PUSH_SETUP = "0.0.25.9.0.255"  # IDIS push setup 1 (alarms / data notifications)
@@ -24,10 +25,14 @@ TRANSPORT_TCP = 0  # send_destination_and_method.transport: TCP
 MESSAGE_APDU = 0  # ... .message: A-XDR encoded xDLMS APDU
 
 
-class DlmsSession(DlmsClient):
+class DlmsSession(DlmsConfiguration, DlmsClient):
     """One DLMS/COSEM association with the whole contract the simulated meter supports."""
 
-    capabilities = base.ALL_CAPABILITIES - {base.LIMITER}
+    capabilities = base.ALL_CAPABILITIES
+
+    async def _write_tou(self, cal: base.TouCalendar, activate_at) -> None:
+        await super()._write_tou(cal, activate_at)
+        await self._write_special_days(cal.special_days)
 
     async def read_push_setup(self, setup: str | None = None) -> base.PushSetup:
         return await self._call(self._read_push_setup, obis_codes.dotted(setup or PUSH_SETUP))

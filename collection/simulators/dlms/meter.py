@@ -6,6 +6,8 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from .limiter import LimiterState
+
 if TYPE_CHECKING:
     from ..incidents import Script
 
@@ -127,6 +129,9 @@ class MeterState:
     # load profile configuration written by SET attr 3 / 4 (None: the defaults)
     profile_columns: tuple[tuple[int, str, int], ...] | None = None
     profile_period: int | None = None
+    clock_settings: dict[int, object] = field(default_factory=dict)  # time zone, DST (SET)
+    special_days: dict[int, tuple[bytes, int]] = field(default_factory=dict)  # index: date, day
+    limiter: LimiterState = field(default_factory=LimiterState)
     sessions: int = 0
     last_client_title: bytes = b""  # calling-AP-title of the last AARQ (tests look at it)
     replies: int = 0  # replies sent (for at_reply faults), across connections

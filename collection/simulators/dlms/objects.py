@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
 
 from meters import obis as obis_codes
 
@@ -28,78 +26,10 @@ from .. import model
 from ..incidents import with_script
 from . import supply
 from .apdu import SERVER_CONFORMANCE
-from .errors import ApduError
+from .config_objects import configuration_objects
+from .cosem_base import UNIT, AccessError, CosemObject, Ctx, Data
 
-if TYPE_CHECKING:
-    from .meter import MeterState, SimulatedMeter
-
-
-class AccessError(Exception):
-    """A data-access-result other than success."""
-
-    def __init__(self, dar: int) -> None:
-        super().__init__(dar)
-        self.dar = dar
-
-
-@dataclass
-class Ctx:
-    """What an object needs to answer one request."""
-
-    meter: SimulatedMeter
-    state: MeterState
-    now: datetime  # true UTC time
-    client: int = 16
-    push: Callable[[], None] | None = None  # trigger the push setup (method 1)
-    server_address: int = 1
-
-    def meter_time(self) -> datetime:
-        return self.now + timedelta(seconds=self.meter.total_drift_s + self.state.clock_offset_s)
-
-
-UNIT = {"Wh": 30, "varh": 32, "W": 27, "var": 29, "V": 35, "A": 33, "Hz": 44, "deg": 8}
-
-
-class CosemObject:
-    class_id = 0
-    version = 0
-    attributes = 1
-    methods = 0
-    writable: tuple[int, ...] = ()
-
-    def __init__(self, obis: str) -> None:
-        self.obis = obis
-        self.ln = obis_codes.to_bytes(obis)
-
-    def get(self, ctx: Ctx, attr: int, selector: int | None, sel: Value | None) -> bytes:
-        if selector is not None:
-            raise AccessError(DAR_OTHER_REASON)
-        if attr == 1:
-            return axdr.enc_octets(self.ln)
-        if not 1 <= attr <= self.attributes:
-            raise AccessError(DAR_OBJECT_UNAVAILABLE)
-        return self.value(ctx, attr)
-
-    def value(self, ctx: Ctx, attr: int) -> bytes:
-        raise AccessError(DAR_OBJECT_UNAVAILABLE)
-
-    def set(self, ctx: Ctx, attr: int, v: Value, raw: bytes = b"") -> None:
-        raise AccessError(DAR_READ_WRITE_DENIED)
-
-    def action(self, ctx: Ctx, method: int, param: Value | None) -> bytes | None:
-        raise AccessError(DAR_OBJECT_UNAVAILABLE)
-
-
-class Data(CosemObject):
-    class_id = 1
-    attributes = 2
-
-    def __init__(self, obis: str, fn: Callable[[Ctx], bytes]) -> None:
-        super().__init__(obis)
-        self.fn = fn
-
-    def value(self, ctx: Ctx, attr: int) -> bytes:
-        return self.fn(ctx)
+__all__ = ["OBJECTS", "AccessError", "CosemObject", "Ctx", "Data", "object_list"]
 
 
 class Register(CosemObject):
@@ -132,42 +62,6 @@ class MaxDemand(Register):
             return axdr.enc_uint8(0)
         w, at = model.max_demand(ctx.meter.serial, ctx.now)
         return axdr.enc_uint32(w) if attr == 2 else axdr.enc_datetime(at)
-
-
-class Clock(CosemObject):
-    class_id = 8
-    attributes = 9
-    methods = 6
-    writable = (2,)
-
-    def value(self, ctx: Ctx, attr: int) -> bytes:
-        if attr == 2:
-            return axdr.enc_datetime(ctx.meter_time())
-        if attr == 3:
-            return axdr.enc_int16(0)
-        if attr == 4:
-            return axdr.enc_uint8(0)
-        if attr in (5, 6):
-            return axdr.enc_octets(bytes.fromhex("ffffffffffffffffff800000"))
-        if attr == 7:
-            return axdr.enc_int8(0)
-        if attr == 8:
-            return axdr.enc_boolean(False)
-        return axdr.enc_enum(1)  # clock base: internal crystal
-
-    def set(self, ctx: Ctx, attr: int, v: Value, raw: bytes = b"") -> None:
-        if attr != 2:
-            raise AccessError(DAR_READ_WRITE_DENIED)
-        if v.tag not in (axdr.OCTET_STRING, axdr.DATE_TIME) or len(v.value) != 12:
-            raise AccessError(DAR_TYPE_UNMATCHED)
-        try:
-            wanted = axdr.decode_datetime(v.value)
-        except ApduError:
-            raise AccessError(DAR_TYPE_UNMATCHED) from None
-        if wanted is None:  # a wildcard names no instant to set the clock to
-            raise AccessError(DAR_TYPE_UNMATCHED)
-        drift = ctx.meter.total_drift_s
-        ctx.state.clock_offset_s = (wanted - ctx.now).total_seconds() - drift
 
 
 # --- profile generic -----------------------------------------------------------------------
@@ -550,21 +444,45 @@ class ActivityCalendar(CosemObject):
     writable = (6, 7, 8, 9, 10)
 
     def value(self, ctx: Ctx, attr: int) -> bytes:
+        self._activate_when_due(ctx)
         return ctx.state.calendar.get(attr) or _default_calendar(attr)
 
     def set(self, ctx: Ctx, attr: int, v: Value, raw: bytes = b"") -> None:
         if attr not in _CAL_TYPES:
             raise AccessError(DAR_READ_WRITE_DENIED)
-        if v.tag != _CAL_TYPES[attr]:
+        if v.tag != _CAL_TYPES[attr] or (attr == 10 and len(v.value) != 12):
             raise AccessError(DAR_TYPE_UNMATCHED)
+        if attr == 10:
+            try:
+                axdr.decode_datetime(v.value)
+            except Exception:
+                raise AccessError(DAR_TYPE_UNMATCHED) from None
         ctx.state.calendar[attr] = raw
 
     def action(self, ctx: Ctx, method: int, param: Value | None) -> bytes | None:
         if method != 1:
             raise AccessError(DAR_OBJECT_UNAVAILABLE)
-        for active, passive in ((2, 6), (3, 7), (4, 8), (5, 9)):
-            ctx.state.calendar[active] = self.value(ctx, passive)
+        self._activate(ctx)
         return None
+
+    def _activate(self, ctx: Ctx) -> None:
+        for active, passive in ((2, 6), (3, 7), (4, 8), (5, 9)):
+            ctx.state.calendar[active] = ctx.state.calendar.get(passive) or _default_calendar(
+                passive
+            )
+
+    def _activate_when_due(self, ctx: Ctx) -> None:
+        """The passive calendar takes over at its activation time (then the time is unset)."""
+        raw = ctx.state.calendar.get(10)
+        if raw is None:
+            return
+        when = axdr.decode_datetime(raw[2:])  # the octet-string's 12 bytes
+        if when is not None and when <= ctx.now:
+            self._activate(ctx)
+            ctx.state.calendar[10] = axdr.enc_octets(_NOT_SPECIFIED_TIME)
+
+
+_NOT_SPECIFIED_TIME = bytes.fromhex("ffffffffffffffffff800000")
 
 
 PUSH_OBJECTS = [
@@ -698,7 +616,6 @@ def _build() -> dict[bytes, CosemObject]:
         Data("0.0.42.0.0.255", lambda ctx: axdr.enc_octets(b"SIM" + ctx.meter.serial.encode())),
         Data("0.0.96.1.0.255", lambda ctx: axdr.enc_octets(ctx.meter.serial.encode())),
         Data("0.0.43.1.0.255", lambda ctx: axdr.enc_uint32(ctx.state.client_ic.get(1, 0))),
-        Clock("0.0.1.0.0.255"),
     ]
     for ch, (prof, reg, unit) in model.CHANNELS.items():
         objs.append(Register(reg, _energy(ch), 0, unit))
@@ -716,6 +633,7 @@ def _build() -> dict[bytes, CosemObject]:
         DisconnectControl("0.0.96.3.10.255"),
         ActivityCalendar("0.0.13.0.0.255"),
         PushSetup("0.0.25.9.0.255"),
+        *configuration_objects(),
     ]
     return {o.ln: o for o in objs}
 

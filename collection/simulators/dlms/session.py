@@ -17,6 +17,7 @@ from ...protocols.dlms import apdu as xdlms
 from ...protocols.dlms import axdr
 from ...protocols.dlms import security as S
 from . import apdu as A
+from . import limiter
 from .errors import ApduError, InvocationCounterError, SecurityFailure
 from .meter import CLIENT_HLS, CLIENT_LLS, CLIENT_PUBLIC, MeterState, SimulatedMeter
 from .objects import OBJECTS, AccessError, Ctx
@@ -226,7 +227,9 @@ class Session:
     # --- xDLMS services ----------------------------------------------------------------------
 
     def _ctx(self) -> Ctx:
-        return Ctx(self.meter, self.state, self.now(), self.client, self.push, self.server_address)
+        now = self.now()
+        limiter.advance(self.meter, self.state, now)  # what happened since the last request
+        return Ctx(self.meter, self.state, now, self.client, self.push, self.server_address)
 
     def _service(self, plain: bytes, ciphered: bool = False) -> bytes | None:
         req = A.parse_request(plain)

@@ -71,7 +71,11 @@ def test_full_read_matches_model(interface, auth, pdu):
                 meter, f.address_of(SERIAL), interface, auth, max_pdu=pdu, hdlc_max_info=128
             )
             async with _client(settings) as c:
-                assert c.capabilities == base.ALL_CAPABILITIES - {base.LIMITER, base.PUSH_SETUP}
+                assert c.capabilities == base.ALL_CAPABILITIES - {
+                    base.LIMITER,
+                    base.PUSH_SETUP,
+                    base.CLOCK_SETTINGS,
+                }
                 clock = await c.read_clock()
                 assert clock.meter_time == NOW
                 regs = await c.read_registers(

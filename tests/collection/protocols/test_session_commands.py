@@ -65,6 +65,7 @@ CALLS = {
     base.READY_FOR_RECONNECTION: lambda s: s.ready_for_reconnection(),
     base.LIMITER: lambda s: s.read_limiter(),
     base.PUSH_SETUP: lambda s: s.read_push_setup(),
+    base.CLOCK_SETTINGS: lambda s: s.read_clock_settings(),
     base.CONFIGURE_LOAD_PROFILE: lambda s: s.configure_load_profile(900, ["1-0:1.29.0*255"]),
     base.WRITE_TOU: lambda s: s.write_tou(
         base.TouCalendar(
@@ -101,7 +102,7 @@ def test_dlms_session_does_what_it_declares_and_refuses_the_rest_typed():
                             await call(session)
 
     run(main())
-    assert base.LIMITER not in driver.capabilities  # the simulator has no limiter (class 71)
+    assert driver.capabilities == base.ALL_CAPABILITIES  # the simulator has every object
 
 
 def test_relay_commands_round_trip_and_are_read_back():

@@ -4,12 +4,12 @@ The limiter watches the active power import (``1.0.1.7.0.255``, W, the model's v
 the relay is closed). Above the threshold in force (the emergency threshold while an
 emergency profile this meter obeys is active, else the normal one) for at least the minimum
 over-threshold duration, it **trips**: the relay opens (disconnect control reads
-"disconnected") and the meter records nothing more (``supply``). Under the threshold again
-for the minimum under-threshold duration (nothing flows while it is open, so that counts
-from the trip) it reconnects by itself, at most ``reconnect_count`` times in a row; the trip
-after that **locks it out** for ``lockout_s`` seconds (0: until a remote reconnect), after
-which it reconnects and the count starts again. A remote reconnect ends a trip or a
-lockout at once and starts the count again.
+"disconnected") and the meter records nothing while it is open (``supply.py``). Under the
+threshold for the minimum under-threshold duration (nothing flows while it is open, so that
+counts from the trip) it reconnects by itself, at most ``reconnect_count`` times in a row;
+the trip after that **locks it out** for ``lockout_s`` seconds (0: until a remote
+reconnect), after which it reconnects and the count starts again. A remote reconnect ends a
+trip or a lockout at once and starts the count again.
 
 The reconnect count and the lockout time are manufacturer-specific objects of the simulated
 meter (class 1, ``0-0:128.71.1*255`` unsigned and ``0-0:128.71.2*255`` double-long-unsigned
@@ -27,12 +27,12 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from .. import model
+from . import supply
 
 if TYPE_CHECKING:
     from .meter import MeterState, SimulatedMeter
 
 MONITORED = (3, "1.0.1.7.0.255", 2)  # active power import, value
-DISCONNECTED, CONNECTED = 0, 1  # disconnect control states
 STEP = timedelta(seconds=60)
 MAX_CATCH_UP = timedelta(days=62)  # a meter left alone longer is taken as unchanged before
 
@@ -101,7 +101,7 @@ def advance(meter: SimulatedMeter, state: MeterState, now: datetime) -> None:
 
 def _step(meter: SimulatedMeter, state: MeterState, lim: LimiterState, t: datetime) -> None:
     if lim.tripped_at is not None:
-        if state.control_state == CONNECTED:  # reconnected remotely meanwhile
+        if state.control_state == supply.CONNECTED:  # reconnected remotely meanwhile
             remote_reconnected(state)
             return
         if locked_out(lim):
@@ -110,11 +110,11 @@ def _step(meter: SimulatedMeter, state: MeterState, lim: LimiterState, t: dateti
             lim.trips = 0
         elif t < lim.tripped_at + timedelta(seconds=lim.min_under_s):
             return
-        _close(state, t)
+        supply.local_reconnect(state, t)
         lim.tripped_at, lim.over_since = None, None
         lim.log.append((t, "reconnect"))
         return
-    if state.control_state != CONNECTED:
+    if state.control_state != supply.CONNECTED:
         lim.over_since = None
         return
     limit = threshold(lim, t)
@@ -125,15 +125,7 @@ def _step(meter: SimulatedMeter, state: MeterState, lim: LimiterState, t: dateti
     if lim.over_since is None:
         lim.over_since = t
     if t - lim.over_since >= timedelta(seconds=lim.min_over_s):
-        _open(state, t)
+        supply.local_disconnect(state, t)
         lim.tripped_at, lim.over_since = t, None
         lim.trips += 1
         lim.log.append((t, "lockout" if locked_out(lim) else "trip"))
-
-
-def _open(state: MeterState, t: datetime) -> None:
-    state.control_state = DISCONNECTED
-
-
-def _close(state: MeterState, t: datetime) -> None:
-    state.control_state = CONNECTED

@@ -68,6 +68,18 @@ def remote_reconnect(state: MeterState, now: datetime) -> None:
     _close_at(state, now)
 
 
+def local_disconnect(state: MeterState, now: datetime) -> None:
+    """The meter opens its relay by itself (a limiter trip): no control-mode check."""
+    state.control_state = DISCONNECTED
+    _open_at(state, now)
+
+
+def local_reconnect(state: MeterState, now: datetime) -> None:
+    """The meter closes its relay by itself (end of a trip or of a lockout)."""
+    state.control_state = CONNECTED
+    _close_at(state, now)
+
+
 def press_button(state: MeterState, now: datetime) -> bool:
     """The customer's manual reconnection: ready -> connected. Whether it connected."""
     if state.control_state != READY:

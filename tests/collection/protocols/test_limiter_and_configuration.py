@@ -293,3 +293,29 @@ def test_profile_configuration_is_read_back_and_changes_what_the_profile_holds()
     assert stamps and all(
         b - a == timedelta(hours=1) for a, b in zip(stamps, stamps[1:], strict=False)
     )
+
+
+def test_a_tripped_limiter_stops_the_recorded_import():
+    """Threshold 0 with no automatic reconnection: the relay opens at the first minute and the
+    profile records 0 from the interval in progress on, while the register stands still."""
+    start = datetime(2024, 3, 15, 12, 0, tzinfo=UTC)
+    done = model.completed_intervals(start)
+
+    async def script(open_session, fleet, clock):
+        async with open_session() as s:
+            await s.write_limiter(base.Limiter(threshold=Decimal(0), lockout_seconds=0))
+        clock.t = start + timedelta(hours=2)
+        async with open_session() as s:
+            block = await s.read_load_profile("1-0:99.1.0*255", start - timedelta(hours=1), clock.t)
+            register = (await s.read_registers(["1-0:1.8.0*255"]))[0].value
+            relay = (await s.relay_state()).control_state
+        return block, register, relay
+
+    block, register, relay = _with_meter(script, Clock(start))
+    assert relay == "disconnected"
+    imports = {row.timestamp: row.values[0] for row in block.rows}
+    before = [v for t, v in imports.items() if t <= start]
+    after = [v for t, v in imports.items() if t > start]
+    assert len(before) >= 4 and all(v > 0 for v in before)
+    assert len(after) == 8 and all(v == 0 for v in after)
+    assert register == model.cumulative(SERIAL, 1, done)

@@ -76,6 +76,12 @@ def web_queue_timeout() -> float:
     return float(os.environ.get("AMI_WEB_QUEUE_TIMEOUT", "") or 10)
 
 
+def web_shutdown_seconds() -> int:
+    """Seconds a web worker waits, once told to stop, for open connections (websockets stay
+    open until the browser leaves) before it cancels them and exits."""
+    return _positive("AMI_WEB_SHUTDOWN_SECONDS", 10)
+
+
 def worker_concurrency() -> int:
     return _positive("AMI_WORKER_CONCURRENCY", cores())
 

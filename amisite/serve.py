@@ -1,7 +1,9 @@
 """The web process: `python -m amisite.serve` runs uvicorn sized from the machine.
 
 `AMI_WEB_WORKERS` processes (default: the cores), each letting `AMI_WEB_THREADS` requests
-into Django at once (`amisite.webgate`), on `AMI_HOST`:`AMI_PORT`. `make run` and
+into Django at once (`amisite.webgate`), on `AMI_HOST`:`AMI_PORT`; told to stop, a worker
+closes what is still open after `AMI_WEB_SHUTDOWN_SECONDS` (websockets never end by
+themselves). `make run` and
 production start the web the same way; extra arguments go to uvicorn as they are.
 Proxy headers are not uvicorn's business here: name the proxies in `AMI_TRUSTED_PROXIES`.
 """
@@ -37,6 +39,9 @@ def main(argv: list[str]) -> None:
         # The client address is the application's decision (AMI_TRUSTED_PROXIES), never
         # uvicorn's, which by default believes X-Forwarded-For from loopback.
         "--no-proxy-headers",
+        # Without a limit a worker told to stop waits for every open websocket to close,
+        # which a browser never does by itself: workers outlived a killed master.
+        "--timeout-graceful-shutdown", str(capacity.web_shutdown_seconds()),
         *argv,
     ]  # fmt: skip
     print(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from amisite import capacity
+from amisite import capacity, proctree
 from amisite.webgate import RequestGate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -459,3 +460,57 @@ def test_clients_that_hang_up_mid_request_give_their_connections_back(transactio
     text = "".join(log)
     assert "Traceback" not in text and "Internal Server Error" not in text, text
     assert "503" not in text, text  # the gate's and the pool's 503s are logged
+
+
+def _websocket_that_never_answers(address, path, cookie) -> socket.socket:
+    """A browser tab that opened a socket and then hung: it never answers a close frame."""
+    import base64
+
+    sock = socket.create_connection(address, timeout=10)
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        f"GET {path} HTTP/1.1\r\nHost: {address[0]}:{address[1]}\r\n"
+        f"Origin: http://{address[0]}:{address[1]}\r\nCookie: sessionid={cookie}\r\n"
+        "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        chunk = sock.recv(4096)
+        assert chunk, "the server closed the handshake"
+        answer += chunk
+    assert answer.startswith(b"HTTP/1.1 101"), answer[:200]
+    return sock
+
+
+@pytest.mark.postgres
+def test_a_stopped_web_process_exits_with_websockets_still_open(transactional_db):
+    """Told to stop, the master and its workers are gone within AMI_WEB_SHUTDOWN_SECONDS
+    although a browser keeps its socket open and never answers the close: before, a worker
+    waited for it for ever (the status socket's ticking task kept it busy), holding its pooled
+    connections, after its master was killed."""
+    cookie = _signed_in_cookie()
+    with web_process(AMI_WEB_WORKERS="2", AMI_WEB_SHUTDOWN_SECONDS="1") as (address, log):
+        hung = [
+            _websocket_that_never_answers(address, path, cookie)
+            for path in ("/ws/alarms/", "/ws/status/") * 2
+        ]
+        master = next(
+            p for p in proctree.descendants(os.getpid()) if "amisite.serve" in proctree.cmdline(p)
+        )
+        workers = proctree.descendants(master)
+        assert workers
+        os.kill(master, signal.SIGTERM)
+        try:
+            _wait_for(
+                lambda: not any(proctree.alive(p) for p in [master, *workers]),
+                "the web process outlived its stop with websockets open",
+                seconds=15,
+            )
+        finally:  # a failed run leaves no orphan worker behind
+            for pid in workers:
+                if proctree.alive(pid):
+                    os.kill(pid, signal.SIGKILL)
+        for sock in hung:
+            sock.close()
+    assert "Traceback" not in "".join(log)

@@ -18,25 +18,25 @@ env = environ.Env()
 SUPPORTED_DB_SCHEMES = ("postgres", "postgresql", "pgsql", "postgis", "sqlite")
 
 
-def database_from_env(default_sqlite_path: str) -> dict:
+def database_from_env(default_sqlite_path: str, var: str = "DATABASE_URL") -> dict:
     """The default database: DATABASE_URL if set, else the embedded SQLite file (WAL mode)."""
-    url = env.str("DATABASE_URL", default="")
+    url = env.str(var, default="")
     if not url:
         return sqlite_database(default_sqlite_path)
     scheme = urlsplit(url).scheme
     if scheme not in SUPPORTED_DB_SCHEMES:
         raise ImproperlyConfigured(
-            f"DATABASE_URL must start with postgres:// or sqlite:/// (got {redact(url)!r})"
+            f"{var} must start with postgres:// or sqlite:/// (got {redact(url)!r})"
         )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             config = environ.Env.db_url_config(url)
     except Exception as exc:  # django-environ raises several types for bad URLs
-        raise ImproperlyConfigured(f"DATABASE_URL cannot be parsed ({exc})") from None
+        raise ImproperlyConfigured(f"{var} cannot be parsed ({exc})") from None
     engine = config.get("ENGINE", "")
     if not config.get("NAME"):
-        raise ImproperlyConfigured(f"DATABASE_URL has no database name: {redact(url)}")
+        raise ImproperlyConfigured(f"{var} has no database name: {redact(url)}")
     if engine.endswith("sqlite3"):
         return sqlite_database(config["NAME"])
     if engine.endswith(("postgresql", "postgresql_psycopg2", "postgis")):
@@ -56,6 +56,23 @@ def database_from_env(default_sqlite_path: str) -> dict:
         config["CONN_HEALTH_CHECKS"] = True
         return config
     raise AssertionError(f"unhandled engine {engine}")  # the scheme check above excludes this
+
+
+def replica_from_env() -> dict | None:
+    """DATABASE_REPLICA_URL: a streaming replica of the default database (PostgreSQL only) that
+    pages tolerant of a few seconds' staleness read from (amisite/dbrouter.py), or None."""
+    if not env.str("DATABASE_REPLICA_URL", default=""):
+        return None
+    config = database_from_env("", var="DATABASE_REPLICA_URL")
+    if not config["ENGINE"].endswith("postgresql"):
+        raise ImproperlyConfigured("DATABASE_REPLICA_URL must be a postgres:// URL")
+    options = config["OPTIONS"]
+    if "pool" in options:
+        options["pool"] = options["pool"] | {"name": options["pool"]["name"] + "-replica"}
+        options["application_name"] = options["pool"]["name"]
+    # Tests have no second server: the replica alias reads the test database itself.
+    config["TEST"] = {"MIRROR": "default"}
+    return config
 
 
 def pool_options() -> dict:

@@ -32,7 +32,7 @@ from celery import current_app
 from celery.signals import task_postrun, task_prerun
 from django.apps import apps
 from django.conf import settings
-from django.db import connection
+from django.db import connection, connections
 from django.db.migrations.executor import MigrationExecutor
 from django.db.models import Count
 from django.http import HttpResponse, JsonResponse
@@ -48,6 +48,8 @@ from prometheus_client import (
     multiprocess,
 )
 from prometheus_client.core import GaugeMetricFamily
+
+from .dbrouter import REPLICA, replica_configured
 
 logger = logging.getLogger("amisite.observability")
 
@@ -222,6 +224,19 @@ class ClusterCollector:
         )
         lag.add_metric([], (timezone.now() - oldest).total_seconds() if oldest else 0.0)
         yield lag
+
+        if replica_configured():
+            behind = GaugeMetricFamily(
+                "ami_replica_lag_seconds",
+                "How far the read replica's last replayed transaction is behind now.",
+            )
+            with connections[REPLICA].cursor() as cursor:
+                cursor.execute(
+                    "SELECT COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()),"
+                    " 0)"
+                )
+                behind.add_metric([], float(cursor.fetchone()[0]))
+            yield behind
 
 
 def _queue_depths(queues) -> dict[str, int]:

@@ -11,6 +11,7 @@ from .config import (
     database_from_env,
     env,
     redis_url_from_env,
+    replica_from_env,
     system_title_from_env,
 )
 
@@ -75,6 +76,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "accounts.two_factor.SecondFactorMiddleware",
+    "amisite.dbrouter.ReplicaReadsMiddleware",  # after sign-in: accounts read the primary
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",
@@ -106,6 +108,15 @@ WSGI_APPLICATION = None
 ASGI_APPLICATION = "amisite.asgi.application"
 
 DATABASES = {"default": database_from_env(str(VAR_DIR / "ami.sqlite3"))}
+# A streaming replica for reads that may be seconds stale (reports, the portal's usage):
+# DATABASE_REPLICA_URL; unset, everything reads the default database (amisite/dbrouter.py).
+if _replica := replica_from_env():
+    DATABASES["replica"] = _replica
+DATABASE_ROUTERS = ["amisite.dbrouter.ReplicaRouter"]
+# GET requests under these paths read the registry and the store from the replica.
+AMI_REPLICA_PATHS = tuple(
+    env.list("AMI_REPLICA_PATHS", default=["/reports/", "/api/reports/", "/portal/usage/"])
+)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"

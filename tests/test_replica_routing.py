@@ -10,9 +10,6 @@ to the primary.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,6 +19,7 @@ from django.test import RequestFactory, override_settings
 from accounts.models import User
 from amisite import dbrouter
 from meters.models import Meter
+from tests.manage_shell import manage_shell
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -93,17 +91,12 @@ def test_a_report_page_reads_the_registry_from_the_replica(world):
         f"postgres://{settings_dict['USER']}@{settings_dict['HOST']}:{settings_dict['PORT']}"
         f"/{settings_dict['NAME']}"
     )
-    env = os.environ | {"DATABASE_URL": url, "DATABASE_REPLICA_URL": url}
-    done = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", SCRIPT.format(user=world.operator_a.username)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    out = manage_shell(
+        SCRIPT.format(user=world.operator_a.username),
+        DATABASE_URL=url,
+        DATABASE_REPLICA_URL=url,
     )
-    assert done.returncode == 0, done.stderr[-3000:]
-    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    seen = json.loads(out.splitlines()[-1])
     assert seen["status"] == [200, 200]
     replica = " ".join(seen["replica"])
     primary = " ".join(seen["primary"])

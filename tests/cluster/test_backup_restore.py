@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.manage_shell import manage_shell
+
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,17 +80,7 @@ class Cluster:
 
 
 def django(cluster: Cluster, code: str) -> str:
-    env = os.environ | {"DATABASE_URL": cluster.url, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", code],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done.stdout.strip()
+    return manage_shell(code, DATABASE_URL=cluster.url)
 
 
 ADD_METERS = """

@@ -14,10 +14,11 @@ from collection import actions
 from collection.models import JobRun, ReadJob
 from collection.protocols.iec870_102 import codec as c
 from collection.simulators import model as sim
+from collection.simulators.iec870_102 import server
 from collection.simulators.iec870_102.server import Iec102Fleet, make_meters
 from meters.choices import ChannelKind, MeterStatus, Protocol
 from meters.models import Channel, Meter, MeterModel
-from meters.store import IntervalReading, Quality, RegisterRead
+from meters.store import EventRecord, IntervalReading, Quality, RegisterRead
 from tests.collection.fleet import fleet_thread
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -28,6 +29,7 @@ PROFILE_CHANNELS = {"1-0:1.29.0*255": 1, "1-0:2.29.0*255": 2, "1-0:5.29.0*255": 
 PROFILE_CHANNELS["1-0:8.29.0*255"] = 4
 REGISTERS = {"1-0:1.8.0*255": 1, "1-0:2.8.0*255": 2}
 PASSWORD = 20260
+EVENT_LOG = "0-0:99.98.0*255"
 
 
 def iec102_model(org) -> MeterModel:
@@ -47,6 +49,13 @@ def iec102_model(org) -> MeterModel:
         Channel.objects.create(
             meter_model=meter_model, obis=obis, name=obis, unit="Wh", kind=ChannelKind.REGISTER
         )
+    Channel.objects.create(  # record 52: supply events
+        meter_model=meter_model,
+        obis=EVENT_LOG,
+        name="supply events",
+        kind=ChannelKind.EVENT_LOG,
+        profile_obis=EVENT_LOG,
+    )
     return meter_model
 
 
@@ -126,3 +135,15 @@ def test_iec102_meters_are_read_by_a_job_and_stored_exactly(eager_celery):
                 s.serial, REGISTERS[read.channel.obis], read.capture_time
             )
     assert checked >= 2 * 23 * 4
+    # Events (M_SP_TA_2 of record 52) through the same event store as DLMS: exactly the
+    # simulator's supply events of the run's window, none of the failed meter.
+    for s in sims[:2]:
+        stored = set(
+            EventRecord.objects.filter(meter__serial=s.serial).values_list("ts", "code", "log")
+        )
+        expected = {
+            (p.at, p.address << 8 | p.number, EVENT_LOG)
+            for p in server.points(s.serial, 52, run.since, run.until)
+        }
+        assert stored == expected
+    assert not EventRecord.objects.filter(meter__serial=sims[2].serial).exists()

@@ -54,6 +54,7 @@ FN_NO_DATA = 9
 FN_STATUS = 11
 
 # ASDU type ids (REE profile).
+M_SP_TA_2 = 1  # single-point information with time tag (events)
 M_IT_TG_2 = 8  # integrated totals, absolute (4-byte values), period time tag
 M_IT_TK_2 = 11  # integrated totals, increments
 M_TI_TA_2 = 72  # current date and time
@@ -61,6 +62,9 @@ C_TI_NA_2 = 103  # read date and time
 C_CS_TA_2 = 181  # set date and time
 C_CI_NT_2 = 122  # read integrated totals (absolute) of a record, by time range
 C_CI_NU_2 = 123  # read integrated totals (increments) of a record, by time range
+C_SP_NB_2 = 102  # read single-point information (events) of a record, by time range
+C_TA_VM_2 = 134  # read tariff information, stored values (billing closures), by time range
+M_TA_VM_2 = 136  # tariff information, stored values
 C_AC_NA_2 = 183  # open session with password
 C_FS_NA_2 = 187  # end session
 
@@ -78,6 +82,13 @@ RECORD_HOURLY = 11  # load curve, integration period 1 (hourly)
 RECORD_QUARTER_HOURLY = 12  # load curve, integration period 2 (quarter-hourly)
 RECORD_DAILY = 21  # daily closures
 RECORD_PERIOD_S = {RECORD_HOURLY: 3600, RECORD_QUARTER_HOURLY: 900, RECORD_DAILY: 86400}
+# Event records: 52 supply and power quality, 53 clock (synchronisation, time changes),
+# 54 parameters, 55 internal errors.
+EVENT_RECORDS = (52, 53, 54, 55)
+# Billing closures ("cierres") of contracts I, II and III.
+CONTRACT_RECORDS = (134, 135, 136)
+# Tariff information addresses: 20 the contract's total, 21..26 its tariff periods 1..6.
+TARIFF_TOTAL = 20
 
 # Qualifier of an integrated total.
 Q_INVALID = 0x80  # IV
@@ -308,6 +319,108 @@ def decode_totals(asdu: Asdu, offset_minutes: int) -> TotalsRecord:
     totals = tuple(Total(*struct.unpack_from("<BIB", body, 6 * i)) for i in range(asdu.count))
     end, summer = decode_cp40(body[-5:], offset_minutes)
     return TotalsRecord(end, totals, summer)
+
+
+@dataclass(frozen=True, slots=True)
+class SinglePoint:
+    """One event of ``M_SP_TA_2``: its address (SPA, the event group), its number within the
+    group (SPQ, 7 bits), whether it starts (SPI 1) or ends (0), and when (UTC)."""
+
+    address: int
+    number: int
+    start: bool
+    at: datetime
+    summer: bool = False
+
+
+def encode_points(points: list[SinglePoint], offset_minutes: int) -> bytes:
+    """``SPA, SPI | SPQ << 1, CP56`` per event (the meter's wall time with its SU flag)."""
+    out = b""
+    for p in points:
+        tag = encode_cp56(to_local(p.at, offset_minutes, p.summer), p.summer)
+        out += bytes([p.address, (p.number & 0x7F) << 1 | int(p.start)]) + tag
+    return out
+
+
+def decode_points(asdu: Asdu, offset_minutes: int) -> list[SinglePoint]:
+    body = asdu.objects
+    if len(body) != asdu.count * 9:
+        raise MalformedResponse(f"single-point ASDU: {len(body)} bytes for {asdu.count} objects")
+    out = []
+    for i in range(asdu.count):
+        chunk = body[9 * i : 9 * i + 9]
+        at, summer = decode_cp56(chunk[2:], offset_minutes)
+        out.append(SinglePoint(chunk[0], chunk[1] >> 1, bool(chunk[1] & 1), at, summer))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Energy:
+    """Absolute and incremental totals of one energy of a closure, and their qualifier."""
+
+    absolute: int
+    increment: int
+    quality: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Closure:
+    """One billing closure of ``M_TA_VM_2``: a tariff address (20 total, 21..26 periods),
+    active, reactive inductive and capacitive energy, the maximum demand and its time, the
+    excess power, and the billing period (UTC)."""
+
+    address: int
+    active: Energy
+    inductive: Energy
+    capacitive: Energy
+    max_demand: int
+    max_demand_at: datetime
+    max_demand_quality: int
+    excess: int
+    excess_quality: int
+    start: datetime
+    end: datetime
+
+
+CLOSURE_SIZE = 63  # address, 3 x (4 + 4 + 1), 2 x (4 + 1) reserved, 4 + 5 + 1, 4 + 1, 5, 5
+_RESERVED = struct.pack("<IBIB", 0, Q_INVALID, 0, Q_INVALID)
+
+
+def encode_closure(closure: Closure, offset_minutes: int, summer_at) -> bytes:
+    """The 63 bytes of one closure; `summer_at(utc)` says whether the meter's clock was on
+    summer time then (the tags are wall times with the SU flag)."""
+
+    def tag(at: datetime) -> bytes:
+        summer = summer_at(at)
+        return encode_cp40(to_local(at, offset_minutes, summer), summer)
+
+    out = bytes([closure.address])
+    for e in (closure.active, closure.inductive, closure.capacitive):
+        out += struct.pack("<IIB", e.absolute, e.increment, e.quality)
+    out += _RESERVED + struct.pack("<I", closure.max_demand) + tag(closure.max_demand_at)
+    out += struct.pack("<BIB", closure.max_demand_quality, closure.excess, closure.excess_quality)
+    return out + tag(closure.start) + tag(closure.end)
+
+
+def decode_closures(asdu: Asdu, offset_minutes: int) -> list[Closure]:
+    body = asdu.objects
+    if len(body) != asdu.count * CLOSURE_SIZE:
+        raise MalformedResponse(f"tariff information: {len(body)} bytes, {asdu.count} objects")
+    out = []
+    for i in range(asdu.count):
+        b = body[CLOSURE_SIZE * i : CLOSURE_SIZE * (i + 1)]
+        energies = [Energy(*struct.unpack_from("<IIB", b, 1 + 9 * k)) for k in range(3)]
+        (max_demand,) = struct.unpack_from("<I", b, 38)
+        max_at, _ = decode_cp40(b[42:47], offset_minutes)
+        max_quality, excess, excess_quality = struct.unpack_from("<BIB", b, 47)
+        start, _ = decode_cp40(b[53:58], offset_minutes)
+        end, _ = decode_cp40(b[58:63], offset_minutes)
+        out.append(
+            Closure(
+                b[0], *energies, max_demand, max_at, max_quality, excess, excess_quality, start, end
+            )
+        )
+    return out
 
 
 # ----------------------------------------------------------------- time tags

@@ -2,7 +2,10 @@
 
 One session: link reset, then ``C_AC_NA_2`` (183) with the password; integrated totals by
 record and time range (``C_CI_NU_2`` 123 -> ``M_IT_TK_2`` 11 increments, as the load
-profile); the clock (``C_TI_NA_2`` 103 -> ``M_TI_TA_2`` 72); ``C_FS_NA_2`` (187) on close.
+profile; ``C_CI_NT_2`` 122 -> ``M_IT_TG_2`` 8 absolute, as registers and daily closures);
+billing closures (``C_TA_VM_2`` 134 -> ``M_TA_VM_2`` 136, as the monthly billing profile);
+events (``C_SP_NB_2`` 102 -> ``M_SP_TA_2`` 1); the clock (``C_TI_NA_2`` 103 -> ``M_TI_TA_2``
+72); ``C_FS_NA_2`` (187) on close.
 
 Every request is a SEND/CONFIRM (acknowledged), then class 2 polls fetch the answers. FCB
 alternates on every FCV frame; a resend after a timeout or a bad answer keeps the FCB, so
@@ -51,6 +54,13 @@ REGISTERS: dict[str, int] = {
     "1-0:7.8.0*255": 5,
     "1-0:8.8.0*255": 6,
 }
+# Billing profiles: the monthly closures (C_TA_VM_2) and the daily ones (absolute totals of
+# record 21), the DLMS codes of billing profiles, whose columns are the registers they capture.
+MONTHLY_BILLING = "0-0:98.1.0*255"
+DAILY_BILLING = "0-0:98.2.0*255"
+CLOSURE_UNITS = {"1.8": "Wh", "5.8": "varh", "8.8": "varh", "1.6": "W"}
+# Event logs -> REE event records: 52 supply/quality, 53 clock, 54 parameters, 55 errors.
+EVENT_LOGS = {f"0-0:99.98.{n}*255": record for n, record in enumerate(c.EVENT_RECORDS)}
 NO_DATA_POLLS = 20  # class 2 polls answered "no data" before giving up on an answer
 
 
@@ -58,6 +68,13 @@ NO_DATA_POLLS = 20  # class 2 polls answered "no data" before giving up on an an
 # status"), which the store turns into its quality flags.
 STATUS_DATA_NOT_VALID = 0x04
 STATUS_CLOCK_ADJUSTED = 0x20
+
+
+def _normalised(obis: str) -> str:
+    try:
+        return normalise(obis)
+    except ValueError:
+        return obis
 
 
 def row_status(quality: int) -> int:
@@ -78,7 +95,13 @@ def quality_names(quality: int) -> list[str]:
 
 class Iec102Session(base.MeterSession):
     capabilities = frozenset(
-        {base.READ_CLOCK, base.SET_CLOCK, base.READ_REGISTERS, base.READ_LOAD_PROFILE}
+        {
+            base.READ_CLOCK,
+            base.SET_CLOCK,
+            base.READ_REGISTERS,
+            base.READ_LOAD_PROFILE,
+            base.READ_EVENTS,
+        }
     )
 
     def __init__(self, settings: Iec102Settings, counters=None) -> None:
@@ -253,41 +276,141 @@ class Iec102Session(base.MeterSession):
             meter_time=meter_time, system_time=datetime.now(UTC), status=0x80 if summer else 0
         )
 
+    def _range_tags(self, start: datetime, end: datetime) -> bytes:
+        """CP40 tags of [start, end] as the meter's wall times (the SU flag by the EU rule)."""
+        tags = b""
+        for at in (base.ensure_utc(start), base.ensure_utc(end)):
+            summer = c.eu_summer(at)
+            tags += c.encode_cp40(c.to_local(at, self.settings.utc_offset_minutes, summer), summer)
+        return tags
+
+    async def _ranged(
+        self, type_id: int, record: int, objects: bytes, answer_type: int, what: str
+    ) -> list[c.Asdu]:
+        """An activation by time range, then the answers (`answer_type`) up to its
+        termination; [] when the meter has nothing in the range."""
+        self._require()
+        confirm = await self._request(self._asdu(type_id, c.COT_ACTIVATION, record, objects))
+        if confirm.negative:
+            if confirm.cause in (c.COT_NO_RECORD, c.COT_ACTIVATION_CON):
+                return []  # nothing in the range
+            raise MalformedResponse(f"{what} refused (cause {confirm.cause})")
+        answers = []
+        while True:
+            asdu = await self._poll()
+            if asdu.type_id == type_id and asdu.cause == c.COT_TERMINATION:
+                return answers
+            if asdu.type_id != answer_type:
+                await self._drop()
+                raise MalformedResponse(f"type {asdu.type_id} among {what}")
+            answers.append(asdu)
+
     async def read_totals(
         self, record: int, start: datetime, end: datetime, *, increments: bool = True
     ) -> list[c.TotalsRecord]:
         """The periods of `record` whose end is in [start, end], addresses 1..6."""
-        self._require()
-        offset = self.settings.utc_offset_minutes
-        tags = b""
-        for at in (base.ensure_utc(start), base.ensure_utc(end)):
-            summer = c.eu_summer(at)
-            tags += c.encode_cp40(c.to_local(at, offset, summer), summer)
         type_id = c.C_CI_NU_2 if increments else c.C_CI_NT_2
-        confirm = await self._request(
-            self._asdu(type_id, c.COT_ACTIVATION, record, bytes([1, len(CHANNELS)]) + tags)
+        answers = await self._ranged(
+            type_id,
+            record,
+            bytes([1, len(CHANNELS)]) + self._range_tags(start, end),
+            c.M_IT_TK_2 if increments else c.M_IT_TG_2,
+            "integrated totals",
         )
-        if confirm.negative:
-            if confirm.cause in (c.COT_NO_RECORD, c.COT_ACTIVATION_CON):
-                return []  # nothing in the range
-            raise MalformedResponse(f"integrated totals refused (cause {confirm.cause})")
-        records = []
-        answer_type = c.M_IT_TK_2 if increments else c.M_IT_TG_2
-        while True:
-            asdu = await self._poll()
-            if asdu.type_id == type_id and asdu.cause == c.COT_TERMINATION:
-                return records
-            if asdu.type_id != answer_type:
-                await self._drop()
-                raise MalformedResponse(f"type {asdu.type_id} among integrated totals")
-            records.append(c.decode_totals(asdu, offset))
+        return [c.decode_totals(a, self.settings.utc_offset_minutes) for a in answers]
+
+    async def read_closures(
+        self, start: datetime, end: datetime, record: int = c.CONTRACT_RECORDS[0]
+    ) -> list[c.Closure]:
+        """The billing closures of a contract (record 134..136) whose period ends in
+        [start, end] (``C_TA_VM_2`` 134 -> ``M_TA_VM_2`` 136), every tariff address."""
+        answers = await self._ranged(
+            c.C_TA_VM_2, record, self._range_tags(start, end), c.M_TA_VM_2, "billing closures"
+        )
+        offset = self.settings.utc_offset_minutes
+        return [closure for a in answers for closure in c.decode_closures(a, offset)]
+
+    async def read_points(self, record: int, start: datetime, end: datetime) -> list:
+        """The events of `record` (52..55) in [start, end] (``C_SP_NB_2`` 102 -> ``M_SP_TA_2``
+        1), each with its UTC time from the meter's wall time and SU flag."""
+        answers = await self._ranged(
+            c.C_SP_NB_2, record, self._range_tags(start, end), c.M_SP_TA_2, "events"
+        )
+        offset = self.settings.utc_offset_minutes
+        return [p for a in answers for p in c.decode_points(a, offset)]
+
+    async def read_events(self, log: str, start: datetime, end: datetime) -> list[base.MeterEvent]:
+        """Events of the record a log stands for (``0-0:99.98.n`` -> record 52 + n): the
+        code is ``SPA << 8 | SPQ`` (the REE event group and number), data ``(SPI,)``: 1 the
+        start of a condition, 0 its end."""
+        code = _normalised(log)
+        record = EVENT_LOGS.get(code)
+        if record is None:
+            raise NotSupported(f"{log} is no IEC 870-5-102 event log")
+        points = await self.read_points(record, start, end)
+        return [
+            base.MeterEvent(p.at, p.address << 8 | p.number, code, (int(p.start),))
+            for p in points
+            if start <= p.at <= end
+        ]
+
+    async def _closures_block(self, profile: str, start, end) -> base.ProfileBlock:
+        """Monthly billing closures as the billing profile: one row per closure at its
+        period's end, per tariff address ``e`` (20 total -> 0, 21..26 -> 1..6) the columns
+        ``1.8.e`` (active import), ``5.8.e`` (inductive), ``8.8.e`` (capacitive) and
+        ``1.6.e`` (maximum demand, W)."""
+        closures = await self.read_closures(start, end)
+        columns: dict[str, int] = {}
+        by_end: dict[datetime, dict[str, tuple]] = {}
+        for cl in closures:
+            tariff = cl.address - c.TARIFF_TOTAL
+            if not 0 <= tariff <= 6:
+                continue
+            row = by_end.setdefault(cl.end, {})
+            for template, value, quality in (
+                ("1-0:1.8.{}*255", cl.active.absolute, cl.active.quality),
+                ("1-0:5.8.{}*255", cl.inductive.absolute, cl.inductive.quality),
+                ("1-0:8.8.{}*255", cl.capacitive.absolute, cl.capacitive.quality),
+                ("1-0:1.6.{}*255", cl.max_demand, cl.max_demand_quality),
+            ):
+                obis = template.format(tariff)
+                columns.setdefault(obis, len(columns))
+                row[obis] = (value, quality)
+        # A value the meter marks invalid is no value (None), not a flag on its whole row; a
+        # column no closure has a value for (a tariff's reactive energy...) is left out.
+        valid = {
+            obis: {
+                at: v
+                for at, row in by_end.items()
+                if (v := row.get(obis)) and not v[1] & c.Q_INVALID
+            }
+            for obis in columns
+        }
+        kept = [obis for obis in columns if valid[obis]]
+        channels = tuple(base.Channel(obis, CLOSURE_UNITS[obis[4:7]]) for obis in kept)
+        rows = []
+        for at in sorted(by_end):
+            values = tuple(Decimal(valid[o][at][0]) if at in valid[o] else None for o in kept)
+            quality = 0
+            for obis in kept:
+                quality |= valid[obis].get(at, (0, 0))[1]
+            rows.append(base.ProfileRow(at, values, row_status(quality)))
+        return base.ProfileBlock(profile, channels, tuple(rows), None)
 
     async def read_load_profile(
         self, profile: str, start: datetime, end: datetime
     ) -> base.ProfileBlock:
-        record = self.settings.profile_record
-        periods = await self.read_totals(record, start, end)
-        channels = tuple(base.Channel(obis, unit) for obis, unit in CHANNELS.values())
+        """The load profile (increments of the settings' record); the monthly billing
+        closures for ``0-0:98.1.0*255``; the daily closures (absolute totals of record 21 at
+        each day's end) for ``0-0:98.2.0*255``."""
+        code = _normalised(profile)
+        if code == MONTHLY_BILLING:
+            return await self._closures_block(code, start, end)
+        daily = code == DAILY_BILLING
+        record = c.RECORD_DAILY if daily else self.settings.profile_record
+        periods = await self.read_totals(record, start, end, increments=not daily)
+        table = {a: (obis, CHANNELS[a][1]) for obis, a in REGISTERS.items()} if daily else CHANNELS
+        channels = tuple(base.Channel(obis, unit) for obis, unit in table.values())
         rows = []
         for period in periods:
             by_address = {t.address: t for t in period.totals}

@@ -15,6 +15,16 @@ Faults (``Fault.kind``): ``timeout`` (silence), ``garbage`` (bytes that are no f
 ``checksum`` (a valid frame with a wrong checksum), ``nack`` (link NACK), ``slow``.
 ``start_pty()`` serves the same meters on a pseudo-terminal (a serial line).
 ``quality`` marks periods: ``{period end (UTC): qualifier byte}``.
+
+Events (``C_SP_NB_2`` 102 -> ``M_SP_TA_2`` 1, CP56 wall times with the SU flag): the model's
+event log in REE groups (the simulator's choice of numbers): record 52 supply (SPA 3: number
+1 power failure start/end, 2 voltage sag, 3 swell), record 54 intrusion (SPA 18: 1 cover or
+magnetic tamper, 5 reverse flow), and record 53 the clock changes the meter makes itself at
+each EU summer-time change (SPA 7: 9 "old time" with the old wall time and SU flag, 11 "new
+time" with the new ones - the same instant). ``extra_events`` adds ``(record, SinglePoint)``.
+Billing closures (``C_TA_VM_2`` 134 -> ``M_TA_VM_2`` 136, records 134..136 alike): one per
+Madrid calendar month, address 20 the total and 21/22 the model's tariffs T1/T2: absolute and
+period energies from the model, the month's highest quarter-hour demand (W) and its end.
 """
 
 from __future__ import annotations
@@ -24,7 +34,7 @@ import contextlib
 import random
 import struct
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from collection.protocols.iec870_102 import codec as c
@@ -73,6 +83,98 @@ def absolute(serial: str, address: int, end: datetime) -> int:
     return model.cumulative(serial, channel, model.completed_intervals(end))
 
 
+# Model event code -> (record, SPA, SPQ, SPI) of the REE event it is told as.
+EVENTS = {
+    model.EVENT_POWER_DOWN: (52, 3, 1, True),
+    model.EVENT_POWER_UP: (52, 3, 1, False),
+    model.EVENT_VOLTAGE_SAG: (52, 3, 2, True),
+    model.EVENT_VOLTAGE_SWELL: (52, 3, 3, True),
+    model.EVENT_COVER_OPENED: (54, 18, 1, True),
+    model.EVENT_MAGNETIC_TAMPER: (54, 18, 1, True),
+    model.EVENT_REVERSE_FLOW: (54, 18, 5, True),
+}
+CLOCK_RECORD, CLOCK_GROUP, OLD_TIME, NEW_TIME = 53, 7, 9, 11
+
+
+def summer_changes(start: datetime, end: datetime) -> list[datetime]:
+    """The EU summer-time changes (01:00 UTC, last Sundays of March and October) in range."""
+    out = []
+    for year in range(start.year, end.year + 1):
+        for month in (3, 10):
+            last = datetime(year, month, 31, 1, tzinfo=UTC)
+            at = last - timedelta(days=(last.weekday() + 1) % 7)
+            if start <= at <= end:
+                out.append(at)
+    return out
+
+
+def points(serial: str, record: int, start: datetime, end: datetime, extra=()) -> list:
+    """The events of `record` in [start, end] as the meter tells them."""
+    out = []
+    for at, code in model.events(serial, start, end):
+        rec, spa, spq, spi = EVENTS[code]
+        if rec == record:
+            out.append(c.SinglePoint(spa, spq, spi, at, local_tag(at)[1]))
+    if record == CLOCK_RECORD:
+        for at in summer_changes(start, end):
+            before = local_tag(at - timedelta(seconds=1))[1]
+            out.append(c.SinglePoint(CLOCK_GROUP, OLD_TIME, False, at, before))
+            out.append(c.SinglePoint(CLOCK_GROUP, NEW_TIME, True, at, not before))
+    out.extend(p for rec, p in extra if rec == record and start <= p.at <= end)
+    return sorted(out, key=lambda p: p.at)
+
+
+def month_ends(start: datetime, end: datetime, now: datetime) -> list[tuple[datetime, datetime]]:
+    """(period start, end) in UTC of the Madrid calendar months ending in [start, end]."""
+    out = []
+    local = (start - timedelta(days=1)).astimezone(ZONE)  # a month ending right at `start`
+    year, month = local.year, local.month
+    while True:
+        first = datetime(year, month, 1, tzinfo=ZONE)
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+        last = datetime(year, month, 1, tzinfo=ZONE)
+        at = last.astimezone(UTC)
+        if at > end or at > now:
+            return out
+        if at >= start and at > model.EPOCH:
+            out.append((first.astimezone(UTC), at))
+
+
+def closures(serial: str, begin: datetime, end: datetime) -> list[c.Closure]:
+    """Address 20 (total) and 21/22 (T1/T2) of the month [begin, end) from the model."""
+    first, last = model.completed_intervals(begin), model.completed_intervals(end)
+
+    def energy(channel: int) -> c.Energy:
+        total = model.cumulative(serial, channel, last)
+        return c.Energy(total, total - model.cumulative(serial, channel, first))
+
+    def tariff(t: int) -> c.Energy:
+        total = model.tariff_register(serial, t, end)
+        return c.Energy(total, total - model.tariff_register(serial, t, begin))
+
+    def demand(tariff_of: int | None) -> tuple[int, datetime]:
+        best, best_k = 0, None
+        for k in range(first, last):
+            if tariff_of is None or model.tariff_of_interval(k) == tariff_of:
+                v = model.interval_value(serial, 1, k)
+                if v > best or best_k is None:
+                    best, best_k = v, k
+        return 4 * best, model.interval_end(best_k) if best_k is not None else end
+
+    none = c.Energy(0, 0, c.Q_INVALID)
+    out = []
+    for address, active, inductive, capacitive, t in (
+        (20, energy(1), energy(3), energy(4), None),
+        (21, tariff(1), none, none, 1),
+        (22, tariff(2), none, none, 2),
+    ):
+        watts, at = demand(t)
+        out.append(
+            c.Closure(address, active, inductive, capacitive, watts, at, 0, 0, 0, begin, end)
+        )
+    return out
+
+
 def period_ends(start: datetime, end: datetime, period_s: int, now: datetime) -> list[datetime]:
     """Ends of the complete periods with an end in [start, end] (aligned to UTC)."""
     step = timedelta(seconds=period_s)
@@ -94,6 +196,7 @@ class Iec102Meter:
     password: int
     fault: Fault | None = None
     quality: dict = field(default_factory=dict)
+    extra_events: list = field(default_factory=list)  # (record, SinglePoint)
     clock_drift_s: float = 0.0
     requests: int = 0
     # link state
@@ -164,9 +267,52 @@ class Iec102Meter:
             self._queue = [self._reply(c.C_CS_TA_2, c.COT_ACTIVATION_CON, negative=not ok)]
         elif asdu.type_id in (c.C_CI_NT_2, c.C_CI_NU_2):
             self._queue = self._totals(asdu, now)
+        elif asdu.type_id in (c.C_SP_NB_2, c.C_TA_VM_2):
+            self._queue = self._ranged(asdu, now)
         else:
             self._queue = [self._reply(asdu.type_id, c.COT_NO_TYPE, negative=True)]
         return bytes([c.ACK])
+
+    def _ranged(self, asdu: c.Asdu, now: datetime) -> list[c.Asdu]:
+        """Events of an event record, or billing closures of a contract, by time range."""
+        events = asdu.type_id == c.C_SP_NB_2
+        records = c.EVENT_RECORDS if events else c.CONTRACT_RECORDS
+        if asdu.record not in records or len(asdu.objects) != 10:
+            return [self._reply(asdu.type_id, c.COT_NO_RECORD, asdu.record, negative=True)]
+        start, end = from_tag(asdu.objects[:5]), from_tag(asdu.objects[5:])
+        if events:
+            found = points(self.serial, asdu.record, start, min(end, now), self.extra_events)
+            # Several events to an ASDU, as meters do (at most 20: 9 bytes each).
+            chunks = [found[i : i + 20] for i in range(0, len(found), 20)]
+            answers = [
+                self._reply(
+                    c.M_SP_TA_2,
+                    c.COT_REQUEST,
+                    asdu.record,
+                    c.encode_points(chunk, STANDARD_OFFSET_MIN),
+                    count=len(chunk),
+                )
+                for chunk in chunks
+            ]
+        else:
+            answers = [
+                self._reply(
+                    c.M_TA_VM_2,
+                    c.COT_REQUEST,
+                    asdu.record,
+                    b"".join(
+                        c.encode_closure(cl, STANDARD_OFFSET_MIN, lambda at: local_tag(at)[1])
+                        for cl in closures(self.serial, begin, at)
+                    ),
+                    count=3,
+                )
+                for begin, at in month_ends(start, end, now)
+            ]
+        if not answers:
+            return [self._reply(asdu.type_id, c.COT_NO_RECORD, asdu.record, negative=True)]
+        confirm = self._reply(asdu.type_id, c.COT_ACTIVATION_CON, asdu.record, asdu.objects)
+        done = self._reply(asdu.type_id, c.COT_TERMINATION, asdu.record, asdu.objects)
+        return [confirm, *answers, done]
 
     def _totals(self, asdu: c.Asdu, now: datetime) -> list[c.Asdu]:
         period_s = c.RECORD_PERIOD_S.get(asdu.record)

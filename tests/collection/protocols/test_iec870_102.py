@@ -399,7 +399,9 @@ def test_unsupported_capability_is_typed():
     async def body(fleet):
         async with Iec102Session(settings(fleet, meters[0])) as s:
             with pytest.raises(NotSupported):
-                await s.read_events("0-0:99.98.0*255", NOW - timedelta(days=1), NOW)
+                await s.read_instantaneous()
+            with pytest.raises(NotSupported):
+                await s.relay_state()
 
     run(with_fleet(meters, body))
 
@@ -437,6 +439,7 @@ def test_registry_builds_settings_from_an_endpoint():
         base.SET_CLOCK,
         base.READ_REGISTERS,
         base.READ_LOAD_PROFILE,
+        base.READ_EVENTS,
     }
     endpoint = Endpoint(
         protocol="iec870_102",

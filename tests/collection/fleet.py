@@ -12,13 +12,15 @@ from collection.simulators.dlms_fleet import DlmsFleet
 
 
 @contextmanager
-def fleet_thread(meters, fleet_class=DlmsFleet, **kwargs):
-    """`fleet_class` (DLMS by default, or e.g. the Modbus fleet) serving `meters`."""
+def fleet_thread(meters, fleet_class=DlmsFleet, *, pty: bool = False, **kwargs):
+    """`fleet_class` (DLMS by default, or e.g. the Modbus fleet) serving `meters`; on a
+    pseudo-terminal (`fleet.pty_path`) instead of TCP when `pty`."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="fleet", daemon=True)
     thread.start()
     fleet = fleet_class(meters, **kwargs)
-    asyncio.run_coroutine_threadsafe(fleet.start(), loop).result(10)
+    start = fleet.start_pty() if pty else fleet.start()
+    asyncio.run_coroutine_threadsafe(start, loop).result(10)
     try:
         yield fleet
     finally:

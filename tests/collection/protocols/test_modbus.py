@@ -30,7 +30,7 @@ from collection.protocols.modbus.session import ModbusSession
 from collection.protocols.modbus.settings import ModbusSettings
 from collection.simulators import model
 from collection.simulators.modbus import values
-from collection.simulators.modbus.server import Fault, ModbusFleet, make_meters
+from collection.simulators.modbus.server import Fault, ModbusFleet, answer_pdu, make_meters
 from meters.obis import normalise
 
 NOW = datetime(2025, 6, 15, 12, 7, 30, tzinfo=UTC)
@@ -380,3 +380,44 @@ def test_decoding_any_words_gives_a_value_or_a_typed_error(kind, word_order, wor
 def test_integer_registers_round_trip(kind, word_order, raw):
     r = reg(kind, word_order, scale="100")
     assert rm.decode(r, rm.encode(r, raw * 100)) == raw * 100
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(st.binary(min_size=1, max_size=260))
+def test_the_simulators_request_parser_answers_any_pdu_with_a_reply_or_an_exception(pdu):
+    """The simulator's side of the wire: any request PDU gets the data or a Modbus exception
+    (1 illegal function, 2 illegal address, 3 illegal value), never a Python error."""
+    meter = make_meters(1, "pm5500")[0]
+    reply = answer_pdu(meter, pdu, NOW)
+    if reply[0] & 0x80:
+        assert reply[0] == pdu[0] | 0x80 and reply[1] in (1, 2, 3) and len(reply) == 2
+    else:
+        assert reply[0] == pdu[0] in (3, 4) and reply[1] == len(reply) - 2
+
+
+@hypothesis_settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=64))
+def test_garbage_on_the_wire_never_stops_the_simulator(junk):
+    """Random bytes to the RTU and TCP listeners: the connection may drop, the next client is
+    still served exactly."""
+    meters = make_meters(1, "em340")
+
+    async def body():
+        out = []
+        for framing in ("tcp", "rtu"):
+            fleet = ModbusFleet(meters, framing=framing, clock=lambda: NOW)
+            await fleet.start()
+            try:
+                _reader, writer = await asyncio.open_connection(fleet.host, fleet.port)
+                writer.write(junk)
+                await writer.drain()
+                writer.close()
+                settings = ModbusSettings(fleet.url, 1, "em340", timeout=2.0)
+                async with ModbusSession(settings) as session:
+                    out += await session.read_registers(["1-0:1.8.0*255"])
+            finally:
+                await fleet.close()
+        return out
+
+    expected = values.expected(meters[0].serial, rm.load("em340").by_obis()["1-0:1.8.0*255"], NOW)
+    assert [r.value for r in run(body())] == [expected, expected]

@@ -315,6 +315,7 @@ SPECTACULAR_SETTINGS = {
         "BaseDateEnum": "vending.choices.BaseDate",
         "CommandKindEnum": "collection.commands.models.CommandKind",
         "CommandStateEnum": "collection.commands.models.CommandState",
+        "BulkStateEnum": "loadcontrol.models.BulkState",
         "StationKindEnum": "vending.choices.StationKind",
         "RunKindEnum": "collection.choices.RunKind",
         "TariffKindEnum": "vending.choices.TariffKind",
@@ -380,7 +381,7 @@ AMI_PANELS = {
     "meter-detail:instruments": ("collection.panels.phasors",),
     "meter-detail:history": ("collection.panels.meter_runs",),
     "meter-detail:actions": ("collection.panels.read_now", "loadcontrol.panels.relay_control"),
-    "meter-list:bulk": ("collection.panels.add_to_read_job",),
+    "meter-list:bulk": ("loadcontrol.panels.switch_supply", "collection.panels.add_to_read_job"),
 }
 
 # Prometheus scrapes /metrics with `Authorization: Bearer <this>` (empty: superusers only).

@@ -5,7 +5,9 @@ from __future__ import annotations
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
+from django.db.models import Count
 
+from .commands.models import CommandState, MeterCommand
 from .models import JobRun
 
 
@@ -26,6 +28,52 @@ def run_snapshot(run) -> dict:
     }
 
 
+def _once_per_transaction(key: tuple, send) -> None:
+    """`send` after the current transaction commits, once per `key` in that transaction.
+
+    Looked up in Django's own queue, so a rolled-back transaction, whose callbacks Django
+    drops, leaves nothing behind.
+    """
+    connection = transaction.get_connection()
+    if any(
+        getattr(entry[1], "ami_progress_key", None) == key for entry in connection.run_on_commit
+    ):
+        return
+    send.ami_progress_key = key
+    transaction.on_commit(send)
+
+
+def commands_group(origin: str) -> str:
+    """The channel group of the commands one origin ("bulk:12") asked for."""
+    return "commands-" + origin.replace(":", "-")
+
+
+def commands_snapshot(origin: str) -> dict:
+    """How many commands of `origin` are in each state, and how many are finished."""
+    counts = dict.fromkeys(CommandState.values, 0)
+    rows = MeterCommand.objects.filter(origin=origin).values_list("state").annotate(n=Count("id"))
+    for state, n in rows.order_by():
+        counts[state] = n
+    total = sum(counts.values())
+    open_ = counts[CommandState.QUEUED] + counts[CommandState.SENT]
+    return {"origin": origin, "total": total, "done": total - open_, "counts": counts}
+
+
+def publish_commands(origin: str) -> None:
+    """After commit, push the counts of `origin`'s commands to their watchers (once per
+    transaction, however many of its commands changed in it)."""
+    if not origin:
+        return
+
+    def send():
+        async_to_sync(get_channel_layer().group_send)(
+            commands_group(origin),
+            {"type": "commands.progress", "progress": commands_snapshot(origin)},
+        )
+
+    _once_per_transaction(("commands", origin), send)
+
+
 def publish_run(run_id: int) -> None:
     """After the current transaction commits, push the run's counts to its watchers.
 
@@ -33,11 +81,6 @@ def publish_run(run_id: int) -> None:
     counts as they stand at commit (a batch of hundreds of meters is one message, not
     hundreds).
     """
-    connection = transaction.get_connection()
-    # Already queued in this transaction? (Looked up in Django's own queue, so a rolled-back
-    # transaction, whose callbacks Django drops, leaves nothing behind.)
-    if any(getattr(entry[1], "ami_run_id", None) == run_id for entry in connection.run_on_commit):
-        return
 
     def send():
         run = JobRun.objects.filter(pk=run_id).first()
@@ -47,5 +90,4 @@ def publish_run(run_id: int) -> None:
             run_group(run_id), {"type": "run.progress", "run": run_snapshot(run)}
         )
 
-    send.ami_run_id = run_id
-    transaction.on_commit(send)
+    _once_per_transaction(("run", run_id), send)

@@ -23,6 +23,7 @@ from collection.commands.kinds import (
     clean_kind,
 )
 from collection.models import MeterCommand
+from collection.progress import commands_snapshot, publish_commands
 from meters.models import Meter
 
 from .models import BulkCommand, BulkState
@@ -33,6 +34,10 @@ EMERGENCY_EXPIRY = timedelta(minutes=15)
 
 class NotAllowed(Exception):
     """The user may see the meter but not command it this way (403)."""
+
+
+class Conflict(NotAllowed):
+    """Not in the state it would need: decided, cancelled or finished already (409)."""
 
 
 def may_command(user, kind: str | None = None) -> bool:
@@ -85,13 +90,18 @@ def _check(user, organisation, kind: str, reason: str) -> tuple[str, str]:
     return kind, reason
 
 
-def request_bulk(meters: list[Meter], kind: str, *, acting_user, reason: str = "") -> BulkCommand:
+def request_bulk(
+    meters, kind: str, *, acting_user, reason: str = "", target: dict | None = None
+) -> BulkCommand:
     """One command for many meters (already visible to the user, one organisation), audited.
 
     Up to `AMI_COMMAND_APPROVAL_THRESHOLD` meters it is queued at once (batch tasks); above,
-    it waits for a second person (`approve_bulk`). NotAllowed / BadCommand as
-    `request_command`.
+    it waits for a second person (`approve_bulk`). `target` says how the meters were chosen
+    (selection.Selection.target). NotAllowed / BadCommand as `request_command`.
     """
+    meters = list(meters)
+    if not meters:
+        raise BadCommand("the selection has no meters", field="meters")
     organisations = {m.organisation_id for m in meters}
     if len(organisations) != 1:
         raise BadCommand("a bulk command is for meters of one organisation", field="meters")
@@ -103,6 +113,7 @@ def request_bulk(meters: list[Meter], kind: str, *, acting_user, reason: str = "
             meter_ids=sorted(m.pk for m in meters),
             reason=reason,
             requested_by=acting_user,
+            target=target or {"by": "meters", "label": f"{len(meters)} chosen meters"},
         )
         audit.record(
             "request_bulk_command",
@@ -139,12 +150,13 @@ def reject_bulk(bulk: BulkCommand, *, acting_user, reason: str = "") -> BulkComm
         )
         bulk.save(update_fields=["state", "decided_by", "decided_at"])
         audit.record("reject_bulk_command", user=acting_user, obj=bulk, detail=reason)
+        publish_commands(bulk.origin)
     return bulk
 
 
 def _check_decider(bulk: BulkCommand, user) -> None:
     if bulk.state != BulkState.PENDING:
-        raise NotAllowed(f"The bulk command is {bulk.get_state_display().lower()} already.")
+        raise Conflict(f"The bulk command is {bulk.get_state_display().lower()} already.")
     if user is None or user.pk == bulk.requested_by_id:
         raise NotAllowed("A second person approves a bulk command, not its requester.")
     if not may_command(user, bulk.kind):
@@ -164,9 +176,53 @@ def _queue_bulk(bulk: BulkCommand, *, decided_by) -> None:
         reason=bulk.reason,
         priority=PRIORITY_NORMAL,
         expires_in=EXPIRY,
+        origin=bulk.origin,
     )
     bulk.state, bulk.decided_by, bulk.decided_at = BulkState.APPROVED, decided_by, timezone.now()
     bulk.save(update_fields=["state", "decided_by", "decided_at"])
+
+
+def cancel_bulk(bulk: BulkCommand, *, acting_user, reason: str = "") -> int:
+    """Stop a bulk command: a pending one is never queued; of an approved one, every command
+    still queued is cancelled (those already sent run to their read-back). Anyone who may
+    send it may stop it. Returns the commands cancelled; NotAllowed when nothing is left."""
+    with transaction.atomic():
+        bulk = BulkCommand.objects.select_for_update().get(pk=bulk.pk)
+        _check(acting_user, bulk.organisation, bulk.kind, bulk.reason)
+        if bulk.state not in (BulkState.PENDING, BulkState.APPROVED):
+            raise Conflict(f"The bulk command is {bulk.get_state_display().lower()} already.")
+        cancelled = 0
+        if bulk.state == BulkState.APPROVED:
+            cancelled = commands.cancel_origin(bulk.origin, acting_user=acting_user, reason=reason)
+            if not cancelled:
+                raise Conflict("Every command is sent or finished: nothing left to cancel.")
+        bulk.state, bulk.cancelled_by, bulk.cancelled_at = (
+            BulkState.CANCELLED,
+            acting_user,
+            timezone.now(),
+        )
+        bulk.save(update_fields=["state", "cancelled_by", "cancelled_at"])
+        audit.record(
+            "cancel_bulk_command",
+            user=acting_user,
+            obj=bulk,
+            changes={"cancelled": cancelled},
+            detail=reason,
+        )
+        publish_commands(bulk.origin)
+    return cancelled
+
+
+def bulk_progress(bulk: BulkCommand) -> dict:
+    """The bulk command's state and its commands' counts (what its page and socket show)."""
+    progress = commands_snapshot(bulk.origin)
+    return {
+        "id": bulk.pk,
+        "state": bulk.state,
+        "state_label": bulk.get_state_display(),
+        "size": bulk.size,
+        **progress,
+    }
 
 
 def cancel(command: MeterCommand, *, acting_user, reason: str = "") -> MeterCommand:

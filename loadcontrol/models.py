@@ -13,6 +13,7 @@ class BulkState(models.TextChoices):
     PENDING = "pending", "Waiting for approval"
     APPROVED = "approved", "Approved (queued)"
     REJECTED = "rejected", "Rejected"
+    CANCELLED = "cancelled", "Cancelled"
 
 
 class BulkCommand(models.Model):
@@ -24,6 +25,11 @@ class BulkCommand(models.Model):
     kind = models.CharField(max_length=32, choices=CommandKind.choices)
     meter_ids = models.JSONField(default=list, help_text="the meters it is for")
     reason = models.TextField(blank=True)
+    target = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="how the meters were chosen: {'by': 'meters'|'node'|'filter', 'label': ...}",
+    )
     state = models.CharField(max_length=16, choices=BulkState.choices, default=BulkState.PENDING)
     requested_by = models.ForeignKey(
         "accounts.User", null=True, on_delete=models.SET_NULL, related_name="+"
@@ -33,6 +39,10 @@ class BulkCommand(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     decided_at = models.DateTimeField(null=True, blank=True)
+    cancelled_by = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    cancelled_at = models.DateTimeField(null=True, blank=True)
 
     objects = ScopedQuerySet.as_manager()
     scope_field = "organisation"
@@ -42,3 +52,12 @@ class BulkCommand(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} of {len(self.meter_ids)} meters"
+
+    @property
+    def origin(self) -> str:
+        """The tag its meter commands carry (MeterCommand.origin)."""
+        return f"bulk:{self.pk}"
+
+    @property
+    def size(self) -> int:
+        return len(self.meter_ids)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collection.models import MeterCommand
 from meters.panels import Panel
 
-from . import actions
+from . import actions, views
 
 COMMANDS_SHOWN = 10
 
@@ -28,3 +28,10 @@ def relay_context(request, page) -> dict | None:
 
 
 relay_control = Panel("loadcontrol/panels/meter_relay.html", relay_context)
+
+switch_supply = Panel(
+    "loadcontrol/panels/switch_supply.html",
+    views.bulk_panel_context,
+    action="bulk_command",
+    handle=views.bulk_from_meter_list,
+)

@@ -6,15 +6,17 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
-from django.views.generic import ListView
+from django.views.generic import DetailView, ListView
 
 from accounts.mixins import ScopedViewMixin
 from collection.commands.kinds import BadCommand
 from collection.models import CommandKind, CommandState, MeterCommand
 from meters.models import Meter
 
-from . import actions
+from . import actions, selection
+from .models import BulkCommand, BulkState
 
 OPENS_RELAY = ("disconnect", "ready_for_reconnection")  # confirmed before they are sent
 
@@ -32,6 +34,7 @@ class CommandListView(ScopedViewMixin, ListView):
             "state": get.get("state", "") if get.get("state") in CommandState.values else "",
             "kind": get.get("kind", "") if get.get("kind") in CommandKind.values else "",
             "meter": get.get("meter", "").strip()[:64],
+            "bulk": get.get("bulk", "") if get.get("bulk", "").isdigit() else "",
         }
 
     def get_queryset(self):
@@ -43,6 +46,8 @@ class CommandListView(ScopedViewMixin, ListView):
             commands = commands.filter(kind=chosen["kind"])
         if chosen["meter"]:
             commands = commands.filter(meter__serial__icontains=chosen["meter"])
+        if chosen["bulk"]:
+            commands = commands.filter(origin=f"bulk:{chosen['bulk']}")
         return commands
 
     def get_context_data(self, **kwargs):
@@ -84,3 +89,175 @@ def command_meter(request, serial: str):
         return redirect("meters:meter-detail", serial=serial)
     messages.success(request, f"{command.get_kind_display()} queued.")
     return redirect("meters:meter-detail", serial=serial)
+
+
+# ------------------------------------------------------------------ bulk commands
+
+
+def bulk_panel_context(request, page) -> dict | None:
+    """The meter list's "Switch supply" for roles that may switch (none: no panel)."""
+    if not actions.may_command(request.user, "disconnect"):
+        return None
+    return {"bulk_kinds": [(k, label) for k, label in CommandKind.choices if k in BULK_KINDS]}
+
+
+BULK_KINDS = ("disconnect", "connect", "ready_for_reconnection", "relay_read")
+
+
+def _confirm_bulk(request, chosen, data: dict, note: str = ""):
+    return render(
+        request,
+        "loadcontrol/bulk_confirm.html",
+        {
+            **data,
+            **chosen.preview(),
+            "kind_label": dict(CommandKind.choices).get(data["kind"], data["kind"]),
+            "note": note,
+        },
+    )
+
+
+def _chosen_on_meter_list(request, data: dict):
+    return selection.from_meter_list(
+        request.user, filters=data["filters"], all_filtered=data["all_filtered"], ids=data["ids"]
+    )
+
+
+def _bulk_fields(request) -> dict:
+    post = request.POST
+    return {
+        "kind": post.get("kind", ""),
+        "reason": post.get("reason", "").strip()[:2000],
+        "filters": post.get("filters", "")[:2000],
+        "all_filtered": bool(post.get("all_filtered")),
+        "ids": [int(v) for v in post.getlist("meter") if v.isdigit()][: selection.MAX_LISTED],
+    }
+
+
+def bulk_from_meter_list(request, meter_selection):
+    """POST "bulk_command" from the meter list: show what it would do (the count) first."""
+    data = _bulk_fields(request)
+    if data["kind"] not in BULK_KINDS:
+        messages.error(request, "Choose what to do with the supply.")
+        return meter_selection.back()
+    if not actions.may_command(request.user, data["kind"]):
+        raise PermissionDenied("You may not send this command.")
+    try:
+        chosen = _chosen_on_meter_list(request, data)
+    except BadCommand as exc:
+        messages.error(request, f"Nothing sent: {exc}.")
+        return meter_selection.back()
+    return _confirm_bulk(request, chosen, data)
+
+
+@login_required
+@require_POST
+def bulk_new(request):
+    """The confirmed bulk command: the count must still be what was shown."""
+    data = _bulk_fields(request)
+    if not actions.may_command(request.user, data["kind"] or None):
+        raise PermissionDenied("You may not send this command.")
+    try:
+        chosen = _chosen_on_meter_list(request, data)
+        count = chosen.count()
+        if request.POST.get("count") != str(count):
+            return _confirm_bulk(request, chosen, data, note="The selection changed meanwhile.")
+        bulk = actions.request_bulk(
+            chosen.for_request(),
+            data["kind"],
+            acting_user=request.user,
+            reason=data["reason"],
+            target=chosen.target,
+        )
+    except actions.NotAllowed as exc:
+        raise PermissionDenied(str(exc)) from None
+    except BadCommand as exc:
+        messages.error(request, f"Nothing sent: {exc}.")
+        return redirect(f"{reverse('meters:meter-list')}?{data['filters']}")
+    if bulk.state == BulkState.PENDING:
+        messages.success(request, f"Waiting for a second person's approval ({count} meters).")
+    else:
+        messages.success(request, f"{bulk.get_kind_display()} queued for {count} meters.")
+    return redirect("loadcontrol:bulk-detail", pk=bulk.pk)
+
+
+class BulkListView(ScopedViewMixin, ListView):
+    """Bulk commands in scope, newest first, by state; those waiting for approval first."""
+
+    model = BulkCommand
+    paginate_by = 50
+    template_name = "loadcontrol/bulk_list.html"
+
+    def chosen_state(self) -> str:
+        state = self.request.GET.get("state", "")
+        return state if state in BulkState.values else ""
+
+    def get_queryset(self):
+        bulks = self.scoped_queryset().select_related("requested_by", "decided_by")
+        if self.chosen_state():
+            bulks = bulks.filter(state=self.chosen_state())
+        return bulks
+
+    def get_context_data(self, **kwargs):
+        state = self.chosen_state()
+        return {
+            **super().get_context_data(**kwargs),
+            "states": BulkState.choices,
+            "chosen_state": state,
+            "query": f"state={state}" if state else "",
+        }
+
+
+class BulkDetailView(ScopedViewMixin, DetailView):
+    """One bulk command: what, for which meters, who decided, live progress, the buttons."""
+
+    model = BulkCommand
+    template_name = "loadcontrol/bulk_detail.html"
+
+    def get_queryset(self):
+        return self.scoped_queryset().select_related("requested_by", "decided_by", "cancelled_by")
+
+    def get_context_data(self, **kwargs):
+        bulk = self.object
+        user = self.request.user
+        may = actions.may_command(user, bulk.kind)
+        progress = actions.bulk_progress(bulk)
+        return {
+            **super().get_context_data(**kwargs),
+            "progress": progress,
+            "counts": [(label, progress["counts"][v], v) for v, label in CommandState.choices],
+            "may_decide": may
+            and bulk.state == BulkState.PENDING
+            and user.pk != bulk.requested_by_id,
+            "may_cancel": may and bulk.state in (BulkState.PENDING, BulkState.APPROVED),
+            "live": bulk.state == BulkState.PENDING
+            or (bulk.state == BulkState.APPROVED and progress["done"] < progress["total"]),
+        }
+
+
+@login_required
+@require_POST
+def bulk_decide(request, pk: int):
+    """Approve, reject or cancel a bulk command (the buttons of its page)."""
+    bulk = get_object_or_404(BulkCommand.objects.restrict(request.user, "view"), pk=pk)
+    decision = request.POST.get("decision", "")
+    reason = request.POST.get("reason", "").strip()[:2000]
+    decide = {
+        "approve": lambda: actions.approve_bulk(bulk, acting_user=request.user),
+        "reject": lambda: actions.reject_bulk(bulk, acting_user=request.user, reason=reason),
+        "cancel": lambda: actions.cancel_bulk(bulk, acting_user=request.user, reason=reason),
+    }.get(decision)
+    if decide is None:
+        messages.error(request, "Choose approve, reject or cancel.")
+        return redirect("loadcontrol:bulk-detail", pk=pk)
+    try:
+        decide()
+    except actions.Conflict as exc:
+        messages.error(request, str(exc))
+        return redirect("loadcontrol:bulk-detail", pk=pk)
+    except actions.NotAllowed as exc:
+        raise PermissionDenied(str(exc)) from None
+    messages.success(
+        request, {"approve": "Approved: queued.", "reject": "Rejected."}.get(decision, "Cancelled.")
+    )
+    return redirect("loadcontrol:bulk-detail", pk=pk)

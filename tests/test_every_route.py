@@ -66,6 +66,7 @@ MODEL_BY_ROUTE = {
     "meters:grid-children": GridNode,
     "collection:read-meter": Meter,
     "loadcontrol:command-meter": Meter,
+    "loadcontrol:bulk-decide": "loadcontrol.BulkCommand",
     "api-meter-series": Meter,
     "api-meter-read": Meter,
     "portal:purchase": "vending.Sale",
@@ -198,6 +199,19 @@ def pairs(world) -> dict:
     for model in OBJECTS:  # catalogue rows: made by their own builders
         if model not in found:
             found[model] = OBJECTS[model](world)
+    from loadcontrol.models import BulkCommand
+
+    found[BulkCommand] = tuple(
+        BulkCommand.objects.create(
+            organisation=grid.organisation,
+            kind="disconnect",
+            requested_by=user,
+            meter_ids=[m.pk for m in grid.meters],
+            reason=f"works at {grid.transformer.code}",
+            target={"by": "node", "label": f"Transformer {grid.transformer.code} and below"},
+        )  # fmt: skip
+        for grid, user in ((world.grid_a, world.operator_a), (world.grid_b, world.operator_b))
+    )
     found[ExportJob] = tuple(
         ExportJob.objects.create(organisation=user.organisation, requested_by=user, fmt="csv")
         for user in (world.admin_a, world.admin_b)
@@ -368,6 +382,7 @@ WS_CASES = {
     "ws/status/": None,
     "ws/runs/<int:run_id>/": "collection.JobRun",
     "ws/alarms/": None,
+    "ws/bulk-commands/<int:bulk_id>/": "loadcontrol.BulkCommand",
 }
 
 

@@ -27,6 +27,7 @@ from meters.models import Meter
 
 from .. import enqueue
 from ..counters import DatabaseCounterStore
+from ..progress import publish_commands
 from ..reader import gather_gated
 from ..relay import record_relay_states, state_of_control
 from ..status import publish_status
@@ -97,10 +98,13 @@ def queue_commands(
     priority: int = PRIORITY_NORMAL,
     expires_in: timedelta = DEFAULT_EXPIRY,
     max_attempts: int = 3,
+    origin: str = "",
 ) -> list[MeterCommand]:
     """The same command for many meters (scope is the caller's): one insert, one audit row
     per meter, and after commit batch tasks of `AMI_COMMAND_BATCH_SIZE` meters, not a task
-    per meter. Raises `kinds.BadCommand` like `queue_command`."""
+    per meter. `origin` ("bulk:12") tags them: their progress is pushed to its watchers
+    (`progress.publish_commands`) and `cancel_origin` calls back what is still queued.
+    Raises `kinds.BadCommand` like `queue_command`."""
     parameters = clean_parameters(kind, parameters)
     expires_at = timezone.now() + expires_in
     with transaction.atomic():
@@ -115,6 +119,7 @@ def queue_commands(
                 requested_by=acting_user,
                 expires_at=expires_at,
                 max_attempts=max_attempts,
+                origin=origin,
             )
             for meter in meters
         )
@@ -133,6 +138,7 @@ def queue_commands(
         )
         meter_ids = sorted({meter.pk for meter in meters})
         transaction.on_commit(lambda: _enqueue(meter_ids, priority=priority))
+        publish_commands(origin)
     return commands
 
 
@@ -158,6 +164,38 @@ def cancel_command(command: MeterCommand, *, acting_user, reason: str = "") -> M
             detail=reason,
         )
     return command
+
+
+def cancel_origin(origin: str, *, acting_user, reason: str = "") -> int:
+    """Cancel every still-queued command of `origin` (those sent run to their end); one
+    audit row per cancelled command, progress pushed. Returns how many were cancelled."""
+    if not origin:
+        return 0
+    now = timezone.now()
+    with transaction.atomic():
+        cancelled = list(
+            MeterCommand.objects.filter(origin=origin, state=CommandState.QUEUED)
+            .select_for_update(of=("self",), skip_locked=True)
+            .select_related("meter__organisation")
+        )
+        MeterCommand.objects.filter(pk__in=[c.pk for c in cancelled]).update(
+            state=CommandState.CANCELLED, finished_at=now, error=reason[:2000]
+        )
+        audit.record_many(
+            [
+                audit.entry(
+                    "cancel_command",
+                    user=acting_user,
+                    obj=c.meter,
+                    organisation=c.meter.organisation,
+                    changes={"command": c.pk, "kind": c.kind, "origin": origin},
+                    detail=reason,
+                )
+                for c in cancelled
+            ]
+        )
+        publish_commands(origin)
+    return len(cancelled)
 
 
 def _claim(meter_id: int, claim: str) -> list[Step]:
@@ -218,7 +256,16 @@ def _claim_many(meter_ids, claim: str, *, wait: bool) -> dict[int, list[Step]]:
     return {meter_id: s for meter_id, s in steps.items() if s}
 
 
+def _publish_origins(commands) -> None:
+    """Progress of the origins among `commands` (a queryset about to change) after commit."""
+    for origin in (
+        commands.exclude(origin="").order_by().values_list("origin", flat=True).distinct()
+    ):
+        publish_commands(origin)
+
+
 def _expire(commands, now) -> int:
+    _publish_origins(commands)
     return commands.update(
         state=CommandState.EXPIRED,
         finished_at=now,
@@ -338,6 +385,8 @@ def _record(meters: dict, claim: str, outcomes: dict[int, list[Outcome]]) -> dic
                 changed.append(command)
         update_rows(MeterCommand, changed, RECORDED_FIELDS)
         audit.record_many(entries)
+        for origin in sorted({c.origin for c in changed if c.origin}):
+            publish_commands(origin)
         if relay_seen:
             record_relay_states(relay_seen)
             publish_status({"changed": "relay"})
@@ -383,7 +432,9 @@ def expire_commands(now=None) -> int:
         expired = _expire(
             MeterCommand.objects.filter(state=CommandState.QUEUED, expires_at__lte=now), now
         )
-        lost = MeterCommand.objects.filter(state=CommandState.SENT, expires_at__lte=now).update(
+        lost = MeterCommand.objects.filter(state=CommandState.SENT, expires_at__lte=now)
+        _publish_origins(lost)
+        lost = lost.update(
             state=CommandState.FAILED,
             finished_at=now,
             error_kind="Interrupted",
@@ -395,6 +446,7 @@ def expire_commands(now=None) -> int:
 __all__ = [
     "PRIORITY_EMERGENCY",
     "cancel_command",
+    "cancel_origin",
     "execute_command_batch",
     "execute_commands",
     "queue_command",

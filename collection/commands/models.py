@@ -56,6 +56,12 @@ class MeterCommand(models.Model):
     claim = models.CharField(
         max_length=64, blank=True, help_text="the task that sent it (a redelivery knows itself)"
     )
+    origin = models.CharField(
+        max_length=64,
+        blank=True,
+        db_index=True,
+        help_text="what asked for it beyond one person: bulk:<id>, schedule:<id>, prepaid:<id>",
+    )
     answer = models.JSONField(default=dict, blank=True, help_text="what the meter read back")
     error_kind = models.CharField(max_length=64, blank=True)
     error = models.TextField(blank=True)

@@ -6,6 +6,8 @@ from rest_framework import serializers
 
 from collection.models import CommandKind, MeterCommand
 
+from ..models import BulkCommand
+
 
 class CommandSerializer(serializers.ModelSerializer):
     meter_serial = serializers.CharField(source="meter.serial", read_only=True)
@@ -45,4 +47,81 @@ class CommandRequestSerializer(serializers.Serializer):
 
 
 class CancelSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+
+
+class BulkCommandSerializer(serializers.ModelSerializer):
+    """A bulk command as listed: what, for how many meters, chosen how, who decided."""
+
+    size = serializers.IntegerField(read_only=True)
+    requested_by = serializers.CharField(source="requested_by.username", default="", read_only=True)
+    decided_by = serializers.CharField(source="decided_by.username", default="", read_only=True)
+    cancelled_by = serializers.CharField(source="cancelled_by.username", default="", read_only=True)
+
+    class Meta:
+        model = BulkCommand
+        fields = [
+            "id",
+            "kind",
+            "size",
+            "target",
+            "reason",
+            "state",
+            "requested_by",
+            "created_at",
+            "decided_by",
+            "decided_at",
+            "cancelled_by",
+            "cancelled_at",
+        ]
+        read_only_fields = fields
+
+
+class SelectionSerializer(serializers.Serializer):
+    """Exactly one way of choosing the meters (loadcontrol/selection.py)."""
+
+    meters = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1),
+        required=False,
+        max_length=10_000,
+    )
+    node = serializers.IntegerField(min_value=1, max_value=2**63 - 1, required=False)
+    filter = serializers.DictField(
+        child=serializers.CharField(max_length=100), required=False, allow_empty=False
+    )
+
+
+class BulkRequestSerializer(SelectionSerializer):
+    kind = serializers.ChoiceField(choices=CommandKind.choices)
+    reason = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+    count = serializers.IntegerField(
+        min_value=0,
+        required=False,
+        help_text="the number of meters you confirmed (from preview); another number is 409",
+    )
+
+
+class BulkPreviewSerializer(serializers.Serializer):
+    """What a bulk request would do: the meters it is for, whether it waits for approval."""
+
+    count = serializers.IntegerField()
+    label = serializers.CharField()
+    needs_approval = serializers.BooleanField()
+    threshold = serializers.IntegerField()
+    sample = serializers.ListField(child=serializers.CharField())
+
+
+class BulkProgressSerializer(serializers.Serializer):
+    """Live figures of a bulk command: its state and its meter commands by state."""
+
+    id = serializers.IntegerField()
+    state = serializers.CharField()
+    state_label = serializers.CharField()
+    size = serializers.IntegerField()
+    total = serializers.IntegerField()
+    done = serializers.IntegerField()
+    counts = serializers.DictField(child=serializers.IntegerField())
+
+
+class DecisionSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")

@@ -6,4 +6,5 @@ from . import views
 
 router = ApiRouter()
 router.register("commands", views.CommandViewSet)
+router.register("bulk-commands", views.BulkCommandViewSet)
 urlpatterns = router.urls

@@ -14,8 +14,19 @@ from collection.commands.kinds import BadCommand
 from collection.models import MeterCommand
 from meters.models import Meter
 
-from .. import actions
-from .serializers import CancelSerializer, CommandRequestSerializer, CommandSerializer
+from .. import actions, selection
+from ..models import BulkCommand
+from .serializers import (
+    BulkCommandSerializer,
+    BulkPreviewSerializer,
+    BulkProgressSerializer,
+    BulkRequestSerializer,
+    CancelSerializer,
+    CommandRequestSerializer,
+    CommandSerializer,
+    DecisionSerializer,
+    SelectionSerializer,
+)
 
 
 class CommandViewSet(
@@ -74,3 +85,114 @@ class CommandViewSet(
         except NotCancellable as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         return Response(CommandSerializer(command).data)
+
+
+class BulkCommandViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """One command for many meters: a set of meters, a grid subtree or the meter list's filter.
+
+    `preview` says how many meters a request is for; `create` needs that `count` back (another
+    number, because the selection changed meanwhile, is 409 with the new count). Above
+    `AMI_COMMAND_APPROVAL_THRESHOLD` meters it waits until a second person approves it.
+    """
+
+    serializer_class = BulkCommandSerializer
+    permission_classes = [permissions.IsAuthenticated, ModelPermissions]
+    queryset = BulkCommand.objects.all()
+    filterset_fields = ["state", "kind"]
+    ordering_fields = ["created_at"]
+
+    def get_queryset(self):
+        action = "view" if self.action in ("list", "retrieve", "progress") else "change"
+        return BulkCommand.objects.restrict(self.request.user, action).select_related(
+            "requested_by", "decided_by", "cancelled_by"
+        )
+
+    def _selection(self, data):
+        return selection.choose(
+            self.request.user,
+            meters=data.get("meters"),
+            node=data.get("node"),
+            filters=data.get("filter"),
+        )
+
+    @extend_schema(request=SelectionSerializer, responses={200: BulkPreviewSerializer})
+    @action(detail=False, methods=["post"])
+    def preview(self, request):
+        """How many meters a selection is (nothing is queued): confirm it with `count`."""
+        serializer = SelectionSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            chosen = self._selection(serializer.validated_data)
+        except BadCommand as exc:
+            return Response({exc.field: [str(exc)]}, status=status.HTTP_400_BAD_REQUEST)
+        return Response(chosen.preview())
+
+    @extend_schema(
+        request=BulkRequestSerializer,
+        responses={201: BulkCommandSerializer, 409: BulkPreviewSerializer},
+    )
+    def create(self, request, *args, **kwargs):
+        """Request a bulk command: queued at once up to the threshold, else pending approval.
+        Connect, disconnect and ready-for-reconnection need a reason."""
+        serializer = BulkRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        try:
+            chosen = self._selection(data)
+            preview = chosen.preview()
+            if data.get("count") != preview["count"]:
+                return Response(
+                    {"detail": f"confirm the count: {preview['count']} meters", **preview},
+                    status=status.HTTP_409_CONFLICT,
+                )
+            bulk = actions.request_bulk(
+                chosen.for_request(),
+                data["kind"],
+                acting_user=request.user,
+                reason=data["reason"],
+                target=chosen.target,
+            )
+        except actions.NotAllowed as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_403_FORBIDDEN)
+        except BadCommand as exc:
+            return Response({exc.field: [str(exc)]}, status=status.HTTP_400_BAD_REQUEST)
+        return Response(BulkCommandSerializer(bulk).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={200: BulkProgressSerializer})
+    @action(detail=True, methods=["get"])
+    def progress(self, request, pk=None):
+        """The bulk command's state and how many of its commands are in each state."""
+        return Response(actions.bulk_progress(self.get_object()))
+
+    def _decide(self, decide, extra=lambda data: {}):
+        bulk = self.get_object()
+        serializer = DecisionSerializer(data=self.request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            decide(bulk, acting_user=self.request.user, **extra(serializer.validated_data))
+        except actions.Conflict as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        except actions.NotAllowed as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_403_FORBIDDEN)
+        bulk.refresh_from_db()
+        return Response(BulkCommandSerializer(bulk).data)
+
+    @extend_schema(request=DecisionSerializer, responses={200: BulkCommandSerializer})
+    @action(detail=True, methods=["post"])
+    def approve(self, request, pk=None):
+        """A second person approves a pending bulk command: its commands are queued (403 for
+        its requester or a role that may not send it, 409 once decided)."""
+        return self._decide(actions.approve_bulk)
+
+    @extend_schema(request=DecisionSerializer, responses={200: BulkCommandSerializer})
+    @action(detail=True, methods=["post"])
+    def reject(self, request, pk=None):
+        """A second person turns a pending bulk command down: nothing is queued."""
+        return self._decide(actions.reject_bulk, extra=lambda data: {"reason": data["reason"]})
+
+    @extend_schema(request=DecisionSerializer, responses={200: BulkCommandSerializer})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        """Stop a bulk command: pending, never queued; approved, what is still queued is
+        cancelled (sent commands finish). 409 when nothing is left to stop."""
+        return self._decide(actions.cancel_bulk, extra=lambda data: {"reason": data["reason"]})

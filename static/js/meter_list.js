@@ -6,5 +6,6 @@
     document.querySelectorAll("#meter-table input[name=meter]").forEach(function (box) { box.checked = all.checked; });
   });
   var everything = document.getElementById("all-filtered"), button = document.getElementById("bulk-submit");
+  if (!everything || !button) { return; }
   everything.addEventListener("change", function () { button.textContent = everything.checked ? "Add all matching" : "Add selected"; });
 })();

@@ -33,6 +33,8 @@ NOT_PAGES = {
     "collection:job-reread": "POST only",
     "vending:counter-action": "POST only",
     "loadcontrol:command-meter": "POST only (confirm page: tests/loadcontrol)",
+    "loadcontrol:bulk-new": "POST only (confirm page: tests/loadcontrol/test_bulk_pages.py)",
+    "loadcontrol:bulk-decide": "POST only",
     "vending:sale-action": "POST only",
     "vending:management-token": "POST only",
     "vending:receipt": "a PDF or text file",
@@ -62,6 +64,7 @@ class PageData:
     export: object
     sale: object
     account: object
+    bulk: object = None
 
 
 def url_names() -> list[tuple[str, str, bool]]:
@@ -111,6 +114,7 @@ def cases(data: PageData) -> dict[str, list[str]]:
         "reports:export-job": [reverse("reports:export-job", args=[data.export.pk])],
         "reports:query": [reverse("reports:query"), reverse("reports:query") + "?" + query],
         "portal:purchase": [reverse("portal:purchase", args=[data.sale.reference])],
+        "loadcontrol:bulk-detail": [reverse("loadcontrol:bulk-detail", args=[data.bulk.pk])],
     }
 
 
@@ -135,6 +139,7 @@ def make_page_data(world) -> PageData:
     """The demo-like data of the page tests: every meter state, runs, readings, a sale."""
     from collection.choices import ResultStatus, RunKind, RunStatus
     from collection.models import JobRun, MeterReadResult, ReadJob
+    from loadcontrol.models import BulkCommand
     from reports.models import ExportJob, ExportStatus
     from tests.dashboard._data import ingest_days, ingest_reads, ingest_some_events
     from tests.pages.fleet import meters_in_every_state
@@ -187,7 +192,12 @@ def make_page_data(world) -> PageData:
     sale = vending_actions.sell(
         vend.account_a, Decimal("173.90"), acting_user=vend.clerk_a, shift=shift
     )
-    return PageData(world, meters, partial, on_demand, job, export, sale, vend.account_a)
+    bulk = BulkCommand.objects.create(
+        organisation=world.org_a, kind="disconnect", reason="Feeder works, planned outage",
+        meter_ids=[m.pk for m in world.grid_a.meters], requested_by=world.operator_a,
+        target={"by": "node", "label": f"Transformer {world.grid_a.transformer.code} and below"},
+    )  # fmt: skip
+    return PageData(world, meters, partial, on_demand, job, export, sale, vend.account_a, bulk)
 
 
 def place_on_map(world) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 PROCFILE_MARKERS = {
     "web": "amisite.serve",
     "worker": "worker",
-    "beat": "beat",
+    "beat": "amisite.beat",
     "simulator": "simulate_meters",
     "push": "listen_push",
 }

@@ -245,6 +245,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBIL
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Record each entry's last run right after sending it: a standby that takes over (amisite/beat.py)
+# neither sends a slot again nor skips one.
+CELERY_BEAT_SYNC_EVERY = 1
 # Static entries (django-celery-beat copies them into its tables at start).
 CELERY_BEAT_SCHEDULE = {
     "meters-maintain-partitions": {

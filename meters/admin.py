@@ -144,7 +144,7 @@ class MeterAdmin(EndpointOwnerAdmin):
     list_select_related = ("endpoint", "meter_model", "organisation", "service_point")
     list_filter = ("status", "endpoint__protocol", "meter_model")
     search_fields = ("serial", "service_point__code")
-    raw_id_fields = ("service_point", "concentrator")
+    raw_id_fields = ("service_point", "concentrator", "check_node")
 
 
 @admin.register(Customer)

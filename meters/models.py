@@ -41,6 +41,8 @@ from .store.quality import COLUMNS_PER_GROUP
 from .validators import validate_obis
 
 LATITUDE = [MinValueValidator(-90), MaxValueValidator(90)]
+# Grid levels a check meter may measure (energy balance and line loss).
+CHECKED_KINDS = (NodeKind.FEEDER, NodeKind.TRANSFORMER)
 LONGITUDE = [MinValueValidator(-180), MaxValueValidator(180)]
 
 
@@ -557,6 +559,17 @@ class Meter(EndpointOwner):
     concentrator = models.ForeignKey(
         DataConcentrator, null=True, blank=True, on_delete=models.PROTECT, related_name="meters"
     )
+    check_node = models.ForeignKey(
+        GridNode,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="check_meters",
+        limit_choices_to={"kind__in": CHECKED_KINDS},
+        verbose_name="check meter of",
+        help_text="the feeder or transformer whose incoming energy this meter measures "
+        "(energy balance); such a meter serves no service point",
+    )
     # Denormalised from the service point (or set for meters in stock): scoping is one filter.
     organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+")
     latitude = models.DecimalField(
@@ -588,6 +601,17 @@ class Meter(EndpointOwner):
         super().clean()
         if self.service_point_id and self.service_point.kind != NodeKind.SERVICE_POINT:
             raise ValidationError({"service_point": "A meter serves a service point."})
+        if self.check_node_id:
+            if self.check_node.kind not in CHECKED_KINDS:
+                raise ValidationError({"check_node": "A check meter measures a feeder or a "
+                                       "transformer."})  # fmt: skip
+            if self.service_point_id:
+                raise ValidationError(
+                    {
+                        "check_node": "A check meter serves no service point: its energy would "
+                        "be counted on both sides of the balance."
+                    }  # fmt: skip
+                )
         if self.client_system_title and not _is_hex(self.client_system_title, 8):
             raise ValidationError({"client_system_title": "A system title is 8 bytes in hex."})
         if self.transport == Transport.CONCENTRATOR and not self.concentrator_id:
@@ -596,6 +620,8 @@ class Meter(EndpointOwner):
     def save(self, *args, **kwargs):
         if self.service_point_id:
             self.organisation_id = self.service_point.organisation_id
+        elif self.check_node_id:
+            self.organisation_id = self.check_node.organisation_id
         super().save(*args, **kwargs)
 
     @property

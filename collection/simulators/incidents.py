@@ -166,9 +166,49 @@ class DemoFleet:
     roles: dict[str, DemoRole] = field(default_factory=dict)  # serial -> role
 
 
+# The demo grid (meters/demo.py): 3 meters per transformer, 2 transformers per feeder, in
+# serial order; each transformer and feeder has a check meter (tests/meters/test_demo.py
+# keeps these in step with the demo's grid).
+POINTS_PER_TRANSFORMER, TRANSFORMERS_PER_FEEDER = 3, 2
+TRANSFORMER_LOSS = dict(load_loss_permille=30, no_load_wh=10)  # 3 % + 40 W iron loss
+FEEDER_LOSS = dict(load_loss_permille=12)  # the 11 kV line: 1.2 %
+# Transformers (by index) with an unmetered load: NS1F2T1 (meters 7-9, 8 has its cover
+# opened) and SS2F1T1 (meters 37-39).
+UNMETERED = {2: 5000, 12: 5000}
+
+
+def demo_check_meters(count: int, first_serial: int = 90000001) -> list[tuple[str, str, int]]:
+    """The demo's check meters after its `count` meters: (serial, "transformer" or
+    "feeder", index of the first meter below it), registered in `model.CHECK_METERS`.
+
+    Per feeder: its transformers' check meters, then its own (which measures theirs plus
+    the line's loss). Serials follow the meters' (`first_serial + count + i`)."""
+    per_feeder = POINTS_PER_TRANSFORMER * TRANSFORMERS_PER_FEEDER
+    out = []
+    serial = first_serial + count
+    for f in range(count // per_feeder):
+        checks = []
+        for t in range(TRANSFORMERS_PER_FEEDER):
+            first = f * per_feeder + t * POINTS_PER_TRANSFORMER
+            below = tuple(str(first_serial + first + p) for p in range(POINTS_PER_TRANSFORMER))
+            index = f * TRANSFORMERS_PER_FEEDER + t
+            model.CHECK_METERS[str(serial)] = model.CheckMeter(
+                below, **TRANSFORMER_LOSS, unmetered_wh_per_day=UNMETERED.get(index, 0)
+            )
+            out.append((str(serial), "transformer", first))
+            checks.append(str(serial))
+            serial += 1
+        model.CHECK_METERS[str(serial)] = model.CheckMeter(tuple(checks), **FEEDER_LOSS)
+        out.append((str(serial), "feeder", f * per_feeder))
+        serial += 1
+    return out
+
+
 def demo_fleet(count: int, anchor: datetime, *, first_serial: int = 90000001) -> DemoFleet:
-    """`count` meters (default TEST keys) with the demo's roles applied by index."""
+    """`count` meters (default TEST keys) with the demo's roles applied by index, then the
+    check meters of their transformers and feeders (`demo_check_meters`)."""
     meters = [SimulatedMeter(serial=str(first_serial + i)) for i in range(count)]
+    meters += [SimulatedMeter(serial=s) for s, _level, _i in demo_check_meters(count, first_serial)]
     roles = {}
     for role in DEMO_ROLES:
         if role.index >= count:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
@@ -173,7 +174,47 @@ def meter_parameters(serial: str) -> dict[int, tuple[int, int, str]]:
     }
 
 
+@dataclass(frozen=True)
+class CheckMeter:
+    """A check meter (at a transformer or a feeder head): it measures what the meters `below`
+    take (customer meters, or the check meters of the transformers below a feeder) plus the
+    losses on the way, so an energy balance of the simulated fleet has real figures.
+
+    Import = sum of the import below * (1000 + load_loss_permille) / 1000 + no-load loss per
+    interval + an unmetered load (an illegal connection with the evening load shape);
+    export = sum of the export below * (1000 - load_loss_permille) / 1000 (solar export
+    loses on its way back). Both stay exact integer cumulative functions, so registers equal
+    the sum of the intervals as for every simulated meter."""
+
+    below: tuple[str, ...]
+    load_loss_permille: int = 0
+    no_load_wh: int = 0
+    unmetered_wh_per_day: int = 0
+
+
+# serial -> its check meter rule; filled by the demo fleet (`incidents.demo_fleet`) and by
+# anything that must compute the same values (the demo's registration, tests).
+CHECK_METERS: dict[str, CheckMeter] = {}
+
+
+def _check_cum(check: CheckMeter, channel: int, k: int) -> int:
+    below = sum(_raw_cum(s, channel, k) for s in check.below)
+    if channel == 1:
+        unmetered = 7 * check.unmetered_wh_per_day * _shape_cum("load", k)
+        return (
+            below * (1000 + check.load_loss_permille) // 1000
+            + check.no_load_wh * k
+            + unmetered // _SHAPES["load"][_WEEK]
+        )
+    if channel == 2:
+        return below * (1000 - check.load_loss_permille) // 1000
+    return below
+
+
 def _raw_cum(serial: str, channel: int, k: int) -> int:
+    check = CHECK_METERS.get(serial)
+    if check is not None:
+        return _check_cum(check, channel, k)
     base, weekly, kind = meter_parameters(serial)[channel]
     table = _SHAPES[kind]
     noise = _h(serial, 100 + channel, k) % (base + 1) if base else 0

@@ -12,6 +12,7 @@ from accounts.models import Organisation
 from .. import obis
 from ..choices import NodeKind
 from ..models import (
+    CHECKED_KINDS,
     Channel,
     Customer,
     DataConcentrator,
@@ -235,11 +236,18 @@ class MeterSerializer(CommSettingsSerializer):
     concentrator = ScopedRelatedField(
         queryset=DataConcentrator.objects.all(), action="view", allow_null=True, required=False
     )
+    check_node = ScopedRelatedField(
+        queryset=GridNode.objects.filter(kind__in=CHECKED_KINDS),
+        action="change",
+        allow_null=True,
+        required=False,
+        help_text="a check meter's feeder or transformer (energy balance)",
+    )
     organisation = ScopedRelatedField(
         queryset=Organisation.objects.all(),
         action="view",
         required=False,
-        help_text="taken from the service point when there is one",
+        help_text="taken from the service point (or a check meter's node) when there is one",
     )
 
     class Meta:
@@ -257,6 +265,7 @@ class MeterSerializer(CommSettingsSerializer):
             "status",
             "service_point",
             "concentrator",
+            "check_node",
             "organisation",
             "latitude",
             "longitude",
@@ -265,8 +274,11 @@ class MeterSerializer(CommSettingsSerializer):
 
     def validate(self, attrs):
         service_point = attrs.get("service_point", getattr(self.instance, "service_point", None))
+        check_node = attrs.get("check_node", getattr(self.instance, "check_node", None))
         if service_point is not None:
             attrs["organisation"] = service_point.organisation
+        elif check_node is not None:
+            attrs["organisation"] = check_node.organisation
         elif not attrs.get("organisation") and not getattr(self.instance, "organisation_id", None):
             raise serializers.ValidationError(
                 {"organisation": "A meter without a service point needs an organisation."}

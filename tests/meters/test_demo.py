@@ -1,5 +1,7 @@
 """The demo of `make run`: two organisations, each seeing only its own grid and meters."""
 
+from datetime import UTC, datetime
+
 import pytest
 from django.core.management import call_command
 from django.test import Client
@@ -12,6 +14,7 @@ from meters.demo import DEMO_LOGINS, load_demo
 from meters.models import Meter
 
 pytestmark = pytest.mark.django_db
+T0 = datetime(2026, 6, 1, tzinfo=UTC)
 
 
 def test_demo_loads_two_separate_organisations():
@@ -20,7 +23,7 @@ def test_demo_loads_two_separate_organisations():
     south = User.objects.get(username="south-operator")
     north_meters = set(Meter.objects.restrict(north).values_list("serial", flat=True))
     south_meters = set(Meter.objects.restrict(south).values_list("serial", flat=True))
-    assert len(north_meters) == len(south_meters) == 24
+    assert len(north_meters) == len(south_meters) == 24 + 12  # 8 transformer, 4 feeder checks
     assert not north_meters & south_meters
     web = Client()
     signed_in = web.post("/login/", {"username": "north-operator", "password": "demo-north-pass"})
@@ -37,7 +40,7 @@ def test_load_demo_is_idempotent(capsys):
     call_command("load_demo")
     call_command("load_demo")
     assert "already has data" in capsys.readouterr().out
-    assert Meter.objects.count() == 48
+    assert Meter.objects.count() == 48 + 24
 
 
 def test_demo_schedules_a_read_job_per_region():
@@ -51,17 +54,40 @@ def test_demo_schedules_a_read_job_per_region():
 
 
 def test_demo_meters_are_registered_at_their_simulated_addresses():
-    """One listener serves the fleet: meter i (serial 90000001 + i) is logical device i + 1."""
-    from collection.simulators.dlms_fleet import make_meters
+    """One listener serves the fleet: meter i (serial 90000001 + i) is logical device i + 1,
+    the check meters of transformers and feeders follow."""
+    from collection.simulators.incidents import demo_fleet
     from meters.demo import DEMO_METERS, SIM_FIRST_SERIAL
 
     load_demo()
-    simulated = make_meters(DEMO_METERS, first_serial=SIM_FIRST_SERIAL)  # as simulate_meters
+    simulated = demo_fleet(DEMO_METERS, T0, first_serial=SIM_FIRST_SERIAL).meters  # as make run
     address = {m.serial: i + 1 for i, m in enumerate(simulated)}
     meters = list(Meter.objects.all())
-    assert len(meters) == DEMO_METERS
+    assert len(meters) == len(simulated) == DEMO_METERS + 24
     for meter in meters:
         assert meter.dlms_server_address == address[meter.serial]
+
+
+def test_demo_check_meters_measure_their_nodes_as_the_simulator_computes_them():
+    """Each transformer and feeder has one check meter; the simulator's value of a
+    transformer's check meter is what the meters below take plus losses (import > sum)."""
+    from collection.simulators import model
+    from collection.simulators.incidents import POINTS_PER_TRANSFORMER, TRANSFORMERS_PER_FEEDER
+    from meters.demo import POINTS, TRANSFORMERS
+    from meters.models import GridNode
+
+    assert (POINTS_PER_TRANSFORMER, TRANSFORMERS_PER_FEEDER) == (POINTS, TRANSFORMERS)
+    load_demo()
+    for node in GridNode.objects.filter(kind__in=["feeder", "transformer"]):
+        checks = list(node.check_meters.all())
+        assert len(checks) == 1 and checks[0].organisation_id == node.organisation_id
+        rule = model.CHECK_METERS[checks[0].serial]
+        below = Meter.objects.filter(service_point__path__startswith=node.path)
+        if node.kind == "transformer":
+            assert set(rule.below) == set(below.values_list("serial", flat=True))
+        day = model.INTERVALS_PER_DAY * 700
+        taken = sum(model.cumulative(s, 1, day) for s in below.values_list("serial", flat=True))
+        assert model.cumulative(checks[0].serial, 1, day) > taken
 
 
 def test_demo_offers_both_profile_styles_in_step_with_the_simulator():
@@ -85,7 +111,7 @@ def test_demo_offers_both_profile_styles_in_step_with_the_simulator():
         m.dlms_server_address: m.meter_model.channels.get(obis="1-0:1.8.0*255", kind="profile")
         for m in Meter.objects.filter(meter_model__name="DLMS-3P-IDIS")
     }
-    assert sorted(styles) == list(range(CUMULATIVE_EVERY, 49, CUMULATIVE_EVERY))
+    assert sorted(styles) == list(range(CUMULATIVE_EVERY, 73, CUMULATIVE_EVERY))
     assert {c.accumulation for c in styles.values()} == {"cumulative"}
 
 

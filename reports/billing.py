@@ -44,7 +44,7 @@ from meters.store.interval_energy import energy_codes, energy_series, interval_s
 from meters.store.quality import Quality
 from meters.store.query import select_meters
 
-from .exporters.table import csv_lines, write_xlsx
+from .exporters.table import csv_lines, report_cell, write_xlsx
 
 ENERGY_D, DEMAND_D = 8, 6
 ACTUAL, ESTIMATED, SUBSTITUTED = "actual", "estimated", "substituted"
@@ -381,16 +381,7 @@ def meters_for(user, *, node: GridNode | None = None, sort: str = "serial"):
     return meters.select_related("service_point", "meter_model").order_by(order, "serial")
 
 
-def cell(key: str, row: dict):
-    """A cell for CSV/XLSX: decimals exact, times in the local zone, booleans as yes/no."""
-    value = row[key]
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, datetime):
-        return value.astimezone(local_zone()).isoformat()
-    return value
+cell = report_cell
 
 
 def rows_of(results: Iterable[MeterDeterminants]) -> Iterator[dict]:

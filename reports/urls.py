@@ -23,5 +23,11 @@ urlpatterns = [
     ),
     path("reports/collection/", views.CollectionReportView.as_view(), name="collection"),
     path("reports/billing/", views.BillingReportView.as_view(), name="billing"),
+    path("reports/energy-balance/", views.EnergyBalanceView.as_view(), name="balance"),
+    path(
+        "reports/energy-balance/<int:pk>/",
+        views.EnergyBalanceNodeView.as_view(),
+        name="balance-node",
+    ),
     path("vending/reports/", views.VendingReportsView.as_view(), name="vending"),
 ]

@@ -25,7 +25,7 @@ from meters.models import GridNode, Meter
 from meters.store import query
 from vending.models import Sale
 
-from . import actions, billing, collection, exporters, vending
+from . import actions, balance, billing, charts, collection, exporters, vending
 from .building import export_title
 from .exporters import FORMATS
 from .forms import DataQueryForm
@@ -360,18 +360,144 @@ class BillingReportView(ScopedViewMixin, TemplateView):
 
     def export(self, export, fmt, period):
         filename = f"billing-determinants-{period.label}.{fmt}"
-        content_type = FORMATS[fmt][0]
         if fmt == "csv":
-            response = StreamingHttpResponse(export.csv_lines(), content_type=content_type)
+            response = StreamingHttpResponse(export.csv_lines(), content_type=FORMATS["csv"][0])
             response["Content-Disposition"] = f'attachment; filename="{filename}"'
             return response
-        handle, path = tempfile.mkstemp(suffix=".xlsx", prefix="ami-billing-")
-        os.close(handle)
-        try:
-            export.write_xlsx(path)
-            stream = open(path, "rb")  # noqa: SIM115 (FileResponse closes it)
-        finally:
-            os.unlink(path)
-        return FileResponse(
-            stream, as_attachment=True, filename=filename, content_type=content_type
+        return _file_response(export.write_xlsx, filename, fmt)
+
+
+def _period_or_error(get) -> tuple[billing.Period, str]:
+    """The period asked for (`month` or `from`/`to`), else last month with a message."""
+    try:
+        return billing.Period.parse(get.get("month"), get.get("from"), get.get("to")), ""
+    except ValueError as exc:
+        return billing.Period.parse(None, None, None), f"Bad period: {exc}; showing last month."
+
+
+def _file_response(write, filename: str, fmt: str):
+    """Write an XLSX through `write(path)` to a temporary file and send it."""
+    handle, path = tempfile.mkstemp(suffix=f".{fmt}", prefix="ami-report-")
+    os.close(handle)
+    try:
+        write(path)
+        stream = open(path, "rb")  # noqa: SIM115 (FileResponse closes it)
+    finally:
+        os.unlink(path)
+    return FileResponse(stream, as_attachment=True, filename=filename, content_type=FORMATS[fmt][0])
+
+
+def _table_export(fmt: str, title: str, columns, rows, filename: str):
+    if fmt == "csv":
+        response = StreamingHttpResponse(
+            balance.csv_export(columns, rows), content_type=FORMATS["csv"][0]
         )
+        response["Content-Disposition"] = f'attachment; filename="{filename}.csv"'
+        return response
+    return _file_response(
+        lambda path: balance.xlsx_export(path, title, columns, rows), f"{filename}.xlsx", "xlsx"
+    )
+
+
+class EnergyBalanceView(ScopedViewMixin, TemplateView):
+    """Energy balance and line loss of every feeder and transformer in scope for a period:
+    check meters' input vs the downstream meters' delivered energy; CSV/XLSX."""
+
+    model = GridNode
+    template_name = "reports/balance.html"
+    page_size = 50
+
+    def get(self, request, *args, **kwargs):
+        get = request.GET
+        period, error = _period_or_error(get)
+        kind = get.get("kind") if get.get("kind") in (NodeKind.FEEDER, NodeKind.TRANSFORMER) else ""
+        nodes = balance.nodes_for(request.user, kind=kind or None)
+        fmt = get.get("format")
+        if fmt in ("csv", "xlsx"):
+            results = balance.balances(request.user, nodes, period)
+            audit.record(
+                "export",
+                user=request.user,
+                detail=f"energy balance {fmt}, {period.first} to {period.last}, "
+                f"{len(results)} nodes",
+            )
+            return _table_export(
+                fmt, "Energy balance", balance.LIST_COLUMNS, balance.list_rows(results),
+                f"energy-balance-{period.label}",
+            )  # fmt: skip
+        page = Paginator(nodes, self.page_size).get_page(get.get("page"))
+        params = get.copy()
+        params.pop("page", None)
+        export = get.copy()
+        for key in ("page", "format"):
+            export.pop(key, None)
+        context = {
+            "period": period, "error": error, "kind": kind, "page": page,
+            "results": balance.balances(request.user, page.object_list, period),
+            "query_string": params.urlencode(), "export_query": export.urlencode(),
+            "month": f"{period.first:%Y-%m}", "alert": balance.alert_percent(),
+        }  # fmt: skip
+        return self.render_to_response(self.get_context_data(**context))
+
+
+class EnergyBalanceNodeView(ScopedViewMixin, DetailView):
+    """One feeder or transformer: its balance per interval, day or month with a graph, the
+    technical/non-technical hints, and the drill-down (transformers, meters); CSV/XLSX."""
+
+    model = GridNode
+    template_name = "reports/balance_node.html"
+    context_object_name = "node"
+    shares_shown = 50
+
+    def get_queryset(self):
+        return super().get_queryset().filter(kind__in=(NodeKind.FEEDER, NodeKind.TRANSFORMER))
+
+    def get(self, request, *args, **kwargs):
+        node = self.object = self.get_object()
+        get = request.GET
+        period, error = _period_or_error(get)
+        resolution = (
+            get.get("resolution") if get.get("resolution") in balance.RESOLUTIONS else "day"
+        )
+        try:
+            result = balance.node_balance(request.user, node, period, resolution)
+        except ValueError as exc:
+            error = f"{exc}; showing days."
+            resolution = "day"
+            result = balance.node_balance(request.user, node, period, resolution)
+        fmt = get.get("format")
+        if fmt in ("csv", "xlsx"):
+            audit.record(
+                "export",
+                user=request.user,
+                detail=f"energy balance {fmt}, {node.code}, {resolution}, "
+                f"{period.first} to {period.last}",
+            )
+            return _table_export(
+                fmt, f"Energy balance {node.code}", balance.BUCKET_COLUMNS,
+                balance.bucket_rows(result), f"energy-balance-{node.code}-{period.label}",
+            )  # fmt: skip
+        labels = [balance.short_label(b, resolution, period) for b in result.buckets]
+        chart = charts.line_chart(
+            f"Energy balance of {node.code}",
+            labels,
+            [
+                charts.Series(
+                    "input (check meters)", "series-a", [b.input for b in result.buckets]
+                ),
+                charts.Series(
+                    "delivered (meters below)", "series-b", [b.delivered for b in result.buckets]
+                ),  # fmt: skip
+                charts.Series("loss", "series-c", [b.loss for b in result.buckets]),
+            ],
+            "Wh",
+        )
+        export = get.copy()
+        export.pop("format", None)
+        context = {
+            "period": period, "error": error, "resolution": resolution, "result": result,
+            "chart": chart, "resolutions": balance.RESOLUTIONS,
+            "month": f"{period.first:%Y-%m}", "export_query": export.urlencode(),
+            "shares": result.shares[: self.shares_shown], "alert": balance.alert_percent(),
+        }  # fmt: skip
+        return self.render_to_response(self.get_context_data(**context))

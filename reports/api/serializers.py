@@ -65,3 +65,50 @@ class BillingPageSerializer(serializers.Serializer):
     previous = serializers.URLField(allow_null=True)
     threshold = serializers.CharField()
     results = BillingMeterSerializer(many=True)
+
+
+class BalanceBucketSerializer(serializers.Serializer):
+    """An interval, day, month or the whole period: energies in Wh as exact decimal strings."""
+
+    bucket = serializers.CharField()
+    input_wh = serializers.CharField(allow_null=True, help_text="the check meters' net energy")
+    delivered_wh = serializers.CharField(allow_null=True, help_text="the meters below, net")
+    loss_wh = serializers.CharField(allow_null=True)
+    loss_percent = serializers.CharField(allow_null=True, help_text="null when incomplete")
+    complete = serializers.BooleanField()
+
+
+class BalanceNodeSerializer(serializers.Serializer):
+    """A feeder's or transformer's energy balance over the period."""
+
+    id = serializers.IntegerField()
+    code = serializers.CharField()
+    kind = serializers.CharField(help_text="feeder or transformer")
+    name = serializers.CharField()
+    check_meters = serializers.ListField(child=serializers.CharField())
+    meters = serializers.IntegerField(help_text="meters below the node in scope")
+    total = BalanceBucketSerializer()
+    flags = serializers.ListField(child=serializers.CharField())
+
+
+class BalancePageSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = BalanceNodeSerializer(many=True)
+
+
+class MeterShareSerializer(serializers.Serializer):
+    serial = serializers.CharField()
+    delivered_wh = serializers.CharField()
+    share_percent = serializers.CharField(allow_null=True)
+    share_loss_correlation = serializers.FloatField(allow_null=True)
+    flags = serializers.ListField(child=serializers.CharField())
+
+
+class BalanceDetailSerializer(BalanceNodeSerializer):
+    resolution = serializers.CharField()
+    buckets = BalanceBucketSerializer(many=True)
+    hints = serializers.ListField(child=serializers.CharField())
+    children = BalanceNodeSerializer(many=True, help_text="a feeder's transformers")
+    meter_shares = MeterShareSerializer(many=True)

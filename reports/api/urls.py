@@ -7,4 +7,10 @@ from . import views
 urlpatterns = [
     path("vending/reports/<slug:slug>/", views.ReportView.as_view(), name="vending-report"),
     path("reports/billing/", views.BillingView.as_view(), name="reports-billing"),
+    path("reports/energy-balance/", views.BalanceListView.as_view(), name="reports-balance"),
+    path(
+        "reports/energy-balance/<int:pk>/",
+        views.BalanceNodeView.as_view(),
+        name="reports-balance-node",
+    ),
 ]

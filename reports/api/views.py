@@ -10,10 +10,18 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from amisite.pagination import Pagination
+from meters.choices import NodeKind
 from meters.models import GridNode
 
-from .. import billing, vending
-from .serializers import BillingMeterSerializer, BillingPageSerializer, ReportSerializer
+from .. import balance, billing, vending
+from .serializers import (
+    BalanceDetailSerializer,
+    BalanceNodeSerializer,
+    BalancePageSerializer,
+    BillingMeterSerializer,
+    BillingPageSerializer,
+    ReportSerializer,
+)
 
 
 class ReportPermission(permissions.BasePermission):
@@ -114,3 +122,87 @@ class BillingView(APIView):
         response = paginator.get_paginated_response(BillingMeterSerializer(data, many=True).data)
         response.data["threshold"] = str(billing.max_estimated_share())
         return response
+
+
+class BalancePermission(permissions.BasePermission):
+    """The energy balance reads the grid and meters: `meters.view_gridnode` and
+    `meters.view_meter` (nodes and meters out of scope count nowhere)."""
+
+    def has_permission(self, request, view):
+        return request.user.has_perm("meters.view_gridnode") and request.user.has_perm(
+            "meters.view_meter"
+        )
+
+
+PERIOD_PARAMETERS = [
+    OpenApiParameter("month", str, description="YYYY-MM; default: last month"),
+    OpenApiParameter("from", str, description="first local day (ISO)"),
+    OpenApiParameter("to", str, description="last local day (ISO)"),
+]
+
+
+def _period(request) -> billing.Period:
+    get = request.GET
+    try:
+        return billing.Period.parse(get.get("month"), get.get("from"), get.get("to"))
+    except ValueError as exc:
+        raise ValidationError({"month": [str(exc)]}) from None
+
+
+class BalanceListView(APIView):
+    """Energy balance of every feeder and transformer in scope over a period (local days):
+    the check meters' net input, the downstream meters' net delivered energy, loss and loss %
+    (over complete days only), flags. `kind` narrows to feeders or transformers; paged."""
+
+    permission_classes = [permissions.IsAuthenticated, BalancePermission]
+
+    @extend_schema(
+        parameters=[
+            *PERIOD_PARAMETERS,
+            OpenApiParameter("kind", str, enum=[NodeKind.FEEDER, NodeKind.TRANSFORMER]),
+            OpenApiParameter("page", int),
+            OpenApiParameter("page_size", int),
+        ],
+        responses=BalancePageSerializer,
+        operation_id="reports_energy_balance_list",
+    )
+    def get(self, request):
+        period = _period(request)
+        kind = request.GET.get("kind") or None
+        if kind is not None and kind not in (NodeKind.FEEDER, NodeKind.TRANSFORMER):
+            raise ValidationError({"kind": ["feeder or transformer"]})
+        nodes = balance.nodes_for(request.user, kind=kind)
+        paginator = Pagination()
+        page = paginator.paginate_queryset(nodes, request, view=self)
+        data = [balance.as_json(b) for b in balance.balances(request.user, page, period)]
+        return paginator.get_paginated_response(BalanceNodeSerializer(data, many=True).data)
+
+
+class BalanceNodeView(APIView):
+    """One feeder or transformer: its balance per `resolution` (day, month, or interval for
+    at most 31 days), technical/non-technical hints, a feeder's transformers and every meter
+    below with its share and how that share moves with the loss. Out of scope: 404."""
+
+    permission_classes = [permissions.IsAuthenticated, BalancePermission]
+    queryset = GridNode.objects.filter(kind__in=(NodeKind.FEEDER, NodeKind.TRANSFORMER))
+
+    @extend_schema(
+        parameters=[
+            *PERIOD_PARAMETERS,
+            OpenApiParameter("resolution", str, enum=list(balance.RESOLUTIONS)),
+        ],
+        responses=BalanceDetailSerializer,
+    )
+    def get(self, request, pk):
+        period = _period(request)
+        node = self.queryset.restrict(request.user, "view").filter(pk=pk).first()
+        if node is None:
+            raise NotFound("no such feeder or transformer")
+        resolution = request.GET.get("resolution", "day")
+        if resolution not in balance.RESOLUTIONS:
+            raise ValidationError({"resolution": [", ".join(balance.RESOLUTIONS)]})
+        try:
+            result = balance.node_balance(request.user, node, period, resolution)
+        except ValueError as exc:
+            raise ValidationError({"resolution": [str(exc)]}) from None
+        return Response(BalanceDetailSerializer(balance.as_json(result, detail=True)).data)

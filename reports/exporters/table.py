@@ -9,6 +9,7 @@ built in memory, one dict per row. Both go out through `amisite.tabular` (`CsvWr
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime
 from io import StringIO
 
 from django.http import HttpResponse
@@ -17,6 +18,7 @@ from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Font
 
 from amisite.tabular import CsvWriter, csv_line, xlsx_row
+from meters.store.days import local_zone
 
 from . import FORMATS
 
@@ -25,6 +27,19 @@ Columns = Sequence[tuple[str, str]]
 
 def _as_is(key: str, row: dict):
     return row[key]
+
+
+def report_cell(key: str, row: dict):
+    """A machine-readable cell: decimals exact, times ISO in the utility's zone, booleans
+    yes/no, nothing as empty."""
+    value = row[key]
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, datetime):
+        return value.astimezone(local_zone()).isoformat()
+    return value
 
 
 def to_csv(columns: Columns, rows: Iterable[dict], value: Callable = _as_is) -> str:

@@ -115,6 +115,15 @@ def cases(data: PageData) -> dict[str, list[str]]:
         "reports:query": [reverse("reports:query"), reverse("reports:query") + "?" + query],
         "portal:purchase": [reverse("portal:purchase", args=[data.sale.reference])],
         "loadcontrol:bulk-detail": [reverse("loadcontrol:bulk-detail", args=[data.bulk.pk])],
+        "reports:balance": [
+            reverse("reports:balance"),
+            reverse("reports:balance") + f"?from={day}&to={day}",
+        ],
+        "reports:balance-node": [
+            reverse("reports:balance-node", args=[data.world.grid_a.feeder.pk]),
+            reverse("reports:balance-node", args=[data.world.grid_a.transformer.pk])
+            + f"?resolution=interval&from={day}&to={day}",
+        ],
     }
 
 

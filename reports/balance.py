@@ -39,7 +39,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import connection
+from django.db import connections, router
 from django.db.models import Count, Sum
 
 from meters.choices import ChannelKind, NodeKind
@@ -415,7 +415,7 @@ def _interval_sums(meters: list[Meter], start: datetime, end: datetime) -> dict[
     for channel in channels:
         sign = codes[channel.obis]
         group = by_model[channel.meter_model_id]
-        if connection.vendor == "postgresql" and not is_cumulative(channel):
+        if _store_connection().vendor == "postgresql" and not is_cumulative(channel):
             rows = _summed_column(group, channel, start, end)
         else:
             rows = _derived_column(group, channel, start, end)
@@ -425,6 +425,11 @@ def _interval_sums(meters: list[Meter], start: datetime, end: datetime) -> dict[
             if sign > 0:
                 cell[1] += count
     return out
+
+
+def _store_connection():
+    """The store's database for reading (the replica while a report request reads from it)."""
+    return connections[router.db_for_read(IntervalReading)]
 
 
 _COLUMN_SUM_SQL = """
@@ -441,7 +446,7 @@ def _summed_column(meters, channel, start, end) -> Iterable[tuple[datetime, Deci
         table=IntervalReading._meta.db_table,
         meters=Meter._meta.db_table,
     )
-    with connection.cursor() as cursor:
+    with _store_connection().cursor() as cursor:
         cursor.execute(sql, [[m.pk for m in meters], channel.profile_group, start, end])
         return [(ts, total or 0, count) for ts, total, count in cursor.fetchall()]
 

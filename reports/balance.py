@@ -50,7 +50,6 @@ from meters.store.interval_energy import energy_codes, energy_series, is_cumulat
 from meters.store.models import IntervalReading
 
 from .billing import Period
-from .exporters.table import csv_lines, report_cell, write_xlsx
 
 IMPORT, EXPORT = "1-0:1.8.0*255", "1-0:2.8.0*255"
 RESOLUTIONS = ("day", "month", "interval")
@@ -81,7 +80,7 @@ def quantity_codes() -> dict[str, int]:
     }
 
 
-def _plain(value: Decimal) -> Decimal:
+def plain(value: Decimal) -> Decimal:
     """`value` without trailing zeros and never in exponent form (19488.000000 -> 19488)."""
     if value == value.to_integral_value():
         return value.quantize(Decimal(1))
@@ -207,7 +206,7 @@ def _daily_sides(meters, key: str, first: date, last: date) -> dict[tuple[int, d
             continue
         side = out[(node, day)]
         sign, scaler = channels[channel]
-        side.net += sign * _plain(Decimal(total).scaleb(scaler) * ct * vt)
+        side.net += sign * plain(Decimal(total).scaleb(scaler) * ct * vt)
         if sign > 0:
             side.meters += meters_
             side.intervals += intervals
@@ -399,7 +398,7 @@ def meter_shares(user, node: GridNode, daily: NodeBalance, period: Period) -> li
     return sorted(out, key=lambda s: (not s.flags, s.correlation is None, s.correlation or 0))
 
 
-def _interval_sums(meters: list[Meter], start: datetime, end: datetime) -> dict[datetime, list]:
+def interval_totals(meters: list[Meter], start: datetime, end: datetime) -> dict[datetime, list]:
     """{interval end: [net Wh, meters with an import value]} over `meters` (ratios applied).
 
     Interval channels on PostgreSQL: one statement per channel summing over the meters;
@@ -421,7 +420,7 @@ def _interval_sums(meters: list[Meter], start: datetime, end: datetime) -> dict[
             rows = _derived_column(group, channel, start, end)
         for ts, total, count in rows:
             cell = out[ts]
-            cell[0] += sign * _plain(Decimal(total).scaleb(channel.scaler))
+            cell[0] += sign * plain(Decimal(total).scaleb(channel.scaler))
             if sign > 0:
                 cell[1] += count
     return out
@@ -464,8 +463,8 @@ def interval_buckets(user, node: GridNode, period: Period, check_meters) -> list
     if (period.last - period.first).days >= MAX_INTERVAL_DAYS:
         return []
     downstream = list(_downstream(user, node))
-    down = _interval_sums(downstream, period.start, period.end)
-    check = _interval_sums(list(check_meters), period.start, period.end)
+    down = interval_totals(downstream, period.start, period.end)
+    check = interval_totals(list(check_meters), period.start, period.end)
     buckets = []
     zone = local_zone()
     for ts in sorted(set(down) | set(check)):
@@ -585,14 +584,6 @@ def bucket_rows(balance: NodeBalance) -> Iterator[dict]:
             "delivered": bucket.delivered, "loss": bucket.loss,
             "loss_percent": bucket.loss_percent, "complete": bucket.complete,
         }  # fmt: skip
-
-
-def csv_export(columns, rows) -> Iterator[str]:
-    return csv_lines(columns, rows, report_cell)
-
-
-def xlsx_export(path, title: str, columns, rows) -> None:
-    write_xlsx(path, [(title, columns, rows)], report_cell)
 
 
 def as_json(balance: NodeBalance, *, detail: bool = False) -> dict:

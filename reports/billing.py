@@ -127,6 +127,12 @@ class Period:
         return cls(first, last)
 
     @classmethod
+    def last_days(cls, n: int) -> Period:
+        """The `n` local days before today."""
+        today = datetime.now(local_zone()).date()
+        return cls.days(today - timedelta(days=n), today - timedelta(days=1))
+
+    @classmethod
     def parse(cls, month: str | None, first: str | None, last: str | None) -> Period:
         """`from`/`to` (ISO days) when given, else `month`, else the previous month."""
         if first or last:

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.utils.text import slugify
+
 WIDTH, HEIGHT = 720, 260
 LEFT, RIGHT, TOP, BOTTOM = 64, 10, 14, 34
 GRIDLINES = 4
@@ -80,6 +82,7 @@ def line_chart(title: str, labels: Sequence[str], series: Sequence[Series], unit
         for n in range(GRIDLINES + 1)
     ]  # fmt: skip
     return {
+        "id": slugify(title) or "chart",
         "title": title,
         "unit": unit,
         "lines": lines,

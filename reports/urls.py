@@ -29,5 +29,7 @@ urlpatterns = [
         views.EnergyBalanceNodeView.as_view(),
         name="balance-node",
     ),
+    path("reports/load/", views.LoadReportView.as_view(), name="load"),
+    path("reports/load/<int:pk>/", views.LoadNodeView.as_view(), name="load-node"),
     path("vending/reports/", views.VendingReportsView.as_view(), name="vending"),
 ]

@@ -23,11 +23,12 @@ from collection.models import JobRun
 from meters.choices import NodeKind
 from meters.models import GridNode, Meter
 from meters.store import query
+from meters.store.days import local_zone
 from vending.models import Sale
 
-from . import actions, balance, billing, charts, collection, exporters, vending
+from . import actions, balance, billing, charts, collection, exporters, load, vending
 from .building import export_title
-from .exporters import FORMATS
+from .exporters import FORMATS, table
 from .forms import DataQueryForm
 from .models import ExportJob, ExportStatus
 
@@ -387,15 +388,28 @@ def _file_response(write, filename: str, fmt: str):
     return FileResponse(stream, as_attachment=True, filename=filename, content_type=FORMATS[fmt][0])
 
 
+def _queries(get) -> tuple[str, str]:
+    """The page's query without its page (for the pager) and without page and format (for
+    the export links)."""
+    params = get.copy()
+    params.pop("page", None)
+    query_string = params.urlencode()
+    params.pop("format", None)
+    return query_string, params.urlencode()
+
+
 def _table_export(fmt: str, title: str, columns, rows, filename: str):
+    """A table report as a streamed CSV or an XLSX sheet (`exporters.table`)."""
     if fmt == "csv":
         response = StreamingHttpResponse(
-            balance.csv_export(columns, rows), content_type=FORMATS["csv"][0]
+            table.csv_lines(columns, rows, table.report_cell), content_type=FORMATS["csv"][0]
         )
         response["Content-Disposition"] = f'attachment; filename="{filename}.csv"'
         return response
     return _file_response(
-        lambda path: balance.xlsx_export(path, title, columns, rows), f"{filename}.xlsx", "xlsx"
+        lambda path: table.write_xlsx(path, [(title, columns, rows)], table.report_cell),
+        f"{filename}.xlsx",
+        "xlsx",
     )
 
 
@@ -426,15 +440,11 @@ class EnergyBalanceView(ScopedViewMixin, TemplateView):
                 f"energy-balance-{period.label}",
             )  # fmt: skip
         page = Paginator(nodes, self.page_size).get_page(get.get("page"))
-        params = get.copy()
-        params.pop("page", None)
-        export = get.copy()
-        for key in ("page", "format"):
-            export.pop(key, None)
+        query_string, export_query = _queries(get)
         context = {
             "period": period, "error": error, "kind": kind, "page": page,
             "results": balance.balances(request.user, page.object_list, period),
-            "query_string": params.urlencode(), "export_query": export.urlencode(),
+            "query_string": query_string, "export_query": export_query,
             "month": f"{period.first:%Y-%m}", "alert": balance.alert_percent(),
         }  # fmt: skip
         return self.render_to_response(self.get_context_data(**context))
@@ -499,5 +509,123 @@ class EnergyBalanceNodeView(ScopedViewMixin, DetailView):
             "chart": chart, "resolutions": balance.RESOLUTIONS,
             "month": f"{period.first:%Y-%m}", "export_query": export.urlencode(),
             "shares": result.shares[: self.shares_shown], "alert": balance.alert_percent(),
+        }  # fmt: skip
+        return self.render_to_response(self.get_context_data(**context))
+
+
+def _recent_week() -> billing.Period:
+    return billing.Period.last_days(7)
+
+
+def _load_period(get) -> tuple[billing.Period, str]:
+    """`from`/`to` or `month` (at most 31 days), else the last seven days."""
+    if not (get.get("month") or get.get("from") or get.get("to")):
+        return _recent_week(), ""
+    try:
+        return billing.Period.parse(get.get("month"), get.get("from"), get.get("to")), ""
+    except ValueError as exc:
+        return _recent_week(), f"Bad period: {exc}; showing the last seven days."
+
+
+class LoadReportView(ScopedViewMixin, TemplateView):
+    """Load analysis: peak and its time, load factor, rating and overload hours of every
+    feeder and transformer in scope (paged), and per customer class; CSV/XLSX."""
+
+    model = GridNode
+    template_name = "reports/load.html"
+    page_size = 25
+
+    def get(self, request, *args, **kwargs):
+        get = request.GET
+        period, error = _load_period(get)
+        kind = get.get("kind") if get.get("kind") in (NodeKind.FEEDER, NodeKind.TRANSFORMER) else ""
+        nodes = load.nodes_for(request.user, kind or None)
+        try:
+            load.check_period(period)
+        except ValueError as exc:
+            error, period = f"{exc}; showing the last seven days.", _recent_week()
+        fmt = get.get("format")
+        if fmt in ("csv", "xlsx"):
+            profiles = load.node_loads(request.user, nodes, period)
+            profiles += load.class_loads(request.user, period)
+            audit.record(
+                "export",
+                user=request.user,
+                detail=f"load analysis {fmt}, {period.first} to {period.last}, "
+                f"{len(profiles)} nodes and classes",
+            )
+            return _table_export(
+                fmt, "Load analysis", load.COLUMNS, (load.summary(p) for p in profiles),
+                f"load-analysis-{period.label}",
+            )  # fmt: skip
+        page = Paginator(nodes, self.page_size).get_page(get.get("page"))
+        query_string, export_query = _queries(get)
+        context = {
+            "period": period, "error": error, "kind": kind, "page": page,
+            "rows": [load.summary(p) | {"node": p.node}
+                     for p in load.node_loads(request.user, page.object_list, period)],
+            "classes": [load.summary(p) for p in load.class_loads(request.user, period)],
+            "query_string": query_string, "export_query": export_query,
+        }  # fmt: skip
+        return self.render_to_response(self.get_context_data(**context))
+
+
+class LoadNodeView(ScopedViewMixin, DetailView):
+    """One feeder or transformer: demand over the period and its load-duration curve (graphs),
+    peak, load factor, rating and overload hours; the curve as CSV/XLSX."""
+
+    model = GridNode
+    template_name = "reports/load_node.html"
+    context_object_name = "node"
+
+    def get_queryset(self):
+        return super().get_queryset().filter(kind__in=(NodeKind.FEEDER, NodeKind.TRANSFORMER))
+
+    def get(self, request, *args, **kwargs):
+        node = self.object = self.get_object()
+        period, error = _load_period(request.GET)
+        try:
+            profile = load.node_load(request.user, node, period)
+        except ValueError as exc:
+            error, period = f"{exc}; showing the last seven days.", _recent_week()
+            profile = load.node_load(request.user, node, period)
+        fmt = request.GET.get("format")
+        if fmt in ("csv", "xlsx"):
+            audit.record(
+                "export",
+                user=request.user,
+                detail=f"load-duration curve {fmt}, {node.code}, {period.first} to {period.last}",
+            )
+            return _table_export(
+                fmt, f"Load duration {node.code}", load.CURVE_COLUMNS, load.curve_rows(profile),
+                f"load-duration-{node.code}-{period.label}",
+            )  # fmt: skip
+        zone = local_zone()
+        one_day = period.first == period.last
+        times = [
+            f"{at.astimezone(zone):%H:%M}" if one_day else f"{at.astimezone(zone):%d %b}"
+            for at, _kw in profile.demand
+        ]
+        capacity = [profile.rated_kw] * len(profile.demand) if profile.rated_kw else []
+        series = [charts.Series("demand", "series-a", [kw for _t, kw in profile.demand])]
+        if capacity:
+            series.append(charts.Series("capacity", "series-c", capacity))
+        demand_chart = charts.line_chart(f"Demand of {node.code}", times, series, "kW")
+        curve = profile.duration_curve()
+        hours = [f"{(i + 1) * len(profile.demand) / max(len(curve), 1) / 4:.0f} h"
+                 for i in range(len(curve))]  # fmt: skip
+        curve_series = [charts.Series("demand", "series-a", curve)]
+        if profile.rated_kw:
+            curve_series.append(
+                charts.Series("capacity", "series-c", [profile.rated_kw] * len(curve))
+            )
+        curve_chart = charts.line_chart(f"Load-duration curve of {node.code}", hours,
+                                        curve_series, "kW")  # fmt: skip
+        export = request.GET.copy()
+        export.pop("format", None)
+        context = {
+            "period": period, "error": error, "profile": profile, "row": load.summary(profile),
+            "demand_chart": demand_chart, "curve_chart": curve_chart,
+            "export_query": export.urlencode(),
         }  # fmt: skip
         return self.render_to_response(self.get_context_data(**context))

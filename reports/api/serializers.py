@@ -91,10 +91,15 @@ class BalanceNodeSerializer(serializers.Serializer):
     flags = serializers.ListField(child=serializers.CharField())
 
 
-class BalancePageSerializer(serializers.Serializer):
+class PageSerializer(serializers.Serializer):
+    """A page of `Pagination` (subclasses add `results`)."""
+
     count = serializers.IntegerField()
     next = serializers.URLField(allow_null=True)
     previous = serializers.URLField(allow_null=True)
+
+
+class BalancePageSerializer(PageSerializer):
     results = BalanceNodeSerializer(many=True)
 
 
@@ -112,3 +117,35 @@ class BalanceDetailSerializer(BalanceNodeSerializer):
     hints = serializers.ListField(child=serializers.CharField())
     children = BalanceNodeSerializer(many=True, help_text="a feeder's transformers")
     meter_shares = MeterShareSerializer(many=True)
+
+
+class LoadSerializer(serializers.Serializer):
+    """A node's or customer class's load: kW and hours as exact decimal strings."""
+
+    id = serializers.IntegerField(allow_null=True, help_text="the grid node; null for a class")
+    key = serializers.CharField(help_text="node code or tariff code")
+    name = serializers.CharField()
+    source = serializers.CharField(help_text="check meters, meters below or customer class")
+    meters = serializers.IntegerField()
+    peak_kw = serializers.CharField(allow_null=True)
+    peak_at = serializers.DateTimeField(allow_null=True)
+    average_kw = serializers.CharField(allow_null=True)
+    load_factor = serializers.CharField(allow_null=True)
+    rated_kw = serializers.CharField(allow_null=True)
+    peak_percent_of_rating = serializers.CharField(allow_null=True)
+    overload_hours = serializers.CharField(allow_null=True)
+    flags = serializers.ListField(child=serializers.CharField())
+
+
+class LoadPageSerializer(PageSerializer):
+    results = LoadSerializer(many=True)
+
+
+class DemandSerializer(serializers.Serializer):
+    at = serializers.CharField(help_text="interval end, local time with offset")
+    kw = serializers.CharField()
+
+
+class LoadDetailSerializer(LoadSerializer):
+    duration_curve_kw = serializers.ListField(child=serializers.CharField())
+    demand = DemandSerializer(many=True)

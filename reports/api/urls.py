@@ -8,6 +8,8 @@ urlpatterns = [
     path("vending/reports/<slug:slug>/", views.ReportView.as_view(), name="vending-report"),
     path("reports/billing/", views.BillingView.as_view(), name="reports-billing"),
     path("reports/energy-balance/", views.BalanceListView.as_view(), name="reports-balance"),
+    path("reports/load/", views.LoadListView.as_view(), name="reports-load"),
+    path("reports/load/<int:pk>/", views.LoadNodeView.as_view(), name="reports-load-node"),
     path(
         "reports/energy-balance/<int:pk>/",
         views.BalanceNodeView.as_view(),

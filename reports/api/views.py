@@ -13,13 +13,16 @@ from amisite.pagination import Pagination
 from meters.choices import NodeKind
 from meters.models import GridNode
 
-from .. import balance, billing, vending
+from .. import balance, billing, load, vending
 from .serializers import (
     BalanceDetailSerializer,
     BalanceNodeSerializer,
     BalancePageSerializer,
     BillingMeterSerializer,
     BillingPageSerializer,
+    LoadDetailSerializer,
+    LoadPageSerializer,
+    LoadSerializer,
     ReportSerializer,
 )
 
@@ -206,3 +209,72 @@ class BalanceNodeView(APIView):
         except ValueError as exc:
             raise ValidationError({"resolution": [str(exc)]}) from None
         return Response(BalanceDetailSerializer(balance.as_json(result, detail=True)).data)
+
+
+def _load_period(request) -> billing.Period:
+    get = request.GET
+    if not (get.get("month") or get.get("from") or get.get("to")):
+        return billing.Period.last_days(7)
+    period = _period(request)
+    try:
+        load.check_period(period)
+    except ValueError as exc:
+        raise ValidationError({"from": [str(exc)]}) from None
+    return period
+
+
+class LoadListView(APIView):
+    """Load analysis of every feeder and transformer in scope (paged) over at most 31 local
+    days (default: the last seven): peak demand and its time, average, load factor, a
+    transformer's capacity (rating x AMI_LOAD_POWER_FACTOR), peak / capacity and overload
+    hours; with `classes=1` the customer classes instead of the nodes."""
+
+    permission_classes = [permissions.IsAuthenticated, BalancePermission]
+
+    @extend_schema(
+        parameters=[
+            *PERIOD_PARAMETERS,
+            OpenApiParameter("kind", str, enum=[NodeKind.FEEDER, NodeKind.TRANSFORMER]),
+            OpenApiParameter("classes", bool, description="per customer class (tariff code)"),
+            OpenApiParameter("page", int),
+            OpenApiParameter("page_size", int),
+        ],
+        responses=LoadPageSerializer,
+        operation_id="reports_load_list",
+    )
+    def get(self, request):
+        period = _load_period(request)
+        kind = request.GET.get("kind") or None
+        if kind is not None and kind not in (NodeKind.FEEDER, NodeKind.TRANSFORMER):
+            raise ValidationError({"kind": ["feeder or transformer"]})
+        classes = request.GET.get("classes", "false").lower()
+        if classes not in ("0", "1", "false", "true"):
+            raise ValidationError({"classes": ["true or false"]})
+        paginator = Pagination()
+        if classes in ("1", "true"):
+            profiles = load.class_loads(request.user, period)
+            page = paginator.paginate_queryset(profiles, request, view=self)
+        else:
+            nodes = paginator.paginate_queryset(
+                load.nodes_for(request.user, kind), request, view=self
+            )
+            page = load.node_loads(request.user, nodes, period)
+        data = [load.as_json(p) for p in page]
+        return paginator.get_paginated_response(LoadSerializer(data, many=True).data)
+
+
+class LoadNodeView(APIView):
+    """One feeder or transformer: its figures, its demand per interval and its load-duration
+    curve (sampled to 200 points). Out of scope: 404."""
+
+    permission_classes = [permissions.IsAuthenticated, BalancePermission]
+    queryset = GridNode.objects.filter(kind__in=(NodeKind.FEEDER, NodeKind.TRANSFORMER))
+
+    @extend_schema(parameters=PERIOD_PARAMETERS, responses=LoadDetailSerializer)
+    def get(self, request, pk):
+        period = _load_period(request)
+        node = self.queryset.restrict(request.user, "view").filter(pk=pk).first()
+        if node is None:
+            raise NotFound("no such feeder or transformer")
+        profile = load.node_load(request.user, node, period)
+        return Response(LoadDetailSerializer(load.as_json(profile, detail=True)).data)

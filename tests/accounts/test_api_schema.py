@@ -54,6 +54,8 @@ TESTED_ELSEWHERE = {
     ),
     "GET /api/reports/billing/": "tests/reports/test_billing.py::test_api_paged_exact_and_scoped",
     "GET /api/reports/energy-balance/": "tests/reports/test_balance.py::test_api_scoped",
+    "GET /api/reports/load/": "tests/reports/test_balance.py::test_load_pages_and_api_scoped",
+    "GET /api/reports/load/{id}/": "tests/reports/test_balance.py::test_load_pages_and_api_scoped",
     "GET /api/reports/energy-balance/{id}/": "tests/reports/test_balance.py::test_api_scoped",
     "GET /api/vending/management-tokens/": f"{VENDING_MATRIX}::test_management_orders_are_scoped",
     "GET /api/vending/management-tokens/{id}/": (

@@ -119,6 +119,14 @@ def cases(data: PageData) -> dict[str, list[str]]:
             reverse("reports:balance"),
             reverse("reports:balance") + f"?from={day}&to={day}",
         ],
+        "reports:load": [
+            reverse("reports:load"),
+            reverse("reports:load") + f"?from={day}&to={day}",
+        ],
+        "reports:load-node": [
+            reverse("reports:load-node", args=[data.world.grid_a.transformer.pk])
+            + f"?from={day}&to={day}",
+        ],
         "reports:balance-node": [
             reverse("reports:balance-node", args=[data.world.grid_a.feeder.pk]),
             reverse("reports:balance-node", args=[data.world.grid_a.transformer.pk])

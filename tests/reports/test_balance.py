@@ -33,7 +33,7 @@ from meters.choices import MeterStatus
 from meters.models import Channel, Meter
 from meters.store import rollups
 from meters.store.writes import write_intervals
-from reports import balance
+from reports import balance, load
 from reports.billing import Period
 
 pytestmark = pytest.mark.django_db
@@ -239,3 +239,77 @@ def test_api_scoped(grid):
     api.force_authenticate(grid.world.operator_b)
     other = api.get("/api/reports/energy-balance/", {"from": "2026-05-01", "to": "2026-05-07"})
     assert {r["code"] for r in other.json()["results"]} == {"SB-F1", "SB-T1"}
+
+
+# ------------------------------------------------------------------ load analysis (same fleet)
+
+
+def test_load_of_a_transformer_from_its_check_meter(grid):
+    """NACHK-T takes 29 Wh every 15 minutes: 0.116 kW flat; rating 200 kVA x 0.9 = 180 kW."""
+    user = grid.world.operator_a
+    profile = load.node_load(user, grid.a.transformer, WEEK)
+    assert profile.source == "check meters" and len(profile.demand) == 96 * 7
+    peak_at, peak = profile.peak
+    assert (peak, peak_at) == (D("0.116"), MAY1 + QH)  # the first of equal peaks
+    assert (profile.average, profile.load_factor) == (D("0.116"), D("1.000"))
+    assert (profile.rated_kw, profile.utilisation, profile.overload_hours) == (
+        D("180.00"), D("0.1"), 0
+    )  # fmt: skip
+    grid.a.transformer.rated_kva = D("0.12")  # 0.108 kW: every interval above it
+    profile = load.node_load(user, grid.a.transformer, WEEK)
+    assert profile.overload_hours == D(7 * 24) and "overloaded 168 h" in profile.flags()[0]
+
+
+def test_load_without_check_meter_and_per_class(grid):
+    user = grid.world.operator_a
+    grid.check_f.check_node = None  # the feeder falls back to the meters below
+    grid.check_f.organisation = grid.a.organisation
+    grid.check_f.save()
+    profile = load.node_load(user, grid.a.feeder, WEEK)
+    assert profile.source == "meters below"
+    # 1-2 May: (10 - 2) + 20 = 28 Wh -> 0.112 kW; then 18 Wh -> 0.072 kW
+    assert profile.peak[1] == D("0.112") and min(kw for _t, kw in profile.demand) == D("0.072")
+    assert profile.load_factor == D((D("0.112") * 2 + D("0.072") * 5) / 7 / D("0.112")).quantize(
+        D("0.001")
+    )
+    curve = profile.duration_curve(points=10)
+    assert curve[0] == D("0.112") and curve[-1] == D("0.072") and len(curve) == 10
+    rows = list(load.curve_rows(profile))
+    assert rows[0]["rank"] == 1 and rows[-1]["hours"] == D(168)
+    classes = {p.key: p for p in load.class_loads(user, WEEK)}
+    assert set(classes) == {"(none)"} and classes["(none)"].meters == 2
+    with pytest.raises(ValueError):
+        load.node_load(user, grid.a.feeder, Period(date(2026, 4, 1), date(2026, 5, 7)))
+
+
+def test_load_pages_and_api_scoped(grid):
+    client = Client()
+    client.force_login(grid.world.operator_a)
+    week = {"from": "2026-05-01", "to": "2026-05-07"}
+    page = client.get(reverse("reports:load"), week)
+    assert page.status_code == 200 and b"NA-T1" in page.content and b"SB-" not in page.content
+    node = reverse("reports:load-node", args=[grid.a.transformer.pk])
+    detail = client.get(node, week)
+    assert detail.status_code == 200 and detail.content.count(b"<svg") == 2
+    answer = client.get(node, {**week, "format": "csv"})
+    rows = list(csv.DictReader(io.StringIO(b"".join(answer.streaming_content).decode())))
+    assert len(rows) == 96 * 7 and rows[0]["demand_kw"] == "0.116"
+    listing = client.get(reverse("reports:load"), {**week, "format": "csv"})
+    keys = [r["node_or_class"] for r in csv.DictReader(
+        io.StringIO(b"".join(listing.streaming_content).decode()))]  # fmt: skip
+    assert keys == ["NA-F1", "NA-T1", "(none)"]
+    assert client.get(reverse("reports:load-node", args=[grid.b.transformer.pk])).status_code == 404
+    api = APIClient()
+    api.force_authenticate(grid.world.operator_a)
+    listed = api.get("/api/reports/load/", week).json()["results"]
+    assert [r["key"] for r in listed] == ["NA-F1", "NA-T1"]
+    assert listed[1]["peak_kw"] == "0.116" and listed[1]["rated_kw"] == "180.00"
+    classes = api.get("/api/reports/load/", {**week, "classes": "true"}).json()["results"]
+    assert [r["key"] for r in classes] == ["(none)"]
+    body = api.get(f"/api/reports/load/{grid.a.transformer.pk}/", week).json()
+    assert len(body["demand"]) == 96 * 7 and body["duration_curve_kw"][0] == "0.116"
+    assert api.get(f"/api/reports/load/{grid.b.transformer.pk}/").status_code == 404
+    assert api.get("/api/reports/load/", {"classes": "maybe"}).status_code == 400
+    assert (
+        api.get("/api/reports/load/", {"from": "2026-01-01", "to": "2026-05-07"}).status_code == 400
+    )

@@ -140,6 +140,13 @@ class Channel(models.Model):
         validators=[validate_obis],
         help_text="for profile columns and event logs: the profile object holding them",
     )
+    head_end_derived = models.BooleanField(
+        "head-end derived",
+        default=False,
+        help_text="a profile column the head-end makes from register polls (the meter keeps "
+        "no profile): each value is a poll of the job, exact only within the poll's "
+        "tolerance of its boundary; set by itself for profile columns of Modbus models",
+    )
     # Where a profile column's values live in the wide interval store (meters/store/):
     # row group and column v0..v7 within it. Assigned on save, never changed afterwards.
     profile_group = models.PositiveSmallIntegerField(null=True, blank=True, editable=False)
@@ -172,6 +179,10 @@ class Channel(models.Model):
             self.profile_obis = normalise_obis(self.profile_obis)
         if self.kind == ChannelKind.PROFILE and self.profile_column is None:
             self.profile_group, self.profile_column = self._free_store_column()
+        if self.kind == ChannelKind.PROFILE and self.meter_model.protocol == Protocol.MODBUS:
+            self.head_end_derived = True  # a Modbus meter has no profile of its own
+        elif self.kind != ChannelKind.PROFILE:
+            self.head_end_derived = False
         super().save(*args, **kwargs)
 
     @property

@@ -13,6 +13,8 @@ For each meter in the reader's scope (`restrict(user, "view")`, optionally a gri
   sum of its intervals ending in (start, end] is shown with the difference. When a bound's
   register read is missing, the interval sum is the consumption, flagged `interval sum`;
 * maximum demand registers (D = 6): the read at the billing date with its capture time;
+* a profile the head-end made from register polls (``Channel.head_end_derived``: a meter
+  without memory) is named in the row's flags ("head-end derived profile");
 * quality per meter: the share of the period's intervals that are estimated and missing
   (expected = period length / the profile's capture period), over its billed registers'
   profiles that hold data in the period; a meter with such profiles but not one interval in
@@ -332,6 +334,9 @@ def _meter(meter, channels, reads, sums, period, threshold) -> MeterDeterminants
         )
         profile = _profile_for(channel, channels)
         summed = profile_sum(meter.pk, profile, period, sums.get(profile.pk)) if profile else None
+        if profile is not None and profile.head_end_derived:
+            # Polled registers, not a meter profile: say so wherever the sum is shown.
+            row["flags"].append("head-end derived profile")
         profiled = profiled or summed is not None
         if summed is not None and summed.total is not None:
             expected += summed.expected

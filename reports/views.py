@@ -104,9 +104,11 @@ class QueryGraphView(QueryPageMixin, TemplateView):
                 {
                     "meter": meter.serial,
                     "obis": channel.obis,
-                    "name": f"{meter.serial} {channel.name}",
+                    "name": f"{meter.serial} {channel.name}"
+                    + (" [head-end]" if channel.head_end_derived else ""),
                     "unit": channel.unit,
                     "kind": channel.kind,
+                    "head_end_derived": channel.head_end_derived,
                     "panel": query.panel_of(channel)[0],
                     "panel_label": query.panel_of(channel)[1],
                     "timestamps": [p.ts.isoformat() for p in points],

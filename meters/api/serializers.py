@@ -95,7 +95,9 @@ class ChannelSerializer(serializers.ModelSerializer):
             "kind",
             "profile_obis",
             "accumulation",
+            "head_end_derived",
         ]
+        read_only_fields = ["head_end_derived"]
 
     def validate_obis(self, value):
         try:

@@ -63,6 +63,9 @@ SERIES_RESPONSE = inline_serializer(
                 "name": serializers.CharField(),
                 "unit": serializers.CharField(),
                 "kind": serializers.CharField(),
+                "head_end_derived": serializers.BooleanField(
+                    help_text="values the head-end made from register polls (no meter profile)"
+                ),
                 "aggregate": serializers.CharField(allow_null=True, help_text="sum, mean, last"),
                 "timestamps": serializers.ListField(child=serializers.DateTimeField()),
                 "values": _point_list,
@@ -143,6 +146,7 @@ class MeterSeriesView(APIView):
                     "name": channel.name,
                     "unit": channel.unit,
                     "kind": channel.kind,
+                    "head_end_derived": channel.head_end_derived,
                     "aggregate": query.aggregate_of(channel, resolution),
                     "timestamps": [p.ts.isoformat() for p in points],
                     "values": [None if p.value is None else str(p.value) for p in points],

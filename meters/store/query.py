@@ -464,10 +464,15 @@ class Row:
     value: Decimal | None
     flags: int
     count: int | None
+    head_end: bool = False  # the channel is head-end derived (polled registers, no profile)
 
     @property
     def quality(self) -> str:
-        return flag_names(self.flags)
+        """The flags as words, and "head_end" for a head-end derived series."""
+        words = flag_names(self.flags)
+        if self.head_end:
+            return f"{words},head_end" if words else "head_end"
+        return words
 
 
 @dataclass
@@ -509,6 +514,7 @@ class DataQuery:
                     point.value,
                     point.flags,
                     point.count,
+                    channel.head_end_derived,
                 )
 
     def estimate_rows(self) -> int:

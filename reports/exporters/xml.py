@@ -25,7 +25,7 @@ def stream(query, title: str = "", progress: Progress = None) -> Iterator[bytes]
             f"time={quoteattr(local_time(row))}",
             f"unit={quoteattr(row.unit)}",
         ]
-        if row.flags:
+        if row.flags or row.head_end:
             attrs.append(f"quality={quoteattr(row.quality)}")
         if row.count is not None:
             attrs.append(f'count="{row.count}"')

@@ -53,7 +53,9 @@
     channels.forEach(function (ch, n) {
       var color = COLORS[n % COLORS.length];
       var scale = ch.unit || "value";
-      series.push({ label: ch.name + (ch.unit ? " (" + ch.unit + ")" : ""), stroke: color, width: 1.5, scale: scale, spanGaps: false, points: { show: false } });
+      // A head-end derived series (polled registers, no meter profile) says so in the legend.
+      var label = ch.name + (ch.unit ? " (" + ch.unit + ")" : "") + (ch.head_end_derived ? " [head-end]" : "");
+      series.push({ label: label, stroke: color, width: 1.5, scale: scale, spanGaps: false, points: { show: false } });
       series.push({ label: "estimated", stroke: "#b35900", dash: [5, 4], width: 1.5, scale: scale, spanGaps: false, points: { show: true, size: 5, stroke: "#b35900", fill: "#fdebd9" } });
       series.push({ label: "missing", stroke: "#8a949e", width: 0, scale: scale, paths: function () { return null; }, points: { show: true, size: 7, stroke: "#8a949e", fill: "#d9dee4" } });
     });

@@ -8,8 +8,9 @@ from .settings import ModbusSettings
 
 PROTOCOL = "modbus"
 
-# Endpoint.options this driver reads: the unit (slave) id and the meter model's register map.
-OPTIONS = ("unit_id", "register_map")
+# Endpoint.options this driver reads: the unit (slave) id, the meter model's register map and
+# the head-end profile's period and tolerance (seconds).
+OPTIONS = ("unit_id", "register_map", "profile_period", "profile_tolerance")
 
 
 def settings_from(endpoint: Endpoint) -> ModbusSettings:
@@ -25,6 +26,8 @@ def settings_from(endpoint: Endpoint) -> ModbusSettings:
         timeout=float(endpoint.timeout_s),
         baudrate=endpoint.baud_rate,
         exchange_log=endpoint.exchange_log,
+        profile_period_s=int(options.get("profile_period") or 900),
+        profile_tolerance_s=float(options.get("profile_tolerance") or 60),
     )
 
 

@@ -1,20 +1,29 @@
-"""The Modbus meter session: registers and instantaneous values through a register map.
+"""The Modbus meter session: registers and instantaneous values through a register map, and
+the head-end profile of a meter without memory.
 
-Clock, profiles, events, relay and every command are not Modbus services of these meters:
-they raise :class:`NotSupported` (the base class does). A head-end-side profile is the job's
-business (energy registers polled into intervals), not the session's.
+Clock, events, relay and every command are not Modbus services of these meters: they raise
+:class:`NotSupported` (the base class does). These meters keep no load profile either: the
+head-end makes one. Each poll of the job (``read_load_profile``) reads the map's energy
+registers once and gives them as one capture of a cumulative profile at the interval boundary
+nearest the poll (never after the asked range's end): exact when the poll is within
+``profile_tolerance_s`` of it, else the row's status says "clock adjusted" (the store's
+CLOCK_SUSPECT: the value is of another instant than its time stamp). Boundaries between the
+range's start and that capture that no poll reached are rows without values (the store's
+MISSING); the store derives interval energy from consecutive captures. Every value keeps its
+full quality byte: that the series is head-end derived is said by the model's channels
+(``Channel.head_end_derived``), not by a quality bit.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
 
 from meters.obis import normalise
 
 from .. import base
-from ..errors import NotAssociated
+from ..errors import NotAssociated, NotSupported
 from . import registermap as rm
 from .line import Line, borrow, give_back
 from .settings import ModbusSettings
@@ -33,8 +42,29 @@ def _cached_plan(registers: tuple[rm.Register, ...], max_registers: int, max_gap
     return rm.plan(registers, max_registers, max_gap)
 
 
+# The status byte of a capture taken too far from its boundary (IEC 62056 profile status
+# "clock adjusted": the store's CLOCK_SUSPECT).
+STATUS_OFF_BOUNDARY = 0x20
+HEAD_END_PROFILE = "1-0:99.1.0*255"  # what the job asks for; any profile code gets the same
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def boundary(at: datetime, period_s: int, end: datetime | None = None) -> datetime:
+    """The interval boundary (UTC, aligned to midnight) nearest `at`, never after `end`."""
+    midnight = at.replace(hour=0, minute=0, second=0, microsecond=0)
+    offset = (at - midnight).total_seconds()
+    nearest = midnight + timedelta(seconds=round(offset / period_s) * period_s)
+    step = timedelta(seconds=period_s)
+    while end is not None and nearest > end:
+        nearest -= step
+    return nearest
+
+
 class ModbusSession(base.MeterSession):
-    capabilities = frozenset({base.READ_REGISTERS, base.READ_INSTANTANEOUS})
+    capabilities = frozenset({base.READ_REGISTERS, base.READ_INSTANTANEOUS, base.READ_LOAD_PROFILE})
 
     def __init__(self, settings: ModbusSettings, counters=None) -> None:
         self.settings = settings
@@ -110,3 +140,30 @@ class ModbusSession(base.MeterSession):
             frequency=values.get(FREQUENCY),
             active_power=values.get(ACTIVE_POWER),
         )
+
+    async def read_load_profile(
+        self, profile: str, start: datetime, end: datetime
+    ) -> base.ProfileBlock:
+        """One head-end capture of the energy registers (see the module docstring)."""
+        start, end = base.ensure_utc(start), base.ensure_utc(end)
+        energy = self.register_map.of_role("energy")
+        if not energy:
+            raise NotSupported(f"register map {self.register_map.name} has no energy register")
+        values = await self.read_values(energy)
+        polled = _now()
+        period = self.settings.profile_period_s
+        at = boundary(polled, period, end)
+        channels = tuple(base.Channel(r.obis, r.unit or None) for r in energy)
+        rows: list[base.ProfileRow] = []
+        if at >= start:
+            step = timedelta(seconds=period)
+            missed = at - step
+            empty = (None,) * len(energy)
+            while missed > start and len(rows) < self.settings.profile_backfill:
+                rows.append(base.ProfileRow(missed, empty))
+                missed -= step
+            rows.reverse()
+            late = abs((polled - at).total_seconds()) > self.settings.profile_tolerance_s
+            row_values = tuple(values[r.obis] for r in energy)
+            rows.append(base.ProfileRow(at, row_values, STATUS_OFF_BOUNDARY if late else None))
+        return base.ProfileBlock(profile, channels, tuple(rows), period)

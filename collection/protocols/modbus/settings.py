@@ -19,12 +19,23 @@ class ModbusSettings:
     retries: int = 0  # pymodbus's own resends of one request
     baudrate: int = 9600
     exchange_log: bool = False
+    # The head-end profile (a meter without memory): its energy registers, polled by the job,
+    # are captures at interval boundaries of `profile_period_s`; a poll further than
+    # `profile_tolerance_s` from its boundary is clock-suspect; at most `profile_backfill`
+    # missed boundaries before a poll are told as missing.
+    profile_period_s: int = 900
+    profile_tolerance_s: float = 60.0
+    profile_backfill: int = 96
 
     def __post_init__(self) -> None:
         if not 0 <= self.unit_id <= 247:
             raise ValueError(f"Modbus unit id must be 0..247, not {self.unit_id}")
         if not self.register_map:
             raise ValueError("a Modbus meter needs a register map (its model)")
+        if self.profile_period_s <= 0 or 86400 % self.profile_period_s:
+            raise ValueError(f"profile period {self.profile_period_s} s does not divide a day")
+        if not 0 <= self.profile_tolerance_s < self.profile_period_s / 2:
+            raise ValueError("profile tolerance must be under half the period")
         scheme = urlsplit(self.url).scheme
         if scheme in TCP_SCHEMES:
             parts = urlsplit(self.url)

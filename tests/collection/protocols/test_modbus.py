@@ -249,7 +249,7 @@ def test_unknown_unit_illegal_address_refused_connection_and_unsupported_service
             with pytest.raises(NotSupported):
                 await session.read_clock()
             with pytest.raises(NotSupported):
-                await session.read_load_profile("1-0:99.1.0*255", NOW, NOW)
+                await session.read_events("0-0:99.98.0*255", NOW, NOW)
             with pytest.raises(NotSupported):
                 await session.disconnect()
             with pytest.raises(NotSupported):
@@ -276,7 +276,12 @@ def test_unknown_unit_illegal_address_refused_connection_and_unsupported_service
 
 def test_registry_builds_modbus_settings_from_an_endpoint():
     driver = registry.driver("modbus")
-    assert driver.capabilities == {base.READ_REGISTERS, base.READ_INSTANTANEOUS}
+    # The load profile is the head-end's (polled registers), not the meter's.
+    assert driver.capabilities == {
+        base.READ_REGISTERS,
+        base.READ_INSTANTANEOUS,
+        base.READ_LOAD_PROFILE,
+    }
     endpoint = Endpoint(
         protocol="modbus",
         url="tcp://10.0.0.5:502",

@@ -143,6 +143,7 @@ class Channel(models.Model):
     head_end_derived = models.BooleanField(
         "head-end derived",
         default=False,
+        db_default=False,  # a rolling upgrade: the running release inserts without it
         help_text="a profile column the head-end makes from register polls (the meter keeps "
         "no profile): each value is a poll of the job, exact only within the poll's "
         "tolerance of its boundary; set by itself for profile columns of Modbus models",

@@ -21,7 +21,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='channel',
             name='head_end_derived',
-            field=models.BooleanField(default=False, help_text="a profile column the head-end makes from register polls (the meter keeps no profile): each value is a poll of the job, exact only within the poll's tolerance of its boundary; set by itself for profile columns of Modbus models", verbose_name='head-end derived'),
+            field=models.BooleanField(db_default=False, default=False, help_text="a profile column the head-end makes from register polls (the meter keeps no profile): each value is a poll of the job, exact only within the poll's tolerance of its boundary; set by itself for profile columns of Modbus models", verbose_name='head-end derived'),
         ),
         migrations.RunPython(mark_modbus_profiles, migrations.RunPython.noop),
     ]

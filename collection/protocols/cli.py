@@ -88,6 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--measuring-point", type=int, help="IEC 870-5-102 measuring point")
     p.add_argument("--what", default="clock,registers")
     p.add_argument("--registers", help="comma separated OBIS codes (default: energy + MD)")
+    p.add_argument(
+        "--profile",
+        default=LOAD_PROFILE,
+        help="the profile to read (IEC 870-5-102 closures: 0-0:98.1.0*255 monthly, "
+        "0-0:98.2.0*255 daily)",
+    )
+    p.add_argument("--event-log", default=EVENT_LOG, help="the event log to read")
     p.add_argument("--since", type=_iso)
     p.add_argument("--until", type=_iso)
     p.add_argument("--json", action="store_true", help="JSON output (always on; kept for scripts)")
@@ -179,9 +186,9 @@ async def run(args, settings, counter_store=None) -> dict:
             )
             out["registers"] = await client.read_registers(codes)
         if "profile" in what:
-            out["profile"] = await client.read_load_profile(LOAD_PROFILE, since, until)
+            out["profile"] = await client.read_load_profile(args.profile, since, until)
         if "events" in what:
-            out["events"] = await client.read_events(EVENT_LOG, since, until)
+            out["events"] = await client.read_events(args.event_log, since, until)
         if "instantaneous" in what:
             out["instantaneous"] = await client.read_instantaneous()
         if "relay" in what:

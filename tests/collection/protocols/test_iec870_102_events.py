@@ -14,6 +14,7 @@ for Spanish REE meters written apart from this project: tests/test_base_asdu.py 
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -22,7 +23,7 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from collection.protocols import base
+from collection.protocols import base, cli
 from collection.protocols.errors import FrameError, NotSupported
 from collection.protocols.iec870_102 import codec as c
 from collection.protocols.iec870_102.session import (
@@ -362,3 +363,20 @@ def test_no_closure_in_the_range_is_no_rows():
             return await s.read_load_profile(MONTHLY_BILLING, NOW - timedelta(days=5), NOW)
 
     assert run(with_fleet(meters, body, NOW)).rows == ()
+
+
+def test_read_meter_reads_the_closures_and_an_event_log(capsys):
+    meters = make_meters(1, password=PASSWORD)
+
+    async def body(fleet):
+        argv = ["--protocol", "iec870-102", "--url", fleet.url, "--link-address", "1"]
+        argv += ["--measuring-point", "1", "--password", str(PASSWORD), "--what", "profile,events"]
+        argv += ["--profile", MONTHLY_BILLING, "--event-log", "0-0:99.98.1*255"]
+        argv += ["--since", "2025-10-01T00:00:00Z", "--until", NOW.isoformat()]
+        return await asyncio.to_thread(cli.main, argv)
+
+    assert run(with_fleet(meters, body, NOW)) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [r["timestamp"] for r in out["profile"]["rows"]] == ["2025-10-31T23:00:00Z"]
+    assert [e["code"] for e in out["events"]] == [7 << 8 | 9, 7 << 8 | 11]  # the autumn change
+    assert {e["timestamp"] for e in out["events"]} == {"2025-10-26T01:00:00Z"}

@@ -86,9 +86,10 @@ def start_simulator(count: int, port: int, manifest: Path) -> subprocess.Popen:
     return proc
 
 
-def start_worker(db_url: str) -> subprocess.Popen:
+def start_worker(db_url: str, root: Path = ROOT, name: str = "bench") -> subprocess.Popen:
+    """A Celery worker running the code of checkout `root`; returns once it answers a ping."""
     env = {**os.environ, "DATABASE_URL": db_url}
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -104,16 +105,33 @@ def start_worker(db_url: str) -> subprocess.Popen:
             "--concurrency",
             "2",
             "-n",
-            "bench@%h",
+            f"{name}@%h",
             "--loglevel",
             "WARNING",
             "--without-mingle",
             "--without-gossip",
         ],
-        cwd=ROOT,
+        cwd=root,
         env=env,
         stdout=subprocess.DEVNULL,  # its errors (stderr) are shown: a dead worker is not silent
     )
+    from celery import current_app
+
+    deadline = time.monotonic() + 120
+    while not current_app.control.ping(destination=[f"{name}@{socket.gethostname()}"], timeout=1):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the worker of {root} did not start")
+    return proc
+
+
+def stop(proc: subprocess.Popen | None) -> None:
+    if proc is not None and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def rss_of_tree(pid: int) -> int:
@@ -137,6 +155,83 @@ def rss_of_tree(pid: int) -> int:
         except OSError:
             pass
     return total
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def processes() -> dict[int, tuple[int, str, float]]:
+    """Every process: pid -> (parent pid, name, CPU seconds used so far), one pass of /proc."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    head, tail = f.read().rsplit(")", 1)
+            except OSError:
+                continue
+            fields = tail.split()
+            cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+            found[int(entry)] = (int(fields[1]), head.split("(", 1)[1], cpu)
+    return found
+
+
+class CpuMeter:
+    """CPU used between `start()` and the last `sample()` by the process trees of `roots`
+    (name -> pid) and by the PostgreSQL backends of the bench database (their title names it).
+
+    A process seen at the start counts from there, one appearing later from zero; one that
+    exits between samples loses what it used since its last sample (the worker's pool
+    processes and its pooled database connections live through a run)."""
+
+    def __init__(self, own: str, **roots: int):
+        self.own, self.roots = own, roots  # `own`: this process alone (not its children)
+        self.backend: dict[int, bool] = {}  # pid -> serves the bench database
+
+    def _is_backend(self, pid: int, name: str) -> bool:
+        if pid not in self.backend:
+            title = b""
+            if name == "postgres":
+                try:
+                    with open(f"/proc/{pid}/cmdline", "rb") as f:
+                        title = f.read()
+                except OSError:
+                    pass
+            self.backend[pid] = f" {BENCH_DB} ".encode() in title
+        return self.backend[pid]
+
+    def _used(self) -> dict[str, dict[int, float]]:
+        procs = processes()
+        children: dict[int, list[int]] = {}
+        for pid, (ppid, _name, _cpu) in procs.items():
+            children.setdefault(ppid, []).append(pid)
+        used = {}
+        for group, root in self.roots.items():
+            tree, todo = [], [root]
+            while todo:
+                pid = todo.pop()
+                tree.append(pid)
+                todo.extend(children.get(pid, ()))
+            used[group] = {pid: procs[pid][2] for pid in tree if pid in procs}
+        used[self.own] = {os.getpid(): procs[os.getpid()][2]}
+        used["postgres"] = {
+            pid: cpu for pid, (_p, name, cpu) in procs.items() if self._is_backend(pid, name)
+        }
+        return used
+
+    def start(self):
+        self.first = self._used()
+        self.last = {group: dict(used) for group, used in self.first.items()}
+
+    def sample(self):
+        for group, used in self._used().items():
+            self.last[group].update(used)
+
+    def seconds(self) -> dict[str, float]:
+        return {
+            group: sum(v - self.first[group].get(pid, 0.0) for pid, v in used.items())
+            for group, used in self.last.items()
+        }
 
 
 def register(manifest: list[dict], hls: bool):
@@ -203,22 +298,26 @@ def empty_store():
         )
 
 
-def run_e2e(job, worker_pid: int, n: int) -> tuple[float, int]:
+def run_e2e(job, worker_pid: int, simulator_pid: int, n: int) -> tuple[float, int, dict]:
     from collection import actions
     from collection.models import JobRun
 
+    cpu = CpuMeter("bench", worker=worker_pid, simulator=simulator_pid)
+    cpu.start()
     start = time.perf_counter()
     run = actions.start_run(job)
     peak = 0
     while True:
         time.sleep(0.25)
+        cpu.sample()
         peak = max(peak, rss_of_tree(worker_pid))
         current = JobRun.objects.get(pk=run.pk)
         if current.status != "running":
             break
     seconds = time.perf_counter() - start
+    cpu.sample()
     assert (current.status, current.succeeded) == ("succeeded", n), (current.status, current.failed)
-    return seconds, peak
+    return seconds, peak, cpu.seconds()
 
 
 def check_stored(n: int, manifest: list[dict]):
@@ -235,7 +334,7 @@ def check_stored(n: int, manifest: list[dict]):
         assert row.column(channel.profile_column)[0] == sim.interval_value(meter.serial, 1, k)
 
 
-def run_baseline(n: int) -> float:
+def run_baseline(n: int, simulator_pid: int) -> tuple[float, dict]:
     from django.utils import timezone
 
     from collection.counters import DatabaseCounterStore
@@ -252,11 +351,14 @@ def run_baseline(n: int) -> float:
         retries=1,
         retry_backoff_s=1,
     )
+    cpu = CpuMeter("reader", simulator=simulator_pid)
+    cpu.start()
     start = time.perf_counter()
     outcomes = asyncio.run(read_batch(targets, plan, DatabaseCounterStore(), concurrency=100))
     seconds = time.perf_counter() - start
+    cpu.sample()
     assert sum(o.ok for o in outcomes) == n
-    return seconds
+    return seconds, cpu.seconds()
 
 
 def main():
@@ -266,6 +368,12 @@ def main():
     parser.add_argument("--pairs", type=int)
     parser.add_argument("--hls", action="store_true")
     parser.add_argument("--memory-meters", type=int, default=0)
+    parser.add_argument(
+        "--against",
+        type=Path,
+        help="another checkout (e.g. main before a change): its worker runs the same job, "
+        "alternating with this tree's, against the same baseline",
+    )
     args = parser.parse_args()
     n = args.meters or (400 if args.quick else 3000)
     pairs = args.pairs or (1 if args.quick else 3)
@@ -303,28 +411,83 @@ def main():
             # horizon would make every A read a week instead of a day.
             backfill_days=0,
         )
-        worker = start_worker(f"{url}/{BENCH_DB}")
-        time.sleep(3)
-        e2e, base, peaks = [], [], []
-        for _ in range(pairs):
-            empty_store()
-            seconds, peak = run_e2e(job, worker.pid, n)
-            check_stored(n, manifest)
-            e2e.append(seconds)
-            peaks.append(peak)
-            base.append(run_baseline(n))
+        db_url = f"{url}/{BENCH_DB}"
+        trees = {"e2e": ROOT} | ({"against": args.against.resolve()} if args.against else {})
+        if not args.against:
+            worker = start_worker(db_url)
+        seconds_of = {name: [] for name in (*trees, "base")}
+        cpu_of_run = {name: [] for name in (*trees, "base")}
+        peaks = []
+        for pair in range(pairs):
+            # With --against, this tree's worker and the other's take turns (order swapped
+            # every pair), each started fresh and stopped before the other starts.
+            order = list(trees) if pair % 2 == 0 else list(reversed(trees))
+            for name in order:
+                if args.against:
+                    worker = start_worker(db_url, trees[name], name=f"bench-{name}")
+                empty_store()
+                seconds, peak, cpu = run_e2e(job, worker.pid, simulator.pid, n)
+                check_stored(n, manifest)
+                if args.against:
+                    stop(worker)
+                seconds_of[name].append(seconds)
+                cpu_of_run[name].append(cpu)
+                peaks.append(peak)
+            seconds, cpu = run_baseline(n, simulator.pid)
+            seconds_of["base"].append(seconds)
+            cpu_of_run["base"].append(cpu)
         mode = "hls" if args.hls else "none"
-        e2e_rate = n / statistics.median(e2e) * 60
-        base_rate = n / statistics.median(base) * 60
-        emit(
-            f"meters_per_minute_e2e_{mode}",
-            round(e2e_rate),
-            "meters/min",
-            round(base_rate),
-            meters=n,
-            pairs=pairs,
-            baseline_is="read only, no store, one process",
-        )
+        load = [round(x, 2) for x in os.getloadavg()]
+        base_rate = n / statistics.median(seconds_of["base"]) * 60
+        # CPU per meter (load-independent, unlike meters/min on a shared machine): every
+        # process of A (worker and its pool, simulator, the bench database's backends; not
+        # this process polling) against B's (this process reading, the simulator).
+        split = {
+            name: {k: statistics.median(c[k] for c in runs) * 1000 / n for k in runs[0]}
+            for name, runs in cpu_of_run.items()
+        }
+        b_cpu = sum(split["base"].values())
+        rates = {}
+        for name, tree in trees.items():
+            suffix = "" if name == "e2e" else "_against"
+            rates[name] = n / statistics.median(seconds_of[name]) * 60
+            emit(
+                f"meters_per_minute_e2e{suffix}_{mode}",
+                round(rates[name]),
+                "meters/min",
+                round(base_rate),
+                meters=n,
+                pairs=pairs,
+                tree=str(tree),
+                baseline_is="read only, no store, one process",
+                load_average=load,
+            )
+            emit(
+                f"cpu_ms_per_meter_e2e{suffix}_{mode}",
+                round(sum(v for k, v in split[name].items() if k != "bench"), 2),
+                "ms/meter",
+                round(b_cpu, 2),
+                meters=n,
+                pairs=pairs,
+                tree=str(tree),
+                e2e_split={k: round(v, 2) for k, v in split[name].items()},
+                baseline_split={k: round(v, 2) for k, v in split["base"].items()},
+                load_average=load,
+            )
+        if args.against:
+            emit(
+                f"e2e_vs_against_{mode}",
+                round(rates["e2e"]),
+                "meters/min",
+                round(rates["against"]),
+                meters=n,
+                pairs=pairs,
+                against=str(trees["against"]),
+                load_average=load,
+            )
+        if args.against and args.memory_meters > n:
+            worker = start_worker(db_url)  # this tree's, for the memory run
+        e2e_rate = rates["e2e"]
         emit(f"worker_peak_rss_{mode}", round(max(peaks) / 2**20, 1), "MiB", meters=n)
         if args.memory_meters > n:
             from meters.models import Meter
@@ -366,18 +529,15 @@ def main():
                 rss_at_10pct_mib=round(first / 2**20, 1),
                 rss_at_end_mib=round(last / 2**20, 1),
             )
+        a_cpu = sum(v for k, v in split["e2e"].items() if k != "bench")
         print(
             f"# {n} meters, {mode} security: e2e {e2e_rate:.0f} meters/min "
-            f"(read-only baseline {base_rate:.0f}); worker peak {max(peaks) / 2**20:.0f} MiB"
+            f"(read-only baseline {base_rate:.0f}); CPU {a_cpu:.2f} ms/meter "
+            f"(baseline {b_cpu:.2f}); worker peak {max(peaks) / 2**20:.0f} MiB"
         )
     finally:
-        for proc in (worker, simulator):
-            if proc is not None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+        stop(worker)
+        stop(simulator)
         drop_database(url, BENCH_DB)
 
 

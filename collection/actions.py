@@ -28,7 +28,7 @@ from .reader import MeterOutcome, ReadPlan, default_window, read_batch
 from .scheduling import drop_schedule, sync_schedule
 from .status import publish_status
 from .storing import profile_since, store_outcomes, summary, values_in
-from .targets import TARGET_RELATED, NotReadable, build_target
+from .targets import TARGET_RELATED, NotReadable, build_target, model_channels
 
 log = logging.getLogger(__name__)
 
@@ -188,12 +188,15 @@ def process_batch(run_id: int, meter_ids: list[int]) -> dict:
     if not todo:
         finish_run_if_done(run.pk)
         return {"read": 0, "skipped": len(meter_ids)}
-    meters = Meter.objects.filter(pk__in=todo).select_related(*TARGET_RELATED)
+    meters = list(Meter.objects.filter(pk__in=todo).select_related(*TARGET_RELATED))
+    channels = model_channels({meter.meter_model_id for meter in meters})
     targets = []
     for meter in meters:
         try:
             # Every session keeps its frames; only a failed one's are stored (run page).
-            targets.append(build_target(meter, exchange_log=True))
+            targets.append(
+                build_target(meter, exchange_log=True, channels=channels[meter.meter_model_id])
+            )
         except NotReadable as exc:
             _finish_result(run, meter.pk, ok=False, kind="NotReadable", error=str(exc))
     MeterReadResult.objects.filter(run=run, meter_id__in=[t.meter_id for t in targets]).update(
@@ -417,9 +420,7 @@ def _update_comm_statuses(closed: list[tuple[Finished, datetime]], now) -> None:
     news (a run expiring late, a slow retry): the result row keeps it, the status does not.
     """
     meter_ids = sorted(f.meter_id for f, _ in closed)
-    CommStatus.objects.bulk_create(
-        [CommStatus(meter_id=m) for m in meter_ids], ignore_conflicts=True
-    )
+    CommStatus.create_missing(meter_ids)
     statuses = {
         s.meter_id: s
         for s in CommStatus.objects.select_for_update()

@@ -15,7 +15,7 @@ from collection.protocols import registry
 from collection.protocols.errors import NotSupported
 from collection.protocols.registry import Endpoint
 from meters.choices import ChannelKind, Security, Transport
-from meters.models import ConcentratorEndpoint, Meter, MeterEndpoint
+from meters.models import Channel, ConcentratorEndpoint, Meter, MeterEndpoint
 
 # The related rows build_target reads: select them with the meters.
 TARGET_RELATED = ("meter_model", "endpoint", "concentrator", "concentrator__endpoint")
@@ -128,9 +128,23 @@ def line_of(meter: Meter) -> str | None:
     return None
 
 
-def build_target(meter: Meter, *, exchange_log: bool = False) -> MeterTarget:
-    """Everything the async reader needs about one meter, read from the database up front."""
-    channels = list(meter.meter_model.channels.all())
+def model_channels(model_ids) -> dict[int, list[Channel]]:
+    """The channels of these meter models in one query, for `build_target(channels=...)`."""
+    found: dict[int, list[Channel]] = {model_id: [] for model_id in model_ids}
+    for channel in Channel.objects.filter(meter_model_id__in=found):  # default ordering
+        found[channel.meter_model_id].append(channel)
+    return found
+
+
+def build_target(
+    meter: Meter, *, exchange_log: bool = False, channels: list[Channel] | None = None
+) -> MeterTarget:
+    """Everything the async reader needs about one meter, read from the database up front.
+
+    `channels`: its model's channels when the caller has them (`model_channels`: one query
+    for a batch instead of one per meter); None: read here."""
+    if channels is None:
+        channels = list(meter.meter_model.channels.all())
     registers = tuple(c.obis for c in channels if c.kind == ChannelKind.REGISTER)
     profiles = tuple(
         sorted(

@@ -727,6 +727,16 @@ class CommStatus(models.Model):
     objects = ScopedQuerySet.as_manager()
     scope_field = "meter__organisation"
 
+    @classmethod
+    def create_missing(cls, meter_ids) -> None:
+        """A row for each of these meters that has none yet: one read, and an insert (in
+        meter order, conflicts ignored) only when some are missing. Lock the rows after."""
+        meter_ids = set(meter_ids)
+        present = set(cls.objects.filter(meter_id__in=meter_ids).values_list("meter_id", flat=True))
+        missing = sorted(meter_ids - present)
+        if missing:
+            cls.objects.bulk_create([cls(meter_id=m) for m in missing], ignore_conflicts=True)
+
     class Meta:
         db_table = "collection_commstatus"  # made by collection; moved here without a copy
         verbose_name = "communication status"

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from django.db import connection
 
-from amisite.pgbulk import execute_values
+from amisite.pgbulk import execute_rows
 from meters.alarms.events import DERIVED_LOG, RELAY_CODES
 from meters.choices import RelayState
 from meters.models import CommStatus
@@ -50,13 +50,12 @@ def relay_events(batch: Iterable) -> dict[int, tuple[str, datetime]]:
 def record_relay_states(seen: dict[int, tuple[str, datetime]]) -> int:
     """Fold (state, time) per meter into CommStatus where it is newer; returns rows changed.
 
-    Three statements whatever the number of meters: create missing rows, lock the rows in
-    meter order (concurrent batches never deadlock), one `UPDATE ... FROM (VALUES ...)`."""
+    A few statements whatever the number of meters: create missing rows (a read, and an
+    insert only if some are missing), lock the rows in meter order (concurrent batches never
+    deadlock), one `UPDATE ... FROM unnest(...)`."""
     if not seen:
         return 0
-    CommStatus.objects.bulk_create(
-        [CommStatus(meter_id=meter_id) for meter_id in seen], ignore_conflicts=True
-    )
+    CommStatus.create_missing(seen)
     ids = sorted(seen)
     list(
         CommStatus.objects.filter(meter_id__in=ids)
@@ -66,13 +65,13 @@ def record_relay_states(seen: dict[int, tuple[str, datetime]]) -> int:
     )
     table = CommStatus._meta.db_table
     with connection.cursor() as cursor:
-        changed = execute_values(
+        changed = execute_rows(
             cursor,
             f"UPDATE {table} AS t SET relay_state = v.state, relay_state_at = v.at "
-            "FROM (VALUES %s) AS v(meter_id, state, at) WHERE t.meter_id = v.meter_id "
+            "FROM (%s) AS v(meter_id, state, at) WHERE t.meter_id = v.meter_id "
             "AND (t.relay_state_at IS NULL OR t.relay_state_at < v.at) RETURNING t.meter_id",
             [(meter_id, *seen[meter_id]) for meter_id in ids],
-            template="(%s::bigint, %s::text, %s::timestamptz)",
+            ["bigint", "text", "timestamptz"],
             fetch=True,
         )
     return len(changed)

@@ -58,7 +58,7 @@ def _refresh_sql(values: str, width: int) -> str:
 
     daily = DailyEnergy._meta.db_table
     return f"""
-        WITH d (meter_id, day, lo, hi) AS (VALUES {values}),
+        WITH d (meter_id, day, lo, hi) AS ({values}),
         a AS (
             SELECT d.meter_id, d.day, r.grp, {", ".join(aggregates)}
             FROM d JOIN {IntervalReading._meta.db_table} r
@@ -182,7 +182,7 @@ def _register_sql(values: str, channel_ids: list[int]) -> str:
     )
     ids = ", ".join(str(int(i)) for i in channel_ids)
     return f"""
-        WITH d (meter_id, day, lo, hi) AS (VALUES {values}),
+        WITH d (meter_id, day, lo, hi) AS ({values}),
         x AS (
             SELECT d.meter_id, c.id AS channel_id, d.day, {last("hi")} - {last("lo")} AS value,
                 {reads} AS reads
@@ -217,12 +217,8 @@ def _execute_days(pairs: set[tuple[int, date]], make_sql) -> None:
         rows.append((meter_id, day, *bounds[day]))
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            pgbulk.execute_values(
-                cursor,
-                make_sql("%s"),
-                rows,
-                template="(%s::bigint, %s::date, %s::timestamptz, %s::timestamptz)",
-                page_size=10000,
+            pgbulk.execute_rows(
+                cursor, make_sql("%s"), rows, ["bigint", "date", "timestamptz", "timestamptz"]
             )
             return
         ops = connection.ops
@@ -236,7 +232,9 @@ def _execute_days(pairs: set[tuple[int, date]], make_sql) -> None:
                     ops.adapt_datetimefield_value(lo),
                     ops.adapt_datetimefield_value(hi),
                 ]
-            cursor.execute(make_sql(", ".join(["(%s, %s, %s, %s)"] * len(chunk))), params)
+            cursor.execute(
+                make_sql("VALUES " + ", ".join(["(%s, %s, %s, %s)"] * len(chunk))), params
+            )
 
 
 def feeder_daily_energy(

@@ -282,11 +282,11 @@ def write_registers(reads: dict[tuple[int, int, datetime], list]) -> tuple[int, 
     if connection.vendor == "postgresql":
         rows = [(m, c, t_, v, cap, q) for (m, c, t_), (v, cap, q) in reads.items()]
         with connection.cursor() as cursor:
-            fresh = pgbulk.execute_values(
+            fresh = pgbulk.execute_rows(
                 cursor,
-                f"INSERT INTO {t} {sql_cols} VALUES %s {clause} RETURNING (xmax = 0)",
+                f"INSERT INTO {t} {sql_cols} %s {clause} RETURNING (xmax = 0)",
                 rows,
-                page_size=5000,
+                ["bigint", "bigint", "timestamptz", "bigint", "timestamptz", "smallint"],
                 fetch=True,
             )
         inserted = sum(1 for (f,) in fresh if f)
@@ -316,23 +316,20 @@ def write_events(rows: Mapping[tuple[int, str, datetime, int], str]) -> int:
     already stored is skipped. Returns how many were new."""
     if not rows:
         return 0
-    sql = (
-        f"INSERT INTO {EVENT_TABLE} (meter_id, log, ts, code, data) VALUES %s "
-        "ON CONFLICT DO NOTHING"
-    )
+    sql = f"INSERT INTO {EVENT_TABLE} (meter_id, log, ts, code, data) %s ON CONFLICT DO NOTHING"
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            done = pgbulk.execute_values(
+            done = pgbulk.execute_rows(
                 cursor,
                 sql + " RETURNING 1",
                 [(*k, d) for k, d in rows.items()],
-                page_size=5000,
+                ["bigint", "text", "timestamptz", "integer", "jsonb"],
                 fetch=True,
             )
             return len(done)
         adapt = connection.ops.adapt_datetimefield_value
         cursor.executemany(
-            sql.replace("VALUES %s", "VALUES (%s, %s, %s, %s, %s)"),
+            sql.replace("%s", "VALUES (%s, %s, %s, %s, %s)"),
             [(m, log, adapt(ts), code, d) for (m, log, ts, code), d in rows.items()],
         )
         return cursor.rowcount

@@ -331,10 +331,13 @@ def validate_register_reads(reads: dict, by_key: dict) -> tuple[list[Finding], i
     findings, bad = check_registers(points)
     for key in bad:
         reads[key][2] |= Quality.NEGATIVE
+    by_register: dict[tuple[int, int], list[RegisterPoint]] = {}
+    for p in points:
+        by_register.setdefault((p.meter_id, p.channel_id), []).append(p)
     reads_prev = {}
     for key in cumulative:
         m, c, t = key
-        prior = [p for p in points if p.meter_id == m and p.channel_id == c and p.read_at < t]
+        prior = [p for p in by_register[(m, c)] if p.read_at < t]
         if prior:
             last = max(prior, key=lambda p: p.read_at)
             reads_prev[key] = (last.read_at, last.value)

@@ -85,6 +85,7 @@ def evaluate_events(events: Iterable, *, rules: list[AlarmRule] | None = None) -
     changed: dict[int, Alarm] = {}
     with transaction.atomic():
         batched = []  # meters without restore events: their alarms are raised together
+        with_open = None  # meters with an open alarm (read once, if a restore needs it)
         for meter_id, group in groupby(ordered, key=lambda e: e.meter_id):
             meter = meters.get(meter_id)
             if meter is None:
@@ -92,7 +93,14 @@ def evaluate_events(events: Iterable, *, rules: list[AlarmRule] | None = None) -
             mine = [r for r in rules if rule_matches_meter(r, meter)]
             kinds = [(e, kind_of(e.code, e.log, meter.meter_model)) for e in group]
             if any(kind in RESTORE_KINDS for _, kind in kinds):
-                for alarm in _evaluate_meter(meter, kinds, mine):  # in time order
+                if with_open is None:
+                    with_open = set(
+                        Alarm.objects.filter(meter_id__in=meters, state__in=OPEN_STATES)
+                        .values_list("meter_id", flat=True)
+                        .distinct()
+                    )
+                opened = meter_id in with_open
+                for alarm in _evaluate_meter(meter, kinds, mine, opened):  # in time order
                     changed[alarm.pk] = alarm
                 continue
             pending: dict[tuple[int, str], list] = defaultdict(list)
@@ -107,13 +115,20 @@ def evaluate_events(events: Iterable, *, rules: list[AlarmRule] | None = None) -
     return list(changed.values())
 
 
-def _evaluate_meter(meter: Meter, kinds: list, rules: list[AlarmRule]) -> list[Alarm]:
-    """One meter's events with restores among them: raise and clear strictly in order."""
+def _evaluate_meter(
+    meter: Meter, kinds: list, rules: list[AlarmRule], opened: bool = True
+) -> list[Alarm]:
+    """One meter's events with restores among them: raise and clear strictly in order.
+
+    `opened`: whether the meter may have an open alarm (False: a restore has nothing to
+    clear until this evaluation raises one, and costs no query)."""
     changed: list[Alarm] = []
     pending: dict[tuple[int, str], list] = defaultdict(list)
     by_pk = {r.pk: r for r in rules}
 
     def flush():
+        nonlocal opened
+        opened = opened or bool(pending)  # raised, folded, or raised by someone else
         for (rule_pk, kind), evs in sorted(pending.items()):
             alarm = alarm_actions.raise_alarm(by_pk[rule_pk], meter, kind, evs)
             if alarm is not None:
@@ -123,9 +138,10 @@ def _evaluate_meter(meter: Meter, kinds: list, rules: list[AlarmRule]) -> list[A
     for event, kind in kinds:
         if kind in RESTORE_KINDS:
             flush()
-            changed.extend(
-                alarm_actions.clear_by_event(meter, CLEARS[kind], event_kind=kind, at=event.ts)
-            )
+            if opened:
+                changed.extend(
+                    alarm_actions.clear_by_event(meter, CLEARS[kind], event_kind=kind, at=event.ts)
+                )
         if kind == EventKind.UNKNOWN:
             continue
         for rule in rules:

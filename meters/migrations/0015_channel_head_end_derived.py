@@ -14,7 +14,7 @@ def mark_modbus_profiles(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('meters', '0013_endpoints'),
+        ('meters', '0014_meter_check_node'),
     ]
 
     operations = [

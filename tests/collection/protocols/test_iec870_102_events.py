@@ -380,3 +380,25 @@ def test_read_meter_reads_the_closures_and_an_event_log(capsys):
     assert [r["timestamp"] for r in out["profile"]["rows"]] == ["2025-10-31T23:00:00Z"]
     assert [e["code"] for e in out["events"]] == [7 << 8 | 9, 7 << 8 | 11]  # the autumn change
     assert {e["timestamp"] for e in out["events"]} == {"2025-10-26T01:00:00Z"}
+
+
+@hypothesis_settings(max_examples=400, deadline=None)
+@given(
+    st.sampled_from([c.C_AC_NA_2, c.C_TI_NA_2, c.C_CS_TA_2, c.C_CI_NU_2, c.C_SP_NB_2, c.C_TA_VM_2]),
+    st.integers(0, 255),
+    st.binary(max_size=40),
+)
+def test_the_simulators_station_answers_any_request_or_raises_a_frame_error(type_id, record, data):
+    """The simulator's side of the wire: any activation gets an acknowledgement (its answer
+    queued, negative ones included) or a typed FrameError, never a Python error."""
+    meter = make_meters(1, password=PASSWORD)[0]
+    meter._authenticated = True
+    asdu = c.Asdu(type_id, c.COT_ACTIVATION, meter.measuring_point, record, data, count=1)
+    frame = c.Frame("variable", c.primary_control(c.FN_SEND_CONFIRM, True), 1, asdu.encode())
+    try:
+        answer = meter.handle(frame, NOW)
+    except FrameError:
+        return
+    assert answer == bytes([c.ACK]) and meter._queue
+    poll = c.Frame("fixed", c.primary_control(c.FN_REQUEST_CLASS_2, False), 1)
+    c.decode(meter.handle(poll, NOW))  # the first queued answer is a well-formed frame

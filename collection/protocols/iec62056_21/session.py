@@ -6,7 +6,8 @@ The meter's identification says its mode: mode C (a digit) takes an option selec
 programming mode; mode B (a letter A..I) switches to its rate at once and sends its readout,
 mode A sends it at once at the sign-on rate. A mode A or B meter has no programming mode: its
 clock comes from the readout, and profile, events and clock set are not supported (the session
-drops those capabilities as soon as it has seen the identification).
+drops those capabilities as soon as it has seen the identification). Without a P1 password a
+session has none of the three either: the reader reads such a meter's registers, not fails it.
 
 Each readout or programming dialogue starts with its own sign-on (a meter returns to its
 idle state after a readout or a break). One readout serves every register and instantaneous
@@ -69,8 +70,8 @@ class Iec21Session(base.MeterSession):
 
     def __init__(self, settings: Iec21Settings, counters=None) -> None:
         self.settings = settings
-        if settings.password is None:  # W1 needs programming mode, and that the P1 password
-            self.capabilities = type(self).capabilities - {base.SET_CLOCK}
+        if settings.password is None:  # W1 and R5 need programming mode, and that the P1
+            self.capabilities = type(self).capabilities - PROGRAMMING  # password
         self.dialect = clock.DIALECTS[settings.clock]
         self.profile_dialect = profile.DIALECTS[settings.profile]
         self.exchange_log = [] if settings.exchange_log else None
@@ -377,6 +378,8 @@ class Iec21Session(base.MeterSession):
 
     async def _r5(self, address: str, start: datetime, end: datetime) -> list[codec.DataSet]:
         """The data sets of a profile or log read (``R5 P.01(from;to)``) in programming mode."""
+        if self.settings.password is None:  # not a capability of this session: NotSupported
+            raise NotSupported(f"reading {address} needs the P1 password")
         if not PROGRAMMING <= self.capabilities:
             raise NoProgrammingMode("a mode A/B meter has no programming mode")
         start, end = base.ensure_utc(start), base.ensure_utc(end)

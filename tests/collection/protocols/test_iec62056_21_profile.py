@@ -266,6 +266,21 @@ def test_nothing_in_the_range_is_no_rows_and_an_unknown_profile_is_refused():
     assert len(rows.rows) == 4
 
 
+def test_without_a_password_there_is_no_profile_and_no_byte_is_sent():
+    meters = make_meters(1, password=PASSWORD)
+
+    async def body(fleet):
+        async with Iec21Session(settings(fleet, meters[0], password=None)) as meter:
+            assert not {base.READ_LOAD_PROFILE, base.READ_EVENTS} & meter.capabilities
+            with pytest.raises(NotSupported):
+                await meter.read_load_profile(LOAD_PROFILE, NOW - timedelta(hours=1), NOW)
+            with pytest.raises(NotSupported):
+                await meter.read_events(EVENT_LOG, NOW - timedelta(hours=1), NOW)
+        return meters[0].sign_ons
+
+    assert run(with_fleet(meters, body)) == 0
+
+
 def test_a_wrong_password_refuses_the_profile():
     meters = make_meters(1, password=PASSWORD)
 

@@ -31,5 +31,6 @@ urlpatterns = [
     ),
     path("reports/load/", views.LoadReportView.as_view(), name="load"),
     path("reports/load/<int:pk>/", views.LoadNodeView.as_view(), name="load-node"),
+    path("reports/tamper/", views.TamperReportView.as_view(), name="tamper"),
     path("vending/reports/", views.VendingReportsView.as_view(), name="vending"),
 ]

@@ -26,9 +26,9 @@ from meters.store import query
 from meters.store.days import local_zone
 from vending.models import Sale
 
-from . import actions, balance, billing, charts, collection, exporters, load, vending
+from . import actions, balance, billing, charts, collection, exporters, load, tamper, vending
 from .building import export_title
-from .exporters import FORMATS, table
+from .exporters import FORMATS, cim, table, table_pdf
 from .forms import DataQueryForm
 from .models import ExportJob, ExportStatus
 
@@ -330,7 +330,7 @@ class BillingReportView(ScopedViewMixin, TemplateView):
             "export_query": self.export_query(),
         }  # fmt: skip
         fmt = get.get("format")
-        if fmt in ("csv", "xlsx"):
+        if fmt in ("csv", "xlsx", "xml"):
             export = billing.Export.build(meters, period)
             include_held = get.get("include_held") == "1"
             if export.held and not include_held:
@@ -363,6 +363,12 @@ class BillingReportView(ScopedViewMixin, TemplateView):
 
     def export(self, export, fmt, period):
         filename = f"billing-determinants-{period.label}.{fmt}"
+        if fmt == "xml":
+            response = StreamingHttpResponse(
+                cim.stream(export.ready, export.held, period), content_type=FORMATS["xml"][0]
+            )
+            response["Content-Disposition"] = f'attachment; filename="{filename}"'
+            return response
         if fmt == "csv":
             response = StreamingHttpResponse(export.csv_lines(), content_type=FORMATS["csv"][0])
             response["Content-Disposition"] = f'attachment; filename="{filename}"'
@@ -400,8 +406,20 @@ def _queries(get) -> tuple[str, str]:
     return query_string, params.urlencode()
 
 
-def _table_export(fmt: str, title: str, columns, rows, filename: str):
-    """A table report as a streamed CSV or an XLSX sheet (`exporters.table`)."""
+TABLE_FORMATS = ("csv", "xlsx", "pdf")
+
+
+def _table_export(fmt: str, title: str, columns, rows, filename: str, *, chart=None, note=""):
+    """A table report as a streamed CSV, an XLSX sheet (`exporters.table`) or a PDF with the
+    page's graph (`chart`: (series, labels, unit); `exporters.table_pdf`)."""
+    if fmt == "pdf":
+        return _file_response(
+            lambda path: table_pdf.write_pdf(
+                path, title, note, columns, rows, table.report_cell, chart
+            ),
+            f"{filename}.pdf",
+            "pdf",
+        )
     if fmt == "csv":
         response = StreamingHttpResponse(
             table.csv_lines(columns, rows, table.report_cell), content_type=FORMATS["csv"][0]
@@ -429,7 +447,7 @@ class EnergyBalanceView(ScopedViewMixin, TemplateView):
         kind = get.get("kind") if get.get("kind") in (NodeKind.FEEDER, NodeKind.TRANSFORMER) else ""
         nodes = balance.nodes_for(request.user, kind=kind or None)
         fmt = get.get("format")
-        if fmt in ("csv", "xlsx"):
+        if fmt in TABLE_FORMATS:
             results = balance.balances(request.user, nodes, period)
             audit.record(
                 "export",
@@ -439,7 +457,7 @@ class EnergyBalanceView(ScopedViewMixin, TemplateView):
             )
             return _table_export(
                 fmt, "Energy balance", balance.LIST_COLUMNS, balance.list_rows(results),
-                f"energy-balance-{period.label}",
+                f"energy-balance-{period.label}", note=f"{period.first} to {period.last}, Wh",
             )  # fmt: skip
         page = Paginator(nodes, self.page_size).get_page(get.get("page"))
         query_string, export_query = _queries(get)
@@ -477,8 +495,16 @@ class EnergyBalanceNodeView(ScopedViewMixin, DetailView):
             error = f"{exc}; showing days."
             resolution = "day"
             result = balance.node_balance(request.user, node, period, resolution)
+        labels = [balance.short_label(b, resolution, period) for b in result.buckets]
+        series = [
+            charts.Series("input (check meters)", "series-a", [b.input for b in result.buckets]),
+            charts.Series(
+                "delivered (meters below)", "series-b", [b.delivered for b in result.buckets]
+            ),  # fmt: skip
+            charts.Series("loss", "series-c", [b.loss for b in result.buckets]),
+        ]
         fmt = get.get("format")
-        if fmt in ("csv", "xlsx"):
+        if fmt in TABLE_FORMATS:
             audit.record(
                 "export",
                 user=request.user,
@@ -488,22 +514,11 @@ class EnergyBalanceNodeView(ScopedViewMixin, DetailView):
             return _table_export(
                 fmt, f"Energy balance {node.code}", balance.BUCKET_COLUMNS,
                 balance.bucket_rows(result), f"energy-balance-{node.code}-{period.label}",
+                chart=(series, labels, "Wh"),
+                note=f"{period.first} to {period.last} per {resolution}, Wh; "
+                + " ".join(result.hints),
             )  # fmt: skip
-        labels = [balance.short_label(b, resolution, period) for b in result.buckets]
-        chart = charts.line_chart(
-            f"Energy balance of {node.code}",
-            labels,
-            [
-                charts.Series(
-                    "input (check meters)", "series-a", [b.input for b in result.buckets]
-                ),
-                charts.Series(
-                    "delivered (meters below)", "series-b", [b.delivered for b in result.buckets]
-                ),  # fmt: skip
-                charts.Series("loss", "series-c", [b.loss for b in result.buckets]),
-            ],
-            "Wh",
-        )
+        chart = charts.line_chart(f"Energy balance of {node.code}", labels, series, "Wh")
         export = get.copy()
         export.pop("format", None)
         context = {
@@ -547,7 +562,7 @@ class LoadReportView(ScopedViewMixin, TemplateView):
         except ValueError as exc:
             error, period = f"{exc}; showing the last seven days.", _recent_week()
         fmt = get.get("format")
-        if fmt in ("csv", "xlsx"):
+        if fmt in TABLE_FORMATS:
             profiles = load.node_loads(request.user, nodes, period)
             profiles += load.class_loads(request.user, period)
             audit.record(
@@ -592,15 +607,22 @@ class LoadNodeView(ScopedViewMixin, DetailView):
             error, period = f"{exc}; showing the last seven days.", _recent_week()
             profile = load.node_load(request.user, node, period)
         fmt = request.GET.get("format")
-        if fmt in ("csv", "xlsx"):
+        if fmt in TABLE_FORMATS:
             audit.record(
                 "export",
                 user=request.user,
                 detail=f"load-duration curve {fmt}, {node.code}, {period.first} to {period.last}",
             )
+            curve = profile.duration_curve()
+            row = load.summary(profile)
             return _table_export(
                 fmt, f"Load duration {node.code}", load.CURVE_COLUMNS, load.curve_rows(profile),
                 f"load-duration-{node.code}-{period.label}",
+                chart=([charts.Series("demand", "series-a", curve)],
+                       [str(i + 1) for i in range(len(curve))], "kW"),
+                note=f"{period.first} to {period.last}: peak {row['peak_kw']} kW at "
+                f"{row['peak_at']}, load factor {row['load_factor']}, overload "
+                f"{row['overload_hours']} h",
             )  # fmt: skip
         zone = local_zone()
         one_day = period.first == period.last
@@ -608,7 +630,9 @@ class LoadNodeView(ScopedViewMixin, DetailView):
             f"{at.astimezone(zone):%H:%M}" if one_day else f"{at.astimezone(zone):%d %b}"
             for at, _kw in profile.demand
         ]
-        capacity = [profile.rated_kw] * len(profile.demand) if profile.rated_kw else []
+        # the capacity line only when it is on the demand's scale (else it flattens it)
+        near = profile.rated_kw and profile.peak and profile.peak[1] * 4 >= profile.rated_kw
+        capacity = [profile.rated_kw] * len(profile.demand) if near else []
         series = [charts.Series("demand", "series-a", [kw for _t, kw in profile.demand])]
         if capacity:
             series.append(charts.Series("capacity", "series-c", capacity))
@@ -617,7 +641,7 @@ class LoadNodeView(ScopedViewMixin, DetailView):
         hours = [f"{(i + 1) * len(profile.demand) / max(len(curve), 1) / 4:.0f} h"
                  for i in range(len(curve))]  # fmt: skip
         curve_series = [charts.Series("demand", "series-a", curve)]
-        if profile.rated_kw:
+        if capacity:
             curve_series.append(
                 charts.Series("capacity", "series-c", [profile.rated_kw] * len(curve))
             )
@@ -629,5 +653,43 @@ class LoadNodeView(ScopedViewMixin, DetailView):
             "period": period, "error": error, "profile": profile, "row": load.summary(profile),
             "demand_chart": demand_chart, "curve_chart": curve_chart,
             "export_query": export.urlencode(),
+        }  # fmt: skip
+        return self.render_to_response(self.get_context_data(**context))
+
+
+class TamperReportView(ScopedViewMixin, TemplateView):
+    """Tamper, revenue protection and communication per meter, ranked by score (the most
+    suspicious first), for a period of local days (default the last 30); CSV/XLSX."""
+
+    model = Meter
+    template_name = "reports/tamper.html"
+    page_size = 50
+
+    def get(self, request, *args, **kwargs):
+        get = request.GET
+        error = ""
+        if get.get("month") or get.get("from") or get.get("to"):
+            period, error = _period_or_error(get)
+        else:
+            period = billing.Period.last_days(30)
+        ranked = tamper.findings(request.user, period)
+        fmt = get.get("format")
+        if fmt in TABLE_FORMATS:
+            audit.record(
+                "export",
+                user=request.user,
+                detail=f"tamper report {fmt}, {period.first} to {period.last}, "
+                f"{len(ranked)} meters",
+            )
+            return _table_export(
+                fmt, "Tamper and communication", tamper.COLUMNS, tamper.rows(ranked),
+                f"tamper-{period.label}",
+            )  # fmt: skip
+        page = Paginator(ranked, self.page_size).get_page(get.get("page"))
+        query_string, export_query = _queries(get)
+        context = {
+            "period": period, "error": error, "page": page, "results": page.object_list,
+            "flagged": sum(1 for f in ranked if f.score), "query_string": query_string,
+            "export_query": export_query,
         }  # fmt: skip
         return self.render_to_response(self.get_context_data(**context))

@@ -149,3 +149,28 @@ class DemandSerializer(serializers.Serializer):
 class LoadDetailSerializer(LoadSerializer):
     duration_curve_kw = serializers.ListField(child=serializers.CharField())
     demand = DemandSerializer(many=True)
+
+
+class TamperMeterSerializer(serializers.Serializer):
+    """One ranked meter: findings and score (decimals as exact strings)."""
+
+    meter = serializers.CharField()
+    service_point = serializers.CharField()
+    score = serializers.IntegerField()
+    tamper_events = serializers.IntegerField()
+    last_tamper = serializers.DateTimeField(allow_null=True)
+    reverse_energy_events = serializers.IntegerField()
+    consumption_wh = serializers.CharField(allow_null=True)
+    previous_period_wh = serializers.CharField(allow_null=True)
+    change_percent = serializers.CharField(allow_null=True)
+    transformer_median_wh = serializers.CharField(allow_null=True)
+    energy_while_open_wh = serializers.CharField(allow_null=True)
+    unreachable = serializers.BooleanField()
+    days_since_last_read = serializers.IntegerField(allow_null=True)
+    read_success_percent = serializers.CharField(allow_null=True)
+    median_read_seconds = serializers.FloatField(allow_null=True)
+    flags = serializers.CharField(allow_blank=True)
+
+
+class TamperPageSerializer(PageSerializer):
+    results = TamperMeterSerializer(many=True)

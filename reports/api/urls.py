@@ -9,6 +9,7 @@ urlpatterns = [
     path("reports/billing/", views.BillingView.as_view(), name="reports-billing"),
     path("reports/energy-balance/", views.BalanceListView.as_view(), name="reports-balance"),
     path("reports/load/", views.LoadListView.as_view(), name="reports-load"),
+    path("reports/tamper/", views.TamperView.as_view(), name="reports-tamper"),
     path("reports/load/<int:pk>/", views.LoadNodeView.as_view(), name="reports-load-node"),
     path(
         "reports/energy-balance/<int:pk>/",

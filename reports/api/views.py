@@ -13,7 +13,7 @@ from amisite.pagination import Pagination
 from meters.choices import NodeKind
 from meters.models import GridNode
 
-from .. import balance, billing, load, vending
+from .. import balance, billing, load, tamper, vending
 from .serializers import (
     BalanceDetailSerializer,
     BalanceNodeSerializer,
@@ -24,6 +24,8 @@ from .serializers import (
     LoadPageSerializer,
     LoadSerializer,
     ReportSerializer,
+    TamperMeterSerializer,
+    TamperPageSerializer,
 )
 
 
@@ -278,3 +280,32 @@ class LoadNodeView(APIView):
             raise NotFound("no such feeder or transformer")
         profile = load.node_load(request.user, node, period)
         return Response(LoadDetailSerializer(load.as_json(profile, detail=True)).data)
+
+
+class TamperView(APIView):
+    """Tamper, revenue protection and communication per meter in scope, ranked by score
+    (the most suspicious first) over local days (default: the last 30), paged: tamper and
+    reverse-energy events, consumption against the previous period and the transformer's
+    median, consumption while the relay is open, reachability, read success and read time."""
+
+    permission_classes = [permissions.IsAuthenticated, BillingPermission]
+
+    @extend_schema(
+        parameters=[
+            *PERIOD_PARAMETERS,
+            OpenApiParameter("page", int),
+            OpenApiParameter("page_size", int),
+        ],  # fmt: skip
+        responses=TamperPageSerializer,
+    )
+    def get(self, request):
+        get = request.GET
+        if get.get("month") or get.get("from") or get.get("to"):
+            period = _period(request)
+        else:
+            period = billing.Period.last_days(30)
+        ranked = list(tamper.rows(tamper.findings(request.user, period)))
+        paginator = Pagination()
+        page = paginator.paginate_queryset(ranked, request, view=self)
+        data = [tamper.as_json(row) for row in page]
+        return paginator.get_paginated_response(TamperMeterSerializer(data, many=True).data)

@@ -54,6 +54,7 @@ TESTED_ELSEWHERE = {
     ),
     "GET /api/reports/billing/": "tests/reports/test_billing.py::test_api_paged_exact_and_scoped",
     "GET /api/reports/energy-balance/": "tests/reports/test_balance.py::test_api_scoped",
+    "GET /api/reports/tamper/": "tests/reports/test_tamper.py::test_page_export_and_api_scoped",
     "GET /api/reports/load/": "tests/reports/test_balance.py::test_load_pages_and_api_scoped",
     "GET /api/reports/load/{id}/": "tests/reports/test_balance.py::test_load_pages_and_api_scoped",
     "GET /api/reports/energy-balance/{id}/": "tests/reports/test_balance.py::test_api_scoped",

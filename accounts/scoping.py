@@ -40,7 +40,12 @@ def scope_paths(user, action: str = "view") -> list[str] | None:
         return []
     if user.is_superuser:
         return None
-    cache = user.__dict__.setdefault("_ami_scope_paths", {})
+    # On the user itself (through a request's lazy user, not on the proxy), where
+    # accounts/access_cache.py fills it from, and takes it for, the shared cache.
+    cache = getattr(user, "_ami_scope_paths", None)
+    if cache is None:
+        cache = {}
+        user._ami_scope_paths = cache
     key = "view" if action == "view" else "write"
     if key not in cache:
         from guardian.shortcuts import get_objects_for_user

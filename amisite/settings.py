@@ -75,6 +75,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "accounts.access_cache.AccessCacheMiddleware",  # permissions and scope between requests
     "accounts.two_factor.SecondFactorMiddleware",
     "amisite.dbrouter.ReplicaReadsMiddleware",  # after sign-in: accounts read the primary
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -218,6 +219,10 @@ if REDIS_URL:
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# A signed-in user's permissions and organisation scope are kept this long in the cache
+# (accounts/access_cache.py); only with Redis, which every web process shares.
+AMI_ACCESS_CACHE_SECONDS = env.int("AMI_ACCESS_CACHE_SECONDS", default=60) if REDIS_URL else 0
 
 # Fleet-wide dashboard roll-ups (map cells, grid tree) are cached this long per user scope.
 DASHBOARD_ROLLUP_SECONDS = env.int("DASHBOARD_ROLLUP_SECONDS", default=15)

@@ -31,7 +31,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.db import close_old_connections
 from redis.exceptions import RedisError
 
-from accounts import two_factor
+from accounts import access_cache, two_factor
 from accounts.sessions import access_fingerprint, socket_group
 
 from . import capacity
@@ -139,6 +139,9 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
         now = await self._access()
         if now is not None and now == self._ami_access:
             return False
+        # Perhaps a change made behind the application's back (SQL): pages must not go on
+        # with the permissions and scope cached before it, nor the reconnecting socket.
+        await socket_db(access_cache.bump)()
         await self.close(code=ACCESS_CHANGED)
         return True
 

@@ -121,6 +121,16 @@ def _fast_password_hashing(request):
         settings.DASHBOARD_ROLLUP_SECONDS = 0
 
 
+@pytest.fixture(autouse=True)
+def _no_cached_access_from_earlier_tests(request):
+    """Permissions and scope cached in Redis (accounts/access_cache.py) by an earlier test
+    are never this test's: their rows were rolled back."""
+    if request.config.pluginmanager.hasplugin("django"):
+        from accounts import access_cache
+
+        access_cache.bump()
+
+
 @pytest.fixture
 def eager_celery():
     """Celery tasks run in the caller, errors raised (modules may define their own)."""

@@ -1,0 +1,171 @@
+"""A signed-in user's permissions and organisation scope, kept between requests in Redis.
+
+Every page used to ask PostgreSQL the same questions before its own work: the user's
+permissions (its own and its roles', two queries), its organisation's path and the
+organisations granted to it (two more, twice on pages that also check what the user may
+change). `AccessCacheMiddleware` puts the answers on the request's user from the cache and
+stores what a request had to compute, so a user pays for them once, not on every page.
+
+When an entry may be used:
+- **Same generation.** One counter for the whole site, bumped by every change that can
+  change an answer: a role (group) or permission saved or deleted, a role's permissions,
+  a user's roles or own permissions changed, an organisation grant (guardian object
+  permission) given or taken, an organisation saved (moved) or deleted. It is bumped at
+  once and again after the transaction commits: a request that read the old rows while
+  the change was being committed may have stored them under the first bump, never under
+  the second. Such changes are rare (administration), so one counter for everyone is
+  simpler and safer than working out whom a change concerns.
+- **Same user row.** The entry is keyed by the fields of the user's row that decide access
+  (active, superuser, staff, organisation, when it joined), and that row is read from the
+  database on every request anyway: a deactivation or a move to another organisation
+  counts at once, whichever way it was written (SQL included).
+- **Not older than `AMI_ACCESS_CACHE_SECONDS`** (60, as `AMI_WS_RECHECK_SECONDS`): a role or
+  grant changed behind the application's back (SQL, a bulk insert, a restored database)
+  counts within that, and at once when a websocket's periodic re-check notices it first
+  (it bumps the generation).
+
+The cache is Django's, which is Redis whenever `REDIS_URL` is set, so every web process
+sees one generation; without Redis (one-process tools) it is off (`AMI_ACCESS_CACHE_SECONDS`
+= 0). Superusers need none of it (they may do everything without a query).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.conf import settings
+from django.contrib.auth.middleware import get_user
+from django.contrib.auth.models import Group, Permission
+from django.core.cache import cache
+from django.db import connection, models, transaction
+from django.utils.functional import SimpleLazyObject, empty
+from guardian.models import GroupObjectPermission, UserObjectPermission
+
+from .models import Organisation, User
+
+SCOPE_ATTR = "_ami_scope_paths"  # accounts/scoping.py keeps a request's scope here
+PERM_ATTR = "_perm_cache"  # django.contrib.auth.backends.ModelBackend keeps them here
+
+
+def enabled() -> bool:
+    return settings.AMI_ACCESS_CACHE_SECONDS > 0
+
+
+def _generation_key() -> str:
+    # The database's name: the suite, the benches and the site may share one Redis.
+    return f"ami:access:{connection.settings_dict['NAME']}:generation"
+
+
+def _user_key(user_id: int) -> str:
+    return f"ami:access:{connection.settings_dict['NAME']}:user:{user_id}"
+
+
+def _row(user) -> str:
+    """What of the user's own row decides its access (read fresh on every request)."""
+    parts = (user.pk, user.is_active, user.is_superuser, user.is_staff, user.organisation_id,
+             user.date_joined.isoformat() if user.date_joined else "")  # fmt: skip
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
+
+
+def bump() -> None:
+    """Every cached entry is stale from now on (see the module's docstring for when)."""
+    if not enabled():
+        return
+    key = _generation_key()
+    try:
+        cache.incr(key)
+    except ValueError:  # not there yet (or evicted): any new value differs from the entries'
+        cache.add(key, 1, timeout=None)
+        cache.incr(key)
+
+
+def bump_now_and_after_commit() -> None:
+    bump()
+    transaction.on_commit(bump)
+
+
+class Primed:
+    """What a request's user got from the cache, to store what it computed besides."""
+
+    __slots__ = ("key", "generation", "row", "stored")
+
+    def __init__(self, key, generation, row, stored):
+        self.key, self.generation, self.row, self.stored = key, generation, row, stored
+
+
+def prime(user) -> Primed | None:
+    """Fill the user's permission and scope caches from the shared cache, if valid."""
+    if not enabled() or not user.is_authenticated or user.is_superuser:
+        return None
+    key, generation_key = _user_key(user.pk), _generation_key()
+    got = cache.get_many([key, generation_key])
+    generation, entry, row = got.get(generation_key, 0), got.get(key), _row(user)
+    stored = {}
+    if entry is not None and entry["generation"] == generation and entry["row"] == row:
+        stored = entry["values"]
+        if "perms" in stored:
+            setattr(user, PERM_ATTR, set(stored["perms"]))
+        if "scope" in stored:
+            setattr(user, SCOPE_ATTR, dict(stored["scope"]))
+    return Primed(key, generation, row, stored)
+
+
+def store(user, primed: Primed) -> None:
+    """Keep what this request computed (under the generation read before computing it)."""
+    values = {}
+    perms = getattr(user, PERM_ATTR, None)
+    if perms is not None:
+        values["perms"] = sorted(perms)
+    scope = getattr(user, SCOPE_ATTR, None)
+    if scope:
+        values["scope"] = dict(scope)
+    if values and values != primed.stored:
+        entry = {"generation": primed.generation, "row": primed.row, "values": values}
+        cache.set(primed.key, entry, timeout=settings.AMI_ACCESS_CACHE_SECONDS)
+
+
+class AccessCacheMiddleware:
+    """After AuthenticationMiddleware: the request's user, when it is first used, comes
+    with its permissions and scope from the cache; what the request computed is kept."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if not enabled():
+            return self.get_response(request)
+        holder = {}
+
+        def primed_user():
+            user = get_user(request)
+            holder["primed"] = prime(user)
+            return user
+
+        # Kept here: signing in or out during the request replaces `request.user`.
+        lazy = request.user = SimpleLazyObject(primed_user)
+        response = self.get_response(request)
+        primed = holder.get("primed")
+        if primed is not None and lazy._wrapped is not empty:
+            store(lazy._wrapped, primed)
+        return response
+
+
+def _changed(sender, **kwargs) -> None:
+    bump_now_and_after_commit()
+
+
+def _user_relations_changed(sender, action, **kwargs) -> None:
+    if action in ("post_add", "post_remove", "post_clear"):
+        bump_now_and_after_commit()
+
+
+def connect_signals() -> None:
+    """Bump the generation on every change that can change a user's permissions or scope."""
+    for model in (Group, Permission, Organisation, UserObjectPermission, GroupObjectPermission):
+        for signal in (models.signals.post_save, models.signals.post_delete):
+            signal.connect(_changed, sender=model, dispatch_uid=f"ami-access-{model.__name__}")
+    for through in (User.groups.through, User.user_permissions.through,
+                    Group.permissions.through):  # fmt: skip
+        models.signals.m2m_changed.connect(
+            _user_relations_changed, sender=through, dispatch_uid=f"ami-access-{through.__name__}"
+        )

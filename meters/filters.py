@@ -154,19 +154,27 @@ class MeterFilter:
         c = self.cleaned
         if "q" in c:
             q = c["q"]
-            # Uncorrelated IN subqueries rather than joins: no DISTINCT (counting and paging
-            # stay cheap), and each side is scanned once and hashed, not probed per meter.
+            # The meters found by serial, by service point and by customer, as one UNION
+            # of ids: each part uses its trigram index (and the service point's foreign
+            # key). The same three as ORed conditions made PostgreSQL test every meter of
+            # the fleet (100,000 meters: ~100 ms for the count, again for the page, against
+            # < 3 ms). No DISTINCT on the page's query: the union already has one row a meter.
             points = GridNode.objects.filter(
                 Q(code__icontains=q) | Q(address__icontains=q), kind=NodeKind.SERVICE_POINT
             ).values("pk")
             customers = Customer.objects.filter(
                 Q(account_number__icontains=q) | Q(name__icontains=q)
             ).values("service_point_id")
-            queryset = queryset.filter(
-                Q(serial__icontains=q)
-                | Q(service_point_id__in=points)
-                | Q(service_point_id__in=customers)
+            found = (
+                Meter.objects.filter(serial__icontains=q)
+                .order_by()
+                .values("pk")
+                .union(
+                    Meter.objects.filter(service_point_id__in=points).order_by().values("pk"),
+                    Meter.objects.filter(service_point_id__in=customers).order_by().values("pk"),
+                )
             )
+            queryset = queryset.filter(pk__in=found)
         if self.node is not None:
             queryset = queryset.filter(service_point__path__startswith=self.node.path)
         if "model" in c:

@@ -6,13 +6,16 @@ would repeat every few seconds. Their results are cached for `DASHBOARD_ROLLUP_S
 (15 s by default; 0 turns the cache off) under a key made of the user's exact scope (the
 organisation paths `scope_paths` returns, or "all" for superusers) and everything else that
 selects the meters (filters, box, node), so two users share an entry only when they would see
-the same meters. The pages say how old the figures are ("as of").
+the same meters. The pages say how old the figures are ("as of"). An entry that ran out is
+recomputed by one request at a time; requests arriving meanwhile get the previous figures
+(with their own "as of"), or wait for the first ones (`cached_rollup`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import time
 from contextlib import contextmanager
 
 from django.conf import settings
@@ -37,6 +40,17 @@ def scope_key(user, *parts) -> str:
     return "dash-rollup:" + hashlib.sha256(raw.encode()).hexdigest()
 
 
+# Single flight: when an entry runs out, one request recomputes it (holding a lock for at
+# most LOCK_SECONDS) while the others go on showing the previous figures, kept
+# STALE_SECONDS past their time for that; with nothing to show yet they wait for it up to
+# WAIT_SECONDS (then compute themselves). Without it, every operator asking in the moment
+# a 5 s home snapshot expired ran its ~1 s of PostgreSQL again, at the worst time.
+LOCK_SECONDS = 30
+STALE_SECONDS = 30
+WAIT_SECONDS = 10.0
+WAIT_STEP = 0.05
+
+
 def cached_rollup(user, parts, compute, seconds: int | None = None):
     """(value, as_of): `compute()` once per TTL per (scope, parts); as_of is when it ran.
 
@@ -46,12 +60,35 @@ def cached_rollup(user, parts, compute, seconds: int | None = None):
     if seconds <= 0:
         return compute(), timezone.now()
     key = scope_key(user, *parts)
-    hit = cache.get(key)
-    if hit is not None:
-        return hit
-    result = (compute(), timezone.now())
-    cache.set(key, result, seconds)
-    return result
+    entry = _entry(cache.get(key))
+    if entry is not None and entry[2] > time.time():
+        return entry[0], entry[1]
+    lock = key + ":computing"
+    if cache.add(lock, 1, LOCK_SECONDS):
+        try:
+            return _compute_and_keep(key, compute, seconds)
+        finally:
+            cache.delete(lock)
+    if entry is not None:  # another request is recomputing it: the figures of just before
+        return entry[0], entry[1]
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        time.sleep(WAIT_STEP)
+        entry = _entry(cache.get(key))
+        if entry is not None:
+            return entry[0], entry[1]
+    return _compute_and_keep(key, compute, seconds)  # the one computing failed or is stuck
+
+
+def _entry(raw):
+    """(value, as_of, fresh until) or None (also for an entry of the earlier layout)."""
+    return raw if isinstance(raw, tuple) and len(raw) == 3 else None
+
+
+def _compute_and_keep(key, compute, seconds):
+    value, as_of = compute(), timezone.now()
+    cache.set(key, (value, as_of, time.time() + seconds), seconds + STALE_SECONDS)
+    return value, as_of
 
 
 def cached_per_scope(user, name: str, compute, seconds: int):

@@ -1,10 +1,14 @@
 """The short-lived roll-up cache of the whole-fleet map cells and the grid tree: keyed by the
 user's exact scope and query, stale for at most DASHBOARD_ROLLUP_SECONDS, and said so."""
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from django.core.cache import cache
 
-from meters import map_views
+from accounts.scoping import scope_paths
+from meters import map_views, rollup_cache
 from meters.models import CommStatus
 from tests.dashboard.test_map import LONDON, client_for, placed  # noqa: F401 (fixture)
 
@@ -74,3 +78,58 @@ def test_home_figures_shared_per_scope_and_role_for_seconds(placed, cached):  # 
     assert fleet_snapshot(placed.readonly_a)["unreachable"] == 1
     cache.clear()  # the seconds elapsed
     assert fleet_snapshot(a)["unreachable"] == 1
+
+
+def _slow(calls, started, release, value):
+    def compute():
+        calls.append(value)
+        started.set()
+        assert release.wait(10)
+        return value
+
+    return compute
+
+
+def test_an_expired_entry_is_recomputed_once_the_others_show_the_previous(placed, cached):  # noqa: F811
+    """Single flight: while one request recomputes, the others answer at once with the
+    figures of just before (and their time), instead of all running the aggregate."""
+    user = placed.operator_a
+    scope_paths(user)  # the threads below ask nothing of the database
+    assert rollup_cache.cached_rollup(user, ["t"], lambda: "before", seconds=5)[0] == "before"
+    key = rollup_cache.scope_key(user, "t")
+    value, as_of, _ = cache.get(key)
+    cache.set(key, (value, as_of, 0), 60)  # its time is up
+    calls, started, release = [], threading.Event(), threading.Event()
+    with ThreadPoolExecutor(6) as pool:
+        first = pool.submit(
+            rollup_cache.cached_rollup, user, ["t"], _slow(calls, started, release, "after"), 5
+        )
+        assert started.wait(10)
+        others = [
+            pool.submit(rollup_cache.cached_rollup, user, ["t"], lambda: "again", 5)
+            for _ in range(5)
+        ]
+        answered = [f.result(10) for f in others]  # while the first still computes
+        release.set()
+        assert first.result(10)[0] == "after"
+    assert answered == [("before", as_of)] * 5
+    assert calls == ["after"]
+    assert rollup_cache.cached_rollup(user, ["t"], lambda: "never", seconds=5)[0] == "after"
+
+
+def test_callers_of_a_cold_entry_wait_for_the_one_computing_it(placed, cached):  # noqa: F811
+    user = placed.operator_a
+    scope_paths(user)
+    calls, started, release = [], threading.Event(), threading.Event()
+    with ThreadPoolExecutor(6) as pool:
+        first = pool.submit(
+            rollup_cache.cached_rollup, user, ["cold"], _slow(calls, started, release, "once"), 5
+        )
+        assert started.wait(10)
+        others = [
+            pool.submit(rollup_cache.cached_rollup, user, ["cold"], lambda: "twice", 5)
+            for _ in range(5)
+        ]
+        release.set()
+        values = [f.result(20)[0] for f in [first, *others]]
+    assert values == ["once"] * 6 and calls == ["once"]

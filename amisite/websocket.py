@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import SyncToAsync
@@ -99,6 +100,35 @@ def socket_auth(inner):
     return CookieMiddleware(SessionMiddleware(SocketAuthMiddleware(inner)))
 
 
+# The sockets of one browser session (a page's alarm and status sockets open together, so
+# their periodic re-checks come due together) share one fingerprint taken within this many
+# seconds: 2,000 sockets of 1,000 operators cost 1,000 re-checks a minute, not 2,000.
+SHARED_RECHECK_SECONDS = 5.0
+_recent: dict[tuple, tuple[float, asyncio.Future]] = {}
+
+
+async def shared_fingerprint(user_id, session_key):
+    """`access_fingerprint`, shared by the re-checks of one session in this process that
+    come due within SHARED_RECHECK_SECONDS of each other (one running query serves all)."""
+    key, now = (user_id, session_key), time.monotonic()
+    # Never more than a tenth of the re-check interval: a shared answer is that much older.
+    window = min(SHARED_RECHECK_SECONDS, settings.AMI_WS_RECHECK_SECONDS / 10)
+    got = _recent.get(key)
+    if got is None or now - got[0] >= window or not _usable(got[1]):
+        if len(_recent) > 1000:  # forget the sessions not seen lately
+            for old in [k for k, (t, _) in _recent.items() if now - t >= window]:
+                del _recent[old]
+        got = _recent[key] = (now, asyncio.ensure_future(socket_db(access_fingerprint)(*key)))
+    return await asyncio.shield(got[1])
+
+
+def _usable(future: asyncio.Future) -> bool:
+    """Of this event loop, and not failed (a failure is not shared beyond its moment)."""
+    if future.get_loop() is not asyncio.get_running_loop():
+        return False
+    return not future.done() or (not future.cancelled() and future.exception() is None)
+
+
 ACCESS_CHANGED = 4401  # close code: sign in again / reconnect to be authorised afresh
 
 
@@ -125,18 +155,22 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
         await super().accept(subprotocol, headers)
         self._ami_watch = asyncio.ensure_future(self._watch_access())
 
-    async def _access(self):
+    async def _access(self, shared: bool = False):
+        if shared:
+            return await shared_fingerprint(self._ami_user_id, self._ami_session_key)
         return await socket_db(access_fingerprint)(self._ami_user_id, self._ami_session_key)
 
     async def _watch_access(self):
         while True:
             await asyncio.sleep(settings.AMI_WS_RECHECK_SECONDS)
-            if await self._recheck():
+            if await self._recheck(shared=True):
                 return
 
-    async def _recheck(self) -> bool:
-        """Close the socket if its user's access changed; True when closed."""
-        now = await self._access()
+    async def _recheck(self, shared: bool = False) -> bool:
+        """Close the socket if its user's access changed; True when closed. The periodic
+        re-check may share a fingerprint taken moments ago for another socket of the same
+        session; a push (`access_changed`) always takes a new one."""
+        now = await self._access(shared)
         if now is not None and now == self._ami_access:
             return False
         # Perhaps a change made behind the application's back (SQL): pages must not go on

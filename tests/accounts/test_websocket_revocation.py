@@ -9,6 +9,8 @@ or an organisation moved). Generated over every websocket route.
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 import pytest_asyncio
 from asgiref.sync import sync_to_async
@@ -21,6 +23,8 @@ from rest_framework.test import APIClient
 
 from accounts import roles
 from accounts.models import Organisation, User
+from accounts.sessions import access_fingerprint
+from amisite import websocket
 from amisite.asgi import application
 from amisite.routing import websocket_urlpatterns
 from amisite.websocket import ACCESS_CHANGED
@@ -198,3 +202,31 @@ def _lose_role_of_other(world):
     api = APIClient()
     api.force_authenticate(world.admin_a)
     api.patch(f"/api/users/{world.engineer_a.pk}/", {"roles": [roles.ANALYST]}, format="json")
+
+
+async def test_periodic_rechecks_of_one_session_share_one_fingerprint(world, settings, monkeypatch):
+    """A page's alarm and status sockets come due together: one fingerprint serves both
+    (and a fingerprint of moments ago serves a late one); another session, or a later
+    moment, takes its own."""
+    settings.AMI_WS_RECHECK_SECONDS = 60
+    calls = []
+
+    def counting(user_id, session_key):
+        calls.append(session_key)
+        return access_fingerprint(user_id, session_key)
+
+    monkeypatch.setattr(websocket, "access_fingerprint", counting)
+    _, cookie = await sync_to_async(_signed_in)(world.operator_a)
+    _, other = await sync_to_async(_signed_in)(world.operator_a)
+    key, other_key = (c.decode().split("=", 1)[1] for c in (cookie, other))
+    user_id = world.operator_a.pk
+    first, second = await asyncio.gather(
+        websocket.shared_fingerprint(user_id, key), websocket.shared_fingerprint(user_id, key)
+    )
+    assert first == second is not None and calls == [key]
+    assert await websocket.shared_fingerprint(user_id, key) == first and calls == [key]
+    await websocket.shared_fingerprint(user_id, other_key)
+    assert calls == [key, other_key]
+    monkeypatch.setattr(websocket, "SHARED_RECHECK_SECONDS", 0)  # its moment has passed
+    assert await websocket.shared_fingerprint(user_id, key) == first
+    assert calls == [key, other_key, key]

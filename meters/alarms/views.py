@@ -26,7 +26,8 @@ class AlarmListView(ScopedViewMixin, ListView):
 
     def get_queryset(self):
         qs = self.scoped_queryset().select_related(
-            "meter__meter_model", "service_point", "acknowledged_by"
+            "meter__meter_model",
+            "acknowledged_by",  # what the rows show, nothing more
         )
         state = self.request.GET.get("state", "open")
         if state == "open":

@@ -32,6 +32,7 @@ sees one generation; without Redis (one-process tools) it is off (`AMI_ACCESS_CA
 from __future__ import annotations
 
 import hashlib
+import logging
 
 from django.conf import settings
 from django.contrib.auth.middleware import get_user
@@ -43,6 +44,7 @@ from guardian.models import GroupObjectPermission, UserObjectPermission
 
 from .models import Organisation, User
 
+log = logging.getLogger("accounts.access_cache")
 SCOPE_ATTR = "_ami_scope_paths"  # accounts/scoping.py keeps a request's scope here
 PERM_ATTR = "_perm_cache"  # django.contrib.auth.backends.ModelBackend keeps them here
 
@@ -73,10 +75,13 @@ def bump() -> None:
         return
     key = _generation_key()
     try:
-        cache.incr(key)
-    except ValueError:  # not there yet (or evicted): any new value differs from the entries'
-        cache.add(key, 1, timeout=None)
-        cache.incr(key)
+        try:
+            cache.incr(key)
+        except ValueError:  # not there yet (or evicted): any new value differs from entries'
+            cache.add(key, 1, timeout=None)
+            cache.incr(key)
+    except Exception as exc:  # Redis away: the change itself must not fail for it
+        log.warning("access cache: generation not bumped (%s: %s)", type(exc).__name__, exc)
 
 
 def bump_now_and_after_commit() -> None:
@@ -98,7 +103,11 @@ def prime(user) -> Primed | None:
     if not enabled() or not user.is_authenticated or user.is_superuser:
         return None
     key, generation_key = _user_key(user.pk), _generation_key()
-    got = cache.get_many([key, generation_key])
+    try:
+        got = cache.get_many([key, generation_key])
+    except Exception as exc:  # Redis away: the request asks the database, as without cache
+        log.warning("access cache unavailable (%s: %s)", type(exc).__name__, exc)
+        return None
     generation, entry, row = got.get(generation_key, 0), got.get(key), _row(user)
     stored = {}
     if entry is not None and entry["generation"] == generation and entry["row"] == row:
@@ -121,7 +130,10 @@ def store(user, primed: Primed) -> None:
         values["scope"] = dict(scope)
     if values and values != primed.stored:
         entry = {"generation": primed.generation, "row": primed.row, "values": values}
-        cache.set(primed.key, entry, timeout=settings.AMI_ACCESS_CACHE_SECONDS)
+        try:
+            cache.set(primed.key, entry, timeout=settings.AMI_ACCESS_CACHE_SECONDS)
+        except Exception as exc:
+            log.warning("access cache: entry not kept (%s: %s)", type(exc).__name__, exc)
 
 
 class AccessCacheMiddleware:

@@ -204,3 +204,17 @@ def test_without_a_shared_cache_nothing_is_kept(world, settings):
     with CaptureQueriesContext(connection) as second:
         assert client.get("/meters/").status_code == 200
     assert _access_queries(second.captured_queries)
+
+
+def test_without_redis_pages_and_grants_still_work_from_the_database(world, settings, caplog):
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:9/0",  # nothing listens there
+        }
+    }
+    client = _client(world.operator_a)
+    assert client.get(_other_meter(world)).status_code == 404
+    assign_perm(GRANT, world.operator_a, world.org_b)  # its bump fails, the grant does not
+    assert client.get(_other_meter(world)).status_code == 200
+    assert "access cache" in caplog.text

@@ -37,7 +37,9 @@ def scope_key(user, *parts) -> str:
     raw = json.dumps(
         ["all" if paths is None else sorted(paths), [str(p) for p in parts]], sort_keys=True
     )
-    return "dash-rollup:" + hashlib.sha256(raw.encode()).hexdigest()
+    # v2: entries are (value, as_of, fresh until); a process of the release before (a
+    # rolling upgrade shares Redis) reads only its own "dash-rollup:" entries of two.
+    return "dash-rollup:v2:" + hashlib.sha256(raw.encode()).hexdigest()
 
 
 # Single flight: when an entry runs out, one request recomputes it (holding a lock for at

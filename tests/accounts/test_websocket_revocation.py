@@ -45,6 +45,15 @@ def _route_path(pattern, world) -> str:
 
         run = JobRun.objects.create(organisation=world.org_a)
         route = route.replace("<int:run_id>", str(run.pk))
+    if "<int:bulk_id>" in route:
+        from collection.commands.models import CommandKind
+        from loadcontrol.models import BulkCommand
+
+        bulk = BulkCommand.objects.create(
+            organisation=world.org_a, kind=CommandKind.values[0], requested_by=world.operator_a
+        )
+        route = route.replace("<int:bulk_id>", str(bulk.pk))
+    assert "<" not in route, f"no object for the websocket route {route}: add one here"
     return "/" + route
 
 

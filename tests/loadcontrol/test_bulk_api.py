@@ -161,3 +161,17 @@ async def test_progress_is_pushed_to_watchers_in_scope(world, threshold):
     await ws.disconnect()
     other, (connected, _code) = sockets["operator_b"]
     assert not connected or (await other.receive_output(timeout=5))["type"] == "websocket.close"
+
+
+def test_a_pending_bulk_is_rejected_by_a_second_person_and_queues_nothing(world, threshold):
+    operator = api(world.operator_a)
+    ask = {"node": world.grid_a.transformer.pk, "kind": "disconnect", "reason": "works", "count": 2}
+    bulk = operator.post("/api/bulk-commands/", ask, format="json").json()
+    url = f"/api/bulk-commands/{bulk['id']}/reject/"
+    assert operator.post(url, {"reason": "no"}, format="json").status_code == 403  # requester
+    assert api(world.operator_b).post(url, {"reason": "no"}, format="json").status_code == 404
+    rejected = api(world.admin_a).post(url, {"reason": "not during the peak"}, format="json")
+    assert rejected.status_code == 200, rejected.content
+    assert rejected.json()["state"] == "rejected"
+    assert api(world.admin_a).post(url, {"reason": "again"}, format="json").status_code == 409
+    assert not MeterCommand.objects.exists()

@@ -90,17 +90,20 @@ TESTED_ELSEWHERE |= {
     "POST /api/commands/{id}/cancel/": f"{COMMANDS}::test_cancel_a_queued_command_once",
 }
 BULK = "tests/loadcontrol/test_bulk_api.py::test_a_subtree_is_counted_confirmed_and_approved"
-BULK_REJECT = "tests/loadcontrol/test_bulk_api.py::test_a_pending_bulk_is_rejected"
-TESTED_ELSEWHERE |= {
-    "GET /api/bulk-commands/": f"{BULK}_by_a_second_person",
-    "GET /api/bulk-commands/{id}/": f"{BULK}_by_a_second_person",
-    "GET /api/bulk-commands/{id}/progress/": f"{BULK}_by_a_second_person",
-    "POST /api/bulk-commands/": f"{BULK}_by_a_second_person",
-    "POST /api/bulk-commands/preview/": f"{BULK}_by_a_second_person",
-    "POST /api/bulk-commands/{id}/approve/": f"{BULK}_by_a_second_person",
-    "POST /api/bulk-commands/{id}/cancel/": f"{BULK}_by_a_second_person",
-    "POST /api/bulk-commands/{id}/reject/": f"{BULK_REJECT}_by_a_second_person_and_queues_nothing",
-}
+BULK_OPERATIONS = (
+    "GET /api/bulk-commands/",
+    "GET /api/bulk-commands/{id}/",
+    "GET /api/bulk-commands/{id}/progress/",
+    "POST /api/bulk-commands/",
+    "POST /api/bulk-commands/preview/",
+    "POST /api/bulk-commands/{id}/approve/",
+    "POST /api/bulk-commands/{id}/cancel/",
+)
+TESTED_ELSEWHERE |= dict.fromkeys(BULK_OPERATIONS, f"{BULK}_by_a_second_person")
+TESTED_ELSEWHERE["POST /api/bulk-commands/{id}/reject/"] = (
+    "tests/loadcontrol/test_bulk_api.py::test_a_pending_bulk_is_rejected_by_a_second_person"
+    "_and_queues_nothing"
+)
 TESTED_ELSEWHERE |= {
     "GET /api/alarms/": f"{ALARM_API}::test_alarm_list_is_scoped_and_filtered",
     "GET /api/alarms/{id}/": f"{ALARM_API}::test_alarm_detail_other_organisation_404",

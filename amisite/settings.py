@@ -275,6 +275,21 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"queue": "default", "expires": 60},
     },
+    "loadcontrol-run-schedules": {
+        "task": "loadcontrol.run_schedules",
+        "schedule": 60.0,
+        "options": {"queue": "default", "expires": 60},
+    },
+    "loadcontrol-prepaid-check": {
+        "task": "loadcontrol.prepaid_check",
+        "schedule": 900.0,
+        "options": {"queue": "default", "expires": 900},
+    },
+    "collection-requeue-lost-commands": {
+        "task": "collection.requeue_lost_commands",
+        "schedule": 60.0,
+        "options": {"queue": "default", "expires": 60},
+    },
     "collection-expire-runs": {
         "task": "collection.expire_runs",
         "schedule": 300.0,
@@ -324,6 +339,8 @@ SPECTACULAR_SETTINGS = {
         "CommandKindEnum": "collection.commands.models.CommandKind",
         "CommandStateEnum": "collection.commands.models.CommandState",
         "BulkStateEnum": "loadcontrol.models.BulkState",
+        "ScheduleStateEnum": "loadcontrol.models.ScheduleState",
+        "SlotStateEnum": "loadcontrol.models.SlotState",
         "StationKindEnum": "vending.choices.StationKind",
         "RunKindEnum": "collection.choices.RunKind",
         "TariffKindEnum": "vending.choices.TariffKind",
@@ -407,9 +424,15 @@ AMI_COMMAND_RETRY_BACKOFF_S = env.float("AMI_COMMAND_RETRY_BACKOFF_S", default=5
 # The protocol the push listener decodes (`listen_push --protocol`; a driver with a push
 # decoder, collection.protocols.registry.push_protocols()).
 AMI_PUSH_PROTOCOL = env.str("AMI_PUSH_PROTOCOL", default="dlms")
+# A command sent this long ago and unfinished lost its task (worker and broker message gone):
+# it is requeued under its own claim (read back first). Longer than any command session.
+AMI_COMMAND_LOST_AFTER_S = env.int("AMI_COMMAND_LOST_AFTER_S", default=600)
 # Bulk commands run as batch tasks of this many meters, this many sessions at once per task.
 AMI_COMMAND_BATCH_SIZE = env.int("AMI_COMMAND_BATCH_SIZE", default=500)
 AMI_COMMAND_BATCH_CONCURRENCY = env.int("AMI_COMMAND_BATCH_CONCURRENCY", default=100)
+# Prepaid link (loadcontrol/prepaid.py): the head-end disconnects an account out of credit and
+# reconnects it when topped up. Off: the STS meter enforces its own credit.
+AMI_PREPAID_RELAY = env.bool("AMI_PREPAID_RELAY", default=False)
 # A bulk command for more meters than this waits for a second person's approval.
 AMI_COMMAND_APPROVAL_THRESHOLD = env.int("AMI_COMMAND_APPROVAL_THRESHOLD", default=100)
 AMI_NOTIFY_RETRY_BASE_S = env.int("AMI_NOTIFY_RETRY_BASE_S", default=30)

@@ -12,4 +12,8 @@ urlpatterns = [
     path("commands/bulk/new/", views.bulk_new, name="bulk-new"),
     path("commands/bulk/<int:pk>/", views.BulkDetailView.as_view(), name="bulk-detail"),
     path("commands/bulk/<int:pk>/decide/", views.bulk_decide, name="bulk-decide"),
+    path("load-schedules/", views.ScheduleListView.as_view(), name="schedule-list"),
+    path("load-schedules/new/", views.schedule_new, name="schedule-new"),
+    path("load-schedules/<int:pk>/", views.ScheduleDetailView.as_view(), name="schedule-detail"),
+    path("load-schedules/<int:pk>/decide/", views.schedule_decide, name="schedule-decide"),
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -15,8 +16,9 @@ from collection.commands.kinds import BadCommand
 from collection.models import CommandKind, CommandState, MeterCommand
 from meters.models import Meter
 
-from . import actions, selection
-from .models import BulkCommand, BulkState
+from . import actions, schedules, selection
+from .forms import ScheduleForm
+from .models import BulkCommand, BulkState, LoadSchedule, ScheduleState
 
 OPENS_RELAY = ("disconnect", "ready_for_reconnection")  # confirmed before they are sent
 
@@ -261,3 +263,123 @@ def bulk_decide(request, pk: int):
         request, {"approve": "Approved: queued.", "reject": "Rejected."}.get(decision, "Cancelled.")
     )
     return redirect("loadcontrol:bulk-detail", pk=pk)
+
+
+# ------------------------------------------------------------------ load schedules
+
+
+class ScheduleListView(ScopedViewMixin, ListView):
+    """Load-control schedules in scope, newest first."""
+
+    model = LoadSchedule
+    paginate_by = 50
+    template_name = "loadcontrol/schedule_list.html"
+
+    def get_queryset(self):
+        return self.scoped_queryset().select_related("created_by")
+
+    def get_context_data(self, **kwargs):
+        return {
+            **super().get_context_data(**kwargs),
+            "may_schedule": actions.may_command(self.request.user, "disconnect"),
+            "time_zone": settings.TIME_ZONE,
+        }
+
+
+class ScheduleDetailView(ScopedViewMixin, DetailView):
+    """One schedule: its rule, its slots (planned two days ahead), approve / cancel."""
+
+    model = LoadSchedule
+    template_name = "loadcontrol/schedule_detail.html"
+
+    def get_context_data(self, **kwargs):
+        schedule, user = self.object, self.request.user
+        may = actions.may_command(user, "disconnect")
+        return {
+            **super().get_context_data(**kwargs),
+            "slots": list(schedule.slots.order_by("-starts_at")[:50]),
+            "time_zone": settings.TIME_ZONE,
+            "may_approve": may
+            and schedule.state == ScheduleState.PENDING
+            and user.pk != schedule.created_by_id,
+            "may_cancel": may and schedule.state != ScheduleState.CANCELLED,
+        }
+
+
+def _schedule_of(request, form) -> LoadSchedule:
+    """The unsaved schedule the form describes (BadCommand when its meters do not fit)."""
+    data = form.cleaned_data
+    if data.get("node"):
+        chosen = selection.choose(request.user, node=data["node"])
+    else:
+        serials = form.serial_list()
+        found = dict(
+            Meter.objects.restrict(request.user, "view")
+            .filter(serial__in=serials)
+            .values_list("serial", "pk")
+        )
+        missing = [s for s in serials if s not in found]
+        if missing:
+            raise BadCommand(f"no such meter: {', '.join(missing[:10])}", field="meters")
+        chosen = selection.choose(request.user, meters=list(found.values()))
+    rows = list(chosen.meters.values_list("pk", "organisation_id"))
+    organisations = {org for _pk, org in rows}
+    if len(organisations) != 1:
+        raise BadCommand("a schedule is for the meters of one organisation", field="meters")
+    return LoadSchedule(
+        organisation_id=organisations.pop(),
+        name=data["name"],
+        meter_ids=sorted(pk for pk, _org in rows),
+        target=chosen.target,
+        starts_on=data["starts_on"],
+        at=data["at"],
+        duration_minutes=data["duration_minutes"],
+        recurrence=data["recurrence"],
+        weekdays=sorted(set(data["weekdays"])),
+        until=data["until"],
+        reason=data["reason"].strip(),
+    )
+
+
+@login_required
+def schedule_new(request):
+    """The schedule form; "Preview" shows its slots and overlaps, "Save" (from the preview)
+    saves it."""
+    if not actions.may_command(request.user, "disconnect"):
+        raise PermissionDenied("You may not switch supply.")
+    form = ScheduleForm(request.POST or None)
+    context = {"form": form, "time_zone": settings.TIME_ZONE}
+    if request.method == "POST" and form.is_valid():
+        try:
+            schedule = _schedule_of(request, form)
+            shown = schedules.preview(schedule)
+            if request.POST.get("save") == "yes":
+                schedule = schedules.create_schedule(schedule, acting_user=request.user)
+                messages.success(request, f"Schedule “{schedule.name}” saved.")
+                return redirect("loadcontrol:schedule-detail", pk=schedule.pk)
+            context.update(preview=shown, schedule=schedule)
+        except actions.NotAllowed as exc:
+            raise PermissionDenied(str(exc)) from None
+        except BadCommand as exc:
+            form.add_error(None, str(exc))
+    return render(request, "loadcontrol/schedule_form.html", context)
+
+
+@login_required
+@require_POST
+def schedule_decide(request, pk: int):
+    """Approve or cancel a schedule (the buttons of its page)."""
+    schedule = get_object_or_404(LoadSchedule.objects.restrict(request.user, "view"), pk=pk)
+    decide = {"approve": schedules.approve_schedule, "cancel": schedules.cancel_schedule}.get(
+        request.POST.get("decision", "")
+    )
+    if decide is None:
+        messages.error(request, "Choose approve or cancel.")
+        return redirect("loadcontrol:schedule-detail", pk=pk)
+    try:
+        decide(schedule, acting_user=request.user)
+    except actions.Conflict as exc:
+        messages.error(request, str(exc))
+    except actions.NotAllowed as exc:
+        raise PermissionDenied(str(exc)) from None
+    return redirect("loadcontrol:schedule-detail", pk=pk)

@@ -67,6 +67,7 @@ MODEL_BY_ROUTE = {
     "collection:read-meter": Meter,
     "loadcontrol:command-meter": Meter,
     "loadcontrol:bulk-decide": "loadcontrol.BulkCommand",
+    "loadcontrol:schedule-decide": "loadcontrol.LoadSchedule",
     "api-meter-series": Meter,
     "api-meter-read": Meter,
     "portal:purchase": "vending.Sale",
@@ -208,6 +209,24 @@ def pairs(world) -> dict:
             requested_by=user,
             meter_ids=[m.pk for m in grid.meters],
             reason=f"works at {grid.transformer.code}",
+            target={"by": "node", "label": f"Transformer {grid.transformer.code} and below"},
+        )  # fmt: skip
+        for grid, user in ((world.grid_a, world.operator_a), (world.grid_b, world.operator_b))
+    )
+    from datetime import date, time
+
+    from loadcontrol.models import LoadSchedule
+
+    found[LoadSchedule] = tuple(
+        LoadSchedule.objects.create(
+            organisation=grid.organisation,
+            name=f"Peak {grid.transformer.code}",
+            meter_ids=[m.pk for m in grid.meters],
+            starts_on=date(2026, 1, 5),
+            at=time(18, 0),
+            duration_minutes=60,
+            reason="peak",
+            created_by=user,
             target={"by": "node", "label": f"Transformer {grid.transformer.code} and below"},
         )  # fmt: skip
         for grid, user in ((world.grid_a, world.operator_a), (world.grid_b, world.operator_b))

@@ -15,6 +15,8 @@ import secrets
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from celery import current_app
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
@@ -306,7 +308,15 @@ def _sell_locked(
         "payment_reference": payment_reference,
     }
     audit.record("sell", user=acting_user, obj=sale, changes=changes)
+    if settings.AMI_PREPAID_RELAY:  # a top-up may reconnect (loadcontrol/prepaid.py)
+        transaction.on_commit(lambda: enqueue_prepaid_check(account.pk))
     return sale
+
+
+def enqueue_prepaid_check(account_id: int) -> None:
+    """loadcontrol's prepaid link looks at the account again (queued by name: vending imports
+    no load control)."""
+    current_app.signature("loadcontrol.prepaid_check", args=(account_id,)).apply_async()
 
 
 def add_payment_system(organisation, *, code: str, name: str, acting_user=None):

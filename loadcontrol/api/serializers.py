@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from rest_framework import serializers
 
 from collection.models import CommandKind, MeterCommand
 
-from ..models import BulkCommand
+from ..models import BulkCommand, LoadSchedule, LoadSlot, Recurrence
 
 
 class CommandSerializer(serializers.ModelSerializer):
@@ -125,3 +126,86 @@ class BulkProgressSerializer(serializers.Serializer):
 
 class DecisionSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+
+
+class LoadSlotSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = LoadSlot
+        fields = ["id", "starts_at", "ends_at", "state", "started_at", "restored_at"]
+        read_only_fields = fields
+
+
+class LoadScheduleSerializer(serializers.ModelSerializer):
+    """A load-control schedule as listed, with its next slots."""
+
+    size = serializers.IntegerField(read_only=True)
+    created_by = serializers.CharField(source="created_by.username", default="", read_only=True)
+    approved_by = serializers.CharField(source="approved_by.username", default="", read_only=True)
+    time_zone = serializers.SerializerMethodField()
+
+    class Meta:
+        model = LoadSchedule
+        fields = [
+            "id",
+            "name",
+            "size",
+            "target",
+            "starts_on",
+            "at",
+            "duration_minutes",
+            "recurrence",
+            "weekdays",
+            "until",
+            "time_zone",
+            "reason",
+            "state",
+            "created_by",
+            "approved_by",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+    def get_time_zone(self, obj) -> str:
+        return settings.TIME_ZONE
+
+
+class ScheduleRequestSerializer(SelectionSerializer):
+    """A new schedule: the meters (one way), local date and time, duration, recurrence."""
+
+    name = serializers.CharField(max_length=100)
+    starts_on = serializers.DateField(help_text="first local day")
+    at = serializers.TimeField(help_text="local start time (the utility's time zone)")
+    duration_minutes = serializers.IntegerField(min_value=1, max_value=7 * 24 * 60)
+    recurrence = serializers.ChoiceField(choices=Recurrence.choices, default=Recurrence.ONCE)
+    weekdays = serializers.ListField(
+        child=serializers.IntegerField(min_value=0, max_value=6), required=False, default=list
+    )
+    until = serializers.DateField(required=False, allow_null=True, default=None)
+    reason = serializers.CharField(max_length=2000)
+    overlaps_seen = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="true once the overlaps (from preview) were seen; else a schedule that "
+        "overlaps another is 409 with them",
+    )
+
+
+class SpanSerializer(serializers.Serializer):
+    starts_at = serializers.DateTimeField()
+    ends_at = serializers.DateTimeField()
+
+
+class OverlapSerializer(serializers.Serializer):
+    schedule = serializers.IntegerField()
+    name = serializers.CharField()
+    meters = serializers.IntegerField(help_text="meters both switch")
+    spans = SpanSerializer(many=True)
+
+
+class SchedulePreviewSerializer(serializers.Serializer):
+    """The next two weeks of a schedule before it is saved: its slots, what it overlaps."""
+
+    size = serializers.IntegerField()
+    slots = SpanSerializer(many=True)
+    overlaps = OverlapSerializer(many=True)
+    needs_approval = serializers.BooleanField()

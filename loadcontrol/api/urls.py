@@ -7,4 +7,5 @@ from . import views
 router = ApiRouter()
 router.register("commands", views.CommandViewSet)
 router.register("bulk-commands", views.BulkCommandViewSet)
+router.register("load-schedules", views.LoadScheduleViewSet)
 urlpatterns = router.urls

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, permissions, status, viewsets
@@ -14,8 +15,8 @@ from collection.commands.kinds import BadCommand
 from collection.models import MeterCommand
 from meters.models import Meter
 
-from .. import actions, selection
-from ..models import BulkCommand
+from .. import actions, schedules, selection
+from ..models import BulkCommand, LoadSchedule
 from .serializers import (
     BulkCommandSerializer,
     BulkPreviewSerializer,
@@ -25,6 +26,10 @@ from .serializers import (
     CommandRequestSerializer,
     CommandSerializer,
     DecisionSerializer,
+    LoadScheduleSerializer,
+    LoadSlotSerializer,
+    SchedulePreviewSerializer,
+    ScheduleRequestSerializer,
     SelectionSerializer,
 )
 
@@ -196,3 +201,134 @@ class BulkCommandViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         """Stop a bulk command: pending, never queued; approved, what is still queued is
         cancelled (sent commands finish). 409 when nothing is left to stop."""
         return self._decide(actions.cancel_bulk, extra=lambda data: {"reason": data["reason"]})
+
+
+def _spans(spans) -> list[dict]:
+    return [{"starts_at": start, "ends_at": end} for start, end in spans]
+
+
+def schedule_preview(schedule) -> dict:
+    """schedules.preview in the API's shape (BadCommand when the rule does not fit)."""
+    found = schedules.preview(schedule)
+    return {
+        "size": found["size"],
+        "slots": _spans(found["slots"]),
+        "overlaps": [{**o, "spans": _spans(o["spans"])} for o in found["overlaps"]],
+        "needs_approval": found["size"] > settings.AMI_COMMAND_APPROVAL_THRESHOLD,
+    }
+
+
+class LoadScheduleViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """Scheduled load control: a meter set, a grid subtree or a filter result off from a local
+    date and time for a duration, once, daily or weekly, restored at the end. `preview` shows
+    its slots and the schedules it overlaps; `create` refuses an overlap not yet seen (409)."""
+
+    serializer_class = LoadScheduleSerializer
+    permission_classes = [permissions.IsAuthenticated, ModelPermissions]
+    queryset = LoadSchedule.objects.all()
+    filterset_fields = ["state"]
+    ordering_fields = ["created_at", "starts_on"]
+
+    def get_queryset(self):
+        action = "view" if self.action in ("list", "retrieve", "slots") else "change"
+        return LoadSchedule.objects.restrict(self.request.user, action).select_related(
+            "created_by", "approved_by"
+        )
+
+    def _unsaved(self, data) -> LoadSchedule:
+        chosen = selection.choose(
+            self.request.user,
+            meters=data.get("meters"),
+            node=data.get("node"),
+            filters=data.get("filter"),
+        )
+        meters = list(chosen.meters.values_list("pk", "organisation_id"))
+        organisations = {org for _pk, org in meters}
+        if len(organisations) > 1:
+            raise BadCommand("a schedule is for meters of one organisation", field="meters")
+        if not meters:
+            raise BadCommand("the selection has no meters", field="meters")
+        return LoadSchedule(
+            organisation_id=organisations.pop(),
+            name=data["name"],
+            meter_ids=sorted(pk for pk, _org in meters),
+            target=chosen.target,
+            starts_on=data["starts_on"],
+            at=data["at"],
+            duration_minutes=data["duration_minutes"],
+            recurrence=data["recurrence"],
+            weekdays=sorted(set(data["weekdays"])),
+            until=data["until"],
+            reason=data["reason"].strip(),
+        )
+
+    @extend_schema(request=ScheduleRequestSerializer, responses={200: SchedulePreviewSerializer})
+    @action(detail=False, methods=["post"])
+    def preview(self, request):
+        """The schedule's slots in the next two weeks and the schedules it overlaps (nothing
+        is saved)."""
+        serializer = ScheduleRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            return Response(schedule_preview(self._unsaved(serializer.validated_data)))
+        except BadCommand as exc:
+            return Response({exc.field: [str(exc)]}, status=status.HTTP_400_BAD_REQUEST)
+
+    @extend_schema(
+        request=ScheduleRequestSerializer,
+        responses={201: LoadScheduleSerializer, 409: SchedulePreviewSerializer},
+    )
+    def create(self, request, *args, **kwargs):
+        """Save a schedule (active, or pending a second person's approval above the
+        threshold). An overlap with another schedule must have been seen: `overlaps_seen`."""
+        serializer = ScheduleRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        try:
+            schedule = self._unsaved(data)
+            shown = schedule_preview(schedule)
+            if shown["overlaps"] and not data["overlaps_seen"]:
+                return Response(
+                    {
+                        "detail": "it overlaps other schedules: see them, then overlaps_seen",
+                        **shown,
+                    },
+                    status=status.HTTP_409_CONFLICT,
+                )
+            schedule = schedules.create_schedule(schedule, acting_user=request.user)
+        except actions.NotAllowed as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_403_FORBIDDEN)
+        except BadCommand as exc:
+            return Response({exc.field: [str(exc)]}, status=status.HTTP_400_BAD_REQUEST)
+        return Response(LoadScheduleSerializer(schedule).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={200: LoadSlotSerializer(many=True)})
+    @action(detail=True, methods=["get"])
+    def slots(self, request, pk=None):
+        """The schedule's planned and past slots (planned two days ahead), newest last."""
+        slots = self.get_object().slots.order_by("-starts_at")[:200]
+        return Response(LoadSlotSerializer(reversed(list(slots)), many=True).data)
+
+    def _decide(self, decide):
+        schedule = self.get_object()
+        try:
+            schedule = decide(schedule, acting_user=self.request.user)
+        except actions.Conflict as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        except actions.NotAllowed as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_403_FORBIDDEN)
+        return Response(LoadScheduleSerializer(schedule).data)
+
+    @extend_schema(request=None, responses={200: LoadScheduleSerializer})
+    @action(detail=True, methods=["post"])
+    def approve(self, request, pk=None):
+        """A second person approves a pending schedule (not its author)."""
+        return self._decide(schedules.approve_schedule)
+
+    @extend_schema(request=None, responses={200: LoadScheduleSerializer})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        """No more slots; a slot that is on now ends now and its meters are restored."""
+        return self._decide(schedules.cancel_schedule)

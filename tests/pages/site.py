@@ -14,7 +14,7 @@ world's customer (`world.customer`, region A's first customer, who holds `data.s
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import time, timedelta
 from decimal import Decimal
 from urllib.parse import urlencode
 
@@ -35,6 +35,7 @@ NOT_PAGES = {
     "loadcontrol:command-meter": "POST only (confirm page: tests/loadcontrol)",
     "loadcontrol:bulk-new": "POST only (confirm page: tests/loadcontrol/test_bulk_pages.py)",
     "loadcontrol:bulk-decide": "POST only",
+    "loadcontrol:schedule-decide": "POST only",
     "vending:sale-action": "POST only",
     "vending:management-token": "POST only",
     "vending:receipt": "a PDF or text file",
@@ -65,6 +66,7 @@ class PageData:
     sale: object
     account: object
     bulk: object = None
+    schedule: object = None
 
 
 def url_names() -> list[tuple[str, str, bool]]:
@@ -132,6 +134,9 @@ def cases(data: PageData) -> dict[str, list[str]]:
             reverse("reports:balance-node", args=[data.world.grid_a.transformer.pk])
             + f"?resolution=interval&from={day}&to={day}",
         ],
+        "loadcontrol:schedule-detail": [
+            reverse("loadcontrol:schedule-detail", args=[data.schedule.pk])
+        ],
     }
 
 
@@ -156,7 +161,8 @@ def make_page_data(world) -> PageData:
     """The demo-like data of the page tests: every meter state, runs, readings, a sale."""
     from collection.choices import ResultStatus, RunKind, RunStatus
     from collection.models import JobRun, MeterReadResult, ReadJob
-    from loadcontrol.models import BulkCommand
+    from loadcontrol.models import BulkCommand, LoadSchedule
+    from loadcontrol.schedules import plan as plan_slots
     from reports.models import ExportJob, ExportStatus
     from tests.dashboard._data import ingest_days, ingest_reads, ingest_some_events
     from tests.pages.fleet import meters_in_every_state
@@ -214,7 +220,16 @@ def make_page_data(world) -> PageData:
         meter_ids=[m.pk for m in world.grid_a.meters], requested_by=world.operator_a,
         target={"by": "node", "label": f"Transformer {world.grid_a.transformer.code} and below"},
     )  # fmt: skip
-    return PageData(world, meters, partial, on_demand, job, export, sale, vend.account_a, bulk)
+    schedule = LoadSchedule.objects.create(
+        organisation=world.org_a, name="Evening peak shaving, feeder 1", reason="peak",
+        meter_ids=[m.pk for m in world.grid_a.meters], starts_on=now.date(), at=time(18, 0),
+        duration_minutes=240, recurrence="weekly", weekdays=[0, 2, 4],
+        created_by=world.operator_a, target={"by": "node", "label": "Feeder 1 and below"},
+    )  # fmt: skip
+    plan_slots(now)
+    return PageData(
+        world, meters, partial, on_demand, job, export, sale, vend.account_a, bulk, schedule
+    )
 
 
 def place_on_map(world) -> None:

@@ -50,9 +50,16 @@ def execute_commands(meter_id: int, *, priority: int | None = None, countdown: f
 
 
 def execute_command_batch(
-    meter_ids: list[int], *, priority: int | None = None, countdown: float = 0
+    meter_ids: list[int],
+    *,
+    priority: int | None = None,
+    countdown: float = 0,
+    task_id: str | None = None,
 ) -> None:
     """Sessions for many meters' queued commands in one task:
-    `collection.tasks.execute_command_batch_task`."""
+    `collection.tasks.execute_command_batch_task`. `task_id`: a lost task's own id again
+    (its claim), so the new task finishes what that one had sent instead of sending again."""
     options = _command_options(priority, countdown)
+    if task_id:
+        options["task_id"] = task_id
     current_app.signature(EXECUTE_COMMAND_BATCH, args=(meter_ids,)).apply_async(**options)

@@ -81,6 +81,11 @@ def execute_command_batch_task(self, meter_ids: list[int]) -> dict:
     return commands.execute_command_batch(meter_ids, claim=claim)
 
 
+@shared_task(name="collection.requeue_lost_commands", queue="default")
+def requeue_lost_commands_task() -> int:
+    return commands.requeue_lost_commands()
+
+
 @shared_task(name="collection.expire_commands", queue="default")
 def expire_commands_task() -> int:
     return commands.expire_commands()

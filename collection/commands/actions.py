@@ -2,8 +2,11 @@
 
 Exactly once: a command is claimed (queued -> sent, with the claiming task's id) in one
 transaction, under a per-meter lock, before any frame goes out; a redelivered task finds its
-commands sent by itself (the worker died mid-session) and only reads them back, never sends
-them again; another task finds them claimed or done and does nothing. At most one session
+commands sent by itself (the worker died mid-session) and reads them back first: what the
+meter shows done is confirmed, a relay command the meter shows not done never arrived and is
+sent then (its one execution); another task finds them claimed or done and does nothing. A
+task the broker lost (never redelivered) is requeued under its own claim by
+`requeue_lost_commands`, so it too only finishes what it had started. At most one session
 per meter: a meter with a sent command is not claimed again until that command is finished
 (or failed by `expire_commands` once it has expired). Every queued command of a meter that is
 due is bundled into the one session, highest priority first.
@@ -424,6 +427,51 @@ def _enqueue(meter_ids: list[int], *, priority: int | None = None, countdown: fl
         )
 
 
+def requeue_lost_commands(now=None) -> int:
+    """Sweep: commands sent more than `AMI_COMMAND_LOST_AFTER_S` ago and still unfinished
+    (their task died and the broker lost it, so nothing redelivers it) get their task again,
+    under the same claim (the task id), so it reads back before it sends anything; queued
+    ones that long waiting get a new task. Each is requeued at most once per
+    `AMI_COMMAND_LOST_AFTER_S`. Returns the commands requeued."""
+    now = now or timezone.now()
+    lost_after = timedelta(seconds=settings.AMI_COMMAND_LOST_AFTER_S)
+    by_claim: dict[str, set[int]] = defaultdict(set)
+    with transaction.atomic():
+        lost = (
+            MeterCommand.objects.filter(
+                state=CommandState.SENT, sent_at__lte=now - lost_after, expires_at__gt=now
+            )
+            .exclude(not_before__gt=now)
+            .select_for_update(skip_locked=True)
+        )
+        rows = list(lost.values_list("pk", "claim", "meter_id"))
+        for _pk, claim, meter_id in rows:
+            by_claim[claim].add(meter_id)
+        MeterCommand.objects.filter(pk__in=[pk for pk, _c, _m in rows]).update(
+            not_before=now + lost_after
+        )
+        for claim, meters in sorted(by_claim.items()):
+            ids = sorted(meters)
+            transaction.on_commit(
+                lambda ids=ids, claim=claim: enqueue.execute_command_batch(ids, task_id=claim)
+            )
+        # Queued ones whose task is gone (purged with the broker): a new task for their
+        # meters (nothing of theirs was sent). `not_before` = now marks them handed again.
+        stale = (
+            MeterCommand.objects.filter(
+                state=CommandState.QUEUED, created_at__lte=now - lost_after, expires_at__gt=now
+            )
+            .exclude(not_before__gt=now - lost_after)
+            .select_for_update(skip_locked=True)
+        )
+        waiting = list(stale.values_list("pk", "meter_id"))
+        MeterCommand.objects.filter(pk__in=[pk for pk, _m in waiting]).update(not_before=now)
+        meter_ids = sorted({meter_id for _pk, meter_id in waiting})
+        if meter_ids:
+            transaction.on_commit(lambda: _enqueue(meter_ids))
+    return len(rows) + len(waiting)
+
+
 def expire_commands(now=None) -> int:
     """Sweep: queued commands past expiry expire; sent ones past expiry (their worker died
     and nothing redelivered it) fail, their outcome unknown. Returns commands changed."""
@@ -451,4 +499,5 @@ __all__ = [
     "execute_commands",
     "queue_command",
     "queue_commands",
+    "requeue_lost_commands",
 ]

@@ -36,6 +36,13 @@ class Outcome:
     retryable: bool = False
 
 
+SWITCH = {
+    Kind.CONNECT: lambda session: session.connect(),
+    Kind.DISCONNECT: lambda session: session.disconnect(),
+    Kind.READY_FOR_RECONNECTION: lambda session: session.ready_for_reconnection(),
+}
+
+
 def _relay_answer(state: base.RelayState) -> dict:
     return {"connected": state.connected, "control_state": state.control_state}
 
@@ -43,16 +50,18 @@ def _relay_answer(state: base.RelayState) -> dict:
 async def _run_step(session: base.MeterSession, step: Step) -> Outcome:
     kind = Kind(step.kind)
     if kind in EXPECTED_RELAY or kind == Kind.RELAY_READ:
-        if not step.execute or kind == Kind.RELAY_READ:
-            state = await session.relay_state()
-        elif kind == Kind.CONNECT:
-            state = await session.connect()
-        elif kind == Kind.READY_FOR_RECONNECTION:
-            state = await session.ready_for_reconnection()
-        else:
-            state = await session.disconnect()
-        answer = _relay_answer(state)
         wanted = EXPECTED_RELAY.get(kind)
+        execute = step.execute and kind != Kind.RELAY_READ
+        if not execute:
+            state = await session.relay_state()
+            # Read back only (it may have been sent by a worker that died): the meter in
+            # the wanted state confirms it; a meter not in it never got it, so this is its
+            # one execution (switching towards a state is safe to do once it is known
+            # not to have happened).
+            execute = wanted is not None and state.control_state != wanted
+        if execute:
+            state = await SWITCH[kind](session)
+        answer = _relay_answer(state)
         if wanted is not None and state.control_state != wanted:
             return Outcome(
                 step.command_id,

@@ -171,6 +171,38 @@ def test_a_worker_killed_after_the_claim_only_reads_back(world, fleet):
     assert done["sessions"] == 1
 
 
+def test_a_command_whose_task_was_lost_is_requeued_and_executed_once(
+    world, fleet, eager_celery, settings
+):
+    meter = point_meter_at(world.grid_a.meters[0], fleet, "90000001")
+    off = _queued(meter, "disconnect", world.operator_a)
+    commands._claim(meter.pk, "lost-task-1")  # claimed; the worker died, the broker lost it
+    assert commands.requeue_lost_commands() == 0  # not lost yet
+    later = timezone.now() + timedelta(seconds=settings.AMI_COMMAND_LOST_AFTER_S + 1)
+    assert commands.requeue_lost_commands(now=later) == 1  # its task again, same claim
+    off.refresh_from_db()
+    assert off.state == CommandState.CONFIRMED, off.error
+    assert off.attempts == 1 and off.claim == "lost-task-1"
+    # The meter never had it: the requeued task read back, then switched it, once.
+    assert len(fleet.state_of("90000001").off_spans) == 1
+    assert commands.requeue_lost_commands(now=later) == 0
+
+
+def test_a_lost_command_the_meter_had_received_is_only_read_back(world, fleet, eager_celery):
+    meter = point_meter_at(world.grid_a.meters[0], fleet, "90000001")
+    commands.queue_command(meter, "disconnect", acting_user=world.operator_a, reason="unpaid")
+    on = _queued(meter, "connect", world.operator_a)
+    commands._claim(meter.pk, "lost-task-2")
+    commands.execute_commands(meter.pk, claim="other")  # nothing: the meter is claimed
+    fleet.state_of("90000001").control_state = 1  # it had reached the meter before the crash
+    spans = len(fleet.state_of("90000001").off_spans)
+    later = timezone.now() + timedelta(hours=1, seconds=-1)
+    assert commands.requeue_lost_commands(now=later) == 1
+    on.refresh_from_db()
+    assert on.state == CommandState.CONFIRMED and on.answer["connected"] is True
+    assert len(fleet.state_of("90000001").off_spans) == spans  # no second switching
+
+
 def test_a_sent_command_whose_worker_never_came_back_fails_when_it_expires(world, fleet):
     meter = point_meter_at(world.grid_a.meters[0], fleet, "90000001")
     off = _queued(meter, "disconnect", world.operator_a)

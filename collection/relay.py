@@ -15,12 +15,16 @@ from django.db import connection
 
 from amisite.pgbulk import execute_rows
 from meters.alarms.events import DERIVED_LOG, RELAY_CODES
-from meters.choices import RelayState
+from meters.choices import RELAY_OPEN, RelayState
 from meters.models import CommStatus
 
 # DisconnectControl.control_state as the session reports it -> the registry's state
 # ("unknown" and anything else: nothing learned).
 _CONTROL_STATES = {state.value: state for state in RelayState}
+
+
+# The open states as an SQL list (constants of meters.choices, not input).
+OPEN_SQL = "(" + ", ".join(f"'{state.value}'" for state in RELAY_OPEN) + ")"
 
 
 def state_of_control(control_state: str) -> str | None:
@@ -67,7 +71,11 @@ def record_relay_states(seen: dict[int, tuple[str, datetime]]) -> int:
     with connection.cursor() as cursor:
         changed = execute_rows(
             cursor,
-            f"UPDATE {table} AS t SET relay_state = v.state, relay_state_at = v.at "
+            f"UPDATE {table} AS t SET relay_state = v.state, relay_state_at = v.at, "
+            # Open since: kept while it stays open, the new time when it opens, none when closed.
+            f"relay_open_since = CASE WHEN v.state NOT IN {OPEN_SQL} THEN NULL "
+            f"WHEN t.relay_state IN {OPEN_SQL} THEN coalesce(t.relay_open_since, v.at) "
+            "ELSE v.at END "
             "FROM (%s) AS v(meter_id, state, at) WHERE t.meter_id = v.meter_id "
             "AND (t.relay_state_at IS NULL OR t.relay_state_at < v.at) RETURNING t.meter_id",
             [(meter_id, *seen[meter_id]) for meter_id in ids],

@@ -723,6 +723,11 @@ class CommStatus(models.Model):
     relay_state_at = models.DateTimeField(
         null=True, blank=True, help_text="when the relay was read, or the event's time"
     )
+    relay_open_since = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="while the relay is open: when it was first seen open (read or event)",
+    )
 
     objects = ScopedQuerySet.as_manager()
     scope_field = "meter__organisation"

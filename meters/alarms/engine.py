@@ -20,10 +20,10 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Sum
+from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
-from ..choices import ChannelKind, MeterStatus
+from ..choices import RELAY_OPEN, ChannelKind, MeterStatus
 from ..models import Channel, CommStatus, GridNode, Meter
 from ..obis import normalise
 from ..store import DailyEnergy, EventRecord, RegisterRead, to_decimal
@@ -164,6 +164,7 @@ DERIVED_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 VOLTAGE_OBIS = ("1-0:32.7.0*255", "1-0:52.7.0*255", "1-0:72.7.0*255")  # L1, L2, L3
 # Import energy in either profile style (per interval, or the register captured cumulatively).
 IMPORT_PROFILE_OBIS = tuple(energy_codes("1-0:1.29.0*255"))
+IMPORT_REGISTER_OBIS = "1-0:1.8.0*255"
 
 
 def _setting(name: str, default):
@@ -266,14 +267,10 @@ def _used_after(meter_id: int, after: datetime, now: datetime, channel):
     return None
 
 
-def derive_consumption_while_disconnected(*, now: datetime) -> list[EventRecord]:
-    """Import recorded after the meter's latest relay disconnection.
-
-    First in the load profile of the last two days: an interval ending more than
-    `AMI_ALARM_DISCONNECTED_GRACE_S` (default 30 minutes) after the disconnection with import
-    above zero, stamped with that interval's end; so it is found on the next read, not the
-    next day. Otherwise by local days wholly after the disconnection day (DailyEnergy).
-    """
+def _disconnected_since() -> dict[int, datetime]:
+    """When each meter whose relay is open was disconnected: its latest relay event if that
+    is a disconnection, and the relay as read (CommStatus: open since when it was first seen
+    open); a read that found it closed after the event ends it."""
     relay = (
         EventRecord.objects.filter(code__in=DISCONNECT_CODES | CONNECT_CODES)
         .exclude(log=DERIVED_LOG)
@@ -284,6 +281,53 @@ def derive_consumption_while_disconnected(*, now: datetime) -> list[EventRecord]
     for meter_id, ts, code in relay:
         latest.setdefault(meter_id, (ts, code))
     disconnected = {m: ts for m, (ts, code) in latest.items() if code in DISCONNECT_CODES}
+    seen = CommStatus.objects.filter(
+        Q(relay_open_since__isnull=False) | Q(meter_id__in=list(disconnected))
+    ).values_list("meter_id", "relay_state", "relay_state_at", "relay_open_since")
+    for meter_id, state, at, since in seen:
+        if state in RELAY_OPEN and since is not None:
+            disconnected[meter_id] = min(since, disconnected.get(meter_id, since))
+        elif state and state not in RELAY_OPEN and at and at > disconnected.get(meter_id, at):
+            disconnected.pop(meter_id, None)  # read closed after the event
+    return disconnected
+
+
+def _register_advanced(meter_id: int, after: datetime, now: datetime, register):
+    """(time, Wh) when the import register read after `after` is above the last read at or
+    before it (at most two days back): the meter went on counting."""
+    if register is None:
+        return None
+    reads = RegisterRead.objects.filter(meter_id=meter_id, channel=register)
+    base = reads.filter(read_at__lte=after).order_by("-read_at").values_list("value").first()
+    if base is None:
+        base = (
+            reads.filter(read_at__gt=after - timedelta(days=2))
+            .order_by("read_at")
+            .values_list("value")
+            .first()
+        )
+    later = (
+        reads.filter(read_at__gt=after, read_at__lte=now, value__gt=base[0] if base else 0)
+        .order_by("read_at")
+        .values_list("read_at", "value")
+        .first()
+    )
+    if base is None or later is None:
+        return None
+    return later[0], later[1] - base[0]
+
+
+def derive_consumption_while_disconnected(*, now: datetime) -> list[EventRecord]:
+    """Import recorded after the meter's relay was disconnected (a relay event, or the relay
+    read open: `_disconnected_since`).
+
+    First in the load profile of the last two days: an interval ending more than
+    `AMI_ALARM_DISCONNECTED_GRACE_S` (default 30 minutes) after the disconnection with import
+    above zero, stamped with that interval's end; so it is found on the next read, not the
+    next day. Then the import register (1.8.0) read after the grace above its value at the
+    disconnection. Otherwise by local days wholly after the disconnection day (DailyEnergy).
+    """
+    disconnected = _disconnected_since()
     grace = timedelta(seconds=_setting("AMI_ALARM_DISCONNECTED_GRACE_S", 1800))
     import_channels = {
         c.meter_model_id: c
@@ -291,11 +335,18 @@ def derive_consumption_while_disconnected(*, now: datetime) -> list[EventRecord]
             obis__in=IMPORT_PROFILE_OBIS, kind=ChannelKind.PROFILE, profile_column__isnull=False
         )
     }
+    import_registers = {
+        c.meter_model_id: c
+        for c in Channel.objects.filter(obis=IMPORT_REGISTER_OBIS, kind=ChannelKind.REGISTER)
+    }
     models_of = dict(Meter.objects.filter(pk__in=disconnected).values_list("pk", "meter_model_id"))
     zone = ZoneInfo(settings.TIME_ZONE)
     events = []
     for meter_id, ts in disconnected.items():
-        used = _used_after(meter_id, ts + grace, now, import_channels.get(models_of.get(meter_id)))
+        model = models_of.get(meter_id)
+        used = _used_after(meter_id, ts + grace, now, import_channels.get(model))
+        if used is None:
+            used = _register_advanced(meter_id, ts + grace, now, import_registers.get(model))
         if used is None:
             day_after = ts.astimezone(zone).date() + timedelta(days=1)
             day = (

@@ -10,19 +10,28 @@ D = the batched path: the same command rows, `execute_command_batch` (the body o
     Celery task: one claim transaction for `AMI_COMMAND_BATCH_SIZE` meters, their sessions
     `AMI_COMMAND_BATCH_CONCURRENCY` at once in one event loop, one record transaction), one
     batch after another in this process.
+W = real Celery workers (`--workers N` processes, each `--concurrency 1` on the `collect`
+    queue, the Redis broker of REDIS_URL): `queue_commands` for every meter (one insert, batch
+    tasks of `AMI_COMMAND_BATCH_SIZE` after commit), timed until every command is confirmed
+    (polled every 0.2 s), disconnect then reconnect. The workers are started (and warmed with
+    a relay read of every meter) before the clock starts.
 Each figure is confirmed commands per second; ratios against B. Asserted: every command is
-confirmed and every meter's relay state is recorded. Not yet: real Celery workers.
+confirmed and every meter's relay state is recorded.
 
     .venv/bin/python bench/commands.py --quick      # 200 meters
     .venv/bin/python bench/commands.py --meters 10000 --no-per-meter
+    .venv/bin/python bench/commands.py --meters 10000 --no-per-meter --workers 2
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
+import signal
+import subprocess
 import sys
 import time
 from datetime import timedelta
@@ -51,22 +60,67 @@ def main() -> None:
     parser.add_argument(
         "--no-per-meter", action="store_true", help="skip A (slow: minutes for thousands)"
     )
+    parser.add_argument("--workers", type=int, default=0, help="W: this many worker processes")
     args = parser.parse_args()
     count = 200 if args.quick else args.meters
     url = server_url()
     setup_django(url, BENCH_DB)
     try:
-        run(count, per_meter=not args.no_per_meter)
+        run(count, per_meter=not args.no_per_meter, workers=args.workers)
     finally:
         if not args.keep:
             drop_database(url, BENCH_DB)
 
 
-def run(count: int, per_meter: bool = True) -> None:
+def start_workers(n: int) -> list[subprocess.Popen]:
+    env = {**os.environ}
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    return [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "amisite",
+                "worker",
+                "-Q",
+                "collect",
+                "--concurrency",
+                "1",
+                "-n",
+                f"bench{i}-{os.getpid()}@%h",
+                "--loglevel",
+                "WARNING",
+                "--without-mingle",
+                "--without-gossip",
+            ],
+            cwd=ROOT,
+            env=env,
+            start_new_session=True,
+        )  # fmt: skip
+        for i in range(n)
+    ]
+
+
+def stop_workers(procs: list[subprocess.Popen]) -> None:
+    for proc in procs:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+def run(count: int, per_meter: bool = True, workers: int = 0) -> None:
     from django.conf import settings as django_settings
     from django.utils import timezone
 
     from accounts.models import Organisation
+    from amisite.celery import app
     from collection.commands import actions
     from collection.commands.session import Step, run_session
     from collection.models import CommandState, MeterCommand
@@ -109,6 +163,33 @@ def run(count: int, per_meter: bool = True) -> None:
 
         settings = [session_settings(m) for m in meters]
 
+        def through_workers(kind: str, timeout_s: float = 600) -> float:
+            MeterCommand.objects.all().delete()
+            start = time.perf_counter()
+            actions.queue_commands(meters, kind, acting_user=None, reason="bench")
+            pending = MeterCommand.objects.filter(
+                state__in=[CommandState.QUEUED, CommandState.SENT]
+            )
+            while pending.exists():
+                if time.perf_counter() - start > timeout_s:
+                    raise TimeoutError(f"{pending.count()} {kind} commands unfinished")
+                time.sleep(0.2)
+            elapsed = time.perf_counter() - start
+            done = MeterCommand.objects.filter(kind=kind, state=CommandState.CONFIRMED).count()
+            assert done == count, f"{count - done} {kind} commands not confirmed"
+            return count / elapsed
+
+        w_off = w_on = None
+        if workers:
+            procs = start_workers(workers)
+            try:
+                app.control.purge()
+                through_workers("relay_read", timeout_s=300)  # warm: workers up, modules in
+                w_off = through_workers("disconnect")
+                w_on = through_workers("connect")
+            finally:
+                stop_workers(procs)
+
         async def bare(kind: str, concurrency: int) -> float:
             gate = asyncio.Semaphore(concurrency)
 
@@ -130,6 +211,14 @@ def run(count: int, per_meter: bool = True) -> None:
         c_off = asyncio.run(bare("disconnect", 100))
         c_on = asyncio.run(bare("connect", 100))
     b = (b_off + b_on) / 2
+    if workers:
+        w = (w_off + w_on) / 2
+        emit("workers_commands_per_s", round(w, 1), "commands/s", round(b, 1), meters=count,
+             workers=workers, seconds=round(count / w_off + count / w_on, 1))  # fmt: skip
+        print(
+            f"{count} meters through {workers} Celery workers: {w:.1f}/s (W/B {w / b:.2f}); "
+            f"disconnect {count / w_off:.1f} s + reconnect {count / w_on:.1f} s, all confirmed"
+        )
     c = (c_off + c_on) / 2
     d = (d_off + d_on) / 2
     if per_meter:

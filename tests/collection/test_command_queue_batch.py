@@ -96,7 +96,7 @@ def test_a_redelivered_batch_sends_nothing_twice(fleet, fleet_meters, sims):
     assert MeterCommand.objects.filter(attempts=1).count() == COUNT
 
 
-def test_a_batch_killed_after_its_claim_only_reads_back(fleet, fleet_meters, sims):
+def test_a_batch_killed_after_its_claim_reads_back_before_it_sends(fleet, fleet_meters, sims):
     ids = _queue(fleet_meters, "disconnect")
     claimed = commands._claim_many(ids, "batch-1", wait=False)  # then the worker died
     assert sorted(claimed) == sorted(ids)
@@ -104,13 +104,16 @@ def test_a_batch_killed_after_its_claim_only_reads_back(fleet, fleet_meters, sim
     # whether a batch or a meter's own task.
     assert commands.execute_command_batch(ids, claim="batch-2")["sessions"] == 0
     assert commands.execute_commands(ids[0], claim="task-x")["sessions"] == 0
-    # batch-1 redelivered reads the relays back, it does not switch them: the claim never
-    # reached the meters (they are still connected), so the read-back fails every command.
+    # batch-1 redelivered reads the relays back first: the claim never reached the meters
+    # (they are still connected), so each is switched now, its one execution.
     done = commands.execute_command_batch(ids, claim="batch-1")
-    assert done == {"confirmed": 0, "failed": COUNT, "retrying": 0, "sessions": COUNT}
-    assert _relays(fleet, sims) == {1}  # nothing was sent
-    failed = MeterCommand.objects.filter(state=CommandState.FAILED, error_kind="NotConfirmed")
-    assert failed.filter(attempts=1).count() == COUNT
+    assert done == {"confirmed": COUNT, "failed": 0, "retrying": 0, "sessions": COUNT}
+    assert _relays(fleet, sims) == {0}
+    assert [len(fleet.state_of(s.serial).off_spans) for s in sims] == [1] * COUNT
+    confirmed = MeterCommand.objects.filter(state=CommandState.CONFIRMED, attempts=1)
+    assert confirmed.count() == COUNT
+    # Delivered once more: nothing left to do, nothing switched again.
+    assert commands.execute_command_batch(ids, claim="batch-1")["sessions"] == 0
 
 
 def test_one_meter_failing_does_not_fail_its_neighbours(fleet, fleet_meters, sims):

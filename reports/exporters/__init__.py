@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from . import delimited, pdf, xlsx, xml
+from . import cim, delimited, pdf, xlsx, xml
 from .rows import COLUMNS, PROGRESS_EVERY, Progress, as_text, counted, local_time
 
 __all__ = ("COLUMNS", "FORMATS", "PROGRESS_EVERY", "as_text", "counted", "local_time", "stream")
@@ -18,16 +18,19 @@ FORMATS = {
     "csv": ("text/csv; charset=utf-8", "csv"),
     "xlsx": ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx"),
     "pdf": ("application/pdf", "pdf"),
+    "cim": ("application/xml", "xml"),  # IEC 61968-9 MeterReadings (docs/api.md)
 }
-STREAMED = ("xml", "csv")
+STREAMED = ("xml", "csv", "cim")
 
 
 def stream(fmt: str, query, title: str = "", progress: Progress = None) -> Iterator[bytes]:
-    """The export of `query` in a streamed format (xml, csv), chunk by chunk."""
+    """The export of `query` in a streamed format (xml, csv, cim), chunk by chunk."""
     if fmt == "xml":
         return xml.stream(query, title, progress)
     if fmt == "csv":
         return delimited.stream(query, progress)
+    if fmt == "cim":
+        return cim.readings_stream(query, title, progress)
     raise ValueError(f"{fmt!r} is not a streamed export format")
 
 

@@ -13,6 +13,7 @@ from django.test import Client
 from openpyxl import load_workbook
 
 from accounts.models import ActivityLog
+from reports.exporters import cim
 
 from ._data import EXPORT, IMPORT, T0, expected, ingest_days
 
@@ -158,8 +159,24 @@ def test_xml_and_csv_exports_stream(data):
     assert len(csv_text.splitlines()) == 1 + 2 * 96
 
 
+def test_cim_meter_readings_export(data):
+    """The readings as IEC 61968-9 MeterReadings: one IntervalBlock per meter and channel,
+    -A per 15 minutes as reverse delta energy in Wh (docs/api.md)."""
+    meter = data.grid_a.meters[0]
+    ns = {"m": cim.NAMESPACE}
+    root = ElementTree.fromstring(exported(data.operator_a, "cim"))
+    readings = root.findall("m:MeterReading", ns)
+    assert [r.findtext("m:Meter/m:mRID", namespaces=ns) for r in readings] == [
+        m.serial for m in data.grid_a.meters
+    ]
+    block = readings[0].find("m:IntervalBlocks", ns)
+    assert block.find("m:ReadingType", ns).get("ref") == "0.0.2.4.19.1.12.0.0.0.0.0.0.0.0.0.72.0"
+    values = [int(v.text) for v in block.findall("m:IntervalReadings/m:value", ns)]
+    assert values == [expected(meter.serial, 2, 96 + i) for i in range(96)]
+
+
 def test_other_organisation_exports_only_its_own(data):
-    for fmt in ("xml", "csv"):
+    for fmt in ("xml", "csv", "cim"):
         text = exported(data.operator_b, fmt).decode()
         assert data.grid_b.meters[0].serial in text
         assert not any(m.serial in text for m in data.grid_a.meters)

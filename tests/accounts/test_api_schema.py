@@ -104,6 +104,24 @@ TESTED_ELSEWHERE["POST /api/bulk-commands/{id}/reject/"] = (
     "tests/loadcontrol/test_bulk_api.py::test_a_pending_bulk_is_rejected_by_a_second_person"
     "_and_queues_nothing"
 )
+SCHEDULES = "tests/loadcontrol/test_schedule_api.py::test_preview_then_create_with_overlaps_seen"
+SCHEDULES_APPROVE = (
+    "tests/loadcontrol/test_schedule_api.py::test_a_large_schedule_is_listed_and_approved_by"
+    "_another"
+)
+TESTED_ELSEWHERE |= dict.fromkeys(
+    (
+        "GET /api/load-schedules/{id}/",
+        "GET /api/load-schedules/{id}/slots/",
+        "POST /api/load-schedules/",
+        "POST /api/load-schedules/preview/",
+        "POST /api/load-schedules/{id}/cancel/",
+    ),
+    SCHEDULES,
+)
+TESTED_ELSEWHERE |= dict.fromkeys(
+    ("GET /api/load-schedules/", "POST /api/load-schedules/{id}/approve/"), SCHEDULES_APPROVE
+)
 TESTED_ELSEWHERE |= {
     "GET /api/alarms/": f"{ALARM_API}::test_alarm_list_is_scoped_and_filtered",
     "GET /api/alarms/{id}/": f"{ALARM_API}::test_alarm_detail_other_organisation_404",

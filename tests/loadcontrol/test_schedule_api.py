@@ -65,6 +65,22 @@ def test_preview_then_create_with_overlaps_seen(world, settings):
     assert operator.get(url + "slots/").status_code == 200
 
 
+def test_a_large_schedule_is_listed_and_approved_by_another(world, settings):
+    settings.AMI_COMMAND_APPROVAL_THRESHOLD = 1
+    made = api(world.operator_a).post("/api/load-schedules/", _ask(world), format="json")
+    assert made.status_code == 201 and made.json()["state"] == "pending"
+    url = f"/api/load-schedules/{made.json()['id']}/"
+    assert api(world.operator_a).post(url + "approve/").status_code == 403  # its author
+    assert api(world.readonly_a).post(url + "approve/").status_code == 403
+    assert api(world.operator_b).post(url + "approve/").status_code == 404
+    approved = api(world.admin_a).post(url + "approve/")
+    assert approved.status_code == 200 and approved.json()["approved_by"] == "admin-a"
+    assert api(world.admin_a).post(url + "approve/").status_code == 409
+    listed = api(world.operator_a).get("/api/load-schedules/", {"state": "active"}).json()
+    assert [row["id"] for row in listed["results"]] == [made.json()["id"]]
+    assert api(world.operator_b).get("/api/load-schedules/").json()["results"] == []
+
+
 def test_bad_schedules_are_refused(world):
     operator = api(world.operator_a)
     for extra, field in (

@@ -177,7 +177,7 @@ class _Side:
     intervals: int = 0
 
 
-def _energy_channels() -> dict[int, tuple[int, int]]:
+def energy_channels() -> dict[int, tuple[int, int]]:
     """{channel id: (sign, scaler)} of every import (+1) / export (-1) profile channel."""
     codes = quantity_codes()
     channels = Channel.objects.filter(kind=ChannelKind.PROFILE, obis__in=list(codes)).order_by()
@@ -191,7 +191,7 @@ def _daily_sides(meters, key: str, first: date, last: date) -> dict[tuple[int, d
     Integers are summed per channel and CT/VT ratio pair (a handful of groups per node-day)
     and scaled here, so the database adds bigints instead of multiplying numerics per row;
     a (meter, channel, day) rollup row is unique, so a plain count counts meters."""
-    channels = _energy_channels()
+    channels = energy_channels()
     rows = (
         DailyEnergy.objects.filter(
             meter__in=meters, channel_id__in=list(channels), day__gte=first, day__lte=last

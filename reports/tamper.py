@@ -39,7 +39,7 @@ from meters.models import CommStatus, Meter
 from meters.store import DailyEnergy, EventRecord
 from meters.store.days import day_bounds, local_zone
 
-from .balance import _energy_channels, plain
+from .balance import energy_channels, plain
 from .billing import Period
 
 TAMPER_KINDS = (EventKind.COVER_OPEN, EventKind.TERMINAL_COVER_OPEN, EventKind.MAGNETIC_TAMPER)
@@ -104,7 +104,7 @@ def meters_for(user):
 
 
 def _net_by_meter(meter_ids, first: date, last: date) -> dict[int, Decimal]:
-    channels = _energy_channels()
+    channels = energy_channels()
     rows = (
         DailyEnergy.objects.filter(
             meter_id__in=meter_ids, channel_id__in=list(channels), day__gte=first, day__lte=last

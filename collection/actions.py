@@ -22,13 +22,14 @@ from meters.models import CommStatus, Meter, MeterModel
 from . import enqueue, progress
 from .choices import ReadItem, ResultStatus, RunKind, RunStatus
 from .counters import DatabaseCounterStore
+from .lines import line_limits, record_lines
 from .models import JobRun, MeterReadResult, ReadJob
 from .protocols.errors import SystemTitleMismatch
 from .reader import MeterOutcome, ReadPlan, default_window, read_batch
-from .scheduling import drop_schedule, sync_schedule
+from .scheduling import drop_schedule, line_batches, sync_schedule
 from .status import publish_status
 from .storing import profile_since, store_outcomes, summary, values_in
-from .targets import TARGET_RELATED, NotReadable, build_target, model_channels
+from .targets import TARGET_RELATED, NotReadable, build_target, lines_of, model_channels
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +158,8 @@ def _create_run(
                 obj=job,
                 changes=changes,
             )
-        batches = [meter_ids[i : i + batch_size] for i in range(0, len(meter_ids), batch_size)]
+        # One batch per worker loop; a shared line's meters stay in one (they take turns).
+        batches = line_batches(meter_ids, lines_of(meter_ids), batch_size)
         transaction.on_commit(lambda: [enqueue.read_batch(run.pk, batch) for batch in batches])
     return run
 
@@ -224,14 +226,18 @@ def process_batch(run_id: int, meter_ids: list[int]) -> dict:
         clock_max_adjust_s=job.clock_max_adjust_s if job else 300,
     )
     concurrency = job.concurrency if job else 10
+    limits = line_limits({t.line for t in targets if t.line})
+    targets = [replace(t, line_limit=limits[t.line]) if t.line in limits else t for t in targets]
+    watched = {}
     outcomes = asyncio.run(
-        read_batch(targets, plan, DatabaseCounterStore(), concurrency=concurrency)
+        read_batch(targets, plan, DatabaseCounterStore(), concurrency=concurrency, lines=watched)
     )
     with transaction.atomic():
         # All of the batch's values in three bulk ingests, then every meter's outcome in a
         # few statements (not a handful of round trips per meter).
         ingest = store_outcomes(outcomes)
         _finish_results(run, [_record_outcome(run, outcome) for outcome in outcomes])
+        record_lines(watched, outcomes, {m.pk: m for m in meters})
     finish_run_if_done(run.pk)
     return {"read": len(outcomes), "ok": sum(o.ok for o in outcomes), **ingest.as_dict()}
 
@@ -277,7 +283,8 @@ def _record_outcome(run: JobRun, outcome: MeterOutcome) -> Finished:
             retryable=bool(outcome.error and outcome.error.retryable),
             attempts=outcome.attempts,
             exchange_log=log_text,
-            notes=notes,
+            notes=notes or (f"line {outcome.line} down" if outcome.line_fault else ""),
+            line_fault=outcome.line_fault,
         )
     if outcome.clock_set:
         # Setting a meter's clock changes the meter: one activity row, like any command.
@@ -338,6 +345,7 @@ class Finished:
     exchange_log: str = ""
     drift: float | None = None
     notes: str = ""
+    line_fault: bool = False  # failed because its shared line is down: the line's failure
 
 
 RESULT_FIELDS = [
@@ -438,6 +446,10 @@ def _update_comm_statuses(closed: list[tuple[Finished, datetime]], now) -> None:
             status.last_error = ""
             if f.drift is not None:
                 status.clock_drift_s = f.drift
+        elif f.line_fault:
+            # Its line is down: one fault of the line (CommLine), not one of each meter on it,
+            # so the meter's count of failures (and the unreachable alarm) stays as it was.
+            status.last_error = f"{f.kind}: {f.error}"[:2000]
         else:
             status.consecutive_failures += 1
             status.unreachable = status.consecutive_failures >= UNREACHABLE_AFTER

@@ -14,12 +14,27 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from collection.protocols import base, registry
-from collection.protocols.errors import ConnectionFailed, ProtocolError
+from collection.protocols.errors import (
+    ConnectionFailed,
+    MeterTimeout,
+    NotAssociated,
+    ProtocolError,
+)
 
 from .targets import MeterTarget
 
 # How many sessions one shared line (concentrator, RS-485 bus, modem) takes at once.
 DEFAULT_LINE_LIMIT = 1
+# A shared line is taken for dead when this many of its meters in a row (none answering in
+# between) got no answer at all -- or at once when the line itself cannot be opened.
+LINE_SILENT_AFTER = 3
+
+
+class LineDown(ConnectionFailed):
+    """The meter was not tried: its shared line (converter, bus, concentrator) is down."""
+
+    retryable = False
+
 
 # The capability each read item needs: an item the meter's driver lacks (a Modbus meter has
 # no clock, profile or event log) is left out of its read, not failed.
@@ -66,6 +81,8 @@ class MeterOutcome:
     exchange_log: list[base.Exchange] | None = None
     seconds: float = 0.0
     with_list_failure: str | None = None  # why the session fell back to one value per request
+    line: str | None = None  # the shared line it was read on
+    line_fault: bool = False  # it failed because its line is down (the line's fault, not its)
 
     @property
     def error_kind(self) -> str:
@@ -150,28 +167,80 @@ async def gather_gated(
     *,
     line_of: Callable,
     concurrency: int,
-    line_limit: int = DEFAULT_LINE_LIMIT,
+    line_limit: int | Callable = DEFAULT_LINE_LIMIT,
     on_done: Callable | None = None,
 ) -> list:
-    """`await run(item)` for every item, at most `concurrency` at once and `line_limit` per
-    shared line (`line_of(item)`: a line name, or None for a meter on its own line); the
-    results in the order of `items`."""
+    """`await run(item)` for every item, at most `concurrency` at once and `line_limit` (a
+    number, or a function of the item) per shared line (`line_of(item)`: a line name, or None
+    for a meter on its own line); the results in the order of `items`.
+
+    An item waits for its line before it takes one of the `concurrency` slots, so the meters
+    queued on a busy bus do not keep the meters of other lines waiting."""
     task_gate = asyncio.Semaphore(concurrency)
-    line_gates: dict[str, asyncio.Semaphore] = defaultdict(lambda: asyncio.Semaphore(line_limit))
+    limit_of = line_limit if callable(line_limit) else (lambda item: line_limit)
+    line_gates: dict[str, asyncio.Semaphore] = {}
 
     async def one(item):
-        async with task_gate:
-            line = line_of(item)
-            if line is None:
+        line = line_of(item)
+        if line is None:
+            async with task_gate:
                 result = await run(item)
-            else:
-                async with line_gates[line]:
-                    result = await run(item)
+        else:
+            gate = line_gates.get(line)
+            if gate is None:
+                gate = line_gates[line] = asyncio.Semaphore(max(1, limit_of(item)))
+            async with gate, task_gate:
+                result = await run(item)
         if on_done is not None:
             on_done(result)
         return result
 
     return list(await asyncio.gather(*(one(item) for item in items)))
+
+
+@dataclass
+class LineWatch:
+    """One shared line during one batch: is it answering at all?
+
+    Down when it cannot be opened (the converter refuses or drops the connection before any
+    meter on it answered), or when LINE_SILENT_AFTER meters in a row (all of them, when the
+    batch has fewer on the line, but never just one) got no answer at all.
+    The meters left are then failed at once as LineDown, not tried one timeout after another.
+    """
+
+    line: str
+    meters: int = 0
+    answered: bool = False
+    silent: int = 0
+    down: str = ""  # why it is taken for down ("" while it is not)
+
+    def record(self, outcome: MeterOutcome) -> None:
+        error = outcome.error
+        if outcome.ok or not isinstance(error, (ConnectionFailed, MeterTimeout)):
+            self.answered, self.silent = True, 0  # a meter answered, even if with an error
+            return
+        if isinstance(error, LineDown):
+            return
+        self.silent += 1
+        opened = isinstance(error, ConnectionFailed) and not isinstance(error, NotAssociated)
+        # Silence takes two meters at least: one silent meter behind a working concentrator
+        # is that meter's failure, not the concentrator's.
+        silent_limit = max(2, min(LINE_SILENT_AFTER, self.meters))
+        if (opened and not self.answered) or self.silent >= silent_limit:
+            self.down = self.down or f"{outcome.error_kind}: {error}"
+
+
+def _watched_lines(targets: list[MeterTarget]) -> dict[str, LineWatch]:
+    """The lines worth watching: more than one meter on them, or a concentrator."""
+    counts: dict[str, int] = defaultdict(int)
+    for t in targets:
+        if t.line is not None:
+            counts[t.line] += 1
+    return {
+        line: LineWatch(line, meters=n)
+        for line, n in counts.items()
+        if n > 1 or line.startswith("concentrator:")
+    }
 
 
 async def read_batch(
@@ -180,18 +249,44 @@ async def read_batch(
     counters,
     *,
     concurrency: int = 100,
-    line_limit: int = DEFAULT_LINE_LIMIT,
     on_outcome: Callable[[MeterOutcome], None] | None = None,
+    lines: dict[str, LineWatch] | None = None,
 ) -> list[MeterOutcome]:
-    """Read every target, at most `concurrency` at once and `line_limit` per shared line."""
-    return await gather_gated(
+    """Read every target, at most `concurrency` at once and each line's limit per shared line.
+
+    A shared line found down (:class:`LineWatch`) fails its meters not yet tried as LineDown,
+    and marks every failure on it that was the line's (`line_fault`): the caller counts one
+    line fault, not one unreachable meter each. `lines` (filled here when given) is how each
+    watched line ended."""
+    watches = _watched_lines(targets)
+    if lines is not None:
+        lines.update(watches)
+
+    async def one(target: MeterTarget) -> MeterOutcome:
+        watch = watches.get(target.line) if target.line else None
+        if watch is not None and watch.down:
+            outcome = MeterOutcome(target.meter_id, target.serial, line=target.line)
+            outcome.error = LineDown(f"not tried: line {target.line} is down ({watch.down})")
+            return outcome
+        outcome = await read_target(target, plan, counters)
+        outcome.line = target.line
+        if watch is not None:
+            watch.record(outcome)
+        return outcome
+
+    outcomes = await gather_gated(
         targets,
-        lambda target: read_target(target, plan, counters),
+        one,
         line_of=lambda target: target.line,
         concurrency=concurrency,
-        line_limit=line_limit,
+        line_limit=lambda target: target.line_limit,
         on_done=on_outcome,
     )
+    for outcome in outcomes:
+        watch = watches.get(outcome.line) if outcome.line else None
+        if watch is not None and watch.down and not outcome.ok:
+            outcome.line_fault = isinstance(outcome.error, (ConnectionFailed, MeterTimeout))
+    return outcomes
 
 
 def default_window(now: datetime, days: int = 1) -> tuple[datetime, datetime]:

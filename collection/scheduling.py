@@ -62,3 +62,40 @@ def sync_schedule(job) -> None:
 def drop_schedule(job) -> None:
     if job.periodic_task_id:
         job.periodic_task.delete()
+
+
+def line_batches(meter_ids: list[int], lines: dict[int, str], size: int) -> list[list[int]]:
+    """Meter ids in batches of about `size`, every shared line's meters in one batch.
+
+    A batch is one worker's event loop, so a line split over two batches would have two
+    workers talking on it at once; kept whole, its sessions take turns (collection/reader.py).
+    Lines are packed whole into batches (a line longer than `size` is a batch of its own);
+    meters on no shared line fill batches as before, in id order.
+    """
+    size = max(1, size)
+    by_line: dict[str, list[int]] = {}
+    alone = []
+    for pk in meter_ids:
+        line = lines.get(pk)
+        if line is None:
+            alone.append(pk)
+        else:
+            by_line.setdefault(line, []).append(pk)
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for members in sorted(by_line.values(), key=len, reverse=True):
+        if current and len(current) + len(members) > size:
+            batches.append(current)
+            current = []
+        current = current + members
+        if len(current) >= size:
+            batches.append(current)
+            current = []
+    for pk in alone:
+        current.append(pk)
+        if len(current) >= size:
+            batches.append(current)
+            current = []
+    if current:
+        batches.append(current)
+    return batches

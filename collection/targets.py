@@ -37,6 +37,7 @@ class MeterTarget:
     profiles: tuple[str, ...]
     event_logs: tuple[str, ...]
     profile_since: dict[str, datetime] = field(default_factory=dict)
+    line_limit: int = 1  # sessions the line takes at once (CommLine.max_sessions)
 
 
 def comm_source(meter: Meter, endpoint: MeterEndpoint):
@@ -117,15 +118,68 @@ def client_system_title(meter: Meter | None = None) -> bytes:
     return bytes.fromhex(settings.AMI_CLIENT_SYSTEM_TITLE)
 
 
+def line_for(
+    *, protocol, transport, host, port, serial_url, options, concentrator_id
+) -> str | None:
+    """The shared line of a meter with these endpoint values, or None when it needs no turn:
+    its concentrator (``concentrator:<id>``), else what its protocol's driver says of its URL
+    (a serial port, a TCP-serial converter, a Modbus gateway: the URL; DLMS over TCP: none).
+    Plain values, so a run can group thousands of meters by line from one query."""
+    if transport == Transport.CONCENTRATOR:
+        return f"concentrator:{concentrator_id}" if concentrator_id else None
+    url = f"tcp://{host}:{port}" if transport == Transport.TCP else serial_url
+    if not url or (transport == Transport.TCP and not (host and port)):
+        return None
+    try:
+        return registry.line_of(protocol, url, MeterEndpoint.options_for_driver(protocol, options))
+    except NotSupported:
+        return None
+
+
+# The values of a meter line_for needs, as Meter.objects.values_list(*LINE_VALUES).
+LINE_VALUES = (
+    "endpoint__protocol",
+    "endpoint__transport",
+    "endpoint__host",
+    "endpoint__port",
+    "endpoint__serial_url",
+    "endpoint__options",
+    "concentrator_id",
+)
+
+
 def line_of(meter: Meter) -> str | None:
     endpoint = meter.stored_endpoint()
     if endpoint is None:
         return None
-    if endpoint.transport == Transport.CONCENTRATOR and meter.concentrator_id:
-        return f"concentrator:{meter.concentrator_id}"
-    if endpoint.transport == Transport.SERIAL and endpoint.serial_url:
-        return f"serial:{endpoint.serial_url}"
-    return None
+    return line_for(
+        protocol=endpoint.protocol,
+        transport=endpoint.transport,
+        host=endpoint.host,
+        port=endpoint.port,
+        serial_url=endpoint.serial_url,
+        options=endpoint.options,
+        concentrator_id=meter.concentrator_id,
+    )
+
+
+def lines_of(meter_ids) -> dict[int, str]:
+    """The shared line of each of these meters that has one (one query)."""
+    rows = Meter.objects.filter(pk__in=list(meter_ids)).values_list("pk", *LINE_VALUES)
+    found = {}
+    for pk, protocol, transport, host, port, serial_url, options, concentrator_id in rows:
+        line = line_for(
+            protocol=protocol,
+            transport=transport,
+            host=host,
+            port=port,
+            serial_url=serial_url,
+            options=options,
+            concentrator_id=concentrator_id,
+        )
+        if line is not None:
+            found[pk] = line
+    return found
 
 
 def model_channels(model_ids) -> dict[int, list[Channel]]:

@@ -8,6 +8,7 @@ from accounts.admin_base import ReadOnlyScopedAdmin, ScopedModelAdmin
 
 from .models import (
     Channel,
+    CommLine,
     CommStatus,
     ConcentratorEndpoint,
     Customer,
@@ -162,6 +163,21 @@ class CommStatusAdmin(ReadOnlyScopedAdmin):
     list_display = ("meter", "last_success", "consecutive_failures", "unreachable", "clock_drift_s")
     list_filter = ("unreachable",)
     search_fields = ("meter__serial",)
+
+
+@admin.register(CommLine)
+class CommLineAdmin(ScopedModelAdmin):
+    """Shared lines: made and kept up to date by the reads; the session limit is the
+    operator's to set."""
+
+    list_display = ("key", "kind", "state", "meters", "max_sessions", "last_contact")
+    list_filter = ("kind", "down")
+    search_fields = ("key", "label")
+    fields = ("key", "kind", "label", "organisation", "concentrator", "max_sessions")
+    readonly_fields = ("key", "kind", "label", "organisation", "concentrator")
+
+    def has_add_permission(self, request):
+        return False
 
 
 from .alarms import admin as alarm_admin  # noqa: E402, F401  (alarm pages register themselves)

@@ -287,6 +287,17 @@ class Endpoint(models.Model):
         named = {name: default for name, (default, _limit) in self.OPTION_FIELDS.items()}
         return named | dict(self.options or {})
 
+    @classmethod
+    def options_for_driver(cls, protocol: str, options: dict | None) -> dict:
+        """The named options of `protocol` under the driver's names (``dlms_server_address``
+        as ``server_address``), with their defaults, and every other option as it is."""
+        named = {name: default for name, (default, _limit) in cls.OPTION_FIELDS.items()}
+        values = named | dict(options or {})
+        result = {k: v for k, v in values.items() if k not in cls.OPTION_FIELDS}
+        for name, key in cls.PROTOCOL_OPTIONS.get(protocol, {}).items():
+            result[name] = values[key]
+        return result
+
     def clean(self):
         super().clean()
         errors = {}
@@ -446,11 +457,7 @@ class EndpointOwner(models.Model):
         under the driver's names (``dlms_server_address`` as ``server_address``), with their
         defaults, and every other option of the endpoint as it is."""
         endpoint = self.stored_endpoint() or self.endpoint_defaults()
-        values = endpoint.driver_options()
-        options = {k: v for k, v in values.items() if k not in Endpoint.OPTION_FIELDS}
-        for name, key in Endpoint.PROTOCOL_OPTIONS.get(endpoint.protocol, {}).items():
-            options[name] = values[key]
-        return options
+        return Endpoint.options_for_driver(endpoint.protocol, endpoint.options)
 
     def endpoint_options(self) -> list[tuple[str, object]]:
         """The endpoint's options of its protocol that have a value (the meter page lists
@@ -749,6 +756,61 @@ class CommStatus(models.Model):
 
     def __str__(self) -> str:
         return f"{self.meter}: {'unreachable' if self.unreachable else 'reachable'}"
+
+
+class LineKind(models.TextChoices):
+    CONCENTRATOR = "concentrator", "Data concentrator"
+    BUS = "bus", "Shared line (serial bus, TCP-serial converter, gateway)"
+
+
+class CommLine(models.Model):
+    """A line many meters share -- a serial bus, a TCP-serial converter, a Modbus gateway, a
+    data concentrator -- and how it was last found.
+
+    Sessions on one line take turns (at most ``max_sessions`` at once); a job reads one line's
+    meters in one batch. A dead line is one fault here, not a failure of each meter behind it:
+    their comm status keeps its count of failures (collection/actions.py). The key names the
+    line: ``concentrator:<id>``, or the URL the meters share (``socket://10.0.0.5:4001``).
+    Rows are made by the reads (collection) for every line with more than one meter, or a
+    concentrator; ``max_sessions`` is the operator's to change.
+    """
+
+    key = models.CharField(max_length=300, unique=True)
+    kind = models.CharField(max_length=16, choices=LineKind.choices, default=LineKind.BUS)
+    label = models.CharField(max_length=300, blank=True)
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+")
+    concentrator = models.OneToOneField(
+        DataConcentrator, null=True, blank=True, on_delete=models.CASCADE, related_name="line"
+    )
+    max_sessions = models.PositiveSmallIntegerField(
+        default=1,
+        validators=[MinValueValidator(1), MaxValueValidator(64)],
+        help_text="sessions the line takes at once (a serial bus: 1)",
+    )
+    meters = models.PositiveIntegerField(default=0, help_text="meters on it at its last read")
+    last_attempt = models.DateTimeField(null=True, blank=True)
+    last_contact = models.DateTimeField(null=True, blank=True)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    down = models.BooleanField(default=False)
+    down_since = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    objects = ScopedQuerySet.as_manager()
+    scope_field = "organisation"
+
+    class Meta:
+        ordering = ["key"]
+        verbose_name = "communication line"
+
+    def __str__(self) -> str:
+        return self.label or self.key
+
+    @property
+    def state(self) -> str:
+        """ "down", "up" or "unknown" (never read)."""
+        if self.down:
+            return "down"
+        return "up" if self.last_contact else "unknown"
 
 
 # The alarm models are models of this app that live in their own package (meters/alarms/).

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import detail_views, exports, map_views, views
+from . import concentrator_views, detail_views, exports, map_views, views
 
 app_name = "meters"
 urlpatterns = [
@@ -15,6 +15,18 @@ urlpatterns = [
     path("map/", map_views.MeterMapView.as_view(), name="map"),
     path("map/data/", map_views.MapDataView.as_view(), name="map-data"),
     path("grid/nodes/<int:pk>/children/", views.GridChildrenView.as_view(), name="grid-children"),
+    # Data concentrators and shared lines (issue 14)
+    path(
+        "concentrators/",
+        concentrator_views.ConcentratorListView.as_view(),
+        name="concentrator-list",
+    ),
+    path(
+        "concentrators/<int:pk>/",
+        concentrator_views.ConcentratorDetailView.as_view(),
+        name="concentrator-detail",
+    ),
+    path("lines/", concentrator_views.LineListView.as_view(), name="lines"),
 ]
 from .alarms.urls import urlpatterns as alarm_urlpatterns  # noqa: E402
 

@@ -14,6 +14,13 @@ from typing import Any
 
 from . import base
 from .push import PushDecoder
+from .transport import line_key
+
+
+def own_url_line(url: str, options: Mapping[str, Any]) -> str | None:
+    """The default: every URL is a line (a serial port, a TCP-serial converter, a Modbus
+    gateway): sessions through one URL take turns."""
+    return line_key(url)
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,10 @@ class Driver:
     capabilities: frozenset[str]
     option_names: tuple[str, ...] = ()  # the keys of Endpoint.options this driver reads
     push: PushDecoder | None = None  # meter-initiated messages, when the protocol has them
+    # The shared line a meter at (url, options) is on, or None when its sessions need no turn
+    # (each has a connection of its own that the far end multiplexes). Sessions on one line
+    # take turns (collection/reader.py) and one job's meters of a line are read in one batch.
+    line_of: Callable[[str, Mapping[str, Any]], str | None] = own_url_line
 
     def open(self, settings, counters: base.InvocationCounterStore | None = None):
         """A new, not yet opened session (``async with driver.open(s, c) as meter: ...``)."""

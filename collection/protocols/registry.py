@@ -29,6 +29,7 @@ __all__ = [
     "Endpoint",
     "driver",
     "driver_of",
+    "line_of",
     "open_session",
     "push_decoder",
     "push_protocols",
@@ -70,6 +71,11 @@ def driver_of(settings) -> Driver:
 def open_session(settings, counters: base.InvocationCounterStore | None = None):
     """A new session for `settings`, by the driver that owns their type."""
     return driver_of(settings).open(settings, counters)
+
+
+def line_of(protocol: str, url: str, options) -> str | None:
+    """The shared line a meter of `protocol` at `url` is on (None: it needs no turn)."""
+    return driver(protocol).line_of(url, options)
 
 
 def push_protocols() -> list[str]:

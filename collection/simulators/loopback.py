@@ -28,6 +28,17 @@ class Fault:
             raise ValueError(f"unknown fault {self.kind!r}")
 
 
+class OpenConnections(set):
+    """The open connections' writers, and the most that were ever open at once (``peak``):
+    a shared line's sessions taking turns keep it at 1."""
+
+    peak = 0
+
+    def add(self, writer) -> None:
+        super().add(writer)
+        self.peak = max(self.peak, len(self))
+
+
 @dataclass(kw_only=True)
 class LoopbackListener:
     """Base of a simulator dataclass that implements ``async _serve(reader, writer, idle=True)``;
@@ -41,7 +52,12 @@ class LoopbackListener:
     pty_path: str | None = None
     _server: asyncio.AbstractServer | None = field(default=None, repr=False)
     _pty: Pty | None = field(default=None, repr=False)
-    _writers: set = field(default_factory=set, repr=False)
+    _writers: OpenConnections = field(default_factory=OpenConnections, repr=False)
+
+    @property
+    def peak_connections(self) -> int:
+        """The most connections that were open at once."""
+        return self._writers.peak
 
     @property
     def url(self) -> str:

@@ -219,25 +219,38 @@ def raise_alarms(groups: Sequence[tuple]) -> list[Alarm]:
 
 def clear_by_event(meter, kinds: Sequence[str], *, event_kind: str, at: datetime) -> list[Alarm]:
     """A restore event at `at` clears the meter's open alarms of `kinds` raised before it."""
+    return clear_by_system(
+        Alarm.objects.filter(
+            meter_id=meter.pk, kind__in=kinds, state__in=OPEN_STATES, last_event_at__lte=at
+        ),
+        at=at,
+        comment=f"{label(event_kind)} at {at.isoformat()}",
+        by_event=event_kind,
+    )
+
+
+def clear_by_system(alarms, *, at: datetime, comment: str, by_event: str) -> list[Alarm]:
+    """Clear these open alarms because their condition ended (no person): locked, audited
+    as the system's, pushed to browsers."""
     cleared = []
     with transaction.atomic():
-        alarms = (
+        locked = (
             _locking()
-            .select_related("organisation", "meter")
-            .filter(meter_id=meter.pk, kind__in=kinds, state__in=OPEN_STATES, last_event_at__lte=at)
+            .select_related("organisation", "meter", "line")
+            .filter(pk__in=alarms.values("pk"), state__in=OPEN_STATES)
             .order_by("pk")
         )
-        for alarm in alarms:
+        for alarm in locked:
             before = alarm.state
             alarm.state = AlarmState.CLEARED
             alarm.cleared_at = at
-            alarm.clear_comment = f"{label(event_kind)} at {at.isoformat()}"
+            alarm.clear_comment = comment
             alarm.save(update_fields=["state", "cleared_at", "clear_comment", "updated_at"])
             audit.record(
                 "alarm_clear",
                 obj=alarm,
                 username="system",
-                changes={"state": [before, AlarmState.CLEARED], "by_event": event_kind},
+                changes={"state": [before, AlarmState.CLEARED], "by_event": by_event},
             )
             publish_alarm(alarm)
             cleared.append(alarm)

@@ -26,7 +26,16 @@ class AlarmRuleAdmin(ScopedModelAdmin):
 
 @admin.register(Alarm)
 class AlarmAdmin(ReadOnlyScopedAdmin):
-    list_display = ("meter", "kind", "severity", "state", "count", "last_event_at", "organisation")
+    list_display = (
+        "meter",
+        "line",
+        "kind",
+        "severity",
+        "state",
+        "count",
+        "last_event_at",
+        "organisation",
+    )
     list_filter = ("state", "severity", "kind")
     search_fields = ("meter__serial",)
     actions = ["acknowledge", "clear"]

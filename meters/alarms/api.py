@@ -33,7 +33,10 @@ from .models import (
 
 
 class AlarmSerializer(serializers.ModelSerializer):
-    meter_serial = serializers.CharField(source="meter.serial", read_only=True)
+    meter_serial = serializers.CharField(source="meter.serial", read_only=True, allow_null=True)
+    subject = serializers.CharField(
+        read_only=True, help_text='what the alarm is on: "meter 90000001" or "line DC-A11"'
+    )
     kind_label = serializers.CharField(source="get_kind_display", read_only=True)
     last_event = serializers.CharField(read_only=True, help_text="the latest event's name")
     # Nullable: an alarm nobody has acknowledged or cleared yet (the schema says so).
@@ -51,6 +54,8 @@ class AlarmSerializer(serializers.ModelSerializer):
             "rule",
             "meter",
             "meter_serial",
+            "line",
+            "subject",
             "organisation",
             "service_point",
             "kind",
@@ -133,7 +138,7 @@ class AlarmViewSet(viewsets.ReadOnlyModelViewSet):
     def get_queryset(self):
         return (
             Alarm.objects.restrict(self.request.user, "view")
-            .select_related("meter__meter_model", "acknowledged_by", "cleared_by")
+            .select_related("meter__meter_model", "line", "acknowledged_by", "cleared_by")
             .order_by("-last_event_at", "-pk")
         )
 

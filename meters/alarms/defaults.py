@@ -47,6 +47,12 @@ DEFAULT_RULES = (
         (K.METER_UNREACHABLE,),
         Severity.MINOR,
     ),  # fmt: skip
+    DefaultRule(
+        "line_down",
+        "Shared line or concentrator down",
+        (K.LINE_DOWN,),
+        Severity.MAJOR,
+    ),  # fmt: skip
     DefaultRule("clock_drift", "Clock drift over limit", (K.CLOCK_DRIFT,), Severity.MINOR),
     DefaultRule(
         "voltage",

@@ -52,6 +52,8 @@ class EventKind(models.TextChoices):
     METER_UNREACHABLE = "meter_unreachable", "Meter unreachable"
     METER_REACHABLE = "meter_reachable", "Meter reachable again"
     CLOCK_DRIFT = "clock_drift", "Clock drift over limit"
+    # Raised on a shared line or concentrator (meters/alarms/lines.py), not on a meter.
+    LINE_DOWN = "line_down", "Line or concentrator down"
     CLOCK_DRIFT_OK = "clock_drift_ok", "Clock drift within limit"
     CONSUMPTION_WHILE_DISCONNECTED = (
         "consumption_while_disconnected",

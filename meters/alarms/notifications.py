@@ -111,19 +111,19 @@ def render(alarm: Alarm, channel: str, tz: str | None = None) -> tuple[str, str]
     """(subject, body) of a message about one alarm; SMS bodies fit one 160-char message."""
     zone = ZoneInfo(tz or settings.TIME_ZONE)
     since = alarm.first_event_at.astimezone(zone)
-    meter = alarm.meter
+    on = alarm.subject  # "meter 90000001", or "line DC-A11" for a line's fault
     point = alarm.service_point
     where = f" at {point.code}" if point else ""
     severity = alarm.get_severity_display()
     what = alarm.get_kind_display()
-    subject = f"[AMI] {severity}: {what} on meter {meter.serial}"
+    subject = f"[AMI] {severity}: {what} on {on}"
     if channel == DeliveryChannel.SMS:
-        body = f"AMI {severity}: {what} meter {meter.serial}{where} since {since:%d %b %H:%M}"
+        body = f"AMI {severity}: {what} {on}{where} since {since:%d %b %H:%M}"
         if alarm.count > 1:
             body += f" ({alarm.count}x)"
         return subject, body[:160]
     lines = [
-        f"{what} on meter {meter.serial}{where}.",
+        f"{what} on {on}{where}.",
         "",
         f"Severity:     {severity}",
         f"Organisation: {alarm.organisation.name}",
@@ -151,9 +151,9 @@ def plan_deliveries(alarm: Alarm, *, now: datetime | None = None) -> list[Notifi
     Idempotent: a row that exists already is left as it is and not returned again.
     """
     now = _aware(now)
-    alarm = Alarm.objects.select_related("meter", "organisation", "service_point", "rule").get(
-        pk=alarm.pk
-    )
+    alarm = Alarm.objects.select_related(
+        "meter", "line", "organisation", "service_point", "rule"
+    ).get(pk=alarm.pk)
     if alarm.state not in OPEN_STATES:
         return []
     to_send = []

@@ -27,6 +27,7 @@ class AlarmListView(ScopedViewMixin, ListView):
     def get_queryset(self):
         qs = self.scoped_queryset().select_related(
             "meter__meter_model",
+            "line",
             "acknowledged_by",  # what the rows show, nothing more
         )
         state = self.request.GET.get("state", "open")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+from datetime import datetime
 
+from django.core.exceptions import ObjectDoesNotExist
 from rest_framework import serializers
 
 from accounts.api.base import ScopedRelatedField
@@ -203,6 +205,10 @@ class DataConcentratorSerializer(CommSettingsSerializer):
     grid_node = ScopedRelatedField(
         queryset=GridNode.objects.all(), action="change", allow_null=True, required=False
     )
+    comm_state = serializers.SerializerMethodField(
+        help_text='"up", "down" (one fault of the concentrator, not of its meters) or "unknown"'
+    )
+    last_contact = serializers.SerializerMethodField()
 
     class Meta:
         model = DataConcentrator
@@ -214,8 +220,24 @@ class DataConcentratorSerializer(CommSettingsSerializer):
             "grid_node",
             "latitude",
             "longitude",
+            "comm_state",
+            "last_contact",
             *CommSettingsSerializer.COMM_FIELDS,
         ]
+
+    def _line(self, obj):
+        try:
+            return obj.line
+        except ObjectDoesNotExist:
+            return None
+
+    def get_comm_state(self, obj) -> str:
+        line = self._line(obj)
+        return line.state if line is not None else "unknown"
+
+    def get_last_contact(self, obj) -> datetime | None:
+        line = self._line(obj)
+        return line.last_contact if line is not None else None
 
 
 class MeterSerializer(CommSettingsSerializer):

@@ -60,7 +60,7 @@ class MeterFilter(_ProtocolFilter):
 
 
 class DataConcentratorViewSet(ScopedModelViewSet):
-    queryset = DataConcentrator.objects.select_related("endpoint")
+    queryset = DataConcentrator.objects.select_related("endpoint", "line")
     serializer_class = serializers.DataConcentratorSerializer
     filterset_class = DataConcentratorFilter
     search_fields = ["serial", "name"]

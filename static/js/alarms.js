@@ -47,7 +47,7 @@
       row = document.createElement("tr");
       row.dataset.alarm = alarm.id;
       var kind = alarm.kind_label + (alarm.last_event ? " · last: " + alarm.last_event : "");
-      [window.amiWhen(alarm.last_event_at, true), alarm.meter, kind,
+      [window.amiWhen(alarm.last_event_at, true), alarm.meter || alarm.subject, kind,
        alarm.severity_label].forEach(function (t) { row.appendChild(cell(t)); });
       row.appendChild(cell(alarm.count, "count"));
       row.appendChild(cell(LABELS[alarm.state] || alarm.state, "state"));

@@ -186,6 +186,49 @@ from meters.models import CommStatus  # noqa: E402
 OBJECTS.update({m: _collection_pair(m) for m in (ReadJob, JobRun, MeterReadResult, CommStatus)})
 
 
+# Shared lines (meters.CommLine): each region's concentrator as a line, down, with its one
+# line alarm (an alarm on a line, not a meter), so the walks see both.
+def _line_rows(w):
+    from django.utils import timezone
+
+    from meters.alarms.events import EventKind
+    from meters.models import CommLine
+
+    rows = []
+    for org, grid in ((w.org_a, w.grid_a), (w.org_b, w.grid_b)):
+        concentrator = grid.concentrator
+        line = CommLine.objects.create(
+            key=f"concentrator:{concentrator.pk}",
+            kind="concentrator",
+            label=concentrator.serial,
+            organisation=org,
+            concentrator=concentrator,
+            down=True,
+            down_since=timezone.now(),
+            last_error=f"ConnectionFailed: {concentrator.serial} refused",
+        )
+        rule = AlarmRule.objects.create(
+            name=f"lines {org.code}", organisation=org, kinds=[EventKind.LINE_DOWN]
+        )
+        Alarm.objects.create(
+            rule=rule,
+            line=line,
+            organisation=org,
+            kind=EventKind.LINE_DOWN,
+            severity=rule.severity,
+            count=1,
+            first_event_at=line.down_since,
+            last_event_at=line.down_since,
+        )
+        rows.append(line)
+    return tuple(rows)
+
+
+from meters.models import CommLine  # noqa: E402
+
+OBJECTS[CommLine] = _line_rows
+
+
 def _admin_models():
     from accounts.models import Organisation, User
 

@@ -109,6 +109,9 @@ def cases(data: PageData) -> dict[str, list[str]]:
             reverse("collection:run-detail", args=[data.run_partial.pk]),
             reverse("collection:run-detail", args=[data.run_on_demand.pk]),
         ],
+        "meters:concentrator-detail": [
+            reverse("meters:concentrator-detail", args=[data.world.grid_a.concentrator.pk])
+        ],
         "collection:job-edit": [reverse("collection:job-edit", args=[data.job.pk])],
         "collection:job-delete": [reverse("collection:job-delete", args=[data.job.pk])],
         "vending:sale-detail": [reverse("vending:sale-detail", args=[data.sale.reference])],

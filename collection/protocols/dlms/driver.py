@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..driver import Driver, Endpoint
+from ..transport import line_key
 from .commands import DlmsSession
 from .push import PUSH
 from .settings import DlmsSettings
@@ -40,6 +41,14 @@ def settings_from(endpoint: Endpoint) -> DlmsSettings:
     )
 
 
+def line_of(url: str, options) -> str | None:
+    """WRAPPER over TCP: every association has its own connection (a meter's modem, or a
+    gateway that multiplexes them by wPort): no turns. HDLC, or any serial URL: one line."""
+    if url.startswith("tcp://") and (options.get("interface") or "wrapper") == "wrapper":
+        return None
+    return line_key(url)
+
+
 DRIVER = Driver(
     protocol=PROTOCOL,
     label="DLMS/COSEM",
@@ -49,4 +58,5 @@ DRIVER = Driver(
     capabilities=DlmsSession.capabilities,
     option_names=OPTIONS,
     push=PUSH,
+    line_of=line_of,
 )

@@ -1,0 +1,97 @@
+"""Shared lines after a batch: one status per line (meters.CommLine), one fault per dead line.
+
+The reader watches every shared line of a batch (collection/reader.py, LineWatch); here what it
+found is folded into the line's row: contact when any meter on it answered, one more failure
+and "down" when it did not answer at all. A line going down is logged and pushed once, and
+raises one alarm (meters.alarms.lines) -- its meters' own failure counts are left alone
+(collection/actions.py), so they raise no "meter unreachable" each.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+from django.utils import timezone
+
+from meters.alarms import lines as line_alarms
+from meters.models import CommLine, LineKind, Meter
+
+from .reader import LineWatch, MeterOutcome
+from .status import publish_status
+
+log = logging.getLogger(__name__)
+
+CONCENTRATOR_PREFIX = "concentrator:"
+
+
+def line_limits(keys) -> dict[str, int]:
+    """The operator's session limit of each of these lines that has a row."""
+    return dict(CommLine.objects.filter(key__in=list(keys)).values_list("key", "max_sessions"))
+
+
+def record_lines(
+    watched: dict[str, LineWatch], outcomes: list[MeterOutcome], meters: dict[int, Meter]
+) -> list[CommLine]:
+    """Fold one batch's watched lines into their rows (made on first sight); returns them."""
+    if not watched:
+        return []
+    now = timezone.now()
+    by_line: dict[str, list[MeterOutcome]] = {}
+    for outcome in outcomes:
+        if outcome.line in watched:
+            by_line.setdefault(outcome.line, []).append(outcome)
+    changed = []
+    with transaction.atomic():
+        for key in sorted(watched):
+            watch, mine = watched[key], by_line.get(key, [])
+            if not mine:
+                continue
+            first = meters.get(mine[0].meter_id)
+            if first is None:
+                continue
+            line = _locked_line(key, first)
+            was_down = line.down
+            line.meters = watch.meters
+            line.last_attempt = now
+            if watch.down and not any(o.ok for o in mine):
+                line.consecutive_failures += 1
+                line.down = True
+                line.down_since = line.down_since or now
+                line.last_error = watch.down[:2000]
+            else:
+                line.last_contact = now
+                line.consecutive_failures = 0
+                line.down, line.down_since, line.last_error = False, None, ""
+            line.save()
+            if line.down:
+                if not was_down:
+                    log.warning("line %s down: %s meters not read (%s)", key, len(mine), watch.down)
+                line_alarms.line_down(line, at=now)  # raised once, counted each failed run
+            elif was_down:
+                log.info("line %s answers again", key)
+                line_alarms.line_up(line, at=now)
+            if line.down != was_down:
+                changed.append(line)
+    if changed:
+        publish_status({"changed": "line"})  # after commit
+    return changed
+
+
+def _locked_line(key: str, meter: Meter) -> CommLine:
+    """The line's row, locked (made now if it has none)."""
+    line = CommLine.objects.select_for_update().filter(key=key).first()
+    if line is not None:
+        return line
+    if key.startswith(CONCENTRATOR_PREFIX) and meter.concentrator_id:
+        concentrator = meter.concentrator
+        defaults = {
+            "kind": LineKind.CONCENTRATOR,
+            "label": concentrator.name or concentrator.serial,
+            "organisation_id": concentrator.organisation_id,
+            "concentrator": concentrator,
+        }
+    else:
+        defaults = {"kind": LineKind.BUS, "label": key, "organisation_id": meter.organisation_id}
+    CommLine.objects.get_or_create(key=key, defaults=defaults)
+    return CommLine.objects.select_for_update().get(key=key)

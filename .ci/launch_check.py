@@ -4,7 +4,7 @@ Run with the Python of a venv built from the run requirements alone (`make venv
 VENV=...`), from the repository root. The launcher gets no DATABASE_URL, REDIS_URL or
 secrets (the embedded default: SQLite, private Redis, generated keys), free ports and its
 own var/ folder, so nothing it leaves can reach the test suite. Success: every Procfile
-process (web, worker, beat, simulator, push listener) runs, the web answers, a demo reading
+process (web, worker, beat, the simulators, push listener) runs, the web answers, a demo reading
 is in the database; then Ctrl-C stops it and every process it started must have exited.
 Failure: one line saying what did not happen, then the end of the launcher's log.
 
@@ -62,6 +62,8 @@ class Launch:
             AMI_VAR_DIR=str(var),
             AMI_PORT=str(self.port),
             AMI_SIM_PORT=str(free_port()),
+            AMI_SIM_MODBUS_PORT=str(free_port()),
+            AMI_SIM_IEC21_PORT=str(free_port()),
             AMI_PUSH_PORT=str(free_port()),
             AMI_REDIS_PORT=str(free_port()),
         )
@@ -148,7 +150,10 @@ def check(work: Path, timeout: float) -> None:
         return lambda: launch.exited() or what()
 
     deadline = started + timeout
-    wait_until(up_or_exited(lambda: len(running_procfile(launch.proc.pid)) == 5), timeout)
+    wait_until(
+        up_or_exited(lambda: len(running_procfile(launch.proc.pid)) == len(PROCFILE_MARKERS)),
+        timeout,
+    )
     if launch.exited():
         launch.fail(f"the launcher exited with code {launch.proc.returncode} before serving")
     missing = set(PROCFILE_MARKERS) - running_procfile(launch.proc.pid)

@@ -109,20 +109,30 @@ def start_private_redis(var: Path) -> subprocess.Popen:
     raise AssertionError  # unreachable
 
 
+# The demo's simulators: environment variable, file in var/, preferred port.
+SIMULATOR_PORTS = (
+    ("AMI_SIM_PORT", "simulator-port", 4059),  # the DLMS fleet
+    ("AMI_SIM_MODBUS_PORT", "simulator-modbus-port", 5020),  # the Modbus line's converter
+    ("AMI_SIM_IEC21_PORT", "simulator-iec21-port", 4061),  # the IEC 62056-21 line's
+)
+
+
 def simulator_port(var: Path) -> None:
-    """The demo fleet's port, chosen once and kept: the demo meters are registered with it."""
-    if os.environ.get("AMI_SIM_PORT"):
-        return
-    store = var / "simulator-port"
-    if not store.exists():
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", 4059))
-                port = 4059
-            except OSError:
-                port = free_port()
-        store.write_text(str(port))
-    os.environ["AMI_SIM_PORT"] = store.read_text().strip()
+    """The demo simulators' ports, chosen once and kept: the demo meters are registered with
+    them."""
+    for variable, name, preferred in SIMULATOR_PORTS:
+        if os.environ.get(variable):
+            continue
+        store = var / name
+        if not store.exists():
+            with socket.socket() as sock:
+                try:
+                    sock.bind(("127.0.0.1", preferred))
+                    port = preferred
+                except OSError:
+                    port = free_port()
+            store.write_text(str(port))
+        os.environ[variable] = store.read_text().strip()
 
 
 def push_port() -> None:
@@ -187,6 +197,10 @@ def main() -> None:
 
     os.environ.setdefault("AMI_SIM_COUNT", str(DEMO_METERS))
     say(f"simulated DLMS meter fleet on 127.0.0.1:{os.environ['AMI_SIM_PORT']}")
+    say(
+        f"simulated shared lines: Modbus RTU on 127.0.0.1:{os.environ['AMI_SIM_MODBUS_PORT']}, "
+        f"IEC 62056-21 on 127.0.0.1:{os.environ['AMI_SIM_IEC21_PORT']}"
+    )
     host = os.environ.setdefault("AMI_HOST", "127.0.0.1")
     port = os.environ.setdefault("AMI_PORT", "8000")
     say(f"open http://{host}:{port}/  (Ctrl-C stops everything)")

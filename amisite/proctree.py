@@ -17,6 +17,8 @@ PROCFILE_MARKERS = {
     "beat": "amisite.beat",
     "simulator": "simulate_meters",
     "push": "listen_push",
+    "bus": "modbus",  # simulate_meters --protocol modbus: the demo's Modbus line
+    "optical": "iec62056-21",  # simulate_meters --protocol iec62056-21: its IEC 62056-21 line
 }
 SHELLS = {"sh", "bash", "dash"}
 

@@ -23,7 +23,7 @@ from accounts import roles
 from accounts.actions import create_organisation
 from accounts.models import Organisation, User
 
-from .choices import ChannelKind, MeterStatus, NodeKind
+from .choices import ChannelKind, MeterStatus, NodeKind, Protocol, Transport
 from .models import Channel, Customer, DataConcentrator, GridNode, Meter, MeterModel
 
 
@@ -137,7 +137,21 @@ CUMULATIVE_EVERY = 4
 
 
 SIM_FIRST_SERIAL = 90000001
-DEMO_METERS = len(REGIONS) * SUBSTATIONS * FEEDERS * TRANSFORMERS * POINTS
+DEMO_METERS = len(REGIONS) * SUBSTATIONS * FEEDERS * TRANSFORMERS * POINTS  # the DLMS fleet
+
+# Besides the DLMS fleet: commercial meters on shared lines, each line a simulator process of
+# the Procfile -- North has four Modbus RTU meters (SDM630, unit ids 1-4) on one TCP-serial
+# converter, South four IEC 62056-21 meters (addressed by serial) on another. Their serials
+# are the Procfile's `--first-serial`, after the DLMS fleet's (the demo's other parts take a
+# region's first meters by serial: the DLMS ones).
+LINE_METERS = 4
+MODBUS_FIRST_SERIAL = 97000001
+IEC21_FIRST_SERIAL = 98000001
+ENERGY_REGISTERS = DEMO_CHANNELS[:4]  # +A, -A, +R, -R
+LINE_PROTOCOL = {"north": Protocol.MODBUS, "south": Protocol.IEC62056_21}
+# The first concentrator of each region (feeder 1 of substation 1) reads its transformer's
+# meters: they are registered "through the concentrator", at their logical device.
+CONCENTRATOR_READ = (1, 1)  # (substation, feeder)
 
 
 @dataclass
@@ -157,6 +171,16 @@ def demo_loaded() -> bool:
 
 def simulator_port() -> int:
     return int(os.environ.get("AMI_SIM_PORT", "4059"))
+
+
+def modbus_port() -> int:
+    """The Modbus line's converter (amisite/launcher.py chooses it)."""
+    return int(os.environ.get("AMI_SIM_MODBUS_PORT", "5020"))
+
+
+def iec21_port() -> int:
+    """The IEC 62056-21 line's converter (amisite/launcher.py chooses it)."""
+    return int(os.environ.get("AMI_SIM_IEC21_PORT", "4061"))
 
 
 @transaction.atomic
@@ -185,12 +209,18 @@ def load_demo() -> DemoUtility:
                 kind=kind,
                 profile_obis=profile,
             )
-    demo = DemoUtility(utility, {}, (model, idis))
+    line_models = {
+        Protocol.MODBUS: _line_model(utility, Protocol.MODBUS, "Eastron", "SDM630"),
+        Protocol.IEC62056_21: _line_model(utility, Protocol.IEC62056_21, "Simulated", "SIM21"),
+    }
+    demo = DemoUtility(utility, {}, (model, idis, *line_models.values()))
     meter_index = 0
     for code, name, letter, lat, lon in REGIONS:
         org = create_organisation(Organisation(name=name, code=code, parent=utility))
         demo.regions[code] = org
         meter_index = _demo_grid(org, letter, lat, lon, (model, idis), meter_index)
+        protocol = LINE_PROTOCOL[code]
+        _line_meters(org, letter, protocol, line_models[protocol])
     demo.users["admin"] = User.objects.create_superuser(
         "admin", "admin@example.invalid", "demo-admin-pass", organisation=utility
     )
@@ -241,8 +271,9 @@ def _demo_grid(org, letter, lat, lon, models, meter_index) -> int:
                     latitude=t_lat,
                     longitude=t_lon,
                 )
+                concentrator = None
                 if t == 1:
-                    DataConcentrator.objects.create(
+                    concentrator = DataConcentrator.objects.create(
                         serial=f"DC-{letter}{s}{f}",
                         name=f"Concentrator {letter}{s}{f}",
                         organisation=org,
@@ -266,7 +297,10 @@ def _demo_grid(org, letter, lat, lon, models, meter_index) -> int:
                     # The simulator's serials and logical addresses (one listener, device i+1).
                     serial = str(SIM_FIRST_SERIAL + meter_index - 1)
                     cumulative = meter_index % CUMULATIVE_EVERY == 0
+                    behind = concentrator if (s, f) == CONCENTRATOR_READ else None
                     Meter.objects.create(
+                        transport=Transport.CONCENTRATOR if behind else Transport.TCP,
+                        concentrator=behind,
                         serial=serial,
                         meter_model=models[1] if cumulative else models[0],
                         phases=3,
@@ -291,3 +325,60 @@ def _demo_grid(org, letter, lat, lon, models, meter_index) -> int:
                         tariff_code="RES-1",
                     )
     return meter_index
+
+
+def _line_model(utility, protocol, manufacturer, name) -> MeterModel:
+    """A meter model of the shared lines' meters: its four energy registers."""
+    meter_model = MeterModel.objects.create(
+        manufacturer=manufacturer, name=name, protocol=protocol, organisation=utility
+    )
+    for code, label, unit, kind, _profile in ENERGY_REGISTERS:
+        Channel.objects.create(meter_model=meter_model, obis=code, name=label, unit=unit, kind=kind)
+    return meter_model
+
+
+def _line_meters(org, letter, protocol, meter_model) -> None:
+    """LINE_METERS service points on the region's first transformer's feeder, their meters on
+    one shared line (a TCP-serial converter): they take turns, and a dead converter is one
+    fault of the line."""
+    transformer = GridNode.objects.get(code=f"{letter}S1F2T2")
+    for n in range(1, LINE_METERS + 1):
+        point = GridNode.objects.create(
+            kind=NodeKind.SERVICE_POINT,
+            code=f"{transformer.code}C{n}",
+            name=f"Commercial supply {n}",
+            parent=transformer,
+            organisation=org,
+            address=f"Unit {n}, {transformer.code} Trading Estate",
+            latitude=transformer.latitude - n * Decimal("0.0007"),
+            longitude=transformer.longitude,
+        )
+        if protocol == Protocol.MODBUS:
+            line = {
+                "serial": str(MODBUS_FIRST_SERIAL + n - 1),
+                "transport": Transport.SERIAL,
+                "serial_url": f"rtu+tcp://127.0.0.1:{modbus_port()}",
+                "modbus_unit_id": n,
+            }
+        else:
+            serial = str(IEC21_FIRST_SERIAL + n - 1)
+            line = {
+                "serial": serial,
+                "host": "127.0.0.1",
+                "port": iec21_port(),
+                "iec21_address": serial,
+            }
+        Meter.objects.create(
+            meter_model=meter_model,
+            phases=3,
+            firmware="sim-1.0",
+            status=MeterStatus.ACTIVE,
+            service_point=point,
+            organisation=org,
+            install_date=date(2025, 6, 1),
+            protocol=protocol,
+            timeout_s=5,
+            latitude=point.latitude,
+            longitude=point.longitude,
+            **line,
+        )

@@ -23,7 +23,7 @@ def test_demo_loads_two_separate_organisations():
     south = User.objects.get(username="south-operator")
     north_meters = set(Meter.objects.restrict(north).values_list("serial", flat=True))
     south_meters = set(Meter.objects.restrict(south).values_list("serial", flat=True))
-    assert len(north_meters) == len(south_meters) == 24 + 12  # 8 transformer, 4 feeder checks
+    assert len(north_meters) == len(south_meters) == 24 + 12 + 4  # checks, one shared line
     assert not north_meters & south_meters
     web = Client()
     signed_in = web.post("/login/", {"username": "north-operator", "password": "demo-north-pass"})
@@ -40,7 +40,7 @@ def test_load_demo_is_idempotent(capsys):
     call_command("load_demo")
     call_command("load_demo")
     assert "already has data" in capsys.readouterr().out
-    assert Meter.objects.count() == 48 + 24
+    assert Meter.objects.count() == 48 + 24 + 2 * 4  # DLMS fleet, check meters, two lines
 
 
 def test_demo_schedules_a_read_job_per_region():
@@ -62,10 +62,44 @@ def test_demo_meters_are_registered_at_their_simulated_addresses():
     load_demo()
     simulated = demo_fleet(DEMO_METERS, T0, first_serial=SIM_FIRST_SERIAL).meters  # as make run
     address = {m.serial: i + 1 for i, m in enumerate(simulated)}
-    meters = list(Meter.objects.all())
+    meters = list(Meter.objects.filter(endpoint__protocol="dlms"))
     assert len(meters) == len(simulated) == DEMO_METERS + 24
     for meter in meters:
         assert meter.dlms_server_address == address[meter.serial]
+    # The first transformer's meters of each region are read through its concentrator.
+    behind = Meter.objects.filter(endpoint__transport="concentrator")
+    assert behind.count() == 2 * 3
+    for meter in behind.select_related("concentrator__endpoint"):
+        assert meter.concentrator.port == meter.port  # the simulator's one listener
+
+
+def test_demo_mixes_protocols_on_shared_lines_as_the_procfile_serves_them():
+    """North's Modbus and South's IEC 62056-21 meters: one line each, at the serials, unit
+    ids and ports of the Procfile's simulators."""
+    import re
+    from pathlib import Path
+
+    from collection.simulators.cli import build_parser
+    from collection.targets import lines_of
+    from meters.demo import IEC21_FIRST_SERIAL, MODBUS_FIRST_SERIAL, iec21_port, modbus_port
+
+    load_demo()
+    procfile = dict(
+        row.split(":", 1) for row in Path("Procfile").read_text().splitlines() if row.strip()
+    )
+    for name, protocol, first, port in (
+        ("bus", "modbus", MODBUS_FIRST_SERIAL, modbus_port()),
+        ("optical", "iec62056_21", IEC21_FIRST_SERIAL, iec21_port()),
+    ):
+        argv = procfile[name].split("simulate_meters", 1)[1].split()
+        args = build_parser().parse_args([re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", a) for a in argv])
+        meters = Meter.objects.filter(endpoint__protocol=protocol).order_by("serial")
+        assert [m.serial for m in meters] == [str(first + i) for i in range(args.count)]
+        assert (args.first_serial, args.port) == (first, port)
+        lines = set(lines_of([m.pk for m in meters]).values())
+        assert len(lines) == 1 and str(port) in lines.pop()
+    units = Meter.objects.filter(endpoint__protocol="modbus").order_by("serial")
+    assert [m.modbus_unit_id for m in units] == [1, 2, 3, 4]
 
 
 def test_demo_check_meters_measure_their_nodes_as_the_simulator_computes_them():
@@ -224,3 +258,42 @@ def test_demo_staff_sign_in_with_the_printed_key_as_the_readme_says():
         assert web.post("/account/two-factor/", {"code": code})["Location"] == "/"
         assert web.get("/").status_code == 200, login.username
         assert web.get("/admin/").status_code == 200, login.username
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
+def test_demo_shared_line_meters_are_read_by_their_regions_job(monkeypatch, eager_celery):
+    """The demo's Modbus RTU and IEC 62056-21 lines, served as the Procfile serves them, are
+    read by the regions' own read jobs (what they lack is left out), one line row each."""
+    from collection import actions
+    from collection.models import JobRun, ReadJob
+    from collection.simulators.iec62056_21.server import Iec21Fleet
+    from collection.simulators.iec62056_21.server import make_meters as make_iec21
+    from collection.simulators.modbus.server import ModbusFleet
+    from collection.simulators.modbus.server import make_meters as make_modbus
+    from meters.demo import IEC21_FIRST_SERIAL, LINE_PROTOCOL, MODBUS_FIRST_SERIAL
+    from meters.models import CommLine
+    from meters.store import RegisterRead
+    from tests.collection.fleet import away_from_a_quarter_hour, fleet_thread
+
+    units = make_modbus(4, "sdm630", first_serial=MODBUS_FIRST_SERIAL)
+    optical = make_iec21(4, first_serial=IEC21_FIRST_SERIAL)
+    away_from_a_quarter_hour()
+    with (
+        fleet_thread(units, fleet_class=ModbusFleet, framing="rtu") as bus,
+        fleet_thread(optical, fleet_class=Iec21Fleet) as converter,
+    ):
+        monkeypatch.setenv("AMI_SIM_MODBUS_PORT", str(bus.port))
+        monkeypatch.setenv("AMI_SIM_IEC21_PORT", str(converter.port))
+        demo = load_demo()
+        for code, protocol in LINE_PROTOCOL.items():
+            job = ReadJob.objects.get(organisation=demo.regions[code])
+            job.meters.set(Meter.objects.filter(endpoint__protocol=protocol))
+            run = JobRun.objects.get(pk=actions.start_run(job).pk)
+            assert (run.status, run.succeeded) == ("succeeded", 4), list(
+                run.results.values_list("error", flat=True)
+            )
+    assert RegisterRead.objects.filter(meter__endpoint__protocol="modbus").count() == 4 * 4
+    assert RegisterRead.objects.filter(meter__endpoint__protocol="iec62056_21").count() == 4 * 4
+    lines = CommLine.objects.order_by("key")
+    assert [(line.meters, line.state) for line in lines] == [(4, "up"), (4, "up")]

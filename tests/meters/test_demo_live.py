@@ -21,7 +21,7 @@ from meters.alarms.engine import derive_events, outage_summary
 from meters.alarms.events import EventKind
 from meters.alarms.models import OPEN_STATES, Alarm, AlarmRule, AlarmState
 from meters.demo import DEMO_METERS, SIM_FIRST_SERIAL, load_demo
-from meters.models import CommStatus, Meter, MeterEndpoint
+from meters.models import CommStatus, ConcentratorEndpoint, Meter, MeterEndpoint
 from meters.store import EventRecord
 from tests.collection.push.test_listener import Harness
 
@@ -57,6 +57,7 @@ def live_demo(transactional_db, eager_celery):
     harness = Harness(fleet.meters, now=clock)
     _host, port = harness.fleet.listeners[0]
     MeterEndpoint.objects.update(port=port, timeout_s=2)
+    ConcentratorEndpoint.objects.update(port=port)  # meters read through a concentrator
     harness.clock, harness.anchor, harness.demo = clock, anchor, demo
     yield harness
     harness.close()

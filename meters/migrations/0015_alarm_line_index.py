@@ -7,6 +7,10 @@ from django.db import migrations, models
 
 
 class AddIndexConcurrentlyOnPostgres(AddIndexConcurrently):
+    def _ensure_not_in_transaction(self, schema_editor):
+        if not schema_editor.collect_sql:  # sqlmigrate (the linter) only collects the SQL
+            super()._ensure_not_in_transaction(schema_editor)
+
     def database_forwards(self, app_label, schema_editor, from_state, to_state):
         if schema_editor.connection.vendor == "postgresql":
             return super().database_forwards(app_label, schema_editor, from_state, to_state)

@@ -338,21 +338,14 @@ def _line_model(utility, protocol, manufacturer, name) -> MeterModel:
 
 
 def _line_meters(org, letter, protocol, meter_model) -> None:
-    """LINE_METERS service points on the region's first transformer's feeder, their meters on
-    one shared line (a TCP-serial converter): they take turns, and a dead converter is one
-    fault of the line."""
+    """LINE_METERS commercial meters near transformer S1F2T2, on one shared line (a
+    TCP-serial converter): they take turns, and a dead converter is one fault of the line.
+
+    They stand at no service point: every feeder and transformer of the demo has a check
+    meter whose simulated energy is that of the DLMS meters below it (energy balance), which
+    meters of another value model below it would upset."""
     transformer = GridNode.objects.get(code=f"{letter}S1F2T2")
     for n in range(1, LINE_METERS + 1):
-        point = GridNode.objects.create(
-            kind=NodeKind.SERVICE_POINT,
-            code=f"{transformer.code}C{n}",
-            name=f"Commercial supply {n}",
-            parent=transformer,
-            organisation=org,
-            address=f"Unit {n}, {transformer.code} Trading Estate",
-            latitude=transformer.latitude - n * Decimal("0.0007"),
-            longitude=transformer.longitude,
-        )
         if protocol == Protocol.MODBUS:
             line = {
                 "serial": str(MODBUS_FIRST_SERIAL + n - 1),
@@ -373,12 +366,11 @@ def _line_meters(org, letter, protocol, meter_model) -> None:
             phases=3,
             firmware="sim-1.0",
             status=MeterStatus.ACTIVE,
-            service_point=point,
             organisation=org,
             install_date=date(2025, 6, 1),
             protocol=protocol,
             timeout_s=5,
-            latitude=point.latitude,
-            longitude=point.longitude,
+            latitude=transformer.latitude - n * Decimal("0.0007"),
+            longitude=transformer.longitude,
             **line,
         )

@@ -30,7 +30,7 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ("meters", "0014_comm_lines"),
+        ("meters", "0016_comm_lines"),
     ]
 
     operations = [

@@ -30,7 +30,7 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ("meters", "0016_comm_lines"),
+        ("meters", "0017_comm_lines"),
     ]
 
     operations = [

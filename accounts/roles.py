@@ -65,6 +65,11 @@ ROLE_PERMISSIONS: dict[str, list[tuple[str, str]]] = {
 ADMIN_ONLY = {"add_user", "change_user", "delete_user", "add_organisation", "delete_organisation"}
 
 
+def is_customer(user) -> bool:
+    """Whether `user` holds the customer role: such a user has no API (the portal scopes it)."""
+    return user.groups.filter(name=CUSTOMER).exists()
+
+
 def permissions_for(role: str):
     wanted = ROLE_PERMISSIONS[role]
     perms = Permission.objects.select_related("content_type").filter(

@@ -15,12 +15,23 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 from rest_framework import authentication, exceptions
 
-from . import audit
+from . import audit, roles
 from .models import ApiToken
+
+CUSTOMER_REFUSED = "customers use the portal; the API is for the utility's staff and systems"
+
+
+class CustomerRefused(Exception):
+    """A token was asked for a customer (customers never get one)."""
 
 
 def issue_token(user, *, name: str = "") -> tuple[ApiToken, str]:
-    """A new token for `user`; returns it and its key (shown once, never stored)."""
+    """A new token for `user`; returns it and its key (shown once, never stored).
+
+    Raises `CustomerRefused` for a customer: the operator API is not theirs.
+    """
+    if roles.is_customer(user):
+        raise CustomerRefused(CUSTOMER_REFUSED)
     key = secrets.token_urlsafe(32)
     token = ApiToken.objects.create(
         user=user,
@@ -65,6 +76,8 @@ class TokenAuthentication(authentication.TokenAuthentication):
             raise exceptions.AuthenticationFailed("User inactive or deleted.")
         if not constant_time_compare(token.auth_hash, user.get_session_auth_hash()):
             raise exceptions.AuthenticationFailed("The password changed since: sign in again.")
+        if roles.is_customer(user):  # a token issued before customers were refused one
+            raise exceptions.AuthenticationFailed(CUSTOMER_REFUSED)
         now = timezone.now()
         if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
             ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)

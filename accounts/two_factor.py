@@ -31,6 +31,9 @@ from .choices import Outcome
 from .models import RecoveryCode, TotpDevice
 
 SESSION_KEY = "ami_second_factor"
+# Set on the request by a middleware before ours that asks for the factor on its own pages
+# (the portal's door, for customers): ours then lets the request pass.
+DOOR_ATTRIBUTE = "ami_second_factor_door"
 ISSUER = "AMI head-end"
 RECOVERY_CODES = 10
 # Paths a signed-in but unverified user may still reach (the factor's own pages, sign-out).
@@ -38,12 +41,15 @@ OPEN_PREFIXES = ("/login/", "/logout/", "/account/two-factor/", "/static/", "/he
 
 
 def required(user) -> bool:
-    """Whether `user` must confirm a second factor: superusers, staff and administrators."""
+    """Whether `user` must confirm a second factor: superusers, staff and administrators,
+    and anyone who chose to enrol an authenticator (customers may, in the portal)."""
     if not user or not user.is_authenticated:
         return False
     if user.is_superuser or user.is_staff:
         return True
-    return user.groups.filter(name=roles.ADMINISTRATOR).exists()
+    if user.groups.filter(name=roles.ADMINISTRATOR).exists():
+        return True
+    return TotpDevice.objects.filter(user=user, confirmed=True).exists()
 
 
 def device_of(user) -> TotpDevice | None:
@@ -156,6 +162,8 @@ class SecondFactorMiddleware:
 
     def __call__(self, request):
         user = getattr(request, "user", None)
+        if getattr(request, DOOR_ATTRIBUTE, False):
+            return self.get_response(request)  # a door before this one asks for the factor
         if (
             user is not None
             and user.is_authenticated

@@ -76,6 +76,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "accounts.access_cache.AccessCacheMiddleware",  # permissions and scope between requests
+    "portal.door.CustomerDoorMiddleware",  # a customer reaches the portal only
     "accounts.two_factor.SecondFactorMiddleware",
     "amisite.dbrouter.ReplicaReadsMiddleware",  # after sign-in: accounts read the primary
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -98,6 +99,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "portal.door.layout",  # error pages in the layout of who is looking
             ],
             # |when, |quantity, |money...: one way to show times, energy and money.
             "builtins": ["amisite.display_tags"],

@@ -1,1 +1,60 @@
-"""Models of the portal app."""
+"""What the portal keeps of its own: a customer login's e-mail check and its attempts.
+
+`PortalLogin` hangs on the user of a customer who activated online: the address the
+customer gave and when it was confirmed (password reset goes only to a confirmed
+address). `Attempt` is one try at a door that guesses could open (activation, password
+reset, e-mail confirmation): `portal.limits` counts the failed ones per key and per
+address to slow guessing down.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class PortalLogin(models.Model):
+    """A customer's sign-in as the portal knows it (one per user)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="portal_login"
+    )
+    email = models.EmailField(blank=True)
+    email_verified_at = models.DateTimeField(null=True, blank=True)
+    activated_at = models.DateTimeField(auto_now_add=True)
+    activated_by = models.CharField(max_length=16, blank=True)  # "bill code" or "payment"
+
+    class Meta:
+        verbose_name = "portal login"
+
+    def __str__(self) -> str:
+        return f"portal login of {self.user_id}"
+
+    @property
+    def email_verified(self) -> bool:
+        return self.email_verified_at is not None and bool(self.email)
+
+
+class AttemptKind(models.TextChoices):
+    ACTIVATION = "activation", "account activation"
+    RESET = "reset", "password reset"
+    VERIFY = "verify", "e-mail confirmation"
+
+
+class Attempt(models.Model):
+    """One try at a guessable door (see the module's docstring)."""
+
+    kind = models.CharField(max_length=16, choices=AttemptKind.choices)
+    key = models.CharField(max_length=200, blank=True)  # account number, serial or e-mail
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    at = models.DateTimeField(db_index=True)
+    succeeded = models.BooleanField(default=False)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["kind", "key", "at"]),
+            models.Index(fields=["kind", "ip_address", "at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.key} {'ok' if self.succeeded else 'failed'}"

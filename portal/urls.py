@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views
+from . import account_views, views
 
 app_name = "portal"
 
@@ -13,4 +13,14 @@ urlpatterns = [
     path("purchases/", views.purchases, name="purchases"),
     path("purchases/<uuid:reference>/", views.purchase, name="purchase"),
     path("purchases/<uuid:reference>/receipt.pdf", views.receipt_pdf, name="receipt-pdf"),
+    # Accounts: activation, e-mail, password and its reset, the optional second factor.
+    path("activate/", account_views.activate, name="activate"),
+    path("activate/details/", account_views.activate_details, name="activate-details"),
+    path("account/", account_views.account, name="account"),
+    path("account/password/", account_views.password, name="password"),
+    path("account/email/confirm/", account_views.email_confirm, name="email-confirm"),
+    path("account/reset/", account_views.reset, name="reset"),
+    path("account/reset/confirm/", account_views.reset_confirm, name="reset-confirm"),
+    path("account/two-factor/", account_views.second_factor, name="two-factor"),
+    path("account/two-factor/verify/", account_views.verify, name="verify"),
 ]

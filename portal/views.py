@@ -11,6 +11,7 @@ from __future__ import annotations
 from functools import wraps
 
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -30,6 +31,7 @@ from .customers import (
 )
 
 PERIODS = {"daily": ("day", daily_bars), "monthly": ("month", monthly_bars)}
+PURCHASES_PER_PAGE = 20
 
 
 def customer_view(view):
@@ -94,13 +96,16 @@ def usage_csv(request, customer):
 
 @customer_view
 def purchases(request, customer):
+    """The customer's purchases, newest first, `PURCHASES_PER_PAGE` a page (`?page=N`)."""
+    page = Paginator(sales_of(customer), PURCHASES_PER_PAGE).get_page(request.GET.get("page"))
     return render(
         request,
         "portal/purchases.html",
         {
             "customer": customer,
             "accounts": prepaid_accounts_of(customer),
-            "sales": sales_of(customer)[:100],
+            "sales": page.object_list,
+            "page_obj": page,
         },
     )
 

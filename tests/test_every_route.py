@@ -247,7 +247,41 @@ def pairs(world) -> dict:
     found.update(unscoped_objects(world))
     tokens = tuple(issue_token(user)[0] for user in (world.admin_a, world.admin_b))
     found[type(tokens[0])] = tokens
+    found[NEIGHBOURS] = neighbours(world, found)
     return found
+
+
+# Customers of the same region, each with a portal login and a purchase: neither may see
+# the other's account, name, meter or purchases on any route (foreign_markers covers B).
+NEIGHBOURS = "portal customers"
+
+
+def neighbours(world, found) -> dict:
+    """viewer -> (own sale, the neighbour's sale, text only the neighbour's data carries)."""
+    from decimal import Decimal
+
+    from accounts import roles
+    from tests.factories import make_user
+    from vending import actions
+    from vending.models import PrepaidAccount, Sale
+
+    own_sale = found[Sale][0]  # on region A's first account: world.customer's
+    neighbour = world.grid_a.customers[1]
+    neighbour.portal_user = make_user("customer-a2", None, roles.CUSTOMER)
+    neighbour.save()
+    account = PrepaidAccount.objects.get(customer=neighbour)
+    their_sale = actions.sell(
+        account, Decimal("12"), acting_user=own_sale.sold_by, shift=own_sale.shift
+    )
+
+    def text_of(customer, sale, meter) -> set[str]:
+        return {customer.account_number, customer.name, meter.serial, str(sale.reference),
+                sale.credit_token.grouped, account.meter_number if sale is their_sale
+                else own_sale.account.meter_number}  # fmt: skip
+
+    mine = text_of(world.grid_a.customers[0], own_sale, world.grid_a.meters[0])
+    theirs = text_of(neighbour, their_sale, world.grid_a.meters[1])
+    return {"customer": (own_sale, their_sale, theirs), "customer-a2": (their_sale, own_sale, mine)}
 
 
 def foreign_markers(world, found) -> set[str]:
@@ -332,6 +366,7 @@ VIEWERS = (
     "clerk-a",  # vending clerk of region A's counter
     "paygate-a",  # a payment system's identity at region A's integration station
     "customer",
+    "customer-a2",  # region A's second customer: customer A never sees customer B, both ways
 )
 
 
@@ -355,6 +390,8 @@ def test_no_route_shows_region_b_and_no_get_changes_anything(world, viewer):
     found = pairs(world)
     markers = foreign_markers(world, found)
     user = viewer_user(world, viewer)
+    own_sale, neighbour_sale, neighbour_text = found[NEIGHBOURS].get(viewer, (None, None, set()))
+    markers |= neighbour_text
     client = Client(raise_request_exception=False)
     client.force_login(user)
     leaks, errors = [], []
@@ -365,7 +402,10 @@ def test_no_route_shows_region_b_and_no_get_changes_anything(world, viewer):
         takes_object = bool(
             set(arguments(pattern, name)) - set(FIXED_ARGS) - {"fmt", "what", "slug"}
         )
-        for obj in (own, foreign) if takes_object else (own,):
+        objects = (own, foreign)
+        if own_sale is not None and own is not None and model is type(own_sale):
+            objects = (own_sale, foreign, neighbour_sale)  # a customer's own, B's, the neighbour's
+        for obj in objects if takes_object else (own,):
             filled = fill(name, callback, pattern, obj)
             if filled is None:
                 continue

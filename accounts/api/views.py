@@ -10,9 +10,9 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts import actions, two_factor
+from accounts import actions, roles, two_factor
 from accounts.models import ActivityLog, ApiToken, Organisation, User
-from accounts.tokens import TokenAuthentication, issue_token, revoke_token
+from accounts.tokens import CUSTOMER_REFUSED, TokenAuthentication, issue_token, revoke_token
 
 from .base import ModelPermissions, ScopedModelViewSet
 from .serializers import OrganisationSerializer, UserSerializer
@@ -97,6 +97,8 @@ class TokenView(APIView):
         serializer = AuthTokenSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
         user = serializer.validated_data["user"]
+        if roles.is_customer(user):
+            return Response({"detail": CUSTOMER_REFUSED}, status=status.HTTP_403_FORBIDDEN)
         if two_factor.required(user):
             # Staff and administrators: the password alone issues no token.
             if two_factor.device_of(user) is None:

@@ -50,9 +50,18 @@ NOT_PAGES = {
     "favicon": "a redirect to the icon",
     "portal:usage-csv": "a file download",
     "portal:receipt-pdf": "a PDF file",
+    "portal:verify": "a redirect unless a second factor is pending (tests/portal/test_accounts.py)",
 }
 # Pages only a customer sees (see the module's docstring).
-CUSTOMER_PAGES = {"portal:home", "portal:usage", "portal:purchases", "portal:purchase"}
+CUSTOMER_PAGES = {
+    "portal:home",
+    "portal:usage",
+    "portal:purchases",
+    "portal:purchase",
+    "portal:account",
+    "portal:password",
+    "portal:two-factor",
+}
 
 
 @dataclass

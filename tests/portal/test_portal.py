@@ -15,12 +15,15 @@ from decimal import Decimal
 
 import pytest
 from django.test import Client
+from django.urls import path
 from django.utils import timezone
 
+from amisite.urls import urlpatterns as root_patterns
 from portal.customers import month_start
 from tests.factories import make_user
 from tests.meters.alarms.helpers import make_rule, raise_alarm
 from tests.meters.test_pages import client_for
+from tests.pages.test_error_pages import boom
 from tests.portal.data import store_days
 from tests.vending.conftest import make_vending
 from vending import actions
@@ -155,14 +158,87 @@ def test_a_customer_signing_in_lands_on_the_portal(world):
     assert web.get("/portal/").status_code == 200
 
 
+STAFF_ADDRESSES = (
+    "/meters/", "/grid/", "/map/", "/alarms/", "/vending/", "/admin/", "/admin/login/",
+    "/api/meters/", "/api/", "/api/docs/", "/api/schema/", "/reports/query/", "/runs/",
+    "/account/tokens/", "/account/password/", "/account/two-factor/", "/activity/",
+)  # fmt: skip
+
+
 def test_a_customer_never_reaches_staff_pages_admin_or_api(world):
     client = client_for(world.customer)
-    for url in ("/meters/", "/grid/", "/map/", "/alarms/", "/vending/", "/admin/", "/api/meters/",
-                "/reports/query/", "/runs/"):  # fmt: skip
+    for url in STAFF_ADDRESSES:
         response = client.get(url)
-        assert response.status_code in (302, 403), (url, response.status_code)
-        if response.status_code == 302:
-            assert "/portal/" not in url and "admin" in response["Location"], url
+        assert response.status_code == 403, (url, response.status_code)
+        if url.startswith("/api/"):
+            assert "portal" in response.json()["detail"], url
+        else:
+            html = response.content.decode()
+            assert 'id="staff-only"' in html and 'class="mainnav"' not in html, url
+    assert client.post("/account/tokens/", {"name": "x"}).status_code == 403
+    assert client.get("/")["Location"] == "/portal/"
+
+
+def test_a_customer_gets_no_api_token(world):
+    from accounts.models import ApiToken
+    from accounts.tokens import CustomerRefused, issue_token
+
+    response = Client().post("/api/token/", {"username": "customer-a", "password": "pw-customer-a"})
+    assert response.status_code == 403 and "portal" in response.json()["detail"]
+    with pytest.raises(CustomerRefused):
+        issue_token(world.customer)
+    assert not ApiToken.objects.filter(user=world.customer).exists()
+    # A token from before the rule (written directly) no longer opens the API.
+    key = "k" * 43
+    ApiToken.objects.create(
+        user=world.customer, prefix=key[:8], key_hash=ApiToken.hash_key(key),
+        auth_hash=world.customer.get_session_auth_hash(),
+        expires_at=timezone.now() + timedelta(hours=1),
+    )  # fmt: skip
+    answer = Client().get("/api/meters/", HTTP_AUTHORIZATION=f"Token {key}")
+    assert answer.status_code == 401 and "portal" in answer.json()["detail"]
+
+
+def test_error_pages_show_a_customer_the_portal_bar_not_the_staff_menu(world):
+    missing = client_for(world.customer).get("/portal/no-such-page/")
+    html = missing.content.decode()
+    assert missing.status_code == 404 and 'id="error-404"' in html
+    assert "css/portal.css" in html and 'class="mainnav"' not in html
+    assert 'href="/portal/usage/"' in html and "API tokens" not in html
+    staff = client_for(world.operator_a).get("/no-such-page/").content.decode()
+    assert 'class="mainnav"' in staff and "css/portal.css" not in staff
+
+
+urlpatterns = [*root_patterns, path("portal/boom/", boom)]  # inside the customer's door
+
+
+@pytest.mark.urls(__name__)
+def test_a_server_error_shows_a_customer_no_staff_menu(world, settings):
+    settings.DEBUG = False
+    client = Client(raise_request_exception=False)
+    client.force_login(world.customer)
+    html = client.get("/portal/boom/").content.decode()
+    assert 'id="error-500"' in html and "planted failure" not in html
+    assert 'class="mainnav"' not in html and "API tokens" not in html
+
+
+def test_purchases_are_paged_newest_first(world):
+    vend = make_vending(world)
+    shift = actions.open_shift(vend.station_a, acting_user=vend.clerk_a)
+    sold = [
+        actions.sell(vend.account_a, Decimal(10 + i), acting_user=vend.clerk_a, shift=shift)
+        for i in range(23)
+    ]
+    client = client_for(world.customer)
+    first = client.get("/portal/purchases/").content.decode()
+    assert "page 1 of 2" in first and 'href="?page=2"' in first
+    assert first.count('class="card purchase"') == 20
+    second = client.get("/portal/purchases/?page=2").content.decode()
+    assert second.count('class="card purchase"') == 3 and "page 2 of 2" in second
+    for sale in sold[:3]:  # the oldest three
+        assert str(sale.reference) in second and str(sale.reference) not in first
+    assert client.get("/portal/purchases/?page=99").status_code == 200  # the last page
+    assert client.get("/portal/purchases/?page=x").status_code == 200  # the first
 
 
 def test_outage_notice_at_home_and_nearby(world):

@@ -43,8 +43,11 @@ def _nice_ceiling(value: Decimal) -> Decimal:
     return 10 * power  # pragma: no cover - the loop ends at 10
 
 
-def bar_chart(bars, title: str) -> dict:
-    """Template context of one chart of `portal.customers.Bar`s (oldest first)."""
+def bar_chart(bars, title: str, tick: str | None = None) -> dict:
+    """Template context of one chart of `portal.customers.Bar`s (oldest first).
+
+    `tick`: the strftime format of the axis labels (default: month names up to 12 bars,
+    else day and month)."""
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     peak = max((b.kwh for b in bars if b.kwh is not None), default=Decimal(0))
     top = _nice_ceiling(peak)
@@ -65,7 +68,8 @@ def bar_chart(bars, title: str) -> dict:
                 )
             )
         if i % every == 0:
-            text = bar.start.strftime("%b") if len(bars) <= 12 else bar.start.strftime("%d %b")
+            fmt = tick or ("%b" if len(bars) <= 12 else "%d %b")
+            text = bar.start.strftime(fmt)
             labels.append(Tick(round(x + slot / 2, 2), HEIGHT - 10, text))
     gridlines = [
         Tick(LEFT - 4, round(TOP + plot_h - plot_h * n / GRIDLINES, 2), f"{top * n / GRIDLINES:g}")

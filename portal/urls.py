@@ -8,7 +8,7 @@ app_name = "portal"
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("usage/", views.usage, name="usage"),
+    path("usage/", views.usage_page, name="usage"),
     path("usage.csv", views.usage_csv, name="usage-csv"),
     path("purchases/", views.purchases, name="purchases"),
     path("purchases/<uuid:reference>/", views.purchase, name="purchase"),

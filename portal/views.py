@@ -8,6 +8,7 @@ it. A sale of another customer is a 404, the same answer as a sale that does not
 
 from __future__ import annotations
 
+from datetime import date
 from functools import wraps
 
 from django.contrib.auth.decorators import login_required
@@ -19,7 +20,7 @@ from django.utils import timezone
 from amisite.tabular import CsvWriter
 from vending import receipts
 
-from . import charts
+from . import charts, usage
 from .customers import (
     current_outage,
     customer_of,
@@ -64,32 +65,64 @@ def home(request, customer):
     )
 
 
+TICKS = {"day": "%H", "week": "%a", "month": "%d", "year": "%b"}
+UNITS = {"day": "hour", "week": "day", "month": "day", "year": "month"}
+
+
+def _window(request):
+    """The period asked for (`?period=day|week|month|year&date=YYYY-MM-DD`; a month by default)."""
+    kind = request.GET.get("period", "month")
+    if kind not in usage.KINDS:
+        raise Http404(f"period is one of {', '.join(usage.KINDS)}")
+    today = timezone.localdate()
+    try:
+        anchor = (
+            date.fromisoformat(request.GET.get("date", "")) if request.GET.get("date") else today
+        )
+    except ValueError as error:
+        raise Http404("date is YYYY-MM-DD") from error
+    if not date(2000, 1, 1) <= anchor <= today:
+        raise Http404("date is between 2000-01-01 and today")
+    return usage.window(kind, anchor, today)
+
+
 @customer_view
-def usage(request, customer):
-    daily, monthly = daily_bars(customer), monthly_bars(customer)
+def usage_page(request, customer):
+    """One period's bars, compared with last year and similar homes, TOU rates, the estimate."""
+    win = _window(request)
+    bars = usage.bars(customer, win)
     return render(
         request,
         "portal/usage.html",
         {
             "customer": customer,
-            "daily": charts.bar_chart(daily, "Daily usage, last 30 days"),
-            "monthly": charts.bar_chart(monthly, "Monthly usage, last 12 months"),
+            "window": win,
+            "kinds": usage.KINDS,
+            "chart": charts.bar_chart(bars, f"Usage, {win.label}", TICKS[win.kind]),
+            "unit": UNITS[win.kind],
+            "comparison": usage.compare(customer, win),
+            "rates": usage.time_of_use(customer, win),
+            "estimate": usage.estimate(customer) if win.following is None else None,
         },
     )
 
 
 @customer_view
 def usage_csv(request, customer):
-    """The figures of the usage graphs as CSV: `?period=daily` (default) or `monthly`."""
+    """The figures of a usage graph as CSV: `?period=daily` (the last 30 days, default),
+    `monthly` (the last 12 months), or one period as on the page (`day`, `week`, `month`,
+    `year` with `date`)."""
     period = request.GET.get("period", "daily")
-    if period not in PERIODS:
-        raise Http404("period is daily or monthly")
-    column, bars = PERIODS[period]
+    if period in PERIODS:
+        column, bars = PERIODS[period][0], PERIODS[period][1](customer)
+    else:
+        win = _window(request)
+        column, bars = UNITS[win.kind], usage.bars(customer, win)
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="usage-{period}.csv"'
     writer = CsvWriter(response)
     writer.writerow([column, "kwh"])
-    for bar in bars(customer):
+    for bar in bars:
         writer.writerow([bar.label, "" if bar.kwh is None else f"{bar.kwh:.3f}"])
     return response
 

@@ -119,6 +119,7 @@ def _fast_password_hashing(request):
         # Dashboard roll-ups are not cached in tests (tests/dashboard/test_rollup_cache.py
         # turns the cache on): most tests change data and look again at once.
         settings.DASHBOARD_ROLLUP_SECONDS = 0
+        settings.AMI_PORTAL_SIMILAR_SECONDS = 0  # the portal's similar homes, likewise
 
 
 @pytest.fixture(autouse=True)

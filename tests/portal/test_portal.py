@@ -125,13 +125,13 @@ def test_usage_csv_equals_the_store(world):
     assert client.get("/portal/usage.csv?period=hourly").status_code == 404
 
 
-def test_usage_page_draws_both_charts_with_the_figures(world):
+def test_usage_page_draws_the_months_chart_with_the_figures(world):
     rows = store_days(world.grid_a.meters[0])
     html = client_for(world.customer).get("/portal/usage/").content.decode()
-    assert html.count('<svg class="chart"') == 2 and 'role="img"' in html
+    assert html.count('<svg class="chart"') == 1 and 'role="img"' in html
     today = timezone.localdate()
     assert f"{today.isoformat()}: {rows[today] / Decimal(1000):.1f} kWh" in html
-    assert "/portal/usage.csv?period=monthly" in html
+    assert "/portal/usage.csv?period=monthly" in html and "?period=year&amp;date=" in html
 
 
 def test_usage_without_readings_says_so(world):

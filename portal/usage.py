@@ -1,0 +1,314 @@
+"""Usage for a period: bars, the same period last year, similar homes, TOU rates, an estimate.
+
+Periods are the utility's local calendar: a day (24 hourly bars from the stored intervals),
+a week (Monday to Sunday, 7 daily bars), a month (daily bars) and a year (12 monthly bars),
+the last three from the store's daily rollups. `window(kind, anchor)` names the period that
+holds the anchor day, with the anchors of the periods before and after it.
+
+* **Last year**: the same calendar period a year earlier (29 February falls on the 28th).
+* **Similar homes**: the average per home, over the homes with readings in the period, of
+  the customers with the same customer class (`Customer.tariff_code`) in the same grid area
+  (the feeder above the service point; the transformer where there is no feeder). One
+  grouped statement over the rollups, cached for `AMI_PORTAL_SIMILAR_SECONDS` (an hour;
+  0: not cached) per area, class and period.
+* **Time of use**: the change of each rate register (`1-0:1.8.1`, `1-0:1.8.2`, ...) from
+  the first to the last read in the period, per meter, summed.
+* **Estimate**: this month's energy so far, carried on at the same daily rate to the end of
+  the month, priced with the customer's tariff (its blocks from the first kWh of the month,
+  the monthly fixed charge, the tax). Always labelled an estimate.
+"""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import Count, Max, Min, Sum
+from django.utils import timezone
+
+from meters.choices import NodeKind
+from meters.models import Channel, Customer, GridNode, Meter
+from meters.store import DailyEnergy, RegisterRead
+from meters.store.days import day_bounds, local_zone
+from meters.store.interval_energy import energy_channels, energy_series
+from vending import tariffs
+from vending.errors import SaleRefused
+from vending.models import PrepaidAccount, Tariff
+from vending.usage import IMPORT_PROFILE, kwh
+
+from .customers import Bar, daily_kwh, meters_of, month_start
+
+KINDS = ("day", "week", "month", "year")
+TOU_PREFIX = "1-0:1.8."
+
+
+@dataclass(frozen=True)
+class Window:
+    kind: str
+    first: date
+    last: date  # inclusive
+    label: str
+    previous: date
+    following: date | None  # None: the period after has not begun
+
+
+def _shift_year(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year + years, day=28)
+
+
+def window(kind: str, anchor: date, today: date | None = None) -> Window:
+    """The `kind` period holding `anchor` (see the module's docstring)."""
+    today = today or timezone.localdate()
+    if kind == "day":
+        first = last = anchor
+        label = anchor.strftime("%A %d %B %Y")
+        previous, following = anchor - timedelta(days=1), anchor + timedelta(days=1)
+    elif kind == "week":
+        first = anchor - timedelta(days=anchor.weekday())
+        last = first + timedelta(days=6)
+        label = f"Week of {first:%d %B %Y}"
+        previous, following = first - timedelta(days=7), first + timedelta(days=7)
+    elif kind == "month":
+        first = anchor.replace(day=1)
+        last = first.replace(day=calendar.monthrange(first.year, first.month)[1])
+        label = first.strftime("%B %Y")
+        previous, following = month_start(first, 1), last + timedelta(days=1)
+    elif kind == "year":
+        first, last = date(anchor.year, 1, 1), date(anchor.year, 12, 31)
+        label = str(anchor.year)
+        previous, following = date(anchor.year - 1, 1, 1), date(anchor.year + 1, 1, 1)
+    else:
+        raise ValueError(f"period is one of {', '.join(KINDS)}")
+    return Window(kind, first, last, label, previous, following if following <= today else None)
+
+
+def _hourly(customer: Customer, day: date) -> list[Bar]:
+    zone = local_zone()
+    start, end = day_bounds(day, zone)
+    meters = list(meters_of(customer).values_list("pk", "meter_model_id"))
+    channels = list(energy_channels({m for _, m in meters}, IMPORT_PROFILE)) if meters else []
+    hours: dict[int, Decimal] = {}
+    for meter_id, model_id in meters:
+        for channel in (c for c in channels if c.meter_model_id == model_id):
+            for ts, value, _flags in energy_series(meter_id, channel, start, end):
+                energy = None if value is None else kwh(value, channel)
+                if energy is None:
+                    continue
+                hour = (ts - timedelta(seconds=1)).astimezone(zone).hour  # the interval's start
+                hours[hour] = hours.get(hour, Decimal(0)) + energy
+    return [
+        Bar(f"{h:02d}:00", datetime(day.year, day.month, day.day, h, tzinfo=zone), hours.get(h))
+        for h in range(24)
+    ]
+
+
+def bars(customer: Customer, win: Window) -> list[Bar]:
+    """The bars of the period, oldest first (kWh None: no readings)."""
+    if win.kind == "day":
+        return _hourly(customer, win.first)
+    values = daily_kwh(customer, win.first, win.last)
+    if win.kind == "year":
+        totals: dict[int, Decimal] = {}
+        for day, energy in values.items():
+            totals[day.month] = totals.get(day.month, Decimal(0)) + energy
+        return [
+            Bar(
+                date(win.first.year, m, 1).strftime("%Y-%m"),
+                date(win.first.year, m, 1),
+                totals.get(m),
+            )
+            for m in range(1, 13)
+        ]
+    days = [win.first + timedelta(days=i) for i in range((win.last - win.first).days + 1)]
+    return [Bar(d.isoformat(), d, values.get(d)) for d in days]
+
+
+def total(customer: Customer, first: date, last: date) -> Decimal | None:
+    values = daily_kwh(customer, first, last)
+    return sum(values.values(), Decimal(0)) if values else None
+
+
+def grid_area(customer: Customer) -> GridNode | None:
+    """The feeder above the customer's service point (its transformer if it has no feeder)."""
+    ids = [int(p) for p in customer.service_point.path.strip("/").split("/") if p]
+    above = {n.kind: n for n in GridNode.objects.filter(pk__in=ids[:-1])}
+    return above.get(NodeKind.FEEDER) or above.get(NodeKind.TRANSFORMER)
+
+
+def similar_homes(customer: Customer, first: date, last: date) -> tuple[Decimal | None, int]:
+    """(average kWh per home, homes counted) of the customer's class in its grid area."""
+    area = grid_area(customer)
+    if area is None:
+        return None, 0
+    seconds = getattr(settings, "AMI_PORTAL_SIMILAR_SECONDS", 3600)
+    key = f"portal:similar:{area.pk}:{customer.tariff_code}:{first}:{last}"
+    found = cache.get(key) if seconds else None
+    if found is not None:
+        return found
+    points = GridNode.objects.filter(
+        path__startswith=area.path,
+        kind=NodeKind.SERVICE_POINT,
+        customers__tariff_code=customer.tariff_code,
+    )
+    model_ids = set(
+        Meter.objects.filter(service_point__in=points)
+        .values_list("meter_model_id", flat=True)
+        .distinct()
+    )
+    channels = {c.pk: c for c in energy_channels(model_ids, IMPORT_PROFILE)}
+    rows = (
+        DailyEnergy.objects.filter(
+            meter__service_point__in=points,
+            channel_id__in=list(channels),
+            day__gte=first,
+            day__lte=last,
+        )
+        .values("channel_id")
+        .annotate(value=Sum("value"), homes=Count("meter__service_point_id", distinct=True))
+    )
+    energy, homes = Decimal(0), 0
+    for row in rows:
+        converted = kwh(row["value"], channels[row["channel_id"]])
+        if converted is not None:
+            energy += converted
+            homes = max(homes, row["homes"])  # one import channel per home in practice
+    found = ((energy / homes).quantize(Decimal("0.001")) if homes else None, homes)
+    if seconds:
+        cache.set(key, found, seconds)
+    return found
+
+
+@dataclass(frozen=True)
+class Comparison:
+    this: Decimal | None
+    last_year: Decimal | None
+    similar: Decimal | None
+    similar_homes: int
+
+    @property
+    def versus_last_year(self) -> Decimal | None:
+        return _percent(self.this, self.last_year)
+
+    @property
+    def versus_similar(self) -> Decimal | None:
+        return _percent(self.this, self.similar)
+
+
+def _percent(value, reference) -> Decimal | None:
+    if value is None or not reference:
+        return None
+    return ((value - reference) * 100 / reference).quantize(Decimal("1"))
+
+
+def compare(customer: Customer, win: Window) -> Comparison:
+    similar, homes = similar_homes(customer, win.first, win.last)
+    return Comparison(
+        this=total(customer, win.first, win.last),
+        last_year=total(customer, _shift_year(win.first, -1), _shift_year(win.last, -1)),
+        similar=similar,
+        similar_homes=homes,
+    )
+
+
+@dataclass(frozen=True)
+class Rate:
+    name: str
+    kwh: Decimal
+    share: Decimal
+
+
+def time_of_use(customer: Customer, win: Window) -> list[Rate]:
+    """kWh per TOU rate register over the period (empty: the meters keep no rate registers)."""
+    meters = list(meters_of(customer).values_list("pk", "meter_model_id"))
+    channels = {
+        c.pk: c
+        for c in Channel.objects.filter(
+            meter_model_id__in={m for _, m in meters}, obis__startswith=TOU_PREFIX, kind="register"
+        ).exclude(obis__startswith=TOU_PREFIX + "0")
+    }
+    if not channels:
+        return []
+    start, _ = day_bounds(win.first, local_zone())
+    _, end = day_bounds(win.last, local_zone())
+    rows = (
+        RegisterRead.objects.filter(
+            meter_id__in=[pk for pk, _ in meters],
+            channel_id__in=list(channels),
+            read_at__gte=start,
+            read_at__lt=end,
+        )
+        .values("meter_id", "channel_id")
+        .annotate(low=Min("value"), high=Max("value"))
+    )
+    per_rate: dict[str, Decimal] = {}
+    for row in rows:
+        channel = channels[row["channel_id"]]
+        energy = kwh(row["high"] - row["low"], channel)
+        if energy is not None:
+            name = channel.name or channel.obis
+            per_rate[name] = per_rate.get(name, Decimal(0)) + energy
+    whole = sum(per_rate.values(), Decimal(0))
+    return [
+        Rate(name, value, (value * 100 / whole).quantize(Decimal("1")) if whole else Decimal(0))
+        for name, value in sorted(per_rate.items())
+    ]
+
+
+@dataclass(frozen=True)
+class Estimate:
+    tariff: Tariff
+    so_far_kwh: Decimal
+    projected_kwh: Decimal
+    energy: Decimal
+    fixed: Decimal
+    tax: Decimal
+    days_seen: int
+    days_in_month: int
+
+    @property
+    def total(self) -> Decimal:
+        return self.energy + self.fixed + self.tax
+
+
+def tariff_of(customer: Customer) -> Tariff | None:
+    """The prepaid account's tariff, else the tariff named by the customer's class."""
+    account = PrepaidAccount.objects.filter(customer=customer).select_related("tariff").first()
+    if account is not None:
+        return account.tariff
+    if not customer.tariff_code:
+        return None
+    ids = [int(p) for p in customer.organisation.path.strip("/").split("/") if p]
+    return (
+        Tariff.objects.filter(code=customer.tariff_code, organisation_id__in=ids)
+        .order_by("-organisation__path")
+        .first()
+    )
+
+
+def estimate(customer: Customer, today: date | None = None) -> Estimate | None:
+    """This month's bill, estimated (see the module's docstring); None without tariff or data."""
+    today = today or timezone.localdate()
+    tariff = tariff_of(customer)
+    if tariff is None:
+        return None
+    first = today.replace(day=1)
+    so_far = total(customer, first, today)
+    if so_far is None:
+        return None
+    days_seen = (today - first).days + 1
+    days = calendar.monthrange(today.year, today.month)[1]
+    projected = (so_far * days / days_seen).quantize(Decimal("0.1"))
+    try:
+        energy, _lines = tariffs.energy_cost(projected, tariffs.blocks_of(tariff), Decimal(0))
+    except SaleRefused:
+        return None
+    fixed = tariffs.money(tariff.fixed_charge_monthly)
+    tax = tariffs.tax_on(fixed, tariff.tax_percent) + tariffs.tax_on(energy, tariff.tax_percent)
+    return Estimate(tariff, so_far, projected, energy, fixed, tax, days_seen, days)

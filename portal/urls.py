@@ -13,6 +13,9 @@ urlpatterns = [
     path("purchases/", views.purchases, name="purchases"),
     path("purchases/<uuid:reference>/", views.purchase, name="purchase"),
     path("purchases/<uuid:reference>/receipt.pdf", views.receipt_pdf, name="receipt-pdf"),
+    path("bills/", views.bill_list, name="bills"),
+    path("bills/<str:month>/", views.bill_detail, name="bill"),
+    path("bills/<str:month>/bill.pdf", views.bill_pdf, name="bill-pdf"),
     # Accounts: activation, e-mail, password and its reset, the optional second factor.
     path("activate/", account_views.activate, name="activate"),
     path("activate/details/", account_views.activate_details, name="activate-details"),

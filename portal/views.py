@@ -20,7 +20,7 @@ from django.utils import timezone
 from amisite.tabular import CsvWriter
 from vending import receipts
 
-from . import charts, usage
+from . import bills, charts, usage
 from .customers import (
     current_outage,
     customer_of,
@@ -165,4 +165,35 @@ def receipt_pdf(request, customer, reference):
     sale = _sale(customer, reference)
     response = HttpResponse(receipts.pdf_receipt(sale), content_type="application/pdf")
     response["Content-Disposition"] = f'inline; filename="receipt-{sale.reference}.pdf"'
+    return response
+
+
+@customer_view
+def bill_list(request, customer):
+    """The last complete months with their usage; each links to its bill and PDF."""
+    return render(
+        request,
+        "portal/bills.html",
+        {"customer": customer, "months": bills.months(customer)},
+    )
+
+
+def _bill(customer, month):
+    if not bills.is_billable(month):
+        raise Http404("bills are for complete months of the last years (YYYY-MM)")
+    return bills.bill(customer, month)
+
+
+@customer_view
+def bill_detail(request, customer, month):
+    return render(
+        request, "portal/bill.html", {"customer": customer, "bill": _bill(customer, month)}
+    )
+
+
+@customer_view
+def bill_pdf(request, customer, month):
+    found = _bill(customer, month)
+    response = HttpResponse(bills.pdf(found), content_type="application/pdf")
+    response["Content-Disposition"] = f'inline; filename="bill-{month}.pdf"'
     return response

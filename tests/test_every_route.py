@@ -28,6 +28,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import connection, connections
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
 
 from accounts.models import Organisation, User
 from accounts.roles import ROLE_PERMISSIONS
@@ -35,6 +36,7 @@ from accounts.tokens import issue_token
 from amisite.asgi import application
 from amisite.routing import websocket_urlpatterns
 from meters.models import Customer, DataConcentrator, GridNode, Meter
+from portal.customers import month_start
 from tests.meters.alarms.helpers import make_rule, raise_alarm
 
 pytestmark = pytest.mark.django_db
@@ -44,6 +46,7 @@ FIXED_ARGS = {
     "format": "json",
     "app_label": "meters",
     "verb": "acknowledge",
+    "month": f"{month_start(timezone.localdate(), 1):%Y-%m}",  # a portal bill: last month
 }
 FMT_BY_ROUTE = {
     "meters:meter-export": "csv",

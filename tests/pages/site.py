@@ -21,6 +21,8 @@ from urllib.parse import urlencode
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
+from portal.customers import month_start
+
 SKIPPED_PREFIXES = ("admin/", "api/")  # own tests: tests/accounts, tests/pages/test_api_root
 
 NOT_PAGES = {
@@ -50,6 +52,7 @@ NOT_PAGES = {
     "favicon": "a redirect to the icon",
     "portal:usage-csv": "a file download",
     "portal:receipt-pdf": "a PDF file",
+    "portal:bill-pdf": "a PDF file",
     "portal:verify": "a redirect unless a second factor is pending (tests/portal/test_accounts.py)",
 }
 # Pages only a customer sees (see the module's docstring).
@@ -61,6 +64,8 @@ CUSTOMER_PAGES = {
     "portal:account",
     "portal:password",
     "portal:two-factor",
+    "portal:bills",
+    "portal:bill",
 }
 
 
@@ -148,6 +153,8 @@ def cases(data: PageData) -> dict[str, list[str]]:
         ],
         "loadcontrol:schedule-detail": [
             reverse("loadcontrol:schedule-detail", args=[data.schedule.pk])
+        "portal:bill": [
+            reverse("portal:bill", args=[f"{month_start(timezone.localdate(), 1):%Y-%m}"])
         ],
     }
 

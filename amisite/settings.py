@@ -419,6 +419,13 @@ AMI_METRICS_TOKEN = env.str("AMI_METRICS_TOKEN", default="")
 # http(s)://gateway/send (bearer token AMI_SMS_TOKEN). See meters/alarms/sms.py.
 AMI_SMS_URL = env.str("AMI_SMS_URL", default="console://")
 AMI_SMS_TOKEN = env.str("AMI_SMS_TOKEN", default="")
+# The customer portal's online top-up (portal/payments): "sandbox" (demo, tests) or "stripe";
+# AMI_PORTAL_PAYER names the payment integration identity the sales are made as.
+AMI_PORTAL_PAYMENT_PROVIDER = env.str("AMI_PORTAL_PAYMENT_PROVIDER", default="sandbox")
+AMI_PORTAL_PAYER = env.str("AMI_PORTAL_PAYER", default="")
+AMI_STRIPE_API = env.str("AMI_STRIPE_API", default="https://api.stripe.com")
+AMI_STRIPE_SECRET_KEY = env.str("AMI_STRIPE_SECRET_KEY", default="")
+AMI_STRIPE_WEBHOOK_SECRET = env.str("AMI_STRIPE_WEBHOOK_SECRET", default="")
 AMI_NOTIFY_PER_USER_PER_HOUR = env.int("AMI_NOTIFY_PER_USER_PER_HOUR", default=20)
 AMI_NOTIFY_MAX_ATTEMPTS = env.int("AMI_NOTIFY_MAX_ATTEMPTS", default=5)
 # Meter commands: first retry of a retryable failure after this, doubled per attempt.

@@ -9,6 +9,8 @@ address to slow guessing down.
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.db import models
 
@@ -58,3 +60,58 @@ class Attempt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.key} {'ok' if self.succeeded else 'failed'}"
+
+
+class PaymentState(models.TextChoices):
+    CREATED = "created", "created"
+    PENDING = "pending", "waiting for the payment provider"
+    PAID = "paid", "paid, token issued"
+    FAILED = "failed", "failed or cancelled"
+
+
+class Payment(models.Model):
+    """A customer's online purchase of prepaid credit, through a payment provider.
+
+    One row per attempt at the provider's checkout. The provider's confirmation (its
+    webhook, or the sandbox's page) settles it exactly once: `portal.payments.settle` locks
+    the row, and the vending sale is made with the idempotency key `portal-<reference>`,
+    so a retried confirmation never issues a second token.
+    """
+
+    reference = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    customer = models.ForeignKey(
+        "meters.Customer", on_delete=models.PROTECT, related_name="portal_payments"
+    )
+    account = models.ForeignKey(
+        "vending.PrepaidAccount", on_delete=models.PROTECT, related_name="portal_payments"
+    )
+    organisation = models.ForeignKey(
+        "accounts.Organisation", on_delete=models.PROTECT, related_name="+"
+    )
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    currency = models.CharField(max_length=3)
+    provider = models.CharField(max_length=16)
+    provider_ref = models.CharField(max_length=200, blank=True)
+    state = models.CharField(
+        max_length=8, choices=PaymentState.choices, default=PaymentState.CREATED
+    )
+    detail = models.CharField(max_length=300, blank=True)
+    sale = models.OneToOneField(
+        "vending.Sale", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    settled_at = models.DateTimeField(null=True, blank=True)
+    notified_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "provider_ref"],
+                condition=~models.Q(provider_ref=""),
+                name="portal_payment_provider_ref_unique",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider} payment {self.reference} ({self.state})"

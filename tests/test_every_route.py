@@ -46,6 +46,7 @@ FIXED_ARGS = {
     "format": "json",
     "app_label": "meters",
     "verb": "acknowledge",
+    "provider_name": "stripe",
     "month": f"{month_start(timezone.localdate(), 1):%Y-%m}",  # a portal bill: last month
 }
 FMT_BY_ROUTE = {
@@ -75,6 +76,8 @@ MODEL_BY_ROUTE = {
     "api-meter-read": Meter,
     "portal:purchase": "vending.Sale",
     "portal:receipt-pdf": "vending.Sale",
+    "portal:payment": "portal.Payment",
+    "portal:pay-sandbox": "portal.Payment",
 }
 
 
@@ -260,11 +263,13 @@ NEIGHBOURS = "portal customers"
 
 
 def neighbours(world, found) -> dict:
-    """viewer -> (own sale, the neighbour's sale, text only the neighbour's data carries)."""
+    """viewer -> ({model: (own object, the neighbour's)}, text only the neighbour's carries)."""
     from decimal import Decimal
 
     from accounts import roles
+    from portal.models import Payment
     from tests.factories import make_user
+    from tests.pages.site import portal_payment
     from vending import actions
     from vending.models import PrepaidAccount, Sale
 
@@ -276,15 +281,25 @@ def neighbours(world, found) -> dict:
     their_sale = actions.sell(
         account, Decimal("12"), acting_user=own_sale.sold_by, shift=own_sale.shift
     )
+    own_payment, their_payment = portal_payment(own_sale.account), portal_payment(account)
+    b_payment = portal_payment(found[Sale][1].account)
+    found[Payment] = (own_payment, b_payment)
 
-    def text_of(customer, sale, meter) -> set[str]:
+    def text_of(customer, sale, meter, prepaid) -> set[str]:
         return {customer.account_number, customer.name, meter.serial, str(sale.reference),
-                sale.credit_token.grouped, account.meter_number if sale is their_sale
-                else own_sale.account.meter_number}  # fmt: skip
+                sale.credit_token.grouped, prepaid.meter_number}  # fmt: skip
 
-    mine = text_of(world.grid_a.customers[0], own_sale, world.grid_a.meters[0])
-    theirs = text_of(neighbour, their_sale, world.grid_a.meters[1])
-    return {"customer": (own_sale, their_sale, theirs), "customer-a2": (their_sale, own_sale, mine)}
+    mine = text_of(world.grid_a.customers[0], own_sale, world.grid_a.meters[0], own_sale.account)
+    theirs = text_of(neighbour, their_sale, world.grid_a.meters[1], account)
+    theirs.add(str(their_payment.reference))
+    mine.add(str(own_payment.reference))
+    return {
+        "customer": ({Sale: (own_sale, their_sale), Payment: (own_payment, their_payment)}, theirs),
+        "customer-a2": (
+            {Sale: (their_sale, own_sale), Payment: (their_payment, own_payment)},
+            mine,
+        ),
+    }
 
 
 def foreign_markers(world, found) -> set[str]:
@@ -393,7 +408,7 @@ def test_no_route_shows_region_b_and_no_get_changes_anything(world, viewer):
     found = pairs(world)
     markers = foreign_markers(world, found)
     user = viewer_user(world, viewer)
-    own_sale, neighbour_sale, neighbour_text = found[NEIGHBOURS].get(viewer, (None, None, set()))
+    mine_and_theirs, neighbour_text = found[NEIGHBOURS].get(viewer, ({}, set()))
     markers |= neighbour_text
     client = Client(raise_request_exception=False)
     client.force_login(user)
@@ -406,8 +421,8 @@ def test_no_route_shows_region_b_and_no_get_changes_anything(world, viewer):
             set(arguments(pattern, name)) - set(FIXED_ARGS) - {"fmt", "what", "slug"}
         )
         objects = (own, foreign)
-        if own_sale is not None and own is not None and model is type(own_sale):
-            objects = (own_sale, foreign, neighbour_sale)  # a customer's own, B's, the neighbour's
+        if model in mine_and_theirs:  # a customer's own, B's, the neighbour's
+            objects = (mine_and_theirs[model][0], foreign, mine_and_theirs[model][1])
         for obj in objects if takes_object else (own,):
             filled = fill(name, callback, pattern, obj)
             if filled is None:

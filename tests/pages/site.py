@@ -53,6 +53,7 @@ NOT_PAGES = {
     "portal:usage-csv": "a file download",
     "portal:receipt-pdf": "a PDF file",
     "portal:bill-pdf": "a PDF file",
+    "portal:pay-webhook": "POST only: the payment providers' notifications",
     "portal:verify": "a redirect unless a second factor is pending (tests/portal/test_accounts.py)",
 }
 # Pages only a customer sees (see the module's docstring).
@@ -66,6 +67,9 @@ CUSTOMER_PAGES = {
     "portal:two-factor",
     "portal:bills",
     "portal:bill",
+    "portal:pay",
+    "portal:payment",
+    "portal:pay-sandbox",
 }
 
 
@@ -81,6 +85,7 @@ class PageData:
     account: object
     bulk: object = None
     schedule: object = None
+    payment: object = None
 
 
 def url_names() -> list[tuple[str, str, bool]]:
@@ -153,6 +158,9 @@ def cases(data: PageData) -> dict[str, list[str]]:
         ],
         "loadcontrol:schedule-detail": [
             reverse("loadcontrol:schedule-detail", args=[data.schedule.pk])
+        ],
+        "portal:payment": [reverse("portal:payment", args=[data.payment.reference])],
+        "portal:pay-sandbox": [reverse("portal:pay-sandbox", args=[data.payment.reference])],
         "portal:bill": [
             reverse("portal:bill", args=[f"{month_start(timezone.localdate(), 1):%Y-%m}"])
         ],
@@ -246,9 +254,23 @@ def make_page_data(world) -> PageData:
         created_by=world.operator_a, target={"by": "node", "label": "Feeder 1 and below"},
     )  # fmt: skip
     plan_slots(now)
+    payment = portal_payment(vend.account_a, sale)
     return PageData(
-        world, meters, partial, on_demand, job, export, sale, vend.account_a, bulk, schedule
-    )
+        world, meters, partial, on_demand, job, export, sale, vend.account_a, bulk, schedule,
+        payment,
+    )  # fmt: skip
+
+
+def portal_payment(account, sale=None):
+    """A portal payment of the account's customer (paid with `sale`, else pending)."""
+    from portal.models import Payment, PaymentState
+
+    return Payment.objects.create(
+        customer=account.customer, account=account, organisation_id=account.organisation_id,
+        amount=sale.amount_paid if sale else Decimal("10"), currency=account.tariff.currency,
+        provider="sandbox", provider_ref=f"sbx_{account.pk}_{sale.pk if sale else 'open'}",
+        state=PaymentState.PAID if sale else PaymentState.PENDING, sale=sale,
+    )  # fmt: skip
 
 
 def place_on_map(world) -> None:

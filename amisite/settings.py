@@ -426,6 +426,8 @@ AMI_PORTAL_PAYER = env.str("AMI_PORTAL_PAYER", default="")
 AMI_STRIPE_API = env.str("AMI_STRIPE_API", default="https://api.stripe.com")
 AMI_STRIPE_SECRET_KEY = env.str("AMI_STRIPE_SECRET_KEY", default="")
 AMI_STRIPE_WEBHOOK_SECRET = env.str("AMI_STRIPE_WEBHOOK_SECRET", default="")
+# Whom the alarms' customer outage messages go to, and how (the portal's preferences).
+AMI_CUSTOMER_CONTACTS = "portal.outages.contacts"
 AMI_NOTIFY_PER_USER_PER_HOUR = env.int("AMI_NOTIFY_PER_USER_PER_HOUR", default=20)
 AMI_NOTIFY_MAX_ATTEMPTS = env.int("AMI_NOTIFY_MAX_ATTEMPTS", default=5)
 # Meter commands: first retry of a retryable failure after this, doubled per attempt.

@@ -14,6 +14,8 @@ import uuid
 from django.conf import settings
 from django.db import models
 
+from accounts.scoping import ScopedQuerySet
+
 
 class PortalLogin(models.Model):
     """A customer's sign-in as the portal knows it (one per user)."""
@@ -115,3 +117,61 @@ class Payment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider} payment {self.reference} ({self.state})"
+
+
+class PlannedOutage(models.Model):
+    """Work that will switch a part of the grid off: customers below `node` see it ahead."""
+
+    organisation = models.ForeignKey(
+        "accounts.Organisation", on_delete=models.PROTECT, related_name="+", editable=False
+    )
+    node = models.ForeignKey(
+        "meters.GridNode", on_delete=models.PROTECT, related_name="planned_outages",
+        help_text="every service point below this node is off",
+    )  # fmt: skip
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField(help_text="the expected restoration")
+    reason = models.CharField(max_length=200, help_text="shown to customers")
+
+    objects = ScopedQuerySet.as_manager()
+    scope_field = "organisation"
+
+    class Meta:
+        ordering = ["starts_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(ends_at__gt=models.F("starts_at")),
+                name="portal_planned_outage_ends_after_start",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.node} {self.starts_at:%Y-%m-%d %H:%M}: {self.reason}"
+
+    def save(self, *args, **kwargs):
+        self.organisation_id = self.node.organisation_id
+        super().save(*args, **kwargs)
+
+
+class OutagePreference(models.Model):
+    """How a customer wants to hear of outages at home (none: both channels, any hour)."""
+
+    customer = models.OneToOneField(
+        "meters.Customer", on_delete=models.CASCADE, related_name="outage_preference"
+    )
+    by_sms = models.BooleanField("by SMS", default=True)
+    by_email = models.BooleanField("by e-mail", default=True)
+    planned = models.BooleanField("planned work ahead of time", default=True)
+    quiet_start = models.TimeField(null=True, blank=True)
+    quiet_end = models.TimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"outage preference of {self.customer_id}"
+
+    def quiet_at(self, local_time) -> bool:
+        """Within the quiet hours [start, end) (they may wrap midnight)."""
+        if self.quiet_start is None or self.quiet_end is None or self.quiet_start == self.quiet_end:
+            return False
+        if self.quiet_start < self.quiet_end:
+            return self.quiet_start <= local_time < self.quiet_end
+        return local_time >= self.quiet_start or local_time < self.quiet_end

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import account_views, pay_views, views
+from . import account_views, outage_views, pay_views, views
 
 app_name = "portal"
 
@@ -17,6 +17,7 @@ urlpatterns = [
     path("pay/<uuid:reference>/", pay_views.payment, name="payment"),
     path("pay/<uuid:reference>/sandbox/", pay_views.sandbox, name="pay-sandbox"),
     path("pay/webhook/<slug:provider_name>/", pay_views.webhook, name="pay-webhook"),
+    path("outages/", outage_views.outages_page, name="outages"),
     path("bills/", views.bill_list, name="bills"),
     path("bills/<str:month>/", views.bill_detail, name="bill"),
     path("bills/<str:month>/bill.pdf", views.bill_pdf, name="bill-pdf"),

@@ -29,6 +29,7 @@ from django.conf import settings
 from django.core.mail import EmailMessage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from accounts.models import User
 
@@ -252,11 +253,29 @@ def queue_sends(deliveries: list[NotificationDelivery]) -> None:
     transaction.on_commit(lambda: [send_notification.delay(pk) for pk in ids])
 
 
+def customer_contacts(customers, now: datetime) -> dict[int, list[tuple[str, str]]]:
+    """{customer id: [(channel, recipient)]}: the slot AMI_CUSTOMER_CONTACTS fills (by name,
+    as AMI_PANELS: the app that keeps customers' preferences), else e-mail and phone."""
+    customers = list(customers)
+    name = getattr(settings, "AMI_CUSTOMER_CONTACTS", "")
+    if name:
+        return import_string(name)(customers, now=now)
+    return {
+        c.pk: [
+            (ch, to)
+            for ch, to in ((DeliveryChannel.EMAIL, c.email), (DeliveryChannel.SMS, c.phone))
+            if to
+        ]
+        for c in customers
+    }
+
+
 def notify_customers_of_outage(node, *, now: datetime | None = None) -> int:
     """Tell customers below `node` whose meter has an open power failure; returns rows queued.
 
-    Off unless `AMI_NOTIFY_CUSTOMERS_OF_OUTAGES` is set. Uses Customer.email / phone as they
-    are; when the portal adds preferences, filter the customers here. One message per
+    Off unless `AMI_NOTIFY_CUSTOMERS_OF_OUTAGES` is set. Whom and how: the callable that
+    `AMI_CUSTOMER_CONTACTS` names (the portal's preferences: channels, quiet hours), else
+    Customer.email / phone as they are. One message per
     (alarm, customer, channel), like subscriptions.
     """
     if not getattr(settings, "AMI_NOTIFY_CUSTOMERS_OF_OUTAGES", False):
@@ -270,10 +289,13 @@ def notify_customers_of_outage(node, *, now: datetime | None = None) -> int:
             service_point__path__startswith=node.path,
         ).select_related("meter", "organisation", "service_point", "rule")
     }
-    customers = Customer.objects.filter(service_point_id__in=open_failures).select_related(
-        "service_point"
+    customers = list(
+        Customer.objects.filter(service_point_id__in=open_failures).select_related(
+            "service_point", "portal_user"
+        )
     )
     created = []
+    contacts = customer_contacts(customers, now)
     with transaction.atomic():
         for customer in customers:
             alarm = open_failures[customer.service_point_id]
@@ -282,10 +304,7 @@ def notify_customers_of_outage(node, *, now: datetime | None = None) -> int:
                 f"Power outage at {customer.service_point.address or customer.service_point.code}"
                 f" since {since:%H:%M}. We are working on it."
             )
-            for channel, recipient in (
-                (DeliveryChannel.EMAIL, customer.email),
-                (DeliveryChannel.SMS, customer.phone),
-            ):
+            for channel, recipient in contacts[customer.pk]:
                 if not recipient:
                     continue
                 try:

@@ -306,3 +306,27 @@ def test_admin_change_is_audited_and_secret_masked(world):
     assert meter.firmware == "7.7" and meter.password == "secret-pw-1"
     row = ActivityLog.objects.get(action="update", object_id=str(meter.pk))
     assert row.changes["firmware"] == ["", "7.7"] and "password" not in row.changes
+
+
+# The portal's planned outages (entered by staff in the admin, on their grid).
+from portal.models import PlannedOutage  # noqa: E402
+
+
+def _planned_outages(w):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    start = timezone.now() + timedelta(days=2)
+    return tuple(
+        PlannedOutage.objects.create(
+            node=grid.feeder,
+            starts_at=start,
+            ends_at=start + timedelta(hours=4),
+            reason=f"Feeder maintenance {grid.feeder.code}",
+        )  # fmt: skip
+        for grid in (w.grid_a, w.grid_b)
+    )
+
+
+OBJECTS[PlannedOutage] = _planned_outages

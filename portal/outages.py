@@ -1,0 +1,116 @@
+"""Outages a customer sees: now at home or nearby (the alarms' outage grouping), planned
+work on the grid above the home, an estimate of restoration, and how to be told.
+
+* **Now**: open power failures at the customer's service point or on its transformer
+  (`portal.customers.current_outage`), as the operators' outage page groups them.
+* **Estimated restoration**: the planned end when planned work covers the home; else the
+  start plus the median length of this transformer's power failures cleared in the last
+  `HISTORY_DAYS` days (at least `MIN_HISTORY` of them), else the start plus
+  `AMI_PORTAL_DEFAULT_RESTORATION_MINUTES` (120). Always labelled an estimate.
+* **Planned**: `PlannedOutage` rows on any node above the service point, not yet ended.
+* **How to be told**: `OutagePreference` (SMS, e-mail, planned work, quiet hours in the
+  utility's zone). `contacts` is the slot `AMI_CUSTOMER_CONTACTS` names for the alarms'
+  customer notifications (meters/alarms/notifications.py calls it by name; meters imports
+  nothing of the portal).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from statistics import median
+
+from django.conf import settings
+from django.utils import timezone
+
+from meters.alarms.events import EventKind
+from meters.alarms.models import Alarm
+from meters.models import Customer
+from meters.store.days import local_zone
+
+from .customers import Outage, current_outage
+from .models import OutagePreference, PlannedOutage
+
+HISTORY_DAYS, MIN_HISTORY = 90, 3
+EMAIL, SMS = "email", "sms"
+
+
+@dataclass(frozen=True)
+class Now:
+    outage: Outage
+    restoration: datetime
+    basis: str  # how the restoration was estimated, for the customer
+
+
+def planned(customer: Customer, now: datetime | None = None):
+    """Planned work above the customer's service point that has not ended, soonest first."""
+    now = now or timezone.now()
+    ids = [int(p) for p in customer.service_point.path.strip("/").split("/") if p]
+    return PlannedOutage.objects.filter(node_id__in=ids, ends_at__gt=now).order_by("starts_at")
+
+
+def restoration(customer: Customer, since: datetime, now: datetime | None = None):
+    """(estimated restoration, basis) of an outage at the customer's that began `since`."""
+    now = now or timezone.now()
+    work = planned(customer, now).filter(starts_at__lte=now).first()
+    if work is not None:
+        return work.ends_at, "the planned end of the work"
+    point = customer.service_point
+    nearby = Alarm.objects.filter(
+        kind=EventKind.POWER_FAILURE,
+        cleared_at__isnull=False,
+        first_event_at__gte=now - timedelta(days=HISTORY_DAYS),
+    )
+    nearby = (
+        nearby.filter(service_point__parent_id=point.parent_id)
+        if point.parent_id
+        else nearby.filter(service_point_id=point.pk)
+    )
+    lengths = [
+        (cleared - first).total_seconds()
+        for first, cleared in nearby.values_list("first_event_at", "cleared_at")[:500]
+        if cleared > first
+    ]
+    if len(lengths) >= MIN_HISTORY:
+        return since + timedelta(seconds=median(lengths)), (
+            f"the usual length of the last {len(lengths)} outages here"
+        )
+    minutes = getattr(settings, "AMI_PORTAL_DEFAULT_RESTORATION_MINUTES", 120)
+    return since + timedelta(minutes=minutes), "a typical outage's length"
+
+
+def now_at(customer: Customer) -> Now | None:
+    outage = current_outage(customer)
+    if outage is None:
+        return None
+    when, basis = restoration(customer, outage.since)
+    return Now(outage, when, basis)
+
+
+def preference_of(customer: Customer) -> OutagePreference:
+    """The customer's preference (an unsaved default where none is stored)."""
+    found = OutagePreference.objects.filter(customer=customer).first()
+    return found or OutagePreference(customer=customer)
+
+
+def contacts(customers, *, now: datetime, planned_work: bool = False) -> dict[int, list]:
+    """{customer id: [(channel, recipient)]} to tell now, by each one's preference."""
+    customers = list(customers)
+    prefs = {p.customer_id: p for p in OutagePreference.objects.filter(customer__in=customers)}
+    local = now.astimezone(local_zone()).time()
+    out = {}
+    for customer in customers:
+        pref = prefs.get(customer.pk) or OutagePreference(customer=customer)
+        if pref.quiet_at(local) or (planned_work and not pref.planned):
+            out[customer.pk] = []
+            continue
+        email = (customer.portal_user.email if customer.portal_user_id else "") or customer.email
+        out[customer.pk] = [
+            (channel, recipient)
+            for channel, recipient, wanted in (
+                (EMAIL, email, pref.by_email),
+                (SMS, customer.phone, pref.by_sms),
+            )
+            if wanted and recipient
+        ]
+    return out

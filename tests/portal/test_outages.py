@@ -1,0 +1,100 @@
+"""Portal outages: now (from the alarms) with an estimated restoration, planned work above
+the home, and the customer's preferences, which the alarms' customer messages follow."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+
+import pytest
+from django.utils import timezone
+
+from meters.alarms.models import Alarm, NotificationDelivery
+from meters.alarms.notifications import notify_customers_of_outage
+from portal import outages
+from portal.models import OutagePreference, PlannedOutage
+from tests.meters.alarms.helpers import make_rule, raise_alarm
+from tests.meters.test_pages import client_for
+
+pytestmark = pytest.mark.django_db
+
+
+def test_an_outage_now_with_the_default_then_the_usual_restoration(world, settings):
+    make_rule(world.org_a)
+    customer = world.grid_a.customers[0]
+    now = timezone.now()
+    alarm = raise_alarm(world.grid_a.meters[0], at=now - timedelta(minutes=10))
+    found = outages.now_at(customer)
+    assert found.outage.at_home and found.restoration == alarm.first_event_at + timedelta(hours=2)
+    html = client_for(world.customer).get("/portal/outages/").content.decode()
+    assert "Power is off at your address" in html and "Estimated restoration" in html
+    # Three cleared outages on this transformer: 30, 60 and 90 minutes -> the median, 60.
+    for minutes in (30, 60, 90):
+        start = now - timedelta(days=5, minutes=minutes)
+        Alarm.objects.create(
+            rule=alarm.rule, meter=world.grid_a.meters[1], organisation=world.org_a,
+            service_point=world.grid_a.meters[1].service_point, kind=alarm.kind,
+            severity=alarm.severity, state="cleared", first_event_at=start,
+            last_event_at=start, cleared_at=start + timedelta(minutes=minutes),
+        )  # fmt: skip
+    when, basis = outages.restoration(customer, alarm.first_event_at)
+    assert when == alarm.first_event_at + timedelta(minutes=60) and "last 3 outages" in basis
+
+
+def test_planned_work_above_the_home_only_and_its_end_is_the_restoration(world):
+    now = timezone.now()
+    work = PlannedOutage.objects.create(
+        node=world.grid_a.feeder, starts_at=now + timedelta(days=1),
+        ends_at=now + timedelta(days=1, hours=3), reason="Replacing the feeder's breaker",
+    )  # fmt: skip
+    PlannedOutage.objects.create(
+        node=world.grid_b.feeder, starts_at=now + timedelta(days=1),
+        ends_at=now + timedelta(days=1, hours=3), reason="South work",
+    )  # fmt: skip
+    PlannedOutage.objects.create(
+        node=world.grid_a.feeder, starts_at=now - timedelta(days=2),
+        ends_at=now - timedelta(days=1), reason="Old work",
+    )  # fmt: skip
+    assert work.organisation == world.org_a
+    html = client_for(world.customer).get("/portal/outages/").content.decode()
+    assert "Replacing the feeder" in html and "South work" not in html and "Old work" not in html
+    work.starts_at = now - timedelta(minutes=5)
+    work.save()
+    when, basis = outages.restoration(world.grid_a.customers[0], now - timedelta(minutes=4))
+    assert when == work.ends_at and "planned" in basis
+
+
+def test_preferences_are_saved_and_checked(world):
+    client = client_for(world.customer)
+    response = client.post("/portal/outages/", {"by_email": "on", "quiet_start": "22:00"})
+    assert response.status_code == 400 and "both ends" in response.content.decode()
+    assert not OutagePreference.objects.exists()
+    response = client.post(
+        "/portal/outages/",
+        {"by_email": "on", "planned": "on", "quiet_start": "22:00", "quiet_end": "06:30"},
+    )
+    assert response["Location"] == "/portal/outages/"
+    pref = OutagePreference.objects.get(customer=world.grid_a.customers[0])
+    assert not pref.by_sms and pref.by_email and pref.quiet_start == time(22)
+    assert pref.quiet_at(time(23, 59)) and pref.quiet_at(time(3)) and not pref.quiet_at(time(6, 30))
+
+
+def test_the_alarms_customer_messages_follow_the_preferences(world, settings):
+    settings.AMI_NOTIFY_CUSTOMERS_OF_OUTAGES = True
+    make_rule(world.org_a)
+    mine, neighbour = world.grid_a.customers[:2]
+    for customer in (mine, neighbour):
+        customer.phone = f"+2782000000{customer.pk % 10}"
+        customer.save()
+    OutagePreference.objects.create(customer=mine, by_sms=False)  # e-mail only
+    OutagePreference.objects.create(
+        customer=neighbour, quiet_start=time(22), quiet_end=time(6)
+    )  # quiet at night
+    for meter in world.grid_a.meters[:2]:
+        raise_alarm(meter)
+    night = datetime(2026, 6, 1, 23, 30, tzinfo=UTC)  # the test zone is UTC
+    notify_customers_of_outage(world.grid_a.region, now=night)
+    sent = set(NotificationDelivery.objects.values_list("customer_id", "channel"))
+    assert sent == {(mine.pk, "email")}
+    notify_customers_of_outage(world.grid_a.region, now=night.replace(hour=9))
+    sent = set(NotificationDelivery.objects.values_list("customer_id", "channel"))
+    assert sent == {(mine.pk, "email"), (neighbour.pk, "email"), (neighbour.pk, "sms")}

@@ -21,6 +21,9 @@ urlpatterns = [
     path("bills/", views.bill_list, name="bills"),
     path("bills/<str:month>/", views.bill_detail, name="bill"),
     path("bills/<str:month>/bill.pdf", views.bill_pdf, name="bill-pdf"),
+    path("manifest.webmanifest", views.manifest, name="manifest"),
+    path("sw.js", views.service_worker, name="service-worker"),
+    path("offline/", views.offline, name="offline"),
     # Accounts: activation, e-mail, password and its reset, the optional second factor.
     path("activate/", account_views.activate, name="activate"),
     path("activate/details/", account_views.activate_details, name="activate-details"),

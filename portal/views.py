@@ -13,8 +13,10 @@ from functools import wraps
 
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.templatetags.static import static
+from django.urls import reverse
 from django.utils import timezone
 
 from amisite.tabular import CsvWriter
@@ -197,3 +199,39 @@ def bill_pdf(request, customer, month):
     response = HttpResponse(bills.pdf(found), content_type="application/pdf")
     response["Content-Disposition"] = f'inline; filename="bill-{month}.pdf"'
     return response
+
+
+# --- progressive web app: manifest, service worker, offline shell (public, no data) ------
+SW_VERSION = "v1"  # a new value makes phones fetch the shell again
+
+
+def manifest(request):
+    """The web app manifest: installable, starts at the portal, phone first."""
+    data = {
+        "name": "My electricity",
+        "short_name": "Electricity",
+        "description": "Your usage, bills, prepaid tokens and outages",
+        "start_url": reverse("portal:home"),
+        "scope": "/portal/",
+        "display": "standalone",
+        "background_color": "#f4f6f8",
+        "theme_color": "#0b6bcb",
+        "icons": [
+            {"src": static(f"portal/icon-{n}.png"), "sizes": f"{n}x{n}", "type": "image/png"}
+            for n in (192, 512)
+        ],
+    }
+    return JsonResponse(data, content_type="application/manifest+json")
+
+
+def service_worker(request):
+    response = render(
+        request, "portal/sw.js", {"version": SW_VERSION}, content_type="application/javascript"
+    )
+    response["Cache-Control"] = "no-cache"
+    response["Service-Worker-Allowed"] = "/portal/"
+    return response
+
+
+def offline(request):
+    return render(request, "portal/offline.html")

@@ -53,6 +53,8 @@ NOT_PAGES = {
     "portal:usage-csv": "a file download",
     "portal:receipt-pdf": "a PDF file",
     "portal:bill-pdf": "a PDF file",
+    "portal:manifest": "the web app manifest (JSON)",
+    "portal:service-worker": "the service worker's script",
     "portal:pay-webhook": "POST only: the payment providers' notifications",
     "portal:verify": "a redirect unless a second factor is pending (tests/portal/test_accounts.py)",
 }

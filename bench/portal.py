@@ -1,0 +1,327 @@
+"""Benchmark: the customer portal's pages, server time, with many customers and a year of usage.
+
+Runs on PostgreSQL in a throwaway database (`ami_bench_h17portal`, created, migrated and
+dropped here). Loads by COPY (text for the grid, meters and customers; binary for the daily
+rollups): N customers (full: 1,000,000; `--quick`: 20,000), each at its own service point
+with one meter, 1,000 service points a feeder (20 transformers of 50), customer classes R1/R2
+alternating, and `--days` (365) of daily rollups of imported energy for every meter. A sample
+of `--sample` (20) customers gets a portal login, a prepaid account with 30 purchases made
+through `vending.actions.sell`, and register reads at the last month's bounds (its bill).
+
+Each page is asked `--rounds` (10) times per sampled customer through Django's test client
+(the whole middleware stack, in process: server time without the network), pages in turn,
+the sampled customers round robin; the same-run baseline is `/healthz` (one `SELECT 1`
+behind the same middleware), asked in the same rounds. Figures: p50 and p95 ms per page and
+p95 / healthz p95. The similar-homes cache is cleared first (its first request per feeder,
+class and period is cold). Asserted: every answer 200 and the page shows the customer's
+account number.
+
+    .venv/bin/python bench/portal.py --quick        # 20,000 customers x 365 days (7.3 M rollups)
+    .venv/bin/python bench/portal.py                # 1,000,000 x 365 (365 M rollups: hours)
+Options: --customers N --days D --sample S --rounds R --keep
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import statistics
+import struct
+import sys
+import time
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.benchdb import drop_database, server_url, setup_django  # noqa: E402
+
+DB = "ami_bench_h17portal"  # (the branch that wrote it: bench DBs never collide)
+PER_FEEDER, PER_TRANSFORMER = 1000, 50
+
+
+def emit(metric, value, unit, baseline=None, ratio=None, **extra):
+    line = {"bench": "portal", "metric": metric, "value": value, "unit": unit,
+            "baseline": baseline, "ratio": ratio, **extra}  # fmt: skip
+    print(json.dumps(line), flush=True)
+
+
+def copy_rows(cur, model, rows) -> None:
+    """COPY dicts of field values into `model`'s table; unnamed fields take their defaults."""
+    from django.db import connection
+
+    from amisite import pgbulk
+
+    fields = [
+        f for f in model._meta.concrete_fields if not (f.primary_key and "id" not in f.attname)
+    ]
+    defaults = {f.attname: f.get_default() for f in fields}
+    buffer = io.StringIO()
+    for row in rows:
+        values = []
+        for f in fields:
+            value = f.get_db_prep_save(row.get(f.attname, defaults[f.attname]), connection)
+            if value is None:
+                values.append("\\N")
+            elif isinstance(value, bool):
+                values.append("t" if value else "f")
+            elif hasattr(value, "dumps"):  # JSON adapters
+                values.append(value.dumps(value.obj))
+            else:
+                values.append(str(value))
+        buffer.write("\t".join(values) + "\n")
+    columns = ", ".join(f'"{f.column}"' for f in fields)
+    statement = f"COPY {model._meta.db_table} ({columns}) FROM STDIN"
+    pgbulk.copy_in(cur, statement, buffer.getvalue().encode())
+
+
+def load(customers: int, days: int) -> dict:
+    """The grid, meters, customers and rollups, by COPY; returns ids the sample needs."""
+    from django.db import connection, transaction
+
+    from accounts.models import Organisation
+    from meters.choices import ChannelKind
+    from meters.models import Channel, Customer, GridNode, Meter, MeterModel
+
+    org = Organisation.objects.create(name="Bench utility", code="bench")
+    model = MeterModel.objects.create(manufacturer="Acme", name="P1", organisation=org)
+    specs = [("1-0:1.8.0*255", ChannelKind.REGISTER, ""),
+             ("1-0:1.29.0*255", ChannelKind.PROFILE, "1-0:99.1.0*255")]  # fmt: skip
+    channels = {
+        obis: Channel.objects.create(
+            meter_model=model, obis=obis, name=obis, unit="Wh", kind=kind, profile_obis=profile
+        )  # fmt: skip
+        for obis, kind, profile in specs
+    }
+    feeders = -(-customers // PER_FEEDER)
+    started = time.perf_counter()
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute("SELECT nextval(pg_get_serial_sequence('meters_gridnode', 'id'))")
+        next_id = cur.fetchone()[0] + 1
+        nodes, points = [], []
+
+        def node(pk, parent, path, kind, code, name):
+            nodes.append({"id": pk, "parent_id": parent, "path": path, "kind": kind,
+                          "code": code, "name": name, "organisation_id": org.pk})  # fmt: skip
+
+        region = next_id
+        node(region, None, f"/{region}/", "region", "R", "Region")
+        substation = next_id + 1
+        node(substation, region, f"/{region}/{substation}/", "substation", "S", "Sub")
+        next_id += 2
+        for f in range(feeders):
+            feeder = next_id
+            next_id += 1
+            fpath = f"/{region}/{substation}/{feeder}/"
+            node(feeder, substation, fpath, "feeder", f"F{f}", f"Feeder {f}")
+            for t in range(PER_FEEDER // PER_TRANSFORMER):
+                transformer = next_id
+                next_id += 1
+                tpath = f"{fpath}{transformer}/"
+                node(transformer, feeder, tpath, "transformer", f"T{f}.{t}", "Transformer")
+                for p in range(PER_TRANSFORMER):
+                    n = f * PER_FEEDER + t * PER_TRANSFORMER + p
+                    if n >= customers:
+                        break
+                    point = next_id
+                    next_id += 1
+                    node(
+                        point,
+                        transformer,
+                        f"{tpath}{point}/",
+                        "service_point",
+                        f"SP{n}",
+                        f"{n} Bench St",
+                    )
+                    points.append(point)
+        copy_rows(cur, GridNode, nodes)
+        cur.execute("SELECT setval(pg_get_serial_sequence('meters_gridnode', 'id'), %s)", [next_id])
+        cur.execute("SELECT nextval(pg_get_serial_sequence('meters_meter', 'id'))")
+        first_meter = cur.fetchone()[0] + 1
+        copy_rows(cur, Meter, (
+            {"id": first_meter + n, "serial": f"P{n:08d}", "meter_model_id": model.pk,
+             "service_point_id": pt, "organisation_id": org.pk, "status": "active",
+             "install_date": date(2025, 1, 1)}
+            for n, pt in enumerate(points)
+        ))  # fmt: skip
+        cur.execute("SELECT setval(pg_get_serial_sequence('meters_meter', 'id'), %s)",
+                    [first_meter + len(points)])  # fmt: skip
+        cur.execute("SELECT nextval(pg_get_serial_sequence('meters_customer', 'id'))")
+        first_customer = cur.fetchone()[0] + 1
+        copy_rows(cur, Customer, (
+            {"id": first_customer + n, "account_number": f"ACC{n:08d}", "name": f"Customer {n}",
+             "tariff_code": "R1" if n % 2 else "R2", "service_point_id": pt,
+             "organisation_id": org.pk}
+            for n, pt in enumerate(points)
+        ))  # fmt: skip
+        cur.execute("SELECT setval(pg_get_serial_sequence('meters_customer', 'id'), %s)",
+                    [first_customer + len(points)])  # fmt: skip
+    loaded_grid = time.perf_counter() - started
+    with connection.cursor() as cur:
+        cur.execute("SELECT id FROM meters_meter ORDER BY id")
+        meter_ids = [r[0] for r in cur.fetchall()]
+    started = time.perf_counter()
+    rows = load_rollups(meter_ids, channels["1-0:1.29.0*255"].pk, days)
+    emit("load_grid_s", round(loaded_grid, 1), "s", customers=customers)
+    emit("load_rollups_s", round(time.perf_counter() - started, 1), "s", rows=rows)
+    return {"org": org, "channels": channels, "meters": meter_ids}
+
+
+def load_rollups(meter_ids, channel_id: int, days: int) -> int:
+    """A year of daily rollups (binary COPY, 50,000 meters a statement)."""
+    from django.db import connection, transaction
+
+    from amisite import pgbulk
+
+    row = struct.Struct(">hiqiqiiiqihih")
+    today = datetime.now(UTC).date()
+    epoch = date(2000, 1, 1)
+    day_numbers = [(today - timedelta(days=d) - epoch).days for d in range(days)]
+    for i in range(0, len(meter_ids), 50_000):
+        parts = [b"PGCOPY\n\xff\r\n\x00", struct.pack(">ii", 0, 0)]
+        for m in meter_ids[i : i + 50_000]:
+            base = 6_000 + (m % 97) * 50
+            parts.append(b"".join(row.pack(6, 8, m, 8, channel_id, 4, d, 8, base + d % 13 * 7,
+                                           2, 96, 2, 0) for d in day_numbers))  # fmt: skip
+        parts.append(struct.pack(">h", -1))
+        with transaction.atomic(), connection.cursor() as cur:
+            pgbulk.copy_in(
+                cur,
+                "COPY meters_dailyenergy (meter_id, channel_id, day, value, intervals, estimated) "
+                "FROM STDIN (FORMAT binary)",
+                b"".join(parts),
+            )
+    with connection.cursor() as cur:
+        cur.execute("VACUUM ANALYZE meters_dailyenergy")
+        cur.execute("ANALYZE")
+    return len(meter_ids) * days
+
+
+def sample(loaded: dict, n: int) -> list:
+    """Portal logins, prepaid accounts with 30 purchases each and a month's register reads."""
+    from django.contrib.auth.models import Group
+
+    from accounts import roles
+    from accounts.models import User
+    from meters.models import Customer
+    from meters.store import RegisterRead
+    from portal.customers import month_start
+    from reports.billing import Period
+    from vending import actions
+    from vending.models import PrepaidAccount, Tariff, VendingKey, VendingStation
+    from vending.sts.pan import luhn_check_digit
+
+    org = loaded["org"]
+    tariff = Tariff.objects.create(organisation=org, code="R1", name="Residential", currency="ZAR",
+                                   price_per_kwh=Decimal("2.5"))  # fmt: skip
+    VendingKey.objects.create(organisation=org, sgc=123456, krn=1, key="abababababababab")
+    station = VendingStation.objects.create(organisation=org, code="BENCH", name="Bench")
+    clerk = User.objects.create_user("bench-clerk", password="x", organisation=org)
+    clerk.groups.add(Group.objects.get(name=roles.VENDING_CLERK))
+    station.clerks.add(clerk)
+    shift = actions.open_shift(station, acting_user=clerk)
+    customer_group = Group.objects.get(name=roles.CUSTOMER)
+    step = max(1, len(loaded["meters"]) // n)
+    chosen = list(
+        Customer.objects.filter(
+            service_point__meters__pk__in=loaded["meters"][::step][:n]
+        ).select_related("service_point")
+    )
+    period = Period.month(f"{month_start(datetime.now(UTC).date(), 1):%Y-%m}")
+    register = loaded["channels"]["1-0:1.8.0*255"]
+    out = []
+    for i, customer in enumerate(chosen):
+        user = User.objects.create_user(f"bench-customer-{i}", password="x")
+        user.groups.add(customer_group)
+        customer.portal_user = user
+        customer.save(update_fields=["portal_user"])
+        meter = customer.service_point.meters.get()
+        body = f"{i + 1:010d}"
+        number = body + luhn_check_digit(body)
+        account = PrepaidAccount.objects.create(
+            customer=customer, meter=meter, tariff=tariff, meter_number=number,
+            sgc=123456, krn=1, ti=1, base_date=2014,
+        )  # fmt: skip
+        for k in range(30):
+            actions.sell(account, Decimal(20 + k), acting_user=clerk, shift=shift)
+        for at, value in ((period.start, 1_000_000), (period.end, 1_250_000)):
+            RegisterRead.objects.create(meter=meter, channel=register, read_at=at, value=value)
+        out.append((user, customer))
+    return out
+
+
+def measure(sampled, rounds: int) -> dict:
+    from django.conf import settings
+    from django.core.cache import cache
+    from django.test import Client
+
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]  # the in-process client
+
+    from portal.customers import month_start
+
+    last = f"{month_start(datetime.now(UTC).date(), 1):%Y-%m}"
+    pages = ["/healthz", "/portal/", "/portal/usage/", "/portal/usage/?period=year",
+             "/portal/usage/?period=week", "/portal/usage/?period=day", "/portal/purchases/",
+             "/portal/bills/", f"/portal/bills/{last}/", "/portal/outages/", "/portal/pay/",
+             "/portal/account/"]  # fmt: skip
+    clients = []
+    for user, customer in sampled:
+        client = Client(secure=True)  # as behind the TLS proxy (DEBUG off redirects to https)
+        client.force_login(user)
+        client.get("/portal/")  # the session's first answers (door, factor) are written once
+        clients.append((client, customer))
+    cache.clear()
+    times = {page: [] for page in pages}
+    for _ in range(rounds):
+        for client, customer in clients:
+            for page in pages:
+                started = time.perf_counter()
+                response = client.get(page)
+                times[page].append((time.perf_counter() - started) * 1000)
+                assert response.status_code == 200, (page, response.status_code)
+                if page == "/portal/":
+                    assert customer.account_number in response.content.decode()
+    return times
+
+
+def p95(values) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, int(len(ordered) * 0.95 + 0.5) - 1)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--customers", type=int)
+    parser.add_argument("--days", type=int, default=365)
+    parser.add_argument("--sample", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--keep", action="store_true")
+    args = parser.parse_args()
+    customers = args.customers or (20_000 if args.quick else 1_000_000)
+    url = server_url()
+    setup_django(url, DB, AMI_PORTAL_PAYER="", DEBUG="false")
+    try:
+        loaded = load(customers, args.days)
+        sampled = sample(loaded, args.sample)
+        times = measure(sampled, args.rounds)
+        base = p95(times["/healthz"])
+        emit("healthz_p95", round(base, 2), "ms", load=os.getloadavg()[0])
+        for page, values in times.items():
+            if page == "/healthz":
+                continue
+            value = p95(values)
+            emit("page_p95", round(value, 2), "ms", baseline=round(base, 2),
+                 ratio=round(value / base, 1), page=page, p50=round(statistics.median(values), 2),
+                 n=len(values), customers=customers, days=args.days)  # fmt: skip
+        print(f"load average {os.getloadavg()}", file=sys.stderr)
+    finally:
+        if not args.keep:
+            drop_database(url, DB)
+
+
+if __name__ == "__main__":
+    main()

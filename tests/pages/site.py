@@ -72,6 +72,7 @@ CUSTOMER_PAGES = {
     "portal:pay",
     "portal:payment",
     "portal:pay-sandbox",
+    "portal:outages",
 }
 
 

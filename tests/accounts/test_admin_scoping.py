@@ -185,6 +185,29 @@ from meters.models import CommStatus  # noqa: E402
 
 OBJECTS.update({m: _collection_pair(m) for m in (ReadJob, JobRun, MeterReadResult, CommStatus)})
 
+# The portal's planned outages (entered by staff in the admin, on their grid).
+from portal.models import PlannedOutage  # noqa: E402
+
+
+def _planned_outages(w):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    start = timezone.now() + timedelta(days=2)
+    return tuple(
+        PlannedOutage.objects.create(
+            node=grid.feeder,
+            starts_at=start,
+            ends_at=start + timedelta(hours=4),
+            reason=f"Feeder maintenance {grid.feeder.code}",
+        )  # fmt: skip
+        for grid in (w.grid_a, w.grid_b)
+    )
+
+
+OBJECTS[PlannedOutage] = _planned_outages
+
 
 # Shared lines (meters.CommLine): each region's concentrator as a line, down, with its one
 # line alarm (an alarm on a line, not a meter), so the walks see both.
@@ -306,27 +329,3 @@ def test_admin_change_is_audited_and_secret_masked(world):
     assert meter.firmware == "7.7" and meter.password == "secret-pw-1"
     row = ActivityLog.objects.get(action="update", object_id=str(meter.pk))
     assert row.changes["firmware"] == ["", "7.7"] and "password" not in row.changes
-
-
-# The portal's planned outages (entered by staff in the admin, on their grid).
-from portal.models import PlannedOutage  # noqa: E402
-
-
-def _planned_outages(w):
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    start = timezone.now() + timedelta(days=2)
-    return tuple(
-        PlannedOutage.objects.create(
-            node=grid.feeder,
-            starts_at=start,
-            ends_at=start + timedelta(hours=4),
-            reason=f"Feeder maintenance {grid.feeder.code}",
-        )  # fmt: skip
-        for grid in (w.grid_a, w.grid_b)
-    )
-
-
-OBJECTS[PlannedOutage] = _planned_outages

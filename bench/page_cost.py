@@ -53,6 +53,9 @@ def main(argv=None) -> int:
     django.setup()
     logging.disable(logging.WARNING)
     from django.conf import settings
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)  # the code may have moved on since it was built
     from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect
+from django.urls import reverse
+from django.utils.http import RFC3986_SUBDELIMS
 from django.views import View
 from django.views.generic import ListView, TemplateView
 
@@ -15,6 +19,8 @@ from . import actions as alarm_actions
 from .engine import outage_summary
 from .events import EventKind
 from .models import OPEN_STATES, Alarm, AlarmState, Severity
+
+SAFE = RFC3986_SUBDELIMS + "~:@"  # what reverse() leaves unquoted in a path segment
 
 
 class AlarmListView(ScopedViewMixin, ListView):
@@ -43,6 +49,7 @@ class AlarmListView(ScopedViewMixin, ListView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         visible = self.scoped_queryset().filter(state__in=OPEN_STATES)
+        _link_rows(context["object_list"])
         context.update(
             state=self.request.GET.get("state", "open"),
             kind=self.request.GET.get("kind", ""),
@@ -55,6 +62,24 @@ class AlarmListView(ScopedViewMixin, ListView):
             can_change=self.request.user.has_perm("meters.change_alarm"),
         )
         return context
+
+
+# Stand-ins for one reverse() per link kind per page; each row's links are then a string
+# substitution (100 rows x 3 links were ~300 reverses, a fifth of the page's time).
+_PK, _SERIAL = 987654321, "SERIAL-STAND-IN"
+
+
+def _link_rows(alarms) -> None:
+    """Each alarm gets `detail_url`, `acknowledge_url` and `clear_url`, equal to what
+    `{% url %}` gives (tests/meters/alarms/test_lifecycle.py compares every row)."""
+    detail = reverse("meters:meter-detail", args=[_SERIAL])
+    acknowledge = reverse("meters:alarm-transition", args=[_PK, "acknowledge"])
+    clear = reverse("meters:alarm-transition", args=[_PK, "clear"])
+    for alarm in alarms:
+        if alarm.meter_id:  # a line's alarm links to its line or concentrator instead
+            alarm.detail_url = detail.replace(_SERIAL, quote(alarm.meter.serial, safe=SAFE))
+        alarm.acknowledge_url = acknowledge.replace(str(_PK), str(alarm.pk))
+        alarm.clear_url = clear.replace(str(_PK), str(alarm.pk))
 
 
 # The list's outage panel aggregates every meter below each transformer and feeder with a

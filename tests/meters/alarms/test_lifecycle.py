@@ -1,11 +1,16 @@
 """Acknowledge and clear: who, with what comment, one audit row each, scope enforced."""
 
 import pytest
+from django.test import Client
+from django.urls import reverse
+from django.utils.html import escape
 
 from accounts.actions import OutOfScope
 from accounts.models import ActivityLog
 from meters.alarms.actions import AlarmStateError, acknowledge_alarm, clear_alarm
-from meters.alarms.models import AlarmState
+from meters.alarms.events import EventKind
+from meters.alarms.models import Alarm, AlarmRule, AlarmState
+from meters.models import CommLine
 from tests.meters.alarms.helpers import T0, make_rule, raise_alarm
 
 pytestmark = pytest.mark.django_db
@@ -46,3 +51,44 @@ def test_other_organisation_cannot_touch_it(world):
     alarm.refresh_from_db()
     assert alarm.state == AlarmState.RAISED
     assert not ActivityLog.objects.filter(object_id=str(alarm.pk)).exists()
+
+
+def test_the_lists_links_are_what_url_reversing_gives(world):
+    """The alarm list builds each row's links from one reverse a page: they must equal
+    `{% url %}`'s, a serial that needs quoting included, and lead where they say."""
+    make_rule(world.org_a)
+    odd = world.grid_a.meters[1]
+    odd.serial = "A 1+é:~@"
+    odd.save()
+    alarms = [raise_alarm(world.grid_a.meters[0]), raise_alarm(odd)]
+    concentrator = world.grid_a.concentrator
+    line = CommLine.objects.create(
+        key=f"concentrator:{concentrator.pk}", kind="concentrator", label=concentrator.serial,
+        organisation=world.org_a, concentrator=concentrator, down=True, down_since=T0,
+    )  # fmt: skip
+    rule = AlarmRule.objects.create(
+        name="lines", organisation=world.org_a, kinds=[EventKind.LINE_DOWN]
+    )
+    line_alarm = Alarm.objects.create(
+        rule=rule, line=line, organisation=world.org_a, kind=EventKind.LINE_DOWN,
+        severity=rule.severity, count=1, first_event_at=T0, last_event_at=T0,
+    )  # fmt: skip
+    alarms.append(line_alarm)
+    client = Client()
+    client.force_login(world.engineer_a)
+    response = client.get("/alarms/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert escape(reverse("meters:concentrator-detail", args=[concentrator.pk])) in html
+    for alarm in alarms:
+        if alarm.meter_id:
+            detail = reverse("meters:meter-detail", args=[alarm.meter.serial])
+            assert f'href="{escape(detail)}"' in html
+        for verb in ("acknowledge", "clear"):
+            assert escape(reverse("meters:alarm-transition", args=[alarm.pk, verb])) in html
+    assert client.get(reverse("meters:meter-detail", args=[odd.serial])).status_code == 200
+    acknowledged = client.post(
+        reverse("meters:alarm-transition", args=[alarms[0].pk, "acknowledge"]),
+        {"verb": "acknowledge"},
+    )
+    assert acknowledged.status_code == 302

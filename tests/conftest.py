@@ -116,7 +116,7 @@ def _fast_password_hashing(request):
     if request.config.pluginmanager.hasplugin("django"):
         settings = request.getfixturevalue("settings")
         settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-        # Dashboard roll-ups are not cached in tests (tests/dashboard/test_rollup_cache.py
+        # Dashboard roll-ups are not cached in tests (tests/meters/test_rollup_cache.py
         # turns the cache on): most tests change data and look again at once.
         settings.DASHBOARD_ROLLUP_SECONDS = 0
         settings.AMI_PORTAL_SIMILAR_SECONDS = 0  # the portal's similar homes, likewise

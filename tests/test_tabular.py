@@ -72,8 +72,8 @@ def _no_live_formula_xlsx(content: bytes) -> None:
 
 def _query_export(world, fmt):
     from meters.models import Channel
-    from tests.dashboard._data import ingest_days
-    from tests.dashboard.test_query import exported
+    from tests.meters._data import ingest_days
+    from tests.reports.test_query import exported
 
     for meter in world.grid_a.meters:
         ingest_days(meter)

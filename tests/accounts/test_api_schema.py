@@ -25,7 +25,7 @@ TESTED_ELSEWHERE = {
     "GET /api/runs/{id}/": f"{COLLECTION_API}::test_runs_are_scoped",
     "GET /api/runs/{id}/results/": f"{COLLECTION_API}::test_run_job_now",
     "GET /api/meters/{id}/series/": (
-        "tests/dashboard/test_meter_detail.py::test_series_of_another_organisation_is_404"
+        "tests/meters/test_meter_detail.py::test_series_of_another_organisation_is_404"
     ),
     # Vending: sales, shifts and management tokens change only through vending.actions.
     "POST /api/vending/payments/": f"{VENDING_API}::test_payment_returns_a_decodable_token",

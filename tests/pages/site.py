@@ -114,7 +114,7 @@ def url_names() -> list[tuple[str, str, bool]]:
 
 def cases(data: PageData) -> dict[str, list[str]]:
     """URLs of the pages that take arguments (and variants worth a look)."""
-    from tests.dashboard._data import EXPORT, IMPORT, T0
+    from tests.meters._data import EXPORT, IMPORT, T0
 
     ok = data.meters["ok"]
     day = (T0 + timedelta(days=1)).date().isoformat()
@@ -194,7 +194,7 @@ def make_page_data(world) -> PageData:
     from loadcontrol.models import BulkCommand, LoadSchedule
     from loadcontrol.schedules import plan as plan_slots
     from reports.models import ExportJob, ExportStatus
-    from tests.dashboard._data import ingest_days, ingest_reads, ingest_some_events
+    from tests.meters._data import ingest_days, ingest_reads, ingest_some_events
     from tests.pages.fleet import meters_in_every_state
     from tests.portal.data import store_days
     from tests.vending.conftest import make_vending

@@ -12,7 +12,7 @@ from collection.ingest import ingest_registers
 from collection.protocols.base import RegisterValue
 from reports.exporters import pdf
 from reports.forms import DataQueryForm
-from tests.dashboard._data import IMPORT, T0, ingest_days, ingest_reads
+from tests.meters._data import IMPORT, T0, ingest_days, ingest_reads
 from tests.pages.browser import sign_in
 
 REGISTER = "1-0:1.8.0*255"

@@ -17,7 +17,7 @@ from portal import bills
 from portal.activation import bill_code
 from portal.customers import month_start
 from reports.billing import Period
-from tests.dashboard._data import ingest_days
+from tests.meters._data import ingest_days
 from tests.meters.test_pages import client_for
 from tests.portal.data import store_days
 from tests.vending.conftest import make_vending

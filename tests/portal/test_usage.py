@@ -15,7 +15,7 @@ from django.utils import timezone
 from meters.models import Channel
 from meters.store import DailyEnergy, RegisterRead
 from portal import usage
-from tests.dashboard._data import QH, ingest_days, k_of
+from tests.meters._data import QH, ingest_days, k_of
 from tests.meters.test_pages import client_for
 from tests.portal.data import store_days
 from tests.vending.conftest import make_vending

@@ -14,8 +14,7 @@ from openpyxl import load_workbook
 
 from accounts.models import ActivityLog
 from reports.exporters import cim
-
-from ._data import EXPORT, IMPORT, T0, expected, ingest_days
+from tests.meters._data import EXPORT, IMPORT, T0, expected, ingest_days
 
 pytestmark = pytest.mark.django_db
 

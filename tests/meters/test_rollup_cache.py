@@ -10,7 +10,7 @@ from django.core.cache import cache
 from accounts.scoping import scope_paths
 from meters import map_views, rollup_cache
 from meters.models import CommStatus
-from tests.dashboard.test_map import LONDON, client_for, placed  # noqa: F401 (fixture)
+from tests.meters.test_map import LONDON, client_for, placed  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.django_db
 FAR = {**LONDON, "zoom": 3}

@@ -6,8 +6,8 @@ import pytest
 from django.db import transaction
 
 from meters.alarms.engine import evaluate_events
-from tests.dashboard.test_browser_dashboard import in_worker_thread, login
 from tests.meters.alarms.helpers import POWER_DOWN, events, make_rule
+from tests.meters.test_browser_dashboard import in_worker_thread, login
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -15,6 +15,7 @@ from accounts.scoping import CatalogueQuerySet, ScopedQuerySet
 from amisite.encryption import EncryptedTextField
 from amisite.tree import TreeNode
 
+from . import configuration
 from .choices import (
     PARENT_KIND,
     Accumulation,
@@ -811,6 +812,94 @@ class CommLine(models.Model):
         if self.down:
             return "down"
         return "up" if self.last_contact else "unknown"
+
+
+ConfigSection = models.TextChoices(
+    "ConfigSection", [(key, (key, label)) for key, label in configuration.LABELS.items()]
+)
+
+
+class DesiredConfiguration(models.Model):
+    """What one section of meter configuration should be: for every meter of a meter model,
+    or for one meter (which then overrides its model's for that section)."""
+
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+")
+    meter_model = models.ForeignKey(
+        MeterModel, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    meter = models.ForeignKey(
+        Meter, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    section = models.CharField(max_length=16, choices=ConfigSection.choices)
+    value = models.JSONField(help_text="the section's settings (docs/api.md, configuration)")
+    updated_by = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ScopedQuerySet.as_manager()
+    scope_field = "organisation"
+
+    class Meta:
+        ordering = ["section", "id"]
+        verbose_name_plural = "desired configurations"
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(meter_model__isnull=True) ^ models.Q(meter__isnull=True),
+                name="desired_config_one_target",
+            ),
+            models.UniqueConstraint(
+                fields=["meter_model", "section"],
+                condition=models.Q(meter__isnull=True),
+                name="desired_config_model_section",
+            ),
+            models.UniqueConstraint(
+                fields=["meter", "section"],
+                condition=models.Q(meter_model__isnull=True),
+                name="desired_config_meter_section",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_section_display()} of {self.meter or self.meter_model}"
+
+    def clean(self):
+        super().clean()
+        if (self.meter_id is None) == (self.meter_model_id is None):
+            raise ValidationError("A desired configuration is for a meter model or a meter.")
+        try:
+            self.value = configuration.clean(self.section, self.value)
+        except configuration.ConfigError as exc:
+            raise ValidationError({"value": str(exc)}) from None
+
+    def save(self, *args, **kwargs):
+        owner = self.meter if self.meter_id else self.meter_model
+        if owner is not None:
+            self.organisation_id = owner.organisation_id
+        super().save(*args, **kwargs)
+
+
+class ActualConfiguration(models.Model):
+    """One section of a meter's configuration as the meter last read it back (written by
+    collection's command queue; the drift report compares it with the desired one)."""
+
+    meter = models.ForeignKey(Meter, on_delete=models.CASCADE, related_name="+")
+    section = models.CharField(max_length=16, choices=ConfigSection.choices)
+    value = models.JSONField()
+    read_at = models.DateTimeField()
+    command_id = models.BigIntegerField(null=True, blank=True, help_text="the command that read it")
+
+    objects = ScopedQuerySet.as_manager()
+    scope_field = "meter__organisation"
+
+    class Meta:
+        ordering = ["meter", "section"]
+        constraints = [
+            models.UniqueConstraint(fields=["meter", "section"], name="actual_config_meter_section")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_section_display()} of {self.meter} as read {self.read_at:%Y-%m-%d}"
 
 
 # The alarm models are models of this app that live in their own package (meters/alarms/).

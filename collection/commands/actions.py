@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from accounts import audit
 from amisite.pgbulk import update_rows
-from meters.models import Meter
+from meters.models import ActualConfiguration, Meter
 
 from .. import enqueue
 from ..counters import DatabaseCounterStore
@@ -35,7 +35,14 @@ from ..reader import gather_gated
 from ..relay import record_relay_states, state_of_control
 from ..status import publish_status
 from ..targets import TARGET_RELATED, NotReadable, line_of, session_settings
-from .kinds import PRIORITY_EMERGENCY, PRIORITY_NORMAL, RELAY_KINDS, clean_parameters
+from .kinds import (
+    CONFIG_KINDS,
+    PRIORITY_EMERGENCY,
+    PRIORITY_NORMAL,
+    RELAY_KINDS,
+    Kind,
+    clean_parameters,
+)
 from .models import CommandState, MeterCommand
 from .session import Outcome, Step, run_session
 
@@ -349,7 +356,7 @@ def _record(meters: dict, claim: str, outcomes: dict[int, list[Outcome]]) -> dic
     counts = {"confirmed": 0, "failed": 0, "retrying": 0}
     relay_seen: dict[int, tuple[str, object]] = {}
     retry_at: dict[int, object] = {}
-    changed, entries = [], []
+    changed, entries, configurations = [], [], []
     with transaction.atomic():
         commands = (
             MeterCommand.objects.select_related("requested_by")
@@ -365,6 +372,7 @@ def _record(meters: dict, claim: str, outcomes: dict[int, list[Outcome]]) -> dic
                 state = state_of_control(outcome.relay_state or "")
                 if state is not None and command.kind in RELAY_KINDS:
                     relay_seen[meter_id] = (state, now)
+                configurations += _read_back_configuration(command, outcome.answer, now)
                 command.answer = outcome.answer
                 command.error_kind, command.error = outcome.error_kind, outcome.error
                 backoff = timedelta(seconds=retry_backoff_s(command.attempts))
@@ -390,6 +398,14 @@ def _record(meters: dict, claim: str, outcomes: dict[int, list[Outcome]]) -> dic
         audit.record_many(entries)
         for origin in sorted({c.origin for c in changed if c.origin}):
             publish_commands(origin)
+        if configurations:  # one row per meter and section: the last read-back wins
+            latest = {(row.meter_id, row.section): row for row in configurations}
+            ActualConfiguration.objects.bulk_create(
+                list(latest.values()),
+                update_conflicts=True,
+                unique_fields=["meter", "section"],
+                update_fields=["value", "read_at", "command_id"],
+            )
         if relay_seen:
             record_relay_states(relay_seen)
             publish_status({"changed": "relay"})
@@ -397,6 +413,27 @@ def _record(meters: dict, claim: str, outcomes: dict[int, list[Outcome]]) -> dic
             delay = max((min(retry_at.values()) - now).total_seconds(), 0.0)
             transaction.on_commit(lambda: _enqueue(sorted(retry_at), countdown=delay))
     return counts
+
+
+def _read_back_configuration(command: MeterCommand, answer: dict, now) -> list:
+    """The configuration sections a command's answer read back from the meter (confirmed or
+    not: a read-back that differs is what the meter holds), as rows to upsert."""
+    if command.kind in CONFIG_KINDS and "actual" in answer:
+        sections = {answer["section"]: answer["actual"]}
+    elif command.kind == Kind.READ_CONFIGURATION:
+        sections = answer.get("sections", {})
+    else:
+        return []
+    return [
+        ActualConfiguration(
+            meter_id=command.meter_id,
+            section=section,
+            value=value,
+            read_at=now,
+            command_id=command.pk,
+        )
+        for section, value in sections.items()
+    ]
 
 
 RECORDED_FIELDS = ("state", "claim", "not_before", "finished_at", "answer", "error_kind", "error")

@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 
 from collection.protocols import base, registry
 from collection.protocols.errors import NotSupported, ProtocolError
+from meters import configuration as config
 
-from .kinds import CAPABILITY, CLOCK_TOLERANCE_S, EXPECTED_RELAY, Kind
+from . import configuration
+from .kinds import CAPABILITY, CLOCK_TOLERANCE_S, CONFIG_KINDS, EXPECTED_RELAY, Kind
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,39 @@ async def _run_step(session: base.MeterSession, step: Step) -> Outcome:
                 error=f"the clock reads back {drift} s off",
             )
         return Outcome(step.command_id, True, answer)
+    if kind in CONFIG_KINDS:
+        return await _configure(session, step, CONFIG_KINDS[kind])
+    if kind == Kind.READ_CONFIGURATION:
+        return await _read_configuration(session, step)
     raise NotSupported(f"no session step for {kind}")  # pragma: no cover (kinds are closed)
+
+
+async def _configure(session: base.MeterSession, step: Step, section: str) -> Outcome:
+    """Write one section (unless only reading back) and confirm by what the meter reads back."""
+    if step.execute:
+        await configuration.write_section(session, section, step.parameters)
+    actual = await configuration.read_section(session, section)
+    answer = {"section": section, "actual": actual}
+    if not config.in_step(section, step.parameters, actual):
+        return Outcome(
+            step.command_id,
+            False,
+            answer,
+            error_kind="NotConfirmed",
+            error=f"the meter reads back a {config.LABELS[section].lower()} that differs",
+        )
+    return Outcome(step.command_id, True, answer)
+
+
+async def _read_configuration(session: base.MeterSession, step: Step) -> Outcome:
+    """Read every asked section the driver can; the rest are named as not supported."""
+    sections, unsupported = {}, []
+    for section in step.parameters.get("sections", configuration.READABLE):
+        if configuration.CAPABILITY_OF[section] in session.capabilities:
+            sections[section] = await configuration.read_section(session, section)
+        else:
+            unsupported.append(section)
+    return Outcome(step.command_id, True, {"sections": sections, "unsupported": unsupported})
 
 
 def _failed(step: Step, exc: Exception) -> Outcome:
@@ -108,7 +142,8 @@ async def run_session(settings, steps: list[Step], counters=None) -> list[Outcom
     try:
         session = registry.open_session(settings, counters)
         for step in steps:
-            if CAPABILITY[Kind(step.kind)] not in session.capabilities:
+            needed = CAPABILITY[Kind(step.kind)]
+            if needed is not None and needed not in session.capabilities:
                 unsupported = NotSupported(f"{type(session).__name__} cannot {step.kind}")
                 outcomes[step.command_id] = _failed(step, unsupported)
         todo = [s for s in steps if s.command_id not in outcomes]

@@ -407,7 +407,11 @@ LOGGING = {
 AMI_PANELS = {
     "meter-detail:instruments": ("collection.panels.phasors",),
     "meter-detail:history": ("collection.panels.meter_runs",),
-    "meter-detail:actions": ("collection.panels.read_now", "loadcontrol.panels.relay_control"),
+    "meter-detail:actions": (
+        "collection.panels.read_now",
+        "loadcontrol.panels.relay_control",
+        "loadcontrol.config_views.configuration_panel",
+    ),
     "meter-list:bulk": ("loadcontrol.panels.switch_supply", "collection.panels.add_to_read_job"),
 }
 

@@ -16,6 +16,7 @@ from accounts import audit
 from accounts.scoping import org_within_scope
 from collection.commands import actions as commands
 from collection.commands.kinds import (
+    CONFIG_KINDS,
     EXPECTED_RELAY,
     PRIORITY_EMERGENCY,
     PRIORITY_NORMAL,
@@ -28,6 +29,7 @@ from meters.models import Meter
 
 from .models import BulkCommand, BulkState
 
+CHANGE_CONFIGURATION = "meters.change_desiredconfiguration"
 EXPIRY = timedelta(hours=1)
 EMERGENCY_EXPIRY = timedelta(minutes=15)
 
@@ -46,6 +48,8 @@ def may_command(user, kind: str | None = None) -> bool:
         return False
     if kind is not None and kind in EXPECTED_RELAY:
         return user.has_perm("collection.switch_relay")
+    if kind is not None and kind in CONFIG_KINDS:  # reconfiguring meters: engineers
+        return user.has_perm(CHANGE_CONFIGURATION)
     return True
 
 

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views
+from . import config_views, views
 
 app_name = "loadcontrol"
 urlpatterns = [
@@ -16,4 +16,15 @@ urlpatterns = [
     path("load-schedules/new/", views.schedule_new, name="schedule-new"),
     path("load-schedules/<int:pk>/", views.ScheduleDetailView.as_view(), name="schedule-detail"),
     path("load-schedules/<int:pk>/decide/", views.schedule_decide, name="schedule-decide"),
+    path("configuration/", config_views.drift_report, name="configuration"),
+    path(
+        "configuration/models/<int:pk>/",
+        config_views.model_configuration,
+        name="configuration-model",
+    ),
+    path(
+        "meters/<str:serial>/configuration/",
+        config_views.meter_configuration,
+        name="configuration-meter",
+    ),
 ]

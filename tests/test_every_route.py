@@ -72,6 +72,8 @@ MODEL_BY_ROUTE = {
     "loadcontrol:command-meter": Meter,
     "loadcontrol:bulk-decide": "loadcontrol.BulkCommand",
     "loadcontrol:schedule-decide": "loadcontrol.LoadSchedule",
+    "loadcontrol:configuration-meter": Meter,
+    "loadcontrol:configuration-model": "meters.MeterModel",
     "api-meter-series": Meter,
     "api-meter-read": Meter,
     "portal:purchase": "vending.Sale",

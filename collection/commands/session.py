@@ -103,15 +103,15 @@ async def _configure(session: base.MeterSession, step: Step, section: str) -> Ou
         await configuration.write_section(session, section, step.parameters)
     actual = await configuration.read_section(session, section)
     answer = {"section": section, "actual": actual}
-    if not config.in_step(section, step.parameters, actual):
-        return Outcome(
-            step.command_id,
-            False,
-            answer,
-            error_kind="NotConfirmed",
-            error=f"the meter reads back a {config.LABELS[section].lower()} that differs",
-        )
-    return Outcome(step.command_id, True, answer)
+    confirmed = config.in_step(section, step.parameters, actual)
+    differs = f"the meter reads back a {config.LABELS[section].lower()} that differs"
+    return Outcome(
+        step.command_id,
+        confirmed,
+        answer,
+        error_kind="" if confirmed else "NotConfirmed",
+        error="" if confirmed else differs,
+    )
 
 
 async def _read_configuration(session: base.MeterSession, step: Step) -> Outcome:

@@ -11,13 +11,15 @@ from rest_framework import serializers
 from accounts.api.base import ScopedRelatedField
 from accounts.models import Organisation
 
-from .. import obis
+from .. import configuration, obis
 from ..choices import NodeKind
 from ..models import (
     CHECKED_KINDS,
+    ActualConfiguration,
     Channel,
     Customer,
     DataConcentrator,
+    DesiredConfiguration,
     Endpoint,
     GridNode,
     Meter,
@@ -333,3 +335,52 @@ class CustomerSerializer(ModelCleanMixin, serializers.ModelSerializer):
         if "service_point" in attrs:
             attrs["organisation"] = attrs["service_point"].organisation
         return super().validate(attrs)
+
+
+class DesiredConfigurationSerializer(ModelCleanMixin, serializers.ModelSerializer):
+    """One section of what a meter model's meters, or one meter, should hold; `value` in the
+    section's form (docs/api.md, configuration commands). Sending it is a command."""
+
+    meter = ScopedRelatedField(
+        queryset=Meter.objects.all(), action="change", allow_null=True, required=False
+    )
+    meter_model = ScopedRelatedField(
+        queryset=MeterModel.objects.all(), action="change", allow_null=True, required=False
+    )
+
+    class Meta:
+        model = DesiredConfiguration
+        fields = ["id", "meter", "meter_model", "section", "value", "organisation"]
+        fields += ["updated_by", "updated_at"]
+        read_only_fields = ["organisation", "updated_by", "updated_at"]
+        validators = []  # one target per row and section: checked in validate()
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        current = self.instance
+        section = attrs.get("section", current.section if current else "")
+        try:
+            attrs["value"] = configuration.clean(
+                section, attrs.get("value", current.value if current else None)
+            )
+        except configuration.ConfigError as exc:
+            raise serializers.ValidationError({"value": [str(exc)]}) from None
+        meter = attrs.get("meter", current.meter if current else None)
+        model = attrs.get("meter_model", current.meter_model if current else None)
+        same = DesiredConfiguration.objects.filter(
+            section=section, meter=meter, meter_model=model if meter is None else None
+        )
+        if current is not None:
+            same = same.exclude(pk=current.pk)
+        if same.exists():
+            raise serializers.ValidationError({"section": ["already desired for this target"]})
+        return attrs
+
+
+class ActualConfigurationSerializer(serializers.ModelSerializer):
+    """One section of a meter's configuration as the meter last read it back."""
+
+    class Meta:
+        model = ActualConfiguration
+        fields = ["id", "meter", "section", "value", "read_at", "command_id"]
+        read_only_fields = fields

@@ -13,6 +13,8 @@ router.register("channels", views.ChannelViewSet)
 router.register("concentrators", views.DataConcentratorViewSet)
 router.register("meters", views.MeterViewSet)
 router.register("customers", views.CustomerViewSet)
+router.register("desired-configurations", views.DesiredConfigurationViewSet)
+router.register("actual-configurations", views.ActualConfigurationViewSet)
 urlpatterns = router.urls
 # Registry files; before the router, whose meters/<pk>/ would take "import" and "export".
 urlpatterns = [

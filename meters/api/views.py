@@ -1,12 +1,24 @@
 """Registry API viewsets: grid, meter models, channels, concentrators, meters, customers."""
 
+from django.db import transaction
 from django_filters import rest_framework as filters
+from rest_framework import permissions, viewsets
 
-from accounts.api.base import ScopedModelViewSet
+from accounts import audit
+from accounts.api.base import ModelPermissions, ScopedModelViewSet
 from accounts.api.filters import ScopedFilterSet
 
 from ..choices import Protocol
-from ..models import Channel, Customer, DataConcentrator, GridNode, Meter, MeterModel
+from ..models import (
+    ActualConfiguration,
+    Channel,
+    Customer,
+    DataConcentrator,
+    DesiredConfiguration,
+    GridNode,
+    Meter,
+    MeterModel,
+)
 from . import serializers
 
 
@@ -81,3 +93,36 @@ class CustomerViewSet(ScopedModelViewSet):
     filterset_fields = ["service_point", "tariff_code"]
     search_fields = ["account_number", "name", "email", "phone"]
     ordering_fields = ["account_number", "name"]
+
+
+class DesiredConfigurationViewSet(ScopedModelViewSet):
+    """Desired configuration sections of meter models and meters (engineers write)."""
+
+    queryset = DesiredConfiguration.objects.all()
+    serializer_class = serializers.DesiredConfigurationSerializer
+    filterset_fields = ["section", "meter", "meter_model"]
+    ordering_fields = ["section", "updated_at"]
+
+    def perform_create(self, serializer):
+        with transaction.atomic():
+            obj = serializer.save(updated_by=self.request.user)
+            self._recheck(obj, None)
+
+    def perform_update(self, serializer):
+        before = getattr(self, "_before", None) or audit.snapshot(serializer.instance)
+        with transaction.atomic():
+            obj = serializer.save(updated_by=self.request.user)
+            self._recheck(obj, before)
+
+
+class ActualConfigurationViewSet(viewsets.ReadOnlyModelViewSet):
+    """What each meter last read back, per section (written by the command queue only)."""
+
+    queryset = ActualConfiguration.objects.all()
+    serializer_class = serializers.ActualConfigurationSerializer
+    permission_classes = [permissions.IsAuthenticated, ModelPermissions]
+    filterset_fields = ["section", "meter"]
+    ordering_fields = ["read_at", "section"]
+
+    def get_queryset(self):
+        return ActualConfiguration.objects.restrict(self.request.user, "view")

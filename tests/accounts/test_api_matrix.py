@@ -480,6 +480,37 @@ EXEMPT_MODELS |= {BulkCommand}
 from loadcontrol.models import LoadSchedule  # noqa: E402
 
 EXEMPT_MODELS |= {LoadSchedule}
+# What meters read back is written only by the command queue (GET only): scoping (the other
+# organisation's rows neither listed nor found, customers refused) in
+# tests/loadcontrol/test_configuration.py::test_actual_configuration_api_is_scoped_and_read_only.
+from meters.models import ActualConfiguration, DesiredConfiguration  # noqa: E402
+
+EXEMPT_MODELS |= {ActualConfiguration}
+
+
+def _desired_of(meter, destination="10.0.0.9:4060"):
+    return DesiredConfiguration.objects.create(
+        meter=meter, section="push", value={"destination": destination}
+    )
+
+
+SPECS.append(
+    ApiSpec(
+        basename="desiredconfiguration",
+        url="/api/desired-configurations/",
+        model=DesiredConfiguration,
+        writer="engineer_a",
+        other_writer="engineer_b",
+        object_a=lambda w: _desired_of(w.grid_a.meters[0]),
+        create_payload=lambda w: {
+            "meter": w.grid_a.meters[1].pk,
+            "section": "push",
+            "value": {"destination": "10.0.0.3:4060"},
+        },
+        update_payload=lambda w: {"value": {"destination": "10.0.0.2:4060"}},
+    )
+)
+globals().update(generate_tests(SPECS[-1]))
 
 
 def _viewset_patterns(resolver):

@@ -1,0 +1,139 @@
+"""Desired against actual configuration, per meter and section: what the drift report, the
+meter page's configuration panel and "re-apply" read.
+
+A meter's desired value of a section is its own (``DesiredConfiguration`` with the meter),
+else its meter model's; the actual value is what a command last read back
+(``ActualConfiguration``), and for the clock-sync policy the drift measured at the last read
+(``CommStatus.clock_drift_s``). A section is *pending* while a command that writes it is
+queued or out.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+
+from collection.commands.kinds import CONFIG_KINDS, Kind
+from collection.models import CommandState, MeterCommand
+from meters import configuration as config
+from meters.models import ActualConfiguration, CommStatus, DesiredConfiguration
+
+IN_STEP, DIFFERS, UNREAD, PENDING = "in_step", "differs", "unread", "pending"
+STATE_LABELS = {
+    IN_STEP: "In step",
+    DIFFERS: "Differs",
+    UNREAD: "Never read",
+    PENDING: "Command pending",
+}
+# The command that puts a section in place (the clock-sync policy: a clock set).
+KIND_OF_SECTION = {section: kind for kind, section in CONFIG_KINDS.items()}
+KIND_OF_SECTION[config.CLOCK_SYNC] = Kind.SET_CLOCK
+
+
+@dataclass
+class SectionState:
+    section: str
+    desired: dict | None  # None: nothing desired for this meter
+    source: str  # "meter", "model" or ""
+    actual: dict | None
+    read_at: datetime | None
+    state: str  # one of STATE_LABELS, or "" when nothing is desired
+
+    @property
+    def label(self) -> str:
+        return config.LABELS[self.section]
+
+    @property
+    def enforced_by(self) -> str:
+        return config.ENFORCED_BY[self.section]
+
+    @property
+    def state_label(self) -> str:
+        return STATE_LABELS.get(self.state, "Not managed")
+
+
+def desired_of(meters) -> dict[int, dict[str, tuple[dict, str]]]:
+    """{meter id: {section: (value, "meter" | "model")}} for the given meters."""
+    meters = list(meters)
+    by_model = defaultdict(dict)
+    for row in DesiredConfiguration.objects.filter(
+        meter_model_id__in={m.meter_model_id for m in meters}, meter__isnull=True
+    ).only("meter_model_id", "section", "value"):
+        by_model[row.meter_model_id][row.section] = (row.value, "model")
+    out = {m.pk: dict(by_model.get(m.meter_model_id, {})) for m in meters}
+    for row in DesiredConfiguration.objects.filter(meter_id__in=list(out)).only(
+        "meter_id", "section", "value"
+    ):
+        out[row.meter_id][row.section] = (row.value, "meter")
+    return out
+
+
+def states_of(meters) -> dict[int, list[SectionState]]:
+    """Every section's state for each meter, in the order of `config.SECTIONS`."""
+    meters = list(meters)
+    ids = [m.pk for m in meters]
+    desired = desired_of(meters)
+    actual = {
+        (row.meter_id, row.section): row
+        for row in ActualConfiguration.objects.filter(meter_id__in=ids).only(
+            "meter_id", "section", "value", "read_at"
+        )
+    }
+    drift = dict(
+        CommStatus.objects.filter(meter_id__in=ids).values_list("meter_id", "clock_drift_s")
+    )
+    pending = set()
+    for meter_id, kind in MeterCommand.objects.filter(
+        meter_id__in=ids,
+        state__in=(CommandState.QUEUED, CommandState.SENT),
+        kind__in=[*CONFIG_KINDS, Kind.SET_CLOCK],
+    ).values_list("meter_id", "kind"):
+        pending.add((meter_id, CONFIG_KINDS.get(kind, config.CLOCK_SYNC)))
+    out = {}
+    for meter_id in ids:
+        rows = []
+        for section in config.SECTIONS:
+            value, source = desired[meter_id].get(section, (None, ""))
+            if section == config.CLOCK_SYNC:
+                seen = drift.get(meter_id)
+                have, read_at = ({"drift_s": seen} if seen is not None else None), None
+            else:
+                kept = actual.get((meter_id, section))
+                have, read_at = (kept.value, kept.read_at) if kept else (None, None)
+            if value is None:
+                state = ""
+            elif (meter_id, section) in pending:
+                state = PENDING
+            elif have is None:
+                state = UNREAD
+            else:
+                state = IN_STEP if config.in_step(section, value, have) else DIFFERS
+            rows.append(SectionState(section, value, source, have, read_at, state))
+        out[meter_id] = rows
+    return out
+
+
+def drift_report(meters, *, section: str = "", state: str = "") -> list[tuple]:
+    """(meter, its section states) for meters with something desired, filtered by a section
+    and its state ("" any; "drifting": differs or never read)."""
+    meters = list(meters)
+    states = states_of(meters)
+    rows = []
+    for meter in meters:
+        managed = [s for s in states[meter.pk] if s.state]
+        if not managed:
+            continue
+        if section:
+            managed_here = [s for s in managed if s.section == section]
+            if not managed_here:
+                continue
+            looked_at = managed_here
+        else:
+            looked_at = managed
+        if state == "drifting" and not any(s.state in (DIFFERS, UNREAD) for s in looked_at):
+            continue
+        if state and state != "drifting" and not any(s.state == state for s in looked_at):
+            continue
+        rows.append((meter, states[meter.pk]))
+    return rows

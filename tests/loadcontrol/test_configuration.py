@@ -1,0 +1,246 @@
+"""Configuration management: desired configuration per meter model and meter, the drift
+report, re-apply through the queue against the simulator, and who may do what."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from accounts.models import ActivityLog
+from collection.models import CommandState, MeterCommand
+from collection.simulators.dlms_fleet import DlmsFleet, make_meters
+from loadcontrol import configuration, drift
+from loadcontrol.actions import NotAllowed
+from meters import configuration as config
+from meters.models import ActualConfiguration, DesiredConfiguration
+from tests.collection.test_command_queue import point_meter_at
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+LIMITER = {
+    "threshold": "6000",
+    "min_over_s": 60,
+    "min_under_s": 300,
+    "reconnect_count": 1,
+    "lockout_s": 900,
+}
+PUSH = {"destination": "10.0.0.9:4060"}
+
+
+def browser(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def _states(meter) -> dict:
+    return {s.section: s for s in drift.states_of([meter])[meter.pk]}
+
+
+def test_desired_values_are_checked_and_only_engineers_in_scope_set_them(world):
+    meter_a, meter_b = world.grid_a.meters[0], world.grid_b.meters[0]
+    with pytest.raises(config.ConfigError):
+        configuration.set_desired(
+            meter_a, "limiter", {"threshold": "x"}, acting_user=world.engineer_a
+        )
+    with pytest.raises(NotAllowed):
+        configuration.set_desired(meter_a, "limiter", LIMITER, acting_user=world.operator_a)
+    with pytest.raises(NotAllowed):
+        configuration.set_desired(meter_b, "limiter", LIMITER, acting_user=world.engineer_a)
+    # The model belongs to the utility: its desired configuration is the utility's to set.
+    with pytest.raises(NotAllowed):
+        configuration.set_desired(world.meter_model, "push", PUSH, acting_user=world.engineer_a)
+    assert not DesiredConfiguration.objects.exists()
+    row = configuration.set_desired(meter_a, "limiter", LIMITER, acting_user=world.engineer_a)
+    assert row.value["threshold"] == "6000" and row.value["emergency_profile"] is None
+    assert row.organisation_id == meter_a.organisation_id
+    assert ActivityLog.objects.filter(action="set_desired_configuration").count() == 1
+
+
+def test_a_meter_overrides_its_model_and_states_follow_the_read_back(world):
+    meter, other = world.grid_a.meters
+    configuration.set_desired(world.meter_model, "push", PUSH, acting_user=world.superuser)
+    own = {"destination": "10.0.0.1:4060"}
+    configuration.set_desired(meter, "push", own, acting_user=world.engineer_a)
+    assert _states(meter)["push"].desired == own and _states(meter)["push"].source == "meter"
+    assert _states(other)["push"].desired == PUSH and _states(other)["push"].source == "model"
+    assert _states(meter)["push"].state == drift.UNREAD
+    assert _states(meter)["limiter"].state == ""  # not managed
+    ActualConfiguration.objects.create(
+        meter=meter, section="push", value=PUSH, read_at=timezone.now()
+    )
+    assert _states(meter)["push"].state == drift.DIFFERS
+    ActualConfiguration.objects.filter(meter=meter).update(value=own)
+    assert _states(meter)["push"].state == drift.IN_STEP
+    configuration.clear_desired(meter, "push", acting_user=world.engineer_a)
+    assert _states(meter)["push"].state == drift.DIFFERS  # the model's again
+    rows = drift.drift_report([meter, other], state="drifting")
+    assert [m for m, _s in rows] == [meter, other]
+
+
+def test_reapply_sends_only_what_drifted_and_the_read_back_puts_it_in_step(world, eager_celery):
+    with DlmsFleet(make_meters(2), interface="wrapper").running_in_thread() as fleet:
+        meters = [
+            point_meter_at(world.grid_a.meters[0], fleet, "90000001"),
+            point_meter_at(world.grid_a.meters[1], fleet, "90000002"),
+        ]
+        for meter in meters:
+            configuration.set_desired(meter, "limiter", LIMITER, acting_user=world.engineer_a)
+            configuration.set_desired(meter, "push", PUSH, acting_user=world.engineer_a)
+        ActualConfiguration.objects.create(
+            meter=meters[1], section="push", value=PUSH, read_at=timezone.now()
+        )
+        queued = configuration.reapply(meters, acting_user=world.engineer_a, reason="audit fix")
+        assert queued == 3  # two limiters, one push (the second meter's push is in step)
+        assert fleet.state_of("90000001").limiter.normal == 6000
+        assert fleet.state_of("90000002").limiter.lockout_s == 900
+        assert fleet.state_of("90000001").push_destination == "10.0.0.9:4060"
+    commands = MeterCommand.objects.all()
+    assert {c.state for c in commands} == {CommandState.CONFIRMED}, [c.error for c in commands]
+    assert {c.reason for c in commands} == {"audit fix"}
+    for meter in meters:
+        assert {s.state for s in drift.states_of([meter])[meter.pk] if s.state} == {drift.IN_STEP}
+    assert configuration.reapply(meters, acting_user=world.engineer_a) == 0  # nothing drifts
+
+
+def test_drift_report_page_filters_and_confirms_before_sending(world, eager_celery):
+    meter = world.grid_a.meters[0]
+    configuration.set_desired(meter, "push", PUSH, acting_user=world.engineer_a)
+    engineer = browser(world.engineer_a)
+    page = engineer.get("/configuration/?state=drifting")
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert meter.serial in text and world.grid_a.meters[1].serial not in text
+    assert world.grid_b.meters[0].serial not in text
+    assert 'id="reapply"' in text
+    assert meter.serial not in engineer.get("/configuration/?state=in_step").content.decode()
+    asked = engineer.post("/configuration/", {"action": "reapply", "pick": [meter.pk]})
+    assert asked.status_code == 200 and 'id="confirm"' in asked.content.decode()
+    assert not MeterCommand.objects.exists()  # nothing until confirmed
+    done = engineer.post(
+        "/configuration/",
+        {"action": "reapply", "pick": [meter.pk], "confirmed": "yes", "reason": "drift"},
+    )
+    assert done.status_code == 302
+    command = MeterCommand.objects.get()
+    assert command.kind == "set_push_destination" and command.parameters == PUSH
+    # Another organisation's meter cannot be slipped into the selection.
+    engineer.post(
+        "/configuration/",
+        {"action": "reapply", "pick": [world.grid_b.meters[0].pk], "confirmed": "yes"},
+    )
+    assert MeterCommand.objects.count() == 1
+
+
+def test_who_sees_and_who_changes(world):
+    meter = world.grid_a.meters[0]
+    analyst = browser(world.readonly_a)
+    text = analyst.get("/configuration/").content.decode()
+    assert 'id="reapply"' not in text
+    url = f"/meters/{meter.serial}/configuration/"
+    assert analyst.get(url).status_code == 200
+    form = {"section": "push", "op": "save", "push-destination": "10.0.0.9:4060"}
+    assert analyst.post(url, form).status_code == 403
+    assert browser(world.operator_a).post(url, form).status_code == 403
+    assert browser(world.customer).get("/configuration/").status_code == 403
+    assert browser(world.engineer_b).get(url).status_code == 404
+    assert not DesiredConfiguration.objects.exists()
+    engineer = browser(world.engineer_a)
+    bad = engineer.post(url, {**form, "push-destination": "no-port"})
+    assert bad.status_code == 200 and "host:port" in bad.content.decode()
+    assert not DesiredConfiguration.objects.exists()
+    assert engineer.post(url, form).status_code == 302
+    assert DesiredConfiguration.objects.get().value == PUSH
+
+
+def test_tou_and_limiter_forms_round_trip(world):
+    meter = world.grid_a.meters[0]
+    engineer = browser(world.engineer_a)
+    url = f"/meters/{meter.serial}/configuration/"
+    calendar = (
+        "name WINTER\nday 1 00:00=2 07:00=1 23:00=2\nday 2 00:00=2\n"
+        "week WK 1 1 1 1 1 2 2\nseason ALL 2025-01-01 WK\nspecial 12-25 2\nspecial 2026-04-03 2"
+    )
+    done = engineer.post(
+        url,
+        {
+            "section": "tou",
+            "op": "save",
+            "tou-calendar": calendar,
+            "tou-activate_at": "2026-01-01T00:00",
+        },
+    )
+    assert done.status_code == 302, done.content.decode()[:2000]
+    value = DesiredConfiguration.objects.get(section="tou").value
+    assert value["special_days"] == [
+        {"index": 0, "date": "12-25", "day_id": 2},
+        {"index": 1, "date": "2026-04-03", "day_id": 2},
+    ]
+    assert value["activate_at"].startswith("2026-01-01T")
+    assert config.tou_text(value) == calendar
+    bad = engineer.post(
+        url, {"section": "tou", "op": "save", "tou-calendar": "week WK 1 1 1 1 1 1 9\n"}
+    )
+    assert bad.status_code == 200
+    assert DesiredConfiguration.objects.get(section="tou").value == value  # unchanged
+    engineer.post(
+        url,
+        {
+            "section": "limiter",
+            "op": "save",
+            "limiter-threshold": "5000",
+            "limiter-min_over_s": "60",
+            "limiter-min_under_s": "300",
+            "limiter-reconnect_count": "2",
+            "limiter-lockout_s": "0",
+            "limiter-emergency_id": "4",
+            "limiter-emergency_duration_s": "3600",
+            "limiter-emergency_threshold": "1500",
+            "limiter-emergency_groups": "4, 5",
+        },
+    )
+    limiter = DesiredConfiguration.objects.get(section="limiter").value
+    assert limiter["emergency_profile"] == {"id": 4, "activation": None, "duration_s": 3600}
+    assert limiter["emergency_groups"] == [4, 5] and limiter["lockout_s"] == 0
+    page = engineer.get(url).content.decode()
+    assert 'id="limits"' in page and "The meter" in page and "The head-end" in page
+    assert 'id="meter-configuration"' in engineer.get(f"/meters/{meter.serial}/").content.decode()
+
+
+def test_actual_configuration_api_is_scoped_and_read_only(world):
+    from tests.api_matrix import client_for
+
+    mine, theirs = world.grid_a.meters[0], world.grid_b.meters[0]
+    for meter in (mine, theirs):
+        ActualConfiguration.objects.create(
+            meter=meter, section="push", value=PUSH, read_at=timezone.now()
+        )
+    listed = client_for(world.readonly_a).get("/api/actual-configurations/").json()["results"]
+    assert [row["meter"] for row in listed] == [mine.pk]
+    foreign = ActualConfiguration.objects.get(meter=theirs)
+    assert (
+        client_for(world.engineer_a).get(f"/api/actual-configurations/{foreign.pk}/").status_code
+        == 404
+    )
+    own = ActualConfiguration.objects.get(meter=mine)
+    answer = client_for(world.engineer_a).patch(
+        f"/api/actual-configurations/{own.pk}/", {"value": {}}, format="json"
+    )
+    assert answer.status_code == 405
+    assert client_for(world.customer).get("/api/actual-configurations/").status_code == 403
+    # The desired configuration API checks the value and the target's scope.
+    engineer = client_for(world.engineer_a)
+    bad = engineer.post(
+        "/api/desired-configurations/",
+        {"meter": mine.pk, "section": "push", "value": {"destination": "x"}},
+        format="json",
+    )
+    assert bad.status_code == 400 and "value" in bad.json()
+    shared = engineer.post(
+        "/api/desired-configurations/",
+        {"meter_model": world.meter_model.pk, "section": "push", "value": PUSH},
+        format="json",
+    )
+    assert shared.status_code in (400, 403)  # the utility's model is not engineer A's to set
+    assert not DesiredConfiguration.objects.exists()

@@ -23,7 +23,7 @@ within a minute), so what a meter reports never depends on when it was asked.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from .. import model
@@ -34,7 +34,8 @@ if TYPE_CHECKING:
 
 MONITORED = (3, "1.0.1.7.0.255", 2)  # active power import, value
 STEP = timedelta(seconds=60)
-MAX_CATCH_UP = timedelta(days=62)  # a meter left alone longer is taken as unchanged before
+MAX_CATCH_UP = timedelta(days=62)
+FOREVER = datetime.max.replace(tzinfo=UTC)  # a meter left alone longer is taken as unchanged before
 
 
 @dataclass(slots=True)
@@ -88,40 +89,57 @@ def remote_reconnected(state: MeterState) -> None:
 
 
 def advance(meter: SimulatedMeter, state: MeterState, now: datetime) -> None:
-    """Run the limiter from where it stopped up to ``now``."""
+    """Run the limiter from where it stopped up to ``now``.
+
+    Minute by minute, but a stretch where nothing can change (the load is constant within a
+    15-minute interval; a trip waits for its time; an open relay waits for a remote command,
+    which comes with a request) is passed in one go, never beyond the first minute after
+    ``now``.
+    """
     lim = state.limiter
     if lim.normal is None or lim.evaluated is None or now < lim.evaluated:
         return
     t = max(lim.evaluated, now - MAX_CATCH_UP)
     while t <= now:
-        _step(meter, state, lim, t)
-        t += STEP
+        quiet_until = _step(meter, state, lim, t)
+        steps = 1
+        if quiet_until is not None and quiet_until > t + STEP:
+            steps = min(-(-(quiet_until - t) // STEP), (now - t) // STEP + 1)
+        t += steps * STEP
     lim.evaluated = t
 
 
-def _step(meter: SimulatedMeter, state: MeterState, lim: LimiterState, t: datetime) -> None:
+def _step(
+    meter: SimulatedMeter, state: MeterState, lim: LimiterState, t: datetime
+) -> datetime | None:
+    """One minute of the limiter at ``t``; returns until when nothing can change (None: the
+    next minute may)."""
     if lim.tripped_at is not None:
         if state.control_state == supply.CONNECTED:  # reconnected remotely meanwhile
             remote_reconnected(state)
-            return
+            return None
         if locked_out(lim):
-            if lim.lockout_s <= 0 or t < lim.tripped_at + timedelta(seconds=lim.lockout_s):
-                return
+            if lim.lockout_s <= 0:
+                return FOREVER
+            due = lim.tripped_at + timedelta(seconds=lim.lockout_s)
+        else:
+            due = lim.tripped_at + timedelta(seconds=lim.min_under_s)
+        if t < due:
+            return due
+        if locked_out(lim):
             lim.trips = 0
-        elif t < lim.tripped_at + timedelta(seconds=lim.min_under_s):
-            return
         supply.local_reconnect(state, t)
         lim.tripped_at, lim.over_since = None, None
         lim.log.append((t, "reconnect"))
-        return
+        return None
     if state.control_state != supply.CONNECTED:
         lim.over_since = None
-        return
+        return FOREVER  # until a remote command, which comes with a request
     limit = threshold(lim, t)
     power = model.instantaneous(meter.serial, MONITORED[1], t)
     if limit is None or power <= limit:
         lim.over_since = None
-        return
+        return _load_or_profile_changes(lim, t)
     if lim.over_since is None:
         lim.over_since = t
     if t - lim.over_since >= timedelta(seconds=lim.min_over_s):
@@ -129,3 +147,16 @@ def _step(meter: SimulatedMeter, state: MeterState, lim: LimiterState, t: dateti
         lim.tripped_at, lim.over_since = t, None
         lim.trips += 1
         lim.log.append((t, "lockout" if locked_out(lim) else "trip"))
+    return None
+
+
+def _load_or_profile_changes(lim: LimiterState, t: datetime) -> datetime:
+    """The next time the load (the end of the 15-minute interval) or the threshold in force
+    (an emergency profile's start or end) can change."""
+    interval = timedelta(seconds=model.INTERVAL_S)
+    nxt = model.EPOCH + (model.completed_intervals(t) + 1) * interval
+    if lim.activation is not None:
+        for edge in (lim.activation, lim.activation + timedelta(seconds=lim.duration_s)):
+            if t < edge < nxt:
+                nxt = edge
+    return nxt

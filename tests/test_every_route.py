@@ -239,6 +239,25 @@ def pairs(world) -> dict:
         )  # fmt: skip
         for grid, user in ((world.grid_a, world.operator_a), (world.grid_b, world.operator_b))
     )
+    from django.utils import timezone
+
+    from meters.models import ActualConfiguration, DesiredConfiguration
+
+    found[DesiredConfiguration] = tuple(
+        DesiredConfiguration.objects.create(
+            meter=grid.meters[0], section="push", value={"destination": "10.0.0.9:4060"}
+        )
+        for grid in (world.grid_a, world.grid_b)
+    )
+    found[ActualConfiguration] = tuple(
+        ActualConfiguration.objects.create(
+            meter=grid.meters[0],
+            section="push",
+            value={"destination": "10.0.0.9:4060"},
+            read_at=timezone.now(),
+        )
+        for grid in (world.grid_a, world.grid_b)
+    )
     found[ExportJob] = tuple(
         ExportJob.objects.create(organisation=user.organisation, requested_by=user, fmt="csv")
         for user in (world.admin_a, world.admin_b)

@@ -158,6 +158,7 @@ def cases(data: PageData) -> dict[str, list[str]]:
             reverse("reports:balance-node", args=[data.world.grid_a.feeder.pk]),
             reverse("reports:balance-node", args=[data.world.grid_a.transformer.pk])
             + f"?resolution=interval&from={day}&to={day}",
+        ],
         "loadcontrol:configuration-model": [
             reverse("loadcontrol:configuration-model", args=[ok.meter_model_id])
         ],

@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0007_second_factor'),
-        ('meters', '0015_channel_head_end_derived'),
+        ('meters', '0016_relay_open_since'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -122,6 +122,13 @@ TESTED_ELSEWHERE |= dict.fromkeys(
 TESTED_ELSEWHERE |= dict.fromkeys(
     ("GET /api/load-schedules/", "POST /api/load-schedules/{id}/approve/"), SCHEDULES_APPROVE
 )
+ACTUAL_CONFIGURATION = (
+    "tests/loadcontrol/test_configuration.py::test_actual_configuration_api_is_scoped_and_read_only"
+)
+TESTED_ELSEWHERE |= dict.fromkeys(
+    ("GET /api/actual-configurations/", "GET /api/actual-configurations/{id}/"),
+    ACTUAL_CONFIGURATION,
+)
 TESTED_ELSEWHERE |= {
     "GET /api/alarms/": f"{ALARM_API}::test_alarm_list_is_scoped_and_filtered",
     "GET /api/alarms/{id}/": f"{ALARM_API}::test_alarm_detail_other_organisation_404",

@@ -866,7 +866,9 @@ class DesiredConfiguration(models.Model):
     def clean(self):
         super().clean()
         if (self.meter_id is None) == (self.meter_model_id is None):
-            raise ValidationError("A desired configuration is for a meter model or a meter.")
+            raise ValidationError(
+                {"meter": "A desired configuration is for a meter model or a meter."}
+            )
         try:
             self.value = configuration.clean(self.section, self.value)
         except configuration.ConfigError as exc:

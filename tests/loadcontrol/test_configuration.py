@@ -244,3 +244,26 @@ def test_actual_configuration_api_is_scoped_and_read_only(world):
     )
     assert shared.status_code in (400, 403)  # the utility's model is not engineer A's to set
     assert not DesiredConfiguration.objects.exists()
+
+
+def test_desired_configuration_api_refuses_a_row_without_its_target(world):
+    """Found by the fuzzer: neither meter nor model was a 500 (a message without a field)."""
+    from tests.api_matrix import client_for
+
+    engineer = client_for(world.engineer_a)
+    answer = engineer.post(
+        "/api/desired-configurations/", {"section": "tou", "value": 0.01}, format="json"
+    )
+    assert answer.status_code == 400 and "meter" in answer.json()
+    both = engineer.post(
+        "/api/desired-configurations/",
+        {
+            "section": "push",
+            "value": PUSH,
+            "meter": world.grid_a.meters[0].pk,
+            "meter_model": world.meter_model.pk,
+        },
+        format="json",
+    )
+    assert both.status_code in (400, 403)
+    assert not DesiredConfiguration.objects.exists()

@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0007_second_factor'),
-        ('meters', '0016_relay_open_since'),
+        ('meters', '0018_alarm_line_index'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

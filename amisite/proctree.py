@@ -1,6 +1,6 @@
 """A process and its descendants, read from Linux /proc (stdlib only).
 
-The launcher's checks (tests/test_launcher.py, .ci/launch_check.py) use it to see every
+The launcher's checks (tests/amisite/test_launcher.py, .ci/launch_check.py) use it to see every
 process of `make run` come up and to prove that none outlives a stop.
 """
 

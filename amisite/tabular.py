@@ -4,7 +4,7 @@ Spreadsheet programs run a cell that starts with ``= + - @``, a tab or a carriag
 as a formula (CSV injection). Every CSV and XLSX the application writes goes through
 `CsvWriter` / `csv_line` / `xlsx_row`, which write such text with a leading apostrophe
 (the registry import removes it again, so round trips are exact); numbers, and text that
-is just a number ("-12.5"), are left alone. `tests/test_tabular.py` fails when code
+is just a number ("-12.5"), are left alone. `tests/amisite/test_tabular.py` fails when code
 writes CSV or XLSX rows any other way.
 """
 

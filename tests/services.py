@@ -25,7 +25,7 @@ os.environ.setdefault("DB_CONN_MAX_AGE", "0")
 # without closing their connection, which then never returns to a pool: over a whole suite
 # those leaks emptied a 40-connection pool ("couldn't get a connection after 3.00 sec").
 # The test process therefore opens plain connections, as an external pooler would have it;
-# the pool itself is exercised by real server processes (tests/test_web_capacity.py),
+# the pool itself is exercised by real server processes (tests/amisite/test_web_capacity.py),
 # which turn it back on.
 os.environ.setdefault("DB_POOL", "false")
 

@@ -48,7 +48,7 @@ NOT_PAGES = {
     "logout": "POST only",
     "healthz": "JSON for load balancers",
     "readyz": "JSON for load balancers",
-    "metrics": "Prometheus text for a scraper (tests/test_observability.py)",
+    "metrics": "Prometheus text for a scraper (tests/amisite/test_observability.py)",
     "favicon": "a redirect to the icon",
     "portal:usage-csv": "a file download",
     "portal:receipt-pdf": "a PDF file",

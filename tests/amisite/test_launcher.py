@@ -12,7 +12,7 @@ import pytest
 from amisite.launcher import free_port
 from amisite.proctree import PROCFILE_MARKERS, descendants, running_procfile, survivors, wait_until
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 

@@ -27,7 +27,7 @@ from meters.models import Channel, GridNode, MeterModel
 from tests.manage_shell import manage_shell
 
 pytestmark = pytest.mark.django_db
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from openpyxl import load_workbook
 
 from amisite.tabular import FORMULA_START, csv_line, guard, unguard
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FORMULA = '=HYPERLINK("http://evil.invalid","x")+1'
 APPS = (
     "accounts",

@@ -12,7 +12,7 @@ import pytest
 
 from amisite.launcher import free_port
 from amisite.proctree import wait_until
-from tests.test_launcher import start, wait_for_login
+from tests.amisite.test_launcher import start, wait_for_login
 
 pytestmark = pytest.mark.slow
 DEADLINE_S = 150  # the promise is two minutes from `make run`; a loaded CI gets a little more

@@ -31,7 +31,7 @@ from meters.models import Meter
 from tests.collection.fleet import fleet_thread
 from tests.collection.test_end_to_end import register_fleet, simulated_model
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "scrape-token-for-tests-0123456789"
 
 

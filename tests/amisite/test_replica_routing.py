@@ -21,7 +21,7 @@ from amisite import dbrouter
 from meters.models import Meter
 from tests.manage_shell import manage_shell
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def marked_during(path: str, method: str = "GET") -> bool:

@@ -25,7 +25,7 @@ from django.core.exceptions import ImproperlyConfigured
 from amisite import capacity, proctree
 from amisite.webgate import RequestGate
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # ------------------------------------------------------------------ sizing from the machine

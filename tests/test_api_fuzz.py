@@ -18,6 +18,7 @@ import yaml
 from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections, transaction
+from django.test import Client
 from hypothesis import HealthCheck, Phase, given, settings
 
 from accounts.tokens import issue_token
@@ -95,9 +96,14 @@ def callers(world):
     vend = make_vending(world)
     users = {name: getattr(world, name) for name in ROLES}
     users["clerk_a"] = vend.clerk_a
+    customer = users.pop("customer")
     headers = {
         name: {"Authorization": f"Token {issue_token(user)[1]}"} for name, user in users.items()
     }
+    # Customers get no API token (portal/door.py): they come with their portal session.
+    browser = Client()
+    browser.force_login(customer)
+    headers["customer"] = {"Cookie": f"sessionid={browser.cookies['sessionid'].value}"}
     headers["anonymous"] = {}
     return headers
 

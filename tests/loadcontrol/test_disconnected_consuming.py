@@ -45,8 +45,10 @@ def test_a_bypassed_relay_read_open_raises_the_alarm(world, eager_celery, settin
 
         def read_both():
             for meter in (tampered, honest):
+                # With the clock, the registers are stamped by the meter's time (3 h apart);
+                # without it both reads could fall in one second of the server's and merge.
                 collection_actions.request_on_demand_read(
-                    meter, ["registers"], acting_user=world.operator_a
+                    meter, ["clock", "registers"], acting_user=world.operator_a
                 )
 
         read_both()  # the registers before

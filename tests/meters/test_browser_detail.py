@@ -83,7 +83,9 @@ def test_meter_graph_phasors_query_and_exports(world, asgi_server, page, eager_c
         wait_for_graph(page)
         month = graph_range(page)
         # Zoom by dragging across the middle of the plot: a narrower range, raw again.
-        box = page.locator("#profile-graph .u-over").bounding_box()
+        plot = page.locator("#profile-graph .u-over")
+        plot.scroll_into_view_if_needed()  # the mouse acts only inside the viewport
+        box = plot.bounding_box()
         y = box["y"] + box["height"] / 2
         page.mouse.move(box["x"] + box["width"] * 0.90, y)
         page.mouse.down()

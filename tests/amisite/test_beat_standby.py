@@ -24,7 +24,7 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from amisite import beat
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.postgres]
 
 ROOT = Path(__file__).resolve().parents[2]
 TTL = 3

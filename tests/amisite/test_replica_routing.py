@@ -84,6 +84,7 @@ print(json.dumps({{"status": [status, other],
 """
 
 
+@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_report_page_reads_the_registry_from_the_replica(world):
     settings_dict = connection.settings_dict

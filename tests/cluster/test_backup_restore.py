@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from tests.manage_shell import manage_shell
+from tests.services import IN_CI
 
 pytestmark = pytest.mark.slow
 
@@ -33,8 +34,10 @@ ROOT = Path(__file__).resolve().parents[2]
 BINDIRS = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
 PG_BIN = Path(BINDIRS[-1]) if BINDIRS else None
 
-if PG_BIN is None or not (PG_BIN / "initdb").exists():  # pragma: no cover - CI has PostgreSQL
-    pytest.fail("PostgreSQL server binaries (initdb, pg_ctl) are needed", pytrace=False)
+if PG_BIN is None or not (PG_BIN / "initdb").exists():  # CI has PostgreSQL: a failure there
+    if IN_CI:
+        pytest.fail("PostgreSQL server binaries (initdb, pg_ctl) are needed", pytrace=False)
+    pytest.skip("PostgreSQL server binaries (initdb) not installed", allow_module_level=True)
 
 AS_ROOT = os.geteuid() == 0
 

@@ -26,15 +26,18 @@ import pytest
 from django.db import connection
 
 from accounts.tokens import issue_token
+from tests.services import IN_CI
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.postgres]
 
 ROOT = Path(__file__).resolve().parents[2]
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 CLIENTS = 4
 
-if not os.path.exists(HAPROXY):  # pragma: no cover - .ci/run installs it
-    pytest.fail("haproxy (Debian package) is needed: apt-get install haproxy", pytrace=False)
+if not os.path.exists(HAPROXY):  # .ci/run installs it: missing in CI is a failure
+    if IN_CI:
+        pytest.fail("haproxy (Debian package) is needed: apt-get install haproxy", pytrace=False)
+    pytest.skip("haproxy not installed (apt-get install haproxy)", allow_module_level=True)
 
 
 def free_port() -> int:

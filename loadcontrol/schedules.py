@@ -50,6 +50,30 @@ def rule_of(schedule: LoadSchedule) -> recurrence.Rule:
     )
 
 
+def unsaved(chosen, data: dict) -> LoadSchedule:
+    """A schedule (not saved) for the meters `chosen` (selection.Selection) and the cleaned
+    fields of the page's form or the API's request; BadCommand unless one organisation's."""
+    meters = list(chosen.meters.values_list("pk", "organisation_id"))
+    if not meters:
+        raise BadCommand("the selection has no meters", field="meters")
+    organisations = {org for _pk, org in meters}
+    if len(organisations) > 1:
+        raise BadCommand("a schedule is for meters of one organisation", field="meters")
+    return LoadSchedule(
+        organisation_id=organisations.pop(),
+        name=data["name"],
+        meter_ids=sorted(pk for pk, _org in meters),
+        target=chosen.target,
+        starts_on=data["starts_on"],
+        at=data["at"],
+        duration_minutes=data["duration_minutes"],
+        recurrence=data["recurrence"],
+        weekdays=sorted(set(data["weekdays"])),
+        until=data["until"],
+        reason=data["reason"].strip(),
+    )
+
+
 def preview(schedule: LoadSchedule, *, now=None) -> dict:
     """What saving `schedule` (unsaved or saved) would do in its next two weeks (from now or
     its first day, whichever is later): its slots and,

@@ -322,23 +322,7 @@ def _schedule_of(request, form) -> LoadSchedule:
         if missing:
             raise BadCommand(f"no such meter: {', '.join(missing[:10])}", field="meters")
         chosen = selection.choose(request.user, meters=list(found.values()))
-    rows = list(chosen.meters.values_list("pk", "organisation_id"))
-    organisations = {org for _pk, org in rows}
-    if len(organisations) != 1:
-        raise BadCommand("a schedule is for the meters of one organisation", field="meters")
-    return LoadSchedule(
-        organisation_id=organisations.pop(),
-        name=data["name"],
-        meter_ids=sorted(pk for pk, _org in rows),
-        target=chosen.target,
-        starts_on=data["starts_on"],
-        at=data["at"],
-        duration_minutes=data["duration_minutes"],
-        recurrence=data["recurrence"],
-        weekdays=sorted(set(data["weekdays"])),
-        until=data["until"],
-        reason=data["reason"].strip(),
-    )
+    return schedules.unsaved(chosen, data)
 
 
 @login_required

@@ -244,25 +244,7 @@ class LoadScheduleViewSet(
             node=data.get("node"),
             filters=data.get("filter"),
         )
-        meters = list(chosen.meters.values_list("pk", "organisation_id"))
-        organisations = {org for _pk, org in meters}
-        if len(organisations) > 1:
-            raise BadCommand("a schedule is for meters of one organisation", field="meters")
-        if not meters:
-            raise BadCommand("the selection has no meters", field="meters")
-        return LoadSchedule(
-            organisation_id=organisations.pop(),
-            name=data["name"],
-            meter_ids=sorted(pk for pk, _org in meters),
-            target=chosen.target,
-            starts_on=data["starts_on"],
-            at=data["at"],
-            duration_minutes=data["duration_minutes"],
-            recurrence=data["recurrence"],
-            weekdays=sorted(set(data["weekdays"])),
-            until=data["until"],
-            reason=data["reason"].strip(),
-        )
+        return schedules.unsaved(chosen, data)
 
     @extend_schema(request=ScheduleRequestSerializer, responses={200: SchedulePreviewSerializer})
     @action(detail=False, methods=["post"])

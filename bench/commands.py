@@ -154,9 +154,11 @@ def run(count: int, per_meter: bool = True, workers: int = 0) -> None:
                     actions.execute_commands(m.pk, claim=f"bench-{kind}-{m.pk}")
             elapsed = time.perf_counter() - start
             confirmed = MeterCommand.objects.filter(kind=kind, state=CommandState.CONFIRMED)
-            assert confirmed.count() == count, MeterCommand.objects.exclude(
-                state=CommandState.CONFIRMED
-            ).values_list("error", flat=True)[:3]
+            unconfirmed = MeterCommand.objects.exclude(state=CommandState.CONFIRMED)
+            assert confirmed.count() == count, (
+                f"{unconfirmed.count()} {kind} commands not confirmed, e.g. "
+                f"{list(unconfirmed.values_list('state', 'error')[:3])}"
+            )
             wanted = "disconnected" if kind == "disconnect" else "connected"
             assert CommStatus.objects.filter(meter__in=meters, relay_state=wanted).count() == count
             return count / elapsed
@@ -189,6 +191,13 @@ def run(count: int, per_meter: bool = True, workers: int = 0) -> None:
                 w_on = through_workers("connect")
             finally:
                 stop_workers(procs)
+            # Said at once: the in-process figures below take minutes more.
+            print(
+                f"W: {count} disconnects confirmed through {workers} workers in "
+                f"{count / w_off:.1f} s, reconnects in {count / w_on:.1f} s "
+                f"(load average {os.getloadavg()[0]:.1f})",
+                flush=True,
+            )
 
         async def bare(kind: str, concurrency: int) -> float:
             gate = asyncio.Semaphore(concurrency)

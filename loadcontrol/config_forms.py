@@ -238,6 +238,56 @@ class ClockForm(SectionForm):
         return {**v, "dst_begin": _rule_text(v["dst_begin"]), "dst_end": _rule_text(v["dst_end"])}
 
 
+class CommunicationForm(SectionForm):
+    section = config.COMMUNICATION
+    apn = forms.CharField(max_length=64, label="APN", help_text="the GPRS access point name")
+    connection_mode = forms.ChoiceField(
+        choices=[(name, label) for name, (label, _code) in config.CONNECTION_MODES.items()]
+    )
+    listen_port = forms.IntegerField(
+        min_value=1, max_value=65535, initial=4059, help_text="the TCP port the meter listens on"
+    )
+    inactivity_timeout_s = forms.IntegerField(
+        min_value=0, max_value=65535, initial=120, label="Inactivity time-out (s)"
+    )
+    use_dhcp = forms.BooleanField(required=False, initial=True, label="Address by DHCP")
+    ip_address = forms.CharField(required=False, label="IP address", help_text="without DHCP")
+    subnet_mask = forms.CharField(required=False, help_text="without DHCP")
+    gateway = forms.CharField(required=False, help_text="without DHCP; may stay empty")
+
+    def to_value(self, d: dict) -> dict:
+        return {
+            **{k: d.get(k) for k in ("apn", "connection_mode", "listen_port")},
+            "inactivity_timeout_s": d["inactivity_timeout_s"],
+            "use_dhcp": bool(d.get("use_dhcp")),
+            **{k: (d.get(k) or "").strip() or None for k in config.ADDRESSES},
+        }
+
+    @classmethod
+    def initial_from(cls, v: dict) -> dict:
+        return {**v, **{k: v.get(k) or "" for k in config.ADDRESSES}}
+
+
+class AlarmsForm(SectionForm):
+    section = config.ALARMS
+    filter_1 = forms.CharField(
+        initial="0xFFFFFFFF",
+        label="Alarm filter 1",
+        help_text="mask of alarm register 1 (0x hexadecimal or decimal): a bit cleared is an "
+        "alarm the meter neither registers nor pushes",
+    )
+    filter_2 = forms.CharField(
+        initial="0xFFFFFFFF", label="Alarm filter 2", help_text="mask of alarm register 2"
+    )
+
+    def to_value(self, d: dict) -> dict:
+        return {"filter_1": d["filter_1"].strip(), "filter_2": d["filter_2"].strip()}
+
+    @classmethod
+    def initial_from(cls, v: dict) -> dict:
+        return {k: f"0x{v[k]:08X}" for k in ("filter_1", "filter_2")}
+
+
 class ClockSyncForm(SectionForm):
     section = config.CLOCK_SYNC
     max_drift_s = forms.IntegerField(
@@ -254,7 +304,16 @@ class ClockSyncForm(SectionForm):
 
 FORMS = {
     form.section: form
-    for form in (LimiterForm, TouForm, ProfileForm, PushForm, ClockForm, ClockSyncForm)
+    for form in (
+        LimiterForm,
+        TouForm,
+        ProfileForm,
+        PushForm,
+        ClockForm,
+        CommunicationForm,
+        AlarmsForm,
+        ClockSyncForm,
+    )
 }
 
 

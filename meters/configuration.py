@@ -18,33 +18,44 @@ so "differs" means one thing everywhere. Every section is a plain JSON object:
 * ``clock``: ``time_zone_minutes``, ``dst_enabled``, ``dst_begin`` / ``dst_end`` (null or
   ``{"month", "day" (-1 last), "weekday" (1 Monday..7, null any), "hour", "minute"}``),
   ``dst_deviation_minutes``.
+* ``communication``: ``apn`` (GPRS access point name), ``connection_mode`` (one of
+  ``CONNECTION_MODES``), ``listen_port`` (the meter's TCP port), ``inactivity_timeout_s``,
+  ``use_dhcp``, ``ip_address`` / ``subnet_mask`` / ``gateway`` (dotted IPv4; null with DHCP:
+  the network assigns them and they are not compared).
+* ``alarms``: ``filter_1`` / ``filter_2``, the masks of alarm registers 1 and 2 (whole
+  numbers of 32 bits: a bit cleared is an alarm the meter neither registers nor pushes).
 * ``clock_sync`` (head-end policy): ``max_drift_s``; in step while the meter's last measured
   drift is within it.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 
 from . import obis as obis_codes
 
-LIMITER, TOU, PROFILE, PUSH, CLOCK, CLOCK_SYNC = (
+LIMITER, TOU, PROFILE, PUSH, CLOCK, COMMUNICATION, ALARMS, CLOCK_SYNC = (
     "limiter",
     "tou",
     "profile",
     "push",
     "clock",
+    "communication",
+    "alarms",
     "clock_sync",
 )
-SECTIONS = (LIMITER, TOU, PROFILE, PUSH, CLOCK, CLOCK_SYNC)
+SECTIONS = (LIMITER, TOU, PROFILE, PUSH, CLOCK, COMMUNICATION, ALARMS, CLOCK_SYNC)
 LABELS = {
     LIMITER: "Load limiter",
     TOU: "TOU calendar and special days",
     PROFILE: "Load profile capture",
     PUSH: "Push destination",
     CLOCK: "Time zone and DST rules",
+    COMMUNICATION: "Communication parameters",
+    ALARMS: "Alarm filters",
     CLOCK_SYNC: "Clock sync policy",
 }
 # Who enforces each section once it is in place (shown on the pages).
@@ -54,8 +65,19 @@ ENFORCED_BY = {
     PROFILE: "meter",
     PUSH: "meter",
     CLOCK: "meter",
+    COMMUNICATION: "meter",
+    ALARMS: "meter",
     CLOCK_SYNC: "head-end",
 }
+# How the meter connects to the head-end (DLMS auto connect, class 29, its mode attribute):
+# name -> (label, mode code).
+CONNECTION_MODES = {
+    "always_on": ("Always connected", 101),
+    "window": ("Connected within the calling window", 102),
+    "wake_up": ("Connects when woken up (call or SMS)", 104),
+    "off": ("Never connects by itself", 0),
+}
+ALARM_MASK_MAX = 2**32 - 1
 TARIFF_SCRIPT = "0-0:10.0.100*255"  # the tariffication script table the day actions run
 MAX_PERIOD_S = 86400
 MAX_ITEMS = 64
@@ -300,6 +322,76 @@ def _clean_push(v) -> dict:
     return {"destination": destination}
 
 
+_APN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,62}[A-Za-z0-9])?$")
+
+
+def _ipv4(value, field: str) -> str | None:
+    if value is None or value == "":
+        return None
+    try:
+        return str(ipaddress.IPv4Address(str(value).strip()))
+    except ValueError:
+        raise ConfigError(field, "must be a dotted IPv4 address") from None
+
+
+def _clean_communication(v) -> dict:
+    keys = (
+        "apn",
+        "connection_mode",
+        "listen_port",
+        "inactivity_timeout_s",
+        "use_dhcp",
+        "ip_address",
+        "subnet_mask",
+        "gateway",
+    )
+    v = _obj(v, COMMUNICATION, dict.fromkeys(keys))
+    apn = v.get("apn")
+    if not isinstance(apn, str) or not _APN.match(apn.strip()):
+        raise ConfigError("apn", "letters, digits, dots and hyphens, at most 64")
+    mode = v.get("connection_mode")
+    if mode not in CONNECTION_MODES:
+        raise ConfigError("connection_mode", f"one of {', '.join(CONNECTION_MODES)}")
+    dhcp = v.get("use_dhcp", True)
+    if not isinstance(dhcp, bool):
+        raise ConfigError("use_dhcp", "must be true or false")
+    addresses = {k: _ipv4(v.get(k), k) for k in ("ip_address", "subnet_mask", "gateway")}
+    if dhcp and any(addresses.values()):
+        field = next(k for k, a in addresses.items() if a)
+        raise ConfigError(field, "is assigned by DHCP: leave it empty or turn DHCP off")
+    if not dhcp:
+        for k in ("ip_address", "subnet_mask"):
+            if addresses[k] is None:
+                raise ConfigError(k, "is required without DHCP")
+        mask = int(ipaddress.IPv4Address(addresses["subnet_mask"]))
+        if mask and (~mask & 0xFFFFFFFF) & ((~mask & 0xFFFFFFFF) + 1):
+            raise ConfigError("subnet_mask", "is not a network mask (ones, then zeros)")
+    return {
+        "apn": apn.strip(),
+        "connection_mode": mode,
+        "listen_port": _int(v.get("listen_port", 4059), "listen_port", 1, 65535),
+        "inactivity_timeout_s": _int(
+            v.get("inactivity_timeout_s", 120), "inactivity_timeout_s", 0, 65535
+        ),
+        "use_dhcp": dhcp,
+        **addresses,
+    }
+
+
+def _mask(value, field: str) -> int:
+    if isinstance(value, str) and value.strip().lower().startswith("0x"):
+        try:
+            value = int(value.strip(), 16)
+        except ValueError:
+            raise ConfigError(field, "must be a whole number (or 0x hexadecimal)") from None
+    return _int(value, field, 0, ALARM_MASK_MAX)
+
+
+def _clean_alarms(v) -> dict:
+    v = _obj(v, ALARMS, dict.fromkeys(("filter_1", "filter_2")))
+    return {k: _mask(v.get(k, ALARM_MASK_MAX), k) for k in ("filter_1", "filter_2")}
+
+
 def _rule(value, field: str) -> dict | None:
     if value is None:
         return None
@@ -349,6 +441,8 @@ _CLEAN = {
     PROFILE: _clean_profile,
     PUSH: _clean_push,
     CLOCK: _clean_clock,
+    COMMUNICATION: _clean_communication,
+    ALARMS: _clean_alarms,
     CLOCK_SYNC: _clean_clock_sync,
 }
 
@@ -382,7 +476,15 @@ def in_step(
         )
     if section == LIMITER:
         return all(actual.get(key) == value for key, value in limiter_written(desired).items())
+    if section == COMMUNICATION:
+        compared = [k for k in desired if not (desired["use_dhcp"] and k in ADDRESSES)]
+        return all(actual.get(k) == desired[k] for k in compared)
+    if section == ALARMS:  # the read-back also says which alarms are raised now
+        return all(actual.get(k) == desired[k] for k in ("filter_1", "filter_2"))
     return actual == desired
+
+
+ADDRESSES = ("ip_address", "subnet_mask", "gateway")
 
 
 LEFT_AS_IS = ("emergency_threshold", "emergency_profile", "reconnect_count", "lockout_s")

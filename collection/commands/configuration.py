@@ -20,6 +20,8 @@ SECTION_OF = {
     "configure_profile": config.PROFILE,
     "set_push_destination": config.PUSH,
     "set_clock_settings": config.CLOCK,
+    "set_communication": config.COMMUNICATION,
+    "set_alarm_filters": config.ALARMS,
 }
 # the contract capability each section is read and written with
 CAPABILITY_OF = {
@@ -28,7 +30,11 @@ CAPABILITY_OF = {
     config.PROFILE: base.CONFIGURE_LOAD_PROFILE,
     config.PUSH: base.PUSH_SETUP,
     config.CLOCK: base.CLOCK_SETTINGS,
+    config.COMMUNICATION: base.COMMUNICATION,
+    config.ALARMS: base.ALARM_FILTERS,
 }
+MODE_CODES = {name: code for name, (_label, code) in config.CONNECTION_MODES.items()}
+MODE_NAMES = {code: name for name, code in MODE_CODES.items()}
 READABLE = tuple(CAPABILITY_OF)
 
 
@@ -111,6 +117,23 @@ def clock_settings_of(v: dict) -> base.ClockSettings:
         dst_end=_rule_of(v["dst_end"]),
         dst_deviation_minutes=v["dst_deviation_minutes"],
     )
+
+
+def communication_of(v: dict) -> base.CommunicationSettings:
+    return base.CommunicationSettings(
+        apn=v["apn"],
+        connection_mode=MODE_CODES[v["connection_mode"]],
+        listen_port=v["listen_port"],
+        inactivity_timeout_s=v["inactivity_timeout_s"],
+        use_dhcp=v["use_dhcp"],
+        ip_address=v["ip_address"],
+        subnet_mask=v["subnet_mask"],
+        gateway=v["gateway"],
+    )
+
+
+def alarm_filters_of(v: dict) -> base.AlarmFilters:
+    return base.AlarmFilters(filter_1=v["filter_1"], filter_2=v["filter_2"])
 
 
 # ------------------------------------------------------------------ contract -> canonical
@@ -210,6 +233,29 @@ def profile_value(p: base.ProfileConfig) -> dict:
     return {"period_s": p.period_seconds, "channels": list(p.channels)}
 
 
+def communication_value(c: base.CommunicationSettings) -> dict:
+    return {
+        # a mode the head-end has no name for is kept as its code
+        "connection_mode": MODE_NAMES.get(c.connection_mode, str(c.connection_mode)),
+        "apn": c.apn,
+        "listen_port": c.listen_port,
+        "inactivity_timeout_s": c.inactivity_timeout_s,
+        "use_dhcp": c.use_dhcp,
+        "ip_address": c.ip_address,
+        "subnet_mask": c.subnet_mask,
+        "gateway": c.gateway,
+    }
+
+
+def alarm_filters_value(f: base.AlarmFilters) -> dict:
+    return {
+        "filter_1": f.filter_1,
+        "filter_2": f.filter_2,
+        "register_1": f.register_1,
+        "register_2": f.register_2,
+    }
+
+
 # ------------------------------------------------------------------ in a session
 
 
@@ -225,6 +271,10 @@ async def read_section(session: base.MeterSession, section: str) -> dict:
         return {"destination": (await session.read_push_setup()).destination}
     if section == config.CLOCK:
         return clock_value(await session.read_clock_settings())
+    if section == config.COMMUNICATION:
+        return communication_value(await session.read_communication())
+    if section == config.ALARMS:
+        return alarm_filters_value(await session.read_alarm_filters())
     raise ValueError(f"section {section} is not read from a meter")
 
 
@@ -240,5 +290,9 @@ async def write_section(session: base.MeterSession, section: str, value: dict) -
         await session.set_push_destination(value["destination"])
     elif section == config.CLOCK:
         await session.write_clock_settings(clock_settings_of(value))
+    elif section == config.COMMUNICATION:
+        await session.write_communication(communication_of(value))
+    elif section == config.ALARMS:
+        await session.write_alarm_filters(alarm_filters_of(value))
     else:
         raise ValueError(f"section {section} is not written to a meter")

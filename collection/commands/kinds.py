@@ -26,6 +26,8 @@ class Kind(StrEnum):
     CONFIGURE_PROFILE = "configure_profile"
     SET_PUSH_DESTINATION = "set_push_destination"
     SET_CLOCK_SETTINGS = "set_clock_settings"
+    SET_COMMUNICATION = "set_communication"
+    SET_ALARM_FILTERS = "set_alarm_filters"
     READ_CONFIGURATION = "read_configuration"
 
 
@@ -40,6 +42,8 @@ LABELS = {
     Kind.CONFIGURE_PROFILE: "Configure load profile",
     Kind.SET_PUSH_DESTINATION: "Set push destination",
     Kind.SET_CLOCK_SETTINGS: "Set time zone and DST rules",
+    Kind.SET_COMMUNICATION: "Set communication parameters",
+    Kind.SET_ALARM_FILTERS: "Set alarm filters",
     Kind.READ_CONFIGURATION: "Read configuration",
 }
 

@@ -38,6 +38,8 @@ WRITE_TOU = "write_tou"  # time-of-use / activity calendar
 CONFIGURE_LOAD_PROFILE = "configure_load_profile"  # capture period and channels
 PUSH_SETUP = "push_setup"  # read the push setup and set where pushes go
 CLOCK_SETTINGS = "clock_settings"  # read and write the time zone and daylight-saving rules
+COMMUNICATION = "communication"  # read and write the modem's APN, IP setup and connection mode
+ALARM_FILTERS = "alarm_filters"  # read and write which alarms the meter registers and pushes
 
 READ_CAPABILITIES = frozenset(
     {READ_CLOCK, READ_REGISTERS, READ_LOAD_PROFILE, READ_EVENTS, READ_INSTANTANEOUS, READ_RELAY}
@@ -53,6 +55,8 @@ COMMAND_CAPABILITIES = frozenset(
         CONFIGURE_LOAD_PROFILE,
         PUSH_SETUP,
         CLOCK_SETTINGS,
+        COMMUNICATION,
+        ALARM_FILTERS,
     }
 )
 ALL_CAPABILITIES = READ_CAPABILITIES | COMMAND_CAPABILITIES
@@ -187,6 +191,31 @@ class PushSetup:
     setup: str  # OBIS of the push setup
     destination: str  # "host:port"
     objects: tuple[str, ...] = ()  # OBIS of the pushed objects, in order
+
+
+@dataclass(frozen=True, slots=True)
+class CommunicationSettings:
+    """How the meter's modem reaches the head-end and listens for it."""
+
+    apn: str  # the GPRS access point name
+    connection_mode: int  # the auto-connect mode code (DLMS class 29: 101 always on, ...)
+    listen_port: int  # the TCP port the meter listens on
+    inactivity_timeout_s: int  # the meter closes an idle connection after this
+    use_dhcp: bool
+    ip_address: str | None = None  # dotted IPv4 (read back: the one in use, even with DHCP)
+    subnet_mask: str | None = None
+    gateway: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmFilters:
+    """Which alarms the meter registers (and so pushes): a bit mask per alarm register, and
+    (read only) the alarm bits raised now."""
+
+    filter_1: int
+    filter_2: int
+    register_1: int | None = None
+    register_2: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -432,3 +461,15 @@ class MeterSession:
 
     async def set_push_destination(self, destination: str, setup: str | None = None) -> PushSetup:
         raise self._unsupported(PUSH_SETUP)
+
+    async def read_communication(self) -> CommunicationSettings:
+        raise self._unsupported(COMMUNICATION)
+
+    async def write_communication(self, settings: CommunicationSettings) -> CommunicationSettings:
+        raise self._unsupported(COMMUNICATION)
+
+    async def read_alarm_filters(self) -> AlarmFilters:
+        raise self._unsupported(ALARM_FILTERS)
+
+    async def write_alarm_filters(self, filters: AlarmFilters) -> AlarmFilters:
+        raise self._unsupported(ALARM_FILTERS)

@@ -245,6 +245,7 @@ class DlmsFleet:
         self._push_tasks: set[asyncio.Task] = set()
         self.pushed: list[tuple[str, bytes]] = []  # (serial, frame) sent by push setup
         self.push_failures = 0  # scripted pushes the head-end did not take (logged)
+        self.filtered_alarms = 0  # alarms the meter's alarm filter 1 kept from being pushed
         self._pushed_until: datetime | None = None  # scripted incidents pushed up to here
         self._unsent: list[tuple] = []  # (time, meter index, code, attempts, next try)
         self._incident_loop: asyncio.Task | None = None
@@ -360,9 +361,18 @@ class DlmsFleet:
         when: datetime | None = None,
     ) -> bytes:
         """Push a DataNotification (alarm) from ``serial`` to ``destination`` ("host:port"),
-        default: the meter's push setup destination, else the fleet's ``push_to``."""
+        default: the meter's push setup destination, else the fleet's ``push_to``.
+
+        The meter's alarm filter 1 applies: the alarm register (and the push) carry only the
+        bits it lets through; an alarm it masks out entirely is not pushed (``b""``, counted
+        in ``filtered_alarms``). An event push (``event_code``) is not an alarm: it goes."""
         i = self._index[serial]
         st = self._state(i)
+        masked = alarm & st.alarm_filters[0]
+        if alarm and not masked and event_code is None:
+            self.filtered_alarms += 1
+            return b""
+        alarm = masked
         dest = destination or st.push_destination or self.push_to
         if not dest:
             raise ValueError("no push destination configured")

@@ -6,6 +6,7 @@ middle of a command leaves the right record.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -49,6 +50,20 @@ CLOCK = {
     "dst_deviation_minutes": 60,
 }
 
+COMMUNICATION = {
+    "apn": "m2m.utility.example",
+    "connection_mode": "wake_up",
+    "listen_port": 4060,
+    "inactivity_timeout_s": 300,
+    "use_dhcp": True,
+}
+FIXED_ADDRESS = {
+    "use_dhcp": False,
+    "ip_address": "10.20.30.40",
+    "subnet_mask": "255.255.255.0",
+    "gateway": "10.20.30.1",
+}
+
 
 @pytest.fixture
 def fleet():
@@ -76,6 +91,9 @@ def _actual(meter, section):
         ("set_clock_settings", "clock", CLOCK),
         ("configure_profile", "profile", {"period_s": 1800, "channels": ["1-0:1.29.0*255"]}),
         ("set_push_destination", "push", {"destination": "10.1.2.3:4059"}),
+        ("set_communication", "communication", COMMUNICATION),
+        ("set_communication", "communication", {**COMMUNICATION, **FIXED_ADDRESS}),
+        ("set_alarm_filters", "alarms", {"filter_1": 0xFFFF0FFB, "filter_2": 0}),
     ],
 )
 def test_each_configuration_command_is_confirmed_by_its_read_back(
@@ -96,6 +114,19 @@ def test_each_configuration_command_is_confirmed_by_its_read_back(
         assert actual.value["special_days"] == TOU["special_days"]
     elif section == "limiter":
         assert {k: actual.value[k] for k in LIMITER} == LIMITER
+    elif section == "communication" and parameters["use_dhcp"]:
+        # the address in use is the one the network gave; it is read back, not compared
+        assert actual.value == {
+            **command.parameters,
+            "ip_address": actual.value["ip_address"],
+            "subnet_mask": "255.255.255.0",
+        }
+        assert actual.value["ip_address"].startswith("10.64.")
+        state = fleet.state_of("90000001").communication
+        assert state["apn"] == b"m2m.utility.example" and state["mode"] == 104
+    elif section == "alarms":
+        assert actual.value == {**parameters, "register_1": 0, "register_2": 0}
+        assert fleet.state_of("90000001").alarm_filters == [0xFFFF0FFB, 0]
     else:
         assert actual.value == command.parameters
 
@@ -107,7 +138,7 @@ def test_read_configuration_keeps_every_section(world, fleet, eager_celery):
     assert command.state == CommandState.CONFIRMED, command.error
     assert command.answer["unsupported"] == []
     kept = dict(ActualConfiguration.objects.filter(meter=meter).values_list("section", "value"))
-    assert set(kept) == {"limiter", "tou", "profile", "push", "clock"}
+    assert set(kept) == {"limiter", "tou", "profile", "push", "clock", "communication", "alarms"}
     assert kept["profile"] == {
         "period_s": 900,
         "channels": ["1-0:1.29.0*255", "1-0:2.29.0*255", "1-0:3.29.0*255", "1-0:4.29.0*255"],
@@ -127,6 +158,15 @@ def test_bad_parameters_queue_nothing(world):
         ("set_push_destination", {"destination": "nowhere"}),
         ("set_clock_settings", {**CLOCK, "dst_begin": None}),
         ("read_configuration", {"sections": ["firmware"]}),
+        ("set_communication", {**COMMUNICATION, "apn": "bad apn"}),
+        ("set_communication", {**COMMUNICATION, "connection_mode": "sometimes"}),
+        ("set_communication", {**COMMUNICATION, "ip_address": "10.0.0.5"}),  # DHCP gives it
+        ("set_communication", {**COMMUNICATION, **FIXED_ADDRESS, "subnet_mask": "255.0.255.0"}),
+        ("set_communication", {**COMMUNICATION, **FIXED_ADDRESS, "ip_address": "10.0.0.300"}),
+        ("set_communication", {**COMMUNICATION, "use_dhcp": False}),  # no address then
+        ("set_alarm_filters", {"filter_1": 2**32, "filter_2": 0}),
+        ("set_alarm_filters", {"filter_1": "0xZZ", "filter_2": 0}),
+        ("set_alarm_filters", {"filter_1": 1, "mask": 0}),
     ]
     for kind, parameters in bad:
         with pytest.raises(BadCommand):
@@ -213,3 +253,46 @@ def test_a_redelivered_configuration_command_only_reads_back(world, fleet):
     # Only read back: the meter never got the destination, so the command is not confirmed.
     assert command.state == CommandState.FAILED and command.error_kind == "NotConfirmed"
     assert _actual(meter, "push").value == {"destination": ""}
+
+
+def test_an_alarm_the_filter_masks_out_is_neither_registered_nor_pushed(world, fleet, eager_celery):
+    """Alarm filter 1 sent through the queue: the simulated meter then drops the alarms it
+    masks out (no push at all) and registers only the bits it lets through."""
+    meter = point_meter_at(world.grid_a.meters[0], fleet, "90000001")
+    command = commands.queue_command(
+        meter,
+        "set_alarm_filters",
+        acting_user=world.engineer_a,
+        parameters={"filter_1": "0xFFFFFFFE", "filter_2": "0xFFFFFFFF"},  # bit 0 masked out
+    )
+    command.refresh_from_db()
+    assert command.state == CommandState.CONFIRMED, command.error
+    received = []
+
+    async def listen_and_push():
+        async def take(reader, writer):
+            received.append(await reader.read(4096))
+            writer.close()
+
+        server = await asyncio.start_server(take, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            masked = await fleet.push_alarm("90000001", alarm=0b1, destination=f"127.0.0.1:{port}")
+            through = await fleet.push_alarm(
+                "90000001", alarm=0b101, destination=f"127.0.0.1:{port}"
+            )
+            await asyncio.sleep(0.2)
+        return masked, through
+
+    masked, through = asyncio.run(listen_and_push())
+    assert masked == b"" and fleet.filtered_alarms == 1
+    assert through and received == [through]
+    assert fleet.state_of("90000001").alarm == 0b100  # only the bit the filter lets through
+    read = commands.queue_command(
+        meter,
+        "read_configuration",
+        acting_user=world.engineer_a,
+        parameters={"sections": ["alarms"]},
+    )
+    read.refresh_from_db()
+    assert read.answer["sections"]["alarms"]["register_1"] == 0b100

@@ -208,6 +208,47 @@ def test_tou_and_limiter_forms_round_trip(world):
     assert 'id="meter-configuration"' in engineer.get(f"/meters/{meter.serial}/").content.decode()
 
 
+def test_communication_and_alarm_filter_forms_round_trip(world):
+    meter = world.grid_a.meters[0]
+    engineer = browser(world.engineer_a)
+    url = f"/meters/{meter.serial}/configuration/"
+    fields = {
+        "section": "communication",
+        "op": "save",
+        "communication-apn": "m2m.example",
+        "communication-connection_mode": "always_on",
+        "communication-listen_port": "4059",
+        "communication-inactivity_timeout_s": "120",
+        "communication-use_dhcp": "on",
+        "communication-ip_address": "10.1.1.1",  # DHCP assigns it: refused
+    }
+    bad = engineer.post(url, fields)
+    assert bad.status_code == 200 and "ip_address: is assigned by DHCP" in bad.content.decode()
+    assert not DesiredConfiguration.objects.exists()
+    del fields["communication-use_dhcp"]
+    fields |= {"communication-subnet_mask": "255.255.0.0"}
+    assert engineer.post(url, fields).status_code == 302
+    value = DesiredConfiguration.objects.get(section="communication").value
+    assert value == {
+        "apn": "m2m.example",
+        "connection_mode": "always_on",
+        "listen_port": 4059,
+        "inactivity_timeout_s": 120,
+        "use_dhcp": False,
+        "ip_address": "10.1.1.1",
+        "subnet_mask": "255.255.0.0",
+        "gateway": None,
+    }
+    alarms = {"section": "alarms", "op": "save", "alarms-filter_1": "0xFFFF00FF"}
+    assert engineer.post(url, {**alarms, "alarms-filter_2": "0x1_0000_0000"}).status_code == 200
+    assert engineer.post(url, {**alarms, "alarms-filter_2": "255"}).status_code == 302
+    kept = DesiredConfiguration.objects.get(section="alarms").value
+    assert kept == {"filter_1": 0xFFFF00FF, "filter_2": 255}
+    page = engineer.get(url).content.decode()
+    assert 'value="0xFFFF00FF"' in page and 'value="0x000000FF"' in page
+    assert 'value="10.1.1.1"' in page
+
+
 def test_actual_configuration_api_is_scoped_and_read_only(world):
     from tests.api_matrix import client_for
 

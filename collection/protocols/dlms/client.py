@@ -88,7 +88,13 @@ class DlmsClient(DlmsAssociation, MeterSession):
     Not thread-safe; meant for one asyncio task at a time.
     """
 
-    capabilities = base.ALL_CAPABILITIES - {base.LIMITER, base.PUSH_SETUP, base.CLOCK_SETTINGS}
+    capabilities = base.ALL_CAPABILITIES - {
+        base.LIMITER,
+        base.PUSH_SETUP,
+        base.CLOCK_SETTINGS,
+        base.COMMUNICATION,
+        base.ALARM_FILTERS,
+    }
 
     def __init__(
         self,

@@ -3,8 +3,9 @@
 ``DlmsClient`` (:mod:`.client`) reads, sets the clock, switches the relay (disconnect
 control, class 70), writes the activity calendar (class 20) and reconfigures load profiles
 (class 7). :mod:`.configuration` adds the limiter (class 71), special days (class 11), the
-clock's time zone and DST rules and the read-backs; this adds the push setup (class 40):
-where the meter sends its pushes.
+clock's time zone and DST rules and the read-backs; :mod:`.communication` the modem's APN,
+IP setup, listening port, connection mode and the alarm filters; this adds the push setup
+(class 40): where the meter sends its pushes.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from .. import base
 from ..errors import MalformedResponse
 from . import axdr
 from .client import DlmsClient
+from .communication import DlmsCommunication
 from .configuration import DlmsConfiguration
 
 CLASS_PUSH_SETUP = 40
@@ -25,7 +27,7 @@ TRANSPORT_TCP = 0  # send_destination_and_method.transport: TCP
 MESSAGE_APDU = 0  # ... .message: A-XDR encoded xDLMS APDU
 
 
-class DlmsSession(DlmsConfiguration, DlmsClient):
+class DlmsSession(DlmsCommunication, DlmsConfiguration, DlmsClient):
     """One DLMS/COSEM association with the whole contract the simulated meter supports."""
 
     capabilities = base.ALL_CAPABILITIES

@@ -126,6 +126,10 @@ class MeterState:
     calendar: dict[int, bytes] = field(default_factory=dict)  # activity calendar overrides
     push_destination: str | None = None
     alarm: int = 0  # alarm register 1
+    # alarm filters 1 and 2 (every alarm registered and pushed until a bit is cleared)
+    alarm_filters: list[int] = field(default_factory=lambda: [0xFFFFFFFF, 0xFFFFFFFF])
+    # modem, TCP-UDP, IPv4 and auto-connect settings written (comm_objects.DEFAULTS: the rest)
+    communication: dict[str, object] = field(default_factory=dict)
     # load profile configuration written by SET attr 3 / 4 (None: the defaults)
     profile_columns: tuple[tuple[int, str, int], ...] | None = None
     profile_period: int | None = None

@@ -26,6 +26,7 @@ from .. import model
 from ..incidents import with_script
 from . import supply
 from .apdu import SERVER_CONFORMANCE
+from .comm_objects import communication_objects
 from .config_objects import configuration_objects
 from .cosem_base import UNIT, AccessError, CosemObject, Ctx, Data
 
@@ -634,6 +635,7 @@ def _build() -> dict[bytes, CosemObject]:
         ActivityCalendar("0.0.13.0.0.255"),
         PushSetup("0.0.25.9.0.255"),
         *configuration_objects(),
+        *communication_objects(),
     ]
     return {o.ln: o for o in objs}
 

@@ -75,6 +75,8 @@ def test_full_read_matches_model(interface, auth, pdu):
                     base.LIMITER,
                     base.PUSH_SETUP,
                     base.CLOCK_SETTINGS,
+                    base.COMMUNICATION,
+                    base.ALARM_FILTERS,
                 }
                 clock = await c.read_clock()
                 assert clock.meter_time == NOW

@@ -66,6 +66,8 @@ CALLS = {
     base.LIMITER: lambda s: s.read_limiter(),
     base.PUSH_SETUP: lambda s: s.read_push_setup(),
     base.CLOCK_SETTINGS: lambda s: s.read_clock_settings(),
+    base.COMMUNICATION: lambda s: s.read_communication(),
+    base.ALARM_FILTERS: lambda s: s.write_alarm_filters(base.AlarmFilters(0xFFFFFFFF, 0xFF)),
     base.CONFIGURE_LOAD_PROFILE: lambda s: s.configure_load_profile(900, ["1-0:1.29.0*255"]),
     base.WRITE_TOU: lambda s: s.write_tou(
         base.TouCalendar(

@@ -26,7 +26,7 @@ from .actions import NotAllowed
 from .config_forms import form_for
 
 PAGE_SIZE = 50
-STATE_FILTERS = [("drifting", "Differs or never read"), *drift.STATE_LABELS.items()]
+STATE_FILTERS = drift.STATE_FILTERS
 MAX_SELECTION = 10_000
 
 
@@ -38,22 +38,9 @@ def _view_meters(request):
 
 
 def _filters(request, meters):
-    get = request.GET if request.method == "GET" else request.POST
-    chosen = {
-        "model": get.get("model", "") if get.get("model", "").isdigit() else "",
-        "grid": get.get("grid", "") if get.get("grid", "").isdigit() else "",
-        "section": get.get("section", "") if get.get("section") in config.SECTIONS else "",
-        "state": get.get("state", "") if get.get("state") in dict(STATE_FILTERS) else "",
-        "meter": get.get("meter", "").strip()[:64],
-    }
-    if chosen["model"]:
-        meters = meters.filter(meter_model_id=chosen["model"])
-    if chosen["grid"]:
-        node = GridNode.objects.restrict(request.user, "view").filter(pk=chosen["grid"]).first()
-        meters = meters.filter(service_point__path__startswith=node.path) if node else meters.none()
-    if chosen["meter"]:
-        meters = meters.filter(serial__icontains=chosen["meter"])
-    return chosen, meters.select_related("meter_model").order_by("serial")
+    return drift.select(
+        request.user, meters, request.GET if request.method == "GET" else request.POST
+    )
 
 
 def _query(chosen: dict) -> str:

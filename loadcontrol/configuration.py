@@ -86,15 +86,10 @@ def _kind_and_parameters(section: str, value: dict) -> tuple[str, dict]:
     return kind, ({} if section == config.CLOCK_SYNC else value)
 
 
-def reapply(
-    meters: list[Meter], *, acting_user, sections=None, only_drifting=True, reason=""
-) -> int:
-    """Queue, for each meter, the command of every desired section (of `sections`, default
-    all) that differs or was never read (`only_drifting`), or of every desired one; meters
-    that need the same value share one bulk insert. Returns the commands queued."""
-    organisations = {m.organisation_id for m in meters}
-    for meter in {m.organisation_id: m for m in meters}.values():
-        _check(acting_user, meter.organisation)
+def plan_reapply(meters: list[Meter], *, sections=None, only_drifting=True) -> dict:
+    """What re-applying would queue: {(kind, parameters as JSON): [meters]} for each desired
+    section (of `sections`, default all) that differs or was never read (`only_drifting`),
+    or every desired one. Nothing is queued."""
     states = drift.states_of(meters)
     groups: dict[tuple[str, str], list[Meter]] = defaultdict(list)
     for meter in meters:
@@ -105,6 +100,26 @@ def reapply(
                 continue
             kind, parameters = _kind_and_parameters(s.section, s.desired)
             groups[(kind, json.dumps(parameters, sort_keys=True))].append(meter)
+    return groups
+
+
+def reapply(
+    meters: list[Meter],
+    *,
+    acting_user,
+    sections=None,
+    only_drifting=True,
+    reason="",
+    target: dict | None = None,
+) -> int:
+    """Queue, for each meter, the command of every desired section (of `sections`, default
+    all) that differs or was never read (`only_drifting`), or of every desired one; meters
+    that need the same value share one bulk insert. Audited (with how the meters were
+    chosen, `target`). Returns the commands queued."""
+    organisations = {m.organisation_id for m in meters}
+    for meter in {m.organisation_id: m for m in meters}.values():
+        _check(acting_user, meter.organisation)
+    groups = plan_reapply(meters, sections=sections, only_drifting=only_drifting)
     queued = 0
     with transaction.atomic():
         for (kind, parameters), group in groups.items():
@@ -126,6 +141,8 @@ def reapply(
                 "organisations": len(organisations),
                 "commands": queued,
                 "sections": sorted(sections or []),
+                "only_drifting": only_drifting,
+                **({"target": target.get("label", "")} if target else {}),
             },
             detail=reason,
         )

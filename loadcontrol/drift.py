@@ -17,7 +17,7 @@ from datetime import datetime
 from collection.commands.kinds import CONFIG_KINDS, Kind
 from collection.models import CommandState, MeterCommand
 from meters import configuration as config
-from meters.models import ActualConfiguration, CommStatus, DesiredConfiguration
+from meters.models import ActualConfiguration, CommStatus, DesiredConfiguration, GridNode
 
 IN_STEP, DIFFERS, UNREAD, PENDING = "in_step", "differs", "unread", "pending"
 STATE_LABELS = {
@@ -29,6 +29,30 @@ STATE_LABELS = {
 # The command that puts a section in place (the clock-sync policy: a clock set).
 KIND_OF_SECTION = {section: kind for kind, section in CONFIG_KINDS.items()}
 KIND_OF_SECTION[config.CLOCK_SYNC] = Kind.SET_CLOCK
+
+
+STATE_FILTERS = [("drifting", "Differs or never read"), *STATE_LABELS.items()]
+
+
+def select(user, meters, params) -> tuple[dict, object]:
+    """The drift report's filters (`params`: model, grid, section, state, meter), checked
+    (an unknown value is dropped, a grid node outside the user's scope matches nothing), and
+    `meters` (already in the user's scope) narrowed by model, grid node and serial."""
+    chosen = {
+        "model": params.get("model", "") if str(params.get("model", "")).isdigit() else "",
+        "grid": params.get("grid", "") if str(params.get("grid", "")).isdigit() else "",
+        "section": params.get("section", "") if params.get("section") in config.SECTIONS else "",
+        "state": params.get("state", "") if params.get("state") in dict(STATE_FILTERS) else "",
+        "meter": str(params.get("meter", "")).strip()[:64],
+    }
+    if chosen["model"]:
+        meters = meters.filter(meter_model_id=chosen["model"])
+    if chosen["grid"]:
+        node = GridNode.objects.restrict(user, "view").filter(pk=chosen["grid"]).first()
+        meters = meters.filter(service_point__path__startswith=node.path) if node else meters.none()
+    if chosen["meter"]:
+        meters = meters.filter(serial__icontains=chosen["meter"])
+    return chosen, meters.select_related("meter_model").order_by("serial")
 
 
 @dataclass

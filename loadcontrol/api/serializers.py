@@ -6,7 +6,9 @@ from django.conf import settings
 from rest_framework import serializers
 
 from collection.models import CommandKind, MeterCommand
+from meters import configuration as config
 
+from ..drift import STATE_LABELS
 from ..models import BulkCommand, LoadSchedule, LoadSlot, Recurrence
 
 
@@ -209,3 +211,56 @@ class SchedulePreviewSerializer(serializers.Serializer):
     slots = SpanSerializer(many=True)
     overlaps = OverlapSerializer(many=True)
     needs_approval = serializers.BooleanField()
+
+
+class DriftSectionSerializer(serializers.Serializer):
+    """One managed section of a meter: where its desired value comes from and its state."""
+
+    section = serializers.CharField()
+    state = serializers.ChoiceField(choices=list(STATE_LABELS.items()))
+    source = serializers.ChoiceField(choices=[("meter", "meter"), ("model", "model")])
+    desired = serializers.DictField()
+    actual = serializers.DictField(allow_null=True)
+    read_at = serializers.DateTimeField(allow_null=True)
+
+
+class DriftRowSerializer(serializers.Serializer):
+    """A meter with something desired, and each managed section's state."""
+
+    meter = serializers.IntegerField()
+    serial = serializers.CharField()
+    meter_model = serializers.IntegerField()
+    sections = DriftSectionSerializer(many=True)
+
+
+class ReapplyRequestSerializer(SelectionSerializer):
+    sections = serializers.ListField(
+        child=serializers.ChoiceField(choices=list(config.SECTIONS)),
+        required=False,
+        allow_empty=False,
+        help_text="only these sections (default: every managed one)",
+    )
+    only_drifting = serializers.BooleanField(
+        required=False,
+        default=True,
+        help_text="only sections that differ or were never read (false: every desired one)",
+    )
+    reason = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+    count = serializers.IntegerField(
+        min_value=0,
+        required=False,
+        help_text="the number of meters you confirmed; another number (or none) is 409 with "
+        "the count and the commands it would queue",
+    )
+
+
+class ReapplyPreviewSerializer(serializers.Serializer):
+    count = serializers.IntegerField(help_text="meters chosen")
+    commands = serializers.IntegerField(help_text="commands re-applying would queue")
+    label = serializers.CharField()
+    sample = serializers.ListField(child=serializers.CharField())
+
+
+class ReapplyResultSerializer(serializers.Serializer):
+    count = serializers.IntegerField(help_text="meters chosen")
+    commands = serializers.IntegerField(help_text="commands queued")

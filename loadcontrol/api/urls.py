@@ -8,4 +8,7 @@ router = ApiRouter()
 router.register("commands", views.CommandViewSet)
 router.register("bulk-commands", views.BulkCommandViewSet)
 router.register("load-schedules", views.LoadScheduleViewSet)
+router.register(
+    "configuration-drift", views.ConfigurationDriftViewSet, basename="configuration-drift"
+)
 urlpatterns = router.urls

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -13,9 +13,9 @@ from accounts.api.base import ModelPermissions
 from collection.commands.actions import NotCancellable
 from collection.commands.kinds import BadCommand
 from collection.models import MeterCommand
-from meters.models import Meter
+from meters.models import DesiredConfiguration, Meter
 
-from .. import actions, schedules, selection
+from .. import actions, configuration, drift, schedules, selection
 from ..models import BulkCommand, LoadSchedule
 from .serializers import (
     BulkCommandSerializer,
@@ -26,8 +26,12 @@ from .serializers import (
     CommandRequestSerializer,
     CommandSerializer,
     DecisionSerializer,
+    DriftRowSerializer,
     LoadScheduleSerializer,
     LoadSlotSerializer,
+    ReapplyPreviewSerializer,
+    ReapplyRequestSerializer,
+    ReapplyResultSerializer,
     SchedulePreviewSerializer,
     ScheduleRequestSerializer,
     SelectionSerializer,
@@ -314,3 +318,117 @@ class LoadScheduleViewSet(
     def cancel(self, request, pk=None):
         """No more slots; a slot that is on now ends now and its meters are restored."""
         return self._decide(schedules.cancel_schedule)
+
+
+MAX_DRIFT_SELECTION = 10_000  # meters one drift request looks at (as the page)
+
+
+class ConfigurationDriftViewSet(viewsets.GenericViewSet):
+    """The drift report: meters in scope with something desired and each managed section's
+    state (filters as the page: `section`, `state` (`drifting`: differs or never read),
+    `model`, `grid`, `meter` (serial contains)); `reapply` queues, as commands, what drifted.
+
+    Reading needs `meters.view_desiredconfiguration`; re-applying, the engineer's
+    `meters.add_desiredconfiguration` and change scope over every chosen meter's
+    organisation (403, nothing queued)."""
+
+    permission_classes = [permissions.IsAuthenticated, ModelPermissions]
+    queryset = DesiredConfiguration.objects.all()  # the model the permissions are of
+    serializer_class = DriftRowSerializer
+
+    def _meters(self):
+        return Meter.objects.restrict(self.request.user, "view")
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(name, str, description=text)
+            for name, text in (
+                ("section", "one section"),
+                ("state", "drifting, in_step, differs, unread or pending"),
+                ("model", "meter model id"),
+                ("grid", "grid node id: its subtree"),
+                ("meter", "serial contains"),
+            )
+        ]
+    )
+    def list(self, request):
+        chosen, meters = drift.select(request.user, self._meters(), request.query_params)
+        rows = drift.drift_report(
+            meters[:MAX_DRIFT_SELECTION], section=chosen["section"], state=chosen["state"]
+        )
+        page = self.paginate_queryset(rows)
+        data = [
+            {
+                "meter": meter.pk,
+                "serial": meter.serial,
+                "meter_model": meter.meter_model_id,
+                "sections": [
+                    {
+                        "section": s.section,
+                        "state": s.state,
+                        "source": s.source,
+                        "desired": s.desired,
+                        "actual": s.actual,
+                        "read_at": s.read_at,
+                    }
+                    for s in states
+                    if s.state
+                ],
+            }
+            for meter, states in page
+        ]
+        return self.get_paginated_response(DriftRowSerializer(data, many=True).data)
+
+    @extend_schema(
+        request=ReapplyRequestSerializer,
+        responses={202: ReapplyResultSerializer, 409: ReapplyPreviewSerializer},
+    )
+    @action(detail=False, methods=["post"])
+    def reapply(self, request):
+        """Re-apply the desired configuration of the chosen meters (`meters`, `node` or
+        `filter`, as a bulk command): one command per section that differs or was never
+        read (`only_drifting`, default), of `sections` (default all). Without the confirmed
+        `count` of meters, 409 says the count and the commands it would queue."""
+        serializer = ReapplyRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        try:
+            chosen = selection.choose(
+                request.user,
+                meters=data.get("meters"),
+                node=data.get("node"),
+                filters=data.get("filter"),
+            )
+        except BadCommand as exc:
+            return Response({exc.field: [str(exc)]}, status=status.HTTP_400_BAD_REQUEST)
+        meters = list(chosen.meters.select_related("organisation").order_by("pk"))
+        if len(meters) > MAX_DRIFT_SELECTION:
+            detail = f"at most {MAX_DRIFT_SELECTION} meters at once, not {len(meters)}"
+            return Response({"meters": [detail]}, status=status.HTTP_400_BAD_REQUEST)
+        sections = data.get("sections")
+        only = data["only_drifting"]
+        if data.get("count") != len(meters):
+            plan = configuration.plan_reapply(meters, sections=sections, only_drifting=only)
+            preview = chosen.preview()
+            return Response(
+                {
+                    "detail": f"confirm the count: {len(meters)} meters",
+                    "count": len(meters),
+                    "commands": sum(len(group) for group in plan.values()),
+                    "label": preview["label"],
+                    "sample": preview["sample"],
+                },
+                status=status.HTTP_409_CONFLICT,
+            )
+        try:
+            queued = configuration.reapply(
+                meters,
+                acting_user=request.user,
+                sections=sections,
+                only_drifting=only,
+                reason=data["reason"],
+                target=chosen.target,
+            )
+        except actions.NotAllowed as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_403_FORBIDDEN)
+        return Response({"count": len(meters), "commands": queued}, status=status.HTTP_202_ACCEPTED)

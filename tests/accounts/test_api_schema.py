@@ -129,6 +129,13 @@ TESTED_ELSEWHERE |= dict.fromkeys(
     ("GET /api/actual-configurations/", "GET /api/actual-configurations/{id}/"),
     ACTUAL_CONFIGURATION,
 )
+DRIFT = (
+    "tests/loadcontrol/test_configuration.py::test_drift_api_is_scoped_and_reapply_queues_commands"
+    "_after_the_count"
+)
+TESTED_ELSEWHERE |= dict.fromkeys(
+    ("GET /api/configuration-drift/", "POST /api/configuration-drift/reapply/"), DRIFT
+)
 TESTED_ELSEWHERE |= {
     "GET /api/alarms/": f"{ALARM_API}::test_alarm_list_is_scoped_and_filtered",
     "GET /api/alarms/{id}/": f"{ALARM_API}::test_alarm_detail_other_organisation_404",

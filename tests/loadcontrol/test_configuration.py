@@ -308,3 +308,68 @@ def test_desired_configuration_api_refuses_a_row_without_its_target(world):
     )
     assert both.status_code in (400, 403)
     assert not DesiredConfiguration.objects.exists()
+
+
+def test_drift_api_is_scoped_and_reapply_queues_commands_after_the_count(world):
+    from tests.api_matrix import client_for
+
+    mine, other_mine = world.grid_a.meters
+    theirs = world.grid_b.meters[0]
+    configuration.set_desired(mine, "push", PUSH, acting_user=world.engineer_a)
+    configuration.set_desired(other_mine, "limiter", LIMITER, acting_user=world.engineer_a)
+    configuration.set_desired(theirs, "push", PUSH, acting_user=world.engineer_b)
+    ActualConfiguration.objects.create(
+        meter=other_mine, section="limiter", value=LIMITER, read_at=timezone.now()
+    )
+    engineer = client_for(world.engineer_a)
+    listed = engineer.get("/api/configuration-drift/", {"state": "drifting"}).json()
+    assert [row["serial"] for row in listed["results"]] == [mine.serial]
+    assert listed["results"][0]["sections"] == [
+        {
+            "section": "push",
+            "state": "unread",
+            "source": "meter",
+            "desired": PUSH,
+            "actual": None,
+            "read_at": None,
+        }
+    ]
+    every = engineer.get("/api/configuration-drift/").json()["results"]
+    assert {row["serial"] for row in every} == {mine.serial, other_mine.serial}
+    in_step = engineer.get("/api/configuration-drift/", {"section": "limiter", "state": "in_step"})
+    assert [row["serial"] for row in in_step.json()["results"]] == [other_mine.serial]
+    assert client_for(world.readonly_a).get("/api/configuration-drift/").status_code == 200
+    assert client_for(world.customer).get("/api/configuration-drift/").status_code == 403
+    url = "/api/configuration-drift/reapply/"
+    asked = engineer.post(url, {"meters": [mine.pk, other_mine.pk]}, format="json")
+    assert asked.status_code == 409
+    assert asked.json()["count"] == 2 and asked.json()["commands"] == 1  # the limiter is in step
+    assert not MeterCommand.objects.exists()
+    # Another organisation's meter is "no such meter"; roles that may not configure get 403.
+    foreign = engineer.post(url, {"meters": [theirs.pk], "count": 1}, format="json")
+    assert foreign.status_code == 400 and "no such meter" in str(foreign.json())
+    for user in (world.operator_a, world.readonly_a, world.customer):
+        refused = client_for(user).post(url, {"meters": [mine.pk], "count": 1}, format="json")
+        assert refused.status_code == 403, user
+    bad = engineer.post(url, {"meters": [mine.pk], "sections": ["firmware"], "count": 1})
+    assert bad.status_code == 400
+    assert not MeterCommand.objects.exists()
+    done = engineer.post(
+        url,
+        {"node": world.grid_a.feeder.pk, "count": 2, "reason": "drift audit"},
+        format="json",
+    )
+    assert done.status_code == 202, done.content
+    assert done.json() == {"count": 2, "commands": 1}
+    command = MeterCommand.objects.get()
+    assert (command.meter_id, command.kind, command.parameters) == (
+        mine.pk,
+        "set_push_destination",
+        PUSH,
+    )
+    assert command.reason == "drift audit" and command.requested_by == world.engineer_a
+    log = ActivityLog.objects.get(action="reapply_configuration")
+    assert log.changes["commands"] == 1 and log.changes["target"].endswith("and below")
+    # A command pending: the section is no longer drifting, so nothing is queued twice.
+    again = engineer.post(url, {"meters": [mine.pk], "count": 1}, format="json")
+    assert again.status_code == 202 and again.json()["commands"] == 0

@@ -292,6 +292,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"queue": "default", "expires": 60},
     },
+    "collection-probe-concentrators": {
+        "task": "collection.probe_concentrators",
+        "schedule": 900.0,
+        "options": {"queue": "collect", "expires": 900},
+    },
     "collection-expire-runs": {
         "task": "collection.expire_runs",
         "schedule": 300.0,

@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from meters.alarms import lines as line_alarms
-from meters.models import CommLine, LineKind, Meter
+from meters.models import CommLine, DataConcentrator, LineKind, Meter
 
 from .reader import LineWatch, MeterOutcome
 from .status import publish_status
@@ -51,31 +51,69 @@ def record_lines(
             if first is None:
                 continue
             line = _locked_line(key, first)
-            was_down = line.down
             line.meters = watch.meters
-            line.last_attempt = now
-            if watch.down and not any(o.ok for o in mine):
-                line.consecutive_failures += 1
-                line.down = True
-                line.down_since = line.down_since or now
-                line.last_error = watch.down[:2000]
-            else:
-                line.last_contact = now
-                line.consecutive_failures = 0
-                line.down, line.down_since, line.last_error = False, None, ""
-            line.save()
-            if line.down:
-                if not was_down:
-                    log.warning("line %s down: %s meters not read (%s)", key, len(mine), watch.down)
-                line_alarms.line_down(line, at=now)  # raised once, counted each failed run
-            elif was_down:
-                log.info("line %s answers again", key)
-                line_alarms.line_up(line, at=now)
-            if line.down != was_down:
+            down = watch.down if watch.down and not any(o.ok for o in mine) else ""
+            if _fold(line, down, now, f"{len(mine)} meters not read"):
                 changed.append(line)
     if changed:
         publish_status({"changed": "line"})  # after commit
     return changed
+
+
+def _fold(line: CommLine, down: str, now, lost: str) -> bool:
+    """One more look at a locked line: answering (`down` empty) or down for that reason.
+    Saves it, raises or clears its one alarm; True when it went down or came back."""
+    was_down = line.down
+    line.last_attempt = now
+    if down:
+        line.consecutive_failures += 1
+        line.down = True
+        line.down_since = line.down_since or now
+        line.last_error = down[:2000]
+    else:
+        line.last_contact = now
+        line.consecutive_failures = 0
+        line.down, line.down_since, line.last_error = False, None, ""
+    line.save()
+    if line.down:
+        if not was_down:
+            log.warning("line %s down: %s (%s)", line.key, lost, down)
+        line_alarms.line_down(line, at=now)  # raised once, counted each failed look
+    elif was_down:
+        log.info("line %s answers again", line.key)
+        line_alarms.line_up(line, at=now)
+    return line.down != was_down
+
+
+def concentrator_line(concentrator: DataConcentrator) -> CommLine:
+    """The concentrator's line row, locked (made now if it has none)."""
+    CommLine.objects.get_or_create(
+        key=f"{CONCENTRATOR_PREFIX}{concentrator.pk}",
+        defaults={
+            "kind": LineKind.CONCENTRATOR,
+            "label": concentrator.name or concentrator.serial,
+            "organisation_id": concentrator.organisation_id,
+            "concentrator": concentrator,
+        },
+    )
+    return CommLine.objects.select_for_update().get(key=f"{CONCENTRATOR_PREFIX}{concentrator.pk}")
+
+
+def record_probe(
+    concentrator: DataConcentrator, *, down: str = "", clock_drift_s: float | None = None
+) -> CommLine:
+    """Fold a probe of the concentrator into its line: it answered (`down` empty), or it is
+    down for that reason (one fault and one alarm, as a read through it would be)."""
+    now = timezone.now()
+    with transaction.atomic():
+        line = concentrator_line(concentrator)
+        if not down:
+            line.probed_at = now
+            line.clock_drift_s = clock_drift_s
+        changed = _fold(line, down, now, "its probe got no answer")
+    if changed:
+        publish_status({"changed": "line"})
+    return line
 
 
 def _locked_line(key: str, meter: Meter) -> CommLine:
@@ -84,14 +122,7 @@ def _locked_line(key: str, meter: Meter) -> CommLine:
     if line is not None:
         return line
     if key.startswith(CONCENTRATOR_PREFIX) and meter.concentrator_id:
-        concentrator = meter.concentrator
-        defaults = {
-            "kind": LineKind.CONCENTRATOR,
-            "label": concentrator.name or concentrator.serial,
-            "organisation_id": concentrator.organisation_id,
-            "concentrator": concentrator,
-        }
-    else:
-        defaults = {"kind": LineKind.BUS, "label": key, "organisation_id": meter.organisation_id}
+        return concentrator_line(meter.concentrator)
+    defaults = {"kind": LineKind.BUS, "label": key, "organisation_id": meter.organisation_id}
     CommLine.objects.get_or_create(key=key, defaults=defaults)
     return CommLine.objects.select_for_update().get(key=key)

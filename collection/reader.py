@@ -74,6 +74,7 @@ class MeterOutcome:
     clock: base.ClockReading | None = None
     clock_set: bool = False
     registers: list[base.RegisterValue] = field(default_factory=list)
+    registers_at: datetime | None = None  # the registers are as of then (a concentrator's copy)
     profiles: list[base.ProfileBlock] = field(default_factory=list)
     events: list[base.MeterEvent] = field(default_factory=list)
     instantaneous: base.InstantaneousValues | None = None
@@ -142,6 +143,7 @@ async def _read_session(
             outcome.clock_set = True
     if wanted("registers") and target.registers:
         outcome.registers = await session.read_registers(list(target.registers))
+        outcome.registers_at = session.as_of
     if wanted("profile"):
         for profile in target.profiles:
             since = target.profile_since.get(profile, plan.default_since)

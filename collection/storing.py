@@ -129,7 +129,10 @@ def _relay_seen(good: list[MeterOutcome], events: list) -> dict[int, tuple[str, 
 
 
 def _read_at(outcome: MeterOutcome) -> datetime:
-    """When the registers were read: the meter's own clock (the values are as of it)."""
+    """When the registers were read: when the copy was taken when they come from a copy (a
+    concentrator's own data), else the meter's own clock (the values are as of it)."""
+    if outcome.registers_at is not None:
+        return outcome.registers_at.replace(microsecond=0)
     clock = outcome.clock
     if clock is not None and clock.meter_time is not None:
         return clock.meter_time.replace(microsecond=0)

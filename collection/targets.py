@@ -15,7 +15,15 @@ from collection.protocols import registry
 from collection.protocols.errors import NotSupported
 from collection.protocols.registry import Endpoint
 from meters.choices import ChannelKind, Security, Transport
-from meters.models import Channel, ConcentratorEndpoint, Meter, MeterEndpoint
+from meters.models import (
+    Channel,
+    ConcentratorEndpoint,
+    ConcentratorReadMode,
+    DataConcentrator,
+    Meter,
+    MeterEndpoint,
+    ReportedMeter,
+)
 
 # The related rows build_target reads: select them with the meters.
 TARGET_RELATED = ("meter_model", "endpoint", "concentrator", "concentrator__endpoint")
@@ -53,53 +61,117 @@ def comm_source(meter: Meter, endpoint: MeterEndpoint):
     return endpoint
 
 
-def endpoint_of(meter: Meter, *, exchange_log: bool = False) -> Endpoint:
-    """The meter's endpoint as plain values: the line from itself or its concentrator, the
-    protocol's addressing and the security from the meter itself."""
-    endpoint = meter.stored_endpoint()
-    if endpoint is None:
-        raise NotReadable(f"{meter.serial}: no endpoint (how to reach it) is registered")
-    source = comm_source(meter, endpoint)
+def _url_of(source, serial: str) -> str:
     if source.transport in (Transport.TCP, Transport.CONCENTRATOR) or isinstance(
         source, ConcentratorEndpoint
     ):
         if not source.host or not source.port:
-            raise NotReadable(f"{meter.serial}: no host and port to reach it")
-        url = f"tcp://{source.host}:{source.port}"
-    else:
-        if not source.serial_url:
-            raise NotReadable(f"{meter.serial}: no serial-line URL")
-        url = source.serial_url
-    high = endpoint.security == Security.HIGH
+            raise NotReadable(f"{serial}: no host and port to reach it")
+        return f"tcp://{source.host}:{source.port}"
+    if not source.serial_url:
+        raise NotReadable(f"{serial}: no serial-line URL")
+    return source.serial_url
+
+
+def reads_own_data(meter: Meter, endpoint: MeterEndpoint) -> bool:
+    """Is the meter read from its concentrator's own collected data (not through it)?"""
+    return (
+        endpoint.transport == Transport.CONCENTRATOR
+        and meter.concentrator is not None
+        and meter.concentrator.read_mode == ConcentratorReadMode.OWN_DATA
+    )
+
+
+def concentrator_endpoint(
+    concentrator: DataConcentrator, *, exchange_log: bool = False, options: dict | None = None
+) -> Endpoint:
+    """The concentrator's own logical device as plain values (its address, security and
+    keys): its probe, and its meters' data in the own-data read mode (`options` added)."""
+    source = concentrator.stored_endpoint()
+    name = f"concentrator {concentrator.serial}"
+    if source is None:
+        raise NotReadable(f"{name}: no endpoint (how to reach it) is registered")
+    return _plain(
+        source,
+        name,
+        url=_url_of(source, name),
+        baud_rate=source.baud_rate,
+        client_title=client_system_title(),
+        options=ConcentratorEndpoint.options_for_driver(source.protocol, source.options)
+        | (options or {}),
+        # One invocation counter for every association with the concentrator.
+        counter_scope=f"concentrator:{concentrator.pk}",
+        exchange_log=exchange_log,
+    )
+
+
+def own_data_endpoint(meter: Meter, *, exchange_log: bool = False) -> Endpoint:
+    """The meter's data at its concentrator: the concentrator's endpoint, the meter found
+    there by serial (first on the channel the last probe saw it on)."""
+    channel = (
+        ReportedMeter.objects.filter(concentrator_id=meter.concentrator_id, serial=meter.serial)
+        .values_list("channel", flat=True)
+        .first()
+    )
+    return concentrator_endpoint(
+        meter.concentrator,
+        exchange_log=exchange_log,
+        options={"dc_serial": meter.serial, "dc_channel": channel},
+    )
+
+
+def endpoint_of(meter: Meter, *, exchange_log: bool = False, reading: bool = False) -> Endpoint:
+    """The meter's endpoint as plain values: the line from itself or its concentrator, the
+    protocol's addressing and the security from the meter itself -- or, for a read
+    (`reading`) of a meter whose concentrator is read for its own collected data, the
+    concentrator's endpoint. Commands always go to the meter itself (through the gateway)."""
+    endpoint = meter.stored_endpoint()
+    if endpoint is None:
+        raise NotReadable(f"{meter.serial}: no endpoint (how to reach it) is registered")
+    if reading and reads_own_data(meter, endpoint):
+        return own_data_endpoint(meter, exchange_log=exchange_log)
+    source = comm_source(meter, endpoint)
+    return _plain(
+        endpoint,
+        meter.serial,
+        url=_url_of(source, meter.serial),
+        baud_rate=source.baud_rate,
+        client_title=client_system_title(meter),
+        options=meter.protocol_options(),
+        counter_scope=f"meter:{meter.pk}",
+        get_with_list=meter.meter_model.get_with_list,
+        exchange_log=exchange_log,
+    )
+
+
+def _plain(row, name: str, *, client_title: bytes, **values) -> Endpoint:
+    """An endpoint row's protocol and security as plain values, with the rest given."""
+    high = row.security == Security.HIGH
     try:
         return Endpoint(
-            protocol=endpoint.protocol,
-            url=url,
-            security=endpoint.security,
-            password=str(endpoint.password) or None,
-            auth_key=_hex(endpoint.auth_key),
-            block_key=_hex(endpoint.block_key),
-            system_title=_hex(endpoint.system_title) if high else None,
-            client_system_title=client_system_title(meter) if high else None,
-            timeout_s=float(endpoint.timeout_s),
-            retries=endpoint.retries,
-            baud_rate=source.baud_rate,
-            options=meter.protocol_options(),
-            counter_scope=f"meter:{meter.pk}",
-            get_with_list=meter.meter_model.get_with_list,
-            exchange_log=exchange_log,
+            protocol=row.protocol,
+            security=row.security,
+            password=str(row.password) or None,
+            auth_key=_hex(row.auth_key),
+            block_key=_hex(row.block_key),
+            system_title=_hex(row.system_title) if high else None,
+            client_system_title=client_title if high else None,
+            timeout_s=float(row.timeout_s),
+            retries=row.retries,
+            **values,
         )
     except ValueError as exc:  # a key or title that is not hex
-        raise NotReadable(f"{meter.serial}: {exc}") from None
+        raise NotReadable(f"{name}: {exc}") from None
 
 
 def _hex(value) -> bytes | None:
     return bytes.fromhex(str(value)) if value else None
 
 
-def session_settings(meter: Meter, *, exchange_log: bool = False):
-    """The settings of the meter's protocol driver, ready for a session."""
-    endpoint = endpoint_of(meter, exchange_log=exchange_log)
+def session_settings(meter: Meter, *, exchange_log: bool = False, reading: bool = False):
+    """The settings of the meter's protocol driver, ready for a session (`reading`: a read,
+    which its concentrator's own data may serve; else a command, for the meter itself)."""
+    endpoint = endpoint_of(meter, exchange_log=exchange_log, reading=reading)
     try:
         return registry.settings_for(endpoint)
     except NotSupported:
@@ -211,7 +283,7 @@ def build_target(
     return MeterTarget(
         meter_id=meter.pk,
         serial=meter.serial,
-        settings=session_settings(meter, exchange_log=exchange_log),
+        settings=session_settings(meter, exchange_log=exchange_log, reading=True),
         line=line_of(meter),
         registers=registers,
         profiles=profiles,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from . import actions, push_tasks  # noqa: F401  (registers collection.handle_push)
+from . import actions, concentrators, push_tasks  # noqa: F401  (registers handle_push)
 from .commands import actions as commands
 from .health import record_heartbeat
 from .models import ReadJob
@@ -39,6 +39,12 @@ def read_batch_task(run_id: int, meter_ids: list[int]) -> dict:
 @shared_task(name="collection.expire_runs", queue="default")
 def expire_runs_task() -> int:
     return actions.expire_runs()
+
+
+@shared_task(name="collection.probe_concentrators", queue="collect")
+def probe_concentrators_task() -> list[dict]:
+    """Beat, every 15 minutes: each concentrator's own status and the meters it reports."""
+    return [r.as_dict() for r in concentrators.probe_all()]
 
 
 @shared_task(name="collection.heartbeat", queue="default", ignore_result=True)

@@ -133,7 +133,7 @@ class ChannelAdmin(ScopedModelAdmin):
 @admin.register(DataConcentrator)
 class DataConcentratorAdmin(EndpointOwnerAdmin):
     inlines = [ConcentratorEndpointInline]
-    list_display = ("serial", "name", "organisation", "protocol", "host", "port")
+    list_display = ("serial", "name", "organisation", "read_mode", "protocol", "host", "port")
     list_select_related = ("endpoint", "organisation")
     search_fields = ("serial", "name")
 

@@ -3,7 +3,10 @@
 A concentrator's status is its line's (``CommLine``, written by collection after each read):
 up, down (one fault, one alarm) or never read. Its page lists the meters it reports, each with
 its own last read; a meter moved to another concentrator keeps its history (readings belong to
-the meter) and shows on the new one's page.
+the meter) and shows on the new one's page. What the concentrator itself reports (its last
+probe, ``ReportedMeter``) is reconciled with the registry there: each registered meter's
+channel at the concentrator or "not reported", and the meters it reports that are not
+registered behind it.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from django.core.paginator import Paginator
-from django.db.models import Count, F, Q
+from django.db.models import Count, Exists, F, OuterRef, Q, Subquery
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -20,7 +23,7 @@ from django.views.generic import ListView, TemplateView
 from accounts.mixins import ScopedViewMixin
 
 from .alarms.models import OPEN_STATES, Alarm
-from .models import CommLine, DataConcentrator, Meter
+from .models import CommLine, DataConcentrator, Meter, ReportedMeter
 from .views import _meter_health
 
 SEARCH_MAX = 100
@@ -105,13 +108,28 @@ class ConcentratorDetailView(ScopedViewMixin, TemplateView):
         )
         line = CommLine.objects.filter(concentrator=concentrator).first()
         user = self.request.user
+        reported = ReportedMeter.objects.filter(concentrator=concentrator)
+        by_serial = reported.filter(serial=OuterRef("serial"))
         meters = (
             Meter.objects.restrict(user, "view")
             .filter(concentrator=concentrator)
             .select_related("meter_model", "comm_status", "endpoint", "service_point")
+            .annotate(
+                dc_channel=Subquery(by_serial.values("channel")[:1]),
+                dc_contact=Subquery(by_serial.values("last_contact")[:1]),
+            )
             .order_by("serial")
         )
         page = Paginator(meters, 50).get_page(self.request.GET.get("page"))
+        # Reported by the concentrator but registered behind no meter of it (any meter
+        # behind it counts as registered, so nothing outside the user's scope shows here).
+        behind = Meter.objects.filter(concentrator=concentrator, serial=OuterRef("serial"))
+        unknown = reported.annotate(registered=Exists(behind)).filter(registered=False)
+        unknown_page = Paginator(unknown.order_by("serial"), 50).get_page(
+            self.request.GET.get("unknown_page")
+        )
+        probed = line is not None and line.probed_at is not None
+        missing = meters.filter(dc_channel__isnull=True).count() if probed else 0
         now = timezone.now()
         for meter in page:
             meter.health = _meter_health(meter, now)
@@ -122,7 +140,15 @@ class ConcentratorDetailView(ScopedViewMixin, TemplateView):
                 .filter(line=line, state__in=OPEN_STATES)
                 .order_by("-last_event_at")[:20]
             )
-        context.update(concentrator=concentrator, line=line, page_obj=page, alarms=alarms)
+        context.update(
+            concentrator=concentrator,
+            line=line,
+            page_obj=page,
+            alarms=alarms,
+            probed=probed,
+            unknown_page=unknown_page,
+            missing=missing,
+        )
         return context
 
 

@@ -506,13 +506,31 @@ def _is_hex(value: str, size: int) -> bool:
         return False
 
 
+class ConcentratorReadMode(models.TextChoices):
+    GATEWAY = "gateway", "Through it (gateway to each meter)"
+    OWN_DATA = "own_data", "Its own collected data"
+
+
 class DataConcentrator(EndpointOwner):
-    """A data concentrator: addressable itself, it reads the meters below it."""
+    """A data concentrator: addressable itself, it reads the meters below it.
+
+    ``read_mode`` says how the head-end reads the meters behind it: through it as a gateway
+    (a session with each meter, addressed by its logical device at the concentrator), or from
+    the copy the concentrator collected itself (one association with the concentrator's own
+    logical device, the meter's data on its channel; docs/architecture.md).
+    """
 
     endpoint_owner_field = "concentrator"
 
     serial = models.CharField(max_length=64, unique=True)
     name = models.CharField(max_length=200, blank=True)
+    read_mode = models.CharField(
+        max_length=16,
+        choices=ConcentratorReadMode.choices,
+        default=ConcentratorReadMode.GATEWAY,
+        db_default=ConcentratorReadMode.GATEWAY,  # a rolling upgrade inserts without it
+        help_text="read its meters through it, or from the data it collected itself",
+    )
     organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+")
     grid_node = models.ForeignKey(
         GridNode, null=True, blank=True, on_delete=models.PROTECT, related_name="concentrators"
@@ -795,6 +813,10 @@ class CommLine(models.Model):
     down = models.BooleanField(default=False)
     down_since = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    # A concentrator's own probe (collection/concentrators.py): when it last answered one,
+    # and how far its clock was off then.
+    probed_at = models.DateTimeField(null=True, blank=True)
+    clock_drift_s = models.FloatField(null=True, blank=True)
 
     objects = ScopedQuerySet.as_manager()
     scope_field = "organisation"
@@ -812,6 +834,38 @@ class CommLine(models.Model):
         if self.down:
             return "down"
         return "up" if self.last_contact else "unknown"
+
+
+class ReportedMeter(models.Model):
+    """A meter a data concentrator says it has, as its last probe found it (collection writes
+    these; the concentrator's page reconciles them with the registry: meters it reports that
+    are not registered behind it, and meters registered behind it that it no longer reports).
+
+    ``channel`` is where the concentrator keeps the meter's collected data (its own-data read
+    mode); ``last_contact`` is when the concentrator itself last heard the meter.
+    """
+
+    concentrator = models.ForeignKey(
+        DataConcentrator, on_delete=models.CASCADE, related_name="reported_meters"
+    )
+    serial = models.CharField(max_length=64)
+    channel = models.PositiveSmallIntegerField()
+    last_contact = models.DateTimeField(null=True, blank=True)
+    probed_at = models.DateTimeField()
+
+    objects = ScopedQuerySet.as_manager()
+    scope_field = "concentrator__organisation"
+
+    class Meta:
+        ordering = ["concentrator", "serial"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["concentrator", "serial"], name="reported_meter_unique_serial"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.serial} on channel {self.channel} of {self.concentrator_id}"
 
 
 ConfigSection = models.TextChoices(

@@ -40,6 +40,9 @@ PUSH_SETUP = "push_setup"  # read the push setup and set where pushes go
 CLOCK_SETTINGS = "clock_settings"  # read and write the time zone and daylight-saving rules
 COMMUNICATION = "communication"  # read and write the modem's APN, IP setup and connection mode
 ALARM_FILTERS = "alarm_filters"  # read and write which alarms the meter registers and pushes
+# A data concentrator's own session: the meters it reports (not in ALL_CAPABILITIES: meters
+# have none; a driver that reaches concentrators declares it).
+READ_DEVICES = "read_devices"
 
 READ_CAPABILITIES = frozenset(
     {READ_CLOCK, READ_REGISTERS, READ_LOAD_PROFILE, READ_EVENTS, READ_INSTANTANEOUS, READ_RELAY}
@@ -60,6 +63,8 @@ COMMAND_CAPABILITIES = frozenset(
     }
 )
 ALL_CAPABILITIES = READ_CAPABILITIES | COMMAND_CAPABILITIES
+# Every capability a driver may declare: a meter's, and a concentrator's own.
+KNOWN_CAPABILITIES = ALL_CAPABILITIES | {READ_DEVICES}
 
 
 def utcnow() -> datetime:
@@ -99,6 +104,16 @@ class RegisterValue:
     raw: int | str | bytes | None = None  # the value as read, before scaling
     status: int | None = None
     error: str | None = None  # the meter refused this register (value is None)
+
+
+@dataclass(frozen=True, slots=True)
+class ReportedDevice:
+    """A meter a concentrator reports: its serial, the channel its collected data is on
+    (None when the concentrator keeps no copy), when the concentrator last heard it."""
+
+    serial: str
+    channel: int | None = None
+    last_contact: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,6 +394,9 @@ class MeterSession:
 
     capabilities: frozenset[str] = frozenset()
     exchange_log: list[Exchange] | None = None
+    # When the data this session serves was taken from the meter, when that is not now: a
+    # concentrator's copy of a meter (registers are stored as of then). None: read live.
+    as_of: datetime | None = None
     # Why the session gave up reading several values per request (None: it did not).
     with_list_failure: str | None = None
 
@@ -458,6 +476,10 @@ class MeterSession:
 
     async def read_push_setup(self, setup: str | None = None) -> PushSetup:
         raise self._unsupported(PUSH_SETUP)
+
+    async def read_devices(self) -> list[ReportedDevice]:
+        """A concentrator: the meters it reports, with where it keeps each one's data."""
+        raise self._unsupported(READ_DEVICES)
 
     async def set_push_destination(self, destination: str, setup: str | None = None) -> PushSetup:
         raise self._unsupported(PUSH_SETUP)

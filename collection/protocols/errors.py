@@ -102,7 +102,15 @@ class AccessDenied(ProtocolError):
         self.code = code
 
 
+class UnknownDevice(ProtocolError):
+    """The concentrator answered but does not report the meter asked for (moved, removed,
+    not installed yet): no data of it is there to read."""
+
+    retryable = False
+
+
 __all__ = [
+    "UnknownDevice",
     "AccessDenied",
     "AuthenticationFailed",
     "ConnectionFailed",

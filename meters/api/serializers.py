@@ -222,6 +222,7 @@ class DataConcentratorSerializer(CommSettingsSerializer):
             "grid_node",
             "latitude",
             "longitude",
+            "read_mode",
             "comm_state",
             "last_contact",
             *CommSettingsSerializer.COMM_FIELDS,

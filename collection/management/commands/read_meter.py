@@ -36,7 +36,9 @@ class Command(BaseCommand):
                 print(f"read_meter: no meter with serial {serial!r}", file=sys.stderr)
                 return 2
             try:
-                settings = session_settings(meter, exchange_log="--log-frames" in rest)
+                settings = session_settings(
+                    meter, exchange_log="--log-frames" in rest, reading=True
+                )
             except NotReadable as exc:
                 print(f"read_meter: {exc}", file=sys.stderr)
                 return 2

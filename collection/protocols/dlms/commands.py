@@ -17,6 +17,7 @@ from ..errors import MalformedResponse
 from . import axdr
 from .client import DlmsClient
 from .communication import DlmsCommunication
+from .concentrator import read_meter_list
 from .configuration import DlmsConfiguration
 
 CLASS_PUSH_SETUP = 40
@@ -30,7 +31,12 @@ MESSAGE_APDU = 0  # ... .message: A-XDR encoded xDLMS APDU
 class DlmsSession(DlmsCommunication, DlmsConfiguration, DlmsClient):
     """One DLMS/COSEM association with the whole contract the simulated meter supports."""
 
-    capabilities = base.ALL_CAPABILITIES
+    # READ_DEVICES: a concentrator's own logical device lists its meters (a meter answers
+    # "object undefined", NotSupported).
+    capabilities = base.ALL_CAPABILITIES | {base.READ_DEVICES}
+
+    async def read_devices(self) -> list[base.ReportedDevice]:
+        return await self._call(read_meter_list, self)
 
     async def _write_tou(self, cal: base.TouCalendar, activate_at) -> None:
         await super()._write_tou(cal, activate_at)

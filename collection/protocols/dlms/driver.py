@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..driver import Driver, Endpoint
 from ..transport import line_key
 from .commands import DlmsSession
+from .concentrator import ConcentratorDataSession
 from .push import PUSH
 from .settings import DlmsSettings
 
@@ -12,6 +13,9 @@ PROTOCOL = "dlms"
 
 # Endpoint.options this driver reads: HDLC or WRAPPER, and the association's addresses.
 OPTIONS = ("interface", "client_address", "server_address", "physical_address")
+# Set by the core for a meter read from its concentrator's own data (the endpoint is then
+# the concentrator's): the meter's serial and the channel the last probe saw it on.
+CONCENTRATOR_OPTIONS = ("dc_serial", "dc_channel")
 
 
 def settings_from(endpoint: Endpoint) -> DlmsSettings:
@@ -38,7 +42,16 @@ def settings_from(endpoint: Endpoint) -> DlmsSettings:
         counter_key=f"{endpoint.counter_scope}:{client}" if endpoint.counter_scope else None,
         exchange_log=endpoint.exchange_log,
         get_with_list=endpoint.get_with_list,
+        dc_serial=options.get("dc_serial") or None,
+        dc_channel=options.get("dc_channel") or None,
     )
+
+
+def open_session(settings: DlmsSettings, counters=None):
+    """A meter's own session, or its data at its concentrator (``dc_serial`` set)."""
+    if settings.dc_serial:
+        return ConcentratorDataSession(settings, counters)
+    return DlmsSession(settings, counters)
 
 
 def line_of(url: str, options) -> str | None:
@@ -54,9 +67,9 @@ DRIVER = Driver(
     label="DLMS/COSEM",
     settings_class=DlmsSettings,
     settings_from=settings_from,
-    session_class=DlmsSession,
+    session_class=open_session,
     capabilities=DlmsSession.capabilities,
-    option_names=OPTIONS,
+    option_names=OPTIONS + CONCENTRATOR_OPTIONS,
     push=PUSH,
     line_of=line_of,
 )

@@ -56,6 +56,11 @@ class DlmsSettings:
     register_classes: dict[str, int] = field(default_factory=dict)  # OBIS -> class
     # False for meter models known to answer GET-with-list wrongly: single GETs only.
     get_with_list: bool = True
+    # A meter read from its concentrator's own collected data (concentrator.py): the
+    # association is the concentrator's; the meter is found there by its serial, first on
+    # the channel the last probe saw it on.
+    dc_serial: str | None = None
+    dc_channel: int | None = None
 
     def __post_init__(self) -> None:
         if self.interface not in ("wrapper", "hdlc"):
@@ -78,6 +83,10 @@ class DlmsSettings:
                     raise ValueError(f"high security needs a 16-byte {name}")
             if len(self.system_title or b"") != 8:
                 raise ValueError("high security needs an 8-byte client system_title")
+        if self.dc_channel is not None and not (
+            isinstance(self.dc_channel, int) and 1 <= self.dc_channel <= 254
+        ):
+            raise ValueError("a concentrator channel is 1..254")
         if not 64 <= self.max_pdu <= 0xFFFF:
             raise ValueError("max_pdu must be 64..65535")
 

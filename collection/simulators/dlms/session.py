@@ -34,6 +34,9 @@ class Session:
     now: Callable[[], datetime]
     server_address: int = 1
     push: Callable[[], None] | None = None
+    # The logical device's objects by logical name (None: a meter's, objects.OBJECTS); a
+    # concentrator's own logical device adds the data it collected (dlms_gateway.py).
+    objects: dict | None = None
 
     associated: bool = False
     client: int = 0
@@ -256,7 +259,7 @@ class Session:
         return self._action(req)
 
     def _lookup(self, class_id: int, obis: bytes):
-        obj = OBJECTS.get(obis)
+        obj = (OBJECTS if self.objects is None else self.objects).get(obis)
         if obj is None:
             raise AccessError(xdlms.DAR_OBJECT_UNDEFINED)
         if obj.class_id != class_id:

@@ -128,7 +128,8 @@ class ConcentratorDetailView(ScopedViewMixin, TemplateView):
         unknown_page = Paginator(unknown.order_by("serial"), 50).get_page(
             self.request.GET.get("unknown_page")
         )
-        probed = line is not None and line.probed_at is not None
+        # Reconciled once the concentrator gave a list (one that keeps none gives no rows).
+        probed = reported.exists()
         missing = meters.filter(dc_channel__isnull=True).count() if probed else 0
         now = timezone.now()
         for meter in page:

@@ -449,6 +449,11 @@ AMI_PUSH_PROTOCOL = env.str("AMI_PUSH_PROTOCOL", default="dlms")
 AMI_COMMAND_LOST_AFTER_S = env.int("AMI_COMMAND_LOST_AFTER_S", default=600)
 # Bulk commands run as batch tasks of this many meters, this many sessions at once per task.
 AMI_COMMAND_BATCH_SIZE = env.int("AMI_COMMAND_BATCH_SIZE", default=500)
+# Shared lines between processes (collection/linelock.py): a session's lease on its line
+# lasts this long unless renewed (a killed worker's is free again after it), and a meter
+# waits at most this long for a line other processes keep busy (then: LineBusy).
+AMI_LINE_LOCK_TTL_S = env.float("AMI_LINE_LOCK_TTL_S", default=20.0)
+AMI_LINE_WAIT_S = env.float("AMI_LINE_WAIT_S", default=300.0)
 AMI_COMMAND_BATCH_CONCURRENCY = env.int("AMI_COMMAND_BATCH_CONCURRENCY", default=100)
 # Prepaid link (loadcontrol/prepaid.py): the head-end disconnects an account out of credit and
 # reconnects it when topped up. Off: the STS meter enforces its own credit.

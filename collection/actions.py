@@ -22,7 +22,8 @@ from meters.models import CommStatus, Meter, MeterModel
 from . import enqueue, progress
 from .choices import ReadItem, ResultStatus, RunKind, RunStatus
 from .counters import DatabaseCounterStore
-from .lines import line_limits, record_lines
+from .linelock import LineBusy
+from .lines import line_limits, line_locks, record_lines
 from .models import JobRun, MeterReadResult, ReadJob
 from .protocols.errors import SystemTitleMismatch
 from .reader import MeterOutcome, ReadPlan, default_window, read_batch
@@ -229,9 +230,23 @@ def process_batch(run_id: int, meter_ids: list[int]) -> dict:
     limits = line_limits({t.line for t in targets if t.line})
     targets = [replace(t, line_limit=limits[t.line]) if t.line in limits else t for t in targets]
     watched = {}
-    outcomes = asyncio.run(
-        read_batch(targets, plan, DatabaseCounterStore(), concurrency=concurrency, lines=watched)
-    )
+
+    async def read_all():
+        locks = line_locks()  # shared lines are held against other processes too
+        try:
+            return await read_batch(
+                targets,
+                plan,
+                DatabaseCounterStore(),
+                concurrency=concurrency,
+                lines=watched,
+                line_lock=locks.hold if locks else None,
+            )
+        finally:
+            if locks:
+                await locks.close()
+
+    outcomes = asyncio.run(read_all())
     with transaction.atomic():
         # All of the batch's values in three bulk ingests, then every meter's outcome in a
         # few statements (not a handful of round trips per meter).
@@ -283,8 +298,9 @@ def _record_outcome(run: JobRun, outcome: MeterOutcome) -> Finished:
             retryable=bool(outcome.error and outcome.error.retryable),
             attempts=outcome.attempts,
             exchange_log=log_text,
-            notes=notes or (f"line {outcome.line} down" if outcome.line_fault else ""),
-            line_fault=outcome.line_fault,
+            notes=notes or _line_note(outcome),
+            # Its line down, or kept busy by other processes: not the meter's failure.
+            line_fault=outcome.line_fault or isinstance(outcome.error, LineBusy),
         )
     if outcome.clock_set:
         # Setting a meter's clock changes the meter: one activity row, like any command.
@@ -305,6 +321,12 @@ def _record_outcome(run: JobRun, outcome: MeterOutcome) -> Finished:
         drift=outcome.clock.drift_seconds if outcome.clock else None,
         notes=notes,
     )
+
+
+def _line_note(outcome: MeterOutcome) -> str:
+    if isinstance(outcome.error, LineBusy):
+        return f"line {outcome.line} busy: not tried"
+    return f"line {outcome.line} down" if outcome.line_fault else ""
 
 
 def _security_failure(run: JobRun, outcome: MeterOutcome) -> None:

@@ -11,18 +11,30 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from meters.alarms import lines as line_alarms
 from meters.models import CommLine, DataConcentrator, LineKind, Meter
 
+from .linelock import LineLocks
 from .reader import LineWatch, MeterOutcome
 from .status import publish_status
 
 log = logging.getLogger(__name__)
 
 CONCENTRATOR_PREFIX = "concentrator:"
+
+
+def line_locks() -> LineLocks | None:
+    """The leases that hold shared lines between processes (None without Redis); made in
+    the event loop that uses them, closed by it."""
+    if not settings.REDIS_URL:
+        return None
+    return LineLocks(
+        settings.REDIS_URL, ttl_s=settings.AMI_LINE_LOCK_TTL_S, wait_s=settings.AMI_LINE_WAIT_S
+    )
 
 
 def line_limits(keys) -> dict[str, int]:

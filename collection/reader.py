@@ -21,6 +21,7 @@ from collection.protocols.errors import (
     ProtocolError,
 )
 
+from .linelock import LineBusy
 from .targets import MeterTarget
 
 # How many sessions one shared line (concentrator, RS-485 bus, modem) takes at once.
@@ -171,13 +172,17 @@ async def gather_gated(
     concurrency: int,
     line_limit: int | Callable = DEFAULT_LINE_LIMIT,
     on_done: Callable | None = None,
+    line_lock: Callable | None = None,
+    busy: Callable | None = None,
 ) -> list:
     """`await run(item)` for every item, at most `concurrency` at once and `line_limit` (a
     number, or a function of the item) per shared line (`line_of(item)`: a line name, or None
     for a meter on its own line); the results in the order of `items`.
 
     An item waits for its line before it takes one of the `concurrency` slots, so the meters
-    queued on a busy bus do not keep the meters of other lines waiting."""
+    queued on a busy bus do not keep the meters of other lines waiting. `line_lock(line,
+    limit)` (an async context manager, ``linelock.LineLocks.hold``) holds the line against
+    other processes too; an item whose line stays busy there gets `busy(item, error)`."""
     task_gate = asyncio.Semaphore(concurrency)
     limit_of = line_limit if callable(line_limit) else (lambda item: line_limit)
     line_gates: dict[str, asyncio.Semaphore] = {}
@@ -188,11 +193,20 @@ async def gather_gated(
             async with task_gate:
                 result = await run(item)
         else:
+            limit = max(1, limit_of(item))
             gate = line_gates.get(line)
             if gate is None:
-                gate = line_gates[line] = asyncio.Semaphore(max(1, limit_of(item)))
-            async with gate, task_gate:
-                result = await run(item)
+                gate = line_gates[line] = asyncio.Semaphore(limit)
+            async with gate:
+                if line_lock is None:
+                    async with task_gate:
+                        result = await run(item)
+                else:
+                    try:
+                        async with line_lock(line, limit), task_gate:
+                            result = await run(item)
+                    except LineBusy as exc:
+                        result = busy(item, exc)
         if on_done is not None:
             on_done(result)
         return result
@@ -221,8 +235,8 @@ class LineWatch:
         if outcome.ok or not isinstance(error, (ConnectionFailed, MeterTimeout)):
             self.answered, self.silent = True, 0  # a meter answered, even if with an error
             return
-        if isinstance(error, LineDown):
-            return
+        if isinstance(error, (LineDown, LineBusy)):
+            return  # not tried
         self.silent += 1
         opened = isinstance(error, ConnectionFailed) and not isinstance(error, NotAssociated)
         # Silence takes two meters at least: one silent meter behind a working concentrator
@@ -253,6 +267,7 @@ async def read_batch(
     concurrency: int = 100,
     on_outcome: Callable[[MeterOutcome], None] | None = None,
     lines: dict[str, LineWatch] | None = None,
+    line_lock: Callable | None = None,
 ) -> list[MeterOutcome]:
     """Read every target, at most `concurrency` at once and each line's limit per shared line.
 
@@ -276,6 +291,9 @@ async def read_batch(
             watch.record(outcome)
         return outcome
 
+    def busy(target: MeterTarget, error: LineBusy) -> MeterOutcome:
+        return MeterOutcome(target.meter_id, target.serial, error=error, line=target.line)
+
     outcomes = await gather_gated(
         targets,
         one,
@@ -283,6 +301,8 @@ async def read_batch(
         concurrency=concurrency,
         line_limit=lambda target: target.line_limit,
         on_done=on_outcome,
+        line_lock=line_lock,
+        busy=busy,
     )
     for outcome in outcomes:
         watch = watches.get(outcome.line) if outcome.line else None

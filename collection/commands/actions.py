@@ -30,6 +30,7 @@ from meters.models import ActualConfiguration, Meter
 
 from .. import enqueue
 from ..counters import DatabaseCounterStore
+from ..lines import line_locks
 from ..progress import publish_commands
 from ..reader import gather_gated
 from ..relay import record_relay_states, state_of_control
@@ -338,10 +339,28 @@ def _run_sessions(meters: dict, claimed: dict[int, list[Step]], concurrency: int
         meter_id, target, _line, steps = session
         return meter_id, await run_session(target, steps, counters)
 
+    def busy(session, error):
+        meter_id, _target, _line, steps = session
+        # Not sent: the line stayed busy with another process's sessions; tried again later.
+        return meter_id, [
+            Outcome(s.command_id, False, error_kind="LineBusy", error=str(error), retryable=True)
+            for s in steps
+        ]
+
     async def run_all():
-        return await gather_gated(
-            sessions, one, line_of=lambda session: session[2], concurrency=concurrency
-        )
+        locks = line_locks()
+        try:
+            return await gather_gated(
+                sessions,
+                one,
+                line_of=lambda session: session[2],
+                concurrency=concurrency,
+                line_lock=locks.hold if locks else None,
+                busy=busy,
+            )
+        finally:
+            if locks:
+                await locks.close()
 
     if sessions:
         outcomes.update(asyncio.run(run_all()))

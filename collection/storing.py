@@ -8,13 +8,15 @@ from decimal import Decimal
 from django.db.models import Max
 from django.utils import timezone
 
+from meters import obis as obis_codes
 from meters.alarms import engine as alarm_engine
 from meters.alarms.events import describe
 from meters.choices import ChannelKind
-from meters.models import Channel
+from meters.models import Channel, Meter
 from meters.store import IntervalReading
 
 from .ingest import IngestResult, ingest_events, ingest_profiles, ingest_registers
+from .protocols.base import RegisterValue
 from .reader import MeterOutcome
 from .relay import record_relay_states, relay_events, state_of_control
 
@@ -103,6 +105,7 @@ def store_outcomes(outcomes: list[MeterOutcome]) -> IngestResult:
     if profiles:
         result += ingest_profiles(profiles)
     registers = [(o.meter_id, _read_at(o), o.registers) for o in good if o.registers]
+    registers += closure_reads(good)
     if registers:
         result += ingest_registers(registers)
     events = [(o.meter_id, o.events) for o in good if o.events]
@@ -115,6 +118,51 @@ def store_outcomes(outcomes: list[MeterOutcome]) -> IngestResult:
     if derived:
         alarm_engine.evaluate_events(derived)
     return result
+
+
+# OBIS value group C of the billing-period profiles (0-0:98.1.0 monthly, 0-0:98.2.0 daily):
+# each row is the registers as the meter closed them at the end of a billing period.
+BILLING_PROFILE_C = 98
+
+
+def closure_reads(good: list[MeterOutcome]) -> list[tuple[int, datetime, list[RegisterValue]]]:
+    """Billing closures as register reads at their closure time: each row of a billing
+    profile gives the registers of the meter's model it captured, read at the row's time
+    (so billing finds the meter's own closure at a period's bound). Values the meter marked
+    invalid are None in the row and left out."""
+    blocks = [
+        (o.meter_id, block)
+        for o in good
+        for block in o.profiles
+        if block.rows and obis_codes.parse(block.profile).c == BILLING_PROFILE_C
+    ]
+    if not blocks:
+        return []
+    models = dict(
+        Meter.objects.filter(pk__in={m for m, _ in blocks}).values_list("pk", "meter_model_id")
+    )
+    registers = set(
+        Channel.objects.filter(
+            meter_model_id__in=set(models.values()), kind=ChannelKind.REGISTER
+        ).values_list("meter_model_id", "obis")
+    )
+    reads = []
+    for meter_id, block in blocks:
+        model = models.get(meter_id)
+        columns = [
+            (i, channel)
+            for i, channel in enumerate(block.channels)
+            if (model, obis_codes.normalise(channel.obis)) in registers
+        ]
+        for row in block.rows:
+            values = [
+                RegisterValue(obis=channel.obis, value=row.values[i], unit=channel.unit)
+                for i, channel in columns
+                if row.values[i] is not None
+            ]
+            if values:
+                reads.append((meter_id, row.timestamp, values))
+    return reads
 
 
 def _relay_seen(good: list[MeterOutcome], events: list) -> dict[int, tuple[str, datetime]]:

@@ -20,6 +20,7 @@ from meters.choices import ChannelKind, MeterStatus, Protocol
 from meters.models import Channel, Meter, MeterModel
 from meters.store import EventRecord, IntervalReading, Quality, RegisterRead
 from tests.collection.fleet import fleet_thread
+from tests.factories import make_user
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -147,3 +148,52 @@ def test_iec102_meters_are_read_by_a_job_and_stored_exactly(eager_celery):
         }
         assert stored == expected
     assert not EventRecord.objects.filter(meter__serial=sims[2].serial).exists()
+
+
+def test_billing_closures_are_stored_as_register_reads_at_their_closure_time(eager_celery):
+    """The monthly billing closures (C_TA_VM_2, the billing profile 0-0:98.1.0) give the
+    meter's registers as it closed them at the month's end (Madrid midnight): stored as
+    register reads at that time, the total and each tariff, exactly the model's; a second
+    read of the same closures stores nothing more."""
+    org = Organisation.objects.create(name="REE closures", code="reec")
+    meter_model = iec102_model(org)
+    for obis in ("1-0:1.8.1*255", "1-0:1.8.2*255"):
+        Channel.objects.create(
+            meter_model=meter_model, obis=obis, name=obis, unit="Wh", kind=ChannelKind.REGISTER
+        )
+    Channel.objects.create(
+        meter_model=meter_model, obis="1-0:1.8.0*255", name="closure +A", unit="Wh",
+        kind=ChannelKind.PROFILE, profile_obis="0-0:98.1.0*255",
+    )  # fmt: skip
+    user = make_user("ree-op", org, "operator")
+    (simulated,) = make_meters(1, password=PASSWORD)
+    now = datetime.now(UTC)
+    local = now.astimezone(server.ZONE)
+    closed_at = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
+    with fleet_thread([simulated], fleet_class=Iec102Fleet) as fleet:
+        meter = Meter.objects.create(
+            serial=simulated.serial, meter_model=meter_model, organisation=org,
+            status=MeterStatus.ACTIVE, protocol=Protocol.IEC870_102, host=fleet.host,
+            port=fleet.port, iec102_link_address=simulated.link_address,
+            iec102_measuring_point=simulated.measuring_point, password=str(PASSWORD),
+            timeout_s=2, retries=0,
+        )  # fmt: skip
+        for _ in range(2):
+            run = actions.request_on_demand_read(
+                meter, ["profile"], acting_user=user,
+                since=closed_at - timedelta(days=1), until=min(now, closed_at + timedelta(days=1)),
+            )  # fmt: skip
+            assert JobRun.objects.get(pk=run.pk).succeeded == 1
+    reads = {
+        r.channel.obis: r.value
+        for r in RegisterRead.objects.filter(meter=meter, read_at=closed_at).select_related(
+            "channel"
+        )
+    }
+    k = sim.completed_intervals(closed_at)
+    assert reads == {
+        "1-0:1.8.0*255": sim.cumulative(simulated.serial, 1, k),
+        "1-0:1.8.1*255": sim.tariff_register(simulated.serial, 1, closed_at),
+        "1-0:1.8.2*255": sim.tariff_register(simulated.serial, 2, closed_at),
+    }
+    assert RegisterRead.objects.filter(meter=meter).count() == 3  # the second read: nothing

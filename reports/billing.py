@@ -10,7 +10,9 @@ For each meter in the reader's scope (`restrict(user, "view")`, optionally a gri
   (EDITED flag: a value put in by a person), then the one closest to the bound;
 * consumption = end read - start read; when the register has a profile channel of the same
   quantity (`interval_energy.energy_codes`: 1.8.0 <-> 1.29.0 / a cumulative profile), the
-  sum of its intervals ending in (start, end] is shown with the difference. When a bound's
+  sum of its intervals ending in (start, end] is shown with the difference (read from the
+  daily rollup `DailyEnergy`: the period is whole local days, one statement per chunk of
+  meters for every channel). When a bound's
   register read is missing, the interval sum is the consumption, flagged `interval sum`;
 * maximum demand registers (D = 6): the read at the billing date with its capture time;
 * a profile the head-end made from register polls (``Channel.head_end_derived``: a meter
@@ -33,20 +35,20 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from functools import cached_property, lru_cache
+from typing import NamedTuple
 
 from django.conf import settings
+from django.db.models import Max, Q, Sum
 
-from amisite.tabular import csv_line
 from meters.choices import ChannelKind
 from meters.models import Channel, GridNode, Meter
 from meters.obis import parse as parse_obis
-from meters.store import RegisterRead, to_decimal
+from meters.store import DailyEnergy, RegisterRead, to_decimal
 from meters.store.days import day_bounds, day_out_of_range, local_zone
-from meters.store.interval_energy import energy_codes, energy_series, interval_sums
+from meters.store.interval_energy import energy_codes
 from meters.store.quality import Quality
 from meters.store.query import select_meters
-
-from .exporters.table import csv_lines, report_cell, write_xlsx
 
 ENERGY_D, DEMAND_D = 8, 6
 ACTUAL, ESTIMATED, SUBSTITUTED = "actual", "estimated", "substituted"
@@ -89,15 +91,15 @@ class Period:
     first: date
     last: date
 
-    @property
+    @cached_property
     def start(self) -> datetime:
         return day_bounds(self.first, local_zone())[0]
 
-    @property
+    @cached_property
     def end(self) -> datetime:
         return day_bounds(self.last, local_zone())[1]
 
-    @property
+    @cached_property
     def window(self) -> timedelta:
         """How far from a bound a read may be: the setting, at most half the period (so no
         read is both the start and the end read)."""
@@ -146,17 +148,18 @@ class Period:
         return cls.month(f"{today - timedelta(days=1):%Y-%m}")
 
 
+_EDITED, _ESTIMATED = int(Quality.EDITED), int(Quality.ESTIMATED)
+
+
 def read_class(flags: int) -> str:
-    if flags & Quality.EDITED:
+    if flags & _EDITED:
         return SUBSTITUTED
-    if flags & Quality.ESTIMATED:
+    if flags & _ESTIMATED:
         return ESTIMATED
     return ACTUAL
 
 
-def best_read(
-    reads: Iterable[RegisterRead], at: datetime, window: timedelta | None = None
-) -> RegisterRead | None:
+def best_read(reads: Iterable[Read], at: datetime, window: timedelta | None = None) -> Read | None:
     """The best read within `window` of `at` (actual > estimated > substituted, then the
     closest)."""
     window = read_window() if window is None else window
@@ -169,8 +172,12 @@ def best_read(
 
 
 def register_kind(channel: Channel) -> str | None:
-    d = parse_obis(channel.obis).d
-    return {ENERGY_D: "energy", DEMAND_D: "demand"}.get(d)
+    return _register_kind(channel.obis)
+
+
+@lru_cache(maxsize=1024)
+def _register_kind(obis: str) -> str | None:
+    return {ENERGY_D: "energy", DEMAND_D: "demand"}.get(parse_obis(obis).d)
 
 
 @dataclass
@@ -181,22 +188,10 @@ class ProfileSum:
     missing: int
 
 
-def profile_sum(meter_id: int, channel: Channel, period: Period, known=None) -> ProfileSum:
+def profile_sum(meter_id: int, channel: Channel, period: Period, known: dict) -> ProfileSum:
     """Sum of a profile channel's intervals in the period with its estimated/missing counts;
-    `known`: {meter: (sum, values, estimated, step)} read for many meters at once."""
-    if known is not None:
-        total, present, estimated, step = known.get(meter_id, (0, 0, 0, None))
-        step = step or (900.0 if present else None)
-    else:
-        points = list(energy_series(meter_id, channel, period.start, period.end))
-        total, present, estimated = 0, 0, 0
-        for _ts, value, flags in points:
-            if value is None:
-                continue
-            present += 1
-            total += value
-            estimated += bool(flags & Quality.ESTIMATED)
-        step = _capture_period(points)
+    `known`: {meter: (sum, values, estimated, seconds per interval)} (`rollup_sums`)."""
+    total, present, estimated, step = known.get(meter_id, (0, 0, 0, None))
     seconds = (period.end - period.start).total_seconds()
     expected = round(seconds / step) if step else max(present, 1)
     return ProfileSum(
@@ -205,11 +200,6 @@ def profile_sum(meter_id: int, channel: Channel, period: Period, known=None) -> 
         estimated,
         max(expected - present, 0),
     )
-
-
-def _capture_period(points) -> float | None:
-    steps = [(b[0] - a[0]).total_seconds() for a, b in zip(points, points[1:], strict=False)]
-    return min(steps) if steps else (900.0 if points else None)
 
 
 @dataclass
@@ -239,7 +229,18 @@ def _profile_for(register: Channel, channels: list[Channel]) -> Channel | None:
     return min(profiles, key=lambda c: codes.index(c.obis), default=None)
 
 
-def _reads(meter_ids, channel_ids, period: Period) -> dict[tuple[int, int], list[RegisterRead]]:
+class Read(NamedTuple):
+    """A register read as billing needs it (tuples: a chunk has thousands)."""
+
+    meter_id: int
+    channel_id: int
+    read_at: datetime
+    value: int
+    quality: int
+    capture_time: datetime | None
+
+
+def _reads(meter_ids, channel_ids, period: Period) -> dict[tuple[int, int], list[Read]]:
     window = period.window
     reads = RegisterRead.objects.filter(meter_id__in=meter_ids, channel_id__in=channel_ids)
     bounds = [
@@ -248,15 +249,17 @@ def _reads(meter_ids, channel_ids, period: Period) -> dict[tuple[int, int], list
     ]
     out = defaultdict(list)
     seen = set()
+    fields = ("meter_id", "channel_id", "read_at", "value", "quality", "capture_time")
     for lo, hi in bounds:
-        for read in reads.filter(read_at__gte=lo, read_at__lte=hi):
-            if read.pk not in seen:  # the windows meet at the period's middle
-                seen.add(read.pk)
+        for row in reads.filter(read_at__gte=lo, read_at__lte=hi).values_list(*fields):
+            read = Read(*row)
+            if row[:3] not in seen:  # the windows meet at the period's middle
+                seen.add(row[:3])
                 out[(read.meter_id, read.channel_id)].append(read)
     return out
 
 
-def _physical(read: RegisterRead | None, channel: Channel) -> Decimal | None:
+def _physical(read: Read | None, channel: Channel) -> Decimal | None:
     return None if read is None else to_decimal(read.value, channel.scaler)
 
 
@@ -288,17 +291,58 @@ def _chunk(meters: list[Meter], period: Period, threshold: Decimal):
         yield _meter(meter, channels, reads, sums, period, threshold)
 
 
-def _interval_sums(meters, by_model, period) -> dict[int, dict | None]:
-    """{profile channel: interval_sums of this chunk's meters} in one statement each."""
-    ids = defaultdict(list)
-    for meter in meters:
-        ids[meter.meter_model_id].append(meter.pk)
-    out = {}
-    for model_id, channels in by_model.items():
-        for channel in channels:
-            if channel.kind == ChannelKind.PROFILE and channel.profile_column is not None:
-                out[channel.pk] = interval_sums(ids[model_id], channel, period.start, period.end)
+def _interval_sums(meters, by_model, period) -> dict[int, dict]:
+    """{profile channel: {meter: (sum, values, estimated, seconds per interval)}} of this
+    chunk's meters, from the daily rollup in ONE statement (`rollup_sums`)."""
+    profiles = [
+        c.pk
+        for channels in by_model.values()
+        for c in channels
+        if c.kind == ChannelKind.PROFILE and c.profile_column is not None
+    ]
+    out = {pk: {} for pk in profiles}
+    for (meter_id, channel_id), sums in rollup_sums([m.pk for m in meters], profiles, period):
+        out[channel_id][meter_id] = sums
     return out
+
+
+def rollup_sums(meter_ids, channel_ids, period: Period):
+    """((meter, channel), (sum, values, estimated, seconds per interval)) over the period's
+    local days from `DailyEnergy`, which ingest keeps equal to the interval table (a day
+    holds the intervals *ending* in it, as the period's (start, end] does).
+
+    The capture period is the shortest day length / values of any day (a whole day gives
+    86,400 / 96 = 900 s; a DST day 82,800 / 92 or 90,000 / 100, the same): days of each
+    length are counted apart, so a 23- or 25-hour day does not skew it."""
+    lengths = defaultdict(list)
+    zone = local_zone()
+    day = period.first
+    while day <= period.last:
+        start, end = day_bounds(day, zone)
+        lengths[int((end - start).total_seconds())].append(day)
+        day += timedelta(days=1)
+    most = {
+        f"most{seconds}": Max("intervals", filter=Q(day__in=days))
+        for seconds, days in lengths.items()
+    }
+    rows = (
+        DailyEnergy.objects.filter(
+            meter_id__in=meter_ids,
+            channel_id__in=channel_ids,
+            day__gte=period.first,
+            day__lte=period.last,
+        )
+        .values("meter_id", "channel_id")
+        .annotate(total=Sum("value"), present=Sum("intervals"), estimated=Sum("estimated"), **most)
+        .order_by()
+    )
+    for row in rows:
+        steps = [seconds / row[f"most{seconds}"] for seconds in lengths if row[f"most{seconds}"]]
+        step = min(steps) if steps else None
+        yield (
+            (row["meter_id"], row["channel_id"]),
+            (row["total"] or 0, row["present"] or 0, row["estimated"] or 0, step),
+        )
 
 
 def _meter(meter, channels, reads, sums, period, threshold) -> MeterDeterminants:
@@ -333,7 +377,9 @@ def _meter(meter, channels, reads, sums, period, threshold) -> MeterDeterminants
             start_class=read_class(start.quality) if start else "",
         )
         profile = _profile_for(channel, channels)
-        summed = profile_sum(meter.pk, profile, period, sums.get(profile.pk)) if profile else None
+        summed = (
+            profile_sum(meter.pk, profile, period, sums.get(profile.pk, {})) if profile else None
+        )
         if profile is not None and profile.head_end_derived:
             # Polled registers, not a meter profile: say so wherever the sum is shown.
             row["flags"].append("head-end derived profile")
@@ -390,46 +436,6 @@ def meters_for(user, *, node: GridNode | None = None, sort: str = "serial"):
     meters = select_meters(Meter.objects.restrict(user, "view"), node=node)
     order = SORTS.get(sort, "serial")
     return meters.select_related("service_point", "meter_model").order_by(order, "serial")
-
-
-cell = report_cell
-
-
-def rows_of(results: Iterable[MeterDeterminants]) -> Iterator[dict]:
-    for result in results:
-        yield from result.rows
-
-
-@dataclass
-class Export:
-    """An export's meters: `ready` ones and `held` ones (estimated/missing share too high)."""
-
-    ready: list[MeterDeterminants]
-    held: list[MeterDeterminants]
-
-    @classmethod
-    def build(cls, meters, period: Period) -> Export:
-        ready, held = [], []
-        for result in determinants(meters, period):
-            (held if result.held else ready).append(result)
-        return cls(ready, held)
-
-    def held_serials(self) -> list[str]:
-        return [result.meter.serial for result in self.held]
-
-    def csv_lines(self) -> Iterator[str]:
-        """The ready meters' rows, then (when any) the held ones under their own heading."""
-        yield from csv_lines(COLUMNS, rows_of(self.ready), cell)
-        if self.held:
-            yield "\r\n"
-            yield csv_line(["held meters (estimated/missing share above the threshold)"])
-            yield from csv_lines(COLUMNS, rows_of(self.held), cell)
-
-    def write_xlsx(self, path) -> None:
-        sheets = [("Billing determinants", COLUMNS, rows_of(self.ready))]
-        if self.held:
-            sheets.append(("Held meters", COLUMNS, rows_of(self.held)))
-        write_xlsx(path, sheets, cell)
 
 
 def _text(value) -> str | None:

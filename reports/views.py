@@ -26,9 +26,20 @@ from meters.store import query
 from meters.store.days import local_zone
 from vending.models import Sale
 
-from . import actions, balance, billing, charts, collection, exporters, load, tamper, vending
+from . import (
+    actions,
+    balance,
+    billing,
+    billing_export,
+    charts,
+    collection,
+    exporters,
+    load,
+    tamper,
+    vending,
+)
 from .building import export_title
-from .exporters import FORMATS, cim, table, table_pdf
+from .exporters import FORMATS, table, table_pdf
 from .forms import DataQueryForm
 from .models import ExportJob, ExportStatus
 
@@ -330,20 +341,8 @@ class BillingReportView(ScopedViewMixin, TemplateView):
             "export_query": self.export_query(),
         }  # fmt: skip
         fmt = get.get("format")
-        if fmt in ("csv", "xlsx", "xml"):
-            export = billing.Export.build(meters, period)
-            include_held = get.get("include_held") == "1"
-            if export.held and not include_held:
-                context["held_back"] = export.held_serials()
-                return self.render_to_response(self.get_context_data(**context), status=409)
-            audit.record(
-                "export",
-                user=request.user,
-                detail=f"billing determinants {fmt}, {period.first} to {period.last}, "
-                f"{len(export.ready)} meters, {len(export.held)} held"
-                + (f", node {node.code}" if node else ""),
-            )
-            return self.export(export, fmt, period)
+        if fmt in billing_export.FORMATS:
+            return self.export(meters, period, fmt, node, context)
         paginator = Paginator(meters, self.page_size)
         page = paginator.get_page(get.get("page"))
         params = get.copy()
@@ -361,19 +360,33 @@ class BillingReportView(ScopedViewMixin, TemplateView):
             params.pop(key, None)
         return params.urlencode()
 
-    def export(self, export, fmt, period):
-        filename = f"billing-determinants-{period.label}.{fmt}"
-        if fmt == "xml":
-            response = StreamingHttpResponse(
-                cim.stream(export.ready, export.held, period), content_type=FORMATS["xml"][0]
+    def export(self, meters, period, fmt, node, context):
+        """Written to a temporary file in one pass (flat memory), then sent; refused (409)
+        when meters are held and not asked for."""
+        handle, path = tempfile.mkstemp(suffix=f".{fmt}", prefix="ami-billing-")
+        os.close(handle)
+        try:
+            include_held = self.request.GET.get("include_held") == "1"
+            written = billing_export.write_export(
+                meters, period, fmt, path, include_held=include_held
             )
-            response["Content-Disposition"] = f'attachment; filename="{filename}"'
-            return response
-        if fmt == "csv":
-            response = StreamingHttpResponse(export.csv_lines(), content_type=FORMATS["csv"][0])
-            response["Content-Disposition"] = f'attachment; filename="{filename}"'
-            return response
-        return _file_response(export.write_xlsx, filename, fmt)
+            if not written.complete:
+                context["held_back"] = written.held
+                return self.render_to_response(self.get_context_data(**context), status=409)
+            audit.record(
+                "export",
+                user=self.request.user,
+                detail=f"billing determinants {fmt}, {period.first} to {period.last}, "
+                f"{written.ready} meters, {len(written.held)} held"
+                + (f", node {node.code}" if node else ""),
+            )
+            stream = open(path, "rb")  # noqa: SIM115 (FileResponse closes it)
+        finally:
+            os.unlink(path)
+        filename = f"billing-determinants-{period.label}.{fmt}"
+        return FileResponse(
+            stream, as_attachment=True, filename=filename, content_type=FORMATS[fmt][0]
+        )
 
 
 def _period_or_error(get) -> tuple[billing.Period, str]:

@@ -11,9 +11,10 @@ and its exports, feeder sums, usage figures, validation -- reads it through this
   flags) for interval ends in (start, end]; an interval channel as stored, a cumulative one
   as differences of consecutive captures (`derive`);
 * `energy_codes(obis)`: the codes of one energy quantity in either style (C.29.E, C.8.E,
-  C.9.E), so "import energy" means the same for both kinds of meter;
-* `interval_sums(meters, channel, start, end)`: many meters' sums and counts of an interval
-  channel in one statement (billing determinants).
+  C.9.E), so "import energy" means the same for both kinds of meter.
+
+Sums over whole local days for many meters (billing, balance) read the daily rollup
+(`rollups`, `DailyEnergy`), which ingest keeps from this module's energy.
 
 Rules of `derive` (a capture is (ts, value or None, flags)):
 
@@ -187,37 +188,6 @@ def energy_series(meter_id: int, channel: Channel, start: datetime, end: datetim
     if not is_cumulative(channel) or not stored:
         return stored
     return derive(stored, previous_capture(meter_id, channel, start))
-
-
-_SUMS_SQL = """
-SELECT meter_id, sum(v), count(v), count(v) FILTER (WHERE (q >> {shift}) & {estimated} <> 0),
-       extract(epoch FROM min(step)), count(*)
-FROM (SELECT meter_id, v{column} AS v, q, ts - lag(ts) OVER (PARTITION BY meter_id ORDER BY ts)
-      AS step FROM {table}
-      WHERE meter_id = ANY(%s) AND grp = %s AND ts > %s AND ts <= %s) rows
-GROUP BY meter_id
-"""
-
-
-def interval_sums(meter_ids: Sequence[int], channel: Channel, start: datetime, end: datetime):
-    """For an *interval* (not cumulative) channel on PostgreSQL, in ONE statement per call:
-    {meter: (sum of stored integers, values, estimated values, seconds between rows or None)}
-    over interval ends in (start, end]; meters without rows are absent. None when the
-    channel is cumulative or the database is not PostgreSQL (read `energy_series` then)."""
-    if is_cumulative(channel) or connection.vendor != "postgresql":
-        return None
-    sql = _SUMS_SQL.format(
-        column=channel.profile_column,
-        shift=8 * channel.profile_column,
-        estimated=int(Quality.ESTIMATED),
-        table=IntervalReading._meta.db_table,
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [list(meter_ids), channel.profile_group, start, end])
-        return {
-            meter: (total or 0, present, estimated, float(step) if step else None)
-            for meter, total, present, estimated, step, _rows in cursor.fetchall()
-        }
 
 
 def cumulative_channels(model_ids: Iterable[int]) -> dict[int, list[Channel]]:

@@ -1,4 +1,4 @@
-"""IEC 61968-9 (CIM) `MeterReadings` documents, streamed: billing determinants (`stream`)
+"""IEC 61968-9 (CIM) `MeterReadings` documents, streamed: billing determinants (`meter_reading`)
 and data-query readings (`readings_stream`, the data query's `cim` export format).
 
 One `MeterReading` per meter: its `Meter` (mRID = serial), its `UsagePoint` (mRID = service
@@ -13,7 +13,7 @@ docs/api.md ("CIM MeterReadings export").
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from itertools import groupby
 from xml.sax.saxutils import escape
@@ -66,7 +66,8 @@ def _quality(read_class: str) -> str:
 
 
 def meter_reading(result, period, *, held: bool = False) -> str:
-    """One meter's `MeterReading` element (`result`: billing.MeterDeterminants)."""
+    """One meter's `MeterReading` element (`result`: billing.MeterDeterminants; the billing export
+    writes the document, `billing.write_export`)."""
     meter = result.meter
     point = meter.service_point.code if meter.service_point_id else ""
     held_name = (
@@ -99,16 +100,8 @@ def meter_reading(result, period, *, held: bool = False) -> str:
     return "".join(out)
 
 
-def stream(ready: Iterable, held: Iterable, period) -> Iterator[bytes]:
-    """The document: the ready meters, then (when exported anyway) the held ones."""
-    yield (
-        f'<?xml version="1.0" encoding="UTF-8"?>\n<MeterReadings xmlns="{NAMESPACE}">\n'
-    ).encode()
-    for result in ready:
-        yield meter_reading(result, period).encode()
-    for result in held:
-        yield meter_reading(result, period, held=True).encode()
-    yield b"</MeterReadings>\n"
+HEADER = f'<?xml version="1.0" encoding="UTF-8"?>\n<MeterReadings xmlns="{NAMESPACE}">\n'
+FOOTER = "</MeterReadings>\n"
 
 
 # query resolution -> CIM measuringPeriod (raw profiles are taken to be 15-minute)
@@ -145,9 +138,7 @@ def readings_stream(query, title: str = "", progress: Progress = None) -> Iterat
     """A data query's rows as `MeterReading`s: one per (meter, channel) with one
     `IntervalBlock` (its ReadingType from `series_type`); a row without a value is left
     out (CIM readers take absence as missing)."""
-    yield (
-        f'<?xml version="1.0" encoding="UTF-8"?>\n<MeterReadings xmlns="{NAMESPACE}">\n'
-    ).encode()
+    yield HEADER.encode()
     rows = counted(query.rows(), progress)
     for (serial, obis), group in groupby(rows, key=lambda r: (r.serial, r.obis)):
         parts = [
@@ -170,4 +161,4 @@ def readings_stream(query, title: str = "", progress: Progress = None) -> Iterat
                 parts = []
         parts.append("</IntervalBlocks></MeterReading>\n")
         yield "".join(parts).encode()
-    yield b"</MeterReadings>\n"
+    yield FOOTER.encode()

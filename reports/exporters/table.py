@@ -68,17 +68,23 @@ def csv_lines(columns: Columns, rows: Iterable[dict], value: Callable = _as_is) 
 Sheet = tuple[str, Columns, Iterable[dict]]
 
 
+def sheet_with_header(workbook: Workbook, title: str, columns: Columns):
+    """A new sheet of a write-only workbook, its first row the columns' headings in bold."""
+    sheet = workbook.create_sheet(title[:31])
+    header = []
+    for _key, heading in columns:
+        cell = WriteOnlyCell(sheet, value=heading)
+        cell.font = Font(bold=True)
+        header.append(cell)
+    sheet.append(xlsx_row(header))
+    return sheet
+
+
 def write_xlsx(path, sheets: Iterable[Sheet], value: Callable = _as_is) -> None:
     """Write (title, columns, rows) sheets to an XLSX file (write-only: rows go to disk)."""
     workbook = Workbook(write_only=True)
     for title, columns, rows in sheets:
-        sheet = workbook.create_sheet(title[:31])
-        header = []
-        for _key, heading in columns:
-            cell = WriteOnlyCell(sheet, value=heading)
-            cell.font = Font(bold=True)
-            header.append(cell)
-        sheet.append(xlsx_row(header))
+        sheet = sheet_with_header(workbook, title, columns)
         for row in rows:
             sheet.append(xlsx_row(value(key, row) for key, _heading in columns))
     workbook.save(path)

@@ -30,7 +30,7 @@ from rest_framework.test import APIClient
 
 from meters.choices import ChannelKind
 from meters.models import Channel
-from meters.store import Quality
+from meters.store import Quality, rollups
 from meters.store.writes import write_intervals, write_registers
 from reports import billing
 
@@ -62,6 +62,8 @@ def _profile(meter, channels, values, flags):
         meter_id=meter.pk, group=group, timestamps=[stamps[i] for i in keep], columns=columns
     )
     write_intervals([rows])
+    # as ingest does: the billing sums read the daily rollup
+    rollups.refresh(rollups.days_touched({meter.pk: (rows.timestamps[0], rows.timestamps[-1])}))
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from ...protocols.dlms.apdu import (
     DAR_TYPE_UNMATCHED,
 )
 from ...protocols.dlms.axdr import Value
-from . import limiter
+from . import limiter, tariffs
 from .cosem_base import AccessError, CosemObject, Ctx
 from .errors import ApduError
 
@@ -70,21 +70,24 @@ class Clock(CosemObject):
         return axdr.enc_enum(1)  # clock base: internal crystal
 
     def set(self, ctx: Ctx, attr: int, v: Value, raw: bytes = b"") -> None:
-        kept = ctx.state.clock_settings
         if attr == 2:
             self._set_time(ctx, v)
-        elif attr == 3:
-            kept[3] = _integer(v, TIME_ZONE_RANGE.start, TIME_ZONE_RANGE.stop - 1)
+            return
+        if attr == 3:
+            value = _integer(v, TIME_ZONE_RANGE.start, TIME_ZONE_RANGE.stop - 1)
         elif attr in (5, 6):
-            kept[attr] = _date_time(v)
+            value = _date_time(v)
         elif attr == 7:
-            kept[7] = _integer(v, DST_DEVIATION_RANGE.start, DST_DEVIATION_RANGE.stop - 1)
+            value = _integer(v, DST_DEVIATION_RANGE.start, DST_DEVIATION_RANGE.stop - 1)
         elif attr == 8:
             if v.tag != axdr.BOOLEAN:
                 raise AccessError(DAR_TYPE_UNMATCHED)
-            kept[8] = bool(v.value)
+            value = bool(v.value)
         else:
             raise AccessError(DAR_READ_WRITE_DENIED)
+        if ctx.state.clock_settings.get(attr) != value:  # local time decides the tariff
+            tariffs.before_change(ctx.meter, ctx.state, ctx.now)
+            ctx.state.clock_settings[attr] = value
 
     @staticmethod
     def _set_time(ctx: Ctx, v: Value) -> None:
@@ -145,17 +148,24 @@ class SpecialDaysTable(CosemObject):
         indexes = [i for i, _d, _day in entries]
         if len(set(indexes)) != len(indexes) or len(entries) > self.MAX_ENTRIES:
             raise AccessError(DAR_OTHER_REASON)
-        ctx.state.special_days = {i: (date, day) for i, date, day in entries}
+        self._change(ctx, {i: (date, day) for i, date, day in entries})
 
     def action(self, ctx: Ctx, method: int, param: Value | None) -> bytes | None:
         if method == 1 and param is not None:
             i, date, day = self._entry(param)
-            ctx.state.special_days[i] = (date, day)
+            self._change(ctx, {**ctx.state.special_days, i: (date, day)})
         elif method == 2 and param is not None:
-            ctx.state.special_days.pop(_integer(param, 0, 0xFFFF), None)
+            index = _integer(param, 0, 0xFFFF)
+            self._change(ctx, {k: v for k, v in ctx.state.special_days.items() if k != index})
         else:
             raise AccessError(DAR_OBJECT_UNAVAILABLE)
         return None
+
+    @staticmethod
+    def _change(ctx: Ctx, days: dict[int, tuple[bytes, int]]) -> None:
+        if days != ctx.state.special_days:  # a special day decides the tariff of its date
+            tariffs.before_change(ctx.meter, ctx.state, ctx.now)
+            ctx.state.special_days = days
 
 
 DISCONNECT_SCRIPTS = obis_codes.to_bytes("0.0.10.0.106.255")  # disconnect control scripts

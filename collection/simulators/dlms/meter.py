@@ -136,6 +136,11 @@ class MeterState:
     clock_settings: dict[int, object] = field(default_factory=dict)  # time zone, DST (SET)
     special_days: dict[int, tuple[bytes, int]] = field(default_factory=dict)  # index: date, day
     limiter: LimiterState = field(default_factory=LimiterState)
+    # tariff registers kept when what decides the tariff last changed: (interval, (T1, T2));
+    # None: the model's closed form (tariffs.py); the decoded schedule and a running total
+    tariff_base: tuple[int, tuple[int, int]] | None = None
+    tariff_schedule: object | None = None
+    tariff_memo: tuple[int, tuple[int, ...]] | None = None
     sessions: int = 0
     last_client_title: bytes = b""  # calling-AP-title of the last AARQ (tests look at it)
     replies: int = 0  # replies sent (for at_reply faults), across connections

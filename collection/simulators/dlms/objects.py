@@ -24,7 +24,7 @@ from ...protocols.dlms.apdu import (
 from ...protocols.dlms.axdr import Value
 from .. import model
 from ..incidents import with_script
-from . import supply
+from . import supply, tariffs
 from .apdu import SERVER_CONFORMANCE
 from .comm_objects import communication_objects
 from .config_objects import configuration_objects
@@ -390,45 +390,6 @@ class DisconnectControl(CosemObject):
         return None
 
 
-_SCRIPT_TABLE = obis_codes.to_bytes("0.0.10.0.100.255")
-
-
-def _default_calendar(attr: int) -> bytes:
-    name = b"SIM-TOU1"
-    if attr in (2, 6):
-        return axdr.enc_octets(name)
-    if attr in (3, 7):
-        start = bytes.fromhex("ffff0101ff000000ff800000")
-        return axdr.enc_array(
-            [
-                axdr.enc_struct(
-                    axdr.enc_octets(b"S1"), axdr.enc_octets(start), axdr.enc_octets(b"W1")
-                )
-            ]
-        )
-    if attr in (4, 8):
-        return axdr.enc_array(
-            [axdr.enc_struct(axdr.enc_octets(b"W1"), *(axdr.enc_uint8(1) for _ in range(7)))]
-        )
-    if attr in (5, 9):
-
-        def action(hour: int, selector: int) -> bytes:
-            return axdr.enc_struct(
-                axdr.enc_octets(bytes((hour, 0, 0, 0))),
-                axdr.enc_octets(_SCRIPT_TABLE),
-                axdr.enc_uint16(selector),
-            )
-
-        return axdr.enc_array(
-            [
-                axdr.enc_struct(
-                    axdr.enc_uint8(1), axdr.enc_array([action(0, 2), action(7, 1), action(23, 2)])
-                )
-            ]
-        )
-    return axdr.enc_octets(bytes.fromhex("ffffffffffffffffff800000"))  # 10: activation time
-
-
 _CAL_TYPES = {
     6: axdr.OCTET_STRING,
     7: axdr.ARRAY,
@@ -439,14 +400,17 @@ _CAL_TYPES = {
 
 
 class ActivityCalendar(CosemObject):
+    """Class 20: the active calendar (2-5) decides which tariff register counts
+    (``tariffs.py``); the passive one (6-9) waits for its activation time (10) or method 1."""
+
     class_id = 20
     attributes = 10
     methods = 1
     writable = (6, 7, 8, 9, 10)
 
     def value(self, ctx: Ctx, attr: int) -> bytes:
-        self._activate_when_due(ctx)
-        return ctx.state.calendar.get(attr) or _default_calendar(attr)
+        tariffs.activate_when_due(ctx.meter, ctx.state, ctx.now)
+        return ctx.state.calendar.get(attr) or tariffs.default_calendar(attr)
 
     def set(self, ctx: Ctx, attr: int, v: Value, raw: bytes = b"") -> None:
         if attr not in _CAL_TYPES:
@@ -463,27 +427,8 @@ class ActivityCalendar(CosemObject):
     def action(self, ctx: Ctx, method: int, param: Value | None) -> bytes | None:
         if method != 1:
             raise AccessError(DAR_OBJECT_UNAVAILABLE)
-        self._activate(ctx)
+        tariffs.activate(ctx.meter, ctx.state, ctx.now)
         return None
-
-    def _activate(self, ctx: Ctx) -> None:
-        for active, passive in ((2, 6), (3, 7), (4, 8), (5, 9)):
-            ctx.state.calendar[active] = ctx.state.calendar.get(passive) or _default_calendar(
-                passive
-            )
-
-    def _activate_when_due(self, ctx: Ctx) -> None:
-        """The passive calendar takes over at its activation time (then the time is unset)."""
-        raw = ctx.state.calendar.get(10)
-        if raw is None:
-            return
-        when = axdr.decode_datetime(raw[2:])  # the octet-string's 12 bytes
-        if when is not None and when <= ctx.now:
-            self._activate(ctx)
-            ctx.state.calendar[10] = axdr.enc_octets(_NOT_SPECIFIED_TIME)
-
-
-_NOT_SPECIFIED_TIME = bytes.fromhex("ffffffffffffffffff800000")
 
 
 PUSH_OBJECTS = [
@@ -588,7 +533,7 @@ def _energy(ch: int) -> Callable[[Ctx], bytes]:
 
 
 def _tariff(t: int) -> Callable[[Ctx], bytes]:
-    return _u32_of(lambda ctx: supply.tariff_register(ctx.meter, ctx.state, t, ctx.now))
+    return _u32_of(lambda ctx: tariffs.tariff_register(ctx.meter, ctx.state, t, ctx.now))
 
 
 def _last_interval(ch: int) -> Callable[[Ctx], bytes]:

@@ -34,6 +34,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from contextlib import contextmanager
 from decimal import Decimal
 from itertools import pairwise
@@ -392,9 +393,12 @@ def test_the_primary_dies_during_payments(two_members, orm, tmp_path):
             assert [t.digits for t in sales[key].tokens.all()] == [digits], key
         assert sum(s.amount_paid for s in sales.values()) == Decimal("100.00") * len(acked)
     replayed = sum(1 for _t, status, _d in acked.values() if status == 200)
+    # What a client got while there was no primary (0: no answer, the connection cut).
+    answers = Counter(status for t, status in failures if t >= recovery.killed_at)
     print(
         f"\npayments: {recovery}; {len(before)} sales acknowledged before the kill, "
-        f"{len(after)} after, {len(gap)} refused or cut during the failover ({replayed} "
+        f"{len(after)} after, {len(gap)} refused or cut during the failover "
+        f"({dict(sorted(answers.items()))} by status; {replayed} "
         f"answered on a retry as already recorded); no sale for {stopped:.1f} s; on {new}"
     )
 

@@ -3,7 +3,7 @@ the vending reports (which keep their address under /vending/). Mounted at the s
 
 from django.urls import path
 
-from . import views
+from . import pattern_views, views
 
 app_name = "reports"
 urlpatterns = [
@@ -32,5 +32,6 @@ urlpatterns = [
     path("reports/load/", views.LoadReportView.as_view(), name="load"),
     path("reports/load/<int:pk>/", views.LoadNodeView.as_view(), name="load-node"),
     path("reports/tamper/", views.TamperReportView.as_view(), name="tamper"),
+    path("reports/patterns/", pattern_views.PatternReportView.as_view(), name="patterns"),
     path("vending/reports/", views.VendingReportsView.as_view(), name="vending"),
 ]

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views
+from . import pattern_views, views
 
 urlpatterns = [
     path("vending/reports/<slug:slug>/", views.ReportView.as_view(), name="vending-report"),
@@ -10,6 +10,7 @@ urlpatterns = [
     path("reports/energy-balance/", views.BalanceListView.as_view(), name="reports-balance"),
     path("reports/load/", views.LoadListView.as_view(), name="reports-load"),
     path("reports/tamper/", views.TamperView.as_view(), name="reports-tamper"),
+    path("reports/patterns/", pattern_views.PatternView.as_view(), name="reports-patterns"),
     path("reports/load/<int:pk>/", views.LoadNodeView.as_view(), name="reports-load-node"),
     path(
         "reports/energy-balance/<int:pk>/",

@@ -56,6 +56,9 @@ TESTED_ELSEWHERE = {
     "GET /api/reports/energy-balance/": "tests/reports/test_balance.py::test_api_scoped",
     "GET /api/reports/tamper/": "tests/reports/test_tamper.py::test_page_export_and_api_scoped",
     "GET /api/reports/load/": "tests/reports/test_balance.py::test_load_pages_and_api_scoped",
+    "GET /api/reports/patterns/": (
+        "tests/reports/test_patterns.py::test_api_summary_paged_and_scoped"
+    ),
     "GET /api/reports/load/{id}/": "tests/reports/test_balance.py::test_load_pages_and_api_scoped",
     "GET /api/reports/energy-balance/{id}/": "tests/reports/test_balance.py::test_api_scoped",
     "GET /api/vending/management-tokens/": f"{VENDING_MATRIX}::test_management_orders_are_scoped",

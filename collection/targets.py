@@ -24,6 +24,7 @@ from meters.models import (
     MeterEndpoint,
     ReportedMeter,
 )
+from meters.store.days import local_zone
 
 # The related rows build_target reads: select them with the meters.
 TARGET_RELATED = ("meter_model", "endpoint", "concentrator", "concentrator__endpoint")
@@ -158,6 +159,7 @@ def _plain(row, name: str, *, client_title: bytes, **values) -> Endpoint:
             client_system_title=client_title if high else None,
             timeout_s=float(row.timeout_s),
             retries=row.retries,
+            time_zone=local_zone().key,
             **values,
         )
     except ValueError as exc:  # a key or title that is not hex

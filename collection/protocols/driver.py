@@ -45,6 +45,8 @@ class Endpoint:
     options: Mapping[str, Any] = field(default_factory=dict)
     counter_scope: str = ""  # stable per-meter prefix for persistent counters ("meter:12")
     get_with_list: bool = True  # the meter model answers multi-value requests correctly
+    # The utility's zone (AMI_TIME_ZONE), for meters whose clock runs on local time.
+    time_zone: str = "UTC"
     exchange_log: bool = False
 
     def __post_init__(self) -> None:

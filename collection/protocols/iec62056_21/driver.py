@@ -24,6 +24,7 @@ def settings_from(endpoint: Endpoint) -> Iec21Settings:
         timeout=float(endpoint.timeout_s),
         max_baudrate=endpoint.baud_rate,  # the line's rate: the baud switch goes no higher
         clock=str(options.get("clock") or "standard"),
+        time_zone=endpoint.time_zone,
         profile=str(options.get("profile") or "generic"),
         exchange_log=endpoint.exchange_log,
     )

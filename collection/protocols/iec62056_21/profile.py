@@ -18,14 +18,18 @@ The ``generic`` plug-in (the layout of IEC 62056-21 meters that follow the commo
   values.
 
 The status byte is the IEC 62056 profile status the contract carries (0x80 power down, 0x20
-clock adjusted, 0x04 data not valid). The meter's clock is taken as UTC whatever the season
-digit says, as for the clock plug-ins; a model on local time needs its own plug-in.
+clock adjusted, 0x04 data not valid). A meter on UTC (season digit 2, or any digit when no
+zone is given) is read as UTC. A meter on the utility's local time (its clock plug-in is a
+``-local`` one, ``zone`` given) writes local stamps with the season digit 0 (standard) or 1
+(summer), which says which of the repeated hour at the end of summer time it means; a new
+header starts when the season changes, and the rows after a header are one period apart in
+real time, so a profile across a summer-time change is contiguous in UTC.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from ..errors import MalformedResponse
 from . import clock, codec
@@ -58,34 +62,48 @@ class LogEntry:
 # ----------------------------------------------------------------- time stamps
 
 
-def stamp(at: datetime, season: str = "2", seconds: bool = False) -> str:
-    """``ZYYMMDDhhmm`` (``ss`` too when `seconds`) of an aware time."""
-    at = at.astimezone(UTC)
-    return season + at.strftime("%y%m%d%H%M%S" if seconds else "%y%m%d%H%M")
+def stamp(
+    at: datetime, season: str = "2", seconds: bool = False, zone: tzinfo | None = None
+) -> str:
+    """``ZYYMMDDhhmm`` (``ss`` too when `seconds`) of an aware time: UTC, or the local time of
+    `zone` with its season digit (0 standard, 1 summer)."""
+    fmt = "%y%m%d%H%M%S" if seconds else "%y%m%d%H%M"
+    if zone is None:
+        return season + at.astimezone(UTC).strftime(fmt)
+    local, summer = clock.to_local(at, zone)
+    return ("1" if summer else "0") + local.strftime(fmt)
 
 
-def parse_stamp(text: str) -> datetime:
-    """A ``ZYYMMDDhhmm[ss]`` time stamp (UTC); MalformedResponse when it is none."""
+def parse_stamp(text: str, zone: tzinfo | None = None) -> datetime:
+    """A ``ZYYMMDDhhmm[ss]`` time stamp (as UTC; local in `zone` unless Z = 2);
+    MalformedResponse when it is none."""
     at = None
     if len(text) in (11, 13) and text.isdigit() and text[0] in "0129":
-        at = clock.timestamp(text[1:])
+        season = text[0]
+        local = None if season == "2" else zone
+        summer = {"0": False, "1": True}.get(season)
+        at = clock.timestamp(text[1:], local, summer)
     if at is None:
         raise MalformedResponse(f"not a profile time stamp: {text[:20]!r}")
     return at
 
 
-def request(address: str, start: datetime, end: datetime, dialect: ProfileDialect) -> bytes:
+def request(
+    address: str, start: datetime, end: datetime, dialect: ProfileDialect, zone=None
+) -> bytes:
     seconds = address == dialect.event_log
-    span = f"{stamp(start, dialect.season, seconds)};{stamp(end, dialect.season, seconds)}"
-    return codec.read(address, span, dialect.command)
+    first = stamp(start, dialect.season, seconds, zone)
+    return codec.read(
+        address, f"{first};{stamp(end, dialect.season, seconds, zone)}", dialect.command
+    )
 
 
-def parse_range(value: str) -> tuple[datetime, datetime]:
+def parse_range(value: str, zone: tzinfo | None = None) -> tuple[datetime, datetime]:
     """The (start, end) of a request's ``from;to`` bracket."""
     first, sep, last = value.partition(";")
     if not sep:
         raise MalformedResponse(f"not a time range: {value[:40]!r}")
-    return parse_stamp(first), parse_stamp(last)
+    return parse_stamp(first, zone), parse_stamp(last, zone)
 
 
 # ----------------------------------------------------------------- load profile
@@ -98,7 +116,9 @@ def _int(text: str, what: str, base: int = 10) -> int:
         raise MalformedResponse(f"{what} is not a number: {text[:20]!r}") from None
 
 
-def parse_profile(sets: list[codec.DataSet], address: str) -> ProfileData:
+def parse_profile(
+    sets: list[codec.DataSet], address: str, zone: tzinfo | None = None
+) -> ProfileData:
     """The rows of a profile answer (the data sets of its blocks)."""
     channels: tuple | None = None
     period_s = None
@@ -112,7 +132,7 @@ def parse_profile(sets: list[codec.DataSet], address: str) -> ProfileData:
                 continue  # nothing in the range
             if len(values) < 4:
                 raise MalformedResponse(f"profile header with {len(values)} brackets")
-            at = parse_stamp(values[0][0])
+            at = parse_stamp(values[0][0], zone)
             status = _int(values[1][0], "profile status", 16)
             if not 0 <= status <= 0xFF:
                 raise MalformedResponse(f"profile status {values[1][0]!r} is not a byte")
@@ -144,30 +164,33 @@ def format_profile(
     channels: tuple[tuple[str, str | None], ...],
     rows: list[tuple[datetime, int, tuple[str, ...]]],
     season: str = "2",
+    zone: tzinfo | None = None,
 ) -> bytes:
-    """The answer :func:`parse_profile` reads (a new header after a gap or a status change)."""
+    """The answer :func:`parse_profile` reads (a new header after a gap, a status change or,
+    on local time, a change of season)."""
     if not rows:
         return f"{address}()".encode("ascii") + codec.CRLF
     step = timedelta(seconds=period_s)
     out = []
     expected = None
-    last_status = None
+    last_status = last_season = None
     for at, status, values in rows:
-        if at != expected or status != last_status:
-            head = (
-                f"{address}({stamp(at, season)})({status:02X})({period_s // 60})({len(channels)})"
-            )
+        at_stamp = stamp(at, season, zone=zone)
+        if at != expected or status != last_status or at_stamp[0] != last_season:
+            head = f"{address}({at_stamp})({status:02X})({period_s // 60})({len(channels)})"
             head += "".join(f"({a})({u or ''})" for a, u in channels)
             out.append(head)
         out.append("".join(f"({v})" for v in values))
-        expected, last_status = at + step, status
+        expected, last_status, last_season = at + step, status, at_stamp[0]
     return codec.CRLF.join(line.encode("ascii") for line in out) + codec.CRLF
 
 
 # ----------------------------------------------------------------- event log
 
 
-def parse_log(sets: list[codec.DataSet], address: str) -> list[LogEntry]:
+def parse_log(
+    sets: list[codec.DataSet], address: str, zone: tzinfo | None = None
+) -> list[LogEntry]:
     out = []
     for data_set in sets:
         values = data_set.values
@@ -177,7 +200,7 @@ def parse_log(sets: list[codec.DataSet], address: str) -> list[LogEntry]:
             continue
         if len(values) < 4:
             raise MalformedResponse(f"log entry with {len(values)} brackets")
-        at = parse_stamp(values[0][0])
+        at = parse_stamp(values[0][0], zone)
         code = _int(values[1][0], "event code", 16)
         count = _int(values[3][0], "value count")
         if not 0 <= count <= 64 or len(values) != 4 + 3 * count:
@@ -190,12 +213,15 @@ def parse_log(sets: list[codec.DataSet], address: str) -> list[LogEntry]:
     return out
 
 
-def format_log(address: str, entries: list[LogEntry], season: str = "2") -> bytes:
+def format_log(
+    address: str, entries: list[LogEntry], season: str = "2", zone: tzinfo | None = None
+) -> bytes:
     if not entries:
         return f"{address}()".encode("ascii") + codec.CRLF
     lines = []
     for e in entries:
-        line = f"{address}({stamp(e.at, season, seconds=True)})({e.code:04X})()({len(e.values)})"
+        at = stamp(e.at, season, seconds=True, zone=zone)
+        line = f"{address}({at})({e.code:04X})()({len(e.values)})"
         line += "".join(f"({a})({u or ''})" for a, (_v, u) in enumerate(e.values))
         line += "".join(f"({v})" for v, _u in e.values)
         lines.append(line.encode("ascii"))

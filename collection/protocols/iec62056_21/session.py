@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from .. import base
 from ..errors import (
@@ -73,6 +74,8 @@ class Iec21Session(base.MeterSession):
         if settings.password is None:  # W1 and R5 need programming mode, and that the P1
             self.capabilities = type(self).capabilities - PROGRAMMING  # password
         self.dialect = clock.DIALECTS[settings.clock]
+        # The meter's clock on local time (a -local clock plug-in): the utility's zone.
+        self.zone = ZoneInfo(settings.time_zone) if self.dialect.local else None
         self.profile_dialect = profile.DIALECTS[settings.profile]
         self.exchange_log = [] if settings.exchange_log else None
         self.identification: codec.Identification | None = None
@@ -248,12 +251,11 @@ class Iec21Session(base.MeterSession):
                 out[code] = data_set
         return out
 
-    @staticmethod
-    def _register(code: str, data_set: codec.DataSet) -> base.RegisterValue:
+    def _register(self, code: str, data_set: codec.DataSet) -> base.RegisterValue:
         value, unit = codec.to_contract(data_set.value, data_set.unit)
         capture = None
         if len(data_set.values) > 1:
-            capture = clock.timestamp(data_set.values[1][0])
+            capture = clock.timestamp(data_set.values[1][0], self.zone)
         return base.RegisterValue(
             obis=code,
             value=value,
@@ -340,8 +342,9 @@ class Iec21Session(base.MeterSession):
     async def _clock_r1(self) -> base.ClockReading:
         t = await self._r1(self.dialect.time_address)
         d = await self._r1(self.dialect.date_address)
+        now = base.utcnow()
         return base.ClockReading(
-            meter_time=clock.parse(t.value, d.value), system_time=base.utcnow()
+            meter_time=clock.parse(t.value, d.value, self.zone, near=now), system_time=now
         )
 
     async def read_clock(self) -> base.ClockReading:
@@ -355,8 +358,9 @@ class Iec21Session(base.MeterSession):
         d = values.get(obis_of(self.dialect.date_address))
         if t is None or d is None:
             raise AccessDenied("the readout has no time and date; give the P1 password")
+        now = self._readout_at or base.utcnow()
         return base.ClockReading(
-            meter_time=clock.parse(t.value, d.value), system_time=self._readout_at or base.utcnow()
+            meter_time=clock.parse(t.value, d.value, self.zone, near=now), system_time=now
         )
 
     async def set_clock(self, value: datetime | None = None) -> base.ClockReading:
@@ -367,7 +371,7 @@ class Iec21Session(base.MeterSession):
         target = base.ensure_utc(value) if value is not None else None
 
         async def call():
-            when = target or base.utcnow()
+            when, _summer = clock.to_local(target or base.utcnow(), self.zone)
             await self._w1(self.dialect.time_address, when.strftime(self.dialect.time_format))
             await self._w1(self.dialect.date_address, when.strftime(self.dialect.date_format))
             return await self._clock_r1()
@@ -385,7 +389,7 @@ class Iec21Session(base.MeterSession):
         start, end = base.ensure_utc(start), base.ensure_utc(end)
 
         async def call():
-            await self._send(profile.request(address, start, end, self.profile_dialect))
+            await self._send(profile.request(address, start, end, self.profile_dialect, self.zone))
             message = await self._receive()
             if message == codec.NAK:
                 raise AccessDenied(f"{self.profile_dialect.command} {address} refused")
@@ -402,7 +406,7 @@ class Iec21Session(base.MeterSession):
         address = profile_address(profile_obis)
         if address is None or address == self.profile_dialect.event_log:
             raise NotSupported(f"{profile_obis} is no IEC 62056-21 load profile (P.01..P.97)")
-        data = profile.parse_profile(await self._r5(address, start, end), address)
+        data = profile.parse_profile(await self._r5(address, start, end), address, self.zone)
         channels = []
         for channel_address, unit in data.channels:
             _value, contract_unit = codec.to_contract("0", unit)
@@ -431,7 +435,7 @@ class Iec21Session(base.MeterSession):
         address = profile_address(log)
         if address != self.profile_dialect.event_log:
             raise NotSupported(f"{log} is not the event log ({self.profile_dialect.event_log})")
-        entries = profile.parse_log(await self._r5(address, start, end), address)
+        entries = profile.parse_log(await self._r5(address, start, end), address, self.zone)
         code = obis_of(log) or log
         return [
             base.MeterEvent(

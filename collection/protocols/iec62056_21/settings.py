@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from . import codec
 from .clock import DIALECTS
@@ -23,6 +24,7 @@ class Iec21Settings:
     reaction_s: float | None = None  # pause before each request; None: from the identification
     bcc_repeats: int = 2  # NAKs for one readout block with a wrong BCC, then BccError
     clock: str = "standard"  # the meter model's clock plug-in (clock.DIALECTS)
+    time_zone: str = "UTC"  # the utility's zone: the clock of a -local plug-in runs on it
     profile: str = "generic"  # the meter model's profile and log plug-in (profile.DIALECTS)
     exchange_log: bool = False
 
@@ -30,6 +32,10 @@ class Iec21Settings:
         codec.sign_on(self.address)  # ValueError on an invalid address
         if self.clock not in DIALECTS:
             raise ValueError(f"unknown IEC 62056-21 clock plug-in {self.clock!r}")
+        try:
+            ZoneInfo(self.time_zone)
+        except (ValueError, ZoneInfoNotFoundError):
+            raise ValueError(f"unknown time zone {self.time_zone!r}") from None
         if self.profile not in PROFILE_DIALECTS:
             raise ValueError(f"unknown IEC 62056-21 profile plug-in {self.profile!r}")
         parts = urlsplit(self.url)

@@ -29,8 +29,9 @@ import contextlib
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
-from collection.protocols.iec62056_21 import codec
+from collection.protocols.iec62056_21 import clock, codec
 from collection.protocols.iec62056_21 import profile as plugin
 
 from .. import loopback
@@ -58,9 +59,16 @@ class Iec21Meter:
     mode: str = "C"  # "A" or "B": readout straight after the identification, no programming
     profile_status: dict = field(default_factory=dict)  # {interval end: profile status byte}
     sign_ons: int = 0
+    # The meter's clock on local time of this zone (readout, stamps, W1), summer time
+    # included; None: UTC.
+    time_zone: str | None = None
 
     def meter_time(self, t: datetime) -> datetime:
         return (t + timedelta(seconds=self.clock_offset_s)).replace(microsecond=0)
+
+    @property
+    def zone(self) -> ZoneInfo | None:
+        return ZoneInfo(self.time_zone) if self.time_zone else None
 
 
 @dataclass
@@ -170,7 +178,10 @@ class Iec21Fleet(LoopbackListener):
             await asyncio.sleep(meter.fault.delay_s)
         t = self.now()
         return await self._blocks(
-            meter, values.readout_body(meter.serial, t, meter.meter_time(t)), reader, writer
+            meter,
+            values.readout_body(meter.serial, t, meter.meter_time(t), meter.zone),
+            reader,
+            writer,
         )
 
     async def _blocks(self, meter: Iec21Meter, body: bytes, reader, writer) -> tuple | None:
@@ -249,7 +260,7 @@ class Iec21Fleet(LoopbackListener):
     def _r1(self, meter: Iec21Meter, data: bytes) -> bytes:
         address = data.split(b"(", 1)[0].decode("ascii", "replace")
         t = self.now()
-        for name, vals in values.readout(meter.serial, t, meter.meter_time(t)):
+        for name, vals in values.readout(meter.serial, t, meter.meter_time(t), meter.zone):
             if name == address:
                 value, unit = vals[0]
                 if address == values.TIME:
@@ -263,14 +274,16 @@ class Iec21Fleet(LoopbackListener):
         """The answer to ``R5 P.01(from;to)`` or ``R5 P.98(from;to)`` (None: refused)."""
         try:
             sets = codec.parse_data(data)
-            start, end = plugin.parse_range(sets[0].value)
+            start, end = plugin.parse_range(sets[0].value, meter.zone)
         except (codec.MalformedResponse, IndexError):
             return None
         now = self.now()
         if sets[0].address == values.LOAD_PROFILE:
-            return values.profile_body(meter.serial, start, min(end, now), meter.profile_status)
+            return values.profile_body(
+                meter.serial, start, min(end, now), meter.profile_status, meter.zone
+            )
         if sets[0].address == values.EVENT_LOG:
-            return values.log_body(meter.serial, start, min(end, now))
+            return values.log_body(meter.serial, start, min(end, now), meter.zone)
         return None
 
     def _w1(self, meter: Iec21Meter, data: bytes) -> bool:
@@ -283,7 +296,7 @@ class Iec21Fleet(LoopbackListener):
             return False
         digits = "".join(c for c in sets[0].value if c.isdigit())
         t = self.now()
-        current = meter.meter_time(t)
+        current, _summer = clock.to_local(meter.meter_time(t), meter.zone)
         try:
             if sets[0].address == values.TIME:
                 new = current.replace(
@@ -293,7 +306,8 @@ class Iec21Fleet(LoopbackListener):
                 new = current.replace(
                     year=2000 + int(digits[0:2]), month=int(digits[2:4]), day=int(digits[4:6])
                 )
-        except (ValueError, IndexError):
+            new = clock.to_utc(new, meter.zone, near=t)
+        except (ValueError, IndexError, codec.MalformedResponse):
             return False
         meter.clock_offset_s = (new - t.replace(microsecond=0)).total_seconds()
         return True

@@ -8,10 +8,10 @@ capture time; instantaneous values with the model's own scaler (exact too).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, tzinfo
 from decimal import Decimal
 
-from collection.protocols.iec62056_21 import codec
+from collection.protocols.iec62056_21 import clock, codec
 from collection.protocols.iec62056_21 import profile as plugin
 
 from .. import model
@@ -46,13 +46,16 @@ def _inst(serial: str, address: str, t: datetime) -> tuple[str, str]:
     return _fixed(value, -scaler), unit
 
 
-def readout(serial: str, t: datetime, meter_time: datetime) -> list[tuple[str, tuple]]:
+def readout(
+    serial: str, t: datetime, meter_time: datetime, zone: tzinfo | None = None
+) -> list[tuple[str, tuple]]:
     """``(address, ((value, unit), ...))`` of the readout at true time `t`, with the meter's
-    clock showing `meter_time`."""
+    clock showing `meter_time` (its wall time in `zone` when given, else UTC)."""
+    wall, _summer = clock.to_local(meter_time, zone)
     out: list[tuple[str, tuple]] = [
         (SERIAL, ((serial, None),)),
-        (TIME, ((meter_time.strftime("%H:%M:%S"), None),)),
-        (DATE, ((meter_time.strftime("%y-%m-%d"), None),)),
+        (TIME, ((wall.strftime("%H:%M:%S"), None),)),
+        (DATE, ((wall.strftime("%y-%m-%d"), None),)),
         (ERROR, (("00000000", None),)),
     ]
     for address, (code, unit) in ENERGY.items():
@@ -64,7 +67,7 @@ def readout(serial: str, t: datetime, meter_time: datetime) -> list[tuple[str, t
             MAXIMUM_DEMAND,
             (
                 (_fixed(Decimal(watts).scaleb(-3), 3, 7), "kW"),
-                (captured.strftime("%y%m%d%H%M"), None),
+                (clock.to_local(captured, zone)[0].strftime("%y%m%d%H%M"), None),
             ),
         )
     )
@@ -76,9 +79,9 @@ def readout(serial: str, t: datetime, meter_time: datetime) -> list[tuple[str, t
     return out
 
 
-def readout_body(serial: str, t: datetime, meter_time: datetime) -> bytes:
+def readout_body(serial: str, t: datetime, meter_time: datetime, zone=None) -> bytes:
     lines = []
-    for address, values in readout(serial, t, meter_time):
+    for address, values in readout(serial, t, meter_time, zone):
         line = address + "".join(f"({v}*{u})" if u else f"({v})" for v, u in values)
         lines.append(line.encode("ascii") + codec.CRLF)
     return b"".join(lines) + b"!" + codec.CRLF
@@ -100,7 +103,9 @@ def expected(serial: str, t: datetime) -> dict[str, Decimal]:
     return out
 
 
-def profile_body(serial: str, start: datetime, end: datetime, status: dict | None = None) -> bytes:
+def profile_body(
+    serial: str, start: datetime, end: datetime, status: dict | None = None, zone=None
+) -> bytes:
     """The ``P.01`` answer for interval ends in [start, end] (the model's completed intervals)."""
     rows = [
         (
@@ -110,12 +115,12 @@ def profile_body(serial: str, start: datetime, end: datetime, status: dict | Non
         )
         for at, *chans in model.profile_entries(serial, start, end)
     ]
-    return plugin.format_profile(LOAD_PROFILE, model.INTERVAL_S, PROFILE_CHANNELS, rows)
+    return plugin.format_profile(LOAD_PROFILE, model.INTERVAL_S, PROFILE_CHANNELS, rows, zone=zone)
 
 
-def log_body(serial: str, start: datetime, end: datetime) -> bytes:
+def log_body(serial: str, start: datetime, end: datetime, zone=None) -> bytes:
     entries = [plugin.LogEntry(at, code) for at, code in model.events(serial, start, end)]
-    return plugin.format_log(EVENT_LOG, entries)
+    return plugin.format_log(EVENT_LOG, entries, zone=zone)
 
 
 def expected_profile(serial: str, start: datetime, end: datetime) -> dict:

@@ -349,6 +349,14 @@ class Cluster:
         self.down.discard(member)
         self.start_member(member)
 
+    def switchover(self, leader: str, candidate: str) -> subprocess.CompletedProcess:
+        """A planned switchover with Patroni's own tool, run from the balancer's host."""
+        return self.on(
+            "lb", "patronictl", "-c", str(self.workdir / leader / "patroni.yml"),
+            "switchover", "ami", "--leader", leader, "--candidate", candidate, "--force",
+            timeout=90,
+        )  # fmt: skip
+
     def close(self) -> None:
         for process in self.processes.values():
             if process.poll() is None:

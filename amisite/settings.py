@@ -262,6 +262,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 6 * 3600.0,  # seconds; creating a month ahead is idempotent
         "options": {"queue": "default"},
     },
+    "meters-compact-store": {
+        "task": "meters.compact_store",
+        "schedule": 24 * 3600.0,  # closed months only; idempotent, resumable per chunk
+        "options": {"queue": "default", "expires": 6 * 3600},
+    },
     "collection-heartbeat": {
         "task": "collection.heartbeat",
         "schedule": 60.0,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django.db.models import Max
@@ -13,7 +13,7 @@ from meters.alarms import engine as alarm_engine
 from meters.alarms.events import describe
 from meters.choices import ChannelKind
 from meters.models import Channel, Meter
-from meters.store import IntervalReading
+from meters.store import StoredInterval
 
 from .ingest import IngestResult, ingest_events, ingest_profiles, ingest_registers
 from .protocols.base import RegisterValue
@@ -204,7 +204,9 @@ def profile_since(
     ).values_list("meter_model_id", "profile_group", "profile_obis"):
         groups[(model_id, group)] = profile
     last = (
-        IntervalReading.objects.filter(meter_id__in=meter_ids, ts__gte=earliest)
+        StoredInterval.objects.filter(
+            meter_id__in=meter_ids, ts__gte=earliest, day__gte=earliest.astimezone(UTC).date()
+        )
         .values_list("meter_id", "group")
         .annotate(last=Max("ts"))
     )

@@ -16,7 +16,8 @@ from .alarms.events import describe
 from .choices import ChannelKind
 from .models import Channel, CommStatus, Meter
 from .panels import METER_ACTIONS, METER_HISTORY, METER_INSTRUMENTS, render_panels
-from .store import EventRecord, IntervalReading, RegisterRead, to_decimal
+from .store import EventRecord, RegisterRead, to_decimal
+from .store.compaction import latest_stored
 
 EVENTS_PER_PAGE = 20
 REGISTER_HISTORY = 30
@@ -101,13 +102,8 @@ def latest_interval_end(meter, channels) -> str:
     groups = sorted({c.profile_group for c in channels if c.profile_group is not None})
     if not groups:
         return ""
-    ts = (
-        IntervalReading.objects.filter(meter_id=meter.pk, group=groups[0])
-        .order_by("-ts")
-        .values_list("ts", flat=True)
-        .first()
-    )
-    return ts.isoformat() if ts else ""
+    row = latest_stored(meter.pk, groups[0])
+    return row.ts.isoformat() if row else ""
 
 
 def last_register_reads(meter, registers) -> list[dict]:

@@ -36,6 +36,7 @@ from .store.models import (  # noqa: F401  (the store's tables belong to this ap
     EventRecord,
     IntervalReading,
     RegisterRead,
+    StoredInterval,
     UnmappedValue,
 )
 from .store.quality import COLUMNS_PER_GROUP

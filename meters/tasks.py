@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from celery import shared_task
 
 from .alarms import tasks as alarm_tasks  # noqa: F401  (registers the alarm tasks)
-from .store import partitions
+from .store import compaction, partitions
 
 
 @shared_task(name="meters.maintain_partitions", ignore_result=True)
@@ -13,4 +15,17 @@ def maintain_partitions(months_ahead: int = 2) -> dict:
     """Create the coming months' interval partitions; detach those past the retention."""
     created = partitions.ensure_partitions(months_ahead=months_ahead)
     detached = partitions.detach_old_partitions()
+    keep = partitions.retention_months()
+    if keep is not None:
+        oldest_kept = partitions.add_months(partitions.month_of(datetime.now(UTC)), -keep)
+        detached += compaction.detach_old(oldest_kept)
     return {"created": created, "detached": detached}
+
+
+@shared_task(name="meters.compact_store", ignore_result=True, acks_late=True)
+def compact_store() -> list[dict]:
+    """Pack closed months one row per meter, group and day (`meters.store.compaction`).
+
+    Each chunk is its own transaction, so a killed run is simply run again (redelivered
+    with late acks): chunks done stay done, the rest are picked up."""
+    return compaction.compact_closed()

@@ -35,7 +35,7 @@ import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -47,7 +47,7 @@ from meters.models import CHECKED_KINDS, Channel, GridNode, Meter
 from meters.store import DailyEnergy
 from meters.store.days import day_bounds, local_zone
 from meters.store.interval_energy import energy_codes, energy_series, is_cumulative
-from meters.store.models import IntervalReading
+from meters.store.models import StoredInterval
 
 from .billing import Period
 
@@ -428,13 +428,14 @@ def interval_totals(meters: list[Meter], start: datetime, end: datetime) -> dict
 
 def _store_connection():
     """The store's database for reading (the replica while a report request reads from it)."""
-    return connections[router.db_for_read(IntervalReading)]
+    return connections[router.db_for_read(StoredInterval)]
 
 
 _COLUMN_SUM_SQL = """
 SELECT i.ts, SUM(i.v{column} * m.ct_ratio * m.vt_ratio), COUNT(i.v{column})
 FROM {table} i JOIN {meters} m ON m.id = i.meter_id
 WHERE i.meter_id = ANY(%s) AND i.grp = %s AND i.ts > %s AND i.ts <= %s
+    AND i.day >= %s AND i.day <= %s
 GROUP BY i.ts
 """
 
@@ -442,11 +443,12 @@ GROUP BY i.ts
 def _summed_column(meters, channel, start, end) -> Iterable[tuple[datetime, Decimal, int]]:
     sql = _COLUMN_SUM_SQL.format(
         column=channel.profile_column,
-        table=IntervalReading._meta.db_table,
+        table=StoredInterval._meta.db_table,
         meters=Meter._meta.db_table,
     )
+    lo, hi = start.astimezone(UTC).date(), end.astimezone(UTC).date()
     with _store_connection().cursor() as cursor:
-        cursor.execute(sql, [[m.pk for m in meters], channel.profile_group, start, end])
+        cursor.execute(sql, [[m.pk for m in meters], channel.profile_group, start, end, lo, hi])
         return [(ts, total or 0, count) for ts, total, count in cursor.fetchall()]
 
 

@@ -6,6 +6,8 @@
 * `writes`: the write path (binary COPY for new meter-days, staging + one upsert where a
   rank rises, register and event upserts), table names taken from the models;
 * `partitions`: monthly range partitions of the interval table (PostgreSQL);
+* `compaction`: closed months packed one row per meter, group and day (PostgreSQL), and
+  the view `StoredInterval` every reader of intervals reads (hot + compacted rows);
 * `days`: the utility's local day (the unit of rollups and aggregated queries);
 * `interval_energy`: energy per interval, derived from cumulative captures;
 * `rollups`: daily energy per meter and channel, kept by the write path;
@@ -17,7 +19,14 @@ outside this package writes readings with SQL of its own.
 This module re-exports the models and the quality names, the store's vocabulary.
 """
 
-from .models import DailyEnergy, EventRecord, IntervalReading, RegisterRead, UnmappedValue
+from .models import (
+    DailyEnergy,
+    EventRecord,
+    IntervalReading,
+    RegisterRead,
+    StoredInterval,
+    UnmappedValue,
+)
 from .quality import (
     COLUMNS_PER_GROUP,
     VALUE_COLUMNS,
@@ -36,6 +45,7 @@ __all__ = [
     "IntervalReading",
     "Quality",
     "RegisterRead",
+    "StoredInterval",
     "UnmappedValue",
     "column_quality",
     "pack_quality",

@@ -45,7 +45,7 @@ from meters.models import Channel
 from meters.obis import CUMULATIVE_D, Obis
 from meters.obis import parse as parse_obis
 
-from .models import IntervalReading
+from .compaction import VIEW, day_bounds, latest_stored, stored_intervals
 from .quality import VALUE_COLUMNS, Quality, column_quality
 
 INTERVAL_D = 29
@@ -137,7 +137,8 @@ def derive(
 
 _COLUMN_SQL = (
     "SELECT ts, v{column}, (q >> {shift}) & 255 FROM {table} "
-    "WHERE meter_id = %s AND grp = %s AND ts > %s AND ts <= %s ORDER BY ts"
+    "WHERE meter_id = %s AND grp = %s AND ts > %s AND ts <= %s AND day >= %s AND day <= %s "
+    "ORDER BY ts"
 )
 
 
@@ -149,14 +150,16 @@ def stored_column(meter_id: int, channel: Channel, start: datetime, end: datetim
     reads a month of 2,880 intervals this way in about two thirds of the ORM's time."""
     column, shift = channel.profile_column, 8 * channel.profile_column
     if connection.vendor == "postgresql":
-        sql = _COLUMN_SQL.format(column=column, shift=shift, table=IntervalReading._meta.db_table)
+        sql = _COLUMN_SQL.format(column=column, shift=shift, table=VIEW)
+        days = day_bounds(start, end)
         with connection.cursor() as cursor:
-            cursor.execute(sql, [meter_id, channel.profile_group, start, end])
+            cursor.execute(
+                sql,
+                [meter_id, channel.profile_group, start, end, days["day__gte"], days["day__lte"]],
+            )
             return cursor.fetchall()
     rows = (
-        IntervalReading.objects.filter(
-            meter_id=meter_id, group=channel.profile_group, ts__gt=start, ts__lte=end
-        )
+        stored_intervals(meter_id, channel.profile_group, start, end)
         .order_by("ts")
         .values_list("ts", VALUE_COLUMNS[column], "quality")
     )
@@ -166,20 +169,10 @@ def stored_column(meter_id: int, channel: Channel, start: datetime, end: datetim
 def previous_capture(meter_id: int, channel: Channel, at: datetime) -> Capture | None:
     """The last stored capture with a value at or before `at`."""
     column = VALUE_COLUMNS[channel.profile_column]
-    row = (
-        IntervalReading.objects.filter(
-            meter_id=meter_id,
-            group=channel.profile_group,
-            ts__lte=at,
-            **{f"{column}__isnull": False},
-        )
-        .order_by("-ts")
-        .values_list("ts", column, "quality")
-        .first()
-    )
+    row = latest_stored(meter_id, channel.profile_group, at, **{f"{column}__isnull": False})
     if row is None:
         return None
-    return row[0], row[1], column_quality(row[2], channel.profile_column)
+    return row.ts, getattr(row, column), column_quality(row.quality, channel.profile_column)
 
 
 def energy_series(meter_id: int, channel: Channel, start: datetime, end: datetime):

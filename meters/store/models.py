@@ -1,4 +1,5 @@
-"""The store's tables: interval readings, register reads, events, unmapped values, daily energy.
+"""The store's tables: interval readings, register reads, events, unmapped values, daily energy;
+and the view of every stored interval, hot and compacted (`StoredInterval`).
 
 Interval data is stored *wide*: one row per (meter, channel group, interval end) holding up
 to eight channel values `v0..v7` as exact integers in units of `10**channel.scaler`, plus
@@ -33,7 +34,30 @@ class _Reading(models.Model):
         abstract = True
 
 
-class IntervalReading(_Reading):
+class _WideRow(_Reading):
+    """Up to 8 channel values of one interval row (`quality` packs their flags)."""
+
+    v0 = models.BigIntegerField(null=True)
+    v1 = models.BigIntegerField(null=True)
+    v2 = models.BigIntegerField(null=True)
+    v3 = models.BigIntegerField(null=True)
+    v4 = models.BigIntegerField(null=True)
+    v5 = models.BigIntegerField(null=True)
+    v6 = models.BigIntegerField(null=True)
+    v7 = models.BigIntegerField(null=True)
+
+    def __str__(self) -> str:
+        return f"meter {self.meter_id} group {self.group} at {self.ts:%Y-%m-%d %H:%M}Z"
+
+    def column(self, column: int) -> tuple[int | None, int]:
+        """(stored integer, quality flags) of one column."""
+        return getattr(self, VALUE_COLUMNS[column]), column_quality(self.quality, column)
+
+    class Meta:
+        abstract = True
+
+
+class IntervalReading(_WideRow):
     """Load-profile values of one meter at one interval end, up to 8 channels in one row.
 
     On PostgreSQL the table is range-partitioned by month on `ts` (`meters.store.partitions`).
@@ -45,23 +69,31 @@ class IntervalReading(_Reading):
     )
     ts = models.DateTimeField(help_text="interval end (UTC)")
     quality = models.BigIntegerField(default=0, db_column="q", help_text="8 flag bits per column")
-    v0 = models.BigIntegerField(null=True)
-    v1 = models.BigIntegerField(null=True)
-    v2 = models.BigIntegerField(null=True)
-    v3 = models.BigIntegerField(null=True)
-    v4 = models.BigIntegerField(null=True)
-    v5 = models.BigIntegerField(null=True)
-    v6 = models.BigIntegerField(null=True)
-    v7 = models.BigIntegerField(null=True)
     # Last, so the 8-byte columns above need no alignment padding on PostgreSQL.
     group = models.SmallIntegerField(db_column="grp")
 
-    def __str__(self) -> str:
-        return f"meter {self.meter_id} group {self.group} at {self.ts:%Y-%m-%d %H:%M}Z"
 
-    def column(self, column: int) -> tuple[int | None, int]:
-        """(stored integer, quality flags) of one column."""
-        return getattr(self, VALUE_COLUMNS[column]), column_quality(self.quality, column)
+class StoredInterval(_WideRow):
+    """Read-only: every stored interval row, from the interval table and unpacked from the
+    compacted closed months (the view `meters_interval`, `meters.store.compaction`).
+
+    Same columns as `IntervalReading` plus `day`, the UTC day of `ts`: bound it
+    (`compaction.day_bounds`) so PostgreSQL reads only the months and compacted days asked.
+    Readers of intervals read this; writers write `IntervalReading`.
+    """
+
+    pk = models.CompositePrimaryKey("meter_id", "group", "ts")
+    meter = models.ForeignKey(
+        "meters.Meter", on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    ts = models.DateTimeField()
+    quality = models.BigIntegerField(db_column="q")
+    group = models.SmallIntegerField(db_column="grp")
+    day = models.DateField()
+
+    class Meta:
+        managed = False
+        db_table = "meters_interval"
 
 
 class RegisterRead(_Reading):

@@ -44,8 +44,9 @@ from meters.obis import normalise as normalise_obis
 from meters.obis import parse as parse_obis
 
 from . import interval_energy
+from .compaction import stored_intervals
 from .days import day_bounds, local_day, local_zone
-from .models import DailyEnergy, IntervalReading, RegisterRead
+from .models import DailyEnergy, RegisterRead
 from .quality import VALUE_COLUMNS, Quality, to_decimal
 
 RAW, HOUR, DAY, MONTH, AUTO = "raw", "hour", "day", "month", "auto"
@@ -271,7 +272,7 @@ def _expected(period_s: int, bucket: datetime, resolution: str) -> int:
 def profile_period(meter_id: int, group: int, start: datetime, end: datetime) -> int:
     """Seconds between a meter's profile entries (the first two in range; 900 if unknown)."""
     stamps = list(
-        IntervalReading.objects.filter(meter_id=meter_id, group=group, ts__gt=start, ts__lte=end)
+        stored_intervals(meter_id, group, start, end)
         .order_by("ts")
         .values_list("ts", flat=True)[:2]
     )
@@ -337,9 +338,7 @@ def _hourly_series(meter_id, channel, start, end) -> Iterator[Point]:
     aggregate = aggregate_of(channel, HOUR)
     period = profile_period(meter_id, channel.profile_group, start, end)
     rows = (
-        IntervalReading.objects.filter(
-            meter_id=meter_id, group=channel.profile_group, ts__gt=start, ts__lte=end
-        )
+        stored_intervals(meter_id, channel.profile_group, start, end)
         # The interval ending at 01:00 belongs to the hour from 00:00.
         .annotate(
             begins=ExpressionWrapper(F("ts") - ONE_US, output_field=DateTimeField()),
@@ -526,9 +525,7 @@ class DataQuery:
             set(self.meters.values_list("meter_model_id", flat=True)), self.obis
         ).values()), default=0)  # fmt: skip
         if self.resolution == RAW:
-            stored = IntervalReading.objects.filter(
-                meter_id__in=meter_ids, ts__gt=self.start, ts__lte=self.end
-            ).count()
+            stored = stored_intervals(meter_ids, None, self.start, self.end).count()
             return stored * max(channels, 1)
         span = (self.end - self.start).total_seconds()
         per = {HOUR: 3600, DAY: 86400, MONTH: 86400 * 30}[self.resolution]

@@ -23,9 +23,10 @@ from amisite import pgbulk
 from meters.choices import Accumulation, ChannelKind, NodeKind
 from meters.models import Channel, GridNode, Meter
 
+from .compaction import VIEW
 from .days import day_bounds, local_day, local_zone
 from .interval_energy import cumulative_channels, energy_codes, energy_series
-from .models import DailyEnergy, IntervalReading, RegisterRead
+from .models import DailyEnergy, RegisterRead
 from .quality import COLUMNS_PER_GROUP, Quality
 
 
@@ -39,6 +40,17 @@ def days_touched(spans: dict[int, tuple[datetime, datetime]]) -> set[tuple[int, 
             pairs.add((meter_id, day))
             day += timedelta(days=1)
     return pairs
+
+
+def _day_bound(rows: str, days: str) -> str:
+    """The `day` bound of the stored-interval view for (lo, hi] (PostgreSQL prunes compacted
+    months by it; SQLite's view has only the interval table)."""
+    if connection.vendor != "postgresql":
+        return ""
+    return (
+        f"AND {rows}.day >= ({days}.lo AT TIME ZONE 'UTC')::date "
+        f"AND {rows}.day <= ({days}.hi AT TIME ZONE 'UTC')::date"
+    )
 
 
 def _refresh_sql(values: str, width: int) -> str:
@@ -61,8 +73,9 @@ def _refresh_sql(values: str, width: int) -> str:
         WITH d (meter_id, day, lo, hi) AS ({values}),
         a AS (
             SELECT d.meter_id, d.day, r.grp, {", ".join(aggregates)}
-            FROM d JOIN {IntervalReading._meta.db_table} r
+            FROM d JOIN {VIEW} r
                 ON r.meter_id = d.meter_id AND r.ts > d.lo AND r.ts <= d.hi
+                {_day_bound("r", "d")}
             GROUP BY d.meter_id, d.day, r.grp
         )
         INSERT INTO {daily} (meter_id, channel_id, day, value, intervals, estimated)

@@ -14,7 +14,9 @@ SQLite the same rule runs per row as `INSERT ... ON CONFLICT DO UPDATE ... WHERE
 rises>`. The caller hands rows grouped per (meter, store group), times strictly increasing
 (`GroupRows`); `collection.ingest` builds them from protocol values and validates them.
 
-Callers run the writes inside their own transaction (with the rollup refresh).
+Callers run the writes inside their own transaction (with the rollup refresh). A write
+into a compacted day first moves that day back into the interval table
+(`compaction.decompact_for`), so late data merges by the same rule.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from django.db import IntegrityError, connection, transaction
 
 from amisite import pgbulk
 
-from . import partitions
+from . import compaction, partitions
 from .models import EventRecord, IntervalReading, RegisterRead, UnmappedValue
 from .quality import COLUMNS_PER_GROUP, column_mask, rank_sql, signed64
 
@@ -202,7 +204,10 @@ def _intervals_postgres(groups: list[GroupRows]) -> tuple[int, int]:
     partitions.ensure_for(first, last)
     width = max(max(s.columns) for s in groups) + 1
     inserted = updated = 0
-    with connection.cursor() as cursor:
+    # One transaction with the caller's: days of a compacted month come back to the interval
+    # table first (under the month's shared lock), then merge by rank like any stored row.
+    with transaction.atomic(), connection.cursor() as cursor:
+        compaction.decompact_for(cursor, groups)
         stored = _stored_meters(cursor, groups)
         fresh = [s for s in groups if s.meter_id not in stored]
         rest = [s for s in groups if s.meter_id in stored]

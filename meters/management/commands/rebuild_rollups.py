@@ -13,7 +13,7 @@ from django.db.models import Max, Min
 
 from meters.choices import ChannelKind
 from meters.models import Meter
-from meters.store import DailyEnergy, IntervalReading, rollups
+from meters.store import DailyEnergy, StoredInterval, rollups
 
 
 class Command(BaseCommand):
@@ -33,7 +33,7 @@ class Command(BaseCommand):
             meters |= Meter.objects.filter(serial__in=meter)
         done = 0
         for meter_id in meters.order_by("pk").values_list("pk", flat=True):
-            span = IntervalReading.objects.filter(meter_id=meter_id).aggregate(
+            span = StoredInterval.objects.filter(meter_id=meter_id).aggregate(
                 first=Min("ts"), last=Max("ts")
             )
             with transaction.atomic():

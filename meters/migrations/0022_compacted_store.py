@@ -59,7 +59,7 @@ def drop(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('meters', '0019_desired_and_actual_configuration'),
+        ('meters', '0021_concentrator_own_data'),
     ]
 
     operations = [

@@ -470,11 +470,18 @@ AMI_NOTIFY_RETRY_BASE_S = env.int("AMI_NOTIFY_RETRY_BASE_S", default=30)
 AMI_NOTIFY_CUSTOMERS_OF_OUTAGES = env.bool("AMI_NOTIFY_CUSTOMERS_OF_OUTAGES", default=False)
 # What a new organisation gets when it is created (accounts.actions.create_organisation).
 AMI_ORGANISATION_SETUP = ("meters.alarms.defaults.install_default_rules",)
+# Scheduled reports (reports/delivery.py): the site's address for links in mails, the
+# largest file attached (else a link), mail attempts and the first retry's delay.
+AMI_SITE_URL = env.str("AMI_SITE_URL", default="http://localhost:8000")
+AMI_REPORT_ATTACH_MAX_BYTES = env.int("AMI_REPORT_ATTACH_MAX_BYTES", default=5 * 1024 * 1024)
+AMI_REPORT_MAIL_ATTEMPTS = env.int("AMI_REPORT_MAIL_ATTEMPTS", default=5)
+AMI_REPORT_MAIL_RETRY_S = env.int("AMI_REPORT_MAIL_RETRY_S", default=60)
 # The other apps' parts of the demo utility (meters/demo.py), in order.
 AMI_DEMO_PARTS = (
     "collection.demo.load_demo_collection",
     "vending.demo.load_demo_vending",
     "accounts.demo.load_demo_two_factor",
+    "reports.demo.load_demo_reports",
 )
 # Derived events: thresholds (meters/alarms/engine.py, "derived events").
 AMI_ALARM_UNREACHABLE_FAILURES = env.int("AMI_ALARM_UNREACHABLE_FAILURES", default=3)

@@ -1,13 +1,18 @@
-"""The data query form: which meters, which channels, when, at which resolution."""
+"""The data query form (which meters, which channels, when, at which resolution); the
+report definition and schedule forms."""
 
 from __future__ import annotations
 
 from django import forms
 
+from accounts.models import Organisation, User
 from meters.choices import MeterStatus, NodeKind
-from meters.models import GridNode, Meter, MeterModel
+from meters.models import Customer, GridNode, Meter, MeterModel
 from meters.store import query
 from meters.store.days import day_bounds, day_out_of_range
+
+from . import engine
+from .models import ReportDefinition, ReportSchedule
 
 MAX_DAYS = 3660
 RESOLUTION_CHOICES = [
@@ -83,3 +88,102 @@ class DataQueryForm(forms.Form):
         return query.DataQuery(
             self.meters(), list(data["channels"]), start, end, data.get("resolution") or "auto"
         )
+
+
+class ReportDefinitionForm(forms.ModelForm):
+    """A report definition as analysts edit it; every choice offered is within their scope."""
+
+    source = forms.ChoiceField(label="Report")
+    grouping = forms.ChoiceField(required=False, help_text="empty: the report's first grouping")
+    columns = forms.CharField(
+        required=False,
+        help_text="column keys separated by commas (see below); empty: every column",
+    )
+    customer_class = forms.ChoiceField(required=False, label="Customer class (tariff code)")
+
+    class Meta:
+        model = ReportDefinition
+        fields = [
+            "name", "organisation", "description", "source", "node", "meter_model",
+            "customer_class", "grouping", "columns", "period", "period_from", "period_to", "graph",
+        ]  # fmt: skip
+        widgets = {
+            "period_from": forms.DateInput(attrs={"type": "date"}),
+            "period_to": forms.DateInput(attrs={"type": "date"}),
+            "description": forms.Textarea(attrs={"rows": 2}),
+        }
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["source"].choices = engine.source_choices(user)
+        self.fields["organisation"].queryset = Organisation.objects.restrict(user, "view")
+        self.fields["node"].queryset = (
+            GridNode.objects.restrict(user, "view")
+            .exclude(kind=NodeKind.SERVICE_POINT)
+            .order_by("path")
+        )
+        self.fields["meter_model"].queryset = MeterModel.objects.restrict(user, "view")
+        classes = (
+            Customer.objects.restrict(user, "view")
+            .exclude(tariff_code="")
+            .values_list("tariff_code", flat=True)
+            .distinct()
+            .order_by("tariff_code")
+        )
+        self.fields["customer_class"].choices = [("", "every class")] + [(c, c) for c in classes]
+        self.fields["grouping"].choices = [("", "default")] + [
+            (source.title, [(key, g.label) for key, g in source.groupings.items()])
+            for source in engine.SOURCES.values()
+        ]
+        if self.instance.pk and not self.is_bound:
+            self.initial["columns"] = ", ".join(self.instance.columns or [])
+
+    def clean_columns(self):
+        text = self.cleaned_data.get("columns") or ""
+        return [c.strip() for c in text.replace("\n", ",").split(",") if c.strip()]
+
+    def clean(self):
+        cleaned = super().clean()
+        node, org = cleaned.get("node"), cleaned.get("organisation")
+        if node is not None and org is not None and not node.organisation.path.startswith(org.path):
+            self.add_error("node", "This grid node is outside the report's organisation.")
+        if "source" in cleaned:
+            for name, message in engine.problems(cleaned).items():
+                if name in self.fields and name not in self.errors:
+                    self.add_error(name, message)
+        return cleaned
+
+
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+class ReportScheduleForm(forms.ModelForm):
+    """When a definition runs and who gets it: staff of its organisation only."""
+
+    class Meta:
+        model = ReportSchedule
+        fields = ["frequency", "at", "weekday", "day_of_month", "fmt", "recipients", "enabled"]
+        widgets = {
+            "at": forms.TimeInput(attrs={"type": "time"}),
+            "weekday": forms.Select(choices=list(enumerate(WEEKDAYS))),
+            "recipients": forms.CheckboxSelectMultiple,
+        }
+
+    def __init__(self, *args, user, definition, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.instance.definition = definition
+        self.fields["recipients"].queryset = recipients_for(user, definition)
+        self.fields[
+            "recipients"
+        ].help_text = f"active staff of {definition.organisation} with an e-mail address"
+
+
+def recipients_for(user, definition):
+    """Who may receive a definition's schedule: active users of its organisation, with an
+    e-mail address, that `user` may see."""
+    return (
+        User.objects.restrict(user, "view")
+        .filter(organisation_id=definition.organisation_id, is_active=True)
+        .exclude(email="")
+        .order_by("username")
+    )

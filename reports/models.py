@@ -1,8 +1,10 @@
-"""Models of the reports app: queued exports of the data query."""
+"""Models of the reports app: queued exports of the data query; report definitions, their
+versions, runs, schedules and deliveries."""
 
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from accounts.models import Organisation
@@ -53,3 +55,259 @@ class ExportJob(models.Model):
         return (
             min(99, int(100 * self.rows_done / self.rows_estimated)) if self.rows_estimated else 0
         )
+
+
+# ------------------------------------------------------------------ report definitions
+# A definition names a built-in source (reports/engine.py SOURCES) and how to run it; every
+# save is a new ReportVersion, and a run records the version it used. Schedules run a
+# definition on a beat entry and mail the file to staff of its organisation.
+
+
+class PeriodKind(models.TextChoices):
+    LAST_MONTH = "last_month", "Last month"
+    THIS_MONTH = "this_month", "This month to yesterday"
+    YESTERDAY = "yesterday", "Yesterday"
+    LAST_7_DAYS = "last_7_days", "The last 7 days"
+    LAST_30_DAYS = "last_30_days", "The last 30 days"
+    FIXED = "fixed", "Fixed days"
+
+
+class RunFormat(models.TextChoices):
+    CSV = "csv", "CSV"
+    XLSX = "xlsx", "XLSX"
+    PDF = "pdf", "PDF"
+    XML = "xml", "XML"
+
+
+class ReportDefinition(models.Model):
+    """A stored report: a built-in source with filters, grouping, columns, period and graph."""
+
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+")
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    source = models.CharField(max_length=32, help_text="a built-in report (reports/engine.py)")
+    node = models.ForeignKey(
+        "meters.GridNode",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="only this part of the grid (empty: everything in the organisation)",
+    )
+    meter_model = models.ForeignKey(
+        "meters.MeterModel",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="only meters of this model (empty: every model)",
+    )
+    customer_class = models.CharField(
+        max_length=32, blank=True, help_text="only meters supplying this tariff code"
+    )
+    grouping = models.CharField(max_length=32, blank=True)
+    columns = models.JSONField(default=list, blank=True, help_text="column keys; empty: all")
+    period = models.CharField(
+        max_length=16, choices=PeriodKind.choices, default=PeriodKind.LAST_MONTH
+    )
+    period_from = models.DateField(null=True, blank=True)
+    period_to = models.DateField(null=True, blank=True)
+    graph = models.BooleanField(default=True)
+    version = models.PositiveIntegerField(default=0, editable=False)
+    builtin = models.CharField(
+        max_length=32, blank=True, editable=False, help_text="the built-in this was seeded from"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ScopedQuerySet.as_manager()
+    scope_field = "organisation"
+
+    class Meta:
+        ordering = ["name", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organisation", "builtin"],
+                condition=~models.Q(builtin=""),
+                name="report_one_builtin_per_organisation",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ReportVersion(models.Model):
+    """What a definition said at one save (read-only once written)."""
+
+    definition = models.ForeignKey(
+        ReportDefinition, on_delete=models.CASCADE, related_name="versions"
+    )
+    number = models.PositiveIntegerField()
+    snapshot = models.JSONField(help_text="the definition's fields at this save")
+    saved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    saved_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ScopedQuerySet.as_manager()
+    scope_field = "definition__organisation"
+
+    class Meta:
+        ordering = ["definition", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["definition", "number"], name="report_version_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.definition} v{self.number}"
+
+
+class ScheduleFrequency(models.TextChoices):
+    DAILY = "daily", "Daily"
+    WEEKLY = "weekly", "Weekly"
+    MONTHLY = "monthly", "Monthly"
+
+
+class ReportSchedule(models.Model):
+    """Run a definition daily, weekly or monthly (the utility's time) and mail the file."""
+
+    definition = models.ForeignKey(
+        ReportDefinition, on_delete=models.CASCADE, related_name="schedules"
+    )
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.PROTECT, related_name="+", editable=False
+    )
+    frequency = models.CharField(
+        max_length=8, choices=ScheduleFrequency.choices, default=ScheduleFrequency.MONTHLY
+    )
+    at = models.TimeField("time of day", help_text="in the utility's time zone")
+    weekday = models.PositiveSmallIntegerField(
+        default=0, validators=[MaxValueValidator(6)], help_text="weekly: 0 Monday .. 6 Sunday"
+    )
+    day_of_month = models.PositiveSmallIntegerField(
+        default=1,
+        validators=[MinValueValidator(1), MaxValueValidator(28)],
+        help_text="monthly: 1 to 28",
+    )
+    fmt = models.CharField("format", max_length=8, choices=RunFormat.choices, default="xlsx")
+    recipients = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, related_name="+", help_text="staff of the organisation"
+    )
+    enabled = models.BooleanField(default=True)
+    periodic_task = models.OneToOneField(
+        "django_celery_beat.PeriodicTask",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        editable=False,
+        related_name="+",
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+        help_text="the runs are built with this user's scope",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ScopedQuerySet.as_manager()
+    scope_field = "organisation"
+
+    class Meta:
+        ordering = ["definition", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.definition} ({self.describe()})"
+
+    def describe(self) -> str:
+        at = f"{self.at:%H:%M}"
+        if self.frequency == ScheduleFrequency.DAILY:
+            return f"daily at {at}"
+        if self.frequency == ScheduleFrequency.WEEKLY:
+            days = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+            return f"{days[self.weekday]}s at {at}"
+        return f"monthly on day {self.day_of_month} at {at}"
+
+
+class ReportRun(models.Model):
+    """One run of a definition's version into a file (built by a task, with progress)."""
+
+    definition = models.ForeignKey(ReportDefinition, on_delete=models.CASCADE, related_name="runs")
+    version = models.ForeignKey(ReportVersion, on_delete=models.RESTRICT, related_name="runs")
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+")
+    schedule = models.ForeignKey(
+        ReportSchedule, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    fmt = models.CharField("format", max_length=8, choices=RunFormat.choices)
+    status = models.CharField(
+        max_length=16, choices=ExportStatus.choices, default=ExportStatus.QUEUED
+    )
+    first_day = models.DateField(null=True, blank=True)
+    last_day = models.DateField(null=True, blank=True)
+    rows_done = models.PositiveBigIntegerField(default=0)
+    file = models.CharField(max_length=255, blank=True, help_text="path below MEDIA_ROOT")
+    size = models.PositiveBigIntegerField(default=0, help_text="bytes")
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ScopedQuerySet.as_manager()
+    scope_field = "organisation"
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} of {self.definition} v{self.version.number}"
+
+
+class DeliveryState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed (gave up)"
+
+
+class ReportDelivery(models.Model):
+    """One recipient's mail of a scheduled run: sent or failed, with the error."""
+
+    run = models.ForeignKey(ReportRun, on_delete=models.CASCADE, related_name="deliveries")
+    schedule = models.ForeignKey(
+        ReportSchedule, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries"
+    )
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+")
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    email = models.EmailField()
+    status = models.CharField(
+        max_length=16, choices=DeliveryState.choices, default=DeliveryState.PENDING
+    )
+    attached = models.BooleanField(default=True, help_text="the file attached, else a link")
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ScopedQuerySet.as_manager()
+    scope_field = "organisation"
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "report deliveries"
+        constraints = [
+            models.UniqueConstraint(fields=["run", "recipient"], name="report_delivery_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email}: {self.get_status_display()}"

@@ -1,10 +1,57 @@
-"""Tasks of the reports app (thin: the work is in building)."""
+"""Tasks of the reports app (thin: the work is in building and delivery).
+
+`reports.run_schedule` is what a schedule's beat entry (django-celery-beat, crontab in the
+utility's zone, kept by `actions.save_schedule`) starts: a run of the definition's current
+version by the schedule's owner, then one mail per recipient (`reports.send_report_mail`,
+retried with backoff).
+"""
 
 from celery import shared_task
+from django.db import transaction
 
-from .building import build_export
+from . import delivery
+from .building import build_export, build_run
+from .models import ReportRun, ReportSchedule
 
 
 @shared_task(name="reports.build_export")
 def build_export_task(job_id: int) -> None:
     build_export(job_id)
+
+
+@shared_task(name="reports.build_run", ignore_result=True)
+def build_run_task(run_id: int) -> str:
+    return build_run(run_id)
+
+
+@shared_task(name="reports.run_schedule", ignore_result=True)
+def run_schedule(schedule_id: int) -> int | None:
+    """Run a schedule's definition now and mail it; returns the run's id (None: no schedule
+    or disabled)."""
+    schedule = ReportSchedule.objects.select_related("definition").filter(pk=schedule_id).first()
+    if schedule is None or not schedule.enabled:
+        return None
+    definition = schedule.definition
+    run = ReportRun.objects.create(
+        definition=definition,
+        version=definition.versions.get(number=definition.version),
+        organisation_id=definition.organisation_id,
+        schedule=schedule,
+        requested_by=schedule.created_by,
+        fmt=schedule.fmt,
+    )
+    build_run(run.pk)
+    run.refresh_from_db()
+    with transaction.atomic():
+        ids = [d.pk for d in delivery.plan(run)]
+        transaction.on_commit(lambda: [send_report_mail.delay(pk) for pk in ids])
+    return run.pk
+
+
+@shared_task(bind=True, name="reports.send_report_mail", ignore_result=True, max_retries=None)
+def send_report_mail(self, delivery_id: int) -> str:
+    """Mail one recipient; a mail server failure is retried with backoff, a sent one never."""
+    try:
+        return delivery.send(delivery_id)
+    except delivery.RetryLater as exc:
+        raise self.retry(countdown=delivery.backoff_seconds(exc.attempts)) from None

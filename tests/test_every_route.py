@@ -258,6 +258,9 @@ def pairs(world) -> dict:
         )
         for grid in (world.grid_a, world.grid_b)
     )
+    from tests.reports.engine_data import report_pairs
+
+    found.update(report_pairs(world))
     found[ExportJob] = tuple(
         ExportJob.objects.create(organisation=user.organisation, requested_by=user, fmt="csv")
         for user in (world.admin_a, world.admin_b)

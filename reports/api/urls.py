@@ -1,8 +1,18 @@
-"""Routes of the reports API (below /api/). The vending reports keep their address."""
+"""Routes of the reports API (below /api/). The vending reports keep their address; the
+report engine's definitions, versions, runs, schedules and deliveries are viewsets."""
 
 from django.urls import path
 
-from . import pattern_views, views
+from amisite.routers import ApiRouter
+
+from . import engine, pattern_views, views
+
+router = ApiRouter()
+router.register("report-definitions", engine.ReportDefinitionViewSet)
+router.register("report-versions", engine.ReportVersionViewSet)
+router.register("report-runs", engine.ReportRunViewSet)
+router.register("report-schedules", engine.ReportScheduleViewSet)
+router.register("report-deliveries", engine.ReportDeliveryViewSet)
 
 urlpatterns = [
     path("vending/reports/<slug:slug>/", views.ReportView.as_view(), name="vending-report"),
@@ -18,3 +28,4 @@ urlpatterns = [
         name="reports-balance-node",
     ),
 ]
+urlpatterns += router.urls

@@ -512,6 +512,71 @@ SPECS.append(
 )
 globals().update(generate_tests(SPECS[-1]))
 
+# The report engine (tests/reports/engine_data.py: both regions' definitions and schedules).
+# Versions, runs and deliveries are read-only here (runs are queued by POST
+# /api/report-definitions/{id}/run/): scoping, 404 for region B and no writes in
+# tests/reports/test_definition_api.py::test_versions_runs_and_deliveries_are_scoped_and_read_only.
+from reports.models import (  # noqa: E402
+    ReportDefinition,
+    ReportDelivery,
+    ReportRun,
+    ReportSchedule,
+    ReportVersion,
+)
+from tests.reports.engine_data import both_regions  # noqa: E402
+
+EXEMPT_MODELS |= {ReportVersion, ReportRun, ReportDelivery}
+
+
+def _report_rows(w):
+    if getattr(w, "report_rows", None) is None:
+        w.report_rows = both_regions(w)
+    return w.report_rows
+
+
+SPECS += [
+    ApiSpec(
+        basename="reportdefinition",
+        url="/api/report-definitions/",
+        model=ReportDefinition,
+        writer="admin_a",  # analysts add and change, only administrators delete
+        other_writer="admin_b",
+        object_a=lambda w: _report_rows(w)[0].definition,
+        create_payload=lambda w: {
+            "organisation": w.org_a.pk,
+            "name": "Tamper below the transformer",
+            "source": "tamper",
+            "node": w.grid_a.transformer.pk,
+            "period": "last_30_days",
+        },
+        update_payload=lambda w: {"name": "Renamed", "columns": ["serial", "score"]},
+        setup=_report_rows,
+        readonly_users=lambda w: [w.operator_a, w.engineer_a],
+        b_references=lambda w: {"node": w.grid_b.transformer},
+    ),
+    ApiSpec(
+        basename="reportschedule",
+        url="/api/report-schedules/",
+        model=ReportSchedule,
+        writer="admin_a",
+        other_writer="admin_b",
+        object_a=lambda w: _report_rows(w)[0].schedule,
+        create_payload=lambda w: {
+            "definition": _report_rows(w)[0].definition.pk,
+            "frequency": "daily",
+            "at": "07:15",
+            "fmt": "csv",
+            "recipients": [w.admin_a.pk],
+        },
+        update_payload=lambda w: {"frequency": "weekly", "weekday": 4},
+        setup=_report_rows,
+        readonly_users=lambda w: [w.operator_a, w.engineer_a],
+        b_references=lambda w: {"definition": _report_rows(w)[1].definition},
+    ),
+]
+for _spec in SPECS[-2:]:
+    globals().update(generate_tests(_spec))
+
 
 def _viewset_patterns(resolver):
     for pattern in resolver.url_patterns:

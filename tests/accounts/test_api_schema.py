@@ -139,6 +139,27 @@ DRIFT = (
 TESTED_ELSEWHERE |= dict.fromkeys(
     ("GET /api/configuration-drift/", "POST /api/configuration-drift/reapply/"), DRIFT
 )
+REPORT_API = "tests/reports/test_definition_api.py"
+REPORT_READ = f"{REPORT_API}::test_versions_runs_and_deliveries_are_scoped_and_read_only"
+REPORT_RUN = f"{REPORT_API}::test_definition_saves_versions_and_runs_through_the_api"
+TESTED_ELSEWHERE |= dict.fromkeys(
+    (
+        "GET /api/report-versions/",
+        "GET /api/report-versions/{id}/",
+        "GET /api/report-runs/",
+        "GET /api/report-deliveries/",
+        "GET /api/report-deliveries/{id}/",
+    ),
+    REPORT_READ,
+)
+TESTED_ELSEWHERE |= dict.fromkeys(
+    (
+        "GET /api/report-runs/{id}/",
+        "GET /api/report-runs/{id}/download/",
+        "POST /api/report-definitions/{id}/run/",
+    ),
+    REPORT_RUN,
+)
 TESTED_ELSEWHERE |= {
     "GET /api/alarms/": f"{ALARM_API}::test_alarm_list_is_scoped_and_filtered",
     "GET /api/alarms/{id}/": f"{ALARM_API}::test_alarm_detail_other_organisation_404",

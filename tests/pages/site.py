@@ -45,6 +45,10 @@ NOT_PAGES = {
     "reports:query-export": "a file download (POST)",
     "reports:export-status": "JSON for the export page",
     "reports:export-download": "a file download",
+    "reports:definition-run": "POST only",
+    "reports:definition-seed": "POST only",
+    "reports:run-status": "JSON for the run page",
+    "reports:run-download": "a file download",
     "logout": "POST only",
     "healthz": "JSON for load balancers",
     "readyz": "JSON for load balancers",
@@ -89,6 +93,7 @@ class PageData:
     bulk: object = None
     schedule: object = None
     payment: object = None
+    reports: object = None  # tests/reports/engine_data.py ReportRows
 
 
 def url_names() -> list[tuple[str, str, bool]]:
@@ -115,6 +120,7 @@ def url_names() -> list[tuple[str, str, bool]]:
 def cases(data: PageData) -> dict[str, list[str]]:
     """URLs of the pages that take arguments (and variants worth a look)."""
     from tests.meters._data import EXPORT, IMPORT, T0
+    from tests.reports.engine_data import report_cases
 
     ok = data.meters["ok"]
     day = (T0 + timedelta(days=1)).date().isoformat()
@@ -168,6 +174,7 @@ def cases(data: PageData) -> dict[str, list[str]]:
         "loadcontrol:schedule-detail": [
             reverse("loadcontrol:schedule-detail", args=[data.schedule.pk])
         ],
+        **report_cases(data.reports),
         "portal:payment": [reverse("portal:payment", args=[data.payment.reference])],
         "portal:pay-sandbox": [reverse("portal:pay-sandbox", args=[data.payment.reference])],
         "portal:bill": [
@@ -203,6 +210,7 @@ def make_page_data(world) -> PageData:
     from tests.meters._data import ingest_days, ingest_reads, ingest_some_events
     from tests.pages.fleet import meters_in_every_state
     from tests.portal.data import store_days
+    from tests.reports.engine_data import report_rows
     from tests.vending.conftest import make_vending
     from vending import actions as vending_actions
 
@@ -264,9 +272,10 @@ def make_page_data(world) -> PageData:
     )  # fmt: skip
     plan_slots(now)
     payment = portal_payment(vend.account_a, sale)
+    reports = report_rows(world.org_a, world.readonly_a, world.admin_a, world.grid_a.transformer)
     return PageData(
         world, meters, partial, on_demand, job, export, sale, vend.account_a, bulk, schedule,
-        payment,
+        payment, reports,
     )  # fmt: skip
 
 

@@ -237,6 +237,7 @@ CELERY_ENABLE_UTC = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "collection.read_batch": {"queue": "collect"},
+    "collection.probe_concentrators": {"queue": "collect"},
     "collection.execute_commands": {"queue": "collect"},
     "collection.execute_command_batch": {"queue": "collect"},
 }

@@ -12,7 +12,13 @@ from __future__ import annotations
 from celery import current_app
 
 READ_BATCH = "collection.read_batch"
+PROBE_CONCENTRATORS = "collection.probe_concentrators"
 HANDLE_PUSH = "collection.handle_push"
+
+
+def probe_concentrators() -> None:
+    """Every concentrator's own status and meter list now (the beat's every 15 minutes)."""
+    current_app.signature(PROBE_CONCENTRATORS).apply_async()
 
 
 def read_batch(run_id: int, meter_ids: list[int]) -> None:

@@ -24,7 +24,15 @@ from accounts.actions import create_organisation
 from accounts.models import Organisation, User
 
 from .choices import ChannelKind, MeterStatus, NodeKind, Protocol, Transport
-from .models import Channel, Customer, DataConcentrator, GridNode, Meter, MeterModel
+from .models import (
+    Channel,
+    ConcentratorReadMode,
+    Customer,
+    DataConcentrator,
+    GridNode,
+    Meter,
+    MeterModel,
+)
 
 
 @dataclass(frozen=True)
@@ -152,6 +160,11 @@ LINE_PROTOCOL = {"north": Protocol.MODBUS, "south": Protocol.IEC62056_21}
 # The first concentrator of each region (feeder 1 of substation 1) reads its transformer's
 # meters: they are registered "through the concentrator", at their logical device.
 CONCENTRATOR_READ = (1, 1)  # (substation, feeder)
+# Those two concentrators' own logical devices in the simulated fleet (the Procfile's
+# `simulate_meters --concentrator`): the north one is read for its own collected data, the
+# south one as a gateway to each meter.
+CONCENTRATOR_WPORT = {"N": 1001, "S": 1002}
+OWN_DATA_REGIONS = ("N",)
 
 
 @dataclass
@@ -273,6 +286,7 @@ def _demo_grid(org, letter, lat, lon, models, meter_index) -> int:
                 )
                 concentrator = None
                 if t == 1:
+                    reads = (s, f) == CONCENTRATOR_READ
                     concentrator = DataConcentrator.objects.create(
                         serial=f"DC-{letter}{s}{f}",
                         name=f"Concentrator {letter}{s}{f}",
@@ -282,6 +296,16 @@ def _demo_grid(org, letter, lat, lon, models, meter_index) -> int:
                         port=simulator_port(),
                         latitude=t_lat,
                         longitude=t_lon,
+                        **(
+                            {
+                                "dlms_server_address": CONCENTRATOR_WPORT[letter],
+                                "read_mode": ConcentratorReadMode.OWN_DATA
+                                if letter in OWN_DATA_REGIONS
+                                else ConcentratorReadMode.GATEWAY,
+                            }
+                            if reads and letter in CONCENTRATOR_WPORT
+                            else {}
+                        ),
                     )
                 for p in range(1, POINTS + 1):
                     meter_index += 1

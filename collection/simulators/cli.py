@@ -74,6 +74,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--first-serial", type=int, default=90000001)
     p.add_argument("--push-to", default=None, help="host:port of the head-end push listener")
     p.add_argument("--manifest", default=None, help="write a JSON manifest of the meters")
+    p.add_argument(
+        "--concentrator",
+        action="append",
+        default=[],
+        metavar="WPORT:SERIAL:FIRST:COUNT",
+        help="dlms wrapper: also serve at WPORT a data concentrator's own logical device "
+        "holding the collected data of the COUNT meters from address FIRST (repeatable; "
+        "meters past --count are left out)",
+    )
     p.add_argument("--idle-timeout", type=float, default=120.0)
     p.add_argument(
         "--cumulative-every",
@@ -277,6 +286,14 @@ async def run(args: argparse.Namespace, stop: asyncio.Event | None = None) -> No
         idle_timeout=args.idle_timeout,
         push_to=args.push_to,
     )
+    for spec in args.concentrator:
+        try:
+            wport, serial, first, count = spec.split(":")
+            addresses = range(int(first), min(int(first) + int(count), len(meters) + 1))
+            fleet.add_concentrator(int(wport), serial, list(addresses))
+        except ValueError as exc:
+            raise SystemExit(f"--concentrator {spec}: {exc}") from None
+        print(f"dlms concentrator {serial} at wPort {wport}: meters {list(addresses)}")
     stop = stop or asyncio.Event()
     _stop_on_signals(stop)
     await fleet.start(push_incidents=args.scenario != "none")

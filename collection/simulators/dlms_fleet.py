@@ -41,6 +41,7 @@ from ..protocols.dlms.framing import (
     wrapper_encode,
 )
 from .dlms import apdu as A
+from .dlms.dc_data import ConcentratorObjects, MeterChannels
 from .dlms.errors import FrameError, SimProtocolError
 from .dlms.link import HdlcLink
 from .dlms.meter import (
@@ -195,9 +196,10 @@ async def push_alarm(
 
 
 class _Conn:
-    __slots__ = ("index", "session", "link", "replies", "writer", "silent")
+    __slots__ = ("index", "session", "link", "replies", "writer", "silent", "dc_sessions")
 
     def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.dc_sessions: dict[int, Session] = {}  # concentrators' logical devices, by wPort
         self.index: int | None = None
         self.session: Session | None = None
         self.link: HdlcLink | None = None
@@ -238,6 +240,8 @@ class DlmsFleet:
         self.idle_timeout = idle_timeout
         self.push_to = push_to
         self.states: dict[int, MeterState] = {}
+        # wPort -> a concentrator's own logical device (add_concentrator)
+        self.concentrators: dict[int, tuple[SimulatedMeter, MeterState, ConcentratorObjects]] = {}
         self._servers: list[asyncio.Server] = []
         self._ports: list[int] = []
         self._conns: set[_Conn] = set()
@@ -504,8 +508,46 @@ class DlmsFleet:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await writer.wait_closed()
 
+    def add_concentrator(
+        self, wport: int, serial: str, addresses: list[int], collect_period_s: int = 900
+    ) -> None:
+        """Serve at `wport` (WRAPPER, one listener) a data concentrator's own logical device
+        whose collected data are the meters at `addresses` (channels 1..n in that order; the
+        layout of protocols/dlms/dc_layout.py), as a concentrator in front of them would."""
+        if self.per_meter_ports or self.interface != "wrapper":
+            raise ValueError("a concentrator is served on the one WRAPPER listener")
+        if wport <= len(self.meters) or wport > 0xFFFF or wport in self.concentrators:
+            raise ValueError(f"wPort {wport} is a meter's or taken")
+        if not all(1 <= a <= len(self.meters) for a in addresses):
+            raise ValueError("a concentrator's meters are addresses of this fleet")
+        channels = MeterChannels(
+            self.meters, self._state, [a - 1 for a in addresses], collect_period_s
+        )
+        self.concentrators[wport] = (
+            SimulatedMeter(serial=serial),
+            MeterState(),
+            ConcentratorObjects(channels),
+        )
+
+    def _on_concentrator(self, conn: _Conn, frame: ApduFrame) -> list[bytes]:
+        src, dst = frame.source, frame.destination
+        device, state, objects = self.concentrators[dst]
+        session = conn.dc_sessions.get(dst)
+        if session is None:
+            session = conn.dc_sessions[dst] = Session(
+                device, state, self.now, server_address=dst, objects=objects
+            )
+        conn.silent = False
+        try:
+            resp = session.handle(src, frame.apdu)
+        except SimProtocolError:
+            resp = A.exception_response(2, 2)
+        return [wrapper_encode(dst, src, resp)] if resp is not None else []
+
     def _on_wrapper(self, conn: _Conn, frame: ApduFrame, fixed: int | None) -> list[bytes]:
         src, dst, apdu = frame.source, frame.destination, frame.apdu
+        if fixed is None and dst in self.concentrators:
+            return self._on_concentrator(conn, frame)
         if fixed is not None:
             if dst != 1:
                 return []

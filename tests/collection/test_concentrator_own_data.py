@@ -19,7 +19,7 @@ from collection.protocols import base, registry
 from collection.protocols.driver import Endpoint
 from collection.protocols.errors import UnknownDevice
 from collection.simulators import model as sim
-from collection.simulators.dlms_fleet import make_meters
+from collection.simulators.dlms_fleet import DlmsFleet, make_meters
 from collection.simulators.dlms_gateway import DlmsGateway
 from meters.alarms.events import EventKind
 from meters.alarms.models import OPEN_STATES, Alarm, AlarmRule
@@ -35,9 +35,14 @@ EVENTS = "0-0:99.98.0*255"
 
 
 def _session(gateway, **options):
+    port = (
+        gateway.listeners[0][1]
+        if isinstance(gateway, DlmsFleet) and not isinstance(gateway, DlmsGateway)
+        else gateway.own_address.port
+    )
     endpoint = Endpoint(
         protocol="dlms",
-        url=f"tcp://{gateway.host}:{gateway.own_address.port}",
+        url=f"tcp://{gateway.host}:{port}",
         timeout_s=2,
         options=options,
     )
@@ -97,6 +102,33 @@ def test_a_meters_copy_at_the_concentrator_is_what_the_meter_itself_says():
     assert events == [e for e in own_events if e.timestamp <= hour]
     assert all(e.log == EVENTS for e in events)
     assert len(errors) == 2 and "does not report" in errors[0]
+
+
+def test_a_fleet_serves_a_concentrators_own_data_beside_its_meters():
+    """The demo's simulator: one listener, its meters at their addresses and a concentrator's
+    own logical device at another wPort holding some of them (simulate_meters
+    --concentrator)."""
+    meters = make_meters(4)
+    until = datetime.now(UTC).replace(second=0, microsecond=0)
+    since = until - timedelta(hours=2)
+
+    async def main():
+        async with DlmsFleet(meters) as fleet:
+            fleet.add_concentrator(1001, "DC-FLEET", [2, 4])
+            async with _session(fleet, server_address=1001) as dc:
+                listed = await dc.read_devices()
+            async with _session(fleet, server_address=1001, dc_serial=meters[3].serial) as copy:
+                block = await copy.read_load_profile(PROFILE, since, until)
+            async with _session(fleet, server_address=4) as meter:
+                own = await meter.read_load_profile(PROFILE, since, until)
+            return listed, copy.channel, block, own
+
+    listed, channel, block, own = asyncio.run(main())
+    assert [(d.serial, d.channel) for d in listed] == [(meters[1].serial, 1), (meters[3].serial, 2)]
+    assert channel == 2
+    assert block.rows and block.rows == tuple(
+        r for r in own.rows if r.timestamp <= block.rows[-1].timestamp
+    )
 
 
 @pytest.fixture

@@ -297,3 +297,31 @@ def test_demo_shared_line_meters_are_read_by_their_regions_job(monkeypatch, eage
     assert RegisterRead.objects.filter(meter__endpoint__protocol="iec62056_21").count() == 4 * 4
     lines = CommLine.objects.order_by("key")
     assert [(line.meters, line.state) for line in lines] == [(4, "up"), (4, "up")]
+
+
+def test_demo_concentrators_own_logical_devices_are_the_procfiles():
+    """The simulator serves each reading concentrator's own logical device (the Procfile's
+    `--concentrator WPORT:SERIAL:FIRST:COUNT`) at the wPort the demo registered it with,
+    holding the meters registered behind it; the north one is read for its own data."""
+    import re
+    from pathlib import Path
+
+    from collection.simulators.cli import build_parser
+    from meters.models import DataConcentrator
+
+    load_demo()
+    procfile = dict(
+        row.split(":", 1) for row in Path("Procfile").read_text().splitlines() if row.strip()
+    )
+    argv = procfile["simulator"].split("simulate_meters", 1)[1].split()
+    args = build_parser().parse_args([re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", a) for a in argv])
+    assert len(args.concentrator) == 2
+    for spec in args.concentrator:
+        wport, serial, first, count = spec.split(":")
+        dc = DataConcentrator.objects.get(serial=serial)
+        assert dc.dlms_server_address == int(wport)
+        behind = sorted(Meter.objects.filter(concentrator=dc).values_list("serial", flat=True))
+        addresses = sorted(Meter.objects.get(serial=s).dlms_server_address for s in behind)
+        assert addresses == list(range(int(first), int(first) + int(count)))
+    modes = dict(DataConcentrator.objects.values_list("serial", "read_mode"))
+    assert (modes["DC-N11"], modes["DC-S11"]) == ("own_data", "gateway")

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand
 
 from accounts.demo import DEMO_TOTP_BASE32
 from accounts.models import User
-from collection import actions
+from collection import actions, enqueue
 from collection.models import ReadJob
 from meters.demo import DEMO_LOGINS, demo_loaded, load_demo
 from meters.models import Meter
@@ -36,6 +36,7 @@ class Command(BaseCommand):
             # The first read, or the one an earlier start did not finish (it died half way).
             if actions.resume_reads(ReadJob.objects.all()):
                 self.stdout.write("[ami] first reads of the demo fleet queued")
+            enqueue.probe_concentrators()  # their pages list what they report at once
             if fresh:
                 # A command a newcomer can open at once: an on-demand read (clock, voltages
                 # and currents, the relay) of the first meter, as an operator would ask.

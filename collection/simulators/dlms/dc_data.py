@@ -11,7 +11,7 @@ the same rows.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Protocol
 
 from ...protocols.dlms import axdr
@@ -33,6 +33,32 @@ class Collector(Protocol):
     def collected_at(self, channel: int, now: datetime) -> datetime: ...
 
     def meter_list(self, now: datetime) -> list[L.Entry]: ...
+
+
+class MeterChannels:
+    """A concentrator's meters on channels 1..n (a :class:`Collector`): meter ``indexes[k]``
+    of a fleet on channel ``k + 1``, collected every `collect_period_s` (aligned)."""
+
+    def __init__(self, meters, state_of, indexes, collect_period_s: int = 900) -> None:
+        self.meters, self.state_of = meters, state_of
+        self.indexes = list(indexes)[: L.MAX_CHANNEL]
+        self.period = collect_period_s
+
+    def on_channel(self, channel: int):
+        if not 1 <= channel <= len(self.indexes):
+            return None
+        i = self.indexes[channel - 1]
+        return self.meters[i], self.state_of(i)
+
+    def collected_at(self, channel: int, now: datetime) -> datetime:
+        at = int(now.timestamp()) // self.period * self.period
+        return datetime.fromtimestamp(at, UTC)
+
+    def meter_list(self, now: datetime) -> list[L.Entry]:
+        return [
+            L.Entry(channel, self.meters[i].serial, self.collected_at(channel, now))
+            for channel, i in enumerate(self.indexes, start=1)
+        ]
 
 
 def _meter_ctx(source: Collector, channel: int, ctx: Ctx) -> Ctx:
@@ -154,4 +180,4 @@ class ConcentratorObjects:
         return None  # the relay, the calendar, the clock...: not part of the copy
 
 
-__all__ = ["Collector", "ConcentratorObjects"]
+__all__ = ["Collector", "ConcentratorObjects", "MeterChannels"]

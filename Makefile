@@ -5,6 +5,11 @@ PY := $(VENV)/bin/python
 # A fixed, test-only key so `manage.py check` and the suite run without local secrets.
 TEST_ENV := SECRET_KEY=$${SECRET_KEY:-test-only-secret-key} AMI_SECRETS_KEY=$${AMI_SECRETS_KEY:-dGVzdC1vbmx5LWtleS1kby1ub3QtdXNlLWluLXByb2Q=}
 
+# pytest workers (pytest-xdist, one test file per worker at a time): many tests wait on
+# simulators, servers and the browser rather than the CPU, so two workers share two cores.
+# Tests marked `serial` (they restart a shared service) run alone afterwards.
+PYTEST_WORKERS ?= 2
+
 # Every install is held to constraints.txt: the exact version of every package, run and test.
 PIP_INSTALL := $(PY) -m pip install -q -c constraints.txt
 
@@ -32,7 +37,8 @@ test: $(VENV)/.test-installed
 	$(PY) .ci/audit.py
 	$(TEST_ENV) $(PY) manage.py check --fail-level WARNING
 	$(TEST_ENV) $(PY) manage.py makemigrations --check --dry-run
-	$(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)
+	$(TEST_ENV) $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not serial" $(PYTEST_ARGS)
+	$(TEST_ENV) $(PY) -m pytest -m serial $(PYTEST_ARGS) || [ $$? = 5 ]
 
 lint:
 	$(PY) -m ruff format --check . && $(PY) -m ruff check . && $(VENV)/bin/lint-imports

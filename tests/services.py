@@ -61,7 +61,23 @@ def _start_private_redis() -> str:
     raise RuntimeError("the private test Redis did not start")
 
 
+def _worker_database(url: str, worker: str) -> str:
+    """REDIS_URL for xdist worker `gwN`: database number + N, so workers share no broker queue,
+    channel group or cache key (their test databases differ too: pytest-django suffixes them)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.scheme == "unix" or not worker.startswith("gw"):
+        return url
+    base = int(parts.path.strip("/") or 0)
+    return urlunsplit(parts._replace(path=f"/{(base + int(worker[2:])) % 16}"))
+
+
 if not os.environ.get("REDIS_URL"):
     if IN_CI:
         raise RuntimeError("CI must run the suite against a real Redis: set REDIS_URL")
     os.environ["REDIS_URL"] = _start_private_redis()
+elif os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["REDIS_URL"] = _worker_database(
+        os.environ["REDIS_URL"], os.environ["PYTEST_XDIST_WORKER"]
+    )

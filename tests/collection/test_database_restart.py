@@ -22,7 +22,12 @@ from tests.collection.test_end_to_end import (
 )
 from tests.collection.test_worker_crash import kill_group, start_worker, wait_for
 
-pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.slow,
+    pytest.mark.serial,  # restarts the PostgreSQL server: alone, after the parallel run
+    pytest.mark.django_db(transaction=True),
+]
 
 
 def restart_postgres() -> None:

@@ -19,7 +19,7 @@ from amisite import pgbulk
 from meters.alarms import engine as alarm_engine
 from meters.models import CommStatus, Meter, MeterModel
 
-from . import enqueue, progress
+from . import enqueue, progress, queues
 from .choices import ReadItem, ResultStatus, RunKind, RunStatus
 from .counters import DatabaseCounterStore
 from .linelock import LineBusy
@@ -159,9 +159,17 @@ def _create_run(
                 obj=job,
                 changes=changes,
             )
-        # One batch per worker loop; a shared line's meters stay in one (they take turns).
-        batches = line_batches(meter_ids, lines_of(meter_ids), batch_size)
-        transaction.on_commit(lambda: [enqueue.read_batch(run.pk, batch) for batch in batches])
+        # One batch per worker loop; a shared line's meters stay in one (they take turns);
+        # split by queue first (collection/queues.py: per region and/or protocol).
+        lines = lines_of(meter_ids)
+        batches = [
+            (queue, batch)
+            for queue, ids in queues.split(meter_ids).items()
+            for batch in line_batches(ids, lines, batch_size)
+        ]
+        transaction.on_commit(
+            lambda: [enqueue.read_batch(run.pk, batch, queue=queue) for queue, batch in batches]
+        )
     return run
 
 
@@ -526,7 +534,8 @@ def request_on_demand_read(
         audit.record(
             "read_meter", user=acting_user, obj=meter, changes={"items": items, "run": run.pk}
         )
-        transaction.on_commit(lambda: enqueue.read_batch(run.pk, [meter.pk]))
+        queue = queues.queues_of([meter.pk])[meter.pk]
+        transaction.on_commit(lambda: enqueue.read_batch(run.pk, [meter.pk], queue=queue))
     return run
 
 

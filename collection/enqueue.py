@@ -21,9 +21,11 @@ def probe_concentrators() -> None:
     current_app.signature(PROBE_CONCENTRATORS).apply_async()
 
 
-def read_batch(run_id: int, meter_ids: list[int]) -> None:
-    """One batch of a run: `collection.tasks.read_batch_task(run_id, meter_ids)`."""
-    current_app.signature(READ_BATCH, args=(run_id, meter_ids)).apply_async()
+def read_batch(run_id: int, meter_ids: list[int], queue: str | None = None) -> None:
+    """One batch of a run: `collection.tasks.read_batch_task(run_id, meter_ids)`, on `queue`
+    (`collection.queues`; None: the route of `CELERY_TASK_ROUTES`, `collect`)."""
+    options = {"queue": queue} if queue else {}
+    current_app.signature(READ_BATCH, args=(run_id, meter_ids)).apply_async(**options)
 
 
 def handle_push(

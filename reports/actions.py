@@ -138,7 +138,7 @@ def delete_definition(definition: ReportDefinition) -> None:
 
 BUILTIN_PERIODS = {"billing": "last_month", "balance": "last_month", "load": "last_7_days",
                    "tamper": "last_30_days", "collection": "last_7_days",
-                   "vending": "this_month"}  # fmt: skip
+                   "vending": "this_month", "patterns": "last_30_days"}  # fmt: skip
 
 
 @transaction.atomic

@@ -30,7 +30,7 @@ from accounts.scoping import scope_paths
 from meters.models import GridNode, Meter, MeterModel
 from meters.store.days import local_zone
 
-from . import balance, billing, charts, collection, load, tamper, vending
+from . import balance, billing, charts, collection, load, patterns, tamper, vending
 from .models import PeriodKind
 
 CHART_ROWS = 60
@@ -158,6 +158,11 @@ def _tamper(principal, spec: Spec) -> Iterator[dict]:
     return tamper.rows(tamper.findings(principal, spec.period, meters))
 
 
+def _patterns(principal, spec: Spec) -> Iterator[dict]:
+    meters = _meters(principal, spec, patterns.customer_meters(principal))
+    return patterns.rows(patterns.analyse(meters, spec.period), sort=spec.grouping_key)
+
+
 def _balance(principal, spec: Spec) -> Iterator[dict]:
     kind = None if spec.grouping_key == "node" else spec.grouping_key
     nodes = balance.nodes_for(principal, kind=kind, within=spec.node)
@@ -250,6 +255,14 @@ SOURCES: dict[str, Source] = {
                                Chart(_serial, (("score", "score"),), ""))},
             _tamper, filters=FILTERS,
             description="tamper events, consumption drops, reverse energy, unreachable meters",
+        ),
+        Source(
+            "patterns", "Customer patterns", "meters.view_meter",
+            {key: Grouping(label, tuple(patterns.COLUMNS),
+                           Chart(_serial, (("change", "moved share"),), ""))
+             for key, label in patterns.SORTS.items()},
+            _patterns, filters=FILTERS, max_days=366,
+            description="daily and weekly load shapes, clusters, changes vs the period before",
         ),
         Source(
             "collection", "Collection success", "collection.view_jobrun",

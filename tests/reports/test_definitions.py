@@ -123,6 +123,17 @@ def test_every_format_through_the_exporters(fleet, media):
                 if name.endswith(".part")]  # fmt: skip
 
 
+def test_customer_patterns_as_a_definition(fleet, media):
+    """h16's customer patterns through the engine: region A's customer meters, by serial."""
+    definition = define(fleet, source="patterns", grouping="serial",
+                        columns=["serial", "customer_class", "energy"])  # fmt: skip
+    run = run_now(definition, fleet.operator_a)
+    assert run.status == ExportStatus.DONE, run.error
+    rows = csv_rows(run)
+    assert [r["meter"] for r in rows] == ["NA000001", "NA000002"]
+    assert list(rows[0]) == ["meter", "customer_class", "energy_wh"]
+
+
 @pytest.mark.parametrize(
     ("fields", "field", "words"),
     [

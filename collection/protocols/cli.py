@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--profile",
         default=LOAD_PROFILE,
         help="the profile to read (IEC 870-5-102 closures: 0-0:98.1.0*255 monthly, "
-        "0-0:98.2.0*255 daily)",
+        "98.1.1 / 98.1.2 contracts II / III, 0-0:98.2.0*255 daily)",
     )
     p.add_argument("--event-log", default=EVENT_LOG, help="the event log to read")
     p.add_argument("--since", type=_iso)

@@ -57,6 +57,9 @@ REGISTERS: dict[str, int] = {
 # Billing profiles: the monthly closures (C_TA_VM_2) and the daily ones (absolute totals of
 # record 21), the DLMS codes of billing profiles, whose columns are the registers they capture.
 MONTHLY_BILLING = "0-0:98.1.0*255"
+# Contracts I, II, III (closure records 134..136) as billing profiles 0-0:98.1.0..2 (our
+# mapping: value group E numbers the billing profile).
+CONTRACT_PROFILES = {f"0-0:98.1.{n}*255": record for n, record in enumerate(c.CONTRACT_RECORDS)}
 DAILY_BILLING = "0-0:98.2.0*255"
 CLOSURE_UNITS = {"1.8": "Wh", "5.8": "varh", "8.8": "varh", "1.6": "W"}
 # Event logs -> REE event records: 52 supply/quality, 53 clock, 54 parameters, 55 errors.
@@ -354,12 +357,12 @@ class Iec102Session(base.MeterSession):
             if start <= p.at <= end
         ]
 
-    async def _closures_block(self, profile: str, start, end) -> base.ProfileBlock:
+    async def _closures_block(self, profile: str, start, end, record: int) -> base.ProfileBlock:
         """Monthly billing closures as the billing profile: one row per closure at its
         period's end, per tariff address ``e`` (20 total -> 0, 21..26 -> 1..6) the columns
         ``1.8.e`` (active import), ``5.8.e`` (inductive), ``8.8.e`` (capacitive) and
         ``1.6.e`` (maximum demand, W)."""
-        closures = await self.read_closures(start, end)
+        closures = await self.read_closures(start, end, record)
         columns: dict[str, int] = {}
         by_end: dict[datetime, dict[str, tuple]] = {}
         for cl in closures:
@@ -401,11 +404,12 @@ class Iec102Session(base.MeterSession):
         self, profile: str, start: datetime, end: datetime
     ) -> base.ProfileBlock:
         """The load profile (increments of the settings' record); the monthly billing
-        closures for ``0-0:98.1.0*255``; the daily closures (absolute totals of record 21 at
-        each day's end) for ``0-0:98.2.0*255``."""
+        closures of contract I, II, III for ``0-0:98.1.0*255``, ``98.1.1``, ``98.1.2``; the
+        daily closures (absolute totals of record 21 at each day's end) for
+        ``0-0:98.2.0*255``."""
         code = _normalised(profile)
-        if code == MONTHLY_BILLING:
-            return await self._closures_block(code, start, end)
+        if code in CONTRACT_PROFILES:
+            return await self._closures_block(code, start, end, CONTRACT_PROFILES[code])
         daily = code == DAILY_BILLING
         record = c.RECORD_DAILY if daily else self.settings.profile_record
         periods = await self.read_totals(record, start, end, increments=not daily)

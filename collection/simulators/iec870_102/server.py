@@ -199,6 +199,7 @@ class Iec102Meter:
     extra_events: list = field(default_factory=list)  # (record, SinglePoint)
     clock_drift_s: float = 0.0
     requests: int = 0
+    closure_records: list = field(default_factory=list)  # contracts asked for, in order
     # link state
     _fcb: bool | None = None
     _last: bytes | None = None
@@ -295,6 +296,7 @@ class Iec102Meter:
                 for chunk in chunks
             ]
         else:
+            self.closure_records.append(asdu.record)
             answers = [
                 self._reply(
                     c.M_TA_VM_2,

@@ -335,6 +335,22 @@ def test_monthly_closures_are_the_billing_profile_exactly():
         assert all(isinstance(v, Decimal) for v in got.values() if v is not None)
 
 
+def test_contracts_two_and_three_are_their_own_billing_profiles():
+    """Contract II and III closures (records 135, 136) as billing profiles 0-0:98.1.1 and
+    0-0:98.1.2: each asks its own record (the simulator's contracts give the same values)."""
+    meters = make_meters(1, password=PASSWORD)
+    start, end = datetime(2025, 9, 15, tzinfo=UTC), NOW
+
+    async def body(fleet):
+        async with Iec102Session(settings(fleet, meters[0])) as s:
+            return [await s.read_load_profile(f"0-0:98.1.{n}*255", start, end) for n in (0, 1, 2)]
+
+    first, second, third = run(with_fleet(meters, body, NOW))
+    assert meters[0].closure_records == [134, 135, 136]
+    assert first.rows and second.rows == first.rows == third.rows
+    assert (second.profile, third.profile) == ("0-0:98.1.1*255", "0-0:98.1.2*255")
+
+
 def test_daily_closures_are_the_absolute_totals_at_each_day_end():
     meters = make_meters(1, password=PASSWORD)
     serial = meters[0].serial

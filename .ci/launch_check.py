@@ -120,10 +120,10 @@ class Launch:
             self.django_ready = True
         from django.db import DatabaseError, connection
 
-        from meters.store import IntervalReading, RegisterRead
+        from meters.store import RegisterRead, StoredInterval
 
         try:
-            return RegisterRead.objects.count() + IntervalReading.objects.count()
+            return RegisterRead.objects.count() + StoredInterval.objects.count()
         except DatabaseError:  # not migrated yet
             return 0
         finally:

@@ -40,7 +40,8 @@ from sklearn.cluster import KMeans
 
 from meters.choices import ChannelKind
 from meters.models import Channel, GridNode, Meter
-from meters.store import IntervalReading
+from meters.store import StoredInterval
+from meters.store.compaction import day_bounds
 from meters.store.days import local_zone
 from meters.store.interval_energy import energy_codes, energy_series, is_cumulative
 from meters.store.query import select_meters
@@ -169,6 +170,7 @@ SELECT meter_id,
        count(DISTINCT ((ts - interval '1 microsecond') AT TIME ZONE %(zone)s)::date)
 FROM {table}
 WHERE meter_id = ANY(%(meters)s) AND grp = %(group)s AND ts > %(start)s AND ts <= %(end)s
+  AND day >= %(first_day)s AND day <= %(last_day)s
 GROUP BY 1, 2, 3
 """
 
@@ -202,10 +204,12 @@ class _Sums:
 
 
 def _read_sql(sums: _Sums, meter_ids, channel: Channel, start, end) -> None:
-    sql = _HOURS_SQL.format(column=channel.profile_column, table=IntervalReading._meta.db_table)
+    # Every stored interval, compacted months included (meters.store.compaction).
+    sql = _HOURS_SQL.format(column=channel.profile_column, table=StoredInterval._meta.db_table)
+    days = day_bounds(start, end)
     params = {
         "zone": str(local_zone()), "meters": list(meter_ids), "group": channel.profile_group,
-        "start": start, "end": end,
+        "start": start, "end": end, "first_day": days["day__gte"], "last_day": days["day__lte"],
     }  # fmt: skip
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

@@ -7,8 +7,10 @@ March 2025: always closed when these tests run.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from django.db import IntegrityError, connection
@@ -307,3 +309,26 @@ def test_the_beat_task_compacts_closed_months_and_the_view_is_scoped(loaded, wor
     seen = set(StoredInterval.objects.restrict(world.operator_b).values_list("meter_id", flat=True))
     assert not seen  # organisation B sees none of A's compacted readings
     assert StoredInterval.objects.restrict(world.operator_a).filter(day__month=3).exists()
+
+
+def test_nothing_reads_the_interval_table_past_the_view():
+    """Readers of intervals go through `StoredInterval` (hot + compacted); a module reading
+    `IntervalReading` or its table directly would miss every compacted month."""
+    root = Path(__file__).resolve().parents[3]
+    allowed = {
+        "meters/models.py",  # re-exports the store's models into the app
+        "meters/store/__init__.py",
+        "meters/store/models.py",
+        "meters/store/writes.py",  # writers write the interval table
+        "meters/store/partitions.py",
+        "meters/store/compaction.py",
+    }
+    pattern = re.compile(r"\bIntervalReading\b|meters_intervalreading")
+    offenders = []
+    for path in root.rglob("*.py"):
+        rel = path.relative_to(root).as_posix()
+        if rel.split("/")[0] in {"tests", "bench", ".venv", "var"} or "/migrations/" in rel:
+            continue
+        if rel not in allowed and pattern.search(path.read_text()):
+            offenders.append(rel)
+    assert offenders == [], f"read intervals through meters.store.StoredInterval: {offenders}"

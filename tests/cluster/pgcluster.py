@@ -14,6 +14,10 @@ a unix socket (`Cluster.socket_dir`), as a database client reaches a local poole
 not a network, so nothing routes from the machine into the test network. Every port is in
 28000-28999, inside the namespaces; the machine's PostgreSQL on 5432 is never touched.
 
+Where namespaces cannot be made (`why_no_namespaces`: not root, a container without the
+capability, or AMI_CLUSTER_NETNS=0) the same hosts run on loopback addresses 127.0.0.x with
+the same ports, and a power cut is SIGKILL to the host's processes alone.
+
 A host "dies" as a power cut: its link on the bridge goes down (no FIN or RST reaches
 anyone), then every process in its namespace gets SIGKILL. Everything is torn down in
 `close()`; namespaces left by a test process that was itself killed are swept at the next
@@ -22,6 +26,7 @@ start (their names carry the owning process id).
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
@@ -56,13 +61,23 @@ PLAIN_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
 
 def missing() -> str | None:
     """Why the cluster cannot run here, or None."""
-    if os.geteuid() != 0:
-        return "network namespaces need root (CAP_NET_ADMIN)"
-    for program in (PATRONI, ETCD, HAPROXY, shutil.which("ip") or "/usr/sbin/ip"):
+    for program in (PATRONI, ETCD, HAPROXY):
         if not os.path.exists(program):
             return f"{program} not installed (apt-get install patroni etcd-server haproxy)"
     if PG_BIN is None or not (PG_BIN / "initdb").exists():
         return "PostgreSQL server binaries (initdb) not installed"
+    return None
+
+
+def why_no_namespaces() -> str | None:
+    """Why hosts cannot be network namespaces here (then they share loopback), or None.
+    AMI_CLUSTER_NETNS=0 asks for loopback (to try that form where namespaces work)."""
+    if os.environ.get("AMI_CLUSTER_NETNS", "1") == "0":
+        return "AMI_CLUSTER_NETNS=0"
+    if os.geteuid() != 0:
+        return "network namespaces need root (CAP_NET_ADMIN, CAP_SYS_ADMIN)"
+    if not shutil.which("ip", path=PLAIN_ENV["PATH"]):
+        return "iproute2 (ip) not installed"
     probe = f"{PREFIX}probe-{os.getpid()}"
     made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
     subprocess.run(["ip", "netns", "del", probe], capture_output=True)
@@ -72,9 +87,16 @@ def missing() -> str | None:
 
 
 def sh(*cmd: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
-    done = subprocess.run(
-        list(map(str, cmd)), capture_output=True, text=True, timeout=timeout, env=PLAIN_ENV
-    )
+    """Run `cmd`; unchecked, a command past `timeout` (a probe through the balancer while no
+    member takes connections) is an answer like a failure (status 124), not an exception."""
+    try:
+        done = subprocess.run(
+            list(map(str, cmd)), capture_output=True, text=True, timeout=timeout, env=PLAIN_ENV
+        )
+    except subprocess.TimeoutExpired:
+        if check:
+            raise
+        return subprocess.CompletedProcess(cmd, 124, "", f"timed out after {timeout} s")
     if check and done.returncode:
         raise RuntimeError(f"{' '.join(map(str, cmd))}: {done.stderr.strip()[-2000:]}")
     return done
@@ -120,7 +142,14 @@ def sweep_stale() -> None:
 
 
 class Cluster:
+    """The cluster; on loopback addresses (127.0.0.x, same ports) when namespaces cannot be
+    made here (`self.no_netns` says why): then a host's power cut is SIGKILL to its
+    processes, without the silent link."""
+
     def __init__(self) -> None:
+        self.no_netns = why_no_namespaces()
+        # PostgreSQL refuses to run as root: as root the members run as `postgres`.
+        self.db_user = "postgres" if os.geteuid() == 0 else None
         self.tag = f"{PREFIX}{os.getpid()}"
         self.workdir = Path(tempfile.mkdtemp(prefix="ami-pgcluster-"))
         self.socket_dir = self.workdir / "sock"
@@ -134,9 +163,8 @@ class Cluster:
     def ns(self, host: str) -> str:
         return f"{self.tag}-{host}"
 
-    @staticmethod
-    def address(host: str) -> str:
-        return f"{SUBNET}.{HOSTS[host]}"
+    def address(self, host: str) -> str:
+        return f"127.0.0.{HOSTS[host]}" if self.no_netns else f"{SUBNET}.{HOSTS[host]}"
 
     def build_network(self) -> None:
         sweep_stale()
@@ -159,7 +187,7 @@ class Cluster:
 
     def start(self, name: str, host: str, cmd: list, *, user: str | None = None, env=None):
         """Start `cmd` on `host` (in its namespace), logging to logs/<name>.log."""
-        prefix = ["ip", "netns", "exec", self.ns(host)]
+        prefix = [] if self.no_netns else ["ip", "netns", "exec", self.ns(host)]
         if user:
             prefix += ["runuser", "-u", user, "--"]
         self.processes[name] = subprocess.Popen(
@@ -172,7 +200,8 @@ class Cluster:
         return self.processes[name]
 
     def on(self, host: str, *cmd: str, timeout: float = 10) -> subprocess.CompletedProcess:
-        return sh("ip", "netns", "exec", self.ns(host), *cmd, check=False, timeout=timeout)
+        prefix = () if self.no_netns else ("ip", "netns", "exec", self.ns(host))
+        return sh(*prefix, *cmd, check=False, timeout=timeout)
 
     def http_get(self, host: str, url: str) -> str:
         """The body of a GET from `host` ('' when it fails), with the system Python that
@@ -191,8 +220,10 @@ class Cluster:
     def up(self) -> None:
         self.logs.mkdir(parents=True)
         self.socket_dir.mkdir()
-        shutil.chown(self.workdir, "postgres", "postgres")
-        self.build_network()
+        if self.db_user:
+            shutil.chown(self.workdir, self.db_user, self.db_user)
+        if not self.no_netns:
+            self.build_network()
         dcs = self.address("dcs")
         self.start("etcd", "dcs", [
             ETCD, "--name", "dcs", "--data-dir", self.workdir / "etcd",
@@ -219,7 +250,8 @@ class Cluster:
         here = self.address(member)
         home = self.workdir / member
         home.mkdir(exist_ok=True)
-        shutil.chown(home, "postgres", "postgres")
+        if self.db_user:
+            shutil.chown(home, self.db_user, self.db_user)
         config["name"] = member
         config["restapi"] = {
             "listen": f"{here}:{API_PORT}",
@@ -240,10 +272,11 @@ class Cluster:
         parameters |= {"shared_buffers": "16MB", "max_connections": 60, "fsync": "off",
                        "wal_keep_size": "64MB"}  # fmt: skip
         config["bootstrap"]["initdb"] = [{"encoding": "UTF8"}, {"auth": "trust"}]
+        network = "127.0.0.0/8" if self.no_netns else f"{SUBNET}.0/24"
         config["bootstrap"]["pg_hba"] = [
             "local all all trust",
-            f"host replication all {SUBNET}.0/24 trust",
-            f"host all all {SUBNET}.0/24 trust",
+            f"host replication all {network} trust",
+            f"host all all {network} trust",
         ]
         pg = config["postgresql"]
         pg |= {
@@ -260,7 +293,7 @@ class Cluster:
 
     def start_member(self, member: str) -> None:
         self.start(
-            f"patroni-{member}", member, [PATRONI, self.member_config(member)], user="postgres"
+            f"patroni-{member}", member, [PATRONI, self.member_config(member)], user=self.db_user
         )
 
     def start_balancer(self) -> None:
@@ -330,22 +363,46 @@ class Cluster:
 
     # ------------------------------------------------------------------ failures
 
+    def host_pids(self, host: str) -> list[int]:
+        """The live processes of `host`: its namespace's, or on loopback those of the
+        process groups started for it and its PostgreSQL (the postmaster and children)."""
+        if not self.no_netns:
+            return _pids_in(self.ns(host))
+        groups = {p.pid for name, p in self.processes.items() if name.endswith(f"-{host}")}
+        postmaster = None
+        with contextlib.suppress(OSError, ValueError):
+            pid_file = self.workdir / host / "data" / "postmaster.pid"
+            postmaster = int(pid_file.read_text().split()[0])
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            state, ppid, pgid = fields[0], int(fields[1]), int(fields[2])
+            pid = int(entry.name)
+            if state != "Z" and (pgid in groups or postmaster in (pid, ppid)):
+                pids.append(pid)
+        return pids
+
     def cut_power(self, host: str) -> None:
         """The host dies: its link goes down, then all its processes get SIGKILL."""
-        sh("ip", "-n", self.ns("sw"), "link", "set", f"p-{host}", "down")
+        if not self.no_netns:
+            sh("ip", "-n", self.ns("sw"), "link", "set", f"p-{host}", "down")
         self.down.add(host)
-        for pid in _pids_in(self.ns(host)):
-            try:
+        for pid in self.host_pids(host):
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         for name, process in self.processes.items():
             if name.endswith(f"-{host}") and process.poll() is None:
                 process.wait(10)  # the `ip netns exec` wrapper follows its child
 
     def power_on(self, member: str) -> None:
         """The host comes back: link up, Patroni started on the data directory it had."""
-        sh("ip", "-n", self.ns("sw"), "link", "set", f"p-{member}", "up")
+        if not self.no_netns:
+            sh("ip", "-n", self.ns("sw"), "link", "set", f"p-{member}", "up")
         self.down.discard(member)
         self.start_member(member)
 
@@ -358,6 +415,9 @@ class Cluster:
         )  # fmt: skip
 
     def close(self) -> None:
+        if self.no_netns:  # the members' PostgreSQL are not in their Patroni's group
+            for member in MEMBERS:
+                self.cut_power(member)
         for process in self.processes.values():
             if process.poll() is None:
                 try:

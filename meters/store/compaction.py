@@ -103,6 +103,27 @@ VIEW_SQL_PORTABLE = (
     f"CREATE VIEW {VIEW} AS SELECT meter_id, grp, ts, q, {_ALL}, date(ts) AS day FROM {HOT}"
 )
 
+
+def lateral_sql(outer: str) -> str:
+    """A LATERAL subquery of every stored row (hot and compacted) of `outer`.meter_id ending in
+    (`outer`.lo, `outer`.hi]: columns grp, ts, q, v0..v7 (PostgreSQL).
+
+    For readers that JOIN intervals to a set of (meter, lo, hi) rows (the daily rollup): the
+    view in a join is not parameterised (its compacted leg is a subquery), so PostgreSQL
+    would hash-join whole tables; LATERAL runs both legs per outer row on their keys."""
+    o = outer
+    unpacked = unpack_sql("c").format(source=TABLE) + (
+        f" WHERE c.meter_id = {o}.meter_id AND c.day >= ({o}.lo AT TIME ZONE 'UTC')::date"
+        f" AND c.day <= ({o}.hi AT TIME ZONE 'UTC')::date"
+    )
+    return (
+        f"SELECT h.grp, h.ts, h.q, {', '.join(f'h.v{k}' for k in range(COLUMNS))} FROM {HOT} h "
+        f"WHERE h.meter_id = {o}.meter_id AND h.ts > {o}.lo AND h.ts <= {o}.hi "
+        f"UNION ALL SELECT x.grp, x.ts, x.q, {', '.join(f'x.v{k}' for k in range(COLUMNS))} "
+        f"FROM ({unpacked}) x WHERE x.ts > {o}.lo AND x.ts <= {o}.hi"
+    )
+
+
 _INT4 = "least({lo}) >= -2147483648 AND greatest({hi}) <= 2147483647"
 COMPACT_SQL = f"""
 WITH moved AS (

@@ -23,7 +23,7 @@ from amisite import pgbulk
 from meters.choices import Accumulation, ChannelKind, NodeKind
 from meters.models import Channel, GridNode, Meter
 
-from .compaction import VIEW
+from .compaction import VIEW, lateral_sql
 from .days import day_bounds, local_day, local_zone
 from .interval_energy import cumulative_channels, energy_codes, energy_series
 from .models import DailyEnergy, RegisterRead
@@ -42,14 +42,13 @@ def days_touched(spans: dict[int, tuple[datetime, datetime]]) -> set[tuple[int, 
     return pairs
 
 
-def _day_bound(rows: str, days: str) -> str:
-    """The `day` bound of the stored-interval view for (lo, hi] (PostgreSQL prunes compacted
-    months by it; SQLite's view has only the interval table)."""
-    if connection.vendor != "postgresql":
-        return ""
+def _stored_rows(days: str) -> str:
+    """Every stored interval (hot and compacted) of each (meter_id, lo, hi) row of `days`,
+    as `r` (PostgreSQL: a LATERAL subquery on both tables' keys; SQLite: the view)."""
+    if connection.vendor == "postgresql":
+        return f"CROSS JOIN LATERAL ({lateral_sql(days)}) r"
     return (
-        f"AND {rows}.day >= ({days}.lo AT TIME ZONE 'UTC')::date "
-        f"AND {rows}.day <= ({days}.hi AT TIME ZONE 'UTC')::date"
+        f"JOIN {VIEW} r ON r.meter_id = {days}.meter_id AND r.ts > {days}.lo AND r.ts <= {days}.hi"
     )
 
 
@@ -73,9 +72,7 @@ def _refresh_sql(values: str, width: int) -> str:
         WITH d (meter_id, day, lo, hi) AS ({values}),
         a AS (
             SELECT d.meter_id, d.day, r.grp, {", ".join(aggregates)}
-            FROM d JOIN {VIEW} r
-                ON r.meter_id = d.meter_id AND r.ts > d.lo AND r.ts <= d.hi
-                {_day_bound("r", "d")}
+            FROM d {_stored_rows("d")}
             GROUP BY d.meter_id, d.day, r.grp
         )
         INSERT INTO {daily} (meter_id, channel_id, day, value, intervals, estimated)

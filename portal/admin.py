@@ -1,10 +1,17 @@
-"""Planned outages are entered by the utility's staff in the admin (scoped like the grid)."""
+"""The portal's rows in the staff admin, scoped like every other admin page.
+
+* Planned outages are entered here by the utility's staff (on their own grid).
+* Payments are shown, never edited: only the provider's confirmation settles one
+  (`portal.payments.settle`), so the admin is read-only.
+* A customer's outage preferences may be changed by staff on the customer's behalf (a
+  call to the help desk); the customer picker offers only customers in scope.
+"""
 
 from django.contrib import admin
 
-from accounts.admin_base import ScopedModelAdmin
+from accounts.admin_base import ReadOnlyScopedAdmin, ScopedModelAdmin
 
-from .models import PlannedOutage
+from .models import OutagePreference, Payment, PlannedOutage
 
 
 @admin.register(PlannedOutage)
@@ -12,3 +19,22 @@ class PlannedOutageAdmin(ScopedModelAdmin):
     list_display = ("node", "starts_at", "ends_at", "reason", "organisation")
     search_fields = ("reason", "node__code", "node__name")
     raw_id_fields = ("node",)
+
+
+@admin.register(Payment)
+class PaymentAdmin(ReadOnlyScopedAdmin):
+    list_display = ("reference", "customer", "amount", "currency", "provider", "state",
+                    "created_at", "settled_at")  # fmt: skip
+    list_filter = ("state", "provider")
+    search_fields = ("reference", "provider_ref", "customer__account_number", "customer__name")
+    date_hierarchy = "created_at"
+    list_select_related = ("customer",)
+
+
+@admin.register(OutagePreference)
+class OutagePreferenceAdmin(ScopedModelAdmin):
+    list_display = ("customer", "by_sms", "by_email", "planned", "quiet_start", "quiet_end")
+    list_filter = ("by_sms", "by_email", "planned")
+    search_fields = ("customer__account_number", "customer__name")
+    raw_id_fields = ("customer",)
+    list_select_related = ("customer",)

@@ -105,6 +105,9 @@ class Payment(models.Model):
     settled_at = models.DateTimeField(null=True, blank=True)
     notified_at = models.DateTimeField(null=True, blank=True)
 
+    objects = ScopedQuerySet.as_manager()
+    scope_field = "organisation"
+
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
@@ -164,6 +167,9 @@ class OutagePreference(models.Model):
     planned = models.BooleanField("planned work ahead of time", default=True)
     quiet_start = models.TimeField(null=True, blank=True)
     quiet_end = models.TimeField(null=True, blank=True)
+
+    objects = ScopedQuerySet.as_manager()
+    scope_field = "customer__organisation"
 
     def __str__(self) -> str:
         return f"outage preference of {self.customer_id}"

@@ -208,6 +208,40 @@ def _planned_outages(w):
 
 OBJECTS[PlannedOutage] = _planned_outages
 
+# The portal's payments (read-only in the admin) and outage preferences, one per region.
+from portal.models import OutagePreference, Payment  # noqa: E402
+
+
+def _prepaid_accounts(w):
+    """Region A's and B's first prepaid account (made by _vending unless already there)."""
+    found = [PrepaidAccount.objects.filter(organisation=o).order_by("pk").first()
+             for o in (w.org_a, w.org_b)]  # fmt: skip
+    if None in found:
+        v = _vending(w)[PrepaidAccount]
+        found = list(v)
+    return found
+
+
+def _payments(w):
+    from tests.pages.site import portal_payment
+
+    return tuple(portal_payment(account) for account in _prepaid_accounts(w))
+
+
+def _outage_preferences(w):
+    from datetime import time
+
+    return tuple(
+        OutagePreference.objects.create(
+            customer=grid.customers[0], by_sms=False, quiet_start=time(22), quiet_end=time(6)
+        )
+        for grid in (w.grid_a, w.grid_b)
+    )
+
+
+OBJECTS[Payment] = _payments
+OBJECTS[OutagePreference] = _outage_preferences
+
 
 # Shared lines (meters.CommLine): each region's concentrator as a line, down, with its one
 # line alarm (an alarm on a line, not a meter), so the walks see both.

@@ -152,12 +152,17 @@ def manage(*args: str) -> None:
     subprocess.run([sys.executable, "manage.py", *args], cwd=BASE_DIR, check=True)
 
 
+DEMO_PORTAL_PAYER = "demo-portal-payer"  # portal.demo.DEMO_PAYER (tests/portal/test_demo.py)
+
+
 def main() -> None:
     os.chdir(BASE_DIR)
     die_with_parent()  # killing `make run` itself must stop everything too
     # The Procfile's `python` is this interpreter (the project's virtual environment).
     os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "amisite.settings")
+    # The demo's portal top-up pays as the identity the demo makes (portal/demo.py).
+    os.environ.setdefault("AMI_PORTAL_PAYER", DEMO_PORTAL_PAYER)
     var = var_dir()
     local_secrets(var)
     metrics_dir(var)

@@ -308,6 +308,16 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 300.0,
         "options": {"queue": "default", "expires": 300},
     },
+    "portal-notify-planned-work": {
+        "task": "portal.notify_planned_work",
+        "schedule": 900.0,  # quiet hours end on a quarter hour at most this late
+        "options": {"queue": "default", "expires": 900},
+    },
+    "portal-issue-bills": {
+        "task": "portal.issue_bills",
+        "schedule": 6 * 3600.0,  # a no-op but on the month's issue day (portal/bills.py)
+        "options": {"queue": "default", "expires": 6 * 3600},
+    },
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
@@ -441,6 +451,8 @@ AMI_PORTAL_PAYER = env.str("AMI_PORTAL_PAYER", default="")
 AMI_STRIPE_API = env.str("AMI_STRIPE_API", default="https://api.stripe.com")
 AMI_STRIPE_SECRET_KEY = env.str("AMI_STRIPE_SECRET_KEY", default="")
 AMI_STRIPE_WEBHOOK_SECRET = env.str("AMI_STRIPE_WEBHOOK_SECRET", default="")
+# A month's bill is issued (stored, final) this many days after the month's last day.
+AMI_PORTAL_BILL_GRACE_DAYS = env.int("AMI_PORTAL_BILL_GRACE_DAYS", default=2)
 # Whom the alarms' customer outage messages go to, and how (the portal's preferences).
 AMI_CUSTOMER_CONTACTS = "portal.outages.contacts"
 AMI_NOTIFY_PER_USER_PER_HOUR = env.int("AMI_NOTIFY_PER_USER_PER_HOUR", default=20)
@@ -483,6 +495,7 @@ AMI_DEMO_PARTS = (
     "vending.demo.load_demo_vending",
     "accounts.demo.load_demo_two_factor",
     "reports.demo.load_demo_reports",
+    "portal.demo.load_demo_portal",  # after vending's: its customer logins and accounts
 )
 # Derived events: thresholds (meters/alarms/engine.py, "derived events").
 AMI_ALARM_UNREACHABLE_FAILURES = env.int("AMI_ALARM_UNREACHABLE_FAILURES", default=3)

@@ -1,12 +1,15 @@
 """Benchmark: the customer portal's pages, server time, with many customers and a year of usage.
 
-Runs on PostgreSQL in a throwaway database (`ami_bench_h17portal`, created, migrated and
-dropped here). Loads by COPY (text for the grid, meters and customers; binary for the daily
-rollups): N customers (full: 1,000,000; `--quick`: 20,000), each at its own service point
-with one meter, 1,000 service points a feeder (20 transformers of 50), customer classes R1/R2
-alternating, and `--days` (365) of daily rollups of imported energy for every meter. A sample
-of `--sample` (20) customers gets a portal login, a prepaid account with 30 purchases made
-through `vending.actions.sell`, and register reads at the last month's bounds (its bill).
+Runs on PostgreSQL in a throwaway database (`--db`, default `ami_bench_h17portal`, created,
+migrated and dropped here). PostgreSQL builds the data itself (`INSERT ... SELECT` over
+`generate_series`; no row passes through Python): N customers (full: 1,000,000; `--quick`:
+20,000), each at its own service point with one meter, 1,000 service points a feeder (20
+transformers of 50), customer classes R1/R2 alternating, and `--days` (365) of daily rollups
+of imported energy for every meter, one day of every meter a statement, in day order as
+ingest writes them (see `load_rollups` for the bulk-load recipe). A sample of `--sample` (20)
+customers gets a portal login, a prepaid account with 30 purchases made through
+`vending.actions.sell`, register reads at the last month's bounds, and that month's bill
+issued (`portal.bills.issue`, as the monthly run does).
 
 Each page is asked `--rounds` (10) times per sampled customer through Django's test client
 (the whole middleware stack, in process: server time without the network), pages in turn,
@@ -17,14 +20,13 @@ class and period is cold). Asserted: every answer 200 and the page shows the cus
 account number.
 
     .venv/bin/python bench/portal.py --quick        # 20,000 customers x 365 days (7.3 M rollups)
-    .venv/bin/python bench/portal.py                # 1,000,000 x 365 (365 M rollups: hours)
+    .venv/bin/python bench/portal.py                # 1,000,000 x 365 (365 M rollups, ~40 GB)
 Options: --customers N --days D --sample S --rounds R --keep --db NAME
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import statistics
@@ -48,37 +50,30 @@ def emit(metric, value, unit, baseline=None, ratio=None, **extra):
     print(json.dumps(line), flush=True)
 
 
-def copy_rows(cur, model, rows) -> None:
-    """COPY dicts of field values into `model`'s table; unnamed fields take their defaults."""
+def insert_series(cur, model, count: int, expressions: dict[str, str], params: dict) -> None:
+    """INSERT `count` rows into `model`'s table from `generate_series(0, count - 1) AS n`:
+    `expressions` give columns as SQL over n (named `params`); the rest take their defaults."""
     from django.db import connection
 
-    from amisite import pgbulk
-
-    fields = [
-        f for f in model._meta.concrete_fields if not (f.primary_key and "id" not in f.attname)
-    ]
-    defaults = {f.attname: f.get_default() for f in fields}
-    buffer = io.StringIO()
-    for row in rows:
-        values = []
-        for f in fields:
-            value = f.get_db_prep_save(row.get(f.attname, defaults[f.attname]), connection)
-            if value is None:
-                values.append("\\N")
-            elif isinstance(value, bool):
-                values.append("t" if value else "f")
-            elif hasattr(value, "dumps"):  # JSON adapters
-                values.append(value.dumps(value.obj))
-            else:
-                values.append(str(value))
-        buffer.write("\t".join(values) + "\n")
-    columns = ", ".join(f'"{f.column}"' for f in fields)
-    statement = f"COPY {model._meta.db_table} ({columns}) FROM STDIN"
-    pgbulk.copy_in(cur, statement, buffer.getvalue().encode())
+    columns, values, args = [], [], {**params, "count_less_one": count - 1}
+    for f in model._meta.concrete_fields:
+        if f.column in expressions:
+            values.append(expressions[f.column])
+        elif f.primary_key:
+            continue
+        else:
+            values.append(f"%(default_{f.column})s")
+            args[f"default_{f.column}"] = f.get_db_prep_save(f.get_default(), connection)
+        columns.append(f'"{f.column}"')
+    cur.execute(
+        f"INSERT INTO {model._meta.db_table} ({', '.join(columns)}) "
+        f"SELECT {', '.join(values)} FROM generate_series(0, %(count_less_one)s) AS n",
+        args,
+    )
 
 
 def load(customers: int, days: int) -> dict:
-    """The grid, meters, customers and rollups, by COPY; returns ids the sample needs."""
+    """The grid, meters, customers (built by PostgreSQL) and the rollups; the sample's ids."""
     from django.db import connection, transaction
 
     from accounts.models import Organisation
@@ -96,70 +91,65 @@ def load(customers: int, days: int) -> dict:
         for obis, kind, profile in specs
     }
     feeders = -(-customers // PER_FEEDER)
+    transformers = -(-customers // PER_TRANSFORMER)
     started = time.perf_counter()
     with transaction.atomic(), connection.cursor() as cur:
+        region = GridNode.objects.create(kind="region", code="R", name="Region", organisation=org)
+        substation = GridNode.objects.create(
+            kind="substation", code="S", name="Sub", parent=region, organisation=org
+        )
         cur.execute("SELECT nextval(pg_get_serial_sequence('meters_gridnode', 'id'))")
-        next_id = cur.fetchone()[0] + 1
-        nodes, points = [], []
-
-        def node(pk, parent, path, kind, code, name):
-            nodes.append({"id": pk, "parent_id": parent, "path": path, "kind": kind,
-                          "code": code, "name": name, "organisation_id": org.pk})  # fmt: skip
-
-        region = next_id
-        node(region, None, f"/{region}/", "region", "R", "Region")
-        substation = next_id + 1
-        node(substation, region, f"/{region}/{substation}/", "substation", "S", "Sub")
-        next_id += 2
-        for f in range(feeders):
-            feeder = next_id
-            next_id += 1
-            fpath = f"/{region}/{substation}/{feeder}/"
-            node(feeder, substation, fpath, "feeder", f"F{f}", f"Feeder {f}")
-            for t in range(PER_FEEDER // PER_TRANSFORMER):
-                transformer = next_id
-                next_id += 1
-                tpath = f"{fpath}{transformer}/"
-                node(transformer, feeder, tpath, "transformer", f"T{f}.{t}", "Transformer")
-                for p in range(PER_TRANSFORMER):
-                    n = f * PER_FEEDER + t * PER_TRANSFORMER + p
-                    if n >= customers:
-                        break
-                    point = next_id
-                    next_id += 1
-                    node(
-                        point,
-                        transformer,
-                        f"{tpath}{point}/",
-                        "service_point",
-                        f"SP{n}",
-                        f"{n} Bench St",
-                    )
-                    points.append(point)
-        copy_rows(cur, GridNode, nodes)
-        cur.execute("SELECT setval(pg_get_serial_sequence('meters_gridnode', 'id'), %s)", [next_id])
-        cur.execute("SELECT nextval(pg_get_serial_sequence('meters_meter', 'id'))")
-        first_meter = cur.fetchone()[0] + 1
-        copy_rows(cur, Meter, (
-            {"id": first_meter + n, "serial": f"P{n:08d}", "meter_model_id": model.pk,
-             "service_point_id": pt, "organisation_id": org.pk, "status": "active",
-             "install_date": date(2025, 1, 1)}
-            for n, pt in enumerate(points)
-        ))  # fmt: skip
-        cur.execute("SELECT setval(pg_get_serial_sequence('meters_meter', 'id'), %s)",
-                    [first_meter + len(points)])  # fmt: skip
-        cur.execute("SELECT nextval(pg_get_serial_sequence('meters_customer', 'id'))")
-        first_customer = cur.fetchone()[0] + 1
-        copy_rows(cur, Customer, (
-            {"id": first_customer + n, "account_number": f"ACC{n:08d}", "name": f"Customer {n}",
-             "tariff_code": "R1" if n % 2 else "R2", "service_point_id": pt,
-             "organisation_id": org.pk}
-            for n, pt in enumerate(points)
-        ))  # fmt: skip
-        cur.execute("SELECT setval(pg_get_serial_sequence('meters_customer', 'id'), %s)",
-                    [first_customer + len(points)])  # fmt: skip
+        # ids: feeders f0 + f, transformers t0 + k (k = n / 50), service points p0 + n
+        f0 = cur.fetchone()[0] + 1
+        t0 = f0 + feeders
+        p0 = t0 + transformers
+        common = {"organisation_id": "%(org)s"}
+        ids = {"org": org.pk, "f0": f0, "t0": t0, "p0": p0, "sub": substation.pk,
+               "path": substation.path, "per_f": PER_FEEDER, "per_t": PER_TRANSFORMER,
+               "t_per_f": PER_FEEDER // PER_TRANSFORMER}  # fmt: skip
+        insert_series(cur, GridNode, feeders, {
+            **common, "id": "%(f0)s + n", "parent_id": "%(sub)s", "kind": "'feeder'",
+            "path": "%(path)s || (%(f0)s + n) || '/'", "code": "'F' || n",
+            "name": "'Feeder ' || n",
+        }, ids)  # fmt: skip
+        feeder_path = "%(path)s || (%(f0)s + {f}) || '/'"
+        insert_series(cur, GridNode, transformers, {
+            **common, "id": "%(t0)s + n", "parent_id": "%(f0)s + n / %(t_per_f)s",
+            "kind": "'transformer'",
+            "path": feeder_path.format(f="n / %(t_per_f)s") + " || (%(t0)s + n) || '/'",
+            "code": "'T' || (n / %(t_per_f)s) || '.' || (n %% %(t_per_f)s)",
+            "name": "'Transformer'",
+        }, ids)  # fmt: skip
+        insert_series(cur, GridNode, customers, {
+            **common, "id": "%(p0)s + n", "parent_id": "%(t0)s + n / %(per_t)s",
+            "kind": "'service_point'",
+            "path": feeder_path.format(f="n / %(per_f)s")
+            + " || (%(t0)s + n / %(per_t)s) || '/' || (%(p0)s + n) || '/'",
+            "code": "'SP' || n", "name": "n || ' Bench St'",
+        }, ids)  # fmt: skip
+        cur.execute("SELECT setval(pg_get_serial_sequence('meters_gridnode', 'id'), %s)",
+                    [p0 + customers])  # fmt: skip
+        for table, name, extra in (
+            (Meter, "meter", {
+                "serial": "'P' || lpad(n::text, 8, '0')", "meter_model_id": "%(model)s",
+                "status": "'active'", "install_date": "'2025-01-01'::date",
+            }),
+            (Customer, "customer", {
+                "account_number": "'ACC' || lpad(n::text, 8, '0')",
+                "name": "'Customer ' || n",
+                "tariff_code": "CASE WHEN n %% 2 = 1 THEN 'R1' ELSE 'R2' END",
+            }),
+        ):  # fmt: skip
+            cur.execute(f"SELECT nextval(pg_get_serial_sequence('meters_{name}', 'id'))")
+            first = cur.fetchone()[0] + 1
+            insert_series(cur, table, customers, {
+                **common, "id": f"{first} + n", "service_point_id": "%(p0)s + n", **extra,
+            }, {**ids, "model": model.pk})  # fmt: skip
+            cur.execute(f"SELECT setval(pg_get_serial_sequence('meters_{name}', 'id'), %s)",
+                        [first + customers])  # fmt: skip
     loaded_grid = time.perf_counter() - started
     with connection.cursor() as cur:
+        cur.execute("ANALYZE")
         cur.execute("SELECT id FROM meters_meter ORDER BY id")
         meter_ids = [r[0] for r in cur.fetchall()]
     started = time.perf_counter()
@@ -237,6 +227,7 @@ def sample(loaded: dict, n: int) -> list:
     from accounts.models import User
     from meters.models import Customer
     from meters.store import RegisterRead
+    from portal import bills
     from portal.customers import month_start
     from reports.billing import Period
     from vending import actions
@@ -259,7 +250,8 @@ def sample(loaded: dict, n: int) -> list:
             service_point__meters__pk__in=loaded["meters"][::step][:n]
         ).select_related("service_point")
     )
-    period = Period.month(f"{month_start(datetime.now(UTC).date(), 1):%Y-%m}")
+    period_month = f"{month_start(datetime.now(UTC).date(), 1):%Y-%m}"
+    period = Period.month(period_month)
     register = loaded["channels"]["1-0:1.8.0*255"]
     out = []
     for i, customer in enumerate(chosen):
@@ -278,6 +270,8 @@ def sample(loaded: dict, n: int) -> list:
             actions.sell(account, Decimal(20 + k), acting_user=clerk, shift=shift)
         for at, value in ((period.start, 1_000_000), (period.end, 1_250_000)):
             RegisterRead.objects.create(meter=meter, channel=register, read_at=at, value=value)
+        if datetime.now(UTC).date() >= bills.issues_on(period_month):
+            bills.issue(customer, period_month)  # as `manage.py portal_issue_bills` does
         out.append((user, customer))
     return out
 

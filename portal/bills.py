@@ -14,17 +14,27 @@ estimated or substituted read, a missing read replaced by the interval sum, the 
 and missing share of the intervals, a bill held for the utility's review. A bill with no
 note is all actual reads.
 
-Bills are computed when asked (nothing stored): the history lists complete months from the
-daily rollups (one grouped statement), the bill page and its PDF compute one month.
+Bills are issued once and stored (`portal.models.Bill`): `issue` computes a month and keeps
+what the bill says (figures, lines, notes, names, the activation code); the page and the PDF
+are drawn from that row ever after, so a late read, a new tariff or a renamed customer never
+changes a bill already issued. A month is issued from `AMI_PORTAL_BILL_GRACE_DAYS` (2) days
+after its last day (late reads have come in by then), for every customer, by the beat task
+`portal.issue_bills` or `manage.py portal_issue_bills` (a page view never writes). Until a
+month is issued its page and PDF show a provisional bill (computed when asked, not stored)
+that says so. The
+history lists the last complete months: the stored bills' totals and the daily rollups'
+usage (one grouped statement).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import date
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from io import BytesIO
 
+from django.conf import settings
+from django.db import IntegrityError, transaction
 from django.db.models import Sum
 from django.db.models.functions import TruncMonth
 from django.utils import timezone
@@ -41,6 +51,7 @@ from vending.errors import SaleRefused
 from vending.models import Tariff
 from vending.usage import IMPORT_PROFILE, kwh
 
+from . import models
 from .activation import bill_code
 from .customers import meters_of, month_start
 from .usage import tariff_of
@@ -94,13 +105,22 @@ class Line:
     is_demand: bool
 
 
+@dataclass(frozen=True)
+class TariffAsBilled:
+    """The tariff as the bill names it (the stored bill keeps these, not the tariff row)."""
+
+    code: str
+    name: str
+    currency: str
+
+
 @dataclass
 class Bill:
     customer: Customer
     period: Period
     lines: list[Line] = field(default_factory=list)
     billed_kwh: Decimal | None = None
-    tariff: Tariff | None = None
+    tariff: Tariff | TariffAsBilled | None = None
     energy: Decimal = Decimal(0)
     energy_lines: list[dict] = field(default_factory=list)
     fixed: Decimal = Decimal(0)
@@ -108,6 +128,11 @@ class Bill:
     notes: list[str] = field(default_factory=list)
     held: bool = False
     code: str = ""
+    holder: str = ""  # the customer's name, account and service point as billed
+    account_number: str = ""
+    service_point: str = ""
+    issued_at: datetime | None = None  # None: provisional (computed, not stored)
+    issues_on: date | None = None  # when a provisional bill will be issued
 
     @property
     def total(self) -> Decimal:
@@ -134,7 +159,12 @@ def _percent(share) -> str:
 def bill(customer: Customer, month: str) -> Bill:
     """The bill of `month` (YYYY-MM); ValueError for a month that is not one."""
     period = Period.month(month)
-    result = Bill(customer, period, code=bill_code(customer, month))
+    point = customer.service_point
+    result = Bill(
+        customer, period, code=bill_code(customer, month), holder=customer.name,
+        account_number=customer.account_number,
+        service_point=f"{point.code} {point.address or ''}".strip(),
+    )  # fmt: skip
     meters = meters_of(customer).select_related("service_point", "meter_model")
     billed = None
     for found in determinants(meters, period):
@@ -219,7 +249,7 @@ def pdf(found: Bill) -> bytes:
     pdf_canvas = canvas.Canvas(
         buffer, pagesize=(210 * mm, 297 * mm), pageCompression=0, invariant=1
     )
-    pdf_canvas.setTitle(f"Bill {found.month} {found.customer.account_number}")
+    pdf_canvas.setTitle(f"Bill {found.month} {found.account_number}")
     y = 280 * mm
 
     def line(text: str, size: int = 9, bold: bool = False, gap: float = 5.2) -> None:
@@ -231,10 +261,14 @@ def pdf(found: Bill) -> bytes:
         pdf_canvas.drawString(18 * mm, y, text[:120])
         y -= gap * mm
 
-    customer = found.customer
     line(f"Electricity bill {found.period.first:%B %Y}", 16, True, 9)
-    line(f"{customer.name} - account {customer.account_number}")
-    line(f"Service point {customer.service_point.code} {customer.service_point.address or ''}")
+    line(f"{found.holder} - account {found.account_number}")
+    line(f"Service point {found.service_point}")
+    if found.issued_at is not None:
+        line(f"Issued {timezone.localtime(found.issued_at):%d %B %Y}")
+    else:
+        line(f"PROVISIONAL: the bill is issued on {found.issues_on:%d %B %Y}; "
+             "its figures may change until then.", 10, True)  # fmt: skip
     line(f"Period {found.period.first:%d %B %Y} to {found.period.last:%d %B %Y}", gap=8)
     line("Meter readings", 11, True)
     for item in found.lines:
@@ -270,3 +304,151 @@ def pdf(found: Bill) -> bytes:
 
 def _value(value) -> str:
     return "-" if value is None else f"{value}"
+
+
+# --- issued bills ---------------------------------------------------------------------
+
+
+def grace() -> timedelta:
+    return timedelta(days=settings.AMI_PORTAL_BILL_GRACE_DAYS)
+
+
+def issues_on(month: str) -> date:
+    """The first local day on which `month`'s bill may be issued."""
+    return Period.month(month).last + timedelta(days=1) + grace()
+
+
+def _text(value) -> str | None:
+    return None if value is None else str(value)
+
+
+def _decimal(value) -> Decimal | None:
+    return None if value is None else Decimal(value)
+
+
+def _when(value) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def content_of(found: Bill) -> dict:
+    """What the stored row keeps beyond its columns: every line, charge, note and name."""
+    lines = []
+    for item in found.lines:
+        row = asdict(item)
+        for key in ("start_value", "end_value", "consumption"):
+            row[key] = _text(row[key])
+        for key in ("start_at", "end_at"):
+            row[key] = None if row[key] is None else row[key].isoformat()
+        lines.append(row)
+    tariff = found.tariff
+    return {
+        "lines": lines,
+        "tariff": None if tariff is None else {
+            "code": tariff.code, "name": tariff.name, "currency": tariff.currency
+        },
+        "energy": str(found.energy), "fixed": str(found.fixed), "tax": str(found.tax),
+        "energy_lines": [{k: str(v) for k, v in block.items()} for block in found.energy_lines],
+        "notes": list(found.notes), "code": found.code, "holder": found.holder,
+        "account_number": found.account_number, "service_point": found.service_point,
+    }  # fmt: skip
+
+
+def from_row(row: models.Bill) -> Bill:
+    """The bill as issued, drawn from its stored row."""
+    content = row.content
+    lines = []
+    for item in content["lines"]:
+        values = dict(item)
+        for key in ("start_value", "end_value", "consumption"):
+            values[key] = _decimal(values[key])
+        for key in ("start_at", "end_at"):
+            values[key] = _when(values[key])
+        lines.append(Line(**values))
+    tariff = content["tariff"]
+    return Bill(
+        customer=row.customer,
+        period=Period.month(f"{row.month:%Y-%m}"),
+        lines=lines,
+        billed_kwh=row.billed_kwh,
+        tariff=None if tariff is None else TariffAsBilled(**tariff),
+        energy=Decimal(content["energy"]),
+        energy_lines=content["energy_lines"],
+        fixed=Decimal(content["fixed"]),
+        tax=Decimal(content["tax"]),
+        notes=list(content["notes"]),
+        held=row.held,
+        code=content["code"],
+        holder=content["holder"],
+        account_number=content["account_number"],
+        service_point=content["service_point"],
+        issued_at=row.issued_at,
+    )
+
+
+def issue(customer: Customer, month: str, now: datetime | None = None) -> models.Bill:
+    """The stored bill of `month`, issued now if it is not yet (once: a second call, or a
+    concurrent one, returns the row the first stored). ValueError before its issue day."""
+    now = now or timezone.now()
+    stored = models.Bill.objects.filter(customer=customer, month=Period.month(month).first)
+    found = stored.first()
+    if found is not None:
+        return found
+    if timezone.localtime(now).date() < issues_on(month):
+        raise ValueError(f"the bill of {month} is issued from {issues_on(month)}")
+    computed = bill(customer, month)
+    row = models.Bill(
+        organisation_id=customer.organisation_id,
+        customer=customer,
+        month=computed.period.first,
+        issued_at=now,
+        account_number=computed.account_number,
+        billed_kwh=computed.billed_kwh,
+        currency=computed.tariff.currency if computed.tariff else "",
+        total=computed.total,
+        estimated=computed.estimated,
+        held=computed.held,
+        content=content_of(computed),
+    )
+    try:
+        with transaction.atomic():
+            row.save()
+    except IntegrityError:  # issued meanwhile by another request or the batch
+        return stored.get()
+    return row
+
+
+def for_month(customer: Customer, month: str) -> Bill:
+    """The issued bill as stored, else a provisional one (computed now, not stored)."""
+    row = models.Bill.objects.filter(customer=customer, month=Period.month(month).first).first()
+    if row is not None:
+        return from_row(row)
+    found = bill(customer, month)
+    found.issues_on = max(issues_on(month), timezone.localdate())
+    return found
+
+
+def issue_month(month: str, now: datetime | None = None, customers=None) -> int:
+    """Issue `month`'s bill of every customer (of `customers`) that has none; how many.
+
+    In customer order, each bill in its own transaction: a run stopped half way is finished
+    by the next, and a bill issued meanwhile by another run is not issued twice."""
+    now = now or timezone.now()
+    first = Period.month(month).first
+    if customers is None:
+        customers = Customer.objects.all()
+    done = models.Bill.objects.filter(month=first).values("customer_id")
+    pending = customers.exclude(pk__in=done).select_related("service_point", "organisation")
+    issued = 0
+    for customer in pending.order_by("pk").iterator(chunk_size=500):
+        issue(customer, month, now)
+        issued += 1
+    return issued
+
+
+def issued(customer: Customer, months_shown: list[str]) -> dict[str, models.Bill]:
+    """{YYYY-MM: stored bill} of the customer's among `months_shown`."""
+    firsts = [Period.month(m).first for m in months_shown]
+    rows = models.Bill.objects.filter(customer=customer, month__in=firsts).only(
+        "month", "total", "currency", "estimated", "held", "billed_kwh", "issued_at"
+    )
+    return {f"{row.month:%Y-%m}": row for row in rows}

@@ -181,3 +181,98 @@ class OutagePreference(models.Model):
         if self.quiet_start < self.quiet_end:
             return self.quiet_start <= local_time < self.quiet_end
         return local_time >= self.quiet_start or local_time < self.quiet_end
+
+
+class BillQuerySet(ScopedQuerySet):
+    """Bills are issued once and never change: no bulk update either."""
+
+    def update(self, **kwargs):
+        raise BillIsFinal("an issued bill never changes")
+
+
+class BillIsFinal(Exception):
+    """A stored bill was about to be changed (it is issued once, immutable)."""
+
+
+class Bill(models.Model):
+    """A customer's bill of one month, issued once from the billing determinants and kept.
+
+    `portal.bills.issue` computes it (`reports.billing` determinants priced with the tariff)
+    and stores what the bill says, as issued: the figures in columns for the history and
+    every line, note and name in `content`, so its page and PDF show the same bill later
+    whatever happens to reads, tariffs or the customer's name since. Saving an issued row
+    again (or a queryset update) raises `BillIsFinal`; one row per customer and month.
+    """
+
+    organisation = models.ForeignKey(
+        "accounts.Organisation", on_delete=models.PROTECT, related_name="+", editable=False
+    )
+    customer = models.ForeignKey(
+        "meters.Customer", on_delete=models.PROTECT, related_name="portal_bills"
+    )
+    month = models.DateField(help_text="the first local day of the billed month")
+    issued_at = models.DateTimeField()
+    account_number = models.CharField(max_length=64)
+    billed_kwh = models.DecimalField(max_digits=14, decimal_places=3, null=True, blank=True)
+    currency = models.CharField(max_length=3, blank=True)
+    total = models.DecimalField(max_digits=14, decimal_places=2, default=0)
+    estimated = models.BooleanField(default=False, help_text="carries a note of estimation")
+    held = models.BooleanField(default=False, help_text="held for the utility's review")
+    content = models.JSONField(help_text="lines, charges, notes and names as issued")
+
+    objects = BillQuerySet.as_manager()
+    scope_field = "organisation"
+
+    class Meta:
+        ordering = ["-month", "customer_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["customer", "month"], name="portal_bill_once_a_month")
+        ]
+
+    def __str__(self) -> str:
+        return f"bill {self.month:%Y-%m} of {self.account_number}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise BillIsFinal(f"{self} is issued and never changes")
+        super().save(*args, **kwargs)
+
+
+class NoticeState(models.TextChoices):
+    PENDING = "pending", "to send"
+    SENT = "sent", "sent"
+    FAILED = "failed", "failed"
+
+
+class PlannedOutageNotice(models.Model):
+    """One customer told of one planned outage on one channel (never twice: unique)."""
+
+    planned_outage = models.ForeignKey(
+        PlannedOutage, on_delete=models.CASCADE, related_name="notices"
+    )
+    customer = models.ForeignKey(
+        "meters.Customer", on_delete=models.CASCADE, related_name="planned_outage_notices"
+    )
+    channel = models.CharField(max_length=8)  # "sms" or "email" (portal.outages)
+    recipient = models.CharField(max_length=254)
+    body = models.TextField()
+    state = models.CharField(max_length=8, choices=NoticeState.choices, default=NoticeState.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ScopedQuerySet.as_manager()
+    scope_field = "planned_outage__organisation"
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["planned_outage", "customer", "channel"],
+                name="portal_planned_notice_once",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel} to customer {self.customer_id} of {self.planned_outage_id}"

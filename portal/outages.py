@@ -12,27 +12,41 @@ work on the grid above the home, an estimate of restoration, and how to be told.
   utility's zone). `contacts` is the slot `AMI_CUSTOMER_CONTACTS` names for the alarms'
   customer notifications (meters/alarms/notifications.py calls it by name; meters imports
   nothing of the portal).
+* **Told of planned work**: `notify_planned` (the beat task `portal.notify_planned_work`,
+  every 15 minutes) tells each customer below a planned outage that has not started, by
+  their preference, once per channel (`PlannedOutageNotice`). A customer in their quiet
+  hours is not told now but by the first run after them (if the work has not started by
+  then); one who wants no word of planned work is never told. A send that fails is tried
+  again by the next runs, `NOTICE_ATTEMPTS` times in all.
 """
 
 from __future__ import annotations
 
+import logging
+import smtplib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import islice
 from statistics import median
 
 from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
 from django.utils import timezone
 
+from meters.alarms import sms
 from meters.alarms.events import EventKind
 from meters.alarms.models import Alarm
 from meters.models import Customer
 from meters.store.days import local_zone
 
 from .customers import Outage, current_outage
-from .models import OutagePreference, PlannedOutage
+from .models import NoticeState, OutagePreference, PlannedOutage, PlannedOutageNotice
 
 HISTORY_DAYS, MIN_HISTORY = 90, 3
 EMAIL, SMS = "email", "sms"
+NOTICE_ATTEMPTS = 3
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -114,3 +128,77 @@ def contacts(customers, *, now: datetime, planned_work: bool = False) -> dict[in
             if wanted and recipient
         ]
     return out
+
+
+def notice_text(work: PlannedOutage, customer: Customer) -> str:
+    zone = local_zone()
+    start, end = work.starts_at.astimezone(zone), work.ends_at.astimezone(zone)
+    until = f"{end:%H:%M}" if end.date() == start.date() else f"{end:%a %d %b %H:%M}"
+    where = customer.service_point.address or customer.service_point.code
+    return f"Planned power cut at {where}: {start:%a %d %b %H:%M} to {until}. {work.reason}"
+
+
+def notify_planned(now: datetime | None = None) -> int:
+    """Tell the customers below planned work not yet started (see the module's docstring);
+    returns how many messages were sent."""
+    now = now or timezone.now()
+    for work in PlannedOutage.objects.filter(starts_at__gt=now).select_related("node"):
+        told = PlannedOutageNotice.objects.filter(planned_outage=work).values("customer_id")
+        below = (
+            Customer.objects.filter(service_point__path__startswith=work.node.path)
+            .select_related("service_point", "portal_user")
+            .order_by("pk")
+        )
+        # Those told on any channel are done; the unique key is the backstop for two runs.
+        untold = below.exclude(pk__in=told)
+        rows_of = untold.iterator(chunk_size=1000)
+        while chunk := list(islice(rows_of, 1000)):
+            wanted = contacts(chunk, now=now, planned_work=True)
+            rows = [
+                PlannedOutageNotice(
+                    planned_outage=work,
+                    customer=customer,
+                    channel=channel,
+                    recipient=recipient,
+                    created_at=now,
+                    body=notice_text(work, customer)[: 160 if channel == SMS else None],
+                )  # fmt: skip
+                for customer in chunk
+                for channel, recipient in wanted[customer.pk]
+            ]
+            PlannedOutageNotice.objects.bulk_create(rows, ignore_conflicts=True)
+    return send_notices(now)
+
+
+def send_notices(now: datetime) -> int:
+    """Send every pending notice of work not yet started, each once (row locked)."""
+    sent = 0
+    pending = PlannedOutageNotice.objects.filter(
+        state=NoticeState.PENDING, planned_outage__starts_at__gt=now
+    ).values_list("pk", flat=True)
+    for pk in list(pending):
+        with transaction.atomic():
+            notice = (
+                PlannedOutageNotice.objects.select_for_update(skip_locked=True)
+                .filter(pk=pk, state=NoticeState.PENDING)
+                .first()
+            )
+            if notice is None:
+                continue  # another run has it
+            notice.attempts += 1
+            try:
+                if notice.channel == SMS:
+                    sms.get_backend().send(notice.recipient, notice.body)
+                else:
+                    send_mail("Planned power cut", notice.body, settings.DEFAULT_FROM_EMAIL,
+                              [notice.recipient])  # fmt: skip
+            except (sms.SmsError, smtplib.SMTPException, OSError) as exc:
+                log.warning("planned outage notice %s not sent: %s", notice.pk, type(exc).__name__)
+                notice.last_error = f"{type(exc).__name__}: {exc}"[:300]
+                if notice.attempts >= NOTICE_ATTEMPTS:
+                    notice.state = NoticeState.FAILED
+            else:
+                notice.state, notice.sent_at, notice.last_error = NoticeState.SENT, now, ""
+                sent += 1
+            notice.save(update_fields=["attempts", "state", "sent_at", "last_error"])
+    return sent

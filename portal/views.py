@@ -172,18 +172,17 @@ def receipt_pdf(request, customer, reference):
 
 @customer_view
 def bill_list(request, customer):
-    """The last complete months with their usage; each links to its bill and PDF."""
-    return render(
-        request,
-        "portal/bills.html",
-        {"customer": customer, "months": bills.months(customer)},
-    )
+    """The last complete months: usage, and the issued bill (total, PDF) where there is one."""
+    months = bills.months(customer)
+    issued = bills.issued(customer, [month for month, _ in months])
+    rows = [(month, energy, issued.get(month)) for month, energy in months]
+    return render(request, "portal/bills.html", {"customer": customer, "months": rows})
 
 
 def _bill(customer, month):
     if not bills.is_billable(month):
         raise Http404("bills are for complete months of the last years (YYYY-MM)")
-    return bills.bill(customer, month)
+    return bills.for_month(customer, month)
 
 
 @customer_view
@@ -197,7 +196,8 @@ def bill_detail(request, customer, month):
 def bill_pdf(request, customer, month):
     found = _bill(customer, month)
     response = HttpResponse(bills.pdf(found), content_type="application/pdf")
-    response["Content-Disposition"] = f'inline; filename="bill-{month}.pdf"'
+    draft = "" if found.issued_at else "-provisional"
+    response["Content-Disposition"] = f'inline; filename="bill-{month}{draft}.pdf"'
     return response
 
 

@@ -96,7 +96,7 @@ def test_history_lists_complete_months_from_the_rollups(world):
     assert listed[month] == expected and len(listed) == bills.HISTORY_MONTHS
     assert f"{start:%Y-%m}" in listed
     html = client_for(world.customer).get("/portal/bills/").content.decode()
-    assert f"/portal/bills/{month}/bill.pdf" in html
+    assert f"/portal/bills/{month}/" in html  # the PDF once issued (below)
 
 
 def test_the_current_month_and_nonsense_are_404(world):
@@ -107,3 +107,83 @@ def test_the_current_month_and_nonsense_are_404(world):
     for month in (this, "2026-13", "x", "1990-01"):
         assert client.get(f"/portal/bills/{month}/").status_code == 404, month
         assert client.get(f"/portal/bills/{month}/bill.pdf").status_code == 404, month
+
+
+def test_a_bill_is_issued_once_and_never_changes(world):
+    from django.core.management import call_command
+
+    from portal.models import Bill, BillIsFinal
+
+    make_vending(world)
+    month = last_month()
+    period = Period.month(month)
+    meter = world.grid_a.meters[0]
+    reads(meter, period, 1_000_000, 1_100_000)
+    customer = world.grid_a.customers[0]
+    client = client_for(world.customer)
+    provisional = client.get(f"/portal/bills/{month}/").content.decode()
+    assert "Provisional" in provisional and Bill.objects.count() == 0  # a view never issues
+    row = bills.issue(customer, month)
+    first_pdf = client.get(f"/portal/bills/{month}/bill.pdf").content
+    assert row.billed_kwh == Decimal("100.000") and row.total == Decimal("200.00")
+    # A late read, a new price and a renamed customer change nothing already issued.
+    RegisterRead.objects.filter(meter=meter).delete()
+    reads(meter, period, 1_000_000, 1_900_000)
+    world.grid_a.customers[0].__class__.objects.filter(pk=customer.pk).update(name="Renamed")
+    html = client.get(f"/portal/bills/{month}/").content.decode()
+    assert "100.0 kWh" in html and "Issued" in html
+    words = " ".join(p.extract_text() for p in PdfReader(io.BytesIO(first_pdf)).pages)
+    again = client.get(f"/portal/bills/{month}/bill.pdf").content
+    assert again == first_pdf and customer.name in words and "Renamed" not in words
+    assert bills.issue(customer, month).pk == row.pk and Bill.objects.count() == 1
+    with pytest.raises(BillIsFinal):
+        row.save()
+    with pytest.raises(BillIsFinal):
+        Bill.objects.filter(pk=row.pk).update(total=0)
+    # The monthly run issues everyone else's once; a second run issues nothing.
+    out = io.StringIO()
+    call_command("portal_issue_bills", "--month", month, "--organisation", "north", stdout=out)
+    issued = Bill.objects.filter(month=period.first).count()
+    assert Bill.objects.get(customer=customer).pk == row.pk
+    assert issued == len(world.grid_a.customers) and f"{issued - 1} bills" in out.getvalue()
+    call_command("portal_issue_bills", "--month", month, stdout=(out := io.StringIO()))
+    assert Bill.objects.filter(month=period.first).count() == issued + len(world.grid_b.customers)
+    call_command("portal_issue_bills", "--month", month, stdout=(out := io.StringIO()))
+    assert out.getvalue().strip() == f"0 bills of {month} issued"
+    listing = client.get("/portal/bills/").content.decode()
+    assert "ZAR" in listing and f"/portal/bills/{month}/bill.pdf" in listing
+
+
+def test_before_its_issue_day_a_bill_is_provisional_and_not_stored(world, settings):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    from portal.models import Bill
+
+    settings.AMI_PORTAL_BILL_GRACE_DAYS = 40  # last month's bill is not due yet
+    make_vending(world)
+    month = last_month()
+    reads(world.grid_a.meters[0], Period.month(month), 1_000_000, 1_100_000)
+    client = client_for(world.customer)
+    html = client.get(f"/portal/bills/{month}/").content.decode()
+    assert "Provisional" in html and "100.0 kWh" in html
+    pdf = client.get(f"/portal/bills/{month}/bill.pdf")
+    words = " ".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf.content)).pages)
+    assert "PROVISIONAL" in words and "provisional" in pdf["Content-Disposition"]
+    with pytest.raises(ValueError, match="issued from"):
+        bills.issue(world.grid_a.customers[0], month)
+    with pytest.raises(CommandError, match="issued from"):
+        call_command("portal_issue_bills", "--month", month)
+    assert Bill.objects.count() == 0
+
+
+def test_the_beat_task_issues_last_months_bills_from_their_issue_day(world, settings):
+    from portal import tasks
+    from portal.models import Bill
+
+    settings.AMI_PORTAL_BILL_GRACE_DAYS = 40
+    assert tasks.issue_bills() == 0 and not Bill.objects.exists()
+    settings.AMI_PORTAL_BILL_GRACE_DAYS = 0
+    everyone = len(world.grid_a.customers) + len(world.grid_b.customers)
+    assert tasks.issue_bills() == everyone and tasks.issue_bills() == 0
+    assert set(Bill.objects.values_list("month", flat=True)) == {Period.month(last_month()).first}

@@ -98,3 +98,77 @@ def test_the_alarms_customer_messages_follow_the_preferences(world, settings):
     notify_customers_of_outage(world.grid_a.region, now=night.replace(hour=9))
     sent = set(NotificationDelivery.objects.values_list("customer_id", "channel"))
     assert sent == {(mine.pk, "email"), (neighbour.pk, "email"), (neighbour.pk, "sms")}
+
+
+def test_planned_work_is_told_ahead_by_preference_after_quiet_hours_and_once(
+    world, settings, tmp_path
+):
+    import json
+
+    from django.core import mail
+
+    from meters.models import Customer
+    from meters.store.days import local_zone
+    from portal.models import NoticeState, PlannedOutageNotice
+
+    settings.AMI_SMS_URL = f"file://{tmp_path}/sms.jsonl"
+    from meters.models import GridNode
+
+    quiet, no_planned = world.grid_a.customers[:2]
+    point = GridNode.objects.create(
+        kind="service_point", parent=world.grid_a.transformer, code="SP-3", name="3 Main St",
+        organisation=world.org_a,
+    )  # fmt: skip
+    both = Customer.objects.create(
+        account_number="A-ACC-3", name="Third", service_point=point, email="c3@a.example",
+        phone="+27820000003", organisation=world.org_a,
+    )  # fmt: skip
+    OutagePreference.objects.create(customer=quiet, quiet_start=time(22), quiet_end=time(6))
+    OutagePreference.objects.create(customer=no_planned, planned=False)
+    late = datetime(2031, 3, 3, 23, 0, tzinfo=local_zone())  # 23:00 local: quiet hours
+    work = PlannedOutage.objects.create(
+        node=world.grid_a.feeder, starts_at=late + timedelta(days=2),
+        ends_at=late + timedelta(days=2, hours=4), reason="Replacing the feeder's breaker.",
+    )  # fmt: skip
+    PlannedOutage.objects.create(
+        node=world.grid_b.feeder, starts_at=late - timedelta(hours=1),
+        ends_at=late + timedelta(hours=2), reason="Started already.",
+    )  # fmt: skip
+    assert outages.notify_planned(late) == 2
+    told = set(PlannedOutageNotice.objects.values_list("customer_id", "channel"))
+    assert (both.pk, "sms") in told and (both.pk, "email") in told
+    assert not {c for c, _ in told} & {quiet.pk, no_planned.pk}
+    assert not {c for c, _ in told} & {c.pk for c in world.grid_b.customers}
+    texts = [json.loads(line) for line in (tmp_path / "sms.jsonl").read_text().splitlines()]
+    assert texts == [{"to": "+27820000003", "text": PlannedOutageNotice.objects.get(
+        customer=both, channel="sms").body}]  # fmt: skip
+    assert "Planned power cut" in texts[0]["text"] and "Replacing" in texts[0]["text"]
+    assert len(texts[0]["text"]) <= 160 and len(mail.outbox) == len(told) - 1
+    assert outages.notify_planned(late + timedelta(minutes=15)) == 0  # still quiet, told once
+    assert outages.notify_planned(late + timedelta(hours=7, minutes=5)) == 1  # 06:05: quiet over
+    assert PlannedOutageNotice.objects.filter(customer=quiet).get().channel == "email"
+    assert not PlannedOutageNotice.objects.filter(customer=no_planned).exists()
+    assert PlannedOutageNotice.objects.exclude(state=NoticeState.SENT).count() == 0
+    assert work.notices.count() == len(told) + 1
+
+
+def test_a_planned_notice_that_cannot_be_sent_is_tried_again_then_failed(world, settings):
+    from meters.models import Customer
+    from portal.models import NoticeState, PlannedOutageNotice
+
+    settings.AMI_SMS_URL = "http://127.0.0.1:9/send"  # nothing listens: unreachable
+    customer = world.grid_a.customers[0]
+    Customer.objects.filter(pk=customer.pk).update(phone="+27820000001", email="")
+    OutagePreference.objects.create(customer=customer, by_email=False)
+    now = timezone.now()
+    PlannedOutage.objects.create(
+        node=customer.service_point, starts_at=now + timedelta(days=1),
+        ends_at=now + timedelta(days=1, hours=1), reason="Meter box work.",
+    )  # fmt: skip
+    for attempt in range(1, outages.NOTICE_ATTEMPTS + 1):
+        assert outages.notify_planned(now + timedelta(minutes=attempt)) == 0
+        notice = PlannedOutageNotice.objects.get(customer=customer)
+        assert notice.attempts == attempt and "unreachable" in notice.last_error
+    assert notice.state == NoticeState.FAILED
+    assert outages.notify_planned(now + timedelta(hours=1)) == 0
+    assert PlannedOutageNotice.objects.get(customer=customer).attempts == outages.NOTICE_ATTEMPTS

@@ -38,12 +38,13 @@ Guarantees:
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 
 from . import partitions
 from .models import IntervalReading, StoredInterval
@@ -53,6 +54,8 @@ VIEW = StoredInterval._meta.db_table
 TABLE = "meters_intervalday"
 LOCK_KEY = 0x414D4943  # pg_advisory_xact_lock(key, month index): compaction vs late writes
 COLUMNS = 8
+TRUNCATE_LOCK_TIMEOUT = "5s"
+logger = logging.getLogger(__name__)
 _ALL = ", ".join(f"v{k}" for k in range(COLUMNS))
 
 COMPACT_TABLE_SQL = f"""
@@ -297,13 +300,22 @@ def _compact_chunk(month: date, hot: str, first: int, stop: int) -> tuple[int, i
 
 
 def _truncate_if_empty(month: date, hot: str) -> bool:
-    """Give the emptied month's pages back to the disk at once (no VACUUM needed)."""
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [LOCK_KEY, month_index(month)])
-        cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {hot})")
-        if cursor.fetchone()[0]:
-            return False
-        cursor.execute(f"TRUNCATE {hot}")
+    """Give the emptied month's pages back to the disk at once (no VACUUM needed).
+
+    TRUNCATE waits for every reader of the partition and new readers queue behind it, so it
+    gives up after `TRUNCATE_LOCK_TIMEOUT` (the deleted rows' space then goes back through
+    autovacuum, and the next run tries again)."""
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [LOCK_KEY, month_index(month)])
+            cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {hot})")
+            if cursor.fetchone()[0]:
+                return False
+            cursor.execute(f"SET LOCAL lock_timeout = '{TRUNCATE_LOCK_TIMEOUT}'")
+            cursor.execute(f"TRUNCATE {hot}")
+    except OperationalError as exc:  # lock_timeout: readers held the partition
+        logger.warning("compaction: %s not truncated (%s); autovacuum reclaims it", hot, exc)
+        return False
     return True
 
 

@@ -12,7 +12,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 from django.http import HttpResponse
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views import View
 from django.views.generic import DetailView, ListView, TemplateView
@@ -58,7 +58,7 @@ class CounterView(ScopedViewMixin, TemplateView):
     model = Sale
     template_name = "vending/counter.html"
 
-    def get_context_data(self, **kwargs):
+    def get_context_data(self, sell_form=None, **kwargs):
         user = self.request.user
         shift = _open_shift(user)
         context = super().get_context_data(**kwargs)
@@ -68,7 +68,7 @@ class CounterView(ScopedViewMixin, TemplateView):
             refunds=actions.shift_refunds(shift) if shift else None,
             open_form=OpenShiftForm(stations=_stations_for(user)),
             close_form=CloseShiftForm(),
-            sell_form=SellForm(),
+            sell_form=sell_form or SellForm(),
             sales=self.scoped_queryset().select_related("station", "account", "sold_by")[:25],
             can_sell=user.has_perm("vending.add_sale"),
             # Offered as the clerk types: a newcomer need not know a meter number by heart.
@@ -114,33 +114,53 @@ class CounterActionView(ScopedViewMixin, View):
                 else:
                     messages.error(request, "No open shift, or the cash counted is missing.")
             elif what == "sell":
-                form = SellForm(request.POST)
-                if not form.is_valid():
-                    messages.error(request, f"Cannot sell: {form.errors.as_text()}")
-                    return redirect("vending:counter")
-                account = self._account(form.cleaned_data["meter_number"])
-                sale = actions.sell(account, form.cleaned_data["amount"], acting_user=user,
-                                    shift=_open_shift(user))  # fmt: skip
-                return redirect("vending:sale-detail", reference=sale.reference)
+                return self._sell(request)
         except VendingError as exc:
             messages.error(request, str(exc))
         except PermissionDenied as exc:
             messages.error(request, str(exc) or "Not allowed.")
         return redirect("vending:counter")
 
-    def _account(self, number):
-        number = number.replace(" ", "")
+    def _sell(self, request):
+        """Sell, or show the counter again with what the clerk typed and what is wrong with it
+        (a typo in a meter number must not make the clerk type the sale again)."""
+        form = SellForm(request.POST)
+        if form.is_valid():
+            account = self._account(form)
+            if account is not None:
+                try:
+                    sale = actions.sell(
+                        account, form.cleaned_data["amount"], acting_user=request.user,
+                        shift=_open_shift(request.user),
+                    )  # fmt: skip
+                except (VendingError, PermissionDenied) as exc:
+                    form.add_error(None, f"Not sold: {exc or 'not allowed.'}")
+                    if _open_shift(request.user) is None:  # no shift: no sell form to show it
+                        messages.error(request, f"Not sold: {exc or 'not allowed.'}")
+                else:
+                    return redirect("vending:sale-detail", reference=sale.reference)
+        counter = CounterView()
+        counter.setup(request)
+        return render(request, counter.template_name, counter.get_context_data(sell_form=form))
+
+    def _account(self, form):
+        """The one prepaid account in scope the number names, else None and the form's error."""
+        number = form.cleaned_data["meter_number"].replace(" ", "")
         visible = PrepaidAccount.objects.restrict(self.request.user, "view")
         matches = list(
             visible.filter(
                 Q(meter_number=number) | Q(pan=number) | Q(customer__account_number=number)
             )[:2]
         )
-        if len(matches) != 1:
-            raise VendingError(
-                "no prepaid account matches" if not matches else "several accounts match"
-            )
-        return matches[0]
+        if len(matches) == 1:
+            return matches[0]
+        form.add_error(
+            "meter_number",
+            f"No prepaid account has the meter number, MeterPAN or account number {number}."
+            if not matches
+            else f"Several prepaid accounts match {number}: enter the meter number.",
+        )
+        return None
 
 
 class SearchedListView(ScopedViewMixin, ListView):

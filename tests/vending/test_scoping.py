@@ -8,6 +8,7 @@ from rest_framework.test import APIClient
 
 from tests.vending.conftest import NOW, VK02_HEX
 from vending import actions
+from vending.models import Sale
 
 
 def client_for(user) -> APIClient:
@@ -97,6 +98,32 @@ def test_counter_pages_sell_and_close(vend, client):
     assert sold.status_code == 302 and "/vending/sales/" in sold["Location"]
     closed = client.post("/vending/counter/close/", {"cash_counted": "10.00"}, follow=True)
     assert "variance 0.00" in closed.content.decode()
+
+
+def test_counter_keeps_what_the_clerk_typed_on_a_wrong_number(vend, client):
+    """A wrong meter number or amount: the counter again, the entry kept, the error at the
+    field, nothing sold (the clerk corrects one digit instead of typing the sale again)."""
+    client.force_login(vend.clerk_a)
+    client.post("/vending/counter/open/", {"station": vend.station_a.pk, "opening_float": "0"})
+    wrong = client.post("/vending/counter/sell/", {"meter_number": "12345", "amount": "10.00"})
+    body = wrong.content.decode()
+    assert wrong.status_code == 200 and 'id="sell-form"' in body
+    assert "No prepaid account has the meter number, MeterPAN or account number 12345" in body
+    assert 'value="12345"' in body and 'value="10.00"' in body
+    # Another region's account is no better than a typo, and says nothing more.
+    other = client.post("/vending/counter/sell/", {"meter_number": vend.account_b.meter_number,
+                                                   "amount": "10.00"})  # fmt: skip
+    assert f"account number {vend.account_b.meter_number}." in other.content.decode()
+    negative = client.post("/vending/counter/sell/", {"meter_number": vend.account_a.meter_number,
+                                                      "amount": "-5"})  # fmt: skip
+    body = negative.content.decode()
+    assert "greater than or equal to 0.01" in body and vend.account_a.meter_number in body
+    assert not Sale.objects.exists()
+    client.post("/vending/counter/close/", {"cash_counted": "0"})
+    closed = client.post("/vending/counter/sell/", {"meter_number": vend.account_a.meter_number,
+                                                    "amount": "10.00"})  # fmt: skip
+    assert "Not sold: open a shift at your station before selling" in closed.content.decode()
+    assert not Sale.objects.exists()
 
 
 def test_reports_are_scoped_and_download_as_csv(vend, client):

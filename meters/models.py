@@ -623,7 +623,11 @@ class Meter(EndpointOwner):
 
     class Meta:
         ordering = ["serial"]
-        indexes = [models.Index(fields=["organisation", "status"])]
+        indexes = [
+            models.Index(fields=["organisation", "status"]),
+            # the map's box queries (migration 0020)
+            models.Index(fields=["latitude", "longitude"], name="meter_location_idx"),
+        ]
 
     def protocol_options(self) -> dict:
         """The addressing of the meter's protocol; a Modbus meter's register map is named by

@@ -1,29 +1,8 @@
-"""The index of a line's alarms, built concurrently on PostgreSQL: the alarm table is live
-and a plain CREATE INDEX would lock it (tests/test_migrations_safe.py). SQLite (`make run`)
-has no CONCURRENTLY and no readers to keep: a plain index there."""
+"""The index of a line's alarms, built concurrently on PostgreSQL (a plain one on SQLite)."""
 
-from django.contrib.postgres.operations import AddIndexConcurrently
 from django.db import migrations, models
 
-
-class AddIndexConcurrentlyOnPostgres(AddIndexConcurrently):
-    def _ensure_not_in_transaction(self, schema_editor):
-        if not schema_editor.collect_sql:  # sqlmigrate (the linter) only collects the SQL
-            super()._ensure_not_in_transaction(schema_editor)
-
-    def database_forwards(self, app_label, schema_editor, from_state, to_state):
-        if schema_editor.connection.vendor == "postgresql":
-            return super().database_forwards(app_label, schema_editor, from_state, to_state)
-        return migrations.AddIndex.database_forwards(
-            self, app_label, schema_editor, from_state, to_state
-        )
-
-    def database_backwards(self, app_label, schema_editor, from_state, to_state):
-        if schema_editor.connection.vendor == "postgresql":
-            return super().database_backwards(app_label, schema_editor, from_state, to_state)
-        return migrations.AddIndex.database_backwards(
-            self, app_label, schema_editor, from_state, to_state
-        )
+from amisite.migration_ops import AddIndexConcurrentlyOnPostgres
 
 
 class Migration(migrations.Migration):

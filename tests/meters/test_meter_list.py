@@ -229,3 +229,105 @@ def test_node_filter_offers_own_grid_indented_marks_the_chosen_and_escapes(world
     assert f'<option value="{a.region.pk}">{a.region.code} ' in select
     assert f'<option value="{a.feeder.pk}" selected>·· {a.feeder.code} &lt;b&gt;' in select
     assert f'value="{b.region.pk}"' not in select
+
+
+# The list's row as the template wrote it before the rows were built in Python (one row of
+# `{% for meter in meters %}`); meter_rows must give the same bytes.
+ROW_TEMPLATE = """{% for meter in meters %}
+    <tr>
+      {% if bulk_panels %}<td class="sel"><input type="checkbox" name="meter" value="{{ meter.pk }}" aria-label="select {{ meter.serial }}"></td>{% endif %}
+      <td><a href="{% url 'meters:meter-detail' meter.serial %}">{{ meter.serial }}</a></td>
+      <td class="hide-sm">{{ meter.meter_model }}</td>
+      <td>{{ meter.get_status_display }}</td>
+      <td><span class="dot h-{{ meter.health }}" title="{{ meter.health }}"></span> {% if meter.comm_status.last_success %}{{ meter.comm_status.last_success|timesince }} ago{% else %}<span class="muted">never</span>{% endif %}</td>
+      <td class="hide-sm">{% if meter.customer %}{{ meter.customer.name }} <span class="muted">{{ meter.customer.account_number }}</span>{% else %}–{% endif %}</td>
+      <td class="hide-sm">{{ meter.service_point.code|default:"–" }}{% if meter.service_point.address %} <span class="muted">{{ meter.service_point.address }}</span>{% endif %}</td>
+      <td class="hide-sm">{{ meter.get_protocol_display }}</td>
+      <td class="hide-sm">{{ meter.install_date|default:"–" }}</td>
+    </tr>
+  {% endfor %}"""  # noqa: E501
+
+
+def test_the_lists_rows_are_what_the_template_wrote(world):
+    """Rows built in Python (meters/views.py meter_rows) equal the template's to the byte:
+    a serial, customer and address that need escaping, no customer, no service point, no
+    comm status, never read, no install date, with and without the selection column."""
+    from django.template import Context, Template
+
+    from meters.models import GridNode
+    from meters.views import MeterListView, _meter_health, meter_rows
+
+    a = world.grid_a
+    odd, plain = a.meters[0], a.meters[1]
+    odd.serial = "A&<b>\"1'+é"
+    odd.install_date = None
+    odd.save()
+    customer = a.customers[0]
+    customer.name, customer.account_number = "O'Brien & <Sons>", "ACC&1"
+    customer.save()
+    GridNode.objects.filter(pk=odd.service_point_id).update(address='1 "High" St & <x>')
+    CommStatus.objects.update_or_create(
+        meter=plain, defaults={"last_success": timezone.now() - timedelta(hours=5)}
+    )
+    loose = Meter.objects.create(
+        serial="LOOSE-1", meter_model=world.meter_model, organisation=world.org_a
+    )
+    view = MeterListView()
+    view.request = type("R", (), {"user": world.operator_a, "GET": {}})()
+    view.kwargs = {}
+    meters = list(
+        view.get_queryset().filter(pk__in=[odd.pk, plain.pk, loose.pk]).order_by("serial")
+    )
+    assert len(meters) == 3
+    customers = {c.service_point_id: c for c in a.customers}
+    now = timezone.now()
+    for meter in meters:
+        meter.customer = customers.get(meter.service_point_id)
+        meter.health = _meter_health(meter, now)
+    template = Template(ROW_TEMPLATE)
+    for selectable in (True, False):
+        expected = template.render(Context({"meters": meters, "bulk_panels": selectable}))
+        assert meter_rows(meters, selectable) == expected
+        assert ("aria-label" in expected) is selectable
+    assert "never" in expected and "ago" in expected and "&amp;&lt;b&gt;" in expected
+
+
+def test_the_count_is_shared_per_scope_and_filter_and_the_page_says_about(
+    world, settings, monkeypatch
+):
+    """With the roll-up cache on, the list's count (when the result does not fit on one
+    page) is counted once per scope, permissions and filter for its time; a page showing a
+    count from an earlier request says "about". Another organisation never gets it."""
+    from django.core.cache import cache
+
+    settings.DASHBOARD_ROLLUP_SECONDS = 15
+    cache.clear()
+    monkeypatch.setattr(CappedPaginator, "cap", 1000)
+    for org, prefix, n in ((world.org_a, "CA", 60), (world.org_b, "CB", 70)):
+        Meter.objects.bulk_create(
+            Meter(serial=f"{prefix}{i:04d}", meter_model=world.meter_model, organisation=org)
+            for i in range(n)
+        )
+    a, b = client_for(world.operator_a), client_for(world.operator_b)
+    total_a = Meter.objects.filter(organisation=world.org_a).count()
+    first = a.get("/meters/")
+    assert first.context["paginator"].count == total_a
+    assert "about" not in first.content.decode().split("</h1>")[0]
+    Meter.objects.bulk_create(
+        Meter(serial=f"CA9{i:03d}", meter_model=world.meter_model, organisation=world.org_a)
+        for i in range(5)
+    )
+    again = a.get("/meters/")
+    assert again.context["paginator"].count == total_a  # counted by the first request
+    heading = again.content.decode().split("</h1>")[0]
+    assert f"about </span>{total_a})" in heading
+    # B's scope is its own count; a filter is its own count, counted now.
+    total_b = Meter.objects.filter(organisation=world.org_b).count()
+    assert b.get("/meters/").context["paginator"].count == total_b != total_a
+    filtered = a.get("/meters/", {"q": "CA"})
+    assert filtered.context["paginator"].count == 65
+    assert "about" not in filtered.content.decode().split("</h1>")[0]
+    # A result that fits on the first page is counted by that page, never cached.
+    few = a.get("/meters/", {"q": "CA9"})
+    assert few.context["paginator"].count == 5 and not few.context["paginator"].counted_at
+    cache.clear()

@@ -625,7 +625,7 @@ class Meter(EndpointOwner):
         ordering = ["serial"]
         indexes = [
             models.Index(fields=["organisation", "status"]),
-            # the map's box queries (migration 0020)
+            # the map's box queries (migration 0023)
             models.Index(fields=["latitude", "longitude"], name="meter_location_idx"),
         ]
 

@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ("meters", "0019_desired_and_actual_configuration"),
+        ("meters", "0022_compacted_store"),
     ]
 
     operations = [

@@ -434,6 +434,8 @@ AMI_PANELS = {
         "loadcontrol.config_views.configuration_panel",
     ),
     "meter-list:bulk": ("loadcontrol.panels.switch_supply", "collection.panels.add_to_read_job"),
+    "grid-tree:overlay": ("reports.panels.grid_losses",),
+    "map:overlay": ("reports.panels.map_losses",),
 }
 
 # Prometheus scrapes /metrics with `Authorization: Bearer <this>` (empty: superusers only).

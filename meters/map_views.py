@@ -25,6 +25,7 @@ from accounts.mixins import ScopedViewMixin
 from .choices import NodeKind
 from .filters import Health, MeterFilter, filter_choices, health_expression
 from .models import DataConcentrator, GridNode, Meter
+from .panels import MAP_OVERLAY, render_panels
 from .rollup_cache import aggregate_memory, cached_rollup
 
 POINT_LIMIT = 1500  # meters sent one by one when no more than this lie in view
@@ -78,6 +79,8 @@ class MeterMapView(ScopedViewMixin, TemplateView):
             "tiles_url": settings.MAP_TILES_URL,
             "health": [(h, Health.LABELS[h]) for h in Health.ORDER],
             **filter_choices(user, filters.node),
+            # other apps' figures per node (the energy balance's loss %), drawn by map.js
+            "overlays": render_panels(MAP_OVERLAY, self.request, {}),
         }
 
 

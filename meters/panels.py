@@ -25,6 +25,8 @@ METER_INSTRUMENTS = "meter-detail:instruments"  # after the register history
 METER_HISTORY = "meter-detail:history"  # after the events
 METER_ACTIONS = "meter-detail:actions"  # at the end of the page
 METER_LIST_BULK = "meter-list:bulk"  # bulk actions above the meter table
+GRID_TREE_OVERLAY = "grid-tree:overlay"  # figures per grid node, drawn on the tree (grid.js)
+MAP_OVERLAY = "map:overlay"  # figures per grid node, drawn on the map (map.js)
 
 
 @dataclass(frozen=True)

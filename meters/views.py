@@ -25,7 +25,7 @@ from accounts.mixins import ScopedViewMixin
 from .choices import MeterStatus, NodeKind, Protocol
 from .filters import Health, MeterFilter, filter_choices, health_expression
 from .models import Customer, GridNode, Meter
-from .panels import METER_LIST_BULK, bulk_action, render_panels
+from .panels import GRID_TREE_OVERLAY, METER_LIST_BULK, bulk_action, render_panels
 from .rollup_cache import aggregate_memory, cached_rollup
 from .rollup_cache import ttl as rollup_ttl
 
@@ -164,6 +164,8 @@ class GridTreeView(ScopedViewMixin, TemplateView):
             "as_of": as_of,
             "rollup_seconds": rollup_ttl(),
             "health_order": [(h, Health.LABELS[h]) for h in Health.ORDER],
+            # other apps' figures per node (the energy balance's loss %), drawn by grid.js
+            "overlays": render_panels(GRID_TREE_OVERLAY, self.request, {}),
         }
 
 

@@ -1,17 +1,22 @@
 """The customer patterns page (`/reports/patterns/`): clusters of load shapes, the typical
-shape per customer class and the customers whose shape changed; CSV/XLSX of every meter."""
+shape per customer class and the customers whose shape changed; CSV/XLSX of every meter.
+And the meters' events as a CIM EndDeviceEvents document (`/reports/events/cim.xml`)."""
 
 from __future__ import annotations
 
 from django.core.paginator import Paginator
+from django.http import HttpResponseBadRequest, StreamingHttpResponse
+from django.views import View
 from django.views.generic import TemplateView
 
 from accounts import audit
 from accounts.mixins import ScopedViewMixin
 from meters.choices import NodeKind
 from meters.models import GridNode, Meter
+from meters.store.query import select_meters
 
 from . import billing, charts, patterns
+from .exporters import cim_events
 from .views import _period_or_error, _queries, _table_export
 
 CSS = ("series-a", "series-b", "series-c", "series-d", "series-e", "series-f")
@@ -60,6 +65,44 @@ def nodes(user):
         .exclude(kind=NodeKind.SERVICE_POINT)
         .order_by("path")
     )
+
+
+class EndDeviceEventsView(ScopedViewMixin, View):
+    """`/reports/events/cim.xml?from=&to=&node=`: the event logs of the meters in scope as
+    an IEC 61968-9 EndDeviceEvents document (default: the last 7 local days), streamed."""
+
+    model = Meter
+
+    def get(self, request, *args, **kwargs):
+        get = request.GET
+        if get.get("month") or get.get("from") or get.get("to"):
+            try:
+                period = billing.Period.parse(get.get("month"), get.get("from"), get.get("to"))
+            except ValueError as exc:
+                return HttpResponseBadRequest(f"Bad period: {exc}", content_type="text/plain")
+        else:
+            period = billing.Period.last_days(7)
+        node = None
+        if node_id := get.get("node"):
+            node = nodes(request.user).filter(pk=int(node_id) if node_id.isdigit() else None)
+            node = node.first()
+            if node is None:
+                return HttpResponseBadRequest("No such grid node in your scope.",
+                                              content_type="text/plain")  # fmt: skip
+        meters = select_meters(Meter.objects.restrict(request.user, "view"), node=node)
+        meters = meters.select_related("service_point", "meter_model").order_by("serial")
+        audit.record(
+            "export",
+            user=request.user,
+            detail=f"end device events cim, {period.first} to {period.last}"
+            + (f", node {node.code}" if node else ""),
+        )
+        response = StreamingHttpResponse(
+            cim_events.stream(meters, period.start, period.end), content_type="application/xml"
+        )
+        filename = f"end-device-events-{period.label}.xml"
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response
 
 
 class PatternReportView(ScopedViewMixin, TemplateView):

@@ -74,5 +74,6 @@ urlpatterns = [
         defs.ScheduleDeleteView.as_view(),
         name="schedule-delete",
     ),
+    path("reports/events/cim.xml", pattern_views.EndDeviceEventsView.as_view(), name="events-cim"),
     path("vending/reports/", views.VendingReportsView.as_view(), name="vending"),
 ]

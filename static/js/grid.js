@@ -4,6 +4,19 @@
   var tree = document.getElementById("grid-tree");
   if (!tree) { return; }
   var ORDER = ["ok", "stale", "unreachable", "alarm", "disconnected"];
+  // Loss % per feeder and transformer (the reports' panel, a JSON block): a badge linking
+  // to the node's energy balance, on the nodes drawn now and on those loaded later.
+  var lossData = document.getElementById("grid-losses"), losses = {};
+  if (lossData) { JSON.parse(lossData.textContent).forEach(function (n) { losses[n.id] = n; }); }
+  function markLosses(root) {
+    root.querySelectorAll("li.grid-node").forEach(function (li) {
+      var n = losses[li.dataset.id], summary = li.querySelector(":scope > details > summary");
+      if (!n || !summary || summary.querySelector(".loss-badge")) { return; }
+      var a = el("a", "loss-badge loss-" + n.level, n.loss_percent === null ? "loss ?" : "loss " + n.loss_percent + " %");
+      a.href = n.url; a.title = "Energy balance of this node";
+      summary.append(" "); summary.appendChild(a);
+    });
+  }
   function el(tag, cls, text) { var e = document.createElement(tag); if (cls) { e.className = cls; } if (text !== undefined) { e.textContent = text; } return e; }
   function nodeItem(n) {
     var li = el("li", "grid-node"); li.dataset.id = n.id; li.dataset.kind = n.kind;
@@ -30,6 +43,7 @@
     li.appendChild(details);
     return li;
   }
+  markLosses(tree);
   tree.addEventListener("toggle", function (event) {
     var details = event.target;
     if (!details.open || details.dataset.lazy !== "1" || details.dataset.loaded) { return; }
@@ -43,6 +57,7 @@
         data.nodes.forEach(function (n) { ul.appendChild(nodeItem(n)); });
         if (!data.nodes.length) { ul.appendChild(el("li", "muted", "nothing below")); }
         if (data.more) { ul.appendChild(el("li", "muted", "… more: use the meter list filtered by this node")); }
+        markLosses(ul);
         details.dataset.loaded = "1";
       })
       .catch(function () { ul.textContent = ""; ul.appendChild(el("li", "error", "could not load")); delete details.dataset.loaded; });

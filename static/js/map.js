@@ -9,6 +9,19 @@
   var FEEDERS = ["#0b6bcb", "#00838f", "#6a1b9a", "#ad1457", "#2e7d32", "#ef6c00"];
   var SEVERITY = ["disconnected", "alarm", "unreachable", "stale", "ok"];
   var map = L.map(box, {preferCanvas: true, worldCopyJump: true}).setView([20, 0], 2);
+  // Loss % per placed feeder and transformer (the reports' panel, a JSON block): a ring in
+  // the level's colour, its tooltip the figure, a click opens the node's energy balance.
+  var LOSS = {ok: "#1a7f37", warn: "#d98c00", bad: "#c62828", unknown: "#555f6b"};
+  var lossData = document.getElementById("map-losses");
+  if (lossData) {
+    var losses = L.layerGroup().addTo(map), rings = L.svg();
+    JSON.parse(lossData.textContent).forEach(function (n) {
+      if (n.lat === null || n.lng === null) { return; }
+      var text = n.code + ": loss " + (n.loss_percent === null ? "unknown (no complete day)" : n.loss_percent + " %");
+      L.circleMarker([n.lat, n.lng], {renderer: rings, radius: 13, color: LOSS[n.level], weight: 4, fill: false, className: "loss-ring loss-" + n.level})
+        .bindTooltip(text).on("click", function () { window.location.href = n.url; }).addTo(losses);
+    });
+  }
   var lines = L.layerGroup().addTo(map);
   var layer = L.layerGroup().addTo(map);
   var renderer = L.canvas({padding: 0.3});

@@ -22,7 +22,7 @@ def client_for(user) -> Client:
 
 def test_every_configured_panel_resolves_into_a_known_slot():
     known = {panels.METER_INSTRUMENTS, panels.METER_HISTORY, panels.METER_ACTIONS}
-    known.add(panels.METER_LIST_BULK)
+    known |= {panels.METER_LIST_BULK, panels.GRID_TREE_OVERLAY, panels.MAP_OVERLAY}
     assert set(settings.AMI_PANELS) <= known
     for slot in settings.AMI_PANELS:
         assert all(isinstance(p, panels.Panel) for p in panels.panels(slot))

@@ -49,6 +49,7 @@ NOT_PAGES = {
     "reports:definition-seed": "POST only",
     "reports:run-status": "JSON for the run page",
     "reports:run-download": "a file download",
+    "reports:events-cim": "an XML file (tests/reports/test_cim_events.py)",
     "logout": "POST only",
     "healthz": "JSON for load balancers",
     "readyz": "JSON for load balancers",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from .middleware import pool_exhausted
+from .middleware import database_unavailable
 
 
 class ClientErrors(logging.Filter):
@@ -13,12 +13,12 @@ class ClientErrors(logging.Filter):
     A 404 is an ordinary wrong URL: not logged (DEBUG shows it). A 403 or other 4xx is one
     line: the traceback of the PermissionDenied that produced it says nothing about a fault.
     Server errors (5xx) pass untouched, with their traceback, except the 503 of an exhausted
-    connection pool, which `busy_response` has logged as one warning line.
+    pool or an unavailable database, which `busy_response` has logged as one warning line.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
         status = getattr(record, "status_code", None)
-        if status == 503 and record.exc_info and pool_exhausted(record.exc_info[1]):
+        if status == 503 and record.exc_info and database_unavailable(record.exc_info[1]):
             # Overload, already one warning line (amisite.middleware.busy_response), wherever
             # it was raised: a view, or a middleware that touched the session or the user.
             return False

@@ -12,13 +12,14 @@ from django.views.defaults import server_error as default_server_error
 from collection.consumers import snapshot
 from meters.models import Customer
 
-from .middleware import busy_response, pool_exhausted
+from .middleware import busy_response, database_unavailable
 from .observability import readiness
 
 
 def server_error(request):
-    """The 500 handler: an exhausted connection pool outside a view is still a 503 (middleware)."""
-    if pool_exhausted(sys.exc_info()[1]):
+    """The 500 handler: an exhausted pool or an unavailable database outside a view (a
+    middleware touching the session or the user) is still a 503 (`amisite.middleware`)."""
+    if database_unavailable(sys.exc_info()[1]):
         return busy_response(request)
     return default_server_error(request)
 

@@ -67,6 +67,8 @@ def record_relay_states(seen: dict[int, tuple[str, datetime]]) -> int:
         .select_for_update()
         .values_list("pk", flat=True)
     )
+    if connection.vendor != "postgresql":
+        return _fold_rows(seen, ids)
     table = CommStatus._meta.db_table
     with connection.cursor() as cursor:
         changed = execute_rows(
@@ -82,4 +84,26 @@ def record_relay_states(seen: dict[int, tuple[str, datetime]]) -> int:
             ["bigint", "text", "timestamptz"],
             fetch=True,
         )
+    return len(changed)
+
+
+def _fold_rows(seen: dict[int, tuple[str, datetime]], ids: list[int]) -> int:
+    """`record_relay_states`'s update row by row, for SQLite (`make run`), whose transaction
+    already holds the database's write lock; the same rules as the PostgreSQL statement."""
+    changed = []
+    for row in CommStatus.objects.filter(meter_id__in=ids):
+        state, at = seen[row.meter_id]
+        if row.relay_state_at is not None and row.relay_state_at >= at:
+            continue
+        if state not in RELAY_OPEN:
+            row.relay_open_since = None  # closed
+        elif row.relay_state in RELAY_OPEN:
+            row.relay_open_since = row.relay_open_since or at  # still open: kept
+        else:
+            row.relay_open_since = at  # opens now
+        row.relay_state, row.relay_state_at = state, at
+        changed.append(row)
+    CommStatus.objects.bulk_update(
+        changed, ["relay_state", "relay_state_at", "relay_open_since"], batch_size=500
+    )
     return len(changed)

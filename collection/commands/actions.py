@@ -227,19 +227,12 @@ def _claim_many(meter_ids, claim: str, *, wait: bool) -> dict[int, list[Step]]:
     ids = sorted(set(meter_ids))
     steps: dict[int, list[Step]] = defaultdict(list)
     with transaction.atomic():
-        with connection.cursor() as cursor:
-            if wait:  # in meter order: two waiting claims never deadlock
-                cursor.execute(
-                    "SELECT pg_advisory_xact_lock(%s, m) FROM unnest(%s::int[]) AS m",
-                    [LOCK_NAMESPACE, ids],
-                )
-                locked = ids
-            else:
-                cursor.execute(
-                    "SELECT m FROM unnest(%s::int[]) AS m WHERE pg_try_advisory_xact_lock(%s, m)",
-                    [ids, LOCK_NAMESPACE],
-                )
-                locked = [row[0] for row in cursor.fetchall()]
+        if connection.vendor != "postgresql":
+            # SQLite (`make run`): every transaction begins IMMEDIATE (amisite/config.py),
+            # holding the database's one write lock: no other claim runs meanwhile.
+            locked = ids
+        else:
+            locked = _lock_meters(ids, wait=wait)
         sent = MeterCommand.objects.filter(meter_id__in=locked, state=CommandState.SENT)
         busy = set(sent.exclude(claim=claim).values_list("meter_id", flat=True))
         free = [m for m in locked if m not in busy]
@@ -265,6 +258,25 @@ def _claim_many(meter_ids, claim: str, *, wait: bool) -> dict[int, list[Step]]:
             state=CommandState.SENT, claim=claim, sent_at=now, attempts=F("attempts") + 1
         )
     return {meter_id: s for meter_id, s in steps.items() if s}
+
+
+def _lock_meters(ids: list[int], *, wait: bool) -> list[int]:
+    """PostgreSQL: take each meter's advisory lock for the transaction; the meters locked.
+
+    `wait`: in meter order, so two waiting claims never deadlock; otherwise a meter locked
+    by another claim is skipped."""
+    with connection.cursor() as cursor:
+        if wait:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s, m) FROM unnest(%s::int[]) AS m",
+                [LOCK_NAMESPACE, ids],
+            )
+            return ids
+        cursor.execute(
+            "SELECT m FROM unnest(%s::int[]) AS m WHERE pg_try_advisory_xact_lock(%s, m)",
+            [ids, LOCK_NAMESPACE],
+        )
+        return [row[0] for row in cursor.fetchall()]
 
 
 def _publish_origins(commands) -> None:

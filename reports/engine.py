@@ -137,7 +137,8 @@ def _billing(principal, spec: Spec) -> Iterator[dict]:
     meters = _meters(principal, spec, billing.meters_for(principal))
     results = billing.determinants(meters, spec.period)
     if spec.grouping_key == "register":
-        yield from billing.rows_of(results)
+        for result in results:
+            yield from result.rows
         return
     for result in results:
         meter = result.meter

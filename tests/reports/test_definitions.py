@@ -123,6 +123,20 @@ def test_every_format_through_the_exporters(fleet, media):
                 if name.endswith(".part")]  # fmt: skip
 
 
+def test_billing_a_row_per_register_as_a_definition(fleet, media, client):
+    """The billing source by register (the demo's built-in one): shown and run, region A's."""
+    definition = define(fleet, source="billing", grouping="register",
+                        columns=["serial", "obis", "consumption"])  # fmt: skip
+    run = run_now(definition, fleet.operator_a)
+    assert run.status == ExportStatus.DONE, run.error
+    rows = csv_rows(run)
+    assert {r["meter"] for r in rows} == {"NA000001", "NA000002"}
+    assert list(rows[0]) == ["meter", "register", "consumption"] and len(rows) > 2
+    client.force_login(fleet.operator_a)
+    shown = client.get(reverse("reports:definition-show", args=[definition.pk]))
+    assert shown.status_code == 200 and "NA000001" in shown.content.decode()
+
+
 def test_customer_patterns_as_a_definition(fleet, media):
     """h16's customer patterns through the engine: region A's customer meters, by serial."""
     definition = define(fleet, source="patterns", grouping="serial",

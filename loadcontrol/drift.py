@@ -34,13 +34,19 @@ KIND_OF_SECTION[config.CLOCK_SYNC] = Kind.SET_CLOCK
 STATE_FILTERS = [("drifting", "Differs or never read"), *STATE_LABELS.items()]
 
 
+def _id(value) -> str:
+    """A database id given as text, or "" (anything else, too large included)."""
+    text = str(value or "")
+    return text if text.isascii() and text.isdigit() and 0 < int(text) < 2**63 else ""
+
+
 def select(user, meters, params) -> tuple[dict, object]:
     """The drift report's filters (`params`: model, grid, section, state, meter), checked
     (an unknown value is dropped, a grid node outside the user's scope matches nothing), and
     `meters` (already in the user's scope) narrowed by model, grid node and serial."""
     chosen = {
-        "model": params.get("model", "") if str(params.get("model", "")).isdigit() else "",
-        "grid": params.get("grid", "") if str(params.get("grid", "")).isdigit() else "",
+        "model": _id(params.get("model")),
+        "grid": _id(params.get("grid")),
         "section": params.get("section", "") if params.get("section") in config.SECTIONS else "",
         "state": params.get("state", "") if params.get("state") in dict(STATE_FILTERS) else "",
         "meter": str(params.get("meter", "")).strip()[:64],

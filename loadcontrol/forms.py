@@ -1,5 +1,6 @@
-"""The schedule form of the load-control pages: meters by grid node or serials, local date,
-time, duration and recurrence (checked by loadcontrol/recurrence.py on preview)."""
+"""The schedule form of the load-control pages: meters by grid node, customer group (tariff
+code) or serials, local date, time, duration and recurrence (checked by
+loadcontrol/recurrence.py on preview)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,12 @@ class ScheduleForm(forms.Form):
     name = forms.CharField(max_length=100)
     node = forms.IntegerField(
         required=False, min_value=1, label="Grid node id", help_text="its whole subtree"
+    )
+    tariff = forms.CharField(
+        required=False,
+        max_length=32,
+        label="Customer group (tariff code)",
+        help_text="or the meters of the customers on this tariff",
     )
     serials = forms.CharField(
         required=False,
@@ -35,8 +42,11 @@ class ScheduleForm(forms.Form):
 
     def clean(self):
         data = super().clean()
-        if bool(data.get("node")) == bool((data.get("serials") or "").strip()):
-            raise forms.ValidationError("Choose the meters one way: a grid node or serials.")
+        ways = [data.get("node"), (data.get("tariff") or "").strip(), (data.get("serials") or "")]
+        if sum(1 for way in ways if str(way or "").strip()) != 1:
+            raise forms.ValidationError(
+                "Choose the meters one way: a grid node, a customer group or serials."
+            )
         return data
 
     def serial_list(self) -> list[str]:

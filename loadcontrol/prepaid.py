@@ -15,7 +15,6 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Min, Sum
 from django.utils import timezone
 
 from collection.commands import actions as commands
@@ -23,9 +22,8 @@ from collection.commands.kinds import EXPECTED_RELAY
 from collection.models import CommandState, MeterCommand
 from meters.choices import RELAY_OPEN
 from meters.models import CommStatus
-from vending.choices import SaleStatus
+from vending import usage
 from vending.models import PrepaidAccount
-from vending.usage import energy_used
 
 
 def origin_of(account: PrepaidAccount) -> str:
@@ -33,14 +31,9 @@ def origin_of(account: PrepaidAccount) -> str:
 
 
 def remaining_kwh(account: PrepaidAccount, now) -> Decimal | None:
-    """kWh bought minus kWh registered since the first sale; None without sales or readings."""
-    sales = account.sales.filter(status=SaleStatus.COMPLETED).aggregate(
-        kwh=Sum("energy_kwh"), first=Min("created_at")
-    )
-    if sales["first"] is None:
-        return None
-    used = energy_used(account.meter, sales["first"], now)
-    return None if used is None else sales["kwh"] - used
+    """kWh bought minus kWh registered since the first sale; None without sales or readings
+    (vending/usage.py, which also estimates how long it lasts)."""
+    return usage.remaining_kwh(account, now)
 
 
 def check_account(account: PrepaidAccount, now=None) -> str | None:

@@ -131,6 +131,63 @@ def create_schedule(schedule: LoadSchedule, *, acting_user) -> LoadSchedule:
     return schedule
 
 
+EDITABLE = (
+    "name",
+    "meter_ids",
+    "target",
+    "starts_on",
+    "at",
+    "duration_minutes",
+    "recurrence",
+    "weekdays",
+    "until",
+    "reason",
+)
+
+
+def update_schedule(schedule: LoadSchedule, edited: LoadSchedule, *, acting_user) -> LoadSchedule:
+    """Change a schedule (not cancelled) to what `edited` (unsaved, `unsaved()`) says,
+    audited with what changed. Its planned slots are dropped and planned again by the next
+    tick; a slot that is on now finishes as it was planned (its meters restored at its end).
+    Above the approval threshold it waits for a second person again. BadCommand /
+    NotAllowed / Conflict."""
+    with transaction.atomic():
+        current = LoadSchedule.objects.select_for_update().get(pk=schedule.pk)
+        if current.state == ScheduleState.CANCELLED:
+            raise Conflict("The schedule is cancelled: make a new one.")
+        if edited.organisation_id != current.organisation_id:
+            raise BadCommand("a schedule stays with its organisation's meters", field="meters")
+        if not edited.meter_ids:
+            raise BadCommand("the selection has no meters", field="meters")
+        _check(acting_user, current.organisation, "disconnect", edited.reason)
+        edited.pk = current.pk
+        preview(edited)  # checks the rule
+        changes = {}
+        for name in EDITABLE:
+            before, after = getattr(current, name), getattr(edited, name)
+            if before != after:
+                changes[name] = [
+                    len(before) if name == "meter_ids" else str(before),
+                    len(after) if name == "meter_ids" else str(after),
+                ]
+                setattr(current, name, after)
+        if not changes:
+            return current
+        pending = current.size > settings.AMI_COMMAND_APPROVAL_THRESHOLD
+        current.state = ScheduleState.PENDING if pending else ScheduleState.ACTIVE
+        current.approved_by = None if pending else current.approved_by
+        current.save()
+        dropped, _ = current.slots.filter(state=SlotState.PLANNED).delete()
+        audit.record(
+            "update_load_schedule",
+            user=acting_user,
+            obj=current,
+            changes={**changes, "state": current.state, "planned_slots_dropped": dropped},
+            detail=current.reason,
+        )
+    return current
+
+
 def approve_schedule(schedule: LoadSchedule, *, acting_user) -> LoadSchedule:
     with transaction.atomic():
         schedule = LoadSchedule.objects.select_for_update().get(pk=schedule.pk)

@@ -1,5 +1,6 @@
-"""Which meters a bulk command (or a schedule) is for: a set of meters, a grid subtree, or the
-meter list's filter result, always within what the user may see.
+"""Which meters a bulk command (or a schedule) is for: a set of meters, a grid subtree, a
+customer group (the customers on one tariff code) or the meter list's filter result, always
+within what the user may see.
 
 Every door (the API, the meter list's "Switch supply", the schedule form) chooses through
 :func:`choose`; an unknown meter, node or filter value is an error, never a silently wider or
@@ -16,7 +17,7 @@ from django.http import QueryDict
 
 from collection.commands.kinds import BadCommand
 from meters.filters import FILTER_KEYS, MeterFilter
-from meters.models import GridNode, Meter
+from meters.models import Customer, GridNode, Meter
 
 MAX_LISTED = 10_000  # meters named one by one in one request
 
@@ -49,14 +50,21 @@ class Selection:
         return self.meters.select_related("organisation").order_by("pk")
 
 
-def choose(user, *, meters=None, node=None, filters=None) -> Selection:
-    """Exactly one of: `meters` (ids), `node` (a grid node id: its whole subtree), `filters`
-    (the meter list's query parameters: q, node, model, protocol, status, read, health,
-    link). BadCommand (field "meters", "node" or "filter") when it does not fit."""
-    given = [name for name, v in (("meters", meters), ("node", node), ("filter", filters)) if v]
+def choose(user, *, meters=None, node=None, filters=None, tariff=None) -> Selection:
+    """Exactly one of: `meters` (ids), `node` (a grid node id: its whole subtree), `tariff`
+    (a customer group: the meters at the service points of the customers on this tariff
+    code, as they are now), `filters` (the meter list's query parameters: q, node, model,
+    protocol, status, read, health, link). BadCommand (field "meters", "node", "tariff" or
+    "filter") when it does not fit."""
+    ways = (("meters", meters), ("node", node), ("tariff", tariff), ("filter", filters))
+    given = [name for name, v in ways if v]
     if len(given) != 1:
-        raise BadCommand("choose the meters one way: meters, node or filter", field="meters")
+        raise BadCommand(
+            "choose the meters one way: meters, node, tariff or filter", field="meters"
+        )
     visible = Meter.objects.restrict(user, "view")
+    if tariff:
+        return _customer_group(user, visible, tariff)
     if meters:
         ids = _ids(meters)
         chosen = visible.filter(pk__in=ids)
@@ -89,6 +97,16 @@ def choose(user, *, meters=None, node=None, filters=None) -> Selection:
     return Selection(
         chosen.queryset(), {"by": "filter", "filter": dict(chosen.cleaned), "label": label}
     )
+
+
+def _customer_group(user, visible, tariff) -> Selection:
+    code = str(tariff).strip()
+    points = Customer.objects.restrict(user, "view").filter(tariff_code=code)
+    if not code or not points.exists():
+        raise BadCommand(f"no customer on tariff {code!r}", field="tariff")
+    chosen = visible.filter(service_point__in=points.values("service_point"))
+    label = f"customers on tariff {code}"
+    return Selection(chosen, {"by": "tariff", "tariff": code, "label": label})
 
 
 def from_meter_list(user, *, filters: str, all_filtered: bool, ids) -> Selection:

@@ -15,6 +15,7 @@ urlpatterns = [
     path("load-schedules/", views.ScheduleListView.as_view(), name="schedule-list"),
     path("load-schedules/new/", views.schedule_new, name="schedule-new"),
     path("load-schedules/<int:pk>/", views.ScheduleDetailView.as_view(), name="schedule-detail"),
+    path("load-schedules/<int:pk>/edit/", views.schedule_edit, name="schedule-edit"),
     path("load-schedules/<int:pk>/decide/", views.schedule_decide, name="schedule-decide"),
     path("configuration/", config_views.drift_report, name="configuration"),
     path(

@@ -311,6 +311,8 @@ def _schedule_of(request, form) -> LoadSchedule:
     data = form.cleaned_data
     if data.get("node"):
         chosen = selection.choose(request.user, node=data["node"])
+    elif (data.get("tariff") or "").strip():
+        chosen = selection.choose(request.user, tariff=data["tariff"])
     else:
         serials = form.serial_list()
         found = dict(
@@ -325,28 +327,70 @@ def _schedule_of(request, form) -> LoadSchedule:
     return schedules.unsaved(chosen, data)
 
 
-@login_required
-def schedule_new(request):
-    """The schedule form; "Preview" shows its slots and overlaps, "Save" (from the preview)
-    saves it."""
+def _initial(schedule: LoadSchedule) -> dict:
+    """The form's fields for an existing schedule: its meters chosen as they were (a grid
+    node, a customer group), else by their serials."""
+    target = schedule.target or {}
+    way = {}
+    if target.get("by") == "node":
+        way = {"node": target.get("node")}
+    elif target.get("by") == "tariff":
+        way = {"tariff": target.get("tariff")}
+    else:
+        serials = Meter.objects.filter(pk__in=schedule.meter_ids).values_list("serial", flat=True)
+        way = {"serials": "\n".join(sorted(serials))}
+    fields = ("name", "starts_on", "at", "duration_minutes", "recurrence", "weekdays", "until")
+    return {**{f: getattr(schedule, f) for f in fields}, "reason": schedule.reason, **way}
+
+
+def _schedule_form(request, existing: LoadSchedule | None = None):
+    """The schedule form, new or editing `existing`: "Preview" shows its slots and overlaps
+    (again, for an edit), "Save" (from the preview) saves it."""
     if not actions.may_command(request.user, "disconnect"):
         raise PermissionDenied("You may not switch supply.")
-    form = ScheduleForm(request.POST or None)
-    context = {"form": form, "time_zone": settings.TIME_ZONE}
+    if request.method == "POST":
+        form = ScheduleForm(request.POST)
+    else:
+        form = ScheduleForm(initial=_initial(existing) if existing else None)
+    context = {"form": form, "time_zone": settings.TIME_ZONE, "existing": existing}
     if request.method == "POST" and form.is_valid():
         try:
             schedule = _schedule_of(request, form)
+            if existing is not None:
+                schedule.pk = existing.pk  # its own slots are not an overlap
             shown = schedules.preview(schedule)
             if request.POST.get("save") == "yes":
-                schedule = schedules.create_schedule(schedule, acting_user=request.user)
-                messages.success(request, f"Schedule “{schedule.name}” saved.")
+                if existing is None:
+                    schedule = schedules.create_schedule(schedule, acting_user=request.user)
+                    messages.success(request, f"Schedule “{schedule.name}” saved.")
+                else:
+                    schedule = schedules.update_schedule(
+                        existing, schedule, acting_user=request.user
+                    )
+                    messages.success(request, f"Schedule “{schedule.name}” changed.")
                 return redirect("loadcontrol:schedule-detail", pk=schedule.pk)
             context.update(preview=shown, schedule=schedule)
         except actions.NotAllowed as exc:
             raise PermissionDenied(str(exc)) from None
-        except BadCommand as exc:
+        except (BadCommand, actions.Conflict) as exc:
             form.add_error(None, str(exc))
     return render(request, "loadcontrol/schedule_form.html", context)
+
+
+@login_required
+def schedule_new(request):
+    """A new schedule."""
+    return _schedule_form(request)
+
+
+@login_required
+def schedule_edit(request, pk: int):
+    """Change a schedule that is not cancelled (its overlaps shown again before saving)."""
+    existing = get_object_or_404(LoadSchedule.objects.restrict(request.user, "change"), pk=pk)
+    if existing.state == ScheduleState.CANCELLED:
+        messages.error(request, "The schedule is cancelled: make a new one.")
+        return redirect("loadcontrol:schedule-detail", pk=pk)
+    return _schedule_form(request, existing)
 
 
 @login_required

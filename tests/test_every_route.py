@@ -72,6 +72,7 @@ MODEL_BY_ROUTE = {
     "loadcontrol:command-meter": Meter,
     "loadcontrol:bulk-decide": "loadcontrol.BulkCommand",
     "loadcontrol:schedule-decide": "loadcontrol.LoadSchedule",
+    "loadcontrol:schedule-edit": "loadcontrol.LoadSchedule",
     "loadcontrol:configuration-meter": Meter,
     "loadcontrol:configuration-model": "meters.MeterModel",
     "api-meter-series": Meter,

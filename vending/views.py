@@ -286,6 +286,8 @@ class AccountDetailView(ScopedViewMixin, DetailView):
                 for s in sales.filter(created_at__gte=since, status=SaleStatus.COMPLETED)
             ),  # fmt: skip
             used_30d=used,
+            estimate=usage.credit_estimate(account, now),
+            rate_days=usage.RATE_DAYS,
             no_readings_message=usage.NO_READINGS_MESSAGE,
             movements=AccountMovement.objects.restrict(user, "view").filter(account=account)[:50],
             orders=ManagementOrder.objects.restrict(user, "view")

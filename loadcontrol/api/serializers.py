@@ -89,6 +89,11 @@ class SelectionSerializer(serializers.Serializer):
         max_length=10_000,
     )
     node = serializers.IntegerField(min_value=1, max_value=2**63 - 1, required=False)
+    tariff = serializers.CharField(
+        max_length=32,
+        required=False,
+        help_text="a customer group: the meters of the customers on this tariff code",
+    )
     filter = serializers.DictField(
         child=serializers.CharField(max_length=100), required=False, allow_empty=False
     )

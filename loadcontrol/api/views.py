@@ -121,6 +121,7 @@ class BulkCommandViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
             self.request.user,
             meters=data.get("meters"),
             node=data.get("node"),
+            tariff=data.get("tariff"),
             filters=data.get("filter"),
         )
 
@@ -225,6 +226,7 @@ def schedule_preview(schedule) -> dict:
 class LoadScheduleViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
 ):
+    http_method_names = ["get", "post", "put", "head", "options"]  # no PATCH: a whole rule
     """Scheduled load control: a meter set, a grid subtree or a filter result off from a local
     date and time for a duration, once, daily or weekly, restored at the end. `preview` shows
     its slots and the schedules it overlaps; `create` refuses an overlap not yet seen (409)."""
@@ -246,6 +248,7 @@ class LoadScheduleViewSet(
             self.request.user,
             meters=data.get("meters"),
             node=data.get("node"),
+            tariff=data.get("tariff"),
             filters=data.get("filter"),
         )
         return schedules.unsaved(chosen, data)
@@ -289,6 +292,39 @@ class LoadScheduleViewSet(
         except BadCommand as exc:
             return Response({exc.field: [str(exc)]}, status=status.HTTP_400_BAD_REQUEST)
         return Response(LoadScheduleSerializer(schedule).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=ScheduleRequestSerializer,
+        responses={200: LoadScheduleSerializer, 409: SchedulePreviewSerializer},
+    )
+    def update(self, request, *args, **kwargs):
+        """Change a schedule (the whole request, as for `create`; 409 once cancelled). Its
+        overlaps are shown again: an overlap not seen (`overlaps_seen`) is 409 with the
+        preview. Planned slots follow the new rule; a slot on now ends as it was planned."""
+        schedule = self.get_object()
+        serializer = ScheduleRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        try:
+            edited = self._unsaved(data)
+            edited.pk = schedule.pk
+            shown = schedule_preview(edited)
+            if shown["overlaps"] and not data["overlaps_seen"]:
+                return Response(
+                    {
+                        "detail": "it overlaps other schedules: see them, then overlaps_seen",
+                        **shown,
+                    },
+                    status=status.HTTP_409_CONFLICT,
+                )
+            schedule = schedules.update_schedule(schedule, edited, acting_user=request.user)
+        except actions.Conflict as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        except actions.NotAllowed as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_403_FORBIDDEN)
+        except BadCommand as exc:
+            return Response({exc.field: [str(exc)]}, status=status.HTTP_400_BAD_REQUEST)
+        return Response(LoadScheduleSerializer(schedule).data)
 
     @extend_schema(responses={200: LoadSlotSerializer(many=True)})
     @action(detail=True, methods=["get"])
@@ -397,6 +433,7 @@ class ConfigurationDriftViewSet(viewsets.GenericViewSet):
                 request.user,
                 meters=data.get("meters"),
                 node=data.get("node"),
+                tariff=data.get("tariff"),
                 filters=data.get("filter"),
             )
         except BadCommand as exc:

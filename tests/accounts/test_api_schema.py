@@ -125,6 +125,10 @@ TESTED_ELSEWHERE |= dict.fromkeys(
 TESTED_ELSEWHERE |= dict.fromkeys(
     ("GET /api/load-schedules/", "POST /api/load-schedules/{id}/approve/"), SCHEDULES_APPROVE
 )
+TESTED_ELSEWHERE["PUT /api/load-schedules/{id}/"] = (
+    "tests/loadcontrol/test_schedule_api.py::test_a_customer_group_schedule_is_changed_with_its"
+    "_overlaps_shown_again"
+)
 ACTUAL_CONFIGURATION = (
     "tests/loadcontrol/test_configuration.py::test_actual_configuration_api_is_scoped_and_read_only"
 )

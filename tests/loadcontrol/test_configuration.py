@@ -373,3 +373,16 @@ def test_drift_api_is_scoped_and_reapply_queues_commands_after_the_count(world):
     # A command pending: the section is no longer drifting, so nothing is queued twice.
     again = engineer.post(url, {"meters": [mine.pk], "count": 1}, format="json")
     assert again.status_code == 202 and again.json()["commands"] == 0
+
+
+def test_drift_filters_ignore_ids_that_are_no_ids(world):
+    from tests.api_matrix import client_for
+
+    configuration.set_desired(world.grid_a.meters[0], "push", PUSH, acting_user=world.engineer_a)
+    for value in ("99999999999999999999999", "١٢", "-1", "x"):
+        for name in ("model", "grid"):
+            answer = client_for(world.engineer_a).get("/api/configuration-drift/", {name: value})
+            assert answer.status_code == 200 and answer.json()["count"] == 1, (name, value)
+            assert (
+                browser(world.engineer_a).get("/configuration/", {name: value}).status_code == 200
+            )

@@ -130,3 +130,50 @@ def test_the_schedule_form_previews_before_saving(world, settings):
     analyst = Client()
     analyst.force_login(world.readonly_a)
     assert analyst.get("/load-schedules/new/").status_code == 403
+
+
+def test_a_customer_group_schedule_is_changed_with_its_overlaps_shown_again(world):
+    for customer, code in zip(world.grid_a.customers, ("RES-1", "COM-1"), strict=True):
+        customer.tariff_code = code
+        customer.save()
+    world.grid_b.customers[0].tariff_code = "RES-1"
+    world.grid_b.customers[0].save()
+    operator = api(world.operator_a)
+    first = operator.post("/api/load-schedules/", _ask(world), format="json")
+    assert first.status_code == 201
+    ask = _ask(world, name="Residential", at="22:30", duration_minutes=60)
+    del ask["node"]
+    group = operator.post("/api/load-schedules/", {**ask, "tariff": "RES-1"}, format="json")
+    assert group.status_code == 201, group.content
+    body = group.json()
+    home = world.grid_a.meters[0]  # the meter at RES-1's service point, not B's
+    assert body["size"] == 1 and body["target"]["label"] == "customers on tariff RES-1"
+    assert LoadSchedule.objects.get(pk=body["id"]).meter_ids == [home.pk]
+    unknown = operator.post("/api/load-schedules/", {**ask, "tariff": "NONE"}, format="json")
+    assert unknown.status_code == 400 and "tariff" in unknown.json()
+    url = f"/api/load-schedules/{body['id']}/"
+    moved = {**ask, "tariff": "RES-1", "at": "19:00"}
+    unseen = operator.put(url, moved, format="json")
+    assert unseen.status_code == 409 and unseen.json()["overlaps"][0]["name"] == "Evening peak"
+    assert LoadSchedule.objects.get(pk=body["id"]).at == time(22, 30)
+    assert api(world.operator_b).put(url, moved, format="json").status_code == 404
+    assert api(world.readonly_a).put(url, moved, format="json").status_code == 403
+    changed = operator.put(url, {**moved, "overlaps_seen": True}, format="json")
+    assert changed.status_code == 200 and changed.json()["at"] == "19:00:00"
+    assert operator.patch(url, {"at": "20:00"}, format="json").status_code == 405
+    browser = Client()
+    browser.force_login(world.operator_a)
+    page = browser.get(f"/load-schedules/{body['id']}/edit/").content.decode()
+    assert 'value="RES-1"' in page and "Change schedule" in page
+    form = {
+        "name": "Residential", "tariff": "RES-1", "starts_on": "2030-10-26", "at": "18:30",
+        "duration_minutes": "30", "recurrence": "daily", "until": "2030-10-28", "reason": "x",
+    }  # fmt: skip
+    shown = browser.post(f"/load-schedules/{body['id']}/edit/", form).content.decode()
+    assert 'id="schedule-overlaps"' in shown and "Evening peak" in shown  # shown again
+    saved = browser.post(f"/load-schedules/{body['id']}/edit/", {**form, "save": "yes"})
+    assert saved.status_code == 302
+    assert LoadSchedule.objects.get(pk=body["id"]).at == time(18, 30)
+    analyst = Client()
+    analyst.force_login(world.readonly_a)
+    assert analyst.get(f"/load-schedules/{body['id']}/edit/").status_code in (403, 404)

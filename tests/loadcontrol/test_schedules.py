@@ -155,3 +155,50 @@ def test_a_large_schedule_waits_for_a_second_person(world, berlin, settings):
     schedules.approve_schedule(schedule, acting_user=world.admin_a)
     schedules.run(_local(2026, 10, 24, 18, 1))
     assert len(_sent("disconnect")) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_change_replans_the_slots_and_a_slot_on_now_ends_as_planned(world, berlin):
+    from accounts.models import ActivityLog
+    from loadcontrol.actions import Conflict
+
+    meters = world.grid_a.meters
+    schedule = _schedule(world, meters, recurrence="daily", until=date(2026, 10, 26))
+    assert schedules.run(_local(2026, 10, 24, 18, 0))["off"] == 1
+    assert LoadSlot.objects.filter(state=SlotState.PLANNED).exists()
+    edited = LoadSchedule(
+        organisation=world.org_a,
+        name="Later",
+        meter_ids=[meters[0].pk],
+        starts_on=date(2026, 10, 24),
+        at=time(19, 0),
+        duration_minutes=60,
+        recurrence="daily",
+        until=date(2026, 10, 26),
+        reason="moved",
+    )
+    with pytest.raises(NotAllowed):
+        schedules.update_schedule(schedule, edited, acting_user=world.readonly_a)
+    schedules.update_schedule(schedule, edited, acting_user=world.operator_a)
+    schedule.refresh_from_db()
+    assert (schedule.name, schedule.at, schedule.meter_ids) == (
+        "Later",
+        time(19, 0),
+        [meters[0].pk],
+    )
+    assert not LoadSlot.objects.filter(state=SlotState.PLANNED).exists()  # the old rule's
+    running = LoadSlot.objects.get(state=SlotState.OFF)
+    assert running.ends_at == _local(2026, 10, 24, 22, 0)  # on now: ends as it was planned
+    log = ActivityLog.objects.get(action="update_load_schedule")
+    assert log.changes["at"] == ["18:00:00", "19:00:00"] and log.changes["meter_ids"] == [2, 1]
+    schedules.run(_local(2026, 10, 24, 18, 30))  # the next tick plans the new rule
+    planned = LoadSlot.objects.filter(state=SlotState.PLANNED)
+    assert planned and {s.starts_at.astimezone(BERLIN).hour for s in planned} == {19}
+    schedules.run(_local(2026, 10, 24, 19, 0))
+    schedules.run(_local(2026, 10, 24, 20, 0))  # the new slot hands its meter over
+    assert _sent("disconnect") == sorted(m.pk for m in meters) and _sent("connect") == []
+    assert schedules.run(_local(2026, 10, 24, 22, 0))["restored"] == 1
+    assert _sent("connect") == sorted(m.pk for m in meters)  # all it switched, restored
+    schedules.cancel_schedule(schedule, acting_user=world.operator_a)
+    with pytest.raises(Conflict):
+        schedules.update_schedule(schedule, edited, acting_user=world.operator_a)

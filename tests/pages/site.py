@@ -176,6 +176,9 @@ def cases(data: PageData) -> dict[str, list[str]]:
             reverse("loadcontrol:schedule-detail", args=[data.schedule.pk])
         ],
         **report_cases(data.reports),
+        "loadcontrol:schedule-edit": [
+            reverse("loadcontrol:schedule-edit", args=[data.schedule.pk])
+        ],
         "portal:payment": [reverse("portal:payment", args=[data.payment.reference])],
         "portal:pay-sandbox": [reverse("portal:pay-sandbox", args=[data.payment.reference])],
         "portal:bill": [

@@ -29,6 +29,7 @@ from .forms import ReportDefinitionForm, ReportScheduleForm
 from .models import (
     DeliveryState,
     ExportStatus,
+    PeriodKind,
     ReportDefinition,
     ReportDelivery,
     ReportRun,
@@ -177,6 +178,7 @@ class DefinitionDetailView(ScopedViewMixin, DetailView):
             .select_related("version", "requested_by", "schedule")[:20],
             "schedules": schedules,
             "formats": RunFormat.choices,
+            "settings_rows": _settings_rows(engine.snapshot(definition)) if source else [],
         }
 
 
@@ -184,8 +186,10 @@ def _settings_rows(snapshot: dict) -> list[tuple[str, str]]:
     """A version's settings as (label, text) lines for a page."""
     source = engine.SOURCES.get(snapshot.get("source"))
     period = snapshot.get("period")
-    if period == "fixed":
+    if period == PeriodKind.FIXED:
         period = f"{snapshot.get('period_from')} to {snapshot.get('period_to')}"
+    elif period in PeriodKind.values:
+        period = PeriodKind(period).label
     grouping = snapshot.get("grouping")
     if source and grouping in source.groupings:
         grouping = source.groupings[grouping].label

@@ -48,9 +48,7 @@ def _ingest(meter, start, days, wh):
     ingest_profiles([(meter, ProfileBlock("1-0:99.1.0*255", channels, rows, 900))])
 
 
-def test_credit_estimate_is_days_left_at_the_recent_use_and_shown_with_the_account(
-    world, settings
-):
+def test_credit_estimate_is_days_left_at_the_recent_use_and_shown_with_the_account(world, settings):
     from django.test import Client
 
     from tests.vending.conftest import make_vending
@@ -85,9 +83,10 @@ def test_credit_estimate_is_days_left_at_the_recent_use_and_shown_with_the_accou
     browser.force_login(vend.clerk_a)
     today = timezone.localdate()
     recent = datetime.combine(today - timedelta(days=2), datetime.min.time(), tzinfo=UTC)
-    assert "no readings of the last 14 days" in browser.get(
-        f"/vending/accounts/{account.pk}/"
-    ).content.decode()
+    assert (
+        "no readings of the last 14 days"
+        in browser.get(f"/vending/accounts/{account.pk}/").content.decode()
+    )
     _ingest(account.meter, recent, days=2, wh=250)
     shown = credit_estimate(account, timezone.now())
     page = browser.get(f"/vending/accounts/{account.pk}/").content.decode()

@@ -144,6 +144,7 @@ def _edit(request, target, states_context: dict, template: str, back: str):
         except NotAllowed as exc:
             raise PermissionDenied(str(exc)) from None
     forms_ = []
+    states = {s.section: s for s in states_context.get("states", [])}
     for section in config.SECTIONS:
         row = own.get(section)
         form = (
@@ -158,6 +159,7 @@ def _edit(request, target, states_context: dict, template: str, back: str):
                 "enforced_by": config.ENFORCED_BY[section],
                 "form": form,
                 "row": row,
+                "state": states.get(section),  # a meter's page: desired against actual
             }
         )
     return render(request, template, {**states_context, "sections": forms_, "may_configure": may})

@@ -10,6 +10,7 @@ queued or out.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
@@ -81,6 +82,50 @@ class SectionState:
     @property
     def state_label(self) -> str:
         return STATE_LABELS.get(self.state, "Not managed")
+
+    @property
+    def settings(self) -> list[SettingRow]:
+        """Desired against actual setting by setting, by the comparison ``in_step`` uses."""
+        return [
+            SettingRow(
+                s.key.replace("_", " ").capitalize(),
+                shown(self.section, s.key, s.desired) if self.desired is not None else "",
+                shown(self.section, s.key, s.actual) if self.actual is not None else "",
+                s.differs,
+                s.compared,
+            )
+            for s in config.compare(self.section, self.desired, self.actual)
+        ]
+
+
+@dataclass
+class SettingRow:
+    """One setting as the pages show it (values as text)."""
+
+    label: str
+    desired: str
+    actual: str
+    differs: bool
+    compared: bool
+
+
+def shown(section: str, key: str, value) -> str:
+    """A setting's value as text for a page: masks in hexadecimal, a calendar as the
+    editor's text, other objects as compact JSON."""
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if section == config.ALARMS and isinstance(value, int):
+        return f"0x{value:08X}"
+    if section == config.TOU and key == "calendar" and isinstance(value, dict):
+        try:
+            return config.tou_text(value)
+        except (KeyError, TypeError):
+            pass
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True, separators=(", ", ": "))
+    return str(value)
 
 
 def desired_of(meters) -> dict[int, dict[str, tuple[dict, str]]]:

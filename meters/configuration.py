@@ -34,6 +34,7 @@ import ipaddress
 import re
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
+from typing import NamedTuple
 
 from . import obis as obis_codes
 
@@ -454,6 +455,81 @@ def clean(section: str, value) -> dict:
     return _CLEAN[section](value)
 
 
+class Setting(NamedTuple):
+    """One setting of a section: what is wanted, what the meter was last read to hold, and
+    whether they differ (``compared`` False: the meter keeps its own, e.g. an address with
+    DHCP or a limiter value left null, so it never differs)."""
+
+    key: str
+    desired: object
+    actual: object
+    differs: bool
+    compared: bool = True
+
+
+_MISSING = object()
+
+
+def compare(section: str, desired: dict | None, actual: dict | None) -> list[Setting]:
+    """``desired`` against ``actual`` setting by setting: the one comparison behind
+    ``in_step``, the drift report and the pages. Nothing read (``actual`` None) or nothing
+    wanted (``desired`` None) differs nowhere: ``in_step`` and the drift states say which."""
+    rows = _compare(section, desired, actual) if desired is not None else []
+    listed = {s.key for s in rows} | ({"active"} if section == TOU and rows else set())
+    # What the meter reports beyond the settings (e.g. the alarms raised now): shown only.
+    rows += [
+        Setting(k, None, v, False, False) for k, v in (actual or {}).items() if k not in listed
+    ]
+    return rows
+
+
+def _compare(section: str, desired: dict, actual: dict | None) -> list[Setting]:
+    have = actual or {}
+    read = actual is not None
+
+    def row(key, want, got, same, compared=True):
+        return Setting(key, want, got, read and compared and not same, compared)
+
+    if section == CLOCK_SYNC:
+        drift = have.get("drift_s")
+        ok = drift is not None and abs(drift) <= desired["max_drift_s"]
+        return [row("max_drift_s", desired["max_drift_s"], drift, ok)]
+    if section == TOU:
+        calendar = {k: v for k, v in desired.items() if k not in ("special_days", "activate_at")}
+        active, passive = have.get("active"), have.get("passive")
+        waiting = passive == calendar and have.get("activate_at") == desired["activate_at"]
+        return [
+            row("calendar", calendar, active, active == calendar or waiting),
+            row("activate_at", desired["activate_at"], have.get("activate_at"), True, False),
+            row(
+                "special_days",
+                desired["special_days"],
+                have.get("special_days"),
+                (have.get("special_days") == desired["special_days"]),
+            ),
+        ]
+    if section == LIMITER:
+        written = limiter_written(desired)
+        return [row(k, v, have.get(k), have.get(k) == v, k in written) for k, v in desired.items()]
+    if section == COMMUNICATION:
+        return [
+            row(k, v, have.get(k), have.get(k) == v, not (desired["use_dhcp"] and k in ADDRESSES))
+            for k, v in desired.items()
+        ]
+    if section == ALARMS:  # the read-back also says which alarms are raised now
+        return [row(k, v, have.get(k), have.get(k) == v) for k, v in desired.items()]
+    keys = list(desired) + [k for k in have if k not in desired]
+    return [
+        row(
+            k,
+            desired.get(k),
+            have.get(k),
+            desired.get(k, _MISSING) == have.get(k, _MISSING),
+        )
+        for k in keys
+    ]
+
+
 def in_step(
     section: str, desired: dict, actual: dict | None, *, now: datetime | None = None
 ) -> bool:
@@ -461,27 +537,7 @@ def in_step(
     ``collection.commands``) is the ``desired`` canonical value. None: never read."""
     if actual is None:
         return False
-    if section == CLOCK_SYNC:
-        drift = actual.get("drift_s")
-        return drift is not None and abs(drift) <= desired["max_drift_s"]
-    if section == TOU:
-        calendar = {k: v for k, v in desired.items() if k not in ("special_days", "activate_at")}
-        if actual.get("special_days") != desired["special_days"]:
-            return False
-        if actual.get("active") == calendar:
-            return True
-        return (
-            actual.get("passive") == calendar
-            and actual.get("activate_at") == desired["activate_at"]
-        )
-    if section == LIMITER:
-        return all(actual.get(key) == value for key, value in limiter_written(desired).items())
-    if section == COMMUNICATION:
-        compared = [k for k in desired if not (desired["use_dhcp"] and k in ADDRESSES)]
-        return all(actual.get(k) == desired[k] for k in compared)
-    if section == ALARMS:  # the read-back also says which alarms are raised now
-        return all(actual.get(k) == desired[k] for k in ("filter_1", "filter_2"))
-    return actual == desired
+    return not any(s.differs for s in compare(section, desired, actual))
 
 
 ADDRESSES = ("ip_address", "subnet_mask", "gateway")

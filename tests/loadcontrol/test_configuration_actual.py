@@ -15,6 +15,8 @@ from loadcontrol import configuration, drift
 from meters import configuration as config
 from meters.models import ActualConfiguration
 from tests.loadcontrol.test_configuration import LIMITER
+from tests.pages.browser import sign_in, watch
+from tests.pages.test_every_page import SHOTS, visit
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -115,3 +117,29 @@ def test_a_section_never_read_says_so_and_marks_nothing(world):
     caption = lxml.html.fromstring(page).xpath('//table[@id="settings-push"]/caption')[0]
     assert "Never read back" in caption.text_content()
     assert "differs-mark" not in page
+
+
+TOPS = """() => [...document.querySelectorAll('#settings-limiter tr.differs td')]
+  .map(td => Math.round(td.getBoundingClientRect().top))"""
+
+
+@pytest.mark.browser
+def test_the_settings_sit_side_by_side_at_1280_and_stack_at_390(world, asgi_server, page):
+    meter = world.grid_a.meters[0]
+    configuration.set_desired(meter, "limiter", LIMITER, acting_user=world.superuser)
+    held = config.clean("limiter", {**LIMITER, "threshold": "4500"})
+    ActualConfiguration.objects.create(
+        meter=meter, section="limiter", value=held, read_at=timezone.now()
+    )
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    seen = watch(page)
+    sign_in(page, asgi_server, world.superuser.username)
+    url = f"/meters/{meter.serial}/configuration/"
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto(asgi_server + url)
+    desired, actual, mark = page.evaluate(TOPS)
+    assert desired == actual == mark  # one row: desired | actual | differs
+    # visit() ends at 390 px and reports sideways scrolling, console errors and CSP.
+    assert visit(page, seen, asgi_server + url, url) == []
+    desired, actual, mark = page.evaluate(TOPS)
+    assert desired < actual < mark  # stacked, one under the other

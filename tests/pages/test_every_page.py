@@ -2,7 +2,7 @@
 
 The fast part runs through Django's test client. The browser part visits each page in real
 Chromium at 1280 and 390 px: no Content-Security-Policy violation or other console error,
-nothing wider than a phone's screen, and a screenshot of each page at both widths in
+nothing wider than the window at either width (a wide table scrolls inside itself), and a screenshot of each page at both widths in
 artifacts/screenshots/ (git-ignored) for people to look at.
 """
 
@@ -125,10 +125,13 @@ def visit(page, seen, address: str, url: str) -> list[str]:
         page.wait_for_function("() => window.amiMap.loads > 0 && window.amiMap.tiles !== 'probing'")
     name = shot_name(url)
     page.screenshot(path=str(SHOTS / f"{name}-1280.png"), full_page=True)
+    found = []
+    widths = page.evaluate(WIDTHS)
+    if widths[0] > widths[1]:  # a wide table scrolls inside itself, at 1280 px too
+        found.append(f"scrolls sideways at 1280 px: {widths[0]} > {widths[1]} ({widths[2]})")
     page.set_viewport_size({"width": 390, "height": 844})
     page.wait_for_function("() => window.innerWidth === 390")
     page.screenshot(path=str(SHOTS / f"{name}-390.png"), full_page=True)
-    found = []
     expected = 404 if url == "/no-such-page/" else 200
     if response.status != expected:
         found.append(f"HTTP {response.status}")

@@ -2,8 +2,9 @@
 
 The demo meters are the simulated fleet's (`manage.py simulate_meters --scenario demo`), so
 they are registered with the simulator's TEST keys and system titles: the push listener then
-knows who sends a ciphered alarm and can check its tag. Reads stay unciphered (security
-"none", the public client), as before.
+knows who sends a ciphered alarm and can check its tag. Reads stay unciphered: the customer
+meters as the low-security client 17 with the simulator's TEST password (so connect and
+disconnect work), the check meters as the public client.
 """
 
 from __future__ import annotations

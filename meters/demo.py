@@ -144,6 +144,9 @@ DEMO_CUMULATIVE_CHANNELS = tuple(c for c in DEMO_CHANNELS if c[3] != ChannelKind
 CUMULATIVE_EVERY = 4
 
 
+# The simulated DLMS meters' TEST password (collection/simulators/dlms/meter.py): the demo's
+# customer meters associate as the low-security client 17, which may switch the relay.
+SIM_PASSWORD = "12345678"
 SIM_FIRST_SERIAL = 90000001
 DEMO_METERS = len(REGIONS) * SUBSTATIONS * FEEDERS * TRANSFORMERS * POINTS  # the DLMS fleet
 
@@ -337,7 +340,11 @@ def _demo_grid(org, letter, lat, lon, models, meter_index) -> int:
                         port=simulator_port(),
                         dlms_server_address=meter_index,
                         timeout_s=10,
-                        dlms_client_address=16,
+                        # The management client with the simulator's TEST password: the
+                        # public client (16) may only read, so the relay buttons would fail.
+                        security="low",
+                        password=SIM_PASSWORD,
+                        dlms_client_address=17,
                         latitude=point.latitude,
                         longitude=point.longitude,
                     )

@@ -12,12 +12,13 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from accounts.models import ActivityLog
+from accounts.models import ActivityLog, User
 from collection.commands import actions as commands
 from collection.commands.kinds import PRIORITY_EMERGENCY, BadCommand
 from collection.models import CommandState, MeterCommand
 from collection.simulators.dlms_fleet import DlmsFleet, Fault, make_meters
-from meters.models import CommStatus
+from meters.demo import load_demo
+from meters.models import CommStatus, Meter
 from tests.collection.test_on_demand import point_meter_at as point_public_meter_at
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -230,3 +231,20 @@ def test_unknown_kinds_and_parameters_are_refused(world):
     with pytest.raises(BadCommand):
         commands.queue_command(meter, "connect", acting_user=world.operator_a, parameters={"x": 1})
     assert not MeterCommand.objects.exists()
+
+
+def test_a_demo_meter_switches_as_the_demo_registers_it(eager_celery):
+    """`make run`'s customer meters: the relay buttons work with the client and password the
+    demo registers (the public client may only read: every command failed, read-write-denied)."""
+    load_demo()
+    meter = Meter.objects.get(serial="90000010")
+    with DlmsFleet(make_meters(1, first_serial=90000010), interface="wrapper").running_in_thread(
+    ) as running:  # fmt: skip
+        address = running.address_of(meter.serial)
+        meter.port, meter.dlms_server_address = address.port, address.server_address
+        meter.save()  # where this test's simulator listens; security, client, password kept
+        operator = User.objects.get(username="north-operator")
+        off = commands.queue_command(meter, "disconnect", acting_user=operator, reason="test")
+        off.refresh_from_db()
+        assert off.state == CommandState.CONFIRMED, off.error
+        assert _relay(meter) == "disconnected"

@@ -2,8 +2,9 @@
 
 The fast part runs through Django's test client. The browser part visits each page in real
 Chromium at 1280 and 390 px: no Content-Security-Policy violation or other console error,
-nothing wider than the window at either width (a wide table scrolls inside itself), and a screenshot of each page at both widths in
-artifacts/screenshots/ (git-ignored) for people to look at.
+nothing wider than the window at either width (a wide table scrolls inside itself), and a
+screenshot of each page at both widths in artifacts/screenshots/ (git-ignored) for people
+to look at.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ Values are checked where they are read: paging in `amisite.pagination`, ordering
 from __future__ import annotations
 
 import re
+import threading
 from functools import lru_cache
 
 from django.http import JsonResponse
@@ -25,9 +26,22 @@ ALWAYS = {"format"}
 PREFIX = "/api/"
 
 
-@lru_cache(maxsize=1)
+# One generation per process at a time: a page opens with several API requests at once, and
+# drf-spectacular's first generation is not thread-safe (its extensions import their target
+# classes lazily; two threads racing there raised AttributeError: a 500 on the first page).
+_generating = threading.Lock()
+
+
 def declared_query_parameters() -> list[tuple[re.Pattern, dict[str, frozenset[str]]]]:
     """(path pattern, {METHOD: declared query parameter names}) for every schema path."""
+    if _declared.cache_info().currsize:
+        return _declared()
+    with _generating:
+        return _declared()
+
+
+@lru_cache(maxsize=1)
+def _declared() -> list[tuple[re.Pattern, dict[str, frozenset[str]]]]:
     schema = SchemaGenerator().get_schema(request=None, public=True)
     routes = []
     for path, item in schema["paths"].items():

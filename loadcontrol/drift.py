@@ -94,8 +94,24 @@ class SectionState:
                 s.differs,
                 s.compared,
             )
-            for s in config.compare(self.section, self.desired, self.actual)
+            for s in config.compare(self.section, _ordered(self.section, self.desired), self.actual)
         ]
+
+    @property
+    def differing(self) -> list[str]:
+        """The labels of the settings that differ (empty unless the section differs)."""
+        return [row.label for row in self.settings if row.differs] if self.state == DIFFERS else []
+
+
+def _ordered(section: str, desired: dict | None) -> dict | None:
+    """`desired` with its settings in their canonical order (the database keeps JSON keys in
+    its own order), for reading; as stored if it no longer passes the checks."""
+    if desired is None:
+        return None
+    try:
+        return {k: desired[k] for k in config.clean(section, desired) if k in desired} | desired
+    except config.ConfigError:
+        return desired
 
 
 @dataclass

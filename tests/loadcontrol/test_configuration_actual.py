@@ -95,6 +95,11 @@ def test_each_setting_shows_desired_actual_and_a_mark_where_they_differ(world):
         drift.IN_STEP,
     )
     assert page.count("differs-mark") == 1
+    assert list(limiter)[:2] == ["Threshold", "Emergency threshold"]  # the canonical order
+    # The meter page's configuration panel names the settings that differ.
+    detail = lxml.html.fromstring(engineer.get(f"/meters/{meter.serial}/").content.decode())
+    (panel,) = detail.xpath('//div[@id="meter-configuration"]')
+    assert "Differs Threshold" in " ".join(panel.text_content().split())
 
     # Once the meter is read to hold the desired threshold, the mark goes.
     ActualConfiguration.objects.filter(meter=meter, section="limiter").update(

@@ -49,8 +49,10 @@ def _populate(world):
     from collection.models import ReadJob
     from meters.alarms.models import AlarmRule
     from meters.models import MeterModel
+    from reports.models import ReportDefinition
     from tests.accounts.test_admin_scoping import _collection_rows, _vending
     from tests.meters.alarms.helpers import alarm_rows
+    from tests.reports.engine_data import both_regions
     from vending.models import Tariff
 
     # Each builder once: a test may already have made some of these rows itself.
@@ -60,6 +62,8 @@ def _populate(world):
         alarm_rows(world)
     if not ReadJob.objects.exists():
         _collection_rows(world)
+    if not ReportDefinition.objects.exists():
+        both_regions(world)
     MeterModel.objects.get_or_create(manufacturer="South", name="SB-own", organisation=world.org_b)
 
 

@@ -205,6 +205,9 @@ async def across_a_failover(servers: Servers, url: str) -> dict:
     redis2 = client(PORTS["redis2"])
     # The group membership is on the replica before the master dies.
     wait(lag_is_zero, 10, "the replica caught up")
+    # Sentinel learns of replicas from the master's INFO, polled every 10 s: a master killed
+    # before that leaves it nothing to promote (-failover-abort-no-good-slave).
+    wait(sentinel_knows_the_replica, 30, "Sentinel knows the replica")
 
     killed = time.monotonic()
     servers.kill("redis1")
@@ -219,6 +222,14 @@ async def across_a_failover(servers: Servers, url: str) -> dict:
         "task": task,
         "channels": time.monotonic() - killed,
     }
+
+
+def sentinel_knows_the_replica() -> bool:
+    replicas = client(PORTS["sentinel"]).sentinel_slaves("ami")
+    return any(
+        r["port"] == PORTS["redis2"] and r["is_slave"] and not r["is_disconnected"]
+        for r in replicas
+    )
 
 
 def lag_is_zero() -> bool:

@@ -11,6 +11,7 @@ import contextlib
 import json
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -84,6 +85,14 @@ def build_parser() -> argparse.ArgumentParser:
         "meters past --count are left out)",
     )
     p.add_argument("--idle-timeout", type=float, default=120.0)
+    p.add_argument(
+        "--counters-from-clock",
+        action="store_true",
+        help="dlms: each meter's invocation counter starts at the Unix time, as a real meter's "
+        "survives a restart: a head-end that remembers the last counter of each meter (the "
+        "push replay guard) accepts a restarted simulator's pushes (fewer than one message a "
+        "second per meter keeps every start above the last)",
+    )
     p.add_argument(
         "--cumulative-every",
         type=int,
@@ -285,6 +294,7 @@ async def run(args: argparse.Namespace, stop: asyncio.Event | None = None) -> No
         per_meter_ports=args.per_meter_ports,
         idle_timeout=args.idle_timeout,
         push_to=args.push_to,
+        counter_base=int(time.time()) if args.counters_from_clock else 0,
     )
     for spec in args.concentrator:
         try:

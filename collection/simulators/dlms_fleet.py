@@ -222,6 +222,7 @@ class DlmsFleet:
         now: Callable[[], datetime] | None = None,
         idle_timeout: float = 120.0,
         push_to: str | None = None,
+        counter_base: int = 0,
     ) -> None:
         if interface not in ("wrapper", "hdlc"):
             raise ValueError("interface must be 'wrapper' or 'hdlc'")
@@ -236,6 +237,8 @@ class DlmsFleet:
         self.port = port
         self.interface = interface
         self.per_meter_ports = per_meter_ports
+        # Each meter's first invocation counter is counter_base + 1 (cli --counters-from-clock).
+        self.counter_base = counter_base
         self.now = now or (lambda: datetime.now(UTC))
         self.idle_timeout = idle_timeout
         self.push_to = push_to
@@ -349,7 +352,7 @@ class DlmsFleet:
         if st is None:
             script = self.meters[i].script
             relay = 1 if script is None or script.relay_connected else 0
-            st = self.states[i] = MeterState(control_state=relay)
+            st = self.states[i] = MeterState(control_state=relay, server_ic=self.counter_base)
         return st
 
     # --- push ------------------------------------------------------------------------------

@@ -74,7 +74,7 @@ def registry(world):
 class Harness:
     """A PushServer and a DlmsFleet on one event loop in a background thread."""
 
-    def __init__(self, meters, now=lambda: NOW, **server_options) -> None:
+    def __init__(self, meters, now=lambda: NOW, counter_base=0, **server_options) -> None:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
@@ -85,7 +85,9 @@ class Harness:
         self.server = PushServer(directory, self.sink, **options)
         self.run(directory.preload())  # as listen_push does at start
         self.host, self.port = self.run(self.server.start("127.0.0.1", 0))
-        self.fleet = DlmsFleet(meters, now=now, push_to=f"{self.host}:{self.port}")
+        self.fleet = DlmsFleet(
+            meters, now=now, push_to=f"{self.host}:{self.port}", counter_base=counter_base
+        )
         self.run(self.fleet.start())
 
     def run(self, coro, timeout=20):
@@ -259,6 +261,25 @@ def test_replay_floor_survives_a_listener_restart(transactional_db, registry, ea
         assert not EventRecord.objects.exists()
     finally:
         harness.close()
+
+
+def test_a_restarted_simulator_counting_from_the_clock_is_not_taken_for_a_replay(
+    transactional_db, registry, eager_celery
+):
+    """`make run` again on the same database: the simulator starts anew while the replay guard
+    remembers each meter's last counter. Counting from 1 again, its pushes are replays (as a
+    real meter's would be had it lost its counter); counting from the clock
+    (`simulate_meters --counters-from-clock`, the Procfile's), they are accepted."""
+    started = int(time.time())
+    for counter_base, accepted in ((started, 1), (0, 0), (started + 60, 1)):
+        harness = Harness(SIM, counter_base=counter_base)
+        try:
+            harness.push(SIM[0].serial, alarm=1 << counter_base % 7)
+            harness.settle(1)
+            assert harness.server.stats["accepted"] == accepted, counter_base
+        finally:
+            harness.close()
+    assert PushCounter.objects.get(meter=registry[0]).last_ic == started + 61
 
 
 def test_garbage_and_oversized_frames_close_the_connection_only(listener, registry):

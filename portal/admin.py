@@ -3,6 +3,8 @@
 * Planned outages are entered here by the utility's staff (on their own grid).
 * Payments are shown, never edited: only the provider's confirmation settles one
   (`portal.payments.settle`), so the admin is read-only.
+* Stored bills and planned-outage notices are shown, never edited: a bill is issued once
+  (`portal.bills`) and a notice records who was told of planned work and how it went.
 * A customer's outage preferences may be changed by staff on the customer's behalf (a
   call to the help desk); the customer picker offers only customers in scope.
 """
@@ -11,7 +13,7 @@ from django.contrib import admin
 
 from accounts.admin_base import ReadOnlyScopedAdmin, ScopedModelAdmin
 
-from .models import OutagePreference, Payment, PlannedOutage
+from .models import Bill, OutagePreference, Payment, PlannedOutage, PlannedOutageNotice
 
 
 @admin.register(PlannedOutage)
@@ -38,3 +40,22 @@ class OutagePreferenceAdmin(ScopedModelAdmin):
     search_fields = ("customer__account_number", "customer__name")
     raw_id_fields = ("customer",)
     list_select_related = ("customer",)
+
+
+@admin.register(Bill)
+class BillAdmin(ReadOnlyScopedAdmin):
+    list_display = ("month", "account_number", "customer", "total", "currency", "estimated",
+                    "held", "issued_at")  # fmt: skip
+    list_filter = ("estimated", "held", "month")
+    search_fields = ("account_number", "customer__name")
+    date_hierarchy = "month"
+    list_select_related = ("customer",)
+
+
+@admin.register(PlannedOutageNotice)
+class PlannedOutageNoticeAdmin(ReadOnlyScopedAdmin):
+    list_display = ("planned_outage", "customer", "channel", "state", "attempts", "sent_at",
+                    "last_error")  # fmt: skip
+    list_filter = ("state", "channel")
+    search_fields = ("customer__account_number", "customer__name", "recipient")
+    list_select_related = ("customer", "planned_outage")

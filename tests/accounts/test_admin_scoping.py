@@ -251,8 +251,49 @@ def _outage_preferences(w):
     )
 
 
+# Stored bills and planned-outage notices (read-only in the admin), one per region.
+from portal.models import Bill, PlannedOutageNotice  # noqa: E402
+
+
+def _bills(w):
+    from datetime import date
+
+    from django.utils import timezone
+
+    return tuple(
+        Bill.objects.create(
+            organisation_id=grid.customers[0].organisation_id,
+            customer=grid.customers[0],
+            month=date(2026, 5, 1),
+            issued_at=timezone.now(),
+            account_number=grid.customers[0].account_number,
+            total=12,
+            content={"lines": []},
+        )  # fmt: skip
+        for grid in (w.grid_a, w.grid_b)
+    )
+
+
+def _planned_outage_notices(w):
+    from django.utils import timezone
+
+    return tuple(
+        PlannedOutageNotice.objects.create(
+            planned_outage=outage,
+            customer=grid.customers[0],
+            channel="email",
+            recipient=f"{grid.feeder.code.lower()}@example.test",
+            body=f"Planned work on {grid.feeder.code}",
+            created_at=timezone.now(),
+        )  # fmt: skip
+        for outage, grid in zip(_planned_outages(w), (w.grid_a, w.grid_b), strict=True)
+    )
+
+
 OBJECTS[Payment] = _payments
 OBJECTS[OutagePreference] = _outage_preferences
+OBJECTS[Bill] = _bills
+OBJECTS[PlannedOutageNotice] = _planned_outage_notices
 
 
 # Shared lines (meters.CommLine): each region's concentrator as a line, down, with its one

@@ -46,8 +46,12 @@ class Command(BaseCommand):
                     first, ["clock", "instantaneous", "relay"], acting_user=operator
                 )
         self.stdout.write("[ami] demo logins (user / password):")
-        for login in DEMO_LOGINS:
-            self.stdout.write(f"[ami]   {login.username:16} {login.password:18} {login.what}")
+        users = max(len(login.username) for login in DEMO_LOGINS)
+        passwords = max(len(login.password) for login in DEMO_LOGINS)
+        for login in DEMO_LOGINS:  # columns as wide as the longest name and password
+            self.stdout.write(
+                f"[ami]   {login.username:{users}}  {login.password:{passwords}}  {login.what}"
+            )
         self.stdout.write(
             "[ami] staff and administrators (admin, north-admin, north-engineer) then enter a "
             f"code: TEST authenticator key {DEMO_TOTP_BASE32}; current code: "

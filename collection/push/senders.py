@@ -16,6 +16,11 @@ from ..protocols.push import LOGICAL_DEVICE, SYSTEM_TITLE
 
 MISSING = object()  # not in the cache: ask the directory asynchronously
 
+# Counters accepted below a sender's highest: a push delayed behind a later one (a balancer
+# retrying its connection on another listener) is still taken, once.
+REPLAY_WINDOW = 64
+_ALL_SEEN = (1 << REPLAY_WINDOW) - 1
+
 
 def key_fingerprint(block_key: bytes, system_title: bytes) -> str:
     """Names a nonce space (block key, sender system title) without revealing the key."""
@@ -53,7 +58,7 @@ class Directory:
     """Sender lookup with a synchronous cache probe, plus the per-meter replay guard."""
 
     def __init__(self) -> None:
-        self._last_ic: dict[tuple[int, str], int] = {}
+        self._last_ic: dict[tuple[int, str], tuple[int, int]] = {}
 
     def cached(self, kind: str, ident: bytes):
         """The sender, None (known to be unknown) or MISSING (ask :meth:`lookup`)."""
@@ -66,17 +71,28 @@ class Directory:
         """Forget a cached sender (its keys failed: they may have changed in the registry)."""
 
     def accept_counter(self, sender: Sender, ic: int) -> bool:
-        """True (and remembered) when ``ic`` is above every counter accepted from this sender.
+        """True (and remembered) when ``ic`` was never accepted from this sender and is within
+        :data:`REPLAY_WINDOW` of the highest accepted (a sliding window, as IPsec's and
+        DTLS's anti-replay windows: each counter at most once, in any order inside the
+        window; older ones and every counter at or below the durable floor are refused).
 
         Call only after the tag verified, or a forger could push the counter up.
         """
         key = (sender.meter_id, sender.key_id)
-        last = self._last_ic.get(key)
-        if last is None or last < sender.floor_ic:
-            last = sender.floor_ic
-        if ic <= last:
+        state = self._last_ic.get(key)
+        if state is None or state[0] < sender.floor_ic:
+            # Only the durable floor is known (a restart): everything at or below it is used.
+            state = (sender.floor_ic, _ALL_SEEN)
+        top, seen = state  # bit n of seen: counter top - n was accepted
+        if ic > top:
+            shift = ic - top
+            seen = ((seen << shift) | 1) & _ALL_SEEN if shift < REPLAY_WINDOW else 1
+            self._last_ic[key] = (ic, seen)
+            return True
+        offset = top - ic
+        if offset >= REPLAY_WINDOW or (seen >> offset) & 1:
             return False
-        self._last_ic[key] = ic
+        self._last_ic[key] = (top, seen | (1 << offset))
         return True
 
 

@@ -9,7 +9,9 @@ are split into frames by a bounded decoder, parsed and checked synchronously whe
 sender is in the directory's cache; a cache miss queues the connection's frames (in order)
 behind one lookup task. Accepted events go to a *sink* (Celery in production, a counter in
 the benchmark); rejected messages are counted, logged without key material and handed to
-the rejection log (rate-limited per reason and peer).
+the rejection log (rate-limited per reason and peer). With a confirming sink (Celery) a
+connection reads no further while one of its pushes is being handed off, and is closed only
+once everything it carried is handed off; :meth:`PushServer.shutdown` drains before it stops.
 
 A housekeeping task closes idle connections (``idle_timeout``) and connections holding an
 incomplete frame too long (``frame_timeout``), and flushes the rejection log.
@@ -19,9 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import queue
 import resource
+import socket
+import struct
 import threading
 import time
 from collections import Counter, deque
@@ -48,6 +53,10 @@ log = logging.getLogger("collection.push")
 
 MAX_QUEUED_PER_CONNECTION = 64  # frames waiting for a sender lookup before reading pauses
 LOOKUP_RETRIES = (0.1, 0.5)  # seconds before the 2nd and 3rd attempt of a failed lookup
+# Seconds between attempts to hand a push to the broker (about 50 s in all): a broker restart
+# or failover costs no push. Meanwhile the health check says "failing", so the balancer sends
+# meters to another listener, and what this one holds waits in memory.
+HANDOFF_RETRIES = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 15.0)
 
 
 def utcnow() -> datetime:
@@ -90,48 +99,89 @@ class CelerySink:
     """``collection.handle_push``, queued by name (``collection.enqueue``) from one thread.
 
     Publishing to the broker is blocking I/O, so it never runs on the event loop: the loop
-    puts work on a bounded queue (full queue = the message is rejected as "overload").
+    puts work on a bounded queue (full queue = the message is rejected as "overload") with a
+    ``done(ok)`` callback, called from the sink's thread once the push is in the broker (or
+    could not be put there after ``retries``). The listener reads no further from a
+    connection until its pushes are handed off, and closes it only then (``confirms``).
     """
 
-    def __init__(self, max_pending: int = 100_000) -> None:
+    confirms = True
+
+    def __init__(self, max_pending: int = 100_000, retries=HANDOFF_RETRIES) -> None:
         self._queue: queue.Queue = queue.Queue(max_pending)
+        self.retries = tuple(retries)
         self.sent = 0
         self.failed = 0
+        self.failing = False  # the last attempt failed (no success since): not healthy
         self._thread = threading.Thread(target=self._run, name="push-celery-sink", daemon=True)
         self._thread.start()
 
-    def __call__(self, sender: Sender, events: list[MeterEvent], ic: int | None) -> bool:
+    def __call__(
+        self,
+        sender: Sender,
+        events: list[MeterEvent],
+        ic: int | None,
+        done: Callable[[bool], None] | None = None,
+    ) -> bool:
         counter = {"ic": ic, "key_id": sender.key_id} if ic is not None else None
         try:
-            item = (sender.meter_id, [event_to_json(e) for e in events], counter, time.time())
+            item = (sender.meter_id, [event_to_json(e) for e in events], counter, time.time(), done)
             self._queue.put_nowait(item)
         except queue.Full:
             return False
         return True
+
+    @property
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+    def _publish(self, meter_id, events, counter, received) -> bool:
+        for delay in (*self.retries, None):
+            try:
+                enqueue.handle_push(meter_id, events, counter=counter, received=received)
+                self.failing = False
+                return True
+            except Exception:
+                self.failing = True
+                if delay is None:
+                    log.exception("push of meter %s could not be handed to Celery", meter_id)
+                    return False
+                log.warning("hand-off of a push failed, retrying in %.1f s", delay)
+                time.sleep(delay)
+        return False  # pragma: no cover - the loop returns
 
     def _run(self) -> None:
         while True:
             item = self._queue.get()
             if item is None:
                 _close_thread_connections()
+                self._queue.task_done()
                 return
-            meter_id, events, counter, received = item
+            meter_id, events, counter, received, done = item
+            ok = False
             try:
-                enqueue.handle_push(meter_id, events, counter=counter, received=received)
-                self.sent += 1
-            except Exception:
-                self.failed += 1
-                log.exception("push of meter %s could not be handed to Celery", meter_id)
+                ok = self._publish(meter_id, events, counter, received)
             finally:
+                self.sent += ok
+                self.failed += not ok
+                if done is not None:
+                    with contextlib.suppress(Exception):  # the loop may be gone (shutdown)
+                        done(ok)
                 self._queue.task_done()
 
     def join(self) -> None:
         """Wait until everything queued has been handed over (tests)."""
         self._queue.join()
 
-    def close(self) -> None:
+    def close(self, timeout: float | None = None) -> bool:
+        """Hand over everything queued, then stop the thread; False when ``timeout`` (s)
+        passed first (what is left is logged: it is lost with the process)."""
         self._queue.put(None)
-        self._thread.join(10)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.error("push listener stopping with %d pushes not handed off", self.pending - 1)
+            return False
+        return True
 
 
 def _close_thread_connections() -> None:
@@ -140,6 +190,64 @@ def _close_thread_connections() -> None:
         from django.db import connections
 
         connections.close_all()
+
+
+# ------------------------------------------------------------------ health
+
+
+class HealthServer:
+    """A side port for the balancer's health check (HAProxy ``option httpchk``): any HTTP
+    request gets ``200`` when every check says "ok", else ``503``; the body (JSON) names
+    each check's answer and the listener's counters.
+
+    ``check`` is a coroutine function returning ``{name: "ok" | why not}``; its answer is
+    kept ``cache_seconds`` so a balancer (or several) asking often costs one check.
+    """
+
+    def __init__(self, check, stats: Callable[[], dict] = dict, cache_seconds: float = 0.5):
+        self.check = check
+        self.stats = stats
+        self.cache_seconds = cache_seconds
+        self._answer: tuple[float, dict] | None = None
+        self._server: asyncio.Server | None = None
+
+    async def start(self, host: str, port: int) -> tuple[str, int]:
+        self._server = await asyncio.start_server(self._serve, host, port, reuse_address=True)
+        return self._server.sockets[0].getsockname()[:2]
+
+    async def answer(self) -> dict:
+        now = time.monotonic()
+        if self._answer is None or self._answer[0] < now:
+            checks = await self.check()
+            self._answer = (now + self.cache_seconds, checks)
+        return self._answer[1]
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            checks = await self.answer()
+            healthy = all(v == "ok" for v in checks.values())
+            body = json.dumps(
+                {"status": "ok" if healthy else "unhealthy", "checks": checks}
+                | {"stats": self.stats()}
+            ).encode()
+            status = "200 OK" if healthy else "503 Service Unavailable"
+            writer.write(
+                f"HTTP/1.0 {status}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+                + body
+            )
+            await asyncio.wait_for(writer.drain(), 5)
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            pass
+        finally:
+            writer.close()
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await self._server.wait_closed()
 
 
 # ------------------------------------------------------------------ rejection log
@@ -233,9 +341,19 @@ class _Pending:
 
 
 class PushConnection(asyncio.Protocol):
-    """One meter's TCP connection."""
+    """One meter's TCP connection.
 
-    __slots__ = ("server", "transport", "peer", "decoder", "last", "partial_since", "queue")
+    While a push of this connection is being handed off (``handing``) or waits for a sender
+    lookup (``queue``), reading is paused: what the listener holds in memory is at most one
+    read's frames per connection; the rest waits in the socket. The listener closes the
+    connection only when nothing of it is left to hand off (``settle``), also after the
+    meter's end of stream.
+    """
+
+    __slots__ = (
+        "server", "transport", "peer", "decoder", "last", "partial_since", "queue", "handing",
+        "eof",
+    )  # fmt: skip
 
     def __init__(self, server: PushServer) -> None:
         self.server = server
@@ -245,6 +363,12 @@ class PushConnection(asyncio.Protocol):
         self.last = time.monotonic()
         self.partial_since: float | None = None
         self.queue: deque[_Pending] = deque()
+        self.handing = 0
+        self.eof = False
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.handing or self.queue)
 
     def connection_made(self, transport) -> None:
         self.transport = transport
@@ -255,6 +379,11 @@ class PushConnection(asyncio.Protocol):
     def connection_lost(self, exc) -> None:
         self.server.conns.discard(self)
 
+    def eof_received(self):
+        self.eof = True
+        # True keeps the transport open: it is closed once its pushes are handed off.
+        return True if self.busy else None
+
     def data_received(self, data: bytes) -> None:
         now = self.last = time.monotonic()
         server = self.server
@@ -263,7 +392,11 @@ class PushConnection(asyncio.Protocol):
         except PushError as exc:
             server.reject(self, exc.reason, str(exc))
             server.stats["closed_" + exc.reason] += 1
-            self.transport.close()
+            if self.busy:  # what came before the bad bytes is still being handed off
+                self.eof = True
+                self.pause()
+            else:
+                self.transport.close()
             return
         if self.decoder.pending:
             if self.partial_since is None:
@@ -276,6 +409,21 @@ class PushConnection(asyncio.Protocol):
                 server.reject(self, exc.reason, str(exc))
         for frame in frames:
             server.on_frame(self, frame)
+
+    def pause(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            with contextlib.suppress(RuntimeError):
+                self.transport.pause_reading()
+
+    def settle(self) -> None:
+        """Nothing left to hand off: close after the meter's end, else read on."""
+        if self.busy or self.transport is None or self.transport.is_closing():
+            return
+        if self.eof:
+            self.transport.close()
+        else:
+            with contextlib.suppress(RuntimeError):
+                self.transport.resume_reading()
 
     def close(self) -> None:
         if self.transport is not None:
@@ -320,6 +468,8 @@ class PushServer:
         self._server: asyncio.Server | None = None
         self._housekeeping: asyncio.Task | None = None
         self._lookups: set[asyncio.Task] = set()
+        self.draining = False  # stopping: the health check says so, then no new connections
+        self.handing = 0  # pushes given to the sink and not yet confirmed handed off
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -340,6 +490,32 @@ class PushServer:
     async def serve_forever(self) -> None:
         assert self._server is not None
         await self._server.serve_forever()
+
+    async def shutdown(self, grace: float = 3.0, timeout: float = 30.0) -> None:
+        """Stop without losing what meters sent (SIGTERM): say "draining" to the balancer's
+        health check for ``grace`` seconds (it stops sending new meters here), stop
+        accepting, read on while meters finish (closing connections idle for a moment once
+        their pushes are handed off), then :meth:`close`. ``timeout`` bounds the draining."""
+        self.draining = True
+        await asyncio.sleep(grace)
+        if self._server is not None:
+            self._server.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            quiet_since = time.monotonic() - 0.5
+            for c in list(self.conns):
+                if not c.busy and not c.decoder.pending and c.last < quiet_since:
+                    self.conns.discard(c)
+                    c.close()
+            if not self.conns and not self.handing and not self._lookups:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            log.warning(
+                "push listener stopping with %d connections, %d hand-offs still open",
+                len(self.conns), self.handing,
+            )  # fmt: skip
+        await self.close()
 
     async def close(self) -> None:
         if self._server is not None:
@@ -378,6 +554,8 @@ class PushServer:
             idle_before = now - self.idle_timeout
             partial_before = now - self.frame_timeout
             for c in list(self.conns):
+                if c.busy:
+                    continue
                 if c.last < idle_before:
                     self.stats["closed_idle"] += 1
                     self.conns.discard(c)
@@ -430,9 +608,7 @@ class PushServer:
                 continue
             conn.queue.popleft()
             self._accept(conn, item, sender)
-        if conn.transport is not None and not conn.transport.is_closing():
-            with contextlib.suppress(RuntimeError):
-                conn.transport.resume_reading()
+        conn.settle()
 
     async def _lookup(self, item: _Pending) -> Sender | None:
         for delay in LOOKUP_RETRIES:  # a database hiccup should not cost an alarm
@@ -483,10 +659,49 @@ class PushServer:
         if not events:
             self.stats["accepted_without_events"] += 1
             return
-        if not self.sink(sender, events, ic):
-            self.reject(conn, "overload", "hand-off queue full", item=item, sender=sender)
+        self._hand_off(conn, item, sender, events, ic)
+
+    def _hand_off(self, conn, item: _Pending, sender: Sender, events, ic: int | None) -> None:
+        """Give the events to the sink; with a confirming sink, the connection reads no more
+        until they are handed off (and is closed, at the meter's end, only then)."""
+        if not getattr(self.sink, "confirms", False):
+            if not self.sink(sender, events, ic):
+                self.reject(conn, "overload", "hand-off queue full", item=item, sender=sender)
+                return
+            self.stats["events"] += len(events)
+            self.stats["handed_off"] += 1
             return
-        self.stats["events"] += len(events)
+        loop = asyncio.get_running_loop()
+
+        def done(ok: bool) -> None:  # in the sink's thread
+            loop.call_soon_threadsafe(self._handed, conn, item, sender, len(events), ok)
+
+        conn.handing += 1
+        self.handing += 1
+        conn.pause()
+        if not self.sink(sender, events, ic, done=done):
+            conn.handing -= 1
+            self.handing -= 1
+            self.reject(conn, "overload", "hand-off queue full", item=item, sender=sender)
+            conn.settle()
+
+    def _handed(self, conn, item: _Pending, sender: Sender, events: int, ok: bool) -> None:
+        conn.handing -= 1
+        self.handing -= 1
+        if ok:
+            self.stats["events"] += events
+            self.stats["handed_off"] += 1
+            conn.settle()
+            return
+        self.reject(conn, "unavailable", "push could not be handed off", item=item, sender=sender)
+        # Reset, not a clean close: a meter that waits for the end of its connection (and
+        # does not sit behind a balancer that hides resets) knows to send again.
+        if conn.transport is not None and not conn.transport.is_closing():
+            sock = conn.transport.get_extra_info("socket")
+            if sock is not None:  # linger 0: the close is a reset
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.transport.abort()
 
     def reject(
         self,
@@ -524,6 +739,7 @@ class PushServer:
 __all__ = [
     "CelerySink",
     "CounterSink",
+    "HealthServer",
     "MalformedPush",
     "PushConnection",
     "PushServer",

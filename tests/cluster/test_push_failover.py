@@ -5,12 +5,16 @@ Eight simulated meters push ciphered DLMS DataNotifications the way a meter's pu
 does: connect, send, hang up; a push whose connection fails is tried again (same event,
 next invocation counter) a little later. Both listeners are real `manage.py listen_push`
 processes storing into the test database (Celery eager in their process). Listener 1 is
-killed with SIGKILL while the meters push. A DLMS push is not confirmed: the meter's only
-"acknowledgement" is a connection that took the frame and closed without error. So only
-what the killed listener held at that instant may be lost (pushes it had taken but not yet
-handed on); every push sent after the kill is stored (HAProxy hands a connection that found
-the dead listener to the live one), nothing is stored that was not sent or stored twice,
-and the survivor's replay guard refuses nothing.
+killed with SIGKILL while the meters push. A DLMS push is not confirmed, and HAProxy closes
+the meter's side cleanly whatever the listener did, so the meter cannot learn that a push
+was lost. A listener reads no further from a connection until its push is handed off, so
+only what the killed listener held at that instant may be lost: one read's pushes per
+connection open then (read and not yet handed off, or still in its socket). Every push
+sent after the kill is stored (HAProxy hands a connection that found the dead listener to
+the live one), nothing is stored that was not sent or stored twice, and the survivor's
+replay guard refuses nothing although pushes come 0.3 s apart, closer than HAProxy's
+one-second pause before it retries a connection elsewhere (a push it held is overtaken by
+the meter's next one: the replay window takes it, once).
 """
 
 from __future__ import annotations
@@ -43,25 +47,56 @@ METERS = make_meters(8, first_serial=93100001)
 BASE = datetime(2026, 6, 1, tzinfo=UTC)
 WARM_UP = BASE - timedelta(days=1)
 EVENT_CODE = 7
-# Seconds between one meter's pushes. Above HAProxy's one-second turn-around before it
-# retries a connection that found the dead listener: closer pushes can overtake the held one,
-# and the replay guard then drops the older (see docs/operations.md, "Several push listeners").
-PUSH_EVERY = 1.5
+# Seconds between one meter's pushes: below HAProxy's one-second turn-around before it
+# retries a connection that found the dead listener, so a later push overtakes the held one
+# (the replay window must take both; docs/operations.md, "Several push listeners").
+PUSH_EVERY = 0.3
 ATTEMPTS = 5  # a meter's push setup: tries per push
 RETRY_DELAY = 0.2
 AFTER_KILL = 6.0  # seconds the meters go on pushing after the kill
 
 
-def start_listener(port: int, env: dict, log: Path) -> subprocess.Popen:
+def start_listener(port: int, health: int, env: dict, log: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "manage.py", "listen_push", "--host", "127.0.0.1", "--port", str(port)]
-        + ["--stats-interval", "0.5"],
+        + ["--stats-interval", "0.5", "--health-port", str(health)],
         cwd=ROOT,
         env=env,
         stdout=log.open("a"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+
+
+def process_env(role: str, **extra: str) -> dict:
+    """The environment of a subprocess of the test: the test database, role ``role``."""
+    db = connection.settings_dict
+    return os.environ | {
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "AMI_PROCESS": role,
+        "LOG_LEVEL": "INFO",
+        **extra,
+    }
+
+
+def start_balancer(lb: int, ports: dict, checks: dict, log: Path) -> subprocess.Popen:
+    """HAProxy with deploy/haproxy-push.cfg in front of listeners push1 and push2."""
+    balancer = subprocess.Popen(
+        [HAPROXY, "-f", str(ROOT / "deploy/haproxy-push.cfg"), "-db"],
+        env=os.environ
+        | {
+            "AMI_PUSH_LB_BIND": f"127.0.0.1:{lb}",
+            "AMI_PUSH_1": f"127.0.0.1:{ports['push1']}",
+            "AMI_PUSH_2": f"127.0.0.1:{ports['push2']}",
+            "AMI_PUSH_1_HEALTH_PORT": str(checks["push1"]),
+            "AMI_PUSH_2_HEALTH_PORT": str(checks["push2"]),
+        },
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    wait_for(lambda: _open(lb), 30, "the balancer listening")
+    return balancer
 
 
 def accepted(log: Path) -> int:
@@ -91,14 +126,15 @@ def register(world) -> dict[str, Meter]:
 class Pushes:
     """What the meters sent: (serial, event time, first try, last try end, delivered)."""
 
-    def __init__(self, fleet: DlmsFleet) -> None:
+    def __init__(self, fleet: DlmsFleet, every: float = PUSH_EVERY) -> None:
         self.fleet = fleet
+        self.every = every
         self.sent: list[tuple[str, datetime, float, float, bool]] = []
         self.retried = 0
 
     async def meter(self, i: int, serial: str, stopping: asyncio.Event) -> None:
         seq = 0
-        await asyncio.sleep(PUSH_EVERY * i / len(METERS))  # spread over the interval
+        await asyncio.sleep(self.every * i / len(METERS))  # spread over the interval
         while not stopping.is_set():
             seq += 1
             when = BASE + timedelta(seconds=seq)
@@ -115,22 +151,17 @@ class Pushes:
                     self.retried += attempt < ATTEMPTS - 1
                     await asyncio.sleep(RETRY_DELAY)
             self.sent.append((serial, when, started, time.monotonic(), delivered))
-            await asyncio.sleep(PUSH_EVERY)
+            await asyncio.sleep(self.every)
 
 
 def test_a_killed_push_listener_loses_no_push_sent_after_it(world, tmp_path):
     meters = register(world)
-    db = connection.settings_dict
-    env = os.environ | {
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "AMI_PROCESS": "push",
-        "CELERY_TASK_ALWAYS_EAGER": "1",
-        "LOG_LEVEL": "INFO",
-    }
+    env = process_env("push", CELERY_TASK_ALWAYS_EAGER="1")
     ports = {"push1": free_port(), "push2": free_port()}
+    checks = {name: free_port() for name in ports}
     logs = {name: tmp_path / f"{name}.log" for name in ports}
     lb = free_port()
-    listeners = {name: start_listener(ports[name], env, logs[name]) for name in ports}
+    listeners = {name: start_listener(ports[name], checks[name], env, logs[name]) for name in ports}
     fleet = DlmsFleet(METERS, push_to=f"127.0.0.1:{lb}")
     pushes = Pushes(fleet)
     moments: dict[str, float] = {}
@@ -181,19 +212,7 @@ def test_a_killed_push_listener_loses_no_push_sent_after_it(world, tmp_path):
         for name, port in ports.items():
             wait_for(lambda p=port: _open(p), 60, f"{name} listening")
         # Started once both listen, so it begins with both in service.
-        balancer = subprocess.Popen(
-            [HAPROXY, "-f", str(ROOT / "deploy/haproxy-push.cfg"), "-db"],
-            env=os.environ
-            | {
-                "AMI_PUSH_LB_BIND": f"127.0.0.1:{lb}",
-                "AMI_PUSH_1": f"127.0.0.1:{ports['push1']}",
-                "AMI_PUSH_2": f"127.0.0.1:{ports['push2']}",
-            },
-            stdout=(tmp_path / "haproxy.log").open("w"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        wait_for(lambda: _open(lb), 30, "the balancer listening")
+        balancer = start_balancer(lb, ports, checks, tmp_path / "haproxy.log")
         asyncio.run(scenario())
         listeners["push1"].wait(10)
         expected = {(meters[s].pk, w) for s, w, _a, _b, ok in pushes.sent if ok}
@@ -235,8 +254,9 @@ def test_a_killed_push_listener_loses_no_push_sent_after_it(world, tmp_path):
     # The survivor refused nothing (it records its rejections when it stops): no push
     # reached it out of order or twice.
     assert not PushRejection.objects.exists(), list(PushRejection.objects.values())
-    # Only what the killed listener held at the kill instant may be lost: pushes it took but
-    # had not yet handed on (its hand-off queue is in memory), all sent before the kill.
+    # Only what the killed listener held at the kill instant may be lost, all sent before the
+    # kill: one read's pushes per connection open then (it reads no further until a push is
+    # handed off; a meter whose pushes come faster than they are handed off has several).
     assert all(started < moments["killed"] for _s, _w, started, _e, _ok in lost), lost
     # The replay guard followed every meter across both listeners.
     for sim in METERS:

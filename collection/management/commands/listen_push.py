@@ -13,7 +13,14 @@ from django.core.management.base import BaseCommand, CommandError
 from collection.protocols.push import DEFAULT_MAX_FRAME
 from collection.protocols.registry import push_decoder, push_protocols
 from collection.push.directory import DatabaseDirectory, close_connections, persist_rejections
-from collection.push.server import CelerySink, PushServer, RejectionLog, raise_fd_limit
+from collection.push.health import checks
+from collection.push.server import (
+    CelerySink,
+    HealthServer,
+    PushServer,
+    RejectionLog,
+    raise_fd_limit,
+)
 
 log = logging.getLogger("collection.push")
 
@@ -45,6 +52,29 @@ class Command(BaseCommand):
         )
         parser.add_argument("--max-connections", type=int, default=20_000)
         parser.add_argument("--stats-interval", type=float, default=60.0)
+        parser.add_argument(
+            "--health-port",
+            type=int,
+            default=0,
+            help="HTTP health check for the balancer on this port (0: none): 200 when pushes "
+            "can be handed off, 503 when not (broker or database unreachable, stopping)",
+        )
+        parser.add_argument(
+            "--health-host", default=None, help="address of the health check (default: --host)"
+        )
+        parser.add_argument(
+            "--drain-grace",
+            type=float,
+            default=3.0,
+            help="on SIGTERM, seconds the health check says 'draining' before the listener "
+            "stops accepting (longer than the balancer's fall x inter)",
+        )
+        parser.add_argument(
+            "--drain-timeout",
+            type=float,
+            default=30.0,
+            help="on SIGTERM, seconds at most to let open connections finish and hand off",
+        )
 
     def handle(self, *args, **opts):
         decoder = push_decoder(opts["protocol"])
@@ -72,6 +102,13 @@ class Command(BaseCommand):
             rejections=RejectionLog(persist=persist_rejections),
         )
         host, port = await server.start(opts["host"], opts["port"])
+        health = None
+        if opts["health_port"]:
+            health = HealthServer(
+                checks(server, sink),
+                stats=lambda: dict(server.stats) | {"open": len(server.conns)},
+            )
+            await health.start(opts["health_host"] or opts["host"], opts["health_port"])
         self.stdout.write(
             f"push listener on {host}:{port} ({opts['protocol']}, {opts['interface']}), "
             f"{preloaded} meters with a system title preloaded",
@@ -88,8 +125,13 @@ class Command(BaseCommand):
                     await asyncio.wait_for(stop.wait(), opts["stats_interval"])
                 except TimeoutError:
                     log.info("push listener: %d open, %s", len(server.conns), dict(server.stats))
+            log.info("push listener draining (%d open)", len(server.conns))
+            await server.shutdown(opts["drain_grace"], opts["drain_timeout"])
         finally:
             await server.close()
-            sink.close()
+            # Everything taken is handed off before the process ends (bounded).
+            await asyncio.to_thread(sink.close, opts["drain_timeout"])
+            if health is not None:
+                await health.close()
             await close_connections()
             log.info("push listener stopped: %s", dict(server.stats))

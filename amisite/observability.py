@@ -186,8 +186,8 @@ class ClusterCollector:
     """System-wide state from the database and the broker, computed per scrape (a few indexed
     counts; no scan of the readings)."""
 
-    def __init__(self, queues=("collect", "default")):
-        self.queues = queues
+    def __init__(self, queues=None):
+        self.queues = queues  # None: every queue there is (known_queues), asked per scrape
 
     def collect(self):
         depth = GaugeMetricFamily(
@@ -239,14 +239,61 @@ class ClusterCollector:
             yield behind
 
 
-def _queue_depths(queues) -> dict[str, int]:
-    """Messages waiting per queue, asked of the broker through kombu (Redis or AMQP alike)."""
+def configured_queues() -> set[str]:
+    """Every queue the configuration names: the default queue, the task routes, the queues
+    tasks declare, the read queues of AMI_COLLECT_ROUTE_BY (per region and/or protocol,
+    `collection.queues.fleet_queues`) and this host's AMI_WORKER_QUEUES."""
+    names = {current_app.conf.task_default_queue or "default", "collect"}
+    for route in (getattr(settings, "CELERY_TASK_ROUTES", None) or {}).values():
+        if isinstance(route, dict) and route.get("queue"):
+            names.add(str(route["queue"]))
+    for task in list(current_app.tasks.values()):
+        queue = getattr(task, "queue", None)
+        if isinstance(queue, str) and queue:
+            names.add(queue)
+    names |= {q.strip() for q in os.environ.get("AMI_WORKER_QUEUES", "").split(",") if q.strip()}
+    try:
+        from collection.queues import fleet_queues
+
+        names |= set(fleet_queues())
+    except Exception as exc:  # noqa: BLE001 - a bad AMI_COLLECT_ROUTE_BY must not break a scrape
+        logger.warning("metrics: read queues not listed: %s", exc)
+    return names
+
+
+def _broker_queues(channel) -> set[str]:
+    """Queues the broker itself knows. Redis: kombu records every queue declared (by a worker
+    consuming it or a task sent to it) as a binding; other brokers: none listed here."""
+    prefix = getattr(channel, "keyprefix_queue", None)
+    client = getattr(channel, "client", None)
+    if not prefix or client is None:
+        return set()
+    sep = channel.sep
+    names = set()
+    for key in client.scan_iter(match=prefix % "*", count=500):
+        for member in client.smembers(key):
+            text = member.decode() if isinstance(member, bytes) else member
+            queue = text.split(sep)[-1]
+            if queue and not queue.endswith(".pidbox") and not queue.startswith("celeryev."):
+                names.add(queue)
+    return names
+
+
+def _queue_depths(queues=None) -> dict[str, int]:
+    """Messages waiting per queue, asked of the broker through kombu (Redis or AMQP alike);
+    ``queues`` None: every configured queue and every queue the broker knows."""
     depths: dict[str, int] = {}
     try:
         with current_app.connection_for_read() as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
             channel = conn.default_channel
-            for queue in queues:
+            names = set(queues) if queues is not None else configured_queues()
+            if queues is None:
+                try:
+                    names |= _broker_queues(channel)
+                except Exception as exc:  # noqa: BLE001 - the configured ones still count
+                    logger.warning("metrics: broker's queues not listed: %s", exc)
+            for queue in sorted(names):
                 try:
                     depths[queue] = channel.queue_declare(queue=queue, passive=True).message_count
                 except Exception:  # noqa: BLE001 - a queue never declared yet holds nothing

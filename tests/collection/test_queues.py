@@ -116,3 +116,43 @@ def test_queue_names_are_safe_and_a_wrong_rule_is_refused(world, settings):
     settings.AMI_COLLECT_ROUTE_BY = "county"
     with pytest.raises(ValueError, match="unknown key"):
         queues.route_by()
+
+
+def test_the_queue_depth_metric_covers_every_queue(
+    world, settings, broker, monkeypatch, django_capture_on_commit_callbacks
+):
+    """`ami_queue_depth` from the real broker: the region queues of the rule, a queue a host's
+    workers are told to take, and a queue only the broker knows (a task sent to it)."""
+    from prometheus_client import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from amisite.observability import ClusterCollector
+
+    settings.AMI_COLLECT_ROUTE_BY = "region"
+    only_in_broker = "reports.depth-test"
+    broker.clear("collect.na-r", "collect.sb-r", "collect", only_in_broker)
+    monkeypatch.setenv("AMI_WORKER_QUEUES", "collect.na-r,push.depth-test")
+    start(world, django_capture_on_commit_callbacks)
+    for _ in range(3):
+        app.send_task("reports.depth_test_never_run", queue=only_in_broker)
+
+    class Registry:
+        def collect(self):
+            return ClusterCollector().collect()
+
+    try:
+        depth = {
+            sample.labels["queue"]: sample.value
+            for family in text_string_to_metric_families(generate_latest(Registry()).decode())
+            if family.name == "ami_queue_depth"
+            for sample in family.samples
+        }
+    finally:
+        broker.clear(only_in_broker)
+    north, south = len(broker("collect.na-r")), len(broker("collect.sb-r"))
+    assert north and south
+    assert depth["collect.na-r"] == north
+    assert depth["collect.sb-r"] == south
+    assert depth[only_in_broker] == 3
+    assert depth["push.depth-test"] == 0  # named by AMI_WORKER_QUEUES, nothing sent yet
+    assert depth["collect"] == 0 and "default" in depth

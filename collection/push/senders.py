@@ -16,8 +16,9 @@ from ..protocols.push import LOGICAL_DEVICE, SYSTEM_TITLE
 
 MISSING = object()  # not in the cache: ask the directory asynchronously
 
-# Counters accepted below a sender's highest: a push delayed behind a later one (a balancer
-# retrying its connection on another listener) is still taken, once.
+# Counters accepted below a sender's highest: a push that arrives after a later one of the
+# same meter (separate connections: a meter's retry, a slow path through a balancer) is
+# still taken, once.
 REPLAY_WINDOW = 64
 _ALL_SEEN = (1 << REPLAY_WINDOW) - 1
 

@@ -12,9 +12,7 @@ only what the killed listener held at that instant may be lost: one read's pushe
 connection open then (read and not yet handed off, or still in its socket). Every push
 sent after the kill is stored (HAProxy hands a connection that found the dead listener to
 the live one), nothing is stored that was not sent or stored twice, and the survivor's
-replay guard refuses nothing although pushes come 0.3 s apart, closer than HAProxy's
-one-second pause before it retries a connection elsewhere (a push it held is overtaken by
-the meter's next one: the replay window takes it, once).
+replay guard refuses nothing with pushes 0.3 s apart.
 """
 
 from __future__ import annotations
@@ -47,9 +45,7 @@ METERS = make_meters(8, first_serial=93100001)
 BASE = datetime(2026, 6, 1, tzinfo=UTC)
 WARM_UP = BASE - timedelta(days=1)
 EVENT_CODE = 7
-# Seconds between one meter's pushes: below HAProxy's one-second turn-around before it
-# retries a connection that found the dead listener, so a later push overtakes the held one
-# (the replay window must take both; docs/operations.md, "Several push listeners").
+# Seconds between one meter's pushes (docs/operations.md, "Several push listeners").
 PUSH_EVERY = 0.3
 ATTEMPTS = 5  # a meter's push setup: tries per push
 RETRY_DELAY = 0.2

@@ -638,7 +638,7 @@ class PushServer:
             ic = message.counter
             if not self.directory.accept_counter(sender, ic):
                 self.reject(
-                    conn, "replay", f"invocation counter {ic} not above the last accepted",
+                    conn, "replay", f"counter {ic} already used or below the replay window",
                     item=item, sender=sender,
                 )  # fmt: skip
                 return

@@ -12,12 +12,14 @@ only what the killed listener held at that instant may be lost: one read's pushe
 connection open then (read and not yet handed off, or still in its socket). Every push
 sent after the kill is stored (HAProxy hands a connection that found the dead listener to
 the live one), nothing is stored that was not sent or stored twice, and the survivor's
-replay guard refuses nothing with pushes 0.3 s apart.
+replay guard refuses nothing with pushes 0.3 s apart, and everything the listeners said
+they had handed off (their health port's counters) is stored.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -25,6 +27,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -95,10 +99,22 @@ def start_balancer(lb: int, ports: dict, checks: dict, log: Path) -> subprocess.
     return balancer
 
 
-def accepted(log: Path) -> int:
-    """The listener's own count of accepted pushes, from its last periodic stats line."""
-    counts = re.findall(r"'accepted': (\d+)", log.read_text()) if log.exists() else []
+def accepted(log: Path, counter: str = "accepted") -> int:
+    """The listener's own count of accepted pushes (or another counter), from its last stats
+    line (periodic, and the one it writes when it stops)."""
+    counts = re.findall(rf"'{counter}': (\d+)", log.read_text()) if log.exists() else []
     return int(counts[-1]) if counts else 0
+
+
+def health(port: int) -> tuple[int, dict]:
+    """A listener's health port: (HTTP status, JSON body); (0, {}) when it does not answer."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=3) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+    except OSError:
+        return 0, {}
 
 
 def register(world) -> dict[str, Meter]:
@@ -194,6 +210,8 @@ def test_a_killed_push_listener_loses_no_push_sent_after_it(world, tmp_path):
                     raise AssertionError(f"both listeners never took pushes: {tails}")
                 await asyncio.sleep(0.2)
             moments["before"] = accepted(logs["push1"])
+            # What listener 1 has handed off by now (it can only grow until the kill).
+            moments["handed"] = health(checks["push1"])[1]["stats"].get("handed_off", 0)
             os.killpg(listeners["push1"].pid, signal.SIGKILL)  # the listener's host dies
             while listeners["push1"].poll() is None:  # gone, its port closed
                 await asyncio.sleep(0.01)
@@ -239,6 +257,9 @@ def test_a_killed_push_listener_loses_no_push_sent_after_it(world, tmp_path):
         if balancer is not None:
             stop(balancer)
 
+    # Everything handed off survived the kill: listener 1's hand-offs before it (a lower
+    # bound) and all of listener 2's (its stats when it stopped) are stored, a row each.
+    assert EventRecord.objects.count() >= moments["handed"] + accepted(logs["push2"], "handed_off")
     rows = list(EventRecord.objects.filter(ts__gte=BASE).values_list("meter_id", "ts", "code"))
     have = {(m, ts) for m, ts, _c in rows}
     lost = [p for p in pushes.sent if p[4] and (meters[p[0]].pk, p[1]) not in have]

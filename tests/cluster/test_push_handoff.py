@@ -25,8 +25,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from datetime import datetime
 from pathlib import Path
 
@@ -38,6 +36,7 @@ from tests.cluster.test_push_failover import (
     METERS,
     Pushes,
     _open,
+    health,
     process_env,
     register,
     start_balancer,
@@ -79,16 +78,6 @@ def start_listener(port: int, health: int, env: dict, log: Path) -> subprocess.P
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-
-
-def health(port: int) -> tuple[int, dict]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=3) as answer:
-            return answer.status, json.loads(answer.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
-    except OSError:
-        return 0, {}
 
 
 def queued_pushes(port: int) -> list[tuple[int, datetime]]:

@@ -67,7 +67,8 @@ class Command(BaseCommand):
             type=float,
             default=3.0,
             help="on SIGTERM, seconds the health check says 'draining' before the listener "
-            "stops accepting (longer than the balancer's fall x inter)",
+            "stops accepting (longer than the balancer's fall x inter; 0 without --health-port: "
+            "no balancer is asking)",
         )
         parser.add_argument(
             "--drain-timeout",
@@ -126,7 +127,8 @@ class Command(BaseCommand):
                 except TimeoutError:
                     log.info("push listener: %d open, %s", len(server.conns), dict(server.stats))
             log.info("push listener draining (%d open)", len(server.conns))
-            await server.shutdown(opts["drain_grace"], opts["drain_timeout"])
+            grace = opts["drain_grace"] if health is not None else 0.0
+            await server.shutdown(grace, opts["drain_timeout"])
         finally:
             await server.close()
             # Everything taken is handed off before the process ends (bounded).

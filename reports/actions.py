@@ -138,7 +138,10 @@ def delete_definition(definition: ReportDefinition) -> None:
 
 BUILTIN_PERIODS = {"billing": "last_month", "balance": "last_month", "load": "last_7_days",
                    "tamper": "last_30_days", "collection": "last_7_days",
-                   "vending": "this_month", "patterns": "last_30_days"}  # fmt: skip
+                   "vending": "this_month", "patterns": "last_30_days",
+                   "query": "last_7_days"}  # fmt: skip
+# Settings a built-in needs beyond its period: the data query reads the energy registers.
+BUILTIN_SETTINGS = {"query": {"quantities": ["1-0:1.8.0*255", "1-0:2.8.0*255"]}}
 
 
 @transaction.atomic
@@ -162,6 +165,7 @@ def seed_builtins(organisation, user=None) -> list[ReportDefinition]:
             period=BUILTIN_PERIODS.get(key, "last_month"),
             builtin=key,
             created_by=user,
+            **BUILTIN_SETTINGS.get(key, {}),
         )
         save_definition(definition, user)
         made.append(definition)

@@ -118,7 +118,7 @@ class DefinitionEditView(ScopedViewMixin, TemplateView):
              "filters": [engine.FILTER_LABELS[f] for f in s.filters],
              "groupings": [(k, g.label, [c for c, _h in g.columns])
                            for k, g in s.groupings.items()],
-             "max_days": s.max_days}
+             "max_days": s.max_days, "quantities": s.quantities}
             for s in engine.SOURCES.values()
         ]  # fmt: skip
         return {"form": form, "definition": definition, "sources": sources}
@@ -129,6 +129,8 @@ class DefinitionEditView(ScopedViewMixin, TemplateView):
         source = request.GET.get("source")
         if source in engine.SOURCES and not definition:
             initial |= {"source": source, "name": engine.SOURCES[source].title}
+            if source == "query":  # "Save as a report" on the data query page
+                initial |= query_initial(request.GET)
         form = ReportDefinitionForm(instance=definition, user=request.user, initial=initial)
         return self.render_to_response(self.context(form, definition))
 
@@ -148,6 +150,20 @@ class DefinitionEditView(ScopedViewMixin, TemplateView):
                 messages.success(request, f"{saved.name} saved as version {version.number}.")
                 return redirect("reports:definition", pk=saved.pk)
         return self.render_to_response(self.context(form, definition))
+
+
+def query_initial(params) -> dict:
+    """A new data-query definition's fields from the query page's parameters (the form
+    checks them like any input: a node or model out of scope is not offered)."""
+    initial = {"quantities": ", ".join(params.getlist("channels"))}
+    if params.get("resolution") in engine.SOURCES["query"].groupings:
+        initial["grouping"] = params["resolution"]
+    for name in ("node", "meter_model"):
+        if params.get(name, "").isdigit():
+            initial[name] = int(params[name])
+    if params.get("start") and params.get("end"):
+        initial |= {"period": "fixed", "period_from": params["start"], "period_to": params["end"]}
+    return initial
 
 
 class DefinitionDetailView(ScopedViewMixin, DetailView):
@@ -200,6 +216,11 @@ def _settings_rows(snapshot: dict) -> list[tuple[str, str]]:
         ("Customer class", snapshot.get("customer_class") or "every class"),
         ("Grouping", grouping),
         ("Columns", ", ".join(snapshot.get("columns") or []) or "all"),
+        *(
+            (("Quantities", ", ".join(snapshot["quantities"])),)
+            if snapshot.get("quantities")
+            else ()
+        ),
         ("Period", period),
         ("Graph", "yes" if snapshot.get("graph") else "no"),
     ]

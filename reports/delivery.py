@@ -12,6 +12,12 @@
   task retries with exponential backoff (`AMI_REPORT_MAIL_ATTEMPTS`, default 5; base
   `AMI_REPORT_MAIL_RETRY_S`, default 60 s); then the row is failed, logged as an error and
   audited, and the schedule's page shows it failed. A refused recipient fails at once.
+* **Alarm**: every failed delivery (given up, refused by the mail server, or refused here
+  because the recipient may not have it) raises one alarm of kind "report_delivery_failed"
+  in the definition's organisation (`meters.alarms.system`: the organisation's rules for that
+  kind, by default "Scheduled report not delivered"), on the delivery ("<report> to
+  <address> (delivery N)", linked to the run's page); it is listed, pushed, notified,
+  acknowledged and cleared like any alarm, and never raised twice for one delivery.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from django.utils import timezone
 
 from accounts import audit
 from accounts.choices import Outcome
+from meters.alarms.events import EventKind
+from meters.alarms.system import raise_system_alarm
 
 from .building import run_path
 from .exporters import FORMATS
@@ -90,7 +98,9 @@ def plan(run: ReportRun) -> list[ReportDelivery]:
                 )
         except IntegrityError:
             continue  # planned already
-        if not refused:
+        if refused:
+            report_failure(delivery)
+        else:
             to_send.append(delivery)
     return to_send
 
@@ -164,7 +174,8 @@ def send(delivery_id: int) -> str:
 
 
 def report_failure(delivery: ReportDelivery) -> None:
-    """A delivery given up: an error in the log and the audit trail (the page shows it)."""
+    """A delivery given up: an error in the log and the audit trail (the page shows it), and
+    an alarm in its organisation (once per delivery)."""
     log.error(
         "report delivery %s to %s failed after %s attempts: %s",
         delivery.pk, delivery.email, delivery.attempts, delivery.error,
@@ -176,4 +187,13 @@ def report_failure(delivery: ReportDelivery) -> None:
         organisation=delivery.organisation,
         outcome=Outcome.FAILED,
         detail=f"run {delivery.run_id} to {delivery.email}: {delivery.error}"[:500],
+    )
+    run = delivery.run
+    name = run.version.snapshot.get("name") or str(run.definition)
+    raise_system_alarm(
+        delivery.organisation,
+        EventKind.REPORT_DELIVERY_FAILED,
+        reference=f"{name[:120]} to {delivery.email[:60]} (delivery {delivery.pk})",
+        link=reverse("reports:run", args=[run.pk]),
+        at=timezone.now(),
     )

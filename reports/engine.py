@@ -1,11 +1,13 @@
 """The report engine: the built-in reports as definable sources, and running a definition.
 
 A *source* (`SOURCES`) is one of the built-in reports (billing determinants, energy balance,
-load, tamper, collection, vending) seen as a table: which filters it honours (grid subtree,
-meter model, customer class), its groupings (each with its columns and an optional graph)
-and a builder of row dicts. A `ReportDefinition` names a source and its settings; every save
-is a `ReportVersion` whose `snapshot` (`snapshot()`) is what a run reads, so a run is
-reproducible from the version it records.
+load, tamper, patterns, collection, the data query, vending) seen as a table: which filters
+it honours (grid subtree, meter model, customer class), its groupings (each with its columns
+and an optional graph) and a builder of row dicts; the data query also reads the
+definition's quantities (OBIS codes) and takes its resolution as its grouping. A
+`ReportDefinition` names a source and its settings; every save is a `ReportVersion` whose
+`snapshot` (`snapshot()`) is what a run reads, so a run is reproducible from the version it
+records.
 
 Scope: a definition belongs to an organisation and a run sees what its user sees *inside that
 organisation's subtree* (`within()`): the same definition run by staff of a parent office
@@ -28,12 +30,14 @@ from itertools import chain, islice
 
 from accounts.scoping import scope_paths
 from meters.models import GridNode, Meter, MeterModel
+from meters.store import query
 from meters.store.days import local_zone
 
 from . import balance, billing, charts, collection, load, patterns, tamper, vending
 from .models import PeriodKind
 
 CHART_ROWS = 60
+QUERY_MAX_DAYS = 366  # a definition's data query; the page itself goes further
 FILTERS = ("node", "meter_model", "customer_class")
 FILTER_LABELS = {
     "node": "grid node",
@@ -96,6 +100,7 @@ class Spec:
     customer_class: str = ""
     columns: tuple[str, ...] = ()
     graph: bool = True
+    quantities: tuple[str, ...] = ()
 
     @property
     def grouping(self) -> Grouping:
@@ -112,6 +117,7 @@ class Source:
     filters: tuple[str, ...] = ()
     max_days: int | None = None
     description: str = ""
+    quantities: bool = False  # whether it reads the definition's quantities (the data query)
 
     @property
     def default_grouping(self) -> str:
@@ -197,6 +203,23 @@ def _vending(principal, spec: Spec) -> list[dict]:
     return rows
 
 
+def _query(principal, spec: Spec) -> Iterator[dict]:
+    """The data query: the definition's quantities of its meters over the period, at the
+    grouping's resolution (meters/store/query.py, as the query page and its exports)."""
+    meters = query.select_meters(_meters(principal, spec))
+    data = query.DataQuery(
+        meters, list(spec.quantities), spec.period.start, spec.period.end, spec.grouping_key
+    )
+    for row in data.rows():
+        yield {"serial": row.serial, "obis": row.obis, "name": row.name, "time": row.ts,
+               "value": row.value, "unit": row.unit, "quality": row.quality,
+               "count": row.count}  # fmt: skip
+
+
+def _query_label(row: dict) -> str:
+    return f"{row['serial']} {row['time'].astimezone(local_zone()):%d %b %H:%M}"
+
+
 def _serial(row: dict) -> str:
     return str(row.get("serial") or row.get("code") or row.get("key") or "")
 
@@ -206,6 +229,13 @@ _BILLING_METER = (
     ("registers", "registers"), ("estimated_share", "estimated_share"),
     ("missing_share", "missing_share"), ("held", "held"), ("flags", "flags"),
 )  # fmt: skip
+# The data query's columns: the headings of its exports (exporters/rows.py COLUMNS).
+_QUERY_COLUMNS = (("serial", "meter"), ("obis", "obis"), ("name", "quantity"), ("time", "time"),
+                  ("value", "value"), ("unit", "unit"), ("quality", "quality"),
+                  ("count", "count"))  # fmt: skip
+_QUERY_RESOLUTIONS = {query.DAY: "daily values", query.HOUR: "hourly values",
+                      query.RAW: "raw intervals and reads", query.MONTH: "monthly values",
+                      query.AUTO: "resolution chosen by the period's length"}  # fmt: skip
 _COLLECTION_GROUPS = {"job": "per read job", "feeder": "per feeder",
                       "transformer": "per transformer", "model": "per meter model"}  # fmt: skip
 
@@ -274,6 +304,15 @@ SOURCES: dict[str, Source] = {
             _collection, max_days=366, description="reads scheduled and read, per day",
         ),
         Source(
+            "query", "Data query", "reports.view_exportjob",
+            {key: Grouping(label, _QUERY_COLUMNS,
+                           Chart(_query_label, (("value", "value"),), ""))
+             for key, label in _QUERY_RESOLUTIONS.items()},
+            _query, filters=FILTERS, max_days=QUERY_MAX_DAYS, quantities=True,
+            description="chosen quantities (OBIS codes) of the meters, per interval, hour, "
+                        "day or month",
+        ),
+        Source(
             "vending", "Vending", "vending.view_sale",
             {slug: Grouping(title, tuple(columns)) for slug, (title, columns, _f)
              in vending.TABLES.items()},
@@ -326,6 +365,16 @@ def problems(fields: dict) -> dict[str, str]:
     for name in FILTERS:
         if fields.get(name) and name not in source.filters:
             errors[name] = f"{source.title} cannot be filtered by {FILTER_LABELS[name]}."
+    quantities = fields.get("quantities") or []
+    if not source.quantities and quantities:
+        errors["quantities"] = f"{source.title} takes no quantities."
+    elif source.quantities:
+        if not isinstance(quantities, list) or not all(isinstance(q, str) for q in quantities):
+            errors["quantities"] = "A list of OBIS codes."
+        elif not quantities:
+            errors["quantities"] = "Name at least one quantity (an OBIS code, e.g. 1-0:1.8.0)."
+        elif bad := [q for q in quantities if not query.parse_channels([q])]:
+            errors["quantities"] = f"Not OBIS codes: {', '.join(bad)}."
     grouping = fields.get("grouping") or source.default_grouping
     if grouping not in source.groupings:
         errors["grouping"] = f"{source.title} is grouped by one of: {', '.join(source.groupings)}."
@@ -364,6 +413,7 @@ def snapshot(definition) -> dict:
         "customer_class": definition.customer_class,
         "grouping": definition.grouping or SOURCES[definition.source].default_grouping,
         "columns": list(definition.columns or []),
+        "quantities": list(definition.quantities or []),
         "period": definition.period,
         "period_from": definition.period_from.isoformat() if definition.period_from else None,
         "period_to": definition.period_to.isoformat() if definition.period_to else None,
@@ -402,6 +452,7 @@ def spec_of(principal, settings: dict, today: date | None = None) -> Spec:
     return Spec(
         source, grouping, period, node, model, settings.get("customer_class", ""),
         tuple(settings.get("columns") or ()), settings.get("graph", True),
+        tuple(query.parse_channels(settings.get("quantities") or ())),
     )  # fmt: skip
 
 
@@ -438,6 +489,7 @@ def table(principal, spec: Spec, title: str) -> Table:
         f"grid node {spec.node.code}" if spec.node else "",
         f"meter model {spec.meter_model.name}" if spec.meter_model else "",
         f"customer class {spec.customer_class}" if spec.customer_class else "",
+        f"quantities {', '.join(spec.quantities)}" if spec.quantities else "",
     ]
     if any(filters):
         note += "; " + ", ".join(f for f in filters if f)

@@ -7,6 +7,7 @@ from django import forms
 
 from accounts.models import Organisation, User
 from meters.choices import MeterStatus, NodeKind
+from meters.coverage import NODE_OUTSIDE, node_outside
 from meters.models import Customer, GridNode, Meter, MeterModel
 from meters.store import query
 from meters.store.days import day_bounds, day_out_of_range
@@ -90,6 +91,22 @@ class DataQueryForm(forms.Form):
         )
 
 
+# A definition's fields as analysts edit them (the page's form and the admin's).
+DEFINITION_FIELDS = [
+    "name", "organisation", "description", "source", "node", "meter_model", "customer_class",
+    "grouping", "columns", "quantities", "period", "period_from", "period_to", "graph",
+]  # fmt: skip
+
+
+def add_problems(form, cleaned: dict) -> None:
+    """`engine.problems` of the cleaned settings as the form's field errors (the first error
+    of a field stays)."""
+    if "source" in cleaned:
+        for name, message in engine.problems(cleaned).items():
+            if name in form.fields and name not in form.errors:
+                form.add_error(name, message)
+
+
 class ReportDefinitionForm(forms.ModelForm):
     """A report definition as analysts edit it; every choice offered is within their scope."""
 
@@ -100,13 +117,14 @@ class ReportDefinitionForm(forms.ModelForm):
         help_text="column keys separated by commas (see below); empty: every column",
     )
     customer_class = forms.ChoiceField(required=False, label="Customer class (tariff code)")
+    quantities = forms.CharField(
+        required=False,
+        help_text="data query only: OBIS codes separated by commas, e.g. 1-0:1.8.0*255",
+    )
 
     class Meta:
         model = ReportDefinition
-        fields = [
-            "name", "organisation", "description", "source", "node", "meter_model",
-            "customer_class", "grouping", "columns", "period", "period_from", "period_to", "graph",
-        ]  # fmt: skip
+        fields = DEFINITION_FIELDS
         widgets = {
             "period_from": forms.DateInput(attrs={"type": "date"}),
             "period_to": forms.DateInput(attrs={"type": "date"}),
@@ -137,20 +155,23 @@ class ReportDefinitionForm(forms.ModelForm):
         ]
         if self.instance.pk and not self.is_bound:
             self.initial["columns"] = ", ".join(self.instance.columns or [])
+            self.initial["quantities"] = ", ".join(self.instance.quantities or [])
+
+    @staticmethod
+    def _listed(text: str) -> list[str]:
+        return [c.strip() for c in (text or "").replace("\n", ",").split(",") if c.strip()]
 
     def clean_columns(self):
-        text = self.cleaned_data.get("columns") or ""
-        return [c.strip() for c in text.replace("\n", ",").split(",") if c.strip()]
+        return self._listed(self.cleaned_data.get("columns"))
+
+    def clean_quantities(self):
+        return self._listed(self.cleaned_data.get("quantities"))
 
     def clean(self):
         cleaned = super().clean()
-        node, org = cleaned.get("node"), cleaned.get("organisation")
-        if node is not None and org is not None and not node.organisation.path.startswith(org.path):
-            self.add_error("node", "This grid node is outside the report's organisation.")
-        if "source" in cleaned:
-            for name, message in engine.problems(cleaned).items():
-                if name in self.fields and name not in self.errors:
-                    self.add_error(name, message)
+        if node_outside(cleaned.get("node"), cleaned.get("organisation")):
+            self.add_error("node", NODE_OUTSIDE)
+        add_problems(self, cleaned)
         return cleaned
 
 

@@ -9,6 +9,7 @@ from django.db import models
 
 from accounts.models import Organisation
 from accounts.scoping import ScopedQuerySet
+from meters.coverage import MeterCoverage
 
 
 class ExportStatus(models.TextChoices):
@@ -18,21 +19,14 @@ class ExportStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
-class ExportJob(models.Model):
-    """A data-query export too large to answer at once, built by a task into MEDIA_ROOT."""
+class FileProduct(models.Model):
+    """A file a task builds for an organisation (a data-query export, a report run): its
+    status and progress, its path below MEDIA_ROOT, the error, when it was asked for and
+    finished; newest first, scoped by its organisation (abstract: no table of its own)."""
 
-    organisation = models.ForeignKey(
-        Organisation, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
-    requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    fmt = models.CharField("format", max_length=8)
-    params = models.JSONField(default=dict, help_text="the query, as the page sent it")
     status = models.CharField(
         max_length=16, choices=ExportStatus.choices, default=ExportStatus.QUEUED
     )
-    rows_estimated = models.PositiveBigIntegerField(default=0)
     rows_done = models.PositiveBigIntegerField(default=0)
     file = models.CharField(max_length=255, blank=True, help_text="path below MEDIA_ROOT")
     error = models.TextField(blank=True)
@@ -43,7 +37,22 @@ class ExportJob(models.Model):
     scope_field = "organisation"
 
     class Meta:
+        abstract = True
         ordering = ["-created_at", "-id"]
+
+
+class ExportJob(FileProduct):
+    """A data-query export too large to answer at once, built by a task into MEDIA_ROOT."""
+
+    organisation = models.ForeignKey(
+        Organisation, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    fmt = models.CharField("format", max_length=8)
+    params = models.JSONField(default=dict, help_text="the query, as the page sent it")
+    rows_estimated = models.PositiveBigIntegerField(default=0)
 
     def __str__(self) -> str:
         return f"export {self.pk} ({self.fmt}, {self.get_status_display()})"
@@ -79,10 +88,14 @@ class RunFormat(models.TextChoices):
     XML = "xml", "XML"
 
 
-class ReportDefinition(models.Model):
-    """A stored report: a built-in source with filters, grouping, columns, period and graph."""
+class ReportDefinition(MeterCoverage):
+    """A stored report: a built-in source with filters, grouping, columns, period and graph.
 
-    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+")
+    Its organisation and meter-model filter come from `MeterCoverage` (as an alarm rule's),
+    its grid-node filter is `node`."""
+
+    node_field = "node"
+
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     source = models.CharField(max_length=32, help_text="a built-in report (reports/engine.py)")
@@ -94,19 +107,17 @@ class ReportDefinition(models.Model):
         related_name="+",
         help_text="only this part of the grid (empty: everything in the organisation)",
     )
-    meter_model = models.ForeignKey(
-        "meters.MeterModel",
-        null=True,
-        blank=True,
-        on_delete=models.PROTECT,
-        related_name="+",
-        help_text="only meters of this model (empty: every model)",
-    )
     customer_class = models.CharField(
         max_length=32, blank=True, help_text="only meters supplying this tariff code"
     )
     grouping = models.CharField(max_length=32, blank=True)
     columns = models.JSONField(default=list, blank=True, help_text="column keys; empty: all")
+    quantities = models.JSONField(
+        default=list,
+        blank=True,
+        db_default=[],
+        help_text="the data query's quantities (OBIS codes); other reports take none",
+    )
     period = models.CharField(
         max_length=16, choices=PeriodKind.choices, default=PeriodKind.LAST_MONTH
     )
@@ -122,9 +133,6 @@ class ReportDefinition(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-
-    objects = ScopedQuerySet.as_manager()
-    scope_field = "organisation"
 
     class Meta:
         ordering = ["name", "pk"]
@@ -236,7 +244,7 @@ class ReportSchedule(models.Model):
         return f"monthly on day {self.day_of_month} at {at}"
 
 
-class ReportRun(models.Model):
+class ReportRun(FileProduct):
     """One run of a definition's version into a file (built by a task, with progress)."""
 
     definition = models.ForeignKey(ReportDefinition, on_delete=models.CASCADE, related_name="runs")
@@ -249,23 +257,9 @@ class ReportRun(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     fmt = models.CharField("format", max_length=8, choices=RunFormat.choices)
-    status = models.CharField(
-        max_length=16, choices=ExportStatus.choices, default=ExportStatus.QUEUED
-    )
     first_day = models.DateField(null=True, blank=True)
     last_day = models.DateField(null=True, blank=True)
-    rows_done = models.PositiveBigIntegerField(default=0)
-    file = models.CharField(max_length=255, blank=True, help_text="path below MEDIA_ROOT")
     size = models.PositiveBigIntegerField(default=0, help_text="bytes")
-    error = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-
-    objects = ScopedQuerySet.as_manager()
-    scope_field = "organisation"
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
         return f"run {self.pk} of {self.definition} v{self.version.number}"

@@ -84,6 +84,10 @@ class DataQueryView(QueryPageMixin, TemplateView):
             rows = list(islice(data_query.rows(), offset, offset + PAGE_SIZE + 1))
             params = self.request.GET.copy()
             params.pop("page", None)
+            if self.request.user.has_perm("reports.add_reportdefinition"):
+                context["save_as"] = (
+                    reverse("reports:definition-new") + "?source=query&" + params.urlencode()
+                )
             context.update(
                 data_query=data_query,
                 rows=rows[:PAGE_SIZE],

@@ -206,6 +206,13 @@ def pairs(world) -> dict:
     found.update(alarm_rows(world))
     rows = _collection_rows(world)
     found.update({model: (rows["a"][model], rows["b"][model]) for model in rows["a"]})
+    from tests.reports.engine_data import report_pairs
+
+    found.update(report_pairs(world))
+    found[ExportJob] = tuple(
+        ExportJob.objects.create(organisation=user.organisation, requested_by=user, fmt="csv")
+        for user in (world.admin_a, world.admin_b)
+    )
     for model in OBJECTS:  # catalogue rows: made by their own builders
         if model not in found:
             found[model] = OBJECTS[model](world)
@@ -258,13 +265,6 @@ def pairs(world) -> dict:
             read_at=timezone.now(),
         )
         for grid in (world.grid_a, world.grid_b)
-    )
-    from tests.reports.engine_data import report_pairs
-
-    found.update(report_pairs(world))
-    found[ExportJob] = tuple(
-        ExportJob.objects.create(organisation=user.organisation, requested_by=user, fmt="csv")
-        for user in (world.admin_a, world.admin_b)
     )
     from accounts import audit
     from accounts.models import ActivityLog

@@ -35,7 +35,9 @@ from .models import (
 class AlarmSerializer(serializers.ModelSerializer):
     meter_serial = serializers.CharField(source="meter.serial", read_only=True, allow_null=True)
     subject = serializers.CharField(
-        read_only=True, help_text='what the alarm is on: "meter 90000001" or "line DC-A11"'
+        read_only=True,
+        help_text='what the alarm is on: "meter 90000001", "line DC-A11" or, for a system '
+        'alarm (neither), its reference ("report delivery 12 to ops@example.com")',
     )
     kind_label = serializers.CharField(source="get_kind_display", read_only=True)
     last_event = serializers.CharField(read_only=True, help_text="the latest event's name")
@@ -56,6 +58,8 @@ class AlarmSerializer(serializers.ModelSerializer):
             "meter_serial",
             "line",
             "subject",
+            "reference",
+            "link",
             "organisation",
             "service_point",
             "kind",

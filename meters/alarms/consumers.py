@@ -51,6 +51,7 @@ def alarm_snapshot(alarm) -> dict:
         "meter_id": alarm.meter_id,
         "line": alarm.line_id,
         "subject": alarm.subject,
+        "link": alarm.link,
         "organisation": alarm.organisation_id,
         "service_point": alarm.service_point_id,
         "first_event_at": alarm.first_event_at.isoformat(),

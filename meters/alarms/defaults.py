@@ -61,6 +61,12 @@ DEFAULT_RULES = (
         Severity.MAJOR,
     ),
     DefaultRule(
+        "report_delivery_failed",
+        "Scheduled report not delivered",
+        (K.REPORT_DELIVERY_FAILED,),
+        Severity.MAJOR,
+    ),
+    DefaultRule(
         "consumption_while_disconnected",
         "Consumption while disconnected",
         (K.CONSUMPTION_WHILE_DISCONNECTED,),

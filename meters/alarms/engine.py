@@ -50,11 +50,7 @@ def rule_matches_meter(rule: AlarmRule, meter: Meter) -> bool:
         return False
     if not rule.subtree and meter.organisation_id != rule.organisation_id:
         return False
-    if rule.grid_node_id is not None:
-        point = meter.service_point
-        if point is None or not point.path.startswith(rule.grid_node.path):
-            return False
-    return rule.meter_model_id is None or rule.meter_model_id == meter.meter_model_id
+    return rule.covers(meter)
 
 
 def active_rules() -> list[AlarmRule]:

@@ -67,6 +67,8 @@ class EventKind(models.TextChoices):
         "system_title_mismatch",
         "Meter answered with another system title (HLS)",
     )
+    # Raised by the system on something else than a meter or a line (meters/alarms/system.py).
+    REPORT_DELIVERY_FAILED = "report_delivery_failed", "Report delivery failed"
     UNKNOWN = "unknown", "Unknown event"
 
 

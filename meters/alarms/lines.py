@@ -13,23 +13,18 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 
 from .actions import _queue_notifications, clear_by_system
 from .consumers import publish_alarm
 from .events import EventKind
 from .models import OPEN_STATES, Alarm, AlarmRule
+from .system import covering_rules
 
 
 def rules_for_line(line) -> list[AlarmRule]:
     """The active rules that raise a line-down alarm for `line`."""
-    organisation = line.organisation
-    ancestors = [int(pk) for pk in organisation.path.strip("/").split("/") if pk]
-    candidates = AlarmRule.objects.filter(
-        Q(organisation_id=organisation.pk) | Q(organisation_id__in=ancestors, subtree=True),
-        active=True,
-        meter_model__isnull=True,
-    ).select_related("grid_node")
+    candidates = covering_rules(line.organisation).select_related("grid_node")
     node = line.concentrator.grid_node if line.concentrator_id else None
     found = []
     for rule in candidates.order_by("pk"):

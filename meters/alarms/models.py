@@ -16,6 +16,7 @@ from django.db.models import Q
 from accounts.models import Organisation
 from accounts.scoping import ScopedQuerySet, scope_q
 
+from ..coverage import MeterCoverage
 from .events import EventKind, describe_alarm_event
 
 __all__ = [
@@ -69,11 +70,13 @@ def _kinds_valid(value) -> None:
         raise ValidationError(f"unknown event kinds: {', '.join(unknown)}")
 
 
-class AlarmRule(models.Model):
-    """Which events of which meters (grid subtree, meter model) raise an alarm, how severe."""
+class AlarmRule(MeterCoverage):
+    """Which events of which meters (grid subtree, meter model) raise an alarm, how severe.
+
+    Its organisation and meter-model filter, scoping and the node's check come from
+    `MeterCoverage` (as a report definition's)."""
 
     name = models.CharField(max_length=200)
-    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+")
     kinds = models.JSONField(
         default=list, validators=[_kinds_valid], help_text="event kinds; empty: none"
     )
@@ -84,14 +87,6 @@ class AlarmRule(models.Model):
         on_delete=models.PROTECT,
         related_name="+",
         help_text="only meters below this node (empty: the whole organisation)",
-    )
-    meter_model = models.ForeignKey(
-        "meters.MeterModel",
-        null=True,
-        blank=True,
-        on_delete=models.PROTECT,
-        related_name="+",
-        help_text="only meters of this model (empty: every model)",
     )
     severity = models.PositiveSmallIntegerField(choices=Severity.choices, default=Severity.MAJOR)
     dedup_window_s = models.PositiveIntegerField(
@@ -113,27 +108,19 @@ class AlarmRule(models.Model):
     )
     active = models.BooleanField(default=True)
 
-    objects = ScopedQuerySet.as_manager()
-    scope_field = "organisation"
-
     class Meta:
         ordering = ["organisation", "name"]
 
     def __str__(self) -> str:
         return self.name
 
-    def clean(self):
-        super().clean()
-        if self.grid_node_id and self.organisation_id:
-            org = Organisation.objects.get(pk=self.organisation_id)
-            if not self.grid_node.organisation.path.startswith(org.path):
-                raise ValidationError({"grid_node": "The node lies outside the organisation."})
-
 
 class Alarm(models.Model):
     """A condition on one meter -- or on one shared line or concentrator, for a fault of the
-    line rather than of each meter on it -- someone should look at: raised, acknowledged,
-    cleared. Exactly one of ``meter`` and ``line`` is set."""
+    line rather than of each meter on it, or on something of the system's own, such as a
+    report's mail that could not be delivered -- someone should look at: raised,
+    acknowledged, cleared. At most one of ``meter`` and ``line`` is set; with neither,
+    ``reference`` names what the alarm is on and ``link`` is its page."""
 
     rule = models.ForeignKey(AlarmRule, on_delete=models.PROTECT, related_name="alarms")
     meter = models.ForeignKey(
@@ -147,6 +134,17 @@ class Alarm(models.Model):
         on_delete=models.CASCADE,
         related_name="alarms",
         db_index=False,
+    )
+    # A system alarm's subject (meters/alarms/system.py): neither a meter nor a line.
+    reference = models.CharField(
+        max_length=200,
+        blank=True,
+        default="",
+        db_default="",
+        help_text='what a system alarm is on, e.g. "report delivery 12 to ops@example.com"',
+    )
+    link = models.CharField(
+        max_length=200, blank=True, default="", db_default="", help_text="its page (a path)"
     )
     # Denormalised from the meter when raised: scoping is one filter, grouping needs no join.
     organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+")
@@ -188,8 +186,9 @@ class Alarm(models.Model):
                 name="alarm_one_open_per_rule_meter_kind",
             ),
             models.CheckConstraint(
-                condition=Q(meter__isnull=True) ^ Q(line__isnull=True),
-                name="alarm_on_a_meter_or_a_line",
+                condition=(Q(meter__isnull=True) ^ Q(line__isnull=True))
+                | (Q(meter__isnull=True, line__isnull=True) & ~Q(reference="")),
+                name="alarm_on_a_meter_a_line_or_a_reference",
             ),
         ]
         indexes = [
@@ -210,10 +209,10 @@ class Alarm(models.Model):
 
     @property
     def subject(self) -> str:
-        """What the alarm is on: "meter 90000001" or "line DC-A11"."""
+        """What the alarm is on: "meter 90000001", "line DC-A11" or its reference."""
         if self.meter_id is not None:
             return f"meter {self.meter.serial}"
-        return f"line {self.line}" if self.line_id is not None else "nothing"
+        return f"line {self.line}" if self.line_id is not None else self.reference or "nothing"
 
     @property
     def is_open(self) -> bool:

@@ -134,6 +134,9 @@ def render(alarm: Alarm, channel: str, tz: str | None = None) -> tuple[str, str]
     ]
     if point is not None and point.address:
         lines.insert(2, f"Address:      {point.address}")
+    if alarm.link:  # a system alarm's page (a report's run)
+        site = getattr(settings, "AMI_SITE_URL", "http://localhost:8000").rstrip("/")
+        lines.append(f"Page:         {site}{alarm.link}")
     return subject, "\n".join(lines) + "\n"
 
 

@@ -109,6 +109,8 @@ def alarm_rows(alarms, can_change: bool, csrf_input: str) -> str:
     for a in alarms:
         if a.meter_id:
             url, text = a.detail_url, a.meter.serial
+        elif a.line_id is None:  # a system alarm: on its reference, linked to its page
+            url, text = a.link, a.subject
         elif a.line.concentrator_id:
             url = reverse("meters:concentrator-detail", args=[a.line.concentrator_id])
             text = a.subject

@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from accounts import audit
 from accounts.api.base import ModelPermissions, ScopedModelViewSet, ScopedRelatedField
 from accounts.models import Organisation, User
+from meters.coverage import NODE_OUTSIDE, node_outside
 from meters.models import GridNode, MeterModel
 
 from .. import actions, engine
@@ -44,13 +45,18 @@ class ReportDefinitionSerializer(serializers.ModelSerializer):
     source = serializers.ChoiceField(choices=engine.source_choices())
     period = serializers.ChoiceField(choices=PeriodKind.choices, required=False)
     columns = serializers.ListField(child=serializers.CharField(), required=False)
+    quantities = serializers.ListField(
+        child=serializers.CharField(max_length=64),
+        required=False,
+        help_text="the data query's quantities (OBIS codes); other reports take none",
+    )
 
     class Meta:
         model = ReportDefinition
         fields = [
             "id", "name", "organisation", "description", "source", "node", "meter_model",
-            "customer_class", "grouping", "columns", "period", "period_from", "period_to",
-            "graph", "version", "builtin", "created_at", "updated_at",
+            "customer_class", "grouping", "columns", "quantities", "period", "period_from",
+            "period_to", "graph", "version", "builtin", "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = ["version", "builtin", "created_at", "updated_at"]
 
@@ -58,9 +64,8 @@ class ReportDefinitionSerializer(serializers.ModelSerializer):
         merged = {name: getattr(self.instance, name) for name in self.Meta.fields
                   if self.instance is not None and hasattr(self.instance, name)}  # fmt: skip
         merged.update(attrs)
-        node, org = merged.get("node"), merged.get("organisation")
-        if node is not None and org is not None and not node.organisation.path.startswith(org.path):
-            raise serializers.ValidationError({"node": "The node lies outside the organisation."})
+        if node_outside(merged.get("node"), merged.get("organisation")):
+            raise serializers.ValidationError({"node": NODE_OUTSIDE})
         if merged.get("source") and not self.context["request"].user.has_perm(
             engine.SOURCES[merged["source"]].permission
         ):

@@ -339,6 +339,39 @@ from meters.models import CommLine  # noqa: E402
 OBJECTS[CommLine] = _line_rows
 
 
+# The report engine (reports/admin.py): definitions and schedules are edited there; versions,
+# runs, deliveries and data-query exports only looked at.
+from reports.models import (  # noqa: E402
+    ExportJob,
+    ReportDefinition,
+    ReportDelivery,
+    ReportRun,
+    ReportSchedule,
+    ReportVersion,
+)
+
+
+def _report_pair(model):
+    def pair(w):
+        from tests.reports.engine_data import report_pairs
+
+        return report_pairs(w)[model]
+
+    return pair
+
+
+OBJECTS.update(
+    {
+        m: _report_pair(m)
+        for m in (ReportDefinition, ReportVersion, ReportRun, ReportSchedule, ReportDelivery)
+    }  # fmt: skip
+)
+OBJECTS[ExportJob] = lambda w: tuple(
+    ExportJob.objects.create(organisation=user.organisation, requested_by=user, fmt="csv")
+    for user in (w.admin_a, w.admin_b)
+)
+
+
 def _admin_models():
     from accounts.models import Organisation, User
 
@@ -416,3 +449,55 @@ def test_admin_change_is_audited_and_secret_masked(world):
     assert meter.firmware == "7.7" and meter.password == "secret-pw-1"
     row = ActivityLog.objects.get(action="update", object_id=str(meter.pk))
     assert row.changes["firmware"] == ["", "7.7"] and "password" not in row.changes
+
+
+def _autocomplete_fields():
+    """(model, field name) of every autocomplete picker of a scoped admin."""
+    return [
+        (model, name)
+        for model, model_admin in admin.site._registry.items()
+        if isinstance(model_admin, ScopedModelAdmin)
+        for name in model_admin.autocomplete_fields
+    ]
+
+
+def test_there_are_autocomplete_pickers():
+    assert ("ReportDefinition", "node") in {(m.__name__, f) for m, f in _autocomplete_fields()}
+
+
+@pytest.mark.parametrize(
+    "model,field", _autocomplete_fields(), ids=lambda v: getattr(v, "__name__", v)
+)
+def test_admin_autocomplete_offers_only_objects_in_scope(world, model, field):
+    """An autocomplete picker's answers (every page of them, any search term) hold only
+    objects the user may see; the other region's exist and are never offered."""
+    from tests.accounts.test_filter_scoping import _populate
+
+    _populate(world)
+    user = world.admin_a
+    related = model._meta.get_field(field).remote_field.model
+    everything = related._default_manager.all()
+    scoped = set(everything.restrict(user, "view").values_list("pk", flat=True))
+    foreign = everything.exclude(pk__in=scoped)
+    assert foreign.exists(), f"{model.__name__}.{field}: no foreign {related.__name__}"
+    client = staff_client(user)
+    url = reverse("admin:autocomplete")
+    query = {"app_label": model._meta.app_label, "model_name": model._meta.model_name,
+             "field_name": field}  # fmt: skip
+    offered, page = set(), 1
+    while True:
+        answer = client.get(url, {**query, "term": "", "page": page})
+        assert answer.status_code == 200, answer.content[:200]
+        body = answer.json()
+        offered |= {int(r["id"]) for r in body["results"]}
+        if not body["pagination"]["more"]:
+            break
+        page += 1
+    assert offered and offered <= scoped, f"{model.__name__}.{field} offers {offered - scoped}"
+    # Searching for a foreign object's own text finds nothing of it.
+    for other in foreign[:3]:
+        answer = client.get(url, {**query, "term": str(other)[:20]})
+        assert other.pk not in {int(r["id"]) for r in answer.json()["results"]}
+    # Not an autocomplete field, or a model without an admin: refused, not answered.
+    bad = client.get(url, {**query, "field_name": "nope", "term": ""})
+    assert bad.status_code == 403

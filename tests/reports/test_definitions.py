@@ -299,3 +299,136 @@ def test_demo_has_reports_and_a_schedule(media):
     assert "Suspicious meters" not in south.get(reverse("reports:definitions")).content.decode()
     run = run_now(tamper, analyst)
     assert run.status == ExportStatus.DONE, run.error
+
+
+# ------------------------------------------------------------------ the data query as a source
+
+
+@pytest.fixture
+def readings(world, settings):
+    """Both regions' meters with three days of 15-minute import/export from the simulator's
+    model (tests/meters/_data.py), as the data query page's tests have them."""
+    from tests.meters._data import ingest_days
+
+    settings.TIME_ZONE = "UTC"
+    for meter in world.grid_a.meters + world.grid_b.meters:
+        ingest_days(meter)
+    return world
+
+
+def test_data_query_as_a_definition(readings, media):
+    """The page's query (export per day on 2 June) saved, versioned and run into a file:
+    each of region A's meters' day is the sum of its 96 intervals; region B never appears."""
+    from decimal import Decimal
+
+    from tests.meters._data import EXPORT, IMPORT, expected
+
+    day = date(2026, 6, 2)
+    definition = define(readings, source="query", quantities=[EXPORT], grouping="day",
+                        period="fixed", period_from=day, period_to=day)  # fmt: skip
+    run = run_now(definition, readings.operator_a)
+    assert run.status == ExportStatus.DONE, run.error
+    rows = csv_rows(run)
+    assert list(rows[0]) == ["meter", "obis", "quantity", "time", "value", "unit", "quality",
+                             "count"]  # fmt: skip
+    assert [r["meter"] for r in rows] == [m.serial for m in readings.grid_a.meters]
+    for meter, row in zip(readings.grid_a.meters, rows, strict=True):
+        want = sum(Decimal(expected(meter.serial, 2, 96 + i)) for i in range(96))
+        assert (row["obis"], Decimal(row["value"]), row["count"]) == (EXPORT, want, "96")
+        assert row["time"].startswith("2026-06-02T00:00:00")
+    assert run.first_day == run.last_day == day
+
+    # A new version with raw intervals of both quantities: 2 meters x 2 x 96 rows; the
+    # first version's run keeps its own settings.
+    definition.quantities, definition.grouping = [IMPORT, EXPORT], "raw"
+    actions.save_definition(definition, readings.readonly_a)
+    raw = run_now(definition, readings.operator_a, fmt="xlsx")
+    assert raw.status == ExportStatus.DONE and raw.rows_done == 2 * 2 * 96
+    assert run.version.snapshot["quantities"] == [EXPORT]
+    sheet = load_workbook(run_path(raw), read_only=True).worksheets[0]
+    serials = {r[0] for r in sheet.iter_rows(min_row=2, values_only=True)}
+    assert serials == {m.serial for m in readings.grid_a.meters}
+    # Filtered to one grid node: the meters below it only.
+    node = readings.grid_a.meters[0].service_point
+    definition.node = node
+    actions.save_definition(definition, readings.readonly_a)
+    narrowed = csv_rows(run_now(definition, readings.operator_a))
+    assert {r["meter"] for r in narrowed} == {readings.grid_a.meters[0].serial}
+
+
+def test_data_query_run_needs_the_query_permission(readings, media):
+    """A vending clerk of the region (meters in scope, no data query) cannot run it."""
+    from accounts import roles
+    from tests.factories import make_user
+    from tests.meters._data import EXPORT
+
+    definition = define(readings, source="query", quantities=[EXPORT], grouping="day",
+                        period="fixed", period_from=date(2026, 6, 2),
+                        period_to=date(2026, 6, 2))  # fmt: skip
+    assert "query" in dict(engine.source_choices(readings.operator_a))
+    clerk = make_user("clerk-a", readings.org_a, roles.VENDING_CLERK)
+    assert "query" not in dict(engine.source_choices(clerk))
+    snapshot = actions.current_version(definition).snapshot
+    with pytest.raises(ValueError, match="you may not see the figures of Data query"):
+        engine.spec_of(engine.within(clerk, readings.org_a), snapshot)
+    run = run_now(definition, clerk)
+    assert run.status == ExportStatus.FAILED and not run.file
+
+
+@pytest.mark.parametrize(
+    ("fields", "words"),
+    [
+        ({"source": "query"}, "at least one quantity"),
+        ({"source": "query", "quantities": ["1-0:1.8.0*255", "watts"]}, "Not OBIS codes: watts"),
+        ({"source": "query", "quantities": "1-0:1.8.0*255"}, "A list of OBIS codes"),
+        ({"quantities": ["1-0:1.8.0*255"]}, "takes no quantities"),
+    ],
+)
+def test_bad_quantities_are_named(fields, words):
+    problems = engine.problems({"source": "tamper", **MAY, "grouping": "", **fields})
+    assert words in problems["quantities"]
+
+
+def test_data_query_period_is_bounded():
+    problems = engine.problems({"source": "query", "quantities": ["1-0:1.8.0*255"],
+                                "period": "fixed", "period_from": date(2025, 5, 31),
+                                "period_to": date(2026, 6, 1)})  # fmt: skip
+    assert "at most 366 days" in problems["period"]
+
+
+def test_data_query_definition_in_the_form_and_the_api(readings):
+    """The analyst's form takes the quantities as text, the API as a list; both refuse a
+    data query without them with the field named."""
+    from tests.meters._data import EXPORT
+
+    analyst = client(readings.readonly_a)
+    # "Save as a report" on the query page carries the query into a new definition's form.
+    query = {"channels": [EXPORT], "start": "2026-06-02", "end": "2026-06-03",
+             "resolution": "hour"}  # fmt: skip
+    page = analyst.get(reverse("reports:query"), query)
+    save_as = page.context["save_as"]
+    assert save_as.startswith(reverse("reports:definition-new") + "?source=query&")
+    new = analyst.get(save_as).context["form"]
+    assert (new["source"].value(), new["grouping"].value()) == ("query", "hour")
+    assert (new["quantities"].value(), new["period"].value()) == (EXPORT, "fixed")
+    assert str(new["period_to"].value()) == "2026-06-03"
+    form = {"name": "Export per day", "organisation": readings.org_a.pk, "source": "query",
+            "grouping": "day", "columns": "", "quantities": "", "period": "yesterday",
+            "graph": "on"}  # fmt: skip
+    refused = analyst.post(reverse("reports:definition-new"), form)
+    assert refused.status_code == 200 and "at least one quantity" in refused.content.decode()
+    saved = analyst.post(reverse("reports:definition-new"), {**form, "quantities": EXPORT})
+    assert saved.status_code == 302
+    definition = ReportDefinition.objects.get(name="Export per day")
+    assert definition.quantities == [EXPORT]
+    page = analyst.get(reverse("reports:definition", args=[definition.pk])).content.decode()
+    assert EXPORT in page
+    payload = {"name": "Export per day (API)", "organisation": readings.org_a.pk,
+               "source": "query", "grouping": "day", "period": "yesterday"}  # fmt: skip
+    for quantities, words in (([], "at least one quantity"), (["x"], "Not OBIS codes: x")):
+        api = analyst.post("/api/report-definitions/", {**payload, "quantities": quantities},
+                           content_type="application/json")  # fmt: skip
+        assert api.status_code == 400 and words in str(api.json()["quantities"])
+    api = analyst.post("/api/report-definitions/", {**payload, "quantities": [EXPORT]},
+                       content_type="application/json")  # fmt: skip
+    assert api.status_code == 201 and api.json()["quantities"] == [EXPORT]

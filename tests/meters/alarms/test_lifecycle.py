@@ -99,7 +99,7 @@ def test_the_lists_links_are_what_url_reversing_gives(world):
 ROW_TEMPLATE = """{% for a in object_list %}
     <tr data-alarm="{{ a.pk }}" data-state="{{ a.state }}">
       <td>{{ a.last_event_at|when_s }}</td>
-      <td>{% if a.meter_id %}<a href="{{ a.detail_url }}">{{ a.meter.serial }}</a>{% elif a.line.concentrator_id %}<a href="{% url 'meters:concentrator-detail' a.line.concentrator_id %}">{{ a.subject }}</a>{% else %}<a href="{% url 'meters:lines' %}?q={{ a.line.key|urlencode }}">{{ a.subject }}</a>{% endif %}</td>
+      <td>{% if a.meter_id %}<a href="{{ a.detail_url }}">{{ a.meter.serial }}</a>{% elif not a.line_id %}<a href="{{ a.link }}">{{ a.subject }}</a>{% elif a.line.concentrator_id %}<a href="{% url 'meters:concentrator-detail' a.line.concentrator_id %}">{{ a.subject }}</a>{% else %}<a href="{% url 'meters:lines' %}?q={{ a.line.key|urlencode }}">{{ a.subject }}</a>{% endif %}</td>
       <td>{{ a.get_kind_display }}{% if a.last_event %} <span class="muted">· last: {{ a.last_event }}</span>{% endif %}</td>
       <td>{{ a.get_severity_display }}</td>
       <td class="count">{{ a.count }}</td>
@@ -113,7 +113,8 @@ ROW_TEMPLATE = """{% for a in object_list %}
 
 def test_the_lists_rows_are_what_the_template_wrote(world):
     """Rows built in Python (meters/alarms/views.py alarm_rows) equal the template's to the
-    byte: every state, a serial and a user name that need escaping, both kinds of line."""
+    byte: every state, a serial and a user name that need escaping, both kinds of line and a
+    system alarm (a report's failed delivery) whose reference and link need escaping."""
     from django.template import Context, Template
 
     from meters.alarms.views import _link_rows, alarm_rows
@@ -144,6 +145,14 @@ def test_the_lists_rows_are_what_the_template_wrote(world):
             rule=rule, line=line, organisation=world.org_a, kind=EventKind.LINE_DOWN,
             severity=rule.severity, count=3, first_event_at=T0, last_event_at=T0,
         )  # fmt: skip
+    system_rule = AlarmRule.objects.create(
+        name="reports", organisation=world.org_a, kinds=[EventKind.REPORT_DELIVERY_FAILED]
+    )
+    Alarm.objects.create(
+        rule=system_rule, organisation=world.org_a, kind=EventKind.REPORT_DELIVERY_FAILED,
+        severity=system_rule.severity, count=1, first_event_at=T0, last_event_at=T0,
+        reference="report delivery 7 to <a&b>@example.com", link="/reports/runs/7/?x=1&y=<2>",
+    )  # fmt: skip
     alarms = list(
         Alarm.objects.select_related("meter__meter_model", "line", "acknowledged_by").order_by("pk")
     )

@@ -4,11 +4,12 @@ Issue 16's target: monthly billing determinants for 100,000 meters streamed to X
 CIM XML in at most 60 s each, memory flat (peak RSS reported), against a raw SQL export of
 the same rows.
 
-Builds (or, with `--reuse`, reuses) a PostgreSQL database (`ami_bench_billing_export`, on
-the server of DATABASE_URL) by COPY: N meters (full 100,000; quick 5,000) of one model with
-registers 1.8.0 / 2.8.0 (start and end reads of May 2026) and 1.6.0 (maximum demand with its
-time), profiles 1.29.0 / 2.29.0 with a month of daily rollup rows (what ingest keeps; the
-billing sums read it). Every 250th meter has 10 % of its intervals estimated: held.
+Builds (or, with `--reuse`, reuses) a PostgreSQL database (`ami_bench_billing_export`, or
+`--db NAME`, on the server of DATABASE_URL) by COPY: N meters (full 100,000; quick 5,000)
+of one model with registers 1.8.0 / 2.8.0 (start and end reads of May 2026) and 1.6.0
+(maximum demand with its time), profiles 1.29.0 / 2.29.0 with a month of daily rollup rows
+(what ingest keeps; the billing sums read it). Every 250th meter has 10 % of its intervals
+estimated: held.
 
 Each figure runs in a fresh child process (so peak RSS is its own), at a tenth of the fleet
 and at the whole fleet (flat memory: the two peaks should match):
@@ -22,7 +23,7 @@ Asserted: the CSV's consumption of every meter equals the raw COPY's; the XML ho
 MeterReading per meter; the XLSX's row counts (at the small scale). Prints JSON lines
 (ratio = A / B) and a summary; the machine's load average is in every line.
 
-    nice -n 10 .venv/bin/python bench/billing_export.py [--quick] [--keep] [--reuse]
+    nice -n 10 .venv/bin/python bench/billing_export.py [--quick] [--keep] [--reuse] [--db NAME]
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.benchdb import drop_database, server_url, setup_django  # noqa: E402
 
-DB = "ami_bench_billing_export"
+DB = os.environ.get("AMI_BENCH_DB", "ami_bench_billing_export")
 MAY1, JUNE1 = datetime(2026, 5, 1, tzinfo=UTC), datetime(2026, 6, 1, tzinfo=UTC)
 DAYS = 31
 HELD_EVERY = 250
@@ -187,9 +188,23 @@ def child(fmt: str, n: int, path: str) -> None:
         )
         extra = {"ready": written.ready, "held": len(written.held)}
     seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss = peak_rss_mb()
     print(json.dumps({"seconds": seconds, "cpu": cpu, "rss_mb": rss,
                       "bytes": os.path.getsize(path), **extra}))  # fmt: skip
+
+
+def peak_rss_mb() -> float:
+    """This process's own peak RSS: VmHWM of its memory (Linux). `ru_maxrss` is not it: Linux
+    keeps the largest RSS of the process across exec, so a child forked from a parent that
+    had loaded the fleet reported the parent's size (289 MB for every figure)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def measure(fmt: str, n: int, path: str) -> dict:
@@ -235,9 +250,13 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the database")
     parser.add_argument("--reuse", action="store_true", help="reuse a kept database")
     parser.add_argument("--meters", type=int)
+    parser.add_argument("--db", help="the database's name (default ami_bench_billing_export)")
     parser.add_argument("--child")
     parser.add_argument("--out")
     args = parser.parse_args()
+    if args.db:
+        global DB
+        DB = os.environ["AMI_BENCH_DB"] = args.db  # the children read it from the environment
     n = args.meters or (5000 if args.quick else 100_000)
     if args.child:
         child(args.child, n, args.out)

@@ -286,9 +286,10 @@ def _chunk(meters: list[Meter], period: Period, threshold: Decimal):
     }
     reads = _reads([m.pk for m in meters], list(registers), period)
     sums = _interval_sums(meters, by_model, period)
+    profiles: dict[int, Channel | None] = {}  # register -> its profile: once per chunk
     for meter in meters:
         channels = by_model.get(meter.meter_model_id, [])
-        yield _meter(meter, channels, reads, sums, period, threshold)
+        yield _meter(meter, channels, reads, sums, period, threshold, profiles)
 
 
 def _interval_sums(meters, by_model, period) -> dict[int, dict]:
@@ -345,7 +346,7 @@ def rollup_sums(meter_ids, channel_ids, period: Period):
         )
 
 
-def _meter(meter, channels, reads, sums, period, threshold) -> MeterDeterminants:
+def _meter(meter, channels, reads, sums, period, threshold, profiles) -> MeterDeterminants:
     result = MeterDeterminants(meter)
     expected = estimated = missing = 0
     profiled = False  # a billed register has a profile channel (with data or not)
@@ -376,7 +377,8 @@ def _meter(meter, channels, reads, sums, period, threshold) -> MeterDeterminants
             start_at=start.read_at if start else None,
             start_class=read_class(start.quality) if start else "",
         )
-        profile = _profile_for(channel, channels)
+        if (profile := profiles.get(channel.pk, channel)) is channel:  # not looked up yet
+            profile = profiles[channel.pk] = _profile_for(channel, channels)
         summed = (
             profile_sum(meter.pk, profile, period, sums.get(profile.pk, {})) if profile else None
         )

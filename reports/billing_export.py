@@ -14,14 +14,11 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from openpyxl import Workbook
-
-from amisite.tabular import CsvWriter, xlsx_row
+from amisite.tabular import CsvWriter, XlsxStream
 from meters.store.days import local_zone
 
 from .billing import CHUNK, COLUMNS, MeterDeterminants, Period, determinants
 from .exporters import cim
-from .exporters.table import sheet_with_header
 
 KEYS = [key for key, _heading in COLUMNS]
 
@@ -69,28 +66,27 @@ class _CsvOut:
 
 
 class _XlsxOut:
-    """A write-only workbook (rows go to disk as appended); held meters on their own sheet,
-    made when the first one comes."""
+    """A streamed workbook (`XlsxStream`: rows go to disk as appended, text inline, so memory
+    stays flat); held meters on their own sheet, made when the first one comes."""
 
     def __init__(self, path) -> None:
-        self.path = path
-        self.book = Workbook(write_only=True)
+        self.book = XlsxStream(path)
         self.ready = self._sheet("Billing determinants")
         self.held = None
         self.zone = local_zone()
 
     def _sheet(self, title):
-        return sheet_with_header(self.book, title, COLUMNS)
+        return self.book.sheet(title, [heading for _key, heading in COLUMNS])
 
     def add(self, result: MeterDeterminants) -> None:
         if result.held and self.held is None:
             self.held = self._sheet("Held meters")
         sheet = self.held if result.held else self.ready
         for row in result.rows:
-            sheet.append(xlsx_row(_cells(row, self.zone, None)))
+            sheet.append(_cells(row, self.zone, None))
 
     def close(self, held: bool) -> None:
-        self.book.save(self.path)
+        self.book.close()
 
 
 class _CimOut:

@@ -2,8 +2,8 @@
 (key, heading) pairs.
 
 The data-query exporters write measurement rows; these reports are small tables already
-built in memory, one dict per row. Both go out through `amisite.tabular` (`CsvWriter`,
-`csv_line`, `xlsx_row`), which quotes text a spreadsheet would run.
+built in memory or streamed, one dict per row. Both go out through `amisite.tabular`
+(`CsvWriter`, `csv_line`, `XlsxStream`), which quotes text a spreadsheet would run.
 """
 
 from __future__ import annotations
@@ -13,11 +13,8 @@ from datetime import datetime
 from io import StringIO
 
 from django.http import HttpResponse
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.styles import Font
 
-from amisite.tabular import CsvWriter, csv_line, xlsx_row
+from amisite.tabular import CsvWriter, XlsxStream, csv_line
 from meters.store.days import local_zone
 
 from . import FORMATS
@@ -68,23 +65,12 @@ def csv_lines(columns: Columns, rows: Iterable[dict], value: Callable = _as_is) 
 Sheet = tuple[str, Columns, Iterable[dict]]
 
 
-def sheet_with_header(workbook: Workbook, title: str, columns: Columns):
-    """A new sheet of a write-only workbook, its first row the columns' headings in bold."""
-    sheet = workbook.create_sheet(title[:31])
-    header = []
-    for _key, heading in columns:
-        cell = WriteOnlyCell(sheet, value=heading)
-        cell.font = Font(bold=True)
-        header.append(cell)
-    sheet.append(xlsx_row(header))
-    return sheet
-
-
 def write_xlsx(path, sheets: Iterable[Sheet], value: Callable = _as_is) -> None:
-    """Write (title, columns, rows) sheets to an XLSX file (write-only: rows go to disk)."""
-    workbook = Workbook(write_only=True)
+    """Write (title, columns, rows) sheets to an XLSX file, streamed (`XlsxStream`: rows go
+    to disk as they come, memory stays flat whatever the number of rows)."""
+    book = XlsxStream(path)
     for title, columns, rows in sheets:
-        sheet = sheet_with_header(workbook, title, columns)
+        sheet = book.sheet(title, [heading for _key, heading in columns])
         for row in rows:
-            sheet.append(xlsx_row(value(key, row) for key, _heading in columns))
-    workbook.save(path)
+            sheet.append([value(key, row) for key, _heading in columns])
+    book.close()  # only a whole file is written: a failure leaves none

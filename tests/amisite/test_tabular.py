@@ -37,7 +37,7 @@ def test_guard_quotes_formulas_and_leaves_numbers():
 
 
 def test_every_tabular_writer_goes_through_the_shared_one():
-    """csv.writer and openpyxl rows appear only behind amisite/tabular.py."""
+    """csv.writer, openpyxl rows and XlsxWriter appear only behind amisite/tabular.py."""
     for app in APPS:
         for path in (ROOT / app).rglob("*.py"):
             if path.name == "tabular.py" or "migrations" in path.parts:
@@ -45,6 +45,7 @@ def test_every_tabular_writer_goes_through_the_shared_one():
             text = path.read_text()
             where = path.relative_to(ROOT)
             assert not re.search(r"csv\.(writer|DictWriter)\(", text), f"{where}: use CsvWriter"
+            assert "xlsxwriter" not in text, f"{where}: write XLSX through XlsxStream"
             if "Workbook(" in text:
                 sheets = re.findall(r"(sheet|ws|info)\.append\((?!\s*xlsx_row\()", text)
                 assert not sheets, f"{where}: append rows through xlsx_row"

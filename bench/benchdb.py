@@ -19,13 +19,15 @@ def _admin(url: str):
     return psycopg.connect(url + "/postgres", autocommit=True)
 
 
-def setup_django(url: str, name: str, **env: str) -> None:
-    """(Re)create database `name`, point Django at it (plus `env`), set Django up, migrate."""
-    admin = _admin(url)
-    with admin.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        cur.execute(f"CREATE DATABASE {name}")
-    admin.close()
+def setup_django(url: str, name: str, *, create: bool = True, **env: str) -> None:
+    """(Re)create database `name` (`create`; else use it as it is), point Django at it (plus
+    `env`), set Django up, migrate."""
+    if create:
+        admin = _admin(url)
+        with admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            cur.execute(f"CREATE DATABASE {name}")
+        admin.close()
     os.environ["DATABASE_URL"] = f"{url}/{name}"
     os.environ.setdefault("SECRET_KEY", "bench-only")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "amisite.settings")

@@ -313,6 +313,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 900.0,  # quiet hours end on a quarter hour at most this late
         "options": {"queue": "default", "expires": 900},
     },
+    "portal-compute-similar-homes": {
+        "task": "portal.compute_similar_homes",
+        "schedule": 3600.0,  # the usage views show its "as of"; recent days are redone each run
+        "options": {"queue": "default", "expires": 3600},
+    },
     "portal-issue-bills": {
         "task": "portal.issue_bills",
         "schedule": 6 * 3600.0,  # a no-op but on the month's issue day (portal/bills.py)

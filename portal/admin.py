@@ -18,9 +18,15 @@ from .models import Bill, OutagePreference, Payment, PlannedOutage, PlannedOutag
 
 @admin.register(PlannedOutage)
 class PlannedOutageAdmin(ScopedModelAdmin):
-    list_display = ("node", "starts_at", "ends_at", "reason", "organisation")
+    """Moving the times or the node, or ticking "cancelled", is a new revision: the
+    customers are told again (portal.outages.notify_planned)."""
+
+    list_display = ("node", "starts_at", "ends_at", "reason", "cancelled", "revision",
+                    "organisation")  # fmt: skip
+    list_filter = ("cancelled",)
     search_fields = ("reason", "node__code", "node__name")
     raw_id_fields = ("node",)
+    readonly_fields = ("revision", "changed_at")
 
 
 @admin.register(Payment)
@@ -54,8 +60,8 @@ class BillAdmin(ReadOnlyScopedAdmin):
 
 @admin.register(PlannedOutageNotice)
 class PlannedOutageNoticeAdmin(ReadOnlyScopedAdmin):
-    list_display = ("planned_outage", "customer", "channel", "state", "attempts", "sent_at",
-                    "last_error")  # fmt: skip
+    list_display = ("planned_outage", "customer", "channel", "revision", "state", "attempts",
+                    "sent_at", "last_error")  # fmt: skip
     list_filter = ("state", "channel")
     search_fields = ("customer__account_number", "customer__name", "recipient")
     list_select_related = ("customer", "planned_outage")

@@ -19,7 +19,9 @@ what the bill says (figures, lines, notes, names, the activation code); the page
 are drawn from that row ever after, so a late read, a new tariff or a renamed customer never
 changes a bill already issued. A month is issued from `AMI_PORTAL_BILL_GRACE_DAYS` (2) days
 after its last day (late reads have come in by then), for every customer, by the beat task
-`portal.issue_bills` or `manage.py portal_issue_bills` (a page view never writes). Until a
+`portal.issue_bills` or `manage.py portal_issue_bills` (a page view never writes), set-based:
+`issue_month` takes `ISSUE_CHUNK` customers at a time (one determinants pass, one insert,
+one transaction each; see there). Until a
 month is issued its page and PDF show a provisional bill (computed when asked, not stored)
 that says so. The
 history lists the last complete months: the stored bills' totals and the daily rollups'
@@ -28,6 +30,7 @@ usage (one grouped statement).
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -41,7 +44,7 @@ from django.utils import timezone
 from reportlab.lib.units import mm
 from reportlab.pdfgen import canvas
 
-from meters.models import Customer
+from meters.models import Customer, Meter
 from meters.obis import parse as parse_obis
 from meters.store import DailyEnergy
 from meters.store.interval_energy import energy_channels
@@ -54,10 +57,11 @@ from vending.usage import IMPORT_PROFILE, kwh
 from . import models
 from .activation import bill_code
 from .customers import meters_of, month_start
-from .usage import tariff_of
+from .usage import tariff_of, tariffs_of
 
 IMPORT_TOTAL = "1-0:1.8.0*255"
 HISTORY_MONTHS = 12
+ISSUE_CHUNK = 500  # customers a transaction when a month is issued
 UNIT_KWH = {"wh": Decimal("0.001"), "kwh": Decimal(1), "mwh": Decimal(1000)}
 
 
@@ -159,15 +163,22 @@ def _percent(share) -> str:
 def bill(customer: Customer, month: str) -> Bill:
     """The bill of `month` (YYYY-MM); ValueError for a month that is not one."""
     period = Period.month(month)
+    meters = meters_of(customer).select_related("service_point", "meter_model")
+    return compose(customer, period, determinants(meters, period), tariff_of(customer))
+
+
+def compose(customer: Customer, period: Period, found_meters, tariff) -> Bill:
+    """The bill of the customer's meters' determinants (`found_meters`, in serial order)
+    priced with `tariff` (`bill` for one customer; `issue_month` for a chunk of them)."""
+    month = f"{period.first:%Y-%m}"
     point = customer.service_point
     result = Bill(
         customer, period, code=bill_code(customer, month), holder=customer.name,
         account_number=customer.account_number,
         service_point=f"{point.code} {point.address or ''}".strip(),
     )  # fmt: skip
-    meters = meters_of(customer).select_related("service_point", "meter_model")
     billed = None
-    for found in determinants(meters, period):
+    for found in found_meters:
         serial = found.meter.serial
         for row in found.rows:
             demand = parse_obis(row["obis"]).d == DEMAND_D
@@ -208,7 +219,7 @@ def bill(customer: Customer, month: str) -> Bill:
                 "checks this bill before it is final."
             )
     result.billed_kwh = billed
-    result.tariff = tariff_of(customer)
+    result.tariff = tariff
     if billed is not None and result.tariff is not None:
         try:
             result.energy, result.energy_lines = tariffs.energy_cost(
@@ -385,20 +396,11 @@ def from_row(row: models.Bill) -> Bill:
     )
 
 
-def issue(customer: Customer, month: str, now: datetime | None = None) -> models.Bill:
-    """The stored bill of `month`, issued now if it is not yet (once: a second call, or a
-    concurrent one, returns the row the first stored). ValueError before its issue day."""
-    now = now or timezone.now()
-    stored = models.Bill.objects.filter(customer=customer, month=Period.month(month).first)
-    found = stored.first()
-    if found is not None:
-        return found
-    if timezone.localtime(now).date() < issues_on(month):
-        raise ValueError(f"the bill of {month} is issued from {issues_on(month)}")
-    computed = bill(customer, month)
-    row = models.Bill(
-        organisation_id=customer.organisation_id,
-        customer=customer,
+def stored_row(computed: Bill, now: datetime) -> models.Bill:
+    """The row that keeps a computed bill as issued `now` (not saved)."""
+    return models.Bill(
+        organisation_id=computed.customer.organisation_id,
+        customer=computed.customer,
         month=computed.period.first,
         issued_at=now,
         account_number=computed.account_number,
@@ -409,6 +411,19 @@ def issue(customer: Customer, month: str, now: datetime | None = None) -> models
         held=computed.held,
         content=content_of(computed),
     )
+
+
+def issue(customer: Customer, month: str, now: datetime | None = None) -> models.Bill:
+    """The stored bill of `month`, issued now if it is not yet (once: a second call, or a
+    concurrent one, returns the row the first stored). ValueError before its issue day."""
+    now = now or timezone.now()
+    stored = models.Bill.objects.filter(customer=customer, month=Period.month(month).first)
+    found = stored.first()
+    if found is not None:
+        return found
+    if timezone.localtime(now).date() < issues_on(month):
+        raise ValueError(f"the bill of {month} is issued from {issues_on(month)}")
+    row = stored_row(bill(customer, month), now)
     try:
         with transaction.atomic():
             row.save()
@@ -427,22 +442,50 @@ def for_month(customer: Customer, month: str) -> Bill:
     return found
 
 
-def issue_month(month: str, now: datetime | None = None, customers=None) -> int:
+def issue_month(
+    month: str, now: datetime | None = None, customers=None, chunk: int = ISSUE_CHUNK, log=None
+) -> int:
     """Issue `month`'s bill of every customer (of `customers`) that has none; how many.
 
-    In customer order, each bill in its own transaction: a run stopped half way is finished
-    by the next, and a bill issued meanwhile by another run is not issued twice."""
+    Set-based, a chunk of `chunk` customers at a time in customer order: their meters'
+    determinants in one pass (`reports.billing.determinants`), their tariffs in two
+    queries, the bills inserted in one statement, one transaction per chunk. The insert
+    skips a customer already billed (the unique key: `ON CONFLICT DO NOTHING`), so a run
+    killed half way is finished by the next, two runs at once store one bill each, and an
+    issued bill is never changed."""
     now = now or timezone.now()
-    first = Period.month(month).first
+    period = Period.month(month)
     if customers is None:
         customers = Customer.objects.all()
-    done = models.Bill.objects.filter(month=first).values("customer_id")
+    done = models.Bill.objects.filter(month=period.first).values("customer_id")
     pending = customers.exclude(pk__in=done).select_related("service_point", "organisation")
-    issued = 0
-    for customer in pending.order_by("pk").iterator(chunk_size=500):
-        issue(customer, month, now)
-        issued += 1
+    issued, after = 0, 0
+    while batch := list(pending.filter(pk__gt=after).order_by("pk")[:chunk]):
+        after = batch[-1].pk
+        issued += _issue_chunk(batch, period, now)
+        if log:
+            log(f"bills of {month}: {issued} issued, up to customer {after}")
     return issued
+
+
+def _issue_chunk(batch: list[Customer], period: Period, now: datetime) -> int:
+    meters = (
+        Meter.objects.filter(service_point_id__in={c.service_point_id for c in batch})
+        .select_related("service_point", "meter_model")
+        .order_by("service_point_id", "serial")
+    )
+    at_point: dict[int, list] = defaultdict(list)
+    for found in determinants(meters, period):
+        at_point[found.meter.service_point_id].append(found)
+    tariffs = tariffs_of(batch)
+    rows = [
+        stored_row(compose(c, period, at_point.get(c.service_point_id, []), tariffs[c.pk]), now)
+        for c in batch
+    ]
+    with transaction.atomic():
+        models.Bill.objects.bulk_create(rows, ignore_conflicts=True)
+    # what this run stored (a concurrent run's rows carry its own time)
+    return models.Bill.objects.filter(month=period.first, customer__in=batch, issued_at=now).count()
 
 
 def issued(customer: Customer, months_shown: list[str]) -> dict[str, models.Bill]:

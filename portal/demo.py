@@ -9,6 +9,8 @@
   split and the bills have data). The first live read then carries on from there.
 * **Bills**: the complete months of that history issued for the demo customers (as the
   monthly run would have).
+* **Similar homes**: computed over that history (`portal.similar.compute`, as the hourly
+  beat task keeps them), so the usage pages compare from the first sign-in.
 * **Top-up**: the portal's payment identity (`AMI_PORTAL_PAYER`; `make run` names
   `DEMO_PAYER`) bound to an integration station in each region, so the sandbox checkout
   issues a real token.
@@ -40,7 +42,7 @@ from vending.choices import StationKind
 from vending.models import VendingStation
 from vending.usage import IMPORT_PROFILE
 
-from . import bills
+from . import bills, similar
 from .customers import month_start
 from .models import PlannedOutage
 
@@ -191,4 +193,5 @@ def load_demo_portal(demo) -> None:
             if today >= bills.issues_on(month):
                 bills.issue(customer, month, now)
         plan_work(customer, now)
+    similar.compute(today)  # what the beat task keeps up: the usage pages' similar homes
     add_payer(demo)

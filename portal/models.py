@@ -12,7 +12,8 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
+from django.utils import timezone
 
 from accounts.scoping import ScopedQuerySet
 
@@ -135,9 +136,18 @@ class PlannedOutage(models.Model):
     starts_at = models.DateTimeField()
     ends_at = models.DateTimeField(help_text="the expected restoration")
     reason = models.CharField(max_length=200, help_text="shown to customers")
+    cancelled = models.BooleanField(
+        default=False, help_text="the work will not happen: the customers told are told so"
+    )
+    revision = models.PositiveIntegerField(
+        default=1, editable=False,
+        help_text="1, then one more at each change of its node, times or cancellation",
+    )  # fmt: skip
+    changed_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     objects = ScopedQuerySet.as_manager()
     scope_field = "organisation"
+    CHANGES = ("node_id", "starts_at", "ends_at", "cancelled")  # what customers are told again
 
     class Meta:
         ordering = ["starts_at", "id"]
@@ -152,8 +162,26 @@ class PlannedOutage(models.Model):
         return f"{self.node} {self.starts_at:%Y-%m-%d %H:%M}: {self.reason}"
 
     def save(self, *args, **kwargs):
+        """A change of node, times or cancellation is a new revision (customers are told
+        again: `portal.outages.notify_planned`); the reason's wording is not."""
         self.organisation_id = self.node.organisation_id
-        super().save(*args, **kwargs)
+        if self.pk is None:
+            return super().save(*args, **kwargs)
+        with transaction.atomic():
+            stored = (
+                PlannedOutage.objects.select_for_update()
+                .filter(pk=self.pk)
+                .values("revision", *self.CHANGES)
+                .first()
+            )
+            if stored is not None:
+                self.revision = stored["revision"]
+                if any(stored[name] != getattr(self, name) for name in self.CHANGES):
+                    self.revision += 1
+                    self.changed_at = timezone.now()
+                if kwargs.get("update_fields") is not None:
+                    kwargs["update_fields"] = {*kwargs["update_fields"], "revision", "changed_at"}
+            super().save(*args, **kwargs)
 
 
 class OutagePreference(models.Model):
@@ -242,10 +270,12 @@ class NoticeState(models.TextChoices):
     PENDING = "pending", "to send"
     SENT = "sent", "sent"
     FAILED = "failed", "failed"
+    SUPERSEDED = "superseded", "not sent: the work changed first"
 
 
 class PlannedOutageNotice(models.Model):
-    """One customer told of one planned outage on one channel (never twice: unique)."""
+    """One customer told of one revision of a planned outage on one channel (never twice:
+    unique); a change of the work (a new revision) is told again, once."""
 
     planned_outage = models.ForeignKey(
         PlannedOutage, on_delete=models.CASCADE, related_name="notices"
@@ -254,9 +284,16 @@ class PlannedOutageNotice(models.Model):
         "meters.Customer", on_delete=models.CASCADE, related_name="planned_outage_notices"
     )
     channel = models.CharField(max_length=8)  # "sms" or "email" (portal.outages)
+    revision = models.PositiveIntegerField(default=1, help_text="of the planned outage")
+    news = models.CharField(
+        max_length=10, default="first",
+        help_text="first word of the work, changed, away (no longer cuts here) or cancelled",
+    )  # fmt: skip
     recipient = models.CharField(max_length=254)
     body = models.TextField()
-    state = models.CharField(max_length=8, choices=NoticeState.choices, default=NoticeState.PENDING)
+    state = models.CharField(
+        max_length=10, choices=NoticeState.choices, default=NoticeState.PENDING
+    )
     attempts = models.PositiveSmallIntegerField(default=0)
     last_error = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField()
@@ -269,10 +306,46 @@ class PlannedOutageNotice(models.Model):
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["planned_outage", "customer", "channel"],
-                name="portal_planned_notice_once",
+                fields=["planned_outage", "customer", "channel", "revision"],
+                name="portal_planned_notice_once_a_revision",
             )
         ]
 
     def __str__(self) -> str:
         return f"{self.channel} to customer {self.customer_id} of {self.planned_outage_id}"
+
+
+class SimilarHomes(models.Model):
+    """The average home of one customer class in one grid area over one period (precomputed).
+
+    Written only by `portal.similar.compute` (the beat task `portal.compute_similar_homes`,
+    and the demo's seeding); the usage views only read it. `kwh` is the average per home:
+    each local day's kWh summed over the homes with readings that day, divided by their
+    number, summed over the period's days; `homes` is the most homes seen on a day of it.
+    """
+
+    area = models.ForeignKey(
+        "meters.GridNode", on_delete=models.CASCADE, related_name="+",
+        help_text="the feeder above the homes (their transformer where there is no feeder)",
+    )  # fmt: skip
+    tariff_code = models.CharField(max_length=32, help_text="the customer class")
+    kind = models.CharField(max_length=5)  # day, week, month, year (portal.usage.KINDS)
+    first = models.DateField()
+    last = models.DateField()
+    kwh = models.DecimalField(max_digits=14, decimal_places=3)
+    homes = models.PositiveIntegerField()
+    computed_at = models.DateTimeField(help_text="the figure is as of this time")
+
+    objects = ScopedQuerySet.as_manager()
+    scope_field = "area__organisation"
+
+    class Meta:
+        verbose_name_plural = "similar homes"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["area", "tariff_code", "kind", "first"], name="portal_similar_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tariff_code} homes of {self.area_id}, {self.kind} of {self.first}"

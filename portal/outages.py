@@ -14,10 +14,17 @@ work on the grid above the home, an estimate of restoration, and how to be told.
   nothing of the portal).
 * **Told of planned work**: `notify_planned` (the beat task `portal.notify_planned_work`,
   every 15 minutes) tells each customer below a planned outage that has not started, by
-  their preference, once per channel (`PlannedOutageNotice`). A customer in their quiet
-  hours is not told now but by the first run after them (if the work has not started by
-  then); one who wants no word of planned work is never told. A send that fails is tried
-  again by the next runs, `NOTICE_ATTEMPTS` times in all.
+  their preference, once per channel and revision (`PlannedOutageNotice`). A customer in
+  their quiet hours is not told now but by the first run after them (if the work has not
+  started by then); one who wants no word of planned work is never told. A send that fails
+  is tried again by the next runs, `NOTICE_ATTEMPTS` times in all.
+* **Told again of a change**: moving the work's times, moving it to another node or
+  cancelling it is a new revision (`PlannedOutage.save`; the reason's wording is not). The
+  next run tells, once per channel, by the same preferences and quiet hours: the customers
+  told of an earlier revision that it cuts them (now: the new times; or that it no longer
+  cuts their address; or that it is cancelled) and those below the new node not told so
+  yet (a first notice). `PlannedOutageNotice.news` says which.
+  Notices of an earlier revision not yet sent are superseded, never sent.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from statistics import median
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from meters.alarms import sms
@@ -60,7 +68,9 @@ def planned(customer: Customer, now: datetime | None = None):
     """Planned work above the customer's service point that has not ended, soonest first."""
     now = now or timezone.now()
     ids = [int(p) for p in customer.service_point.path.strip("/").split("/") if p]
-    return PlannedOutage.objects.filter(node_id__in=ids, ends_at__gt=now).order_by("starts_at")
+    return PlannedOutage.objects.filter(node_id__in=ids, ends_at__gt=now, cancelled=False).order_by(
+        "starts_at"
+    )
 
 
 def restoration(customer: Customer, since: datetime, now: datetime | None = None):
@@ -130,42 +140,83 @@ def contacts(customers, *, now: datetime, planned_work: bool = False) -> dict[in
     return out
 
 
-def notice_text(work: PlannedOutage, customer: Customer) -> str:
+FIRST, CHANGED, AWAY, CANCELLED = "first", "changed", "away", "cancelled"
+
+
+def notice_text(work: PlannedOutage, customer: Customer, news: str = FIRST) -> str:
+    """What the customer is told: of the work (FIRST), that it changed (CHANGED: the new
+    times), that it no longer reaches their address (AWAY) or that it is cancelled."""
     zone = local_zone()
     start, end = work.starts_at.astimezone(zone), work.ends_at.astimezone(zone)
     until = f"{end:%H:%M}" if end.date() == start.date() else f"{end:%a %d %b %H:%M}"
     where = customer.service_point.address or customer.service_point.code
-    return f"Planned power cut at {where}: {start:%a %d %b %H:%M} to {until}. {work.reason}"
+    if news == CANCELLED:
+        return f"Planned power cut at {where} on {start:%a %d %b} is CANCELLED: no cut."
+    if news == AWAY:
+        return (
+            f"Planned power cut at {where}: the work has changed and no longer cuts this address."
+        )
+    changed = " CHANGED, now" if news == CHANGED else ""
+    return (
+        f"Planned power cut at {where}{changed}: {start:%a %d %b %H:%M} to {until}. {work.reason}"
+    )
 
 
 def notify_planned(now: datetime | None = None) -> int:
-    """Tell the customers below planned work not yet started (see the module's docstring);
+    """Tell the customers of planned work not yet started (see the module's docstring);
     returns how many messages were sent."""
     now = now or timezone.now()
     for work in PlannedOutage.objects.filter(starts_at__gt=now).select_related("node"):
-        told = PlannedOutageNotice.objects.filter(planned_outage=work).values("customer_id")
-        below = (
-            Customer.objects.filter(service_point__path__startswith=work.node.path)
+        notices = PlannedOutageNotice.objects.filter(planned_outage=work)
+        # Notices of an earlier revision not sent yet would tell what no longer holds.
+        notices.filter(revision__lt=work.revision, state=NoticeState.PENDING).update(
+            state=NoticeState.SUPERSEDED
+        )
+        told_before = notices.filter(revision__lt=work.revision, state=NoticeState.SENT)
+        reached = Q(pk__in=told_before.values("customer_id"))
+        if not work.cancelled:
+            reached |= Q(service_point__path__startswith=work.node.path)
+        # Those told of this revision on any channel are done; the unique key is the
+        # backstop for two runs at once.
+        untold = (
+            Customer.objects.filter(reached)
+            .exclude(pk__in=notices.filter(revision=work.revision).values("customer_id"))
             .select_related("service_point", "portal_user")
             .order_by("pk")
         )
-        # Those told on any channel are done; the unique key is the backstop for two runs.
-        untold = below.exclude(pk__in=told)
         rows_of = untold.iterator(chunk_size=1000)
         while chunk := list(islice(rows_of, 1000)):
             wanted = contacts(chunk, now=now, planned_work=True)
-            rows = [
-                PlannedOutageNotice(
-                    planned_outage=work,
-                    customer=customer,
-                    channel=channel,
-                    recipient=recipient,
-                    created_at=now,
-                    body=notice_text(work, customer)[: 160 if channel == SMS else None],
-                )  # fmt: skip
-                for customer in chunk
-                for channel, recipient in wanted[customer.pk]
-            ]
+            latest = dict(  # the news of each one's latest notice sent, oldest first
+                told_before.filter(customer__in=chunk)
+                .order_by("revision")
+                .values_list("customer_id", "news")
+            )
+            rows = []
+            for customer in chunk:
+                below = not work.cancelled and customer.service_point.path.startswith(
+                    work.node.path
+                )
+                affected_before = latest.get(customer.pk) not in (None, AWAY)
+                if below:
+                    news = CHANGED if affected_before else FIRST
+                elif affected_before:
+                    news = CANCELLED if work.cancelled else AWAY
+                else:
+                    continue  # told it no longer cuts them, and it still does not
+                rows += [
+                    PlannedOutageNotice(
+                        planned_outage=work,
+                        customer=customer,
+                        channel=channel,
+                        revision=work.revision,
+                        news=news,
+                        recipient=recipient,
+                        created_at=now,
+                        body=notice_text(work, customer, news)[: 160 if channel == SMS else None],
+                    )  # fmt: skip
+                    for channel, recipient in wanted[customer.pk]
+                ]
             PlannedOutageNotice.objects.bulk_create(rows, ignore_conflicts=True)
     return send_notices(now)
 
@@ -174,13 +225,15 @@ def send_notices(now: datetime) -> int:
     """Send every pending notice of work not yet started, each once (row locked)."""
     sent = 0
     pending = PlannedOutageNotice.objects.filter(
-        state=NoticeState.PENDING, planned_outage__starts_at__gt=now
+        state=NoticeState.PENDING,
+        planned_outage__starts_at__gt=now,
+        revision=F("planned_outage__revision"),  # older ones are superseded
     ).values_list("pk", flat=True)
     for pk in list(pending):
         with transaction.atomic():
             notice = (
                 PlannedOutageNotice.objects.select_for_update(skip_locked=True)
-                .filter(pk=pk, state=NoticeState.PENDING)
+                .filter(pk=pk, state=NoticeState.PENDING, revision=F("planned_outage__revision"))
                 .first()
             )
             if notice is None:
@@ -190,7 +243,7 @@ def send_notices(now: datetime) -> int:
                 if notice.channel == SMS:
                     sms.get_backend().send(notice.recipient, notice.body)
                 else:
-                    send_mail("Planned power cut", notice.body, settings.DEFAULT_FROM_EMAIL,
+                    send_mail(_subject(notice.body), notice.body, settings.DEFAULT_FROM_EMAIL,
                               [notice.recipient])  # fmt: skip
             except (sms.SmsError, smtplib.SMTPException, OSError) as exc:
                 log.warning("planned outage notice %s not sent: %s", notice.pk, type(exc).__name__)
@@ -202,3 +255,11 @@ def send_notices(now: datetime) -> int:
                 sent += 1
             notice.save(update_fields=["attempts", "state", "sent_at", "last_error"])
     return sent
+
+
+def _subject(body: str) -> str:
+    if "CANCELLED" in body:
+        return "Planned power cut cancelled"
+    if "CHANGED" in body or "no longer cuts" in body:
+        return "Planned power cut changed"
+    return "Planned power cut"

@@ -3,7 +3,7 @@
 from celery import shared_task
 from django.utils import timezone
 
-from . import bills, outages
+from . import bills, outages, similar
 from .customers import month_start
 
 
@@ -20,3 +20,9 @@ def issue_bills() -> int:
     if timezone.localdate() < bills.issues_on(month):
         return 0
     return bills.issue_month(month)
+
+
+@shared_task(name="portal.compute_similar_homes", ignore_result=True)
+def compute_similar_homes() -> int:
+    """Precompute the similar homes' averages the usage views read (portal.similar)."""
+    return similar.compute()

@@ -6,11 +6,10 @@ the last three from the store's daily rollups. `window(kind, anchor)` names the 
 holds the anchor day, with the anchors of the periods before and after it.
 
 * **Last year**: the same calendar period a year earlier (29 February falls on the 28th).
-* **Similar homes**: the average per home, over the homes with readings in the period, of
-  the customers with the same customer class (`Customer.tariff_code`) in the same grid area
-  (the feeder above the service point; the transformer where there is no feeder). One
-  grouped statement over the rollups, cached for `AMI_PORTAL_SIMILAR_SECONDS` (an hour;
-  0: not cached) per area, class and period.
+* **Similar homes**: the average home of the customers with the same customer class
+  (`Customer.tariff_code`) in the same grid area (the feeder above the service point; the
+  transformer where there is no feeder), precomputed per area, class and period by
+  `portal.similar` (a beat task) and only read here: one row, shown with its "as of" time.
 * **Time of use**: the change of each rate register (`1-0:1.8.1`, `1-0:1.8.2`, ...) from
   the first to the last read in the period, per meter, summed.
 * **Estimate**: this month's energy so far, carried on at the same daily rate to the end of
@@ -25,14 +24,12 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from django.conf import settings
-from django.core.cache import cache
-from django.db.models import Count, Max, Min, Sum
+from django.db.models import Max, Min
 from django.utils import timezone
 
 from meters.choices import NodeKind
-from meters.models import Channel, Customer, GridNode, Meter
-from meters.store import DailyEnergy, RegisterRead
+from meters.models import Channel, Customer, GridNode
+from meters.store import RegisterRead
 from meters.store.days import day_bounds, local_zone
 from meters.store.interval_energy import energy_channels, energy_series
 from vending import tariffs
@@ -41,6 +38,7 @@ from vending.models import PrepaidAccount, Tariff
 from vending.usage import IMPORT_PROFILE, kwh
 
 from .customers import Bar, daily_kwh, meters_of, month_start
+from .models import SimilarHomes
 
 KINDS = ("day", "week", "month", "year")
 TOU_PREFIX = "1-0:1.8."
@@ -142,47 +140,19 @@ def grid_area(customer: Customer) -> GridNode | None:
     return above.get(NodeKind.FEEDER) or above.get(NodeKind.TRANSFORMER)
 
 
-def similar_homes(customer: Customer, first: date, last: date) -> tuple[Decimal | None, int]:
-    """(average kWh per home, homes counted) of the customer's class in its grid area."""
+def similar_homes(customer: Customer, win: Window) -> SimilarHomes | None:
+    """The precomputed average home of the customer's class and grid area over the period
+    (`portal.similar`; None: not computed, or no such homes). Read only, never computed."""
     area = grid_area(customer)
     if area is None:
-        return None, 0
-    seconds = getattr(settings, "AMI_PORTAL_SIMILAR_SECONDS", 3600)
-    key = f"portal:similar:{area.pk}:{customer.tariff_code}:{first}:{last}"
-    found = cache.get(key) if seconds else None
-    if found is not None:
-        return found
-    points = GridNode.objects.filter(
-        path__startswith=area.path,
-        kind=NodeKind.SERVICE_POINT,
-        customers__tariff_code=customer.tariff_code,
-    )
-    model_ids = set(
-        Meter.objects.filter(service_point__in=points)
-        .values_list("meter_model_id", flat=True)
-        .distinct()
-    )
-    channels = {c.pk: c for c in energy_channels(model_ids, IMPORT_PROFILE)}
-    rows = (
-        DailyEnergy.objects.filter(
-            meter__service_point__in=points,
-            channel_id__in=list(channels),
-            day__gte=first,
-            day__lte=last,
+        return None
+    return (
+        SimilarHomes.objects.filter(
+            area=area, tariff_code=customer.tariff_code, kind=win.kind, first=win.first
         )
-        .values("channel_id")
-        .annotate(value=Sum("value"), homes=Count("meter__service_point_id", distinct=True))
+        .only("kwh", "homes", "computed_at")
+        .first()
     )
-    energy, homes = Decimal(0), 0
-    for row in rows:
-        converted = kwh(row["value"], channels[row["channel_id"]])
-        if converted is not None:
-            energy += converted
-            homes = max(homes, row["homes"])  # one import channel per home in practice
-    found = ((energy / homes).quantize(Decimal("0.001")) if homes else None, homes)
-    if seconds:
-        cache.set(key, found, seconds)
-    return found
 
 
 @dataclass(frozen=True)
@@ -191,6 +161,7 @@ class Comparison:
     last_year: Decimal | None
     similar: Decimal | None
     similar_homes: int
+    similar_as_of: datetime | None = None
 
     @property
     def versus_last_year(self) -> Decimal | None:
@@ -208,12 +179,13 @@ def _percent(value, reference) -> Decimal | None:
 
 
 def compare(customer: Customer, win: Window) -> Comparison:
-    similar, homes = similar_homes(customer, win.first, win.last)
+    similar = similar_homes(customer, win)
     return Comparison(
         this=total(customer, win.first, win.last),
         last_year=total(customer, _shift_year(win.first, -1), _shift_year(win.last, -1)),
-        similar=similar,
-        similar_homes=homes,
+        similar=similar.kwh if similar else None,
+        similar_homes=similar.homes if similar else 0,
+        similar_as_of=similar.computed_at if similar else None,
     )
 
 
@@ -290,6 +262,24 @@ def tariff_of(customer: Customer) -> Tariff | None:
         .order_by("-organisation__path")
         .first()
     )
+
+
+def tariffs_of(customers: list[Customer]) -> dict[int, Tariff | None]:
+    """{customer id: `tariff_of(customer)`} for many customers in two queries and one per
+    (organisation, class) without a prepaid account."""
+    out: dict[int, Tariff | None] = {}
+    accounts = PrepaidAccount.objects.filter(customer__in=customers).select_related("tariff")
+    for account in accounts.order_by("-pk"):  # the first (lowest pk) one wins, as .first()
+        out[account.customer_id] = account.tariff
+    by_class: dict[tuple, Tariff | None] = {}
+    for customer in customers:
+        if customer.pk in out:
+            continue
+        key = (customer.organisation_id, customer.tariff_code)
+        if key not in by_class:
+            by_class[key] = tariff_of(customer)  # no account: by class, one query
+        out[customer.pk] = by_class[key]
+    return out
 
 
 def estimate(customer: Customer, today: date | None = None) -> Estimate | None:

@@ -119,7 +119,6 @@ def _fast_password_hashing(request):
         # Dashboard roll-ups are not cached in tests (tests/meters/test_rollup_cache.py
         # turns the cache on): most tests change data and look again at once.
         settings.DASHBOARD_ROLLUP_SECONDS = 0
-        settings.AMI_PORTAL_SIMILAR_SECONDS = 0  # the portal's similar homes, likewise
         # Last month's bill is issued (stored, with its PDF) whatever day the suite runs on;
         # tests/portal/test_bills.py sets a grace to see a provisional bill.
         settings.AMI_PORTAL_BILL_GRACE_DAYS = 0

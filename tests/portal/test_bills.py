@@ -187,3 +187,74 @@ def test_the_beat_task_issues_last_months_bills_from_their_issue_day(world, sett
     everyone = len(world.grid_a.customers) + len(world.grid_b.customers)
     assert tasks.issue_bills() == everyone and tasks.issue_bills() == 0
     assert set(Bill.objects.values_list("month", flat=True)) == {Period.month(last_month()).first}
+
+
+def test_a_month_is_issued_a_chunk_at_a_time_and_a_killed_run_is_finished_once(world, monkeypatch):
+    """Set-based issue: a chunk's bills are what one-by-one gives, in a fixed number of
+    queries; a run killed inside a chunk's transaction leaves whole chunks, the next run
+    issues each remaining bill once and leaves every issued one as it was."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from meters.models import Customer, GridNode, Meter
+    from portal.models import Bill, BillQuerySet
+
+    make_vending(world)
+    month = last_month()
+    period = Period.month(month)
+    grid = world.grid_a
+    for i in range(3, 11):  # 8 more homes on the transformer, with all kinds of reads
+        point = GridNode.objects.create(
+            kind="service_point", parent=grid.transformer, code=f"NA-SP{i}",
+            name=f"SP {i}", organisation=world.org_a,
+        )  # fmt: skip
+        meter = Meter.objects.create(serial=f"NA{i:06d}", meter_model=world.meter_model,
+                                     service_point=point, organisation=world.org_a)  # fmt: skip
+        Customer.objects.create(account_number=f"NA-ACC-{i}", name=f"Home {i}",
+                                service_point=point, tariff_code="R1")  # fmt: skip
+        end = None if i % 4 == 0 else 1_000_000 + i * 10_000  # no end read: interval sum
+        reads(meter, period, 1_000_000, end, start_quality=Quality.ESTIMATED if i % 3 else 0)
+        store_days(meter, days=40)
+    for meter in grid.meters:
+        reads(meter, period, 2_000_000, 2_300_000)
+    north = Customer.objects.filter(organisation=world.org_a).order_by("pk")
+    expected = {c.pk: bills.content_of(bills.bill(c, month)) for c in north}
+    assert any(content["notes"] for content in expected.values())
+
+    real, calls = BillQuerySet.bulk_create, []
+
+    def killed_in_the_second_chunk(self, objs, *args, **kwargs):
+        done = real(self, objs, *args, **kwargs)
+        calls.append(len(objs))
+        if len(calls) == 2:
+            raise KeyboardInterrupt("killed")  # inside the chunk's transaction
+        return done
+
+    monkeypatch.setattr(BillQuerySet, "bulk_create", killed_in_the_second_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        bills.issue_month(month, customers=north, chunk=4)
+    monkeypatch.setattr(BillQuerySet, "bulk_create", real)
+    first = {b.customer_id: (b.pk, b.issued_at) for b in Bill.objects.all()}
+    assert list(first) == [c.pk for c in north[:4]]  # the first chunk, whole; not the second
+
+    with CaptureQueriesContext(connection) as queries:
+        assert bills.issue_month(month, customers=north, chunk=4) == len(expected) - 4
+    assert len(queries.captured_queries) < 40, len(queries.captured_queries)  # not per bill
+    rows = {b.customer_id: b for b in Bill.objects.all()}
+    assert sorted(rows) == sorted(expected)  # each customer once
+    for pk, (row_pk, issued_at) in first.items():
+        assert (rows[pk].pk, rows[pk].issued_at) == (row_pk, issued_at)  # untouched
+    for pk, row in rows.items():
+        assert row.content == expected[pk], pk
+        assert row.organisation_id == world.org_a.pk and row.month == period.first
+    # a chunk of customers already billed (a second run at once): nothing stored or changed
+    assert bills._issue_chunk(list(north), period, timezone_now()) == 0
+    assert {b.customer_id: b.issued_at for b in Bill.objects.all()} == {
+        pk: row.issued_at for pk, row in rows.items()
+    }
+
+
+def timezone_now():
+    from django.utils import timezone
+
+    return timezone.now()

@@ -172,3 +172,110 @@ def test_a_planned_notice_that_cannot_be_sent_is_tried_again_then_failed(world, 
     assert notice.state == NoticeState.FAILED
     assert outages.notify_planned(now + timedelta(hours=1)) == 0
     assert PlannedOutageNotice.objects.get(customer=customer).attempts == outages.NOTICE_ATTEMPTS
+
+
+def test_a_changed_planned_outage_is_told_again_once_per_change_and_channel(
+    world, settings, tmp_path
+):
+    """Moved in time, moved to another node, cancelled: each change told once per channel
+    to those it concerns, by their preferences, after their quiet hours; the reason's
+    wording alone is no change; a notice of a revision overtaken before it went is never
+    sent."""
+    import json
+
+    from django.core import mail
+
+    from meters.models import Customer
+    from meters.store.days import local_zone
+    from portal.models import NoticeState, PlannedOutageNotice
+
+    settings.AMI_SMS_URL = f"file://{tmp_path}/sms.jsonl"
+    first, second = world.grid_a.customers[:2]
+    Customer.objects.filter(pk=first.pk).update(phone="+27820000001")
+    OutagePreference.objects.create(customer=second, quiet_start=time(22), quiet_end=time(6))
+    third = world.grid_b.customers[0]  # another organisation's grid: never told
+    noon = datetime(2031, 3, 3, 12, 0, tzinfo=local_zone())
+    work = PlannedOutage.objects.create(
+        node=first.service_point, starts_at=noon + timedelta(days=2),
+        ends_at=noon + timedelta(days=2, hours=4), reason="Meter box work.",
+    )  # fmt: skip
+
+    def texts():
+        lines = (tmp_path / "sms.jsonl").read_text().splitlines()
+        return [json.loads(line)["text"] for line in lines]
+
+    def told(revision):
+        return set(
+            PlannedOutageNotice.objects.filter(revision=revision, state=NoticeState.SENT)
+            .values_list("customer_id", "channel", "news")
+        )  # fmt: skip
+
+    assert outages.notify_planned(noon) == 2  # the first customer: e-mail and SMS
+    assert told(1) == {(first.pk, "email", "first"), (first.pk, "sms", "first")}
+
+    # the reason reworded: no change for the customers
+    work.reason = "Meter box work (new seals)."
+    work.save()
+    assert work.revision == 1 and outages.notify_planned(noon + timedelta(minutes=15)) == 0
+
+    # moved an hour later and widened to the transformer: the first customer is told the
+    # new times, the second (never told) gets a first notice, after their quiet hours
+    work.starts_at += timedelta(hours=1)
+    work.node = world.grid_a.transformer
+    work.save()
+    assert work.revision == 2 and work.changed_at is not None
+    late = noon + timedelta(hours=11)  # 23:00: the second customer's quiet hours
+    assert outages.notify_planned(late) == 2
+    assert told(2) == {(first.pk, "email", "changed"), (first.pk, "sms", "changed")}
+    assert "CHANGED" in texts()[-1] and "13:00" in texts()[-1] and len(texts()[-1]) <= 160
+    assert outages.notify_planned(late + timedelta(minutes=15)) == 0  # once per change
+    assert outages.notify_planned(late + timedelta(hours=7, minutes=5)) == 1  # 06:05
+    assert (second.pk, "email", "first") in told(2)
+    assert mail.outbox[-1].to == [second.email] and "13:00" in mail.outbox[-1].body
+
+    # narrowed to the second customer's home: the first is told it no longer cuts theirs
+    morning = late + timedelta(hours=8)
+    work.node = second.service_point
+    work.save()
+    assert outages.notify_planned(morning) == 3
+    assert told(3) == {
+        (first.pk, "email", "away"), (first.pk, "sms", "away"), (second.pk, "email", "changed"),
+    }  # fmt: skip
+    assert "no longer cuts" in texts()[-1]
+    assert mail.outbox[-1].subject == "Planned power cut changed"
+
+    # cancelled: only the second is told (the first already knows it is not cut)
+    work.cancelled = True
+    work.save()
+    assert outages.notify_planned(morning + timedelta(minutes=15)) == 1
+    assert told(4) == {(second.pk, "email", "cancelled")}
+    assert mail.outbox[-1].subject == "Planned power cut cancelled"
+    assert "CANCELLED" in mail.outbox[-1].body
+    assert not outages.planned(second, morning).exists()  # the outages page drops it
+    assert outages.notify_planned(morning + timedelta(minutes=30)) == 0
+    assert not PlannedOutageNotice.objects.filter(customer=third).exists()
+    sent = PlannedOutageNotice.objects.filter(state=NoticeState.SENT).count()
+    assert len(mail.outbox) + len(texts()) == sent == 9
+
+
+def test_a_notice_not_yet_sent_when_the_work_changes_is_superseded(world, settings):
+    from meters.models import Customer
+    from portal.models import NoticeState, PlannedOutageNotice
+
+    settings.AMI_SMS_URL = "http://127.0.0.1:9/send"  # nothing listens: the SMS stays pending
+    customer = world.grid_a.customers[0]
+    Customer.objects.filter(pk=customer.pk).update(phone="+27820000001", email="")
+    now = timezone.now()
+    work = PlannedOutage.objects.create(
+        node=customer.service_point, starts_at=now + timedelta(days=1),
+        ends_at=now + timedelta(days=1, hours=1), reason="Meter box work.",
+    )  # fmt: skip
+    assert outages.notify_planned(now) == 0
+    settings.AMI_SMS_URL = "file:///dev/null"  # the SMS gateway is back
+    work.ends_at += timedelta(hours=1)
+    work.save()
+    assert outages.notify_planned(now + timedelta(minutes=15)) == 1
+    old, new = PlannedOutageNotice.objects.order_by("revision")
+    assert (old.state, old.attempts) == (NoticeState.SUPERSEDED, 1)
+    # never told the first times, so the new revision is a first notice, not a change
+    assert (new.revision, new.news, new.state) == (2, "first", NoticeState.SENT)

@@ -1,5 +1,5 @@
 """Portal usage periods: day (hourly, from intervals), week, month, year (from the rollups),
-last year, similar homes (same class and grid area only), TOU rates and the bill estimate."""
+last year, TOU rates and the bill estimate (similar homes: test_similar.py)."""
 
 from __future__ import annotations
 
@@ -67,28 +67,6 @@ def test_week_month_and_year_equal_the_store_and_last_year_is_compared(world):
         day = date.fromisoformat(label)
         expected = f"{Decimal(rows[day]) / 1000:.3f}" if day in rows else ""
         assert value == expected and win.first <= day <= win.last
-
-
-def test_similar_homes_are_the_same_class_in_the_same_area_only(world):
-    mine, neighbour = world.grid_a.customers[:2]
-    for customer in (mine, neighbour, world.grid_b.customers[0]):
-        customer.tariff_code = "R1"
-        customer.save()
-    other_class = world.grid_a.customers[2] if len(world.grid_a.customers) > 2 else None
-    if other_class is not None:
-        other_class.tariff_code = "C9"
-        other_class.save()
-        store_days(world.grid_a.meters[2], days=40, wh=500_000)
-    a = store_days(world.grid_a.meters[0], days=40, wh=7_000)
-    b = store_days(world.grid_a.meters[1], days=40, wh=9_000)
-    store_days(world.grid_b.meters[0], days=40, wh=900_000)  # same class, another area
-    today = timezone.localdate()
-    win = usage.window("month", today)
-    both = [v for rows in (a, b) for d, v in rows.items() if win.first <= d <= win.last]
-    average, homes = usage.similar_homes(mine, win.first, win.last)
-    assert homes == 2 and average == (Decimal(sum(both)) / 1000 / 2).quantize(Decimal("0.001"))
-    html = client_for(world.customer).get("/portal/usage/").content.decode()
-    assert "The average of 2 homes" in html
 
 
 def test_the_day_is_hourly_from_the_intervals_and_adds_up_to_the_rollup(world):

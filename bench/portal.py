@@ -16,9 +16,9 @@ Each page is asked `--rounds` (10) times per sampled customer through Django's t
 the sampled customers round robin; the same-run baseline is `/healthz` (one `SELECT 1`
 behind the same middleware), asked in the same rounds. Figures: p50 and p95 ms per page and
 p95 / healthz p95. Before the pages, the similar homes are precomputed as the hourly beat
-task does (`portal.similar.compute`, its first run: every day of the rollups; timed and
-printed), and the cache is cleared. Asserted: every answer 200, the page shows the
-customer's account number, and the usage pages show the similar homes' figure.
+task does (`portal.similar.compute`, its first run: every day of the rollups, by `--jobs`
+connections; timed and printed), and the cache is cleared. Asserted: every answer 200,
+the page shows the customer's account number, the usage pages show the similar homes.
 
     .venv/bin/python bench/portal.py --quick        # 20,000 customers x 365 days (7.3 M rollups)
     .venv/bin/python bench/portal.py                # 1,000,000 x 365 (365 M rollups, ~40 GB)
@@ -336,14 +336,14 @@ def sample(loaded: dict, n: int) -> list:
     return out
 
 
-def precompute() -> None:
+def precompute(jobs: int) -> None:
     """The similar homes, as the beat task's first run computes them (timed, CPU too)."""
     from portal import similar
     from portal.models import SimilarHomes
 
     started, cpu = time.perf_counter(), time.process_time()
-    rows = similar.compute(log=lambda line: print(line, file=sys.stderr))
-    emit("similar_compute_s", round(time.perf_counter() - started, 1), "s", rows=rows,
+    rows = similar.compute(log=lambda line: print(line, file=sys.stderr), jobs=jobs)
+    emit("similar_compute_s", round(time.perf_counter() - started, 1), "s", rows=rows, jobs=jobs,
          python_cpu_s=round(time.process_time() - cpu, 1), load=os.getloadavg()[0])  # fmt: skip
     assert SimilarHomes.objects.filter(kind="year").exists()
 
@@ -422,7 +422,7 @@ def main() -> None:
         loaded = loaded_before() if args.reuse else load(customers, args.days, args.jobs)
         customers = len(loaded["meters"])
         sampled = sample(loaded, args.sample)
-        precompute()
+        precompute(args.jobs)
         times = measure(sampled, args.rounds)
         base = p95(times["/healthz"])
         emit("healthz_p95", round(base, 2), "ms", load=os.getloadavg()[0])

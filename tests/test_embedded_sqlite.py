@@ -23,6 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 ON_SQLITE = [
     "tests/loadcontrol/test_disconnected_consuming.py",
     "tests/collection/test_command_queue.py::test_disconnect_then_connect_are_confirmed_by_the_read_back",
+    # the demo seeds the portal's similar homes (grouped over joins, truncated to periods)
+    "tests/portal/test_similar.py::test_late_reads_are_taken_by_the_next_run_and_a_killed_run_is_redone",
 ]
 
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from contextlib import contextmanager
 
 from django.conf import settings
 from django.contrib.auth.middleware import get_user
@@ -134,6 +135,17 @@ def store(user, primed: Primed) -> None:
             cache.set(primed.key, entry, timeout=settings.AMI_ACCESS_CACHE_SECONDS)
         except Exception as exc:
             log.warning("access cache: entry not kept (%s: %s)", type(exc).__name__, exc)
+
+
+@contextmanager
+def primed(user):
+    """Outside a request (a websocket's periodic work): `user`'s permissions and scope from
+    the cache on entry, what was computed meanwhile kept on exit, under the same rules as a
+    request's (same generation, same user row, `AMI_ACCESS_CACHE_SECONDS`)."""
+    entry = prime(user) if user is not None else None
+    yield user
+    if entry is not None:
+        store(user, entry)
 
 
 class AccessCacheMiddleware:

@@ -9,8 +9,9 @@ from django.http import HttpResponsePermanentRedirect, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.defaults import server_error as default_server_error
 
-from collection.consumers import snapshot
+from collection.consumers import SNAPSHOT_SECONDS, snapshot
 from meters.models import Customer
+from meters.rollup_cache import ttl as rollup_ttl
 
 from .middleware import busy_response, database_unavailable
 from .observability import readiness
@@ -53,7 +54,15 @@ def home(request):
     """
     if Customer.objects.filter(portal_user=request.user).exists():
         return redirect("portal:home")
-    return render(request, "home.html", {"status": snapshot(request.user)})
+    return render(
+        request,
+        "home.html",
+        {
+            "status": snapshot(request.user),
+            "rollup_seconds": rollup_ttl(),
+            "snapshot_seconds": SNAPSHOT_SECONDS,
+        },
+    )
 
 
 def favicon(request):

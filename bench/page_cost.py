@@ -5,9 +5,13 @@ through Django's test client (the whole middleware stack, no network, no queuein
 page of the mix (`bench/web_load.py` WEIGHTS, same URLs) is asked once to warm up, then
 `--requests` times by as many different operators, and the median is reported of the
 request thread's CPU time (Python only: PostgreSQL's time is in the wall time, not in it),
-the wall time and the queries. `/healthz` of the same run is the baseline; the last line is
-the mean weighted by the mix. CPU time is what a shared machine disturbs least: compare two
-versions by running this in each, alternating (docs/operations.md, "What a page costs").
+the wall time and the queries, and the mean CPU time PostgreSQL's backends spent on it
+(`db_ms`: every client backend of the database but the bench's own probe, read from
+/proc/<pid>/schedstat before and after the page's requests; needs the bench and PostgreSQL
+on one machine, else it is left out). `/healthz` of the same run is the baseline; the last
+lines are the means weighted by the mix, Python and Python + PostgreSQL. CPU time is what a
+shared machine disturbs least: compare two versions by running this in each, alternating
+(docs/operations.md, "What a page costs").
 
     .venv/bin/python bench/page_cost.py --db ami_bench_web [--requests 20]
 """
@@ -35,6 +39,32 @@ def emit(metric, value, unit, baseline=None, ratio=None, **extra) -> None:
     line = {"bench": "page_cost", "metric": metric, "value": value, "unit": unit,
             "baseline": baseline, "ratio": ratio, **extra}  # fmt: skip
     print(json.dumps(line), flush=True)
+
+
+def backend_cpu_ns(probe) -> dict[int, int] | None:
+    """pid -> CPU nanoseconds so far, of the bench database's client backends (not `probe`'s
+    own); None when their /proc entries cannot be read (PostgreSQL on another machine)."""
+    pids = [pid for (pid,) in probe.execute(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+        "AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+    ).fetchall()]  # fmt: skip
+    out = {}
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/schedstat") as stat:
+                out[pid] = int(stat.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            if not out and pid == pids[-1]:
+                return None
+    return out if pids and out else ({} if not pids else None)
+
+
+def db_cpu_ms(before, after, requests: int) -> float | None:
+    """Mean PostgreSQL CPU ms per request between two `backend_cpu_ns` samples."""
+    if before is None or after is None:
+        return None
+    spent = sum(ns - before.get(pid, 0) for pid, ns in after.items())
+    return spent / 1e6 / requests
 
 
 def main(argv=None) -> int:
@@ -77,9 +107,13 @@ def main(argv=None) -> int:
         clients.append(client)
     urls = page_urls(random.Random(args.seed))
     results = {}
+    import psycopg
+
+    probe = psycopg.connect(os.environ["DATABASE_URL"], autocommit=True)
     for name, make in urls.items():
         assert clients[0].get(make()).status_code == 200, name  # warm: caches, templates
         cpu, wall, queries = [], [], []
+        db_before = backend_cpu_ns(probe)
         for i in range(args.requests):
             client, path = clients[i % len(clients)], make()
             with CaptureQueriesContext(connection) as captured:
@@ -89,19 +123,29 @@ def main(argv=None) -> int:
                 wall.append((time.perf_counter() - t0) * 1000)
             assert status == 200, (name, path, status)
             queries.append(len(captured.captured_queries))
+        db = db_cpu_ms(db_before, backend_cpu_ns(probe), args.requests)
         results[name] = (
             statistics.median(cpu),
             statistics.median(wall),
             statistics.median(queries),
+            db,
         )
+    probe.close()
     base = results["healthz"][0]
-    for name, (cpu, wall, queries) in results.items():
+    for name, (cpu, wall, queries, db) in results.items():
         emit(f"{name}_cpu", round(cpu, 1), "ms", round(base, 1), round(cpu / base, 1),
-             wall_ms=round(wall, 1), queries=queries)  # fmt: skip
+             wall_ms=round(wall, 1), queries=queries,
+             db_ms=None if db is None else round(db, 1))  # fmt: skip
     total = sum(WEIGHTS.values())
     mix = sum(results[name][0] * weight for name, weight in WEIGHTS.items()) / total
     emit("mix_cpu", round(mix, 1), "ms", round(base, 1), round(mix / base, 1),
          requests=args.requests, load_average=round(os.getloadavg()[0], 1))  # fmt: skip
+    if all(r[3] is not None for r in results.values()):
+        both = {name: r[0] + r[3] for name, r in results.items()}
+        mix = sum(both[name] * weight for name, weight in WEIGHTS.items()) / total
+        emit("mix_cpu_with_db", round(mix, 1), "ms", round(both["healthz"], 1),
+             round(mix / both["healthz"], 1), requests=args.requests,
+             load_average=round(os.getloadavg()[0], 1))  # fmt: skip
     return 0
 
 

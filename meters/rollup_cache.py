@@ -93,13 +93,14 @@ def _compute_and_keep(key, compute, seconds):
     return value, as_of
 
 
-def cached_per_scope(user, name: str, compute, seconds: int):
+def cached_per_scope(user, name: str, compute, seconds: int, with_time: bool = False):
     """`compute()`'s value shared by users who see the same organisations with the same
-    permissions (roles decide which models `restrict` lets through) for `seconds`."""
-    value, _ = cached_rollup(
+    permissions (roles decide which models `restrict` lets through) for `seconds`;
+    with_time: (value, when it was computed)."""
+    value, as_of = cached_rollup(
         user, [name, *sorted(user.get_all_permissions())], compute, seconds=seconds
     )
-    return value
+    return (value, as_of) if with_time else value
 
 
 @contextmanager

@@ -26,6 +26,8 @@ from django.utils import timezone
 from ..choices import RELAY_OPEN, ChannelKind, MeterStatus
 from ..models import Channel, CommStatus, GridNode, Meter
 from ..obis import normalise
+from ..rollup_cache import cached_per_scope
+from ..rollup_cache import ttl as rollup_ttl
 from ..store import DailyEnergy, EventRecord, RegisterRead, to_decimal
 from ..store.interval_energy import energy_codes, energy_series
 from . import actions as alarm_actions
@@ -440,14 +442,8 @@ def derive_events(*, now: datetime | None = None, since: datetime | None = None)
 # ------------------------------------------------------------------ outages
 
 
-def outage_summary(user) -> dict:
-    """Meters off per transformer and feeder in the user's scope.
-
-    A meter is off when it has an open power-failure alarm (a restore event clears it, so
-    this is "its latest power event is a failure"). For each transformer and feeder with at
-    least one meter off: meters off, meters below it, and since when (the earliest failure):
-    "transformer T-114: 37 of 40 meters off since 10:42".
-    """
+def _meters_off(user) -> tuple[dict, dict]:
+    """({"transformer"|"feeder": {node id: {meter ids off}}}, {node id: earliest failure})."""
     rows = (
         Alarm.objects.restrict(user, "view")
         .filter(kind=K.POWER_FAILURE, state__in=OPEN_STATES, service_point__isnull=False)
@@ -463,19 +459,50 @@ def outage_summary(user) -> dict:
         for level, node_id in (("feeder", parts[2]), ("transformer", parts[3])):
             off[level][node_id].add(meter_id)
             since[node_id] = min(since.get(node_id, first), first)
-    meters = Meter.objects.restrict(user, "view").filter(service_point__isnull=False)
-    totals = {
-        "transformer": dict(
-            meters.filter(service_point__parent_id__in=off["transformer"].keys())
-            .values_list("service_point__parent_id")
+    return off, since
+
+
+def meters_off(user) -> int:
+    """Meters off now in the user's scope (`outage_summary`'s "meters_off" alone: the home's
+    figure, without the counts of meters below each node)."""
+    off, _ = _meters_off(user)
+    return len({m for ids in off["transformer"].values() for m in ids})
+
+
+def meters_below(user) -> dict:
+    """{"transformer"|"feeder": {node id: meters below it}} over the user's whole scope, one
+    grouped pass; shared per scope for the dashboard roll-ups' time (a grid's meter counts
+    change with the registry, not with events: `DASHBOARD_ROLLUP_SECONDS`, 15 s)."""
+
+    def compute() -> dict:
+        totals: dict[str, dict] = {"transformer": {}, "feeder": {}}
+        pairs = (
+            Meter.objects.restrict(user, "view")
+            .filter(service_point__isnull=False)
+            .values_list("service_point__parent_id", "service_point__parent__parent_id")
             .annotate(n=Count("pk"))
-        ),
-        "feeder": dict(
-            meters.filter(service_point__parent__parent_id__in=off["feeder"].keys())
-            .values_list("service_point__parent__parent_id")
-            .annotate(n=Count("pk"))
-        ),
-    }
+            .order_by()
+        )
+        for transformer, feeder, n in pairs:
+            for level, node_id in (("transformer", transformer), ("feeder", feeder)):
+                if node_id is not None:
+                    totals[level][node_id] = totals[level].get(node_id, 0) + n
+        return totals
+
+    return cached_per_scope(user, "meters-below", compute, rollup_ttl())
+
+
+def outage_summary(user) -> dict:
+    """Meters off per transformer and feeder in the user's scope.
+
+    A meter is off when it has an open power-failure alarm (a restore event clears it, so
+    this is "its latest power event is a failure"). For each transformer and feeder with at
+    least one meter off: meters off, meters below it, and since when (the earliest failure):
+    "transformer T-114: 37 of 40 meters off since 10:42". Meters off are counted now; meters
+    below each node as `meters_below` (shared for the roll-ups' seconds).
+    """
+    off, since = _meters_off(user)
+    totals = meters_below(user) if off["transformer"] or off["feeder"] else {}
     nodes = GridNode.objects.in_bulk([*off["transformer"], *off["feeder"]])
     result = {"meters_off": len({m for ids in off["transformer"].values() for m in ids})}
     for level in ("transformer", "feeder"):

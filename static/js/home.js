@@ -30,6 +30,7 @@
       setText("today-failed", s.today.failed);
       setText("today-rate", s.today.success_rate === null ? "–" : s.today.success_rate + " %");
     }
+    setText("fleet-as-of", s.fleet_as_of);
     setText("reads-per-minute", s.reads_per_minute);
     setText("unreachable", s.unreachable);
     setText("not-read", s.not_read_for_days);

@@ -218,3 +218,20 @@ def test_without_redis_pages_and_grants_still_work_from_the_database(world, sett
     assign_perm(GRANT, world.operator_a, world.org_b)  # its bump fails, the grant does not
     assert client.get(_other_meter(world)).status_code == 200
     assert "access cache" in caplog.text
+
+
+def test_status_socket_snapshots_take_access_from_the_cache_and_see_revocations(world):
+    """The home's status socket recomputes each user's snapshot every 20 s with a fresh user:
+    its permissions and scope come from the same cache as pages (no access queries the
+    second time), and a grant taken away counts at the next snapshot."""
+    from collection.consumers import _snapshot_for
+
+    assign_perm(GRANT, world.operator_a, world.org_b)
+    with CaptureQueriesContext(connection) as first:
+        assert _snapshot_for(world.operator_a.pk)["meters"]["total"] == 4
+    with CaptureQueriesContext(connection) as second:
+        assert _snapshot_for(world.operator_a.pk)["meters"]["total"] == 4
+    assert _access_queries(first.captured_queries)
+    assert _access_queries(second.captured_queries) == []
+    remove_perm(GRANT, world.operator_a, world.org_b)
+    assert _snapshot_for(world.operator_a.pk)["meters"]["total"] == 2

@@ -80,6 +80,38 @@ def test_home_figures_shared_per_scope_and_role_for_seconds(placed, cached):  # 
     assert fleet_snapshot(a)["unreachable"] == 1
 
 
+def test_home_counts_for_the_rollup_seconds_alarms_for_five(placed, cached):  # noqa: F811
+    """The fleet's counts (meters, health, reads) are kept for DASHBOARD_ROLLUP_SECONDS and
+    say when they were counted; open alarms and outages are recomputed after
+    SNAPSHOT_SECONDS, without recounting the meters."""
+    from django.utils import timezone
+
+    from collection import consumers
+    from meters.alarms.models import Alarm, AlarmRule
+
+    a = placed.operator_a
+    first = consumers.fleet_snapshot(a)
+    assert first["meters"]["total"] == 2 and first["alarms"]["total"] == 0
+    assert first["fleet_as_of"]
+    meter = placed.grid_a.meters[0]
+    now = timezone.now()
+    rule = AlarmRule.objects.create(name="r", organisation=meter.organisation, kinds=["x"])
+    Alarm.objects.create(rule=rule, meter=meter, organisation=meter.organisation, kind="x",
+                         severity=40, first_event_at=now, last_event_at=now)  # fmt: skip
+    CommStatus.objects.create(meter=meter, unreachable=True)
+    events_key = rollup_cache.scope_key(a, "fleet-events", *sorted(a.get_all_permissions()))
+    cache.delete(events_key)  # SNAPSHOT_SECONDS elapsed, DASHBOARD_ROLLUP_SECONDS not
+    later = consumers.fleet_snapshot(a)
+    assert later["alarms"]["total"] == 1  # acted on: recomputed
+    assert later["unreachable"] == 0 and later["meters"] == first["meters"]  # counted earlier
+    assert later["fleet_as_of"] == first["fleet_as_of"]
+    page = client_for(a).get("/")
+    assert b'id="fleet-as-of">' + first["fleet_as_of"].encode() in page.content
+    assert b"at most every 15 s" in page.content
+    # Never another organisation's: B's figures are B's own.
+    assert consumers.fleet_snapshot(placed.operator_b)["alarms"]["total"] == 0
+
+
 def _slow(calls, started, release, value):
     def compute():
         calls.append(value)

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 
-from meters.alarms.engine import evaluate_events, outage_summary
+from meters.alarms.engine import evaluate_events, meters_off, outage_summary
 from meters.choices import NodeKind
 from meters.models import GridNode, Meter
 from tests.meters.alarms.helpers import POWER_DOWN, POWER_UP, T0, events, make_rule
@@ -69,3 +69,9 @@ def test_outage_counts_per_transformer_and_feeder(world):
     other = outage_summary(world.operator_b)
     assert other["meters_off"] == 1 and other["transformers"][0]["code"] == "SB-T1"
     assert outage_summary(world.superuser)["meters_off"] == 37
+    # The home's figure alone (no counts below each node), scoped alike.
+    assert [meters_off(u) for u in (world.operator_a, world.operator_b, world.superuser)] == [
+        36,
+        1,
+        37,
+    ]

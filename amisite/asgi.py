@@ -25,3 +25,11 @@ application = ProtocolTypeRouter(
         "websocket": SameOriginValidator(socket_auth(URLRouter(websocket_urlpatterns))),
     }
 )
+
+# Every view module now, in the worker's start, rather than in its first requests: the URL
+# configuration imports the whole site (the report engine brings numpy, scipy and
+# scikit-learn: seconds of imports under the import lock, which every other request
+# thread of the worker queued behind while the first pages of a busy worker waited).
+from django.urls import get_resolver  # noqa: E402
+
+get_resolver().url_patterns  # noqa: B018 (imported for its side effect)

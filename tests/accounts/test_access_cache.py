@@ -209,7 +209,7 @@ def test_without_a_shared_cache_nothing_is_kept(world, settings):
 def test_without_redis_pages_and_grants_still_work_from_the_database(world, settings, caplog):
     settings.CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "amisite.cache.SharedPoolRedisCache",
             "LOCATION": "redis://127.0.0.1:9/0",  # nothing listens there
         }
     }

@@ -26,10 +26,24 @@ application = ProtocolTypeRouter(
     }
 )
 
-# Every view module now, in the worker's start, rather than in its first requests: the URL
-# configuration imports the whole site (the report engine brings numpy, scipy and
-# scikit-learn: seconds of imports under the import lock, which every other request
-# thread of the worker queued behind while the first pages of a busy worker waited).
-from django.urls import get_resolver  # noqa: E402
 
-get_resolver().url_patterns  # noqa: B018 (imported for its side effect)
+# Every view module and the API's query contract now, in the worker's start, rather than in
+# its first requests: the URL configuration imports the whole site (the report engine brings
+# numpy, scipy and scikit-learn), and the contract is the OpenAPI schema (seconds to
+# generate, under a lock every API request of the worker waits at). Under load the first
+# pages of a fresh worker queued behind both.
+def _warm_up() -> None:
+    import logging
+
+    from django.urls import get_resolver
+
+    from .api_contract import declared_query_parameters
+
+    get_resolver().url_patterns  # noqa: B018 (imported for its side effect)
+    try:
+        declared_query_parameters()
+    except Exception:  # the first API request tries again, and says why
+        logging.getLogger(__name__).exception("API query contract not generated at start")
+
+
+_warm_up()

@@ -235,3 +235,16 @@ def test_status_socket_snapshots_take_access_from_the_cache_and_see_revocations(
     assert _access_queries(second.captured_queries) == []
     remove_perm(GRANT, world.operator_a, world.org_b)
     assert _snapshot_for(world.operator_a.pk)["meters"]["total"] == 2
+
+
+def test_the_header_organisation_comes_from_the_cache_and_a_rename_shows_at_once(world):
+    client = _client(world.operator_a)
+    client.get("/meters/")
+    org_table = 'FROM "accounts_organisation" WHERE "accounts_organisation"."id"'
+    with CaptureQueriesContext(connection) as second:
+        page = client.get("/meters/")
+    assert f" · {world.org_a.name}<".encode() in page.content
+    assert not [q for q in second.captured_queries if org_table in q["sql"]]
+    world.org_a.name = "Renamed region"
+    world.org_a.save()  # bumps the generation
+    assert b" \xc2\xb7 Renamed region<" in client.get("/meters/").content

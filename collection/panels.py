@@ -34,15 +34,32 @@ def _meter_results(request, meter):
     )
 
 
+def _latest_runs(request, meter) -> list:
+    """The meter's RUNS_SHOWN latest results, read once per request for both panels."""
+    memo = request.__dict__.setdefault("_ami_meter_results", {})
+    if meter.pk not in memo:
+        memo[meter.pk] = list(_meter_results(request, meter)[:RUNS_SHOWN])
+    return memo[meter.pk]
+
+
+def _has_instantaneous(result) -> bool:
+    data = result.data
+    return isinstance(data, dict) and data.get("instantaneous") is not None
+
+
 def phasor_context(request, page) -> dict:
     """The latest instantaneous values read from the meter (in scope), as a diagram."""
     meter = page["meter"]
-    latest = (
-        _meter_results(request, meter)
-        .filter(data__has_key="instantaneous")
-        .exclude(data__instantaneous=None)
-        .first()
-    )
+    runs = _latest_runs(request, meter)
+    # Usually among the latest runs (the runs panel's); else, when there are more, asked.
+    latest = next((r for r in runs if _has_instantaneous(r)), None)
+    if latest is None and len(runs) == RUNS_SHOWN:
+        latest = (
+            _meter_results(request, meter)
+            .filter(data__has_key="instantaneous")
+            .exclude(data__instantaneous=None)
+            .first()
+        )
     return {
         "phasor": phasor_diagram(latest.data["instantaneous"], meter.phases) if latest else None,
         "phasor_result": latest,
@@ -51,7 +68,7 @@ def phasor_context(request, page) -> dict:
 
 def runs_context(request, page) -> dict:
     """This meter's latest runs (reads and commands), newest first."""
-    return {"runs": list(_meter_results(request, page["meter"])[:RUNS_SHOWN])}
+    return {"runs": _latest_runs(request, page["meter"])}
 
 
 def read_now_context(request, page) -> dict:

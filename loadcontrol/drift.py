@@ -15,6 +15,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.db.models import Q
+
 from collection.commands.kinds import CONFIG_KINDS, Kind
 from collection.models import CommandState, MeterCommand
 from meters import configuration as config
@@ -147,15 +149,19 @@ def shown(section: str, key: str, value) -> str:
 def desired_of(meters) -> dict[int, dict[str, tuple[dict, str]]]:
     """{meter id: {section: (value, "meter" | "model")}} for the given meters."""
     meters = list(meters)
+    # The models' settings and the meters' own in one query; a meter's own wins.
     by_model = defaultdict(dict)
+    own = []
     for row in DesiredConfiguration.objects.filter(
-        meter_model_id__in={m.meter_model_id for m in meters}, meter__isnull=True
-    ).only("meter_model_id", "section", "value"):
-        by_model[row.meter_model_id][row.section] = (row.value, "model")
+        Q(meter_model_id__in={m.meter_model_id for m in meters}, meter__isnull=True)
+        | Q(meter_id__in=[m.pk for m in meters])
+    ).only("meter_id", "meter_model_id", "section", "value"):
+        if row.meter_id is None:
+            by_model[row.meter_model_id][row.section] = (row.value, "model")
+        else:
+            own.append(row)
     out = {m.pk: dict(by_model.get(m.meter_model_id, {})) for m in meters}
-    for row in DesiredConfiguration.objects.filter(meter_id__in=list(out)).only(
-        "meter_id", "section", "value"
-    ):
+    for row in own:
         out[row.meter_id][row.section] = (row.value, "meter")
     return out
 

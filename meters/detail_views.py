@@ -10,6 +10,7 @@ from django.core.paginator import Paginator
 from django.views.generic import DetailView
 
 from accounts.mixins import ScopedViewMixin
+from accounts.scoping import has_model_perm
 
 from . import alarms
 from .alarms.events import describe
@@ -41,21 +42,28 @@ class MeterDetailView(ScopedViewMixin, DetailView):
 
     def get_queryset(self):
         return self.scoped_queryset().select_related(
-            "meter_model", "service_point", "concentrator", "organisation", "endpoint"
-        )
+            "meter_model", "service_point", "concentrator", "organisation", "endpoint",
+            "comm_status",
+        )  # fmt: skip
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         meter = self.object
         channels = list(Channel.objects.filter(meter_model_id=meter.meter_model_id))
         registers = [c for c in channels if c.kind == ChannelKind.REGISTER]
+        history = self.register_history(meter, registers)
+        # The chosen register's newest read is its history's first: not asked twice.
+        known = {}
+        if history["register"] is not None:
+            newest = history["register_history"][:1]
+            known[history["register"].pk] = newest[0]["read"] if newest else None
         context.update(
             profile_channels=[c for c in channels if c.kind == ChannelKind.PROFILE],
             register_channels=registers,
-            last_reads=last_register_reads(meter, registers),
+            last_reads=last_register_reads(meter, registers, known),
             alarms_available=alarms_module() is not None,
             graph_end=latest_interval_end(meter, channels),
-            **self.register_history(meter, registers),
+            **history,
             comm_status=self.comm_status(meter),
         )
         events = EventRecord.objects.filter(meter_id=meter.pk).order_by("-ts", "-code")
@@ -85,16 +93,22 @@ class MeterDetailView(ScopedViewMixin, DetailView):
                 "value": to_decimal(r.value, chosen.scaler),
                 "capture_time": r.capture_time,
                 "quality": r.quality,
+                "read": r,
             }
             for r in reads
         ]
         return {"register": chosen, "register_history": history}
 
     def comm_status(self, meter):
-        """The meter's reachability (in scope)."""
-        return (
-            CommStatus.objects.restrict(self.request.user, "view").filter(meter_id=meter.pk).first()
-        )
+        """The meter's reachability, for users who may see comm statuses: the meter is in
+        scope, and a comm status is scoped by its meter's organisation (`CommStatus.restrict`
+        would find the same row), so it comes with the meter's own query."""
+        if not has_model_perm(self.request.user, CommStatus, "view"):
+            return None
+        try:
+            return meter.comm_status
+        except CommStatus.DoesNotExist:
+            return None
 
 
 def latest_interval_end(meter, channels) -> str:
@@ -106,15 +120,20 @@ def latest_interval_end(meter, channels) -> str:
     return row.ts.isoformat() if row else ""
 
 
-def last_register_reads(meter, registers) -> list[dict]:
-    """The latest read of each register channel of the meter's model."""
+def last_register_reads(meter, registers, known=None) -> list[dict]:
+    """The latest read of each register channel of the meter's model (`known`: channel id ->
+    its latest read or None, already read by the caller)."""
+    known = known or {}
     out = []
     for channel in registers:
-        read = (
-            RegisterRead.objects.filter(meter_id=meter.pk, channel_id=channel.pk)
-            .order_by("-read_at")
-            .first()
-        )
+        if channel.pk in known:
+            read = known[channel.pk]
+        else:
+            read = (
+                RegisterRead.objects.filter(meter_id=meter.pk, channel_id=channel.pk)
+                .order_by("-read_at")
+                .first()
+            )
         out.append(
             {
                 "channel": channel,

@@ -1,6 +1,7 @@
 """ASGI entry point: HTTP through Django, websockets through Channels with session auth."""
 
 import os
+import threading
 
 from django.core.asgi import get_asgi_application
 
@@ -27,11 +28,13 @@ application = ProtocolTypeRouter(
 )
 
 
-# Every view module and the API's query contract now, in the worker's start, rather than in
-# its first requests: the URL configuration imports the whole site (the report engine brings
-# numpy, scipy and scikit-learn), and the contract is the OpenAPI schema (seconds to
-# generate, under a lock every API request of the worker waits at). Under load the first
-# pages of a fresh worker queued behind both.
+# Every view module and the API's query contract as soon as the worker starts, beside it
+# rather than in its first requests: the URL configuration imports the whole site (the
+# report engine brings numpy, scipy and scikit-learn), and the contract is the OpenAPI
+# schema (seconds to generate, under a lock every API request of the worker waits at).
+# Under load the first pages of a fresh worker queued behind both. On a thread of its own,
+# so the worker listens as soon as before; a request that comes first waits for the same
+# import or generation lock it always did.
 def _warm_up() -> None:
     import logging
 
@@ -46,4 +49,4 @@ def _warm_up() -> None:
         logging.getLogger(__name__).exception("API query contract not generated at start")
 
 
-_warm_up()
+threading.Thread(target=_warm_up, name="ami-warm-up", daemon=True).start()

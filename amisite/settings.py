@@ -316,6 +316,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 3600.0,  # the usage views show its "as of"; recent days are redone each run
         "options": {"queue": "default", "expires": 3600},
     },
+    "reports-exchange-import": {
+        "task": "reports.exchange_import",
+        "schedule": 60.0,  # MeterConfig drops in every target's incoming/ (reports/exchange/)
+        "options": {"queue": "default", "expires": 60},
+    },
     "portal-issue-bills": {
         "task": "portal.issue_bills",
         "schedule": 6 * 3600.0,  # a no-op but on the month's issue day (portal/bills.py)
@@ -494,6 +499,13 @@ AMI_SITE_URL = env.str("AMI_SITE_URL", default="http://localhost:8000")
 AMI_REPORT_ATTACH_MAX_BYTES = env.int("AMI_REPORT_ATTACH_MAX_BYTES", default=5 * 1024 * 1024)
 AMI_REPORT_MAIL_ATTEMPTS = env.int("AMI_REPORT_MAIL_ATTEMPTS", default=5)
 AMI_REPORT_MAIL_RETRY_S = env.int("AMI_REPORT_MAIL_RETRY_S", default=60)
+# File exchange (reports/exchange/, docs/operations.md "File exchange"): one folder per target.
+AMI_EXCHANGE_ROOT = Path(env.str("AMI_EXCHANGE_ROOT", default=str(VAR_DIR / "exchange")))
+AMI_EXCHANGE_SETTLE_S = env.float("AMI_EXCHANGE_SETTLE_S", default=10.0)
+AMI_EXCHANGE_ATTEMPTS = env.int("AMI_EXCHANGE_ATTEMPTS", default=5)
+AMI_EXCHANGE_RETRY_S = env.int("AMI_EXCHANGE_RETRY_S", default=60)
+AMI_EXCHANGE_LOCK_S = env.int("AMI_EXCHANGE_LOCK_S", default=600)
+AMI_EXCHANGE_STALE_S = env.int("AMI_EXCHANGE_STALE_S", default=3600)
 # The other apps' parts of the demo utility (meters/demo.py), in order.
 AMI_DEMO_PARTS = (
     "collection.demo.load_demo_collection",

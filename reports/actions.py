@@ -170,3 +170,39 @@ def seed_builtins(organisation, user=None) -> list[ReportDefinition]:
         save_definition(definition, user)
         made.append(definition)
     return made
+
+
+@transaction.atomic
+def save_target(target, user=None):
+    """Save an exchange target, make its folders and keep its daily beat entry (at its
+    time, the utility's zone): `reports.exchange_export` writes the previous day's files."""
+    from .exchange import folders
+    from .models import ExchangeTarget
+
+    target.full_clean(exclude=["periodic_task"])
+    target.save()
+    folders.ensure(target)
+    task = target.periodic_task or PeriodicTask(task="reports.exchange_export")
+    task.name = f"exchange export {target.pk}: {target.name}"[:200]
+    task.crontab, _ = CrontabSchedule.objects.get_or_create(
+        timezone=settings.TIME_ZONE, minute=str(target.at.minute), hour=str(target.at.hour),
+        day_of_week="*", day_of_month="*", month_of_year="*",
+    )  # fmt: skip
+    task.interval = None
+    task.args = json.dumps([target.pk])
+    task.enabled = target.enabled
+    task.queue = "default"
+    task.save()
+    if target.periodic_task_id != task.pk:
+        ExchangeTarget.objects.filter(pk=target.pk).update(periodic_task=task)
+        target.periodic_task = task
+    return target
+
+
+@transaction.atomic
+def delete_target(target) -> None:
+    """The target, its log rows and its beat entry; its folder and files stay on disk."""
+    task = target.periodic_task
+    target.delete()
+    if task is not None:
+        task.delete()

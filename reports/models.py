@@ -305,3 +305,128 @@ class ReportDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.email}: {self.get_status_display()}"
+
+
+# ------------------------------------------------------------------ file exchange
+# IEC 61968-9 (CIM) files dropped into a folder per organisation (reports/exchange/): daily
+# MeterReadings, EndDeviceEvents and MeterConfig exports into outgoing/, and MeterConfig
+# imports picked up from incoming/. Every file written or read is one ExchangeLog row.
+
+
+class ExchangeKind(models.TextChoices):
+    FOLDER = "folder", "Local folder"
+
+
+class ExchangeTarget(models.Model):
+    """An organisation's exchange folder (below AMI_EXCHANGE_ROOT) and its daily exports."""
+
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+")
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=16, choices=ExchangeKind.choices, default="folder")
+    folder = models.CharField(
+        max_length=100,
+        unique=True,
+        help_text="below the exchange root: letters, digits, '-' and '_' (one folder per target)",
+    )
+    run_as = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="staff of the organisation: exports show and imports change what they may",
+    )
+    export_readings = models.BooleanField("export MeterReadings", default=True)
+    export_events = models.BooleanField("export EndDeviceEvents", default=True)
+    export_config = models.BooleanField("export MeterConfig", default=False)
+    imports = models.BooleanField("import MeterConfig from incoming/", default=True)
+    at = models.TimeField(
+        "export time", help_text="daily, in the utility's time zone: the previous day's files"
+    )
+    enabled = models.BooleanField(default=True)
+    periodic_task = models.OneToOneField(
+        "django_celery_beat.PeriodicTask",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        editable=False,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ScopedQuerySet.as_manager()
+    scope_field = "organisation"
+
+    class Meta:
+        ordering = ["organisation", "name", "pk"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self):
+        from django.core.exceptions import ValidationError
+
+        from .exchange.folders import FOLDER_NAME
+
+        errors = {}
+        if self.folder and not FOLDER_NAME.fullmatch(self.folder):
+            errors["folder"] = "Use letters, digits, '-' and '_' only (1 to 100 characters)."
+        user = self.run_as if self.run_as_id else None
+        if user is not None and self.organisation_id:
+            if user.is_superuser or user.organisation_id != self.organisation_id:
+                errors["run_as"] = "Choose a staff user of the target's own organisation."
+            elif not user.is_active:
+                errors["run_as"] = "That user is inactive."
+        if errors:
+            raise ValidationError(errors)
+
+
+class ExchangeDirection(models.TextChoices):
+    EXPORT = "export", "Export"
+    IMPORT = "import", "Import"
+
+
+class ExchangeState(models.TextChoices):
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    RETRYING = "retrying", "Failed, will retry"
+    FAILED = "failed", "Failed (gave up)"
+    ACCEPTED = "accepted", "Accepted"
+    REJECTED = "rejected", "Rejected"
+
+
+class ExchangeLog(models.Model):
+    """One file written to or read from an exchange folder: what, when, and how it went.
+
+    An export slot (target, document, day) has one row, whatever the number of attempts."""
+
+    target = models.ForeignKey(ExchangeTarget, on_delete=models.CASCADE, related_name="log")
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+")
+    direction = models.CharField(max_length=8, choices=ExchangeDirection.choices)
+    document = models.CharField(max_length=24, help_text="MeterReadings, EndDeviceEvents, ...")
+    day = models.DateField(null=True, blank=True, help_text="exports: the day the file covers")
+    filename = models.CharField(max_length=255)
+    state = models.CharField(max_length=16, choices=ExchangeState.choices)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    size = models.PositiveBigIntegerField(default=0, help_text="bytes")
+    sha256 = models.CharField(max_length=64, blank=True)
+    rows = models.PositiveIntegerField(default=0, help_text="meters or events in the file")
+    summary = models.CharField(max_length=300, blank=True)
+    report = models.TextField(blank=True, help_text="imports: what was wrong, element by element")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True, help_text="of the last attempt")
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ScopedQuerySet.as_manager()
+    scope_field = "organisation"
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["target", "document", "day"],
+                condition=models.Q(direction="export"),
+                name="exchange_export_once_per_slot",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_direction_display()} {self.filename} ({self.get_state_display()})"

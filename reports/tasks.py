@@ -55,3 +55,46 @@ def send_report_mail(self, delivery_id: int) -> str:
         return delivery.send(delivery_id)
     except delivery.RetryLater as exc:
         raise self.retry(countdown=delivery.backoff_seconds(exc.attempts)) from None
+
+
+@shared_task(bind=True, name="reports.exchange_export", ignore_result=True, max_retries=None)
+def exchange_export(self, target_id: int, day: str | None = None, force: bool = False) -> int:
+    """A target's export files for `day` (ISO date; default yesterday, the utility's time):
+    each document's slot once; a failed write is retried with backoff, then reported."""
+    from datetime import date
+
+    from .exchange import export
+    from .models import ExchangeTarget
+
+    target = ExchangeTarget.objects.select_related("organisation", "run_as").filter(
+        pk=target_id
+    ).first()  # fmt: skip
+    if target is None or not target.enabled:
+        return 0
+    when = date.fromisoformat(day) if day else export.yesterday()
+    written, retry = 0, None
+    for document in export.documents(target):
+        try:
+            written += export.export_slot(target, document, when, force=force) is not None
+        except export.RetryLater as exc:
+            retry = exc
+    if retry is not None:
+        raise self.retry(
+            args=[target_id, when.isoformat(), False],
+            countdown=export.backoff_seconds(retry.attempts),
+        ) from None
+    return written
+
+
+@shared_task(name="reports.exchange_import", ignore_result=True)
+def exchange_import() -> int:
+    """Every enabled import target's incoming/ folder, once (reports/exchange/importer.py)."""
+    from .exchange import importer
+    from .models import ExchangeTarget
+
+    files = 0
+    for target in ExchangeTarget.objects.filter(enabled=True, imports=True).select_related(
+        "organisation", "run_as"
+    ):
+        files += len(importer.scan(target) or [])
+    return files

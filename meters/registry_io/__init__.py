@@ -14,12 +14,12 @@ from .catalogue import (
 )
 from .columns import COLUMNS, EXPORT_COLUMNS
 from .exporter import export_response, filter_meters, record_export, write_export
-from .formats import CONTENT_TYPES, FORMATS, FileError
-from .importer import ImportResult, RowError, guess_format, import_registry
+from .formats import CONTENT_TYPES, FORMATS, FileError, Record
+from .importer import ImportResult, RowError, guess_format, import_records, import_registry
 
 __all__ = [
     "CATALOGUE_COLUMNS", "COLUMNS", "CONTENT_TYPES", "EXPORT_COLUMNS", "FORMATS", "FileError",
-    "ImportResult", "RowError", "catalogue_export_response", "export_response", "filter_meters",
-    "guess_format", "import_catalogue", "import_registry", "record_catalogue_export",
-    "record_export", "write_catalogue", "write_export",
+    "ImportResult", "Record", "RowError", "catalogue_export_response", "export_response",
+    "filter_meters", "guess_format", "import_catalogue", "import_records", "import_registry",
+    "record_catalogue_export", "record_export", "write_catalogue", "write_export",
 ]  # fmt: skip

@@ -124,11 +124,23 @@ def import_registry(fileobj, fmt: str, user, *, dry_run: bool = False) -> Import
     try:
         fmt = result.fmt = guess_format(getattr(fileobj, "name", "") or "", fmt)
         data = read_bounded(fileobj, max_bytes)
+    except FileError as exc:
+        result.errors.append(RowError(None, "file", "", str(exc)))
+        return result
 
-        def records():
-            return iter_records(data, fmt, max_rows=max_rows, max_unpacked=max_unpacked)
+    def records():
+        return iter_records(data, fmt, max_rows=max_rows, max_unpacked=max_unpacked)
 
-        planner = _Planner(user)
+    return import_records(records, user, result)
+
+
+def import_records(records, user, result: ImportResult, *, within=None) -> ImportResult:
+    """Validate every record of `records()` (called once per pass), then (unless a dry run or
+    any error) apply all in one transaction. `within`: an organisation the meters must lie
+    in (its subtree), whatever else `user` may reach; a meter outside is a row error."""
+    dry_run = result.dry_run
+    try:
+        planner = _Planner(user, within)
         for chunk in chunks(records()):  # first pass: validate, keep only the outcome
             result.rows += len(chunk)
             planner.plan(chunk, result)
@@ -140,10 +152,11 @@ def import_registry(fileobj, fmt: str, user, *, dry_run: bool = False) -> Import
         return result
     if result.errors or dry_run:
         return result
+    fmt = result.fmt
     try:
         with transaction.atomic():
             # Second pass: plan again (the rows were not kept) and write chunk by chunk.
-            again, applying = _Planner(user), ImportResult(fmt=fmt, dry_run=False)
+            again, applying = _Planner(user, within), ImportResult(fmt=fmt, dry_run=False)
             for chunk in chunks(records()):
                 for meter, before in again.plan(chunk, applying):
                     save_object(meter, acting_user=user, before=before)
@@ -173,8 +186,9 @@ class _Changed(Exception):
 class _Planner:
     """Turns records into unsaved meters (with their audit 'before'), collecting row errors."""
 
-    def __init__(self, user):
+    def __init__(self, user, within: Organisation | None = None):
         self.user = user
+        self.within = within
         self.models: dict[tuple[str, str], MeterModel | None] = {}
         self.points: dict[str, GridNode | None] = {}
         self.concentrators: dict[str, DataConcentrator | None] = {}
@@ -201,6 +215,11 @@ class _Planner:
                 planned = self._row(record, serial, existing, errors)
             except _RowFailed:
                 planned = None
+            if planned is not None and not self._inside(planned[0]):
+                errors.append(
+                    f"meter {serial!r} would be in organisation {planned[0].organisation.code!r}, "
+                    f"outside {self.within.code!r}"
+                )
             if errors:
                 for message in errors:
                     result.errors.append(RowError(record.line, record.where, serial, message))
@@ -215,6 +234,11 @@ class _Planner:
                 continue
             plan.append((meter, before))
         return plan
+
+    def _inside(self, meter: Meter) -> bool:
+        if self.within is None or meter.organisation_id == self.within.pk:
+            return True
+        return meter.organisation.path.startswith(self.within.path)
 
     def _existing(self, serials: list[str]) -> dict[str, Meter | None]:
         """Meters by serial: the instance if the user may change it, None if it is not theirs."""

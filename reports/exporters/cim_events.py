@@ -4,9 +4,10 @@ the reader's scope over a period (`/reports/events/cim.xml`, docs/api.md).
 One `EndDeviceEvent` per stored event: its time (`createdDateTime`), its type, the reason
 (the event kind's label), the meter (`Assets/mRID` = serial) and its service point
 (`UsagePoint/mRID`), and `EndDeviceEventDetails` with the meter's own log (OBIS) and code.
-The type is named `ami:<kind>` (our `EventKind`, from the model's event table): the
-standard's EndDeviceEventType enumeration (deviceType.domain.subDomain.eventOrAction) is
-not mapped yet, so a receiver maps the kinds, which are listed in docs/api.md.
+The type is the standard's EndDeviceEventType code (EndDeviceType.EndDeviceDomain.
+EndDeviceSubdomain.EndDeviceEventOrAction) where a published code for the kind was found
+(`EVENT_TYPES`, with its source in docs/api.md "EndDeviceEventType codes"); every other
+kind keeps `ami:<kind>` (our `EventKind`, from the model's event table).
 """
 
 from __future__ import annotations
@@ -14,13 +15,38 @@ from __future__ import annotations
 from collections.abc import Iterator
 from xml.sax.saxutils import escape
 
-from meters.alarms.events import kind_of, label
+from meters.alarms.events import EventKind, kind_of, label
 from meters.store import EventRecord
 
 NAMESPACE = "http://iec.ch/TC57/2011/EndDeviceEvents#"
 HEADER = f'<?xml version="1.0" encoding="UTF-8"?>\n<EndDeviceEvents xmlns="{NAMESPACE}">\n'
 FOOTER = "</EndDeviceEvents>\n"
 CHUNK = 2000
+
+# EventKind -> IEC 61968-9 EndDeviceEventType. EndDeviceType 3 = ElectricMeter (Annex E,
+# table E.1); domain.subdomain.eventOrAction as the open-source Connexo MDM's CIM event
+# type factory and enumerations publish them (docs/api.md lists the names and the source).
+K = EventKind
+EVENT_TYPES = {
+    K.POWER_FAILURE: "3.26.38.85",  # Power.Voltage.Failed (power down)
+    K.POWER_RESTORED: "3.26.38.49",  # Power.Voltage.Re-established (power up)
+    K.COVER_OPEN: "3.12.141.212",  # Security.(meter cover).Removed
+    K.COVER_CLOSED: "3.12.141.16",  # Security.(meter cover).Closed
+    K.TERMINAL_COVER_CLOSED: "3.12.29.16",  # Security.Cover.Closed
+    K.MAGNETIC_TAMPER: "3.12.66.242",  # Security.MagneticSwitch.Started (strong DC field)
+    K.MAGNETIC_TAMPER_END: "3.12.66.243",  # Security.MagneticSwitch.Stopped
+    K.REVERSE_ENERGY: "3.12.6.219",  # Security.Current.Reversed (reverse run)
+    K.VOLTAGE_SAG: "3.26.79.223",  # Power.PhaseVoltage.SagStarted
+    K.VOLTAGE_SWELL: "3.26.79.248",  # Power.PhaseVoltage.SwellStarted
+    K.PHASE_LOSS: "3.26.25.85",  # Power.Phase.Failed
+    K.CLOCK_ADJUSTED: "3.36.116.13",  # Clock.TimeSync.Change (set clock)
+    K.AUTHENTICATION_FAILURE: "3.12.24.85",  # Security.Password.Failed
+}
+
+
+def event_type(kind: str) -> str:
+    """The kind's EndDeviceEventType code, or `ami:<kind>` where none is verified."""
+    return EVENT_TYPES.get(kind, f"ami:{kind}")
 
 
 def _detail(name: str, value) -> str:
@@ -36,7 +62,7 @@ def event_element(meter, event) -> str:
     return (
         f"<EndDeviceEvent><createdDateTime>{event.ts.isoformat()}</createdDateTime>"
         f"<reason>{escape(label(kind))}</reason>"
-        f'<EndDeviceEventType ref="ami:{escape(kind)}"/>'
+        f'<EndDeviceEventType ref="{escape(event_type(kind))}"/>'
         f"<Assets><mRID>{escape(meter.serial)}</mRID></Assets>"
         f"<UsagePoint><mRID>{escape(point)}</mRID></UsagePoint>"
         f"{_detail('log', event.log)}{_detail('code', event.code)}</EndDeviceEvent>\n"

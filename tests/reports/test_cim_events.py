@@ -68,8 +68,8 @@ def test_document_scoped_and_exact(events):
     assert response["Content-Disposition"].endswith('2026-05-08_2026-05-14.xml"')
     got = _events(response)
     assert [(e["at"], e["type"], e["meter"]) for e in got] == [
-        ("2026-05-10T12:00:00+00:00", "ami:cover_open", "NA000001"),
-        ("2026-05-10T13:00:00+00:00", "ami:reverse_energy", "NA000001"),
+        ("2026-05-10T12:00:00+00:00", "3.12.141.212", "NA000001"),  # cover removed
+        ("2026-05-10T13:00:00+00:00", "3.12.6.219", "NA000001"),  # current reversed
     ]
     assert got[0]["point"] == events.grid_a.meters[0].service_point.code
     assert got[0]["details"] == {"log": LOG, "code": "44"}
@@ -85,3 +85,22 @@ def test_subtree_and_bad_input(events):
     response = _get(events.operator_a, **{"from": "2026-13-01"})
     assert response.status_code == 400 and b"Bad period" in response.content
     assert _events(_get(events.operator_a, **{"from": "2026-05-20", "to": "2026-05-21"})) == []
+
+
+def test_event_type_codes_are_four_part_or_ami():
+    """A mapped kind is a dotted 4-part EndDeviceEventType of an electric meter (type 3);
+    a kind with no verified code keeps ami:<kind>; the table in docs/api.md lists them all."""
+    from pathlib import Path
+
+    from meters.alarms.events import EventKind
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text()
+    for kind in EventKind.values:
+        code = cim_events.event_type(kind)
+        if kind in cim_events.EVENT_TYPES:
+            parts = code.split(".")
+            assert len(parts) == 4 and parts[0] == "3" and all(p.isdigit() for p in parts)
+            assert f"`{code}`" in docs and f"`{kind}`" in docs
+        else:
+            assert code == f"ami:{kind}"
+    assert cim_events.event_type("relay_state_change") == "ami:relay_state_change"

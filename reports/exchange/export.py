@@ -1,0 +1,188 @@
+"""Daily export drops: a target's MeterReadings, EndDeviceEvents and MeterConfig files for
+one local day, written into its outgoing/ folder.
+
+* **One slot, one file**: the slot is (target, document, day); its file is named
+  `<organisation>-<document>-<YYYYMMDD>.xml` and its `ExchangeLog` row is unique in the
+  database. A slot done is not written again (the receiver may have taken the file away
+  already); `force=True` (the `exchange_export --force` command) rewrites it in place,
+  under the same name.
+* **Whole files only**: `folders.write_atomic` (hidden temporary name, fsync, rename).
+* **Scope**: the meters the target's `run_as` user may see, within the target's
+  organisation's subtree (`target_meters`).
+* **Failures**: the task (`reports.exchange_export`) retries with backoff
+  (`AMI_EXCHANGE_ATTEMPTS`, default 5; `AMI_EXCHANGE_RETRY_S`, default 60 s, doubling); the
+  row shows "failed, will retry"; at the last attempt it is failed, logged as an error and
+  audited (`exchange_export_failed`), and the exchange page shows it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from datetime import date, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts import audit
+from accounts.choices import Outcome
+from meters.models import Meter
+from meters.store.days import day_bounds, local_zone
+from meters.store.query import DataQuery
+
+from ..exporters import cim, cim_events
+from ..models import ExchangeDirection, ExchangeLog, ExchangeState, ExchangeTarget
+from . import folders, meterconfig
+
+log = logging.getLogger(__name__)
+
+METER_READINGS, END_DEVICE_EVENTS, METER_CONFIG = "MeterReadings", "EndDeviceEvents", "MeterConfig"
+# The interval energy of the day, import and export, at the profiles' own resolution.
+READING_CHANNELS = ["1-0:1.29.0*255", "1-0:2.29.0*255"]
+ROW_MARKS = {METER_READINGS: b"<MeterReading>", END_DEVICE_EVENTS: b"<EndDeviceEvent>",
+             METER_CONFIG: b"<Meter>"}  # fmt: skip
+
+
+class RetryLater(Exception):
+    def __init__(self, attempts: int, error: str):
+        super().__init__(f"attempt {attempts} failed: {error}")
+        self.attempts = attempts
+
+
+def max_attempts() -> int:
+    return int(getattr(settings, "AMI_EXCHANGE_ATTEMPTS", 5))
+
+
+def backoff_seconds(attempts: int) -> int:
+    base = int(getattr(settings, "AMI_EXCHANGE_RETRY_S", 60))
+    return min(base * 2 ** max(attempts - 1, 0), 6 * 3600)
+
+
+def stale_seconds() -> int:
+    """A running claim older than this was left by a killed worker and is taken over."""
+    return int(getattr(settings, "AMI_EXCHANGE_STALE_S", 3600))
+
+
+def yesterday() -> date:
+    return timezone.now().astimezone(local_zone()).date() - timedelta(days=1)
+
+
+def documents(target: ExchangeTarget) -> list[str]:
+    wanted = ((target.export_readings, METER_READINGS), (target.export_events, END_DEVICE_EVENTS),
+              (target.export_config, METER_CONFIG))  # fmt: skip
+    return [name for on, name in wanted if on]
+
+
+def filename(target: ExchangeTarget, document: str, day: date) -> str:
+    org = re.sub(r"[^A-Za-z0-9_-]", "_", target.organisation.code)
+    return f"{org}-{document}-{day:%Y%m%d}.xml"
+
+
+def target_meters(target: ExchangeTarget):
+    """The meters a target exports: what its user may see, inside its organisation's subtree."""
+    return (
+        Meter.objects.restrict(target.run_as, "view")
+        .filter(organisation__path__startswith=target.organisation.path)
+        .order_by("serial")
+    )
+
+
+def content(target: ExchangeTarget, document: str, day: date) -> Iterator[bytes]:
+    meters = target_meters(target)
+    start, end = day_bounds(day)
+    if document == METER_READINGS:
+        query = DataQuery(meters, list(READING_CHANNELS), start, end, "raw")
+        return cim.readings_stream(query)
+    if document == END_DEVICE_EVENTS:
+        meters = meters.select_related("service_point", "meter_model")
+        return cim_events.stream(meters, start, end)
+    if document == METER_CONFIG:
+        meters = meters.select_related("meter_model", "service_point", "concentrator", "endpoint")
+        return meterconfig.stream(meters.iterator(chunk_size=1000))
+    raise ValueError(f"unknown document {document!r}")
+
+
+def _counting(chunks: Iterator[bytes], mark: bytes, counter: list[int]) -> Iterator[bytes]:
+    for chunk in chunks:
+        counter[0] += chunk.count(mark)
+        yield chunk
+
+
+def _claim(target: ExchangeTarget, document: str, day: date, force: bool) -> ExchangeLog | None:
+    """The slot's row, moved to running with one more attempt; None when it is done (or
+    running elsewhere) and not forced."""
+    name = filename(target, document, day)
+    try:
+        with transaction.atomic():
+            ExchangeLog.objects.create(
+                target=target, organisation_id=target.organisation_id,
+                direction=ExchangeDirection.EXPORT, document=document, day=day,
+                filename=name, state=ExchangeState.RETRYING,
+            )  # fmt: skip
+    except IntegrityError:
+        pass  # the slot has its row already
+    with transaction.atomic():
+        row = (
+            ExchangeLog.objects.select_for_update()
+            .filter(target=target, document=document, day=day, direction=ExchangeDirection.EXPORT)
+            .get()
+        )
+        stale = timezone.now() - timedelta(seconds=stale_seconds())
+        if row.state == ExchangeState.RUNNING and row.started_at and row.started_at > stale:
+            return None  # another worker is on it (a killed one's claim goes stale)
+        if row.state == ExchangeState.DONE and not force:
+            return None
+        if row.state == ExchangeState.FAILED and not force:
+            row.attempts = 0  # a new run after giving up starts counting again
+        row.state, row.filename, row.started_at = ExchangeState.RUNNING, name, timezone.now()
+        row.attempts += 1
+        row.save(update_fields=["state", "filename", "attempts", "started_at"])
+    return row
+
+
+def export_slot(target: ExchangeTarget, document: str, day: date, *, force: bool = False):
+    """Write one slot's file; returns its row (None: done already). Raises RetryLater when
+    the write failed and another attempt is allowed."""
+    row = _claim(target, document, day, force)
+    if row is None:
+        return None
+    counter = [0]
+    try:
+        directory = folders.ensure(target) / "outgoing"
+        size, digest = folders.write_atomic(
+            directory, row.filename, _counting(content(target, document, day),
+                                               ROW_MARKS[document], counter)
+        )  # fmt: skip
+    except Exception as exc:  # noqa: BLE001 - any failure is the slot's, retried and reported
+        error = f"{exc.__class__.__name__}: {exc}"[:300]
+        again = row.attempts < max_attempts()
+        row.state = ExchangeState.RETRYING if again else ExchangeState.FAILED
+        row.summary, row.finished_at = error, timezone.now()
+        row.save(update_fields=["state", "summary", "finished_at"])
+        if again:
+            log.warning("exchange export %s attempt %s failed: %s", row.filename, row.attempts,
+                        error)  # fmt: skip
+            raise RetryLater(row.attempts, error) from exc
+        report_failure(row)
+        return row
+    row.state, row.size, row.sha256, row.rows = ExchangeState.DONE, size, digest, counter[0]
+    row.summary = f"{counter[0]} {ROW_MARKS[document].decode()[1:-1]} element(s), {size} bytes"
+    row.finished_at = timezone.now()
+    row.save(update_fields=["state", "size", "sha256", "rows", "summary", "finished_at"])
+    audit.record(
+        "exchange_export", user=None, obj=target, organisation=target.organisation,
+        detail=f"{row.filename} to {target.folder}/outgoing: {row.summary}"[:500],
+    )  # fmt: skip
+    return row
+
+
+def report_failure(row: ExchangeLog) -> None:
+    """An export given up: an error in the log and the audit trail (the page shows it)."""
+    log.error("exchange export %s failed after %s attempts: %s", row.filename, row.attempts,
+              row.summary)  # fmt: skip
+    audit.record(
+        "exchange_export_failed", user=None, obj=row.target, organisation=row.organisation,
+        outcome=Outcome.FAILED, detail=f"{row.filename}: {row.summary}"[:500],
+    )  # fmt: skip

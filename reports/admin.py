@@ -9,6 +9,8 @@
   deleted here (a run records the version it used, a delivery what became of a mail).
 * Every picker (the grid node, meter model, definition and recipient autocompletes) offers
   only objects in the user's scope: the target's admin is scoped, and so is the form field.
+* File exchange targets are edited here (`actions.save_target`: its folders and its daily
+  beat entry); their log is history, shown only.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from accounts.admin_base import ReadOnlyScopedAdmin, ScopedModelAdmin
 from . import actions, engine
 from .forms import DEFINITION_FIELDS, add_problems, recipients_for
 from .models import (
+    ExchangeLog,
+    ExchangeTarget,
     ExportJob,
     ReportDefinition,
     ReportDelivery,
@@ -191,3 +195,52 @@ class ExportJobAdmin(ReadOnlyScopedAdmin):
     list_filter = ("status", "fmt")
     date_hierarchy = "created_at"
     list_select_related = ("requested_by",)
+
+
+IMPORT_PERMS = ("meters.add_meter", "meters.change_meter")
+
+
+class ExchangeTargetForm(forms.ModelForm):
+    """Imports write meters as `run_as`: only someone who may add and change meters
+    themselves can turn them on (an analyst cannot borrow an engineer's rights)."""
+
+    user = None
+
+    class Meta:
+        model = ExchangeTarget
+        fields = ["organisation", "name", "kind", "folder", "run_as", "export_readings",
+                  "export_events", "export_config", "imports", "at", "enabled"]  # fmt: skip
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("imports") and self.user is not None:
+            if not self.user.has_perms(IMPORT_PERMS):
+                self.add_error(
+                    "imports", "Only users who may add and change meters can set up imports."
+                )
+        return cleaned
+
+
+@admin.register(ExchangeTarget)
+class ExchangeTargetAdmin(_DeletedThrough):
+    form = ExchangeTargetForm
+    delete_operation = staticmethod(actions.delete_target)
+    list_display = ("name", "organisation", "folder", "run_as", "at", "imports", "enabled")
+    list_filter = ("enabled", "imports")
+    search_fields = ("name", "folder")
+    list_select_related = ("organisation", "run_as")
+
+    def get_form(self, request, obj=None, **kwargs):
+        return _bound(super().get_form(request, obj, **kwargs), request)
+
+    def save_model(self, request, obj, form, change):
+        _save_audited(request, obj, change, lambda: actions.save_target(obj))
+
+
+@admin.register(ExchangeLog)
+class ExchangeLogAdmin(ReadOnlyScopedAdmin):
+    list_display = ("filename", "target", "direction", "state", "rows", "attempts", "created_at")
+    list_filter = ("direction", "state", "document")
+    search_fields = ("filename", "summary")
+    date_hierarchy = "created_at"
+    list_select_related = ("target",)

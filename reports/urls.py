@@ -5,7 +5,7 @@ runs and schedules. Mounted at the site's root."""
 from django.urls import path
 
 from . import definition_views as defs
-from . import pattern_views, views
+from . import exchange_views, pattern_views, views
 
 
 def on_object(prefix: str, *pages) -> list:
@@ -62,5 +62,11 @@ urlpatterns = [
         ("delete/", defs.ScheduleDeleteView, "schedule-delete"),
     ),
     path("reports/events/cim.xml", pattern_views.EndDeviceEventsView.as_view(), name="events-cim"),
+    path("reports/exchange/", exchange_views.ExchangeLogView.as_view(), name="exchange"),
+    path(
+        "reports/exchange/<int:pk>/",
+        exchange_views.ExchangeLogDetailView.as_view(),
+        name="exchange-row",
+    ),
     path("vending/reports/", views.VendingReportsView.as_view(), name="vending"),
 ]

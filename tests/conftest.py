@@ -122,6 +122,8 @@ def _fast_password_hashing(request):
         # Last month's bill is issued (stored, with its PDF) whatever day the suite runs on;
         # tests/portal/test_bills.py sets a grace to see a provisional bill.
         settings.AMI_PORTAL_BILL_GRACE_DAYS = 0
+        # Exchange folders (reports/exchange/) of a test are its own, never the repo's var/.
+        settings.AMI_EXCHANGE_ROOT = request.getfixturevalue("tmp_path") / "exchange"
 
 
 @pytest.fixture(autouse=True)

@@ -342,6 +342,8 @@ OBJECTS[CommLine] = _line_rows
 # The report engine (reports/admin.py): definitions and schedules are edited there; versions,
 # runs, deliveries and data-query exports only looked at.
 from reports.models import (  # noqa: E402
+    ExchangeLog,
+    ExchangeTarget,
     ExportJob,
     ReportDefinition,
     ReportDelivery,
@@ -363,7 +365,8 @@ def _report_pair(model):
 OBJECTS.update(
     {
         m: _report_pair(m)
-        for m in (ReportDefinition, ReportVersion, ReportRun, ReportSchedule, ReportDelivery)
+        for m in (ReportDefinition, ReportVersion, ReportRun, ReportSchedule, ReportDelivery,
+                  ExchangeTarget, ExchangeLog)
     }  # fmt: skip
 )
 OBJECTS[ExportJob] = lambda w: tuple(

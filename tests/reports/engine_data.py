@@ -29,6 +29,8 @@ class ReportRows:
     run: ReportRun
     schedule: ReportSchedule
     delivery: ReportDelivery
+    exchange_target: object = None  # reports.models.ExchangeTarget
+    exchange_log: object = None  # reports.models.ExchangeLog
 
 
 def report_rows(org, author, recipient, node=None) -> ReportRows:
@@ -56,7 +58,8 @@ def report_rows(org, author, recipient, node=None) -> ReportRows:
         email=recipient.email, status=DeliveryState.FAILED, attempts=5,
         error="mail server: ConnectionRefusedError(111)",
     )  # fmt: skip
-    return ReportRows(definition, run, schedule, delivery)
+    target, row = exchange_rows(org, author)
+    return ReportRows(definition, run, schedule, delivery, target, row)
 
 
 def both_regions(world) -> tuple[ReportRows, ReportRows]:
@@ -66,12 +69,37 @@ def both_regions(world) -> tuple[ReportRows, ReportRows]:
     )
 
 
+def exchange_rows(org, run_as):
+    """An exchange target and a rejected import of it (no folder on disk is needed); made
+    once per organisation, whichever generated test asks first."""
+    from reports.models import ExchangeLog, ExchangeTarget
+
+    target, _ = ExchangeTarget.objects.get_or_create(
+        folder=f"{org.code}-mdm",
+        defaults={"organisation": org, "name": f"MDM of {org.name}", "run_as": run_as,
+                  "at": time(2, 30)},
+    )  # fmt: skip
+    row, _ = ExchangeLog.objects.get_or_create(
+        target=target, filename=f"{org.code}-meters.xml",
+        defaults={"organisation": org, "direction": "import", "document": "MeterConfig",
+                  "state": "rejected", "attempts": 1,
+                  "summary": f"rejected: 1 problem(s) for {org.name}",
+                  "report": f"{org.code}-meters.xml: rejected, nothing was imported "
+                            f"({org.name})."},
+    )  # fmt: skip
+    return target, row
+
+
 def report_pairs(world) -> dict:
     """{model: (region A's row, region B's)} for the route walk."""
     from reports.models import ReportVersion
 
     a, b = both_regions(world)
+    from reports.models import ExchangeLog, ExchangeTarget
+
     return {
+        ExchangeTarget: (a.exchange_target, b.exchange_target),
+        ExchangeLog: (a.exchange_log, b.exchange_log),
         ReportDefinition: (a.definition, b.definition),
         ReportVersion: tuple(actions.current_version(r.definition) for r in (a, b)),
         ReportRun: (a.run, b.run),
@@ -97,4 +125,5 @@ def report_cases(rows: ReportRows) -> dict[str, list[str]]:
         "reports:run": [reverse("reports:run", args=[rows.run.pk])],
         "reports:schedule": [reverse("reports:schedule", args=[rows.schedule.pk])],
         "reports:schedule-delete": [reverse("reports:schedule-delete", args=[rows.schedule.pk])],
+        "reports:exchange-row": [reverse("reports:exchange-row", args=[rows.exchange_log.pk])],
     }

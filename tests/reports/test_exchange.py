@@ -316,3 +316,34 @@ def test_management_command(exchange):
     out = StringIO()
     call_command("exchange_import", stdout=out)
     assert "north-mdm/cmd.xml: accepted: 1 created" in out.getvalue()
+
+
+def test_the_demo_has_a_folder_target_with_an_export_done(settings, tmp_path):
+    """`make run`: North's folder target with yesterday's three files written, and one
+    import accepted and one rejected (a South meter) with its report, on the exchange page."""
+    from django.test import Client
+    from django.urls import reverse
+
+    from meters.demo import load_demo
+
+    settings.AMI_EXCHANGE_SETTLE_S = 10
+    demo = load_demo()
+    target = ExchangeTarget.objects.get(folder="north-mdm")
+    rows = ExchangeLog.objects.filter(target=target)
+    exports = sorted(rows.filter(direction="export").values_list("document", "state"))
+    assert exports == [("EndDeviceEvents", "done"), ("MeterConfig", "done"),
+                       ("MeterReadings", "done")]  # fmt: skip
+    assert len(list((folders.base(target) / "outgoing").iterdir())) == 3
+    imports = dict(rows.filter(direction="import").values_list("filename", "state"))
+    assert imports == {
+        "north-master-data.xml": "accepted",
+        "south-meter-by-mistake.xml": "rejected",
+    }
+    assert len(list((folders.base(target) / "rejected").iterdir())) == 2  # the file + report
+    client = Client()
+    client.force_login(demo.users["north-engineer"])
+    page = client.get(reverse("reports:exchange"))
+    assert page.status_code == 200 and b"south-meter-by-mistake.xml" in page.content
+    client.force_login(demo.users["south-engineer"] if "south-engineer" in demo.users else
+                       demo.users["south-operator"])  # fmt: skip
+    assert b"north-mdm" not in client.get(reverse("reports:exchange")).content

@@ -23,6 +23,7 @@ again, which changes nothing (meters are matched by serial) and is logged again.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,7 +81,8 @@ def scan(target: ExchangeTarget) -> list[ImportOutcome] | None:
 def _problems_of(result: ImportResult) -> list[meterconfig.Problem]:
     out = []
     for error in result.errors:
-        where = error.where + (f", serial {error.serial}" if error.serial else "")
+        where = re.sub(r" \(line \d+\)", "", error.where)  # the line leads the report's line
+        where += f", serial {error.serial}" if error.serial else ""
         out.append(meterconfig.Problem(error.line, where, error.message))
     return out
 

@@ -227,7 +227,7 @@ REJECTED = {
     ),
     "other-org-meter": (
         document(meter_xml("NA000010", point="NA-SP1"), meter_xml("SB000001")),
-        "line 4, Meter #2 (line 4), serial SB000001: unknown meter 'SB000001'",
+        "line 4, Meter #2, serial SB000001: unknown meter 'SB000001'",
     ),
     "other-org-point": (
         document(meter_xml("NA000010", point="SB-SP1")),

@@ -365,8 +365,15 @@ def _report_pair(model):
 OBJECTS.update(
     {
         m: _report_pair(m)
-        for m in (ReportDefinition, ReportVersion, ReportRun, ReportSchedule, ReportDelivery,
-                  ExchangeTarget, ExchangeLog)
+        for m in (
+            ReportDefinition,
+            ReportVersion,
+            ReportRun,
+            ReportSchedule,
+            ReportDelivery,
+            ExchangeTarget,
+            ExchangeLog,
+        )
     }  # fmt: skip
 )
 OBJECTS[ExportJob] = lambda w: tuple(

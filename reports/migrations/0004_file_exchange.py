@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ('accounts', '0007_second_factor'),
         ('django_celery_beat', '0019_alter_periodictasks_options'),
-        ('reports', '0002_report_definitions'),
+        ('reports', '0003_data_query_quantities'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

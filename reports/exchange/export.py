@@ -11,8 +11,9 @@ one local day, written into its outgoing/ folder.
   organisation's subtree (`target_meters`).
 * **Failures**: the task (`reports.exchange_export`) retries with backoff
   (`AMI_EXCHANGE_ATTEMPTS`, default 5; `AMI_EXCHANGE_RETRY_S`, default 60 s, doubling); the
-  row shows "failed, will retry"; at the last attempt it is failed, logged as an error and
-  audited (`exchange_export_failed`), and the exchange page shows it.
+  row shows "failed, will retry"; at the last attempt it is failed, logged as an error,
+  audited (`exchange_export_failed`) and raised as a "report delivery failed" alarm in the
+  target's organisation (once per slot, linking to the row's page).
 """
 
 from __future__ import annotations
@@ -24,10 +25,13 @@ from datetime import date, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from accounts import audit
 from accounts.choices import Outcome
+from meters.alarms.events import EventKind
+from meters.alarms.system import raise_system_alarm
 from meters.models import Meter
 from meters.store.days import day_bounds, local_zone
 from meters.store.query import DataQuery
@@ -179,10 +183,18 @@ def export_slot(target: ExchangeTarget, document: str, day: date, *, force: bool
 
 
 def report_failure(row: ExchangeLog) -> None:
-    """An export given up: an error in the log and the audit trail (the page shows it)."""
+    """An export given up: an error in the log and the audit trail (the page shows it), and
+    the organisation's "report delivery failed" alarm (once per slot)."""
     log.error("exchange export %s failed after %s attempts: %s", row.filename, row.attempts,
               row.summary)  # fmt: skip
     audit.record(
         "exchange_export_failed", user=None, obj=row.target, organisation=row.organisation,
         outcome=Outcome.FAILED, detail=f"{row.filename}: {row.summary}"[:500],
     )  # fmt: skip
+    raise_system_alarm(
+        row.organisation,
+        EventKind.REPORT_DELIVERY_FAILED,
+        reference=f"exchange {row.target.folder}/outgoing/{row.filename}",
+        link=reverse("reports:exchange-row", args=[row.pk]),
+        at=timezone.now(),
+    )

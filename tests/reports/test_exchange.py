@@ -17,6 +17,8 @@ from defusedxml import ElementTree
 from django.core.cache import cache
 
 from accounts.models import ActivityLog
+from meters.alarms.defaults import install_default_rules
+from meters.alarms.models import Alarm
 from meters.models import Meter
 from meters.store.writes import write_events
 from reports import actions
@@ -126,6 +128,7 @@ def test_export_drop_writes_each_slot_once_whole_and_scoped(exchange):
 def test_export_failure_is_retried_then_reported_and_recovers(exchange, settings):
     w = exchange
     settings.AMI_EXCHANGE_ATTEMPTS = 2
+    install_default_rules(w.org_a)
     outgoing = w.base / "outgoing"
     outgoing.rmdir()
     outgoing.write_text("not a folder")  # every write fails
@@ -136,6 +139,9 @@ def test_export_failure_is_retried_then_reported_and_recovers(exchange, settings
     assert export.export_slot(w.target, "MeterConfig", DAY).state == "failed"  # gave up
     failed = ActivityLog.objects.get(action="exchange_export_failed")
     assert failed.outcome == "failed" and row.filename in failed.detail
+    alarm = Alarm.objects.get(kind="report_delivery_failed")  # the organisation's rule
+    assert alarm.organisation == w.org_a and row.filename in alarm.reference
+    assert alarm.link == f"/reports/exchange/{row.pk}/"
     outgoing.unlink()  # mended: a new run writes it, in the same slot's row
     row = export.export_slot(w.target, "MeterConfig", DAY)
     assert row.state == "done" and row.attempts == 1

@@ -50,7 +50,7 @@ TESTED_ELSEWHERE = {
         "tests/vending/test_offline_sales.py::test_offline_upload_api"
     ),
     "GET /api/vending/reports/{slug}/": (
-        "tests/vending/test_reports.py::test_reports_api_json_csv_and_errors"
+        "tests/reports/test_vending.py::test_reports_api_json_csv_and_errors"
     ),
     "GET /api/reports/billing/": "tests/reports/test_billing.py::test_api_paged_exact_and_scoped",
     "GET /api/reports/energy-balance/": "tests/reports/test_balance.py::test_api_scoped",

@@ -1,4 +1,5 @@
-"""Issue 20 (6): reports for a period in the utility's zone, with reversals and debt.
+"""Issue 20 (6): the vending reports (reports/vending.py) for a period in the utility's
+zone, with reversals and debt.
 
 One story in Johannesburg (UTC+2), tariff 2.00/kWh, VAT 15 %, fixed charge 20.00/month:
 
@@ -24,7 +25,14 @@ from rest_framework.test import APIClient
 
 from reports import vending as vending_reports
 from reports.vending import Period
+from tests.vending.conftest import make_vending
 from vending import actions
+
+
+@pytest.fixture
+def vend(world):
+    """The vending world of tests/vending/ (tariffs, keys, stations, clerks, accounts)."""
+    return make_vending(world)
 
 
 @pytest.fixture

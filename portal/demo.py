@@ -1,12 +1,19 @@
 """The portal's part of the demo utility (meters/demo.py, after vending's): something to show.
 
 * **History**: the demo meters are the simulated fleet's, whose values are a pure function
-  of (serial, time) (`collection.simulators.model`), so their past is known. Every simulated
-  meter (customers' and check meters) gets `HISTORY_DAYS` of daily rollups before today, as
-  the store would have rolled them up; each demo customer login's meters get the load
-  profile itself for the last `PROFILE_MONTHS` months and their registers read at every
-  month's bounds, through collection's ingest like a real read (so the day view, the TOU
-  split and the bills have data). The first live read then carries on from there.
+  of (serial, time) (`collection.simulators.model`), so their past is known, and the demo
+  holds what a head-end reading them for a year would (`backfill_history`), all of it
+  through collection's ingest like a real read:
+  - every simulated meter (customers' and check meters): `HISTORY_DAYS` of daily import
+    rollups before today, as the store would have rolled them up (the other energy
+    channels' from last month on, which billing sums), and the load profile itself for the
+    last `RECENT_DAYS` days, so the first live read carries on from its last interval;
+  - each demo customer login's meters: the load profile for the last `PROFILE_MONTHS`
+    months (the day view, the TOU split) and the registers at every month's bounds (bills);
+  - every other meter, the shared lines' too: the registers at last month's bounds, so last
+    month's billing determinants are real bills;
+  - the fleet's communication-lost meter (its simulator never answers) fell silent on day
+    `SILENT_DAY` of last month: nothing after, so last month's billing holds it back.
 * **Bills**: the complete months of that history issued for the demo customers (as the
   monthly run would have).
 * **Similar homes**: computed over that history (`portal.similar.compute`, as the hourly
@@ -20,6 +27,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from datetime import datetime, time, timedelta
 from decimal import Decimal
 
@@ -33,14 +41,15 @@ from collection.ingest import ingest_profiles, ingest_registers
 from collection.protocols.base import Channel as Column
 from collection.protocols.base import ProfileBlock, ProfileRow, RegisterValue
 from collection.simulators import model as sim
-from meters.choices import ChannelKind
+from collection.simulators.incidents import DEMO_ROLES
+from meters.choices import ChannelKind, Protocol
+from meters.demo import SIM_FIRST_SERIAL
 from meters.models import Channel, Customer, Meter
 from meters.store import DailyEnergy
 from meters.store.days import day_bounds, local_zone
-from meters.store.interval_energy import energy_channels
+from meters.store.interval_energy import energy_channels, is_cumulative
 from vending.choices import StationKind
 from vending.models import VendingStation
-from vending.usage import IMPORT_PROFILE
 
 from . import bills, similar
 from .customers import month_start
@@ -49,9 +58,22 @@ from .models import PlannedOutage
 DEMO_PAYER = "demo-portal-payer"  # amisite/launcher.py sets AMI_PORTAL_PAYER to it
 HISTORY_DAYS = 400  # a year and the same period of the year before
 PROFILE_MONTHS = 13  # the bills' history of the demo customers (12 complete months)
-REGISTERS = ("1-0:1.8.0*255", "1-0:2.8.0*255", "1-0:3.8.0*255", "1-0:4.8.0*255",
-             "1-0:1.8.1*255", "1-0:1.8.2*255")  # fmt: skip
+ENERGY_PROFILES = ("1-0:1.29.0*255", "1-0:2.29.0*255", "1-0:3.29.0*255", "1-0:4.29.0*255")
+ENERGY_REGISTERS = {1: "1-0:1.8.0*255", 2: "1-0:2.8.0*255", 3: "1-0:3.8.0*255", 4: "1-0:4.8.0*255"}
+TARIFF_REGISTERS = ("1-0:1.8.1*255", "1-0:1.8.2*255")  # T1, T2 (sim.tariff_registers)
+TARIFFS = frozenset(TARIFF_REGISTERS)
 DEMAND = "1-0:1.6.0*255"
+# The last RECENT_DAYS whole days and today have the load profile itself for every simulated
+# meter, so the first live read carries on from its last interval (a read job reads back
+# `backfill_days`, 7 by default, only when the store has nothing newer).
+RECENT_DAYS = 8
+# The fleet's communication-lost meter (the `timeout` role of incidents.DEMO_ROLES): its
+# history stops at local midnight on this day of last month, so last month's billing holds
+# it back (no end read, a third of the intervals missing) as it would a real silent meter.
+SILENT = frozenset(
+    str(SIM_FIRST_SERIAL + role.index) for role in DEMO_ROLES if role.fault == "timeout"
+)
+SILENT_DAY = 20
 
 
 def _simulated(meter: Meter) -> bool:
@@ -60,91 +82,166 @@ def _simulated(meter: Meter) -> bool:
     )
 
 
+def _on_a_line(meter: Meter) -> bool:
+    """The shared lines' meters (Modbus, IEC 62056-21): registers of the same value model."""
+    return meter.serial.isdigit() and meter.protocol != Protocol.DLMS
+
+
 def _k(t: datetime) -> int:
     """Intervals completed at `t` (the simulator's clock)."""
     return sim.completed_intervals(t)
 
 
-def backfill_rollups(meters: list[Meter], today) -> int:
-    """`HISTORY_DAYS` of daily import rollups before `today` for each simulated meter."""
-    channels = {c.meter_model_id: c for c in energy_channels({m.meter_model_id for m in meters},
-                                                             IMPORT_PROFILE)}  # fmt: skip
+def silent_since(meter: Meter, today) -> datetime | None:
+    """When the fleet's communication-lost meter (its simulator never answers) last answered:
+    `SILENT_DAY` of last month at local midnight; None for the others."""
+    if meter.serial not in SILENT:
+        return None
+    return day_bounds(month_start(today, 1) + timedelta(days=SILENT_DAY - 1), local_zone())[0]
+
+
+def backfill_rollups(meters: list[Meter], today, silent: dict) -> int:
+    """Daily rollups before `today` of each simulated meter's energy profile channels, up to
+    the day it fell silent: `HISTORY_DAYS` of import (the portal's year), the others (export,
+    both reactive) from last month on (its billing determinants)."""
+    model_ids = {m.meter_model_id for m in meters}
+    channels: dict[int, list[tuple[Channel, int]]] = {}  # model -> (channel, sim channel)
+    for quantity in ENERGY_PROFILES:
+        for channel in energy_channels(model_ids, quantity):
+            number = int(quantity[4])  # the simulator's channel: C of the OBIS code
+            channels.setdefault(channel.meter_model_id, []).append((channel, number))
     zone = local_zone()
+    days = [
+        day for back in range(HISTORY_DAYS, 0, -1)
+        if day_bounds(day := today - timedelta(days=back), zone)[0] >= sim.EPOCH
+    ]  # fmt: skip
+    if not days:
+        return 0
+    # The register at each day's bounds: day i runs from ks[i] to ks[i + 1] intervals.
+    ks = [_k(day_bounds(day, zone)[0]) for day in days] + [_k(day_bounds(days[-1], zone)[1])]
+    first_billed = bisect_left(days, month_start(today, 1))
     rows = []
     for meter in meters:
-        channel = channels.get(meter.meter_model_id)
-        if channel is None:
-            continue
-        for back in range(1, HISTORY_DAYS + 1):
-            day = today - timedelta(days=back)
-            start, end = day_bounds(day, zone)
-            if start < sim.EPOCH:
-                continue
-            wh = sim.cumulative(meter.serial, 1, _k(end)) - sim.cumulative(
-                meter.serial, 1, _k(start)
-            )
-            rows.append(DailyEnergy(meter=meter, channel=channel, day=day, value=wh,
-                                    intervals=sim.INTERVALS_PER_DAY))  # fmt: skip
+        stop = silent.get(meter.pk)
+        last = len(days) if stop is None else min(bisect_left(ks, _k(stop)), len(days))
+        for channel, number in channels.get(meter.meter_model_id, ()):
+            begin = 0 if number == 1 else first_billed
+            counts = sim.cumulatives(meter.serial, number, ks[begin : last + 1])
+            rows += [
+                DailyEnergy(meter=meter, channel=channel, day=days[begin + i],
+                            value=counts[i + 1] - counts[i], intervals=sim.INTERVALS_PER_DAY)
+                for i in range(last - begin)
+            ]  # fmt: skip
     DailyEnergy.objects.bulk_create(rows, batch_size=2000, ignore_conflicts=True)
     return len(rows)
 
 
-def _profile_value(serial: str, obis: str, k: int) -> Decimal | None:
-    """The profile column `obis` at interval k: per interval (x.29.0) or the register (x.8.0)."""
-    c, kind = int(obis.split(":")[1].split(".")[0]), obis.split(".")[1]
-    if c not in sim.CHANNELS:
-        return None
-    if kind == "29":
-        return Decimal(sim.interval_value(serial, c, k))
-    return Decimal(sim.cumulative(serial, c, k + 1))
-
-
-def backfill_readings(meter: Meter, first: datetime, now: datetime) -> None:
-    """The meter's load profile from `first` to `now` and its registers at each local
-    month start in between (and the month's maximum demand at its end), through ingest."""
-    profile = [
-        c for c in Channel.objects.filter(meter_model_id=meter.meter_model_id,
-                                          kind=ChannelKind.PROFILE).order_by("pk")
-        if c.profile_obis
-    ]  # fmt: skip
-    by_profile: dict[str, list[Channel]] = {}
-    for channel in profile:
-        by_profile.setdefault(channel.profile_obis, []).append(channel)
-    for obis, channels in by_profile.items():
-        columns = tuple(Column(c.obis, c.unit) for c in channels)
-        k, last = _k(first), _k(now) - 1
-        while k <= last:  # a month of rows at a time
-            rows = tuple(
-                ProfileRow(sim.interval_end(i),
-                           tuple(_profile_value(meter.serial, c.obis, i) for c in channels))
-                for i in range(k, min(k + 31 * sim.INTERVALS_PER_DAY, last + 1))
-            )  # fmt: skip
-            ingest_profiles([(meter, ProfileBlock(obis, columns, rows, sim.INTERVAL_S))])
-            k += len(rows)
-    zone = local_zone()
-    today = timezone.localdate(now)
-    have = dict(Channel.objects.filter(meter_model_id=meter.meter_model_id)
-                .values_list("obis", "unit"))  # fmt: skip
-    for back in range(PROFILE_MONTHS, -1, -1):
-        at = day_bounds(month_start(today, back), zone)[0]
-        if at < first or at > now:
+def _profile_columns(serial: str, channels: list[Channel], ks: range) -> list[list]:
+    """Each profile column at intervals `ks`: per interval (x.29.0) or the register (x.8.0),
+    from the simulator's register at each interval's bounds."""
+    out = []
+    for channel in channels:
+        c, d = int(channel.obis.split(":")[1].split(".")[0]), channel.obis.split(".")[1]
+        if c not in sim.CHANNELS:
+            out.append([None] * len(ks))
             continue
-        values = [
-            RegisterValue(obis, Decimal(sim.register_value(meter.serial, _sim_obis(obis), at)),
-                          have[obis])
-            for obis in REGISTERS if obis in have
-        ]  # fmt: skip
-        if DEMAND in have and back < PROFILE_MONTHS:
-            watts, captured = sim.max_demand(meter.serial, at - timedelta(minutes=1))
-            values.append(RegisterValue(DEMAND, Decimal(watts), "W", capture_time=captured))
-        ingest_registers([(meter, at, values)])
+        counts = sim.cumulatives(serial, c, range(ks.start, ks.stop + 1))
+        out.append(
+            [Decimal(counts[i + 1] - counts[i]) if d == "29" else Decimal(counts[i + 1])
+             for i in range(len(ks))]
+        )  # fmt: skip
+    return out
 
 
-def _sim_obis(obis: str) -> str:
-    """ "1-0:1.8.0*255" -> the simulator's "1.0.1.8.0.255"."""
-    group, rest = obis.split(":")
-    code, f = rest.split("*")
-    return f"{group.replace('-', '.')}.{code}.{f}"
+def backfill_profiles(meters: list[Meter], first: datetime, now: datetime) -> None:
+    """The meters' load profiles from `first` to `now`, through ingest like a read (a month
+    of rows per block, every meter's blocks of a month in one ingest)."""
+    profiles: dict[int, dict[str, list[Channel]]] = {}  # model -> profile OBIS -> channels
+    for channel in Channel.objects.filter(
+        meter_model_id__in={m.meter_model_id for m in meters}, kind=ChannelKind.PROFILE
+    ).order_by("pk"):
+        if channel.profile_obis:
+            by_profile = profiles.setdefault(channel.meter_model_id, {})
+            by_profile.setdefault(channel.profile_obis, []).append(channel)
+    k, last = _k(first), _k(now) - 1
+    while k <= last:  # a month of rows at a time
+        upto = min(k + 31 * sim.INTERVALS_PER_DAY, last + 1)
+        blocks = []
+        for meter in meters:
+            for obis, channels in profiles.get(meter.meter_model_id, {}).items():
+                columns = tuple(Column(c.obis, c.unit) for c in channels)
+                # A cumulative profile's first interval is the difference from the capture
+                # before it: that capture (at `first`, the day before's last) comes too.
+                lead = 1 if k == _k(first) and all(is_cumulative(c) for c in channels) else 0
+                ks = range(k - lead, upto)
+                values = zip(*_profile_columns(meter.serial, channels, ks), strict=True)
+                rows = tuple(
+                    ProfileRow(sim.interval_end(i), row) for i, row in zip(ks, values, strict=True)
+                )
+                blocks.append((meter, ProfileBlock(obis, columns, rows, sim.INTERVAL_S)))
+        ingest_profiles(blocks)
+        k = upto
+
+
+def backfill_registers(meters: list[Meter], bounds: list[datetime], until: dict) -> int:
+    """Each meter's registers read at the `bounds` (local month starts) up to its `until`
+    (now, or when it fell silent) -- the energy registers with their tariffs, and the
+    maximum demand of the month just ended -- through ingest like a read."""
+    have: dict[int, dict[str, str]] = {}
+    for model_id, obis, unit in Channel.objects.filter(
+        meter_model_id__in={m.meter_model_id for m in meters}, kind=ChannelKind.REGISTER
+    ).values_list("meter_model_id", "obis", "unit"):
+        have.setdefault(model_id, {})[obis] = unit
+    reads = []
+    for meter in meters:
+        reached = [at for at in bounds if at <= until[meter.pk]]
+        units = have.get(meter.meter_model_id, {})
+        tariffs = sim.tariff_registers(meter.serial, reached) if TARIFFS & units.keys() else []
+        for i, at in enumerate(reached):
+            values = [
+                RegisterValue(obis, Decimal(sim.energy_register(meter.serial, channel, at)),
+                              units[obis])
+                for channel, obis in ENERGY_REGISTERS.items() if obis in units
+            ]  # fmt: skip
+            values += [
+                RegisterValue(obis, Decimal(tariffs[i][n]), units[obis])
+                for n, obis in enumerate(TARIFF_REGISTERS) if obis in units
+            ]  # fmt: skip
+            if DEMAND in units:
+                watts, captured = sim.max_demand(meter.serial, at - timedelta(minutes=1))
+                values.append(RegisterValue(DEMAND, Decimal(watts), "W", capture_time=captured))
+            reads.append((meter, at, values))
+    ingest_registers(reads)
+    return len(reads)
+
+
+def backfill_history(now: datetime, logins: set[int]) -> None:
+    """The fleet's past as the head-end would hold it after a year of reading (see the
+    module's docstring): rollups, the recent load profile (all of it for the customer logins'
+    meters), registers at the month bounds; nothing after the silent meter fell silent."""
+    today = timezone.localdate(now)
+    meters = list(Meter.objects.order_by("pk"))
+    simulated = [m for m in meters if _simulated(m)]
+    silent = {m.pk: at for m in simulated if (at := silent_since(m, today)) is not None}
+    backfill_rollups(simulated, today, silent)  # the logins' meters: ingest rolls up the same
+    zone = local_zone()
+    history = max(day_bounds(month_start(today, PROFILE_MONTHS - 1), zone)[0], sim.EPOCH)
+    recent = day_bounds(today - timedelta(days=RECENT_DAYS), zone)[0]
+    fleet = [m for m in simulated if m.pk not in silent]
+    backfill_profiles([m for m in fleet if m.service_point_id in logins], history, recent)
+    backfill_profiles(fleet, recent, now)
+    bounds = [
+        at for back in range(PROFILE_MONTHS - 1, -1, -1)
+        if (at := day_bounds(month_start(today, back), zone)[0]) >= sim.EPOCH
+    ]  # fmt: skip
+    # Registers at every month's bounds for the logins' meters (their bills), at last
+    # month's for the rest of the fleet (its billing determinants: a maximum demand costs
+    # the simulator a month of intervals per bound).
+    homes = {m.pk for m in simulated if m.service_point_id in logins}
+    billed = simulated + [m for m in meters if _on_a_line(m)]
+    until = {m.pk: silent.get(m.pk, now) for m in billed}
+    backfill_registers([m for m in billed if m.pk in homes], bounds, until)
+    backfill_registers([m for m in billed if m.pk not in homes], bounds[-2:], until)
 
 
 def add_payer(demo) -> User:
@@ -180,13 +277,7 @@ def load_demo_portal(demo) -> None:
         .select_related("service_point__parent")
         .order_by("pk")
     )
-    homes = {c.service_point_id for c in logins}
-    simulated = [m for m in Meter.objects.order_by("pk") if _simulated(m)]
-    backfill_rollups(simulated, today)  # the logins' meters: ingest below rolls up the same
-    first = day_bounds(month_start(today, PROFILE_MONTHS - 1), local_zone())[0]
-    for meter in simulated:
-        if meter.service_point_id in homes:
-            backfill_readings(meter, max(first, sim.EPOCH), now)
+    backfill_history(now, {c.service_point_id for c in logins})
     for customer in logins:
         for back in range(PROFILE_MONTHS - 1, 0, -1):
             month = f"{month_start(today, back):%Y-%m}"

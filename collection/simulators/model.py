@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -230,6 +231,14 @@ def cumulative(serial: str, channel: int, n: int) -> int:
     return _raw_cum(serial, channel, n) - _raw_cum(serial, channel, 0)
 
 
+def cumulatives(serial: str, channel: int, ns: Sequence[int]) -> list[int]:
+    """``cumulative(serial, channel, n)`` for each of ``ns`` (the epoch's value once)."""
+    if channel not in CHANNELS:
+        raise ValueError(f"unknown channel {channel}")
+    zero = _raw_cum(serial, channel, 0)
+    return [_raw_cum(serial, channel, n) - zero if n > 0 else 0 for n in ns]
+
+
 def interval_value(serial: str, channel: int, k: int) -> int:
     """Energy of interval ``k`` (``[EPOCH + 900k, EPOCH + 900(k+1))``); always >= 0."""
     if k < 0:
@@ -279,19 +288,28 @@ def energy_register(serial: str, channel: int, t: datetime) -> int:
 
 def tariff_register(serial: str, tariff: int, t: datetime) -> int:
     """Import energy of tariff 1 (day) or 2 (night) at ``t``; T1 + T2 == 1.8.0."""
-    n = completed_intervals(t)
-    day_total = 0
-    for d in range(n // INTERVALS_PER_DAY + 1):
+    if tariff not in (1, 2):
+        raise ValueError("tariff must be 1 or 2")
+    return tariff_registers(serial, [t])[0][tariff - 1]
+
+
+def tariff_registers(serial: str, times: Sequence[datetime]) -> list[tuple[int, int]]:
+    """``(T1, T2)`` at each of ``times``, in ONE pass over the days since the epoch (a
+    tariff register sums every day's window: the demo's history asks a year of month
+    bounds of each meter at once)."""
+    ns = [completed_intervals(t) for t in times]
+    out: list[tuple[int, int]] = [(0, 0)] * len(ns)
+    whole, d = 0, 0  # T1 of the days whose day window ended by the current n
+    for i in sorted(range(len(ns)), key=ns.__getitem__):
+        n = ns[i]
+        while d * INTERVALS_PER_DAY + T1_END <= n:  # differences of _raw_cum: as cumulative's
+            a = d * INTERVALS_PER_DAY + T1_FIRST
+            whole += _raw_cum(serial, 1, a + T1_END - T1_FIRST) - _raw_cum(serial, 1, a)
+            d += 1
         a = d * INTERVALS_PER_DAY + T1_FIRST
-        b = d * INTERVALS_PER_DAY + T1_END
-        if a >= n:
-            break
-        day_total += cumulative(serial, 1, min(b, n)) - cumulative(serial, 1, a)
-    if tariff == 1:
-        return day_total
-    if tariff == 2:
-        return cumulative(serial, 1, n) - day_total
-    raise ValueError("tariff must be 1 or 2")
+        t1 = whole + (cumulative(serial, 1, n) - cumulative(serial, 1, a) if a < n else 0)
+        out[i] = (t1, cumulative(serial, 1, n) - t1)
+    return out
 
 
 def tariff_of_interval(k: int) -> int:
@@ -322,10 +340,12 @@ def max_demand(serial: str, t: datetime) -> tuple[int, datetime]:
     first = completed_intervals(start)
     n = completed_intervals(t)
     best, best_k = -1, None
-    for k in range(first, n):
-        v = interval_value(serial, 1, k)
-        if v > best:
-            best, best_k = v, k
+    before = _raw_cum(serial, 1, first)
+    for k in range(first, n):  # interval_value, each cumulative value computed once
+        after = _raw_cum(serial, 1, k + 1)
+        if after - before > best:
+            best, best_k = after - before, k
+        before = after
     if best_k is None:
         return 0, start
     return best * 4, interval_end(best_k)

@@ -101,6 +101,20 @@ def asgi_server(transactional_db):
     thread.join(timeout=10)
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """Each test database is a copy of a template migrated once (tests/template_db.py)."""
+    from django.conf import settings
+
+    default = settings.DATABASES["default"]
+    test = default.setdefault("TEST", {})
+    if default["ENGINE"] != "django.db.backends.postgresql" or test.get("TEMPLATE"):
+        return
+    from tests.template_db import ensure_template
+
+    test["TEMPLATE"] = ensure_template(default)
+
+
 @pytest.fixture
 def world(db):
     """Two organisations with grids and the users of STYLE.md (see tests/factories.py)."""

@@ -86,8 +86,11 @@ def start_simulator(count: int, port: int, manifest: Path) -> subprocess.Popen:
     return proc
 
 
-def start_worker(db_url: str, root: Path = ROOT, name: str = "bench") -> subprocess.Popen:
-    """A Celery worker running the code of checkout `root`; returns once it answers a ping."""
+def start_worker(
+    db_url: str, root: Path = ROOT, name: str = "bench", queues: str = "collect,default"
+) -> subprocess.Popen:
+    """A Celery worker running the code of checkout `root` on `queues` (comma separated);
+    returns once it answers a ping."""
     env = {**os.environ, "DATABASE_URL": db_url}
     proc = subprocess.Popen(
         [
@@ -101,7 +104,7 @@ def start_worker(db_url: str, root: Path = ROOT, name: str = "bench") -> subproc
             "amisite",
             "worker",
             "-Q",
-            "collect,default",
+            queues,
             "--concurrency",
             "2",
             "-n",

@@ -32,7 +32,6 @@ import argparse
 import csv
 import json
 import os
-import resource
 import struct
 import subprocess
 import sys
@@ -44,7 +43,7 @@ from xml.etree.ElementTree import iterparse
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.benchdb import drop_database, server_url, setup_django  # noqa: E402
+from bench.benchdb import drop_database, peak_rss_mb, server_url, setup_django  # noqa: E402
 
 DB = os.environ.get("AMI_BENCH_DB", "ami_bench_billing_export")
 MAY1, JUNE1 = datetime(2026, 5, 1, tzinfo=UTC), datetime(2026, 6, 1, tzinfo=UTC)
@@ -191,20 +190,6 @@ def child(fmt: str, n: int, path: str) -> None:
     rss = peak_rss_mb()
     print(json.dumps({"seconds": seconds, "cpu": cpu, "rss_mb": rss,
                       "bytes": os.path.getsize(path), **extra}))  # fmt: skip
-
-
-def peak_rss_mb() -> float:
-    """This process's own peak RSS: VmHWM of its memory (Linux). `ru_maxrss` is not it: Linux
-    keeps the largest RSS of the process across exec, so a child forked from a parent that
-    had loaded the fleet reported the parent's size (289 MB for every figure)."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def measure(fmt: str, n: int, path: str) -> dict:

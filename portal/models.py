@@ -137,10 +137,12 @@ class PlannedOutage(models.Model):
     ends_at = models.DateTimeField(help_text="the expected restoration")
     reason = models.CharField(max_length=200, help_text="shown to customers")
     cancelled = models.BooleanField(
-        default=False, help_text="the work will not happen: the customers told are told so"
+        default=False,
+        db_default=False,
+        help_text="the work will not happen: the customers told are told so",
     )
     revision = models.PositiveIntegerField(
-        default=1, editable=False,
+        default=1, db_default=1, editable=False,
         help_text="1, then one more at each change of its node, times or cancellation",
     )  # fmt: skip
     changed_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -270,7 +272,8 @@ class NoticeState(models.TextChoices):
     PENDING = "pending", "to send"
     SENT = "sent", "sent"
     FAILED = "failed", "failed"
-    SUPERSEDED = "superseded", "not sent: the work changed first"
+    # "outdated", not "superseded": the column stays 8 wide (no ALTER TYPE on a live table)
+    SUPERSEDED = "outdated", "not sent: the work changed first"
 
 
 class PlannedOutageNotice(models.Model):
@@ -284,16 +287,16 @@ class PlannedOutageNotice(models.Model):
         "meters.Customer", on_delete=models.CASCADE, related_name="planned_outage_notices"
     )
     channel = models.CharField(max_length=8)  # "sms" or "email" (portal.outages)
-    revision = models.PositiveIntegerField(default=1, help_text="of the planned outage")
+    revision = models.PositiveIntegerField(
+        default=1, db_default=1, help_text="of the planned outage"
+    )
     news = models.CharField(
-        max_length=10, default="first",
+        max_length=10, default="first", db_default="first",
         help_text="first word of the work, changed, away (no longer cuts here) or cancelled",
     )  # fmt: skip
     recipient = models.CharField(max_length=254)
     body = models.TextField()
-    state = models.CharField(
-        max_length=10, choices=NoticeState.choices, default=NoticeState.PENDING
-    )
+    state = models.CharField(max_length=8, choices=NoticeState.choices, default=NoticeState.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
     last_error = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField()

@@ -11,6 +11,7 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (after Django setup)
 
 from . import capacity  # noqa: E402
+from .api_contract import declared_query_parameters  # noqa: E402
 from .routing import websocket_urlpatterns  # noqa: E402
 from .webgate import RequestGate  # noqa: E402
 from .websocket import socket_auth  # noqa: E402
@@ -39,8 +40,6 @@ def _warm_up() -> None:
     import logging
 
     from django.urls import get_resolver
-
-    from .api_contract import declared_query_parameters
 
     get_resolver().url_patterns  # noqa: B018 (imported for its side effect)
     try:

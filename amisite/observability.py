@@ -49,6 +49,8 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 
+from collection.queues import fleet_queues
+
 from .dbrouter import REPLICA, replica_configured
 
 logger = logging.getLogger("amisite.observability")
@@ -253,8 +255,6 @@ def configured_queues() -> set[str]:
             names.add(queue)
     names |= {q.strip() for q in os.environ.get("AMI_WORKER_QUEUES", "").split(",") if q.strip()}
     try:
-        from collection.queues import fleet_queues
-
         names |= set(fleet_queues())
     except Exception as exc:  # noqa: BLE001 - a bad AMI_COLLECT_ROUTE_BY must not break a scrape
         logger.warning("metrics: read queues not listed: %s", exc)

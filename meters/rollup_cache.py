@@ -68,6 +68,10 @@ def cached_rollup(user, parts, compute, seconds: int | None = None):
     lock = key + ":computing"
     if cache.add(lock, 1, LOCK_SECONDS):
         try:
+            # the one computing may have finished and let go between our read and the lock
+            latest = _entry(cache.get(key))
+            if latest is not None and latest[2] > time.time():
+                return latest[0], latest[1]
             return _compute_and_keep(key, compute, seconds)
         finally:
             cache.delete(lock)

@@ -14,7 +14,9 @@ from django.http import QueryDict
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from . import engine
+from .exchange import folders
 from .models import (
+    ExchangeTarget,
     ExportJob,
     ReportDefinition,
     ReportRun,
@@ -176,9 +178,6 @@ def seed_builtins(organisation, user=None) -> list[ReportDefinition]:
 def save_target(target, user=None):
     """Save an exchange target, make its folders and keep its daily beat entry (at its
     time, the utility's zone): `reports.exchange_export` writes the previous day's files."""
-    from .exchange import folders
-    from .models import ExchangeTarget
-
     target.full_clean(exclude=["periodic_task"])
     target.save()
     folders.ensure(target)

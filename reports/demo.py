@@ -22,10 +22,11 @@ import time as clock
 from datetime import time
 
 from meters.choices import NodeKind
-from meters.models import GridNode
+from meters.models import GridNode, Meter
 
 from . import actions
-from .models import ReportDefinition, ReportSchedule
+from .exchange import export, folders, importer, meterconfig
+from .models import ExchangeTarget, ReportDefinition, ReportSchedule
 
 
 def load_demo_reports(demo) -> None:
@@ -63,11 +64,6 @@ def load_demo_reports(demo) -> None:
 
 
 def load_demo_exchange(demo) -> None:
-    from meters.models import Meter
-
-    from .exchange import export, folders, importer, meterconfig
-    from .models import ExchangeTarget
-
     north = demo.regions["north"]
     target = actions.save_target(
         ExchangeTarget(organisation=north, name="North MDM drop", folder="north-mdm",

@@ -4,12 +4,15 @@ versions, runs, schedules and deliveries."""
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from accounts.models import Organisation
 from accounts.scoping import ScopedQuerySet
 from meters.coverage import MeterCoverage
+
+from .exchange.folders import FOLDER_NAME
 
 
 class ExportStatus(models.TextChoices):
@@ -362,10 +365,6 @@ class ExchangeTarget(models.Model):
         return self.name
 
     def clean(self):
-        from django.core.exceptions import ValidationError
-
-        from .exchange.folders import FOLDER_NAME
-
         errors = {}
         if self.folder and not FOLDER_NAME.fullmatch(self.folder):
             errors["folder"] = "Use letters, digits, '-' and '_' only (1 to 100 characters)."

@@ -6,12 +6,15 @@ version by the schedule's owner, then one mail per recipient (`reports.send_repo
 retried with backoff).
 """
 
+from datetime import date
+
 from celery import shared_task
 from django.db import transaction
 
 from . import delivery
 from .building import build_export, build_run
-from .models import ReportRun, ReportSchedule
+from .exchange import export, importer
+from .models import ExchangeTarget, ReportRun, ReportSchedule
 
 
 @shared_task(name="reports.build_export")
@@ -61,11 +64,6 @@ def send_report_mail(self, delivery_id: int) -> str:
 def exchange_export(self, target_id: int, day: str | None = None, force: bool = False) -> int:
     """A target's export files for `day` (ISO date; default yesterday, the utility's time):
     each document's slot once; a failed write is retried with backoff, then reported."""
-    from datetime import date
-
-    from .exchange import export
-    from .models import ExchangeTarget
-
     target = ExchangeTarget.objects.select_related("organisation", "run_as").filter(
         pk=target_id
     ).first()  # fmt: skip
@@ -89,9 +87,6 @@ def exchange_export(self, target_id: int, day: str | None = None, force: bool = 
 @shared_task(name="reports.exchange_import", ignore_result=True)
 def exchange_import() -> int:
     """Every enabled import target's incoming/ folder, once (reports/exchange/importer.py)."""
-    from .exchange import importer
-    from .models import ExchangeTarget
-
     files = 0
     for target in ExchangeTarget.objects.filter(enabled=True, imports=True).select_related(
         "organisation", "run_as"

@@ -9,6 +9,7 @@ import time
 import pytest
 import pytest_asyncio
 from asgiref.sync import sync_to_async
+from channels.layers import channel_layers
 from channels.testing.websocket import WebsocketCommunicator
 from django.db import connections
 from django.test import Client
@@ -20,6 +21,15 @@ from tests.factories import make_user
 from tests.meters.alarms.helpers import POWER_DOWN, POWER_UP, T0, events, make_rule
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_channel_layer():
+    """A layer another test file built in its own event loop (same xdist worker) keeps
+    asyncio locks bound to that loop: each test here gets layers built in its own."""
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
 
 
 @pytest_asyncio.fixture(autouse=True)

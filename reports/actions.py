@@ -16,7 +16,6 @@ from django_celery_beat.models import CrontabSchedule, PeriodicTask
 from . import engine
 from .exchange import folders
 from .models import (
-    ExchangeTarget,
     ExportJob,
     ReportDefinition,
     ReportRun,
@@ -106,20 +105,27 @@ def save_schedule(schedule: ReportSchedule, user=None, recipients=None) -> Repor
     schedule.save()
     if recipients is not None:
         schedule.recipients.set(recipients)
-    task = schedule.periodic_task or PeriodicTask(task="reports.run_schedule")
-    task.name = f"report schedule {schedule.pk}: {schedule.definition.name}"[:200]
-    task.crontab, _ = CrontabSchedule.objects.get_or_create(
-        timezone=settings.TIME_ZONE, **crontab_fields(schedule)
-    )
+    keep_beat_entry(
+        schedule, "reports.run_schedule",
+        f"report schedule {schedule.pk}: {schedule.definition.name}", crontab_fields(schedule),
+    )  # fmt: skip
+    return schedule
+
+
+def keep_beat_entry(owner, task_name: str, name: str, crontab: dict) -> None:
+    """`owner`'s beat entry (its `periodic_task`) runs `task_name` with the owner's pk at
+    `crontab` in the utility's zone, enabled as the owner is; a new entry is linked to it."""
+    task = owner.periodic_task or PeriodicTask(task=task_name)
+    task.name = name[:200]
+    task.crontab, _ = CrontabSchedule.objects.get_or_create(timezone=settings.TIME_ZONE, **crontab)
     task.interval = None
-    task.args = json.dumps([schedule.pk])
-    task.enabled = schedule.enabled
+    task.args = json.dumps([owner.pk])
+    task.enabled = owner.enabled
     task.queue = "default"
     task.save()
-    if schedule.periodic_task_id != task.pk:
-        ReportSchedule.objects.filter(pk=schedule.pk).update(periodic_task=task)
-        schedule.periodic_task = task
-    return schedule
+    if owner.periodic_task_id != task.pk:
+        type(owner).objects.filter(pk=owner.pk).update(periodic_task=task)
+        owner.periodic_task = task
 
 
 @transaction.atomic
@@ -181,20 +187,11 @@ def save_target(target, user=None):
     target.full_clean(exclude=["periodic_task"])
     target.save()
     folders.ensure(target)
-    task = target.periodic_task or PeriodicTask(task="reports.exchange_export")
-    task.name = f"exchange export {target.pk}: {target.name}"[:200]
-    task.crontab, _ = CrontabSchedule.objects.get_or_create(
-        timezone=settings.TIME_ZONE, minute=str(target.at.minute), hour=str(target.at.hour),
-        day_of_week="*", day_of_month="*", month_of_year="*",
+    keep_beat_entry(
+        target, "reports.exchange_export", f"exchange export {target.pk}: {target.name}",
+        {"minute": str(target.at.minute), "hour": str(target.at.hour), "day_of_week": "*",
+         "day_of_month": "*", "month_of_year": "*"},
     )  # fmt: skip
-    task.interval = None
-    task.args = json.dumps([target.pk])
-    task.enabled = target.enabled
-    task.queue = "default"
-    task.save()
-    if target.periodic_task_id != task.pk:
-        ExchangeTarget.objects.filter(pk=target.pk).update(periodic_task=task)
-        target.periodic_task = task
     return target
 
 

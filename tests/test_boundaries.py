@@ -14,6 +14,9 @@ The module boundaries themselves are the import-linter contracts in `.importlint
 from __future__ import annotations
 
 import ast
+import pickle
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -88,6 +91,28 @@ def _in_functions(node: ast.AST, stack: list[ast.AST], package: list[str]):
         yield from _in_functions(child, stack, package)
 
 
+def _parse(path: Path, rel: str) -> ast.Module:
+    """`ast.parse`, or, when this interpreter's parser state is broken, a fresh one's.
+
+    CPython 3.11.7 can leave its AST recursion counter off after an earlier error elsewhere in
+    the process (cpython gh-106905, fixed in 3.11.8); every later parse in that process then
+    raises ``SystemError: AST constructor recursion depth mismatch``. The scan must not depend
+    on what another test did in the same worker, so the file is parsed again in a new process.
+    """
+    text = path.read_text(encoding="utf-8")
+    try:
+        return ast.parse(text, filename=rel)
+    except SystemError:
+        code = (
+            "import ast, pickle, sys; "
+            "sys.stdout.buffer.write(pickle.dumps(ast.parse(sys.stdin.read(), sys.argv[1])))"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code, rel], input=text.encode(), capture_output=True, check=True
+        )
+        return pickle.loads(out.stdout)  # noqa: S301 - our own child's output
+
+
 def function_imports(root: Path = ROOT) -> Counter[str]:
     """`path qualname -> module` for each project import inside a function, counted."""
     found: Counter[str] = Counter()
@@ -96,7 +121,7 @@ def function_imports(root: Path = ROOT) -> Counter[str]:
             if _excluded(path, root):
                 continue
             rel = path.relative_to(root).as_posix()
-            tree = ast.parse(path.read_text(encoding="utf-8"), filename=rel)
+            tree = _parse(path, rel)
             for qualname, module in _in_functions(tree, [], _package_of(path, root)):
                 entry = f"{rel} {qualname} -> {module}"
                 if entry not in AFTER_SETUP:

@@ -506,6 +506,7 @@ AMI_EXCHANGE_ATTEMPTS = env.int("AMI_EXCHANGE_ATTEMPTS", default=5)
 AMI_EXCHANGE_RETRY_S = env.int("AMI_EXCHANGE_RETRY_S", default=60)
 AMI_EXCHANGE_LOCK_S = env.int("AMI_EXCHANGE_LOCK_S", default=600)
 AMI_EXCHANGE_STALE_S = env.int("AMI_EXCHANGE_STALE_S", default=3600)
+AMI_EXCHANGE_SFTP_TIMEOUT_S = env.float("AMI_EXCHANGE_SFTP_TIMEOUT_S", default=30.0)
 # The other apps' parts of the demo utility (meters/demo.py), in order.
 AMI_DEMO_PARTS = (
     "collection.demo.load_demo_collection",

@@ -5,6 +5,7 @@ from django.contrib import admin
 
 from accounts import audit
 from accounts.admin_base import ReadOnlyScopedAdmin, ScopedModelAdmin
+from accounts.secret_forms import SecretFieldsForm
 
 from .models import (
     Channel,
@@ -13,7 +14,6 @@ from .models import (
     ConcentratorEndpoint,
     Customer,
     DataConcentrator,
-    Endpoint,
     GridNode,
     Meter,
     MeterEndpoint,
@@ -21,34 +21,8 @@ from .models import (
 )
 
 
-class SecretInput(forms.PasswordInput):
-    """Never renders the stored value; an empty submission keeps it."""
-
-    def __init__(self):
-        super().__init__(render_value=False, attrs={"autocomplete": "new-password"})
-
-
-class EndpointForm(forms.ModelForm):
+class EndpointForm(SecretFieldsForm):
     """Secrets: blank keeps the stored value; the page only says whether one is set."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        for name in Endpoint.SECRET_FIELDS:
-            field = self.fields.get(name)
-            if field is None:
-                continue
-            field.widget = SecretInput()
-            field.required = False
-            is_set = bool(self.instance.pk and getattr(self.instance, name))
-            field.help_text = "stored (leave blank to keep)" if is_set else "not set"
-
-    def clean(self):
-        cleaned = super().clean()
-        for name in Endpoint.SECRET_FIELDS:
-            if name in cleaned and not cleaned[name] and self.instance.pk:
-                cleaned[name] = getattr(type(self.instance).objects.get(pk=self.instance.pk), name)
-                setattr(self.instance, name, cleaned[name])
-        return cleaned
 
 
 class EndpointInline(admin.StackedInline):

@@ -22,6 +22,7 @@ from django.db import transaction
 from accounts import actions as account_actions
 from accounts import audit
 from accounts.admin_base import ReadOnlyScopedAdmin, ScopedModelAdmin
+from accounts.secret_forms import SecretFieldsForm
 
 from . import actions, engine
 from .forms import DEFINITION_FIELDS, add_problems, recipients_for
@@ -200,16 +201,23 @@ class ExportJobAdmin(ReadOnlyScopedAdmin):
 IMPORT_PERMS = ("meters.add_meter", "meters.change_meter")
 
 
-class ExchangeTargetForm(forms.ModelForm):
+SFTP_FIELDS = ["sftp_host", "sftp_port", "sftp_user", "sftp_password", "sftp_private_key",
+               "sftp_host_key", "sftp_directory"]  # fmt: skip
+
+
+class ExchangeTargetForm(SecretFieldsForm):
     """Imports write meters as `run_as`: only someone who may add and change meters
-    themselves can turn them on (an analyst cannot borrow an engineer's rights)."""
+    themselves can turn them on (an analyst cannot borrow an engineer's rights). The SFTP
+    password and key are never shown again once stored (blank keeps them)."""
 
     user = None
+    MULTILINE_SECRETS = ("sftp_private_key",)
 
     class Meta:
         model = ExchangeTarget
         fields = ["organisation", "name", "kind", "folder", "run_as", "export_readings",
-                  "export_events", "export_config", "imports", "at", "enabled"]  # fmt: skip
+                  "export_events", "export_config", "imports", "at", "enabled",
+                  *SFTP_FIELDS]  # fmt: skip
 
     def clean(self):
         cleaned = super().clean()
@@ -225,10 +233,17 @@ class ExchangeTargetForm(forms.ModelForm):
 class ExchangeTargetAdmin(_DeletedThrough):
     form = ExchangeTargetForm
     delete_operation = staticmethod(actions.delete_target)
-    list_display = ("name", "organisation", "folder", "run_as", "at", "imports", "enabled")
-    list_filter = ("enabled", "imports")
-    search_fields = ("name", "folder")
+    list_display = ("name", "organisation", "kind", "folder", "run_as", "at", "imports",
+                    "enabled")  # fmt: skip
+    list_filter = ("kind", "enabled", "imports")
+    search_fields = ("name", "folder", "sftp_host")
     list_select_related = ("organisation", "run_as")
+    fieldsets = [
+        (None, {"fields": ["organisation", "name", "kind", "folder", "run_as", "at", "enabled"]}),
+        ("Files", {"fields": ["export_readings", "export_events", "export_config", "imports"]}),
+        ("SFTP server (kind SFTP: the folder keeps a local copy of every file)",
+         {"fields": SFTP_FIELDS}),
+    ]  # fmt: skip
 
     def get_form(self, request, obj=None, **kwargs):
         return _bound(super().get_form(request, obj, **kwargs), request)

@@ -10,9 +10,11 @@ from django.db import models
 
 from accounts.models import Organisation
 from accounts.scoping import ScopedQuerySet
+from amisite.encryption import EncryptedTextField
 from meters.coverage import MeterCoverage
 
 from .exchange.folders import FOLDER_NAME
+from .exchange.sftp import sftp_problems
 
 
 class ExportStatus(models.TextChoices):
@@ -318,10 +320,12 @@ class ReportDelivery(models.Model):
 
 class ExchangeKind(models.TextChoices):
     FOLDER = "folder", "Local folder"
+    SFTP = "sftp", "SFTP server"
 
 
 class ExchangeTarget(models.Model):
-    """An organisation's exchange folder (below AMI_EXCHANGE_ROOT) and its daily exports."""
+    """An organisation's exchange folder (below AMI_EXCHANGE_ROOT) and its daily exports; an
+    SFTP target mirrors the folder's files to and from a third party's server."""
 
     organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+")
     name = models.CharField(max_length=200)
@@ -345,6 +349,34 @@ class ExchangeTarget(models.Model):
         "export time", help_text="daily, in the utility's time zone: the previous day's files"
     )
     enabled = models.BooleanField(default=True)
+    # SFTP (kind "sftp", reports/exchange/remote.py): the server's outgoing/, incoming/,
+    # processed/ and rejected/ below `sftp_directory`; the local folder keeps a copy of each.
+    sftp_host = models.CharField("SFTP host", max_length=255, blank=True, default="",
+                                 db_default="")  # fmt: skip
+    sftp_port = models.PositiveIntegerField(
+        "SFTP port", default=22, db_default=22, validators=[MinValueValidator(1),
+                                                            MaxValueValidator(65535)]
+    )  # fmt: skip
+    sftp_user = models.CharField("SFTP user", max_length=100, blank=True, default="",
+                                 db_default="")  # fmt: skip
+    sftp_password = EncryptedTextField(
+        "SFTP password", blank=True, default="", db_default="",
+        help_text="encrypted at rest; never displayed once stored",
+    )  # fmt: skip
+    sftp_private_key = EncryptedTextField(
+        "SFTP private key", blank=True, default="", db_default="",
+        help_text="OpenSSH or PEM private key without a passphrase (encrypted at rest); used "
+        "instead of the password when set",
+    )  # fmt: skip
+    sftp_host_key = models.CharField(
+        "SFTP host key fingerprint", max_length=100, blank=True, default="", db_default="",
+        help_text="SHA256:... as `ssh-keygen -lf` shows it; any other host key is refused",
+    )  # fmt: skip
+    sftp_directory = models.CharField(
+        "SFTP directory", max_length=255, blank=True, default="", db_default="",
+        help_text="on the server (blank: the login directory); outgoing/, incoming/, "
+        "processed/ and rejected/ below it",
+    )  # fmt: skip
     periodic_task = models.OneToOneField(
         "django_celery_beat.PeriodicTask",
         null=True,
@@ -357,12 +389,22 @@ class ExchangeTarget(models.Model):
 
     objects = ScopedQuerySet.as_manager()
     scope_field = "organisation"
+    SECRET_FIELDS = ("sftp_password", "sftp_private_key")  # masked in the activity log
 
     class Meta:
         ordering = ["organisation", "name", "pk"]
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def is_sftp(self) -> bool:
+        return self.kind == ExchangeKind.SFTP
+
+    def remote_label(self) -> str:
+        """Where the server's files are, without any secret: sftp://user@host:port/dir."""
+        host = f"[{self.sftp_host}]" if ":" in self.sftp_host else self.sftp_host
+        return f"sftp://{self.sftp_user}@{host}:{self.sftp_port}/{self.sftp_directory.strip('/')}"
 
     def clean(self):
         errors = {}
@@ -374,6 +416,8 @@ class ExchangeTarget(models.Model):
                 errors["run_as"] = "Choose a staff user of the target's own organisation."
             elif not user.is_active:
                 errors["run_as"] = "That user is inactive."
+        if self.kind == ExchangeKind.SFTP:
+            errors.update(sftp_problems(self))
         if errors:
             raise ValidationError(errors)
 
@@ -410,6 +454,10 @@ class ExchangeLog(models.Model):
     rows = models.PositiveIntegerField(default=0, help_text="meters or events in the file")
     summary = models.CharField(max_length=300, blank=True)
     report = models.TextField(blank=True, help_text="imports: what was wrong, element by element")
+    remote_name = models.CharField(
+        max_length=255, blank=True, default="", db_default="",
+        help_text="SFTP imports: the file's claimed name in the server's processing/",
+    )  # fmt: skip
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True, help_text="of the last attempt")
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -9,6 +9,8 @@ Layout of a target's folder (`folders.py`), below `AMI_EXCHANGE_ROOT`:
 
 Files appear in outgoing/ only complete (written under a dot-name, fsynced, renamed); a name
 is the slot's (`<organisation>-<document>-<day>.xml`), so a re-run replaces the file in place
-and never adds a second one. The MeterConfig shape and its schema (`MeterConfig.xsd`) are in
+and never adds a second one. An SFTP target mirrors these folders on a third party's server
+(`sftp.py`: exports uploaded whole, imports claimed into its processing/ and taken once).
+The MeterConfig shape and its schema (`MeterConfig.xsd`) are in
 `meterconfig.py` and docs/api.md ("File exchange").
 """

@@ -9,6 +9,9 @@ one local day, written into its outgoing/ folder.
 * **Whole files only**: `folders.write_atomic` (hidden temporary name, fsync, rename).
 * **Scope**: the meters the target's `run_as` user may see, within the target's
   organisation's subtree (`target_meters`).
+* **SFTP targets**: the file written locally is then uploaded to the server's outgoing/
+  (`upload`); a wrong host key or a refused login is permanent (given up at once, reported),
+  anything else (a dropped connection) is retried like a local failure.
 * **Failures**: the task (`reports.exchange_export`) retries with backoff
   (`AMI_EXCHANGE_ATTEMPTS`, default 5; `AMI_EXCHANGE_RETRY_S`, default 60 s, doubling); the
   row shows "failed, will retry"; at the last attempt it is failed, logged as an error,
@@ -22,6 +25,7 @@ import logging
 import re
 from collections.abc import Iterator
 from datetime import date, timedelta
+from pathlib import Path
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -38,7 +42,7 @@ from meters.store.query import DataQuery
 
 from ..exporters import cim, cim_events
 from ..models import ExchangeDirection, ExchangeLog, ExchangeState, ExchangeTarget
-from . import folders, meterconfig
+from . import folders, meterconfig, sftp
 
 log = logging.getLogger(__name__)
 
@@ -159,9 +163,16 @@ def export_slot(target: ExchangeTarget, document: str, day: date, *, force: bool
             directory, row.filename, _counting(content(target, document, day),
                                                ROW_MARKS[document], counter)
         )  # fmt: skip
+        sent_to = f"{target.folder}/outgoing"
+        if target.is_sftp:
+            sent_to = upload(target, directory / row.filename)
     except Exception as exc:  # noqa: BLE001 - any failure is the slot's, retried and reported
-        error = f"{exc.__class__.__name__}: {exc}"[:300]
-        again = row.attempts < max_attempts()
+        if isinstance(exc, sftp.TransferError):
+            error = str(exc)[:300]  # said for an operator, never with a secret
+        else:
+            error = f"{exc.__class__.__name__}: {exc}"[:300]
+        permanent = getattr(exc, "permanent", False)
+        again = row.attempts < max_attempts() and not permanent
         row.state = ExchangeState.RETRYING if again else ExchangeState.FAILED
         row.summary, row.finished_at = error, timezone.now()
         row.save(update_fields=["state", "summary", "finished_at"])
@@ -177,9 +188,18 @@ def export_slot(target: ExchangeTarget, document: str, day: date, *, force: bool
     row.save(update_fields=["state", "size", "sha256", "rows", "summary", "finished_at"])
     audit.record(
         "exchange_export", user=None, obj=target, organisation=target.organisation,
-        detail=f"{row.filename} to {target.folder}/outgoing: {row.summary}"[:500],
+        detail=f"{row.filename} to {sent_to}: {row.summary}"[:500],
     )  # fmt: skip
     return row
+
+
+def upload(target: ExchangeTarget, local: Path) -> str:
+    """Send a file written whole to the local outgoing/ to the SFTP server's outgoing/
+    (`sftp.Session.upload_atomic`: the receiver sees the whole file or none); returns where."""
+    with sftp.Session(target) as session:
+        session.ensure_folders()
+        session.upload_atomic("outgoing", local.name, folders.read_chunks(local))
+    return f"{target.remote_label()}/outgoing"
 
 
 def report_failure(row: ExchangeLog) -> None:

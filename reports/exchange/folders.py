@@ -77,12 +77,18 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def read_chunks(path: Path, size: int = 1 << 20):
+    """The bytes of `path`, `size` at a time."""
+    with open(path, "rb") as handle:
+        while chunk := handle.read(size):
+            yield chunk
+
+
 def file_digest(path: Path) -> tuple[int, str]:
     digest, size = hashlib.sha256(), 0
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-            size += len(chunk)
+    for chunk in read_chunks(path):
+        digest.update(chunk)
+        size += len(chunk)
     return size, digest.hexdigest()
 
 

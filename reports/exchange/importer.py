@@ -38,7 +38,7 @@ from meters.registry_io import ImportResult, import_records
 from meters.registry_io.importer import limits
 
 from ..models import ExchangeDirection, ExchangeLog, ExchangeState, ExchangeTarget
-from . import folders, meterconfig
+from . import folders, meterconfig, sftp
 
 log = logging.getLogger(__name__)
 FORMAT = "cim-meterconfig"
@@ -66,6 +66,12 @@ def scan(target: ExchangeTarget) -> list[ImportOutcome] | None:
     if not cache.add(key, 1, lock_seconds()):
         return None
     try:
+        if target.is_sftp:
+            try:
+                return scan_sftp(target)
+            except sftp.TransferError as exc:  # what was claimed waits in processing/
+                log.warning("exchange import from %s stopped: %s", target.remote_label(), exc)
+                return []
         incoming = folders.ensure(target) / "incoming"
         done = []
         for path in folders.complete_files(incoming):
@@ -87,14 +93,57 @@ def _problems_of(result: ImportResult) -> list[meterconfig.Problem]:
     return out
 
 
-def import_file(target: ExchangeTarget, path: Path) -> ImportOutcome:
-    """Import one file whole or reject it whole (see the module's text)."""
+def scan_sftp(target: ExchangeTarget) -> list[ImportOutcome]:
+    """Import the complete files of an SFTP target's incoming/ on the server.
+
+    1. each complete file (`sftp.settled`: no upload name, unchanged for the settle time) is
+       claimed: renamed on the server to `processing/<stamp>-<name>`;
+    2. each file of processing/ not imported yet (no log row with its claimed name) is
+       downloaded whole into the local incoming/ and imported there like a local drop
+       (`import_file`: the local copy goes to processed/ or rejected/);
+    3. on the server it then moves to processed/, or to rejected/ after its
+       `<name>.report.txt` (written under a temporary name first).
+
+    A dropped connection stops the scan; the next one takes what is left in processing/: a
+    file whose row exists is only moved (it is never imported twice), one without is
+    downloaded again."""
+    incoming = folders.ensure(target) / "incoming"
+    done = []
+    with sftp.Session(target) as session:
+        session.ensure_folders()
+        settle = folders.settle_seconds()
+        for entry in session.listing("incoming"):
+            if sftp.settled(entry, settle, folders.PARTIAL_SUFFIXES):
+                session.claim(entry.name)
+        for entry in session.listing("processing"):
+            claimed = entry.name
+            row = ExchangeLog.objects.filter(
+                target=target, direction=ExchangeDirection.IMPORT, remote_name=claimed
+            ).first()
+            if row is None:
+                local = incoming / claimed.partition("-")[2]
+                session.download("processing", claimed, local)
+                outcome = import_file(target, local, remote_name=claimed)
+                done.append(outcome)
+                row = outcome.row
+            if row.state == ExchangeState.ACCEPTED:
+                session.move("processing", claimed, "processed")
+            else:
+                report = f"{claimed}.report.txt"
+                session.upload_atomic("rejected", report, [(row.report or row.summary).encode()])
+                session.move("processing", claimed, "rejected")
+    return done
+
+
+def import_file(target: ExchangeTarget, path: Path, *, remote_name: str = "") -> ImportOutcome:
+    """Import one file whole or reject it whole (see the module's text); `remote_name`: the
+    claimed name on an SFTP server, kept on the row so that the file is never imported twice."""
     max_bytes = limits()[0]
     size, digest = folders.file_digest(path)
     row = ExchangeLog(
         target=target, organisation_id=target.organisation_id,
         direction=ExchangeDirection.IMPORT, document="MeterConfig", filename=path.name,
-        attempts=1, size=size, sha256=digest, started_at=timezone.now(),
+        attempts=1, size=size, sha256=digest, started_at=timezone.now(), remote_name=remote_name,
     )  # fmt: skip
     problems: list[meterconfig.Problem] = []
     result = ImportResult(fmt=FORMAT, dry_run=False)
@@ -156,5 +205,9 @@ def _audit(target, row: ExchangeLog, outcome: str) -> None:
         "exchange_import", user=target.run_as, obj=target, organisation=target.organisation,
         outcome=outcome,
         changes={"file": row.filename, "sha256": row.sha256, "state": row.state},
-        detail=f"{row.filename} from {target.folder}/incoming: {row.summary}"[:500],
+        detail=f"{row.filename} from {_source(target)}/incoming: {row.summary}"[:500],
     )  # fmt: skip
+
+
+def _source(target) -> str:
+    return target.remote_label() if target.is_sftp else target.folder

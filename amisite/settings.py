@@ -155,6 +155,8 @@ AXES_CLIENT_IP_CALLABLE = "accounts.audit.client_ip"
 AMI_TOKEN_HOURS = env.int("AMI_TOKEN_HOURS", default=24 * 30)
 # Websockets re-check their user (active, session, roles, password) at least this often.
 AMI_WS_RECHECK_SECONDS = env.float("AMI_WS_RECHECK_SECONDS", default=60.0)
+# Server-Timing on every answer (amisite/observability.py): for load tests and diagnosis.
+AMI_SERVER_TIMING = env.bool("AMI_SERVER_TIMING", default=False)
 AMI_TRUSTED_PROXIES = [
     ipaddress.ip_network(entry.strip(), strict=False)
     for entry in env.list("AMI_TRUSTED_PROXIES", default=[])

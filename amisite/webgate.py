@@ -9,18 +9,23 @@ are not gated: they are long-lived and do their database work on threads of thei
 (`amisite.websocket.socket_db`). Neither is `/healthz`: it tells a load balancer whether the
 process and its database answer, and the benches' baseline is the time of a request that
 does not queue; its one connection is counted in the pool (`capacity.HEALTHZ_CONNECTIONS`).
+
+When a request arrived and when it got its slot are left in its scope (`GATE_KEY`), for
+`amisite.observability` to tell the wait for a slot from the time in Django.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from .middleware import MESSAGE, RETRY_AFTER_S
 
 logger = logging.getLogger("amisite.busy")
 BODY = MESSAGE.encode() + b"\n"
 UNGATED_PATHS = frozenset({"/healthz"})
+GATE_KEY = "ami_gate"  # scope key: (perf_counter at arrival, perf_counter with a slot)
 
 
 class RequestGate:
@@ -42,6 +47,7 @@ class RequestGate:
         if scope["type"] != "http" or scope.get("path") in UNGATED_PATHS:
             return await self.app(scope, receive, send)
         slots = self._semaphore()
+        arrived = time.perf_counter()
         self.waiting += 1
         try:
             async with asyncio.timeout(self.queue_timeout):
@@ -54,6 +60,7 @@ class RequestGate:
             return await busy(send)
         finally:
             self.waiting -= 1
+        scope[GATE_KEY] = (arrived, time.perf_counter())
         try:
             return await self.app(scope, receive, send)
         finally:

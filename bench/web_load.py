@@ -24,7 +24,12 @@ PostgreSQL connections of the bench database are sampled every 0.2 s.
 
 Figures per level and page: requests, errors (anything but 2xx/3xx; code -1: no answer in
 30 s, 0: connection refused or reset),
-throughput, p50/p95/p99, p95 / healthz p95; peak connections in use (by application_name);
+throughput (requests over the level's wall time, which ends with its last answer), p50/p95/p99,
+p95 / healthz p95; where the time went, from the server's `Server-Timing` (the bench turns
+`AMI_SERVER_TIMING` on): waiting for one of the web's slots, in Django, its thread's CPU, its
+SQL, and the rest (event loop, transport, this client); CPU seconds per level of the web
+processes (and per request), of this load generator and of the websocket clients' process;
+peak connections in use (by application_name);
 alarm latency p50/p99 over every subscriber; the machine's load average per level (figures
 from a shared machine are only comparable as ratios to /healthz of the same run).
 Checked: the pages return what they should (first request of each); alarms that did not
@@ -53,6 +58,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from amisite import proctree  # noqa: E402
 from bench import webserver  # noqa: E402
 from bench.benchdb import server_url  # noqa: E402
 
@@ -244,7 +250,7 @@ class Conn:
         self.port, self.cookie = port, cookie
         self.reader = self.writer = None
 
-    async def get(self, path: str) -> tuple[int, bytes]:
+    async def get(self, path: str) -> tuple[int, bytes, dict]:
         reused = self.writer is not None
         try:
             return await self._get(path)
@@ -256,7 +262,7 @@ class Conn:
             self.close()
             return await self._get(path)
 
-    async def _get(self, path: str) -> tuple[int, bytes]:
+    async def _get(self, path: str) -> tuple[int, bytes, dict]:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
         self.writer.write(
@@ -286,7 +292,7 @@ class Conn:
             body = await self.reader.read()
         if headers.get("connection") == "close":
             self.close()
-        return status, body
+        return status, body, headers
 
     def close(self):
         if self.writer is not None:
@@ -301,17 +307,32 @@ async def operator(port, cookie, urls, names, weights, think, until, rng, out):
         name = rng.choices(names, weights)[0]
         path = urls[name]()
         start = time.monotonic()
+        timing = None
         try:
-            status, _ = await asyncio.wait_for(conn.get(path), REQUEST_TIMEOUT)
+            status, _, headers = await asyncio.wait_for(conn.get(path), REQUEST_TIMEOUT)
+            timing = headers.get("server-timing")
         except TimeoutError:
             status = -1  # no answer within REQUEST_TIMEOUT
             conn.close()
         except (OSError, ConnectionError, ValueError, asyncio.IncompleteReadError):
             status = 0  # refused, reset or garbled
             conn.close()
-        out.append((name, status, time.monotonic() - start))
-        await asyncio.sleep(rng.expovariate(1 / think) if think else 0)
+        out.append((name, status, time.monotonic() - start, timing))
+        # Thinking past the end of the level is not part of it: the level's wall time (the
+        # throughput's divisor) ends with its last answer, not the longest last thought.
+        pause = rng.expovariate(1 / think) if think else 0
+        await asyncio.sleep(min(pause, max(0.0, until - time.monotonic())))
     conn.close()
+
+
+def server_timing(header: str | None) -> dict[str, float]:
+    """`Server-Timing: gate;dur=1.2, app;dur=30.5` -> {"gate": 0.0012, "app": 0.0305} (s)."""
+    got = {}
+    for part in (header or "").split(","):
+        name, _, dur = part.strip().partition(";dur=")
+        if dur:
+            got[name] = float(dur) / 1000
+    return got
 
 
 async def run_level(port, cookies, urls, users, seconds, think, seed) -> tuple[list, float]:
@@ -333,7 +354,7 @@ def check_pages(port, cookie, urls, meters: int) -> None:
     async def go():
         conn = Conn(port, cookie)
         for name, make in urls.items():
-            status, body = await conn.get(make())
+            status, body, _ = await conn.get(make())
             assert status == 200, (name, status, body[:300])
             if name == "map_fleet":
                 data = json.loads(body)
@@ -430,6 +451,23 @@ def raise_alarms(rate: float, until: float, started: dict) -> None:
         n += 1
 
 
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by `pid` and its descendants (Linux /proc;
+    0 elsewhere or for pid 0): the web's uvicorn workers, the websocket clients."""
+    if not pid or not os.path.exists(f"/proc/{pid}/stat"):
+        return 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for each in (pid, *proctree.descendants(pid)):
+        try:
+            with open(f"/proc/{each}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
 # ------------------------------------------------------------------ connections in use
 
 
@@ -478,8 +516,15 @@ class ConnectionProbe(threading.Thread):
 
 def summarise(level: int, samples: list, wall: float, probe: ConnectionProbe) -> list[dict]:
     by_page: dict[str, list] = {}
-    for name, status, elapsed in samples:
+    inside: dict[str, dict[str, list]] = {}  # page -> part -> seconds, from Server-Timing
+    for name, status, elapsed, timing in samples:
         by_page.setdefault(name, []).append((status, elapsed))
+        parts = server_timing(timing)
+        if parts and 200 <= status < 400:
+            server = parts.get("gate", 0) + parts.get("start", 0) + parts["app"]
+            parts["outside"] = elapsed - server  # event loop, transport, the client's loop
+            for part, value in parts.items():
+                inside.setdefault(name, {}).setdefault(part, []).append(value)
     health = [e for s, e in by_page.get("healthz", []) if 200 <= s < 400]
     base95 = pct(health, 0.95) * 1000 if health else None
     rows = []
@@ -495,6 +540,10 @@ def summarise(level: int, samples: list, wall: float, probe: ConnectionProbe) ->
             "p50": round(pct(ok, 0.5) * 1000, 1), "p95": round(p95, 1),
             "p99": round(pct(ok, 0.99) * 1000, 1),
         }  # fmt: skip
+        # Where the time went (server-side, ms): waiting for a slot, in Django, its CPU.
+        for part, values in inside.get(name, {}).items():
+            row[f"{part}_p50"] = round(pct(values, 0.5) * 1000, 1)
+            row[f"{part}_p95"] = round(pct(values, 0.95) * 1000, 1)
         rows.append(row)
         emit(f"{name}_p95", row["p95"], "ms", round(base95, 1) if base95 else None,
              round(p95 / base95, 2) if base95 else None,
@@ -566,7 +615,7 @@ def main(argv=None) -> int:
     connections.close_all()
     server, port = webserver.start(
         DATABASE_URL=f"{url}/{args.db}", REDIS_URL=redis_url, AMI_CHANNEL_PREFIX=prefix,
-        LOG_LEVEL="WARNING", CELERY_BROKER_URL="memory://",
+        LOG_LEVEL="WARNING", CELERY_BROKER_URL="memory://", AMI_SERVER_TIMING="true",
     )  # fmt: skip
     probe = ConnectionProbe(url, args.db)
     probe.start()
@@ -583,6 +632,7 @@ def main(argv=None) -> int:
         all_rows, started, loads = [], {}, {}
         for level in levels:
             load_before = os.getloadavg()[0]
+            cpu_before = (time.process_time(), tree_cpu(server.pid), tree_cpu(ws.pid if ws else 0))
             probe.reset()
             until = time.monotonic() + seconds
             raiser = threading.Thread(target=raise_alarms, args=(args.alarm_rate, until, started))
@@ -593,7 +643,10 @@ def main(argv=None) -> int:
             if raiser.is_alive() or raiser.ident:
                 raiser.join()
             all_rows += summarise(level, samples, wall, probe)
-            loads[level] = (load_before, os.getloadavg()[0], len(samples) / wall, probe.peak)
+            cpu = (time.process_time(), tree_cpu(server.pid), tree_cpu(ws.pid if ws else 0))
+            used = [after - before for before, after in zip(cpu_before, cpu, strict=True)]
+            loads[level] = (load_before, os.getloadavg()[0], len(samples) / wall, probe.peak,
+                            len(samples), wall, *used)  # fmt: skip
             log(f"level {level}: {len(samples)} requests in {wall:.0f} s")
         ws_stats = None
         if ws is not None:
@@ -628,17 +681,37 @@ def main(argv=None) -> int:
           f"pool {capacity.pool_max('web')}/worker, {os.cpu_count()} CPUs shared with the "
           f"load generator; {len(people)} operators; {seconds:.0f} s per level")  # fmt: skip
     print(model_line(args.think))
-    for level, (before, after, rps, peak) in loads.items():
+    for level, (before, after, rps, peak, n, wall, gen, web, wsp) in loads.items():
         print(f"  {level:4d} users: {rps:5.1f} req/s, peak {peak} database connections, "
-              f"load average {before:.1f} -> {after:.1f}")  # fmt: skip
+              f"load average {before:.1f} -> {after:.1f}; CPU s: web {web:.1f} "
+              f"({web / wall:.2f} cores, {web / max(n, 1) * 1000:.0f} ms a request), load "
+              f"generator {gen:.1f}, websocket clients {wsp:.1f}")  # fmt: skip
+    print(
+        "server side (Server-Timing, ms): gate = waiting for a slot, app = in Django, cpu = "
+        "its thread's CPU, db = its SQL, out = the rest (event loop, transport, load generator)"
+    )
     print(f"{'users':>5} {'page':16} {'req':>6} {'err':>4} {'req/s':>6} "
-          f"{'p50':>7} {'p95':>7} {'p99':>7} {'p95/healthz':>11}")  # fmt: skip
+          f"{'p50':>7} {'p95':>7} {'p99':>7} {'p95/healthz':>11} "
+          f"{'gate95':>7} {'app50':>6} {'app95':>6} {'cpu50':>6} {'db50':>5} {'out50':>6} "
+          f"{'out95':>6}")  # fmt: skip
     base = {r["users"]: r["p95"] for r in all_rows if r["page"] == "healthz"}
     for r in all_rows:
         flag = "" if r["p95"] < 500 else "  p95 over 500 ms"
         ratio = f"{r['p95'] / base[r['users']]:11.1f}" if base.get(r["users"]) else f"{'-':>11}"
+        parts = " ".join(
+            f"{r[k]:{w}.0f}" if k in r else f"{'-':>{w}}"
+            for k, w in (
+                ("gate_p95", 7),
+                ("app_p50", 6),
+                ("app_p95", 6),
+                ("cpu_p50", 6),
+                ("db_p50", 5),
+                ("outside_p50", 6),
+                ("outside_p95", 6),
+            )
+        )
         print(f"{r['users']:5d} {r['page']:16} {r['requests']:6d} {r['errors']:4d} {r['rps']:6.1f} "
-              f"{r['p50']:7.0f} {r['p95']:7.0f} {r['p99']:7.0f} {ratio}{flag}")  # fmt: skip
+              f"{r['p50']:7.0f} {r['p95']:7.0f} {r['p99']:7.0f} {ratio} {parts}{flag}")  # fmt: skip
     if ws_stats is not None:
         print(f"websockets: {ws_stats}; alarm latency p50 {pct(latencies, 0.5) * 1000:.0f} ms, "
               f"p99 {pct(latencies, 0.99) * 1000:.0f} ms over {len(latencies)} deliveries "

@@ -3,6 +3,7 @@ JSON logs, and one host's processes' metrics added up by `serve_metrics`."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -16,12 +17,14 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.core.handlers.asgi import ASGIHandler
 from django.test import Client, override_settings
 from django.utils import timezone
 from prometheus_client import REGISTRY
 
 from accounts.models import Organisation
 from amisite import observability
+from amisite.webgate import RequestGate
 from collection import actions
 from collection.commands.models import MeterCommand
 from collection.models import JobRun, ReadJob
@@ -94,6 +97,46 @@ def test_requests_are_counted_by_route_and_status_class():
     assert (
         sample("ami_http_responses_total", {"route": "unmatched", "status": "4xx"}) == missing + 2
     )
+
+
+def _through_the_gate(path: str) -> dict:
+    """GET `path` from Django's ASGI handler behind the request gate, as uvicorn would."""
+    app = RequestGate(ASGIHandler(), limit=1, queue_timeout=5)
+    sent, requests = [], [{"type": "http.request", "body": b"", "more_body": False}]
+
+    async def receive():
+        if requests:
+            return requests.pop()
+        await asyncio.Event().wait()  # the client stays connected (Django listens for it)
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "path": path, "method": "GET", "headers": [], "query_string": b"",
+             "server": ("testserver", 80), "client": ("127.0.0.1", 5000)}  # fmt: skip
+    asyncio.run(app(scope, receive, send))
+    assert sent[0]["status"] == 200
+    return {k.decode().lower(): v.decode() for k, v in sent[0]["headers"]}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_server_timing_tells_the_wait_for_a_slot_from_the_time_in_django():
+    waited = sample("ami_http_queue_seconds_count")
+    assert "server-timing" not in _through_the_gate("/login/")  # off unless asked for
+    assert sample("ami_http_queue_seconds_count") == waited + 1  # counted either way
+    with override_settings(AMI_SERVER_TIMING=True):
+        header = _through_the_gate("/login/")["server-timing"]
+    parts = {}
+    for part in header.split(", "):
+        name, _, dur = part.partition(";dur=")
+        parts[name] = float(dur)
+    assert list(parts) == ["gate", "start", "app", "cpu", "db"]
+    assert all(ms >= 0 for ms in parts.values())
+    assert parts["app"] > 0
+    # The thread's CPU and the SQL statements' time are parts of its time in Django.
+    assert parts["cpu"] <= parts["app"] + 1
+    assert parts["db"] <= parts["app"]
+    assert sample("ami_http_queue_seconds_count") == waited + 2
 
 
 @pytest.mark.django_db

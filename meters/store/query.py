@@ -254,10 +254,12 @@ def _local_midnight(day: date) -> datetime:
 
 
 def _expected(period_s: int, bucket: datetime, resolution: str) -> int:
-    zone = local_zone()
+    # Called for every hour of a series: an hour needs no zone (looking it up from the
+    # settings for each of a month's 720 hours was ~40% of that page's CPU).
     if resolution == HOUR:
         seconds = 3600
     else:
+        zone = local_zone()
         first = bucket.astimezone(zone).date()
         if resolution == DAY:
             nxt = first + timedelta(days=1)

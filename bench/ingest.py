@@ -7,6 +7,9 @@ ingests one fresh day (96 x 4 channels) for every meter, alternating:
 * A  `ingest_profiles` (validation, estimation, daily rollup; COPY to staging + one
   INSERT ... ON CONFLICT, an UPDATE only when keys were already stored);
 * A' the same with validation and rollup off (the store write alone);
+* A_daily the same as A with the daily rollup alone, as ingest rolled up before the hourly
+  rollup (issue 16): `rollups._refresh_hours_sql` swapped for the daily-only statement,
+  which is what the PostgreSQL path ran then; A / A_daily is what keeping hours costs;
 * B  baseline: binary COPY of the same values into a plain narrow table
   `(meter, channel, ts, value, quality)` with its primary key.
 
@@ -183,7 +186,7 @@ def run(n_meters: int, rounds: int) -> None:
     from django.db import connection
 
     from collection.ingest import ingest_profiles
-    from meters.store import DailyEnergy, IntervalReading
+    from meters.store import DailyEnergy, HourlyEnergy, IntervalReading, rollups
 
     with connection.cursor() as cur:
         cur.execute(
@@ -194,18 +197,23 @@ def run(n_meters: int, rounds: int) -> None:
     values_per_round = n_meters * 96 * 4
     # Warm-up (creates the month's partition, warms caches); not measured.
     ingest_profiles(day_blocks(meter_ids, 60))
-    figures = {"A": [], "A_store_only": [], "B": []}
-    cpu = {"A": [], "A_store_only": []}
+    variants = ("A", "A_daily", "A_store_only", "B")
+    figures = {v: [] for v in variants}
+    cpu = {"A": [], "A_daily": [], "A_store_only": []}
+    with_hours = rollups._refresh_hours_sql
     day = 0
     for _ in range(rounds):
-        for variant in ("A", "A_store_only", "B"):
+        for variant in variants:
             blocks = day_blocks(meter_ids, day)
+            rollups._refresh_hours_sql = (
+                rollups._refresh_sql if variant == "A_daily" else with_hours
+            )
             t0, c0 = time.perf_counter(), time.process_time()
             if variant == "B":
                 n = raw_copy(blocks)
                 assert n == values_per_round
             else:
-                full = variant == "A"
+                full = variant != "A_store_only"
                 result = ingest_profiles(blocks, validate=full, rollup=full)
                 assert (result.inserted, result.duplicates) == (n_meters * 96, 0), result
                 assert result.values == values_per_round
@@ -214,8 +222,9 @@ def run(n_meters: int, rounds: int) -> None:
                 cpu[variant].append((time.process_time() - c0) / values_per_round * 1e6)
             figures[variant].append(values_per_round / elapsed)
             day += 1
+    rollups._refresh_hours_sql = with_hours
     # Correctness of what was stored.
-    a_days = [0 + 3 * r for r in range(rounds)]
+    a_days = [0 + len(variants) * r for r in range(rounds)]
     lo = DAY0 + timedelta(days=a_days[0])
     stored = IntervalReading.objects.filter(ts__gt=lo, ts__lte=lo + timedelta(days=1))
     assert stored.count() == n_meters * 96
@@ -223,6 +232,11 @@ def run(n_meters: int, rounds: int) -> None:
     m = meter_ids[0]
     assert (first.v0, first.v1, first.v2, first.v3) == (100 + m * 7 % 50, m % 5, 30 + m % 9, 0)
     assert DailyEnergy.objects.filter(day=lo.date()).count() == n_meters * 4
+    assert HourlyEnergy.objects.filter(day=lo.date()).count() == n_meters * 4
+    hours = HourlyEnergy.objects.get(meter_id=m, channel__obis=CHANNELS[0][0], day=lo.date())
+    assert hours.hours[0] == sum(100 + (m * 7 + i) % 50 for i in range(4))
+    daily_only = DAY0 + timedelta(days=1)  # the first A_daily day: no hours, as before
+    assert not HourlyEnergy.objects.filter(day=daily_only.date()).exists()
     assert count("SELECT count(*) FROM bench_narrow") == values_per_round * rounds
 
     base = statistics.median(figures["B"])
@@ -231,6 +245,7 @@ def run(n_meters: int, rounds: int) -> None:
     cores = _os.cpu_count()
     for variant, label in (
         ("A", "ingest_values_per_s"),
+        ("A_daily", "ingest_daily_rollup_only_values_per_s"),
         ("A_store_only", "store_only_values_per_s"),
     ):
         med = statistics.median(figures[variant])
@@ -246,6 +261,18 @@ def run(n_meters: int, rounds: int) -> None:
             cpus=cores,
         )
     emit("raw_narrow_copy_values_per_s", base, "values/s", meters=n_meters, cpus=cores)
+    a, a_daily = statistics.median(figures["A"]), statistics.median(figures["A_daily"])
+    emit(
+        "hourly_rollup_ingest_time_ratio",
+        a_daily / a,
+        "x",
+        meters=n_meters,
+        rounds=rounds,
+        note="ingest wall time with hours / daily rollup only (same run)",
+        cpu_us_per_value=round(statistics.median(cpu["A"]), 3),
+        cpu_us_per_value_daily_only=round(statistics.median(cpu["A_daily"]), 3),
+        load=round(os.getloadavg()[0], 1),
+    )
 
     # Re-ingest: the same days again, all duplicates; alternating with the raw COPY figure.
     again, base2 = [], []
@@ -276,6 +303,8 @@ def run(n_meters: int, rounds: int) -> None:
         f"{cores} CPUs):\n"
         f"  ingest_profiles (validate+rollup) {statistics.median(figures['A']):>12,.0f} values/s"
         f"  = {statistics.median(figures['A']) / base:.2f}x raw narrow COPY\n"
+        f"  the same, daily rollup only       {a_daily:>12,.0f} values/s"
+        f"  = {a_daily / base:.2f}x (hours cost x{a_daily / a:.2f} wall)\n"
         f"  store only                        {statistics.median(figures['A_store_only']):>12,.0f}"
         f" values/s  = {statistics.median(figures['A_store_only']) / base:.2f}x\n"
         f"  raw narrow binary COPY            {base:>12,.0f} values/s\n"

@@ -12,16 +12,22 @@ per meter, group and UTC day with an array of 96 values, `meters.store.compactio
 SQL from a pool of noisy day arrays (5 archetypes x weekday/weekend x 8 sizes x 32 noise
 variants, each value x 0.7-1.3) joined to the meters, so 100,000 x 62 days x 96 values build
 in minutes. Archetypes: evening peak, morning + evening, daytime (commercial), night (storage
-heating) and flat; every 50th customer changes archetype in June (a different peak).
+heating) and flat; every 50th customer changes archetype in June (a different peak). The
+hourly rollup (`HourlyEnergy`) of the import channel is built the same way, from each pool
+day's 24 hour sums; the first 1,000 meters' rows are then recomputed by the store's own
+`rollups.refresh_range` over the intervals, which must give exactly the built rows (rolled
+back; timed and printed as `rollup_backfill`: what filling the rollup of such a history
+costs per meter-day, e.g. after the upgrade that added it).
 
 Each figure runs in a fresh child process (its own peak RSS, `VmHWM`), alternating A B:
 
 * A (`analyse`): `reports.patterns.analyse(customer_meters(user), June, k=5)`, what the page and
-  the API run; split into reading the energy (`_energy`, both periods), k-means (`_cluster`)
-  and the rest (meters, classes, shapes, class means);
-* B (`raw`): one SQL statement giving the same per-meter sums per (period, weekend, hour)
-  over the same view (`meters_interval`), fetched by psycopg; then scikit-learn `KMeans` alone
-  (same parameters) on the shapes made from it (`kmeans_only`).
+  the API run; split into reading the energy (`_energy`: both periods, from the hourly
+  rollup), k-means (`_cluster`) and the rest (meters, classes, shapes, class means);
+* B (`raw`): one SQL statement per 1,000 meters giving the same per-meter sums per (period,
+  weekend, hour) straight from the intervals, over the same view (`meters_interval`; what
+  the report itself did before the hourly rollup), fetched by psycopg; then scikit-learn
+  `KMeans` alone (same parameters) on the shapes made from it (`kmeans_only`).
 
 Asserted: every meter's shape from A equals the one from B's sums; each archetype is
 recovered as one cluster (purity >= 95 %, distinct clusters); the changed customers are
@@ -54,6 +60,7 @@ K = 5
 FIRST, LAST = date(2026, 5, 1), date(2026, 7, 1)  # UTC days of compacted rows
 MONTH = "2026-06"
 CHANGE_EVERY = 50
+RAW_CHUNK = 1000  # B's meters per statement (one statement for 100,000 spilled ~23 GB)
 VARIANTS, SIZES = 32, 8
 
 
@@ -89,6 +96,7 @@ SELECT meter_id, ts > %(start)s,
 FROM meters_interval
 WHERE grp = %(group)s AND ts > %(before)s AND ts <= %(end)s
   AND day >= %(first_day)s AND day <= %(last_day)s AND v{column} IS NOT NULL
+  AND meter_id >= %(lo)s AND meter_id < %(hi)s
 GROUP BY 1, 2, 3, 4
 """
 
@@ -186,10 +194,100 @@ def load(n: int) -> None:
                 [imp.profile_group, lo, hi],
             )
         month = nxt
+    build_hours(imp)
     with connection.cursor() as cur:
         cur.execute("DROP TABLE bench_pool, bench_shape")
         cur.execute("VACUUM ANALYZE meters_intervalday")
         cur.execute("ANALYZE")
+
+
+ROLLUP_DAYS = (FIRST - timedelta(days=1), LAST - timedelta(days=1))  # local (UTC) days
+
+
+def build_hours(imp) -> None:
+    """The hourly rollup of the import channel as ingest would have kept it, in SQL from the
+    same pool (its 24 hour sums per pool day; hour 23 of a day ends with the 00:00 interval
+    of the next), a block of meters per statement. `check_rollup` proves it equal to the
+    store's own `rollups.refresh_range` over the intervals."""
+    from django.db import connection, transaction
+
+    from meters.store import HOURS
+
+    col = imp.profile_column + 1
+    hours = ", ".join(f"t.h[{h + 1}]" for h in range(23))
+    last = "CASE WHEN t.h IS NULL AND n.first IS NULL THEN NULL ELSE coalesce(t.h[24], 0) + coalesce(n.first, 0) END"  # noqa: E501
+    with connection.cursor() as cur:
+        cur.execute(f"""
+            CREATE TABLE bench_pool_hours AS
+            SELECT arch, weekend, b, var, v4[{col}][1] AS first, ARRAY(
+                SELECT sum(v4[{col}][k + 1]) FROM generate_series(1, 95) k
+                GROUP BY (k - 1) / 4 ORDER BY (k - 1) / 4) AS h
+            FROM bench_pool
+        """)  # fmt: skip
+        cur.execute("CREATE INDEX ON bench_pool_hours (arch, weekend, b, var)")
+        cur.execute("SELECT min(id), max(id) FROM bench_meter")
+        first_id, last_id = cur.fetchone()
+    for lo in range(first_id, last_id + 1, 20000):
+        with transaction.atomic(), connection.cursor() as cur:
+            cur.execute(
+                f"""
+                WITH pick AS (
+                    SELECT m.id AS meter_id, d::date AS day, p.first, p.h
+                    FROM bench_meter m
+                    CROSS JOIN generate_series(%s::date, %s::date, interval '1 day') d
+                    JOIN bench_pool_hours p ON p.b = m.b
+                      AND p.arch = CASE WHEN m.changed IS NOT NULL AND d >= '2026-06-01'
+                                        THEN m.changed ELSE m.arch END
+                      AND p.weekend = (extract(isodow FROM d) >= 6)::int
+                      AND p.var = (m.id * 7 + extract(doy FROM d)::int * 13) %% {VARIANTS}
+                    WHERE m.id >= %s AND m.id < %s
+                )
+                INSERT INTO meters_hourlyenergy (meter_id, channel_id, day, {", ".join(HOURS)})
+                SELECT coalesce(t.meter_id, n.meter_id), %s, coalesce(t.day, n.day - 1),
+                    {hours}, {last}
+                FROM pick t FULL JOIN pick n ON n.meter_id = t.meter_id AND n.day = t.day + 1
+                WHERE coalesce(t.day, n.day - 1) BETWEEN %s AND %s
+                ORDER BY 1, 3
+                """,
+                [FIRST, LAST, lo, lo + 20000, imp.pk, *ROLLUP_DAYS],
+            )
+    with connection.cursor() as cur:
+        cur.execute("DROP TABLE bench_pool_hours")
+        cur.execute("VACUUM ANALYZE meters_hourlyenergy")
+
+
+class _Undo(Exception):
+    pass
+
+
+def check_rollup(block: int = 1000) -> None:
+    """The first `block` meters' rollups recomputed by the store's `rollups.refresh_range`
+    (what a backfill runs, timed: ms per meter-day) must equal the bench's built rows; then
+    rolled back."""
+    from django.db import transaction
+
+    from meters.models import Meter
+    from meters.store import HOURS, HourlyEnergy, rollups
+
+    first = Meter.objects.order_by("pk").values_list("pk", flat=True)[0]
+    mine = HourlyEnergy.objects.filter(meter_id__gte=first, meter_id__lt=first + block)
+    built = sorted(mine.values_list("meter_id", "channel_id", "day", *HOURS))
+    meters = Meter.objects.filter(pk__gte=first, pk__lt=first + block).count()
+    days = (ROLLUP_DAYS[1] - ROLLUP_DAYS[0]).days + 1
+    try:
+        with transaction.atomic():
+            mine.delete()
+            t0, c0 = time.perf_counter(), time.process_time()
+            rollups.refresh_range(first, first + block, *ROLLUP_DAYS)
+            seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+            again = sorted(mine.values_list("meter_id", "channel_id", "day", *HOURS))
+            raise _Undo
+    except _Undo:
+        pass
+    assert again == built, (len(again), len(built))
+    emit("rollup_backfill", round(seconds, 2), "s", meter_days=meters * days,
+         ms_per_meter_day=round(1000 * seconds / (meters * days), 3), cpu_s=round(cpu, 2),
+         matches_bench_build=True)  # fmt: skip
 
 
 def _timed(parts: dict, name: str, fn):
@@ -253,9 +351,14 @@ def child(kind: str, out_path: str) -> None:
                   **{k.replace("day__gte", "first_day").replace("day__lte", "last_day"): v
                      for k, v in day_bounds(before, period.end).items()}}  # fmt: skip
         cpu0, t0 = time.process_time(), time.perf_counter()
+        rows = []
         with connection.cursor() as cur:
-            cur.cursor.execute(RAW.format(column=imp.profile_column), params)
-            rows = cur.cursor.fetchall()
+            cur.cursor.execute("SELECT min(id), max(id) FROM bench_meter")
+            first, last = cur.cursor.fetchone()
+            for lo in range(first, last + 1, RAW_CHUNK):
+                cur.cursor.execute(RAW.format(column=imp.profile_column),
+                                   {**params, "lo": lo, "hi": lo + RAW_CHUNK})  # fmt: skip
+                rows += cur.cursor.fetchall()
         seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
         parts["read"] = [seconds, cpu]
         # shapes (not timed as B: the check's own bookkeeping), then KMeans alone on them
@@ -342,6 +445,7 @@ def main() -> None:
         load(n)
         emit("load", round(time.perf_counter() - t0, 1), "s", customers=n,
              values=n * ((LAST - FIRST).days + 1) * 96)  # fmt: skip
+    check_rollup()
     from django.db import connections
 
     connections.close_all()

@@ -34,6 +34,7 @@ from .obis import normalise as normalise_obis
 from .store.models import (  # noqa: F401  (the store's tables belong to this app)
     DailyEnergy,
     EventRecord,
+    HourlyEnergy,
     IntervalReading,
     RegisterRead,
     StoredInterval,

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from celery import shared_task
 
 from .alarms import tasks as alarm_tasks  # noqa: F401  (registers the alarm tasks)
-from .store import compaction, partitions
+from .store import compaction, partitions, rollups
 
 
 @shared_task(name="meters.maintain_partitions", ignore_result=True)
@@ -27,5 +27,6 @@ def compact_store() -> list[dict]:
     """Pack closed months one row per meter, group and day (`meters.store.compaction`).
 
     Each chunk is its own transaction, so a killed run is simply run again (redelivered
-    with late acks): chunks done stay done, the rest are picked up."""
-    return compaction.compact_closed()
+    with late acks): chunks done stay done, the rest are picked up. A chunk also fills the
+    hourly rollup of its days where it is missing (`rollups.fill_missing_hours`)."""
+    return compaction.compact_closed(after_chunk=rollups.fill_missing_hours)

@@ -1,7 +1,7 @@
 """The measurement store: one home for readings, from the write to the graph.
 
 * `models`: the tables (interval readings, register reads, events, unmapped values,
-  daily energy); `meters/models.py` imports them, so they belong to the `meters` app;
+  daily and hourly energy); `meters/models.py` imports them, so they belong to the `meters` app;
 * `quality`: quality flags, how they pack into a row, and the merge rank (once);
 * `writes`: the write path (binary COPY for new meter-days, staging + one upsert where a
   rank rises, register and event upserts), table names taken from the models;
@@ -10,7 +10,7 @@
   the view `StoredInterval` every reader of intervals reads (hot + compacted rows);
 * `days`: the utility's local day (the unit of rollups and aggregated queries);
 * `interval_energy`: energy per interval, derived from cumulative captures;
-* `rollups`: daily energy per meter and channel, kept by the write path;
+* `rollups`: daily and hourly energy per meter and channel, kept by the write path;
 * `query`: what the graph, the data query, reports and the portal read.
 
 `collection` maps protocol values to channels, validates them and calls `writes`; nothing
@@ -20,8 +20,10 @@ This module re-exports the models and the quality names, the store's vocabulary.
 """
 
 from .models import (
+    HOURS,
     DailyEnergy,
     EventRecord,
+    HourlyEnergy,
     IntervalReading,
     RegisterRead,
     StoredInterval,
@@ -38,10 +40,12 @@ from .quality import (
 )
 
 __all__ = [
+    "HOURS",
     "COLUMNS_PER_GROUP",
     "VALUE_COLUMNS",
     "DailyEnergy",
     "EventRecord",
+    "HourlyEnergy",
     "IntervalReading",
     "Quality",
     "RegisterRead",

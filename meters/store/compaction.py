@@ -25,6 +25,9 @@ Guarantees:
 * **One transaction per chunk** (a range of meter ids of one month): the chunk's rows are
   deleted from the interval partition and inserted compacted by ONE statement; a killed run
   leaves each chunk either done or untouched, and a second run carries on (idempotent).
+  The beat task also fills, in the same transaction, the hourly rollup of the chunk's days
+  that lack it (`after_chunk`: `rollups.fill_missing_hours`; compaction changes no sum, so
+  the rollups of days that have them stay as they are).
 * **Late data** into a compacted day: the write path (`meters.store.writes`) first moves
   the affected days back into the interval table (`decompact`, same transaction as the
   write), then merges by rank as for any stored row; a later compaction packs them again.
@@ -40,7 +43,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
 
 from django.conf import settings
@@ -56,6 +59,7 @@ LOCK_KEY = 0x414D4943  # pg_advisory_xact_lock(key, month index): compaction vs 
 COLUMNS = 8
 TRUNCATE_LOCK_TIMEOUT = "5s"
 logger = logging.getLogger(__name__)
+AfterChunk = Callable[[int, int, date, date], object]
 _ALL = ", ".join(f"v{k}" for k in range(COLUMNS))
 
 COMPACT_TABLE_SQL = f"""
@@ -258,9 +262,19 @@ def ensure_compact_month(cursor, month: date) -> str:
 # ------------------------------------------------------------------ compaction
 
 
-def compact_month(month: date, *, chunk: int | None = None, now: datetime | None = None) -> dict:
+def compact_month(
+    month: date,
+    *,
+    chunk: int | None = None,
+    now: datetime | None = None,
+    after_chunk: AfterChunk | None = None,
+) -> dict:
     """Compact one closed month, a chunk of meter ids per transaction (see the module doc).
 
+    `after_chunk(first_meter, stop_meter, first_day, last_day)` runs in each chunk's
+    transaction after its rows are packed (the task passes `rollups.fill_missing_hours`:
+    days the hourly rollup lacks are filled as their month is compacted); the local days
+    named are the month's UTC days and one either side, which cover the month in any zone.
     Returns {"month", "chunks", "rows" moved, "packed" compact rows, "truncated"}."""
     if not is_available():
         return {"month": str(month), "chunks": 0, "rows": 0, "packed": 0, "truncated": False}
@@ -275,7 +289,7 @@ def compact_month(month: date, *, chunk: int | None = None, now: datetime | None
     done = {"month": str(month), "chunks": 0, "rows": 0, "packed": 0, "truncated": False}
     if lo is not None:
         for first in range(lo, hi + 1, chunk):
-            rows, packed = _compact_chunk(month, hot, first, first + chunk)
+            rows, packed = _compact_chunk(month, hot, first, first + chunk, after_chunk)
             done["chunks"] += 1
             done["rows"] += rows
             done["packed"] += packed
@@ -283,7 +297,9 @@ def compact_month(month: date, *, chunk: int | None = None, now: datetime | None
     return done
 
 
-def _compact_chunk(month: date, hot: str, first: int, stop: int) -> tuple[int, int]:
+def _compact_chunk(
+    month: date, hot: str, first: int, stop: int, after_chunk: AfterChunk | None = None
+) -> tuple[int, int]:
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [LOCK_KEY, month_index(month)])
         ensure_compact_month(cursor, month)
@@ -296,7 +312,11 @@ def _compact_chunk(month: date, hot: str, first: int, stop: int) -> tuple[int, i
         if not rows:
             return 0, 0
         cursor.execute(COMPACT_SQL.format(partition=hot), [first, stop])
-        return rows, cursor.rowcount
+        packed = cursor.rowcount
+        if after_chunk is not None:
+            last = partitions.add_months(month, 1)
+            after_chunk(first, stop, month - timedelta(days=1), last)
+        return rows, packed
 
 
 def _truncate_if_empty(month: date, hot: str) -> bool:
@@ -319,7 +339,9 @@ def _truncate_if_empty(month: date, hot: str) -> bool:
     return True
 
 
-def compact_closed(now: datetime | None = None, chunk: int | None = None) -> list[dict]:
+def compact_closed(
+    now: datetime | None = None, chunk: int | None = None, after_chunk: AfterChunk | None = None
+) -> list[dict]:
     """Compact every closed month that still has interval rows (the beat task)."""
     out = []
     for month in closed_months(now):
@@ -327,7 +349,7 @@ def compact_closed(now: datetime | None = None, chunk: int | None = None) -> lis
             cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {partitions.partition_name(month)})")
             if not cursor.fetchone()[0]:
                 continue
-        out.append(compact_month(month, chunk=chunk, now=now))
+        out.append(compact_month(month, chunk=chunk, now=now, after_chunk=after_chunk))
     return out
 
 

@@ -157,8 +157,8 @@ class UnmappedValue(_Reading):
         return f"meter {self.meter_id} {self.obis} at {self.ts:%Y-%m-%d %H:%M}Z: {self.reason}"
 
 
-class DailyEnergy(_Reading):
-    """Per meter, channel and local day: the sum of its intervals (kept by ingest)."""
+class _ChannelDay(_Reading):
+    """A rollup row: one meter's profile channel on one local day."""
 
     pk = models.CompositePrimaryKey("meter_id", "channel_id", "day")
     meter = models.ForeignKey(
@@ -168,6 +168,14 @@ class DailyEnergy(_Reading):
         "meters.Channel", on_delete=models.PROTECT, db_constraint=False, related_name="+"
     )
     day = models.DateField(help_text="the utility's local day (settings.TIME_ZONE)")
+
+    class Meta:
+        abstract = True
+
+
+class DailyEnergy(_ChannelDay):
+    """Per meter, channel and local day: the sum of its intervals (kept by ingest)."""
+
     value = models.BigIntegerField(help_text="in units of 10**channel.scaler")
     intervals = models.SmallIntegerField(help_text="intervals with a value (92/96/100)")
     estimated = models.SmallIntegerField(default=0, help_text="of which estimated")
@@ -178,3 +186,52 @@ class DailyEnergy(_Reading):
 
     def __str__(self) -> str:
         return f"meter {self.meter_id} channel {self.channel_id} on {self.day}"
+
+
+HOURS = [f"h{h:02d}" for h in range(24)]  # HourlyEnergy's columns, local hour 0..23
+
+
+class HourlyEnergy(_ChannelDay):
+    """Per meter, channel and local day: the energy of each local hour (kept beside
+    `DailyEnergy` by the same refresh, so load-shape reports never group intervals).
+
+    `hNN`: the sum of the intervals *ending* in local hour NN (the 00:00 end closes hour 23
+    of the day before, as for the day); NULL when none of them has a value. The hour that
+    repeats on the autumn DST day holds both of its hours, the spring day's missing hour is
+    NULL.
+    """
+
+    h00 = models.BigIntegerField(null=True)
+    h01 = models.BigIntegerField(null=True)
+    h02 = models.BigIntegerField(null=True)
+    h03 = models.BigIntegerField(null=True)
+    h04 = models.BigIntegerField(null=True)
+    h05 = models.BigIntegerField(null=True)
+    h06 = models.BigIntegerField(null=True)
+    h07 = models.BigIntegerField(null=True)
+    h08 = models.BigIntegerField(null=True)
+    h09 = models.BigIntegerField(null=True)
+    h10 = models.BigIntegerField(null=True)
+    h11 = models.BigIntegerField(null=True)
+    h12 = models.BigIntegerField(null=True)
+    h13 = models.BigIntegerField(null=True)
+    h14 = models.BigIntegerField(null=True)
+    h15 = models.BigIntegerField(null=True)
+    h16 = models.BigIntegerField(null=True)
+    h17 = models.BigIntegerField(null=True)
+    h18 = models.BigIntegerField(null=True)
+    h19 = models.BigIntegerField(null=True)
+    h20 = models.BigIntegerField(null=True)
+    h21 = models.BigIntegerField(null=True)
+    h22 = models.BigIntegerField(null=True)
+    h23 = models.BigIntegerField(null=True)
+
+    class Meta:
+        verbose_name_plural = "hourly energy"
+
+    def __str__(self) -> str:
+        return f"meter {self.meter_id} channel {self.channel_id} hours of {self.day}"
+
+    @property
+    def hours(self) -> list[int | None]:
+        return [getattr(self, name) for name in HOURS]

@@ -1,11 +1,20 @@
-"""Daily energy per meter and profile channel, on the utility's local day.
+"""Daily and hourly energy per meter and profile channel, on the utility's local day.
 
 Ingest calls `refresh(days_touched(...))` after writing intervals: every affected
-(meter, local day) is recomputed from the interval table in ONE set-based statement and
-upserted, so a retry or a late interval never double-counts. Days are the utility's local
-days (`meters.store.days`): an interval belongs to the day in which it *ends*. Interval
-channels are summed in SQL; cumulative ones (registers captured by the profile) sum the
-differences of their captures, derived by `meters.store.interval_energy`.
+(meter, local day) is recomputed from the stored intervals and upserted -- its day total
+(`DailyEnergy`) and its 24 local hours (`HourlyEnergy`) -- so a retry or a late interval
+never double-counts. Days are the utility's local days (`meters.store.days`): an interval
+belongs to the day, and to the local hour, in which it *ends*. Interval channels are summed
+in SQL (on PostgreSQL both rollups from ONE pass over the intervals: grouped by hour, then
+the hours summed to the day); cumulative ones (registers captured by the profile) sum the
+differences of their captures, derived by `meters.store.interval_energy`, and SQLite's
+hours are summed from the same series in Python. Everything runs in the caller's
+transaction: a killed batch leaves both rollups as they were.
+
+`missing_hours` / `fill_missing_hours` find and fill days that have a daily row but no
+hourly one (days written before the hourly rollup existed, or by a previous release during
+a rolling upgrade); `manage.py rebuild_rollups --missing-hours` and the compaction task run
+them, a block of meters per transaction.
 
 `feeder_daily_energy` answers "a day's energy per feeder for a month" from the rollup.
 """
@@ -17,16 +26,17 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from django.db import connection
+from django.db import connection, transaction
+from django.db.models import Exists, OuterRef
 
 from amisite import pgbulk
 from meters.choices import Accumulation, ChannelKind, NodeKind
 from meters.models import Channel, GridNode, Meter
 
-from .compaction import VIEW, lateral_sql
-from .days import day_bounds, local_day, local_zone
+from .compaction import VIEW, lateral_sql, utc_day
+from .days import ONE_US, day_bounds, local_day, local_zone
 from .interval_energy import cumulative_channels, energy_codes, energy_series
-from .models import DailyEnergy, RegisterRead
+from .models import HOURS, DailyEnergy, HourlyEnergy, RegisterRead
 from .quality import COLUMNS_PER_GROUP, Quality
 
 
@@ -52,37 +62,41 @@ def _stored_rows(days: str) -> str:
     )
 
 
-def _refresh_sql(values: str, width: int) -> str:
-    """One pass over the affected intervals: per column sum, count, estimated; then a row
-    per profile channel of the meter's model."""
-    aggregates = []
+def _aggregates(width: int, source: str = "r") -> list[str]:
+    """Per column: the sum, the values and the estimated values of `source`'s rows."""
+    out = []
     for c in range(width):
         est = int(Quality.ESTIMATED) << (8 * c)
-        aggregates.append(
-            f"SUM(r.v{c}) AS s{c}, COUNT(r.v{c}) AS n{c}, "
-            f"SUM(CASE WHEN r.v{c} IS NOT NULL AND (r.q & {est}) <> 0 THEN 1 ELSE 0 END) AS e{c}"
+        out.append(
+            f"SUM({source}.v{c}) AS s{c}, COUNT({source}.v{c}) AS n{c}, SUM(CASE WHEN "
+            f"{source}.v{c} IS NOT NULL AND ({source}.q & {est}) <> 0 THEN 1 ELSE 0 END) AS e{c}"
         )
+    return out
 
-    def pick(prefix: str) -> str:
-        whens = " ".join(f"WHEN {c} THEN a.{prefix}{c}" for c in range(width))
-        return f"CASE c.profile_column {whens} END"
 
+def _pick(prefix: str, width: int, source: str = "a") -> str:
+    """The figure of each row's channel: `source`.{prefix}{profile column}."""
+    whens = " ".join(f"WHEN {c} THEN {source}.{prefix}{c}" for c in range(width))
+    return f"CASE c.profile_column {whens} END"
+
+
+def _channels_of(source: str) -> str:
+    """JOIN each rolled-up (meter, grp) row of `source` to the meter's interval channels."""
+    return f"""
+        JOIN {Meter._meta.db_table} m ON m.id = {source}.meter_id
+        JOIN {Channel._meta.db_table} c ON c.meter_model_id = m.meter_model_id
+            AND c.profile_group = {source}.grp AND c.profile_column IS NOT NULL
+            AND c.accumulation <> '{Accumulation.CUMULATIVE.value}'"""
+
+
+def _daily_insert(source: str, width: int) -> str:
     daily = DailyEnergy._meta.db_table
     return f"""
-        WITH d (meter_id, day, lo, hi) AS ({values}),
-        a AS (
-            SELECT d.meter_id, d.day, r.grp, {", ".join(aggregates)}
-            FROM d {_stored_rows("d")}
-            GROUP BY d.meter_id, d.day, r.grp
-        )
         INSERT INTO {daily} (meter_id, channel_id, day, value, intervals, estimated)
-        SELECT a.meter_id, c.id, a.day, {pick("s")}, {pick("n")}, {pick("e")}
-        FROM a
-        JOIN {Meter._meta.db_table} m ON m.id = a.meter_id
-        JOIN {Channel._meta.db_table} c ON c.meter_model_id = m.meter_model_id
-            AND c.profile_group = a.grp AND c.profile_column IS NOT NULL
-            AND c.accumulation <> '{Accumulation.CUMULATIVE.value}'
-        WHERE {pick("n")} > 0
+        SELECT a.meter_id, c.id, a.day, {_pick("s", width)}, {_pick("n", width)},
+            {_pick("e", width)}
+        FROM {source} a {_channels_of("a")}
+        WHERE {_pick("n", width)} > 0
         ON CONFLICT (meter_id, channel_id, day) DO UPDATE SET
             value = excluded.value, intervals = excluded.intervals,
             estimated = excluded.estimated
@@ -91,25 +105,166 @@ def _refresh_sql(values: str, width: int) -> str:
     """
 
 
+def _refresh_sql(values: str, width: int) -> str:
+    """The daily rollup: one pass over the affected intervals (per column sum, count,
+    estimated), then a row per interval channel of the meter's model (SQLite)."""
+    return f"""
+        WITH d (meter_id, day, lo, hi) AS ({values}),
+        a AS (
+            SELECT d.meter_id, d.day, r.grp, {", ".join(_aggregates(width))}
+            FROM d {_stored_rows("d")}
+            GROUP BY d.meter_id, d.day, r.grp
+        )
+        {_daily_insert("a", width)}
+    """
+
+
+def _zone_literal() -> str:
+    name = str(local_zone())
+    if not name.replace("/", "").replace("_", "").replace("-", "").replace("+", "").isalnum():
+        raise ValueError(f"unexpected time zone name {name!r}")
+    return f"'{name}'"
+
+
+def _hours_sql(head: str, source: str, meter: str, day: str, width: int) -> str:
+    """Both rollups in one pass (PostgreSQL): the stored rows `r` of `source` grouped by
+    (`meter`, local `day`, group, local hour) as `h`; the hourly rows from `h`, the daily
+    rows from `h` summed over the day."""
+    hourly = HourlyEnergy._meta.db_table
+    hour_of = f"extract(hour FROM (r.ts - interval '1 microsecond') AT TIME ZONE {_zone_literal()})"
+    day_sums = ", ".join(f"SUM(h.s{c}) AS s{c}, SUM(h.n{c}) AS n{c}, SUM(h.e{c}) AS e{c}"
+                         for c in range(width))  # fmt: skip
+    hour_columns = ", ".join(
+        f"SUM(CASE WHEN h.hour = {k} THEN {_pick('s', width, 'h')} END)" for k in range(24)
+    )
+    changed = " OR ".join(f"{hourly}.{n} IS DISTINCT FROM excluded.{n}" for n in HOURS)
+    return f"""
+        {head}
+        h AS (
+            SELECT {meter} AS meter_id, {day} AS day, r.grp, {hour_of}::integer AS hour,
+                {", ".join(_aggregates(width))}
+            FROM {source}
+            GROUP BY 1, 2, 3, 4
+        ),
+        hours AS (
+            INSERT INTO {hourly} (meter_id, channel_id, day, {", ".join(HOURS)})
+            SELECT h.meter_id, c.id, h.day, {hour_columns}
+            FROM h {_channels_of("h")}
+            GROUP BY h.meter_id, c.id, h.day
+            HAVING SUM({_pick("n", width, "h")}) > 0
+            ON CONFLICT (meter_id, channel_id, day) DO UPDATE SET
+                {", ".join(f"{n} = excluded.{n}" for n in HOURS)}
+            WHERE {changed}
+        ),
+        a AS (SELECT h.meter_id, h.day, h.grp, {day_sums} FROM h GROUP BY 1, 2, 3)
+        {_daily_insert("a", width)}
+    """
+
+
+def _refresh_hours_sql(values: str, width: int) -> str:
+    """Both rollups of the (meter, day, lo, hi) rows `values` (ingest, late reads): each
+    pair's intervals read on their keys (LATERAL)."""
+    return _hours_sql(
+        f"WITH d (meter_id, day, lo, hi) AS ({values}),", f"d {_stored_rows('d')}",
+        "d.meter_id", "d.day", width,
+    )  # fmt: skip
+
+
+def refresh_range(first_meter: int, stop_meter: int, first_day: date, last_day: date) -> None:
+    """Recompute both rollups of meters `first_meter` <= id < `stop_meter` over local days
+    `first_day`..`last_day`, in the caller's transaction: what `refresh` does for every
+    pair, in one set-based scan of the range (PostgreSQL; about 7 times cheaper than a
+    LATERAL read per pair when whole months are filled, e.g. after an upgrade)."""
+    pairs = {
+        (m, first_day + timedelta(days=i))
+        for m in Meter.objects.filter(pk__gte=first_meter, pk__lt=stop_meter).values_list(
+            "pk", flat=True
+        )
+        for i in range((last_day - first_day).days + 1)
+    }
+    if connection.vendor != "postgresql":
+        refresh(pairs)
+        return
+    zone = local_zone()
+    start, end = day_bounds(first_day, zone)[0], day_bounds(last_day, zone)[1]
+    local = f"((r.ts - interval '1 microsecond') AT TIME ZONE {_zone_literal()})::date"
+    source = (
+        f"{VIEW} r WHERE r.meter_id >= %s AND r.meter_id < %s AND r.ts > %s AND r.ts <= %s"
+        " AND r.day >= %s AND r.day <= %s"
+    )
+    sql = _hours_sql("WITH", source, "r.meter_id", local, COLUMNS_PER_GROUP)
+    params = [first_meter, stop_meter, start, end, utc_day(start), utc_day(end)]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+    refresh_cumulative(pairs)
+
+
 def refresh(
     pairs: set[tuple[int, date]],
     width: int = COLUMNS_PER_GROUP,
     cumulative: dict[int, list[Channel]] | None = None,
 ) -> None:
-    """Recompute the daily energy of these (meter, local day) pairs from the intervals.
+    """Recompute the daily and hourly energy of these (meter, local day) pairs from the
+    intervals, in the caller's transaction.
 
     `cumulative`: per meter its cumulative profile channels, when the caller knows them
     (ingest does: an interval-only batch then costs no query here); None: looked up.
     """
-    if pairs:
+    if not pairs:
+        return
+    if connection.vendor == "postgresql":
+        _execute_days(pairs, lambda values: _refresh_hours_sql(values, width))
+    else:
         _execute_days(pairs, lambda values: _refresh_sql(values, width))
-        refresh_cumulative(pairs, cumulative)
+        refresh_hours_portable(pairs)
+    refresh_cumulative(pairs, cumulative)
+
+
+def _hourly_row(meter_id: int, channel_id: int, day: date, hours: list) -> HourlyEnergy:
+    return HourlyEnergy(
+        meter_id=meter_id, channel_id=channel_id, day=day, **dict(zip(HOURS, hours, strict=True))
+    )
+
+
+def _save_hours(rows: list[HourlyEnergy]) -> None:
+    HourlyEnergy.objects.bulk_create(
+        rows,
+        batch_size=500,
+        update_conflicts=True,
+        unique_fields=["meter", "channel", "day"],
+        update_fields=HOURS,
+    )
+
+
+def refresh_hours_portable(pairs: set[tuple[int, date]]) -> None:
+    """The hourly rollup of interval channels summed in Python (databases without time
+    zones in SQL: SQLite), from the same series every reader gets."""
+    meter_ids = {m for m, _ in pairs}
+    model_of = dict(Meter.objects.filter(pk__in=meter_ids).values_list("pk", "meter_model_id"))
+    channels: dict[int, list[Channel]] = defaultdict(list)
+    for channel in Channel.objects.filter(
+        meter_model_id__in=set(model_of.values()),
+        kind=ChannelKind.PROFILE,
+        profile_column__isnull=False,
+    ).exclude(accumulation=Accumulation.CUMULATIVE):
+        channels[channel.meter_model_id].append(channel)
+    days_of: dict[int, set[date]] = defaultdict(set)
+    for meter_id, day in pairs:
+        days_of[meter_id].add(day)
+    zone = local_zone()
+    rows = []
+    for meter_id, days in days_of.items():
+        for channel in channels.get(model_of.get(meter_id), ()):
+            for day, (*_, hours) in energy_days(meter_id, channel, days, zone).items():
+                rows.append(_hourly_row(meter_id, channel.pk, day, hours))
+    _save_hours(rows)
 
 
 def refresh_cumulative(
     pairs: set[tuple[int, date]], cumulative: dict[int, list[Channel]] | None = None
 ) -> None:
-    """Daily energy of cumulative profile channels: the sum of their derived intervals.
+    """Daily and hourly energy of cumulative profile channels: the sums of their derived
+    intervals.
 
     A capture's energy depends on the capture before it, so new captures also change the
     first interval of the day after them: that day is recomputed too.
@@ -126,10 +281,10 @@ def refresh_cumulative(
         if meter_id in cumulative:
             days_of[meter_id].update((day, day + timedelta(days=1)))
     zone = local_zone()
-    rows = []
+    rows, hourly = [], []
     for meter_id, days in days_of.items():
         for channel in cumulative[meter_id]:
-            for day, (value, count, estimated) in cumulative_days(
+            for day, (value, count, estimated, hours) in energy_days(
                 meter_id, channel, days, zone
             ).items():
                 rows.append(
@@ -142,6 +297,7 @@ def refresh_cumulative(
                         estimated=estimated,
                     )
                 )
+                hourly.append(_hourly_row(meter_id, channel.pk, day, hours))
     DailyEnergy.objects.bulk_create(
         rows,
         batch_size=2000,
@@ -149,12 +305,14 @@ def refresh_cumulative(
         unique_fields=["meter", "channel", "day"],
         update_fields=["value", "intervals", "estimated"],
     )
+    _save_hours(hourly)
 
 
-def cumulative_days(
+def energy_days(
     meter_id: int, channel: Channel, days: set[date], zone: ZoneInfo | None = None
-) -> dict[date, tuple[int, int, int]]:
-    """Per local day: (sum, values, estimated values) of a channel's derived interval energy.
+) -> dict[date, tuple[int, int, int, list[int | None]]]:
+    """Per local day: (sum, values, estimated values, sum per local hour or None) of a
+    channel's interval energy (derived for a cumulative channel).
 
     Days with no value are left out (a day without data is not zero).
     """
@@ -163,16 +321,51 @@ def cumulative_days(
     if not ordered:
         return {}
     start, end = day_bounds(ordered[0], zone)[0], day_bounds(ordered[-1], zone)[1]
-    totals: dict[date, list[int]] = {}
+    totals: dict[date, list] = {}
     for ts, value, flags in energy_series(meter_id, channel, start, end):
-        day = local_day(ts, zone)
-        if value is None or day not in days:
+        if value is None:
             continue
-        total = totals.setdefault(day, [0, 0, 0])
+        local = (ts - ONE_US).astimezone(zone)
+        day = local.date()
+        if day not in days:
+            continue
+        total = totals.setdefault(day, [0, 0, 0, [None] * 24])
         total[0] += value
         total[1] += 1
         total[2] += 1 if flags & Quality.ESTIMATED else 0
-    return {day: (v, n, e) for day, (v, n, e) in totals.items()}
+        hours = total[3]
+        hours[local.hour] = value + (hours[local.hour] or 0)
+    return {day: tuple(total) for day, total in totals.items()}
+
+
+def missing_hours(
+    first_meter: int, stop_meter: int, first_day: date | None = None, last_day: date | None = None
+) -> set[tuple[int, date]]:
+    """(meter, local day) pairs of meters `first_meter` <= id < `stop_meter` whose profile
+    channel has a daily row but no hourly row (days rolled up before the hourly rollup
+    existed, or by a previous release during a rolling upgrade)."""
+    hours = HourlyEnergy.objects.filter(
+        meter_id=OuterRef("meter_id"), channel_id=OuterRef("channel_id"), day=OuterRef("day")
+    )
+    days = DailyEnergy.objects.filter(
+        meter_id__gte=first_meter, meter_id__lt=stop_meter, channel__kind=ChannelKind.PROFILE
+    )
+    if first_day is not None:
+        days = days.filter(day__gte=first_day)
+    if last_day is not None:
+        days = days.filter(day__lte=last_day)
+    return set(days.filter(~Exists(hours)).values_list("meter_id", "day").distinct())
+
+
+def fill_missing_hours(
+    first_meter: int, stop_meter: int, first_day: date | None = None, last_day: date | None = None
+) -> int:
+    """Roll up the hours of `missing_hours(...)` (and their days again) in ONE transaction:
+    a killed run leaves the block either filled or untouched. Returns the days filled."""
+    with transaction.atomic():
+        pairs = missing_hours(first_meter, stop_meter, first_day, last_day)
+        refresh(pairs)
+    return len(pairs)
 
 
 def _register_sql(values: str, channel_ids: list[int]) -> str:

@@ -24,9 +24,11 @@ from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
 
+from accounts.models import User
 from meters.choices import MeterStatus, NodeKind
+from meters.demo import DEMO_LOGINS, load_demo
 from meters.models import Channel, Customer, GridNode, Meter
-from meters.store import rollups
+from meters.store import HourlyEnergy, rollups
 from meters.store.writes import write_intervals
 from reports import patterns
 from reports.billing import Period
@@ -200,3 +202,15 @@ def test_api_summary_paged_and_scoped(fleet):
     client.force_authenticate(fleet.operator_b)
     data = client.get(url, {"from": "2026-05-15", "to": "2026-05-28"}).json()
     assert [r["serial"] for r in data["results"]] == ["SB000001", "SB000002"]
+
+
+def test_the_demo_report_shows_clusters_from_the_hourly_rollup():
+    """`make run`'s demo: the fleet's recent load profile went through ingest, which keeps
+    the hourly rollup, so the page's default period (the last 28 days) has shapes and
+    clusters; every shape's hours are the rollup's, which are the intervals' sums."""
+    load_demo()
+    north = next(login for login in DEMO_LOGINS if login.username == "north-engineer")
+    user = User.objects.get(username=north.username)
+    analysis = patterns.analyse(patterns.customer_meters(user), Period.last_days(28))
+    assert analysis.shaped >= 10 and len(analysis.clusters) >= 2
+    assert HourlyEnergy.objects.filter(day__gte=analysis.period.first).exists()

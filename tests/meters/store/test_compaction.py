@@ -18,7 +18,9 @@ from django.db import IntegrityError, connection
 from meters.choices import Accumulation, ChannelKind
 from meters.models import Channel
 from meters.store import (
+    HOURS,
     DailyEnergy,
+    HourlyEnergy,
     Quality,
     StoredInterval,
     compaction,
@@ -209,6 +211,31 @@ def test_compacted_month_answers_exactly_as_before(loaded):
     assert daily() == rollups_before
     again = compaction.compact_month(MONTH.date())  # idempotent: nothing left to move
     assert again["rows"] == 0 and compact_rows() == 2 * 7
+
+
+def hourly():
+    return sorted(HourlyEnergy.objects.values_list("meter_id", "channel_id", "day", *HOURS))
+
+
+def test_compaction_keeps_the_hours_and_fills_those_missing(loaded, settings):
+    """The hourly rollup answers the same from compacted rows; days without hours (rolled
+    up by a release before them) get them when the beat task compacts their month, in the
+    chunk's transaction."""
+    settings.TIME_ZONE = "Europe/Berlin"  # local days straddle the UTC days packed
+    meters, chans, group = loaded
+    HourlyEnergy.objects.all().delete()
+    refresh_rollups([month_rows(m.pk, group, [c.profile_column for c in chans]) for m in meters])
+    hours = hourly()
+    assert {c for _, c, *_ in hours} == {c.pk for c in chans}  # cumulative and voltage too
+    HourlyEnergy.objects.filter(meter_id=meters[1].pk).delete()
+    assert rollups.missing_hours(meters[1].pk, meters[1].pk + 1)
+    result = compact_store()
+    assert any(r["month"] == "2025-03-01" and r["packed"] for r in result)
+    assert hot_rows() == 0
+    assert hourly() == hours
+    HourlyEnergy.objects.all().delete()  # and rebuilt from the compacted rows: the same
+    refresh_rollups([month_rows(m.pk, group, [c.profile_column for c in chans]) for m in meters])
+    assert hourly() == hours
 
 
 def test_late_data_into_a_compacted_day_merges_by_rank(loaded):

@@ -14,6 +14,7 @@ from collection.protocols.base import MeterEvent, ProfileBlock, ProfileRow, Regi
 from meters.store import (
     DailyEnergy,
     EventRecord,
+    HourlyEnergy,
     IntervalReading,
     RegisterRead,
     UnmappedValue,
@@ -49,7 +50,9 @@ def test_quality_packing_round_trips():
     assert [column_quality(word, c) for c in range(8)] == flags
 
 
-STORE_MODELS = [IntervalReading, RegisterRead, EventRecord, UnmappedValue, DailyEnergy]
+STORE_MODELS = [
+    IntervalReading, RegisterRead, EventRecord, UnmappedValue, DailyEnergy, HourlyEnergy
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("model", STORE_MODELS, ids=lambda m: m.__name__)

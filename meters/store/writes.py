@@ -14,6 +14,9 @@ SQLite the same rule runs per row as `INSERT ... ON CONFLICT DO UPDATE ... WHERE
 rises>`. The caller hands rows grouped per (meter, store group), times strictly increasing
 (`GroupRows`); `collection.ingest` builds them from protocol values and validates them.
 
+After commit, the rows written are counted per table so the month's partition, growing from
+empty, gets its planner statistics in step (`meters.store.statistics`).
+
 Callers run the writes inside their own transaction (with the rollup refresh). A write
 into a compacted day first moves that day back into the interval table
 (`compaction.decompact_for`), so late data merges by the same rule.
@@ -32,7 +35,7 @@ from django.db import IntegrityError, connection, transaction
 
 from amisite import pgbulk
 
-from . import compaction, partitions
+from . import compaction, partitions, statistics
 from .models import EventRecord, IntervalReading, RegisterRead, UnmappedValue
 from .quality import COLUMNS_PER_GROUP, column_mask, rank_sql, signed64
 
@@ -178,15 +181,19 @@ def _copy(cursor, table: str, groups: list[GroupRows], width: int) -> None:
 
 
 def _stored_meters(cursor, groups: list[GroupRows]) -> set[int]:
-    """Meters of the batch with any stored interval inside their series' time span."""
+    """Meters of the batch with any stored interval inside their series' time span.
+
+    One index probe per meter, whatever the planner knows of the partition: the LATERAL
+    subquery with LIMIT 1 is run per meter (an `EXISTS` was planned as a hash join over the
+    whole partition while it had no statistics: a cost growing with the day's rows)."""
     spans: dict[int, list] = {}
     for s in groups:
         span = spans.setdefault(s.meter_id, [s.timestamps[0], s.timestamps[-1]])
         span[0], span[1] = min(span[0], s.timestamps[0]), max(span[1], s.timestamps[-1])
     cursor.execute(
         "SELECT u.m FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) AS u(m, lo, hi)"
-        f" WHERE EXISTS (SELECT 1 FROM {INTERVAL_TABLE} t"
-        " WHERE t.meter_id = u.m AND t.ts >= u.lo AND t.ts <= u.hi)",
+        f" CROSS JOIN LATERAL (SELECT 1 FROM {INTERVAL_TABLE} t"
+        " WHERE t.meter_id = u.m AND t.ts >= u.lo AND t.ts <= u.hi LIMIT 1) x",
         [list(spans), [v[0] for v in spans.values()], [v[1] for v in spans.values()]],
     )
     return {m for (m,) in cursor.fetchall()}
@@ -238,6 +245,9 @@ def _intervals_postgres(groups: list[GroupRows]) -> tuple[int, int]:
             if cursor.rowcount < sum(len(s.timestamps) for s in rest):
                 cursor.execute(update_from_stage(width))
                 updated = cursor.rowcount
+    # The month's partition grows from empty: its planner statistics are kept up with it.
+    for month in {partitions.month_of(first), partitions.month_of(last)}:
+        statistics.note_written(partitions.partition_name(month), inserted + updated)
     return inserted, updated
 
 
@@ -295,6 +305,7 @@ def write_registers(reads: dict[tuple[int, int, datetime], list]) -> tuple[int, 
                 fetch=True,
             )
         inserted = sum(1 for (f,) in fresh if f)
+        statistics.note_written(t, len(fresh))
         return inserted, len(fresh) - inserted
     existing = set()
     for m, c, t_ in reads:

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 MAX_DELIVERIES = 3
 UNREACHABLE_AFTER = 3  # consecutive failed runs
 INTERRUPTED = "Interrupted"  # error kind of meters a dead process left unread
+BATCH_ERROR = "BatchError"  # error kind of meters whose batch's task raised
 
 
 def job_meters(job: ReadJob):
@@ -265,6 +266,34 @@ def process_batch(run_id: int, meter_ids: list[int]) -> dict:
     return {"read": len(outcomes), "ok": sum(o.ok for o in outcomes), **ingest.as_dict()}
 
 
+def fail_batch(run_id: int, meter_ids: list[int], error: BaseException) -> int:
+    """The batch's task raised (an error not retried, or its retries spent): every meter of
+    the batch still open in the run fails now with that error, and the run's counts take
+    them, instead of staying "running" until the expiry job. Meters an earlier delivery
+    finished are left alone (counted once). Comm status is left alone: the meters were not
+    at fault. Returns how many were failed."""
+    run = JobRun.objects.filter(pk=run_id).first()
+    if run is None:  # the run was deleted meanwhile: nothing to close
+        return 0
+    text = f"the batch's task failed ({type(error).__name__}): {error}"
+    with transaction.atomic():
+        open_ids = list(
+            run.results.filter(meter_id__in=meter_ids)
+            .exclude(status__in=[ResultStatus.OK, ResultStatus.FAILED])
+            .values_list("meter_id", flat=True)
+        )
+        _finish_results(
+            run,
+            [
+                Finished(meter_id, ok=False, kind=BATCH_ERROR, error=text, system_fault=True)
+                for meter_id in open_ids
+            ],
+        )
+    finish_run_if_done(run.pk)
+    log.error("run %s: batch of %d meters failed: %s", run.pk, len(open_ids), text)
+    return len(open_ids)
+
+
 def _remember_with_list_failure(outcome: MeterOutcome) -> str:
     """A meter answered GET-with-list wrongly: its model reads with single GETs from now on.
 
@@ -376,6 +405,7 @@ class Finished:
     drift: float | None = None
     notes: str = ""
     line_fault: bool = False  # failed because its shared line is down: the line's failure
+    system_fault: bool = False  # failed on the head-end's side: the comm status is left alone
 
 
 RESULT_FIELDS = [
@@ -457,6 +487,9 @@ def _update_comm_statuses(closed: list[tuple[Finished, datetime]], now) -> None:
     A failure about an attempt (or a run) that began before the meter's last success is old
     news (a run expiring late, a slow retry): the result row keeps it, the status does not.
     """
+    closed = [(f, at) for f, at in closed if not f.system_fault]
+    if not closed:
+        return
     meter_ids = sorted(f.meter_id for f, _ in closed)
     CommStatus.create_missing(meter_ids)
     statuses = {

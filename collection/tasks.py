@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from celery import shared_task
+import logging
+
+from celery import Task, shared_task
 from django.db import InterfaceError, OperationalError
 
 from . import actions, concentrators, push_tasks  # noqa: F401  (registers handle_push)
 from .commands import actions as commands
 from .health import record_heartbeat
 from .models import ReadJob
+
+log = logging.getLogger(__name__)
 
 
 @shared_task(name="collection.run_read_job", queue="default", acks_late=True)
@@ -20,7 +24,21 @@ def run_read_job(job_id: int) -> int | None:
     return actions.start_run(job).pk
 
 
+class ReadBatchTask(Task):
+    """A batch whose task fails for good (an unexpected error, or the database errors'
+    retries spent) fails its open meters at once, with the error (`actions.fail_batch`).
+    A killed worker process is not a failure here: the broker hands the batch out again."""
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo):
+        run_id, meter_ids = (list(args) + [kwargs.get("run_id"), kwargs.get("meter_ids")])[:2]
+        try:
+            actions.fail_batch(run_id, meter_ids, exc)
+        except Exception:  # the database itself may be what failed: the expiry job closes them
+            log.exception("run %s: the failed batch's meters could not be closed", run_id)
+
+
 @shared_task(
+    base=ReadBatchTask,
     name="collection.read_batch",
     queue="collect",
     acks_late=True,

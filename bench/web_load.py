@@ -28,7 +28,8 @@ throughput (requests over the level's wall time, which ends with its last answer
 p95 / healthz p95; where the time went, from the server's `Server-Timing` (the bench turns
 `AMI_SERVER_TIMING` on): waiting for one of the web's slots, in Django, its thread's CPU, its
 SQL, and the rest (event loop, transport, this client); CPU seconds per level of the web
-processes (and per request), of this load generator and of the websocket clients' process;
+processes and of PostgreSQL's backends for the bench database (and per request), of this
+load generator and of the websocket clients' process;
 peak connections in use (by application_name);
 alarm latency p50/p99 over every subscriber; the machine's load average per level (figures
 from a shared machine are only comparable as ratios to /healthz of the same run).
@@ -54,6 +55,7 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -167,9 +169,16 @@ def operators(user, n: int) -> list:
 
 
 def sessions(users: list) -> list[str]:
-    """A signed-in session per user, as a browser would hold after logging in."""
+    """A signed-in session per user, as a browser holds it after logging in and opening its
+    first page: the sign-in wrote whether the user is a customer (portal/door.py) and the
+    first page that no second factor is asked of it (accounts/two_factor.py). Without them
+    every operator's first page of every run wrote its session, a third of the requests of
+    a 20-second level at 200 operators, where a real session does it once in hours."""
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
     from django.contrib.sessions.backends.db import SessionStore
+
+    from accounts import two_factor
+    from portal import door
 
     keys = []
     for user in users:
@@ -177,6 +186,9 @@ def sessions(users: list) -> list[str]:
         store[SESSION_KEY] = str(user.pk)
         store[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
         store[HASH_SESSION_KEY] = user.get_session_auth_hash()
+        browser = SimpleNamespace(session=store, user=user, POST={})
+        door.signed_in(None, browser, user)  # what the sign-in writes
+        assert two_factor.is_verified(browser), "bench operators are asked no second factor"
         store.create()
         keys.append(store.session_key)
     return keys
@@ -451,14 +463,14 @@ def raise_alarms(rate: float, until: float, started: dict) -> None:
         n += 1
 
 
-def tree_cpu(pid: int) -> float:
+def tree_cpu(pid: int, children: bool = True) -> float:
     """CPU seconds (user + system) used so far by `pid` and its descendants (Linux /proc;
     0 elsewhere or for pid 0): the web's uvicorn workers, the websocket clients."""
     if not pid or not os.path.exists(f"/proc/{pid}/stat"):
         return 0.0
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0
-    for each in (pid, *proctree.descendants(pid)):
+    for each in (pid, *(proctree.descendants(pid) if children else ())):
         try:
             with open(f"/proc/{each}/stat") as stat:
                 fields = stat.read().rsplit(")", 1)[1].split()
@@ -481,9 +493,16 @@ class ConnectionProbe(threading.Thread):
         self.peak = 0
         self.peak_by_app: dict[str, int] = {}
         self.restarts = 0
+        # PostgreSQL backend pid -> CPU seconds when last seen (also parallel workers): a
+        # backend that left keeps its last figure. Local servers only (/proc).
+        self.backend_cpu: dict[int, float] = {}
 
     def reset(self):
         self.peak, self.peak_by_app = 0, {}
+
+    def database_cpu(self) -> float:
+        """CPU seconds used so far by the backends seen serving the bench database."""
+        return sum(self.backend_cpu.values())
 
     def run(self):
         import psycopg
@@ -500,15 +519,22 @@ class ConnectionProbe(threading.Thread):
 
     def sample(self, conn):
         rows = conn.execute(
-            # Client connections only: PostgreSQL's parallel workers of a big aggregate show
-            # up with the same database and application_name, and hold no pool slot.
-            "SELECT coalesce(application_name, ''), count(*) FROM pg_stat_activity "
-            "WHERE datname = %s AND backend_type = 'client backend' GROUP BY 1",
+            "SELECT coalesce(application_name, ''), backend_type, pid FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid()",
             [self.name],
         ).fetchall()
-        self.peak = max(self.peak, sum(n for _, n in rows))
-        for app, n in rows:
+        # Client connections only: PostgreSQL's parallel workers of a big aggregate show up
+        # with the same database and application_name, and hold no pool slot.
+        clients: dict[str, int] = {}
+        for app, kind, _ in rows:
+            if kind == "client backend":
+                clients[app] = clients.get(app, 0) + 1
+        self.peak = max(self.peak, sum(clients.values()))
+        for app, n in clients.items():
             self.peak_by_app[app] = max(self.peak_by_app.get(app, 0), n)
+        for _, _, pid in rows:
+            if (used := tree_cpu(pid, children=False)) or pid not in self.backend_cpu:
+                self.backend_cpu[pid] = used
 
 
 # ------------------------------------------------------------------ main
@@ -632,7 +658,8 @@ def main(argv=None) -> int:
         all_rows, started, loads = [], {}, {}
         for level in levels:
             load_before = os.getloadavg()[0]
-            cpu_before = (time.process_time(), tree_cpu(server.pid), tree_cpu(ws.pid if ws else 0))
+            cpu_before = (time.process_time(), tree_cpu(server.pid), tree_cpu(ws.pid if ws else 0),
+                          probe.database_cpu())  # fmt: skip
             probe.reset()
             until = time.monotonic() + seconds
             raiser = threading.Thread(target=raise_alarms, args=(args.alarm_rate, until, started))
@@ -643,7 +670,8 @@ def main(argv=None) -> int:
             if raiser.is_alive() or raiser.ident:
                 raiser.join()
             all_rows += summarise(level, samples, wall, probe)
-            cpu = (time.process_time(), tree_cpu(server.pid), tree_cpu(ws.pid if ws else 0))
+            cpu = (time.process_time(), tree_cpu(server.pid), tree_cpu(ws.pid if ws else 0),
+                   probe.database_cpu())  # fmt: skip
             used = [after - before for before, after in zip(cpu_before, cpu, strict=True)]
             loads[level] = (load_before, os.getloadavg()[0], len(samples) / wall, probe.peak,
                             len(samples), wall, *used)  # fmt: skip
@@ -681,10 +709,11 @@ def main(argv=None) -> int:
           f"pool {capacity.pool_max('web')}/worker, {os.cpu_count()} CPUs shared with the "
           f"load generator; {len(people)} operators; {seconds:.0f} s per level")  # fmt: skip
     print(model_line(args.think))
-    for level, (before, after, rps, peak, n, wall, gen, web, wsp) in loads.items():
+    for level, (before, after, rps, peak, n, wall, gen, web, wsp, pg) in loads.items():
         print(f"  {level:4d} users: {rps:5.1f} req/s, peak {peak} database connections, "
               f"load average {before:.1f} -> {after:.1f}; CPU s: web {web:.1f} "
-              f"({web / wall:.2f} cores, {web / max(n, 1) * 1000:.0f} ms a request), load "
+              f"({web / wall:.2f} cores, {web / max(n, 1) * 1000:.0f} ms a request), "
+              f"PostgreSQL {pg:.1f} ({pg / max(n, 1) * 1000:.0f} ms a request), load "
               f"generator {gen:.1f}, websocket clients {wsp:.1f}")  # fmt: skip
     print(
         "server side (Server-Timing, ms): gate = waiting for a slot, app = in Django, cpu = "

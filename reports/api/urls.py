@@ -1,11 +1,12 @@
 """Routes of the reports API (below /api/). The vending reports keep their address; the
-report engine's definitions, versions, runs, schedules and deliveries are viewsets."""
+report engine's definitions, versions, runs, schedules and deliveries and the file
+exchange log are viewsets."""
 
 from django.urls import path
 
 from amisite.routers import ApiRouter
 
-from . import engine, pattern_views, views
+from . import engine, exchange, pattern_views, views
 
 router = ApiRouter()
 router.register("report-definitions", engine.ReportDefinitionViewSet)
@@ -13,6 +14,7 @@ router.register("report-versions", engine.ReportVersionViewSet)
 router.register("report-runs", engine.ReportRunViewSet)
 router.register("report-schedules", engine.ReportScheduleViewSet)
 router.register("report-deliveries", engine.ReportDeliveryViewSet)
+router.register("exchange-logs", exchange.ExchangeLogViewSet)
 
 urlpatterns = [
     path("vending/reports/<slug:slug>/", views.ReportView.as_view(), name="vending-report"),

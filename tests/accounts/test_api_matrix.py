@@ -526,6 +526,11 @@ from reports.models import (  # noqa: E402
 from tests.reports.engine_data import both_regions  # noqa: E402
 
 EXEMPT_MODELS |= {ReportVersion, ReportRun, ReportDelivery}
+# The file exchange log is read-only: scoping, 404 for region B, no writes, customers 403 in
+# tests/reports/test_exchange_api.py::test_the_log_is_scoped_and_read_only.
+from reports.models import ExchangeLog  # noqa: E402
+
+EXEMPT_MODELS |= {ExchangeLog}
 
 
 def _report_rows(w):

@@ -164,6 +164,10 @@ TESTED_ELSEWHERE |= dict.fromkeys(
     ),
     REPORT_RUN,
 )
+EXCHANGE_API = "tests/reports/test_exchange_api.py::test_the_log_is_scoped_and_read_only"
+TESTED_ELSEWHERE |= dict.fromkeys(
+    ("GET /api/exchange-logs/", "GET /api/exchange-logs/{id}/"), EXCHANGE_API
+)
 TESTED_ELSEWHERE |= {
     "GET /api/alarms/": f"{ALARM_API}::test_alarm_list_is_scoped_and_filtered",
     "GET /api/alarms/{id}/": f"{ALARM_API}::test_alarm_detail_other_organisation_404",

@@ -34,7 +34,7 @@ from django.utils import timezone
 from accounts import audit
 from accounts.choices import Outcome
 from meters.alarms.events import EventKind
-from meters.alarms.system import raise_system_alarm
+from meters.alarms.system import clear_system_alarms, raise_system_alarm
 
 from .building import run_path
 from .exporters import FORMATS
@@ -162,6 +162,7 @@ def send(delivery_id: int) -> str:
     else:
         delivery.status, delivery.error, delivery.sent_at = DeliveryState.SENT, "", timezone.now()
         delivery.save(update_fields=["status", "error", "sent_at"])
+        clear_failures(delivery)
         return delivery.status
     again = retryable and delivery.attempts < max_attempts()
     delivery.status = DeliveryState.PENDING if again else DeliveryState.FAILED
@@ -188,12 +189,36 @@ def report_failure(delivery: ReportDelivery) -> None:
         outcome=Outcome.FAILED,
         detail=f"run {delivery.run_id} to {delivery.email}: {delivery.error}"[:500],
     )
-    run = delivery.run
-    name = run.version.snapshot.get("name") or str(run.definition)
     raise_system_alarm(
         delivery.organisation,
         EventKind.REPORT_DELIVERY_FAILED,
-        reference=f"{name[:120]} to {delivery.email[:60]} (delivery {delivery.pk})",
-        link=reverse("reports:run", args=[run.pk]),
+        reference=failure_reference(delivery),
+        link=reverse("reports:run", args=[delivery.run_id]),
         at=timezone.now(),
     )
+
+
+def failure_reference(delivery: ReportDelivery) -> str:
+    """What the alarm of a failed delivery is on (one alarm per delivery)."""
+    run = delivery.run
+    name = run.version.snapshot.get("name") or str(run.definition)
+    return f"{name[:120]} to {delivery.email[:60]} (delivery {delivery.pk})"
+
+
+def clear_failures(sent: ReportDelivery) -> list:
+    """A mail of a schedule got through: the alarms of the earlier failed deliveries of the
+    same schedule to the same address are cleared (the engine's clear path)."""
+    if sent.schedule_id is None:
+        return []
+    failed = ReportDelivery.objects.filter(
+        schedule_id=sent.schedule_id, email=sent.email, status=DeliveryState.FAILED,
+        pk__lt=sent.pk,
+    ).select_related("run__version", "run__definition")  # fmt: skip
+    references = [failure_reference(d) for d in failed]
+    if not references:
+        return []
+    return clear_system_alarms(
+        sent.organisation, EventKind.REPORT_DELIVERY_FAILED, references=references,
+        at=sent.sent_at, comment=f"delivered again: run {sent.run_id} to {sent.email}",
+        by_event="report_delivered",
+    )  # fmt: skip

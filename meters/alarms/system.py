@@ -5,7 +5,9 @@ The rules are the organisation's like any alarm's: every active rule of the orga
 one above it with `subtree`) whose kinds include the alarm's kind and that is not limited to
 a grid node or a meter model (those cover meters; a report's mail is neither). Each such
 alarm is raised once for its `reference` (a failed delivery is one alarm, never counted into
-another's), shown, pushed, notified, acknowledged and cleared like every other alarm.
+another's), shown, pushed, notified, acknowledged and cleared like every other alarm; the
+system clears it itself when its condition ends (`clear_system_alarms`: the next good
+delivery of the same schedule and recipient, or of the same exchange target).
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ from datetime import datetime
 from django.db import transaction
 from django.db.models import Q
 
-from .actions import _queue_notifications
+from .actions import _queue_notifications, clear_by_system
 from .consumers import publish_alarm
-from .models import Alarm, AlarmRule
+from .models import OPEN_STATES, Alarm, AlarmRule
 
 
 def covering_rules(organisation):
@@ -66,3 +68,26 @@ def raise_system_alarm(
             publish_alarm(alarm)
         _queue_notifications(created)
     return created
+
+
+def clear_system_alarms(
+    organisation,
+    kind: str,
+    *,
+    references=(),
+    reference_prefix: str = "",
+    at: datetime,
+    comment: str,
+    by_event: str,
+) -> list[Alarm]:
+    """Clear the organisation's open system alarms of `kind` on any of `references` or on a
+    reference starting with `reference_prefix`, through the engine's normal clear path
+    (`clear_by_system`: locked, audited as the system's, pushed)."""
+    match = Q(reference__in=[r[:200] for r in references])
+    if reference_prefix:
+        match |= Q(reference__startswith=reference_prefix)
+    alarms = Alarm.objects.filter(
+        match, organisation=organisation, kind=kind, meter__isnull=True, line__isnull=True,
+        state__in=OPEN_STATES, first_event_at__lte=at,
+    )  # fmt: skip
+    return clear_by_system(alarms, at=at, comment=comment, by_event=by_event)

@@ -16,7 +16,8 @@ one local day, written into its outgoing/ folder.
   (`AMI_EXCHANGE_ATTEMPTS`, default 5; `AMI_EXCHANGE_RETRY_S`, default 60 s, doubling); the
   row shows "failed, will retry"; at the last attempt it is failed, logged as an error,
   audited (`exchange_export_failed`) and raised as a "report delivery failed" alarm in the
-  target's organisation (once per slot, linking to the row's page).
+  target's organisation (once per slot, linking to the row's page), cleared by the system
+  at the target's next good export.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from django.utils import timezone
 from accounts import audit
 from accounts.choices import Outcome
 from meters.alarms.events import EventKind
-from meters.alarms.system import raise_system_alarm
+from meters.alarms.system import clear_system_alarms, raise_system_alarm
 from meters.models import Meter
 from meters.store.days import day_bounds, local_zone
 from meters.store.query import DataQuery
@@ -190,7 +191,17 @@ def export_slot(target: ExchangeTarget, document: str, day: date, *, force: bool
         "exchange_export", user=None, obj=target, organisation=target.organisation,
         detail=f"{row.filename} to {sent_to}: {row.summary}"[:500],
     )  # fmt: skip
+    clear_system_alarms(
+        target.organisation, EventKind.REPORT_DELIVERY_FAILED,
+        reference_prefix=failure_reference(target, ""), at=row.finished_at,
+        comment=f"delivered again: {row.filename} to {sent_to}", by_event="exchange_export",
+    )  # fmt: skip
     return row
+
+
+def failure_reference(target: ExchangeTarget, name: str) -> str:
+    """What the alarm of a given-up export is on (with name "": every file of the target)."""
+    return f"exchange {target.folder}/outgoing/{name}"
 
 
 def upload(target: ExchangeTarget, local: Path) -> str:
@@ -214,7 +225,7 @@ def report_failure(row: ExchangeLog) -> None:
     raise_system_alarm(
         row.organisation,
         EventKind.REPORT_DELIVERY_FAILED,
-        reference=f"exchange {row.target.folder}/outgoing/{row.filename}",
+        reference=failure_reference(row.target, row.filename),
         link=reverse("reports:exchange-row", args=[row.pk]),
         at=timezone.now(),
     )

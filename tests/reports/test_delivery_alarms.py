@@ -16,6 +16,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.models import ActivityLog
 from meters.alarms.actions import clear_alarm
 from meters.alarms.defaults import install_default_rules
 from meters.alarms.events import EventKind
@@ -181,3 +182,34 @@ def test_a_system_alarm_needs_a_reference(world):
         now = timezone.now()
         Alarm.objects.create(rule=rule, organisation=world.org_a, kind=FAILED, severity=30,
                              first_event_at=now, last_event_at=now)  # fmt: skip
+
+
+def test_the_next_good_delivery_clears_the_alarm(fleet, media, eager, settings):
+    """The mail server is back: the schedule's next mail to the same recipient clears the
+    failed delivery's alarm through the engine's clear path (audited as the system's);
+    an alarm on anything else stays."""
+    busy = _serve(settings, "451 4.3.0 try again later")
+    try:
+        schedule, failed = _scheduled_failure(fleet)
+    finally:
+        busy.stop()
+    alarm = Alarm.objects.get(kind=FAILED)
+    [other] = raise_system_alarm(fleet.org_a, FAILED, reference="Other report to x (delivery 0)",
+                                 at=timezone.now())  # fmt: skip
+    inbox = Inbox()
+    good = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    good.start()
+    settings.EMAIL_PORT = good.port
+    try:
+        run_id = tasks.run_schedule.delay(schedule.pk).get()
+    finally:
+        good.stop()
+    sent = ReportDelivery.objects.get(run_id=run_id)
+    assert sent.status == DeliveryState.SENT and len(inbox.messages) == 1
+    alarm.refresh_from_db()
+    assert alarm.state == AlarmState.CLEARED and alarm.cleared_by is None
+    assert alarm.clear_comment == f"delivered again: run {run_id} to {failed.email}"
+    cleared = ActivityLog.objects.get(action="alarm_clear", object_id=str(alarm.pk))
+    assert cleared.username == "system" and cleared.changes["by_event"] == "report_delivered"
+    other.refresh_from_db()
+    assert other.state == AlarmState.RAISED

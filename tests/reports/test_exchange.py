@@ -149,6 +149,42 @@ def test_export_failure_is_retried_then_reported_and_recovers(exchange, settings
     assert (outgoing / row.filename).exists()
 
 
+def test_the_targets_next_good_export_clears_its_failure_alarm(exchange, settings):
+    """Given up for one slot, then the target delivers again (any document or day): its
+    "report delivery failed" alarms are cleared by the system; another target's stays."""
+    w = exchange
+    settings.AMI_EXCHANGE_ATTEMPTS = 1
+    install_default_rules(w.org_a)
+    other = actions.save_target(
+        ExchangeTarget(
+            organisation=w.org_a,
+            name="Billing",
+            folder="north",
+            run_as=w.engineer_a,
+            at=datetime(2026, 1, 1, 3, 0).time(),
+        )  # fmt: skip
+    )
+    for target in (w.target, other):
+        outgoing = folders.base(target) / "outgoing"
+        outgoing.rmdir()
+        outgoing.write_text("not a folder")
+        assert export.export_slot(target, "MeterReadings", DAY).state == "failed"
+    mine, theirs = (
+        Alarm.objects.get(reference__contains=f" {t.folder}/") for t in (w.target, other)
+    )
+    assert mine.state == theirs.state == "raised"
+    (w.base / "outgoing").unlink()
+    row = export.export_slot(w.target, "MeterConfig", DAY + timedelta(days=1))
+    assert row.state == "done"
+    mine.refresh_from_db()
+    theirs.refresh_from_db()
+    assert mine.state == "cleared" and mine.cleared_by is None
+    assert mine.clear_comment == f"delivered again: {row.filename} to north-mdm/outgoing"
+    cleared = ActivityLog.objects.get(action="alarm_clear")
+    assert cleared.username == "system" and cleared.changes["by_event"] == "exchange_export"
+    assert theirs.state == "raised"
+
+
 def test_export_task_and_its_beat_entry(exchange):
     """The beat entry (daily at the target's time, the utility's zone) runs the task, which
     writes every document of yesterday once; run again, it writes nothing."""

@@ -217,7 +217,7 @@ class ExchangeTargetForm(SecretFieldsForm):
         model = ExchangeTarget
         fields = ["organisation", "name", "kind", "folder", "run_as", "export_readings",
                   "export_events", "export_config", "imports", "at", "enabled",
-                  *SFTP_FIELDS]  # fmt: skip
+                  "retention_days", *SFTP_FIELDS]  # fmt: skip
 
     def clean(self):
         cleaned = super().clean()
@@ -240,7 +240,8 @@ class ExchangeTargetAdmin(_DeletedThrough):
     list_select_related = ("organisation", "run_as")
     fieldsets = [
         (None, {"fields": ["organisation", "name", "kind", "folder", "run_as", "at", "enabled"]}),
-        ("Files", {"fields": ["export_readings", "export_events", "export_config", "imports"]}),
+        ("Files", {"fields": ["export_readings", "export_events", "export_config", "imports",
+                              "retention_days"]}),
         ("SFTP server (kind SFTP: the folder keeps a local copy of every file)",
          {"fields": SFTP_FIELDS}),
     ]  # fmt: skip

@@ -349,6 +349,12 @@ class ExchangeTarget(models.Model):
         "export time", help_text="daily, in the utility's time zone: the previous day's files"
     )
     enabled = models.BooleanField(default=True)
+    retention_days = models.PositiveSmallIntegerField(
+        "keep exports (days)", default=30, db_default=30,
+        validators=[MaxValueValidator(3650)],
+        help_text="files in outgoing/ (here and on an SFTP server) older than this are removed "
+        "at the daily export; 0 keeps them",
+    )  # fmt: skip
     # SFTP (kind "sftp", reports/exchange/remote.py): the server's outgoing/, incoming/,
     # processed/ and rejected/ below `sftp_directory`; the local folder keeps a copy of each.
     sftp_host = models.CharField("SFTP host", max_length=255, blank=True, default="",

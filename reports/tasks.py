@@ -63,7 +63,8 @@ def send_report_mail(self, delivery_id: int) -> str:
 @shared_task(bind=True, name="reports.exchange_export", ignore_result=True, max_retries=None)
 def exchange_export(self, target_id: int, day: str | None = None, force: bool = False) -> int:
     """A target's export files for `day` (ISO date; default yesterday, the utility's time):
-    each document's slot once; a failed write is retried with backoff, then reported."""
+    each document's slot once; a failed write is retried with backoff, then reported. Then
+    files older than the target's retention leave its outgoing/ (`export.remove_old`)."""
     target = ExchangeTarget.objects.select_related("organisation", "run_as").filter(
         pk=target_id
     ).first()  # fmt: skip
@@ -76,6 +77,7 @@ def exchange_export(self, target_id: int, day: str | None = None, force: bool = 
             written += export.export_slot(target, document, when, force=force) is not None
         except export.RetryLater as exc:
             retry = exc
+    export.remove_old(target)
     if retry is not None:
         raise self.retry(
             args=[target_id, when.isoformat(), False],

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -229,3 +229,38 @@ def report_failure(row: ExchangeLog) -> None:
         link=reverse("reports:exchange-row", args=[row.pk]),
         at=timezone.now(),
     )
+
+
+def remove_old(target: ExchangeTarget, now: datetime | None = None) -> int:
+    """Remove the files of the target's outgoing/ (locally, and on its SFTP server) older than
+    its `retention_days` (0: keep everything), left-over temporary files included; returns
+    how many. A server that cannot be reached is tried again at the next daily run."""
+    if not target.retention_days:
+        return 0
+    cutoff = ((now or timezone.now()) - timedelta(days=target.retention_days)).timestamp()
+    outgoing = folders.ensure(target) / "outgoing"
+    removed = []
+    for path in sorted(outgoing.iterdir()):
+        if path.is_file() and not path.is_symlink() and path.stat().st_mtime < cutoff:
+            path.unlink(missing_ok=True)
+            removed.append(path.name)
+    where = f"{target.folder}/outgoing"
+    if target.is_sftp:
+        try:
+            with sftp.Session(target) as session:
+                session.ensure_folders()
+                for entry in session.listing("outgoing"):
+                    if entry.mtime < cutoff:
+                        session.remove("outgoing", entry.name)
+                        removed.append(f"(server) {entry.name}")
+        except sftp.TransferError as exc:
+            log.warning("exchange retention on %s stopped: %s", target.remote_label(), exc)
+        where += f" and {target.remote_label()}/outgoing"
+    if removed:
+        log.info("exchange retention: %s file(s) removed from %s", len(removed), where)
+        audit.record(
+            "exchange_retention", user=None, obj=target, organisation=target.organisation,
+            detail=f"{len(removed)} file(s) older than {target.retention_days} days removed "
+            f"from {where}: {', '.join(removed)}"[:500],
+        )  # fmt: skip
+    return len(removed)

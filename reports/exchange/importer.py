@@ -117,6 +117,8 @@ def scan_sftp(target: ExchangeTarget) -> list[ImportOutcome]:
                 session.claim(entry.name)
         for entry in session.listing("processing"):
             claimed = entry.name
+            if claimed.startswith(".") or "-" not in claimed:
+                continue  # not one of our claims (an upload's temporary name)
             row = ExchangeLog.objects.filter(
                 target=target, direction=ExchangeDirection.IMPORT, remote_name=claimed
             ).first()

@@ -203,6 +203,33 @@ def test_export_task_and_its_beat_entry(exchange):
     assert exchange_export.run(w.target.pk, "2026-06-03") == 0
 
 
+def test_old_exports_leave_outgoing_after_the_retention(exchange):
+    """At the daily run, files in outgoing/ older than the target's retention (30 days by
+    default) are removed, a killed writer's temporary file too; newer ones stay; 0 keeps all."""
+    from reports.tasks import exchange_export
+
+    w = exchange
+    assert w.target.retention_days == 30
+    outgoing = w.base / "outgoing"
+    ages = {"north-MeterReadings-20260401.xml": 31, ".north-x.xml.123.tmp": 40,
+            "north-MeterReadings-20260505.xml": 29}  # fmt: skip
+    for name, days in ages.items():
+        (outgoing / name).write_text("<x/>")
+        past = time.time() - days * 86400
+        os.utime(outgoing / name, (past, past))
+    w.target.retention_days = 0
+    actions.save_target(w.target)
+    assert export.remove_old(w.target) == 0 and len(list(outgoing.iterdir())) == 3
+    w.target.retention_days = 30
+    actions.save_target(w.target)
+    assert exchange_export.run(w.target.pk, DAY.isoformat()) == 3  # the beat's daily run
+    left = sorted(p.name for p in outgoing.iterdir())
+    assert "north-MeterReadings-20260401.xml" not in left and ".north-x.xml.123.tmp" not in left
+    assert "north-MeterReadings-20260505.xml" in left and len(left) == 4  # + today's 3
+    audit = ActivityLog.objects.get(action="exchange_retention")
+    assert audit.detail.startswith("2 file(s) older than 30 days removed from north-mdm/outgoing")
+
+
 # --- imports -------------------------------------------------------------------------------
 
 

@@ -215,6 +215,21 @@ def test_a_file_imported_before_the_connection_dropped_is_never_imported_again(e
     assert names(w.remote / "processed") == [claimed] and names(w.remote / "processing") == []
 
 
+def test_old_exports_leave_the_servers_outgoing_too(exchange):
+    w = exchange
+    export.export_slot(w.target, "MeterConfig", DAY)
+    [fresh] = names(w.remote / "outgoing")
+    old = w.remote / "outgoing" / "north-MeterConfig-20260101.xml"
+    old.write_text("<x/>")
+    past = time.time() - 31 * 86400
+    os.utime(old, (past, past))
+    assert export.remove_old(w.target) == 1
+    assert names(w.remote / "outgoing") == [fresh]
+    assert "(server) north-MeterConfig-20260101.xml" in (
+        ActivityLog.objects.get(action="exchange_retention").detail
+    )
+
+
 def test_secrets_are_encrypted_at_rest_and_never_shown(exchange, admin_client_a):
     w = exchange
     with connection.cursor() as cursor:
@@ -229,6 +244,8 @@ def test_secrets_are_encrypted_at_rest_and_never_shown(exchange, admin_client_a)
     assert PASSWORD not in page.content.decode() and "stored (leave blank to keep)" in (
         page.content.decode()
     )
+    log_page = admin_client_a.get("/reports/exchange/").content.decode()
+    assert f"sftp://ami@127.0.0.1:{w.server.port}/mdm" in log_page and PASSWORD not in log_page
 
 
 def test_an_sftp_target_needs_its_server_and_a_pinned_key(world, server):

@@ -100,7 +100,8 @@ def scan_sftp(target: ExchangeTarget) -> list[ImportOutcome]:
        claimed: renamed on the server to `processing/<stamp>-<name>`;
     2. each file of processing/ not imported yet (no log row with its claimed name) is
        downloaded whole into the local incoming/ and imported there like a local drop
-       (`import_file`: the local copy goes to processed/ or rejected/);
+       (`import_file`: the local copy goes to processed/ or rejected/); one larger than
+       `AMI_IMPORT_MAX_BYTES` is rejected without being downloaded;
     3. on the server it then moves to processed/, or to rejected/ after its
        `<name>.report.txt` (written under a temporary name first).
 
@@ -122,7 +123,9 @@ def scan_sftp(target: ExchangeTarget) -> list[ImportOutcome]:
             row = ExchangeLog.objects.filter(
                 target=target, direction=ExchangeDirection.IMPORT, remote_name=claimed
             ).first()
-            if row is None:
+            if row is None and entry.size > limits()[0]:
+                row = _refuse_unread(target, claimed, entry.size)  # never downloaded
+            elif row is None:
                 local = incoming / claimed.partition("-")[2]
                 session.download("processing", claimed, local)
                 outcome = import_file(target, local, remote_name=claimed)
@@ -135,6 +138,24 @@ def scan_sftp(target: ExchangeTarget) -> list[ImportOutcome]:
                 session.upload_atomic("rejected", report, [(row.report or row.summary).encode()])
                 session.move("processing", claimed, "rejected")
     return done
+
+
+def _refuse_unread(target: ExchangeTarget, claimed: str, size: int) -> ExchangeLog:
+    """A file on the server larger than `AMI_IMPORT_MAX_BYTES`: rejected without fetching it
+    (its row and report as for a local file of that size)."""
+    name = claimed.partition("-")[2]
+    problems = [meterconfig.Problem(None, "file", f"larger than {limits()[0]} bytes")]
+    text = report_text(name, problems)
+    row = ExchangeLog.objects.create(
+        target=target, organisation_id=target.organisation_id,
+        direction=ExchangeDirection.IMPORT, document="MeterConfig", filename=name,
+        state=ExchangeState.REJECTED, attempts=1, size=size, remote_name=claimed,
+        summary=f"rejected: 1 problem(s); first: {problems[0].message}", report=text,
+        started_at=timezone.now(), finished_at=timezone.now(),
+    )  # fmt: skip
+    _audit(target, row, Outcome.FAILED)
+    log.warning("exchange import %s rejected unread: %s", name, row.summary)
+    return row
 
 
 def import_file(target: ExchangeTarget, path: Path, *, remote_name: str = "") -> ImportOutcome:

@@ -185,6 +185,20 @@ def test_a_connection_dropped_mid_upload_leaves_no_file_and_the_retry_succeeds(e
     assert (w.remote / "outgoing" / row.filename).read_bytes() == local.read_bytes()
 
 
+def test_a_file_too_large_is_rejected_without_being_downloaded(exchange, settings):
+    w = exchange
+    settings.AMI_IMPORT_MAX_BYTES = 1000
+    remote_drop(w, "huge.xml", b"<x>" + b" " * 5000 + b"</x>")
+    w.server.drop_reads = 1  # any read of it would drop the connection
+    assert importer.scan(w.target) == []
+    row = ExchangeLog.objects.get()
+    assert row.state == "rejected" and row.size == 5007 and "larger than 1000 bytes" in row.report
+    assert w.server.drops == 0  # never read
+    [claimed, report] = names(w.remote / "rejected")
+    assert report == f"{claimed}.report.txt" and claimed.endswith("-huge.xml")
+    assert not list((folders.base(w.target) / "incoming").iterdir())
+
+
 def test_a_connection_dropped_mid_download_loses_nothing(exchange):
     w = exchange
     data = document(meter_xml("NA000009", point="NA-SP1"))

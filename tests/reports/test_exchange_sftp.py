@@ -262,6 +262,29 @@ def test_secrets_are_encrypted_at_rest_and_never_shown(exchange, admin_client_a)
     assert f"sftp://ami@127.0.0.1:{w.server.port}/mdm" in log_page and PASSWORD not in log_page
 
 
+def test_the_admin_form_keeps_or_replaces_the_secret_and_never_audits_it(exchange, admin_client_a):
+    w = exchange
+    url = f"/admin/reports/exchangetarget/{w.target.pk}/change/"
+    form = {
+        "organisation": w.org_a.pk, "name": "MDM north", "kind": "sftp", "folder": "north-mdm",
+        "run_as": w.engineer_a.pk, "at": "02:30", "enabled": "on", "export_readings": "on",
+        "export_events": "on", "export_config": "on", "imports": "on", "retention_days": "30",
+        "sftp_host": "127.0.0.1", "sftp_port": w.server.port, "sftp_user": "ami",
+        "sftp_password": "", "sftp_private_key": "", "sftp_host_key": w.server.fingerprint,
+        "sftp_directory": "/mdm",
+    }  # fmt: skip
+    assert admin_client_a.post(url, {**form, "name": "MDM North"}).status_code == 302
+    kept = ExchangeTarget.objects.get(pk=w.target.pk)
+    assert kept.name == "MDM North" and kept.sftp_password == PASSWORD  # blank kept it
+    assert admin_client_a.post(url, {**form, "sftp_password": "N3w-Secret-42"}).status_code == 302
+    assert ExchangeTarget.objects.get(pk=w.target.pk).sftp_password == "N3w-Secret-42"
+    audited = ActivityLog.objects.filter(object_id=str(w.target.pk), action="update")
+    assert audited.count() == 2
+    assert not any("N3w-Secret" in str(a.changes) or PASSWORD in str(a.changes) for a in audited)
+    refused = admin_client_a.post(url, {**form, "sftp_host_key": "MD5:00:11"})
+    assert refused.status_code == 200 and "Pin the server" in refused.content.decode()
+
+
 def test_an_sftp_target_needs_its_server_and_a_pinned_key(world, server):
     target = ExchangeTarget(
         organisation=world.org_a, name="x", folder="x", run_as=world.engineer_a,

@@ -429,6 +429,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # SFTP exchange (reports/exchange/sftp.py): asyncssh tells every channel open and close
+        # at INFO, a dozen lines per poll and target; our own lines say what happened.
+        "asyncssh": {"level": "WARNING"},
         "django.request": {"filters": ["client_errors"]},
     },
 }

@@ -14,7 +14,8 @@ from rest_framework.reverse import reverse as absolute
 from rest_framework.views import APIView
 
 EXTRA = {"token": "api-token", "vending/payments": "vending-payment", "schema": "api-schema",
-         "docs": "api-docs"}  # fmt: skip
+         "docs": "api-docs", "reports/billing": "reports-billing",
+         "reports/billing/by-meter": "reports-billing-by-meter"}  # fmt: skip
 
 
 def list_routes() -> dict[str, str]:

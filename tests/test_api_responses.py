@@ -24,6 +24,7 @@ from schemathesis.specs.openapi.checks import (
 from accounts.tokens import issue_token
 from tests.api_matrix import client_for
 from tests.meters.alarms.helpers import make_rule, raise_alarm
+from tests.meters.test_readings_api import recent_readings
 from tests.test_api_fuzz import connection_kept_open
 from tests.vending.conftest import make_vending
 from vending.models import Sale
@@ -40,6 +41,7 @@ def seed(world):
     vend = make_vending(world)
     make_rule(world.org_a)
     raise_alarm(world.grid_a.meters[0])  # open: nobody acknowledged or cleared it
+    recent_readings(world.grid_a.meters[0])  # /api/readings/, /api/events/ have rows
     paid = client_for(vend.integration_a).post(
         "/api/vending/payments/",
         {

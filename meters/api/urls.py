@@ -4,7 +4,7 @@ from django.urls import path
 
 from amisite.routers import ApiRouter
 
-from . import registry_io, views
+from . import readings, registry_io, views
 
 router = ApiRouter()
 router.register("grid-nodes", views.GridNodeViewSet)
@@ -15,6 +15,9 @@ router.register("meters", views.MeterViewSet)
 router.register("customers", views.CustomerViewSet)
 router.register("desired-configurations", views.DesiredConfigurationViewSet)
 router.register("actual-configurations", views.ActualConfigurationViewSet)
+# Stored readings and events of the meters in scope, paged by key (meters/api/readings.py).
+router.register("readings", readings.ReadingViewSet, basename="reading")
+router.register("events", readings.EventViewSet, basename="event")
 urlpatterns = router.urls
 # Registry files; before the router, whose meters/<pk>/ would take "import" and "export".
 urlpatterns = [

@@ -44,9 +44,10 @@ from meters.obis import normalise as normalise_obis
 from meters.obis import parse as parse_obis
 
 from . import interval_energy
+from .compaction import day_bounds as utc_day_bounds
 from .compaction import stored_intervals
 from .days import day_bounds, local_day, local_zone
-from .models import DailyEnergy, RegisterRead
+from .models import DailyEnergy, EventRecord, RegisterRead, StoredInterval
 from .quality import VALUE_COLUMNS, Quality, to_decimal
 
 RAW, HOUR, DAY, MONTH, AUTO = "raw", "hour", "day", "month", "auto"
@@ -57,6 +58,7 @@ DAY_AUTO_LIMIT = timedelta(days=3 * 366)
 RAW_MAX = timedelta(days=35)
 DEFAULT_PERIOD_S = 900
 ONE_US = timedelta(microseconds=1)
+WINDOW, WINDOW_MAX = 8, 4096  # meters per read of `interval_rows_after`
 SUM, MEAN, LAST = "sum", "mean", "last"
 
 
@@ -543,3 +545,91 @@ def _chunks(iterable, size):
             chunk = []
     if chunk:
         yield chunk
+
+
+# ------------------------------------------------------------------ pages in key order
+
+
+def interval_rows_after(
+    meters,
+    start: datetime,
+    end: datetime,
+    *,
+    after: tuple | None,
+    limit: int,
+    groups: dict[int, set[int]] | None = None,
+) -> list:
+    """Stored interval rows (`StoredInterval`: hot and compacted months alike) of `meters`
+    (an already scoped Meter queryset) ending in (start, end], in the store's key order
+    (meter_id, group, ts), after the key `after`, at most `limit`: one keyset page (the
+    readings API). `groups`: {meter model id: store groups} to read (None: every group).
+
+    Read a window of meter ids at a time (the next `WINDOW` of the scope from the position,
+    growing fourfold while a window holds too few rows), named by value: PostgreSQL then
+    probes both legs of the view by key for those meters only. Through the view with the
+    scope as a subquery it unpacked every compacted day of every meter after the position
+    and sorted them for each page (the compacted leg's order is not an index's)."""
+    out: list = []
+    lower, window = (after[0] if after else None), WINDOW
+    while len(out) < limit:
+        ids = meters.order_by("pk").values_list("pk", "meter_model_id")
+        if lower is not None:
+            ids = ids.filter(pk__gte=lower) if after else ids.filter(pk__gt=lower)
+        ids = list(ids[:window])
+        if not ids:
+            break
+        rows = StoredInterval.objects.filter(
+            ts__gt=start, ts__lte=end, **utc_day_bounds(start, end)
+        )
+        if groups is None:
+            rows = rows.filter(meter_id__in=[pk for pk, _model in ids])
+        else:
+            which = Q(pk__in=[])
+            for model_id, model_groups in sorted(groups.items()):
+                of_model = [pk for pk, model in ids if model == model_id]
+                if of_model:
+                    which |= Q(meter_id__in=of_model, group__in=sorted(model_groups))
+            rows = rows.filter(which)
+        if after is not None:
+            rows = rows.filter(pk__gt=after)
+        out += rows.order_by("meter_id", "group", "ts")[: limit - len(out)]
+        if len(ids) < window:
+            break
+        lower, after, window = ids[-1][0], None, min(window * 4, WINDOW_MAX)
+    return out
+
+
+def register_reads_after(
+    meters,
+    start: datetime,
+    end: datetime,
+    *,
+    after: tuple | None,
+    limit: int,
+    channel_ids: Iterable[int] | None = None,
+) -> list:
+    """Register reads of `meters` (scoped) read in (start, end], in key order (meter_id,
+    channel_id, read_at), after `after`, at most `limit` (`interval_rows_after`'s twin)."""
+    rows = RegisterRead.objects.filter(
+        meter_id__in=meters.values("pk"), read_at__gt=start, read_at__lte=end
+    )
+    if channel_ids is not None:
+        rows = rows.filter(channel_id__in=sorted(channel_ids))
+    if after is not None:
+        rows = rows.filter(pk__gt=after)
+    return list(rows.order_by("meter_id", "channel_id", "read_at")[:limit])
+
+
+def events_after(meters, start: datetime, end: datetime, *, after: tuple | None, limit: int,
+                 log: str = "", code: int | None = None) -> list:  # fmt: skip
+    """Event records of `meters` (scoped) stamped in [start, end) (instants: an event at
+    midnight belongs to the day it starts), in key order (meter_id, log, ts, code), after
+    `after`, at most `limit`."""
+    rows = EventRecord.objects.filter(meter_id__in=meters.values("pk"), ts__gte=start, ts__lt=end)
+    if log:
+        rows = rows.filter(log=log)
+    if code is not None:
+        rows = rows.filter(code=code)
+    if after is not None:
+        rows = rows.filter(pk__gt=after)
+    return list(rows.order_by("meter_id", "log", "ts", "code")[:limit])

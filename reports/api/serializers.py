@@ -67,6 +67,14 @@ class BillingPageSerializer(serializers.Serializer):
     results = BillingMeterSerializer(many=True)
 
 
+class BillingCursorPageSerializer(serializers.Serializer):
+    """A page of billing determinants by meter id; `next` carries the cursor (null: last)."""
+
+    next = serializers.URLField(allow_null=True)
+    threshold = serializers.CharField()
+    results = BillingMeterSerializer(many=True)
+
+
 class BalanceBucketSerializer(serializers.Serializer):
     """An interval, day, month or the whole period: energies in Wh as exact decimal strings."""
 

@@ -19,6 +19,11 @@ router.register("exchange-logs", exchange.ExchangeLogViewSet)
 urlpatterns = [
     path("vending/reports/<slug:slug>/", views.ReportView.as_view(), name="vending-report"),
     path("reports/billing/", views.BillingView.as_view(), name="reports-billing"),
+    path(
+        "reports/billing/by-meter/",
+        views.BillingByMeterView.as_view(),
+        name="reports-billing-by-meter",
+    ),
     path("reports/energy-balance/", views.BalanceListView.as_view(), name="reports-balance"),
     path("reports/load/", views.LoadListView.as_view(), name="reports-load"),
     path("reports/tamper/", views.TamperView.as_view(), name="reports-tamper"),

@@ -9,7 +9,7 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from amisite.pagination import Pagination
+from amisite.pagination import KeysetPaging, Pagination, split_page
 from meters.choices import NodeKind
 from meters.models import GridNode
 
@@ -18,6 +18,7 @@ from .serializers import (
     BalanceDetailSerializer,
     BalanceNodeSerializer,
     BalancePageSerializer,
+    BillingCursorPageSerializer,
     BillingMeterSerializer,
     BillingPageSerializer,
     LoadDetailSerializer,
@@ -82,6 +83,14 @@ class BillingPermission(permissions.BasePermission):
         return request.user.has_perm("meters.view_meter")
 
 
+BILLING_PARAMETERS = [
+    OpenApiParameter("month", str, description="YYYY-MM; default: last month"),
+    OpenApiParameter("from", str, description="first local day (ISO)"),
+    OpenApiParameter("to", str, description="last local day (ISO)"),
+    OpenApiParameter("node", int, description="grid node id: its subtree"),
+]
+
+
 class BillingView(APIView):
     """Billing determinants per meter: `?month=YYYY-MM` or `?from=&to=` (local days; default:
     last month), `node` (a grid subtree), `sort`, `page`/`page_size`.
@@ -97,10 +106,7 @@ class BillingView(APIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("month", str, description="YYYY-MM; default: last month"),
-            OpenApiParameter("from", str, description="first local day (ISO)"),
-            OpenApiParameter("to", str, description="last local day (ISO)"),
-            OpenApiParameter("node", int, description="grid node id: its subtree"),
+            *BILLING_PARAMETERS,
             OpenApiParameter("sort", str, enum=list(billing.SORTS)),
             OpenApiParameter("page", int),
             OpenApiParameter("page_size", int),
@@ -108,25 +114,66 @@ class BillingView(APIView):
         responses=BillingPageSerializer,
     )
     def get(self, request):
-        get = request.GET
-        try:
-            period = billing.Period.parse(get.get("month"), get.get("from"), get.get("to"))
-        except ValueError as exc:
-            raise ValidationError({"month": [str(exc)]}) from None
-        node = None
-        if get.get("node"):
-            if not get["node"].isdigit():
-                raise ValidationError({"node": ["a grid node id"]})
-            node = GridNode.objects.restrict(request.user, "view").filter(pk=get["node"]).first()
-            if node is None:
-                raise NotFound("no such grid node")
-        meters = billing.meters_for(request.user, node=node, sort=get.get("sort", "serial"))
+        period, node = _billing_request(request)
+        meters = billing.meters_for(request.user, node=node, sort=request.GET.get("sort", "serial"))
         paginator = Pagination()
         page = paginator.paginate_queryset(meters, request, view=self)
         data = [billing.as_json(result, period) for result in billing.determinants(page, period)]
         response = paginator.get_paginated_response(BillingMeterSerializer(data, many=True).data)
         response.data["threshold"] = str(billing.max_estimated_share())
         return response
+
+
+def _billing_request(request) -> tuple[billing.Period, GridNode | None]:
+    """The period and the grid node (in scope, else 404) of a billing request."""
+    get = request.GET
+    try:
+        period = billing.Period.parse(get.get("month"), get.get("from"), get.get("to"))
+    except ValueError as exc:
+        raise ValidationError({"month": [str(exc)]}) from None
+    node = None
+    if get.get("node"):
+        if not get["node"].isdigit():
+            raise ValidationError({"node": ["a grid node id"]})
+        node = GridNode.objects.restrict(request.user, "view").filter(pk=get["node"]).first()
+        if node is None:
+            raise NotFound("no such grid node")
+    return period, node
+
+
+class BillingByMeterView(APIView):
+    """The billing determinants of `/api/reports/billing/` (same period and `node`
+    parameters, the same rows), ordered by meter id and paged by key: `next` carries an
+    opaque cursor (`page_size` up to 1000), so a walk over a whole month's fleet costs the
+    same per page however deep, and a meter added meanwhile shifts no page."""
+
+    permission_classes = [permissions.IsAuthenticated, BillingPermission]
+
+    @extend_schema(
+        parameters=[
+            *BILLING_PARAMETERS,
+            OpenApiParameter("cursor", str, description="the `next` link's (opaque)"),
+            OpenApiParameter("page_size", int, description="at most 1000; default 50"),
+        ],
+        responses=BillingCursorPageSerializer,
+    )
+    def get(self, request):
+        period, node = _billing_request(request)
+        paging = KeysetPaging("billing")
+        key = paging.position(request)
+        size = paging.get_page_size(request)
+        meters = billing.meters_for(request.user, node=node).order_by("pk")
+        if key is not None:
+            if len(key) != 1 or not isinstance(key[0], int):
+                raise ValidationError({"cursor": "not a cursor this list gave"})
+            meters = meters.filter(pk__gt=key[0])
+        page, last = split_page(list(meters[: size + 1]), size)
+        data = [billing.as_json(result, period) for result in billing.determinants(page, period)]
+        return paging.response(
+            BillingMeterSerializer(data, many=True).data,
+            None if last is None else [last.pk],
+            threshold=str(billing.max_estimated_share()),
+        )
 
 
 class BalancePermission(permissions.BasePermission):

@@ -53,6 +53,9 @@ TESTED_ELSEWHERE = {
         "tests/reports/test_vending.py::test_reports_api_json_csv_and_errors"
     ),
     "GET /api/reports/billing/": "tests/reports/test_billing.py::test_api_paged_exact_and_scoped",
+    "GET /api/reports/billing/by-meter/": (
+        "tests/reports/test_billing.py::test_api_by_meter_cursor_pages_are_the_whole_report"
+    ),
     "GET /api/reports/energy-balance/": "tests/reports/test_balance.py::test_api_scoped",
     "GET /api/reports/tamper/": "tests/reports/test_tamper.py::test_page_export_and_api_scoped",
     "GET /api/reports/load/": "tests/reports/test_balance.py::test_load_pages_and_api_scoped",
@@ -168,6 +171,12 @@ EXCHANGE_API = "tests/reports/test_exchange_api.py::test_the_log_is_scoped_and_r
 TESTED_ELSEWHERE |= dict.fromkeys(
     ("GET /api/exchange-logs/", "GET /api/exchange-logs/{id}/"), EXCHANGE_API
 )
+READINGS_API = "tests/meters/test_readings_api.py"
+TESTED_ELSEWHERE |= {
+    "GET /api/readings/": f"{READINGS_API}::test_pages_give_every_row_of_the_scope_once_in_"
+    "key_order",
+    "GET /api/events/": f"{READINGS_API}::test_events_paged_in_key_order_scoped_and_filtered",
+}
 TESTED_ELSEWHERE |= {
     "GET /api/alarms/": f"{ALARM_API}::test_alarm_list_is_scoped_and_filtered",
     "GET /api/alarms/{id}/": f"{ALARM_API}::test_alarm_detail_other_organisation_404",

@@ -24,7 +24,9 @@ from decimal import Decimal as D
 from types import SimpleNamespace
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from openpyxl import load_workbook
 from rest_framework.test import APIClient
 
@@ -282,3 +284,44 @@ def test_on_demand_period_of_one_day(fleet):
     response = _page(fleet.world.operator_a, **{"from": "2026-05-01", "to": "2026-05-01"})
     assert response.status_code == 200 and "960" in response.content.decode()
     assert _page(fleet.world.operator_a, month="2026-99").status_code == 200  # falls back
+
+
+def test_api_by_meter_cursor_pages_are_the_whole_report(fleet):
+    """`/api/reports/billing/by-meter/`: every cursor page joined is the paged report's rows,
+    by meter id; a page costs as many queries for 1 meter as for 2; B's meters, B's node and
+    a forged cursor are refused."""
+    client = APIClient()
+    client.force_authenticate(fleet.world.operator_a)
+    month = {"month": "2026-05"}
+    full = client.get("/api/reports/billing/", {**month, "page_size": 1000}).json()
+    response = client.get("/api/reports/billing/by-meter/", {**month, "page_size": 1})
+    rows, pages = [], 0
+    while True:
+        assert response.status_code == 200, response.content
+        body = response.json()
+        assert body["threshold"] == full["threshold"]
+        rows += body["results"]
+        pages += 1
+        if not body["next"]:
+            break
+        response = client.get(body["next"])
+    by_id = [m.serial for m in sorted(fleet.world.grid_a.meters, key=lambda m: m.pk)]
+    assert [r["serial"] for r in rows] == by_id and pages == len(by_id)
+    assert sorted(rows, key=lambda r: r["serial"]) == sorted(
+        full["results"], key=lambda r: r["serial"]
+    )
+    counts = []
+    for size in (1, 2):
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(
+                "/api/reports/billing/by-meter/", {**month, "page_size": size}
+            ).status_code == 200  # fmt: skip
+        counts.append(len(queries))
+    assert counts[0] == counts[1], counts
+    foreign = client.get("/api/reports/billing/by-meter/", {"node": fleet.world.grid_b.feeder.pk})
+    assert foreign.status_code == 404
+    forged = client.get("/api/reports/billing/by-meter/", {**month, "cursor": "WzFd:1x"})
+    assert forged.status_code == 400 and "cursor" in forged.json()
+    client.force_authenticate(fleet.world.operator_b)
+    theirs = client.get("/api/reports/billing/by-meter/", month).json()["results"]
+    assert [r["serial"] for r in theirs] == ["SB000001", "SB000002"]

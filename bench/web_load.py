@@ -617,7 +617,9 @@ def main(argv=None) -> int:
     seconds = args.seconds or (15 if args.quick else 40)
     ws_count = args.ws if args.ws is not None else (200 if args.quick else 2000)
     url = server_url()
-    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    # The bench's own process raises the alarms, so it must publish to the web's Redis: with
+    # REDIS_URL unset it would set up an in-memory channel layer and every alarm go missing.
+    redis_url = os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
     prefix = f"ami-bench-web-{os.getpid()}"
     os.environ["AMI_CHANNEL_PREFIX"] = prefix
     os.environ["CELERY_BROKER_URL"] = "memory://"

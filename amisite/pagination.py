@@ -6,7 +6,7 @@ Logs that grow while they are read (the file exchange log) page by cursor (`Curs
 never shifts a page or shows twice; a cursor this API did not give is a 400.
 
 Readings, events and billing determinants page by key (`KeysetPaging`): in an index's
-order, forward only, each page one range scan after the last key of the page before."""
+order, forward only, each page read by key after the last key of the page before."""
 
 from django.core import signing
 from rest_framework.exceptions import NotFound, ValidationError

@@ -2,7 +2,7 @@
 in the caller's scope, for integrations (billing, MDM, analytics) that copy them out.
 
 Both page by key (`amisite.pagination.KeysetPaging`) in the store's own key order, so each
-page is one index range scan after the last key of the page before, and readings that
+page is read by key after the last key of the page before, and readings that
 arrive meanwhile never shift a page:
 
 * readings: interval rows in (meter_id, store group, ts), register reads in (meter_id,

@@ -422,6 +422,9 @@ class PushConnection(asyncio.Protocol):
         if self.eof:
             self.transport.close()
         else:
+            # Quiet time counts from here: what the meter sent while reading was paused is
+            # still in the socket, and a draining listener must read it before it closes.
+            self.last = time.monotonic()
             with contextlib.suppress(RuntimeError):
                 self.transport.resume_reading()
 

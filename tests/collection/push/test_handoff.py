@@ -195,3 +195,26 @@ def test_shutdown_says_draining_then_hands_off_what_it_took_before_it_stops():
             await health.close()
 
     _serve(scenario)
+
+
+def test_a_draining_listener_gives_a_meter_its_quiet_moment_after_a_long_hand_off():
+    """The moment of quiet before a draining listener closes a connection counts from the end
+    of its last hand-off, not from the meter's last bytes: a push sent just after a slow
+    hand-off (the meter had been waiting on it) is still read (CI once lost one this way)."""
+
+    async def scenario(server, sink, host, port):
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(push_frame(1))
+        await _until(lambda: sink.waiting)
+        stopping = asyncio.create_task(server.shutdown(grace=0, timeout=10))
+        await asyncio.sleep(0.8)  # the hand-off takes longer than the quiet moment
+        sink.release()
+        await asyncio.sleep(0.2)  # the meter's next push, a little after
+        writer.write(push_frame(2))
+        await _until(lambda: sink.taken == [1, 2])
+        sink.release()
+        await asyncio.wait_for(stopping, 5)
+        assert server.stats["handed_off"] == 2
+        writer.close()
+
+    _serve(scenario)

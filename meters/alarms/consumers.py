@@ -4,22 +4,32 @@ An alarm is published to its organisation's group and to every ancestor organisa
 group, so a user of the utility hears every region's alarms. A user's socket joins the
 groups of the organisations in their scope (their own and those granted to them), never
 another: that is the whole of the websocket's scoping.
+
+A group's members are the web processes, not the sockets: each event loop has one channel
+(`_Hub`) in the groups its sockets joined, and hands each alarm to its own sockets of that
+group, encoded once. One channel per socket was one Redis message per socket per alarm: 1,000
+alarm sockets on two processes cost 0.18 cores at half an alarm a second, most of it each
+socket's own receive (bench/web_load.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
+import json
 import logging
 import os
 import threading
+import weakref
+from collections import deque
 
 from channels.layers import get_channel_layer
 from django.db import transaction
 
 from accounts.models import Organisation
 from accounts.scoping import has_model_perm, scope_paths
-from amisite.websocket import JsonConsumer, socket_db
+from amisite.websocket import TRY_AGAIN_LATER, JsonConsumer, socket_db
 
 from .models import Alarm
 
@@ -119,7 +129,8 @@ class _Publisher:
             for group, alarms in by_group.items():
                 try:
                     if layer is not None:
-                        await layer.group_send(group, {"type": "alarm.batch", "alarms": alarms})
+                        message = {"type": "alarm.batch", "group": group, "alarms": alarms}
+                        await layer.group_send(group, message)
                 except Exception:  # noqa: BLE001 - a lost push must not stop the next ones
                     logger.exception("alarm push to %s failed", group)
             for _ in items:
@@ -154,6 +165,120 @@ def _groups_of_user(user) -> list[str] | None:
     return [organisation_group(int(p.strip("/").split("/")[-1])) for p in paths if p.strip("/")]
 
 
+# A socket whose browser reads slower than alarms come (this many waiting) is closed with
+# "try again later": the page reconnects and reloads the list, rather than miss some silently.
+OUTBOX_LIMIT = 1000
+# channels_redis forgets a group membership after its group expiry (a day): the hub's channel
+# joins its groups again this often.
+REJOIN_SECONDS = 3600
+
+
+class _Hub:
+    """One event loop's alarm sockets by group, and the one channel that hears those groups.
+
+    A socket joins its groups here; the first socket of a group adds the hub's channel to it,
+    the last one to leave takes it out. Each alarm batch that arrives is encoded once and
+    queued on every member socket of its group (`AlarmConsumer.deliver`), so a slow browser
+    holds up only itself. If the channel layer fails, every member socket is closed with
+    "try again later" (the pages reconnect), as a socket's own receive did before.
+    """
+
+    def __init__(self, layer):
+        self.layer = layer
+        self.members: dict[str, set] = {}
+        self.channel: str | None = None
+        self.tasks: list[asyncio.Task] = []
+        self.lock = asyncio.Lock()
+
+    async def join(self, consumer, groups: list[str]) -> None:
+        async with self.lock:
+            if self.channel is None:
+                # The default prefix: channels_redis pops one process queue per prefix, by
+                # whichever receiver holds its lock; another prefix would wait behind it.
+                self.channel = await self.layer.new_channel()
+                self.tasks = [
+                    asyncio.ensure_future(self._receive(self.channel)),
+                    asyncio.ensure_future(self._rejoin(self.channel)),
+                ]
+            for group in groups:
+                if group not in self.members:
+                    await self.layer.group_add(group, self.channel)
+                    self.members[group] = set()
+                self.members[group].add(consumer)
+
+    async def leave(self, consumer, groups: list[str]) -> None:
+        async with self.lock:
+            for group in groups:
+                members = self.members.get(group)
+                if members is None:
+                    continue
+                members.discard(consumer)
+                if not members:
+                    del self.members[group]
+                    with contextlib.suppress(Exception):  # the layer may be what failed
+                        await self.layer.group_discard(group, self.channel)
+            if not self.members and self.channel is not None:
+                self._stop()
+
+    def _stop(self) -> None:
+        for task in self.tasks:
+            if task is not asyncio.current_task():
+                task.cancel()
+        self.tasks, self.channel = [], None
+
+    async def _receive(self, channel: str) -> None:
+        try:
+            while True:
+                message = await self.layer.receive(channel)
+                if message.get("type") != "alarm.batch":
+                    continue
+                members = self.members.get(message.get("group"))
+                if not members:
+                    continue
+                texts = [json.dumps({"type": "alarm", "alarm": a}) for a in message["alarms"]]
+                for consumer in list(members):
+                    consumer.deliver(texts)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every member hears of it, then reconnects
+            logger.warning(
+                "alarm sockets closed: channel layer unavailable (%s: %s)", type(exc).__name__, exc
+            )
+            await self._fail()
+
+    async def _rejoin(self, channel: str) -> None:
+        while True:
+            await asyncio.sleep(REJOIN_SECONDS)
+            try:
+                for group in list(self.members):
+                    await self.layer.group_add(group, channel)
+            except Exception as exc:  # noqa: BLE001
+                logger.warning("alarm hub could not rejoin its groups (%s)", exc)
+                await self._fail()
+                return
+
+    async def _fail(self) -> None:
+        async with self.lock:
+            consumers = {c for members in self.members.values() for c in members}
+            self.members = {}
+            self._stop()
+        for consumer in consumers:
+            with contextlib.suppress(Exception):
+                await consumer.close(code=TRY_AGAIN_LATER)
+
+
+_hubs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _hub(layer) -> _Hub:
+    """This event loop's hub (tests run consumers in loops of their own)."""
+    loop = asyncio.get_running_loop()
+    hub = _hubs.get(loop)
+    if hub is None or hub.layer is not layer:
+        hub = _hubs[loop] = _Hub(layer)
+    return hub
+
+
 class AlarmConsumer(JsonConsumer):
     """`ws/alarms/`: every alarm raised or changed in the user's scope, as it happens."""
 
@@ -164,16 +289,38 @@ class AlarmConsumer(JsonConsumer):
         if groups is None:
             await self.close(code=4403)
             return
-        self.groups_joined = groups
-        for group in groups:
-            await self.channel_layer.group_add(group, self.channel_name)
+        self._outbox: deque[str] = deque()
+        self._sender: asyncio.Task | None = None
+        self.groups_joined = groups  # before joining: a failed join is left all the same
+        await _hub(self.channel_layer).join(self, groups)
         await self.accept()
         await self.send_json({"type": "hello", "groups": len(groups)})
 
     async def disconnect(self, code):
-        for group in self.groups_joined:
-            await self.channel_layer.group_discard(group, self.channel_name)
+        if self.groups_joined:
+            await _hub(self.channel_layer).leave(self, self.groups_joined)
+        sender = getattr(self, "_sender", None)
+        if sender is not None:
+            sender.cancel()
+
+    def deliver(self, texts: list[str]) -> None:
+        """Queue encoded alarms for this socket (from the hub); sent in order, in the
+        background."""
+        self._outbox.extend(texts)
+        if len(self._outbox) > OUTBOX_LIMIT:
+            self._outbox.clear()
+            logger.warning("alarm socket closed: its browser fell %d alarms behind", OUTBOX_LIMIT)
+            asyncio.ensure_future(self.close(code=TRY_AGAIN_LATER))
+            return
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.ensure_future(self._send_outbox())
+
+    async def _send_outbox(self) -> None:
+        with contextlib.suppress(Exception):  # the socket closing meanwhile
+            while self._outbox:
+                await self.send(text_data=self._outbox.popleft())
 
     async def alarm_batch(self, event):
+        """A batch sent to this socket's own channel (the hub's channel hears the groups)."""
         for alarm in event["alarms"]:
             await self.send_json({"type": "alarm", "alarm": alarm})

@@ -133,3 +133,26 @@ async def test_anonymous_and_customer_are_refused(world):
             assert (await ws.receive_output(timeout=5))["type"] == "websocket.close"
         else:
             assert code in (4403, None)
+
+
+async def test_a_process_is_one_member_of_a_group_however_many_sockets_it_holds(world):
+    """Every socket of an event loop hears its groups through one channel of the loop's
+    (the hub): one Redis message per process per alarm, not one per socket; the group is
+    left when the last socket goes."""
+    from channels.layers import get_channel_layer
+
+    from meters.alarms.consumers import organisation_group
+
+    keys, (cookie_a, _, _) = await sync_to_async(setup_world)(world)
+    sockets = [await connect(cookie_a) for _ in range(3)]
+    layer = get_channel_layer()
+    group_key = layer._group_key(organisation_group(world.org_a.pk))
+    async with layer.connection(layer.consistent_hash(group_key)) as redis:
+        assert await redis.zcard(group_key) == 1
+    await sync_to_async(run_task)(keys)
+    ids = {(await ws.receive_json_from(timeout=1))["alarm"]["id"] for ws in sockets}
+    assert len(ids) == 1
+    for ws in sockets:
+        await ws.disconnect()
+    async with layer.connection(layer.consistent_hash(group_key)) as redis:
+        assert await redis.zcard(group_key) == 0

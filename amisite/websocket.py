@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import SyncToAsync
@@ -129,6 +130,21 @@ def _usable(future: asyncio.Future) -> bool:
     return not future.done() or (not future.cancelled() and future.exception() is None)
 
 
+def recheck_delay(user_id, session_key, now: float | None = None) -> float:
+    """Seconds to the session's next re-check: its own instant in every
+    AMI_WS_RECHECK_SECONDS, from a hash of the session (never longer than that apart).
+
+    Each socket waiting the full interval from its connection made browsers that came back
+    together (after a restart: 1,000 sessions within 20 s) re-check together every minute,
+    a burst that stalled every page for ~10 s (bench/web_load.py); the sockets of one
+    session still come due together, so they share one fingerprint."""
+    interval = settings.AMI_WS_RECHECK_SECONDS
+    seed = f"{user_id}:{session_key or ''}".encode()
+    phase = zlib.crc32(seed) / 2**32 * interval
+    now = time.time() if now is None else now
+    return interval - ((now - phase) % interval)
+
+
 ACCESS_CHANGED = 4401  # close code: sign in again / reconnect to be authorised afresh
 
 
@@ -162,7 +178,7 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
 
     async def _watch_access(self):
         while True:
-            await asyncio.sleep(settings.AMI_WS_RECHECK_SECONDS)
+            await asyncio.sleep(recheck_delay(self._ami_user_id, self._ami_session_key))
             if await self._recheck(shared=True):
                 return
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import weakref
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import Case, CharField, Count, Q, Value, When
 from django.utils import timezone
@@ -103,6 +105,7 @@ class _Refresher:
         mine.discard(consumer)
         if not mine:
             self.sockets.pop(consumer.user_id, None)
+            forget_user(consumer.user_id)
         if not self.sockets and self.ticker is not None:
             self.ticker.cancel()
             self.ticker = None
@@ -164,15 +167,40 @@ def _refresher() -> _Refresher:
 
 
 def _snapshot_for(user_id: int) -> dict | None:
-    # A fresh user each time: roles and grants changed since connecting apply at once. Its
-    # permissions and scope come from the access cache as a page request's do (every 20 s
-    # for each of 1,000 operators with the home open, five queries each were most of the
-    # web's database work under load), with the same rules for when they are stale.
-    user = User.objects.filter(pk=user_id, is_active=True).first()
+    # A fresh user object each time, its permissions and scope from the access cache as a
+    # page request's are (every 20 s for each of 1,000 operators with the home open, five
+    # queries each were most of the web's database work under load), with the same rules
+    # for when they are stale: roles and grants changed since connecting apply at once.
+    user = _user(user_id)
     if user is None:
         return None
     with access_cache.primed(user):
         return snapshot(user)
+
+
+# The user's row, read again at least every AMI_WS_RECHECK_SECONDS (1,000 operators' status
+# sockets read it 50 times a second). Any write of a user through the application closes
+# their sockets at once (`accounts.sessions.revoke_sockets`); one behind its back (SQL) is
+# seen by the socket's own re-check within the same time.
+_rows: dict[int, tuple[float, list]] = {}
+_ROW_FIELDS = [f.attname for f in User._meta.concrete_fields]
+
+
+def _user(user_id: int) -> User | None:
+    now = time.monotonic()
+    got = _rows.get(user_id)
+    if got is not None and now - got[0] < settings.AMI_WS_RECHECK_SECONDS:
+        return User.from_db("default", _ROW_FIELDS, list(got[1]))
+    user = User.objects.filter(pk=user_id, is_active=True).first()
+    if user is None:
+        _rows.pop(user_id, None)
+        return None
+    _rows[user_id] = (now, [getattr(user, name) for name in _ROW_FIELDS])
+    return user
+
+
+def forget_user(user_id: int) -> None:
+    _rows.pop(user_id, None)
 
 
 def snapshot(user=None) -> dict:
@@ -207,10 +235,17 @@ def fleet_snapshot(user) -> dict:
     """`_fleet_counts` (with `fleet_as_of`, when they were counted) and `_fleet_events`, each
     computed once per scope and permissions for its time."""
     counts = cached_per_scope(
-        user, "fleet-counts", lambda: _fleet_counts(user), rollup_cache.ttl(), with_time=True
+        user,
+        "fleet-counts",
+        lambda: _fleet_counts(user),
+        rollup_cache.ttl(),
+        with_time=True,
+        local=True,
     )
     counts, as_of = counts
-    events = cached_per_scope(user, "fleet-events", lambda: _fleet_events(user), SNAPSHOT_SECONDS)
+    events = cached_per_scope(
+        user, "fleet-events", lambda: _fleet_events(user), SNAPSHOT_SECONDS, local=True
+    )
     return {**counts, "fleet_as_of": when(as_of, seconds=True), **events}
 
 

@@ -239,3 +239,21 @@ async def test_periodic_rechecks_of_one_session_share_one_fingerprint(world, set
     monkeypatch.setattr(websocket, "SHARED_RECHECK_SECONDS", 0)  # its moment has passed
     assert await websocket.shared_fingerprint(user_id, key) == first
     assert calls == [key, other_key, key]
+
+
+def test_sessions_recheck_at_their_own_instant_spread_over_the_interval(settings):
+    """Sessions that connected together (browsers back after a restart) re-check spread
+    over the interval, each never longer than the interval apart, and the sockets of one
+    session at the same instant (so they share one fingerprint)."""
+    from amisite.websocket import recheck_delay
+
+    settings.AMI_WS_RECHECK_SECONDS = 60
+    now = 1_800_000_000.0
+    due = [now + recheck_delay(user, f"session-{user}", now) for user in range(1000)]
+    assert all(now < t <= now + 60 for t in due)
+    per_ten_seconds = [sum(1 for t in due if now + k <= t < now + k + 10) for k in range(0, 60, 10)]
+    assert max(per_ten_seconds) < 2 * 1000 / 6, per_ten_seconds  # no burst
+    # One session: the next instant is a whole interval after the last, from any socket.
+    first = now + recheck_delay(7, "s", now)
+    assert recheck_delay(7, "s", first + 0.01) == pytest.approx(59.99)
+    assert now + 3 + recheck_delay(7, "s", now + 3) == pytest.approx(first)

@@ -20,9 +20,15 @@ FAR = {**LONDON, "zoom": 3}
 def cached(settings, monkeypatch):
     settings.DASHBOARD_ROLLUP_SECONDS = 15
     monkeypatch.setattr(map_views, "POINT_LIMIT", 1)  # cells even for 2 meters
-    cache.clear()
+    expire()
     yield
+    expire()
+
+
+def expire() -> None:
+    """Every cached roll-up's time is up: the shared entries and this process's copies."""
     cache.clear()
+    rollup_cache._local.clear()
 
 
 def test_map_cells_cached_per_scope_and_query(placed, cached):  # noqa: F811
@@ -39,7 +45,7 @@ def test_map_cells_cached_per_scope_and_query(placed, cached):  # noqa: F811
     # cell: at fleet zoom meters are always clustered).
     fresh = a_client.get("/map/data/", {**FAR, "q": placed.grid_a.meters[0].serial}).json()
     assert [c["counts"] for c in fresh["cells"]] == [{"unreachable": 1}]
-    cache.clear()  # the TTL elapsed
+    expire()  # the TTL elapsed
     later = a_client.get("/map/data/", FAR).json()
     assert sum(c["counts"].get("unreachable", 0) for c in later["cells"]) == 1
 
@@ -76,7 +82,7 @@ def test_home_figures_shared_per_scope_and_role_for_seconds(placed, cached):  # 
     # Same organisation, another role: its own entry, computed after the change.
     assert first["unreachable"] == 0
     assert fleet_snapshot(placed.readonly_a)["unreachable"] == 1
-    cache.clear()  # the seconds elapsed
+    expire()  # the seconds elapsed
     assert fleet_snapshot(a)["unreachable"] == 1
 
 
@@ -101,6 +107,7 @@ def test_home_counts_for_the_rollup_seconds_alarms_for_five(placed, cached):  # 
     CommStatus.objects.create(meter=meter, unreachable=True)
     events_key = rollup_cache.scope_key(a, "fleet-events", *sorted(a.get_all_permissions()))
     cache.delete(events_key)  # SNAPSHOT_SECONDS elapsed, DASHBOARD_ROLLUP_SECONDS not
+    rollup_cache._local.pop(events_key, None)  # (and this process's copy with it)
     later = consumers.fleet_snapshot(a)
     assert later["alarms"]["total"] == 1  # acted on: recomputed
     assert later["unreachable"] == 0 and later["meters"] == first["meters"]  # counted earlier
@@ -165,3 +172,25 @@ def test_callers_of_a_cold_entry_wait_for_the_one_computing_it(placed, cached): 
         release.set()
         values = [f.result(20)[0] for f in [first, *others]]
     assert values == ["once"] * 6 and calls == ["once"]
+
+
+def test_a_local_copy_serves_this_process_until_the_entry_runs_out(placed, cached, monkeypatch):  # noqa: F811
+    """`local=True` (the status sockets' figures): a fresh entry read once is kept in the
+    process until its own "fresh until", then read or computed again like any other."""
+    import time as clock
+
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"n": len(calls)}
+
+    user = placed.operator_a
+    first = rollup_cache.cached_rollup(user, ["local-test"], compute, seconds=5, local=True)
+    cache.clear()  # Redis forgot it (or is away): the process's copy is still fresh
+    again = rollup_cache.cached_rollup(user, ["local-test"], compute, seconds=5, local=True)
+    assert again == first and len(calls) == 1
+    later = clock.time() + 6
+    monkeypatch.setattr(rollup_cache.time, "time", lambda: later)
+    value, _ = rollup_cache.cached_rollup(user, ["local-test"], compute, seconds=5, local=True)
+    assert value == {"n": 2} and len(calls) == 2

@@ -37,7 +37,7 @@ Checked: the pages return what they should (first request of each); alarms that 
 reach a connected alarm subscriber are counted as missing.
 
     .venv/bin/python bench/web_load.py [--quick] [--meters N] [--reuse] [--keep]
-        [--users 10,50,200] [--seconds S] [--think S] [--ws N] [--alarm-rate R]
+        [--users 10,50,200] [--seconds S] [--think S] [--ws N] [--alarm-rate R] [--timeline]
 
 --quick: 5,000 meters, users 10,50, 15 s each, 200 websockets.
 """
@@ -66,6 +66,7 @@ from bench.benchdb import server_url  # noqa: E402
 
 TEST_KEY = "dGVzdC1vbmx5LWtleS1kby1ub3QtdXNlLWluLXByb2Q="
 REQUEST_TIMEOUT = 30.0
+TIMELINE: list[tuple[float, float]] = []  # (sent at, latency) of every request, all levels
 # page name -> weight in the operator mix
 WEIGHTS = {
     "home": 10,
@@ -330,6 +331,7 @@ async def operator(port, cookie, urls, names, weights, think, until, rng, out):
             status = 0  # refused, reset or garbled
             conn.close()
         out.append((name, status, time.monotonic() - start, timing))
+        TIMELINE.append((start, time.monotonic() - start))
         # Thinking past the end of the level is not part of it: the level's wall time (the
         # throughput's divisor) ends with its last answer, not the longest last thought.
         pause = rng.expovariate(1 / think) if think else 0
@@ -611,6 +613,10 @@ def main(argv=None) -> int:
     p.add_argument("--ws", type=int, default=None, help="websocket subscribers")
     p.add_argument("--alarm-rate", type=float, default=0.5, help="alarms raised per second")
     p.add_argument("--seed", type=int, default=21)
+    p.add_argument(
+        "--timeline", action="store_true",
+        help="also print every 2 s of the run: requests, p50 and max latency (stalls show)",
+    )  # fmt: skip
     args = p.parse_args(argv)
     meters = args.meters or (5_000 if args.quick else 100_000)
     levels = [int(x) for x in (args.users or ("10,50" if args.quick else "10,50,200")).split(",")]
@@ -747,8 +753,27 @@ def main(argv=None) -> int:
         print(f"websockets: {ws_stats}; alarm latency p50 {pct(latencies, 0.5) * 1000:.0f} ms, "
               f"p99 {pct(latencies, 0.99) * 1000:.0f} ms over {len(latencies)} deliveries "
               f"of {len(started)} alarms, {missing} missing")  # fmt: skip
+    if args.timeline:
+        print_timeline(TIMELINE)
     errors = sum(r["errors"] for r in all_rows)
     return 1 if errors else 0
+
+
+def print_timeline(samples: list[tuple[float, float]], step: float = 2.0) -> None:
+    """Latency over the run, `step` seconds a line: a stall of the whole web (a burst of
+    periodic work, a long garbage collection) shows as a run of long bars."""
+    if not samples:
+        return
+    first = min(t for t, _ in samples)
+    slots: dict[int, list[float]] = {}
+    for t, latency in samples:
+        slots.setdefault(int((t - first) / step), []).append(latency)
+    print(f"timeline ({step:g} s a line): requests, p50, max (# = 50 ms of max)")
+    for slot in sorted(slots):
+        got = sorted(slots[slot])
+        p50, top = got[len(got) // 2] * 1000, got[-1] * 1000
+        print(f"{slot * step:6.0f} s {len(got):4d} {p50:6.0f} ms {top:6.0f} ms "
+              f"{'#' * min(80, int(top / 50))}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ reach a connected alarm subscriber are counted as missing.
 
     .venv/bin/python bench/web_load.py [--quick] [--meters N] [--reuse] [--keep]
         [--users 10,50,200] [--seconds S] [--think S] [--ws N] [--alarm-rate R] [--timeline]
+        [--ws-workers N]
 
 --quick: 5,000 meters, users 10,50, 15 s each, 200 websockets.
 """
@@ -612,6 +613,11 @@ def main(argv=None) -> int:
     p.add_argument("--think", type=float, default=5.0, help="mean think time, s")
     p.add_argument("--ws", type=int, default=None, help="websocket subscribers")
     p.add_argument("--alarm-rate", type=float, default=0.5, help="alarms raised per second")
+    p.add_argument(
+        "--ws-workers", type=int, default=0,
+        help="serve the websockets from a web instance of their own with this many workers "
+        "(docs/operations.md: pages and sockets apart); 0: the page instance serves both",
+    )  # fmt: skip
     p.add_argument("--seed", type=int, default=21)
     p.add_argument(
         "--timeline", action="store_true",
@@ -651,6 +657,13 @@ def main(argv=None) -> int:
         DATABASE_URL=f"{url}/{args.db}", REDIS_URL=redis_url, AMI_CHANNEL_PREFIX=prefix,
         LOG_LEVEL="WARNING", CELERY_BROKER_URL="memory://", AMI_SERVER_TIMING="true",
     )  # fmt: skip
+    ws_server, ws_port = None, port
+    if ws_count and args.ws_workers:
+        ws_server, ws_port = webserver.start(
+            DATABASE_URL=f"{url}/{args.db}", REDIS_URL=redis_url, AMI_CHANNEL_PREFIX=prefix,
+            LOG_LEVEL="WARNING", CELERY_BROKER_URL="memory://",
+            AMI_WEB_WORKERS=str(args.ws_workers),
+        )  # fmt: skip
     probe = ConnectionProbe(url, args.db)
     probe.start()
     ctx = multiprocessing.get_context("spawn")
@@ -659,7 +672,7 @@ def main(argv=None) -> int:
     try:
         check_pages(port, cookies[0], urls, meters)
         if ws_count:
-            ws_args = (port, cookies, ws_count, ws_ready, ws_stop, ws_results)
+            ws_args = (ws_port, cookies, ws_count, ws_ready, ws_stop, ws_results)
             ws = ctx.Process(target=ws_process, args=ws_args)
             ws.start()
             assert ws_ready.wait(180), "websocket subscribers did not connect"
@@ -667,7 +680,8 @@ def main(argv=None) -> int:
         for level in levels:
             load_before = os.getloadavg()[0]
             cpu_before = (time.process_time(), tree_cpu(server.pid), tree_cpu(ws.pid if ws else 0),
-                          probe.database_cpu())  # fmt: skip
+                          probe.database_cpu(),
+                          tree_cpu(ws_server.pid) if ws_server else 0.0)  # fmt: skip
             probe.reset()
             until = time.monotonic() + seconds
             raiser = threading.Thread(target=raise_alarms, args=(args.alarm_rate, until, started))
@@ -679,7 +693,7 @@ def main(argv=None) -> int:
                 raiser.join()
             all_rows += summarise(level, samples, wall, probe)
             cpu = (time.process_time(), tree_cpu(server.pid), tree_cpu(ws.pid if ws else 0),
-                   probe.database_cpu())  # fmt: skip
+                   probe.database_cpu(), tree_cpu(ws_server.pid) if ws_server else 0.0)  # fmt: skip
             used = [after - before for before, after in zip(cpu_before, cpu, strict=True)]
             loads[level] = (load_before, os.getloadavg()[0], len(samples) / wall, probe.peak,
                             len(samples), wall, *used)  # fmt: skip
@@ -705,6 +719,8 @@ def main(argv=None) -> int:
             ws.terminate()
         probe.stop.set()
         webserver.stop(server)
+        if ws_server is not None:
+            webserver.stop(ws_server)
         if not args.keep:
             from bench.benchdb import drop_database
 
@@ -715,14 +731,18 @@ def main(argv=None) -> int:
     print(f"\nweb_load: {meters:,} meters ({'built' if built['built'] else 'reused'}), "
           f"{capacity.web_workers()} uvicorn workers x {capacity.web_threads()} slots, "
           f"pool {capacity.pool_max('web')}/worker, {os.cpu_count()} CPUs shared with the "
-          f"load generator; {len(people)} operators; {seconds:.0f} s per level")  # fmt: skip
+          f"load generator; {len(people)} operators; {seconds:.0f} s per level"
+          + (f"; websockets on a web instance of their own, {args.ws_workers} workers"
+             if ws_server else ""))  # fmt: skip
     print(model_line(args.think))
-    for level, (before, after, rps, peak, n, wall, gen, web, wsp, pg) in loads.items():
+    for level, (before, after, rps, peak, n, wall, gen, web, wsp, pg, wsweb) in loads.items():
         print(f"  {level:4d} users: {rps:5.1f} req/s, peak {peak} database connections, "
               f"load average {before:.1f} -> {after:.1f}; CPU s: web {web:.1f} "
               f"({web / wall:.2f} cores, {web / max(n, 1) * 1000:.0f} ms a request), "
               f"PostgreSQL {pg:.1f} ({pg / max(n, 1) * 1000:.0f} ms a request), load "
-              f"generator {gen:.1f}, websocket clients {wsp:.1f}")  # fmt: skip
+              f"generator {gen:.1f}, websocket clients {wsp:.1f}"
+              + (f", websocket web {wsweb:.1f} ({wsweb / wall:.2f} cores)"
+                 if ws_server else ""))  # fmt: skip
     print(
         "server side (Server-Timing, ms): gate = waiting for a slot, app = in Django, cpu = "
         "its thread's CPU, db = its SQL, out = the rest (event loop, transport, load generator)"

@@ -126,3 +126,105 @@ def test_a_channel_layer_timeout_closes_the_socket_with_one_line(
     [line] = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert line.name == "amisite.websocket" and "TimeoutError" in line.getMessage()
     assert line.exc_info is None and "Traceback" not in caplog.text
+
+
+class CuttableProxy:
+    """A TCP relay on loopback to the real Redis that the test can cut: every relayed
+    connection is closed and new ones are refused (Redis gone mid-life)."""
+
+    def __init__(self, host: str, port: int):
+        self.target = (host, port)
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.open: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client = self.sock.accept()[0]
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            self.open += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src, dst):
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self):
+        self.sock.close()
+        for s in self.open:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+
+def test_redis_lost_under_open_alarm_sockets_closes_them_to_reconnect(
+    settings, caplog, monkeypatch
+):
+    """Redis goes away while alarm sockets are open (they hear it through their process's hub):
+    every socket is closed with "try again later" and no traceback, and the hub is left empty,
+    so the sockets that reconnect once Redis is back join afresh."""
+    from urllib.parse import urlsplit
+
+    from channels.layers import channel_layers, get_channel_layer
+
+    from meters.alarms.consumers import _hub
+
+    redis = urlsplit(settings.REDIS_URL)
+    proxy = CuttableProxy(redis.hostname, redis.port or 6379)
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [{"address": f"redis://127.0.0.1:{proxy.port}{redis.path or '/0'}"}],
+                "prefix": "ami-cut-test",
+            },
+        }
+    }
+    channel_layers.backends.clear()
+    # Skip the database: the sockets' groups and access fingerprint are given.
+    monkeypatch.setattr("meters.alarms.consumers._groups_of_user", lambda user: ["alarms-org-1"])
+    monkeypatch.setattr("amisite.websocket.access_fingerprint", lambda user_id, key: "same")
+
+    async def scenario():
+        sockets = []
+        for pk in (1, 2):
+            ws = WebsocketCommunicator(AlarmConsumer.as_asgi(), "/ws/alarms/")
+            ws.scope["user"] = SimpleNamespace(pk=pk, is_authenticated=True)
+            assert (await ws.connect(timeout=5))[0]
+            assert (await ws.receive_json_from(timeout=5))["type"] == "hello"
+            sockets.append(ws)
+        hub = _hub(get_channel_layer())
+        assert hub.channel is not None and len(hub.members["alarms-org-1"]) == 2
+        proxy.cut()
+        closes = [await ws.receive_output(timeout=10) for ws in sockets]
+        for ws in sockets:
+            await ws.wait(timeout=5)
+        return closes, hub
+
+    try:
+        with caplog.at_level(logging.INFO):
+            closes, hub = asyncio.run(scenario())
+    finally:
+        proxy.cut()
+        channel_layers.backends.clear()
+    assert closes == [{"type": "websocket.close", "code": TRY_AGAIN_LATER}] * 2
+    assert hub.members == {} and hub.channel is None
+    assert "Traceback" not in caplog.text

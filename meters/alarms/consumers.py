@@ -291,10 +291,13 @@ class AlarmConsumer(JsonConsumer):
             return
         self._outbox: deque[str] = deque()
         self._sender: asyncio.Task | None = None
+        self._open = False  # alarms the hub hands over before the hello wait for it
         self.groups_joined = groups  # before joining: a failed join is left all the same
         await _hub(self.channel_layer).join(self, groups)
         await self.accept()
         await self.send_json({"type": "hello", "groups": len(groups)})
+        self._open = True
+        self.deliver([])
 
     async def disconnect(self, code):
         if self.groups_joined:
@@ -312,7 +315,7 @@ class AlarmConsumer(JsonConsumer):
             logger.warning("alarm socket closed: its browser fell %d alarms behind", OUTBOX_LIMIT)
             asyncio.ensure_future(self.close(code=TRY_AGAIN_LATER))
             return
-        if self._sender is None or self._sender.done():
+        if self._open and self._outbox and (self._sender is None or self._sender.done()):
             self._sender = asyncio.ensure_future(self._send_outbox())
 
     async def _send_outbox(self) -> None:

@@ -291,7 +291,8 @@ class AlarmConsumer(JsonConsumer):
             return
         self._outbox: deque[str] = deque()
         self._sender: asyncio.Task | None = None
-        self._open = False  # alarms the hub hands over before the hello wait for it
+        # False: alarms the hub hands over before the hello wait; None: closing, none more.
+        self._open: bool | None = False
         self.groups_joined = groups  # before joining: a failed join is left all the same
         await _hub(self.channel_layer).join(self, groups)
         await self.accept()
@@ -309,9 +310,12 @@ class AlarmConsumer(JsonConsumer):
     def deliver(self, texts: list[str]) -> None:
         """Queue encoded alarms for this socket (from the hub); sent in order, in the
         background."""
+        if self._open is None:  # being closed for falling behind
+            return
         self._outbox.extend(texts)
         if len(self._outbox) > OUTBOX_LIMIT:
             self._outbox.clear()
+            self._open = None
             logger.warning("alarm socket closed: its browser fell %d alarms behind", OUTBOX_LIMIT)
             asyncio.ensure_future(self.close(code=TRY_AGAIN_LATER))
             return
@@ -322,8 +326,3 @@ class AlarmConsumer(JsonConsumer):
         with contextlib.suppress(Exception):  # the socket closing meanwhile
             while self._outbox:
                 await self.send(text_data=self._outbox.popleft())
-
-    async def alarm_batch(self, event):
-        """A batch sent to this socket's own channel (the hub's channel hears the groups)."""
-        for alarm in event["alarms"]:
-            await self.send_json({"type": "alarm", "alarm": alarm})

@@ -11,7 +11,9 @@ holds the anchor day, with the anchors of the periods before and after it.
   transformer where there is no feeder), precomputed per area, class and period by
   `portal.similar` (a beat task) and only read here: one row, shown with its "as of" time.
 * **Time of use**: the change of each rate register (`1-0:1.8.1`, `1-0:1.8.2`, ...) from
-  the first to the last read in the period, per meter, summed.
+  the first to the last read in the period, its bounds included (a read at midnight closing
+  the period counts: the demo and monthly billing reads sit there), per meter, summed; a
+  register read once in the period tells nothing and is left out.
 * **Estimate**: this month's energy so far, carried on at the same daily rate to the end of
   the month, priced with the customer's tariff (its blocks from the first kWh of the month,
   the monthly fixed charge, the tax). Always labelled an estimate.
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from django.db.models import Max, Min
+from django.db.models import Count, Max, Min
 from django.utils import timezone
 
 from meters.choices import NodeKind
@@ -197,7 +199,7 @@ class Rate:
 
 
 def time_of_use(customer: Customer, win: Window) -> list[Rate]:
-    """kWh per TOU rate register over the period (empty: the meters keep no rate registers)."""
+    """kWh per TOU rate register over the period (empty: no rate register read twice in it)."""
     meters = list(meters_of(customer).values_list("pk", "meter_model_id"))
     channels = {
         c.pk: c
@@ -214,13 +216,15 @@ def time_of_use(customer: Customer, win: Window) -> list[Rate]:
             meter_id__in=[pk for pk, _ in meters],
             channel_id__in=list(channels),
             read_at__gte=start,
-            read_at__lt=end,
+            read_at__lte=end,  # the read at the closing midnight ends the period's change
         )
         .values("meter_id", "channel_id")
-        .annotate(low=Min("value"), high=Max("value"))
+        .annotate(low=Min("value"), high=Max("value"), reads=Count("read_at"))
     )
     per_rate: dict[str, Decimal] = {}
     for row in rows:
+        if row["reads"] < 2:
+            continue  # one read has no change to tell
         channel = channels[row["channel_id"]]
         energy = kwh(row["high"] - row["low"], channel)
         if energy is not None:

@@ -110,6 +110,29 @@ def test_time_of_use_from_the_rate_registers(world):
     assert "Rate 1" in html and "75%" in html
 
 
+def test_a_complete_months_rates_run_from_midnight_to_midnight(world):
+    """Reads at the month's two bounds (as billing and the demo take them) give its rates; a
+    register read once in a period tells nothing and is not shown as 0 kWh."""
+    meter = world.grid_a.meters[0]
+    rate = Channel.objects.create(meter_model=meter.meter_model, obis="1-0:1.8.1*255",
+                                  name="Rate 1", unit="Wh", kind="register")  # fmt: skip
+    month = usage.window("month", date(2025, 11, 15), date(2026, 12, 5))
+    opening = datetime(2025, 11, 1, tzinfo=UTC)  # the test zone is UTC
+    closing = datetime(2025, 12, 1, tzinfo=UTC)
+    for at, value in ((opening, 2_000_000), (closing, 2_240_000)):
+        RegisterRead.objects.create(meter=meter, channel=rate, read_at=at, value=value)
+    customer = world.grid_a.customers[0]
+    found = usage.time_of_use(customer, month)
+    assert [(r.name, r.kwh, r.share) for r in found] == [("Rate 1", Decimal("240.000"), 100)]
+    mid_month = usage.window("week", date(2025, 11, 12), date(2026, 12, 5))
+    assert usage.time_of_use(customer, mid_month) == []
+    december = usage.window("month", date(2025, 12, 10), date(2026, 12, 5))
+    assert usage.time_of_use(customer, december) == []  # only its opening read
+    page = client_for(world.customer).get("/portal/usage/?period=month&date=2025-12-10")
+    html = page.content.decode()
+    assert "No time-of-use figures for this period" in html and "0%" not in html
+
+
 def test_the_estimate_prices_this_months_pace_with_the_tariff(world):
     vend = make_vending(world)  # the customer's prepaid account: flat 2.00 a kWh
     tariff = vend.account_a.tariff

@@ -5,7 +5,10 @@ a week (Monday to Sunday, 7 daily bars), a month (daily bars) and a year (12 mon
 the last three from the store's daily rollups. `window(kind, anchor)` names the period that
 holds the anchor day, with the anchors of the periods before and after it.
 
-* **Last year**: the same calendar period a year earlier (29 February falls on the 28th).
+* **Last year**: the same calendar period a year earlier (29 February falls on the 28th); for
+  the running period, its days so far (to today) against the same days a year earlier, not
+  a part against a whole. No percentage where last year has readings on fewer days than this
+  period (a meter installed during it, a gap), nor for today against a whole day.
 * **Similar homes**: the average home of the customers with the same customer class
   (`Customer.tariff_code`) in the same grid area (the feeder above the service point; the
   transformer where there is no feeder), precomputed per area, class and period by
@@ -164,9 +167,20 @@ class Comparison:
     similar: Decimal | None
     similar_homes: int
     similar_as_of: datetime | None = None
+    through: date | None = None  # the running period: compared up to this day, last year too
+    this_days: int = 0  # days with readings
+    last_year_days: int = 0
+    kind: str = ""
+
+    @property
+    def last_year_short(self) -> bool:
+        """Last year has readings on fewer days: a percentage would compare unlike spans."""
+        return self.last_year is not None and self.last_year_days < self.this_days
 
     @property
     def versus_last_year(self) -> Decimal | None:
+        if self.last_year_short or (self.kind == "day" and self.through is not None):
+            return None  # today so far against a whole day says nothing
         return _percent(self.this, self.last_year)
 
     @property
@@ -180,14 +194,23 @@ def _percent(value, reference) -> Decimal | None:
     return ((value - reference) * 100 / reference).quantize(Decimal("1"))
 
 
-def compare(customer: Customer, win: Window) -> Comparison:
+def compare(customer: Customer, win: Window, today: date | None = None) -> Comparison:
+    """This period, the same days last year (so far, for the running period), similar homes."""
+    today = today or timezone.localdate()
+    through = min(win.last, today) if win.following is None else None
+    this = daily_kwh(customer, win.first, win.last)
+    last = daily_kwh(customer, _shift_year(win.first, -1), _shift_year(through or win.last, -1))
     similar = similar_homes(customer, win)
     return Comparison(
-        this=total(customer, win.first, win.last),
-        last_year=total(customer, _shift_year(win.first, -1), _shift_year(win.last, -1)),
+        this=sum(this.values(), Decimal(0)) if this else None,
+        last_year=sum(last.values(), Decimal(0)) if last else None,
         similar=similar.kwh if similar else None,
         similar_homes=similar.homes if similar else 0,
         similar_as_of=similar.computed_at if similar else None,
+        through=through,
+        this_days=len(this),
+        last_year_days=len(last),
+        kind=win.kind,
     )
 
 

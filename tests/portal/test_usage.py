@@ -17,7 +17,7 @@ from meters.store import DailyEnergy, RegisterRead
 from portal import usage
 from tests.meters._data import QH, ingest_days, k_of
 from tests.meters.test_pages import client_for
-from tests.portal.data import store_days
+from tests.portal.data import IMPORT, store_days
 from tests.vending.conftest import make_vending
 
 pytestmark = pytest.mark.django_db
@@ -52,9 +52,10 @@ def test_week_month_and_year_equal_the_store_and_last_year_is_compared(world):
         got = sum((b.kwh for b in bars if b.kwh is not None), Decimal(0))
         assert got == Decimal(sum(in_period.values())) / 1000, kind
         comparison = usage.compare(customer, win)
+        assert comparison.through == today, kind  # the running period: its days so far
         last = {
             d: v for d, v in rows.items()
-            if usage._shift_year(win.first, -1) <= d <= usage._shift_year(win.last, -1)
+            if usage._shift_year(win.first, -1) <= d <= usage._shift_year(today, -1)
         }  # fmt: skip
         assert comparison.last_year == Decimal(sum(last.values())) / 1000, kind
     assert len(usage.bars(customer, usage.window("year", today))) == 12
@@ -67,6 +68,46 @@ def test_week_month_and_year_equal_the_store_and_last_year_is_compared(world):
         day = date.fromisoformat(label)
         expected = f"{Decimal(rows[day]) / 1000:.3f}" if day in rows else ""
         assert value == expected and win.first <= day <= win.last
+
+
+def test_a_running_month_is_compared_with_the_same_days_last_year(world):
+    """Not a part against a whole: 6 days of December against 6 days of last December (the
+    demo showed 41 kWh against last year's whole month, -84%); last year's readings on fewer
+    days than this period's give no percentage, and today so far none against a whole day."""
+    meter = world.grid_a.meters[0]
+    channel = Channel.objects.get(meter_model_id=meter.meter_model_id, obis=IMPORT)
+
+    def days(first: date, count: int, wh: int = 8_000):
+        DailyEnergy.objects.bulk_create(
+            DailyEnergy(meter=meter, channel=channel, day=first + timedelta(days=i), value=wh,
+                        intervals=96)
+            for i in range(count)
+        )  # fmt: skip
+
+    today = timezone.localdate()
+    month = usage.window("month", today, today)
+    a_year_before = usage._shift_year(month.first, -1)
+    days(a_year_before, calendar.monthrange(a_year_before.year, a_year_before.month)[1])
+    days(month.first, today.day)  # this month so far
+    customer = world.grid_a.customers[0]
+    running = usage.compare(customer, month, today)
+    assert running.this == running.last_year == Decimal(8 * today.day)
+    assert running.versus_last_year == 0 and running.through == today
+    day = usage.compare(customer, usage.window("day", today, today), today)
+    assert day.last_year == Decimal(8) and day.versus_last_year is None  # today so far
+
+    before = usage.window("month", month.first - timedelta(days=1), today)  # complete
+    length = (before.last - before.first).days + 1
+    days(before.first, length)
+    days(usage._shift_year(before.last, -1) - timedelta(days=9), 10)  # last year: 10 days
+    complete = usage.compare(customer, before, today)
+    assert complete.through is None and (complete.this_days, complete.last_year_days) == (
+        length,
+        10,
+    )
+    assert complete.versus_last_year is None
+    html = client_for(world.customer).get(f"/portal/usage/?period=month&date={before.first}")
+    assert f"(readings on 10 of {length} days)" in html.content.decode()
 
 
 def test_the_day_is_hourly_from_the_intervals_and_adds_up_to_the_rollup(world):

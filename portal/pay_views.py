@@ -85,9 +85,17 @@ def payment(request, customer, reference):
             "customer": customer,
             "payment": found,
             "token": found.sale.credit_token if found.sale_id else None,
+            "sent_to": _sent_to(customer),
             "cancelled": request.GET.get("cancelled") and found.state != PaymentState.PAID,
         },
     )
+
+
+def _sent_to(customer) -> str:
+    """Where `payments.notify` sends the token: what the page may promise, nothing more."""
+    phone, email = payments.token_destinations(customer)
+    ways = ([f"by SMS to {phone}"] if phone else []) + ([f"by e-mail to {email}"] if email else [])
+    return " and ".join(ways)
 
 
 @customer_view

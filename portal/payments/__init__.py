@@ -61,7 +61,9 @@ def payer() -> User | None:
 def begin(customer, account, amount: Decimal, *, return_url, cancel_url) -> tuple[Payment, str]:
     """A new payment and the URL of its checkout; ProviderError if it cannot start."""
     if not MIN_AMOUNT <= amount <= MAX_AMOUNT:
-        raise ProviderError(f"an amount from {MIN_AMOUNT} to {MAX_AMOUNT}")
+        raise ProviderError(
+            f"Enter an amount from {MIN_AMOUNT} to {MAX_AMOUNT} {account.tariff.currency}."
+        )
     if payer() is None:
         raise ProviderError("buying online is not set up yet: buy at a vending point")
     chosen = provider()
@@ -148,6 +150,12 @@ def settle(provider_name: str, outcome: Outcome) -> Payment | None:
     return payment
 
 
+def token_destinations(customer) -> tuple[str, str]:
+    """(phone, e-mail address) the token is sent to; "" where there is none."""
+    email = (customer.portal_user.email if customer.portal_user_id else "") or customer.email
+    return customer.phone or "", email or ""
+
+
 def notify(payment_id: int) -> bool:
     """Send the token by SMS and e-mail, once per payment; True if this call sent it."""
     with transaction.atomic():
@@ -166,13 +174,12 @@ def notify(payment_id: int) -> bool:
         f"Token for meter {payment.account.meter_number}: {token.grouped} "
         f"({payment.sale.energy_kwh} kWh, paid {payment.amount} {payment.currency})."
     )
-    customer = payment.customer
-    if customer.phone:
+    phone, email = token_destinations(payment.customer)
+    if phone:
         try:
-            sms.get_backend().send(customer.phone, text[:160])
+            sms.get_backend().send(phone, text[:160])
         except sms.SmsError:
             log.warning("token SMS for payment %s not sent", payment.reference, exc_info=True)
-    email = (customer.portal_user.email if customer.portal_user_id else "") or customer.email
     if email:
         try:
             send_mail("Your electricity token", text, settings.DEFAULT_FROM_EMAIL, [email])

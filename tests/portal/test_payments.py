@@ -52,7 +52,8 @@ def test_sandbox_pay_issues_one_token_shown_and_sent(
     )
     token = payment.sale.credit_token.grouped
     page = client.get(done["Location"]).content.decode()
-    assert token in page
+    email = world.grid_a.customers[0].email
+    assert token in page and f"by SMS to +27821234567 and by e-mail to {email}" in page
     sms = [json.loads(line) for line in sms_file.read_text().splitlines()]
     assert sms == [{"to": "+27821234567", "text": sms[0]["text"]}] and token in sms[0]["text"]
     (message,) = mail.outbox
@@ -60,6 +61,25 @@ def test_sandbox_pay_issues_one_token_shown_and_sent(
     with django_capture_on_commit_callbacks(execute=True):
         client.post(response["Location"], {"action": "pay"})  # pressed again, second tab...
     assert Sale.objects.filter(account=vend.account_a).count() == 1 and len(mail.outbox) == 1
+
+
+def test_a_paid_page_promises_no_sms_without_a_phone(world, shop):
+    """The demo customer has no phone: the page said "we also sent it by SMS" all the same."""
+    vend, _ = shop
+    customer = world.grid_a.customers[0]
+    customer.phone = ""
+    customer.save()
+    client = client_for(world.customer)
+    response = buy(client, vend)
+    done = client.post(response["Location"], {"action": "pay"})
+    page = client.get(done["Location"]).content.decode()
+    assert "SMS" not in page and f"We also sent it by e-mail to {customer.email}." in page
+    customer.email = ""
+    customer.save()
+    world.customer.email = ""
+    world.customer.save()
+    page = client.get(done["Location"]).content.decode()
+    assert "We also sent it" not in page and "no phone number or e-mail address" in page
 
 
 def test_sandbox_decline_issues_nothing(world, shop):
@@ -79,6 +99,8 @@ def test_bad_input_and_another_customers_payment(world, shop):
     for amount in ("abc", "0", "-5", "100000", "NaN"):
         answer = buy(client, vend, amount)
         assert answer.status_code == 400, amount
+        said = answer.content.decode()
+        assert "Enter the amount as a number" in said or "Enter an amount from 1 to" in said
     foreign = client.post("/portal/pay/", {"account": vend.account_a2.pk, "amount": "10"})
     assert (
         foreign.status_code == 400

@@ -112,3 +112,24 @@ def test_manifest_and_worker_are_served_for_the_portal(world):
     assert "/portal/offline/" in script and "caches.delete(PAGES)" in script
     html = Client().get("/portal/offline/").content.decode()
     assert "You are offline" in html and 'rel="manifest"' in html
+
+
+@pytest.mark.browser
+def test_a_receipt_keeps_its_columns_on_a_phone(world, asgi_server, phone):
+    """The 48-column receipt is not wrapped mid-word at 390 px (it was: "NOR / TH-OFFICE")."""
+    data = make_page_data(world)
+    context, page = phone
+    sign_in(page, asgi_server, world.customer.username, landing="/portal/")
+    page.goto(f"{asgi_server}/portal/purchases/{data.sale.reference}/")
+    lines = page.inner_text("pre.receipt").splitlines()
+    fits = page.evaluate(
+        """() => { const r = document.querySelector('pre.receipt');
+                   const h = parseFloat(getComputedStyle(r).lineHeight);
+                   return [r.scrollWidth <= r.clientWidth,
+                           Math.round((r.clientHeight - parseFloat(getComputedStyle(r).paddingTop)
+                                       - parseFloat(getComputedStyle(r).paddingBottom)) / h),
+                           document.documentElement.scrollWidth]; }"""
+    )
+    assert fits[0], "the receipt is wider than the phone"
+    assert fits[1] == len(lines), f"{fits[1]} rendered lines for {len(lines)} receipt lines"
+    assert fits[2] <= 390

@@ -36,16 +36,23 @@ application = ProtocolTypeRouter(
 # Under load the first pages of a fresh worker queued behind both. On a thread of its own,
 # so the worker listens as soon as before; a request that comes first waits for the same
 # import or generation lock it always did.
+# `warmed_up` is set when it is done (amisite.gcpolicy freezes what lives from then on).
+warmed_up = threading.Event()
+
+
 def _warm_up() -> None:
     import logging
 
     from django.urls import get_resolver
 
-    get_resolver().url_patterns  # noqa: B018 (imported for its side effect)
     try:
-        declared_query_parameters()
-    except Exception:  # the first API request tries again, and says why
-        logging.getLogger(__name__).exception("API query contract not generated at start")
+        get_resolver().url_patterns  # noqa: B018 (imported for its side effect)
+        try:
+            declared_query_parameters()
+        except Exception:  # the first API request tries again, and says why
+            logging.getLogger(__name__).exception("API query contract not generated at start")
+    finally:
+        warmed_up.set()
 
 
 threading.Thread(target=_warm_up, name="ami-warm-up", daemon=True).start()

@@ -3,7 +3,9 @@
 `AMI_WEB_WORKERS` processes (default: the cores), each letting `AMI_WEB_THREADS` requests
 into Django at once (`amisite.webgate`), on `AMI_HOST`:`AMI_PORT`; told to stop, a worker
 closes what is still open after `AMI_WEB_SHUTDOWN_SECONDS` (websockets never end by
-themselves). `make run` and
+themselves); what a worker keeps for good is frozen out of the garbage collector's full
+collections once it has warmed up, and again every `AMI_GC_REFREEZE_SECONDS`
+(`amisite.gcpolicy`). `make run` and
 production start the web the same way; extra arguments go to uvicorn as they are.
 Proxy headers are not uvicorn's business here: name the proxies in `AMI_TRUSTED_PROXIES`.
 """
@@ -18,10 +20,14 @@ from amisite.guard import die_with_parent
 
 
 def application():
-    """uvicorn's factory, called in each worker process: it dies with the uvicorn master."""
+    """uvicorn's factory, called in each worker process: it dies with the uvicorn master, and
+    its long-lived objects are frozen out of the garbage collector's walks (amisite.gcpolicy)."""
     die_with_parent()
+    from amisite import gcpolicy
     from amisite.asgi import application as app
+    from amisite.asgi import warmed_up
 
+    gcpolicy.start(warmed_up)
     return app
 
 

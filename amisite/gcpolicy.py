@@ -1,0 +1,88 @@
+"""Garbage collection in the web processes: what lives for good is not looked at again.
+
+CPython's full collection (generation 2) walks every object the process holds, with the GIL
+held: every request and socket of the process stops for it. A web worker holds ~310,000
+objects once the site is imported (Django, the report engine's numpy/scipy/scikit-learn,
+the URL configuration, the API schema): 150 ms a collection on a quiet core. Requests in
+flight live long enough to be promoted and die old, so under load the full collection came
+every 4-8 s and took 0.3-1.2 s on a busy machine (#21: the page stalls of bench/web_load.py
+--timeline). A worker holding 2,000 websockets held 400,000 more, and took up to 2.5 s.
+
+So, in each web worker (`amisite.serve` only: tests and commands keep Python's default):
+- once the worker has warmed up (`amisite.asgi`'s warm-up: URL configuration, API schema),
+  collect and then `gc.freeze()`: what is alive then moves to a permanent generation no
+  collection walks; a full collection then walks only what was made since (~30,000 objects
+  in a page worker: 16-80 ms);
+- every `AMI_GC_REFREEZE_SECONDS` (60; 0: only the first freeze) `refreeze()`: unfreeze,
+  one full collection of everything (what died since, cycles of closed sockets included, is
+  freed: nothing frozen leaks for longer than the interval), freeze again. One full
+  collection a minute (150 ms in a page worker, ~0.5 s in one holding 2,000 sockets) instead
+  of one every few seconds; sockets opened since move to the permanent generation then.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import threading
+import time
+
+log = logging.getLogger(__name__)
+DEFAULT_REFREEZE_SECONDS = 60.0
+
+
+def refreeze_seconds() -> float:
+    """`AMI_GC_REFREEZE_SECONDS`: seconds between refreezes (0: freeze once, never again)."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    raw = os.environ.get("AMI_GC_REFREEZE_SECONDS", "").strip()
+    if not raw:
+        return DEFAULT_REFREEZE_SECONDS
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"AMI_GC_REFREEZE_SECONDS must be a number of seconds (got {raw!r})"
+        ) from None
+    if value < 0:
+        raise ImproperlyConfigured(f"AMI_GC_REFREEZE_SECONDS must be 0 or more (got {raw!r})")
+    return value
+
+
+def refreeze() -> dict:
+    """Unfreeze, collect everything, freeze what is left; returns what it did."""
+    started = time.perf_counter()
+    gc.unfreeze()
+    freed = gc.collect()
+    gc.freeze()
+    return {
+        "freed": freed,
+        "frozen": gc.get_freeze_count(),
+        "ms": round((time.perf_counter() - started) * 1000, 1),
+    }
+
+
+def _run(ready: threading.Event, every: float, ready_timeout: float) -> None:
+    ready.wait(ready_timeout)  # not warmed up by then: freeze what there is
+    while True:
+        done = refreeze()
+        log.info(
+            "gc: %(frozen)s objects frozen, %(freed)s freed, in %(ms)s ms",
+            done,
+            extra={"event": "gc_refreeze", **done},
+        )
+        if not every:
+            return
+        time.sleep(every)
+
+
+def start(ready: threading.Event, every: float | None = None, ready_timeout: float = 120.0):
+    """Freeze once `ready` is set, then refreeze every `every` s (the environment's if None),
+    on a daemon thread of its own; returns the thread."""
+    every = refreeze_seconds() if every is None else every
+    thread = threading.Thread(
+        target=_run, args=(ready, every, ready_timeout), name="ami-gc", daemon=True
+    )
+    thread.start()
+    return thread

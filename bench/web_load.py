@@ -316,7 +316,13 @@ class Conn:
 
 async def operator(port, cookie, urls, names, weights, think, until, rng, out):
     conn = Conn(port, cookie)
-    await asyncio.sleep(rng.random() * think)  # don't all start in the same millisecond
+    # Each operator starts as if in the middle of a session: its first page comes after an
+    # exponential thought like every later one, so the level asks N/think pages a second from
+    # its first second on. A start spread evenly over [0, think] (until 2026-12-06) asked
+    # N/think first pages a second plus the early starters' second and third pages, rising to
+    # ~1.9x the steady rate 4-5 s into the level (simulated: 43, 52, 59, 67, 75, then 40 pages
+    # a second at 200 operators, think 5 s): the "ramp" of the 200-user timelines.
+    await asyncio.sleep(rng.expovariate(1 / think) if think else 0)
     while time.monotonic() < until:
         name = rng.choices(names, weights)[0]
         path = urls[name]()

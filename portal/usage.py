@@ -17,9 +17,11 @@ holds the anchor day, with the anchors of the periods before and after it.
   the first to the last read in the period, its bounds included (a read at midnight closing
   the period counts: the demo and monthly billing reads sit there), per meter, summed; a
   register read once in the period tells nothing and is left out.
-* **Estimate**: this month's energy so far, carried on at the same daily rate to the end of
-  the month, priced with the customer's tariff (its blocks from the first kWh of the month,
-  the monthly fixed charge, the tax). Always labelled an estimate.
+* **Estimate**: this month's daily rate, carried on to the end of the month, priced with the
+  customer's tariff (its blocks from the first kWh of the month, the monthly fixed charge,
+  the tax). The rate is that of the month's whole days before today: today so far is part
+  of a day and would pull it down (on the 1st, today so far is all there is, counted as a
+  day). Always labelled an estimate.
 """
 
 from __future__ import annotations
@@ -268,8 +270,9 @@ class Estimate:
     energy: Decimal
     fixed: Decimal
     tax: Decimal
-    days_seen: int
+    days_seen: int  # the days the rate is taken from
     days_in_month: int
+    basis_kwh: Decimal  # their energy
 
     @property
     def total(self) -> Decimal:
@@ -319,13 +322,17 @@ def estimate(customer: Customer, today: date | None = None) -> Estimate | None:
     so_far = total(customer, first, today)
     if so_far is None:
         return None
-    days_seen = (today - first).days + 1
+    basis, days_seen = so_far, 1  # the 1st: today so far
+    if today > first:
+        whole = total(customer, first, today - timedelta(days=1))
+        if whole is not None:
+            basis, days_seen = whole, (today - first).days
     days = calendar.monthrange(today.year, today.month)[1]
-    projected = (so_far * days / days_seen).quantize(Decimal("0.1"))
+    projected = (basis * days / days_seen).quantize(Decimal("0.1"))
     try:
         energy, _lines = tariffs.energy_cost(projected, tariffs.blocks_of(tariff), Decimal(0))
     except SaleRefused:
         return None
     fixed = tariffs.money(tariff.fixed_charge_monthly)
     tax = tariffs.tax_on(fixed, tariff.tax_percent) + tariffs.tax_on(energy, tariff.tax_percent)
-    return Estimate(tariff, so_far, projected, energy, fixed, tax, days_seen, days)
+    return Estimate(tariff, so_far, projected, energy, fixed, tax, days_seen, days, basis)

@@ -184,7 +184,11 @@ def test_the_estimate_prices_this_months_pace_with_the_tariff(world):
     so_far = Decimal(sum(v for d, v in rows.items() if d >= today.replace(day=1))) / 1000
     found = usage.estimate(world.grid_a.customers[0], today)
     days = calendar.monthrange(today.year, today.month)[1]
-    projected = (so_far * days / today.day).quantize(Decimal("0.1"))
+    if today.day > 1:  # the rate of the whole days before today
+        basis = so_far - Decimal(rows[today]) / 1000
+        projected = (basis * days / (today.day - 1)).quantize(Decimal("0.1"))
+    else:  # the 1st: today so far is all there is
+        projected = (so_far * days).quantize(Decimal("0.1"))
     assert found.projected_kwh == projected and found.so_far_kwh == so_far
     energy = (projected * 2).quantize(Decimal("0.01"))
     assert found.energy == energy and found.fixed == Decimal("50.00")
@@ -193,6 +197,22 @@ def test_the_estimate_prices_this_months_pace_with_the_tariff(world):
     assert "estimated" in html and 'id="estimate"' in html
     past = client_for(world.customer).get("/portal/usage/?period=month&date=2025-01-15")
     assert 'id="estimate"' not in past.content.decode()  # only for the running period
+
+
+def test_the_estimate_is_not_pulled_down_by_today_so_far(world):
+    make_vending(world)
+    meter, customer = world.grid_a.meters[0], world.grid_a.customers[0]
+    rows = store_days(meter, days=40, wh=10_000)
+    today = timezone.localdate()
+    mid = today if today.day > 1 else today - timedelta(days=1)  # a day with days before it
+    first = mid.replace(day=1)
+    days = calendar.monthrange(mid.year, mid.month)[1]
+    before = Decimal(sum(v for d, v in rows.items() if first <= d < mid)) / 1000
+    expected = (before * days / (mid - first).days).quantize(Decimal("0.1"))
+    DailyEnergy.objects.filter(meter=meter, day=mid).update(value=500)  # an hour into the day
+    found = usage.estimate(customer, mid)
+    assert found.projected_kwh == expected and found.days_seen == (mid - first).days
+    assert found.so_far_kwh == before + Decimal("0.5")  # today so far is still shown
 
 
 def test_bad_periods_and_dates_are_404(world):

@@ -101,6 +101,10 @@ def test_bad_input_and_another_customers_payment(world, shop):
         assert answer.status_code == 400, amount
         said = answer.content.decode()
         assert "Enter the amount as a number" in said or "Enter an amount from 1 to" in said
+        # a screen reader hears the error with the field it is about
+        assert 'id="pay-error"' in said
+        assert 'aria-invalid="true" aria-describedby="pay-error"' in said
+    assert 'aria-describedby="pay-error"' not in client.get("/portal/pay/").content.decode()
     foreign = client.post("/portal/pay/", {"account": vend.account_a2.pk, "amount": "10"})
     assert (
         foreign.status_code == 400

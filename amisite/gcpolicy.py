@@ -13,11 +13,14 @@ So, in each web worker (`amisite.serve` only: tests and commands keep Python's d
   collect and then `gc.freeze()`: what is alive then moves to a permanent generation no
   collection walks; a full collection then walks only what was made since (~30,000 objects
   in a page worker: 16-80 ms);
-- every `AMI_GC_REFREEZE_SECONDS` (60; 0: only the first freeze) `refreeze()`: unfreeze,
-  one full collection of everything (what died since, cycles of closed sockets included, is
-  freed: nothing frozen leaks for longer than the interval), freeze again. One full
-  collection a minute (150 ms in a page worker, ~0.5 s in one holding 2,000 sockets) instead
-  of one every few seconds; sockets opened since move to the permanent generation then.
+- every `AMI_GC_REFREEZE_SECONDS` (60; 0: only the first freeze) `refreeze()`: collect
+  what is not frozen (what died since is freed) and freeze the rest, so what has lived a
+  minute (sockets opened since, caches filled) joins the permanent generation: a walk of
+  what is new only, like any full collection now (16-80 ms a page worker);
+- every `AMI_GC_FULL_SECONDS` (600) `refreeze(full=True)`: unfreeze, collect everything,
+  freeze again. Frozen objects that died since (a closed socket's cycles, an expired cache
+  entry) are freed only by this walk of every object (150 ms in a page worker, 1.2 s in one
+  holding 2,000 sockets under load), so they are kept at most this long.
 """
 
 from __future__ import annotations
@@ -30,59 +33,81 @@ import time
 
 log = logging.getLogger(__name__)
 DEFAULT_REFREEZE_SECONDS = 60.0
+DEFAULT_FULL_SECONDS = 600.0
+
+
+def _seconds(name: str, default: float) -> float:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number of seconds (got {raw!r})") from None
+    if value < 0:
+        raise ImproperlyConfigured(f"{name} must be 0 or more (got {raw!r})")
+    return value
 
 
 def refreeze_seconds() -> float:
     """`AMI_GC_REFREEZE_SECONDS`: seconds between refreezes (0: freeze once, never again)."""
-    from django.core.exceptions import ImproperlyConfigured
-
-    raw = os.environ.get("AMI_GC_REFREEZE_SECONDS", "").strip()
-    if not raw:
-        return DEFAULT_REFREEZE_SECONDS
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ImproperlyConfigured(
-            f"AMI_GC_REFREEZE_SECONDS must be a number of seconds (got {raw!r})"
-        ) from None
-    if value < 0:
-        raise ImproperlyConfigured(f"AMI_GC_REFREEZE_SECONDS must be 0 or more (got {raw!r})")
-    return value
+    return _seconds("AMI_GC_REFREEZE_SECONDS", DEFAULT_REFREEZE_SECONDS)
 
 
-def refreeze() -> dict:
-    """Unfreeze, collect everything, freeze what is left; returns what it did."""
+def full_seconds() -> float:
+    """`AMI_GC_FULL_SECONDS`: seconds between full refreezes (0: never)."""
+    return _seconds("AMI_GC_FULL_SECONDS", DEFAULT_FULL_SECONDS)
+
+
+def refreeze(full: bool = False) -> dict:
+    """Collect what is not frozen (full: unfreeze first, and collect everything), then freeze
+    what is left; returns what it did."""
     started = time.perf_counter()
-    gc.unfreeze()
+    if full:
+        gc.unfreeze()
     freed = gc.collect()
     gc.freeze()
     return {
+        "full": full,
         "freed": freed,
         "frozen": gc.get_freeze_count(),
         "ms": round((time.perf_counter() - started) * 1000, 1),
     }
 
 
-def _run(ready: threading.Event, every: float, ready_timeout: float) -> None:
+def _run(ready: threading.Event, every: float, full_every: float, ready_timeout: float) -> None:
     ready.wait(ready_timeout)  # not warmed up by then: freeze what there is
+    last_full = time.monotonic()
+    full = False
     while True:
-        done = refreeze()
+        done = refreeze(full)
+        if full:
+            last_full = time.monotonic()
         log.info(
-            "gc: %(frozen)s objects frozen, %(freed)s freed, in %(ms)s ms",
+            "gc: %(frozen)s objects frozen, %(freed)s freed, in %(ms)s ms (full: %(full)s)",
             done,
             extra={"event": "gc_refreeze", **done},
         )
         if not every:
             return
         time.sleep(every)
+        full = bool(full_every) and time.monotonic() - last_full >= full_every
 
 
-def start(ready: threading.Event, every: float | None = None, ready_timeout: float = 120.0):
-    """Freeze once `ready` is set, then refreeze every `every` s (the environment's if None),
-    on a daemon thread of its own; returns the thread."""
+def start(
+    ready: threading.Event,
+    every: float | None = None,
+    full_every: float | None = None,
+    ready_timeout: float = 120.0,
+):
+    """Freeze once `ready` is set, then refreeze every `every` s and fully every `full_every`
+    s (the environment's if None), on a daemon thread of its own; returns the thread."""
     every = refreeze_seconds() if every is None else every
+    full_every = full_seconds() if full_every is None else full_every
     thread = threading.Thread(
-        target=_run, args=(ready, every, ready_timeout), name="ami-gc", daemon=True
+        target=_run, args=(ready, every, full_every, ready_timeout), name="ami-gc", daemon=True
     )
     thread.start()
     return thread

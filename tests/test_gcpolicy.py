@@ -30,27 +30,33 @@ def run(code: str, **env) -> str:
     return done.stdout.strip()
 
 
-def test_frozen_objects_are_not_walked_and_a_refreeze_frees_the_dead_among_them():
+def test_frozen_objects_are_not_walked_and_a_full_refreeze_frees_the_dead_among_them():
     out = run(
         """
         import gc, weakref
         from amisite import gcpolicy
 
         class Node: pass
-        a = Node(); a.me = a                      # a cycle: only the collector frees it
-        gone = weakref.ref(a)
+        old = Node(); old.me = old                # cycles: only the collector frees them
+        old_gone = weakref.ref(old)
         gcpolicy.refreeze()
         assert gc.get_freeze_count() > 0 and len(gc.get_objects(2)) < 100
-        del a
+        new = Node(); new.me = new
+        new_gone = weakref.ref(new)
+        del old, new
         gc.collect()
-        print("frozen survives a full collection:", gone() is not None)
+        print("frozen survives a full collection:", old_gone() is not None)
         done = gcpolicy.refreeze()
-        print("a refreeze frees it:", gone() is None, done["freed"] >= 1)
+        print("a refreeze frees the dead made since, not the frozen:",
+              new_gone() is None, old_gone() is not None, done["full"])
+        done = gcpolicy.refreeze(full=True)
+        print("a full refreeze frees it:", old_gone() is None, done["freed"] >= 1, done["full"])
         """
     )
     assert out.splitlines() == [
         "frozen survives a full collection: True",
-        "a refreeze frees it: True True",
+        "a refreeze frees the dead made since, not the frozen: True True False",
+        "a full refreeze frees it: True True True",
     ]
 
 
@@ -62,7 +68,7 @@ def test_the_thread_freezes_once_ready_then_every_interval():
 
         class Node: pass
         ready = threading.Event()
-        gcpolicy.start(ready, every=0.2)
+        gcpolicy.start(ready, every=0.1, full_every=0.3)
         time.sleep(0.3)
         print("before ready:", gc.get_freeze_count())
         a = Node(); a.me = a
@@ -75,25 +81,32 @@ def test_the_thread_freezes_once_ready_then_every_interval():
         del a
         while gone() is not None and time.monotonic() < deadline:
             time.sleep(0.05)
-        print("freed by the next refreeze:", gone() is None)
+        print("freed by the next full refreeze:", gone() is None)
         """
     )
     assert out.splitlines() == [
         "before ready: 0",
         "after ready: True",
-        "freed by the next refreeze: True",
+        "freed by the next full refreeze: True",
     ]
 
 
-def test_interval_from_the_environment(monkeypatch):
-    monkeypatch.delenv("AMI_GC_REFREEZE_SECONDS", raising=False)
-    assert gcpolicy.refreeze_seconds() == 60
-    monkeypatch.setenv("AMI_GC_REFREEZE_SECONDS", "0")
-    assert gcpolicy.refreeze_seconds() == 0
+@pytest.mark.parametrize(
+    "name, read, default",
+    [
+        ("AMI_GC_REFREEZE_SECONDS", gcpolicy.refreeze_seconds, 60),
+        ("AMI_GC_FULL_SECONDS", gcpolicy.full_seconds, 600),
+    ],
+)
+def test_intervals_from_the_environment(monkeypatch, name, read, default):
+    monkeypatch.delenv(name, raising=False)
+    assert read() == default
+    monkeypatch.setenv(name, "0")
+    assert read() == 0
     for bad in ("soon", "-5"):
-        monkeypatch.setenv("AMI_GC_REFREEZE_SECONDS", bad)
-        with pytest.raises(ImproperlyConfigured, match="AMI_GC_REFREEZE_SECONDS"):
-            gcpolicy.refreeze_seconds()
+        monkeypatch.setenv(name, bad)
+        with pytest.raises(ImproperlyConfigured, match=name):
+            read()
 
 
 def test_a_web_worker_freezes_after_its_warm_up():

@@ -37,7 +37,7 @@ test: $(VENV)/.test-installed
 	$(PY) .ci/audit.py
 	$(TEST_ENV) $(PY) manage.py check --fail-level WARNING
 	$(TEST_ENV) $(PY) manage.py makemigrations --check --dry-run
-	$(TEST_ENV) $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not serial" $(PYTEST_ARGS)
+	$(TEST_ENV) $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not serial" --durations=25 $(PYTEST_ARGS)
 	$(TEST_ENV) $(PY) -m pytest -m serial $(PYTEST_ARGS) || [ $$? = 5 ]
 
 lint:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import sys
 
-from amisite import capacity
+from amisite import capacity, gcpolicy
 from amisite.guard import die_with_parent
 
 
@@ -23,7 +23,6 @@ def application():
     """uvicorn's factory, called in each worker process: it dies with the uvicorn master, and
     its long-lived objects are frozen out of the garbage collector's walks (amisite.gcpolicy)."""
     die_with_parent()
-    from amisite import gcpolicy
     from amisite.asgi import application as app
     from amisite.asgi import warmed_up
 

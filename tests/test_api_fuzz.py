@@ -25,7 +25,7 @@ from accounts.tokens import issue_token
 from tests.api_matrix import client_for
 from tests.vending.conftest import make_vending
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
 CASES_PER_OPERATION = 2
 ROLES = ("superuser", "admin_a", "engineer_a", "operator_a", "readonly_a", "customer")

@@ -28,6 +28,7 @@ ON_SQLITE = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.django_db
 def test_reads_and_commands_work_on_the_embedded_sqlite(tmp_path):
     if connection.vendor == "sqlite":

@@ -39,7 +39,7 @@ from meters.models import Customer, DataConcentrator, GridNode, Meter
 from portal.customers import month_start
 from tests.meters.alarms.helpers import make_rule, raise_alarm
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
 # Arguments that are not an object: name -> value per route (None: any route).
 FIXED_ARGS = {

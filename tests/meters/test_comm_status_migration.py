@@ -28,6 +28,7 @@ def _migrate(targets=None):
     return executor.loader.project_state(targets).apps if targets else None
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_rows_content_type_and_grants_survive_the_move(world):
     meters = world.grid_a.meters[:2]

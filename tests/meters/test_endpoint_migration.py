@@ -9,7 +9,7 @@ from django.db.migrations.executor import MigrationExecutor
 
 from tests.factories import make_meter_model
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 BEFORE = [("meters", "0012_comm_status_relay_state")]
 AFTER = [("meters", "0013_endpoints")]

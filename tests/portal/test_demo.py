@@ -22,7 +22,7 @@ from portal.customers import month_start
 from portal.models import Bill, Payment, PaymentState, PlannedOutage
 from vending.models import PrepaidAccount
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
 
 def signed_in(login) -> Client:

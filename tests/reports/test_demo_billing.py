@@ -26,7 +26,7 @@ from portal import demo as portal_demo
 from portal.customers import month_start
 from reports import billing
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
 
 def test_last_months_billing_of_the_demo_fleet_holds_back_only_the_silent_meter():

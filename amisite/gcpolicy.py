@@ -85,7 +85,8 @@ def _run(ready: threading.Event, every: float, full_every: float, ready_timeout:
         done = refreeze(full)
         if full:
             last_full = time.monotonic()
-        log.info(
+        log.log(  # a line a minute per worker at INFO would be noise; the full ones are not
+            logging.INFO if full else logging.DEBUG,
             "gc: %(frozen)s objects frozen, %(freed)s freed, in %(ms)s ms (full: %(full)s)",
             done,
             extra={"event": "gc_refreeze", **done},

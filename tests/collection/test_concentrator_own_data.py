@@ -18,6 +18,7 @@ from collection.models import JobRun, ReadJob
 from collection.protocols import base, registry
 from collection.protocols.driver import Endpoint
 from collection.protocols.errors import UnknownDevice
+from collection.reader import default_window
 from collection.simulators import model as sim
 from collection.simulators.dlms_fleet import DlmsFleet, make_meters
 from collection.simulators.dlms_gateway import DlmsGateway
@@ -153,13 +154,26 @@ def _fleet(org, gateway, registered):
     return dc, list(Meter.objects.filter(organisation=org).order_by("serial"))
 
 
+def _serials_with_an_event_today() -> int:
+    """The first serial of three simulated meters with an event-log entry in the window a run
+    started now reads (the last day, `reader.default_window`). The simulator gives a meter an
+    incident on a quarter of its days, so with fixed serials three meters had none in the
+    window on some days of the year, and the test failed all that day (2026-12-06)."""
+    since, until = default_window(datetime.now(UTC))
+    inside = (since + timedelta(minutes=5), until - timedelta(minutes=5))
+    for first in range(90000001, 90100001, 10):
+        if any(sim.events(str(first + i), *inside) for i in range(3)):
+            return first
+    raise AssertionError("no simulated meters with an event in the last day")
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.slow
 def test_probe_and_reads_of_the_concentrators_own_data(eager_celery, client):
     org = Organisation.objects.create(name="Own", code="own")
     user = make_user("dc-own", org, "operator")
-    sims = make_meters(4)
     away_from_a_quarter_hour()
+    sims = make_meters(4, first_serial=_serials_with_an_event_today())
     with fleet_thread(sims, fleet_class=DlmsGateway, serial="DC-OWN") as gateway:
         # Three registered behind it; the fourth is on the concentrator but not registered.
         dc, meters = _fleet(org, gateway, sims[:3])

@@ -7,10 +7,7 @@ TEST_ENV := SECRET_KEY=$${SECRET_KEY:-test-only-secret-key} AMI_SECRETS_KEY=$${A
 
 # pytest workers (pytest-xdist, one test file per worker at a time): many tests wait on
 # simulators, servers and the browser rather than the CPU, so two workers share two cores.
-# Tests marked `serial` (they restart a shared service) run alone afterwards. Files are handed
-# out in the suite's order, which puts files with a `slow` or `browser` test first
-# (tests/conftest.py): xdist's default order, most tests first, left the minutes-long
-# one-test files for a tail where one worker ran them and the other waited.
+# Tests marked `serial` (they restart a shared service) run alone afterwards.
 PYTEST_WORKERS ?= 2
 
 # Every install is held to constraints.txt: the exact version of every package, run and test.
@@ -40,7 +37,7 @@ test: $(VENV)/.test-installed
 	$(PY) .ci/audit.py
 	$(TEST_ENV) $(PY) manage.py check --fail-level WARNING
 	$(TEST_ENV) $(PY) manage.py makemigrations --check --dry-run
-	$(TEST_ENV) $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not serial" --durations=25 $(PYTEST_ARGS)
+	$(TEST_ENV) $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not serial" --durations=25 $(PYTEST_ARGS)
 	$(TEST_ENV) $(PY) -m pytest -m serial $(PYTEST_ARGS) || [ $$? = 5 ]
 
 lint:

@@ -11,22 +11,7 @@ import pytest
 from tests.services import IN_CI
 
 
-def _long_files_first(items) -> None:
-    """Files with a `slow` or `browser` test run first. pytest-xdist (`--dist loadfile`) hands
-    out whole files in this order, so the minutes-long files start while there is still
-    other work to share, instead of making a tail where one worker runs them and the other
-    waits (the parallel run's last 5 % took 7 of its 19 minutes). Order within a file, and
-    among the rest, is kept."""
-    long = {item.path for item in items if any(item.iter_markers("slow"))}
-    long |= {item.path for item in items if any(item.iter_markers("browser"))}
-    first_seen: dict = {}
-    for item in items:
-        first_seen.setdefault(item.path, len(first_seen))
-    items.sort(key=lambda item: (item.path not in long, first_seen[item.path]))
-
-
 def pytest_collection_modifyitems(config, items):
-    _long_files_first(items)
     from django.conf import settings
 
     if not settings.configured:  # pure-library runs with -p no:django

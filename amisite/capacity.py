@@ -35,19 +35,30 @@ STATUS_CONNECTIONS = 1
 HEALTHZ_CONNECTIONS = 1
 
 
-def _positive(name: str, default: int) -> int:
+def _from_env(name: str, default, parse, kind: str, minimum):
+    """`name` from the environment parsed by `parse` (unset: `default`); ImproperlyConfigured
+    naming the variable if it is not `kind` or below `minimum`."""
     from django.core.exceptions import ImproperlyConfigured
 
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
     try:
-        value = int(raw)
+        value = parse(raw)
     except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a whole number (got {raw!r})") from None
-    if value < 1:
-        raise ImproperlyConfigured(f"{name} must be at least 1 (got {value})")
+        raise ImproperlyConfigured(f"{name} must be {kind} (got {raw!r})") from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum} (got {raw})")
     return value
+
+
+def _positive(name: str, default: int) -> int:
+    return _from_env(name, default, int, "a whole number", 1)
+
+
+def seconds(name: str, default: float) -> float:
+    """A number of seconds from the environment (0 or more; unset: `default`)."""
+    return _from_env(name, default, float, "a number of seconds", 0)
 
 
 def cores() -> int:

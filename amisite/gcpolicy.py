@@ -27,38 +27,24 @@ from __future__ import annotations
 
 import gc
 import logging
-import os
 import threading
 import time
+
+from amisite import capacity
 
 log = logging.getLogger(__name__)
 DEFAULT_REFREEZE_SECONDS = 60.0
 DEFAULT_FULL_SECONDS = 600.0
 
 
-def _seconds(name: str, default: float) -> float:
-    from django.core.exceptions import ImproperlyConfigured
-
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a number of seconds (got {raw!r})") from None
-    if value < 0:
-        raise ImproperlyConfigured(f"{name} must be 0 or more (got {raw!r})")
-    return value
-
-
 def refreeze_seconds() -> float:
     """`AMI_GC_REFREEZE_SECONDS`: seconds between refreezes (0: freeze once, never again)."""
-    return _seconds("AMI_GC_REFREEZE_SECONDS", DEFAULT_REFREEZE_SECONDS)
+    return capacity.seconds("AMI_GC_REFREEZE_SECONDS", DEFAULT_REFREEZE_SECONDS)
 
 
 def full_seconds() -> float:
     """`AMI_GC_FULL_SECONDS`: seconds between full refreezes (0: never)."""
-    return _seconds("AMI_GC_FULL_SECONDS", DEFAULT_FULL_SECONDS)
+    return capacity.seconds("AMI_GC_FULL_SECONDS", DEFAULT_FULL_SECONDS)
 
 
 def refreeze(full: bool = False) -> dict:

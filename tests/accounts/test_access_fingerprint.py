@@ -5,13 +5,14 @@ does not, and its cost in queries (2,000 sockets run it every minute)."""
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
+from django.contrib.contenttypes.models import ContentType
 from django.test import Client
 from guardian.shortcuts import assign_perm, remove_perm
 
 from accounts import access_cache, roles
-from accounts.models import Organisation
-from accounts.sessions import access_fingerprint
+from accounts.models import Organisation, User
+from accounts.sessions import _holdings, _holdings_query, access_fingerprint
 
 pytestmark = pytest.mark.django_db
 
@@ -84,3 +85,29 @@ def test_a_grant_given_or_taken_pushes_a_recheck_to_its_holders(
     with django_capture_on_commit_callbacks() as pushed:
         assign_perm("meters.view_meter", world.operator_a)  # not an organisation grant
     assert len(_pushes(pushed)) == 0
+
+
+def test_the_statement_compiled_once_answers_for_each_user_what_the_orm_does(world):
+    """`_holdings` runs one compiled statement with the user's id put in: each user gets
+    their own rows (never the user it was compiled with, or the previous caller's), the same
+    as the ORM's query for them, whatever order the users come in."""
+    assign_perm(GRANT, world.operator_a, world.org_b)
+    assign_perm("accounts.operate_organisation", world.operator_a, world.org_a)
+    assign_perm(GRANT, Group.objects.get(name=roles.ENGINEER), world.utility)
+    world.operator_b.user_permissions.add(Permission.objects.get(codename="view_meter"))
+    lonely = User.objects.create_user("lonely", organisation=world.org_a)
+    users = [world.operator_a, world.operator_b, world.engineer_a, lonely, world.operator_a]
+    organisations = ContentType.objects.get_for_model(Organisation).pk
+
+    def orm(user):
+        return sorted(_holdings_query(user.pk, organisations), key=str)
+
+    got = {user.pk: sorted(_holdings(user.pk), key=str) for user in reversed(users)}
+    for user in users:
+        assert sorted(_holdings(user.pk), key=str) == got[user.pk] == orm(user)
+    assert ("access_organisation", world.org_b.path) in got[world.operator_a.pk]
+    assert ("operate_organisation", world.org_a.path) in got[world.operator_a.pk]
+    assert ("access_organisation", world.utility.path) in got[world.engineer_a.pk]
+    assert ("access_organisation", world.utility.path) not in got[world.operator_a.pk]
+    assert got[lonely.pk] == []
+    assert len({tuple(rows) for rows in got.values()}) == 4  # four users, four answers

@@ -102,7 +102,7 @@ TEMPLATES = [
                 "portal.door.layout",  # error pages in the layout of who is looking
             ],
             # |when, |quantity, |money...: one way to show times, energy and money.
-            "builtins": ["amisite.display_tags"],
+            "builtins": ["amisite.display_tags", "amisite.nav_tags"],
         },
     },
 ]

@@ -248,3 +248,24 @@ def test_the_header_organisation_comes_from_the_cache_and_a_rename_shows_at_once
     world.org_a.name = "Renamed region"
     world.org_a.save()  # bumps the generation
     assert b" \xc2\xb7 Renamed region<" in client.get("/meters/").content
+
+
+def test_entries_run_out_at_spread_times_within_the_cache_time(world, settings):
+    """Entries stored together must not run out together (a restart's 1,000 reconnecting
+    browsers recomputed everyone's access within seconds, every minute), and none may be
+    kept past AMI_ACCESS_CACHE_SECONDS."""
+    settings.AMI_ACCESS_CACHE_SECONDS = 60
+    times = [access_cache.entry_seconds() for _ in range(400)]
+    assert min(times) >= 42 and max(times) <= 60
+    assert len(set(times)) >= 10
+    settings.AMI_ACCESS_CACHE_SECONDS = 1
+    assert {access_cache.entry_seconds() for _ in range(50)} == {1}
+
+    settings.AMI_ACCESS_CACHE_SECONDS = 60
+    users = [world.operator_a, world.operator_b, world.engineer_a, world.admin_a]
+    for user in users:
+        assert _client(user).get("/").status_code == 200
+    client = access_cache.cache._cache.get_client()
+    left = [client.ttl(access_cache.cache.make_and_validate_key(access_cache._user_key(u.pk)))
+            for u in users]  # fmt: skip
+    assert all(0 < seconds <= 60 for seconds in left), left

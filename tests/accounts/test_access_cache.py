@@ -256,7 +256,8 @@ def test_entries_run_out_at_spread_times_within_the_cache_time(world, settings):
     kept past AMI_ACCESS_CACHE_SECONDS."""
     settings.AMI_ACCESS_CACHE_SECONDS = 60
     times = [access_cache.entry_seconds() for _ in range(400)]
-    assert min(times) >= 42 and max(times) <= 60
+    assert min(times) >= 30 and max(times) <= 60
+    assert min(times) < 40  # past one 20-s status snapshot, or the crowd stays together
     assert len(set(times)) >= 10
     settings.AMI_ACCESS_CACHE_SECONDS = 1
     assert {access_cache.entry_seconds() for _ in range(50)} == {1}

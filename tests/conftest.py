@@ -181,3 +181,25 @@ def _force_login_is_past_the_second_factor(monkeypatch):
         session.save()
 
     monkeypatch.setattr(ClientMixin, "force_login", force_login)
+
+
+@pytest.fixture(autouse=True)
+def _socket_work_done_before_the_flush(_django_db_marker):
+    """Websocket work a test's sockets started may still run on the sockets' own threads
+    when the test ends (a status snapshot of a socket already closed: its roll-up reads in
+    a transaction). A transactional test's flush then TRUNCATEs beside it, and the two
+    deadlocked (CI preview, 2026-12-06). Set up after the database fixture, so torn down
+    before it: wait until the threads have finished what they were given."""
+    yield
+    import sys
+    import threading
+
+    websocket = sys.modules.get("amisite.websocket")
+    if websocket is None:  # no socket in this process yet: nothing can be running
+        return
+    for executor in (websocket._status_thread, websocket._threads):
+        workers = executor._max_workers
+        gate = threading.Barrier(workers + 1)
+        for _ in range(workers):  # every thread of the pool parked here: all earlier work done
+            executor.submit(gate.wait, 30)
+        gate.wait(30)

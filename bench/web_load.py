@@ -652,7 +652,7 @@ def main(argv=None) -> int:
         defaults={"kinds": ["power_failure"], "severity": 30},
     )  # fmt: skip
     # Every run starts without the power failures earlier runs raised: kept (--keep), they
-    # piled up (2,210 open after a day of runs), and the alarm list's outage panel and the
+    # piled up (210 open after a day of runs), and the alarm list's outage panel and the
     # home's figures grew with them, so runs of different days measured different pages.
     cleared = Alarm.objects.filter(rule=rule).delete()[1].get(Alarm._meta.label, 0)
     log(f"{cleared} alarms of earlier runs cleared")

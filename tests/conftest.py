@@ -88,6 +88,7 @@ def asgi_server(transactional_db):
             log_level="warning",
             lifespan="off",
             proxy_headers=False,  # as amisite/serve.py: the application decides
+            timeout_graceful_shutdown=SERVER_GRACE_SECONDS,  # then its tasks are cancelled
         )
     )
     thread = threading.Thread(target=server.run, daemon=True)
@@ -97,8 +98,34 @@ def asgi_server(transactional_db):
         time.sleep(0.02)
     assert server.started, "uvicorn did not start"
     yield f"http://127.0.0.1:{port}"
+    stop_server(server, thread)
+
+
+SERVER_GRACE_SECONDS = 5
+
+
+def stop_server(server, thread, graceful: float = SERVER_GRACE_SECONDS) -> None:
+    """Stop uvicorn for good before the test's database is flushed.
+
+    A graceful stop waits without limit for every connection and task, and the old 10-s join
+    then gave up silently. A server left running in the worker process reads in transactions
+    during later tests' flushes and keeps the process's channel layer receiving on its loop,
+    which is what CI stop 28 showed in one worker: a flush waiting out 300 s, then later
+    tests' sockets failing with "Two event loops are trying to receive() on one channel
+    layer at once". After `graceful` seconds uvicorn cancels what still runs, after twice
+    that the stop is forced, and a server running after that fails this test, with its
+    thread's stack, not a later one."""
+    import sys
+    import traceback
+
     server.should_exit = True
-    thread.join(timeout=10)
+    thread.join(timeout=2 * graceful)
+    if thread.is_alive():
+        server.force_exit = True
+        thread.join(timeout=15)
+    if thread.is_alive():
+        stack = "".join(traceback.format_stack(sys._current_frames()[thread.ident]))
+        pytest.fail(f"the test server did not stop within {2 * graceful + 15:.0f} s:\n{stack}")
 
 
 @pytest.fixture(scope="session")
@@ -184,7 +211,7 @@ def _force_login_is_past_the_second_factor(monkeypatch):
 
 
 @pytest.fixture(autouse=True)
-def _socket_work_done_before_the_flush(_django_db_marker):
+def _socket_work_done_before_the_flush(request, _django_db_marker):
     """Websocket work a test's sockets started may still run on the sockets' own threads
     when the test ends (a status snapshot of a socket already closed: its roll-up reads in
     a transaction). A transactional test's flush then TRUNCATEs beside it, and the two
@@ -194,12 +221,57 @@ def _socket_work_done_before_the_flush(_django_db_marker):
     import sys
     import threading
 
-    websocket = sys.modules.get("amisite.websocket")
-    if websocket is None:  # no socket in this process yet: nothing can be running
-        return
-    for executor in (websocket._status_thread, websocket._threads):
+    websocket = sys.modules.get("amisite.websocket")  # None: no socket in this process yet
+    for executor in (websocket._status_thread, websocket._threads) if websocket else ():
         workers = executor._max_workers
         gate = threading.Barrier(workers + 1)
         for _ in range(workers):  # every thread of the pool parked here: all earlier work done
             executor.submit(gate.wait, 30)
         gate.wait(30)
+    marker = request.node.get_closest_marker("django_db")
+    if "transactional_db" in request.fixturenames or (marker and marker.kwargs.get("transaction")):
+        _report_a_stuck_teardown(os.environ.get("PYTEST_CURRENT_TEST"))
+
+
+STUCK_TEARDOWN_SECONDS = 60
+
+
+def _report_a_stuck_teardown(phase: str | None) -> None:
+    """If this test's teardown (the flush, next) still runs in STUCK_TEARDOWN_SECONDS, print
+    who holds it: the PostgreSQL sessions blocking ours and every thread's stack. A flush
+    once waited out pytest-timeout's 300 s with nothing to say what it waited for."""
+    import sys
+    import threading
+    import traceback
+
+    def report():
+        if os.environ.get("PYTEST_CURRENT_TEST") != phase:
+            return  # finished: the next test (or none) is running
+        lines = [f"{phase}: still tearing down after {STUCK_TEARDOWN_SECONDS} s"]
+        try:
+            import psycopg
+            from django.db import connection
+
+            settings = connection.settings_dict
+            with psycopg.connect(
+                dbname=settings["NAME"], user=settings["USER"], host=settings["HOST"],
+                port=settings["PORT"] or 5432, autocommit=True,
+            ) as db:  # fmt: skip
+                rows = db.execute(
+                    "SELECT pid, pg_blocking_pids(pid), state, xact_start, left(query, 200)"
+                    " FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND pid <> pg_backend_pid()"
+                ).fetchall()
+            lines += [f"  session {row}" for row in rows]
+        except Exception as exc:  # noqa: BLE001 - a report, not a test
+            lines.append(f"  (sessions not read: {exc!r})")
+        for thread in threading.enumerate():
+            frame = sys._current_frames().get(thread.ident)
+            if frame is not None:
+                lines.append(f"  thread {thread.name}:")
+                lines += ["    " + line for line in traceback.format_stack(frame)[-8:]]
+        sys.__stderr__.write("\n".join(lines) + "\n")
+
+    timer = threading.Timer(STUCK_TEARDOWN_SECONDS, report)
+    timer.daemon = True
+    timer.start()

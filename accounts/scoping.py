@@ -46,7 +46,7 @@ def scope_paths(user, action: str = "view") -> list[str] | None:
     if cache is None:
         cache = {}
         user._ami_scope_paths = cache
-    key = "view" if action == "view" else "write"
+    key = scope_key(action)
     if key not in cache:
         from guardian.shortcuts import get_objects_for_user
 
@@ -58,10 +58,19 @@ def scope_paths(user, action: str = "view") -> list[str] | None:
             user, GRANT_FOR_ACTION[action], klass=organisations, with_superuser=False
         )
         paths.extend(granted.values_list("path", flat=True))
-        # Drop paths already inside another one, to keep the filter short.
-        paths = sorted(set(paths))
-        cache[key] = [p for p in paths if not any(p != q and p.startswith(q) for q in paths)]
+        cache[key] = outermost(paths)
     return cache[key]
+
+
+def scope_key(action: str) -> str:
+    """Which of a user's two scopes `action` needs: "view", or "write" for the others."""
+    return "view" if action == "view" else "write"
+
+
+def outermost(paths) -> list[str]:
+    """The paths, sorted, without those inside another one (a shorter filter, same rows)."""
+    paths = sorted(set(paths))
+    return [p for p in paths if not any(p != q and p.startswith(q) for q in paths)]
 
 
 def has_model_perm(user, model, action: str) -> bool:

@@ -16,11 +16,12 @@ import hashlib
 
 from asgiref.sync import async_to_sync
 from django.contrib.contenttypes.models import ContentType
-from django.db import connections, models, router, transaction
+from django.db import models, router, transaction
 from django.db.models.functions import Cast
 from guardian.models import GroupObjectPermission, UserObjectPermission
 
 from .models import Organisation, User
+from .per_user_sql import run_for_user
 from .scoping import GRANT_FOR_ACTION
 
 GRANT_CODENAMES = sorted({perm.split(".", 1)[1] for perm in GRANT_FOR_ACTION.values()})
@@ -64,63 +65,63 @@ def _holdings(user_id: int) -> list[tuple[str, str | None]]:
     with the granted organisation's path (what `scoping.scope_paths` builds scope from; the
     path, so that moving a granted organisation changes it too).
 
-    The statement is compiled once per database and organisation content type and run with
-    the user's id in its four places. The ORM compiled the union on every call: 2.7 ms of
-    CPU a call against 0.2 ms now, for 1,000 sessions re-checking every minute."""
-    alias = router.db_for_read(User)
+    The statement is compiled once per database and organisation content type
+    (`per_user_sql`): the ORM compiled the union on every call, 2.7 ms of CPU a call against
+    0.2 ms now, for 1,000 sessions re-checking every minute."""
     organisations = ContentType.objects.get_for_model(Organisation).pk
-    key = (alias, organisations)
-    compiled = _compiled_holdings.get(key)
-    if compiled is None:
-        query = _holdings_query(_USER_STAND_IN, organisations).query
-        sql, params = query.get_compiler(using=alias).as_sql()
-        places = tuple(i for i, value in enumerate(params) if value == _USER_STAND_IN)
-        if len(places) != 4:  # one per part of the union: anything else is a changed query
-            raise AssertionError(f"holdings: the user's id in {len(places)} places, not 4")
-        compiled = _compiled_holdings[key] = (sql, tuple(params), places)
-    sql, params, places = compiled
-    values = list(params)
-    for place in places:
-        values[place] = user_id
-    with connections[alias].cursor() as cursor:
-        cursor.execute(sql, values)
-        return [(kind, item) for kind, item in cursor.fetchall()]
-
-
-# Stands for the user's id while the holdings statement is compiled: never a user's id, and
-# told apart from the statement's other values (texts, the content type) by equality.
-_USER_STAND_IN = -7_301_977_013
-_compiled_holdings: dict[tuple[str, int], tuple[str, tuple, tuple[int, ...]]] = {}
+    rows = run_for_user(
+        ("holdings", organisations),
+        router.db_for_read(User),
+        lambda user: _holdings_query(user, organisations),
+        user_id,
+        places=4,  # one per part of the union
+    )
+    return [(kind, item) for kind, item in rows]
 
 
 def _holdings_query(user_id: int, organisations: int) -> models.QuerySet:
     """The ORM's form of the holdings statement (`_holdings` runs it compiled)."""
     text = models.CharField()
+    return tagged(
+        User.groups.through.objects.filter(user_id=user_id), "group", Cast("group_id", text)
+    ).union(
+        tagged(
+            User.user_permissions.through.objects.filter(user_id=user_id),
+            "permission",
+            Cast("permission_id", text),
+        ),
+        *grant_rows(user_id, organisations),
+        all=True,
+    )
 
-    def tagged(queryset, kind, item):
-        return queryset.annotate(kind=kind, item=item).values_list("kind", "item")
 
+def tagged(queryset, kind, item) -> models.QuerySet:
+    """`queryset` as (kind, item) rows: `kind` a constant text or an expression."""
+    if isinstance(kind, str):
+        kind = models.Value(kind, models.CharField())
+    return queryset.annotate(kind=kind, item=item).values_list("kind", "item")
+
+
+def grant_rows(user_id: int, organisations: int) -> list[models.QuerySet]:
+    """The user's organisation grants, their own and their roles', as (codename, granted
+    organisation's path) rows: what guardian's `get_objects_for_user(user, perm,
+    klass=Organisation, with_superuser=False)` finds (object permissions only; the path is
+    None for a grant on an organisation since deleted)."""
     path = models.Subquery(
         Organisation.objects.filter(
             pk=Cast(models.OuterRef("object_pk"), models.BigIntegerField())
         ).values("path")[:1]
     )
-    grant = {"content_type_id": organisations, "permission__codename__in": GRANT_CODENAMES}
+    grant = {
+        "content_type_id": organisations,
+        "permission__content_type_id": organisations,
+        "permission__codename__in": GRANT_CODENAMES,
+    }
     codename = models.F("permission__codename")
-    return tagged(
-        User.groups.through.objects.filter(user_id=user_id),
-        models.Value("group", text),
-        Cast("group_id", text),
-    ).union(
-        tagged(
-            User.user_permissions.through.objects.filter(user_id=user_id),
-            models.Value("permission", text),
-            Cast("permission_id", text),
-        ),
+    return [
         tagged(UserObjectPermission.objects.filter(user_id=user_id, **grant), codename, path),
         tagged(GroupObjectPermission.objects.filter(group__user=user_id, **grant), codename, path),
-        all=True,
-    )
+    ]
 
 
 def revoke_sockets(user_id: int) -> None:

@@ -128,6 +128,16 @@ def stop_server(server, thread, graceful: float = SERVER_GRACE_SECONDS) -> None:
         pytest.fail(f"the test server did not stop within {2 * graceful + 15:.0f} s:\n{stack}")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _quick_flush():
+    """Transactional tests end with a DELETE from the tables they filled (tests/quick_flush.py)."""
+    from tests import quick_flush
+
+    quick_flush.install()
+    yield
+    quick_flush.uninstall()
+
+
 @pytest.fixture(scope="session")
 def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
     """Each test database is a copy of a template migrated once (tests/template_db.py)."""

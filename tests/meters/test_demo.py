@@ -4,7 +4,8 @@ from datetime import UTC, datetime
 
 import pytest
 from django.core.management import call_command
-from django.test import Client
+from django.db import connection, transaction
+from django.test import Client, override_settings
 from rest_framework.test import APIClient
 
 from accounts import roles, two_factor
@@ -17,8 +18,23 @@ pytestmark = pytest.mark.django_db
 T0 = datetime(2026, 6, 1, tzinfo=UTC)
 
 
-def test_demo_loads_two_separate_organisations():
-    load_demo()
+@pytest.fixture(scope="module")
+def demo(django_db_setup, django_db_blocker):
+    """The demo, loaded once for this module's tests (~12 s each time, mostly the portal's
+    history); each test runs in a transaction rolled back after it, as before. The demo's
+    after-commit work (alarm pushes, task sends) is dropped, as it was in each test's
+    rolled-back transaction, and the database is emptied after the module."""
+    fast = override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"])
+    with django_db_blocker.unblock(), fast:  # the hasher each test signs in with
+        with transaction.atomic():
+            load_demo()
+            connection.run_on_commit.clear()
+    yield
+    with django_db_blocker.unblock():
+        call_command("flush", interactive=False, verbosity=0, reset_sequences=False)
+
+
+def test_demo_loads_two_separate_organisations(demo):
     north = User.objects.get(username="north-operator")
     south = User.objects.get(username="south-operator")
     north_meters = set(Meter.objects.restrict(north).values_list("serial", flat=True))
@@ -36,30 +52,21 @@ def test_demo_loads_two_separate_organisations():
     assert serials == north_meters
 
 
-def test_load_demo_is_idempotent(capsys):
-    call_command("load_demo")
-    call_command("load_demo")
-    assert "already has data" in capsys.readouterr().out
-    assert Meter.objects.count() == 48 + 24 + 2 * 4  # DLMS fleet, check meters, two lines
-
-
-def test_demo_schedules_a_read_job_per_region():
+def test_demo_schedules_a_read_job_per_region(demo):
     from collection.models import ReadJob
 
-    load_demo()
     jobs = ReadJob.objects.select_related("periodic_task__crontab")
     assert jobs.count() == 2
     for job in jobs:
         assert job.periodic_task.enabled and job.periodic_task.crontab.minute == "*/15"
 
 
-def test_demo_meters_are_registered_at_their_simulated_addresses():
+def test_demo_meters_are_registered_at_their_simulated_addresses(demo):
     """One listener serves the fleet: meter i (serial 90000001 + i) is logical device i + 1,
     the check meters of transformers and feeders follow."""
     from collection.simulators.incidents import demo_fleet
     from meters.demo import DEMO_METERS, SIM_FIRST_SERIAL
 
-    load_demo()
     simulated = demo_fleet(DEMO_METERS, T0, first_serial=SIM_FIRST_SERIAL).meters  # as make run
     address = {m.serial: i + 1 for i, m in enumerate(simulated)}
     meters = list(Meter.objects.filter(endpoint__protocol="dlms"))
@@ -73,7 +80,7 @@ def test_demo_meters_are_registered_at_their_simulated_addresses():
         assert meter.concentrator.port == meter.port  # the simulator's one listener
 
 
-def test_demo_mixes_protocols_on_shared_lines_as_the_procfile_serves_them():
+def test_demo_mixes_protocols_on_shared_lines_as_the_procfile_serves_them(demo):
     """North's Modbus and South's IEC 62056-21 meters: one line each, at the serials, unit
     ids and ports of the Procfile's simulators."""
     import re
@@ -83,7 +90,6 @@ def test_demo_mixes_protocols_on_shared_lines_as_the_procfile_serves_them():
     from collection.targets import lines_of
     from meters.demo import IEC21_FIRST_SERIAL, MODBUS_FIRST_SERIAL, iec21_port, modbus_port
 
-    load_demo()
     procfile = dict(
         row.split(":", 1) for row in Path("Procfile").read_text().splitlines() if row.strip()
     )
@@ -102,7 +108,7 @@ def test_demo_mixes_protocols_on_shared_lines_as_the_procfile_serves_them():
     assert [m.modbus_unit_id for m in units] == [1, 2, 3, 4]
 
 
-def test_demo_check_meters_measure_their_nodes_as_the_simulator_computes_them():
+def test_demo_check_meters_measure_their_nodes_as_the_simulator_computes_them(demo):
     """Each transformer and feeder has one check meter; the simulator's value of a
     transformer's check meter is what the meters below take plus losses (import > sum)."""
     from collection.simulators import model
@@ -111,7 +117,6 @@ def test_demo_check_meters_measure_their_nodes_as_the_simulator_computes_them():
     from meters.models import GridNode
 
     assert (POINTS_PER_TRANSFORMER, TRANSFORMERS_PER_FEEDER) == (POINTS, TRANSFORMERS)
-    load_demo()
     for node in GridNode.objects.filter(kind__in=["feeder", "transformer"]):
         checks = list(node.check_meters.all())
         assert len(checks) == 1 and checks[0].organisation_id == node.organisation_id
@@ -124,7 +129,7 @@ def test_demo_check_meters_measure_their_nodes_as_the_simulator_computes_them():
         assert model.cumulative(checks[0].serial, 1, day) > taken
 
 
-def test_demo_offers_both_profile_styles_in_step_with_the_simulator():
+def test_demo_offers_both_profile_styles_in_step_with_the_simulator(demo):
     """Every CUMULATIVE_EVERY-th meter has the IDIS-style model, as the Procfile's simulator."""
     import re
     from pathlib import Path
@@ -132,7 +137,6 @@ def test_demo_offers_both_profile_styles_in_step_with_the_simulator():
     from collection.simulators.cli import build_parser
     from meters.demo import CUMULATIVE_EVERY
 
-    load_demo()
     line = next(
         row for row in Path("Procfile").read_text().splitlines() if row.startswith("simulator:")
     )
@@ -149,12 +153,11 @@ def test_demo_offers_both_profile_styles_in_step_with_the_simulator():
     assert {c.accumulation for c in styles.values()} == {"cumulative"}
 
 
-def test_clerks_sell_a_token_at_once_on_the_page_and_through_the_api():
+def test_clerks_sell_a_token_at_once_on_the_page_and_through_the_api(demo):
     """Right after the demo load the clerk's shift is open: sign in, sell, get a token."""
     from vending.demo import demo_meter_number
     from vending.models import PrepaidAccount, Sale, Shift
 
-    load_demo()
     for region in ("north", "south"):
         login = next(x for x in DEMO_LOGINS if x.username == f"{region}-clerk")
         clerk = User.objects.get(username=login.username)
@@ -192,12 +195,11 @@ def test_clerks_sell_a_token_at_once_on_the_page_and_through_the_api():
         assert len(answer.json()["token"]["digits"].replace(" ", "")) == 20
 
 
-def test_every_demo_organisation_has_the_default_alarm_rules():
+def test_every_demo_organisation_has_the_default_alarm_rules(demo):
     from accounts.models import Organisation
     from meters.alarms.defaults import DEFAULT_RULES
     from meters.alarms.models import AlarmRule
 
-    load_demo()
     wanted = {rule.key for rule in DEFAULT_RULES}
     for org in Organisation.objects.all():
         rules = AlarmRule.objects.filter(organisation=org)
@@ -205,8 +207,7 @@ def test_every_demo_organisation_has_the_default_alarm_rules():
         assert not rules.filter(subtree=True).exists()  # own meters only: never doubled
 
 
-def test_alarms_outages_and_vending_are_in_the_navigation_of_those_who_may_use_them():
-    load_demo()
+def test_alarms_outages_and_vending_are_in_the_navigation_of_those_who_may_use_them(demo):
     expected = {
         "north-operator": {"Alarms", "Outages", "Vending"},
         "north-analyst": {"Alarms", "Outages", "Vending"},
@@ -236,8 +237,7 @@ def test_alarms_outages_and_vending_are_in_the_navigation_of_those_who_may_use_t
         assert ('href="/vending/"' in body) == ("Vending" in shown), username
 
 
-def test_demo_staff_sign_in_with_the_printed_key_as_the_readme_says():
-    load_demo()
+def test_demo_staff_sign_in_with_the_printed_key_as_the_readme_says(demo):
     for login in DEMO_LOGINS:
         user = User.objects.get(username=login.username)
         web = Client()
@@ -260,49 +260,7 @@ def test_demo_staff_sign_in_with_the_printed_key_as_the_readme_says():
         assert web.get("/admin/").status_code == 200, login.username
 
 
-@pytest.mark.django_db(transaction=True)
-@pytest.mark.slow
-def test_demo_shared_line_meters_are_read_by_their_regions_job(monkeypatch, eager_celery):
-    """The demo's Modbus RTU and IEC 62056-21 lines, served as the Procfile serves them, are
-    read by the regions' own read jobs (what they lack is left out), one line row each."""
-    from collection import actions
-    from collection.models import JobRun, ReadJob
-    from collection.simulators.iec62056_21.server import Iec21Fleet
-    from collection.simulators.iec62056_21.server import make_meters as make_iec21
-    from collection.simulators.modbus.server import ModbusFleet
-    from collection.simulators.modbus.server import make_meters as make_modbus
-    from meters.demo import IEC21_FIRST_SERIAL, LINE_PROTOCOL, MODBUS_FIRST_SERIAL
-    from meters.models import CommLine
-    from meters.store import RegisterRead
-    from tests.collection.fleet import away_from_a_quarter_hour, fleet_thread
-
-    units = make_modbus(4, "sdm630", first_serial=MODBUS_FIRST_SERIAL)
-    optical = make_iec21(4, first_serial=IEC21_FIRST_SERIAL)
-    away_from_a_quarter_hour()
-    with (
-        fleet_thread(units, fleet_class=ModbusFleet, framing="rtu") as bus,
-        fleet_thread(optical, fleet_class=Iec21Fleet) as converter,
-    ):
-        monkeypatch.setenv("AMI_SIM_MODBUS_PORT", str(bus.port))
-        monkeypatch.setenv("AMI_SIM_IEC21_PORT", str(converter.port))
-        demo = load_demo()
-        reads = RegisterRead.objects.filter(meter__endpoint__protocol__in=LINE_PROTOCOL.values())
-        seeded = set(reads.values_list("meter_id", "read_at"))  # the history's month bounds
-        for code, protocol in LINE_PROTOCOL.items():
-            job = ReadJob.objects.get(organisation=demo.regions[code])
-            job.meters.set(Meter.objects.filter(endpoint__protocol=protocol))
-            run = JobRun.objects.get(pk=actions.start_run(job).pk)
-            assert (run.status, run.succeeded) == ("succeeded", 4), list(
-                run.results.values_list("error", flat=True)
-            )
-    read = [r for r in reads.values_list("meter_id", "read_at", "meter__endpoint__protocol")
-            if r[:2] not in seeded]  # fmt: skip
-    assert sorted(p for _m, _at, p in read) == ["iec62056_21"] * 16 + ["modbus"] * 16
-    lines = CommLine.objects.order_by("key")
-    assert [(line.meters, line.state) for line in lines] == [(4, "up"), (4, "up")]
-
-
-def test_demo_concentrators_own_logical_devices_are_the_procfiles():
+def test_demo_concentrators_own_logical_devices_are_the_procfiles(demo):
     """The simulator serves each reading concentrator's own logical device (the Procfile's
     `--concentrator WPORT:SERIAL:FIRST:COUNT`) at the wPort the demo registered it with,
     holding the meters registered behind it; the north one is read for its own data."""
@@ -312,7 +270,6 @@ def test_demo_concentrators_own_logical_devices_are_the_procfiles():
     from collection.simulators.cli import build_parser
     from meters.models import DataConcentrator
 
-    load_demo()
     procfile = dict(
         row.split(":", 1) for row in Path("Procfile").read_text().splitlines() if row.strip()
     )

@@ -33,9 +33,10 @@ def _sql_flush(self, style, tables, *, reset_sequences=False, allow_cascade=Fals
             self, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade
         )
     filled = filled_tables(self.connection, tables)
-    if not filled:
-        return []
-    # Run by Django in one transaction (execute_sql_flush): SET LOCAL ends with it.
+    # Run by Django in one transaction (execute_sql_flush): SET LOCAL ends with it. Never an
+    # empty list, even with nothing to delete: Django sends post_migrate only after a flush
+    # that had statements, and post_migrate is what puts back the content types,
+    # permissions and roles of a database emptied some other way.
     return ["SET LOCAL session_replication_role = replica"] + [
         f"DELETE FROM {self.quote_name(table)}" for table in filled
     ]

@@ -8,7 +8,8 @@ in replica mode, so the tables' triggers (the activity log's append-only guard, 
 checks) do not fire: every table ends empty, so no reference is left dangling.
 
 Used only where it can be: PostgreSQL, a superuser (replica mode needs one; CI's and the
-machine's `postgres`), and a flush that keeps sequences (Django's default). Anywhere else,
+machine's `postgres`), and a flush that keeps sequences (as the test teardown's does; the
+flush command's own default resets them). Anywhere else,
 Django's own TRUNCATE. tests/test_quick_flush.py proves that every table ends empty.
 """
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import html
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from urllib.parse import quote, urlencode
 
 from django.contrib import messages
@@ -17,6 +19,7 @@ from django.utils.functional import cached_property
 from django.utils.http import RFC3986_SUBDELIMS
 from django.utils.safestring import mark_safe
 from django.utils.timesince import timesince
+from django.utils.translation import get_language
 from django.views import View
 from django.views.generic import ListView, TemplateView
 
@@ -305,6 +308,19 @@ class MeterListView(ScopedViewMixin, ListView):
         "-last_read": [F("comm_status__last_success").desc(nulls_last=True), "serial"],
     }
 
+    ROW_FIELDS = (
+        "serial",
+        "status",
+        "install_date",
+        "endpoint__protocol",
+        "meter_model__manufacturer",
+        "meter_model__name",
+        "service_point__code",
+        "service_point__address",
+        "comm_status__last_success",
+        "comm_status__unreachable",
+    )
+
     def get_filter(self, params=None) -> MeterFilter:
         return MeterFilter(self.request.user, self.request.GET if params is None else params)
 
@@ -313,9 +329,12 @@ class MeterListView(ScopedViewMixin, ListView):
         self.sort = self.request.GET.get("sort", "serial")
         if self.sort not in self.SORTS:
             self.sort = "serial"
+        # Only the columns the rows show (meter_rows): a model instance's cost grows with
+        # its fields, and a page builds ~200 of them.
         return (
             self.filter.queryset()
             .select_related("meter_model", "service_point", "comm_status", "endpoint")
+            .only(*self.ROW_FIELDS)
             .order_by(*self.SORTS[self.sort])
         )
 
@@ -397,6 +416,7 @@ def meter_rows(meters, selectable: bool) -> str:
     engine's lookups, filters and a reverse() per row were about half the page's CPU. The
     output is the template's to the byte (tests/meters/test_meter_list.py)."""
     detail = reverse("meters:meter-detail", args=[SERIAL_STAND_IN])
+    now = timezone.now()
     rows = []
     for meter in meters:
         serial = esc(meter.serial)
@@ -409,7 +429,7 @@ def meter_rows(meters, selectable: bool) -> str:
         url = detail.replace(SERIAL_STAND_IN, quote(meter.serial, safe=SAFE_IN_PATH))
         status = meter.comm_status if _has_comm_status(meter) else None
         if status is not None and status.last_success:
-            last = f"{esc(timesince(status.last_success))} ago"
+            last = f"{esc(time_since(status.last_success, now))} ago"
         else:
             last = '<span class="muted">never</span>'
         customer = meter.customer
@@ -468,6 +488,27 @@ class MeterSelection:
             messages.error(request, "Select meters, or tick all meters that match.")
             return None
         return Meter.objects.restrict(request.user, "view").filter(pk__in=ids)
+
+
+ONE_MONTH_AT_LEAST = 28 * 24 * 3600  # shorter than any calendar month
+
+
+def time_since(when, now) -> str:
+    """Django's `timesince(when, now)` (the `|timesince` filter), from a memo when `when` is
+    less than 28 days back: then no month fits between them and the text depends only on
+    the whole minutes between and the language. A list page shows 50 of them, most meters
+    read minutes apart; `timesince` itself was ~10 % of the meter list's CPU."""
+    delta = now - when
+    seconds = delta.days * 86400 + delta.seconds
+    if seconds >= ONE_MONTH_AT_LEAST:
+        return timesince(when, now)
+    return _minutes_since(max(seconds, 0) // 60, get_language())
+
+
+@lru_cache(maxsize=4096)
+def _minutes_since(minutes: int, language: str | None) -> str:
+    now = datetime(2000, 1, 1, tzinfo=UTC)  # any instant: under a month only minutes count
+    return timesince(now - timedelta(minutes=minutes), now)
 
 
 def _meter_health(meter, now) -> str:

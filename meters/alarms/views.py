@@ -81,7 +81,7 @@ class AlarmListView(ScopedViewMixin, ListView):
             severities=Severity.choices,
             open_count=self.open_counts["open"],
             raised_count=self.open_counts["raised"],
-            outages=listed_outages(self.request.user),
+            outages=panel_outages(listed_outages(self.request.user)),
             can_change=can_change,
         )
         return context
@@ -164,6 +164,21 @@ def listed_outages(user) -> dict:
     return cached_per_scope(
         user, "outage-summary", lambda: outage_summary(user), OUTAGE_PANEL_SECONDS
     )
+
+
+# The alarm list shows the largest outages only, the rest on the outage page: a storm's
+# hundreds of transformers were most of the list's time (~650 values rendered a page).
+OUTAGE_PANEL_ROWS = 20
+
+
+def panel_outages(summary: dict, rows: int = OUTAGE_PANEL_ROWS) -> dict:
+    """`summary` (`outage_summary`) with at most `rows` transformers and feeders (the most
+    meters off first, as sorted there), how many more of each, and the limit."""
+    panel = dict(summary, limit=rows)
+    for level in ("transformers", "feeders"):
+        panel[level] = summary[level][:rows]
+        panel[f"more_{level}"] = max(0, len(summary[level]) - rows)
+    return panel
 
 
 class AlarmTransitionView(ScopedViewMixin, View):

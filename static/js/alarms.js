@@ -73,15 +73,33 @@
           document.getElementById("meters-off").textContent = data.meters_off;
           var tbody = outages.querySelector("tbody");
           tbody.textContent = "";
-          [["Transformer", data.transformers], ["Feeder", data.feeders]].forEach(function (pair) {
-            pair[1].forEach(function (n) {
+          // The alarm list shows the largest outages only (data-rows), the outage page all.
+          var limit = parseInt(outages.dataset.rows || "0", 10);
+          [["Transformer", data.transformers, "transformer"],
+           ["Feeder", data.feeders, "feeder"]].forEach(function (level) {
+            var nodes = limit ? level[1].slice(0, limit) : level[1];
+            nodes.forEach(function (n) {
               var tr = document.createElement("tr");
-              tr.appendChild(cell(pair[0]));
+              tr.appendChild(cell(level[0]));
               tr.appendChild(cell(n.code + " " + n.name));
               tr.appendChild(cell(n.off + " of " + n.total));
               tr.appendChild(cell(window.amiWhen(n.since)));
               tbody.appendChild(tr);
             });
+            var more = level[1].length - nodes.length;
+            if (more > 0) {
+              var link = document.createElement("a");
+              link.href = outages.dataset.all;
+              link.textContent = more + " more " + level[2] + (more === 1 ? "" : "s") +
+                " with meters off";
+              var td = document.createElement("td");
+              td.colSpan = 4;
+              td.appendChild(link);
+              var row = document.createElement("tr");
+              row.className = "more";
+              row.appendChild(td);
+              tbody.appendChild(row);
+            }
           });
           if (!tbody.children.length) {
             var tr = cell("No outages.", "muted");

@@ -1,6 +1,6 @@
 """The meter list: scoped search and filters, capped counting, bulk add-to-job with audit."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.test import Client
@@ -331,3 +331,23 @@ def test_the_count_is_shared_per_scope_and_filter_and_the_page_says_about(
     few = a.get("/meters/", {"q": "CA9"})
     assert few.context["paginator"].count == 5 and not few.context["paginator"].counted_at
     cache.clear()
+
+
+def test_time_since_is_djangos_timesince_to_the_letter():
+    """The list's memoised `time_since` says what `|timesince` says: across minutes, hours,
+    days and weeks, at the 28-day edge and past it (months: Django's own), for a time in the
+    future, and in another language."""
+    from django.utils import translation
+    from django.utils.timesince import timesince
+
+    from meters.views import time_since
+
+    now = datetime(2026, 3, 31, 10, 30, 15, 500000, tzinfo=UTC)
+    seconds = [-90, 0, 1, 59, 60, 61, 119, 3599, 3600, 3661, 86399, 86400, 90061, 604800]
+    seconds += [27 * 86400 + 86399, 28 * 86400 - 1, 28 * 86400, 29 * 86400, 400 * 86400]
+    for language in ("en", "de"):
+        with translation.override(language):
+            for s in seconds:
+                for micro in (0, 999999):
+                    when = now - timedelta(seconds=s, microseconds=micro)
+                    assert time_since(when, now) == timesince(when, now), (language, s, micro)

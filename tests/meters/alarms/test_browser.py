@@ -33,3 +33,19 @@ def test_new_alarm_appears_live(asgi_server, page, world):
     assert "1 of 2" in page.locator("#outage-table").inner_text()
     page.wait_for_timeout(500)
     assert row.count() == 1  # organisation B's alarm never showed up
+
+    # A storm: the table keeps the 20 largest outages and links to the rest, as the page did.
+    from meters.alarms.views import OUTAGE_PANEL_ROWS
+    from tests.meters.alarms.test_outages import _transformer
+
+    storm = []
+    for i in range(OUTAGE_PANEL_ROWS + 1):
+        storm += events(_transformer(world, f"T-{i:02d}", 1)[1][0], POWER_DOWN)
+    evaluate_events(storm)
+    page.wait_for_function("() => document.getElementById('meters-off').textContent === '22'")
+    table = page.locator("#outage-table")
+    assert table.locator("tbody tr:not(.more) td:first-child", has_text="Transformer").count() == 20
+    more = table.locator("tr.more a")
+    assert more.inner_text() == "2 more transformers with meters off"
+    assert more.get_attribute("href") == "/alarms/outages/"
+    assert table.locator("tbody tr:not(.more) td:first-child", has_text="Feeder").count() == 1

@@ -75,3 +75,34 @@ def test_outage_counts_per_transformer_and_feeder(world):
         1,
         37,
     ]
+
+
+def test_the_alarm_list_shows_the_largest_outages_and_links_to_the_rest(world):
+    """A storm's hundreds of transformers do not all go on the alarm list (they were most of
+    its cost): the 20 with the most meters off, then "N more", linked to the outage page,
+    which lists every one."""
+    from django.test import Client
+
+    from meters.alarms.views import OUTAGE_PANEL_ROWS
+
+    make_rule(world.utility)
+    evs = []
+    for i in range(OUTAGE_PANEL_ROWS + 2):
+        _, meters = _transformer(world, f"T-{i:02d}", 2 if i == OUTAGE_PANEL_ROWS + 1 else 1)
+        for meter in meters:
+            evs += events(meter, POWER_DOWN)
+    evaluate_events(evs)
+    client = Client()
+    client.force_login(world.operator_a)
+    html = client.get("/alarms/").content.decode()
+    start = html.index('id="outage-table"')
+    table = html[start : html.index("</table>", start)]
+    assert table.count("<td>Transformer</td>") == OUTAGE_PANEL_ROWS
+    assert "T-21 T-21</td><td>2 of 2" in table  # the most meters off first, the last created
+    assert "T-19 T-19" not in table and "T-20 T-20" not in table  # past the 20
+    assert '<a href="/alarms/outages/">2 more transformers with meters off</a>' in table
+    assert table.count("<td>Feeder</td>") == 1 and "more feeder" not in table
+    assert f'data-rows="{OUTAGE_PANEL_ROWS}" data-all="/alarms/outages/"' in html
+    full = client.get("/alarms/outages/").content.decode()
+    assert full.count("<td>Transformer</td>") == OUTAGE_PANEL_ROWS + 2
+    assert "more transformer" not in full and "data-rows" not in full

@@ -69,3 +69,43 @@ def test_customer_cannot_open_operator_pages(world):
 def test_anonymous_is_sent_to_login(world):
     response = Client().get("/meters/")
     assert response.status_code == 302 and "/login/" in response["Location"]
+
+
+def test_the_meter_page_asks_as_many_queries_for_many_runs_and_commands_as_for_one(world):
+    """The panels read the columns they show with their rows: a column left out would be read
+    again for every run or command shown (the page's query count would grow with them)."""
+    from datetime import timedelta
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
+
+    from collection.models import JobRun, MeterCommand, MeterReadResult, ReadJob
+
+    meter = world.grid_a.meters[0]
+    client = Client()
+    client.force_login(world.engineer_a)
+
+    def add(n):
+        for i in range(n):
+            job = ReadJob.objects.create(name=f"job {i}", organisation=world.org_a)
+            run = JobRun.objects.create(job=job, organisation=world.org_a, status="partial")
+            MeterReadResult.objects.create(run=run, meter=meter, status="failed", error="x")
+            MeterCommand.objects.create(
+                organisation=world.org_a, meter=meter, kind="relay_read", reason="why",
+                requested_by=world.operator_a, expires_at=timezone.now() + timedelta(hours=1),
+            )  # fmt: skip
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            page = client.get(f"/meters/{meter.serial}/")
+        assert page.status_code == 200
+        html = page.content.decode()
+        assert "job 0" in html and world.operator_a.username in html  # both panels shown
+        return len(captured.captured_queries)
+
+    add(1)
+    queries()  # the first request also fills the user's caches
+    one = queries()
+    add(4)
+    assert queries() == one

@@ -26,7 +26,6 @@ from .engine import outage_summary
 from .events import EventKind
 from .models import OPEN_STATES, Alarm, AlarmState, Severity
 
-
 # The columns `alarm_rows` reads: every column of an alarm, its meter, model, line and user
 # was ~300 wide model instances a page.
 ALARM_ROW_FIELDS = (

@@ -194,7 +194,7 @@ if CHANNEL_LAYER_URL:
     CHANNEL_LAYER_READ_TIMEOUT = env.float("CHANNEL_LAYER_READ_TIMEOUT", default=30.0)
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "amisite.channel_layer.WaitingRedisChannelLayer",
             "CONFIG": {
                 # redis-py waits 5 s for any answer by default, exactly as long as the
                 # layer's blocking pop (BZPOPMIN, 5 s): on a busy machine the read timed out
@@ -203,11 +203,14 @@ if CHANNEL_LAYER_URL:
                 # redis-py's pool refuses a 101st connection at once (MaxConnectionsError): a
                 # thousand sockets of one process joining or leaving their groups together
                 # (browsers back after a restart, bench/web_load.py) were closed with 1013.
+                # Past max_connections a command now waits for a free one, up to pool_wait
+                # seconds (amisite/channel_layer.py): 2,000 closing at once lost ~490.
                 "hosts": [
                     {
                         "address": CHANNEL_LAYER_URL,
                         "socket_timeout": CHANNEL_LAYER_READ_TIMEOUT,
                         "max_connections": env.int("CHANNEL_LAYER_MAX_CONNECTIONS", default=1000),
+                        "pool_wait": env.float("CHANNEL_LAYER_POOL_WAIT", default=10.0),
                     }
                 ],
                 "prefix": env.str("AMI_CHANNEL_PREFIX", "ami"),

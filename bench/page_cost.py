@@ -13,15 +13,22 @@ lines are the means weighted by the mix, Python and Python + PostgreSQL. CPU tim
 shared machine disturbs least: compare two versions by running this in each, alternating
 (docs/operations.md, "What a page costs").
 
-    .venv/bin/python bench/page_cost.py --db ami_bench_web [--requests 20]
+    .venv/bin/python bench/page_cost.py --db ami_bench_web [--requests 20] [--calls]
+
+--calls: also count the Python function calls a request makes (cProfile, in a second pass
+of the same requests so the timings above are not slowed by it), reported as `kcalls`. Not a
+time, but it does not move with the machine's load: on a shared machine whose CPU time
+varies by 20-30 % from run to run, it shows a change of a few percent in one run.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import logging
 import os
+import pstats
 import random
 import statistics
 import sys
@@ -67,11 +74,24 @@ def db_cpu_ms(before, after, requests: int) -> float | None:
     return spent / 1e6 / requests
 
 
+def python_calls(clients, make, requests: int) -> int:
+    """Python function calls of `requests` requests of one page (cProfile's count)."""
+    profile = cProfile.Profile()
+    for i in range(requests):
+        client, path = clients[i % len(clients)], make()
+        profile.enable()
+        status = client.get(path).status_code
+        profile.disable()
+        assert status == 200, (path, status)
+    return pstats.Stats(profile).total_calls
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--db", default="ami_bench_web")
     p.add_argument("--requests", type=int, default=20)
     p.add_argument("--seed", type=int, default=21)
+    p.add_argument("--calls", action="store_true", help="also count Python calls a request")
     args = p.parse_args(argv)
     os.environ["DATABASE_URL"] = f"{server_url()}/{args.db}"
     os.environ.setdefault("SECRET_KEY", "bench-only")
@@ -106,7 +126,7 @@ def main(argv=None) -> int:
         client.force_login(user)
         clients.append(client)
     urls = page_urls(random.Random(args.seed))
-    results = {}
+    results, calls = {}, {}
     import psycopg
 
     probe = psycopg.connect(os.environ["DATABASE_URL"], autocommit=True)
@@ -130,16 +150,23 @@ def main(argv=None) -> int:
             statistics.median(queries),
             db,
         )
+        if args.calls:
+            calls[name] = python_calls(clients, make, args.requests) / args.requests
     probe.close()
     base = results["healthz"][0]
     for name, (cpu, wall, queries, db) in results.items():
+        extra = {"kcalls": round(calls[name] / 1000, 1)} if name in calls else {}
         emit(f"{name}_cpu", round(cpu, 1), "ms", round(base, 1), round(cpu / base, 1),
              wall_ms=round(wall, 1), queries=queries,
-             db_ms=None if db is None else round(db, 1))  # fmt: skip
+             db_ms=None if db is None else round(db, 1), **extra)  # fmt: skip
     total = sum(WEIGHTS.values())
     mix = sum(results[name][0] * weight for name, weight in WEIGHTS.items()) / total
     emit("mix_cpu", round(mix, 1), "ms", round(base, 1), round(mix / base, 1),
          requests=args.requests, load_average=round(os.getloadavg()[0], 1))  # fmt: skip
+    if calls:
+        mix = sum(calls[name] * weight for name, weight in WEIGHTS.items()) / total / 1000
+        emit("mix_kcalls", round(mix, 1), "kcalls", round(calls["healthz"] / 1000, 1),
+             round(mix * 1000 / calls["healthz"], 1), requests=args.requests)  # fmt: skip
     if all(r[3] is not None for r in results.values()):
         both = {name: r[0] + r[3] for name, r in results.items()}
         mix = sum(both[name] * weight for name, weight in WEIGHTS.items()) / total

@@ -43,7 +43,6 @@ import numpy as np
 from django.conf import settings
 from django.db.models import BooleanField, Count, ExpressionWrapper, FloatField, Q, Sum
 from django.db.models.functions import Cast
-from sklearn.cluster import KMeans
 
 from meters.choices import ChannelKind
 from meters.models import Channel, GridNode, Meter
@@ -264,6 +263,11 @@ def _cluster(patterns: list[MeterPattern], k: int) -> list[Cluster]:
     shaped = [p for p in patterns if p.shape is not None]
     if not shaped:
         return []
+    # scikit-learn is imported here, when a report clusters: at the module's top it was
+    # ~1.5-2 s of every process's start (web and Celery workers, manage.py, make run),
+    # since the admin and the report engine import this module.
+    from sklearn.cluster import KMeans
+
     data = np.vstack([p.shape for p in shaped])
     k = min(k, len({row.tobytes() for row in data}))
     model = KMeans(n_clusters=k, n_init=4, random_state=0).fit(data)

@@ -6,11 +6,10 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.staticfiles.storage import staticfiles_storage
 from django.db import connection
 from django.http import HttpResponsePermanentRedirect, JsonResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import render
 from django.views.defaults import server_error as default_server_error
 
 from collection.consumers import SNAPSHOT_SECONDS, snapshot
-from meters.models import Customer
 from meters.rollup_cache import ttl as rollup_ttl
 
 from .middleware import busy_response, database_unavailable
@@ -50,10 +49,10 @@ def home(request):
 
     The first paint carries the same scoped snapshot the websocket sends (so the page is
     useful without scripts); `static/js/home.js` then keeps it current. A customer signs in
-    to the same form and lands here: it is sent on to its own home, the portal.
+    to the same form and never gets here: the customer's door (`portal/door.py`, a
+    middleware) sends "/" on to the portal, from the answer it keeps in the session, so
+    this page no longer asks the database again on every visit.
     """
-    if Customer.objects.filter(portal_user=request.user).exists():
-        return redirect("portal:home")
     return render(
         request,
         "home.html",

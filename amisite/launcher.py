@@ -189,10 +189,8 @@ def main() -> None:
         fail(str(exc))
 
     try:
-        manage("migrate", "--no-input", "-v", "0")
-        manage("collectstatic", "--no-input", "-v", "0")
-        manage("expire_runs", "--interrupted")  # no worker runs yet: open runs are dead
-        manage("load_demo", "--read-now")
+        # migrate, collectstatic, expire_runs --interrupted, load_demo --read-now: one process
+        manage("prepare_run")
     except subprocess.CalledProcessError as exc:
         if redis_proc:
             redis_proc.terminate()

@@ -232,7 +232,10 @@ AMI_ACCESS_CACHE_SECONDS = env.int("AMI_ACCESS_CACHE_SECONDS", default=60) if RE
 # Fleet-wide dashboard roll-ups (map cells, grid tree) are cached this long per user scope.
 DASHBOARD_ROLLUP_SECONDS = env.int("DASHBOARD_ROLLUP_SECONDS", default=15)
 
-SESSION_ENGINE = "django.contrib.sessions.backends.db"
+# Sessions live in PostgreSQL; with Redis, requests read them from it for up to
+# AMI_SESSION_CACHE_SECONDS (accounts/session_store.py: why not longer, and not without Redis).
+SESSION_ENGINE = "accounts.session_store" if REDIS_URL else "django.contrib.sessions.backends.db"
+AMI_SESSION_CACHE_SECONDS = env.int("AMI_SESSION_CACHE_SECONDS", default=60)
 
 # --- Celery ----------------------------------------------------------------------------------
 CELERY_TIMEZONE = TIME_ZONE

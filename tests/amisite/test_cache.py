@@ -33,3 +33,16 @@ def test_every_request_context_shares_one_redis_client_and_pool(settings):
         f"ami-test-shared-pool-{n}": n for n in range(5)
     }
     caches["default"].delete_many([f"ami-test-shared-pool-{n}" for n in range(5)])
+
+
+def test_one_redis_object_per_pool_not_one_per_call(settings):
+    if "Redis" not in settings.CACHES["default"]["BACKEND"]:
+        pytest.skip("no Redis configured")
+    client = caches["default"]._cache
+    first = client.get_client("a")
+    assert client.get_client("b") is first
+    assert client.get_client("c", write=True) is first  # one server: reads and writes share it
+    assert first.connection_pool is client._get_connection_pool(write=True)
+    caches["default"].set("ami-test-reused-client", 1, 30)
+    assert caches["default"].get("ami-test-reused-client") == 1
+    caches["default"].delete("ami-test-reused-client")

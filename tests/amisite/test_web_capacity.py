@@ -347,7 +347,7 @@ def test_an_exhausted_pool_answers_503_with_retry_after_not_500(transactional_db
         psycopg.connect(**dsn, autocommit=True) as watcher,
     ):
         with locker.cursor() as cur:
-            cur.execute("LOCK TABLE django_session IN ACCESS EXCLUSIVE MODE")
+            cur.execute("LOCK TABLE accounts_user IN ACCESS EXCLUSIVE MODE")
         with ThreadPoolExecutor(1) as background:
             held = background.submit(_get, address, "/meters/", cookie)
             deadline = time.monotonic() + 30
@@ -386,11 +386,11 @@ def _send_and_hang_up_later(address, path, cookie) -> socket.socket:
     return sock
 
 
-def _sessions_locked(dsn):
+def _users_locked(dsn):
     import psycopg
 
     locker = psycopg.connect(**dsn)
-    locker.execute("LOCK TABLE django_session IN ACCESS EXCLUSIVE MODE")
+    locker.execute("LOCK TABLE accounts_user IN ACCESS EXCLUSIVE MODE")
     return locker
 
 
@@ -433,7 +433,7 @@ def test_clients_that_hang_up_mid_request_give_their_connections_back(transactio
         psycopg.connect(**dsn, autocommit=True) as watcher,
     ):
         for _ in range(2):  # twice: what the first round leaked would starve the second
-            locker = _sessions_locked(dsn)
+            locker = _users_locked(dsn)
             clients = [_send_and_hang_up_later(address, p, cookie) for p in paths]
             _wait_for(lambda: _lock_waiters(watcher) == threads, "requests never held the pool")
             for client in clients:  # mid-request: 3 inside Django, 17 waiting at the gate
@@ -443,7 +443,7 @@ def test_clients_that_hang_up_mid_request_give_their_connections_back(transactio
             locker.close()
 
         # Every pooled connection again: `threads` requests each hold one at the same time.
-        locker = _sessions_locked(dsn)
+        locker = _users_locked(dsn)
         with ThreadPoolExecutor(threads) as background:
             held = [background.submit(_get, address, "/meters/", cookie) for _ in range(threads)]
             _wait_for(

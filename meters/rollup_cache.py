@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import time
 from contextlib import contextmanager
 
@@ -116,9 +117,21 @@ def _entry(raw):
     return raw if isinstance(raw, tuple) and len(raw) == 3 else None
 
 
+# An entry is fresh for a random 75-100 % of its seconds (never longer: the pages say "at
+# most every 15 s"). With one time for all, the fleet's map cells, grid roll-ups and home
+# counts, first computed in the same second, ran out in the same second every 15 s: ~0.6 s
+# of PostgreSQL at once at 100,000 meters, where a page's p95 was made at 200 operators
+# (bench/web_load.py --timeline: its spikes came every 15-16 s). They drift apart now.
+FRESH_SHARE = (0.75, 1.0)
+
+
+def fresh_seconds(seconds: float) -> float:
+    return seconds * random.uniform(*FRESH_SHARE)
+
+
 def _compute_and_keep(key, compute, seconds, local=False):
     value, as_of = compute(), timezone.now()
-    entry = (value, as_of, time.time() + seconds)
+    entry = (value, as_of, time.time() + fresh_seconds(seconds))
     cache.set(key, entry, seconds + STALE_SECONDS)
     if local:
         _keep_local(key, entry, time.time())

@@ -275,7 +275,7 @@ def _get(address, path, cookie=None, timeout=60):
         conn.request("GET", path, headers={"Cookie": f"sessionid={cookie}"} if cookie else {})
         response = conn.getresponse()
         response.read()
-        return response.status, dict(response.getheaders())
+        return response.status, response.headers  # names in any case, as HTTP has them
     finally:
         conn.close()
 

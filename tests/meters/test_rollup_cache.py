@@ -2,6 +2,7 @@
 user's exact scope and query, stale for at most DASHBOARD_ROLLUP_SECONDS, and said so."""
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -194,3 +195,21 @@ def test_a_local_copy_serves_this_process_until_the_entry_runs_out(placed, cache
     monkeypatch.setattr(rollup_cache.time, "time", lambda: later)
     value, _ = rollup_cache.cached_rollup(user, ["local-test"], compute, seconds=5, local=True)
     assert value == {"n": 2} and len(calls) == 2
+
+
+def test_entries_computed_together_do_not_run_out_together(placed, cached, monkeypatch):  # noqa: F811
+    """Each entry is fresh for a random 75-100 % of its seconds, never longer: the map
+    cells, grid roll-ups and home counts first computed in one second drift apart instead
+    of being recomputed in the same second every 15 s."""
+    user = placed.operator_a
+    shares = iter([0.75, 1.0, 0.9])
+    monkeypatch.setattr(rollup_cache.random, "uniform", lambda low, high: next(shares))
+    before = time.time()
+    for name in ("cells", "grid", "counts"):
+        rollup_cache.cached_rollup(user, [name], lambda name=name: name, seconds=12)
+    fresh = [cache.get(rollup_cache.scope_key(user, name))[2] - before
+             for name in ("cells", "grid", "counts")]  # fmt: skip
+    assert [round(f) for f in fresh] == [9, 12, 11]
+    monkeypatch.undo()
+    shares = [rollup_cache.fresh_seconds(10) for _ in range(200)]
+    assert 7.5 <= min(shares) and max(shares) <= 10 and len(set(shares)) > 100

@@ -20,7 +20,13 @@ from django.db.models import Q
 from collection.commands.kinds import CONFIG_KINDS, Kind
 from collection.models import CommandState, MeterCommand
 from meters import configuration as config
-from meters.models import ActualConfiguration, CommStatus, DesiredConfiguration, GridNode
+from meters.models import (
+    ActualConfiguration,
+    CommStatus,
+    DesiredConfiguration,
+    GridNode,
+    Meter,
+)
 
 IN_STEP, DIFFERS, UNREAD, PENDING = "in_step", "differs", "unread", "pending"
 STATE_LABELS = {
@@ -170,6 +176,24 @@ def desired_of(meters) -> dict[int, dict[str, tuple[dict, str]]]:
     return out
 
 
+def clock_drifts(meters: list, ids: list[int]) -> dict[int, int | None]:
+    """Meter id -> its last clock drift (s), from the meters' comm statuses when they came
+    with them (the meter page reads its meter with its comm status: one statement less),
+    else in one query."""
+    status = Meter.comm_status.related  # the reverse one-to-one: cached per meter if read
+    if meters and all(status.is_cached(m) for m in meters):
+        return {
+            m.pk: row.clock_drift_s
+            for m in meters
+            if (row := status.get_cached_value(m)) is not None
+        }
+    return dict(
+        CommStatus.objects.filter(meter_id__in=ids)
+        .order_by()
+        .values_list("meter_id", "clock_drift_s")
+    )
+
+
 def states_of(meters) -> dict[int, list[SectionState]]:
     """Every section's state for each meter, in the order of `config.SECTIONS`. The rows go
     into dictionaries: none of the four queries is sorted (the models' default orderings
@@ -183,11 +207,7 @@ def states_of(meters) -> dict[int, list[SectionState]]:
         .only("meter_id", "section", "value", "read_at")
         .order_by()
     }
-    drift = dict(
-        CommStatus.objects.filter(meter_id__in=ids)
-        .order_by()
-        .values_list("meter_id", "clock_drift_s")
-    )
+    drift = clock_drifts(meters, ids)
     pending = set()
     for meter_id, kind in (
         MeterCommand.objects.filter(

@@ -386,3 +386,32 @@ def test_drift_filters_ignore_ids_that_are_no_ids(world):
             assert (
                 browser(world.engineer_a).get("/configuration/", {name: value}).status_code == 200
             )
+
+
+@pytest.mark.parametrize("drift_s", [None, 3, 45])
+def test_clock_drift_comes_from_the_meters_comm_status_when_read_with_it(world, drift_s):
+    """The meter page reads its meter with its comm status: the clock-sync state takes the
+    drift from it (one statement less) and is the same as when it is asked for."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from meters.models import CommStatus, Meter
+
+    meter = world.grid_a.meters[0]
+    configuration.set_desired(
+        meter, config.CLOCK_SYNC, {"max_drift_s": 10}, acting_user=world.engineer_a
+    )
+    if drift_s is not None:
+        CommStatus.objects.create(meter=meter, clock_drift_s=drift_s)
+    plain = Meter.objects.get(pk=meter.pk)
+    with_status = Meter.objects.select_related("comm_status").get(pk=meter.pk)
+    with CaptureQueriesContext(connection) as asked:
+        asked_states = drift.states_of([plain])[meter.pk]
+    with CaptureQueriesContext(connection) as known:
+        known_states = drift.states_of([with_status])[meter.pk]
+    assert known_states == asked_states
+    clock = {s.section: s for s in known_states}[config.CLOCK_SYNC]
+    expected = {None: drift.UNREAD, 3: drift.IN_STEP, 45: drift.DIFFERS}[drift_s]
+    assert clock.state == expected
+    assert len(known.captured_queries) == len(asked.captured_queries) - 1
+    assert not [q for q in known.captured_queries if "collection_commstatus" in q["sql"]]

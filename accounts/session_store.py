@@ -65,10 +65,7 @@ class SessionStore(cached_db.SessionStore):
                 return True
         except Exception as exc:
             _warn("lookup", exc)
-        return self._db_exists(session_key)
-
-    def _db_exists(self, session_key) -> bool:
-        return bool(session_key) and self.model.objects.filter(session_key=session_key).exists()
+        return super(cached_db.SessionStore, self).exists(session_key)  # the db store's
 
     def save(self, must_create=False):
         super(cached_db.SessionStore, self).save(must_create)  # the row, as the db store does

@@ -4,7 +4,9 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from meters import map_views
@@ -61,6 +63,20 @@ def test_cells_count_only_own_meters(placed, monkeypatch):
     # The superuser sees both organisations in the same cells.
     everything = client_for(placed.superuser).get("/map/data/", {**LONDON, "zoom": 3}).json()
     assert everything["total"] == 4
+
+
+def test_cells_below_cluster_zoom_read_no_point_rows(placed):
+    client = client_for(placed.operator_a)
+    zoom = map_views.CLUSTER_BELOW_ZOOM - 1
+    with CaptureQueriesContext(connection) as below:
+        data = client.get("/map/data/", {**LONDON, "zoom": zoom}).json()
+    assert data["mode"] == "cells" and data["total"] == 2
+    with CaptureQueriesContext(connection) as at:
+        data = client.get("/map/data/", {**LONDON, "zoom": zoom + 1}).json()
+    assert data["mode"] == "points" and len(data["points"]) == 2
+    limit = f"LIMIT {map_views.POINT_LIMIT + 1}"
+    assert not [q for q in below.captured_queries if limit in q["sql"]]
+    assert [q for q in at.captured_queries if limit in q["sql"]]
 
 
 def test_cells_split_by_zoom(placed, monkeypatch):

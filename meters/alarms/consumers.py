@@ -29,6 +29,7 @@ from django.db import transaction
 
 from accounts.models import Organisation
 from accounts.scoping import has_model_perm, scope_paths
+from amisite.channel_layer import raise_if_cancelled
 from amisite.websocket import TRY_AGAIN_LATER, JsonConsumer, socket_db
 
 from .models import Alarm
@@ -249,6 +250,7 @@ class _Hub:
     async def _rejoin(self, channel: str) -> None:
         while True:
             await asyncio.sleep(REJOIN_SECONDS)
+            raise_if_cancelled()  # a stopped hub must not join its groups again
             try:
                 for group in list(self.members):
                     await self.layer.group_add(group, channel)

@@ -161,3 +161,41 @@ async def test_trusted_origin_behind_a_tls_proxy_is_accepted(settings):
     ws = communicator(cookie, origin=b"https://ami.example.com:8443", host=b"ami.example.com")
     connected, _ = await ws.connect(timeout=5)
     assert not connected
+
+
+@pytest.mark.asyncio
+async def test_a_receive_whose_cancellation_was_swallowed_still_ends(settings, monkeypatch):
+    """Python 3.11's asyncio.wait_for (inside every redis-py command) drops a cancellation
+    that lands as the command finishes, and channels_redis' receive then pops again, for
+    good: a closed socket's consumer waited on it forever. Here the first cancellation is
+    swallowed the same way; the receive must still end at its next pop."""
+    import asyncio
+
+    from channels_redis.core import RedisChannelLayer
+
+    from amisite.channel_layer import WaitingRedisChannelLayer
+
+    original = RedisChannelLayer._brpop_with_clean
+    swallowed = []
+
+    async def swallowing(self, index, channel, timeout):
+        try:
+            return await original(self, index, channel, timeout)
+        except asyncio.CancelledError:
+            if swallowed:
+                raise
+            swallowed.append(channel)
+            return None  # as wait_for returns the finished command's result instead
+
+    monkeypatch.setattr(RedisChannelLayer, "_brpop_with_clean", swallowing)
+    host = dict(settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"][0])
+    layer = WaitingRedisChannelLayer(hosts=[host], prefix="ami-test-swallow")
+    layer.brpop_timeout = 1
+    channel = await layer.new_channel()
+    receive = asyncio.ensure_future(layer.receive(channel))
+    await asyncio.sleep(0.3)  # blocked in its pop
+    receive.cancel()
+    done, _ = await asyncio.wait([receive], timeout=5)
+    assert swallowed, "the cancellation was not swallowed: this test tests nothing"
+    assert done and receive.cancelled()
+    await layer.flush()

@@ -53,9 +53,7 @@ def _evaluate_alarms(records: list[EventRecord]) -> None:
     evaluate_events(records)
 
 
-@shared_task(
-    name="collection.handle_push", queue="default", acks_late=True, reject_on_worker_lost=True
-)
+@shared_task(name="collection.handle_push", acks_late=True, reject_on_worker_lost=True)
 def handle_push(
     meter_id: int, events: list[dict], counter: dict | None = None, received: float | None = None
 ) -> dict:

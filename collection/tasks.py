@@ -15,7 +15,7 @@ from .models import ReadJob
 log = logging.getLogger(__name__)
 
 
-@shared_task(name="collection.run_read_job", queue="default", acks_late=True)
+@shared_task(name="collection.run_read_job", acks_late=True)
 def run_read_job(job_id: int) -> int | None:
     """Beat entry point: start a run of one job (a disabled or deleted job does nothing)."""
     job = ReadJob.objects.filter(pk=job_id, enabled=True).first()
@@ -40,7 +40,6 @@ class ReadBatchTask(Task):
 @shared_task(
     base=ReadBatchTask,
     name="collection.read_batch",
-    queue="collect",
     acks_late=True,
     reject_on_worker_lost=True,
     # A database restart mid-batch: try again (the batch is idempotent) rather than drop it.
@@ -54,18 +53,18 @@ def read_batch_task(run_id: int, meter_ids: list[int]) -> dict:
     return actions.process_batch(run_id, meter_ids)
 
 
-@shared_task(name="collection.expire_runs", queue="default")
+@shared_task(name="collection.expire_runs")
 def expire_runs_task() -> int:
     return actions.expire_runs()
 
 
-@shared_task(name="collection.probe_concentrators", queue="collect")
+@shared_task(name="collection.probe_concentrators")
 def probe_concentrators_task() -> list[dict]:
     """Beat, every 15 minutes: each concentrator's own status and the meters it reports."""
     return [r.as_dict() for r in concentrators.probe_all()]
 
 
-@shared_task(name="collection.heartbeat", queue="default", ignore_result=True)
+@shared_task(name="collection.heartbeat", ignore_result=True)
 def heartbeat_task() -> None:
     """Sent by beat every minute; the status page shows when it last ran."""
     record_heartbeat()
@@ -73,7 +72,6 @@ def heartbeat_task() -> None:
 
 @shared_task(
     name="collection.execute_commands",
-    queue="collect",
     bind=True,
     acks_late=True,
     reject_on_worker_lost=True,
@@ -89,7 +87,6 @@ def execute_commands_task(self, meter_id: int) -> dict:
 
 @shared_task(
     name="collection.execute_command_batch",
-    queue="collect",
     bind=True,
     acks_late=True,
     reject_on_worker_lost=True,
@@ -105,11 +102,11 @@ def execute_command_batch_task(self, meter_ids: list[int]) -> dict:
     return commands.execute_command_batch(meter_ids, claim=claim)
 
 
-@shared_task(name="collection.requeue_lost_commands", queue="default")
+@shared_task(name="collection.requeue_lost_commands")
 def requeue_lost_commands_task() -> int:
     return commands.requeue_lost_commands()
 
 
-@shared_task(name="collection.expire_commands", queue="default")
+@shared_task(name="collection.expire_commands")
 def expire_commands_task() -> int:
     return commands.expire_commands()

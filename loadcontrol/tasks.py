@@ -9,13 +9,13 @@ from vending.models import PrepaidAccount
 from . import prepaid, schedules
 
 
-@shared_task(name="loadcontrol.run_schedules", queue="default")
+@shared_task(name="loadcontrol.run_schedules")
 def run_schedules_task() -> dict:
     """Each minute (beat): plan, switch off due slots, restore ended ones, each once."""
     return schedules.run()
 
 
-@shared_task(name="loadcontrol.prepaid_check", queue="default")
+@shared_task(name="loadcontrol.prepaid_check")
 def prepaid_check_task(account_id: int | None = None) -> dict:
     """One account after a sale (vending queues it by name), or every account (beat)."""
     if account_id is None:

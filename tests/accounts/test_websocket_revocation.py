@@ -29,7 +29,7 @@ from amisite.asgi import application
 from amisite.routing import websocket_urlpatterns
 from amisite.websocket import ACCESS_CHANGED
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest_asyncio.fixture(autouse=True)
@@ -175,6 +175,7 @@ PERIODIC = {
 
 @pytest.mark.parametrize("event", list(EVENTS))
 @pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.asyncio
 async def test_socket_closes_when_access_changes(world, settings, route, event):
     periodic = event in PERIODIC
     # The push cases must not be saved by the periodic check: make it slower than the wait.
@@ -193,6 +194,7 @@ async def test_socket_closes_when_access_changes(world, settings, route, event):
     await ws.disconnect()
 
 
+@pytest.mark.asyncio
 async def test_an_unchanged_user_keeps_its_socket(world, settings):
     settings.AMI_WS_RECHECK_SECONDS = 0.2
     client, cookie = await sync_to_async(_signed_in)(world.operator_a)
@@ -213,6 +215,7 @@ def _lose_role_of_other(world):
     api.patch(f"/api/users/{world.engineer_a.pk}/", {"roles": [roles.ANALYST]}, format="json")
 
 
+@pytest.mark.asyncio
 async def test_periodic_rechecks_of_one_session_share_one_fingerprint(world, settings, monkeypatch):
     """A page's alarm and status sockets come due together: one fingerprint serves both
     (and a fingerprint of moments ago serves a late one); another session, or a later
